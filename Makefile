@@ -1,0 +1,34 @@
+# One entry point for people and CI. `make check` is the test command README.md gives.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: check lint types test bench deploy-dev destroy-dev
+
+check: lint types test
+
+$(STAMP): requirements.txt requirements-dev.txt policies/requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m harness.bench
+
+deploy-dev:
+	scripts/deploy-dev.sh
+
+destroy-dev:
+	scripts/destroy-dev.sh
