@@ -1,0 +1,68 @@
+"""Cluster access: the one explicit Kubernetes provider, and the platform's namespaces."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.config import ClusterConfig
+
+PART_OF = {"app.kubernetes.io/part-of": "maas-platform"}
+
+# Pod Security per namespace role. Model pods get KServe's storage initializer and the
+# gateway's Envoy beside them, which need "baseline"; anything short of "restricted" warns.
+POD_SECURITY = {
+    "models": {
+        "pod-security.kubernetes.io/enforce": "baseline",
+        "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/audit": "restricted",
+    },
+}
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    cluster: ClusterConfig
+    # role (e.g. "models") -> namespace name, for every namespace this stack uses
+    namespaces: Mapping[str, str]
+
+
+class ClusterAccess(pulumi.ComponentResource):
+    """Owns the provider every other layer uses, and the namespaces they deploy into.
+
+    Namespaces are created here, before any layer, so that `pulumi destroy` removes
+    them last: every namespaced resource depends on its namespace's name output.
+    """
+
+    provider: k8s.Provider
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("maas:cluster:ClusterAccess", name, None, opts)
+        kubeconfig = args.cluster.kubeconfig
+        self.provider = k8s.Provider(
+            f"{name}-provider",
+            context=args.cluster.context,
+            kubeconfig=os.path.expanduser(kubeconfig) if kubeconfig else None,
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self._namespaces = {
+            role: k8s.core.v1.Namespace(
+                f"{name}-ns-{role}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=namespace,
+                    labels={**PART_OF, **POD_SECURITY.get(role, {})},
+                ),
+                opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+            )
+            for role, namespace in args.namespaces.items()
+        }
+        self.register_outputs({"namespaces": {r: n.metadata.name for r, n in self._namespaces.items()}})
+
+    def namespace(self, role: str) -> pulumi.Output[str]:
+        """The namespace's name as an output, so that users of it depend on it."""
+        return self._namespaces[role].metadata.name

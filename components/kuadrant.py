@@ -1,0 +1,58 @@
+"""Kuadrant: the operator, and the `Kuadrant` instance that runs Authorino and Limitador."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import helm, versions
+from components.cert_manager import CertManager
+from components.gateway_api import GatewayApiCrds
+from components.istio import Istio
+
+# Custom resources count as created at once unless told what "ready" means.
+WAIT_READY = {"pulumi.com/waitFor": "condition=Ready"}
+
+
+@dataclass(frozen=True)
+class KuadrantArgs:
+    namespace: pulumi.Input[str]
+    gateway_api: GatewayApiCrds
+    istio: Istio
+    cert_manager: CertManager
+    # Releases whose CRDs the operator must see when it starts (the monitoring stack).
+    also_before: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    observability: bool = False
+
+
+class Kuadrant(pulumi.ComponentResource):
+    """The operator looks for Gateway API, Istio, cert-manager and Prometheus-operator
+    CRDs once, when it starts (kuadrant-operator v1.5.2, state_of_the_world.go), and
+    ignores what appears later. So it waits for all of them here: no restart needed.
+    """
+
+    instance: k8s.apiextensions.CustomResource
+
+    def __init__(self, name: str, args: KuadrantArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("maas:kuadrant:Kuadrant", name, None, opts)
+        self.operator = helm.release(
+            f"{name}-operator",
+            versions.KUADRANT_OPERATOR,
+            args.namespace,
+            parent=self,
+            depends_on=[args.gateway_api, args.istio, args.cert_manager, *args.also_before],
+        )
+        self.instance = k8s.apiextensions.CustomResource(
+            f"{name}-instance",
+            api_version="kuadrant.io/v1beta1",
+            kind="Kuadrant",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="kuadrant", namespace=args.namespace, annotations=WAIT_READY
+            ),
+            spec={"observability": {"enable": args.observability}},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.operator]),
+        )
+        self.register_outputs({})

@@ -1,0 +1,49 @@
+"""Every chart, image and CRD bundle this program installs, pinned, in one place.
+
+The releases match the JSON Schemas the tests validate against (shared/schemas/SOURCES.md).
+A version changes here, in a reviewed commit; nothing resolves "latest" at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HelmChart:
+    name: str
+    version: str
+    # an https chart repository, or an oci:// registry path holding the chart
+    repository: str
+
+
+# Kubernetes 1.36: the newest minor Istio 1.30 supports (1.32-1.36). The core-kind schema
+# check targets it; the dev cluster runs it, on the node image kind v0.33.0 built for it.
+KUBERNETES_MINOR = "1.36"
+KIND_VERSION = "v0.33.0"
+KIND_NODE_IMAGE = (
+    "kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed"
+)
+
+# Not v1.6.1 (the schemas' release): Istio 1.30 is built and documented against Gateway API
+# v1.5 ("1.30 upgrade note: gateway api crds must be v1.5", istio/istio.io#17394). The
+# Gateway and HTTPRoute fields this program sets are the same in v1.5.1 and v1.6.1.
+GATEWAY_API_VERSION = "v1.5.1"
+GATEWAY_API_CRDS_URL = (
+    "https://github.com/kubernetes-sigs/gateway-api/releases/download/"
+    f"{GATEWAY_API_VERSION}/standard-install.yaml"
+)
+
+CERT_MANAGER = HelmChart("cert-manager", "v1.21.1", "https://charts.jetstack.io")
+
+ISTIO_VERSION = "1.30.3"
+ISTIO_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
+ISTIO_BASE = HelmChart("base", ISTIO_VERSION, ISTIO_REPOSITORY)
+ISTIOD = HelmChart("istiod", ISTIO_VERSION, ISTIO_REPOSITORY)
+
+KSERVE_VERSION = "v0.20.0"
+KSERVE_CRDS = HelmChart("kserve-crd", KSERVE_VERSION, "oci://ghcr.io/kserve/charts")
+# The controller, its webhooks and `inferenceservice-config` (there is no chart named "kserve").
+KSERVE_RESOURCES = HelmChart("kserve-resources", KSERVE_VERSION, "oci://ghcr.io/kserve/charts")
+
+KUADRANT_OPERATOR = HelmChart("kuadrant-operator", "1.5.2", "https://kuadrant.io/helm-charts")
