@@ -1,0 +1,123 @@
+"""The base layers: explicit provider, install order from the recorded graph, determinism."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from harness.program import Declared, Evaluation, evaluate
+from tests.upstream import CRD_OWNERS
+
+
+def _installer(stack: Evaluation, name: str) -> Declared:
+    found = [r for r in stack.resources if r.name == name and not r.type.startswith("maas:")]
+    assert len(found) == 1, f"{stack.stack}: expected one resource '{name}', found {len(found)}"
+    return found[0]
+
+
+def test_every_kubernetes_resource_uses_the_explicit_provider(stack: Evaluation) -> None:
+    providers = stack.of_type("pulumi:providers:kubernetes")
+    assert [p.name for p in providers] == ["cluster-provider"]
+    assert providers[0].inputs["context"]
+    expected = f"{providers[0].urn}::"
+    for resource in stack.resources:
+        if resource.custom and resource.type.startswith("kubernetes:"):
+            assert resource.provider.startswith(expected), (
+                f"{resource} uses {resource.provider or 'a default provider'}"
+            )
+
+
+@pytest.mark.parametrize(
+    ("later", "earlier"),
+    [
+        ("istio-base", "gateway-api-standard"),
+        ("istiod", "istio-base"),
+        ("istiod", "gateway-api-standard"),
+        ("kserve-resources", "kserve-crd"),
+        ("kserve-resources", "cert-manager"),
+        ("kserve-resources", "gateway-api-standard"),
+        ("kuadrant-operator", "gateway-api-standard"),
+        ("kuadrant-operator", "istio-base"),
+        ("kuadrant-operator", "istiod"),
+        ("kuadrant-operator", "cert-manager"),
+        ("kuadrant-instance", "kuadrant-operator"),
+    ],
+)
+def test_install_order(stack: Evaluation, later: str, earlier: str) -> None:
+    assert stack.waits_for(_installer(stack, later), _installer(stack, earlier))
+    assert not stack.waits_for(_installer(stack, earlier), _installer(stack, later))
+
+
+def test_independent_layers_do_not_wait_for_each_other(stack: Evaluation) -> None:
+    """cert-manager, the Gateway API CRDs and the KServe CRDs start in parallel."""
+    roots = ["cert-manager", "gateway-api-standard", "kserve-crd"]
+    for a in roots:
+        for b in roots:
+            if a != b:
+                assert not stack.waits_for(_installer(stack, a), _installer(stack, b))
+
+
+def test_every_custom_resource_waits_for_the_release_that_serves_it(stack: Evaluation) -> None:
+    custom = [r for r in stack.objects() if "." in r.inputs["apiVersion"].rpartition("/")[0]]
+    assert custom, "expected custom resources"
+    for resource in custom:
+        group = resource.inputs["apiVersion"].rpartition("/")[0]
+        if group.endswith(".k8s.io") and group in {"networking.k8s.io", "rbac.authorization.k8s.io"}:
+            continue
+        assert group in CRD_OWNERS, f"{resource}: no known installer for API group {group}"
+        for owner in CRD_OWNERS[group]:
+            assert stack.waits_for(resource, _installer(stack, owner)), (
+                f"{resource} does not wait for {owner}"
+            )
+
+
+def test_namespaced_objects_and_releases_wait_for_their_namespace(stack: Evaluation) -> None:
+    """So `pulumi destroy` deletes namespaces last, after everything inside them."""
+    namespaces = {r.object_name: r for r in stack.objects("Namespace")}
+    for resource in stack.objects() + stack.releases():
+        namespace = resource.namespace or resource.inputs.get("namespace", "")
+        if resource.kind == "Namespace" or not namespace:
+            continue
+        assert namespace in namespaces, (
+            f"{resource} is in namespace {namespace}, which this stack does not create"
+        )
+        assert stack.waits_for(resource, namespaces[namespace]), f"{resource} does not wait for its namespace"
+
+
+_UNPINNED = re.compile(r"^$|latest|[\^~*x]|>|<")
+
+
+def test_helm_releases_pin_chart_version_and_repository(stack: Evaluation) -> None:
+    assert stack.releases()
+    for release in stack.releases():
+        inputs = release.inputs
+        assert inputs.get("name"), f"{release}: release name must be set (Pulumi would add a random suffix)"
+        assert inputs.get("chart"), release
+        version = str(inputs.get("version", ""))
+        assert not _UNPINNED.search(version), f"{release}: chart version '{version}' is not pinned"
+        oci = str(inputs["chart"]).startswith("oci://")
+        repo = inputs.get("repositoryOpts", {}).get("repo", "")
+        assert oci or repo.startswith("https://"), f"{release}: no https or oci:// repository"
+
+
+def test_crd_bundles_come_from_a_pinned_release_url(stack: Evaluation) -> None:
+    bundles = stack.of_type("kubernetes:yaml/v2:ConfigFile")
+    assert bundles
+    for bundle in bundles:
+        url = bundle.inputs["file"]
+        assert url.startswith("https://"), bundle
+        assert re.search(r"/v?\d+\.\d+\.\d+/", url), f"{bundle}: {url} names no release"
+
+
+def _fingerprint(result: Evaluation) -> dict[str, tuple[object, ...]]:
+    """Registration order varies with scheduling; what is declared must not."""
+    return {r.urn: (r.inputs, r.parent, sorted(r.dependencies), r.secret_paths) for r in result.resources}
+
+
+@pytest.mark.parametrize("stack_name", ["dev", "gpu"])
+def test_two_evaluations_declare_identical_resources(stack_name: str) -> None:
+    first, second = evaluate(stack_name), evaluate(stack_name)
+    assert first.error is None
+    assert second.error is None
+    assert _fingerprint(first) == _fingerprint(second)

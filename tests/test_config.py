@@ -1,0 +1,81 @@
+"""A bad stack config stops before any resource is declared, saying what and where."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.config import ConfigError
+from tests.configs import REMOVE, evaluate_variant
+
+BAD_INPUTS: dict[str, tuple[dict[str, Any], str]] = {
+    "unknown key": (
+        {"maas:domian": "maas.local"},
+        "maas:domian: unknown key; did you mean 'domain'?",
+    ),
+    "unknown nested key": (
+        {"maas:cluster": {"context": "kind-maas", "kubconfig": "/tmp/k"}},
+        "maas:cluster.kubconfig: unknown key; did you mean 'kubeconfig'?",
+    ),
+    "wrong type": (
+        {"maas:cluster": {"context": 5}},
+        "maas:cluster.context: Input should be a valid string (got 5)",
+    ),
+    "missing required value": (
+        {"maas:cluster": REMOVE},
+        "maas:cluster: required but not set",
+    ),
+    "invalid name": (
+        {"maas:namespaces": {"models": "LLM_models"}},
+        "maas:namespaces.models: 'LLM_models' is not a DNS-1123 label",
+    ),
+    "invalid domain": (
+        {"maas:domain": "maas_local"},
+        "maas:domain: 'maas_local' is not a DNS name",
+    ),
+    "duplicate entry": (
+        {"maas:namespaces": {"models": "kserve"}},
+        "both use namespace 'kserve'",
+    ),
+    "key in the project's namespace": (
+        {"maas-platform:domain": "maas.local"},
+        "maas-platform:domain: this program reads the 'maas' namespace; rename the key to maas:domain",
+    ),
+    "default provider allowed": (
+        {"pulumi:disable-default-providers": REMOVE},
+        "pulumi:disable-default-providers: must list 'kubernetes'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
+@pytest.mark.parametrize("stack_name", ["dev", "gpu"])
+def test_bad_input_stops_with_its_message_and_declares_nothing(stack_name: str, case: str) -> None:
+    changes, expected = BAD_INPUTS[case]
+    result = evaluate_variant(stack_name, changes)
+    assert isinstance(result.error, ConfigError), result.error
+    assert result.resources == []
+    message = str(result.error)
+    assert f"stack '{stack_name}'" in message
+    assert f"Pulumi.{stack_name}.yaml" in message
+    assert expected in message
+
+
+def test_every_problem_gets_its_own_line() -> None:
+    changes: dict[str, Any] = {
+        "maas:domian": "x",
+        "maas:cluster": {"context": 5},
+        "maas:namespaces": {"models": "Bad"},
+    }
+    result = evaluate_variant("dev", changes)
+    assert isinstance(result.error, ConfigError)
+    assert len(result.error.problems) == 3
+    assert "has 3 configuration problems" in str(result.error)
+
+
+def test_a_number_where_a_name_belongs_is_refused_with_a_hint() -> None:
+    """Strict types: nothing is coerced, and the message says how to write a string."""
+    result = evaluate_variant("dev", {"maas:namespaces": {"models": 5}})
+    assert isinstance(result.error, ConfigError)
+    assert "quote values" in str(result.error)
