@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: check lint types test bench deploy-dev destroy-dev
+.PHONY: check lint types test bench e2e deploy-dev destroy-dev
 
 check: lint types test
 
@@ -26,6 +26,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m harness.bench
+
+e2e: $(STAMP)
+	scripts/e2e.sh
 
 deploy-dev:
 	scripts/deploy-dev.sh

@@ -5,15 +5,18 @@ import pulumi
 from components import config
 from components.cert_manager import CertManager
 from components.cluster import ClusterAccess, ClusterArgs
+from components.gateway import GatewayArgs, InferenceGateway
 from components.gateway_api import GatewayApiCrds
 from components.istio import Istio, IstioArgs
 from components.kserve import KServe, KServeArgs
 from components.kuadrant import Kuadrant, KuadrantArgs
+from components.models import ModelArgs, ModelDeployment, RuntimeArgs, VllmServingRuntime
 
 cfg = config.load()
 
 cluster = ClusterAccess("cluster", ClusterArgs(cfg.cluster, cfg.namespaces_in_use()))
 on_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
+models_namespace = cluster.namespace("models")
 
 gateway_api = GatewayApiCrds("gateway-api", on_cluster)
 cert_manager = CertManager("cert-manager", cluster.namespace("cert-manager"), on_cluster)
@@ -35,4 +38,42 @@ kuadrant = Kuadrant(
     on_cluster,
 )
 
+gateway = InferenceGateway(
+    "inference-gateway",
+    GatewayArgs(
+        namespace=models_namespace,
+        namespace_name=cfg.namespaces.models,
+        domain=cfg.domain,
+        config=cfg.gateway,
+        gateway_api=gateway_api,
+        istio=istio,
+        cert_manager=cert_manager,
+    ),
+    on_cluster,
+)
+vllm_runtime = (
+    VllmServingRuntime(
+        "vllm-runtime", RuntimeArgs(models_namespace, kserve, cfg.hugging_face_token), on_cluster
+    )
+    if any(m.runtime == "vllm" for m in cfg.models)
+    else None
+)
+models = {
+    m.name: ModelDeployment(
+        f"model-{m.name}",
+        ModelArgs(m, models_namespace, cfg.domain, gateway, kserve, vllm_runtime),
+        on_cluster,
+    )
+    for m in cfg.models
+}
+
 pulumi.export("kubeContext", cfg.cluster.context)
+pulumi.export("gatewayService", f"{cfg.namespaces.models}/{gateway.service_name}")
+pulumi.export("portForward", gateway.port_forward)
+pulumi.export(
+    "models",
+    {
+        name: {"url": m.url, "servedModelName": cfg_model.served_name, "curl": m.curl}
+        for (name, m), cfg_model in zip(models.items(), cfg.models, strict=True)
+    },
+)

@@ -21,18 +21,27 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
 NAMESPACE = "maas"
+# Keys whose values are credentials: accepted only as Pulumi secrets (`config set --secret`).
+SECRET_KEYS = ("huggingFaceToken",)
 # The Gateway every model route attaches to; KServe is told its "<namespace>/<name>".
 GATEWAY_NAME = "inference-gateway"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-# Kuadrant's rate window syntax (RateLimitPolicy and TokenRateLimitPolicy CRDs).
+# Kuadrant's rate window syntax (RateLimitPolicy and TokenRateLimitPolicy CRDs); Gateway
+# API durations (HTTPRoute timeouts) use the same one.
 _WINDOW = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
+# Kubernetes resource quantities: 100m, 1.5, 8Gi, 1e3.
+_QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$")
+# Where KServe's storage initializer can fetch model weights from.
+_MODEL_SOURCES = ("hf://", "s3://", "gs://", "pvc://", "oci://", "https://")
+_SERVED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
 
 
 class ConfigError(pulumi.RunError):
@@ -80,10 +89,29 @@ def _window(value: str) -> str:
     return value
 
 
+def _quantities(value: dict[str, str]) -> dict[str, str]:
+    for resource, amount in value.items():
+        if not _QUANTITY.match(amount):
+            raise ValueError(f"{resource}: '{amount}' is not a Kubernetes quantity (e.g. 500m, 2, 8Gi)")
+        if "gpu" in resource:
+            raise ValueError(
+                f"{resource}: GPUs are requested with the model's gpu block, which also pins the node"
+            )
+    return value
+
+
+def _served_name(value: str) -> str:
+    if not _SERVED_NAME.match(value):
+        raise ValueError(f"'{value}' is not a model id: use letters, digits and . _ / - (at most 128)")
+    return value
+
+
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 DnsName = Annotated[str, AfterValidator(_dns_subdomain)]
 Window = Annotated[str, AfterValidator(_window)]
 PositiveInt = Annotated[int, Field(ge=1)]
+Quantities = Annotated[dict[str, str], AfterValidator(_quantities)]
+ServedName = Annotated[str, AfterValidator(_served_name)]
 
 
 class _Section(BaseModel):
@@ -128,10 +156,139 @@ class Namespaces(_Section):
         return self
 
 
+class HttpsConfig(_Section):
+    enabled: bool = False
+    # A ClusterIssuer to sign the gateway's certificate; unset: a self-signed Issuer (dev).
+    issuer: DnsName | None = None
+
+
+class GatewayConfig(_Section):
+    # ClusterIP: reached through `kubectl port-forward`, nothing exposed by default.
+    service_type: typing.Literal["ClusterIP", "LoadBalancer", "NodePort"] = "ClusterIP"
+    https: HttpsConfig = HttpsConfig()
+
+
+class Toleration(_Section):
+    key: str
+    operator: typing.Literal["Exists", "Equal"] = "Exists"
+    value: str | None = None
+    effect: typing.Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class GpuConfig(_Section):
+    count: int = Field(default=1, ge=1)
+    resource_name: str = "nvidia.com/gpu"
+    node_selector: dict[str, str] = Field(default_factory=lambda: {"nvidia.com/gpu.present": "true"})
+    tolerations: tuple[Toleration, ...] = (Toleration(key="nvidia.com/gpu", effect="NoSchedule"),)
+
+    @model_validator(mode="after")
+    def _pins_gpu_nodes(self) -> GpuConfig:
+        if not self.node_selector:
+            raise ValueError("nodeSelector must not be empty: without it a GPU pod may wait on a CPU node")
+        if not self.tolerations:
+            raise ValueError("tolerations must not be empty: GPU nodes are tainted, the pod must tolerate it")
+        return self
+
+
+class ComputeResources(_Section):
+    requests: Quantities = Field(default_factory=dict)
+    limits: Quantities = Field(default_factory=dict)
+
+
+# Documented defaults per runtime, used when a model sets no `resources`.
+RUNTIME_RESOURCES = {
+    "simulator": ComputeResources(
+        requests={"cpu": "100m", "memory": "128Mi"}, limits={"cpu": "500m", "memory": "256Mi"}
+    ),
+    "vllm": ComputeResources(requests={"cpu": "2", "memory": "8Gi"}, limits={"cpu": "4", "memory": "16Gi"}),
+}
+
+
+class ModelConfig(_Section):
+    name: DnsLabel
+    # The model answers on <host>.<domain>.
+    host: DnsLabel
+    runtime: typing.Literal["simulator", "vllm"]
+    # Weights for vLLM, e.g. hf://Qwen/Qwen3-0.6B; the simulator has none.
+    source: str | None = None
+    # The `model` clients send; default: the model's name.
+    served_model_name: ServedName | None = None
+    replicas: PositiveInt = 1
+    resources: ComputeResources | None = None
+    args: tuple[str, ...] = ()
+    gpu: GpuConfig | None = None
+    # vLLM on CPU is slow; it has to be asked for, it never happens by omission.
+    cpu_serving: bool = False
+    request_timeout: Window = "300s"
+
+    @model_validator(mode="after")
+    def _runtime_fits(self) -> ModelConfig:
+        if self.runtime == "simulator":
+            if self.gpu is not None:
+                raise ValueError("a simulator needs no GPU: remove its gpu block")
+            if self.source is not None:
+                raise ValueError("a simulator serves no weights: remove its source")
+            if self.cpu_serving:
+                raise ValueError("cpuServing applies to vllm models only")
+        else:
+            if self.source is None:
+                raise ValueError("a vllm model needs a source, e.g. source: hf://Qwen/Qwen3-0.6B")
+            if not self.source.startswith(_MODEL_SOURCES):
+                raise ValueError(f"source '{self.source}' must start with one of {', '.join(_MODEL_SOURCES)}")
+            if self.gpu is None and not self.cpu_serving:
+                raise ValueError("a vllm model needs a gpu block (e.g. gpu: {count: 1}), or cpuServing: true")
+            if self.gpu is not None and self.cpu_serving:
+                raise ValueError("set either a gpu block or cpuServing: true, not both")
+        return self
+
+    @property
+    def served_name(self) -> str:
+        return self.served_model_name or self.name
+
+    @property
+    def compute(self) -> ComputeResources:
+        return self.resources or RUNTIME_RESOURCES[self.runtime]
+
+
+def _default_models() -> tuple[ModelConfig, ...]:
+    """The default catalog: the OpenAI-compatible simulator, which needs no GPU."""
+    simulator = {
+        "name": "simulator",
+        "host": "simulator",
+        "runtime": "simulator",
+        "servedModelName": "simulator-model",
+    }
+    return (ModelConfig.model_validate_json(json.dumps(simulator)),)
+
+
 class StackConfig(_Section):
     cluster: ClusterConfig
     domain: DnsName = "maas.local"
     namespaces: Namespaces = Namespaces()
+    gateway: GatewayConfig = GatewayConfig()
+    models: tuple[ModelConfig, ...] = Field(default_factory=_default_models)
+    # Read by KServe's storage initializer for gated Hugging Face models; set it with
+    # `pulumi config set --secret maas:huggingFaceToken ...`.
+    hugging_face_token: str | None = None
+
+    @field_validator("models")
+    @classmethod
+    def _models_distinct(cls, models: tuple[ModelConfig, ...]) -> tuple[ModelConfig, ...]:
+        if not models:
+            raise ValueError(
+                "the catalog is empty: list at least one model, or remove the key for the default"
+            )
+        for what in ("name", "host"):
+            seen: dict[str, int] = {}
+            for index, model in enumerate(models):
+                value = getattr(model, what)
+                if value in seen:
+                    raise ValueError(
+                        f"models[{seen[value]}] and models[{index}] have the same {what} '{value}': "
+                        f"each model needs its own {what}"
+                    )
+                seen[value] = index
+        return models
 
     def namespaces_in_use(self) -> dict[str, str]:
         """Role -> namespace, for the namespaces this stack's layers deploy into."""
@@ -152,6 +309,13 @@ def load(stack: str | None = None, raw: Mapping[str, Any] | None = None) -> Stac
             f"{_DISABLE_DEFAULTS}: must list 'kubernetes' (Pulumi.yaml sets it) so that no "
             "resource can fall back to the ambient kubeconfig"
         )
+    for name in SECRET_KEYS:
+        key = f"{NAMESPACE}:{name}"
+        if key in raw and not pulumi.runtime.config.is_config_secret(key):
+            problems.append(
+                f"{key}: a credential must not be stored in plain text; set it with "
+                f"`pulumi config set --secret {key} <value>`"
+            )
     values: dict[str, Any] = {}
     prefix = f"{NAMESPACE}:"
     project_prefix = f"{pulumi.get_project()}:"
@@ -173,7 +337,8 @@ def load(stack: str | None = None, raw: Mapping[str, Any] | None = None) -> Stac
         else:
             values[name] = text
     try:
-        config = StackConfig.model_validate(values)
+        # JSON mode: the values are what the stack file's YAML holds (lists, not tuples).
+        config = StackConfig.model_validate_json(json.dumps(values))
     except ValidationError as exc:
         problems.extend(_describe(error) for error in exc.errors())
     if problems:

@@ -47,3 +47,11 @@ KSERVE_CRDS = HelmChart("kserve-crd", KSERVE_VERSION, "oci://ghcr.io/kserve/char
 KSERVE_RESOURCES = HelmChart("kserve-resources", KSERVE_VERSION, "oci://ghcr.io/kserve/charts")
 
 KUADRANT_OPERATOR = HelmChart("kuadrant-operator", "1.5.2", "https://kuadrant.io/helm-charts")
+
+# Model servers. The simulator's tag is its newest release (v0.10.2, 2026-07); vLLM's is
+# the newest release as of 2026-10 with `--enable-force-include-usage`.
+SIMULATOR_IMAGE = "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2"
+VLLM_IMAGE = "vllm/vllm-openai:v0.31.0"
+
+# Only the end-to-end tests run it: a throwaway pod that probes the network from outside.
+E2E_PROBE_IMAGE = "curlimages/curl:8.16.0"

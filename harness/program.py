@@ -23,6 +23,9 @@ from pulumi.runtime import mocks, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components import config
+from components.config import StackConfig
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 MAIN = PROJECT_DIR / "__main__.py"
 
@@ -48,6 +51,10 @@ class Declared:
     parent: str
     dependencies: tuple[str, ...]
     provider: str
+
+    def is_secret(self, path: str) -> bool:
+        """Whether the input at `path` (e.g. "stringData.HF_TOKEN") reaches the engine as a secret."""
+        return any(path == p or path.startswith((f"{p}.", f"{p}[")) for p in self.secret_paths)
 
     @property
     def is_k8s_object(self) -> bool:
@@ -215,6 +222,11 @@ def stack_config(stack: str) -> dict[str, Any]:
     stack_file = yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text()) or {}
     merged.update(stack_file.get("config") or {})
     return merged
+
+
+def typed_config(stack: str) -> StackConfig:
+    """The stack's file as the program reads it, defaults included."""
+    return config.load(stack, _wire_config(stack_config(stack)))
 
 
 def _wire_config(config: Mapping[str, Any]) -> dict[str, str]:

@@ -1,0 +1,127 @@
+"""The inference gateway: the one Gateway every model route attaches to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.cert_manager import CertManager
+from components.config import GATEWAY_NAME, GatewayConfig
+from components.gateway_api import GatewayApiCrds
+from components.istio import Istio
+
+GATEWAY_CLASS = "istio"
+# What Istio names and labels the Deployment, Service and pods it runs for a Gateway
+# (istio 1.30 gatewaycommon.GetDefaultName, kube-gateway.yaml).
+SERVICE_NAME = f"{GATEWAY_NAME}-{GATEWAY_CLASS}"
+POD_LABELS = {"gateway.networking.k8s.io/gateway-name": GATEWAY_NAME}
+HTTP_PORT = 80
+HTTPS_PORT = 443
+# The local port the README and stack outputs forward to: http://<host>.<domain>:8000
+LOCAL_PORT = 8000
+TLS_SECRET = f"{GATEWAY_NAME}-tls"
+
+
+@dataclass(frozen=True)
+class GatewayArgs:
+    namespace: pulumi.Input[str]
+    namespace_name: str
+    domain: str
+    config: GatewayConfig
+    gateway_api: GatewayApiCrds
+    istio: Istio
+    cert_manager: CertManager
+
+
+class InferenceGateway(pulumi.ComponentResource):
+    """A Gateway of class `istio` with a listener for `*.<domain>` (HTTP, optionally HTTPS).
+
+    Routes are admitted from its own namespace only; policies attached to it cover them all.
+    """
+
+    gateway: k8s.apiextensions.CustomResource
+    listeners: tuple[str, ...]
+    service_name = SERVICE_NAME
+    port_forward: str
+
+    def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("maas:gateway:InferenceGateway", name, None, opts)
+        hostname = f"*.{args.domain}"
+        same_namespace = {"namespaces": {"from": "Same"}}
+        listeners: list[dict[str, object]] = [
+            {
+                "name": "http",
+                "protocol": "HTTP",
+                "port": HTTP_PORT,
+                "hostname": hostname,
+                "allowedRoutes": same_namespace,
+            }
+        ]
+        waits_for: list[pulumi.Resource] = [args.gateway_api, args.istio]
+        if args.config.https.enabled:
+            waits_for.append(self._certificate(name, args, hostname))
+            listeners.append(
+                {
+                    "name": "https",
+                    "protocol": "HTTPS",
+                    "port": HTTPS_PORT,
+                    "hostname": hostname,
+                    "tls": {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": TLS_SECRET}]},
+                    "allowedRoutes": same_namespace,
+                }
+            )
+        self.listeners = tuple(str(listener["name"]) for listener in listeners)
+        self.gateway = k8s.apiextensions.CustomResource(
+            name,
+            api_version="gateway.networking.k8s.io/v1",
+            kind="Gateway",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=GATEWAY_NAME,
+                namespace=args.namespace,
+                annotations={
+                    # Istio reads the Service type of the Gateway's deployment from here.
+                    "networking.istio.io/service-type": args.config.service_type,
+                    "pulumi.com/waitFor": "condition=Programmed",
+                },
+            ),
+            spec={"gatewayClassName": GATEWAY_CLASS, "listeners": listeners},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for),
+        )
+        self.port_forward = (
+            f"kubectl port-forward -n {args.namespace_name} svc/{SERVICE_NAME} {LOCAL_PORT}:{HTTP_PORT}"
+        )
+        self.register_outputs({"service": SERVICE_NAME, "portForward": self.port_forward})
+
+    def _certificate(self, name: str, args: GatewayArgs, hostname: str) -> pulumi.Resource:
+        """The listener's certificate, from the configured ClusterIssuer or a self-signed Issuer."""
+        after_cert_manager = pulumi.ResourceOptions(parent=self, depends_on=[args.cert_manager])
+        issuer = {"kind": "ClusterIssuer", "name": args.config.https.issuer}
+        if args.config.https.issuer is None:
+            self_signed = k8s.apiextensions.CustomResource(
+                f"{name}-issuer",
+                api_version="cert-manager.io/v1",
+                kind="Issuer",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=f"{GATEWAY_NAME}-selfsigned", namespace=args.namespace
+                ),
+                spec={"selfSigned": {}},
+                opts=after_cert_manager,
+            )
+            issuer = {"kind": "Issuer", "name": f"{GATEWAY_NAME}-selfsigned"}
+            after_cert_manager = pulumi.ResourceOptions(
+                parent=self, depends_on=[args.cert_manager, self_signed]
+            )
+        return k8s.apiextensions.CustomResource(
+            f"{name}-certificate",
+            api_version="cert-manager.io/v1",
+            kind="Certificate",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=TLS_SECRET,
+                namespace=args.namespace,
+                annotations={"pulumi.com/waitFor": "condition=Ready"},
+            ),
+            spec={"secretName": TLS_SECRET, "dnsNames": [hostname], "issuerRef": issuer},
+            opts=after_cert_manager,
+        )

@@ -1,0 +1,271 @@
+"""Models: one KServe InferenceService per model, its one public route, and its isolation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import gateway as gw
+from components import versions
+from components.config import GATEWAY_NAME, ComputeResources, ModelConfig
+from components.kserve import KServe
+
+# Both runtimes serve the OpenAI API and /metrics on this container port.
+MODEL_PORT = 8080
+# KServe's predictor Service: <isvc>-predictor, port 80 -> the container's first port.
+PREDICTOR_PORT = 80
+# Set by KServe on every predictor pod (kserve v0.20 components/predictor.go).
+ISVC_LABEL = "serving.kserve.io/inferenceservice"
+MODEL_LABEL = "maas-platform/model"
+VLLM_RUNTIME = "vllm-openai"
+HF_TOKEN_SECRET = "hugging-face-token"
+MODEL_SERVICE_ACCOUNT = "model-storage"
+# Only the OpenAI API is published; /metrics and health stay inside the cluster.
+PUBLIC_PATH = "/v1"
+
+# Pod Security: the simulator (a distroless non-root image) meets "restricted"; vLLM's
+# upstream image runs as root, so its pods stop at "baseline" plus these hardenings.
+_HARDENED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+_HARDENED_POD = {"seccompProfile": {"type": "RuntimeDefault"}}
+_RESTRICTED_CONTAINER = {**_HARDENED_CONTAINER, "runAsNonRoot": True}
+_RESTRICTED_POD = {**_HARDENED_POD, "runAsNonRoot": True}
+
+
+@dataclass(frozen=True)
+class RuntimeArgs:
+    namespace: pulumi.Input[str]
+    kserve: KServe
+    hugging_face_token: str | None
+
+
+class VllmServingRuntime(pulumi.ComponentResource):
+    """The vLLM ServingRuntime every vLLM model in the namespace uses.
+
+    Usage is forced into streamed responses (`--enable-force-include-usage`) so the token
+    limits and metering count streaming clients too. A Hugging Face token, when
+    configured, reaches KServe's storage initializer through the service account.
+    """
+
+    service_account: str | None
+
+    def __init__(self, name: str, args: RuntimeArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("maas:models:VllmServingRuntime", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.service_account = None
+        if args.hugging_face_token is not None:
+            token = k8s.core.v1.Secret(
+                f"{name}-hf-token",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=HF_TOKEN_SECRET, namespace=args.namespace),
+                string_data={"HF_TOKEN": pulumi.Output.secret(args.hugging_face_token)},
+                opts=child,
+            )
+            k8s.core.v1.ServiceAccount(
+                f"{name}-storage-sa",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=MODEL_SERVICE_ACCOUNT, namespace=args.namespace),
+                secrets=[k8s.core.v1.ObjectReferenceArgs(name=HF_TOKEN_SECRET)],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[token]),
+            )
+            self.service_account = MODEL_SERVICE_ACCOUNT
+        probe = {
+            "httpGet": {"path": "/v1/models", "port": MODEL_PORT},
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+        }
+        self.runtime = k8s.apiextensions.CustomResource(
+            name,
+            api_version="serving.kserve.io/v1alpha1",
+            kind="ServingRuntime",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=VLLM_RUNTIME, namespace=args.namespace),
+            spec={
+                "supportedModelFormats": [{"name": "vLLM", "version": "1", "autoSelect": True}],
+                "containers": [
+                    {
+                        "name": "kserve-container",
+                        "image": versions.VLLM_IMAGE,
+                        "command": ["python", "-m", "vllm.entrypoints.openai.api_server"],
+                        "args": [
+                            f"--port={MODEL_PORT}",
+                            "--model=/mnt/models",
+                            "--enable-force-include-usage",
+                        ],
+                        "env": [{"name": "VLLM_WORKER_MULTIPROC_METHOD", "value": "spawn"}],
+                        "ports": [{"name": "http", "containerPort": MODEL_PORT, "protocol": "TCP"}],
+                        "readinessProbe": probe,
+                        "livenessProbe": {**probe, "failureThreshold": 6},
+                        # Loading weights into GPU memory can take minutes: 30 min before liveness.
+                        "startupProbe": {**probe, "periodSeconds": 30, "failureThreshold": 60},
+                        "securityContext": _HARDENED_CONTAINER,
+                        "volumeMounts": [{"name": "devshm", "mountPath": "/dev/shm"}],
+                    }
+                ],
+                "volumes": [{"name": "devshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}}],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.kserve]),
+        )
+        self.register_outputs({})
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    model: ModelConfig
+    namespace: pulumi.Input[str]
+    domain: str
+    gateway: gw.InferenceGateway
+    kserve: KServe
+    runtime: VllmServingRuntime | None
+
+
+class ModelDeployment(pulumi.ComponentResource):
+    """One model: its InferenceService, its single public route and its network isolation."""
+
+    url: str
+    curl: str
+
+    def __init__(self, name: str, args: ModelArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("maas:models:ModelDeployment", name, None, opts)
+        model = args.model
+        self.hostname = f"{model.host}.{args.domain}"
+        self.url = f"http://{self.hostname}:{gw.LOCAL_PORT}{PUBLIC_PATH}"
+        self.service = f"{model.name}-predictor"
+        self.inference_service = self._inference_service(name, args)
+        self.route = k8s.apiextensions.CustomResource(
+            f"{name}-route",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="HTTPRoute",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=model.name, namespace=args.namespace, labels=model_labels(model)
+            ),
+            spec={
+                "parentRefs": [
+                    {"name": GATEWAY_NAME, "sectionName": listener} for listener in args.gateway.listeners
+                ],
+                "hostnames": [self.hostname],
+                "rules": [
+                    {
+                        "matches": [{"path": {"type": "PathPrefix", "value": PUBLIC_PATH}}],
+                        "backendRefs": [{"name": self.service, "port": PREDICTOR_PORT}],
+                        "timeouts": {"request": model.request_timeout},
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gateway]),
+        )
+        self.network_policy = k8s.networking.v1.NetworkPolicy(
+            f"{name}-isolation",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{model.name}-ingress", namespace=args.namespace),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={ISVC_LABEL: model.name}),
+                policy_types=["Ingress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            k8s.networking.v1.NetworkPolicyPeerArgs(
+                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=gw.POD_LABELS)
+                            )
+                        ],
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=MODEL_PORT, protocol="TCP")],
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        request = {"model": model.served_name, "messages": [{"role": "user", "content": "Hello!"}]}
+        self.curl = (
+            f"curl -sS --resolve {self.hostname}:{gw.LOCAL_PORT}:127.0.0.1 "
+            f"-H 'Authorization: APIKEY '\"$MAAS_API_KEY\" -H 'Content-Type: application/json' "
+            f"-d '{json.dumps(request)}' {self.url}/chat/completions"
+        )
+        self.register_outputs({"url": self.url, "servedModelName": model.served_name})
+
+    def _inference_service(self, name: str, args: ModelArgs) -> k8s.apiextensions.CustomResource:
+        model = args.model
+        predictor: dict[str, Any] = {
+            "minReplicas": model.replicas,
+            "maxReplicas": model.replicas,
+            "labels": model_labels(model),
+        }
+        if model.runtime == "simulator":
+            predictor["securityContext"] = _RESTRICTED_POD
+            predictor["containers"] = [_simulator_container(model)]
+            depends: list[pulumi.Resource] = [args.kserve]
+            ready_within = 600
+        else:
+            if args.runtime is None:
+                raise ValueError(f"model {model.name}: vLLM models need the vLLM ServingRuntime")
+            predictor["model"] = {
+                "modelFormat": {"name": "vLLM"},
+                "runtime": VLLM_RUNTIME,
+                "storageUri": model.source,
+                "args": [f"--served-model-name={model.served_name}", *model.args],
+                "resources": resources(model),
+            }
+            # KServe adds its storage initializer to this pod; it keeps its own user.
+            predictor["securityContext"] = _HARDENED_POD
+            if args.runtime.service_account:
+                predictor["serviceAccountName"] = args.runtime.service_account
+            if model.gpu is not None:
+                predictor["nodeSelector"] = dict(model.gpu.node_selector)
+                predictor["tolerations"] = [t.model_dump(exclude_none=True) for t in model.gpu.tolerations]
+            depends = [args.kserve, args.runtime]
+            # The weights are downloaded before the server starts.
+            ready_within = 3600
+        return k8s.apiextensions.CustomResource(
+            f"{name}-isvc",
+            api_version="serving.kserve.io/v1beta1",
+            kind="InferenceService",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=model.name,
+                namespace=args.namespace,
+                labels=model_labels(model),
+                annotations={
+                    "serving.kserve.io/deploymentMode": "Standard",
+                    "pulumi.com/waitFor": "condition=Ready",
+                    "pulumi.com/timeoutSeconds": str(ready_within),
+                },
+            ),
+            spec={"predictor": predictor},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+        )
+
+
+def model_labels(model: ModelConfig) -> dict[str, str]:
+    return {"app.kubernetes.io/part-of": "maas-platform", MODEL_LABEL: model.name}
+
+
+def resources(model: ModelConfig) -> dict[str, dict[str, str]]:
+    """The model container's requests and limits; GPUs in both, as the device plugin needs."""
+    compute: ComputeResources = model.compute
+    requests, limits = dict(compute.requests), dict(compute.limits)
+    if model.gpu is not None:
+        requests[model.gpu.resource_name] = str(model.gpu.count)
+        limits[model.gpu.resource_name] = str(model.gpu.count)
+    return {"requests": requests, "limits": limits}
+
+
+def _simulator_container(model: ModelConfig) -> dict[str, Any]:
+    probe = {"httpGet": {"path": "/health", "port": MODEL_PORT}, "periodSeconds": 10}
+    return {
+        "name": "kserve-container",
+        "image": versions.SIMULATOR_IMAGE,
+        "args": [
+            f"--model={model.served_name}",
+            f"--port={MODEL_PORT}",
+            "--mode=random",
+            # Never look the model up on Hugging Face: the simulator needs no tokenizer.
+            "--force-dummy-tokenizer",
+            *model.args,
+        ],
+        "ports": [{"name": "http", "containerPort": MODEL_PORT, "protocol": "TCP"}],
+        "readinessProbe": {**probe, "httpGet": {"path": "/health/ready", "port": MODEL_PORT}},
+        "livenessProbe": probe,
+        "resources": resources(model),
+        "securityContext": _RESTRICTED_CONTAINER,
+    }

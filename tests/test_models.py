@@ -1,0 +1,310 @@
+"""Models: one protected route each, GPU scheduling from config, isolation, bad catalogs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components import gateway as gw
+from components.config import GATEWAY_NAME, ConfigError
+from components.models import ISVC_LABEL, MODEL_PORT, PREDICTOR_PORT
+from harness.program import Declared, Evaluation, evaluate, stack_config, typed_config
+from tests.configs import evaluate_variant
+
+GPU_WORDS = ("gpu", "nvidia")
+
+
+def _models(stack: Evaluation) -> list[dict[str, Any]]:
+    """The stack's catalog, defaults included, as camelCase dicts like the stack file."""
+    return [m.model_dump(by_alias=True) for m in typed_config(stack.stack).models]
+
+
+def _routes_to(stack: Evaluation, service: str) -> list[Declared]:
+    return [
+        route
+        for route in stack.objects("HTTPRoute")
+        for rule in route.inputs["spec"]["rules"]
+        if any(ref["name"] == service for ref in rule["backendRefs"])
+    ]
+
+
+def predictor_pod_labels(isvc: Declared) -> dict[str, str]:
+    """The labels KServe (v0.20, Standard mode) puts on an InferenceService's predictor pods."""
+    name = isvc.object_name
+    return {
+        **isvc.inputs["metadata"].get("labels", {}),
+        **isvc.inputs["spec"]["predictor"].get("labels", {}),
+        ISVC_LABEL: name,
+        "component": "predictor",
+        "app": f"isvc.{name}-predictor",
+    }
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def _gpu_mentions(value: Any, path: str = "") -> list[str]:
+    """Paths of scheduling and resource fields that name a GPU."""
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}"
+            scheduling = any(p in here for p in ("resources", "nodeSelector", "tolerations", "affinity"))
+            if scheduling and any(word in str(key).lower() for word in GPU_WORDS):
+                found.append(here)
+            found.extend(_gpu_mentions(item, here))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, dict) and any(w in str(item.get("key", "")).lower() for w in GPU_WORDS):
+                found.append(f"{path}[{index}]")
+            found.extend(_gpu_mentions(item, f"{path}[{index}]"))
+    return found
+
+
+def test_every_model_has_exactly_one_route_with_its_host_and_backend(stack: Evaluation) -> None:
+    domain = stack_config(stack.stack).get("maas:domain", "maas.local")
+    for model in _models(stack):
+        service = f"{model['name']}-predictor"
+        routes = _routes_to(stack, service)
+        assert len(routes) == 1, f"{model['name']}: {len(routes)} routes reach {service}"
+        spec = routes[0].inputs["spec"]
+        assert spec["hostnames"] == [f"{model['host']}.{domain}"]
+        assert {ref["name"] for ref in spec["parentRefs"]} == {GATEWAY_NAME}
+        assert spec["rules"][0]["backendRefs"] == [{"name": service, "port": PREDICTOR_PORT}]
+        assert spec["rules"][0]["matches"] == [{"path": {"type": "PathPrefix", "value": "/v1"}}]
+
+
+def test_hosts_are_unique_across_routes(stack: Evaluation) -> None:
+    hosts = [h for route in stack.objects("HTTPRoute") for h in route.inputs["spec"]["hostnames"]]
+    assert len(hosts) == len(set(hosts))
+
+
+def test_kserve_creates_no_second_route_to_any_model(stack: Evaluation) -> None:
+    gateway_values = stack.release("kserve-resources").inputs["values"]["kserve"]["controller"]["gateway"]
+    assert gateway_values["disableIngressCreation"] is True
+    assert gateway_values["ingressGateway"]["kserveGateway"] == f"llm/{GATEWAY_NAME}"
+
+
+def test_routes_reach_the_port_the_model_listens_on(stack: Evaluation) -> None:
+    """KServe's predictor Service maps port 80 to the first container port."""
+    runtimes = {r.object_name: r for r in stack.objects("ServingRuntime")}
+    for isvc in stack.objects("InferenceService"):
+        predictor = isvc.inputs["spec"]["predictor"]
+        if "containers" in predictor:
+            containers = predictor["containers"]
+        else:
+            containers = runtimes[predictor["model"]["runtime"]].inputs["spec"]["containers"]
+        assert containers[0]["ports"][0]["containerPort"] == MODEL_PORT
+
+
+def test_gpu_models_request_gpus_and_are_pinned_to_gpu_nodes(stack_of: Any) -> None:
+    stack = stack_of("gpu")
+    gpu_models = [m for m in _models(stack) if m.get("gpu")]
+    assert gpu_models, "the gpu stack serves a GPU model"
+    for model in gpu_models:
+        predictor = stack.one("InferenceService", model["name"]).inputs["spec"]["predictor"]
+        count = str(model["gpu"]["count"])
+        assert predictor["model"]["resources"]["requests"]["nvidia.com/gpu"] == count
+        assert predictor["model"]["resources"]["limits"]["nvidia.com/gpu"] == count
+        assert predictor["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in predictor[
+            "tolerations"
+        ]
+        assert predictor["model"]["storageUri"] == model["source"]
+        assert f"--served-model-name={model['servedModelName']}" in predictor["model"]["args"]
+
+
+def test_the_gpu_stack_serves_qwen3_on_vllm(stack_of: Any) -> None:
+    stack = stack_of("gpu")
+    isvc = stack.one("InferenceService", "qwen3-0-6b-instruct")
+    assert isvc.inputs["spec"]["predictor"]["model"]["storageUri"] == "hf://Qwen/Qwen3-0.6B"
+    runtime = stack.one("ServingRuntime", "vllm-openai").inputs["spec"]["containers"][0]
+    assert runtime["image"].startswith("vllm/vllm-openai:v")
+    assert "--enable-force-include-usage" in runtime["args"]
+    assert {"name": "devshm", "mountPath": "/dev/shm"} in runtime["volumeMounts"]
+    assert runtime["startupProbe"]["periodSeconds"] * runtime["startupProbe"]["failureThreshold"] >= 1800
+    assert stack.outputs["models"]["qwen3-0-6b-instruct"]["url"] == "http://qwen3.maas.local:8000/v1"
+
+
+def test_nothing_in_dev_requests_or_targets_gpus(stack_of: Any) -> None:
+    stack = stack_of("dev")
+    for resource in stack.objects():
+        assert _gpu_mentions(resource.inputs) == [], str(resource)
+    assert stack.objects("ServingRuntime") == []
+
+
+def test_network_policies_admit_only_the_gateway_to_each_models_pods(stack: Evaluation) -> None:
+    policies = stack.objects("NetworkPolicy")
+    for isvc in stack.objects("InferenceService"):
+        pods = predictor_pod_labels(isvc)
+        selecting = [p for p in policies if _selects(p.inputs["spec"]["podSelector"], pods)]
+        assert len(selecting) == 1, f"{isvc}: {len(selecting)} NetworkPolicies select its pods"
+        spec = selecting[0].inputs["spec"]
+        assert spec["policyTypes"] == ["Ingress"]
+        sources = [peer for rule in spec["ingress"] for peer in rule["from"]]
+        gateway_rules = [
+            r
+            for r in spec["ingress"]
+            if any(_selects(p.get("podSelector", {}), gw.POD_LABELS) for p in r["from"])
+        ]
+        assert gateway_rules, f"{isvc}: the gateway's pods are not admitted"
+        assert gateway_rules[0]["ports"] == [{"port": MODEL_PORT, "protocol": "TCP"}]
+        assert all(peer.get("podSelector", {}).get("matchLabels") for peer in sources), "no wildcard sources"
+    other = [
+        p
+        for p in policies
+        if not any(
+            _selects(p.inputs["spec"]["podSelector"], predictor_pod_labels(i))
+            for i in stack.objects("InferenceService")
+        )
+    ]
+    assert other == [] or all("ingress" in p.inputs["spec"] for p in other)
+
+
+def test_the_gateway_listens_for_the_domain_and_is_not_exposed(stack: Evaluation) -> None:
+    gateway = stack.one("Gateway", GATEWAY_NAME)
+    spec = gateway.inputs["spec"]
+    assert spec["gatewayClassName"] == "istio"
+    assert [(lst["name"], lst["port"], lst["hostname"]) for lst in spec["listeners"]] == [
+        ("http", 80, "*.maas.local")
+    ]
+    assert all(lst["allowedRoutes"] == {"namespaces": {"from": "Same"}} for lst in spec["listeners"])
+    assert gateway.inputs["metadata"]["annotations"]["networking.istio.io/service-type"] == "ClusterIP"
+    assert stack.outputs["portForward"] == "kubectl port-forward -n llm svc/inference-gateway-istio 8000:80"
+
+
+def test_outputs_give_each_models_url_name_and_a_curl(stack: Evaluation) -> None:
+    for model in _models(stack):
+        out = stack.outputs["models"][model["name"]]
+        host = f"{model['host']}.maas.local"
+        assert out["url"] == f"http://{host}:8000/v1"
+        assert out["servedModelName"] == (model["servedModelName"] or model["name"])
+        assert f"--resolve {host}:8000:127.0.0.1" in out["curl"]
+        assert f'"model": "{out["servedModelName"]}"' in out["curl"]
+
+
+def test_https_listener_takes_its_certificate_from_cert_manager() -> None:
+    self_signed = evaluate_variant("dev", {"maas:gateway": {"https": {"enabled": True}}})
+    assert self_signed.error is None
+    listeners = self_signed.one("Gateway", GATEWAY_NAME).inputs["spec"]["listeners"]
+    https = next(lst for lst in listeners if lst["name"] == "https")
+    assert https["tls"] == {
+        "mode": "Terminate",
+        "certificateRefs": [{"kind": "Secret", "name": gw.TLS_SECRET}],
+    }
+    certificate = self_signed.one("Certificate", gw.TLS_SECRET)
+    assert certificate.inputs["spec"]["issuerRef"] == {"kind": "Issuer", "name": f"{GATEWAY_NAME}-selfsigned"}
+    assert self_signed.objects("Issuer")
+    route = self_signed.one("HTTPRoute", "simulator")
+    assert {ref["sectionName"] for ref in route.inputs["spec"]["parentRefs"]} == {"http", "https"}
+
+    named = evaluate_variant("dev", {"maas:gateway": {"https": {"enabled": True, "issuer": "letsencrypt"}}})
+    assert named.one("Certificate", gw.TLS_SECRET).inputs["spec"]["issuerRef"] == {
+        "kind": "ClusterIssuer",
+        "name": "letsencrypt",
+    }
+    assert named.objects("Issuer") == []
+
+
+def test_a_hugging_face_token_is_a_secret_the_storage_initializer_reads() -> None:
+    result = evaluate("gpu", secrets={"maas:huggingFaceToken": "hf_example"})
+    assert result.error is None
+    secret = result.one("Secret", "hugging-face-token")
+    assert secret.is_secret("stringData.HF_TOKEN")
+    account = result.one("ServiceAccount", "model-storage")
+    assert account.inputs["secrets"] == [{"name": "hugging-face-token"}]
+    predictor = result.one("InferenceService", "qwen3-0-6b-instruct").inputs["spec"]["predictor"]
+    assert predictor["serviceAccountName"] == "model-storage"
+
+
+def test_vllm_on_cpu_only_when_asked() -> None:
+    result = evaluate_variant(
+        "dev",
+        {
+            "maas:models": [
+                {"name": "tiny", "host": "tiny", "runtime": "vllm", "source": "hf://a/b", "cpuServing": True}
+            ]
+        },
+    )
+    assert result.error is None
+    predictor = result.one("InferenceService", "tiny").inputs["spec"]["predictor"]
+    assert "nodeSelector" not in predictor
+    assert _gpu_mentions(predictor) == []
+
+
+SIM = {"name": "sim", "host": "sim", "runtime": "simulator"}
+QWEN = {
+    "name": "qwen",
+    "host": "qwen",
+    "runtime": "vllm",
+    "source": "hf://Qwen/Qwen3-0.6B",
+    "gpu": {"count": 1},
+}
+
+BAD_CATALOGS: dict[str, tuple[list[dict[str, Any]], str]] = {
+    "duplicate name": ([SIM, {**SIM, "host": "other"}], "models[0] and models[1] have the same name 'sim'"),
+    "duplicate host": ([SIM, {**SIM, "name": "other"}], "models[0] and models[1] have the same host 'sim'"),
+    "vllm without a GPU": ([{**QWEN, "gpu": None}], "a vllm model needs a gpu block"),
+    "simulator asking for GPUs": ([{**SIM, "gpu": {"count": 1}}], "a simulator needs no GPU"),
+    "gpu count below one": (
+        [{**QWEN, "gpu": {"count": 0}}],
+        "maas:models[0].gpu.count: Input should be greater than or equal to 1",
+    ),
+    "invalid model name": (
+        [{**SIM, "name": "Sim_1"}],
+        "maas:models[0].name: 'Sim_1' is not a DNS-1123 label",
+    ),
+    "vllm without weights": ([{**QWEN, "source": None}], "a vllm model needs a source"),
+    "unknown weight source": ([{**QWEN, "source": "ftp://x"}], "source 'ftp://x' must start with one of"),
+    "GPU in plain resources": (
+        [{**SIM, "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
+        "GPUs are requested with the model's gpu block",
+    ),
+    "bad quantity": (
+        [{**SIM, "resources": {"requests": {"memory": "lots"}}}],
+        "'lots' is not a Kubernetes quantity",
+    ),
+    "both GPU and CPU serving": (
+        [{**QWEN, "cpuServing": True}],
+        "set either a gpu block or cpuServing: true",
+    ),
+    "GPU without node selector": ([{**QWEN, "gpu": {"nodeSelector": {}}}], "nodeSelector must not be empty"),
+    "unknown runtime": ([{**SIM, "runtime": "triton"}], "Input should be 'simulator' or 'vllm'"),
+    "empty catalog": ([], "maas:models: the catalog is empty"),
+    "string where a boolean belongs": (
+        [{**QWEN, "gpu": None, "cpuServing": "true"}],
+        "write true or false without quotes",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CATALOGS, ids=list(BAD_CATALOGS))
+def test_bad_catalog_stops_with_its_message_and_declares_nothing(case: str) -> None:
+    catalog, expected = BAD_CATALOGS[case]
+    result = evaluate_variant("gpu", {"maas:models": catalog})
+    assert isinstance(result.error, ConfigError), result.error
+    assert result.resources == []
+    assert expected in str(result.error)
+
+
+def test_a_plain_text_hugging_face_token_is_refused() -> None:
+    result = evaluate_variant("gpu", {"maas:huggingFaceToken": "hf_plaintext"})
+    assert isinstance(result.error, ConfigError)
+    assert "pulumi config set --secret maas:huggingFaceToken" in str(result.error)
+    assert result.resources == []
+
+
+def _count_with(models: int) -> int:
+    catalog = [{"name": f"m{i}", "host": f"m{i}", "runtime": "simulator"} for i in range(models)]
+    result = evaluate_variant("dev", {"maas:models": catalog})
+    assert result.error is None
+    return len(result.resources)
+
+
+def test_each_model_adds_the_same_small_number_of_resources() -> None:
+    one, two, fifty = _count_with(1), _count_with(2), _count_with(50)
+    per_model = two - one
+    assert per_model <= 5
+    assert fifty - one == 49 * per_model
