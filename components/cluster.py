@@ -1,4 +1,4 @@
-"""Cluster access: the one explicit Kubernetes provider, and the platform's namespaces."""
+"""Cluster access: the explicit Kubernetes provider, and the platform's namespaces."""
 
 from __future__ import annotations
 
@@ -42,14 +42,9 @@ class ClusterAccess(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("maas:cluster:ClusterAccess", name, None, opts)
-        kubeconfig = args.cluster.kubeconfig
-        self.provider = k8s.Provider(
-            f"{name}-provider",
-            context=args.cluster.context,
-            kubeconfig=os.path.expanduser(kubeconfig) if kubeconfig else None,
-            enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        self._name = name
+        self._cluster = args.cluster
+        self.provider = self._new_provider(f"{name}-provider")
         self._namespaces = {
             role: k8s.core.v1.Namespace(
                 f"{name}-ns-{role}",
@@ -66,3 +61,22 @@ class ClusterAccess(pulumi.ComponentResource):
     def namespace(self, role: str) -> pulumi.Output[str]:
         """The namespace's name as an output, so that users of it depend on it."""
         return self._namespaces[role].metadata.name
+
+    def provider_in(self, role: str) -> k8s.Provider:
+        """A provider like the main one whose default namespace is the role's namespace.
+
+        For upstream manifests that leave namespaces out. It takes the namespace's name as
+        an input, so everything it creates comes after the namespace and goes before it.
+        """
+        return self._new_provider(f"{self._name}-provider-{role}", self.namespace(role))
+
+    def _new_provider(self, name: str, namespace: pulumi.Input[str] | None = None) -> k8s.Provider:
+        kubeconfig = self._cluster.kubeconfig
+        return k8s.Provider(
+            name,
+            context=self._cluster.context,
+            kubeconfig=os.path.expanduser(kubeconfig) if kubeconfig else None,
+            namespace=namespace,
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )

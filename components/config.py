@@ -28,9 +28,12 @@ from pydantic.alias_generators import to_camel
 
 NAMESPACE = "maas"
 # Keys whose values are credentials: accepted only as Pulumi secrets (`config set --secret`).
-SECRET_KEYS = ("huggingFaceToken",)
+SECRET_KEYS = ("huggingFaceToken", "limitadorRedisUrl")
 # The Gateway every model route attaches to; KServe is told its "<namespace>/<name>".
 GATEWAY_NAME = "inference-gateway"
+# Not configurable: the Keycloak operator's manifest binds its ClusterRole to a service
+# account in namespace "keycloak".
+KEYCLOAK_NAMESPACE = "keycloak"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -56,6 +59,14 @@ class ConfigError(pulumi.RunError):
             f"stack '{stack}' has {len(problems)} configuration problem{plural} "
             f"(Pulumi.{stack}.yaml):\n{lines}"
         )
+
+
+def _no_repeats(values: list[str], key: str, what: str) -> None:
+    seen: dict[str, int] = {}
+    for index, value in enumerate(values):
+        if value in seen:
+            raise ValueError(f"{key}[{seen[value]}] and {key}[{index}] have the same {what} '{value}'")
+        seen[value] = index
 
 
 def _dns_label(value: str) -> str:
@@ -141,7 +152,6 @@ class Namespaces(_Section):
     istio: DnsLabel = "istio-system"
     cert_manager: DnsLabel = "cert-manager"
     kserve: DnsLabel = "kserve"
-    keycloak: DnsLabel = "keycloak"
 
     @model_validator(mode="after")
     def _distinct(self) -> Namespaces:
@@ -250,6 +260,84 @@ class ModelConfig(_Section):
         return self.resources or RUNTIME_RESOURCES[self.runtime]
 
 
+class Rate(_Section):
+    limit: PositiveInt
+    window: Window
+
+
+class TierConfig(_Section):
+    """A tier: how many requests and how many tokens (usage.total_tokens) a user may spend."""
+
+    name: DnsLabel
+    requests: Rate
+    tokens: Rate
+    description: str = ""
+
+
+def _tier(name: str, requests: int, tokens: int, description: str) -> TierConfig:
+    return TierConfig(
+        name=name,
+        requests=Rate(limit=requests, window="2m"),
+        tokens=Rate(limit=tokens, window="1m"),
+        description=description,
+    )
+
+
+# The default tier table, lowest tier first; a stack's `maas:tiers` replaces it whole.
+DEFAULT_TIERS = (
+    _tier("free", 5, 10_000, "Try it out"),
+    _tier("premium", 20, 50_000, "Teams building on the platform"),
+    _tier("enterprise", 100, 200_000, "Production workloads"),
+)
+
+
+class UserConfig(_Section):
+    name: DnsLabel
+    tier: DnsLabel
+    # Raise it to rotate the user's API key on the next `pulumi up`.
+    key_version: PositiveInt = 1
+
+
+class OidcConfig(_Section):
+    """Keycloak as a second way in: a user's Bearer token, the tier from the user's group."""
+
+    enabled: bool = False
+    realm: DnsLabel = "maas"
+    # A public client: users get tokens with the password grant (no client secret to hand out).
+    client_id: DnsLabel = "maas-cli"
+    # The URL Keycloak puts in tokens as issuer; Authorino must reach it. Default: the
+    # in-cluster Service, so tokens fetched through a port-forward validate too.
+    hostname: str | None = None
+    database_storage: Annotated[str, AfterValidator(lambda v: _quantities({"storage": v})["storage"])] = "5Gi"
+    storage_class: str | None = None
+
+
+class AuthConfig(_Section):
+    api_keys: bool = True
+    oidc: OidcConfig = OidcConfig()
+
+    @model_validator(mode="after")
+    def _some_way_in(self) -> AuthConfig:
+        if not self.api_keys and not self.oidc.enabled:
+            raise ValueError("enable apiKeys, oidc.enabled or both: with neither nobody can call a model")
+        return self
+
+
+class LimitadorConfig(_Section):
+    replicas: PositiveInt = 1
+    # memory: counters live in the pod (lost on restart); redis: shared, needs maas:limitadorRedisUrl.
+    storage: typing.Literal["memory", "redis"] = "memory"
+
+    @model_validator(mode="after")
+    def _shared_counters(self) -> LimitadorConfig:
+        if self.replicas > 1 and self.storage != "redis":
+            raise ValueError(
+                f"{self.replicas} replicas with in-memory counters would split every limit between "
+                "pods: set storage: redis (and maas:limitadorRedisUrl), or replicas: 1"
+            )
+        return self
+
+
 def _default_models() -> tuple[ModelConfig, ...]:
     """The default catalog: the OpenAI-compatible simulator, which needs no GPU."""
     simulator = {
@@ -270,6 +358,52 @@ class StackConfig(_Section):
     # Read by KServe's storage initializer for gated Hugging Face models; set it with
     # `pulumi config set --secret maas:huggingFaceToken ...`.
     hugging_face_token: str | None = None
+    tiers: tuple[TierConfig, ...] = DEFAULT_TIERS
+    users: tuple[UserConfig, ...] = ()
+    auth: AuthConfig = AuthConfig()
+    limitador: LimitadorConfig = LimitadorConfig()
+    # redis://[user:password@]host:port, for limitador.storage: redis; a secret.
+    limitador_redis_url: str | None = None
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_distinct(cls, tiers: tuple[TierConfig, ...]) -> tuple[TierConfig, ...]:
+        if not tiers:
+            raise ValueError(
+                "the tier table is empty: list at least one tier, or remove the key for the default"
+            )
+        _no_repeats([t.name for t in tiers], "tiers", "tier name")
+        return tiers
+
+    @field_validator("users")
+    @classmethod
+    def _users_distinct(cls, users: tuple[UserConfig, ...]) -> tuple[UserConfig, ...]:
+        _no_repeats([u.name for u in users], "users", "user name")
+        return users
+
+    def cross_problems(self) -> list[str]:
+        """Problems that span sections; each names the key to fix."""
+        problems = []
+        tiers = [t.name for t in self.tiers]
+        for index, user in enumerate(self.users):
+            if user.tier not in tiers:
+                problems.append(
+                    f"{NAMESPACE}:users[{index}].tier: '{user.tier}' is not a tier of maas:tiers "
+                    f"({', '.join(tiers)})"
+                )
+        redis = self.limitador.storage == "redis"
+        if redis and self.limitador_redis_url is None:
+            problems.append(
+                f"{NAMESPACE}:limitadorRedisUrl: required by limitador.storage: redis; set it with "
+                f"`pulumi config set --secret {NAMESPACE}:limitadorRedisUrl redis://host:6379`"
+            )
+        if not redis and self.limitador_redis_url is not None:
+            problems.append(f"{NAMESPACE}:limitadorRedisUrl: set, but limitador.storage is not redis")
+        return problems
+
+    @property
+    def tier_names(self) -> list[str]:
+        return [t.name for t in self.tiers]
 
     @field_validator("models")
     @classmethod
@@ -278,22 +412,17 @@ class StackConfig(_Section):
             raise ValueError(
                 "the catalog is empty: list at least one model, or remove the key for the default"
             )
-        for what in ("name", "host"):
-            seen: dict[str, int] = {}
-            for index, model in enumerate(models):
-                value = getattr(model, what)
-                if value in seen:
-                    raise ValueError(
-                        f"models[{seen[value]}] and models[{index}] have the same {what} '{value}': "
-                        f"each model needs its own {what}"
-                    )
-                seen[value] = index
+        _no_repeats([m.name for m in models], "models", "name")
+        _no_repeats([m.host for m in models], "models", "host")
         return models
 
     def namespaces_in_use(self) -> dict[str, str]:
         """Role -> namespace, for the namespaces this stack's layers deploy into."""
         roles = ["models", "istio", "cert_manager", "kserve", "kuadrant"]
-        return {role.replace("_", "-"): getattr(self.namespaces, role) for role in roles}
+        in_use = {role.replace("_", "-"): getattr(self.namespaces, role) for role in roles}
+        if self.auth.oidc.enabled:
+            in_use["keycloak"] = KEYCLOAK_NAMESPACE
+        return in_use
 
 
 def load(stack: str | None = None, raw: Mapping[str, Any] | None = None) -> StackConfig:
@@ -341,6 +470,8 @@ def load(stack: str | None = None, raw: Mapping[str, Any] | None = None) -> Stac
         config = StackConfig.model_validate_json(json.dumps(values))
     except ValidationError as exc:
         problems.extend(_describe(error) for error in exc.errors())
+    else:
+        problems.extend(config.cross_problems())
     if problems:
         raise ConfigError(stack, problems)
     return config

@@ -10,11 +10,13 @@ import pulumi_kubernetes as k8s
 
 from components import helm, versions
 from components.cert_manager import CertManager
+from components.config import LimitadorConfig
 from components.gateway_api import GatewayApiCrds
 from components.istio import Istio
 
 # Custom resources count as created at once unless told what "ready" means.
 WAIT_READY = {"pulumi.com/waitFor": "condition=Ready"}
+LIMITADOR_REDIS_SECRET = "limitador-redis"
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,8 @@ class KuadrantArgs:
     gateway_api: GatewayApiCrds
     istio: Istio
     cert_manager: CertManager
+    limitador: LimitadorConfig
+    redis_url: str | None = None
     # Releases whose CRDs the operator must see when it starts (the monitoring stack).
     also_before: Sequence[pulumi.Resource] = field(default_factory=tuple)
     observability: bool = False
@@ -55,4 +59,31 @@ class Kuadrant(pulumi.ComponentResource):
             spec={"observability": {"enable": args.observability}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.operator]),
         )
+        self.limitador = self._limitador(name, args)
         self.register_outputs({})
+
+    def _limitador(self, name: str, args: KuadrantArgs) -> k8s.apiextensions.CustomResourcePatch:
+        """Settings on the Limitador the instance creates (Kuadrant owns only its metric labels).
+
+        `telemetry: exhaustive` adds `limit_name` to Limitador's `limited_calls`, which is
+        how usage metering tells a request-limit 429 from a token-limit 429.
+        """
+        spec: dict[str, object] = {"telemetry": "exhaustive", "replicas": args.limitador.replicas}
+        waits_for: list[pulumi.Resource] = [self.instance]
+        if args.limitador.storage == "redis":
+            redis = k8s.core.v1.Secret(
+                f"{name}-limitador-redis",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=LIMITADOR_REDIS_SECRET, namespace=args.namespace),
+                string_data={"URL": pulumi.Output.secret(args.redis_url or "")},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            spec["storage"] = {"redis": {"configSecretRef": {"name": LIMITADOR_REDIS_SECRET}}}
+            waits_for.append(redis)
+        return k8s.apiextensions.CustomResourcePatch(
+            f"{name}-limitador",
+            api_version="limitador.kuadrant.io/v1alpha1",
+            kind="Limitador",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="limitador", namespace=args.namespace),
+            spec=spec,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for),
+        )

@@ -26,6 +26,7 @@ HF_TOKEN_SECRET = "hugging-face-token"
 MODEL_SERVICE_ACCOUNT = "model-storage"
 # Only the OpenAI API is published; /metrics and health stay inside the cluster.
 PUBLIC_PATH = "/v1"
+SIMULATOR_MAX_MODEL_LEN = 32768
 
 # Pod Security: the simulator (a distroless non-root image) meets "restricted"; vLLM's
 # upstream image runs as root, so its pods stop at "baseline" plus these hardenings.
@@ -261,6 +262,8 @@ def _simulator_container(model: ModelConfig) -> dict[str, Any]:
             "--mode=random",
             # Never look the model up on Hugging Face: the simulator needs no tokenizer.
             "--force-dummy-tokenizer",
+            # Long prompts are how token limits are exercised before request limits run out.
+            f"--max-model-len={SIMULATOR_MAX_MODEL_LEN}",
             *model.args,
         ],
         "ports": [{"name": "http", "containerPort": MODEL_PORT, "protocol": "TCP"}],

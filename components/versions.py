@@ -48,6 +48,21 @@ KSERVE_RESOURCES = HelmChart("kserve-resources", KSERVE_VERSION, "oci://ghcr.io/
 
 KUADRANT_OPERATOR = HelmChart("kuadrant-operator", "1.5.2", "https://kuadrant.io/helm-charts")
 
+# Keycloak: the operator has no published chart, so its CRDs and manifest come from the
+# release tag of keycloak/keycloak-k8s-resources (26.7 serves k8s.keycloak.org/v2beta1).
+KEYCLOAK_VERSION = "26.7.4"
+_KEYCLOAK_RESOURCES = (
+    f"https://raw.githubusercontent.com/keycloak/keycloak-k8s-resources/{KEYCLOAK_VERSION}/kubernetes"
+)
+KEYCLOAK_CRDS_URLS = tuple(
+    f"{_KEYCLOAK_RESOURCES}/{crd}.k8s.keycloak.org-v1.yml"
+    for crd in ("keycloaks", "keycloakrealmimports", "keycloakoidcclients", "keycloaksamlclients")
+)
+KEYCLOAK_OPERATOR_URL = f"{_KEYCLOAK_RESOURCES}/kubernetes.yml"
+KEYCLOAK_IMAGE = f"quay.io/keycloak/keycloak:{KEYCLOAK_VERSION}"
+# Keycloak's database (Keycloak supports PostgreSQL 14-18).
+POSTGRES_IMAGE = "postgres:17.6"
+
 # Model servers. The simulator's tag is its newest release (v0.10.2, 2026-07); vLLM's is
 # the newest release as of 2026-10 with `--enable-force-include-usage`.
 SIMULATOR_IMAGE = "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2"

@@ -1,0 +1,79 @@
+"""Tier policies on the inference gateway: who may call, and how much."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import tiers
+from components.config import GATEWAY_NAME, TierConfig
+
+# Kuadrant reports a policy Enforced once the gateway's data plane applies it.
+WAIT_ENFORCED = {"pulumi.com/waitFor": "condition=Enforced"}
+
+
+@dataclass(frozen=True)
+class TierPoliciesArgs:
+    tiers: Sequence[TierConfig]
+    namespace: pulumi.Input[str]
+    api_keys: bool
+    oidc_issuer: str | None
+    # The Kuadrant instance (its operator serves the policy CRDs), the gateway they target,
+    # and what must exist before they can be enforced (routes, the identity provider).
+    kuadrant: pulumi.Resource
+    gateway: pulumi.Resource
+    enforceable_after: Sequence[pulumi.Resource]
+
+
+class TierPolicies(pulumi.ComponentResource):
+    """AuthPolicy, RateLimitPolicy and TokenRateLimitPolicy on the Gateway, from the tier table.
+
+    Attached to the Gateway, they cover every route on it, including routes added later.
+    Kuadrant keeps limit counters per route (kuadrant-operator v1.5.2,
+    `LimitsNamespaceFromRoute`): a user's budget applies to each model separately.
+    """
+
+    def __init__(self, name: str, args: TierPoliciesArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("maas:access:TierPolicies", name, None, opts)
+        self.auth = self._policy(
+            f"{name}-auth",
+            "kuadrant.io/v1",
+            "AuthPolicy",
+            tiers.auth_spec(args.tiers, GATEWAY_NAME, args.api_keys, args.oidc_issuer),
+            args,
+        )
+        self.requests = self._policy(
+            f"{name}-requests",
+            "kuadrant.io/v1",
+            "RateLimitPolicy",
+            tiers.rate_limit_spec(args.tiers, GATEWAY_NAME),
+            args,
+        )
+        self.tokens = self._policy(
+            f"{name}-tokens",
+            "kuadrant.io/v1alpha1",
+            "TokenRateLimitPolicy",
+            tiers.token_limit_spec(args.tiers, GATEWAY_NAME),
+            args,
+        )
+        self.register_outputs({})
+
+    def _policy(
+        self, name: str, api_version: str, kind: str, spec: dict[str, Any], args: TierPoliciesArgs
+    ) -> k8s.apiextensions.CustomResource:
+        return k8s.apiextensions.CustomResource(
+            name,
+            api_version=api_version,
+            kind=kind,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{GATEWAY_NAME}-{kind.lower()}", namespace=args.namespace, annotations=WAIT_ENFORCED
+            ),
+            spec=spec,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[args.kuadrant, args.gateway, *args.enforceable_after]
+            ),
+        )

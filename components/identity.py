@@ -1,0 +1,63 @@
+"""API keys: one generated key per user, kept where Authorino reads it and as a secret output."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components import tiers
+from components.config import UserConfig
+
+KEY_LENGTH = 48
+
+
+@dataclass(frozen=True)
+class ApiKeysArgs:
+    users: Sequence[UserConfig]
+    # Authorino's (the Kuadrant instance's) namespace: with `allNamespaces: false` the
+    # AuthPolicy reads key Secrets from there and nowhere else.
+    namespace: pulumi.Input[str]
+    # The release whose Authorino watches these Secrets; they are deleted before it goes.
+    kuadrant: pulumi.Resource
+
+
+class ApiKeys(pulumi.ComponentResource):
+    """A key per user: random, kept in state as a secret, never written in a file.
+
+    Removing a user deletes its Secret, which Authorino sees at once (it watches Secrets
+    with its `managed-by` label): the key stops working with no restart. Raising a
+    user's `keyVersion` replaces the key.
+    """
+
+    keys: pulumi.Output[dict[str, str]]
+
+    def __init__(self, name: str, args: ApiKeysArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("maas:identity:ApiKeys", name, None, opts)
+        keys: dict[str, pulumi.Output[str]] = {}
+        for user in args.users:
+            key = random.RandomPassword(
+                f"{name}-{user.name}",
+                length=KEY_LENGTH,
+                special=False,
+                keepers={"version": str(user.key_version)},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            k8s.core.v1.Secret(
+                f"{name}-{user.name}-secret",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=f"apikey-{user.name}",
+                    namespace=args.namespace,
+                    labels={**tiers.AUTHORINO_WATCH, tiers.API_KEY_LABEL: "true"},
+                    annotations={tiers.USER_ANNOTATION: user.name, tiers.TIER_ANNOTATION: user.tier},
+                ),
+                string_data={tiers.API_KEY_DATA: key.result},
+                type="Opaque",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.kuadrant]),
+            )
+            keys[user.name] = key.result
+        self.keys = pulumi.Output.secret(pulumi.Output.all(**keys) if keys else {})
+        self.register_outputs({"keys": self.keys})

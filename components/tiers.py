@@ -1,0 +1,151 @@
+"""The tier table, compiled: where a tier's limits become Kuadrant policy.
+
+Every place a tier appears (limits, the authorization rule, the tier derived from a
+Keycloak token, the labels metrics carry) is generated here from `maas:tiers`, so a tier
+cannot exist in one place and not another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from components.config import TierConfig
+
+# Labels and annotations of the API-key Secrets. Authorino follows changes only to Secrets
+# with its `managed-by` label; the AuthPolicy selects ours by `API_KEY_LABEL`.
+AUTHORINO_WATCH = {"authorino.kuadrant.io/managed-by": "authorino"}
+API_KEY_LABEL = "maas-platform/api-key"
+USER_ANNOTATION = "secret.kuadrant.io/user-id"
+TIER_ANNOTATION = "maas-platform/tier"
+# Authorino reads the key from this data key of the Secret.
+API_KEY_DATA = "api_key"
+
+# What the limiters and the metrics see of a caller: auth.identity.userid / .tier.
+USER_ID = "auth.identity.userid"
+TIER = "auth.identity.tier"
+
+
+def request_limit_name(tier: str) -> str:
+    """RateLimitPolicy limit of a tier; Limitador reports it as `limit_name`."""
+    return f"{tier}-requests"
+
+
+def token_limit_name(tier: str) -> str:
+    """TokenRateLimitPolicy limit of a tier; distinct from the request limit's name so
+    metrics can tell a token 429 from a request 429."""
+    return f"{tier}-tokens"
+
+
+def tier_predicate(tier: str) -> str:
+    return f"{TIER} == '{tier}'"
+
+
+def _gateway_target(gateway: str) -> dict[str, str]:
+    return {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway}
+
+
+def _cel_list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+def rate_limit_spec(tiers: Sequence[TierConfig], gateway: str) -> dict[str, Any]:
+    """One request limit per tier, counted per user (and, in Kuadrant, per route)."""
+    return {
+        "targetRef": _gateway_target(gateway),
+        "limits": {
+            request_limit_name(t.name): {
+                "rates": [{"limit": t.requests.limit, "window": t.requests.window}],
+                "when": [{"predicate": tier_predicate(t.name)}],
+                "counters": [{"expression": USER_ID}],
+            }
+            for t in tiers
+        },
+    }
+
+
+def token_limit_spec(tiers: Sequence[TierConfig], gateway: str) -> dict[str, Any]:
+    """One token limit per tier; Kuadrant counts usage.total_tokens of each response."""
+    return {
+        "targetRef": _gateway_target(gateway),
+        "limits": {
+            token_limit_name(t.name): {
+                "rates": [{"limit": t.tokens.limit, "window": t.tokens.window}],
+                "when": [{"predicate": tier_predicate(t.name)}],
+                "counters": [{"expression": USER_ID}],
+            }
+            for t in tiers
+        },
+    }
+
+
+def tier_from_groups(tiers: Sequence[TierConfig], groups: str = "auth.identity.groups") -> str:
+    """CEL: the highest tier among a token's groups, '' when none (which authorization refuses)."""
+    expression = "''"
+    for tier in tiers:  # lowest first, so the highest ends up outermost and wins
+        expression = f"{groups}.exists(g, g == '{tier.name}') ? '{tier.name}' : ({expression})"
+    return f"has({groups}) ? ({expression}) : ''"
+
+
+def auth_spec(
+    tiers: Sequence[TierConfig],
+    gateway: str,
+    api_keys: bool,
+    oidc_issuer: str | None,
+) -> dict[str, Any]:
+    """Who may call: API keys (our Secrets only) and/or Keycloak tokens; only configured tiers.
+
+    Each way in normalises the caller to `userid` and `tier`, which the response filter
+    hands to the limiters (as auth.identity.*) and the TelemetryPolicy turns into labels.
+    """
+    authentication: dict[str, Any] = {}
+    if api_keys:
+        authentication["api-keys"] = {
+            # allNamespaces stays false: Authorino reads key Secrets from its own namespace only.
+            "apiKey": {"selector": {"matchLabels": {API_KEY_LABEL: "true"}}},
+            "credentials": {"authorizationHeader": {"prefix": "APIKEY"}},
+            "overrides": {
+                "userid": {"expression": f"auth.identity.metadata.annotations['{USER_ANNOTATION}']"},
+                "tier": {"expression": f"auth.identity.metadata.annotations['{TIER_ANNOTATION}']"},
+            },
+        }
+    if oidc_issuer is not None:
+        authentication["keycloak"] = {
+            "jwt": {"issuerUrl": oidc_issuer},
+            "credentials": {"authorizationHeader": {"prefix": "Bearer"}},
+            "overrides": {
+                "userid": {"expression": "auth.identity.preferred_username"},
+                "tier": {"expression": tier_from_groups(tiers)},
+            },
+        }
+    names = [t.name for t in tiers]
+    return {
+        "targetRef": _gateway_target(gateway),
+        "rules": {
+            "authentication": authentication,
+            "authorization": {
+                "allowed-tiers": {
+                    "patternMatching": {"patterns": [{"predicate": f"{TIER} in {_cel_list(names)}"}]}
+                }
+            },
+            "response": {
+                "success": {
+                    "filters": {
+                        "identity": {
+                            "json": {
+                                "properties": {
+                                    "userid": {"expression": USER_ID},
+                                    "tier": {"expression": TIER},
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+        },
+    }
+
+
+def telemetry_labels() -> dict[str, str]:
+    """Labels Limitador adds to its counters (TelemetryPolicy): who called, in which tier."""
+    return {"user": USER_ID, "tier": TIER}
