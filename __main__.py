@@ -3,11 +3,14 @@
 import pulumi
 
 from components import config
+from components.access import TierPolicies, TierPoliciesArgs
 from components.cert_manager import CertManager
 from components.cluster import ClusterAccess, ClusterArgs
 from components.gateway import GatewayArgs, InferenceGateway
 from components.gateway_api import GatewayApiCrds
+from components.identity import ApiKeys, ApiKeysArgs
 from components.istio import Istio, IstioArgs
+from components.keycloak import Keycloak, KeycloakArgs, issuer_url
 from components.kserve import KServe, KServeArgs
 from components.kuadrant import Kuadrant, KuadrantArgs
 from components.models import ModelArgs, ModelDeployment, RuntimeArgs, VllmServingRuntime
@@ -34,7 +37,14 @@ kserve = KServe(
 )
 kuadrant = Kuadrant(
     "kuadrant",
-    KuadrantArgs(cluster.namespace("kuadrant"), gateway_api, istio, cert_manager),
+    KuadrantArgs(
+        namespace=cluster.namespace("kuadrant"),
+        gateway_api=gateway_api,
+        istio=istio,
+        cert_manager=cert_manager,
+        limitador=cfg.limitador,
+        redis_url=cfg.limitador_redis_url,
+    ),
     on_cluster,
 )
 
@@ -67,6 +77,41 @@ models = {
     for m in cfg.models
 }
 
+api_keys = (
+    ApiKeys("api-keys", ApiKeysArgs(cfg.users, cluster.namespace("kuadrant"), kuadrant), on_cluster)
+    if cfg.auth.api_keys
+    else None
+)
+keycloak = (
+    Keycloak(
+        "keycloak",
+        KeycloakArgs(
+            oidc=cfg.auth.oidc,
+            tiers=cfg.tiers,
+            users=cfg.users,
+            domain=cfg.domain,
+            namespace=cluster.namespace("keycloak"),
+            namespaced_provider=cluster.provider_in("keycloak"),
+        ),
+        on_cluster,
+    )
+    if cfg.auth.oidc.enabled
+    else None
+)
+TierPolicies(
+    "tier-policies",
+    TierPoliciesArgs(
+        tiers=cfg.tiers,
+        namespace=models_namespace,
+        api_keys=cfg.auth.api_keys,
+        oidc_issuer=issuer_url(cfg.auth.oidc) if keycloak else None,
+        kuadrant=kuadrant,
+        gateway=gateway,
+        enforceable_after=[*(m.route for m in models.values()), *([keycloak] if keycloak else [])],
+    ),
+    on_cluster,
+)
+
 pulumi.export("kubeContext", cfg.cluster.context)
 pulumi.export("gatewayService", f"{cfg.namespaces.models}/{gateway.service_name}")
 pulumi.export("portForward", gateway.port_forward)
@@ -77,3 +122,12 @@ pulumi.export(
         for (name, m), cfg_model in zip(models.items(), cfg.models, strict=True)
     },
 )
+pulumi.export("tiers", cfg.tier_names)
+pulumi.export("users", {u.name: u.tier for u in cfg.users})
+if api_keys:
+    pulumi.export("apiKeys", api_keys.keys)
+if keycloak:
+    pulumi.export("oidcIssuer", issuer_url(cfg.auth.oidc))
+    pulumi.export("oidcClientId", cfg.auth.oidc.client_id)
+    pulumi.export("keycloakPasswords", keycloak.passwords)
+    pulumi.export("keycloakAdmin", keycloak.admin)

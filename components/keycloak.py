@@ -1,0 +1,313 @@
+"""Keycloak for OIDC: operator, database, a production-mode server and the realm of tiers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components import versions
+from components.config import KEYCLOAK_NAMESPACE, OidcConfig, TierConfig, UserConfig
+
+KEYCLOAK_NAME = "keycloak"
+# The operator names the server's Service "<name>-service"; HTTP is on 8080.
+SERVICE = f"{KEYCLOAK_NAME}-service"
+HTTP_PORT = 8080
+DB_NAME = "keycloak"
+DB_SERVICE = "keycloak-postgres"
+DB_SECRET = "keycloak-db"
+ADMIN_SECRET = "keycloak-admin"
+PASSWORDS_SECRET = "keycloak-user-passwords"
+# Sizing (documented defaults): one Keycloak and one PostgreSQL, enough for a platform's
+# users; raise `instances` and these for more.
+KEYCLOAK_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
+POSTGRES_RESOURCES = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+_POSTGRES_UID = 999  # the official image's postgres user
+
+
+def default_hostname(namespace: str = KEYCLOAK_NAMESPACE) -> str:
+    """In-cluster URL: Authorino reaches it, and tokens fetched through a port-forward
+    carry it as issuer too (Keycloak's hostname is fixed, not taken from requests)."""
+    return f"http://{SERVICE}.{namespace}.svc.cluster.local:{HTTP_PORT}"
+
+
+def issuer_url(oidc: OidcConfig) -> str:
+    return f"{oidc.hostname or default_hostname()}/realms/{oidc.realm}"
+
+
+@dataclass(frozen=True)
+class KeycloakArgs:
+    oidc: OidcConfig
+    tiers: Sequence[TierConfig]
+    users: Sequence[UserConfig]
+    domain: str
+    namespace: pulumi.Input[str]
+    # Provider whose default namespace is Keycloak's: the operator manifest names none.
+    namespaced_provider: k8s.Provider
+
+
+class Keycloak(pulumi.ComponentResource):
+    """Keycloak in production mode (`start`, PostgreSQL, a fixed hostname, a generated admin).
+
+    The realm is generated from the tier table and users: a group per tier, each user in
+    its tier's group with a generated password, and a public client whose token carries
+    the `groups` claim the AuthPolicy turns into a tier. The operator imports a realm only
+    once: later user changes go through Keycloak's admin console or API.
+    """
+
+    passwords: pulumi.Output[dict[str, str]]
+    admin: pulumi.Output[dict[str, Any]]
+
+    def __init__(self, name: str, args: KeycloakArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("maas:keycloak:Keycloak", name, None, opts)
+        crds = k8s.yaml.v2.ConfigGroup(
+            f"{name}-crds", files=list(versions.KEYCLOAK_CRDS_URLS), opts=pulumi.ResourceOptions(parent=self)
+        )
+        operator = k8s.yaml.v2.ConfigFile(
+            f"{name}-operator",
+            file=versions.KEYCLOAK_OPERATOR_URL,
+            opts=pulumi.ResourceOptions(parent=self, provider=args.namespaced_provider, depends_on=[crds]),
+        )
+        database = self._database(name, args)
+        admin_password = self._password(f"{name}-admin")
+        admin = k8s.core.v1.Secret(
+            f"{name}-admin",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=ADMIN_SECRET, namespace=args.namespace),
+            string_data={"username": "maas-admin", "password": admin_password},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.server = k8s.apiextensions.CustomResource(
+            f"{name}-server",
+            api_version="k8s.keycloak.org/v2beta1",
+            kind="Keycloak",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=KEYCLOAK_NAME,
+                namespace=args.namespace,
+                annotations={"pulumi.com/waitFor": "condition=Ready", "pulumi.com/timeoutSeconds": "900"},
+            ),
+            spec={
+                "instances": 1,
+                "image": versions.KEYCLOAK_IMAGE,
+                "startOptimized": False,
+                "db": {
+                    "vendor": "postgres",
+                    "host": DB_SERVICE,
+                    "port": 5432,
+                    "database": DB_NAME,
+                    "usernameSecret": {"name": DB_SECRET, "key": "username"},
+                    "passwordSecret": {"name": DB_SECRET, "key": "password"},
+                },
+                "bootstrapAdmin": {"user": {"secret": ADMIN_SECRET}},
+                "hostname": {"hostname": args.oidc.hostname or default_hostname(), "strict": True},
+                # TLS ends at whatever fronts Keycloak; in-cluster callers use plain HTTP.
+                "http": {"httpEnabled": True},
+                "ingress": {"enabled": False},
+                "resources": KEYCLOAK_RESOURCES,
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[operator, database, admin]),
+        )
+        self.passwords = self._realm(name, args)
+        self.admin = pulumi.Output.secret(pulumi.Output.all(username="maas-admin", password=admin_password))
+        self.register_outputs({})
+
+    def _password(self, name: str) -> pulumi.Output[str]:
+        generated = random.RandomPassword(
+            name, length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        return pulumi.Output.secret(generated.result)
+
+    def _database(self, name: str, args: KeycloakArgs) -> pulumi.Resource:
+        """A single PostgreSQL with a persistent volume and a generated password."""
+        credentials = k8s.core.v1.Secret(
+            f"{name}-db-credentials",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=DB_SECRET, namespace=args.namespace),
+            string_data={"username": DB_NAME, "password": self._password(f"{name}-db-password")},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        labels = {"app.kubernetes.io/name": DB_SERVICE, "app.kubernetes.io/part-of": "maas-platform"}
+        service = k8s.core.v1.Service(
+            f"{name}-db-service",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=DB_SERVICE, namespace=args.namespace, labels=labels),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                selector=labels,
+                ports=[k8s.core.v1.ServicePortArgs(name="postgres", port=5432, target_port="postgres")],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        from_secret = k8s.core.v1.EnvVarSourceArgs
+        ready = k8s.core.v1.ProbeArgs(
+            exec_=k8s.core.v1.ExecActionArgs(command=["pg_isready", "-U", DB_NAME, "-d", DB_NAME]),
+            period_seconds=10,
+        )
+        return k8s.apps.v1.StatefulSet(
+            f"{name}-db",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=DB_SERVICE, namespace=args.namespace, labels=labels),
+            spec=k8s.apps.v1.StatefulSetSpecArgs(
+                service_name=DB_SERVICE,
+                replicas=1,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        security_context=k8s.core.v1.PodSecurityContextArgs(
+                            run_as_non_root=True,
+                            run_as_user=_POSTGRES_UID,
+                            run_as_group=_POSTGRES_UID,
+                            fs_group=_POSTGRES_UID,
+                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+                        ),
+                        containers=[
+                            k8s.core.v1.ContainerArgs(
+                                name="postgres",
+                                image=versions.POSTGRES_IMAGE,
+                                ports=[k8s.core.v1.ContainerPortArgs(name="postgres", container_port=5432)],
+                                env=[
+                                    k8s.core.v1.EnvVarArgs(name="POSTGRES_DB", value=DB_NAME),
+                                    k8s.core.v1.EnvVarArgs(
+                                        name="POSTGRES_USER",
+                                        value_from=from_secret(
+                                            secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
+                                                name=DB_SECRET, key="username"
+                                            )
+                                        ),
+                                    ),
+                                    k8s.core.v1.EnvVarArgs(
+                                        name="POSTGRES_PASSWORD",
+                                        value_from=from_secret(
+                                            secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
+                                                name=DB_SECRET, key="password"
+                                            )
+                                        ),
+                                    ),
+                                    # A subdirectory: the volume's root may hold lost+found.
+                                    k8s.core.v1.EnvVarArgs(
+                                        name="PGDATA", value="/var/lib/postgresql/data/pgdata"
+                                    ),
+                                ],
+                                readiness_probe=ready,
+                                liveness_probe=ready,
+                                resources=k8s.core.v1.ResourceRequirementsArgs(
+                                    requests=POSTGRES_RESOURCES["requests"],
+                                    limits=POSTGRES_RESOURCES["limits"],
+                                ),
+                                security_context=k8s.core.v1.SecurityContextArgs(
+                                    allow_privilege_escalation=False,
+                                    capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+                                ),
+                                volume_mounts=[
+                                    k8s.core.v1.VolumeMountArgs(
+                                        name="data", mount_path="/var/lib/postgresql/data"
+                                    )
+                                ],
+                            )
+                        ],
+                    ),
+                ),
+                volume_claim_templates=[
+                    k8s.core.v1.PersistentVolumeClaimArgs(
+                        metadata=k8s.meta.v1.ObjectMetaArgs(name="data"),
+                        spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                            access_modes=["ReadWriteOnce"],
+                            storage_class_name=args.oidc.storage_class,
+                            resources=k8s.core.v1.VolumeResourceRequirementsArgs(
+                                requests={"storage": args.oidc.database_storage}
+                            ),
+                        ),
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials, service]),
+        )
+
+    def _realm(self, name: str, args: KeycloakArgs) -> pulumi.Output[dict[str, str]]:
+        """The realm import; returns each user's generated password (a secret)."""
+        passwords = {user.name: self._password(f"{name}-user-{user.name}") for user in args.users}
+        k8s.core.v1.Secret(
+            f"{name}-user-passwords",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=PASSWORDS_SECRET, namespace=args.namespace),
+            string_data=passwords,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-realm",
+            api_version="k8s.keycloak.org/v2beta1",
+            kind="KeycloakRealmImport",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"realm-{args.oidc.realm}",
+                namespace=args.namespace,
+                annotations={"pulumi.com/waitFor": "condition=Done"},
+            ),
+            spec={
+                "keycloakCRName": KEYCLOAK_NAME,
+                # The operator fills ${NAME} from these Secrets, so no password is in the CR.
+                "placeholders": {
+                    placeholder(user.name): {"secret": {"name": PASSWORDS_SECRET, "key": user.name}}
+                    for user in args.users
+                },
+                "realm": realm(args.oidc, args.tiers, args.users, args.domain),
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.server]),
+        )
+        return pulumi.Output.secret(pulumi.Output.all(**passwords) if passwords else {})
+
+
+def placeholder(user: str) -> str:
+    return "PASSWORD_" + re.sub(r"[^A-Z0-9]", "_", user.upper())
+
+
+def realm(
+    oidc: OidcConfig, tiers: Sequence[TierConfig], users: Sequence[UserConfig], domain: str
+) -> dict[str, Any]:
+    """The realm: one group per tier, users in their tier's group, a client mapping groups."""
+    return {
+        "realm": oidc.realm,
+        "enabled": True,
+        "groups": [{"name": tier.name} for tier in tiers],
+        "users": [
+            {
+                "username": user.name,
+                "enabled": True,
+                # Keycloak refuses the password grant to users without these ("not fully set up").
+                "email": f"{user.name}@{domain}",
+                "emailVerified": True,
+                "firstName": user.name,
+                "lastName": user.tier,
+                "credentials": [
+                    {"type": "password", "value": f"${{{placeholder(user.name)}}}", "temporary": False}
+                ],
+                "groups": [f"/{user.tier}"],
+            }
+            for user in users
+        ],
+        "clients": [
+            {
+                "clientId": oidc.client_id,
+                "enabled": True,
+                "protocol": "openid-connect",
+                "publicClient": True,
+                "standardFlowEnabled": False,
+                "directAccessGrantsEnabled": True,
+                "protocolMappers": [
+                    {
+                        "name": "groups",
+                        "protocol": "openid-connect",
+                        "protocolMapper": "oidc-group-membership-mapper",
+                        "consentRequired": False,
+                        # Keycloak reads mapper settings as strings.
+                        "config": {
+                            "claim.name": "groups",
+                            "full.path": "false",
+                            "access.token.claim": "true",
+                            "id.token.claim": "true",
+                            "userinfo.token.claim": "true",
+                        },
+                    }
+                ],
+            }
+        ],
+    }
