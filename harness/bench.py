@@ -1,7 +1,8 @@
-"""Median time to evaluate each stack under mocks: `python -m harness.bench [--runs N]`.
+"""Median time to evaluate each stack under mocks, and how it grows: `python -m harness.bench`.
 
-Also a synthetic `dev` with many simulator models (`--models N`, default 50), to show how
-evaluation time and resource count grow with the catalog.
+Besides every stack file, synthetic `dev` variants show growth with the catalog (50
+models) and with users (5, 100, 1,000): resources per model and per user stay fixed, and
+the policy objects do not grow with users.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Any
 from harness.program import evaluate, stack_config, stack_names
 
 
-def median_seconds(stack: str, runs: int, config: Mapping[str, Any] | None = None) -> tuple[float, int]:
-    """Median wall time of `runs` evaluations, and how many resources one declares."""
+def median_seconds(stack: str, runs: int, config: Mapping[str, Any] | None = None) -> tuple[float, int, int]:
+    """Median wall time of `runs` evaluations, resources declared, and Kuadrant objects among them."""
     evaluate(stack, config)  # imports and first-run caches are not what is measured
     times = []
-    count = 0
+    count = policies = 0
     for _ in range(runs):
         start = time.perf_counter()
         result = evaluate(stack, config)
@@ -27,7 +28,21 @@ def median_seconds(stack: str, runs: int, config: Mapping[str, Any] | None = Non
         if result.error is not None:
             raise SystemExit(f"{stack}: {result.error}")
         count = len(result.resources)
-    return statistics.median(times), count
+        policies = len([r for r in result.objects() if "kuadrant.io/" in r.inputs["apiVersion"]])
+    return statistics.median(times), count, policies
+
+
+def _scenarios(runs: int, models: int) -> list[tuple[str, str, Mapping[str, Any] | None, int]]:
+    dev = stack_config("dev")
+    catalog = [{"name": f"m{i}", "host": f"m{i}", "runtime": "simulator"} for i in range(models)]
+    found: list[tuple[str, str, Mapping[str, Any] | None, int]] = [(s, s, None, runs) for s in stack_names()]
+    found.append((f"dev+{models}models", "dev", {**dev, "maas:models": catalog}, runs))
+    for users in (5, 100, 1000):
+        listed = [{"name": f"user{i}", "tier": "free"} for i in range(users)]
+        found.append(
+            (f"dev+{users}users", "dev", {**dev, "maas:users": listed}, max(3, runs // (users // 100 + 1)))
+        )
+    return found
 
 
 def main() -> None:
@@ -35,14 +50,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--models", type=int, default=50)
     args = parser.parse_args()
-    for stack in stack_names():
-        seconds, count = median_seconds(stack, args.runs)
-        print(f"{stack:>12}: median {seconds * 1000:7.1f} ms over {args.runs} runs, {count} resources")
-    catalog = [{"name": f"m{i}", "host": f"m{i}", "runtime": "simulator"} for i in range(args.models)]
-    synthetic = {**stack_config("dev"), "maas:models": catalog}
-    seconds, count = median_seconds("dev", args.runs, synthetic)
-    label = f"dev+{args.models}m"
-    print(f"{label:>12}: median {seconds * 1000:7.1f} ms over {args.runs} runs, {count} resources")
+    for label, stack, config, runs in _scenarios(args.runs, args.models):
+        seconds, count, policies = median_seconds(stack, runs, config)
+        print(
+            f"{label:>16}: median {seconds * 1000:8.1f} ms over {runs:2} runs, "
+            f"{count:5} resources, {policies} Kuadrant policy objects"
+        )
 
 
 if __name__ == "__main__":

@@ -51,6 +51,8 @@ class Declared:
     parent: str
     dependencies: tuple[str, ...]
     provider: str
+    # What the engine (here: the mocks) answered, e.g. a generated password's result.
+    outputs: dict[str, Any]
 
     def is_secret(self, path: str) -> bool:
         """Whether the input at `path` (e.g. "stringData.HF_TOKEN") reaches the engine as a secret."""
@@ -128,12 +130,12 @@ class Evaluation:
     def waits_for(self, resource: Declared, other: Declared) -> bool:
         """True when `resource` is created only after `other`, through declared dependencies.
 
-        Follows dependency edges transitively; a dependency on a component counts as a
-        dependency on everything inside it (that is how the engine orders them).
+        Follows dependency edges (and a resource's provider) transitively; a dependency on a
+        component counts as one on everything inside it (that is how the engine orders them).
         """
         targets = {other.urn} | {a.urn for a in self.ancestors(other)}
         seen: set[str] = set()
-        stack = list(resource.dependencies)
+        stack = [*resource.dependencies, *_provider_urn(resource)]
         while stack:
             urn = stack.pop()
             if urn in targets:
@@ -142,9 +144,15 @@ class Evaluation:
                 continue
             seen.add(urn)
             found = self.by_urn(urn)
-            stack.extend(found.dependencies if found else ())
+            if found is not None:
+                stack.extend([*found.dependencies, *_provider_urn(found)])
             stack.extend(r.urn for r in self.resources if r.parent == urn)
         return False
+
+
+def _provider_urn(resource: Declared) -> list[str]:
+    """The URN of the explicit provider a resource uses ("<urn>::<id>" on the wire)."""
+    return [resource.provider.rsplit("::", 1)[0]] if resource.provider else []
 
 
 class _Mocks(mocks.Mocks):
@@ -189,6 +197,7 @@ class _RecordingMonitor(mocks.MockMonitor):
                     parent=request.parent,
                     dependencies=tuple(request.dependencies),
                     provider=request.provider,
+                    outputs=dict(self.resources[response.urn].state),
                 )
             )
         return response

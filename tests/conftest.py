@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +56,9 @@ def catalog() -> SchemaCatalog:
         skip_or_fail(HOW_TO_GET_SCHEMAS)
     assert found is not None
     return found
+
+
+# The policy pack's module is imported by name, as Pulumi does when it runs the pack.
+POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
+if str(POLICIES_DIR) not in sys.path:
+    sys.path.insert(0, str(POLICIES_DIR))

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from harness.program import Declared, Evaluation, evaluate
+from harness.program import Declared, Evaluation, evaluate, stack_config
 from tests.upstream import CRD_OWNERS
 
 
@@ -16,16 +16,18 @@ def _installer(stack: Evaluation, name: str) -> Declared:
     return found[0]
 
 
-def test_every_kubernetes_resource_uses_the_explicit_provider(stack: Evaluation) -> None:
-    providers = stack.of_type("pulumi:providers:kubernetes")
-    assert [p.name for p in providers] == ["cluster-provider"]
-    assert providers[0].inputs["context"]
-    expected = f"{providers[0].urn}::"
+def test_every_kubernetes_resource_uses_a_provider_built_from_config(stack: Evaluation) -> None:
+    providers = {p.urn: p for p in stack.of_type("pulumi:providers:kubernetes")}
+    context = stack_config(stack.stack)["maas:cluster"]["context"]
+    for provider in providers.values():
+        assert provider.inputs["context"] == context
+        owner = stack.by_urn(provider.parent)
+        assert owner is not None
+        assert owner.type == "maas:cluster:ClusterAccess"
     for resource in stack.resources:
         if resource.custom and resource.type.startswith("kubernetes:"):
-            assert resource.provider.startswith(expected), (
-                f"{resource} uses {resource.provider or 'a default provider'}"
-            )
+            urn = resource.provider.rsplit("::", 1)[0]
+            assert urn in providers, f"{resource} uses {resource.provider or 'a default provider'}"
 
 
 @pytest.mark.parametrize(
@@ -101,13 +103,14 @@ def test_helm_releases_pin_chart_version_and_repository(stack: Evaluation) -> No
         assert oci or repo.startswith("https://"), f"{release}: no https or oci:// repository"
 
 
-def test_crd_bundles_come_from_a_pinned_release_url(stack: Evaluation) -> None:
-    bundles = stack.of_type("kubernetes:yaml/v2:ConfigFile")
+def test_manifest_bundles_come_from_pinned_release_urls(stack: Evaluation) -> None:
+    bundles = stack.of_type("kubernetes:yaml/v2:ConfigFile") + stack.of_type("kubernetes:yaml/v2:ConfigGroup")
     assert bundles
     for bundle in bundles:
-        url = bundle.inputs["file"]
-        assert url.startswith("https://"), bundle
-        assert re.search(r"/v?\d+\.\d+\.\d+/", url), f"{bundle}: {url} names no release"
+        urls = [bundle.inputs["file"]] if "file" in bundle.inputs else bundle.inputs["files"]
+        for url in urls:
+            assert url.startswith("https://"), bundle
+            assert re.search(r"/v?\d+\.\d+\.\d+/", url), f"{bundle}: {url} names no release"
 
 
 def _fingerprint(result: Evaluation) -> dict[str, tuple[object, ...]]:

@@ -51,6 +51,16 @@ class Deployment:
             timeout=timeout,
         )
 
+    def kubectl_input(self, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["kubectl", "--context", self.context, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+
     def get(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
 
@@ -158,3 +168,18 @@ def request(
 
 def chat(model: str, content: str = "Hello!", **extra: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 16, **extra}
+
+
+def model_requests_served(deployment: Deployment, namespace: str, model: str) -> float:
+    """How many requests the model server says it answered (vLLM's request_success_total).
+
+    Read from the pod through a port-forward (which a NetworkPolicy does not filter), so
+    tests can prove that denied requests never reached the model.
+    """
+    with port_forward(deployment, namespace, f"{model}-predictor", 80) as port:
+        metrics = request(port, "localhost", "/metrics").body.decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("vllm:request_success_total")
+    )

@@ -1,0 +1,342 @@
+"""Tiered access: keys, Keycloak realm and limit policies follow the tier table exactly."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import celpy
+import pytest
+from celpy.adapter import json_to_cel
+
+from components.config import DEFAULT_TIERS, ConfigError
+from harness.program import Declared, Evaluation, evaluate, stack_config
+from tests.configs import evaluate_variant
+
+POLICY_KINDS = ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy")
+FIVE_TIERS = [
+    {"name": n, "requests": {"limit": r, "window": "1m"}, "tokens": {"limit": t, "window": "1h"}}
+    for n, r, t in [
+        ("trial", 2, 500),
+        ("bronze", 10, 5000),
+        ("silver", 30, 20000),
+        ("gold", 90, 80000),
+        ("platinum", 300, 300000),
+    ]
+]
+
+
+def _raw_tiers(stack: str) -> list[dict[str, Any]]:
+    """The tier table as written in the stack file, or the documented default."""
+    written = stack_config(stack).get("maas:tiers")
+    if written is not None:
+        return list(written)
+    return [t.model_dump(by_alias=True, exclude={"description"}) for t in DEFAULT_TIERS]
+
+
+def _policy(result: Evaluation, kind: str) -> Declared:
+    found = result.objects(kind)
+    assert len(found) == 1, f"{result.stack}: {len(found)} {kind}s"
+    return found[0]
+
+
+def _expected_limits(tiers: list[dict[str, Any]], what: str) -> dict[str, Any]:
+    return {
+        f"{t['name']}-{what}": {
+            "rates": [{"limit": t[what]["limit"], "window": t[what]["window"]}],
+            "when": [{"predicate": f"auth.identity.tier == '{t['name']}'"}],
+            "counters": [{"expression": "auth.identity.userid"}],
+        }
+        for t in tiers
+    }
+
+
+def _assert_policies_follow(result: Evaluation, tiers: list[dict[str, Any]]) -> None:
+    gateway_target = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "inference-gateway"}
+    requests = _policy(result, "RateLimitPolicy").inputs["spec"]
+    tokens = _policy(result, "TokenRateLimitPolicy").inputs["spec"]
+    auth = _policy(result, "AuthPolicy").inputs["spec"]
+    assert requests == {"targetRef": gateway_target, "limits": _expected_limits(tiers, "requests")}
+    assert tokens == {"targetRef": gateway_target, "limits": _expected_limits(tiers, "tokens")}
+    assert auth["targetRef"] == gateway_target
+    allowed = auth["rules"]["authorization"]["allowed-tiers"]["patternMatching"]["patterns"]
+    names = ", ".join(f"'{t['name']}'" for t in tiers)
+    assert allowed == [{"predicate": f"auth.identity.tier in [{names}]"}]
+
+
+def test_policies_match_the_tier_table_of_every_stack(stack: Evaluation) -> None:
+    _assert_policies_follow(stack, _raw_tiers(stack.stack))
+
+
+def test_policies_match_a_five_tier_table() -> None:
+    users = [{"name": "alice", "tier": "gold"}, {"name": "bob", "tier": "trial"}]
+    result = evaluate_variant("gpu", {"maas:tiers": FIVE_TIERS, "maas:users": users})
+    assert result.error is None
+    _assert_policies_follow(result, FIVE_TIERS)
+    realm = result.one("KeycloakRealmImport", "realm-maas").inputs["spec"]["realm"]
+    assert [g["name"] for g in realm["groups"]] == [t["name"] for t in FIVE_TIERS]
+
+
+def test_the_identity_reaches_the_limiters_as_userid_and_tier(stack: Evaluation) -> None:
+    rules = _policy(stack, "AuthPolicy").inputs["spec"]["rules"]
+    exposed = rules["response"]["success"]["filters"]["identity"]["json"]["properties"]
+    assert exposed == {
+        "userid": {"expression": "auth.identity.userid"},
+        "tier": {"expression": "auth.identity.tier"},
+    }
+    for method in rules["authentication"].values():
+        assert set(method["overrides"]) == {"userid", "tier"}
+
+
+def test_api_keys_are_selected_by_our_label_in_authorinos_namespace_only(stack: Evaluation) -> None:
+    api_keys = _policy(stack, "AuthPolicy").inputs["spec"]["rules"]["authentication"]["api-keys"]
+    assert api_keys["apiKey"] == {"selector": {"matchLabels": {"maas-platform/api-key": "true"}}}
+    assert api_keys["credentials"] == {"authorizationHeader": {"prefix": "APIKEY"}}
+    kuadrant = stack.one("Kuadrant", "kuadrant")
+    users = {u["name"]: u["tier"] for u in stack_config(stack.stack)["maas:users"]}
+    secrets = [
+        s
+        for s in stack.objects("Secret")
+        if "maas-platform/api-key" in s.inputs["metadata"].get("labels", {})
+    ]
+    assert sorted(s.object_name for s in secrets) == sorted(f"apikey-{u}" for u in users)
+    for secret in secrets:
+        metadata = secret.inputs["metadata"]
+        user = secret.object_name.removeprefix("apikey-")
+        assert metadata["namespace"] == kuadrant.namespace
+        assert metadata["labels"]["authorino.kuadrant.io/managed-by"] == "authorino"
+        assert metadata["annotations"] == {
+            "secret.kuadrant.io/user-id": user,
+            "maas-platform/tier": users[user],
+        }
+        assert secret.is_secret("stringData.api_key")
+        assert len(secret.inputs["stringData"]["api_key"]) >= 32
+
+
+def test_oidc_tokens_are_checked_against_the_keycloak_realm(stack_of: Any) -> None:
+    gpu = stack_of("gpu")
+    keycloak = _policy(gpu, "AuthPolicy").inputs["spec"]["rules"]["authentication"]["keycloak"]
+    assert keycloak["jwt"] == {
+        "issuerUrl": "http://keycloak-service.keycloak.svc.cluster.local:8080/realms/maas"
+    }
+    assert keycloak["credentials"] == {"authorizationHeader": {"prefix": "Bearer"}}
+    assert gpu.outputs["oidcIssuer"] == keycloak["jwt"]["issuerUrl"]
+    assert "keycloak" not in _policy(stack_of("dev"), "AuthPolicy").inputs["spec"]["rules"]["authentication"]
+
+
+def _cel(expression: str, activation: dict[str, Any]) -> Any:
+    environment = celpy.Environment()
+    return environment.program(environment.compile(expression)).evaluate(
+        {k: json_to_cel(v) for k, v in activation.items()}
+    )
+
+
+@pytest.mark.parametrize(
+    ("groups", "tier"),
+    [
+        (["free"], "free"),
+        (["premium", "free"], "premium"),
+        (["enterprise", "staff"], "enterprise"),
+        (["staff"], ""),
+        (None, ""),
+    ],
+)
+def test_a_keycloak_users_tier_is_the_highest_tier_group(
+    stack_of: Any, groups: list[str] | None, tier: str
+) -> None:
+    rules = _policy(stack_of("gpu"), "AuthPolicy").inputs["spec"]["rules"]
+    expression = rules["authentication"]["keycloak"]["overrides"]["tier"]["expression"]
+    identity = {"preferred_username": "u"} | ({"groups": groups} if groups is not None else {})
+    assert _cel(expression, {"auth": {"identity": identity}}) == tier
+
+
+def test_only_configured_tiers_pass_authorization_and_each_meets_only_its_limits(stack: Evaluation) -> None:
+    rules = _policy(stack, "AuthPolicy").inputs["spec"]["rules"]
+    allowed = rules["authorization"]["allowed-tiers"]["patternMatching"]["patterns"][0]["predicate"]
+    limits = _policy(stack, "RateLimitPolicy").inputs["spec"]["limits"]
+    tiers = [t["name"] for t in _raw_tiers(stack.stack)]
+    for tier in [*tiers, "gold-plated", ""]:
+        identity = {"auth": {"identity": {"userid": "u", "tier": tier}}}
+        assert _cel(allowed, identity) == (tier in tiers)
+        matching = [name for name, limit in limits.items() if _cel(limit["when"][0]["predicate"], identity)]
+        assert matching == ([f"{tier}-requests"] if tier in tiers else [])
+
+
+def test_request_and_token_limits_have_distinct_names(stack: Evaluation) -> None:
+    requests = set(_policy(stack, "RateLimitPolicy").inputs["spec"]["limits"])
+    tokens = set(_policy(stack, "TokenRateLimitPolicy").inputs["spec"]["limits"])
+    assert requests.isdisjoint(tokens)
+
+
+def test_limits_target_the_gateway_so_every_route_is_covered(stack: Evaluation) -> None:
+    """Routes have no policies of their own; a route added later falls under the gateway's."""
+    for kind in POLICY_KINDS:
+        assert _policy(stack, kind).inputs["spec"]["targetRef"]["kind"] == "Gateway"
+    assert len(stack.objects("HTTPRoute")) == len(stack.objects("InferenceService"))
+
+
+def test_policies_wait_for_enforcement_after_routes_and_identity(stack: Evaluation) -> None:
+    for kind in POLICY_KINDS:
+        policy = _policy(stack, kind)
+        assert policy.inputs["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Enforced"
+        for route in stack.objects("HTTPRoute"):
+            assert stack.waits_for(policy, route)
+
+
+def _policies(result: Evaluation) -> dict[str, dict[str, Any]]:
+    return {kind: _policy(result, kind).inputs for kind in POLICY_KINDS}
+
+
+def test_adding_a_user_adds_only_its_key_and_changes_no_policy() -> None:
+    base = evaluate("dev")
+    users = [*stack_config("dev")["maas:users"], {"name": "newuser", "tier": "premium"}]
+    more = evaluate_variant("dev", {"maas:users": users})
+    added = {r.urn: r for r in more.resources}.keys() - {r.urn for r in base.resources}
+    assert sorted(urn.rsplit("::", 1)[1] for urn in added) == ["api-keys-newuser", "api-keys-newuser-secret"]
+    assert _policies(more) == _policies(base)
+
+
+def test_removing_a_tier_removes_it_everywhere() -> None:
+    tiers = [t for t in _raw_tiers("gpu") if t["name"] != "premium"]
+    users = [{"name": "alice", "tier": "free"}, {"name": "bob", "tier": "enterprise"}]
+    result = evaluate_variant("gpu", {"maas:tiers": tiers, "maas:users": users})
+    assert result.error is None
+    mentions = [str(r) for r in result.resources if "premium" in json.dumps(r.inputs)]
+    assert mentions == []
+    assert result.outputs["tiers"] == ["free", "enterprise"]
+
+
+def test_the_realm_import_holds_every_tier_and_user(stack_of: Any) -> None:
+    gpu = stack_of("gpu")
+    spec = gpu.one("KeycloakRealmImport", "realm-maas").inputs["spec"]
+    realm = spec["realm"]
+    users = stack_config("gpu")["maas:users"]
+    assert [g["name"] for g in realm["groups"]] == [t["name"] for t in _raw_tiers("gpu")]
+    assert {u["username"]: u["groups"] for u in realm["users"]} == {
+        u["name"]: [f"/{u['tier']}"] for u in users
+    }
+    for user in realm["users"]:
+        (credential,) = user["credentials"]
+        placeholder = credential["value"].removeprefix("${").removesuffix("}")
+        assert spec["placeholders"][placeholder] == {
+            "secret": {"name": "keycloak-user-passwords", "key": user["username"]}
+        }
+        assert all(user[field] for field in ("email", "firstName", "lastName"))
+    (client,) = realm["clients"]
+    assert client["publicClient"] is True
+    assert client["directAccessGrantsEnabled"] is True
+    mapper = client["protocolMappers"][0]
+    assert mapper["protocolMapper"] == "oidc-group-membership-mapper"
+    assert mapper["config"]["claim.name"] == "groups"
+    assert mapper["config"]["access.token.claim"] == "true"
+    assert set(gpu.outputs["keycloakPasswords"]) == {u["name"] for u in users}
+    assert {"keycloakPasswords", "keycloakAdmin", "apiKeys"} <= gpu.secret_outputs
+
+
+def test_keycloak_runs_in_production_mode_with_a_database_and_generated_admin(stack_of: Any) -> None:
+    gpu = stack_of("gpu")
+    spec = gpu.one("Keycloak", "keycloak").inputs["spec"]
+    assert spec["db"]["vendor"] == "postgres"
+    assert spec["db"]["passwordSecret"] == {"name": "keycloak-db", "key": "password"}
+    assert spec["bootstrapAdmin"] == {"user": {"secret": "keycloak-admin"}}
+    assert spec["hostname"]["hostname"]
+    assert spec["image"].startswith("quay.io/keycloak/keycloak:")
+    assert "start-dev" not in json.dumps(spec)
+    admin = gpu.one("Secret", "keycloak-admin")
+    assert admin.is_secret("stringData.password")
+    assert gpu.outputs["keycloakAdmin"]["password"] != "admin123"
+    database = gpu.one("StatefulSet", "keycloak-postgres")
+    assert database.inputs["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"] == {
+        "storage": "5Gi"
+    }
+
+
+def test_keys_are_secret_outputs_and_rotate_with_their_version(stack: Evaluation) -> None:
+    assert "apiKeys" in stack.secret_outputs
+    assert set(stack.outputs["apiKeys"]) == {u["name"] for u in stack_config(stack.stack)["maas:users"]}
+    users = [{"name": "alice", "tier": "free", "keyVersion": 2}]
+    rotated = evaluate_variant("dev", {"maas:users": users})
+    (key,) = rotated.of_type("random:index/randomPassword:RandomPassword")
+    assert key.inputs["keepers"] == {"version": "2"}
+    assert key.inputs["length"] >= 32
+
+
+def test_limitador_reports_limit_names_and_keeps_one_replica_in_memory(stack: Evaluation) -> None:
+    patch = stack.one("Limitador", "limitador")
+    assert patch.type == "kubernetes:limitador.kuadrant.io/v1alpha1:LimitadorPatch"
+    assert patch.inputs["spec"] == {"telemetry": "exhaustive", "replicas": 1}
+
+
+def test_more_limitador_replicas_share_counters_in_redis() -> None:
+    result = evaluate_variant(
+        "dev",
+        {"maas:limitador": {"replicas": 3, "storage": "redis"}},
+        secrets={"maas:limitadorRedisUrl": "redis://r:6379"},
+    )
+    assert result.error is None
+    spec = result.one("Limitador", "limitador").inputs["spec"]
+    assert spec["storage"] == {"redis": {"configSecretRef": {"name": "limitador-redis"}}}
+    assert result.one("Secret", "limitador-redis").is_secret("stringData.URL")
+
+
+BAD_ACCESS: dict[str, tuple[dict[str, Any], str]] = {
+    "tier name not DNS-safe": (
+        {"maas:tiers": [{**FIVE_TIERS[0], "name": "Free Tier"}]},
+        "maas:tiers[0].name: 'Free Tier' is not a DNS-1123 label",
+    ),
+    "duplicate tier": (
+        {"maas:tiers": [FIVE_TIERS[0], FIVE_TIERS[0]]},
+        "tiers[0] and tiers[1] have the same tier name 'trial'",
+    ),
+    "zero limit": (
+        {"maas:tiers": [{**FIVE_TIERS[0], "requests": {"limit": 0, "window": "1m"}}]},
+        "maas:tiers[0].requests.limit: Input should be greater than or equal to 1",
+    ),
+    "window in days": (
+        {"maas:tiers": [{**FIVE_TIERS[0], "tokens": {"limit": 5, "window": "1d"}}]},
+        "maas:tiers[0].tokens.window: '1d' is not a Kuadrant window ('d' is not a unit: write 24h)",
+    ),
+    "user in an unknown tier": (
+        {"maas:users": [{"name": "alice", "tier": "gold"}]},
+        "maas:users[0].tier: 'gold' is not a tier of maas:tiers (free, premium, enterprise)",
+    ),
+    "duplicate user": (
+        {"maas:users": [{"name": "alice", "tier": "free"}, {"name": "alice", "tier": "premium"}]},
+        "users[0] and users[1] have the same user name 'alice'",
+    ),
+    "invalid user name": (
+        {"maas:users": [{"name": "Alice!", "tier": "free"}]},
+        "maas:users[0].name: 'Alice!' is not a DNS-1123 label",
+    ),
+    "empty tier table": ({"maas:tiers": []}, "maas:tiers: the tier table is empty"),
+    "no way in": ({"maas:auth": {"apiKeys": False}}, "enable apiKeys, oidc.enabled or both"),
+    "replicas without shared counters": (
+        {"maas:limitador": {"replicas": 2}},
+        "2 replicas with in-memory counters would split every limit between pods",
+    ),
+    "redis without its URL": (
+        {"maas:limitador": {"storage": "redis"}},
+        "maas:limitadorRedisUrl: required by limitador.storage: redis",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ACCESS, ids=list(BAD_ACCESS))
+def test_bad_access_config_stops_with_its_message_and_declares_nothing(case: str) -> None:
+    changes, expected = BAD_ACCESS[case]
+    result = evaluate_variant("dev", changes)
+    assert isinstance(result.error, ConfigError), result.error
+    assert result.resources == []
+    assert expected in str(result.error)
+
+
+def _users_count(n: int) -> tuple[int, dict[str, dict[str, Any]]]:
+    result = evaluate_variant("dev", {"maas:users": [{"name": f"user{i}", "tier": "free"} for i in range(n)]})
+    assert result.error is None
+    return len(result.resources), _policies(result)
+
+
+def test_resources_grow_by_one_key_per_user_and_policies_not_at_all() -> None:
+    (five, policies_five), (fifty, policies_fifty) = _users_count(5), _users_count(50)
+    assert fifty - five == 45 * 2
+    assert policies_five == policies_fifty
