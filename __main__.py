@@ -14,6 +14,8 @@ from components.keycloak import Keycloak, KeycloakArgs, issuer_url
 from components.kserve import KServe, KServeArgs
 from components.kuadrant import Kuadrant, KuadrantArgs
 from components.models import ModelArgs, ModelDeployment, RuntimeArgs, VllmServingRuntime
+from components.monitoring import MonitoringArgs, MonitoringStack
+from components.observability import Observability, ObservabilityArgs
 
 cfg = config.load()
 
@@ -35,6 +37,15 @@ kserve = KServe(
     ),
     on_cluster,
 )
+monitoring = (
+    MonitoringStack(
+        "monitoring",
+        MonitoringArgs(cluster.namespace("observability"), cfg.namespaces.observability, cfg.observability),
+        on_cluster,
+    )
+    if cfg.observability.enabled
+    else None
+)
 kuadrant = Kuadrant(
     "kuadrant",
     KuadrantArgs(
@@ -44,6 +55,8 @@ kuadrant = Kuadrant(
         cert_manager=cert_manager,
         limitador=cfg.limitador,
         redis_url=cfg.limitador_redis_url,
+        also_before=[monitoring.release] if monitoring else [],
+        observability=monitoring is not None,
     ),
     on_cluster,
 )
@@ -71,7 +84,15 @@ vllm_runtime = (
 models = {
     m.name: ModelDeployment(
         f"model-{m.name}",
-        ModelArgs(m, models_namespace, cfg.domain, gateway, kserve, vllm_runtime),
+        ModelArgs(
+            m,
+            models_namespace,
+            cfg.domain,
+            gateway,
+            kserve,
+            vllm_runtime,
+            scraper_namespace=cfg.namespaces.observability if monitoring else None,
+        ),
         on_cluster,
     )
     for m in cfg.models
@@ -112,6 +133,23 @@ TierPolicies(
     on_cluster,
 )
 
+if monitoring:
+    Observability(
+        "observability",
+        ObservabilityArgs(
+            tiers=cfg.tiers,
+            models=cfg.models,
+            prices=cfg.prices,
+            observability_namespace=cluster.namespace("observability"),
+            kuadrant_namespace=cluster.namespace("kuadrant"),
+            models_namespace=models_namespace,
+            monitoring=monitoring,
+            kuadrant=kuadrant,
+            gateway=gateway,
+        ),
+        on_cluster,
+    )
+
 pulumi.export("kubeContext", cfg.cluster.context)
 pulumi.export("gatewayService", f"{cfg.namespaces.models}/{gateway.service_name}")
 pulumi.export("portForward", gateway.port_forward)
@@ -131,3 +169,11 @@ if keycloak:
     pulumi.export("oidcClientId", cfg.auth.oidc.client_id)
     pulumi.export("keycloakPasswords", keycloak.passwords)
     pulumi.export("keycloakAdmin", keycloak.admin)
+if monitoring:
+    pulumi.export("prometheusPortForward", monitoring.port_forward_prometheus)
+    pulumi.export("grafanaPortForward", monitoring.port_forward_grafana)
+    pulumi.export("grafanaAdmin", monitoring.grafana_admin)
+    pulumi.export(
+        "usageExport",
+        "python -m components.usage --prometheus http://localhost:9090 --since 30d --format csv",
+    )

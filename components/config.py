@@ -45,6 +45,9 @@ _QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGT
 # Where KServe's storage initializer can fetch model weights from.
 _MODEL_SOURCES = ("hf://", "s3://", "gs://", "pvc://", "oci://", "https://")
 _SERVED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+# Prometheus durations (retention): 12h, 15d, 1w.
+_PROMETHEUS_DURATION = re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 class ConfigError(pulumi.RunError):
@@ -114,6 +117,18 @@ def _quantities(value: dict[str, str]) -> dict[str, str]:
 def _served_name(value: str) -> str:
     if not _SERVED_NAME.match(value):
         raise ValueError(f"'{value}' is not a model id: use letters, digits and . _ / - (at most 128)")
+    return value
+
+
+def _prometheus_duration(value: str) -> str:
+    if not _PROMETHEUS_DURATION.match(value):
+        raise ValueError(f"'{value}' is not a Prometheus duration: a number and one of ms, s, m, h, d, w, y")
+    return value
+
+
+def _currency(value: str) -> str:
+    if not _CURRENCY.match(value):
+        raise ValueError(f"'{value}' is not an ISO 4217 currency code, e.g. USD, EUR")
     return value
 
 
@@ -338,6 +353,36 @@ class LimitadorConfig(_Section):
         return self
 
 
+class ObservabilityConfig(_Section):
+    """Prometheus (operator), Grafana and Alertmanager from kube-prometheus-stack."""
+
+    enabled: bool = True
+    retention: Annotated[str, AfterValidator(_prometheus_duration)] = "1d"
+    # A persistent volume of this size for Prometheus; unset: an emptyDir (kind, dev).
+    storage: Annotated[str, AfterValidator(lambda v: _quantities({"storage": v})["storage"])] | None = None
+    storage_class: str | None = None
+    prometheus_resources: ComputeResources = ComputeResources(
+        requests={"cpu": "200m", "memory": "512Mi"}, limits={"cpu": "1", "memory": "2Gi"}
+    )
+
+
+class Price(_Section):
+    per_request: float = Field(default=0.0, ge=0)
+    per_thousand_tokens: float = Field(default=0.0, ge=0)
+
+
+class PricesConfig(_Section):
+    """What usage costs, per tier, optionally per model and tier. Unpriced usage costs 0."""
+
+    currency: Annotated[str, AfterValidator(_currency)] = "USD"
+    tiers: dict[str, Price] = Field(default_factory=dict)
+    # model name -> tier -> price, overriding the tier's price for that model
+    models: dict[str, dict[str, Price]] = Field(default_factory=dict)
+
+    def price(self, tier: str, model: str) -> Price:
+        return self.models.get(model, {}).get(tier) or self.tiers.get(tier) or Price()
+
+
 def _default_models() -> tuple[ModelConfig, ...]:
     """The default catalog: the OpenAI-compatible simulator, which needs no GPU."""
     simulator = {
@@ -364,6 +409,8 @@ class StackConfig(_Section):
     limitador: LimitadorConfig = LimitadorConfig()
     # redis://[user:password@]host:port, for limitador.storage: redis; a secret.
     limitador_redis_url: str | None = None
+    observability: ObservabilityConfig = ObservabilityConfig()
+    prices: PricesConfig = PricesConfig()
 
     @field_validator("tiers")
     @classmethod
@@ -399,6 +446,22 @@ class StackConfig(_Section):
             )
         if not redis and self.limitador_redis_url is not None:
             problems.append(f"{NAMESPACE}:limitadorRedisUrl: set, but limitador.storage is not redis")
+        models = [m.name for m in self.models]
+        for tier in self.prices.tiers:
+            if tier not in tiers:
+                problems.append(
+                    f"{NAMESPACE}:prices.tiers.{tier}: no such tier in maas:tiers ({', '.join(tiers)})"
+                )
+        for model, by_tier in self.prices.models.items():
+            if model not in models:
+                problems.append(
+                    f"{NAMESPACE}:prices.models.{model}: no such model in maas:models ({', '.join(models)})"
+                )
+            problems.extend(
+                f"{NAMESPACE}:prices.models.{model}.{tier}: no such tier in maas:tiers ({', '.join(tiers)})"
+                for tier in by_tier
+                if tier not in tiers
+            )
         return problems
 
     @property
@@ -419,6 +482,8 @@ class StackConfig(_Section):
     def namespaces_in_use(self) -> dict[str, str]:
         """Role -> namespace, for the namespaces this stack's layers deploy into."""
         roles = ["models", "istio", "cert_manager", "kserve", "kuadrant"]
+        if self.observability.enabled:
+            roles.append("observability")
         in_use = {role.replace("_", "-"): getattr(self.namespaces, role) for role in roles}
         if self.auth.oidc.enabled:
             in_use["keycloak"] = KEYCLOAK_NAMESPACE

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import gateway as gw
-from components import versions
+from components import monitoring, versions
 from components.config import GATEWAY_NAME, ComputeResources, ModelConfig
 from components.kserve import KServe
 
@@ -122,6 +122,8 @@ class ModelArgs:
     gateway: gw.InferenceGateway
     kserve: KServe
     runtime: VllmServingRuntime | None
+    # Namespace of the Prometheus allowed to scrape the model port; None: no scraper.
+    scraper_namespace: str | None = None
 
 
 class ModelDeployment(pulumi.ComponentResource):
@@ -165,16 +167,7 @@ class ModelDeployment(pulumi.ComponentResource):
             spec=k8s.networking.v1.NetworkPolicySpecArgs(
                 pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={ISVC_LABEL: model.name}),
                 policy_types=["Ingress"],
-                ingress=[
-                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        from_=[
-                            k8s.networking.v1.NetworkPolicyPeerArgs(
-                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=gw.POD_LABELS)
-                            )
-                        ],
-                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=MODEL_PORT, protocol="TCP")],
-                    )
-                ],
+                ingress=_admitted(args.scraper_namespace),
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -235,6 +228,26 @@ class ModelDeployment(pulumi.ComponentResource):
             spec={"predictor": predictor},
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
         )
+
+
+def _admitted(scraper_namespace: str | None) -> list[k8s.networking.v1.NetworkPolicyIngressRuleArgs]:
+    """Who may open the model port: the gateway's pods, and Prometheus when there is one."""
+    peers = [
+        k8s.networking.v1.NetworkPolicyPeerArgs(
+            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=gw.POD_LABELS)
+        )
+    ]
+    if scraper_namespace is not None:
+        peers.append(
+            k8s.networking.v1.NetworkPolicyPeerArgs(
+                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                    match_labels={"kubernetes.io/metadata.name": scraper_namespace}
+                ),
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=monitoring.PROMETHEUS_POD_LABELS),
+            )
+        )
+    port = [k8s.networking.v1.NetworkPolicyPortArgs(port=MODEL_PORT, protocol="TCP")]
+    return [k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=[peer], ports=port) for peer in peers]
 
 
 def model_labels(model: ModelConfig) -> dict[str, str]:

@@ -48,6 +48,11 @@ KSERVE_RESOURCES = HelmChart("kserve-resources", KSERVE_VERSION, "oci://ghcr.io/
 
 KUADRANT_OPERATOR = HelmChart("kuadrant-operator", "1.5.2", "https://kuadrant.io/helm-charts")
 
+# Prometheus operator v0.93.0 (the schemas' release), Prometheus, Grafana, Alertmanager.
+KUBE_PROMETHEUS_STACK = HelmChart(
+    "kube-prometheus-stack", "88.3.0", "https://prometheus-community.github.io/helm-charts"
+)
+
 # Keycloak: the operator has no published chart, so its CRDs and manifest come from the
 # release tag of keycloak/keycloak-k8s-resources (26.7 serves k8s.keycloak.org/v2beta1).
 KEYCLOAK_VERSION = "26.7.4"

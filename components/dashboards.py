@@ -1,0 +1,141 @@
+"""The Grafana dashboard of usage and cost, generated from the tiers and models of the stack."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from grafana_foundation_sdk.builders import dashboard, prometheus, stat, table, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import DataSourceRef
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+from components import chargeback
+from components.config import ModelConfig, TierConfig
+
+UID = "maas-usage"
+# kube-prometheus-stack provisions its Prometheus datasource with this uid.
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
+_FILTER = '{tier=~"$tier", model=~"$model"}'
+
+
+def _query(expr: str, legend: str = "", instant: bool = False) -> prometheus.Dataquery:
+    query = prometheus.Dataquery().ref_id("A").expr(expr).legend_format(legend)
+    return query.instant().format(PromQueryFormat.TABLE) if instant else query.range()
+
+
+def _timeseries(title: str, unit: str, expr: str, legend: str) -> timeseries.Panel:
+    return timeseries.Panel().title(title).unit(unit).datasource(DATASOURCE).with_target(_query(expr, legend))
+
+
+def _table(title: str, expr: str) -> table.Panel:
+    return table.Panel().title(title).datasource(DATASOURCE).with_target(_query(expr, instant=True))
+
+
+def _choice(name: str, values: Sequence[str]) -> dashboard.CustomVariable:
+    return (
+        dashboard.CustomVariable(name)
+        .label(name.title())
+        .values(",".join(values))
+        .multi(True)
+        .include_all(True)
+    )
+
+
+def usage_dashboard(tiers: Sequence[TierConfig], models: Sequence[ModelConfig]) -> dict[str, Any]:
+    """Usage (rates), cost over the selected range, per tier and model, and model health."""
+    requests, tokens, rejected, cost = (
+        chargeback.REQUESTS,
+        chargeback.TOKENS,
+        chargeback.REJECTED,
+        chargeback.COST,
+    )
+    board = (
+        dashboard.Dashboard("MaaS usage and cost")
+        .uid(UID)
+        .tags(["maas-platform", "generated"])
+        .refresh("30s")
+        .time("now-24h", "now")
+        .with_variable(_choice("tier", [t.name for t in tiers]))
+        .with_variable(_choice("model", [m.name for m in models]))
+        .with_row(dashboard.Row("Usage"))
+        .with_panel(
+            _timeseries(
+                "Requests / s by tier",
+                "reqps",
+                f"sum by (tier) (rate({requests}{_FILTER}[$__rate_interval]))",
+                "{{tier}}",
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Tokens / s by model",
+                "short",
+                f"sum by (model) (rate({tokens}{_FILTER}[$__rate_interval]))",
+                "{{model}}",
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "429 / s by tier and limit",
+                "reqps",
+                f"sum by (tier, limit) (rate({rejected}{_FILTER}[$__rate_interval]))",
+                "{{tier}} ({{limit}} limit)",
+            )
+        )
+        .with_row(dashboard.Row("Requests per tier in the selected range"))
+    )
+    for tier in tiers:
+        board = board.with_panel(
+            stat.Panel()
+            .title(tier.name)
+            .description(tier.description)
+            .datasource(DATASOURCE)
+            .with_target(
+                _query(
+                    f'sum(increase({requests}{{tier="{tier.name}", model=~"$model"}}[$__range]))',
+                    instant=True,
+                )
+            )
+        )
+    board = (
+        board.with_row(dashboard.Row("Cost in the selected range"))
+        .with_panel(
+            _table(
+                "Usage and cost per user",
+                f"sort_desc(sum by (user, tier, currency) (increase({cost}{_FILTER}[$__range])))",
+            )
+        )
+        .with_panel(
+            _table("Cost per model", f"sum by (model, currency) (increase({cost}{_FILTER}[$__range]))")
+        )
+        .with_panel(
+            _table("Tokens per user", f"topk(20, sum by (user) (increase({tokens}{_FILTER}[$__range])))")
+        )
+        .with_row(dashboard.Row("Model servers"))
+        .with_panel(
+            _timeseries(
+                "Request latency p95",
+                "s",
+                "histogram_quantile(0.95, sum by (le, model) "
+                '(rate(vllm:e2e_request_latency_seconds_bucket{model=~"$model"}[$__rate_interval])))',
+                "{{model}}",
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Requests running",
+                "short",
+                'sum by (model) (vllm:num_requests_running{model=~"$model"})',
+                "{{model}}",
+            )
+        )
+    )
+    built: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True).encode(board.build()))
+    return built
+
+
+def queries(board: dict[str, Any]) -> list[str]:
+    """Every PromQL expression of a dashboard's panels."""
+    return [target["expr"] for panel in board["panels"] for target in panel.get("targets", [])]

@@ -1,0 +1,134 @@
+"""The monitoring stack: Prometheus (operator), Grafana and Alertmanager from one pinned chart.
+
+kube-prometheus-stack rather than separate charts: one release gives the operator whose
+CRDs Kuadrant looks for at start-up, a Prometheus, and a Grafana whose sidecar loads
+dashboards from labelled ConfigMaps; all pinned together. The cluster-wide defaults
+(node exporter, kube-state-metrics, control-plane scrapes and their rules) are off: this
+Prometheus is for the platform's usage, not for the cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components import helm, versions
+from components.config import ObservabilityConfig
+
+RELEASE = "monitoring"
+# Names the chart derives from fullnameOverride and grafana.fullnameOverride.
+FULLNAME = "maas"
+PROMETHEUS_SERVICE = f"{FULLNAME}-prometheus"
+PROMETHEUS_PORT = 9090
+GRAFANA_SERVICE = f"{FULLNAME}-grafana"
+GRAFANA_PORT = 80
+GRAFANA_ADMIN_SECRET = "grafana-admin"
+# Prometheus reads only monitors and rules with this label: the ones this program
+# declares and tests, so nothing is scraped twice and nobody else's monitor slips in.
+SCRAPE_LABEL = {"maas-platform/scrape": "true"}
+# Grafana's sidecar loads ConfigMaps with this label as dashboards (chart default).
+DASHBOARD_LABEL = {"grafana_dashboard": "1"}
+# Labels the operator puts on the Prometheus pods (NetworkPolicies admit the scraper by them).
+PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    namespace: pulumi.Input[str]
+    namespace_name: str
+    config: ObservabilityConfig
+
+
+class MonitoringStack(pulumi.ComponentResource):
+    port_forward_prometheus: str
+    port_forward_grafana: str
+    grafana_admin: pulumi.Output[dict[str, Any]]
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("maas:monitoring:MonitoringStack", name, None, opts)
+        generated = random.RandomPassword(
+            f"{name}-grafana-admin", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        password: pulumi.Output[str] = pulumi.Output.secret(generated.result)
+        admin = k8s.core.v1.Secret(
+            f"{name}-grafana-admin",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=GRAFANA_ADMIN_SECRET, namespace=args.namespace),
+            string_data={"admin-user": "admin", "admin-password": password},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.release = helm.release(
+            RELEASE,
+            versions.KUBE_PROMETHEUS_STACK,
+            args.namespace,
+            parent=self,
+            values=chart_values(args.config),
+            depends_on=[admin],
+        )
+        forward = f"kubectl port-forward -n {args.namespace_name}"
+        self.port_forward_prometheus = (
+            f"{forward} svc/{PROMETHEUS_SERVICE} {PROMETHEUS_PORT}:{PROMETHEUS_PORT}"
+        )
+        self.port_forward_grafana = f"{forward} svc/{GRAFANA_SERVICE} 3000:{GRAFANA_PORT}"
+        self.grafana_admin = pulumi.Output.secret(pulumi.Output.all(username="admin", password=password))
+        self.register_outputs({})
+
+
+def chart_values(config: ObservabilityConfig) -> dict[str, Any]:
+    ours = {"matchLabels": SCRAPE_LABEL}
+    prometheus: dict[str, Any] = {
+        "retention": config.retention,
+        "resources": config.prometheus_resources.model_dump(),
+        "serviceMonitorSelector": ours,
+        "podMonitorSelector": ours,
+        "ruleSelector": ours,
+        "probeSelector": ours,
+        "scrapeConfigSelector": ours,
+        # Monitors and rules are read from every namespace (the selectors above still apply).
+        "serviceMonitorNamespaceSelector": {},
+        "podMonitorNamespaceSelector": {},
+        "ruleNamespaceSelector": {},
+    }
+    if config.storage is not None:
+        prometheus["storageSpec"] = {
+            "volumeClaimTemplate": {
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": config.storage}},
+                    **({"storageClassName": config.storage_class} if config.storage_class else {}),
+                }
+            }
+        }
+    return {
+        "fullnameOverride": FULLNAME,
+        "defaultRules": {"create": False},
+        "nodeExporter": {"enabled": False},
+        "kubeStateMetrics": {"enabled": False},
+        "kubelet": {"enabled": False},
+        "kubeApiServer": {"enabled": False},
+        "kubeControllerManager": {"enabled": False},
+        "kubeScheduler": {"enabled": False},
+        "kubeProxy": {"enabled": False},
+        "kubeEtcd": {"enabled": False},
+        "coreDns": {"enabled": False},
+        "prometheus": {"prometheusSpec": prometheus},
+        "grafana": {
+            "fullnameOverride": GRAFANA_SERVICE,
+            "admin": {
+                "existingSecret": GRAFANA_ADMIN_SECRET,
+                "userKey": "admin-user",
+                "passwordKey": "admin-password",
+            },
+            "sidecar": {
+                "dashboards": {
+                    "enabled": True,
+                    "label": next(iter(DASHBOARD_LABEL)),
+                    "labelValue": DASHBOARD_LABEL["grafana_dashboard"],
+                    "searchNamespace": "ALL",
+                }
+            },
+        },
+    }

@@ -1,0 +1,175 @@
+"""Observability: what is scraped, per-user labels on Limitador's counters, rules, dashboards."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import chargeback, dashboards, gateway, models, monitoring, tiers, upstream
+from components.config import GATEWAY_NAME, ModelConfig, PricesConfig, TierConfig
+
+DASHBOARD_FILE = f"{dashboards.UID}.json"
+
+
+@dataclass(frozen=True)
+class ObservabilityArgs:
+    tiers: Sequence[TierConfig]
+    models: Sequence[ModelConfig]
+    prices: PricesConfig
+    observability_namespace: pulumi.Input[str]
+    kuadrant_namespace: pulumi.Input[str]
+    models_namespace: pulumi.Input[str]
+    monitoring: monitoring.MonitoringStack
+    kuadrant: pulumi.Resource
+    gateway: pulumi.Resource
+
+
+def _static(component: str) -> list[dict[str, str]]:
+    """Relabeling that marks every target of a monitor with the component it belongs to."""
+    return [{"targetLabel": "maas_component", "replacement": component, "action": "replace"}]
+
+
+class Observability(pulumi.ComponentResource):
+    """Monitors for Limitador, Authorino, the Kuadrant operator, the gateway's Envoy and every
+    model server; a TelemetryPolicy labelling Limitador's counters with user and tier; the
+    usage, cost and alert rules; and the usage dashboard."""
+
+    def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("maas:observability:Observability", name, None, opts)
+        after_monitoring: list[pulumi.Resource] = [args.monitoring]
+        self._monitor(
+            f"{name}-limitador",
+            "PodMonitor",
+            "limitador",
+            args.kuadrant_namespace,
+            {"matchLabels": upstream.LIMITADOR_PODS.labels},
+            [{"port": "http", "path": "/metrics", "relabelings": _static("limitador")}],
+            [*after_monitoring, args.kuadrant],
+        )
+        self._monitor(
+            f"{name}-authorino",
+            "ServiceMonitor",
+            "authorino",
+            args.kuadrant_namespace,
+            {"matchLabels": upstream.AUTHORINO_METRICS_SERVICE.labels},
+            [
+                {"port": "http", "path": path, "relabelings": _static("authorino")}
+                for path in upstream.AUTHORINO_METRICS_SERVICE.paths
+            ],
+            [*after_monitoring, args.kuadrant],
+        )
+        self._monitor(
+            f"{name}-kuadrant-operator",
+            "ServiceMonitor",
+            "kuadrant-operator",
+            args.kuadrant_namespace,
+            {"matchLabels": upstream.KUADRANT_OPERATOR_METRICS_SERVICE.labels},
+            [{"port": "metrics", "path": "/metrics", "relabelings": _static("kuadrant-operator")}],
+            [*after_monitoring, args.kuadrant],
+        )
+        self._monitor(
+            f"{name}-gateway",
+            "PodMonitor",
+            "inference-gateway-envoy",
+            args.models_namespace,
+            {"matchLabels": gateway.POD_LABELS},
+            [
+                {
+                    "port": next(iter(upstream.ENVOY_METRICS_PORT)),
+                    "path": upstream.ENVOY_METRICS_PATH,
+                    "relabelings": _static("gateway"),
+                }
+            ],
+            [*after_monitoring, args.gateway],
+        )
+        self._monitor(
+            f"{name}-models",
+            "PodMonitor",
+            "model-servers",
+            args.models_namespace,
+            {
+                "matchLabels": {"component": "predictor", "app.kubernetes.io/part-of": "maas-platform"},
+                "matchExpressions": [{"key": models.MODEL_LABEL, "operator": "Exists"}],
+            },
+            [
+                {
+                    "port": "http",
+                    "path": "/metrics",
+                    "relabelings": [
+                        *_static("model"),
+                        {
+                            # The model's name from its pod label, so rules and dashboards can join.
+                            "sourceLabels": ["__meta_kubernetes_pod_label_maas_platform_model"],
+                            "targetLabel": "model",
+                            "action": "replace",
+                        },
+                    ],
+                }
+            ],
+            after_monitoring,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-telemetry",
+            api_version="extensions.kuadrant.io/v1alpha1",
+            kind="TelemetryPolicy",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{GATEWAY_NAME}-telemetry", namespace=args.models_namespace
+            ),
+            spec={
+                "targetRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME},
+                "metrics": {"default": {"labels": tiers.telemetry_labels()}},
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.kuadrant, args.gateway]),
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-rules",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="maas-usage", namespace=args.observability_namespace, labels=monitoring.SCRAPE_LABEL
+            ),
+            spec=chargeback.rule_groups(args.tiers, args.models, args.prices),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after_monitoring),
+        )
+        k8s.core.v1.ConfigMap(
+            f"{name}-dashboard",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="maas-usage-dashboard",
+                namespace=args.observability_namespace,
+                labels=monitoring.DASHBOARD_LABEL,
+            ),
+            data={
+                DASHBOARD_FILE: json.dumps(
+                    dashboards.usage_dashboard(args.tiers, args.models), sort_keys=True
+                )
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after_monitoring),
+        )
+        self.register_outputs({})
+
+    def _monitor(
+        self,
+        name: str,
+        kind: str,
+        object_name: str,
+        namespace: pulumi.Input[str],
+        selector: dict[str, Any],
+        endpoints: list[dict[str, Any]],
+        depends_on: Sequence[pulumi.Resource],
+    ) -> None:
+        endpoint_key = "podMetricsEndpoints" if kind == "PodMonitor" else "endpoints"
+        k8s.apiextensions.CustomResource(
+            name,
+            api_version="monitoring.coreos.com/v1",
+            kind=kind,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=object_name, namespace=namespace, labels=monitoring.SCRAPE_LABEL
+            ),
+            spec={"selector": selector, endpoint_key: endpoints},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
+        )
