@@ -1,0 +1,125 @@
+"""Usage and cost per user, tier and model from Prometheus, for chargeback.
+
+    python -m components.usage --prometheus http://localhost:9090 --since 30d --format csv
+
+Reads the recording rules of `components.chargeback` through Prometheus's HTTP API:
+requests admitted, tokens, requests refused with 429, and their cost, over `--since`
+ending at `--until` (default: now). Counts come from `increase()`, which follows counter
+resets (a Limitador restart) but extrapolates at the window's edges: they are rounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import sys
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from components import chargeback
+
+_DURATION = re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$")
+FIELDS = ("user", "tier", "model", "requests", "tokens", "rejected", "cost", "currency")
+
+
+@dataclass(frozen=True)
+class Usage:
+    user: str
+    tier: str
+    model: str
+    requests: int
+    tokens: int
+    rejected: int
+    cost: float
+    currency: str
+
+
+def _instant(prometheus: str, query: str, at: float | None, timeout_s: float) -> list[dict[str, Any]]:
+    parameters = {"query": query, **({"time": repr(at)} if at is not None else {})}
+    url = f"{prometheus.rstrip('/')}/api/v1/query?{urllib.parse.urlencode(parameters)}"
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        body = json.load(response)
+    if body.get("status") != "success":
+        raise RuntimeError(f"Prometheus refused {query!r}: {body.get('error', body)}")
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def collect(prometheus: str, since: str, until: float | None = None, timeout_s: float = 30) -> list[Usage]:
+    """One row per user, tier and model that used anything in the window."""
+    if not _DURATION.match(since):
+        raise ValueError(f"--since {since!r} is not a Prometheus duration (e.g. 30d, 12h)")
+    by = "user, tier, model"
+    measures = {
+        "requests": f"sum by ({by}) (increase({chargeback.REQUESTS}[{since}]))",
+        "tokens": f"sum by ({by}) (increase({chargeback.TOKENS}[{since}]))",
+        "rejected": f"sum by ({by}) (increase({chargeback.REJECTED}[{since}]))",
+        "cost": f"sum by ({by}, currency) (increase({chargeback.COST}[{since}]))",
+    }
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for measure, query in measures.items():
+        for sample in _instant(prometheus, query, until, timeout_s):
+            labels = sample["metric"]
+            key = (labels.get("user", ""), labels.get("tier", ""), labels.get("model", ""))
+            row = rows.setdefault(key, {"currency": ""})
+            row[measure] = float(sample["value"][1])
+            row["currency"] = labels.get("currency", row["currency"])
+    return [
+        Usage(
+            user=user,
+            tier=tier,
+            model=model,
+            requests=round(row.get("requests", 0.0)),
+            tokens=round(row.get("tokens", 0.0)),
+            rejected=round(row.get("rejected", 0.0)),
+            cost=round(row.get("cost", 0.0), 6),
+            currency=row["currency"],
+        )
+        for (user, tier, model), row in sorted(rows.items())
+    ]
+
+
+def render(rows: Sequence[Usage], form: str) -> str:
+    if form == "json":
+        return json.dumps([asdict(row) for row in rows], indent=2) + "\n"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(asdict(row) for row in rows)
+    return out.getvalue()
+
+
+def _timestamp(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return datetime.fromisoformat(text).timestamp()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--prometheus", required=True, help="Prometheus URL, e.g. http://localhost:9090")
+    parser.add_argument("--since", default="30d", help="window length, a Prometheus duration (default 30d)")
+    parser.add_argument("--until", type=_timestamp, help="window end: unix time or ISO 8601 (default now)")
+    parser.add_argument("--format", choices=("csv", "json"), default="csv")
+    args = parser.parse_args(argv)
+    try:
+        rows = collect(args.prometheus, args.since, args.until)
+    except (OSError, RuntimeError, ValueError) as exc:
+        print(f"usage export failed: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(render(rows, args.format))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
