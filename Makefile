@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: check lint types test bench e2e deploy-dev destroy-dev
+.PHONY: check lint types test test-tools bench e2e deploy-dev destroy-dev
 
 check: lint types test
 
@@ -21,8 +21,12 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP)
+test: $(STAMP) test-tools
 	$(BIN)/pytest
+
+# promtool and a Prometheus server for the rule and usage-export tests.
+test-tools:
+	scripts/install-test-tools.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m harness.bench

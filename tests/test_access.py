@@ -11,7 +11,8 @@ from celpy.adapter import json_to_cel
 
 from components.config import DEFAULT_TIERS, ConfigError
 from harness.program import Declared, Evaluation, evaluate, stack_config
-from tests.configs import evaluate_variant
+from maas_policies import KNOWN_DEFAULT_CREDENTIALS
+from tests.configs import REMOVE, evaluate_variant
 
 POLICY_KINDS = ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy")
 FIVE_TIERS = [
@@ -70,7 +71,7 @@ def test_policies_match_the_tier_table_of_every_stack(stack: Evaluation) -> None
 
 def test_policies_match_a_five_tier_table() -> None:
     users = [{"name": "alice", "tier": "gold"}, {"name": "bob", "tier": "trial"}]
-    result = evaluate_variant("gpu", {"maas:tiers": FIVE_TIERS, "maas:users": users})
+    result = evaluate_variant("gpu", {"maas:tiers": FIVE_TIERS, "maas:users": users, "maas:prices": REMOVE})
     assert result.error is None
     _assert_policies_follow(result, FIVE_TIERS)
     realm = result.one("KeycloakRealmImport", "realm-maas").inputs["spec"]["realm"]
@@ -199,7 +200,13 @@ def test_adding_a_user_adds_only_its_key_and_changes_no_policy() -> None:
 def test_removing_a_tier_removes_it_everywhere() -> None:
     tiers = [t for t in _raw_tiers("gpu") if t["name"] != "premium"]
     users = [{"name": "alice", "tier": "free"}, {"name": "bob", "tier": "enterprise"}]
-    result = evaluate_variant("gpu", {"maas:tiers": tiers, "maas:users": users})
+    prices = stack_config("gpu")["maas:prices"]
+    without = {
+        "currency": prices["currency"],
+        "tiers": {t: p for t, p in prices["tiers"].items() if t != "premium"},
+        "models": {m: {t: p for t, p in by.items() if t != "premium"} for m, by in prices["models"].items()},
+    }
+    result = evaluate_variant("gpu", {"maas:tiers": tiers, "maas:users": users, "maas:prices": without})
     assert result.error is None
     mentions = [str(r) for r in result.resources if "premium" in json.dumps(r.inputs)]
     assert mentions == []
@@ -244,7 +251,7 @@ def test_keycloak_runs_in_production_mode_with_a_database_and_generated_admin(st
     assert "start-dev" not in json.dumps(spec)
     admin = gpu.one("Secret", "keycloak-admin")
     assert admin.is_secret("stringData.password")
-    assert gpu.outputs["keycloakAdmin"]["password"] != "admin123"
+    assert not KNOWN_DEFAULT_CREDENTIALS.search(gpu.outputs["keycloakAdmin"]["password"])
     database = gpu.one("StatefulSet", "keycloak-postgres")
     assert database.inputs["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"] == {
         "storage": "5Gi"
@@ -256,7 +263,9 @@ def test_keys_are_secret_outputs_and_rotate_with_their_version(stack: Evaluation
     assert set(stack.outputs["apiKeys"]) == {u["name"] for u in stack_config(stack.stack)["maas:users"]}
     users = [{"name": "alice", "tier": "free", "keyVersion": 2}]
     rotated = evaluate_variant("dev", {"maas:users": users})
-    (key,) = rotated.of_type("random:index/randomPassword:RandomPassword")
+    (key,) = [
+        r for r in rotated.of_type("random:index/randomPassword:RandomPassword") if r.name == "api-keys-alice"
+    ]
     assert key.inputs["keepers"] == {"version": "2"}
     assert key.inputs["length"] >= 32
 

@@ -1,0 +1,210 @@
+"""The usage, cost and alert rules, checked and unit-tested with promtool itself."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.program import Evaluation, stack_config
+from tests.conftest import skip_or_fail
+
+# Labels a scrape of Limitador adds besides those Limitador itself sets.
+SCRAPED = 'job="kuadrant-system/limitador", pod="limitador-limitador-7d9f", maas_component="limitador"'
+
+
+def declared_rules(stack: Evaluation) -> dict[str, Any]:
+    (rule,) = stack.objects("PrometheusRule")
+    spec: dict[str, Any] = rule.inputs["spec"]
+    return spec
+
+
+def _promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    if shutil.which("promtool") is None:
+        skip_or_fail("no promtool: run scripts/install-test-tools.sh (Debian package 'prometheus')")
+    return subprocess.run(
+        ["promtool", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=120
+    )
+
+
+def _limitador(
+    user: str, tier: str, model: str, calls: int, hits: int, limited: dict[str, int], minutes: int = 30
+) -> list[dict[str, str]]:
+    """Input series shaped like Limitador's /metrics (with telemetry labels): 0, then the given
+    values, reported every minute for `minutes` as Limitador keeps doing."""
+    labels = f'user="{user}", tier="{tier}", limitador_namespace="llm/{model}", {SCRAPED}'
+    found = [
+        {"series": f"authorized_calls{{{labels}}}", "values": f"0 {calls}+0x{minutes}"},
+        {"series": f"authorized_hits{{{labels}}}", "values": f"0 {hits}+0x{minutes}"},
+    ]
+    found += [
+        {"series": f'limited_calls{{{labels}, limit_name="{name}"}}', "values": f"0 {count}+0x{minutes}"}
+        for name, count in limited.items()
+    ]
+    return found
+
+
+def _price(stack: str, tier: str, model: str) -> tuple[float, float]:
+    """The stack file's price for a tier and model, read without the program's help."""
+    prices = stack_config(stack).get("maas:prices", {})
+    chosen = prices.get("models", {}).get(model, {}).get(tier) or prices.get("tiers", {}).get(tier) or {}
+    return float(chosen.get("perRequest", 0)), float(chosen.get("perThousandTokens", 0))
+
+
+def test_the_declared_rules_pass_promtool_check(stack: Evaluation, tmp_path: Path) -> None:
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(declared_rules(stack)))
+    checked = _promtool("check", "rules", "rules.yml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS" in checked.stdout, checked.stdout + checked.stderr
+
+
+def _scenario(stack: Evaluation) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """Traffic of two users on the stack's first model, and the usage and cost it must yield.
+
+    alice (2nd tier): 10 requests admitted with 100 tokens each, 2 refused by the request
+    limit, 1 refused by the token limit. bob (1st tier): 5 admitted with 100 tokens each.
+    """
+    tiers = stack.outputs["tiers"]
+    model = next(iter(stack.outputs["models"]))
+    alice_tier, bob_tier = tiers[1], tiers[0]
+    series = _limitador(
+        "alice", alice_tier, model, calls=2 * 10 + 1, hits=10 * 101 + 1,
+        limited={f"{alice_tier}-requests": 2, f"{alice_tier}-tokens": 1},
+    ) + _limitador("bob", bob_tier, model, calls=2 * 5, hits=5 * 101, limited={})  # fmt: skip
+    expected = {
+        "alice": (alice_tier, 10, 1000, {"requests": 2, "tokens": 1}),
+        "bob": (bob_tier, 5, 500, {}),
+    }
+    currency = stack_config(stack.stack).get("maas:prices", {}).get("currency", "USD")
+    tests: list[dict[str, Any]] = []
+    for metric, pick in (("maas:requests:total", 1), ("maas:tokens:total", 2)):
+        samples = [
+            {"labels": f'{metric}{{user="{u}", tier="{t[0]}", model="{model}"}}', "value": t[pick]}
+            for u, t in expected.items()
+        ]
+        tests.append({"expr": metric, "eval_time": "1m", "exp_samples": samples})
+    tests.append(
+        {
+            "expr": "maas:rejected_requests:total",
+            "eval_time": "1m",
+            "exp_samples": [
+                {
+                    "labels": (
+                        f'maas:rejected_requests:total{{user="alice", tier="{alice_tier}", '
+                        f'model="{model}", limit="{k}"}}'
+                    ),
+                    "value": v,
+                }
+                for k, v in expected["alice"][3].items()
+            ],
+        }
+    )
+    cost_samples = []
+    for user, (tier, requests, tokens, _) in expected.items():
+        per_request, per_1k = _price(stack.stack, tier, model)
+        cost = requests * per_request + tokens / 1000 * per_1k
+        labels = f'user="{user}", tier="{tier}", model="{model}", currency="{currency}"'
+        cost_samples.append({"labels": f"maas:cost:total{{{labels}}}", "value": cost})
+    tests.append({"expr": "maas:cost:total", "eval_time": "1m", "exp_samples": cost_samples})
+    return series, tests
+
+
+def test_usage_and_cost_from_limitador_shaped_counters(stack: Evaluation, tmp_path: Path) -> None:
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(declared_rules(stack)))
+    series, expressions = _scenario(stack)
+    unit = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": expressions}],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
+    tested = _promtool("test", "rules", "test.yml", cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def _alert_test(
+    stack: Evaluation,
+    input_series: list[dict[str, str]],
+    alert: str,
+    fires_at: str,
+    quiet_at: str,
+    labels: dict[str, str],
+) -> dict[str, Any]:
+    rule = next(
+        r
+        for group in declared_rules(stack)["groups"]
+        for r in group["rules"]
+        if r.get("alert") == alert and all(r["labels"].get(k, v) == v for k, v in labels.items())
+    )
+    summary = rule["annotations"]["summary"].replace("{{ $labels.tier }}", labels.get("tier", ""))
+    return {
+        "interval": "1m",
+        "input_series": input_series,
+        "alert_rule_test": [
+            {"eval_time": quiet_at, "alertname": alert, "exp_alerts": []},
+            {
+                "eval_time": fires_at,
+                "alertname": alert,
+                "exp_alerts": [{"exp_labels": labels, "exp_annotations": {"summary": summary}}],
+            },
+        ],
+    }
+
+
+def test_alerts_fire_when_a_component_is_down_or_a_tier_is_throttled(
+    stack: Evaluation, tmp_path: Path
+) -> None:
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(declared_rules(stack)))
+    model, *other_models = stack.outputs["models"]
+    tier = stack.outputs["tiers"][0]
+    up = 'up{{maas_component="{}", job="j", instance="i"{}}}'
+    healthy_then_down = "1 1 0x20"
+    healthy = [{"series": up.format("model", f', model="{m}"'), "values": "1x30"} for m in other_models]
+    throttled = [
+        # 100 requests admitted, then over 20 minutes, 200 refused by the request limit.
+        *_limitador("carol", tier, model, calls=200, hits=100 * 101, limited={}),
+        {
+            "series": (
+                f'limited_calls{{user="carol", tier="{tier}", limitador_namespace="llm/{model}", '
+                f'{SCRAPED}, limit_name="{tier}-requests"}}'
+            ),
+            "values": "0+0x10 0+20x20",
+        },
+    ]
+    critical = {"severity": "critical"}
+    limitador = [{"series": up.format("limitador", ""), "values": healthy_then_down}]
+    authorino = [{"series": up.format("authorino", ""), "values": healthy_then_down}]
+    one_model = [{"series": up.format("model", f', model="{model}"'), "values": healthy_then_down}, *healthy]
+    cases = [
+        _alert_test(stack, limitador, "MaasLimitadorDown", "15m", "4m", critical),
+        _alert_test(stack, authorino, "MaasAuthorinoDown", "15m", "4m", critical),
+        _alert_test(stack, one_model, "MaasModelDown", "20m", "8m", {**critical, "model": model}),
+        _alert_test(
+            stack, throttled, "MaasTierThrottled", "25m", "5m", {"severity": "warning", "tier": tier}
+        ),
+    ]
+    unit = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": cases}
+    (tmp_path / "alerts.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
+    tested = _promtool("test", "rules", "alerts.yml", cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+@pytest.mark.parametrize("component", ["limitador", "authorino", "gateway", "model"])
+def test_every_component_an_alert_watches_is_labelled_by_a_monitor(stack: Evaluation, component: str) -> None:
+    rules = yaml.safe_dump(declared_rules(stack))
+    assert f'maas_component="{component}"' in rules
+    monitors = stack.objects("PodMonitor") + stack.objects("ServiceMonitor")
+    marked = {
+        relabel.get("replacement")
+        for monitor in monitors
+        for endpoint in monitor.inputs["spec"].get(
+            "podMetricsEndpoints", monitor.inputs["spec"].get("endpoints", [])
+        )
+        for relabel in endpoint.get("relabelings", [])
+        if relabel.get("targetLabel") == "maas_component"
+    }
+    assert component in marked

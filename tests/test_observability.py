@@ -1,0 +1,252 @@
+"""Observability as declared: what is scraped and how, labels, rules, dashboard, outputs."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from components import gateway, monitoring, upstream
+from components.config import ConfigError
+from harness.program import Declared, Evaluation, stack_config
+from tests.configs import evaluate_variant
+from tests.test_models import predictor_pod_labels
+
+# PromQL words that are not series names.
+_PROMQL_WORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "bool",
+}
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    matched = all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+    for expression in selector.get("matchExpressions", []):
+        present = expression["key"] in labels
+        if expression["operator"] == "Exists":
+            matched = matched and present
+        elif expression["operator"] == "In":
+            matched = matched and labels.get(expression["key"]) in expression["values"]
+        else:
+            raise AssertionError(f"operator {expression['operator']} not modelled")
+    return matched
+
+
+def _monitor(stack: Evaluation, name: str) -> Declared:
+    found = [
+        m for m in stack.objects("PodMonitor") + stack.objects("ServiceMonitor") if m.object_name == name
+    ]
+    assert len(found) == 1, f"{stack.stack}: {len(found)} monitors named {name}"
+    return found[0]
+
+
+def _endpoints(monitor: Declared) -> list[dict[str, Any]]:
+    spec = monitor.inputs["spec"]
+    endpoints: list[dict[str, Any]] = spec.get("podMetricsEndpoints") or spec["endpoints"]
+    return endpoints
+
+
+def _container_ports(stack: Evaluation, isvc: Declared) -> set[str]:
+    predictor = isvc.inputs["spec"]["predictor"]
+    if "containers" in predictor:
+        containers = predictor["containers"]
+    else:
+        containers = stack.one("ServingRuntime", predictor["model"]["runtime"]).inputs["spec"]["containers"]
+    return {port["name"] for c in containers for port in c.get("ports", [])}
+
+
+def test_model_servers_are_scraped_on_their_metrics_port(stack: Evaluation) -> None:
+    monitor = _monitor(stack, "model-servers")
+    assert monitor.namespace == stack.one("Gateway", "inference-gateway").namespace
+    for isvc in stack.objects("InferenceService"):
+        assert _selects(monitor.inputs["spec"]["selector"], predictor_pod_labels(isvc)), str(isvc)
+        for endpoint in _endpoints(monitor):
+            assert endpoint["port"] in _container_ports(stack, isvc)
+            assert endpoint["path"] == "/metrics"
+    relabel = _endpoints(monitor)[0]["relabelings"][-1]
+    assert relabel["sourceLabels"] == ["__meta_kubernetes_pod_label_maas_platform_model"]
+    assert relabel["targetLabel"] == "model"
+
+
+def test_the_gateways_envoy_is_scraped(stack: Evaluation) -> None:
+    monitor = _monitor(stack, "inference-gateway-envoy")
+    assert monitor.namespace == stack.one("Gateway", "inference-gateway").namespace
+    assert _selects(monitor.inputs["spec"]["selector"], gateway.POD_LABELS)
+    assert {e["port"] for e in _endpoints(monitor)} <= set(upstream.ENVOY_METRICS_PORT)
+
+
+@pytest.mark.parametrize(
+    ("name", "workload"),
+    [
+        ("limitador", upstream.LIMITADOR_PODS),
+        ("authorino", upstream.AUTHORINO_METRICS_SERVICE),
+        ("kuadrant-operator", upstream.KUADRANT_OPERATOR_METRICS_SERVICE),
+    ],
+)
+def test_kuadrants_components_are_scraped_where_the_operators_put_them(
+    stack: Evaluation, name: str, workload: upstream.Workload
+) -> None:
+    monitor = _monitor(stack, name)
+    assert monitor.namespace == stack.one("Kuadrant", "kuadrant").namespace
+    assert _selects(monitor.inputs["spec"]["selector"], workload.labels)
+    assert {e["port"] for e in _endpoints(monitor)} <= set(workload.ports)
+    assert [e["path"] for e in _endpoints(monitor)] == list(workload.paths)
+
+
+def test_prometheus_reads_exactly_the_monitors_and_rules_this_program_declares(stack: Evaluation) -> None:
+    spec = stack.release("monitoring").inputs["values"]["prometheus"]["prometheusSpec"]
+    for selector in ("serviceMonitorSelector", "podMonitorSelector", "ruleSelector"):
+        assert spec[selector] == {"matchLabels": monitoring.SCRAPE_LABEL}
+    for resource in (
+        stack.objects("PodMonitor") + stack.objects("ServiceMonitor") + stack.objects("PrometheusRule")
+    ):
+        assert resource.inputs["metadata"]["labels"] == monitoring.SCRAPE_LABEL
+
+
+def test_kuadrant_observability_is_on_and_its_operator_sees_the_monitoring_crds(stack: Evaluation) -> None:
+    assert stack.one("Kuadrant", "kuadrant").inputs["spec"]["observability"] == {"enable": True}
+    assert stack.waits_for(stack.release("kuadrant-operator"), stack.release("monitoring"))
+
+
+def test_limitadors_counters_carry_the_identity_the_auth_policy_exposes(stack: Evaluation) -> None:
+    (telemetry,) = stack.objects("TelemetryPolicy")
+    spec = telemetry.inputs["spec"]
+    assert spec["targetRef"] == {
+        "group": "gateway.networking.k8s.io",
+        "kind": "Gateway",
+        "name": "inference-gateway",
+    }
+    (auth,) = stack.objects("AuthPolicy")
+    exposed = auth.inputs["spec"]["rules"]["response"]["success"]["filters"]["identity"]["json"]["properties"]
+    assert spec["metrics"]["default"]["labels"] == {
+        "user": "auth.identity.userid",
+        "tier": "auth.identity.tier",
+    }
+    assert set(exposed) == {"userid", "tier"}
+
+
+def test_prometheus_may_scrape_model_pods(stack: Evaluation) -> None:
+    namespace = stack_config(stack.stack).get("maas:namespaces", {}).get("observability", "llm-observability")
+    for policy in stack.objects("NetworkPolicy"):
+        peers = [peer for rule in policy.inputs["spec"]["ingress"] for peer in rule["from"]]
+        assert {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            "podSelector": {"matchLabels": monitoring.PROMETHEUS_POD_LABELS},
+        } in peers
+
+
+def _dashboard(stack: Evaluation) -> dict[str, Any]:
+    config_map = stack.one("ConfigMap", "maas-usage-dashboard")
+    assert config_map.inputs["metadata"]["labels"] == monitoring.DASHBOARD_LABEL
+    (text,) = config_map.inputs["data"].values()
+    board: dict[str, Any] = json.loads(text)
+    return board
+
+
+def _series_names(expr: str) -> set[str]:
+    names = set(re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[{\[]", expr))
+    return {n for n in names if n not in _PROMQL_WORDS}
+
+
+def test_the_dashboard_reads_only_series_the_rules_or_exporters_produce(stack: Evaluation) -> None:
+    (rule,) = stack.objects("PrometheusRule")
+    recorded = {
+        r["record"] for group in rule.inputs["spec"]["groups"] for r in group["rules"] if "record" in r
+    }
+    produced = recorded | set(upstream.MODEL_SERVER_METRICS)
+    expressions = [t["expr"] for p in _dashboard(stack)["panels"] for t in p.get("targets", [])]
+    assert len(expressions) >= 8
+    for expr in expressions:
+        names = _series_names(expr)
+        assert names, expr
+        assert names <= produced, f"{expr} reads {names - produced}"
+
+
+def test_the_dashboard_offers_every_tier_and_model(stack: Evaluation) -> None:
+    variables = {v["name"]: v["query"].split(",") for v in _dashboard(stack)["templating"]["list"]}
+    assert variables["tier"] == stack.outputs["tiers"]
+    assert variables["model"] == list(stack.outputs["models"])
+    titles = [p["title"] for p in _dashboard(stack)["panels"]]
+    assert all(tier in titles for tier in stack.outputs["tiers"])
+
+
+def test_outputs_give_port_forwards_and_a_secret_grafana_password(stack: Evaluation) -> None:
+    assert (
+        stack.outputs["prometheusPortForward"]
+        == "kubectl port-forward -n llm-observability svc/maas-prometheus 9090:9090"
+    )
+    assert (
+        stack.outputs["grafanaPortForward"]
+        == "kubectl port-forward -n llm-observability svc/maas-grafana 3000:80"
+    )
+    assert "grafanaAdmin" in stack.secret_outputs
+    admin = stack.one("Secret", monitoring.GRAFANA_ADMIN_SECRET)
+    assert admin.is_secret("stringData.admin-password")
+    grafana = stack.release("monitoring").inputs["values"]["grafana"]
+    assert grafana["admin"]["existingSecret"] == monitoring.GRAFANA_ADMIN_SECRET
+
+
+def test_retention_and_storage_come_from_config(stack_of: Any) -> None:
+    dev = stack_of("dev").release("monitoring").inputs["values"]["prometheus"]["prometheusSpec"]
+    gpu = stack_of("gpu").release("monitoring").inputs["values"]["prometheus"]["prometheusSpec"]
+    assert dev["retention"] == "1d"
+    assert "storageSpec" not in dev
+    assert gpu["retention"] == "15d"
+    assert gpu["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"] == {"storage": "20Gi"}
+
+
+def test_without_observability_nothing_of_it_is_declared() -> None:
+    result = evaluate_variant("dev", {"maas:observability": {"enabled": False}})
+    assert result.error is None
+    assert [r for r in result.releases() if r.inputs["name"] == "monitoring"] == []
+    assert (
+        result.objects("PodMonitor") + result.objects("PrometheusRule") + result.objects("TelemetryPolicy")
+        == []
+    )
+    assert result.one("Kuadrant", "kuadrant").inputs["spec"]["observability"] == {"enable": False}
+    for policy in result.objects("NetworkPolicy"):
+        assert all(
+            "namespaceSelector" not in peer
+            for rule in policy.inputs["spec"]["ingress"]
+            for peer in rule["from"]
+        )
+
+
+BAD_OBSERVABILITY: dict[str, tuple[dict[str, Any], str]] = {
+    "price for an unknown tier": (
+        {"maas:prices": {"tiers": {"gold": {"perRequest": 1}}}},
+        "maas:prices.tiers.gold: no such tier in maas:tiers (free, premium, enterprise)",
+    ),
+    "price for an unknown model": (
+        {"maas:prices": {"models": {"gpt": {"free": {"perRequest": 1}}}}},
+        "maas:prices.models.gpt: no such model in maas:models (simulator)",
+    ),
+    "negative price": (
+        {"maas:prices": {"tiers": {"free": {"perRequest": -1}}}},
+        "maas:prices.tiers.free.perRequest: Input should be greater than or equal to 0",
+    ),
+    "bad currency": ({"maas:prices": {"currency": "dollars"}}, "'dollars' is not an ISO 4217 currency code"),
+    "bad retention": (
+        {"maas:observability": {"retention": "one week"}},
+        "'one week' is not a Prometheus duration",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_OBSERVABILITY, ids=list(BAD_OBSERVABILITY))
+def test_bad_observability_config_stops_with_its_message(case: str) -> None:
+    changes, expected = BAD_OBSERVABILITY[case]
+    result = evaluate_variant("dev", changes)
+    assert isinstance(result.error, ConfigError), result.error
+    assert result.resources == []
+    assert expected in str(result.error)
