@@ -1,0 +1,30 @@
+"""The maas-platform policy pack: guards that refuse an unsafe stack before anything is applied."""
+
+from __future__ import annotations
+
+from pulumi_policy import Policy
+
+from maas_policies.access import LIMITADOR_SHARED_STORAGE, ROUTES_PROTECTED, TIER_LIMITS_GROW, TIERS_LIMITED
+from maas_policies.credentials import KEYCLOAK_PRODUCTION, KNOWN_DEFAULT_CREDENTIALS, NO_DEFAULT_CREDENTIALS
+from maas_policies.isolation import MODELS_ISOLATED
+from maas_policies.scheduling import CONTAINER_RESOURCES, CPU_WORKLOADS_OFF_GPU_NODES, GPU_WORKLOADS_PINNED
+from maas_policies.supply import CHARTS_PINNED, IMAGES_PINNED
+
+PACK_NAME = "maas-platform"
+
+POLICIES: list[Policy] = [
+    ROUTES_PROTECTED,
+    TIERS_LIMITED,
+    TIER_LIMITS_GROW,
+    LIMITADOR_SHARED_STORAGE,
+    GPU_WORKLOADS_PINNED,
+    CPU_WORKLOADS_OFF_GPU_NODES,
+    CONTAINER_RESOURCES,
+    IMAGES_PINNED,
+    CHARTS_PINNED,
+    NO_DEFAULT_CREDENTIALS,
+    KEYCLOAK_PRODUCTION,
+    MODELS_ISOLATED,
+]
+
+__all__ = ["KNOWN_DEFAULT_CREDENTIALS", "PACK_NAME", "POLICIES"]

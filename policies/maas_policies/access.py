@@ -1,0 +1,186 @@
+"""Access: every model route behind authentication and limits; every tier limited."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from maas_policies import objects, relaxation
+
+_TIER_IN = re.compile(r"auth\.identity\.tier\s+in\s+\[([^\]]*)\]")
+_TIER_IS = re.compile(r"auth\.identity\.tier\s*==\s*'([^']+)'")
+_WINDOW_PART = re.compile(r"([0-9]+)(ms|h|m|s)")
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+
+
+def _of_kind(args: StackValidationArgs, kind: str) -> list[PolicyResource]:
+    return [r for r in args.resources if objects.kind(r.resource_type, r.props) == kind]
+
+
+def _covers(policy: PolicyResource, route: PolicyResource, gateway: str) -> bool:
+    target = (policy.props.get("spec") or {}).get("targetRef") or {}
+    route_meta, policy_meta = route.props.get("metadata") or {}, policy.props.get("metadata") or {}
+    if policy_meta.get("namespace") != route_meta.get("namespace"):
+        return False
+    if target.get("kind") == "HTTPRoute":
+        return bool(target.get("name") == route_meta.get("name"))
+    return target.get("kind") == "Gateway" and target.get("name") == gateway
+
+
+def _routes_protected(args: StackValidationArgs, report: ReportViolation) -> None:
+    auth, limits = _of_kind(args, "AuthPolicy"), _of_kind(args, "RateLimitPolicy")
+    for route in _of_kind(args, "HTTPRoute"):
+        subject = objects.name(route.props)
+        if relaxation.exempt(args.get_config(), subject, report, "routes-protected"):
+            continue
+        for parent in (route.props.get("spec") or {}).get("parentRefs") or []:
+            gateway = parent.get("name")
+            for kind, policies in (("AuthPolicy", auth), ("RateLimitPolicy", limits)):
+                if not any(_covers(p, route, gateway) for p in policies):
+                    missing = "authentication" if kind == "AuthPolicy" else "limits"
+                    report(
+                        objects.refusal(
+                            f"HTTPRoute {subject} on Gateway {gateway}",
+                            f"no {kind} covers it, so the model is reachable without {missing}",
+                            f"a {kind} targeting the Gateway (or this route)",
+                        ),
+                        route.urn,
+                    )
+
+
+def _allowed_tiers(auth: PolicyResource) -> list[str]:
+    rules = (auth.props.get("spec") or {}).get("rules") or {}
+    for rule in (rules.get("authorization") or {}).values():
+        for pattern in (rule.get("patternMatching") or {}).get("patterns") or []:
+            found = _TIER_IN.search(str(pattern.get("predicate", "")))
+            if found:
+                return re.findall(r"'([^']+)'", found.group(1))
+    return []
+
+
+def _limits_by_tier(policy: PolicyResource) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for limit in ((policy.props.get("spec") or {}).get("limits") or {}).values():
+        for condition in limit.get("when") or []:
+            matched = _TIER_IS.search(str(condition.get("predicate", "")))
+            if matched:
+                found[matched.group(1)] = limit
+    return found
+
+
+def _per_second(limit: Mapping[str, Any]) -> float:
+    rate = (limit.get("rates") or [{}])[0]
+    window = sum(int(n) * _SECONDS[unit] for n, unit in _WINDOW_PART.findall(str(rate.get("window", ""))))
+    return float(rate.get("limit", 0)) / window if window else 0.0
+
+
+def _tier_tables(
+    args: StackValidationArgs,
+) -> list[tuple[PolicyResource, list[str], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]]:
+    """Per AuthPolicy: its allowed tiers and the request and token limits beside it."""
+    tables = []
+    for auth in _of_kind(args, "AuthPolicy"):
+        namespace = (auth.props.get("metadata") or {}).get("namespace")
+        target = ((auth.props.get("spec") or {}).get("targetRef") or {}).get("name")
+
+        def beside(kind: str, ns: Any = namespace, name: Any = target) -> dict[str, dict[str, Any]]:
+            merged: dict[str, dict[str, Any]] = {}
+            for policy in _of_kind(args, kind):
+                meta, spec = policy.props.get("metadata") or {}, policy.props.get("spec") or {}
+                if meta.get("namespace") == ns and (spec.get("targetRef") or {}).get("name") == name:
+                    merged |= _limits_by_tier(policy)
+            return merged
+
+        tables.append((auth, _allowed_tiers(auth), beside("RateLimitPolicy"), beside("TokenRateLimitPolicy")))
+    return tables
+
+
+def _tiers_limited(args: StackValidationArgs, report: ReportViolation) -> None:
+    for auth, tiers, requests, tokens in _tier_tables(args):
+        for tier in tiers:
+            for what, limits in (("request", requests), ("token", tokens)):
+                if tier not in limits:
+                    kind = "RateLimitPolicy" if what == "request" else "TokenRateLimitPolicy"
+                    report(
+                        objects.refusal(
+                            f"AuthPolicy {objects.name(auth.props)}",
+                            f"admits tier '{tier}', which has no {what} limit",
+                            f"add the tier to the {kind}",
+                        ),
+                        auth.urn,
+                    )
+
+
+def _tiers_grow(args: StackValidationArgs, report: ReportViolation) -> None:
+    for auth, tiers, requests, tokens in _tier_tables(args):
+        for what, limits in (("requests", requests), ("tokens", tokens)):
+            ranked = [t for t in tiers if t in limits]
+            for lower, higher in itertools.pairwise(ranked):
+                if _per_second(limits[higher]) < _per_second(limits[lower]):
+                    report(
+                        objects.refusal(
+                            f"tier '{higher}'",
+                            f"gets fewer {what} per second than '{lower}' below it",
+                            "order maas:tiers from lowest to highest, or raise the higher tier's limit",
+                        ),
+                        auth.urn,
+                    )
+
+
+def _limitador_storage(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if objects.kind(args.resource_type, args.props) != "Limitador":
+        return
+    spec = args.props.get("spec") or {}
+    replicas = int(spec.get("replicas") or 1)
+    storage = spec.get("storage") or {}
+    if replicas > 1 and not (storage.get("redis") or storage.get("redis-cached")):
+        report(
+            objects.refusal(
+                f"Limitador {objects.name(args.props)}",
+                f"{replicas} replicas keep separate in-memory counters, so every limit is multiplied",
+                "storage.redis (maas:limitador.storage: redis), or one replica",
+            ),
+            None,
+        )
+
+
+ROUTES_PROTECTED = StackValidationPolicy(
+    name="routes-protected",
+    description="An AuthPolicy and a RateLimitPolicy cover every HTTPRoute, on its Gateway or on the route.",
+    validate=_routes_protected,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=relaxation.SCHEMA,
+)
+
+TIERS_LIMITED = StackValidationPolicy(
+    name="tiers-limited",
+    description="Every tier an AuthPolicy admits has a request limit and a token limit.",
+    validate=_tiers_limited,
+    enforcement_level=EnforcementLevel.MANDATORY,
+)
+
+TIER_LIMITS_GROW = StackValidationPolicy(
+    name="tier-limits-grow",
+    description="Limits grow from the lowest tier to the highest (in the order the AuthPolicy lists them).",
+    validate=_tiers_grow,
+    enforcement_level=EnforcementLevel.ADVISORY,
+)
+
+LIMITADOR_SHARED_STORAGE = ResourceValidationPolicy(
+    name="limitador-shared-storage",
+    description="Limitador runs more than one replica only with shared (Redis) counter storage.",
+    validate=_limitador_storage,
+    enforcement_level=EnforcementLevel.MANDATORY,
+)

@@ -1,0 +1,95 @@
+"""Reading Kubernetes objects as the policies see them (resource inputs, camelCase)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+# Pod templates inside workload kinds: kind -> path of keys to the pod spec.
+_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+
+GATEWAY_NAME = "inference-gateway"
+
+
+def kind(resource_type: str, props: Mapping[str, Any]) -> str:
+    """The Kubernetes kind of a resource ("" for Pulumi machinery such as Helm releases)."""
+    if not resource_type.startswith("kubernetes:") or resource_type.startswith(
+        ("kubernetes:helm", "kubernetes:yaml")
+    ):
+        return ""
+    return str(props.get("kind", ""))
+
+
+def name(props: Mapping[str, Any]) -> str:
+    metadata = props.get("metadata") or {}
+    namespace = metadata.get("namespace")
+    return f"{namespace}/{metadata.get('name')}" if namespace else str(metadata.get("name"))
+
+
+def _dig(value: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def pod_specs(
+    kind_: str, props: Mapping[str, Any]
+) -> Iterator[tuple[str, Mapping[str, Any], list[Mapping[str, Any]]]]:
+    """(where, pod-level scheduling fields, containers) for every pod an object will run.
+
+    An InferenceService's predictor is a pod spec whose `model` is one more container; a
+    ServingRuntime's containers are templates (resources come from the InferenceService).
+    """
+    if kind_ in _POD_SPEC_PATHS:
+        spec = _dig(props, _POD_SPEC_PATHS[kind_]) or {}
+        containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+        yield "pod", spec, containers
+    elif kind_ == "InferenceService":
+        predictor = _dig(props, ("spec", "predictor")) or {}
+        containers = list(predictor.get("containers") or [])
+        if predictor.get("model"):
+            containers.append(predictor["model"])
+        yield "predictor", predictor, containers
+    elif kind_ == "ServingRuntime":
+        spec = props.get("spec") or {}
+        yield "runtime", spec, list(spec.get("containers") or [])
+
+
+def gpu_resources(containers: list[Mapping[str, Any]]) -> set[str]:
+    """Names of GPU resources the containers request or limit (e.g. nvidia.com/gpu)."""
+    found = set()
+    for container in containers:
+        resources = container.get("resources") or {}
+        for section in ("requests", "limits"):
+            found |= {r for r in (resources.get(section) or {}) if "gpu" in r.lower()}
+    return found
+
+
+def targets_gpu_nodes(spec: Mapping[str, Any]) -> tuple[bool, bool]:
+    """(selects GPU nodes, tolerates GPU taints) for a pod spec."""
+    selector = spec.get("nodeSelector") or {}
+    selects = any("gpu" in key.lower() for key in selector)
+    affinity = (
+        _dig(spec, ("affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution")) or {}
+    )
+    for term in affinity.get("nodeSelectorTerms") or []:
+        selects = selects or any(
+            "gpu" in str(e.get("key", "")).lower() for e in term.get("matchExpressions") or []
+        )
+    tolerates = any("gpu" in str(t.get("key", "")).lower() for t in spec.get("tolerations") or [])
+    return selects, tolerates
+
+
+def refusal(subject: str, problem: str, fix: str) -> str:
+    """A violation message: what, why, and how to fix it (Pulumi adds the rule's name)."""
+    return f"{subject}: {problem}. Fix: {fix}"
