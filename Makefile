@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: check lint types test test-tools bench e2e deploy-dev destroy-dev
+.PHONY: check lint types test test-tools schemas bench e2e deploy-dev destroy-dev
 
 check: lint types test
 
@@ -27,6 +27,10 @@ test: $(STAMP) test-tools
 # promtool and a Prometheus server for the rule and usage-export tests.
 test-tools:
 	scripts/install-test-tools.sh
+
+# The CRD schemas the tests validate against, from the upstream CRDs at the pinned releases.
+schemas: $(STAMP)
+	$(BIN)/python -m harness.crd_schemas --out .schemas
 
 bench: $(STAMP)
 	$(BIN)/python -m harness.bench

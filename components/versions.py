@@ -47,11 +47,15 @@ KSERVE_CRDS = HelmChart("kserve-crd", KSERVE_VERSION, "oci://ghcr.io/kserve/char
 KSERVE_RESOURCES = HelmChart("kserve-resources", KSERVE_VERSION, "oci://ghcr.io/kserve/charts")
 
 KUADRANT_OPERATOR = HelmChart("kuadrant-operator", "1.5.2", "https://kuadrant.io/helm-charts")
+# What kuadrant-operator 1.5.2 bundles (its chart's dependency), for the Limitador CRD schema.
+LIMITADOR_OPERATOR_VERSION = "0.18.3"
 
 # Prometheus operator v0.93.0 (the schemas' release), Prometheus, Grafana, Alertmanager.
 KUBE_PROMETHEUS_STACK = HelmChart(
     "kube-prometheus-stack", "88.3.0", "https://prometheus-community.github.io/helm-charts"
 )
+# The operator that chart bundles, for the monitoring CRD schemas.
+PROMETHEUS_OPERATOR_VERSION = "v0.93.0"
 
 # Keycloak: the operator has no published chart, so its CRDs and manifest come from the
 # release tag of keycloak/keycloak-k8s-resources (26.7 serves k8s.keycloak.org/v2beta1).

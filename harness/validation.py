@@ -28,12 +28,14 @@ from celpy.evaluation import CELEvalError
 from referencing import Registry, Resource
 
 SCHEMA_DIR_ENV = "MAAS_SCHEMA_DIR"
-DEFAULT_SCHEMA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas"
+_PROJECT = Path(__file__).resolve().parent.parent
+# Where schemas are looked for when MAAS_SCHEMA_DIR is unset: the steering repository's
+# copy beside this checkout, then what `make schemas` downloads.
+DEFAULT_SCHEMA_DIRS = (_PROJECT.parent / "shared" / "schemas", _PROJECT / ".schemas")
 HOW_TO_GET_SCHEMAS = (
-    f"no CRD schema directory found: set {SCHEMA_DIR_ENV} to a directory laid out like "
-    "https://github.com/datreeio/CRDs-catalog (<group>/<kind>_<version>.json), e.g. "
-    "`git clone --depth 1 https://github.com/datreeio/CRDs-catalog /tmp/crds && "
-    f"export {SCHEMA_DIR_ENV}=/tmp/crds`; this repository's CI uses ../shared/schemas"
+    "no CRD schema directory found: run `make schemas` (converts the pinned upstream CRDs into "
+    f"./.schemas), or set {SCHEMA_DIR_ENV} to a directory laid out like datreeio/CRDs-catalog "
+    "(<group>/<kind>_<version>.json)"
 )
 
 # API groups served by Kubernetes itself; everything else is a custom resource.
@@ -73,10 +75,12 @@ class SchemaCatalog:
 
     @classmethod
     def locate(cls, kubernetes_minor: str) -> SchemaCatalog | None:
-        """The directories named by MAAS_SCHEMA_DIR (path-separated), else ../shared/schemas."""
+        """The directories named by MAAS_SCHEMA_DIR (path-separated), else the first default found."""
         named = os.environ.get(SCHEMA_DIR_ENV)
-        candidates = [Path(p) for p in named.split(os.pathsep) if p] if named else [DEFAULT_SCHEMA_DIR]
-        found = [p for p in candidates if p.is_dir()]
+        if named:
+            found = [Path(p) for p in named.split(os.pathsep) if p and Path(p).is_dir()]
+        else:
+            found = [p for p in DEFAULT_SCHEMA_DIRS if p.is_dir()][:1]
         return cls(found, kubernetes_minor) if found else None
 
     def problems(self, obj: Mapping[str, Any]) -> list[str]:
