@@ -143,9 +143,10 @@ class Observability(pulumi.ComponentResource):
                 namespace=args.observability_namespace,
                 labels=monitoring.DASHBOARD_LABEL,
             ),
+            # Indented, so a dashboard change shows as the lines it changes in a preview diff.
             data={
                 DASHBOARD_FILE: json.dumps(
-                    dashboards.usage_dashboard(args.tiers, args.models), sort_keys=True
+                    dashboards.usage_dashboard(args.tiers, args.models), indent=1, sort_keys=True
                 )
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=after_monitoring),
