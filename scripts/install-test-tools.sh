@@ -1,28 +1,31 @@
 #!/usr/bin/env bash
-# Installs what the rule and usage-export tests run for real: promtool and a Prometheus
-# server, from the distribution's `prometheus` package (Debian/Ubuntu). Does nothing when
-# both are already there. Without apt-get (or root/sudo) it says so; the tests then skip,
+# Installs what some tests run for real: promtool and a Prometheus server (the
+# distribution's `prometheus` package), and ShellCheck for the scripts and workflow steps
+# (Debian/Ubuntu). Does nothing when they are already there. Without apt-get (or root/sudo) it says so; the tests then skip,
 # except in CI (CI=true), where they fail.
 set -euo pipefail
 
-if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
+packages=()
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
+command -v shellcheck >/dev/null 2>&1 || packages+=(shellcheck)
+if ((${#packages[@]} == 0)); then
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-test-tools: no apt-get; install Prometheus (promtool and prometheus) by hand" >&2
+  echo "install-test-tools: no apt-get; install ${packages[*]} by hand" >&2
   exit 0
 fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
-    echo "install-test-tools: not root and no sudo; install the 'prometheus' package by hand" >&2
+    echo "install-test-tools: not root and no sudo; install ${packages[*]} by hand" >&2
     exit 0
   fi
 fi
 export DEBIAN_FRONTEND=noninteractive
-if ! $sudo apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1; then
+if ! $sudo apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null 2>&1; then
   $sudo apt-get update -q >/dev/null
-  $sudo apt-get install -y -q --no-install-recommends prometheus >/dev/null
+  $sudo apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null
 fi
 # Only the binaries are wanted: where systemd started the package's service, stop it.
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then

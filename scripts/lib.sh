@@ -2,6 +2,7 @@
 # shellcheck shell=bash
 
 # Pulumi.dev.yaml deploys to the kubeconfig context kind names after this cluster: kind-maas.
+# shellcheck disable=SC2034  # read by the scripts that source this file
 MAAS_KIND_CLUSTER=maas
 # Local file backend: no cloud account. The passphrase only protects secrets in this state.
 MAAS_STATE_DIR=${MAAS_STATE_DIR:-$HOME/.maas-platform}

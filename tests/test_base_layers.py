@@ -74,11 +74,19 @@ def test_every_custom_resource_waits_for_the_release_that_serves_it(stack: Evalu
             )
 
 
-def test_namespaced_objects_and_releases_wait_for_their_namespace(stack: Evaluation) -> None:
-    """So `pulumi destroy` deletes namespaces last, after everything inside them."""
+def test_everything_in_a_namespace_waits_for_it_so_namespaces_go_last(stack: Evaluation) -> None:
+    """So `pulumi destroy` deletes namespaces last, after everything inside them: objects,
+    releases, and manifests applied through a provider whose default namespace it is."""
     namespaces = {r.object_name: r for r in stack.objects("Namespace")}
-    for resource in stack.objects() + stack.releases():
-        namespace = resource.namespace or resource.inputs.get("namespace", "")
+    provider_namespace = {
+        p.urn: str(p.inputs["namespace"])
+        for p in stack.of_type("pulumi:providers:kubernetes")
+        if p.inputs.get("namespace")
+    }
+    bundles = stack.of_type("kubernetes:yaml/v2:ConfigFile") + stack.of_type("kubernetes:yaml/v2:ConfigGroup")
+    for resource in stack.objects() + stack.releases() + bundles:
+        by_provider = provider_namespace.get(resource.provider.rsplit("::", 1)[0], "")
+        namespace = resource.namespace or resource.inputs.get("namespace", "") or by_provider
         if resource.kind == "Namespace" or not namespace:
             continue
         assert namespace in namespaces, (

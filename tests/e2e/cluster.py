@@ -127,13 +127,13 @@ def _connects(port: int) -> bool:
     return False
 
 
-def until(check: Callable[[], T | bool | None], timeout_s: float, what: str, every_s: float = 1.0) -> T:
-    """Polls `check` until it returns something truthy, or fails after `timeout_s`."""
+def until(check: Callable[[], T], timeout_s: float, what: str, every_s: float = 1.0) -> T:
+    """Polls `check` until it returns something truthy (and returns it), or fails after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
         result = check()
         if result:
-            return result  # type: ignore[return-value]
+            return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(every_s)

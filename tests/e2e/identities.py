@@ -108,7 +108,7 @@ def oidc_token(deployment: Deployment, user: str) -> str:
     try:
         path = "/" + issuer.split("/", 3)[3] + "/protocol/openid-connect/token"
 
-        def fetch() -> str | None:
+        def fetch() -> str:
             done = subprocess.run(
                 [
                     "curl", "-sS", "--max-time", "10", f"http://127.0.0.1:{local}{path}",
@@ -118,8 +118,8 @@ def oidc_token(deployment: Deployment, user: str) -> str:
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
             if done.returncode != 0:
-                return None
-            token: str | None = json.loads(done.stdout).get("access_token")
+                return ""
+            token: str = json.loads(done.stdout).get("access_token", "")
             return token
 
         return until(fetch, timeout_s=60, what=f"a token for {user}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from functools import partial
 from typing import Any
 
 import pytest
@@ -24,6 +25,10 @@ def _query(port: int, expr: str) -> list[dict[str, Any]]:
 def _value(port: int, expr: str) -> float | None:
     found = _query(port, expr)
     return float(found[0]["value"][1]) if found else None
+
+
+def _equals(port: int, expr: str, expected: float) -> bool:
+    return _value(port, expr) == expected
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +79,5 @@ def test_kuadrant_reports_ready_with_istio_detected(deployment: Deployment, prom
 
 def test_every_component_has_a_healthy_scrape_target(deployment: Deployment, prometheus_port: int) -> None:
     for component in ("limitador", "authorino", "gateway", "model", "kuadrant-operator"):
-        until(
-            lambda c=component: _value(prometheus_port, f'max(up{{maas_component="{c}"}})') == 1,  # type: ignore[misc]
-            180,
-            f"a healthy {component} target",
-        )
+        query = f'max(up{{maas_component="{component}"}})'
+        until(partial(_equals, prometheus_port, query, 1.0), 180, f"a healthy {component} target")

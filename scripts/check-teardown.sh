@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# After `pulumi destroy`: fails if a namespace of ours still exists (Terminating or not) or
+# a custom resource of the API groups the platform uses is left anywhere in the cluster.
+set -euo pipefail
+context=${1:-kind-maas}
+k() { kubectl --context "$context" "$@"; }
+
+status=0
+left=$(k get namespaces -l app.kubernetes.io/part-of=maas-platform -o name)
+if [ -n "$left" ]; then
+  echo "namespaces of ours still exist:" >&2
+  k get namespaces -l app.kubernetes.io/part-of=maas-platform >&2
+  status=1
+fi
+for group in gateway.networking.k8s.io kuadrant.io extensions.kuadrant.io limitador.kuadrant.io \
+  serving.kserve.io cert-manager.io monitoring.coreos.com k8s.keycloak.org; do
+  for resource in $(k api-resources --api-group="$group" -o name 2>/dev/null); do
+    found=$(k get "$resource" --all-namespaces -o name 2>/dev/null || true)
+    if [ -n "$found" ]; then
+      echo "left behind ($resource):" >&2
+      echo "$found" >&2
+      status=1
+    fi
+  done
+done
+[ "$status" -eq 0 ] && echo "teardown clean: no namespace of ours, no custom resource of our groups"
+exit "$status"
