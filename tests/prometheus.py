@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import skip_or_fail
+from tests.e2e.cluster import free_port
 
 # A series: (metric name, labels) -> value.
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -107,15 +108,6 @@ class Prometheus:
             time.sleep(0.5)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def prometheus(workdir: Path, rules: dict[str, Any], targets: dict[str, str]) -> Iterator[Prometheus]:
     """A Prometheus scraping `targets` (component -> host:port) every second, evaluating `rules`.
@@ -139,7 +131,7 @@ def prometheus(workdir: Path, rules: dict[str, Any], targets: dict[str, str]) ->
         ],
     }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             binary,

@@ -11,7 +11,6 @@ import json
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -41,24 +40,15 @@ class Deployment:
         self.context = str(self.outputs["kubeContext"])
 
     def kubectl(
-        self, *args: str, check: bool = True, timeout: float = 120
+        self, *args: str, check: bool = True, timeout: float = 120, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["kubectl", "--context", self.context, *args],
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=timeout,
-        )
-
-    def kubectl_input(self, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["kubectl", "--context", self.context, *args],
             input=stdin,
             capture_output=True,
             text=True,
-            check=True,
-            timeout=120,
+            check=check,
+            timeout=timeout,
         )
 
     def get(self, *args: str) -> Any:
@@ -111,7 +101,7 @@ def port_forward(deployment: Deployment, namespace: str, service: str, remote_po
             f"{local}:{remote_port}",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
         until(lambda: _connects(local), timeout_s=60, what=f"port-forward to {namespace}/{service}")
@@ -147,14 +137,10 @@ def request(
     headers: dict[str, str] | None = None,
     timeout_s: float = 60,
 ) -> Response:
-    """One HTTP request to the forwarded gateway, addressed to a model's host name.
-
-    Each request carries a unique x-maas-trace header, so a model server's log can prove
-    which requests reached it.
-    """
+    """One HTTP request to the forwarded gateway, addressed to a model's host name."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
     try:
-        sent = {"Host": host, "x-maas-trace": uuid.uuid4().hex, **(headers or {})}
+        sent = {"Host": host, **(headers or {})}
         if body is None:
             connection.request("GET", path, headers=sent)
         else:

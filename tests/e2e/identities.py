@@ -11,13 +11,14 @@ import base64
 import contextlib
 import json
 import secrets
-import subprocess
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from components import tiers as tiers_module
-from tests.e2e.cluster import Deployment, free_port, until
+from tests.e2e.cluster import Deployment, port_forward, until
 
 
 def any_key_header(deployment: Deployment) -> dict[str, str]:
@@ -69,7 +70,7 @@ def _secret_manifest(name: str, namespace: str, user: str, tier: str, key: str, 
 
 def apply_key(deployment: Deployment, key: TemporaryKey, namespace: str, selected: bool = True) -> None:
     manifest = _secret_manifest(key.secret, namespace, key.user, key.tier, key.key, selected)
-    deployment.kubectl_input(manifest, "apply", "-f", "-")
+    deployment.kubectl("apply", "-f", "-", stdin=manifest)
 
 
 @contextlib.contextmanager
@@ -90,39 +91,25 @@ def oidc_token(deployment: Deployment, user: str) -> str:
     password = deployment.outputs["keycloakPasswords"][user]
     issuer = str(deployment.outputs["oidcIssuer"])
     service, namespace = issuer.split("//")[1].split(".")[:2]
-    local = free_port()
-    forward = subprocess.Popen(
-        [
-            "kubectl",
-            "--context",
-            deployment.context,
-            "port-forward",
-            "-n",
-            namespace,
-            f"svc/{service}",
-            f"{local}:8080",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        path = "/" + issuer.split("/", 3)[3] + "/protocol/openid-connect/token"
+    path = "/" + issuer.split("/", 3)[3] + "/protocol/openid-connect/token"
+    form = urllib.parse.urlencode(
+        {
+            "grant_type": "password",
+            "client_id": deployment.outputs["oidcClientId"],
+            "username": user,
+            "password": password,
+        }
+    ).encode()
+    with port_forward(deployment, namespace, service, 8080) as local:
 
         def fetch() -> str:
-            done = subprocess.run(
-                [
-                    "curl", "-sS", "--max-time", "10", f"http://127.0.0.1:{local}{path}",
-                    "-d", "grant_type=password", "-d", f"client_id={deployment.outputs['oidcClientId']}",
-                    "-d", f"username={user}", "--data-urlencode", f"password={password}",
-                ],
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            if done.returncode != 0:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{local}{path}", data=form, timeout=10
+                ) as reply:
+                    token: str = json.load(reply).get("access_token", "")
+                    return token
+            except OSError:
                 return ""
-            token: str = json.loads(done.stdout).get("access_token", "")
-            return token
 
         return until(fetch, timeout_s=60, what=f"a token for {user}")
-    finally:
-        forward.terminate()
-        forward.wait(timeout=10)

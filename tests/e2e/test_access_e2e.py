@@ -225,7 +225,7 @@ def test_a_route_added_later_is_protected_by_the_gateway_policies(
             "rules": [{"backendRefs": [{"name": f"{name}-predictor", "port": 80}]}],
         },
     }
-    deployment.kubectl_input(json.dumps(route), "apply", "-f", "-")
+    deployment.kubectl("apply", "-f", "-", stdin=json.dumps(route))
     try:
         until(
             lambda: _call(gateway_port, extra_host, served, {}).status == 401,
