@@ -103,10 +103,18 @@ def _window(value: str) -> str:
     return value
 
 
+def _quantity(amount: str) -> str:
+    if not _QUANTITY.match(amount):
+        raise ValueError(f"'{amount}' is not a Kubernetes quantity (e.g. 500m, 2, 8Gi)")
+    return amount
+
+
 def _quantities(value: dict[str, str]) -> dict[str, str]:
     for resource, amount in value.items():
-        if not _QUANTITY.match(amount):
-            raise ValueError(f"{resource}: '{amount}' is not a Kubernetes quantity (e.g. 500m, 2, 8Gi)")
+        try:
+            _quantity(amount)
+        except ValueError as exc:
+            raise ValueError(f"{resource}: {exc}") from None
         if "gpu" in resource:
             raise ValueError(
                 f"{resource}: GPUs are requested with the model's gpu block, which also pins the node"
@@ -136,6 +144,7 @@ DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 DnsName = Annotated[str, AfterValidator(_dns_subdomain)]
 Window = Annotated[str, AfterValidator(_window)]
 PositiveInt = Annotated[int, Field(ge=1)]
+Quantity = Annotated[str, AfterValidator(_quantity)]
 Quantities = Annotated[dict[str, str], AfterValidator(_quantities)]
 ServedName = Annotated[str, AfterValidator(_served_name)]
 
@@ -323,7 +332,7 @@ class OidcConfig(_Section):
     # The URL Keycloak puts in tokens as issuer; Authorino must reach it. Default: the
     # in-cluster Service, so tokens fetched through a port-forward validate too.
     hostname: str | None = None
-    database_storage: Annotated[str, AfterValidator(lambda v: _quantities({"storage": v})["storage"])] = "5Gi"
+    database_storage: Quantity = "5Gi"
     storage_class: str | None = None
 
 
@@ -359,7 +368,7 @@ class ObservabilityConfig(_Section):
     enabled: bool = True
     retention: Annotated[str, AfterValidator(_prometheus_duration)] = "1d"
     # A persistent volume of this size for Prometheus; unset: an emptyDir (kind, dev).
-    storage: Annotated[str, AfterValidator(lambda v: _quantities({"storage": v})["storage"])] | None = None
+    storage: Quantity | None = None
     storage_class: str | None = None
     prometheus_resources: ComputeResources = ComputeResources(
         requests={"cpu": "200m", "memory": "512Mi"}, limits={"cpu": "1", "memory": "2Gi"}
