@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Deploys the `dev` stack: a local kind cluster (created when absent), a local file state
-# backend (created when absent), then `pulumi up`. Safe to run again: it converges.
+# backend (created when absent), then `pulumi up` guarded by the policy pack. Safe to run
+# again: it converges.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -17,5 +18,6 @@ fi
 
 use_local_backend
 pulumi stack select dev --create
-pulumi up --stack dev --yes --skip-preview "$@"
+pulumi up --stack dev --yes --skip-preview \
+  --policy-pack policies --policy-pack-config policies/config/dev.json "$@"
 pulumi stack output --stack dev
