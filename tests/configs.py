@@ -6,6 +6,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from components.config import ConfigError
 from harness.program import Evaluation, evaluate, stack_config
 
 REMOVE = object()
@@ -26,3 +27,15 @@ def evaluate_variant(
     stack: str, changes: Mapping[str, Any], secrets: Mapping[str, str] | None = None
 ) -> Evaluation:
     return evaluate(stack, variant(stack, changes), secrets)
+
+
+def assert_refused(
+    stack: str, changes: Mapping[str, Any], expected: str, secrets: Mapping[str, str] | None = None
+) -> str:
+    """The variant stops with a ConfigError naming `expected` and declares nothing; returns the message."""
+    result = evaluate_variant(stack, changes, secrets)
+    assert isinstance(result.error, ConfigError), result.error
+    assert result.resources == []
+    message = str(result.error)
+    assert expected in message
+    return message

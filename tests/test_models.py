@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from components import gateway as gw
-from components.config import GATEWAY_NAME, ConfigError
+from components.config import GATEWAY_NAME
 from components.models import ISVC_LABEL, MODEL_PORT, PREDICTOR_PORT
 from harness.program import Declared, Evaluation, evaluate, stack_config, typed_config
-from tests.configs import evaluate_variant
+from tests.configs import assert_refused, evaluate_variant
 
 GPU_WORDS = ("gpu", "nvidia")
 
@@ -283,17 +283,13 @@ BAD_CATALOGS: dict[str, tuple[list[dict[str, Any]], str]] = {
 @pytest.mark.parametrize("case", BAD_CATALOGS, ids=list(BAD_CATALOGS))
 def test_bad_catalog_stops_with_its_message_and_declares_nothing(case: str) -> None:
     catalog, expected = BAD_CATALOGS[case]
-    result = evaluate_variant("gpu", {"maas:models": catalog})
-    assert isinstance(result.error, ConfigError), result.error
-    assert result.resources == []
-    assert expected in str(result.error)
+    assert_refused("gpu", {"maas:models": catalog}, expected)
 
 
 def test_a_plain_text_hugging_face_token_is_refused() -> None:
-    result = evaluate_variant("gpu", {"maas:huggingFaceToken": "hf_plaintext"})
-    assert isinstance(result.error, ConfigError)
-    assert "pulumi config set --secret maas:huggingFaceToken" in str(result.error)
-    assert result.resources == []
+    assert_refused(
+        "gpu", {"maas:huggingFaceToken": "hf_plaintext"}, "pulumi config set --secret maas:huggingFaceToken"
+    )
 
 
 def _count_with(models: int) -> int:

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from components import gateway, monitoring, upstream
-from components.config import ConfigError
 from harness.program import Declared, Evaluation, stack_config
-from tests.configs import evaluate_variant
+from tests.configs import assert_refused, evaluate_variant
 from tests.test_models import predictor_pod_labels
 
 # PromQL words that are not series names.
@@ -246,7 +245,4 @@ BAD_OBSERVABILITY: dict[str, tuple[dict[str, Any], str]] = {
 @pytest.mark.parametrize("case", BAD_OBSERVABILITY, ids=list(BAD_OBSERVABILITY))
 def test_bad_observability_config_stops_with_its_message(case: str) -> None:
     changes, expected = BAD_OBSERVABILITY[case]
-    result = evaluate_variant("dev", changes)
-    assert isinstance(result.error, ConfigError), result.error
-    assert result.resources == []
-    assert expected in str(result.error)
+    assert_refused("dev", changes, expected)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from harness.program import PROJECT_DIR, Declared, Evaluation, evaluate
 from maas_policies import KNOWN_DEFAULT_CREDENTIALS
+from maas_policies.objects import string_leaves
 from tests.configs import variant
 
 # Secret config a user would set with `pulumi config set --secret`.
@@ -18,17 +17,6 @@ SECRET_CONFIG = {
     "maas:huggingFaceToken": "hf_not_a_real_token",
     "maas:limitadorRedisUrl": "redis://:pw@redis:6379",
 }
-
-
-def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _leaves(item, f"{path}.{key}" if path else key)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _leaves(item, f"{path}[{index}]")
-    elif isinstance(value, str):
-        yield path, value
 
 
 def _everything(stack: str) -> Evaluation:
@@ -55,7 +43,7 @@ def test_credentials_appear_only_as_secret_inputs_of_kubernetes_secrets(stack_na
     for resource in result.resources:
         if resource.type.startswith("random:"):
             continue
-        for path, value in _leaves(resource.inputs):
+        for path, value in string_leaves(resource.inputs):
             if any(credential in value for credential in credentials):
                 found.append((resource, path))
                 assert resource.kind == "Secret", f"{resource}: credential in {path}"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterator, Mapping
-from typing import Any
 
 import pulumi
 from pulumi_policy import (
@@ -48,17 +46,6 @@ def _outside_dev(args: ResourceValidationArgs) -> bool:
     return pulumi.get_stack() not in (args.get_config().get("devStacks") or _DEV_STACKS)
 
 
-def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _strings(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings(item, f"{path}[{index}]")
-    elif isinstance(value, str):
-        yield path, value
-
-
 def _decoded(value: str) -> str:
     try:
         return base64.b64decode(value, validate=True).decode("utf-8", errors="ignore")
@@ -76,8 +63,8 @@ def _default_credentials(args: ResourceValidationArgs, report: ReportViolation) 
     where = "Helm release" if release else kind
     scanned: list[tuple[str, str]] = []
     if kind in ("Secret", "ConfigMap"):
-        scanned += [(p, v) for p, v in _strings(props.get("stringData") or {}, "stringData")]
-        scanned += [(p, _decoded(v)) for p, v in _strings(props.get("data") or {}, "data")]
+        scanned += [(p, v) for p, v in objects.string_leaves(props.get("stringData") or {}, "stringData")]
+        scanned += [(p, _decoded(v)) for p, v in objects.string_leaves(props.get("data") or {}, "data")]
     for _, _, containers in objects.pod_specs(kind, props):
         for container in containers:
             for env in container.get("env") or []:
@@ -93,7 +80,7 @@ def _default_credentials(args: ResourceValidationArgs, report: ReportViolation) 
                             None,
                         )
     if release:
-        for path, value in _strings(props.get("values") or {}, "values"):
+        for path, value in objects.string_leaves(props.get("values") or {}, "values"):
             scanned.append((path, value))
             if _holds_credential(path.rsplit(".", 1)[-1]) and value:
                 report(

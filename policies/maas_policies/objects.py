@@ -90,6 +90,18 @@ def targets_gpu_nodes(spec: Mapping[str, Any]) -> tuple[bool, bool]:
     return selects, tolerates
 
 
+def string_leaves(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(path, text) of every string inside a nested object, e.g. ("values.grafana.adminPassword", "...")."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from string_leaves(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from string_leaves(item, f"{path}[{index}]")
+    elif isinstance(value, str):
+        yield path, value
+
+
 def refusal(subject: str, problem: str, fix: str) -> str:
     """A violation message: what, why, and how to fix it (Pulumi adds the rule's name)."""
     return f"{subject}: {problem}. Fix: {fix}"
