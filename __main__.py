@@ -25,7 +25,13 @@ models_namespace = cluster.namespace("models")
 
 gateway_api = GatewayApiCrds("gateway-api", on_cluster)
 cert_manager = CertManager("cert-manager", cluster.namespace("cert-manager"), on_cluster)
-istio = Istio("istio", IstioArgs(cluster.namespace("istio"), gateway_api), on_cluster)
+istio = Istio(
+    "istio",
+    IstioArgs(
+        namespace=cluster.namespace("istio"), namespace_name=cfg.namespaces.istio, gateway_api=gateway_api
+    ),
+    on_cluster,
+)
 kserve = KServe(
     "kserve",
     KServeArgs(
@@ -55,7 +61,7 @@ kuadrant = Kuadrant(
         cert_manager=cert_manager,
         limitador=cfg.limitador,
         redis_url=cfg.limitador_redis_url,
-        also_before=[monitoring.release] if monitoring else [],
+        also_before=[monitoring.crds] if monitoring else [],
         observability=monitoring is not None,
     ),
     on_cluster,
@@ -74,11 +80,20 @@ gateway = InferenceGateway(
     ),
     on_cluster,
 )
+vllm_models = [m for m in cfg.models if m.runtime == "vllm"]
 vllm_runtime = (
     VllmServingRuntime(
-        "vllm-runtime", RuntimeArgs(models_namespace, kserve, cfg.hugging_face_token), on_cluster
+        "vllm-runtime",
+        RuntimeArgs(
+            namespace=models_namespace,
+            kserve=kserve,
+            hugging_face_token=cfg.hugging_face_token,
+            gpu=any(not m.cpu_serving for m in vllm_models),
+            cpu=any(m.cpu_serving for m in vllm_models),
+        ),
+        on_cluster,
     )
-    if any(m.runtime == "vllm" for m in cfg.models)
+    if vllm_models
     else None
 )
 models = {

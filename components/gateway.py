@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -22,6 +23,8 @@ HTTPS_PORT = 443
 # The local port the README and stack outputs forward to: http://<host>.<domain>:8000
 LOCAL_PORT = 8000
 TLS_SECRET = f"{GATEWAY_NAME}-tls"
+# Envoy Lua that asks every streamed request for usage (see the file).
+STREAM_USAGE_LUA = Path(__file__).parent / "lua" / "stream_usage.lua"
 
 
 @dataclass(frozen=True)
@@ -89,10 +92,61 @@ class InferenceGateway(pulumi.ComponentResource):
             spec={"gatewayClassName": GATEWAY_CLASS, "listeners": listeners},
             opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for),
         )
+        self.stream_usage = self._stream_usage(name, args)
         self.port_forward = (
             f"kubectl port-forward -n {args.namespace_name} svc/{SERVICE_NAME} {LOCAL_PORT}:{HTTP_PORT}"
         )
         self.register_outputs({"service": SERVICE_NAME, "portForward": self.port_forward})
+
+    def _stream_usage(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
+        """The Lua filter that puts `stream_options.include_usage` into streamed requests.
+
+        Inserted before the router on the Gateway's own Envoy, the way kuadrant-operator
+        v1.5.2 inserts its wasm-shim (internal/istio/utils.go): EnvoyFilter `targetRefs` to
+        the Gateway (istio/api envoy_filter.proto: "kind: Gateway with group
+        gateway.networking.k8s.io in the same namespace"). Model routes depend on this
+        component, so no route is served before streams are metered.
+        """
+        return k8s.apiextensions.CustomResource(
+            f"{name}-stream-usage",
+            api_version="networking.istio.io/v1alpha3",
+            kind="EnvoyFilter",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{GATEWAY_NAME}-stream-usage", namespace=args.namespace
+            ),
+            spec={
+                "targetRefs": [
+                    {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME}
+                ],
+                "configPatches": [
+                    {
+                        "applyTo": "HTTP_FILTER",
+                        "match": {
+                            "context": "GATEWAY",
+                            "listener": {
+                                "filterChain": {
+                                    "filter": {
+                                        "name": "envoy.filters.network.http_connection_manager",
+                                        "subFilter": {"name": "envoy.filters.http.router"},
+                                    }
+                                }
+                            },
+                        },
+                        "patch": {
+                            "operation": "INSERT_BEFORE",
+                            "value": {
+                                "name": "envoy.filters.http.lua",
+                                "typed_config": {
+                                    "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                                    "default_source_code": {"inline_string": STREAM_USAGE_LUA.read_text()},
+                                },
+                            },
+                        },
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.istio]),
+        )
 
     def _certificate(self, name: str, args: GatewayArgs, hostname: str) -> pulumi.Resource:
         """The listener's certificate, from the configured ClusterIssuer or a self-signed Issuer."""

@@ -27,7 +27,7 @@ class KuadrantArgs:
     cert_manager: CertManager
     limitador: LimitadorConfig
     redis_url: str | None = None
-    # Releases whose CRDs the operator must see when it starts (the monitoring stack).
+    # Releases whose CRDs the operator must see when it starts (the Prometheus-operator CRDs).
     also_before: Sequence[pulumi.Resource] = field(default_factory=tuple)
     observability: bool = False
 

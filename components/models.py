@@ -22,10 +22,19 @@ PREDICTOR_PORT = 80
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 MODEL_LABEL = "maas-platform/model"
 VLLM_RUNTIME = "vllm-openai"
+VLLM_CPU_RUNTIME = "vllm-openai-cpu"
 HF_TOKEN_SECRET = "hugging-face-token"
 MODEL_SERVICE_ACCOUNT = "model-storage"
-# Only the OpenAI API is published; /metrics and health stay inside the cluster.
+# The base URL clients are given.
 PUBLIC_PATH = "/v1"
+# The only endpoints published: those whose usage the token limits read. Kuadrant reads
+# `usage.total_tokens` from the response (kuadrant-operator v1.5.2 ratelimit_workflow_
+# helpers.go; in a stream, the usage chunk before [DONE]: wasm-shim v0.14.1 token_usage.rs).
+# Chat and text completions carry it, streamed ones once the gateway asks for it
+# (lua/stream_usage.lua); /v1/models produces no tokens. Everything else the servers
+# offer stays unrouted: /v1/responses streams put usage under `response.usage` (unread),
+# and /metrics, /tokenize, the admin and health endpoints are not for clients.
+METERED_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/models")
 SIMULATOR_MAX_MODEL_LEN = 32768
 
 # Pod Security: the simulator (a distroless non-root image) meets "restricted"; vLLM's
@@ -45,10 +54,14 @@ class RuntimeArgs:
     namespace: pulumi.Input[str]
     kserve: KServe
     hugging_face_token: str | None
+    # Which runtimes the catalog needs: vLLM's CUDA image for GPU models, its CPU build
+    # for `cpuServing` models.
+    gpu: bool = True
+    cpu: bool = False
 
 
 class VllmServingRuntime(pulumi.ComponentResource):
-    """The vLLM ServingRuntime every vLLM model in the namespace uses.
+    """The vLLM ServingRuntimes the namespace's vLLM models use: CUDA and/or CPU build.
 
     Usage is forced into streamed responses (`--enable-force-include-usage`) so the token
     limits and metering count streaming clients too. A Hugging Face token, when
@@ -75,43 +88,67 @@ class VllmServingRuntime(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[token]),
             )
             self.service_account = MODEL_SERVICE_ACCOUNT
-        probe = {
-            "httpGet": {"path": "/v1/models", "port": MODEL_PORT},
-            "periodSeconds": 10,
-            "timeoutSeconds": 5,
-        }
-        self.runtime = k8s.apiextensions.CustomResource(
-            name,
-            api_version="serving.kserve.io/v1alpha1",
-            kind="ServingRuntime",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=VLLM_RUNTIME, namespace=args.namespace),
-            spec={
-                "supportedModelFormats": [{"name": "vLLM", "version": "1", "autoSelect": True}],
-                "containers": [
-                    {
-                        "name": "kserve-container",
-                        "image": versions.VLLM_IMAGE,
-                        "command": ["python", "-m", "vllm.entrypoints.openai.api_server"],
-                        "args": [
-                            f"--port={MODEL_PORT}",
-                            "--model=/mnt/models",
-                            "--enable-force-include-usage",
-                        ],
-                        "env": [{"name": "VLLM_WORKER_MULTIPROC_METHOD", "value": "spawn"}],
-                        "ports": [{"name": "http", "containerPort": MODEL_PORT, "protocol": "TCP"}],
-                        "readinessProbe": probe,
-                        "livenessProbe": {**probe, "failureThreshold": 6},
-                        # Loading weights into GPU memory can take minutes: 30 min before liveness.
-                        "startupProbe": {**probe, "periodSeconds": 30, "failureThreshold": 60},
-                        "securityContext": _HARDENED_CONTAINER,
-                        "volumeMounts": [{"name": "devshm", "mountPath": "/dev/shm"}],
-                    }
-                ],
-                "volumes": [{"name": "devshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}}],
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.kserve]),
-        )
-        self.register_outputs({})
+        wanted = [
+            (pulumi_name, runtime, image)
+            for needed, pulumi_name, runtime, image in (
+                (args.gpu, name, VLLM_RUNTIME, versions.VLLM_IMAGE),
+                (args.cpu, f"{name}-cpu", VLLM_CPU_RUNTIME, versions.VLLM_CPU_IMAGE),
+            )
+            if needed
+        ]
+        self.runtimes = [_serving_runtime(*runtime, args, self) for runtime in wanted]
+        self.register_outputs({"runtimes": [runtime for _, runtime, _ in wanted]})
+
+
+def runtime_name(model: ModelConfig) -> str:
+    return VLLM_CPU_RUNTIME if model.cpu_serving else VLLM_RUNTIME
+
+
+def _serving_runtime(
+    name: str, runtime: str, image: str, args: RuntimeArgs, parent: pulumi.Resource
+) -> k8s.apiextensions.CustomResource:
+    probe = {
+        "httpGet": {"path": "/v1/models", "port": MODEL_PORT},
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+    }
+    return k8s.apiextensions.CustomResource(
+        name,
+        api_version="serving.kserve.io/v1alpha1",
+        kind="ServingRuntime",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=runtime, namespace=args.namespace),
+        spec={
+            # Only models that name this runtime use it (runtime_name); never auto-selected,
+            # so a CPU model cannot land on the CUDA image or the reverse.
+            "supportedModelFormats": [{"name": "vLLM", "version": "1", "autoSelect": False}],
+            "containers": [
+                {
+                    "name": "kserve-container",
+                    "image": image,
+                    # The images' own entrypoint (vllm docker/Dockerfile and Dockerfile.cpu,
+                    # target vllm-openai: ENTRYPOINT ["vllm", "serve"]); the CUDA image has
+                    # python3 but no `python`. The model is the positional argument
+                    # (vllm/entrypoints/cli/serve.py: `vllm serve [model_tag] [options]`).
+                    "command": ["vllm", "serve"],
+                    "args": [
+                        "/mnt/models",
+                        f"--port={MODEL_PORT}",
+                        "--enable-force-include-usage",
+                    ],
+                    "env": [{"name": "VLLM_WORKER_MULTIPROC_METHOD", "value": "spawn"}],
+                    "ports": [{"name": "http", "containerPort": MODEL_PORT, "protocol": "TCP"}],
+                    "readinessProbe": probe,
+                    "livenessProbe": {**probe, "failureThreshold": 6},
+                    # Loading weights can take minutes: 30 min before liveness counts.
+                    "startupProbe": {**probe, "periodSeconds": 30, "failureThreshold": 60},
+                    "securityContext": _HARDENED_CONTAINER,
+                    "volumeMounts": [{"name": "devshm", "mountPath": "/dev/shm"}],
+                }
+            ],
+            "volumes": [{"name": "devshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}}],
+        },
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[args.kserve]),
+    )
 
 
 @dataclass(frozen=True)
@@ -153,7 +190,7 @@ class ModelDeployment(pulumi.ComponentResource):
                 "hostnames": [self.hostname],
                 "rules": [
                     {
-                        "matches": [{"path": {"type": "PathPrefix", "value": PUBLIC_PATH}}],
+                        "matches": [{"path": {"type": "Exact", "value": path}} for path in METERED_PATHS],
                         "backendRefs": [{"name": self.service, "port": PREDICTOR_PORT}],
                         "timeouts": {"request": model.request_timeout},
                     }
@@ -196,7 +233,7 @@ class ModelDeployment(pulumi.ComponentResource):
                 raise ValueError(f"model {model.name}: vLLM models need the vLLM ServingRuntime")
             predictor["model"] = {
                 "modelFormat": {"name": "vLLM"},
-                "runtime": VLLM_RUNTIME,
+                "runtime": runtime_name(model),
                 "storageUri": model.source,
                 "args": [f"--served-model-name={model.served_name}", *model.args],
                 "resources": resources(model),

@@ -1,8 +1,9 @@
 """The monitoring stack: Prometheus (operator), Grafana and Alertmanager from one pinned chart.
 
-kube-prometheus-stack rather than separate charts: one release gives the operator whose
-CRDs Kuadrant looks for at start-up, a Prometheus, and a Grafana whose sidecar loads
-dashboards from labelled ConfigMaps; all pinned together. The cluster-wide defaults
+kube-prometheus-stack rather than separate charts: one release gives the operator, a
+Prometheus, and a Grafana whose sidecar loads dashboards from labelled ConfigMaps; all
+pinned together. Its CRDs, which Kuadrant looks for at start-up, come from their own chart
+at the same operator release, so Kuadrant waits for them alone. The cluster-wide defaults
 (node exporter, kube-state-metrics, control-plane scrapes and their rules) are off: this
 Prometheus is for the platform's usage, not for the cluster.
 """
@@ -60,13 +61,19 @@ class MonitoringStack(pulumi.ComponentResource):
             string_data={"admin-user": "admin", "admin-password": password},
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # The Prometheus-operator CRDs on their own, first: the Kuadrant operator needs
+        # them when it starts, not a running Prometheus, so the rest of the stack installs
+        # beside Kuadrant instead of before it.
+        self.crds = helm.release(
+            f"{name}-operator-crds", versions.PROMETHEUS_OPERATOR_CRDS, args.namespace, parent=self
+        )
         self.release = helm.release(
             RELEASE,
             versions.KUBE_PROMETHEUS_STACK,
             args.namespace,
             parent=self,
             values=chart_values(args.config),
-            depends_on=[admin],
+            depends_on=[admin, self.crds],
         )
         forward = f"kubectl port-forward -n {args.namespace_name}"
         self.port_forward_prometheus = (
@@ -103,6 +110,9 @@ def chart_values(config: ObservabilityConfig) -> dict[str, Any]:
             }
         }
     return {
+        # Installed by the operator-crds release (kube-prometheus-stack values.yaml `crds.enabled`
+        # gates its `crds` subchart).
+        "crds": {"enabled": False},
         "fullnameOverride": FULLNAME,
         "defaultRules": {"create": False},
         "nodeExporter": {"enabled": False},

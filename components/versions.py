@@ -25,6 +25,22 @@ KIND_NODE_IMAGE = (
     "kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed"
 )
 
+# The command-line tools `make deploy-dev` fetches when they are missing (scripts/tools.py),
+# each checked against the checksum its publisher lists beside it. kubectl matches the
+# node image's Kubernetes; the Pulumi CLI matches the SDK pinned in requirements.txt.
+KUBECTL_VERSION = "v1.36.4"
+PULUMI_VERSION = "3.272.0"
+# kind's release assets: kind-<os>-<arch> and kind-<os>-<arch>.sha256sum ("<hash>  <asset>";
+# kubernetes-sigs/kind hack/release/build/cross.sh, RELEASE.md).
+KIND_DOWNLOAD = "https://github.com/kubernetes-sigs/kind/releases/download"
+# kubernetes/website install-kubectl-{linux,macos}.md: <dl>/<version>/bin/<os>/<arch>/kubectl
+# and kubectl.sha256, which holds the hash alone.
+KUBECTL_DOWNLOAD = "https://dl.k8s.io/release"
+# pulumi/get.pulumi.com dist/install.sh: pulumi-v<version>-<linux|darwin>-<x64|arm64>.tar.gz
+# from the GitHub release (files wrapped in pulumi/, .goreleaser.yml); the release's
+# pulumi-<version>-checksums.txt lists "<sha256>  <tarball>" (.github/workflows/sign.yml).
+PULUMI_DOWNLOAD = "https://github.com/pulumi/pulumi/releases/download"
+
 # Not v1.6.1 (the schemas' release): Istio 1.30 is built and documented against Gateway API
 # v1.5 ("1.30 upgrade note: gateway api crds must be v1.5", istio/istio.io#17394). The
 # Gateway and HTTPRoute fields this program sets are the same in v1.5.1 and v1.6.1.
@@ -56,6 +72,11 @@ KUBE_PROMETHEUS_STACK = HelmChart(
 )
 # The operator that chart bundles, for the monitoring CRD schemas.
 PROMETHEUS_OPERATOR_VERSION = "v0.93.0"
+# The same operator release's CRDs as a chart of their own (prometheus-community/helm-charts
+# charts/prometheus-operator-crds 31.0.0: appVersion v0.93.0; 31.0.1 moves to v0.93.1).
+PROMETHEUS_OPERATOR_CRDS = HelmChart(
+    "prometheus-operator-crds", "31.0.0", "https://prometheus-community.github.io/helm-charts"
+)
 
 # Keycloak: the operator has no published chart, so its CRDs and manifest come from the
 # release tag of keycloak/keycloak-k8s-resources (26.7 serves k8s.keycloak.org/v2beta1).
@@ -76,6 +97,11 @@ POSTGRES_IMAGE = "postgres:17.6"
 # the newest release as of 2026-10 with `--enable-force-include-usage`.
 SIMULATOR_IMAGE = "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2"
 VLLM_IMAGE = "vllm/vllm-openai:v0.31.0"
+# The CPU build of the same release for `cpuServing` models: the CUDA image cannot start
+# without a GPU, and KServe swaps to "-cpu" only for runtimes of server type vllmserver
+# (kserve v0.20.0 pkg/controller/v1beta1/inferenceservice/utils/utils.go, UpdateImageTag),
+# which ours is not. Name per vLLM docs/getting_started/installation/cpu.*.inc.md.
+VLLM_CPU_IMAGE = "vllm/vllm-openai-cpu:v0.31.0"
 
 # Only the end-to-end tests run it: a throwaway pod that probes the network from outside.
 E2E_PROBE_IMAGE = "curlimages/curl:8.16.0"

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from harness.program import Declared, Evaluation, evaluate, stack_config
+from tests.configs import evaluate_variant
 from tests.upstream import CRD_OWNERS
 
 
@@ -132,3 +133,15 @@ def test_two_evaluations_declare_identical_resources(stack_name: str) -> None:
     assert first.error is None
     assert second.error is None
     assert _fingerprint(first) == _fingerprint(second)
+
+
+def test_istio_charts_are_told_a_namespace_other_than_istio_system() -> None:
+    """istiod's ServiceAccount, RBAC and the base chart's webhook service go to
+    `global.istioNamespace`, not to the release namespace (istio 1.30.3 base and
+    istio-discovery templates): with only the release moved, istiod's pods cannot start."""
+    result = evaluate_variant("dev", {"maas:namespaces": {"istio": "mesh"}})
+    assert result.error is None, result.error
+    for release in ("istio-base", "istiod"):
+        declared = result.release(release)
+        assert declared.inputs["namespace"] == "mesh"
+        assert declared.inputs["values"]["global"]["istioNamespace"] == "mesh"

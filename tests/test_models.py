@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from components import gateway as gw
+from components import versions
 from components.config import GATEWAY_NAME
 from components.models import ISVC_LABEL, MODEL_PORT, PREDICTOR_PORT
 from harness.program import Declared, Evaluation, evaluate, stack_config, typed_config
@@ -73,7 +74,10 @@ def test_every_model_has_exactly_one_route_with_its_host_and_backend(stack: Eval
         assert spec["hostnames"] == [f"{model['host']}.{domain}"]
         assert {ref["name"] for ref in spec["parentRefs"]} == {GATEWAY_NAME}
         assert spec["rules"][0]["backendRefs"] == [{"name": service, "port": PREDICTOR_PORT}]
-        assert spec["rules"][0]["matches"] == [{"path": {"type": "PathPrefix", "value": "/v1"}}]
+        assert spec["rules"][0]["matches"] == [
+            {"path": {"type": "Exact", "value": p}}
+            for p in ("/v1/chat/completions", "/v1/completions", "/v1/models")
+        ]
 
 
 def test_hosts_are_unique_across_routes(stack: Evaluation) -> None:
@@ -232,6 +236,34 @@ def test_vllm_on_cpu_only_when_asked() -> None:
     predictor = result.one("InferenceService", "tiny").inputs["spec"]["predictor"]
     assert "nodeSelector" not in predictor
     assert _gpu_mentions(predictor) == []
+    # The CUDA image cannot start without a GPU, and KServe would not swap it for ours
+    # (kserve v0.20.0 utils.go UpdateImageTag: server type vllmserver only).
+    assert predictor["model"]["runtime"] == "vllm-openai-cpu"
+    (runtime,) = result.objects("ServingRuntime")
+    assert runtime.object_name == "vllm-openai-cpu"
+    assert runtime.inputs["spec"]["containers"][0]["image"] == versions.VLLM_CPU_IMAGE
+
+
+def test_a_catalog_with_gpu_and_cpu_vllm_models_gets_both_runtimes() -> None:
+    gpu_model = {**QWEN, "name": "qwen3-0-6b-instruct", "host": "big"}
+    cpu_model = {"name": "tiny", "host": "tiny", "runtime": "vllm", "source": "hf://a/b", "cpuServing": True}
+    result = evaluate_variant("gpu", {"maas:models": [gpu_model, cpu_model]})
+    assert result.error is None, result.error
+    images = {
+        r.object_name: r.inputs["spec"]["containers"][0]["image"] for r in result.objects("ServingRuntime")
+    }
+    assert images == {"vllm-openai": versions.VLLM_IMAGE, "vllm-openai-cpu": versions.VLLM_CPU_IMAGE}
+    for name, runtime in (("qwen3-0-6b-instruct", "vllm-openai"), ("tiny", "vllm-openai-cpu")):
+        assert result.one("InferenceService", name).inputs["spec"]["predictor"]["model"]["runtime"] == runtime
+
+
+def test_vllm_starts_through_the_images_entrypoint_with_the_model_first(stack_of: Any) -> None:
+    """vllm docker/Dockerfile: ENTRYPOINT ["vllm", "serve"] (the CUDA image has python3, no
+    `python`); `vllm serve [model_tag] [options]`, so KServe's appended model args follow."""
+    runtime = stack_of("gpu").one("ServingRuntime", "vllm-openai").inputs["spec"]["containers"][0]
+    assert runtime["command"] == ["vllm", "serve"]
+    assert runtime["args"][0] == "/mnt/models"
+    assert not any(a.startswith("--model") for a in runtime["args"])
 
 
 SIM = {"name": "sim", "host": "sim", "runtime": "simulator"}

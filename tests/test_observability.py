@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components import gateway, monitoring, upstream
+from components import gateway, monitoring, upstream, versions
 from harness.program import Declared, Evaluation, stack_config
 from tests.configs import assert_refused, evaluate_variant
 from tests.test_models import predictor_pod_labels
@@ -114,7 +114,19 @@ def test_prometheus_reads_exactly_the_monitors_and_rules_this_program_declares(s
 
 def test_kuadrant_observability_is_on_and_its_operator_sees_the_monitoring_crds(stack: Evaluation) -> None:
     assert stack.one("Kuadrant", "kuadrant").inputs["spec"]["observability"] == {"enable": True}
-    assert stack.waits_for(stack.release("kuadrant-operator"), stack.release("monitoring"))
+    crds = stack.release("monitoring-operator-crds")
+    assert crds.inputs["chart"] == versions.PROMETHEUS_OPERATOR_CRDS.name
+    assert stack.waits_for(stack.release("kuadrant-operator"), crds)
+
+
+def test_the_monitoring_stack_is_off_kuadrants_critical_path(stack: Evaluation) -> None:
+    """Kuadrant needs the CRDs (state_of_the_world.go checks ServiceMonitor and PodMonitor at
+    start-up), not a running Prometheus: the chart installs beside it, after the CRDs."""
+    release = stack.release("monitoring")
+    assert not stack.waits_for(stack.release("kuadrant-operator"), release)
+    assert stack.waits_for(release, stack.release("monitoring-operator-crds"))
+    # kube-prometheus-stack values.yaml: `crds.enabled` gates the subchart that ships them.
+    assert release.inputs["values"]["crds"] == {"enabled": False}
 
 
 def test_limitadors_counters_carry_the_identity_the_auth_policy_exposes(stack: Evaluation) -> None:

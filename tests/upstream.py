@@ -15,7 +15,8 @@ CRD_OWNERS = {
     "limitador.kuadrant.io": ("kuadrant-operator",),
     "serving.kserve.io": ("kserve-crd", "kserve-resources"),
     "cert-manager.io": ("cert-manager",),
-    "monitoring.coreos.com": ("monitoring",),
+    "monitoring.coreos.com": ("monitoring-operator-crds", "monitoring"),
     "security.istio.io": ("istio-base", "istiod"),
+    "networking.istio.io": ("istio-base", "istiod"),
     "k8s.keycloak.org": ("keycloak-crds", "keycloak-operator"),
 }
