@@ -285,3 +285,54 @@ def test_every_stack_has_a_pack_config() -> None:
     for stack in ("dev", "gpu"):
         assert policy_runner.pack_config(stack), f"policies/config/{stack}.json"
     assert evaluate("dev").error is None
+
+
+@pytest.mark.parametrize(
+    ("matches", "fragment"),
+    [
+        ([{"path": {"type": "PathPrefix", "value": "/v1"}}], "PathPrefix /v1"),
+        ([{"path": {"type": "Exact", "value": "/v1/responses"}}], "Exact /v1/responses"),
+        (None, "PathPrefix /"),
+    ],
+)
+def test_a_route_publishing_unmetered_endpoints_is_refused(
+    stack_of: Any, matches: list[dict[str, Any]] | None, fragment: str
+) -> None:
+    stack = stack_of("dev")
+
+    def widen(inputs: dict[str, Any]) -> None:
+        rule = inputs["spec"]["rules"][0]
+        if matches is None:
+            rule.pop("matches")
+        else:
+            rule["matches"] = [*rule["matches"], *matches]
+
+    resources = _edited(stack, "HTTPRoute", "simulator", widen)
+    _only(_violations(stack, resources), "usage-metered", "HTTPRoute llm/simulator", fragment, "Fix:")
+
+
+def test_a_gateway_that_does_not_ask_streams_for_usage_is_refused(stack_of: Any) -> None:
+    stack = stack_of("dev")
+    without = [r for r in stack.resources if r.kind != "EnvoyFilter"]
+    _only(_violations(stack, without), "usage-metered", "a stream without stream_options is never charged")
+
+
+def test_vllm_without_forced_usage_is_refused(stack_of: Any) -> None:
+    stack = stack_of("gpu")
+
+    def unforce(inputs: dict[str, Any]) -> None:
+        inputs["spec"]["containers"][0]["args"].remove("--enable-force-include-usage")
+
+    resources = _edited(stack, "ServingRuntime", "vllm-openai", unforce)
+    _only(_violations(stack, resources), "usage-metered", "ServingRuntime llm/vllm-openai", "Fix: add")
+
+
+def test_the_packs_copies_of_program_constants_match_the_originals() -> None:
+    """The pack runs in its own virtualenv without the program's modules, so it copies them."""
+    from components import models
+    from components.config import GATEWAY_NAME
+    from maas_policies import metering, objects
+
+    assert objects.GATEWAY_NAME == GATEWAY_NAME
+    assert metering.METERED_PATHS == models.METERED_PATHS
+    assert metering.STREAM_USAGE_MARK in models.gw.STREAM_USAGE_LUA.read_text()

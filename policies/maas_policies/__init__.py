@@ -7,6 +7,7 @@ from pulumi_policy import Policy
 from maas_policies.access import LIMITADOR_SHARED_STORAGE, ROUTES_PROTECTED, TIER_LIMITS_GROW, TIERS_LIMITED
 from maas_policies.credentials import KEYCLOAK_PRODUCTION, KNOWN_DEFAULT_CREDENTIALS, NO_DEFAULT_CREDENTIALS
 from maas_policies.isolation import MODELS_ISOLATED
+from maas_policies.metering import USAGE_METERED
 from maas_policies.scheduling import CONTAINER_RESOURCES, CPU_WORKLOADS_OFF_GPU_NODES, GPU_WORKLOADS_PINNED
 from maas_policies.supply import CHARTS_PINNED, IMAGES_PINNED
 
@@ -25,6 +26,7 @@ POLICIES: list[Policy] = [
     NO_DEFAULT_CREDENTIALS,
     KEYCLOAK_PRODUCTION,
     MODELS_ISOLATED,
+    USAGE_METERED,
 ]
 
 __all__ = ["KNOWN_DEFAULT_CREDENTIALS", "PACK_NAME", "POLICIES"]

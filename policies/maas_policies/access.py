@@ -25,10 +25,6 @@ _WINDOW_PART = re.compile(r"([0-9]+)(ms|h|m|s)")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
-def _of_kind(args: StackValidationArgs, kind: str) -> list[PolicyResource]:
-    return [r for r in args.resources if objects.kind(r.resource_type, r.props) == kind]
-
-
 def _covers(policy: PolicyResource, route: PolicyResource, gateway: str) -> bool:
     target = (policy.props.get("spec") or {}).get("targetRef") or {}
     route_meta, policy_meta = route.props.get("metadata") or {}, policy.props.get("metadata") or {}
@@ -40,8 +36,8 @@ def _covers(policy: PolicyResource, route: PolicyResource, gateway: str) -> bool
 
 
 def _routes_protected(args: StackValidationArgs, report: ReportViolation) -> None:
-    auth, limits = _of_kind(args, "AuthPolicy"), _of_kind(args, "RateLimitPolicy")
-    for route in _of_kind(args, "HTTPRoute"):
+    auth, limits = objects.of_kind(args, "AuthPolicy"), objects.of_kind(args, "RateLimitPolicy")
+    for route in objects.of_kind(args, "HTTPRoute"):
         subject = objects.name(route.props)
         if relaxation.exempt(args.get_config(), subject, report, "routes-protected"):
             continue
@@ -91,13 +87,13 @@ def _tier_tables(
 ) -> list[tuple[PolicyResource, list[str], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]]:
     """Per AuthPolicy: its allowed tiers and the request and token limits beside it."""
     tables = []
-    for auth in _of_kind(args, "AuthPolicy"):
+    for auth in objects.of_kind(args, "AuthPolicy"):
         namespace = (auth.props.get("metadata") or {}).get("namespace")
         target = ((auth.props.get("spec") or {}).get("targetRef") or {}).get("name")
 
         def beside(kind: str, ns: Any = namespace, name: Any = target) -> dict[str, dict[str, Any]]:
             merged: dict[str, dict[str, Any]] = {}
-            for policy in _of_kind(args, kind):
+            for policy in objects.of_kind(args, kind):
                 meta, spec = policy.props.get("metadata") or {}, policy.props.get("spec") or {}
                 if meta.get("namespace") == ns and (spec.get("targetRef") or {}).get("name") == name:
                     merged |= _limits_by_tier(policy)

@@ -33,8 +33,8 @@ def _isolates(policy: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
 
 
 def _models_isolated(args: StackValidationArgs, report: ReportViolation) -> None:
-    policies = [r for r in args.resources if objects.kind(r.resource_type, r.props) == "NetworkPolicy"]
-    for isvc in (r for r in args.resources if objects.kind(r.resource_type, r.props) == "InferenceService"):
+    policies = objects.of_kind(args, "NetworkPolicy")
+    for isvc in objects.of_kind(args, "InferenceService"):
         subject = objects.name(isvc.props)
         namespace = (isvc.props.get("metadata") or {}).get("namespace")
         beside = [p for p in policies if (p.props.get("metadata") or {}).get("namespace") == namespace]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from pulumi_policy import PolicyResource, StackValidationArgs
+
 # Pod templates inside workload kinds: kind -> path of keys to the pod spec.
 _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",),
@@ -26,6 +28,11 @@ def kind(resource_type: str, props: Mapping[str, Any]) -> str:
     ):
         return ""
     return str(props.get("kind", ""))
+
+
+def of_kind(args: StackValidationArgs, kind_: str) -> list[PolicyResource]:
+    """The stack's resources of one Kubernetes kind."""
+    return [r for r in args.resources if kind(r.resource_type, r.props) == kind_]
 
 
 def name(props: Mapping[str, Any]) -> str:

@@ -1,0 +1,105 @@
+"""Metering: every token a model produces through the gateway is counted.
+
+Kuadrant's token limits read `usage.total_tokens` from the response (kuadrant-operator
+v1.5.2 ratelimit_workflow_helpers.go); a stream carries it only when the request asked
+for it (llm-d-inference-sim v0.10.2 pkg/api/request.go) or vLLM forces it. So: routes
+publish only endpoints whose usage is read, vLLM forces usage into streams, and the
+gateway asks for it in every streamed request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
+
+from maas_policies import objects, relaxation
+
+# Copies of components/models.py METERED_PATHS and VLLM force flag (a test ties them):
+# the pack runs in its own virtualenv, without the program's modules.
+METERED_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/models")
+FORCE_USAGE_FLAG = "--enable-force-include-usage"
+# What the gateway's Lua filter must set (components/lua/stream_usage.lua).
+STREAM_USAGE_MARK = '"include_usage":true'
+
+
+def _unmetered_matches(route: Mapping[str, Any]) -> list[str]:
+    """The route's matches that publish more than the metered endpoints."""
+    found = []
+    for rule in (route.get("spec") or {}).get("rules") or []:
+        # A rule without matches matches every path (Gateway API: default PathPrefix "/").
+        for match in rule.get("matches") or [{}]:
+            path = match.get("path") or {"type": "PathPrefix", "value": "/"}
+            if path.get("type", "PathPrefix") != "Exact" or path.get("value") not in METERED_PATHS:
+                found.append(f"{path.get('type', 'PathPrefix')} {path.get('value', '/')}")
+    return found
+
+
+def _on_gateway(route: Mapping[str, Any]) -> bool:
+    parents = (route.get("spec") or {}).get("parentRefs") or []
+    return any(p.get("name") == objects.GATEWAY_NAME for p in parents)
+
+
+def _asks_streams_for_usage(envoy_filter: Mapping[str, Any]) -> bool:
+    spec = envoy_filter.get("spec") or {}
+    targets = spec.get("targetRefs") or []
+    if not any(t.get("kind") == "Gateway" and t.get("name") == objects.GATEWAY_NAME for t in targets):
+        return False
+    return any(STREAM_USAGE_MARK in text for _, text in objects.string_leaves(spec.get("configPatches")))
+
+
+def _vllm_containers(runtime: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    containers = (runtime.get("spec") or {}).get("containers") or []
+    return [c for c in containers if "vllm" in str(c.get("image", "")).lower()]
+
+
+def _usage_metered(args: StackValidationArgs, report: ReportViolation) -> None:
+    config = args.get_config()
+    routes = [r for r in objects.of_kind(args, "HTTPRoute") if _on_gateway(r.props)]
+    for route in routes:
+        subject = objects.name(route.props)
+        unmetered = _unmetered_matches(route.props)
+        if unmetered and not relaxation.exempt(config, subject, report, "usage-metered"):
+            report(
+                objects.refusal(
+                    f"HTTPRoute {subject}",
+                    f"publishes endpoints whose token usage the limits cannot read ({', '.join(unmetered)})",
+                    f"match only the metered endpoints, each as an Exact path: {', '.join(METERED_PATHS)}",
+                ),
+                route.urn,
+            )
+    if routes and not any(_asks_streams_for_usage(f.props) for f in objects.of_kind(args, "EnvoyFilter")):
+        report(
+            objects.refusal(
+                f"Gateway {objects.GATEWAY_NAME}",
+                "nothing asks streamed requests for usage, so a stream without stream_options is never "
+                "charged tokens",
+                "the EnvoyFilter of components/gateway.py (Lua that sets stream_options.include_usage)",
+            ),
+            None,
+        )
+    for runtime in objects.of_kind(args, "ServingRuntime"):
+        subject = objects.name(runtime.props)
+        for container in _vllm_containers(runtime.props):
+            flags = [*(container.get("command") or []), *(container.get("args") or [])]
+            if FORCE_USAGE_FLAG not in flags and not relaxation.exempt(
+                config, subject, report, "usage-metered"
+            ):
+                report(
+                    objects.refusal(
+                        f"ServingRuntime {subject}",
+                        "vLLM does not force usage into streamed responses",
+                        f"add {FORCE_USAGE_FLAG} to the container's args",
+                    ),
+                    runtime.urn,
+                )
+
+
+USAGE_METERED = StackValidationPolicy(
+    name="usage-metered",
+    description="Model routes publish only metered endpoints, and every stream carries its usage.",
+    validate=_usage_metered,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=relaxation.SCHEMA,
+)
