@@ -1,10 +1,13 @@
-# One entry point for people and CI. `make check` is the test command README.md gives.
+# One entry point for people and CI. `make check` is the test command README.md gives;
+# `make deploy-dev` the deploy command. STACK names the stack for the stack targets.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+STACK ?= dev
 
-.PHONY: check lint types test test-tools schemas bench e2e deploy-dev destroy-dev
+.PHONY: check lint types test test-tools schemas bench e2e python-envs \
+	deploy-dev destroy-dev deploy destroy outputs keys preview
 
 check: lint types test
 
@@ -24,7 +27,7 @@ types: $(STAMP)
 test: $(STAMP) test-tools
 	$(BIN)/pytest
 
-# promtool and a Prometheus server for the rule and usage-export tests.
+# promtool, a Prometheus server, ShellCheck and LuaJIT for the tests that run them.
 test-tools:
 	scripts/install-test-tools.sh
 
@@ -38,8 +41,31 @@ bench: $(STAMP)
 e2e: $(STAMP)
 	scripts/e2e.sh
 
+# The program's virtualenv and the policy pack's, as the Pulumi CLI expects them.
+python-envs:
+	bash -c '. scripts/lib.sh && prepare_python'
+
 deploy-dev:
-	scripts/deploy-dev.sh
+	scripts/deploy.sh dev
 
 destroy-dev:
-	scripts/destroy-dev.sh
+	scripts/destroy.sh dev
+
+deploy:
+	scripts/deploy.sh $(STACK)
+
+destroy:
+	scripts/destroy.sh $(STACK)
+
+# What the stack exports (model URLs, curl lines, port-forwards); secrets stay hidden.
+outputs:
+	scripts/pulumi.sh stack output --stack $(STACK)
+
+# Every user's generated API key, as JSON.
+keys:
+	scripts/pulumi.sh stack output --stack $(STACK) apiKeys --show-secrets --json
+
+# What an update would change, with the policy pack's verdict.
+preview:
+	scripts/pulumi.sh preview --stack $(STACK) --diff \
+		--policy-pack policies --policy-pack-config policies/config/$(STACK).json

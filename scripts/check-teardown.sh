@@ -12,8 +12,12 @@ if [ -n "$left" ]; then
   k get namespaces -l app.kubernetes.io/part-of=maas-platform >&2
   status=1
 fi
+# Ours, and those the operators create from ours: AuthConfigs and the Authorino instance
+# (kuadrant-operator), the EnvoyFilters and WasmPlugins Kuadrant programs Istio with.
 for group in gateway.networking.k8s.io kuadrant.io extensions.kuadrant.io limitador.kuadrant.io \
-  serving.kserve.io cert-manager.io monitoring.coreos.com k8s.keycloak.org; do
+  authorino.kuadrant.io operator.authorino.kuadrant.io serving.kserve.io cert-manager.io \
+  monitoring.coreos.com k8s.keycloak.org networking.istio.io security.istio.io \
+  telemetry.istio.io extensions.istio.io; do
   for resource in $(k api-resources --api-group="$group" -o name 2>/dev/null); do
     found=$(k get "$resource" --all-namespaces -o name 2>/dev/null || true)
     if [ -n "$found" ]; then

@@ -1,31 +1,33 @@
 #!/usr/bin/env bash
 # Installs what some tests run for real: promtool and a Prometheus server (the
-# distribution's `prometheus` package), and ShellCheck for the scripts and workflow steps
-# (Debian/Ubuntu). Does nothing when they are already there. Without apt-get (or root/sudo) it says so; the tests then skip,
-# except in CI (CI=true), where they fail.
+# distribution's `prometheus` package), ShellCheck for the scripts and workflow steps, and
+# LuaJIT (Envoy's Lua runtime) for the gateway's Lua filter (Debian/Ubuntu). Does nothing
+# when they are already there. Without apt-get (or root/sudo) it says so; the tests then
+# skip, except in CI (CI=true), where they fail.
 set -euo pipefail
 
-packages=()
-command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
-command -v shellcheck >/dev/null 2>&1 || packages+=(shellcheck)
-if ((${#packages[@]} == 0)); then
-  exit 0
-fi
+packages=""
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || packages="$packages prometheus"
+command -v shellcheck >/dev/null 2>&1 || packages="$packages shellcheck"
+command -v luajit >/dev/null 2>&1 || packages="$packages luajit"
+[ -z "$packages" ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-test-tools: no apt-get; install ${packages[*]} by hand" >&2
+  echo "install-test-tools: no apt-get; install$packages by hand" >&2
   exit 0
 fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
-    echo "install-test-tools: not root and no sudo; install ${packages[*]} by hand" >&2
+    echo "install-test-tools: not root and no sudo; install$packages by hand" >&2
     exit 0
   fi
 fi
 export DEBIAN_FRONTEND=noninteractive
-if ! $sudo apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null 2>&1; then
+# shellcheck disable=SC2086  # one word per package
+if ! $sudo apt-get install -y -q --no-install-recommends $packages >/dev/null 2>&1; then
   $sudo apt-get update -q >/dev/null
-  $sudo apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null
+  # shellcheck disable=SC2086
+  $sudo apt-get install -y -q --no-install-recommends $packages >/dev/null
 fi
 # Only the binaries are wanted: where systemd started the package's service, stop it.
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then

@@ -1,4 +1,7 @@
-# Shared by the deploy and destroy scripts: tool checks and the local state backend.
+# Shared by the scripts: tool checks and fetches, the Python environments, the local
+# state backend. Sourced from the project root. Written for bash 3.2 (macOS's /bin/bash):
+# no associative arrays, no arrays at all (an empty one is "unbound" under `set -u`
+# before bash 4.4), no ${x,,}, mapfile or `declare -n`; tests/test_scripts.py checks.
 # shellcheck shell=bash
 
 # Pulumi.dev.yaml deploys to the kubeconfig context kind names after this cluster: kind-maas.
@@ -6,29 +9,73 @@
 MAAS_KIND_CLUSTER=maas
 # Local file backend: no cloud account. The passphrase only protects secrets in this state.
 MAAS_STATE_DIR=${MAAS_STATE_DIR:-$HOME/.maas-platform}
+# Pinned kind, kubectl and Pulumi CLI, fetched here when missing (scripts/tools.py).
+MAAS_TOOLS_DIR=${MAAS_TOOLS_DIR:-$PWD/.tools}
+PATH="$MAAS_TOOLS_DIR/bin:$PATH"
+export PATH
 
+# Tools the scripts cannot fetch: stop at once and say where to get them.
 require_tools() {
-  local missing=() tool
-  declare -A how=(
-    [docker]="https://docs.docker.com/engine/install/ (the daemon must be running)"
-    [kind]="https://kind.sigs.k8s.io/docs/user/quick-start/#installation (use $(pinned KIND_VERSION))"
-    [kubectl]="https://kubernetes.io/docs/tasks/tools/"
-    [pulumi]="https://www.pulumi.com/docs/install/ (v3.272.0 or newer)"
-    [python3]="Python 3.11 or newer, with venv (Debian: apt-get install python3-venv)"
-  )
+  local tool missing=""
   for tool in "$@"; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
   done
-  if ((${#missing[@]})); then
-    echo "Cannot deploy: missing ${missing[*]}." >&2
-    for tool in "${missing[@]}"; do echo "  $tool: ${how[$tool]}" >&2; done
+  [ -z "$missing" ] && return 0
+  echo "Cannot go on: missing$missing." >&2
+  for tool in $missing; do
+    case "$tool" in
+      docker) echo "  docker: https://docs.docker.com/engine/install/ (the daemon must be running)" >&2 ;;
+      python3) echo "  python3: Python 3.11 or newer, with venv (Debian: apt-get install python3-venv)" >&2 ;;
+      *) echo "  $tool: install it and put it on PATH" >&2 ;;
+    esac
+  done
+  exit 1
+}
+
+require_docker() {
+  require_tools docker
+  if ! docker info >/dev/null 2>&1; then
+    echo "Cannot deploy: docker is installed but its daemon does not answer (is it running?)." >&2
     exit 1
   fi
+}
+
+# kind, kubectl and pulumi: the ones on PATH, else the pinned release fetched into
+# $MAAS_TOOLS_DIR and verified against its published checksum.
+ensure_tools() {
+  local tool missing=""
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+  done
+  [ -z "$missing" ] && return 0
+  echo "Fetching the pinned$missing into $MAAS_TOOLS_DIR"
+  # shellcheck disable=SC2086  # one word per tool
+  python3 scripts/tools.py --dir "$MAAS_TOOLS_DIR" $missing
 }
 
 # A value from components/versions.py, so the scripts pin what the program pins.
 pinned() {
   python3 -c "import sys; sys.path.insert(0, '.'); import components.versions as v; print(v.$1)"
+}
+
+# A virtualenv with a requirements file installed; redone only when the file changes.
+prepare_venv() {
+  local venv=$1 requirements=$2 stamp
+  stamp="$venv/.requirements-$(python3 -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()[:16])' "$requirements")"
+  [ -f "$stamp" ] && return 0
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
+  "$venv/bin/python" -m pip install --quiet -r "$requirements"
+  touch "$stamp"
+}
+
+# The program's virtualenv (Pulumi.yaml: .venv) and the policy pack's (PulumiPolicy.yaml:
+# venv). For a local pack the CLI starts <pack>/venv/bin/python without creating it
+# (pulumi/pulumi sdk/python/cmd/pulumi-language-python/main.go, RunPlugin; pkg/engine
+# update.go installs nothing for a local pack), so it must exist before --policy-pack.
+prepare_python() {
+  prepare_venv .venv requirements.txt
+  prepare_venv policies/venv policies/requirements.txt
 }
 
 use_local_backend() {
@@ -39,4 +86,9 @@ use_local_backend() {
   export PULUMI_BACKEND_URL="file://$MAAS_STATE_DIR/state"
   export PULUMI_CONFIG_PASSPHRASE_FILE="$MAAS_STATE_DIR/passphrase"
   export PULUMI_SKIP_UPDATE_CHECK=1
+}
+
+# The policy pack flags for a stack: every preview and update runs the guards.
+policy_pack_flags() {
+  echo "--policy-pack policies --policy-pack-config policies/config/$1.json"
 }

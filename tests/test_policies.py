@@ -329,10 +329,10 @@ def test_vllm_without_forced_usage_is_refused(stack_of: Any) -> None:
 
 def test_the_packs_copies_of_program_constants_match_the_originals() -> None:
     """The pack runs in its own virtualenv without the program's modules, so it copies them."""
-    from components import models
+    from components import gateway, models
     from components.config import GATEWAY_NAME
     from maas_policies import metering, objects
 
     assert objects.GATEWAY_NAME == GATEWAY_NAME
     assert metering.METERED_PATHS == models.METERED_PATHS
-    assert metering.STREAM_USAGE_MARK in models.gw.STREAM_USAGE_LUA.read_text()
+    assert metering.STREAM_USAGE_MARK in gateway.STREAM_USAGE_LUA.read_text()

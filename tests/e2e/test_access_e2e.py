@@ -174,18 +174,27 @@ def _seconds(window: str) -> float:
     return total
 
 
-@pytest.mark.parametrize("stream", [False, True])
+# A client that streams without stream_options is charged too: the gateway adds it
+# (components/lua/stream_usage.lua), so its stream carries usage all the same.
+STREAMING: dict[str, dict[str, Any]] = {
+    "not streamed": {},
+    "streamed, asking for usage": {"stream": True, "stream_options": {"include_usage": True}},
+    "streamed without stream_options": {"stream": True},
+}
+
+
+@pytest.mark.parametrize("mode", list(STREAMING))
 def test_token_limits_count_usage_total_tokens(
-    deployment: Deployment, gateway_port: int, enforced: str, target: tuple[str, str, str], stream: bool
+    deployment: Deployment, gateway_port: int, enforced: str, target: tuple[str, str, str], mode: str
 ) -> None:
-    """L5/L6: long prompts use up a tier's tokens before its requests; streamed usage counts too."""
+    """L5/L6: long prompts use up a tier's tokens before its requests, streamed or not."""
     _, host, served = target
     table = _tier_table(deployment)
     tier = deployment.outputs["tiers"][0]
     token_limit, request_limit = int(table[tier]["tokens"]["limit"]), int(table[tier]["requests"]["limit"])
     words = max(200, token_limit // max(request_limit - 2, 1))
     prompt = " ".join(["token"] * words)
-    extra = {"stream": True, "stream_options": {"include_usage": True}} if stream else {}
+    extra, stream = STREAMING[mode], "stream" in STREAMING[mode]
     with temporary_key(deployment, tier) as key:
         until(lambda: _call(gateway_port, host, served, key.header).status == 200, 30, "the new key to work")
         spent, replies = 0, []
@@ -206,6 +215,22 @@ def _total_tokens(reply: Response, stream: bool) -> int:
     usage = [json.loads(c)["usage"] for c in chunks if json.loads(c).get("usage")]
     assert usage, "a streamed response without usage"
     return int(usage[-1]["total_tokens"])
+
+
+@pytest.mark.parametrize("path", ["/v1/responses", "/v1/embeddings", "/metrics", "/tokenize", "/health"])
+def test_only_metered_endpoints_are_published(
+    deployment: Deployment, gateway_port: int, enforced: str, target: tuple[str, str, str], path: str
+) -> None:
+    """The simulator serves these (llm-d-inference-sim v0.10.2 pkg/communication/http.go);
+    the route does not, so a valid key gets the gateway's 404 and the model sees nothing."""
+    name, host, served = target
+    namespace = enforced
+    with temporary_key(deployment, deployment.outputs["tiers"][-1]) as key:
+        until(lambda: _call(gateway_port, host, served, key.header).status == 200, 30, "the new key to work")
+        before = model_requests_served(deployment, namespace, name)
+        reply = request(gateway_port, host, path, {"model": served, "input": "Hi"}, key.header)
+        assert reply.status == 404, f"{path}: {reply.status} {reply.body[:200]!r}"
+        assert model_requests_served(deployment, namespace, name) == before
 
 
 def test_a_route_added_later_is_protected_by_the_gateway_policies(

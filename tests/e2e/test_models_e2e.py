@@ -10,7 +10,7 @@ import pytest
 
 from components import gateway as gw
 from components import versions
-from tests.e2e.cluster import Deployment, chat, request
+from tests.e2e.cluster import Deployment, chat, request, until
 from tests.e2e.identities import any_key_header
 
 
@@ -44,6 +44,16 @@ def test_chat_completion_through_the_gateway_returns_usage(
 def _outsider_namespace(deployment: Deployment) -> Iterator[str]:
     namespace = f"maas-e2e-{uuid.uuid4().hex[:8]}"
     deployment.kubectl("create", "namespace", namespace)
+    # Pods are refused until the controller has made the namespace's default ServiceAccount
+    # (kubernetes plugin/pkg/admission/serviceaccount/admission.go).
+    until(
+        lambda: (
+            deployment.kubectl("get", "serviceaccount", "default", "-n", namespace, check=False).returncode
+            == 0
+        ),
+        60,
+        f"the default ServiceAccount of {namespace}",
+    )
     try:
         yield namespace
     finally:

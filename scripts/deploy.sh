@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Deploys a stack: `scripts/deploy.sh dev` (README: `make deploy-dev`) or
+# `scripts/deploy.sh gpu` (`make deploy STACK=gpu`). For `dev` it creates the kind cluster
+# when absent. Missing kind, kubectl or Pulumi CLI are fetched at their pinned versions;
+# the state lives in a local file backend. `pulumi up` previews first, with the policy
+# pack, so a refused stack stops before anything is applied. Safe to run again: it converges.
+# Extra arguments go to `pulumi up`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+stack=${1:?usage: scripts/deploy.sh STACK [pulumi up flags]}
+shift
+started=$(date +%s)
+
+require_tools python3
+if [ "$stack" = dev ]; then
+  require_docker
+  ensure_tools kind kubectl pulumi
+  if ! kind get clusters 2>/dev/null | grep -qx "$MAAS_KIND_CLUSTER"; then
+    kind create cluster --name "$MAAS_KIND_CLUSTER" --image "$(pinned KIND_NODE_IMAGE)" --wait 120s
+  fi
+else
+  ensure_tools kubectl pulumi
+fi
+
+use_local_backend
+prepare_python
+pulumi stack select "$stack" --create --non-interactive
+# No --skip-preview: the stack-level rules (routes-protected, tiers-limited, ...) run when
+# the preview ends; without it they would run only after every resource is applied
+# (pulumi/pulumi pkg/resource/deploy/deployment_executor.go). --refresh reads the cluster
+# first, so a cluster recreated under a surviving state (or anything deleted by hand)
+# is seen as gone and created again, instead of being reported as deployed.
+pulumi up --stack "$stack" --yes --refresh --non-interactive \
+  --policy-pack policies --policy-pack-config "policies/config/$stack.json" "$@"
+pulumi stack output --stack "$stack"
+
+scripts/first-answer.sh "$stack" "$started"

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# After a deploy: calls the stack's first model through the gateway with its first user's
+# API key until it answers 200, and prints the time from STARTED (epoch seconds) to that
+# answer. Under GitHub Actions the line also goes to the job summary.
+#   scripts/first-answer.sh STACK STARTED
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+stack=${1:?usage: scripts/first-answer.sh STACK STARTED}
+started=${2:?usage: scripts/first-answer.sh STACK STARTED}
+timeout_s=${MAAS_FIRST_ANSWER_TIMEOUT:-300}
+use_local_backend
+
+# context, gateway namespace and service, host, served model name, key: one per line.
+target=$(pulumi stack output --stack "$stack" --json --show-secrets | python3 -c '
+import json, sys
+out = json.load(sys.stdin)
+keys = out.get("apiKeys") or {}
+if not keys or not out.get("models"):
+    sys.exit(0)
+model = next(iter(out["models"].values()))
+namespace, service = out["gatewayService"].split("/")
+host = model["url"].split("//", 1)[1].split(":", 1)[0].split("/", 1)[0]
+print(out["kubeContext"], namespace, service, host, model["servedModelName"], next(iter(keys.values())), sep="\n")
+')
+if [ -z "$target" ]; then
+  echo "first answer: stack '$stack' has no API keys or no models to call; not measured"
+  exit 0
+fi
+{ read -r context; read -r namespace; read -r service; read -r host; read -r model; read -r key; } <<EOF2
+$target
+EOF2
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+forward_log=$(mktemp)
+kubectl --context "$context" port-forward -n "$namespace" "svc/$service" "$port:80" >"$forward_log" 2>&1 &
+forward=$!
+trap 'kill "$forward" 2>/dev/null || true; rm -f "$forward_log"' EXIT
+
+deadline=$(($(date +%s) + timeout_s))
+body="{\"model\": \"$model\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}], \"max_tokens\": 8}"
+while :; do
+  status=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 \
+    --resolve "$host:$port:127.0.0.1" -H "Authorization: APIKEY $key" \
+    -H 'Content-Type: application/json' -d "$body" "http://$host:$port/v1/chat/completions" 2>/dev/null || true)
+  [ "$status" = 200 ] && break
+  if ! kill -0 "$forward" 2>/dev/null; then
+    echo "first answer: the port-forward to $namespace/$service stopped:" >&2
+    cat "$forward_log" >&2
+    exit 1
+  fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "first answer: no 200 from $host within ${timeout_s}s (last status: ${status:-none})" >&2
+    exit 1
+  fi
+  sleep 2
+done
+
+line="Stack $stack: first authorized 200 from $model after $(($(date +%s) - started)) s (from the start of the deploy)"
+echo "$line"
+if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
+  echo "$line" >>"$GITHUB_STEP_SUMMARY"
+fi

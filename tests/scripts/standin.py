@@ -1,0 +1,135 @@
+"""A recording stand-in for docker, kind, kubectl, pulumi, curl and python3.
+
+    standin.py TOOL ARGS...
+
+Appends {"tool", "argv", "env"} as one JSON line to $STANDIN_LOG, then answers the way
+the real tool does for what the scripts ask of it. Its world (which kind clusters exist,
+whether docker answers, how many curls fail first) lives in files under $STANDIN_STATE.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+STATE = Path(os.environ["STANDIN_STATE"])
+PYTHON = os.environ["STANDIN_PYTHON"]
+HERE = Path(__file__).resolve()
+# The environment the deploy path depends on (backend, passphrase), recorded with each call.
+WATCHED_ENV = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_SKIP_UPDATE_CHECK")
+
+OUTPUTS = {
+    "kubeContext": "kind-maas",
+    "gatewayService": "llm/inference-gateway-istio",
+    "models": {
+        "simulator": {"url": "http://simulator.maas.local:8000/v1", "servedModelName": "simulator-model"}
+    },
+    "apiKeys": {"freeuser1": "key-of-freeuser1"},
+}
+
+
+def record(tool: str, argv: list[str]) -> None:
+    entry = {"tool": tool, "argv": argv, "env": {k: os.environ.get(k) for k in WATCHED_ENV}}
+    with open(os.environ["STANDIN_LOG"], "a") as log:
+        log.write(json.dumps(entry) + "\n")
+
+
+def option(argv: list[str], name: str) -> str | None:
+    for index, arg in enumerate(argv):
+        if arg == name and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def clusters() -> list[str]:
+    path = STATE / "kind-clusters"
+    return path.read_text().split() if path.exists() else []
+
+
+def kind(argv: list[str]) -> int:
+    if argv[:2] == ["get", "clusters"]:
+        print("\n".join(clusters()))
+    elif argv[:2] == ["create", "cluster"]:
+        (STATE / "kind-clusters").write_text("\n".join([*clusters(), option(argv, "--name") or "kind"]))
+    elif argv[:2] == ["delete", "cluster"]:
+        name = option(argv, "--name") or "kind"
+        (STATE / "kind-clusters").write_text("\n".join(c for c in clusters() if c != name))
+    return 0
+
+
+def pulumi(argv: list[str]) -> int:
+    pack = option(argv, "--policy-pack")
+    # pulumi-language-python RunPlugin starts <pack>/venv/bin/python and creates nothing.
+    if pack is not None and not (Path(pack) / "venv" / "bin" / "python").exists():
+        print(f"error: fork/exec {pack}/venv/bin/python: no such file or directory", file=sys.stderr)
+        return 1
+    if argv[:2] == ["stack", "output"] and "--json" in argv:
+        print(json.dumps(OUTPUTS))
+    elif argv[:2] == ["stack", "output"]:
+        print("Current stack outputs (5):")
+    return 0
+
+
+def kubectl(argv: list[str]) -> int:
+    if "port-forward" in argv:
+        if (STATE / "port-forward-dies").exists():
+            print("error: lost connection to pod", file=sys.stderr)
+            return 1
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        time.sleep(60)
+    return 0
+
+
+def curl(argv: list[str]) -> int:
+    failures = STATE / "curl-failures"
+    left = int(failures.read_text()) if failures.exists() else 0
+    if left:
+        failures.write_text(str(left - 1))
+        print("503", end="")
+    else:
+        print("200", end="")
+    return 0
+
+
+def docker(argv: list[str]) -> int:
+    return 1 if (STATE / "docker-down").exists() else 0
+
+
+def python3(argv: list[str]) -> int:
+    """The real interpreter, except that virtualenvs get a recording python of their own."""
+    if argv[:2] == ["-m", "venv"]:
+        venv_python = Path(argv[2]) / "bin" / "python"
+        venv_python.parent.mkdir(parents=True, exist_ok=True)
+        write_standin(venv_python, "venv-python")
+        return 0
+    os.execv(PYTHON, [PYTHON, *argv])
+    return 1
+
+
+def write_standin(path: Path, tool: str) -> None:
+    """An executable that runs this stand-in as `tool` (and tells it the path it was run as)."""
+    path.write_text(f'#!/bin/sh\nexport STANDIN_AS="$0"\nexec "{PYTHON}" "{HERE}" {tool} "$@"\n')
+    path.chmod(0o755)
+
+
+TOOLS = {
+    "docker": docker,
+    "kind": kind,
+    "kubectl": kubectl,
+    "pulumi": pulumi,
+    "curl": curl,
+    "python3": python3,
+    "venv-python": lambda argv: 0,
+}
+
+if __name__ == "__main__":
+    tool, args = sys.argv[1], sys.argv[2:]
+    if tool != "python3" or args[:2] == ["-m", "venv"]:
+        record(tool if tool != "venv-python" else os.path.relpath(os.environ["STANDIN_AS"]), args)
+    sys.exit(TOOLS[tool](args))
