@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Deploys a stack: `scripts/deploy.sh dev` (README: `make deploy-dev`) or
 # `scripts/deploy.sh gpu` (`make deploy STACK=gpu`). For `dev` it creates the kind cluster
-# when absent. Missing kind, kubectl or Pulumi CLI are fetched at their pinned versions;
-# the state lives in a local file backend. `pulumi up` previews first, with the policy
+# when absent. kind, kubectl and the Pulumi CLI are fetched at their pinned versions when
+# PATH has none at that version; the state lives in a local file backend. `pulumi up` previews first, with the policy
 # pack, so a refused stack stops before anything is applied. Safe to run again: it converges.
 # Extra arguments go to `pulumi up`.
 set -euo pipefail

@@ -40,17 +40,36 @@ require_docker() {
   fi
 }
 
-# kind, kubectl and pulumi: the ones on PATH, else the pinned release fetched into
+# kind, kubectl and pulumi at their pinned versions: the one on PATH when it reports that
+# version (CI runners and laptops often carry older ones), else the release fetched into
 # $MAAS_TOOLS_DIR and verified against its published checksum.
 ensure_tools() {
   local tool missing=""
   for tool in "$@"; do
-    command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+    has_pinned "$tool" || missing="$missing $tool"
   done
   [ -z "$missing" ] && return 0
   echo "Fetching the pinned$missing into $MAAS_TOOLS_DIR"
   # shellcheck disable=SC2086  # one word per tool
   python3 scripts/tools.py --dir "$MAAS_TOOLS_DIR" $missing
+}
+
+# What each tool prints for its version: kind pkg/cmd/kind/version/version.go
+# ("kind v0.33.0 go1.x os/arch"), kubectl `version --client` ("Client Version: v1.36.4"),
+# pulumi `version` ("v3.272.0").
+has_pinned() {
+  local reported wanted
+  command -v "$1" >/dev/null 2>&1 || return 1
+  case "$1" in
+    kind) wanted="kind $(pinned KIND_VERSION) " reported=$(kind version 2>/dev/null) ;;
+    kubectl) wanted="Client Version: $(pinned KUBECTL_VERSION)" reported=$(kubectl version --client 2>/dev/null) ;;
+    pulumi) wanted="v$(pinned PULUMI_VERSION)" reported=$(pulumi version 2>/dev/null) ;;
+    *) return 0 ;;
+  esac
+  case "$reported" in
+    *"$wanted"*) return 0 ;;
+    *) return 1 ;;
+  esac
 }
 
 # A value from components/versions.py, so the scripts pin what the program pins.

@@ -1,8 +1,8 @@
 """Fetches the pinned kind, kubectl and Pulumi CLI into a project-local folder.
 
 Each download is checked against the checksum its publisher lists next to it; a mismatch
-stops before anything is installed. `scripts/lib.sh` calls this for a tool that is not on
-PATH, so a machine with only Docker and Python 3.11 can run `make deploy-dev`.
+stops before anything is installed. `scripts/lib.sh` calls this for a tool that PATH lacks at
+its pinned version, so a machine with only Docker and Python 3.11 can run `make deploy-dev`.
 
     python3 scripts/tools.py --dir .tools kind kubectl pulumi
 

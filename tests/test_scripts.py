@@ -114,8 +114,10 @@ class Sandbox:
         assert done.returncode == expect, f"{command}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
         return done
 
-    def calls(self) -> list[Call]:
-        return [Call(**json.loads(line)) for line in self.log.read_text().splitlines()]
+    def calls(self, version_queries: bool = False) -> list[Call]:
+        """The recorded calls, by default without `<tool> version` queries."""
+        calls = [Call(**json.loads(line)) for line in self.log.read_text().splitlines()]
+        return [c for c in calls if version_queries or c.argv[:1] != ["version"]]
 
     def state_file(self, name: str, text: str = "") -> None:
         (self.state / name).write_text(text)
@@ -413,8 +415,6 @@ def mirror(sandbox: Sandbox) -> Iterator[dict[str, bytes]]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    for tool in ("kind", "kubectl", "pulumi"):
-        (sandbox.bin / tool).unlink()
     sandbox.extra_env["MAAS_TOOLS_MIRROR"] = f"http://127.0.0.1:{server.server_address[1]}/m"
     try:
         yield files
@@ -423,6 +423,8 @@ def mirror(sandbox: Sandbox) -> Iterator[dict[str, bytes]]:
 
 
 def test_missing_tools_are_fetched_verified_and_used(sandbox: Sandbox, mirror: dict[str, bytes]) -> None:
+    for tool in ("kind", "kubectl", "pulumi"):
+        (sandbox.bin / tool).unlink()
     done = sandbox.run("make", "deploy-dev")
     tools_bin = sandbox.project / ".tools" / "bin"
     for tool in ("kind", "kubectl", "pulumi", "pulumi-language-python"):
@@ -433,7 +435,27 @@ def test_missing_tools_are_fetched_verified_and_used(sandbox: Sandbox, mirror: d
     assert "(sha256 verified)" not in sandbox.run("make", "deploy-dev").stdout, "fetched once"
 
 
+def test_tools_of_other_versions_are_replaced_by_the_pinned_ones(
+    sandbox: Sandbox, mirror: dict[str, bytes]
+) -> None:
+    """GitHub's runner images carry their own kind, kubectl and pulumi, older than ours."""
+    sandbox.state_file("old-versions")
+    done = sandbox.run("make", "deploy-dev")
+    assert done.stdout.count("(sha256 verified)") == 3
+    queried = [c.line for c in sandbox.calls(version_queries=True) if c.argv[:1] == ["version"]]
+    assert {"kind version", "kubectl version --client", "pulumi version"} <= set(queried)
+    assert (sandbox.project / ".tools" / f".kind-{versions.KIND_VERSION}").exists()
+    assert _index(sandbox.calls(), r"^kind create cluster") < _index(sandbox.calls(), r"^pulumi up")
+
+
+def test_tools_at_the_pinned_version_are_used_from_path(sandbox: Sandbox) -> None:
+    done = sandbox.run("make", "deploy-dev")
+    assert "Fetching" not in done.stdout
+    assert not (sandbox.project / ".tools" / "bin").exists()
+
+
 def test_a_checksum_mismatch_installs_nothing_and_stops(sandbox: Sandbox, mirror: dict[str, bytes]) -> None:
+    (sandbox.bin / "kind").unlink()
     (kind_binary,) = [path for path in mirror if "/kind-" in path and not path.endswith(".sha256sum")]
     mirror[kind_binary] = b"tampered"
     done = sandbox.run("make", "deploy-dev", expect=2)

@@ -52,8 +52,22 @@ def clusters() -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
+def version(tool: str) -> str:
+    """What the real tool prints for its version: the pinned one, or an older one."""
+    old = (STATE / "old-versions").exists()
+    pins = {"kind": "v0.26.0" if old else "v0.33.0", "kubectl": "v1.32.1" if old else "v1.36.4"}
+    pins["pulumi"] = "3.148.0" if old else "3.272.0"
+    return {
+        "kind": f"kind {pins['kind']} go1.25.1 linux/amd64",
+        "kubectl": f"Client Version: {pins['kubectl']}\nKustomize Version: v5.7.1",
+        "pulumi": f"v{pins['pulumi']}",
+    }[tool]
+
+
 def kind(argv: list[str]) -> int:
-    if argv[:2] == ["get", "clusters"]:
+    if argv == ["version"]:
+        print(version("kind"))
+    elif argv[:2] == ["get", "clusters"]:
         print("\n".join(clusters()))
     elif argv[:2] == ["create", "cluster"]:
         (STATE / "kind-clusters").write_text("\n".join([*clusters(), option(argv, "--name") or "kind"]))
@@ -69,7 +83,9 @@ def pulumi(argv: list[str]) -> int:
     if pack is not None and not (Path(pack) / "venv" / "bin" / "python").exists():
         print(f"error: fork/exec {pack}/venv/bin/python: no such file or directory", file=sys.stderr)
         return 1
-    if argv[:2] == ["stack", "output"] and "--json" in argv:
+    if argv == ["version"]:
+        print(version("pulumi"))
+    elif argv[:2] == ["stack", "output"] and "--json" in argv:
         print(json.dumps(OUTPUTS))
     elif argv[:2] == ["stack", "output"]:
         print("Current stack outputs (5):")
@@ -77,6 +93,8 @@ def pulumi(argv: list[str]) -> int:
 
 
 def kubectl(argv: list[str]) -> int:
+    if argv == ["version", "--client"]:
+        print(version("kubectl"))
     if "port-forward" in argv:
         if (STATE / "port-forward-dies").exists():
             print("error: lost connection to pod", file=sys.stderr)
