@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STACK ?= dev
 
-.PHONY: check lint types test test-tools schemas bench e2e python-envs \
+.PHONY: check lint types test test-tools schemas urns bench e2e python-envs \
 	deploy-dev destroy-dev deploy destroy outputs keys preview
 
 check: lint types test
@@ -34,6 +34,10 @@ test-tools:
 # The CRD schemas the tests validate against, from the upstream CRDs at the pinned releases.
 schemas: $(STAMP)
 	$(BIN)/python -m harness.crd_schemas --out .schemas
+
+# After an intended resource change: rewrite the URN snapshots tests/urns/<stack>.txt.
+urns: $(STAMP)
+	$(BIN)/python -m harness.urns --write
 
 bench: $(STAMP)
 	$(BIN)/python -m harness.bench

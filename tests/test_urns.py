@@ -1,0 +1,32 @@
+"""No resource URN changes unnoticed: each stack's URNs against tests/urns/<stack>.txt.
+
+A URN that disappears or changes makes Pulumi replace the live resource in every user's
+stack. New resources are fine but must be added to the snapshot (`python -m harness.urns
+--write`), so the review shows them; a rename needs `pulumi.Alias` in the code.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.program import Evaluation, stack_names
+from harness.urns import SNAPSHOTS
+
+
+def test_every_stack_has_a_snapshot() -> None:
+    assert {p.stem for p in SNAPSHOTS.glob("*.txt")} == set(stack_names())
+
+
+def test_no_urn_disappears_or_changes_and_new_ones_are_snapshotted(stack: Evaluation) -> None:
+    snapshot = SNAPSHOTS / f"{stack.stack}.txt"
+    if not snapshot.is_file():
+        pytest.fail(f"no {snapshot.name}: run `python -m harness.urns --write`")
+    recorded = set(snapshot.read_text().split())
+    declared = {r.urn for r in stack.resources}
+    gone = sorted(recorded - declared)
+    assert not gone, (
+        "these URNs disappeared or changed; users' stacks would replace the live resources. "
+        "Keep the name, or give the renamed resource pulumi.Alias:\n" + "\n".join(gone)
+    )
+    new = sorted(declared - recorded)
+    assert not new, "new resources: add them with `python -m harness.urns --write`:\n" + "\n".join(new)
