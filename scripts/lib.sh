@@ -26,6 +26,7 @@ require_tools() {
     case "$tool" in
       docker) echo "  docker: https://docs.docker.com/engine/install/ (the daemon must be running)" >&2 ;;
       python3) echo "  python3: Python 3.11 or newer, with venv (Debian: apt-get install python3-venv)" >&2 ;;
+      curl) echo "  curl: https://curl.se/download.html (Debian: apt-get install curl)" >&2 ;;
       *) echo "  $tool: install it and put it on PATH" >&2 ;;
     esac
   done
@@ -55,8 +56,10 @@ ensure_tools() {
 }
 
 # What each tool prints for its version: kind pkg/cmd/kind/version/version.go
-# ("kind v0.33.0 go1.x os/arch"), kubectl `version --client` ("Client Version: v1.36.4"),
-# pulumi `version` ("v3.272.0").
+# DisplayVersion ("kind v0.33.0 go1.x os/arch"; a pre-release has "-alpha" before the
+# space), kubectl staging/src/k8s.io/kubectl/pkg/cmd/version/version.go ("Client Version:
+# v1.36.4"), pulumi pkg/cmd/pulumi/version/version.go (version.Version, which
+# .goreleaser.yml sets to "v<version>").
 has_pinned() {
   local reported wanted
   command -v "$1" >/dev/null 2>&1 || return 1
@@ -105,9 +108,4 @@ use_local_backend() {
   export PULUMI_BACKEND_URL="file://$MAAS_STATE_DIR/state"
   export PULUMI_CONFIG_PASSPHRASE_FILE="$MAAS_STATE_DIR/passphrase"
   export PULUMI_SKIP_UPDATE_CHECK=1
-}
-
-# The policy pack flags for a stack: every preview and update runs the guards.
-policy_pack_flags() {
-  echo "--policy-pack policies --policy-pack-config policies/config/$1.json"
 }
