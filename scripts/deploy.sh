@@ -13,7 +13,8 @@ stack=${1:?usage: scripts/deploy.sh STACK [pulumi up flags]}
 shift
 started=$(date +%s)
 
-require_tools python3
+# curl: the first authorized call at the end (scripts/first-answer.sh).
+require_tools python3 curl
 if [ "$stack" = dev ]; then
   require_docker
   ensure_tools kind kubectl pulumi

@@ -10,6 +10,7 @@ source scripts/lib.sh
 stack=${1:?usage: scripts/first-answer.sh STACK STARTED}
 started=${2:?usage: scripts/first-answer.sh STACK STARTED}
 timeout_s=${MAAS_FIRST_ANSWER_TIMEOUT:-300}
+require_tools python3 curl
 use_local_backend
 
 # context, gateway namespace and service, host, served model name, key: one per line.

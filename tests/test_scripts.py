@@ -298,6 +298,14 @@ def test_deploy_stops_at_once_without_docker(sandbox: Sandbox) -> None:
     assert sandbox.calls() == []
 
 
+def test_deploy_stops_at_once_without_curl(sandbox: Sandbox) -> None:
+    """The first authorized call needs curl: say so before the cluster, not after the deploy."""
+    (sandbox.bin / "curl").unlink()
+    done = sandbox.run("make", "deploy-dev", expect=2)
+    assert "missing curl" in done.stderr
+    assert sandbox.calls() == []
+
+
 def test_the_first_answer_is_retried_until_200(sandbox: Sandbox) -> None:
     sandbox.state_file("curl-failures", "2")
     sandbox.run("scripts/first-answer.sh", "dev", "0")
