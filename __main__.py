@@ -3,19 +3,19 @@
 import pulumi
 
 from components import config
-from components.access import TierPolicies, TierPoliciesArgs
-from components.cert_manager import CertManager
-from components.cluster import ClusterAccess, ClusterArgs
-from components.gateway import GatewayArgs, InferenceGateway
-from components.gateway_api import GatewayApiCrds
-from components.identity import ApiKeys, ApiKeysArgs
-from components.istio import Istio, IstioArgs
-from components.keycloak import Keycloak, KeycloakArgs, issuer_url
-from components.kserve import KServe, KServeArgs
-from components.kuadrant import Kuadrant, KuadrantArgs
-from components.models import ModelArgs, ModelDeployment, RuntimeArgs, VllmServingRuntime
-from components.monitoring import MonitoringArgs, MonitoringStack
-from components.observability import Observability, ObservabilityArgs
+from components.access.keys import ApiKeys, ApiKeysArgs
+from components.access.policies import TierPolicies, TierPoliciesArgs
+from components.metering.observability import Observability, ObservabilityArgs
+from components.platform.cert_manager import CertManager
+from components.platform.cluster import ClusterAccess, ClusterArgs
+from components.platform.gateway_api import GatewayApiCrds
+from components.platform.istio import Istio, IstioArgs
+from components.platform.keycloak import Keycloak, KeycloakArgs, issuer_url
+from components.platform.kserve import KServe, KServeArgs
+from components.platform.kuadrant import Kuadrant, KuadrantArgs
+from components.platform.monitoring import MonitoringArgs, MonitoringStack
+from components.serving.gateway import GatewayArgs, InferenceGateway
+from components.serving.models import ModelArgs, ModelDeployment, RuntimeArgs, VllmServingRuntime
 
 cfg = config.load()
 
@@ -190,5 +190,5 @@ if monitoring:
     pulumi.export("grafanaAdmin", monitoring.grafana_admin)
     pulumi.export(
         "usageExport",
-        "python -m components.usage --prometheus http://localhost:9090 --since 30d --format csv",
+        "python -m commands.usage --prometheus http://localhost:9090 --since 30d --format csv",
     )

@@ -2,7 +2,7 @@
 
     python -m harness.crd_schemas --out .schemas        # then: export MAAS_SCHEMA_DIR=$PWD/.schemas
 
-Downloads each CRD at the release `components/versions.py` pins and writes one strict
+Downloads each CRD at the release `components/pins/versions.py` pins and writes one strict
 Draft-04 schema per served version, `<group>/<kind>_<version>.json` (the datreeio
 CRDs-catalog layout), converted the way the steering repository's schemas are:
 apiVersion/kind enums and `required`; `additionalProperties: false` on the root and on
@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from components import versions
+from components.pins import versions
 
 _GITHUB = "https://raw.githubusercontent.com"
 _BRANCHES = ("allOf", "anyOf", "oneOf", "not")

@@ -75,9 +75,9 @@ has_pinned() {
   esac
 }
 
-# A value from components/versions.py, so the scripts pin what the program pins.
+# A value from components/pins/versions.py, so the scripts pin what the program pins.
 pinned() {
-  python3 -c "import sys; sys.path.insert(0, '.'); import components.versions as v; print(v.$1)"
+  python3 -c "import sys; sys.path.insert(0, '.'); import components.pins.versions as v; print(v.$1)"
 }
 
 # A virtualenv with a requirements file installed; redone only when the file changes.

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components import versions
+from components.pins import versions
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from components import versions
+from components.pins import versions
 from harness.program import Evaluation, evaluate, stack_names
 from harness.validation import HOW_TO_GET_SCHEMAS, SchemaCatalog
 

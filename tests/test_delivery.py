@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from components import versions
+from components.pins import versions
 from harness.program import PROJECT_DIR
 from tests.conftest import skip_or_fail
 

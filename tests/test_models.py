@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from components import gateway as gw
-from components import versions
 from components.config import GATEWAY_NAME
-from components.models import ISVC_LABEL, MODEL_PORT, PREDICTOR_PORT
+from components.pins import versions
+from components.serving import gateway as gw
+from components.serving.models import ISVC_LABEL, MODEL_PORT, PREDICTOR_PORT
 from harness.program import Declared, Evaluation, evaluate, stack_config, typed_config
 from tests.configs import assert_refused, evaluate_variant
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from components import gateway, monitoring, upstream, versions
+from components.pins import upstream, versions
+from components.platform import monitoring
+from components.serving import gateway
 from harness.program import Declared, Evaluation, stack_config
 from tests.configs import assert_refused, evaluate_variant
 from tests.test_models import predictor_pod_labels

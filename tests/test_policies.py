@@ -329,7 +329,7 @@ def test_vllm_without_forced_usage_is_refused(stack_of: Any) -> None:
 
 def test_the_packs_copies_of_program_constants_match_the_originals() -> None:
     """The pack runs in its own virtualenv without the program's modules, so it copies them."""
-    from components import gateway, models
+    from components.serving import gateway, models
     from components.config import GATEWAY_NAME
     from maas_policies import metering, objects
 

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components import versions
+from components.pins import versions
 from harness.program import PROJECT_DIR
 from tests.upstream import CRD_OWNERS
 
@@ -40,7 +40,8 @@ PROJECT_FILES = (
     "Makefile",
     "requirements.txt",
     "components/__init__.py",
-    "components/versions.py",
+    "components/pins/__init__.py",
+    "components/pins/versions.py",
     "policies/requirements.txt",
     "policies/config/dev.json",
     "policies/config/gpu.json",

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from components.gateway import STREAM_USAGE_LUA
+from components.serving.gateway import STREAM_USAGE_LUA
 from tests.conftest import skip_or_fail
 
 RUNNER = Path(__file__).parent / "lua" / "run_filter.lua"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from components import usage
+from commands import usage
 from harness.program import PROJECT_DIR, evaluate
 from tests.prometheus import Exporter, Prometheus, Series, prometheus, series, serve
 from tests.test_chargeback import declared_rules
@@ -109,7 +109,7 @@ def test_the_command_prints_csv_and_json(running: tuple[Prometheus, float]) -> N
     command = [
         sys.executable,
         "-m",
-        "components.usage",
+        "commands.usage",
         "--prometheus",
         server.url,
         "--since",
@@ -139,7 +139,7 @@ def test_the_command_prints_csv_and_json(running: tuple[Prometheus, float]) -> N
 
 def test_the_command_fails_clearly_without_prometheus() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "components.usage", "--prometheus", "http://127.0.0.1:9", "--since", "1d"],
+        [sys.executable, "-m", "commands.usage", "--prometheus", "http://127.0.0.1:9", "--since", "1d"],
         cwd=PROJECT_DIR, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 1

@@ -16,11 +16,11 @@ from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs
 
 from maas_policies import objects, relaxation
 
-# Copies of components/models.py METERED_PATHS and VLLM force flag (a test ties them):
+# Copies of components/serving/models.py METERED_PATHS and VLLM force flag (a test ties them):
 # the pack runs in its own virtualenv, without the program's modules.
 METERED_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/models")
 FORCE_USAGE_FLAG = "--enable-force-include-usage"
-# What the gateway's Lua filter must set (components/lua/stream_usage.lua).
+# What the gateway's Lua filter must set (components/serving/lua/stream_usage.lua).
 STREAM_USAGE_MARK = '"include_usage":true'
 
 
@@ -75,7 +75,8 @@ def _usage_metered(args: StackValidationArgs, report: ReportViolation) -> None:
                 f"Gateway {objects.GATEWAY_NAME}",
                 "nothing asks streamed requests for usage, so a stream without stream_options is never "
                 "charged tokens",
-                "the EnvoyFilter of components/gateway.py (Lua that sets stream_options.include_usage)",
+                "the EnvoyFilter of components/serving/gateway.py "
+                "(Lua that sets stream_options.include_usage)",
             ),
             None,
         )

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from components import gateway as gw
+from components.serving import gateway as gw
 from tests.e2e.cluster import Deployment, port_forward, stack_outputs
 
 STACK_ENV = "MAAS_E2E_STACK"

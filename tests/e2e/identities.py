@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from components import tiers as tiers_module
+from components.access import tiers as tiers_module
 from tests.e2e.cluster import Deployment, port_forward, until
 
 

@@ -175,7 +175,7 @@ def _seconds(window: str) -> float:
 
 
 # A client that streams without stream_options is charged too: the gateway adds it
-# (components/lua/stream_usage.lua), so its stream carries usage all the same.
+# (components/serving/lua/stream_usage.lua), so its stream carries usage all the same.
 STREAMING: dict[str, dict[str, Any]] = {
     "not streamed": {},
     "streamed, asking for usage": {"stream": True, "stream_options": {"include_usage": True}},

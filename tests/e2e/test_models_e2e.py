@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from components import gateway as gw
-from components import versions
+from components.pins import versions
+from components.serving import gateway as gw
 from tests.e2e.cluster import Deployment, chat, request, until
 from tests.e2e.identities import any_key_header
 

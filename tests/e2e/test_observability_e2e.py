@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from components import monitoring
+from components.platform import monitoring
 from tests.e2e.cluster import Deployment, chat, port_forward, request, until
 from tests.e2e.identities import temporary_key
 

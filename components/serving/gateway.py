@@ -8,10 +8,10 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cert_manager import CertManager
 from components.config import GATEWAY_NAME, GatewayConfig
-from components.gateway_api import GatewayApiCrds
-from components.istio import Istio
+from components.platform.cert_manager import CertManager
+from components.platform.gateway_api import GatewayApiCrds
+from components.platform.istio import Istio
 
 GATEWAY_CLASS = "istio"
 # What Istio names and labels the Deployment, Service and pods it runs for a Gateway

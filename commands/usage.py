@@ -1,6 +1,6 @@
 """Usage and cost per user, tier and model from Prometheus, for chargeback.
 
-    python -m components.usage --prometheus http://localhost:9090 --since 30d --format csv
+    python -m commands.usage --prometheus http://localhost:9090 --since 30d --format csv
 
 Reads the recording rules of `components.chargeback` through Prometheus's HTTP API:
 requests admitted, tokens, requests refused with 429, and their cost, over `--since`
@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from components import chargeback
+from components.metering import chargeback
 
 _DURATION = re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$")
 FIELDS = ("user", "tier", "model", "requests", "tokens", "rejected", "cost", "currency")

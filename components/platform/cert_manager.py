@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pulumi
 
-from components import helm, versions
+from components.pins import versions
+from components.platform import helm
 
 
 class CertManager(pulumi.ComponentResource):

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from components import tiers as tier_names
+from components.access import tiers as tier_names
 from components.config import ModelConfig, PricesConfig, TierConfig
 
 REQUESTS = "maas:requests:total"

@@ -17,8 +17,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import helm, versions
 from components.config import ObservabilityConfig
+from components.pins import versions
+from components.platform import helm
 
 RELEASE = "monitoring"
 # Names the chart derives from fullnameOverride and grafana.fullnameOverride.

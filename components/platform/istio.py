@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components import helm, versions
-from components.gateway_api import GatewayApiCrds
+from components.pins import versions
+from components.platform import helm
+from components.platform.gateway_api import GatewayApiCrds
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from components import chargeback
 from components.config import ModelConfig, TierConfig
+from components.metering import chargeback
 
 UID = "maas-usage"
 # kube-prometheus-stack provisions its Prometheus datasource with this uid.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import versions
+from components.pins import versions
 
 
 class GatewayApiCrds(pulumi.ComponentResource):

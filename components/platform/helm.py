@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.versions import HelmChart
+from components.pins.versions import HelmChart
 
 
 def release(

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import tiers
+from components.access import tiers
 from components.config import UserConfig
 
 KEY_LENGTH = 48

@@ -11,8 +11,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import versions
 from components.config import KEYCLOAK_NAMESPACE, OidcConfig, TierConfig, UserConfig
+from components.pins import versions
 
 KEYCLOAK_NAME = "keycloak"
 # The operator names the server's Service "<name>-service"; HTTP is on 8080.

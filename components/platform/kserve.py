@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components import helm, versions
-from components.cert_manager import CertManager
-from components.gateway_api import GatewayApiCrds
+from components.pins import versions
+from components.platform import helm
+from components.platform.cert_manager import CertManager
+from components.platform.gateway_api import GatewayApiCrds
 
 
 @dataclass(frozen=True)

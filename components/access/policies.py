@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import tiers
+from components.access import tiers
 from components.config import GATEWAY_NAME, TierConfig
 
 # Kuadrant reports a policy Enforced once the gateway's data plane applies it.

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import helm, versions
-from components.cert_manager import CertManager
 from components.config import LimitadorConfig
-from components.gateway_api import GatewayApiCrds
-from components.istio import Istio
+from components.pins import versions
+from components.platform import helm
+from components.platform.cert_manager import CertManager
+from components.platform.gateway_api import GatewayApiCrds
+from components.platform.istio import Istio
 
 # Custom resources count as created at once unless told what "ready" means.
 WAIT_READY = {"pulumi.com/waitFor": "condition=Ready"}

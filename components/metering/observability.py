@@ -10,8 +10,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import chargeback, dashboards, gateway, models, monitoring, tiers, upstream
+from components.access import tiers
 from components.config import GATEWAY_NAME, ModelConfig, PricesConfig, TierConfig
+from components.metering import chargeback, dashboards
+from components.pins import upstream
+from components.platform import monitoring
+from components.serving import gateway, models
 
 DASHBOARD_FILE = f"{dashboards.UID}.json"
 

@@ -1,30 +1,30 @@
-"""The stack's configuration: one typed model, validated before any resource exists.
+"""Every key of the stack's configuration and its default, in one typed model.
 
 Every key lives under the `maas:` namespace of a `Pulumi.<stack>.yaml`. Defaults live
-here and nowhere else; stack files hold only what differs between stacks.
+here and nowhere else; stack files hold only what differs between stacks. The loader
+(`loader.py`) reads and validates it before any resource is declared.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
-import re
-import types
 import typing
-from collections.abc import Mapping
-from typing import Annotated, Any
 
-import pulumi
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
+from pydantic import Field, field_validator, model_validator
+
+from components.config.types import (
+    Currency,
+    DnsLabel,
+    DnsName,
+    PositiveInt,
+    PrometheusDuration,
+    Quantities,
+    Quantity,
+    Section,
+    ServedName,
+    Window,
+    no_repeats,
 )
-from pydantic.alias_generators import to_camel
 
 NAMESPACE = "maas"
 # Keys whose values are credentials: accepted only as Pulumi secrets (`config set --secret`).
@@ -34,134 +34,11 @@ GATEWAY_NAME = "inference-gateway"
 # Not configurable: the Keycloak operator's manifest binds its ClusterRole to a service
 # account in namespace "keycloak".
 KEYCLOAK_NAMESPACE = "keycloak"
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-# Kuadrant's rate window syntax (RateLimitPolicy and TokenRateLimitPolicy CRDs); Gateway
-# API durations (HTTPRoute timeouts) use the same one.
-_WINDOW = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
-# Kubernetes resource quantities: 100m, 1.5, 8Gi, 1e3.
-_QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$")
 # Where KServe's storage initializer can fetch model weights from.
 _MODEL_SOURCES = ("hf://", "s3://", "gs://", "pvc://", "oci://", "https://")
-_SERVED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
-# Prometheus durations (retention): 12h, 15d, 1w.
-_PROMETHEUS_DURATION = re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
-class ConfigError(pulumi.RunError):
-    """A stack config that cannot be deployed; Pulumi prints the message without a trace."""
-
-    def __init__(self, stack: str, problems: list[str]):
-        self.stack = stack
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        plural = "s" if len(problems) > 1 else ""
-        super().__init__(
-            f"stack '{stack}' has {len(problems)} configuration problem{plural} "
-            f"(Pulumi.{stack}.yaml):\n{lines}"
-        )
-
-
-def _no_repeats(values: list[str], key: str, what: str) -> None:
-    seen: dict[str, int] = {}
-    for index, value in enumerate(values):
-        if value in seen:
-            raise ValueError(f"{key}[{seen[value]}] and {key}[{index}] have the same {what} '{value}'")
-        seen[value] = index
-
-
-def _dns_label(value: str) -> str:
-    if len(value) > 63 or not _DNS_LABEL.match(value):
-        raise ValueError(
-            f"'{value}' is not a DNS-1123 label: use at most 63 lowercase letters, digits "
-            "and '-', starting and ending with a letter or digit"
-        )
-    return value
-
-
-def _dns_subdomain(value: str) -> str:
-    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
-        raise ValueError(
-            f"'{value}' is not a DNS name: use lowercase labels of letters, digits and '-' "
-            "joined by '.', e.g. maas.local"
-        )
-    return value
-
-
-def _window(value: str) -> str:
-    if not _WINDOW.match(value):
-        hint = ""
-        days = re.fullmatch(r"([0-9]+)d", value)
-        if days:
-            hint = f" ('d' is not a unit: write {int(days.group(1)) * 24}h)"
-        raise ValueError(
-            f"'{value}' is not a Kuadrant window{hint}: use numbers with the units h, m, s "
-            "or ms, e.g. 2m, 24h, 1h30m"
-        )
-    return value
-
-
-def _quantity(amount: str) -> str:
-    if not _QUANTITY.match(amount):
-        raise ValueError(f"'{amount}' is not a Kubernetes quantity (e.g. 500m, 2, 8Gi)")
-    return amount
-
-
-def _quantities(value: dict[str, str]) -> dict[str, str]:
-    for resource, amount in value.items():
-        try:
-            _quantity(amount)
-        except ValueError as exc:
-            raise ValueError(f"{resource}: {exc}") from None
-        if "gpu" in resource:
-            raise ValueError(
-                f"{resource}: GPUs are requested with the model's gpu block, which also pins the node"
-            )
-    return value
-
-
-def _served_name(value: str) -> str:
-    if not _SERVED_NAME.match(value):
-        raise ValueError(f"'{value}' is not a model id: use letters, digits and . _ / - (at most 128)")
-    return value
-
-
-def _prometheus_duration(value: str) -> str:
-    if not _PROMETHEUS_DURATION.match(value):
-        raise ValueError(f"'{value}' is not a Prometheus duration: a number and one of ms, s, m, h, d, w, y")
-    return value
-
-
-def _currency(value: str) -> str:
-    if not _CURRENCY.match(value):
-        raise ValueError(f"'{value}' is not an ISO 4217 currency code, e.g. USD, EUR")
-    return value
-
-
-DnsLabel = Annotated[str, AfterValidator(_dns_label)]
-DnsName = Annotated[str, AfterValidator(_dns_subdomain)]
-Window = Annotated[str, AfterValidator(_window)]
-PositiveInt = Annotated[int, Field(ge=1)]
-Quantity = Annotated[str, AfterValidator(_quantity)]
-Quantities = Annotated[dict[str, str], AfterValidator(_quantities)]
-ServedName = Annotated[str, AfterValidator(_served_name)]
-
-
-class _Section(BaseModel):
-    """Strict, closed, camelCase keys: a typo or a quoted number is an error, not a default."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        frozen=True,
-        alias_generator=to_camel,
-        populate_by_name=False,
-    )
-
-
-class ClusterConfig(_Section):
+class ClusterConfig(Section):
     context: str = Field(min_length=1, description="kubeconfig context to deploy to")
     kubeconfig: str | None = Field(
         default=None,
@@ -169,7 +46,7 @@ class ClusterConfig(_Section):
     )
 
 
-class Namespaces(_Section):
+class Namespaces(Section):
     models: DnsLabel = "llm"
     observability: DnsLabel = "llm-observability"
     kuadrant: DnsLabel = "kuadrant-system"
@@ -190,26 +67,26 @@ class Namespaces(_Section):
         return self
 
 
-class HttpsConfig(_Section):
+class HttpsConfig(Section):
     enabled: bool = False
     # A ClusterIssuer to sign the gateway's certificate; unset: a self-signed Issuer (dev).
     issuer: DnsName | None = None
 
 
-class GatewayConfig(_Section):
+class GatewayConfig(Section):
     # ClusterIP: reached through `kubectl port-forward`, nothing exposed by default.
     service_type: typing.Literal["ClusterIP", "LoadBalancer", "NodePort"] = "ClusterIP"
     https: HttpsConfig = HttpsConfig()
 
 
-class Toleration(_Section):
+class Toleration(Section):
     key: str
     operator: typing.Literal["Exists", "Equal"] = "Exists"
     value: str | None = None
     effect: typing.Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
 
-class GpuConfig(_Section):
+class GpuConfig(Section):
     count: int = Field(default=1, ge=1)
     resource_name: str = "nvidia.com/gpu"
     node_selector: dict[str, str] = Field(default_factory=lambda: {"nvidia.com/gpu.present": "true"})
@@ -224,7 +101,7 @@ class GpuConfig(_Section):
         return self
 
 
-class ComputeResources(_Section):
+class ComputeResources(Section):
     requests: Quantities = Field(default_factory=dict)
     limits: Quantities = Field(default_factory=dict)
 
@@ -238,7 +115,7 @@ RUNTIME_RESOURCES = {
 }
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     name: DnsLabel
     # The model answers on <host>.<domain>.
     host: DnsLabel
@@ -284,12 +161,12 @@ class ModelConfig(_Section):
         return self.resources or RUNTIME_RESOURCES[self.runtime]
 
 
-class Rate(_Section):
+class Rate(Section):
     limit: PositiveInt
     window: Window
 
 
-class TierConfig(_Section):
+class TierConfig(Section):
     """A tier: how many requests and how many tokens (usage.total_tokens) a user may spend."""
 
     name: DnsLabel
@@ -315,14 +192,14 @@ DEFAULT_TIERS = (
 )
 
 
-class UserConfig(_Section):
+class UserConfig(Section):
     name: DnsLabel
     tier: DnsLabel
     # Raise it to rotate the user's API key on the next `pulumi up`.
     key_version: PositiveInt = 1
 
 
-class OidcConfig(_Section):
+class OidcConfig(Section):
     """Keycloak as a second way in: a user's Bearer token, the tier from the user's group."""
 
     enabled: bool = False
@@ -336,7 +213,7 @@ class OidcConfig(_Section):
     storage_class: str | None = None
 
 
-class AuthConfig(_Section):
+class AuthConfig(Section):
     api_keys: bool = True
     oidc: OidcConfig = OidcConfig()
 
@@ -347,7 +224,7 @@ class AuthConfig(_Section):
         return self
 
 
-class LimitadorConfig(_Section):
+class LimitadorConfig(Section):
     replicas: PositiveInt = 1
     # memory: counters live in the pod (lost on restart); redis: shared, needs maas:limitadorRedisUrl.
     storage: typing.Literal["memory", "redis"] = "memory"
@@ -362,11 +239,11 @@ class LimitadorConfig(_Section):
         return self
 
 
-class ObservabilityConfig(_Section):
+class ObservabilityConfig(Section):
     """Prometheus (operator), Grafana and Alertmanager from kube-prometheus-stack."""
 
     enabled: bool = True
-    retention: Annotated[str, AfterValidator(_prometheus_duration)] = "1d"
+    retention: PrometheusDuration = "1d"
     # A persistent volume of this size for Prometheus; unset: an emptyDir (kind, dev).
     storage: Quantity | None = None
     storage_class: str | None = None
@@ -375,15 +252,15 @@ class ObservabilityConfig(_Section):
     )
 
 
-class Price(_Section):
+class Price(Section):
     per_request: float = Field(default=0.0, ge=0)
     per_thousand_tokens: float = Field(default=0.0, ge=0)
 
 
-class PricesConfig(_Section):
+class PricesConfig(Section):
     """What usage costs, per tier, optionally per model and tier. Unpriced usage costs 0."""
 
-    currency: Annotated[str, AfterValidator(_currency)] = "USD"
+    currency: Currency = "USD"
     tiers: dict[str, Price] = Field(default_factory=dict)
     # model name -> tier -> price, overriding the tier's price for that model
     models: dict[str, dict[str, Price]] = Field(default_factory=dict)
@@ -403,7 +280,7 @@ def _default_models() -> tuple[ModelConfig, ...]:
     return (ModelConfig.model_validate_json(json.dumps(simulator)),)
 
 
-class StackConfig(_Section):
+class StackConfig(Section):
     cluster: ClusterConfig
     domain: DnsName = "maas.local"
     namespaces: Namespaces = Namespaces()
@@ -428,13 +305,13 @@ class StackConfig(_Section):
             raise ValueError(
                 "the tier table is empty: list at least one tier, or remove the key for the default"
             )
-        _no_repeats([t.name for t in tiers], "tiers", "tier name")
+        no_repeats([t.name for t in tiers], "tiers", "tier name")
         return tiers
 
     @field_validator("users")
     @classmethod
     def _users_distinct(cls, users: tuple[UserConfig, ...]) -> tuple[UserConfig, ...]:
-        _no_repeats([u.name for u in users], "users", "user name")
+        no_repeats([u.name for u in users], "users", "user name")
         return users
 
     def cross_problems(self) -> list[str]:
@@ -484,8 +361,8 @@ class StackConfig(_Section):
             raise ValueError(
                 "the catalog is empty: list at least one model, or remove the key for the default"
             )
-        _no_repeats([m.name for m in models], "models", "name")
-        _no_repeats([m.host for m in models], "models", "host")
+        no_repeats([m.name for m in models], "models", "name")
+        no_repeats([m.host for m in models], "models", "host")
         return models
 
     def namespaces_in_use(self) -> dict[str, str]:
@@ -497,150 +374,3 @@ class StackConfig(_Section):
         if self.auth.oidc.enabled:
             in_use["keycloak"] = KEYCLOAK_NAMESPACE
         return in_use
-
-
-def load(stack: str | None = None, raw: Mapping[str, Any] | None = None) -> StackConfig:
-    """Reads and validates the `maas:` config of the running stack, or raises ConfigError.
-
-    Reads at call time (not import time): tests evaluate several stacks in one process.
-    """
-    stack = stack or pulumi.get_stack()
-    raw = dict(pulumi.runtime.config.CONFIG.get()) if raw is None else dict(raw)
-    problems: list[str] = []
-    if not _default_provider_disabled(raw.get(_DISABLE_DEFAULTS)):
-        problems.append(
-            f"{_DISABLE_DEFAULTS}: must list 'kubernetes' (Pulumi.yaml sets it) so that no "
-            "resource can fall back to the ambient kubeconfig"
-        )
-    for name in SECRET_KEYS:
-        key = f"{NAMESPACE}:{name}"
-        if key in raw and not pulumi.runtime.config.is_config_secret(key):
-            problems.append(
-                f"{key}: a credential must not be stored in plain text; set it with "
-                f"`pulumi config set --secret {key} <value>`"
-            )
-    values: dict[str, Any] = {}
-    prefix = f"{NAMESPACE}:"
-    project_prefix = f"{pulumi.get_project()}:"
-    for key, text in sorted(raw.items()):
-        if key.startswith(project_prefix):
-            short = key[len(project_prefix) :]
-            problems.append(
-                f"{key}: this program reads the '{NAMESPACE}' namespace; rename the key to {prefix}{short}"
-            )
-        if not key.startswith(prefix):
-            continue
-        name = key[len(prefix) :]
-        field = _field_by_alias(StackConfig, name)
-        if field is not None and not _is_plain_string(field.annotation) and isinstance(text, str):
-            try:
-                values[name] = json.loads(text)
-            except json.JSONDecodeError:
-                values[name] = text
-        else:
-            values[name] = text
-    try:
-        # JSON mode: the values are what the stack file's YAML holds (lists, not tuples).
-        config = StackConfig.model_validate_json(json.dumps(values))
-    except ValidationError as exc:
-        problems.extend(_describe(error) for error in exc.errors())
-    else:
-        problems.extend(config.cross_problems())
-    if problems:
-        raise ConfigError(stack, problems)
-    return config
-
-
-_DISABLE_DEFAULTS = "pulumi:disable-default-providers"
-
-
-def _default_provider_disabled(value: Any) -> bool:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            return False
-    return isinstance(value, list) and bool({"kubernetes", "*"} & set(value))
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    loc = tuple(error["loc"])
-    path = _render_path(loc)
-    kind = error["type"]
-    if kind == "missing":
-        return f"{path}: required but not set; add it to the stack file"
-    if kind == "extra_forbidden":
-        accepted = _accepted_keys(loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), accepted, n=1)
-        guess = f"; did you mean '{close[0]}'?" if close else ""
-        where = f"; accepted keys here: {', '.join(accepted)}" if accepted else ""
-        return f"{path}: unknown key{guess}{where}"
-    got = error.get("input")
-    shown = "" if isinstance(got, dict | list) else f" (got {json.dumps(got, default=str)})"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    hints = {
-        "string_type": '; quote values such as "true" or "1" that must stay strings',
-        "bool_type": "; write true or false without quotes",
-        "int_type": "; write a whole number without quotes",
-    }
-    return f"{path}: {message}{shown}{hints.get(kind, '')}"
-
-
-def _render_path(loc: tuple[Any, ...]) -> str:
-    if not loc:
-        return f"{NAMESPACE}:<root>"
-    text = f"{NAMESPACE}:{loc[0]}"
-    for part in loc[1:]:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text
-
-
-def _field_by_alias(model: type[BaseModel], alias: str) -> Any:
-    for name, field in model.model_fields.items():
-        if (field.alias or name) == alias:
-            return field
-    return None
-
-
-def _is_plain_string(annotation: Any) -> bool:
-    while typing.get_origin(annotation) is Annotated:
-        annotation = typing.get_args(annotation)[0]
-    return annotation is str
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The config model class found by following a validation error's location."""
-    current: Any = StackConfig
-    for part in loc:
-        current = _unwrap(current)
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
-            args = typing.get_args(current)
-            current = args[-1] if args else None
-            continue
-        field = _field_by_alias(current, part)
-        if field is None:
-            return None
-        current = field.annotation
-    current = _unwrap(current)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _unwrap(annotation: Any) -> Any:
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif origin in (typing.Union, types.UnionType):
-            members = [a for a in typing.get_args(annotation) if a is not type(None)]
-            annotation = members[0] if len(members) == 1 else annotation
-            if len(members) != 1:
-                return annotation
-        else:
-            return annotation
-
-
-def _accepted_keys(loc: tuple[Any, ...]) -> list[str]:
-    model = _model_at(loc)
-    if model is None:
-        return []
-    return [field.alias or name for name, field in model.model_fields.items()]

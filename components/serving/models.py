@@ -9,10 +9,11 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import gateway as gw
-from components import monitoring, versions
 from components.config import GATEWAY_NAME, ComputeResources, ModelConfig
-from components.kserve import KServe
+from components.pins import versions
+from components.platform import monitoring
+from components.platform.kserve import KServe
+from components.serving import gateway as gw
 
 # Both runtimes serve the OpenAI API and /metrics on this container port.
 MODEL_PORT = 8080

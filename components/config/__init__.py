@@ -1,0 +1,61 @@
+"""The stack's configuration: the model with every key and default (`model.py`), the value
+types it is made of (`types.py`), and the loader that validates a stack and renders its
+problems (`loader.py`). Layers import from here.
+"""
+
+from components.config.loader import ConfigError, load
+from components.config.model import (
+    DEFAULT_TIERS,
+    GATEWAY_NAME,
+    KEYCLOAK_NAMESPACE,
+    NAMESPACE,
+    RUNTIME_RESOURCES,
+    SECRET_KEYS,
+    AuthConfig,
+    ClusterConfig,
+    ComputeResources,
+    GatewayConfig,
+    GpuConfig,
+    HttpsConfig,
+    LimitadorConfig,
+    ModelConfig,
+    Namespaces,
+    ObservabilityConfig,
+    OidcConfig,
+    Price,
+    PricesConfig,
+    Rate,
+    StackConfig,
+    TierConfig,
+    Toleration,
+    UserConfig,
+)
+
+__all__ = [
+    "DEFAULT_TIERS",
+    "GATEWAY_NAME",
+    "KEYCLOAK_NAMESPACE",
+    "NAMESPACE",
+    "RUNTIME_RESOURCES",
+    "SECRET_KEYS",
+    "AuthConfig",
+    "ClusterConfig",
+    "ComputeResources",
+    "ConfigError",
+    "GatewayConfig",
+    "GpuConfig",
+    "HttpsConfig",
+    "LimitadorConfig",
+    "ModelConfig",
+    "Namespaces",
+    "ObservabilityConfig",
+    "OidcConfig",
+    "Price",
+    "PricesConfig",
+    "Rate",
+    "StackConfig",
+    "TierConfig",
+    "Toleration",
+    "UserConfig",
+    "load",
+]
