@@ -1,7 +1,7 @@
 # Shared by the scripts: tool checks and fetches, the Python environments, the local
 # state backend. Sourced from the project root. Written for bash 3.2 (macOS's /bin/bash):
 # no associative arrays, no arrays at all (an empty one is "unbound" under `set -u`
-# before bash 4.4), no ${x,,}, mapfile or `declare -n`; tests/test_scripts.py checks.
+# before bash 4.4), no ${x,,}, mapfile or `declare -n`; tests/delivery/test_scripts.py checks.
 # shellcheck shell=bash
 
 # Pulumi.dev.yaml deploys to the kubeconfig context kind names after this cluster: kind-maas.

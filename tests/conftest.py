@@ -1,64 +1,45 @@
-"""Shared fixtures: each stack evaluated once per session, and the schema catalog."""
+"""Fixtures every folder shares: each stack evaluated at most once per session.
+
+Folder-specific fixtures live in each folder's conftest.py; helpers in tests/support/.
+"""
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from components.pins import versions
 from harness.program import Evaluation, evaluate, stack_names
-from harness.validation import HOW_TO_GET_SCHEMAS, SchemaCatalog
+
+# The helpers' own asserts report like a test's (values shown on failure).
+pytest.register_assert_rewrite("tests.support")
 
 STACKS = stack_names()
-_evaluated: dict[str, Evaluation] = {}
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+class _Stacks:
+    """Evaluates a stack's file on first use and keeps the result for the session."""
 
+    def __init__(self) -> None:
+        self._evaluated: dict[str, Evaluation] = {}
 
-def skip_or_fail(reason: str) -> None:
-    """Skips on a developer's machine; in CI a missing prerequisite is a failure."""
-    if in_ci():
-        pytest.fail(f"CI must run this test: {reason}")
-    pytest.skip(reason)
-
-
-def evaluated(stack: str) -> Evaluation:
-    """The stack's file evaluated once; tests must not mutate the result."""
-    if stack not in _evaluated:
-        result = evaluate(stack)
-        if result.error is not None:
-            raise AssertionError(f"stack {stack} failed to evaluate: {result.error}") from result.error
-        _evaluated[stack] = result
-    return _evaluated[stack]
-
-
-@pytest.fixture(params=STACKS)
-def stack(request: pytest.FixtureRequest) -> Evaluation:
-    """Each stack the project defines (from its Pulumi.<stack>.yaml), as the program declares it."""
-    return evaluated(request.param)
-
-
-@pytest.fixture
-def stack_of() -> Callable[[str], Evaluation]:
-    return evaluated
+    def __call__(self, stack: str) -> Evaluation:
+        if stack not in self._evaluated:
+            result = evaluate(stack)
+            if result.error is not None:
+                raise AssertionError(f"stack {stack} failed to evaluate: {result.error}") from result.error
+            self._evaluated[stack] = result
+        return self._evaluated[stack]
 
 
 @pytest.fixture(scope="session")
-def catalog() -> SchemaCatalog:
-    found = SchemaCatalog.locate(versions.KUBERNETES_MINOR)
-    if found is None:
-        skip_or_fail(HOW_TO_GET_SCHEMAS)
-    assert found is not None
-    return found
+def stack_of() -> Callable[[str], Evaluation]:
+    """A stack by name, as the program declares it; evaluated once per session, so tests
+    must not mutate the result (evaluate a variant with tests.support.configs instead)."""
+    return _Stacks()
 
 
-# The policy pack's module is imported by name, as Pulumi does when it runs the pack.
-POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
-if str(POLICIES_DIR) not in sys.path:
-    sys.path.insert(0, str(POLICIES_DIR))
+@pytest.fixture(params=STACKS)
+def stack(request: pytest.FixtureRequest, stack_of: Callable[[str], Evaluation]) -> Evaluation:
+    """Each stack the project defines (from its Pulumi.<stack>.yaml), as the program declares it."""
+    return stack_of(str(request.param))

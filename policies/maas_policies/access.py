@@ -19,6 +19,7 @@ from pulumi_policy import (
 
 from maas_policies import objects, relaxation
 
+# The tier as the program's predicates name it: components/access/tiers.py TIER (a test ties them).
 _TIER_IN = re.compile(r"auth\.identity\.tier\s+in\s+\[([^\]]*)\]")
 _TIER_IS = re.compile(r"auth\.identity\.tier\s*==\s*'([^']+)'")
 _WINDOW_PART = re.compile(r"([0-9]+)(ms|h|m|s)")

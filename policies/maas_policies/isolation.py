@@ -9,7 +9,8 @@ from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs
 
 from maas_policies import objects, relaxation
 
-# Set by KServe on every predictor pod.
+# Set by KServe on every predictor pod. A copy of components/serving/models.py ISVC_LABEL
+# (tests/policies/test_pack.py ties them): the pack runs without the program's modules.
 _ISVC_LABEL = "serving.kserve.io/inferenceservice"
 
 

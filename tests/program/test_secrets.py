@@ -10,7 +10,7 @@ import pytest
 from harness.program import PROJECT_DIR, Declared, Evaluation, evaluate
 from maas_policies import KNOWN_DEFAULT_CREDENTIALS
 from maas_policies.objects import string_leaves
-from tests.configs import variant
+from tests.support.configs import variant
 
 # Secret config a user would set with `pulumi config set --secret`.
 SECRET_CONFIG = {

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,16 +17,11 @@ from typing import Any
 import pytest
 
 from components.serving.gateway import STREAM_USAGE_LUA
-from tests.conftest import skip_or_fail
 
 RUNNER = Path(__file__).parent / "lua" / "run_filter.lua"
 
 
-def _run(requests: list[tuple[str, bytes]], tmp_path: Path) -> list[tuple[bytes, str]]:
-    luajit = shutil.which("luajit")
-    if luajit is None:
-        skip_or_fail("no luajit: `make check` installs it (scripts/install-test-tools.sh)")
-    assert luajit is not None
+def _run(luajit: str, requests: list[tuple[str, bytes]], tmp_path: Path) -> list[tuple[bytes, str]]:
     for i, (method, body) in enumerate(requests):
         (tmp_path / f"{i}.method").write_text(method)
         (tmp_path / f"{i}.body").write_bytes(body)
@@ -64,8 +58,8 @@ def _expected(body: bytes) -> Any:
     return request
 
 
-def _check(cases: list[bytes], tmp_path: Path) -> None:
-    for body, (out, length) in zip(cases, _run([("POST", b) for b in cases], tmp_path), strict=True):
+def _check(luajit: str, cases: list[bytes], tmp_path: Path) -> None:
+    for body, (out, length) in zip(cases, _run(luajit, [("POST", b) for b in cases], tmp_path), strict=True):
         expected = _expected(body)
         if expected is None:
             assert out == body, f"changed a request that must pass: {body!r} -> {out!r}"
@@ -113,9 +107,11 @@ CHAT = {"model": "m", "messages": [{"role": "user", "content": "Hi"}]}
         ),
     ],
 )
-def test_a_streamed_request_leaves_the_gateway_asking_for_usage(body: str, tmp_path: Path) -> None:
+def test_a_streamed_request_leaves_the_gateway_asking_for_usage(
+    luajit: str, body: str, tmp_path: Path
+) -> None:
     assert _expected(body.encode()) is not None
-    _check([body.encode()], tmp_path)
+    _check(luajit, [body.encode()], tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -138,14 +134,14 @@ def test_a_streamed_request_leaves_the_gateway_asking_for_usage(body: str, tmp_p
         "not json",
     ],
 )
-def test_every_other_request_passes_byte_for_byte(body: str, tmp_path: Path) -> None:
+def test_every_other_request_passes_byte_for_byte(luajit: str, body: str, tmp_path: Path) -> None:
     assert _expected(body.encode()) is None
-    _check([body.encode()], tmp_path)
+    _check(luajit, [body.encode()], tmp_path)
 
 
-def test_gets_and_empty_bodies_are_not_touched(tmp_path: Path) -> None:
+def test_gets_and_empty_bodies_are_not_touched(luajit: str, tmp_path: Path) -> None:
     streamed = json.dumps({**CHAT, "stream": True}).encode()
-    (get, _), (empty, _) = _run([("GET", streamed), ("POST", b"")], tmp_path)
+    (get, _), (empty, _) = _run(luajit, [("GET", streamed), ("POST", b"")], tmp_path)
     assert get == streamed
     assert empty == b""
 
@@ -186,8 +182,8 @@ def _request(rng: random.Random) -> bytes:
     return encoded.encode()
 
 
-def test_a_thousand_generated_requests(tmp_path: Path) -> None:
+def test_a_thousand_generated_requests(luajit: str, tmp_path: Path) -> None:
     rng = random.Random(20261128)
     cases = [_request(rng) for _ in range(1000)]
     assert sum(_expected(c) is not None for c in cases) > 100, "the generator must produce streams to force"
-    _check(cases, tmp_path)
+    _check(luajit, cases, tmp_path)

@@ -7,6 +7,7 @@ name the policies read (`pulumi.get_stack()`) is the evaluated stack's.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -100,3 +101,31 @@ def replaced(resources: Sequence[Declared], target: Declared, inputs: dict[str, 
     """The resources with one of them declared differently (inputs and outputs alike)."""
     changed = Declared(**{**target.__dict__, "inputs": inputs, "outputs": inputs})
     return [changed if r.urn == target.urn else r for r in resources]
+
+
+def violations(
+    result: Evaluation, resources: Sequence[Declared] | None = None, **config: Any
+) -> list[Violation]:
+    """What the pack reports, with the stack's own pack config plus `config` (policy name -> settings)."""
+    return run(result, pack_config(result.stack) | config, resources)
+
+
+def edited(
+    stack: Evaluation, kind: str, name: str, edit: Callable[[dict[str, Any]], object]
+) -> list[Declared]:
+    """The stack's resources with one object's inputs changed in place by `edit` (on a deep copy)."""
+    target = stack.one(kind, name)
+    inputs = copy.deepcopy(target.inputs)
+    edit(inputs)
+    return replaced(stack.resources, target, inputs)
+
+
+def assert_only(
+    found: list[Violation], policy: str, *fragments: str, level: str = "mandatory", also: str = ""
+) -> None:
+    """Exactly `policy` (and `also`) refused at `level`, with every fragment in a message of `policy`."""
+    assert {v.policy for v in found} == {policy, also} - {""}, found
+    assert all(v.level == level for v in found), found
+    mine = [v.message for v in found if v.policy == policy]
+    for fragment in fragments:
+        assert any(fragment in message for message in mine), (fragment, found)

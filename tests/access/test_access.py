@@ -12,7 +12,7 @@ from celpy.adapter import json_to_cel
 from components.config import DEFAULT_TIERS
 from harness.program import Declared, Evaluation, evaluate, stack_config
 from maas_policies import KNOWN_DEFAULT_CREDENTIALS
-from tests.configs import REMOVE, assert_refused, evaluate_variant
+from tests.support.configs import REMOVE, assert_refused, evaluate_variant
 
 POLICY_KINDS = ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy")
 FIVE_TIERS = [

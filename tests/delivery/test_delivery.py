@@ -13,7 +13,7 @@ import yaml
 
 from components.pins import versions
 from harness.program import PROJECT_DIR
-from tests.conftest import skip_or_fail
+from tests.support.prerequisites import skip_or_fail
 
 WORKFLOWS = sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml"))
 SCRIPTS = [*sorted((PROJECT_DIR / "scripts").glob("*.sh")), PROJECT_DIR / ".ci" / "run"]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from components.config import ConfigError
-from tests.configs import REMOVE, assert_refused, evaluate_variant
+from tests.support.configs import REMOVE, assert_refused, evaluate_variant
 
 BAD_INPUTS: dict[str, tuple[dict[str, Any], str]] = {
     "unknown key": (

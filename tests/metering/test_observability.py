@@ -12,8 +12,8 @@ from components.pins import upstream, versions
 from components.platform import monitoring
 from components.serving import gateway
 from harness.program import Declared, Evaluation, stack_config
-from tests.configs import assert_refused, evaluate_variant
-from tests.test_models import predictor_pod_labels
+from tests.support.configs import assert_refused, evaluate_variant
+from tests.support.labels import predictor_pod_labels, selects
 
 # PromQL words that are not series names.
 _PROMQL_WORDS = {
@@ -28,19 +28,6 @@ _PROMQL_WORDS = {
     "unless",
     "bool",
 }
-
-
-def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    matched = all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
-    for expression in selector.get("matchExpressions", []):
-        present = expression["key"] in labels
-        if expression["operator"] == "Exists":
-            matched = matched and present
-        elif expression["operator"] == "In":
-            matched = matched and labels.get(expression["key"]) in expression["values"]
-        else:
-            raise AssertionError(f"operator {expression['operator']} not modelled")
-    return matched
 
 
 def _monitor(stack: Evaluation, name: str) -> Declared:
@@ -70,7 +57,7 @@ def test_model_servers_are_scraped_on_their_metrics_port(stack: Evaluation) -> N
     monitor = _monitor(stack, "model-servers")
     assert monitor.namespace == stack.one("Gateway", "inference-gateway").namespace
     for isvc in stack.objects("InferenceService"):
-        assert _selects(monitor.inputs["spec"]["selector"], predictor_pod_labels(isvc)), str(isvc)
+        assert selects(monitor.inputs["spec"]["selector"], predictor_pod_labels(isvc)), str(isvc)
         for endpoint in _endpoints(monitor):
             assert endpoint["port"] in _container_ports(stack, isvc)
             assert endpoint["path"] == "/metrics"
@@ -82,7 +69,7 @@ def test_model_servers_are_scraped_on_their_metrics_port(stack: Evaluation) -> N
 def test_the_gateways_envoy_is_scraped(stack: Evaluation) -> None:
     monitor = _monitor(stack, "inference-gateway-envoy")
     assert monitor.namespace == stack.one("Gateway", "inference-gateway").namespace
-    assert _selects(monitor.inputs["spec"]["selector"], gateway.POD_LABELS)
+    assert selects(monitor.inputs["spec"]["selector"], gateway.POD_LABELS)
     assert {e["port"] for e in _endpoints(monitor)} <= set(upstream.ENVOY_METRICS_PORT)
 
 
@@ -99,7 +86,7 @@ def test_kuadrants_components_are_scraped_where_the_operators_put_them(
 ) -> None:
     monitor = _monitor(stack, name)
     assert monitor.namespace == stack.one("Kuadrant", "kuadrant").namespace
-    assert _selects(monitor.inputs["spec"]["selector"], workload.labels)
+    assert selects(monitor.inputs["spec"]["selector"], workload.labels)
     assert {e["port"] for e in _endpoints(monitor)} <= set(workload.ports)
     assert [e["path"] for e in _endpoints(monitor)] == list(workload.paths)
 

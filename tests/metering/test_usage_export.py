@@ -7,15 +7,22 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from commands import usage
-from harness.program import PROJECT_DIR, evaluate
-from tests.prometheus import Exporter, Prometheus, Series, prometheus, series, serve
-from tests.test_chargeback import declared_rules
+from harness.program import PROJECT_DIR, Evaluation
+from tests.support.prometheus import (
+    Exporter,
+    Prometheus,
+    Series,
+    declared_rules,
+    prometheus,
+    series,
+    serve,
+)
 
 ALICE = {"user": "alice", "tier": "premium", "limitador_namespace": "llm/simulator"}
 BOB = {"user": "bob", "tier": "free", "limitador_namespace": "llm/simulator"}
@@ -44,9 +51,11 @@ def _counters(scale: int) -> Series:
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prometheus, float]]:
+def running(
+    tmp_path_factory: pytest.TempPathFactory, stack_of: Callable[[str], Evaluation]
+) -> Iterator[tuple[Prometheus, float]]:
     """Prometheus with the dev stack's rules, after the traffic; and the time of its last evaluation."""
-    rules = declared_rules(evaluate("dev"))
+    rules = declared_rules(stack_of("dev"))
     exporter = Exporter()
     exporter.set(_counters(0))
     with (
@@ -147,11 +156,11 @@ def test_the_command_fails_clearly_without_prometheus() -> None:
 
 
 def test_every_dashboard_query_runs_and_the_usage_panels_show_the_traffic(
-    running: tuple[Prometheus, float],
+    running: tuple[Prometheus, float], stack_of: Callable[[str], Evaluation]
 ) -> None:
     server, until = running
     board = json.loads(
-        next(iter(evaluate("dev").one("ConfigMap", "maas-usage-dashboard").inputs["data"].values()))
+        next(iter(stack_of("dev").one("ConfigMap", "maas-usage-dashboard").inputs["data"].values()))
     )
     substitutions = {"$__rate_interval": "1m", "$__range": "10m", "$tier": ".*", "$model": ".*"}
     for panel in board["panels"]:

@@ -1,5 +1,5 @@
 """The deploy path, run: scripts/*.sh with recording stand-ins for docker, kind, kubectl,
-pulumi, curl and python3's venv/pip on PATH (tests/scripts/standin.py).
+pulumi, curl and python3's venv/pip on PATH (tests/delivery/scripts/standin.py).
 
 Each test copies the scripts and what they read into a temporary project, runs them as a
 user would (`make deploy-dev`, `scripts/deploy.sh gpu`, ...) and asserts on the commands,
@@ -32,7 +32,7 @@ import yaml
 
 from components.pins import versions
 from harness.program import PROJECT_DIR
-from tests.upstream import CRD_OWNERS
+from tests.support.upstream import CRD_OWNERS
 
 STANDIN = Path(__file__).parent / "scripts" / "standin.py"
 # What the scripts read from the project; nothing else is copied.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,23 +10,15 @@ import pytest
 import yaml
 
 from harness.program import Evaluation, stack_config
-from tests.conftest import skip_or_fail
+from tests.support.prometheus import declared_rules
 
 # Labels a scrape of Limitador adds besides those Limitador itself sets.
 SCRAPED = 'job="kuadrant-system/limitador", pod="limitador-limitador-7d9f", maas_component="limitador"'
 
 
-def declared_rules(stack: Evaluation) -> dict[str, Any]:
-    (rule,) = stack.objects("PrometheusRule")
-    spec: dict[str, Any] = rule.inputs["spec"]
-    return spec
-
-
-def _promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    if shutil.which("promtool") is None:
-        skip_or_fail("no promtool: run scripts/install-test-tools.sh (Debian package 'prometheus')")
+def _promtool(promtool: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["promtool", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=120
+        [promtool, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=120
     )
 
 
@@ -55,9 +46,9 @@ def _price(stack: str, tier: str, model: str) -> tuple[float, float]:
     return float(chosen.get("perRequest", 0)), float(chosen.get("perThousandTokens", 0))
 
 
-def test_the_declared_rules_pass_promtool_check(stack: Evaluation, tmp_path: Path) -> None:
+def test_the_declared_rules_pass_promtool_check(promtool: str, stack: Evaluation, tmp_path: Path) -> None:
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(declared_rules(stack)))
-    checked = _promtool("check", "rules", "rules.yml", cwd=tmp_path)
+    checked = _promtool(promtool, "check", "rules", "rules.yml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS" in checked.stdout, checked.stdout + checked.stderr
 
@@ -113,7 +104,9 @@ def _scenario(stack: Evaluation) -> tuple[list[dict[str, str]], list[dict[str, A
     return series, tests
 
 
-def test_usage_and_cost_from_limitador_shaped_counters(stack: Evaluation, tmp_path: Path) -> None:
+def test_usage_and_cost_from_limitador_shaped_counters(
+    promtool: str, stack: Evaluation, tmp_path: Path
+) -> None:
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(declared_rules(stack)))
     series, expressions = _scenario(stack)
     unit = {
@@ -122,7 +115,7 @@ def test_usage_and_cost_from_limitador_shaped_counters(stack: Evaluation, tmp_pa
         "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": expressions}],
     }
     (tmp_path / "test.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
-    tested = _promtool("test", "rules", "test.yml", cwd=tmp_path)
+    tested = _promtool(promtool, "test", "rules", "test.yml", cwd=tmp_path)
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
@@ -156,7 +149,7 @@ def _alert_test(
 
 
 def test_alerts_fire_when_a_component_is_down_or_a_tier_is_throttled(
-    stack: Evaluation, tmp_path: Path
+    promtool: str, stack: Evaluation, tmp_path: Path
 ) -> None:
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(declared_rules(stack)))
     model, *other_models = stack.outputs["models"]
@@ -189,7 +182,7 @@ def test_alerts_fire_when_a_component_is_down_or_a_tier_is_throttled(
     ]
     unit = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": cases}
     (tmp_path / "alerts.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
-    tested = _promtool("test", "rules", "alerts.yml", cwd=tmp_path)
+    tested = _promtool(promtool, "test", "rules", "alerts.yml", cwd=tmp_path)
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 

@@ -1,4 +1,5 @@
-"""A real Prometheus server for tests, fed by a small exporter of Limitador-shaped counters.
+"""A real Prometheus server for tests, fed by a small exporter of Limitador-shaped counters,
+and the rules a stack gives it.
 
 Both listen on 127.0.0.1 only, on free ports, and stop when the test ends.
 """
@@ -21,11 +22,19 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import skip_or_fail
+from harness.program import Evaluation
 from tests.e2e.cluster import free_port
+from tests.support.prerequisites import skip_or_fail
 
 # A series: (metric name, labels) -> value.
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def declared_rules(stack: Evaluation) -> dict[str, Any]:
+    """The spec of the stack's PrometheusRule: its recording rules and alerts."""
+    (rule,) = stack.objects("PrometheusRule")
+    spec: dict[str, Any] = rule.inputs["spec"]
+    return spec
 
 
 def series(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:

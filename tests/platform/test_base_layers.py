@@ -7,12 +7,15 @@ import re
 import pytest
 
 from harness.program import Declared, Evaluation, evaluate, stack_config
-from tests.configs import evaluate_variant
-from tests.upstream import CRD_OWNERS
+from tests.support.configs import evaluate_variant
+from tests.support.upstream import CRD_OWNERS
 
 
 def _installer(stack: Evaluation, name: str) -> Declared:
-    found = [r for r in stack.resources if r.name == name and not r.type.startswith("maas:")]
+    """A Helm release by the release name the cluster knows, else a bundle by its Pulumi name."""
+    found = [r for r in stack.releases() if r.inputs.get("name") == name] or [
+        r for r in stack.resources if r.name == name and not r.type.startswith("maas:")
+    ]
     assert len(found) == 1, f"{stack.stack}: expected one resource '{name}', found {len(found)}"
     return found[0]
 

@@ -9,9 +9,10 @@ import pytest
 from components.config import GATEWAY_NAME
 from components.pins import versions
 from components.serving import gateway as gw
-from components.serving.models import ISVC_LABEL, MODEL_PORT, PREDICTOR_PORT
+from components.serving.models import MODEL_PORT, PREDICTOR_PORT
 from harness.program import Declared, Evaluation, evaluate, stack_config, typed_config
-from tests.configs import assert_refused, evaluate_variant
+from tests.support.configs import assert_refused, evaluate_variant
+from tests.support.labels import predictor_pod_labels, selects
 
 GPU_WORDS = ("gpu", "nvidia")
 
@@ -28,22 +29,6 @@ def _routes_to(stack: Evaluation, service: str) -> list[Declared]:
         for rule in route.inputs["spec"]["rules"]
         if any(ref["name"] == service for ref in rule["backendRefs"])
     ]
-
-
-def predictor_pod_labels(isvc: Declared) -> dict[str, str]:
-    """The labels KServe (v0.20, Standard mode) puts on an InferenceService's predictor pods."""
-    name = isvc.object_name
-    return {
-        **isvc.inputs["metadata"].get("labels", {}),
-        **isvc.inputs["spec"]["predictor"].get("labels", {}),
-        ISVC_LABEL: name,
-        "component": "predictor",
-        "app": f"isvc.{name}-predictor",
-    }
-
-
-def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
 
 
 def _gpu_mentions(value: Any, path: str = "") -> list[str]:
@@ -143,7 +128,7 @@ def test_network_policies_admit_only_the_gateway_to_each_models_pods(stack: Eval
     policies = stack.objects("NetworkPolicy")
     for isvc in stack.objects("InferenceService"):
         pods = predictor_pod_labels(isvc)
-        selecting = [p for p in policies if _selects(p.inputs["spec"]["podSelector"], pods)]
+        selecting = [p for p in policies if selects(p.inputs["spec"]["podSelector"], pods)]
         assert len(selecting) == 1, f"{isvc}: {len(selecting)} NetworkPolicies select its pods"
         spec = selecting[0].inputs["spec"]
         assert spec["policyTypes"] == ["Ingress"]
@@ -151,7 +136,7 @@ def test_network_policies_admit_only_the_gateway_to_each_models_pods(stack: Eval
         gateway_rules = [
             r
             for r in spec["ingress"]
-            if any(_selects(p.get("podSelector", {}), gw.POD_LABELS) for p in r["from"])
+            if any(selects(p.get("podSelector", {}), gw.POD_LABELS) for p in r["from"])
         ]
         assert gateway_rules, f"{isvc}: the gateway's pods are not admitted"
         assert gateway_rules[0]["ports"] == [{"port": MODEL_PORT, "protocol": "TCP"}]
@@ -160,7 +145,7 @@ def test_network_policies_admit_only_the_gateway_to_each_models_pods(stack: Eval
         p
         for p in policies
         if not any(
-            _selects(p.inputs["spec"]["podSelector"], predictor_pod_labels(i))
+            selects(p.inputs["spec"]["podSelector"], predictor_pod_labels(i))
             for i in stack.objects("InferenceService")
         )
     ]

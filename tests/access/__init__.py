@@ -1,0 +1,1 @@
+"""The access tests (tiers, keys, Keycloak, limit policies)."""

@@ -1,0 +1,1 @@
+"""The config tests: a bad stack file stops with its message, before any resource."""

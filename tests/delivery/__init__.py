@@ -1,0 +1,1 @@
+"""The delivery tests (workflows, scripts, the deploy path under recording stand-ins)."""

@@ -1,0 +1,1 @@
+"""The base-layer tests: providers, install order, determinism."""

@@ -1,0 +1,1 @@
+"""The policy-pack tests, one module per family of rules in policies/maas_policies/."""

@@ -1,0 +1,74 @@
+"""Access rules: every model route behind authentication and limits; every tier limited."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from harness.program import stack_config
+from tests.support import policy_runner
+from tests.support.configs import evaluate_variant
+from tests.support.policy_runner import assert_only, edited, violations
+
+
+@pytest.mark.parametrize(
+    ("kind", "missing", "also"),
+    [("AuthPolicy", "authentication", ""), ("RateLimitPolicy", "limits", "tiers-limited")],
+)
+def test_an_unprotected_route_is_refused(stack_of: Any, kind: str, missing: str, also: str) -> None:
+    stack = stack_of("dev")
+    without = [r for r in stack.resources if r.kind != kind]
+    found = violations(stack, without)
+    assert_only(
+        found,
+        "routes-protected",
+        "HTTPRoute llm/simulator",
+        f"reachable without {missing}",
+        "Fix:",
+        also=also,
+    )
+
+
+def test_a_tier_without_a_token_limit_is_refused(stack_of: Any) -> None:
+    stack = stack_of("dev")
+    (tokens,) = stack.objects("TokenRateLimitPolicy")
+    resources = edited(
+        stack, "TokenRateLimitPolicy", tokens.object_name, lambda i: i["spec"]["limits"].pop("premium-tokens")
+    )
+    assert_only(
+        violations(stack, resources), "tiers-limited", "admits tier 'premium', which has no token limit"
+    )
+
+
+def test_a_higher_tier_with_lower_limits_only_warns() -> None:
+    tiers = copy.deepcopy(stack_config("dev").get("maas:tiers")) or [
+        {"name": t, "requests": {"limit": r, "window": "2m"}, "tokens": {"limit": k, "window": "1m"}}
+        for t, r, k in (("free", 5, 10000), ("premium", 20, 50000), ("enterprise", 100, 200000))
+    ]
+    tiers[1]["requests"]["limit"] = 2
+    result = evaluate_variant("dev", {"maas:tiers": tiers})
+    assert result.error is None
+    assert_only(
+        violations(result),
+        "tier-limits-grow",
+        "tier 'premium': gets fewer requests per second than 'free'",
+        level="advisory",
+    )
+
+
+def test_limitador_replicas_without_redis_are_refused(stack_of: Any) -> None:
+    stack = stack_of("dev")
+    resources = edited(stack, "Limitador", "limitador", lambda i: i["spec"].update(replicas=3))
+    assert_only(
+        violations(stack, resources),
+        "limitador-shared-storage",
+        "3 replicas keep separate in-memory counters",
+    )
+    shared = evaluate_variant(
+        "dev",
+        {"maas:limitador": {"replicas": 3, "storage": "redis"}},
+        secrets={"maas:limitadorRedisUrl": "redis://r:6379"},
+    )
+    assert policy_runner.run(shared) == []

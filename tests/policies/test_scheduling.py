@@ -1,0 +1,60 @@
+"""Scheduling rules: GPU pods only on GPU nodes, other pods off them; every container sized."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.policy_runner import assert_only, edited, violations
+
+
+@pytest.mark.parametrize(
+    ("field", "fragment"),
+    [("tolerations", "does not tolerate the GPU nodes' taint"), ("nodeSelector", "selects no GPU node")],
+)
+def test_a_gpu_model_that_could_land_on_a_cpu_node_is_refused(
+    stack_of: Any, field: str, fragment: str
+) -> None:
+    stack = stack_of("gpu")
+    resources = edited(
+        stack, "InferenceService", "qwen3-0-6b-instruct", lambda i: i["spec"]["predictor"].pop(field)
+    )
+    assert_only(
+        violations(stack, resources),
+        "gpu-workloads-pinned",
+        "InferenceService llm/qwen3-0-6b-instruct",
+        fragment,
+    )
+
+
+def test_a_cpu_workload_on_gpu_nodes_only_warns(stack_of: Any) -> None:
+    stack = stack_of("dev")
+    toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    resources = edited(
+        stack,
+        "InferenceService",
+        "simulator",
+        lambda i: i["spec"]["predictor"].update(tolerations=[toleration]),
+    )
+    assert_only(
+        violations(stack, resources),
+        "cpu-workloads-off-gpu-nodes",
+        "requests no GPU but tolerates GPU nodes",
+        level="advisory",
+    )
+
+
+def test_a_container_without_limits_is_refused(stack_of: Any) -> None:
+    stack = stack_of("dev")
+    resources = edited(
+        stack,
+        "InferenceService",
+        "simulator",
+        lambda i: i["spec"]["predictor"]["containers"][0]["resources"].pop("limits"),
+    )
+    assert_only(
+        violations(stack, resources),
+        "container-resources",
+        "container kserve-container: no limits.cpu, limits.memory",
+    )
