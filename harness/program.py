@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import runpy
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +52,8 @@ class Declared:
     provider: str
     # What the engine (here: the mocks) answered, e.g. a generated password's result.
     outputs: dict[str, Any]
+    # The URNs this resource was known by before (its `pulumi.Alias`es, resolved).
+    aliases: tuple[str, ...] = ()
 
     def is_secret(self, path: str) -> bool:
         """Whether the input at `path` (e.g. "stringData.HF_TOKEN") reaches the engine as a secret."""
@@ -90,6 +91,8 @@ class Evaluation:
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: frozenset[str] = frozenset()
     error: BaseException | None = None
+    # URN of each component -> the names of the outputs it registered.
+    registered: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def by_urn(self, urn: str) -> Declared | None:
         """The resource with this URN; None for the stack itself, which is not recorded."""
@@ -180,6 +183,11 @@ class _RecordingMonitor(mocks.MockMonitor):
     def __init__(self, mock: mocks.Mocks):
         super().__init__(mock)
         self.declared: list[Declared] = []
+        self.registered: dict[str, frozenset[str]] = {}
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        self.registered[request.urn] = frozenset(json_format.MessageToDict(request.outputs))
+        return super().RegisterResourceOutputs(request)
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         response = super().RegisterResource(request)
@@ -198,9 +206,29 @@ class _RecordingMonitor(mocks.MockMonitor):
                     dependencies=tuple(request.dependencies),
                     provider=request.provider,
                     outputs=dict(self.resources[response.urn].state),
+                    aliases=tuple(_alias_urn(response.urn, alias) for alias in request.aliases),
                 )
             )
         return response
+
+
+def _alias_urn(urn: str, alias: Any) -> str:
+    """The URN an alias names. The SDK sends a spec when the monitor supports them
+    (pulumi sdk/python/lib/pulumi/runtime/resource.py `prepare_aliases`). A spec keeps
+    whatever it leaves unset: the resource's name, type, parent, stack and project
+    (pulumi/resource.py `Alias`), as the engine resolves it (pulumi/pulumi
+    pkg/resource/deploy/step_generator.go `collapseAliasToUrn`). pulumi-kubernetes sets
+    only `type` (its API-version aliases), this program only `name`. URN:
+    `urn:pulumi:<stack>::<project>::<parent types $ type>::<name>`."""
+    if alias.urn:
+        return str(alias.urn)
+    spec = alias.spec
+    if spec.stack or spec.project or spec.parentUrn or spec.noParent:
+        raise NotImplementedError(f"{urn}: the harness resolves aliases of a name or type only, not {spec}")
+    head, types, name = urn.rsplit("::", 2)
+    if spec.type:
+        types = "$".join([*types.split("$")[:-1], spec.type])
+    return f"{head}::{types}::{spec.name or name}"
 
 
 def _plain(value: Any, path: str, secrets: set[str]) -> Any:
@@ -261,8 +289,6 @@ def evaluate(
     `secrets` are extra config values passed as Pulumi secrets, as `pulumi config set
     --secret` would.
     """
-    if str(PROJECT_DIR) not in sys.path:
-        sys.path.insert(0, str(PROJECT_DIR))
     config = stack_config(stack) if config is None else config
     wire = _wire_config(config) | dict(secrets or {})
     mock = _Mocks()
@@ -288,4 +314,4 @@ def evaluate(
             outputs[key] = _sync_await(out.future())
             if _sync_await(out.is_secret()):
                 secret_outputs.add(key)
-    return Evaluation(stack, monitor.declared, outputs, frozenset(secret_outputs), error)
+    return Evaluation(stack, monitor.declared, outputs, frozenset(secret_outputs), error, monitor.registered)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -15,14 +16,14 @@ from components.config import UserConfig
 KEY_LENGTH = 48
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ApiKeysArgs:
     users: Sequence[UserConfig]
     # Authorino's (the Kuadrant instance's) namespace: with `allNamespaces: false` the
     # AuthPolicy reads key Secrets from there and nowhere else.
     namespace: pulumi.Input[str]
-    # The release whose Authorino watches these Secrets; they are deleted before it goes.
-    kuadrant: pulumi.Resource
+    # Kuadrant, whose Authorino watches these Secrets; they are deleted before it goes.
+    after: Sequence[pulumi.Resource] = ()
 
 
 class ApiKeys(pulumi.ComponentResource):
@@ -33,10 +34,11 @@ class ApiKeys(pulumi.ComponentResource):
     user's `keyVersion` replaces the key.
     """
 
+    TYPE: ClassVar[str] = "maas:identity:ApiKeys"
     keys: pulumi.Output[dict[str, str]]
 
     def __init__(self, name: str, args: ApiKeysArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("maas:identity:ApiKeys", name, None, opts)
+        super().__init__(self.TYPE, name, None, opts)
         keys: dict[str, pulumi.Output[str]] = {}
         for user in args.users:
             key = random.RandomPassword(
@@ -56,7 +58,7 @@ class ApiKeys(pulumi.ComponentResource):
                 ),
                 string_data={tiers.API_KEY_DATA: key.result},
                 type="Opaque",
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.kuadrant]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
             )
             keys[user.name] = key.result
         self.keys = pulumi.Output.secret(pulumi.Output.all(**keys) if keys else {})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -16,17 +16,15 @@ from components.config import GATEWAY_NAME, TierConfig
 WAIT_ENFORCED = {"pulumi.com/waitFor": "condition=Enforced"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TierPoliciesArgs:
     tiers: Sequence[TierConfig]
     namespace: pulumi.Input[str]
     api_keys: bool
     oidc_issuer: str | None
-    # The Kuadrant instance (its operator serves the policy CRDs), the gateway they target,
-    # and what must exist before they can be enforced (routes, the identity provider).
-    kuadrant: pulumi.Resource
-    gateway: pulumi.Resource
-    enforceable_after: Sequence[pulumi.Resource]
+    # Kuadrant (its operator serves the policy CRDs), the gateway they target, and what
+    # must exist before they can be enforced (the routes, the identity provider).
+    after: Sequence[pulumi.Resource] = ()
 
 
 class TierPolicies(pulumi.ComponentResource):
@@ -37,30 +35,32 @@ class TierPolicies(pulumi.ComponentResource):
     `LimitsNamespaceFromRoute`): a user's budget applies to each model separately.
     """
 
+    TYPE: ClassVar[str] = "maas:access:TierPolicies"
+
     def __init__(self, name: str, args: TierPoliciesArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("maas:access:TierPolicies", name, None, opts)
-        self.auth = self._policy(
+        super().__init__(self.TYPE, name, None, opts)
+        auth = self._policy(
             f"{name}-auth",
             "kuadrant.io/v1",
             "AuthPolicy",
             tiers.auth_spec(args.tiers, GATEWAY_NAME, args.api_keys, args.oidc_issuer),
             args,
         )
-        self.requests = self._policy(
+        requests = self._policy(
             f"{name}-requests",
             "kuadrant.io/v1",
             "RateLimitPolicy",
             tiers.rate_limit_spec(args.tiers, GATEWAY_NAME),
             args,
         )
-        self.tokens = self._policy(
+        tokens = self._policy(
             f"{name}-tokens",
             "kuadrant.io/v1alpha1",
             "TokenRateLimitPolicy",
             tiers.token_limit_spec(args.tiers, GATEWAY_NAME),
             args,
         )
-        self.register_outputs({})
+        self.register_outputs({"auth": auth, "requests": requests, "tokens": tokens})
 
     def _policy(
         self, name: str, api_version: str, kind: str, spec: dict[str, Any], args: TierPoliciesArgs
@@ -73,7 +73,5 @@ class TierPolicies(pulumi.ComponentResource):
                 name=f"{GATEWAY_NAME}-{kind.lower()}", namespace=args.namespace, annotations=WAIT_ENFORCED
             ),
             spec=spec,
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[args.kuadrant, args.gateway, *args.enforceable_after]
-            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )

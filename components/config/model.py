@@ -282,6 +282,9 @@ def _default_models() -> tuple[ModelConfig, ...]:
 
 class StackConfig(Section):
     cluster: ClusterConfig
+    # How the platform is installed and exposed (components/platform/flavour.py): Helm
+    # charts and Services on any conformant cluster. The only flavour so far.
+    flavour: typing.Literal["kubernetes"] = "kubernetes"
     domain: DnsName = "maas.local"
     namespaces: Namespaces = Namespaces()
     gateway: GatewayConfig = GatewayConfig()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -20,7 +20,7 @@ from components.serving import gateway, models
 DASHBOARD_FILE = f"{dashboards.UID}.json"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ObservabilityArgs:
     tiers: Sequence[TierConfig]
     models: Sequence[ModelConfig]
@@ -28,9 +28,9 @@ class ObservabilityArgs:
     observability_namespace: pulumi.Input[str]
     kuadrant_namespace: pulumi.Input[str]
     models_namespace: pulumi.Input[str]
-    monitoring: monitoring.MonitoringStack
-    kuadrant: pulumi.Resource
-    gateway: pulumi.Resource
+    # The monitoring stack (its CRDs and Prometheus), Kuadrant (TelemetryPolicy and what
+    # is scraped) and the gateway.
+    after: Sequence[pulumi.Resource] = ()
 
 
 def _static(component: str) -> list[dict[str, str]]:
@@ -43,9 +43,12 @@ class Observability(pulumi.ComponentResource):
     model server; a TelemetryPolicy labelling Limitador's counters with user and tier; the
     usage, cost and alert rules; and the usage dashboard."""
 
+    TYPE: ClassVar[str] = "maas:observability:Observability"
+
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("maas:observability:Observability", name, None, opts)
-        after_monitoring: list[pulumi.Resource] = [args.monitoring]
+        super().__init__(self.TYPE, name, None, opts)
+        self._after = list(args.after)
+        self._monitors: list[pulumi.Resource] = []
         self._monitor(
             f"{name}-limitador",
             "PodMonitor",
@@ -53,7 +56,6 @@ class Observability(pulumi.ComponentResource):
             args.kuadrant_namespace,
             {"matchLabels": upstream.LIMITADOR_PODS.labels},
             [{"port": "http", "path": "/metrics", "relabelings": _static("limitador")}],
-            [*after_monitoring, args.kuadrant],
         )
         self._monitor(
             f"{name}-authorino",
@@ -65,7 +67,6 @@ class Observability(pulumi.ComponentResource):
                 {"port": "http", "path": path, "relabelings": _static("authorino")}
                 for path in upstream.AUTHORINO_METRICS_SERVICE.paths
             ],
-            [*after_monitoring, args.kuadrant],
         )
         self._monitor(
             f"{name}-kuadrant-operator",
@@ -74,7 +75,6 @@ class Observability(pulumi.ComponentResource):
             args.kuadrant_namespace,
             {"matchLabels": upstream.KUADRANT_OPERATOR_METRICS_SERVICE.labels},
             [{"port": "metrics", "path": "/metrics", "relabelings": _static("kuadrant-operator")}],
-            [*after_monitoring, args.kuadrant],
         )
         self._monitor(
             f"{name}-gateway",
@@ -89,7 +89,6 @@ class Observability(pulumi.ComponentResource):
                     "relabelings": _static("gateway"),
                 }
             ],
-            [*after_monitoring, args.gateway],
         )
         self._monitor(
             f"{name}-models",
@@ -115,9 +114,8 @@ class Observability(pulumi.ComponentResource):
                     ],
                 }
             ],
-            after_monitoring,
         )
-        k8s.apiextensions.CustomResource(
+        telemetry = k8s.apiextensions.CustomResource(
             f"{name}-telemetry",
             api_version="extensions.kuadrant.io/v1alpha1",
             kind="TelemetryPolicy",
@@ -128,9 +126,9 @@ class Observability(pulumi.ComponentResource):
                 "targetRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME},
                 "metrics": {"default": {"labels": tiers.telemetry_labels()}},
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.kuadrant, args.gateway]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._after),
         )
-        k8s.apiextensions.CustomResource(
+        rules = k8s.apiextensions.CustomResource(
             f"{name}-rules",
             api_version="monitoring.coreos.com/v1",
             kind="PrometheusRule",
@@ -138,9 +136,9 @@ class Observability(pulumi.ComponentResource):
                 name="maas-usage", namespace=args.observability_namespace, labels=monitoring.SCRAPE_LABEL
             ),
             spec=chargeback.rule_groups(args.tiers, args.models, args.prices),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=after_monitoring),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._after),
         )
-        k8s.core.v1.ConfigMap(
+        dashboard = k8s.core.v1.ConfigMap(
             f"{name}-dashboard",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name="maas-usage-dashboard",
@@ -153,9 +151,11 @@ class Observability(pulumi.ComponentResource):
                     dashboards.usage_dashboard(args.tiers, args.models), indent=1, sort_keys=True
                 )
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=after_monitoring),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._after),
         )
-        self.register_outputs({})
+        self.register_outputs(
+            {"monitors": self._monitors, "telemetry": telemetry, "rules": rules, "dashboard": dashboard}
+        )
 
     def _monitor(
         self,
@@ -165,10 +165,9 @@ class Observability(pulumi.ComponentResource):
         namespace: pulumi.Input[str],
         selector: dict[str, Any],
         endpoints: list[dict[str, Any]],
-        depends_on: Sequence[pulumi.Resource],
     ) -> None:
         endpoint_key = "podMetricsEndpoints" if kind == "PodMonitor" else "endpoints"
-        k8s.apiextensions.CustomResource(
+        monitor = k8s.apiextensions.CustomResource(
             name,
             api_version="monitoring.coreos.com/v1",
             kind=kind,
@@ -176,5 +175,6 @@ class Observability(pulumi.ComponentResource):
                 name=object_name, namespace=namespace, labels=monitoring.SCRAPE_LABEL
             ),
             spec={"selector": selector, endpoint_key: endpoints},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._after),
         )
+        self._monitors.append(monitor)

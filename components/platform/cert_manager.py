@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import pulumi
 
 from components.pins import versions
-from components.platform import helm
+from components.platform.flavour import Flavour
+from components.platform.helm import Chart
+
+RELEASE = "cert-manager"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CertManagerArgs:
+    namespace: pulumi.Input[str]
+    flavour: Flavour
 
 
 class CertManager(pulumi.ComponentResource):
-    def __init__(self, name: str, namespace: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None):
-        super().__init__("maas:cert-manager:CertManager", name, None, opts)
-        self.release = helm.release(
-            name,
-            versions.CERT_MANAGER,
-            namespace,
-            parent=self,
-            # CRDs come with the chart and leave with it, so `pulumi destroy` leaves no CRDs behind.
-            values={"crds": {"enabled": True, "keep": False}},
+    TYPE: ClassVar[str] = "maas:cert-manager:CertManager"
+
+    def __init__(self, name: str, args: CertManagerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(self.TYPE, name, None, opts)
+        release = args.flavour.install_chart(
+            Chart(
+                name=f"{name}-release",
+                release_name=RELEASE,
+                chart=versions.CERT_MANAGER,
+                namespace=args.namespace,
+                # CRDs come with the chart and leave with it, so `pulumi destroy` leaves no CRDs behind.
+                values={"crds": {"enabled": True, "keep": False}},
+                # Named like its component before the `<component>-…` rule; the alias keeps the live release.
+                aliases=[pulumi.Alias(name=name)],
+            ),
+            self,
         )
-        self.register_outputs({"release": self.release.status})
+        self.register_outputs({"release": release})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -24,7 +25,7 @@ POD_SECURITY = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ClusterArgs:
     cluster: ClusterConfig
     # role (e.g. "models") -> namespace name, for every namespace this stack uses
@@ -38,10 +39,11 @@ class ClusterAccess(pulumi.ComponentResource):
     them last: every namespaced resource depends on its namespace's name output.
     """
 
+    TYPE: ClassVar[str] = "maas:cluster:ClusterAccess"
     provider: k8s.Provider
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("maas:cluster:ClusterAccess", name, None, opts)
+        super().__init__(self.TYPE, name, None, opts)
         self._name = name
         self._cluster = args.cluster
         self.provider = self._new_provider(f"{name}-provider")
@@ -56,7 +58,12 @@ class ClusterAccess(pulumi.ComponentResource):
             )
             for role, namespace in args.namespaces.items()
         }
-        self.register_outputs({"namespaces": {r: n.metadata.name for r, n in self._namespaces.items()}})
+        self.register_outputs(
+            {
+                "provider": self.provider,
+                "namespaces": {r: n.metadata.name for r, n in self._namespaces.items()},
+            }
+        )
 
     def namespace(self, role: str) -> pulumi.Output[str]:
         """The namespace's name as an output, so that users of it depend on it."""

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.pins import versions
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayApiArgs:
+    # The release's bundle URL (components/pins/versions.py).
+    bundle_url: str = versions.GATEWAY_API_CRDS_URL
 
 
 class GatewayApiCrds(pulumi.ComponentResource):
@@ -15,11 +24,11 @@ class GatewayApiCrds(pulumi.ComponentResource):
     chart; it reads the pinned URL when the program runs against a cluster.
     """
 
-    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("maas:gateway-api:GatewayApiCrds", name, None, opts)
-        self.bundle = k8s.yaml.v2.ConfigFile(
-            f"{name}-standard",
-            file=versions.GATEWAY_API_CRDS_URL,
-            opts=pulumi.ResourceOptions(parent=self),
+    TYPE: ClassVar[str] = "maas:gateway-api:GatewayApiCrds"
+
+    def __init__(self, name: str, args: GatewayApiArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(self.TYPE, name, None, opts)
+        k8s.yaml.v2.ConfigFile(
+            f"{name}-standard", file=args.bundle_url, opts=pulumi.ResourceOptions(parent=self)
         )
-        self.register_outputs({"version": versions.GATEWAY_API_VERSION})
+        self.register_outputs({"bundle": args.bundle_url})

@@ -2,50 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pulumi
 
 from components.pins import versions
-from components.platform import helm
-from components.platform.gateway_api import GatewayApiCrds
+from components.platform.flavour import Flavour
+from components.platform.helm import Chart
+
+BASE_RELEASE = "istio-base"
+ISTIOD_RELEASE = "istiod"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IstioArgs:
     namespace: pulumi.Input[str]
     # The namespace's name, which both charts must be told (values below).
     namespace_name: str
-    gateway_api: GatewayApiCrds
+    flavour: Flavour
+    # The Gateway API CRDs: istiod's Gateway controller must find them when it starts.
+    after: Sequence[pulumi.Resource] = ()
 
 
 class Istio(pulumi.ComponentResource):
-    """istiod programs the Envoy of every Gateway of class `istio`.
+    """istiod programs the Envoy of every Gateway of class `istio`."""
 
-    It starts after the Gateway API CRDs so that its Gateway controller finds them at once.
-    """
+    TYPE: ClassVar[str] = "maas:istio:Istio"
 
     def __init__(self, name: str, args: IstioArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("maas:istio:Istio", name, None, opts)
+        super().__init__(self.TYPE, name, None, opts)
         # Both charts place istiod's ServiceAccount, RBAC and webhook service reference in
         # global.istioNamespace (default istio-system), not in the release namespace; the
         # gateways' CA address comes from it too (istio 1.30.3 manifests/charts/base and
         # istio-control/istio-discovery templates, files/kube-gateway.yaml).
         where = {"global": {"istioNamespace": args.namespace_name}}
-        self.base = helm.release(
-            f"{name}-base",
-            versions.ISTIO_BASE,
-            args.namespace,
-            parent=self,
-            values={"defaultRevision": "default", **where},
-            depends_on=[args.gateway_api],
+        base = args.flavour.install_chart(
+            Chart(
+                name=f"{name}-base",
+                release_name=BASE_RELEASE,
+                chart=versions.ISTIO_BASE,
+                namespace=args.namespace,
+                values={"defaultRevision": "default", **where},
+                after=args.after,
+            ),
+            self,
         )
-        self.istiod = helm.release(
-            f"{name}d",
-            versions.ISTIOD,
-            args.namespace,
-            parent=self,
-            values=where,
-            depends_on=[self.base, args.gateway_api],
+        istiod = args.flavour.install_chart(
+            Chart(
+                name=f"{name}-istiod",
+                release_name=ISTIOD_RELEASE,
+                chart=versions.ISTIOD,
+                namespace=args.namespace,
+                values=where,
+                after=[base, *args.after],
+                # Was "istiod", outside the `<component>-…` rule; the alias keeps the live release.
+                aliases=[pulumi.Alias(name="istiod")],
+            ),
+            self,
         )
-        self.register_outputs({"istiod": self.istiod.status})
+        self.register_outputs({"base": base, "istiod": istiod})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -13,6 +13,7 @@ import pulumi_random as random
 
 from components.config import KEYCLOAK_NAMESPACE, OidcConfig, TierConfig, UserConfig
 from components.pins import versions
+from components.platform.flavour import Flavour
 
 KEYCLOAK_NAME = "keycloak"
 # The operator names the server's Service "<name>-service"; HTTP is on 8080.
@@ -40,7 +41,7 @@ def issuer_url(oidc: OidcConfig) -> str:
     return f"{oidc.hostname or default_hostname()}/realms/{oidc.realm}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class KeycloakArgs:
     oidc: OidcConfig
     tiers: Sequence[TierConfig]
@@ -49,6 +50,7 @@ class KeycloakArgs:
     namespace: pulumi.Input[str]
     # Provider whose default namespace is Keycloak's: the operator manifest names none.
     namespaced_provider: k8s.Provider
+    flavour: Flavour
 
 
 class Keycloak(pulumi.ComponentResource):
@@ -60,11 +62,12 @@ class Keycloak(pulumi.ComponentResource):
     once: later user changes go through Keycloak's admin console or API.
     """
 
+    TYPE: ClassVar[str] = "maas:keycloak:Keycloak"
     passwords: pulumi.Output[dict[str, str]]
     admin: pulumi.Output[dict[str, Any]]
 
     def __init__(self, name: str, args: KeycloakArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("maas:keycloak:Keycloak", name, None, opts)
+        super().__init__(self.TYPE, name, None, opts)
         crds = k8s.yaml.v2.ConfigGroup(
             f"{name}-crds", files=list(versions.KEYCLOAK_CRDS_URLS), opts=pulumi.ResourceOptions(parent=self)
         )
@@ -81,7 +84,7 @@ class Keycloak(pulumi.ComponentResource):
             string_data={"username": "maas-admin", "password": admin_password},
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.server = k8s.apiextensions.CustomResource(
+        self._server = k8s.apiextensions.CustomResource(
             f"{name}-server",
             api_version="k8s.keycloak.org/v2beta1",
             kind="Keycloak",
@@ -113,7 +116,7 @@ class Keycloak(pulumi.ComponentResource):
         )
         self.passwords = self._realm(name, args)
         self.admin = pulumi.Output.secret(pulumi.Output.all(username="maas-admin", password=admin_password))
-        self.register_outputs({})
+        self.register_outputs({"passwords": self.passwords, "admin": self.admin})
 
     def _password(self, name: str) -> pulumi.Output[str]:
         generated = random.RandomPassword(
@@ -154,13 +157,7 @@ class Keycloak(pulumi.ComponentResource):
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
                     spec=k8s.core.v1.PodSpecArgs(
-                        security_context=k8s.core.v1.PodSecurityContextArgs(
-                            run_as_non_root=True,
-                            run_as_user=_POSTGRES_UID,
-                            run_as_group=_POSTGRES_UID,
-                            fs_group=_POSTGRES_UID,
-                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-                        ),
+                        security_context=args.flavour.pod_security(_POSTGRES_UID),
                         containers=[
                             k8s.core.v1.ContainerArgs(
                                 name="postgres",
@@ -251,7 +248,7 @@ class Keycloak(pulumi.ComponentResource):
                 },
                 "realm": realm(args.oidc, args.tiers, args.users, args.domain),
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.server]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._server]),
         )
         return pulumi.Output.secret(pulumi.Output.all(**passwords) if passwords else {})
 

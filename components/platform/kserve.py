@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pulumi
 
 from components.pins import versions
-from components.platform import helm
-from components.platform.cert_manager import CertManager
-from components.platform.gateway_api import GatewayApiCrds
+from components.platform.flavour import Flavour
+from components.platform.helm import Chart
+
+CRD_RELEASE = "kserve-crd"
+CONTROLLER_RELEASE = "kserve-resources"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class KServeArgs:
     namespace: pulumi.Input[str]
     domain: str
     # "<namespace>/<name>" of the Gateway the model routes attach to
     inference_gateway: str
-    cert_manager: CertManager
-    gateway_api: GatewayApiCrds
+    flavour: Flavour
+    # cert-manager (the controller's webhook certificate) and the Gateway API CRDs (its
+    # controller refuses to start in Gateway API mode without the HTTPRoute CRD).
+    after: Sequence[pulumi.Resource] = ()
 
 
 class KServe(pulumi.ComponentResource):
@@ -31,35 +37,46 @@ class KServe(pulumi.ComponentResource):
     the one route per model this program declares and protects (see the models layer).
     """
 
+    TYPE: ClassVar[str] = "maas:kserve:KServe"
+
     def __init__(self, name: str, args: KServeArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("maas:kserve:KServe", name, None, opts)
-        self.crds = helm.release(f"{name}-crd", versions.KSERVE_CRDS, args.namespace, parent=self)
-        self.controller = helm.release(
-            f"{name}-resources",
-            versions.KSERVE_RESOURCES,
-            args.namespace,
-            parent=self,
-            values={
-                "kserve": {
-                    "controller": {
-                        # The chart's default is Knative, which is not installed here.
-                        "deploymentMode": "Standard",
-                        "gateway": {
-                            "domain": args.domain,
-                            "disableIngressCreation": True,
-                            "disableIstioVirtualHost": True,
-                            "ingressGateway": {
-                                "enableGatewayApi": True,
-                                "kserveGateway": args.inference_gateway,
-                                "createGateway": False,
-                                "className": "istio",
+        super().__init__(self.TYPE, name, None, opts)
+        crds = args.flavour.install_chart(
+            Chart(
+                name=f"{name}-crd",
+                release_name=CRD_RELEASE,
+                chart=versions.KSERVE_CRDS,
+                namespace=args.namespace,
+            ),
+            self,
+        )
+        controller = args.flavour.install_chart(
+            Chart(
+                name=f"{name}-resources",
+                release_name=CONTROLLER_RELEASE,
+                chart=versions.KSERVE_RESOURCES,
+                namespace=args.namespace,
+                values={
+                    "kserve": {
+                        "controller": {
+                            # The chart's default is Knative, which is not installed here.
+                            "deploymentMode": "Standard",
+                            "gateway": {
+                                "domain": args.domain,
+                                "disableIngressCreation": True,
+                                "disableIstioVirtualHost": True,
+                                "ingressGateway": {
+                                    "enableGatewayApi": True,
+                                    "kserveGateway": args.inference_gateway,
+                                    "createGateway": False,
+                                    "className": "istio",
+                                },
                             },
                         },
                     },
                 },
-            },
-            # Its webhook certificate comes from cert-manager; its controller refuses to
-            # start in Gateway API mode without the HTTPRoute CRD.
-            depends_on=[self.crds, args.cert_manager, args.gateway_api],
+                after=[crds, *args.after],
+            ),
+            self,
         )
-        self.register_outputs({"controller": self.controller.status})
+        self.register_outputs({"crds": crds, "controller": controller})

@@ -3,34 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import LimitadorConfig
 from components.pins import versions
-from components.platform import helm
-from components.platform.cert_manager import CertManager
-from components.platform.gateway_api import GatewayApiCrds
-from components.platform.istio import Istio
+from components.platform.flavour import Flavour
+from components.platform.helm import Chart
 
 # Custom resources count as created at once unless told what "ready" means.
 WAIT_READY = {"pulumi.com/waitFor": "condition=Ready"}
 LIMITADOR_REDIS_SECRET = "limitador-redis"
+OPERATOR_RELEASE = "kuadrant-operator"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class KuadrantArgs:
     namespace: pulumi.Input[str]
-    gateway_api: GatewayApiCrds
-    istio: Istio
-    cert_manager: CertManager
     limitador: LimitadorConfig
+    flavour: Flavour
     redis_url: str | None = None
-    # Releases whose CRDs the operator must see when it starts (the Prometheus-operator CRDs).
-    also_before: Sequence[pulumi.Resource] = field(default_factory=tuple)
     observability: bool = False
+    # Everything whose CRDs the operator must see when it starts: Gateway API, Istio,
+    # cert-manager and, with observability, the Prometheus-operator CRDs.
+    after: Sequence[pulumi.Resource] = ()
 
 
 class Kuadrant(pulumi.ComponentResource):
@@ -39,18 +38,21 @@ class Kuadrant(pulumi.ComponentResource):
     ignores what appears later. So it waits for all of them here: no restart needed.
     """
 
-    instance: k8s.apiextensions.CustomResource
+    TYPE: ClassVar[str] = "maas:kuadrant:Kuadrant"
 
     def __init__(self, name: str, args: KuadrantArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("maas:kuadrant:Kuadrant", name, None, opts)
-        self.operator = helm.release(
-            f"{name}-operator",
-            versions.KUADRANT_OPERATOR,
-            args.namespace,
-            parent=self,
-            depends_on=[args.gateway_api, args.istio, args.cert_manager, *args.also_before],
+        super().__init__(self.TYPE, name, None, opts)
+        self._operator = args.flavour.install_chart(
+            Chart(
+                name=f"{name}-operator",
+                release_name=OPERATOR_RELEASE,
+                chart=versions.KUADRANT_OPERATOR,
+                namespace=args.namespace,
+                after=args.after,
+            ),
+            self,
         )
-        self.instance = k8s.apiextensions.CustomResource(
+        self._instance = k8s.apiextensions.CustomResource(
             f"{name}-instance",
             api_version="kuadrant.io/v1beta1",
             kind="Kuadrant",
@@ -58,10 +60,12 @@ class Kuadrant(pulumi.ComponentResource):
                 name="kuadrant", namespace=args.namespace, annotations=WAIT_READY
             ),
             spec={"observability": {"enable": args.observability}},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.operator]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._operator]),
         )
-        self.limitador = self._limitador(name, args)
-        self.register_outputs({})
+        limitador = self._limitador(name, args)
+        self.register_outputs(
+            {"operator": self._operator, "instance": self._instance, "limitador": limitador}
+        )
 
     def _limitador(self, name: str, args: KuadrantArgs) -> k8s.apiextensions.CustomResourcePatch:
         """Settings on the Limitador the instance creates (Kuadrant owns only its metric labels).
@@ -70,7 +74,7 @@ class Kuadrant(pulumi.ComponentResource):
         how usage metering tells a request-limit 429 from a token-limit 429.
         """
         spec: dict[str, object] = {"telemetry": "exhaustive", "replicas": args.limitador.replicas}
-        waits_for: list[pulumi.Resource] = [self.instance]
+        waits_for: list[pulumi.Resource] = [self._instance]
         if args.limitador.storage == "redis":
             redis = k8s.core.v1.Secret(
                 f"{name}-limitador-redis",

@@ -11,7 +11,7 @@ Prometheus is for the platform's usage, not for the cluster.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -19,9 +19,11 @@ import pulumi_random as random
 
 from components.config import ObservabilityConfig
 from components.pins import versions
-from components.platform import helm
+from components.platform.flavour import Flavour
+from components.platform.helm import Chart
 
 RELEASE = "monitoring"
+CRDS_RELEASE = "monitoring-operator-crds"
 # Names the chart derives from fullnameOverride and grafana.fullnameOverride.
 FULLNAME = "maas"
 PROMETHEUS_SERVICE = f"{FULLNAME}-prometheus"
@@ -38,20 +40,24 @@ DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MonitoringArgs:
     namespace: pulumi.Input[str]
     namespace_name: str
     config: ObservabilityConfig
+    flavour: Flavour
 
 
 class MonitoringStack(pulumi.ComponentResource):
+    TYPE: ClassVar[str] = "maas:monitoring:MonitoringStack"
+    # The Prometheus-operator CRDs, which Kuadrant's operator must find when it starts.
+    crds: pulumi.Resource
     port_forward_prometheus: str
     port_forward_grafana: str
     grafana_admin: pulumi.Output[dict[str, Any]]
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("maas:monitoring:MonitoringStack", name, None, opts)
+        super().__init__(self.TYPE, name, None, opts)
         generated = random.RandomPassword(
             f"{name}-grafana-admin", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
@@ -65,24 +71,44 @@ class MonitoringStack(pulumi.ComponentResource):
         # The Prometheus-operator CRDs on their own, first: the Kuadrant operator needs
         # them when it starts, not a running Prometheus, so the rest of the stack installs
         # beside Kuadrant instead of before it.
-        self.crds = helm.release(
-            f"{name}-operator-crds", versions.PROMETHEUS_OPERATOR_CRDS, args.namespace, parent=self
+        self.crds = args.flavour.install_chart(
+            Chart(
+                name=f"{name}-operator-crds",
+                release_name=CRDS_RELEASE,
+                chart=versions.PROMETHEUS_OPERATOR_CRDS,
+                namespace=args.namespace,
+            ),
+            self,
         )
-        self.release = helm.release(
-            RELEASE,
-            versions.KUBE_PROMETHEUS_STACK,
-            args.namespace,
-            parent=self,
-            values=chart_values(args.config),
-            depends_on=[admin, self.crds],
+        stack = args.flavour.install_chart(
+            Chart(
+                name=f"{name}-release",
+                release_name=RELEASE,
+                chart=versions.KUBE_PROMETHEUS_STACK,
+                namespace=args.namespace,
+                values=chart_values(args.config),
+                after=[admin, self.crds],
+                # Was named like its component, outside the `<component>-…` rule; the alias keeps
+                # the live release.
+                aliases=[pulumi.Alias(name=name)],
+            ),
+            self,
         )
-        forward = f"kubectl port-forward -n {args.namespace_name}"
-        self.port_forward_prometheus = (
-            f"{forward} svc/{PROMETHEUS_SERVICE} {PROMETHEUS_PORT}:{PROMETHEUS_PORT}"
+        reach = args.flavour.reach
+        self.port_forward_prometheus = reach(
+            args.namespace_name, PROMETHEUS_SERVICE, PROMETHEUS_PORT, PROMETHEUS_PORT
         )
-        self.port_forward_grafana = f"{forward} svc/{GRAFANA_SERVICE} 3000:{GRAFANA_PORT}"
+        self.port_forward_grafana = reach(args.namespace_name, GRAFANA_SERVICE, GRAFANA_PORT, 3000)
         self.grafana_admin = pulumi.Output.secret(pulumi.Output.all(username="admin", password=password))
-        self.register_outputs({})
+        self.register_outputs(
+            {
+                "release": stack,
+                "crds": self.crds,
+                "portForwardPrometheus": self.port_forward_prometheus,
+                "portForwardGrafana": self.port_forward_grafana,
+                "grafanaAdmin": self.grafana_admin,
+            }
+        )
 
 
 def chart_values(config: ObservabilityConfig) -> dict[str, Any]:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import GATEWAY_NAME, GatewayConfig
-from components.platform.cert_manager import CertManager
-from components.platform.gateway_api import GatewayApiCrds
-from components.platform.istio import Istio
+from components.platform.flavour import Flavour
 
 GATEWAY_CLASS = "istio"
 # What Istio names and labels the Deployment, Service and pods it runs for a Gateway
@@ -27,15 +27,16 @@ TLS_SECRET = f"{GATEWAY_NAME}-tls"
 STREAM_USAGE_LUA = Path(__file__).parent / "lua" / "stream_usage.lua"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GatewayArgs:
     namespace: pulumi.Input[str]
     namespace_name: str
     domain: str
     config: GatewayConfig
-    gateway_api: GatewayApiCrds
-    istio: Istio
-    cert_manager: CertManager
+    flavour: Flavour
+    # The Gateway API CRDs, Istio (which programs the Gateway and reads the EnvoyFilter)
+    # and cert-manager (the HTTPS listener's certificate).
+    after: Sequence[pulumi.Resource] = ()
 
 
 class InferenceGateway(pulumi.ComponentResource):
@@ -44,13 +45,13 @@ class InferenceGateway(pulumi.ComponentResource):
     Routes are admitted from its own namespace only; policies attached to it cover them all.
     """
 
-    gateway: k8s.apiextensions.CustomResource
+    TYPE: ClassVar[str] = "maas:gateway:InferenceGateway"
     listeners: tuple[str, ...]
-    service_name = SERVICE_NAME
+    service_name: str
     port_forward: str
 
     def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("maas:gateway:InferenceGateway", name, None, opts)
+        super().__init__(self.TYPE, name, None, opts)
         hostname = f"*.{args.domain}"
         same_namespace = {"namespaces": {"from": "Same"}}
         listeners: list[dict[str, object]] = [
@@ -62,7 +63,7 @@ class InferenceGateway(pulumi.ComponentResource):
                 "allowedRoutes": same_namespace,
             }
         ]
-        waits_for: list[pulumi.Resource] = [args.gateway_api, args.istio]
+        waits_for: list[pulumi.Resource] = list(args.after)
         if args.config.https.enabled:
             waits_for.append(self._certificate(name, args, hostname))
             listeners.append(
@@ -76,27 +77,35 @@ class InferenceGateway(pulumi.ComponentResource):
                 }
             )
         self.listeners = tuple(str(listener["name"]) for listener in listeners)
-        self.gateway = k8s.apiextensions.CustomResource(
-            name,
+        gateway = k8s.apiextensions.CustomResource(
+            f"{name}-gateway",
             api_version="gateway.networking.k8s.io/v1",
             kind="Gateway",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=GATEWAY_NAME,
                 namespace=args.namespace,
                 annotations={
-                    # Istio reads the Service type of the Gateway's deployment from here.
-                    "networking.istio.io/service-type": args.config.service_type,
+                    **args.flavour.gateway_annotations(args.config),
                     "pulumi.com/waitFor": "condition=Programmed",
                 },
             ),
             spec={"gatewayClassName": GATEWAY_CLASS, "listeners": listeners},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for),
+            # Was named like its component, outside the `<component>-…` rule; the alias keeps
+            # the live Gateway.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for, aliases=[pulumi.Alias(name=name)]),
         )
-        self.stream_usage = self._stream_usage(name, args)
-        self.port_forward = (
-            f"kubectl port-forward -n {args.namespace_name} svc/{SERVICE_NAME} {LOCAL_PORT}:{HTTP_PORT}"
+        stream_usage = self._stream_usage(name, args)
+        self.service_name = SERVICE_NAME
+        self.port_forward = args.flavour.reach(args.namespace_name, SERVICE_NAME, HTTP_PORT, LOCAL_PORT)
+        self.register_outputs(
+            {
+                "gateway": gateway,
+                "streamUsage": stream_usage,
+                "listeners": list(self.listeners),
+                "serviceName": self.service_name,
+                "portForward": self.port_forward,
+            }
         )
-        self.register_outputs({"service": SERVICE_NAME, "portForward": self.port_forward})
 
     def _stream_usage(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
         """The Lua filter that puts `stream_options.include_usage` into streamed requests.
@@ -145,12 +154,12 @@ class InferenceGateway(pulumi.ComponentResource):
                     }
                 ],
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.istio]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
 
     def _certificate(self, name: str, args: GatewayArgs, hostname: str) -> pulumi.Resource:
         """The listener's certificate, from the configured ClusterIssuer or a self-signed Issuer."""
-        after_cert_manager = pulumi.ResourceOptions(parent=self, depends_on=[args.cert_manager])
+        after_cert_manager = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         issuer = {"kind": "ClusterIssuer", "name": args.config.https.issuer}
         if args.config.https.issuer is None:
             self_signed = k8s.apiextensions.CustomResource(
@@ -164,9 +173,7 @@ class InferenceGateway(pulumi.ComponentResource):
                 opts=after_cert_manager,
             )
             issuer = {"kind": "Issuer", "name": f"{GATEWAY_NAME}-selfsigned"}
-            after_cert_manager = pulumi.ResourceOptions(
-                parent=self, depends_on=[args.cert_manager, self_signed]
-            )
+            after_cert_manager = pulumi.ResourceOptions(parent=self, depends_on=[*args.after, self_signed])
         return k8s.apiextensions.CustomResource(
             f"{name}-certificate",
             api_version="cert-manager.io/v1",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -12,7 +13,6 @@ import pulumi_kubernetes as k8s
 from components.config import GATEWAY_NAME, ComputeResources, ModelConfig
 from components.pins import versions
 from components.platform import monitoring
-from components.platform.kserve import KServe
 from components.serving import gateway as gw
 
 # Both runtimes serve the OpenAI API and /metrics on this container port.
@@ -37,6 +37,9 @@ PUBLIC_PATH = "/v1"
 # and /metrics, /tokenize, the admin and health endpoints are not for clients.
 METERED_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/models")
 SIMULATOR_MAX_MODEL_LEN = 32768
+# With it vLLM ends every stream with usage, whatever the client's stream_options say
+# (read at a vLLM commit newer than the pin: README "Unverified").
+FORCE_USAGE_FLAG = "--enable-force-include-usage"
 
 # Pod Security: the simulator (a distroless non-root image) meets "restricted"; vLLM's
 # upstream image runs as root, so its pods stop at "baseline" plus these hardenings.
@@ -50,15 +53,16 @@ _RESTRICTED_CONTAINER = {**_HARDENED_CONTAINER, "runAsNonRoot": True}
 _RESTRICTED_POD = {**_HARDENED_POD, "runAsNonRoot": True}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RuntimeArgs:
     namespace: pulumi.Input[str]
-    kserve: KServe
     hugging_face_token: str | None
     # Which runtimes the catalog needs: vLLM's CUDA image for GPU models, its CPU build
     # for `cpuServing` models.
     gpu: bool = True
     cpu: bool = False
+    # KServe, whose CRDs define ServingRuntime.
+    after: Sequence[pulumi.Resource] = ()
 
 
 class VllmServingRuntime(pulumi.ComponentResource):
@@ -69,10 +73,11 @@ class VllmServingRuntime(pulumi.ComponentResource):
     configured, reaches KServe's storage initializer through the service account.
     """
 
+    TYPE: ClassVar[str] = "maas:models:VllmServingRuntime"
     service_account: str | None
 
     def __init__(self, name: str, args: RuntimeArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("maas:models:VllmServingRuntime", name, None, opts)
+        super().__init__(self.TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.service_account = None
         if args.hugging_face_token is not None:
@@ -89,16 +94,21 @@ class VllmServingRuntime(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[token]),
             )
             self.service_account = MODEL_SERVICE_ACCOUNT
+        # The CUDA runtime was named like its component, outside the `<component>-…` rule;
+        # the alias keeps the live ServingRuntime.
         wanted = [
-            (pulumi_name, runtime, image)
-            for needed, pulumi_name, runtime, image in (
-                (args.gpu, name, VLLM_RUNTIME, versions.VLLM_IMAGE),
-                (args.cpu, f"{name}-cpu", VLLM_CPU_RUNTIME, versions.VLLM_CPU_IMAGE),
+            (pulumi_name, runtime, image, aliases)
+            for needed, pulumi_name, runtime, image, aliases in (
+                (args.gpu, f"{name}-cuda", VLLM_RUNTIME, versions.VLLM_IMAGE, [pulumi.Alias(name=name)]),
+                (args.cpu, f"{name}-cpu", VLLM_CPU_RUNTIME, versions.VLLM_CPU_IMAGE, []),
             )
             if needed
         ]
-        self.runtimes = [_serving_runtime(*runtime, args, self) for runtime in wanted]
-        self.register_outputs({"runtimes": [runtime for _, runtime, _ in wanted]})
+        for runtime in wanted:
+            _serving_runtime(*runtime, args, self)
+        self.register_outputs(
+            {"runtimes": [runtime for _, runtime, _, _ in wanted], "serviceAccount": self.service_account}
+        )
 
 
 def runtime_name(model: ModelConfig) -> str:
@@ -106,7 +116,12 @@ def runtime_name(model: ModelConfig) -> str:
 
 
 def _serving_runtime(
-    name: str, runtime: str, image: str, args: RuntimeArgs, parent: pulumi.Resource
+    name: str,
+    runtime: str,
+    image: str,
+    aliases: list[pulumi.Alias],
+    args: RuntimeArgs,
+    parent: pulumi.Resource,
 ) -> k8s.apiextensions.CustomResource:
     probe = {
         "httpGet": {"path": "/v1/models", "port": MODEL_PORT},
@@ -134,7 +149,7 @@ def _serving_runtime(
                     "args": [
                         "/mnt/models",
                         f"--port={MODEL_PORT}",
-                        "--enable-force-include-usage",
+                        FORCE_USAGE_FLAG,
                     ],
                     "env": [{"name": "VLLM_WORKER_MULTIPROC_METHOD", "value": "spawn"}],
                     "ports": [{"name": "http", "containerPort": MODEL_PORT, "protocol": "TCP"}],
@@ -148,35 +163,41 @@ def _serving_runtime(
             ],
             "volumes": [{"name": "devshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}}],
         },
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[args.kserve]),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(args.after), aliases=aliases),
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelArgs:
     model: ModelConfig
     namespace: pulumi.Input[str]
     domain: str
+    # The gateway the route attaches to (to each of its listeners).
     gateway: gw.InferenceGateway
-    kserve: KServe
+    # The vLLM runtimes, for vLLM models; None for a catalog without them.
     runtime: VllmServingRuntime | None
     # Namespace of the Prometheus allowed to scrape the model port; None: no scraper.
     scraper_namespace: str | None = None
+    # KServe, whose controller turns the InferenceService into pods.
+    after: Sequence[pulumi.Resource] = ()
 
 
 class ModelDeployment(pulumi.ComponentResource):
     """One model: its InferenceService, its single public route and its network isolation."""
 
+    TYPE: ClassVar[str] = "maas:models:ModelDeployment"
     url: str
     curl: str
+    # The model's HTTPRoute: policies are enforced only once it exists.
+    route: pulumi.Resource
 
     def __init__(self, name: str, args: ModelArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("maas:models:ModelDeployment", name, None, opts)
+        super().__init__(self.TYPE, name, None, opts)
         model = args.model
-        self.hostname = f"{model.host}.{args.domain}"
-        self.url = f"http://{self.hostname}:{gw.LOCAL_PORT}{PUBLIC_PATH}"
-        self.service = f"{model.name}-predictor"
-        self.inference_service = self._inference_service(name, args)
+        hostname = f"{model.host}.{args.domain}"
+        self.url = f"http://{hostname}:{gw.LOCAL_PORT}{PUBLIC_PATH}"
+        service = f"{model.name}-predictor"
+        inference_service = self._inference_service(name, args)
         self.route = k8s.apiextensions.CustomResource(
             f"{name}-route",
             api_version="gateway.networking.k8s.io/v1",
@@ -188,18 +209,18 @@ class ModelDeployment(pulumi.ComponentResource):
                 "parentRefs": [
                     {"name": GATEWAY_NAME, "sectionName": listener} for listener in args.gateway.listeners
                 ],
-                "hostnames": [self.hostname],
+                "hostnames": [hostname],
                 "rules": [
                     {
                         "matches": [{"path": {"type": "Exact", "value": path}} for path in METERED_PATHS],
-                        "backendRefs": [{"name": self.service, "port": PREDICTOR_PORT}],
+                        "backendRefs": [{"name": service, "port": PREDICTOR_PORT}],
                         "timeouts": {"request": model.request_timeout},
                     }
                 ],
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gateway]),
         )
-        self.network_policy = k8s.networking.v1.NetworkPolicy(
+        network_policy = k8s.networking.v1.NetworkPolicy(
             f"{name}-isolation",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{model.name}-ingress", namespace=args.namespace),
             spec=k8s.networking.v1.NetworkPolicySpecArgs(
@@ -211,11 +232,20 @@ class ModelDeployment(pulumi.ComponentResource):
         )
         request = {"model": model.served_name, "messages": [{"role": "user", "content": "Hello!"}]}
         self.curl = (
-            f"curl -sS --resolve {self.hostname}:{gw.LOCAL_PORT}:127.0.0.1 "
+            f"curl -sS --resolve {hostname}:{gw.LOCAL_PORT}:127.0.0.1 "
             f"-H 'Authorization: APIKEY '\"$MAAS_API_KEY\" -H 'Content-Type: application/json' "
             f"-d '{json.dumps(request)}' {self.url}/chat/completions"
         )
-        self.register_outputs({"url": self.url, "servedModelName": model.served_name})
+        self.register_outputs(
+            {
+                "inferenceService": inference_service,
+                "route": self.route,
+                "networkPolicy": network_policy,
+                "url": self.url,
+                "curl": self.curl,
+                "servedModelName": model.served_name,
+            }
+        )
 
     def _inference_service(self, name: str, args: ModelArgs) -> k8s.apiextensions.CustomResource:
         model = args.model
@@ -227,7 +257,7 @@ class ModelDeployment(pulumi.ComponentResource):
         if model.runtime == "simulator":
             predictor["securityContext"] = _RESTRICTED_POD
             predictor["containers"] = [_simulator_container(model)]
-            depends: list[pulumi.Resource] = [args.kserve]
+            depends: list[pulumi.Resource] = list(args.after)
             ready_within = 600
         else:
             if args.runtime is None:
@@ -246,7 +276,7 @@ class ModelDeployment(pulumi.ComponentResource):
             if model.gpu is not None:
                 predictor["nodeSelector"] = dict(model.gpu.node_selector)
                 predictor["tolerations"] = [t.model_dump(exclude_none=True) for t in model.gpu.tolerations]
-            depends = [args.kserve, args.runtime]
+            depends = [*args.after, args.runtime]
             # The weights are downloaded before the server starts.
             ready_within = 3600
         return k8s.apiextensions.CustomResource(

@@ -1,4 +1,4 @@
--- Runs in the inference gateway's Envoy (an EnvoyFilter, components/gateway.py) on every
+-- Runs in the inference gateway's Envoy (an EnvoyFilter, components/serving/gateway.py) on every
 -- POST: a streamed OpenAI request ("stream": true) gets "stream_options": {"include_usage":
 -- true}, so the stream ends with a usage chunk that Kuadrant's token limits and metering
 -- read. Without it llm-d-inference-sim sends no usage in a stream (v0.10.2 pkg/api/

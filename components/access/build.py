@@ -1,0 +1,54 @@
+"""The access group: who may call (API keys, the issuer's tokens) and how much (tier policies)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.access.keys import ApiKeys, ApiKeysArgs
+from components.access.policies import TierPolicies, TierPoliciesArgs
+from components.config import StackConfig
+from components.platform.build import Platform
+from components.serving.build import Serving
+
+
+@dataclass(frozen=True)
+class Access:
+    api_keys: ApiKeys | None
+    policies: TierPolicies
+
+
+def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
+    api_keys = (
+        ApiKeys(
+            "api-keys",
+            ApiKeysArgs(
+                users=cfg.users, namespace=platform.cluster.namespace("kuadrant"), after=[platform.kuadrant]
+            ),
+            platform.on_cluster,
+        )
+        if cfg.auth.api_keys
+        else None
+    )
+    policies = TierPolicies(
+        "tier-policies",
+        TierPoliciesArgs(
+            tiers=cfg.tiers,
+            namespace=platform.cluster.namespace("models"),
+            api_keys=cfg.auth.api_keys,
+            oidc_issuer=platform.oidc_issuer,
+            after=[
+                platform.kuadrant,
+                serving.gateway,
+                *(m.route for m in serving.models.values()),
+                *([platform.keycloak] if platform.keycloak else []),
+            ],
+        ),
+        platform.on_cluster,
+    )
+    pulumi.export("tiers", cfg.tier_names)
+    pulumi.export("users", {u.name: u.tier for u in cfg.users})
+    if api_keys:
+        pulumi.export("apiKeys", api_keys.keys)
+    return Access(api_keys=api_keys, policies=policies)

@@ -1,0 +1,39 @@
+"""The metering group: what is scraped, usage and cost rules, the dashboard (with a monitoring stack)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.config import StackConfig
+from components.metering.observability import Observability, ObservabilityArgs
+from components.platform.build import Platform
+from components.serving.build import Serving
+
+USAGE_EXPORT = "python -m commands.usage --prometheus http://localhost:9090 --since 30d --format csv"
+
+
+@dataclass(frozen=True)
+class Metering:
+    observability: Observability
+
+
+def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Metering | None:
+    if platform.monitoring is None:
+        return None
+    observability = Observability(
+        "observability",
+        ObservabilityArgs(
+            tiers=cfg.tiers,
+            models=cfg.models,
+            prices=cfg.prices,
+            observability_namespace=platform.cluster.namespace("observability"),
+            kuadrant_namespace=platform.cluster.namespace("kuadrant"),
+            models_namespace=platform.cluster.namespace("models"),
+            after=[platform.monitoring, platform.kuadrant, serving.gateway],
+        ),
+        platform.on_cluster,
+    )
+    pulumi.export("usageExport", USAGE_EXPORT)
+    return Metering(observability=observability)

@@ -1,0 +1,139 @@
+"""The platform group: cluster access, then the third-party layers everything else runs on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.config import GATEWAY_NAME, StackConfig
+from components.platform import flavour as flavours
+from components.platform.cert_manager import CertManager, CertManagerArgs
+from components.platform.cluster import ClusterAccess, ClusterArgs
+from components.platform.flavour import Flavour
+from components.platform.gateway_api import GatewayApiArgs, GatewayApiCrds
+from components.platform.istio import Istio, IstioArgs
+from components.platform.keycloak import Keycloak, KeycloakArgs, issuer_url
+from components.platform.kserve import KServe, KServeArgs
+from components.platform.kuadrant import Kuadrant, KuadrantArgs
+from components.platform.monitoring import MonitoringArgs, MonitoringStack
+
+
+@dataclass(frozen=True)
+class Platform:
+    flavour: Flavour
+    cluster: ClusterAccess
+    # Options every layer's component takes: the explicit provider of the stack's cluster.
+    on_cluster: pulumi.ResourceOptions
+    gateway_api: GatewayApiCrds
+    cert_manager: CertManager
+    istio: Istio
+    kserve: KServe
+    kuadrant: Kuadrant
+    monitoring: MonitoringStack | None
+    keycloak: Keycloak | None
+    oidc_issuer: str | None
+
+
+def build(cfg: StackConfig) -> Platform:
+    flavour = flavours.choose(cfg)
+    cluster = ClusterAccess("cluster", ClusterArgs(cluster=cfg.cluster, namespaces=cfg.namespaces_in_use()))
+    on_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
+    gateway_api = GatewayApiCrds("gateway-api", GatewayApiArgs(), on_cluster)
+    cert_manager = CertManager(
+        "cert-manager",
+        CertManagerArgs(namespace=cluster.namespace("cert-manager"), flavour=flavour),
+        on_cluster,
+    )
+    istio = Istio(
+        "istio",
+        IstioArgs(
+            namespace=cluster.namespace("istio"),
+            namespace_name=cfg.namespaces.istio,
+            flavour=flavour,
+            after=[gateway_api],
+        ),
+        on_cluster,
+    )
+    kserve = KServe(
+        "kserve",
+        KServeArgs(
+            namespace=cluster.namespace("kserve"),
+            domain=cfg.domain,
+            inference_gateway=f"{cfg.namespaces.models}/{GATEWAY_NAME}",
+            flavour=flavour,
+            after=[cert_manager, gateway_api],
+        ),
+        on_cluster,
+    )
+    monitoring = (
+        MonitoringStack(
+            "monitoring",
+            MonitoringArgs(
+                namespace=cluster.namespace("observability"),
+                namespace_name=cfg.namespaces.observability,
+                config=cfg.observability,
+                flavour=flavour,
+            ),
+            on_cluster,
+        )
+        if cfg.observability.enabled
+        else None
+    )
+    kuadrant = Kuadrant(
+        "kuadrant",
+        KuadrantArgs(
+            namespace=cluster.namespace("kuadrant"),
+            limitador=cfg.limitador,
+            flavour=flavour,
+            redis_url=cfg.limitador_redis_url,
+            observability=monitoring is not None,
+            after=[gateway_api, istio, cert_manager, *([monitoring.crds] if monitoring else [])],
+        ),
+        on_cluster,
+    )
+    keycloak = (
+        Keycloak(
+            "keycloak",
+            KeycloakArgs(
+                oidc=cfg.auth.oidc,
+                tiers=cfg.tiers,
+                users=cfg.users,
+                domain=cfg.domain,
+                namespace=cluster.namespace("keycloak"),
+                namespaced_provider=cluster.provider_in("keycloak"),
+                flavour=flavour,
+            ),
+            on_cluster,
+        )
+        if cfg.auth.oidc.enabled
+        else None
+    )
+    platform = Platform(
+        flavour=flavour,
+        cluster=cluster,
+        on_cluster=on_cluster,
+        gateway_api=gateway_api,
+        cert_manager=cert_manager,
+        istio=istio,
+        kserve=kserve,
+        kuadrant=kuadrant,
+        monitoring=monitoring,
+        keycloak=keycloak,
+        oidc_issuer=issuer_url(cfg.auth.oidc) if keycloak else None,
+    )
+    _export(cfg, platform)
+    return platform
+
+
+def _export(cfg: StackConfig, platform: Platform) -> None:
+    pulumi.export("kubeContext", cfg.cluster.context)
+    if platform.keycloak:
+        pulumi.export("oidcIssuer", platform.oidc_issuer)
+        pulumi.export("oidcClientId", cfg.auth.oidc.client_id)
+        pulumi.export("keycloakPasswords", platform.keycloak.passwords)
+        pulumi.export("keycloakAdmin", platform.keycloak.admin)
+    if platform.monitoring:
+        pulumi.export("prometheusPortForward", platform.monitoring.port_forward_prometheus)
+        pulumi.export("grafanaPortForward", platform.monitoring.port_forward_grafana)
+        pulumi.export("grafanaAdmin", platform.monitoring.grafana_admin)

@@ -1,0 +1,87 @@
+"""The serving group: the inference gateway, the vLLM runtimes and one deployment per model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.config import StackConfig
+from components.platform.build import Platform
+from components.serving.gateway import GatewayArgs, InferenceGateway
+from components.serving.models import ModelArgs, ModelDeployment, RuntimeArgs, VllmServingRuntime
+
+
+@dataclass(frozen=True)
+class Serving:
+    gateway: InferenceGateway
+    runtime: VllmServingRuntime | None
+    # model name -> its deployment, in catalog order
+    models: dict[str, ModelDeployment]
+
+
+def build(cfg: StackConfig, platform: Platform) -> Serving:
+    models_namespace = platform.cluster.namespace("models")
+    gateway = InferenceGateway(
+        "inference-gateway",
+        GatewayArgs(
+            namespace=models_namespace,
+            namespace_name=cfg.namespaces.models,
+            domain=cfg.domain,
+            config=cfg.gateway,
+            flavour=platform.flavour,
+            after=[platform.gateway_api, platform.istio, platform.cert_manager],
+        ),
+        platform.on_cluster,
+    )
+    vllm_models = [m for m in cfg.models if m.runtime == "vllm"]
+    runtime = (
+        VllmServingRuntime(
+            "vllm-runtime",
+            RuntimeArgs(
+                namespace=models_namespace,
+                hugging_face_token=cfg.hugging_face_token,
+                gpu=any(not m.cpu_serving for m in vllm_models),
+                cpu=any(m.cpu_serving for m in vllm_models),
+                after=[platform.kserve],
+            ),
+            platform.on_cluster,
+        )
+        if vllm_models
+        else None
+    )
+    models = {
+        m.name: ModelDeployment(
+            f"model-{m.name}",
+            ModelArgs(
+                model=m,
+                namespace=models_namespace,
+                domain=cfg.domain,
+                gateway=gateway,
+                runtime=runtime,
+                scraper_namespace=cfg.namespaces.observability if platform.monitoring else None,
+                after=[platform.kserve],
+            ),
+            platform.on_cluster,
+        )
+        for m in cfg.models
+    }
+    serving = Serving(gateway=gateway, runtime=runtime, models=models)
+    _export(cfg, serving)
+    return serving
+
+
+def _export(cfg: StackConfig, serving: Serving) -> None:
+    pulumi.export("gatewayService", f"{cfg.namespaces.models}/{serving.gateway.service_name}")
+    pulumi.export("portForward", serving.gateway.port_forward)
+    pulumi.export(
+        "models",
+        {
+            m.name: {
+                "url": serving.models[m.name].url,
+                "servedModelName": m.served_name,
+                "curl": serving.models[m.name].curl,
+            }
+            for m in cfg.models
+        },
+    )

@@ -1,0 +1,114 @@
+"""The import graph reads like the layer table: no cycles, and no layer imports one above it.
+
+Ranks, lowest first: pins, config, platform, serving, access, metering, then the usage
+command and `__main__.py`. A module may import its own group and any group below.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+from harness.program import PROJECT_DIR
+
+RANKS = {
+    "components.pins": 0,
+    "components.config": 1,
+    "components.platform": 2,
+    "components.serving": 3,
+    "components.access": 4,
+    "components.metering": 5,
+    "commands": 6,
+    "__main__": 7,
+}
+# Compilers turn config into plain data (policy specs, rules, dashboards): no resources.
+PURE = (
+    "components.pins",
+    "components.config",
+    "components.access.tiers",
+    "components.metering.chargeback",
+    "components.metering.dashboards",
+)
+RESOURCE_SDKS = ("pulumi_kubernetes", "pulumi_random")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PROJECT_DIR).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _sources() -> dict[str, Path]:
+    files = [
+        *PROJECT_DIR.glob("components/**/*.py"),
+        *PROJECT_DIR.glob("commands/**/*.py"),
+        PROJECT_DIR / "__main__.py",
+    ]
+    return {_module_name(path): path for path in files}
+
+
+def _imports(path: Path) -> Iterator[str]:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+            # `from components.access import tiers` imports the module components.access.tiers
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+def _graph() -> dict[str, set[str]]:
+    sources = _sources()
+    return {name: {i for i in _imports(path) if i in sources and i != name} for name, path in sources.items()}
+
+
+def _rank(module: str) -> int:
+    group = max((g for g in RANKS if module == g or module.startswith(f"{g}.")), key=len)
+    return RANKS[group]
+
+
+def test_every_module_belongs_to_a_ranked_group() -> None:
+    unranked = [
+        m for m in _sources() if m != "components" and not any(m == g or m.startswith(f"{g}.") for g in RANKS)
+    ]
+    assert not unranked, f"give these a group in the layer table: {unranked}"
+
+
+def test_no_layer_imports_a_higher_one() -> None:
+    upward = sorted(
+        f"{module} (rank {_rank(module)}) imports {target} (rank {_rank(target)})"
+        for module, targets in _graph().items()
+        if module != "components"
+        for target in targets
+        if target != "components" and _rank(target) > _rank(module)
+    )
+    assert not upward, "\n".join(upward)
+
+
+def test_there_is_no_import_cycle() -> None:
+    graph = _graph()
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            raise AssertionError("import cycle: " + " -> ".join([*path[path.index(module) :], module]))
+        if module in done:
+            return
+        for target in sorted(graph.get(module, ())):
+            visit(target, [*path, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+def test_the_compilers_declare_no_resources() -> None:
+    sources = _sources()
+    impure = sorted(
+        f"{module} imports {imported}"
+        for module, path in sources.items()
+        if module.startswith(PURE)
+        for imported in _imports(path)
+        if imported.startswith(RESOURCE_SDKS)
+    )
+    assert not impure, impure
