@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from components.pins import versions
 from harness.program import PROJECT_DIR
-from tests.support.prerequisites import skip_or_fail
+from tests.support.prerequisites import tool
 
 WORKFLOWS = sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml"))
 SCRIPTS = [*sorted((PROJECT_DIR / "scripts").glob("*.sh")), PROJECT_DIR / ".ci" / "run"]
 
 
 def _tool(name: str) -> str:
-    """A command from PATH or from this virtualenv (where actionlint's wheel puts it)."""
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if found is None:
-        skip_or_fail(
-            f"no {name}: `make check` installs it (requirements-dev.txt, scripts/install-test-tools.sh)"
-        )
-    assert found is not None
-    return found
+    return tool(name, "`make check` installs it (requirements-dev.txt, scripts/install-test-tools.sh)")
 
 
 def _workflow(name: str) -> dict[str, Any]:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from tests.support.prerequisites import skip_or_fail
+from tests.support.prerequisites import tool
 
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
     """Prometheus's promtool, which checks and unit-tests the declared rules."""
-    found = shutil.which("promtool")
-    if found is None:
-        skip_or_fail("no promtool: run scripts/install-test-tools.sh (Debian package 'prometheus')")
-    assert found is not None
-    return found
+    return tool("promtool", "run scripts/install-test-tools.sh (Debian package 'prometheus')")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,3 +19,13 @@ def skip_or_fail(reason: str) -> None:
     if in_ci():
         pytest.fail(f"CI must run this test: {reason}")
     pytest.skip(reason)
+
+
+def tool(name: str, how_to_get: str) -> str:
+    """The path of a command the tests run, from PATH or this virtualenv (where wheels such
+    as actionlint's put it), or a skip (a failure in CI) saying how to get it."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if found is None:
+        skip_or_fail(f"no {name}: {how_to_get}")
+    assert found is not None
+    return found

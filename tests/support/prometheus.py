@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import subprocess
 import threading
 import time
@@ -24,7 +23,7 @@ import yaml
 
 from harness.program import Evaluation
 from tests.e2e.cluster import free_port
-from tests.support.prerequisites import skip_or_fail
+from tests.support.prerequisites import tool
 
 # A series: (metric name, labels) -> value.
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -123,10 +122,7 @@ def prometheus(workdir: Path, rules: dict[str, Any], targets: dict[str, str]) ->
 
     Each target gets the `maas_component` label the program's monitors add.
     """
-    binary = shutil.which("prometheus")
-    if binary is None:
-        skip_or_fail("no prometheus binary: run scripts/install-test-tools.sh (Debian package 'prometheus')")
-    assert binary is not None
+    binary = tool("prometheus", "run scripts/install-test-tools.sh (Debian package 'prometheus')")
     (workdir / "rules.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
