@@ -42,6 +42,10 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], str]] = {
         {"maas-platform:domain": "maas.local"},
         "maas-platform:domain: this program reads the 'maas' namespace; rename the key to maas:domain",
     ),
+    "flavour that does not exist": (
+        {"maas:flavour": "openshift"},
+        "maas:flavour: Input should be 'kubernetes' (got \"openshift\")",
+    ),
     "default provider allowed": (
         {"pulumi:disable-default-providers": REMOVE},
         "pulumi:disable-default-providers: must list 'kubernetes'",
