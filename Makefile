@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 STACK ?= dev
 
 .PHONY: check lint types test test-tools schemas urns bench e2e python-envs \
-	deploy-dev destroy-dev deploy destroy outputs keys preview
+	deploy-dev destroy-dev deploy destroy outputs keys preview converged
 
 check: lint types test
 
@@ -72,4 +72,18 @@ keys:
 # What an update would change, with the policy pack's verdict.
 preview:
 	scripts/pulumi.sh preview --stack $(STACK) --diff \
+		--policy-pack policies --policy-pack-config policies/config/$(STACK).json
+
+# After a deploy: proves a second `make deploy` would change nothing. The preview that
+# scripts/deploy.sh's `pulumi up` starts with (--refresh, the same policy pack flags), and
+# `--expect-no-changes` makes it fail when it proposes any change: pulumi/pulumi
+# pkg/cmd/pulumi/operations/preview.go:689 declares the flag, :635 returns
+# NoChangesExpectedError when engine.HasChanges; pkg/engine/update.go:531 HasChanges counts
+# every step but same and reads, and a preview counts a refresh step only in `pulumi
+# refresh` (update.go:1555, previewActions.OnResourceStepPost: isRefresh is set by
+# pkg/engine/refresh.go alone, else record = step.Logical(), false for a RefreshStep:
+# pkg/resource/deploy/step.go:1500), so only what the update after the refresh would do
+# fails it. Read at pulumi v3.259.0-14-g1b59498 (the mirror); the pin is 3.272.0.
+converged:
+	scripts/pulumi.sh preview --stack $(STACK) --refresh --expect-no-changes --diff --non-interactive \
 		--policy-pack policies --policy-pack-config policies/config/$(STACK).json

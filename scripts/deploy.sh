@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Deploys a stack: `scripts/deploy.sh dev` (README: `make deploy-dev`) or
-# `scripts/deploy.sh gpu` (`make deploy STACK=gpu`). For `dev` it creates the kind cluster
-# when absent. kind, kubectl and the Pulumi CLI are fetched at their pinned versions when
+# `scripts/deploy.sh gpu` (`make deploy STACK=gpu`). For a stack on the local kind cluster
+# (its maas:cluster.context is kind-maas: dev, dev-oidc; scripts/lib.sh on_local_kind) it
+# creates that cluster when absent; any other stack's cluster must exist already.
+# kind, kubectl and the Pulumi CLI are fetched at their pinned versions when
 # PATH has none at that version; the state lives in a local file backend. `pulumi up` previews first, with the policy
 # pack, so a refused stack stops before anything is applied. Safe to run again: it converges.
 # Extra arguments go to `pulumi up`.
@@ -15,13 +17,14 @@ started=$(date +%s)
 
 # curl: the first authorized call at the end (scripts/first-answer.sh).
 require_tools python3 curl
-if [ "$stack" = dev ]; then
+if on_local_kind "$stack"; then
   require_docker
   ensure_tools kind kubectl pulumi
   if ! kind get clusters 2>/dev/null | grep -qx "$MAAS_KIND_CLUSTER"; then
     kind create cluster --name "$MAAS_KIND_CLUSTER" --image "$(pinned KIND_NODE_IMAGE)" --wait 120s
   fi
 else
+  echo "Stack $stack deploys to context '$(stack_context "$stack")', not the local kind cluster: it must exist."
   ensure_tools kubectl pulumi
 fi
 

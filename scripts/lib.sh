@@ -4,8 +4,10 @@
 # before bash 4.4), no ${x,,}, mapfile or `declare -n`; tests/delivery/test_scripts.py checks.
 # shellcheck shell=bash
 
-# Pulumi.dev.yaml deploys to the kubeconfig context kind names after this cluster: kind-maas.
-# shellcheck disable=SC2034  # read by the scripts that source this file
+# The local kind cluster the deploy script creates. kind names its kubeconfig context
+# "kind-" + the cluster's name (kubernetes-sigs/kind
+# pkg/cluster/internal/kubeconfig/internal/kubeconfig/helpers.go, KINDClusterKey): kind-maas,
+# the context Pulumi.dev.yaml and Pulumi.dev-oidc.yaml deploy to.
 MAAS_KIND_CLUSTER=maas
 # Local file backend: no cloud account. The passphrase only protects secrets in this state.
 MAAS_STATE_DIR=${MAAS_STATE_DIR:-$HOME/.maas-platform}
@@ -98,6 +100,20 @@ prepare_venv() {
 prepare_python() {
   prepare_venv .venv requirements.txt
   prepare_venv policies/venv policies/requirements.txt
+}
+
+# The kubeconfig context a stack deploys to (scripts/stack_context.py: `maas:cluster.context`
+# in Pulumi.<stack>.yaml, read without the virtualenvs); empty when the file or key is missing.
+stack_context() {
+  python3 scripts/stack_context.py "$1"
+}
+
+# Whether a stack deploys to the local kind cluster: its context is kind-$MAAS_KIND_CLUSTER.
+# For those stacks (dev, dev-oidc) the deploy script creates the cluster when absent and
+# `scripts/destroy.sh STACK --delete-cluster` may delete it; any other stack's cluster
+# (gpu's) is the user's to provide.
+on_local_kind() {
+  [ "$(stack_context "$1")" = "kind-$MAAS_KIND_CLUSTER" ]
 }
 
 use_local_backend() {

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+import shlex
 import subprocess
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+import pytest
 import yaml
 
 from components.pins import versions
-from harness.program import PROJECT_DIR
+from harness.program import PROJECT_DIR, typed_config
 from tests.support.prerequisites import tool
 
 WORKFLOWS = sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml"))
@@ -65,20 +70,11 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_the_readme_deploy_command_is_what_the_e2e_job_runs() -> None:
+    """One instance of the e2e matrix deploys `dev` with the README's command, as typed."""
     command = _readme_block("Deploy the `dev` stack")
     assert command == "make deploy-dev"
-    steps = _steps(_workflow("e2e.yml"), "kind")
-    runs = [step.get("run", "") for step in steps]
-    assert [r for r in runs if r in ("make deploy-dev", "make e2e", "make destroy-dev")] == [
-        "make deploy-dev",
-        "make e2e",
-        "make destroy-dev",
-    ]
-    # Destroy and the teardown check run whatever failed before them, teardown last.
-    destroy, teardown = steps[runs.index("make destroy-dev")], steps[-1]
-    assert destroy.get("if") == "always()"
-    assert teardown.get("if") == "always()"
-    assert teardown["run"].endswith("scripts/check-teardown.sh kind-maas")
+    (instance,) = [i for i in _e2e_instances() if i.deployed == "dev"]
+    assert instance.steps[instance.deploy].step["run"] == command
 
 
 def test_workflows_use_the_pinned_tools() -> None:
@@ -145,3 +141,295 @@ def test_the_preview_action_finds_the_pack_and_its_venv_where_the_cli_looks() ->
     assert any(f"make -C {work_dir} python-envs" in run for run in prepared), (
         "no step creates the pack's venv"
     )
+
+
+# --- the e2e workflow, read the way GitHub Actions runs it -----------------------------
+# Each instance of the `kind` job's matrix is expanded, its `${{ matrix.<key> }}` references
+# replaced, and each `run:` turned into the commands it starts (a `make` target into the
+# commands `make -n` prints), so the tests below assert on what each runner would run.
+
+E2E_JOB = "kind"
+_MATRIX_REFERENCE = re.compile(r"\$\{\{\s*matrix\.([A-Za-z_][\w-]*)\s*\}\}")
+
+
+def _matrix_combinations(matrix: dict[str, Any]) -> list[dict[str, Any]]:
+    """The job instances a `strategy.matrix` makes, as GitHub documents it (github/docs
+    data/reusables/actions/jobs/using-matrix-strategy.md, matrix-exclude.md,
+    matrix-include.md): every combination of the variables, first variable slowest; minus
+    those an `exclude` object matches in part; then each `include` object is added to every
+    original combination whose original values it does not overwrite (values added by an
+    earlier include may be overwritten), and when it fits none it is a combination of its own.
+    With no variables, each include object is one instance."""
+    variables = {k: v for k, v in matrix.items() if k not in ("include", "exclude")}
+    for key, values in variables.items():
+        assert isinstance(values, list), f"matrix.{key} = {values!r}: only literal lists are expanded here"
+    originals = (
+        [dict(zip(variables, values, strict=True)) for values in itertools.product(*variables.values())]
+        if variables
+        else []
+    )
+    originals = [
+        combination
+        for combination in originals
+        if not any(
+            all(combination.get(k) == v for k, v in out.items()) for out in matrix.get("exclude") or []
+        )
+    ]
+    combinations = [dict(c) for c in originals]
+    extra: list[dict[str, Any]] = []
+    for added in matrix.get("include") or []:
+        fits = [i for i, c in enumerate(originals) if all(c[k] == v for k, v in added.items() if k in c)]
+        for i in fits:
+            combinations[i].update(added)
+        if not fits:
+            extra.append(dict(added))
+    return combinations + extra
+
+
+def _with_matrix(value: Any, combination: dict[str, Any]) -> Any:
+    """`value` with every `${{ matrix.<key> }}` replaced by that instance's value. Any other
+    use of the matrix context (a condition, an index expression) cannot be evaluated here,
+    so it fails the test instead of being read wrongly."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            condition = key == "if" and isinstance(item, str) and re.search(r"\bmatrix\b", item)
+            assert not condition, f"cannot evaluate the condition {item!r} for {combination}"
+        return {k: _with_matrix(v, combination) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_matrix(v, combination) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def replace(found: re.Match[str]) -> str:
+        key = found.group(1)
+        assert key in combination, f"matrix.{key} is not defined for the instance {combination}"
+        item = combination[key]
+        return ("true" if item else "false") if isinstance(item, bool) else str(item)
+
+    replaced = _MATRIX_REFERENCE.sub(replace, value)
+    unevaluated = re.search(r"\$\{\{[^}]*\bmatrix\b", replaced)
+    assert not unevaluated, f"cannot evaluate {value!r} for {combination}"
+    return replaced
+
+
+def _condition(step: dict[str, Any]) -> str:
+    """A step's `if`, without `${{ }}`; a step without one runs on success()."""
+    condition = str(step.get("if", "success()")).strip()
+    found = re.fullmatch(r"\$\{\{(.*)\}\}", condition, re.DOTALL)
+    return (found.group(1) if found else condition).strip()
+
+
+@cache
+def _make_dry_run(arguments: tuple[str, ...]) -> tuple[str, ...]:
+    """The command lines GNU make prints for a target with -n, without running them."""
+    done = subprocess.run(
+        [_tool("make"), "-n", "--no-print-directory", "-C", str(PROJECT_DIR), *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return tuple(done.stdout.replace("\\\n", " ").splitlines())
+
+
+def _commands(run: str) -> list[list[str]]:
+    """The commands a `run:` script starts, each as its argv without leading VAR=value
+    assignments; `make <target> [VAR=value]` becomes the commands of that target."""
+    commands = []
+    for line in run.replace("\\\n", " ").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        argv = shlex.split(line)
+        while argv and re.fullmatch(r"[A-Za-z_]\w*=.*", argv[0]):
+            argv.pop(0)
+        if argv[:1] == ["make"]:
+            commands += [shlex.split(made) for made in _make_dry_run(tuple(argv[1:])) if made.strip()]
+        elif argv:
+            commands.append(argv)
+    return commands
+
+
+@dataclass(frozen=True)
+class _Step:
+    step: dict[str, Any]
+    commands: list[list[str]]
+    env: dict[str, Any]
+
+    def runs(self, script: str) -> list[str] | None:
+        """The argv of the first command that starts `script`, if any."""
+        return next((c for c in self.commands if c[:1] == [script]), None)
+
+
+@dataclass(frozen=True)
+class _Instance:
+    matrix: dict[str, Any]
+    steps: list[_Step]
+
+    def index(self, script: str, *, first_argument: str | None = None) -> int:
+        found = [
+            i
+            for i, s in enumerate(self.steps)
+            if (argv := s.runs(script)) is not None
+            and (first_argument is None or argv[1:2] == [first_argument])
+        ]
+        assert len(found) == 1, f"{self.matrix}: expected one step running {script} {first_argument or ''}"
+        return found[0]
+
+    @property
+    def deploy(self) -> int:
+        return self.index("scripts/deploy.sh")
+
+    @property
+    def deployed(self) -> str:
+        argv = self.steps[self.deploy].runs("scripts/deploy.sh")
+        assert argv is not None
+        return argv[1]
+
+    @property
+    def suite(self) -> int:
+        return self.index("scripts/e2e.sh")
+
+    @property
+    def suite_stack(self) -> str:
+        """MAAS_E2E_STACK as the step sees it (the most specific env wins: github/docs
+        content/actions/using-workflows/workflow-syntax-for-github-actions.md, `env`), else
+        the default scripts/e2e.sh gives it."""
+        default = re.search(r"MAAS_E2E_STACK:-([^}]+)\}", (PROJECT_DIR / "scripts" / "e2e.sh").read_text())
+        assert default, "scripts/e2e.sh no longer defaults MAAS_E2E_STACK"
+        return str(self.steps[self.suite].env.get("MAAS_E2E_STACK") or default.group(1))
+
+    def no_changes_previews(self) -> list[int]:
+        return [
+            i
+            for i, s in enumerate(self.steps)
+            if (argv := s.runs("scripts/pulumi.sh")) is not None
+            and argv[1:2] == ["preview"]
+            and "--expect-no-changes" in argv
+        ]
+
+
+def _e2e_instances() -> list[_Instance]:
+    workflow = _workflow("e2e.yml")
+    job = workflow["jobs"][E2E_JOB]
+    assert "if" not in job, "a condition on the job could skip an instance"
+    matrix = (job.get("strategy") or {}).get("matrix")
+    instances = []
+    for combination in _matrix_combinations(matrix) if matrix else [{}]:
+        expanded = _with_matrix({k: v for k, v in job.items() if k != "strategy"}, combination)
+        env = {**(workflow.get("env") or {}), **(expanded.get("env") or {})}
+        steps = [
+            _Step(step, _commands(str(step.get("run", ""))), {**env, **(step.get("env") or {})})
+            for step in expanded["steps"]
+        ]
+        instances.append(_Instance(combination, steps))
+    return instances
+
+
+def _deploy_pulumi_up_flags(stack: str) -> dict[str, str | None]:
+    """The --refresh and policy pack flags of scripts/deploy.sh's `pulumi up`, for `stack`."""
+    text = (PROJECT_DIR / "scripts" / "deploy.sh").read_text().replace("\\\n", " ")
+    (line,) = [line for line in text.splitlines() if line.strip().startswith("pulumi up ")]
+    argv = [arg.replace("$stack", stack) for arg in shlex.split(line)]
+    flags: dict[str, str | None] = {"--refresh": None} if "--refresh" in argv else {}
+    for flag in ("--policy-pack", "--policy-pack-config"):
+        flags[flag] = argv[argv.index(flag) + 1]
+    assert flags.get("--policy-pack-config") == f"policies/config/{stack}.json"
+    return flags
+
+
+def test_the_matrix_expansion_is_githubs_documented_one() -> None:
+    """The examples of github/docs data/reusables/actions/jobs/matrix-include.md,
+    matrix-exclude.md and matrix-add-with-include.md, with the results they list."""
+    assert _matrix_combinations(
+        {
+            "fruit": ["apple", "pear"],
+            "animal": ["cat", "dog"],
+            "include": [
+                {"color": "green"},
+                {"color": "pink", "animal": "cat"},
+                {"fruit": "apple", "shape": "circle"},
+                {"fruit": "banana"},
+                {"fruit": "banana", "animal": "cat"},
+            ],
+        }
+    ) == [
+        {"fruit": "apple", "animal": "cat", "color": "pink", "shape": "circle"},
+        {"fruit": "apple", "animal": "dog", "color": "green", "shape": "circle"},
+        {"fruit": "pear", "animal": "cat", "color": "pink"},
+        {"fruit": "pear", "animal": "dog", "color": "green"},
+        {"fruit": "banana"},
+        {"fruit": "banana", "animal": "cat"},
+    ]
+    excluded = _matrix_combinations(
+        {
+            "os": ["macos-latest", "windows-latest"],
+            "version": [12, 14, 16],
+            "environment": ["staging", "production"],
+            "exclude": [
+                {"os": "macos-latest", "version": 12, "environment": "production"},
+                {"os": "windows-latest", "version": 16},
+            ],
+        }
+    )
+    assert len(excluded) == 9
+    added = _matrix_combinations(
+        {
+            "os": ["macos-latest", "windows-latest", "ubuntu-latest"],
+            "version": [12, 14, 16],
+            "include": [{"os": "windows-latest", "version": 17}],
+        }
+    )
+    assert len(added) == 10
+    assert added[-1] == {"os": "windows-latest", "version": 17}
+    only = [{"site": "production", "datacenter": "site-a"}, {"site": "staging", "datacenter": "site-b"}]
+    assert _matrix_combinations({"include": only}) == only
+    for unreadable in ({"if": "matrix.stack == 'dev'"}, {"run": "echo ${{ matrix['stack'] }}"}):
+        with pytest.raises(AssertionError, match="cannot evaluate"):
+            _with_matrix(unreadable, {"stack": "dev"})
+
+
+def test_an_e2e_instance_runs_the_suite_on_a_stack_with_oidc() -> None:
+    """CI deploys a stack with Keycloak and runs the whole suite against it, so the suite's
+    OIDC tests run rather than skip; and every instance tests the stack it deployed."""
+    instances = _e2e_instances()
+    with_oidc = [i for i in instances if typed_config(i.deployed).auth.oidc.enabled]
+    assert with_oidc, f"no instance deploys a stack with auth.oidc.enabled: {[i.deployed for i in instances]}"
+    for instance in instances:
+        assert instance.suite_stack == instance.deployed, instance.matrix
+        assert instance.deploy < instance.suite, instance.matrix
+        for index in (instance.deploy, instance.suite):
+            assert _condition(instance.steps[index].step) == "success()", instance.matrix
+    assert len({i.deployed for i in instances}) == len(instances), "two instances deploy the same stack"
+
+
+def test_every_e2e_instance_proves_a_second_up_changes_nothing_before_the_suite() -> None:
+    """R11: after the deploy and before the suite, the preview of deploy.sh's `pulumi up`
+    (same stack, --refresh and policy pack flags) with --expect-no-changes, through
+    scripts/pulumi.sh (the local backend), gating the suite."""
+    for instance in _e2e_instances():
+        previews = instance.no_changes_previews()
+        assert previews, f"{instance.matrix}: no `pulumi preview --expect-no-changes`"
+        assert any(instance.deploy < i < instance.suite for i in previews), instance.matrix
+        for index in previews:
+            step = instance.steps[index]
+            assert _condition(step.step) == "success()", instance.matrix
+            assert not step.step.get("continue-on-error"), instance.matrix
+            argv = step.runs("scripts/pulumi.sh")
+            assert argv is not None
+            assert argv[argv.index("--stack") + 1] == instance.deployed, instance.matrix
+            for flag, value in _deploy_pulumi_up_flags(instance.deployed).items():
+                assert flag in argv, f"{instance.matrix}: the preview lacks deploy.sh's {flag}"
+                if value is not None:
+                    assert argv[argv.index(flag) + 1] == value, instance.matrix
+
+
+def test_every_e2e_instance_destroys_its_stack_and_checks_the_teardown_always() -> None:
+    for instance in _e2e_instances():
+        destroy = instance.index("scripts/destroy.sh", first_argument=instance.deployed)
+        teardown = instance.index("scripts/check-teardown.sh")
+        assert instance.suite < destroy < teardown == len(instance.steps) - 1, instance.matrix
+        for index in (destroy, teardown):
+            assert _condition(instance.steps[index].step) == "always()", instance.matrix
+        argv = instance.steps[teardown].runs("scripts/check-teardown.sh")
+        assert argv is not None
+        assert argv[1:] == [typed_config(instance.deployed).cluster.context], instance.matrix

@@ -31,11 +31,12 @@ import pytest
 import yaml
 
 from components.pins import versions
-from harness.program import PROJECT_DIR
+from harness.program import PROJECT_DIR, stack_names, typed_config
 from tests.support.upstream import CRD_OWNERS
 
 STANDIN = Path(__file__).parent / "scripts" / "standin.py"
-# What the scripts read from the project; nothing else is copied.
+# What the scripts read from the project; nothing else is copied. The stack files tell the
+# scripts which stacks are on the local kind cluster (scripts/stack_context.py).
 PROJECT_FILES = (
     "Makefile",
     "requirements.txt",
@@ -43,8 +44,8 @@ PROJECT_FILES = (
     "components/pins/__init__.py",
     "components/pins/versions.py",
     "policies/requirements.txt",
-    "policies/config/dev.json",
-    "policies/config/gpu.json",
+    *sorted(p.name for p in PROJECT_DIR.glob("Pulumi.*.yaml")),
+    *sorted(str(p.relative_to(PROJECT_DIR)) for p in (PROJECT_DIR / "policies" / "config").glob("*.json")),
 )
 STANDIN_TOOLS = ("docker", "kind", "kubectl", "pulumi", "curl", "python3")
 # The only system commands on the sandbox's PATH: a real kubectl or docker of the machine
@@ -284,6 +285,62 @@ def test_deploy_gpu_needs_no_docker_or_kind(sandbox: Sandbox) -> None:
     assert up.argv[up.argv.index("--policy-pack-config") + 1] == "policies/config/gpu.json"
 
 
+def test_deploy_dev_oidc_from_nothing_creates_the_kind_cluster(sandbox: Sandbox) -> None:
+    """dev-oidc deploys to kind-maas like dev: the deploy makes the cluster for it too."""
+    sandbox.run("make", "deploy", "STACK=dev-oidc")
+    calls = sandbox.calls()
+    create = calls[_index(calls, r"^kind create cluster")]
+    assert create.argv[create.argv.index("--name") + 1] == "maas"
+    assert create.argv[create.argv.index("--image") + 1] == versions.KIND_NODE_IMAGE
+    assert (
+        _index(calls, r"^docker info") < _index(calls, r"^kind get clusters") < _index(calls, "^kind create")
+    )
+    assert _index(calls, "^kind create") < _index(calls, r"^pulumi stack select dev-oidc --create")
+    up = _pulumi(calls, "up")
+    assert {"--refresh", "--yes"} <= set(up.argv)
+    assert up.argv[up.argv.index("--stack") + 1] == "dev-oidc"
+    assert up.argv[up.argv.index("--policy-pack") + 1] == "policies"
+    assert up.argv[up.argv.index("--policy-pack-config") + 1] == "policies/config/dev-oidc.json"
+    assert _index(calls, r"^pulumi stack select dev-oidc --create") < _index(calls, r"^pulumi up")
+
+
+def _context_of(project: Path, stack: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "scripts/stack_context.py", stack],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_the_scripts_read_the_context_the_program_reads(stack: str) -> None:
+    """Which stacks get a kind cluster is decided from the stack file before any virtualenv
+    (scripts/stack_context.py, standard library only); it must agree with the program."""
+    assert _context_of(PROJECT_DIR, stack) == typed_config(stack).cluster.context
+
+
+@pytest.mark.parametrize(
+    ("text", "context"),
+    [
+        ("config:\n  maas:cluster:\n    context: kind-maas\n", "kind-maas"),
+        ("config:\n  maas:cluster:\n    kubeconfig: /k\n    context: 'kind-maas'  # here\n", "kind-maas"),
+        ('config:\n  maas:cluster: {kubeconfig: /k, context: "maas-gpu"}\n', "maas-gpu"),
+        ("config:\n  maas:cluster:\n    kubeconfig: /k\n  maas:domain: x\n  context: no\n", ""),
+        ("config:\n  maas:domain: example.com\n", ""),
+    ],
+)
+def test_the_context_reader_reads_both_yaml_forms(tmp_path: Path, text: str, context: str) -> None:
+    assert yaml.safe_load(text)["config"].get("maas:cluster", {}).get("context", "") == context
+    (tmp_path / "Pulumi.probe.yaml").write_text(text)
+    (tmp_path / "scripts").mkdir()
+    shutil.copy2(PROJECT_DIR / "scripts" / "stack_context.py", tmp_path / "scripts")
+    assert _context_of(tmp_path, "probe") == context
+    assert _context_of(tmp_path, "absent") == ""
+
+
 def test_deploy_stops_at_once_when_docker_does_not_answer(sandbox: Sandbox) -> None:
     sandbox.state_file("docker-down")
     done = sandbox.run("make", "deploy-dev", expect=2)
@@ -359,11 +416,42 @@ def test_the_wrapper_passes_any_pulumi_command_through(sandbox: Sandbox) -> None
     assert call.env["PULUMI_BACKEND_URL"] == f"file://{sandbox.home}/.maas-platform/state"
 
 
-def test_destroy_can_delete_the_kind_cluster_too(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("stack", ["dev", "dev-oidc"])
+def test_destroy_can_delete_the_kind_cluster_too(sandbox: Sandbox, stack: str) -> None:
     sandbox.state_file("kind-clusters", "maas")
-    sandbox.run("scripts/destroy.sh", "dev", "--delete-cluster")
+    sandbox.run("scripts/destroy.sh", stack, "--delete-cluster")
     calls = sandbox.calls()
-    assert _index(calls, r"^pulumi destroy --stack dev") < _index(calls, r"^kind delete cluster --name maas")
+    assert _index(calls, rf"^pulumi destroy --stack {stack} ") < _index(
+        calls, r"^kind delete cluster --name maas"
+    )
+
+
+def test_destroy_never_deletes_the_kind_cluster_for_a_stack_elsewhere(sandbox: Sandbox) -> None:
+    """gpu is not on the local kind cluster: --delete-cluster is refused before any destroy."""
+    sandbox.state_file("kind-clusters", "maas")
+    done = sandbox.run("scripts/destroy.sh", "gpu", "--delete-cluster", expect=1)
+    assert "stack gpu deploys to context 'maas-gpu'" in done.stderr
+    assert sandbox.calls() == []
+
+
+def test_converged_previews_the_deploy_with_expect_no_changes(sandbox: Sandbox) -> None:
+    """`make converged`: deploy.sh's preview (--refresh, the pack) failing on any change."""
+    sandbox.run("make", "converged", "STACK=dev-oidc")
+    (call,) = [c for c in sandbox.calls() if c.tool == "pulumi"]
+    assert call.argv == [
+        "preview",
+        "--stack",
+        "dev-oidc",
+        "--refresh",
+        "--expect-no-changes",
+        "--diff",
+        "--non-interactive",
+        "--policy-pack",
+        "policies",
+        "--policy-pack-config",
+        "policies/config/dev-oidc.json",
+    ]
+    assert call.env["PULUMI_BACKEND_URL"] == f"file://{sandbox.home}/.maas-platform/state"
 
 
 # --- pinned tools fetched when missing -------------------------------------------------
