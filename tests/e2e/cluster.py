@@ -1,4 +1,4 @@
-"""Talking to a deployed stack: its outputs, kubectl, and HTTP through the gateway.
+"""Talking to a deployed stack: kubectl, port-forwards, and HTTP through the gateway.
 
 Everything here is bounded in time; nothing sleeps for a fixed while to "let it settle".
 """
@@ -10,9 +10,10 @@ import http.client
 import json
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -28,45 +29,8 @@ class Response:
         return json.loads(self.body)
 
 
-@dataclass
-class Deployment:
-    """A deployed stack: its name, outputs (secrets shown) and kube context."""
-
-    stack: str
-    outputs: dict[str, Any]
-    context: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.context = str(self.outputs["kubeContext"])
-
-    def kubectl(
-        self, *args: str, check: bool = True, timeout: float = 120, stdin: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["kubectl", "--context", self.context, *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=timeout,
-        )
-
-    def get(self, *args: str) -> Any:
-        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
-
-    def wait(self, condition: str, target: str, namespace: str, timeout_s: int = 600) -> None:
-        self.kubectl(
-            "wait",
-            f"--for=condition={condition}",
-            target,
-            "-n",
-            namespace,
-            f"--timeout={timeout_s}s",
-            timeout=timeout_s + 30,
-        )
-
-
 def stack_outputs(stack: str) -> dict[str, Any]:
+    """The stack's outputs, secrets shown, from its state (scripts/e2e.sh selects the backend)."""
     done = subprocess.run(
         ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack],
         capture_output=True,
@@ -85,30 +49,49 @@ def free_port() -> int:
         return port
 
 
+class Forward:
+    """A running `kubectl port-forward`: its local port, and a check that it is still alive.
+
+    kubectl exits when the pod behind it goes (a restart, a rollout); every request
+    through it checks first, so the failure says what kubectl said instead of
+    "connection refused" (finding 6 of issue 12).
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, stderr: Any, what: str):
+        self.process, self.port, self._stderr, self.what = process, port, stderr, what
+
+    def check(self) -> None:
+        if self.process.poll() is not None:
+            self._stderr.seek(0)
+            said = self._stderr.read().decode(errors="replace").strip() or "(nothing on stderr)"
+            raise AssertionError(
+                f"the port-forward to {self.what} exited ({self.process.returncode}): {said}"
+            )
+
+
 @contextlib.contextmanager
-def port_forward(deployment: Deployment, namespace: str, service: str, remote_port: int) -> Iterator[int]:
-    """Forwards a local port to a Service for the duration of the block."""
+def port_forward(
+    command: Sequence[str], remote_port: int, what: str, timeout_s: float = 60
+) -> Iterator[Forward]:
+    """Runs `command` (a `kubectl port-forward <target>` without ports) for the block."""
     local = free_port()
-    process = subprocess.Popen(
-        [
-            "kubectl",
-            "--context",
-            deployment.context,
-            "port-forward",
-            "-n",
-            namespace,
-            f"svc/{service}",
-            f"{local}:{remote_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        until(lambda: _connects(local), timeout_s=60, what=f"port-forward to {namespace}/{service}")
-        yield local
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(
+            [*command, f"{local}:{remote_port}"], stdout=subprocess.DEVNULL, stderr=stderr
+        )
+        forward = Forward(process, local, stderr, what)
+        try:
+
+            def connected() -> bool:
+                forward.check()
+                return _connects(local)
+
+            until(connected, timeout_s=timeout_s, what=f"port-forward to {what}", every_s=0.2)
+            yield forward
+        finally:
+            process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
 
 
 def _connects(port: int) -> bool:
@@ -125,7 +108,7 @@ def until(check: Callable[[], T], timeout_s: float, what: str, every_s: float = 
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
         time.sleep(every_s)
 
 
@@ -137,7 +120,7 @@ def request(
     headers: dict[str, str] | None = None,
     timeout_s: float = 60,
 ) -> Response:
-    """One HTTP request to the forwarded gateway, addressed to a model's host name."""
+    """One HTTP request to a forwarded port, addressed to `host` (a model's host name)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
     try:
         sent = {"Host": host, **(headers or {})}
@@ -152,20 +135,13 @@ def request(
         connection.close()
 
 
-def chat(model: str, content: str = "Hello!", **extra: Any) -> dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 16, **extra}
+# The model servers' count of answered requests: vLLM's (vllm/v1/metrics/loggers.py) and the
+# simulator's (llm-d-inference-sim docs/metrics.md) `vllm:request_success_total`.
+SERVED_METRIC = "vllm:request_success_total"
 
 
-def model_requests_served(deployment: Deployment, namespace: str, model: str) -> float:
-    """How many requests the model server says it answered (vLLM's request_success_total).
-
-    Read from the pod through a port-forward (which a NetworkPolicy does not filter), so
-    tests can prove that denied requests never reached the model.
-    """
-    with port_forward(deployment, namespace, f"{model}-predictor", 80) as port:
-        metrics = request(port, "localhost", "/metrics").body.decode()
+def served(metrics: str) -> float:
+    """The requests one model server answered, from its /metrics text."""
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in metrics.splitlines()
-        if line.startswith("vllm:request_success_total")
+        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(SERVED_METRIC)
     )

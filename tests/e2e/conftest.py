@@ -1,6 +1,11 @@
 """End-to-end tests against a deployed stack; skipped unless MAAS_E2E_STACK names one.
 
 Run them after `make deploy-dev` with `make e2e` (or MAAS_E2E_STACK=<stack> pytest tests/e2e).
+The readiness tests run first; tests marked `disruptive` (they take Authorino or Limitador
+away for a while) run last; tests marked `window` wait on a rate-limit window and are
+rerun up to twice. After every test, the leak oracle checks that each model answered
+exactly the requests the gateway admitted to it: a 401, 403 or 429 that reached a model
+fails the test that sent it.
 """
 
 from __future__ import annotations
@@ -11,20 +16,37 @@ from collections.abc import Iterator
 
 import pytest
 
-from components.serving import gateway as gw
-from tests.e2e.cluster import Deployment, port_forward, stack_outputs
+from harness.program import typed_config
+from tests.e2e.cluster import stack_outputs
+from tests.e2e.platform import Live, Platform
 
 STACK_ENV = "MAAS_E2E_STACK"
+# Reruns of a window test (pytest-rerunfailures' `flaky` marker), and when each group runs.
+WINDOW_RERUNS = 2
+_ORDER = {"readiness": 0, "disruptive": 2}
+
+
+def _group(item: pytest.Item) -> int:
+    if item.get_closest_marker("disruptive"):
+        return _ORDER["disruptive"]
+    return _ORDER["readiness"] if "test_readiness_e2e" in str(item.path) else 1
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "/e2e/" in str(item.path):
-            item.add_marker(pytest.mark.e2e)
+    e2e = [item for item in items if "/e2e/" in str(item.path)]
+    for item in e2e:
+        item.add_marker(pytest.mark.e2e)
+        if item.get_closest_marker("window"):
+            item.add_marker(pytest.mark.flaky(reruns=WINDOW_RERUNS))
+    # A stable sort: readiness first, disruptive last, the rest in file order.
+    ordered = sorted(e2e, key=_group)
+    positions = [i for i, item in enumerate(items) if "/e2e/" in str(item.path)]
+    for position, item in zip(positions, ordered, strict=True):
+        items[position] = item
 
 
 @pytest.fixture(scope="session")
-def deployment() -> Deployment:
+def platform() -> Iterator[Live]:
     stack = os.environ.get(STACK_ENV)
     if not stack:
         pytest.skip(
@@ -34,12 +56,19 @@ def deployment() -> Deployment:
     missing = [tool for tool in ("kubectl", "pulumi") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"needs {', '.join(missing)} on PATH")
-    return Deployment(stack, stack_outputs(stack))
+    live = Live(stack, typed_config(stack), stack_outputs(stack))
+    try:
+        yield live
+    finally:
+        live.close()
 
 
-@pytest.fixture(scope="session")
-def gateway_port(deployment: Deployment) -> Iterator[int]:
-    namespace, service = str(deployment.outputs["gatewayService"]).split("/")
-    deployment.wait("Programmed", f"gateway/{service.removesuffix('-istio')}", namespace)
-    with port_forward(deployment, namespace, service, gw.HTTP_PORT) as port:
-        yield port
+@pytest.fixture(autouse=True)
+def no_denied_request_reaches_a_model(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The leak oracle around every test that talks to the platform."""
+    if "platform" not in request.fixturenames:
+        yield
+        return
+    p: Platform = request.getfixturevalue("platform")
+    with p.leak_oracle():
+        yield

@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from tests.e2e.cluster import Deployment, until
+from tests.e2e.cluster import until
+from tests.e2e.platform import Live
 
 
 def _condition(item: dict[str, Any], kind: str) -> bool:
@@ -17,13 +18,13 @@ def _condition(item: dict[str, Any], kind: str) -> bool:
     return False
 
 
-def _all_ready(deployment: Deployment, resource: str, namespace: str, condition: str) -> bool:
-    items = deployment.get(resource, "-n", namespace)["items"]
+def _all_ready(platform: Live, resource: str, namespace: str, condition: str) -> bool:
+    items = platform.get(resource, "-n", namespace)["items"]
     return bool(items) and all(_condition(item, condition) for item in items)
 
 
-def test_gateway_programmed_policies_enforced_models_ready(deployment: Deployment) -> None:
-    namespace = str(deployment.outputs["gatewayService"]).split("/")[0]
+def test_gateway_programmed_policies_enforced_models_ready(platform: Live) -> None:
+    namespace = platform.models_namespace
     for resource, condition, within_s in (
         ("gateway", "Programmed", 300),
         ("authpolicy", "Enforced", 300),
@@ -32,12 +33,12 @@ def test_gateway_programmed_policies_enforced_models_ready(deployment: Deploymen
         ("inferenceservice", "Ready", 1800),
     ):
         until(
-            partial(_all_ready, deployment, resource, namespace, condition),
+            partial(_all_ready, platform, resource, namespace, condition),
             within_s,
             f"{resource} {condition}",
         )
 
 
-def test_kuadrant_is_ready(deployment: Deployment) -> None:
-    (kuadrant,) = deployment.get("kuadrant", "-A")["items"]
+def test_kuadrant_is_ready(platform: Live) -> None:
+    (kuadrant,) = platform.get("kuadrant", "-A")["items"]
     assert _condition(kuadrant, "Ready")

@@ -1,0 +1,335 @@
+"""The end-to-end scenarios: each checks one behaviour of CHECKLIST.md against a `Platform`.
+
+They run against a deployed stack (tests/e2e/test_*_e2e.py) and, offline, against a fake
+gateway that can misbehave (tests/suite/), which shows that each scenario fails when the
+platform does what it must not. Expected values come from the stack's config file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from tests.e2e.cluster import Response
+from tests.e2e.platform import Key, Model, Platform, seconds
+
+# Words in the warm-up prompt of a new key: enough to measure what the tokenizer makes of a word.
+WARMUP_WORDS = 50
+
+
+def warmup_prompt(words: int = WARMUP_WORDS) -> str:
+    return " ".join(["token"] * words)
+
+
+@contextlib.contextmanager
+def live_key(p: Platform, tier: str, model: Model | None = None, selected: bool = True) -> Iterator[Key]:
+    """A new key that has answered once: it waits for Authorino to see the Secret (answers
+    before that are 401 and count for nothing) and accounts for that first admitted
+    request and its tokens, so a limit test counts from a known spend."""
+    model = model or p.models[0]
+    with p.new_key(tier, selected) as key:
+        first = p.until(
+            lambda: _ok(p.chat(model, key.header, content=warmup_prompt())), 60, f"the new {tier} key to work"
+        )
+        assert first is not None
+        usage = first.json()["usage"]
+        key.requests, key.tokens = 1, int(usage["total_tokens"])
+        key.tokens_per_word = int(usage["prompt_tokens"]) / WARMUP_WORDS
+        yield key
+
+
+def _ok(reply: Response) -> Response | None:
+    return reply if reply.status == 200 else None
+
+
+def host(p: Platform) -> str:
+    return p.models[0].host
+
+
+# --- Access -----------------------------------------------------------------------------
+
+
+def answers_with_usage(p: Platform) -> None:
+    """A4: a valid key gets 200 and an OpenAI body with usage, on every model."""
+    with live_key(p, p.tier_names[-1]) as key:
+        for model in p.models:
+            reply = p.chat(model, key.header)
+            assert reply.status == 200, f"{model.name}: {reply.status} {reply.body[:200]!r}"
+            usage = reply.json()["usage"]
+            assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
+
+
+def denied_without_a_valid_key(p: Platform) -> None:
+    """A1, A2, A8: no key, an unknown key, or a key sent any other way: 401."""
+    model = p.models[0]
+    with live_key(p, p.tier_names[-1]) as key:
+        denied = {
+            "no credentials (A1)": {},
+            "unknown key (A2)": {"Authorization": f"APIKEY {uuid.uuid4().hex}{uuid.uuid4().hex}"},
+            "key as a Bearer token (A8)": {"Authorization": f"Bearer {key.value}"},
+            "key in another header (A8)": {"X-Api-Key": key.value},
+            "key without its prefix (A8)": {"Authorization": key.value},
+        }
+        for case, headers in denied.items():
+            assert p.chat(model, headers).status == 401, case
+
+
+def unselected_secret_grants_nothing(p: Platform) -> None:
+    """A3: a valid key in a Secret our policy does not select: 401, once Authorino has seen
+    it (a selected key made at the same time already works), and 200 once relabelled."""
+    model = p.models[0]
+    with p.new_key(p.tier_names[0], selected=False) as outside, live_key(p, p.tier_names[0]):
+        assert p.chat(model, outside.header).status == 401, "a Secret without our label granted access"
+        outside.selected = True
+        p.put_key(outside)
+        p.until(
+            lambda: p.chat(model, outside.header).status == 200, 60, "the relabelled key to work (control)"
+        )
+
+
+def unconfigured_tier_is_forbidden(p: Platform) -> None:
+    """A11: an identity whose tier is not in the table: 403."""
+    model = p.models[0]
+    with p.new_key(f"not-a-tier-{uuid.uuid4().hex[:6]}") as key:
+        p.until(lambda: p.chat(model, key.header).status == 403, 60, "403 for an unknown tier")
+
+
+def keys_follow_their_secrets(p: Platform) -> None:
+    """A5, A6, A7: a new key works, a rotated key's old value stops, a removed key stops;
+    nothing restarts."""
+    model = p.models[0]
+    with live_key(p, p.tier_names[-1]) as key:
+        old = dict(key.header)
+        key.value = uuid.uuid4().hex + uuid.uuid4().hex
+        p.put_key(key)
+        p.until(lambda: p.chat(model, key.header).status == 200, 60, "the rotated key (A7)")
+        p.until(lambda: p.chat(model, old).status == 401, 60, "the old value to stop (A7)")
+        p.delete_key(key)
+        p.until(lambda: p.chat(model, key.header).status == 401, 60, "revocation (A6)")
+
+
+def late_route_is_protected(p: Platform) -> None:
+    """A13: a route added later, with no policy of its own, never answers without a key.
+
+    Until a key is served on the new host (the control), every keyless answer must be a
+    non-200: 404 while the gateway does not know the host yet, 401 after."""
+    model = p.models[0]
+    late = f"late-{uuid.uuid4().hex[:6]}.{model.host.split('.', 1)[1]}"
+    with live_key(p, p.tier_names[-1]) as key, p.extra_route(late, model):
+        keyless: list[int] = []
+
+        def served_with_a_key() -> bool:
+            keyless.append(p.chat(model, {}, host=late).status)
+            return p.chat(model, key.header, host=late).status == 200
+
+        p.until(served_with_a_key, 120, "the late route to serve a key (control)")
+        keyless.extend(p.chat(model, {}, host=late).status for _ in range(3))
+        assert 200 not in keyless, f"the late route answered without a key: {keyless}"
+        assert keyless[-3:] == [401] * 3, keyless
+
+
+def only_metered_endpoints_are_published(p: Platform, path: str) -> None:
+    """The model servers answer these paths; the routes do not publish them: 404."""
+    model = p.models[0]
+    with live_key(p, p.tier_names[-1]) as key:
+        reply = p.call(model.host, path, {"model": model.served, "input": "Hi"}, key.header)
+        assert reply.status == 404, f"{path}: {reply.status} {reply.body[:200]!r}"
+
+
+def oidc_tokens_work_like_keys(p: Platform) -> None:
+    """A10: a Keycloak token gets 200 and its tier's limits; garbage gets 401."""
+    model = p.models[0]
+    user = next(u.name for u in p.config.users if u.tier == p.tier_names[0])
+    tier = p.tier(p.tier_names[0])
+    bearer = {"Authorization": f"Bearer {p.oidc_token(user)}"}
+    assert p.chat(model, {"Authorization": "Bearer not.a.token"}).status == 401
+    # A realm user's counter may hold an earlier run's requests: start in a fresh window.
+    p.until(
+        lambda: p.chat(model, bearer).status == 200,
+        seconds(tier.requests.window) * 1.5,
+        "200 with a token",
+        scaled=False,
+    )
+    statuses = [p.chat(model, bearer).status for _ in range(tier.requests.limit)]
+    assert 429 in statuses, f"{user} never limited: {statuses}"
+    assert set(statuses[: statuses.index(429)]) == {200}, statuses
+
+
+# --- Limits -----------------------------------------------------------------------------
+
+
+def request_limit(p: Platform, tier_name: str) -> None:
+    """L1: a tier's request limit from the stack config, exactly: then 429."""
+    limit = p.tier(tier_name).requests.limit
+    with live_key(p, tier_name) as key:
+        statuses = [p.chat(p.models[0], key.header).status for _ in range(limit - key.requests + 1)]
+        assert statuses == [200] * (limit - key.requests) + [429], f"{tier_name} (limit {limit}): {statuses}"
+
+
+def users_are_counted_apart(p: Platform) -> None:
+    """L3: one user at 429 while another of the same tier still gets 200."""
+    tier = p.tier_names[0]
+    limit = p.tier(tier).requests.limit
+    with live_key(p, tier) as first, live_key(p, tier) as second:
+        statuses = [p.chat(p.models[0], first.header).status for _ in range(limit - first.requests + 1)]
+        assert statuses[-1] == 429, f"the first user was never limited: {statuses}"
+        assert p.chat(p.models[0], second.header).status == 200, (
+            "the second user was limited by the first's requests"
+        )
+
+
+def window_resets(p: Platform) -> None:
+    """L2: after the window, 200 again (waits at most a window and a half)."""
+    tier = p.tier(p.tier_names[0])
+    with live_key(p, tier.name) as key:
+        statuses = [
+            p.chat(p.models[0], key.header).status for _ in range(tier.requests.limit - key.requests + 1)
+        ]
+        assert statuses[-1] == 429, statuses
+        p.until(
+            lambda: p.chat(p.models[0], key.header).status == 200,
+            seconds(tier.requests.window) * 1.5,
+            "a new window",
+            scaled=False,
+        )
+
+
+# A client that streams without stream_options is charged too (L16): the gateway adds it.
+STREAMING: dict[str, dict[str, Any]] = {
+    "not streamed": {},
+    "streamed, asking for usage": {"stream": True, "stream_options": {"include_usage": True}},
+    "streamed without stream_options": {"stream": True},
+}
+
+
+def token_limit(p: Platform, mode: str) -> None:
+    """L5, L6, L16: 429 on the first request after a user's tokens pass the tier's limit.
+
+    The prompt is sized from what the warm-up cost, so the token limit is passed after
+    about half the request limit, whatever the tokenizer makes of a word."""
+    tier = p.tier(p.tier_names[0])
+    tokens, requests = tier.tokens.limit, tier.requests.limit
+    extra, stream = STREAMING[mode], "stream" in STREAMING[mode]
+    with live_key(p, tier.name) as key:
+        target = math.ceil(tokens / max((requests - key.requests) // 2, 1))
+        prompt = warmup_prompt(max(1, math.ceil(target / key.tokens_per_word)))
+        spent, passed_before = key.tokens, []
+        for _ in range(requests - key.requests):
+            reply = p.chat(p.models[0], key.header, content=prompt, **extra)
+            if reply.status != 200:
+                break
+            passed_before.append(spent >= tokens)
+            spent += usage_tokens(reply, stream)
+        assert reply.status == 429, f"no 429 after {spent} of {tokens} tokens: {reply.status}"
+        assert spent >= tokens, f"429 at {spent} of {tokens} tokens: not the token limit"
+        assert not any(passed_before), f"requests admitted after the {tokens}-token limit was passed"
+
+
+def usage_tokens(reply: Response, stream: bool) -> int:
+    if not stream:
+        return int(reply.json()["usage"]["total_tokens"])
+    chunks = [json.loads(line[6:]) for line in reply.body.decode().splitlines() if line.startswith("data: {")]
+    usage = [c["usage"] for c in chunks if c.get("usage")]
+    assert usage, "a streamed response without usage"
+    return int(usage[-1]["total_tokens"])
+
+
+def counters_survive_a_limitador_restart(p: Platform) -> None:
+    """L10: with Redis storage, a user's spend survives a Limitador restart."""
+    tier = p.tier(p.tier_names[0])
+    with live_key(p, tier.name) as key:
+        assert p.chat(p.models[0], key.header).status == 200
+        key.requests += 1
+        p.restart("limitador")
+        statuses = [
+            p.chat(p.models[0], key.header).status for _ in range(tier.requests.limit - key.requests + 1)
+        ]
+        assert statuses == [200] * (tier.requests.limit - key.requests) + [429], statuses
+
+
+# --- Metering ---------------------------------------------------------------------------
+
+
+def metering_matches_traffic(p: Platform) -> None:
+    """L9: Prometheus's per-user requests and tokens equal what was sent, warm-up included."""
+    model, tier = p.models[0], p.tier_names[-1]
+    with live_key(p, tier) as key:
+        for _ in range(3):
+            reply = p.chat(model, key.header)
+            assert reply.status == 200, reply.body[:200]
+            key.requests += 1
+            key.tokens += int(reply.json()["usage"]["total_tokens"])
+        selector = f'{{user="{key.user}", tier="{tier}", model="{model.name}"}}'
+        # Rules run every evaluation interval (30s) after a scrape: a bounded wait.
+        p.until(lambda: p.query(f"maas:requests:total{selector}") == key.requests, 180, "requests metered")
+        assert p.query(f"maas:tokens:total{selector}") == key.tokens
+
+
+def kuadrant_reports_ready(p: Platform) -> None:
+    """L15: kuadrant_ready == 1 and kuadrant_dependency_detected{dependency="istio"} == 1."""
+    p.until(lambda: p.query("max(kuadrant_ready)") == 1, 180, "kuadrant_ready")
+    assert p.query('max(kuadrant_dependency_detected{dependency="istio"})') == 1
+
+
+def every_component_is_scraped(p: Platform) -> None:
+    for component in ("limitador", "authorino", "gateway", "model", "kuadrant-operator"):
+        healthy = functools.partial(_equals, p, f'max(up{{maas_component="{component}"}})', 1.0)
+        p.until(healthy, 180, f"a healthy {component} target")
+
+
+def _equals(p: Platform, expr: str, expected: float) -> bool:
+    return p.query(expr) == expected
+
+
+# --- Security and reliability -----------------------------------------------------------
+
+
+def models_only_through_the_gateway(p: Platform, namespace: str, gateway: str) -> None:
+    """S5: from outside, a model's Service drops the connection (a timeout, not a name
+    error); a pod the NetworkPolicy admits reaches it, and anyone reaches the gateway."""
+    gateway_url = f"http://{gateway}.{namespace}.svc.cluster.local:80/v1/models"
+    assert p.probe("outside", gateway_url, host(p)) == 0, "control: the gateway answers from outside"
+    for model in p.models:
+        direct = f"http://{model.name}-predictor.{namespace}.svc.cluster.local/v1/models"
+        assert p.probe("gateway-peer", direct) == 0, f"control: {model.name} answers a pod it admits"
+        code = p.probe("outside", direct)
+        assert code == 28, f"{model.name} from outside: curl exit {code}, expected 28 (timed out)"
+
+
+def only_the_gateway_is_exposed(p: Platform, gateway: str) -> None:
+    """S6: every Service in the models' namespace is ClusterIP, except the gateway's, whose
+    type the config chooses."""
+    types = p.service_types()
+    assert types.pop(gateway) == p.config.gateway.service_type
+    assert set(types.values()) == {"ClusterIP"}, types
+
+
+def pods_meet_their_pod_security_level(p: Platform) -> None:
+    """S7: as README claims: the simulator's pods are admitted under "restricted", vLLM's
+    under "baseline" (its image runs as root)."""
+    for model in p.config.models:
+        level = "restricted" if model.runtime == "simulator" else "baseline"
+        pods = p.pods(model.name)
+        assert pods, f"no running pod of {model.name}"
+        assert p.pod_security_problems(level, pods) == {}, f"{model.name} under {level}"
+
+
+def failure_modes(p: Platform) -> None:
+    """R6, as README documents: Authorino down fails closed (5xx, never 200); Limitador down
+    fails open (a valid key gets 200, a missing one still 401 from Authorino)."""
+    model = p.models[0]
+    with live_key(p, p.tier_names[-1]) as key:
+        with p.unavailable("authorino"):
+            for headers in (key.header, {}):
+                status = p.chat(model, headers).status
+                assert status >= 500, f"Authorino down: {status} (documented: 500, fail closed)"
+        p.until(lambda: p.chat(model, key.header).status == 200, 120, "Authorino back")
+        with p.unavailable("limitador"):
+            assert p.chat(model, key.header).status == 200, "Limitador down: documented fail open"
+            assert p.chat(model, {}).status == 401
+        p.until(lambda: p.chat(model, key.header).status == 200, 120, "Limitador back")

@@ -1,0 +1,350 @@
+"""A fake platform: a local HTTP gateway that behaves like the deployed stack, or misbehaves.
+
+It cannot prove Kuadrant; it shows the end-to-end scenarios' own logic. Behaving, it
+answers as the platform must, with the real platform's inconveniences (a new Secret is
+seen a few requests late, the tokenizer's count is not the word count, a model may have
+two replicas, the warm-up of a key is metered like any request). Given a `Faults`, it
+misbehaves in exactly the way one scenario targets, and that scenario must fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from components.config import StackConfig, TierConfig
+from components.serving import gateway as gw
+from tests.e2e.cluster import SERVED_METRIC, Response, request
+from tests.e2e.platform import GENERATION_PATHS, Component, Key, Model, Origin, Platform, seconds
+
+COMPLETION_TOKENS = 16
+# Tokens a chat request costs beyond its words (role and template markers).
+TEMPLATE_TOKENS = 5
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What the fake gets wrong; the defaults are a platform that behaves."""
+
+    ignore_selector: bool = False  # A3: a Secret without our label grants access
+    tier_check: bool = True  # A11: False admits a tier the table does not have
+    leak_denied: bool = False  # a denied request reaches the model all the same
+    late_route_open: int = 0  # A13: keyless 200s on a new route before it is protected
+    deployed_limits: dict[str, int] = field(default_factory=dict)  # L1: limits unlike the config's
+    users_share_counters: bool = False  # L3
+    window_never_resets: bool = False  # L2
+    tokens_per_word: float = 1.3  # the tokenizer
+    token_limit_late: int = 0  # L5: tokens admitted beyond the limit
+    stream_usage_unrequested: bool = True  # L16: False, the gateway does not ask streams for usage
+    old_key_lingers: bool = False  # A7
+    revocation_ignored: bool = False  # A6
+    counters_reset_on_restart: bool = False  # L10
+    metering_drops_warmup: bool = False  # L9
+    probe: dict[tuple[str, str], int] = field(default_factory=dict)  # S5: (origin, target) -> exit
+    exposed: dict[str, str] = field(default_factory=dict)  # S6: Service -> type
+    pod_security: dict[str, str] = field(default_factory=dict)  # S7: pod -> refusal
+    auth_down_status: int = 500  # R6: what a request gets while Authorino is down
+    limits_down_status: int | None = None  # R6: None passes requests while Limitador is down
+    replicas: int = 2
+
+
+@dataclass
+class _Counter:
+    requests: int = 0
+    tokens: int = 0
+    started: float = 0.0
+
+
+class FakeGateway:
+    """The gateway, Authorino, Limitador, the models and Prometheus, in one object."""
+
+    def __init__(self, config: StackConfig, faults: Faults, propagation: int = 2):
+        self.config, self.faults, self.propagation = config, faults, propagation
+        self.lock = threading.Lock()
+        self.clock = 0.0
+        self.keys: dict[str, tuple[str, str, bool]] = {}  # value -> (user, tier, selected), as seen
+        self.pending: list[
+            tuple[int, str, tuple[str, str, bool] | None]
+        ] = []  # (at request n, value, record)
+        self.requests_seen = 0
+        self.routes: dict[str, str] = {f"{m.host}.{config.domain}": m.name for m in config.models}
+        self.unprotected: dict[str, int] = {}
+        self.counters: dict[tuple[str, str], _Counter] = {}
+        self.metered: dict[tuple[str, str, str], list[int]] = {}  # (user, tier, model) -> [requests, tokens]
+        self.served: dict[str, list[int]] = {m.name: [0] * faults.replicas for m in config.models}
+        self.down: set[str] = set()
+
+    # Authorino sees Secret changes a few gateway requests late, as a watch would.
+    def change_key(self, value: str, record: tuple[str, str, bool] | None) -> None:
+        with self.lock:
+            self.pending.append((self.requests_seen + self.propagation, value, record))
+
+    def _catch_up(self) -> None:
+        due = [p for p in self.pending if p[0] <= self.requests_seen]
+        self.pending = [p for p in self.pending if p[0] > self.requests_seen]
+        for _, value, record in due:
+            if record is None:
+                if not self.faults.revocation_ignored:
+                    self.keys.pop(value, None)
+            else:
+                self.keys[value] = record
+
+    def handle(
+        self, method: str, host: str, path: str, headers: dict[str, str], body: bytes, now: float
+    ) -> Response:
+        with self.lock:
+            self.requests_seen += 1
+            self._catch_up()
+            return self._handle(method, host.split(":")[0], path, headers, body, now)
+
+    def _handle(
+        self, method: str, host: str, path: str, headers: dict[str, str], body: bytes, now: float
+    ) -> Response:
+        model = self.routes.get(host)
+        routed = path in (*GENERATION_PATHS, "/v1/models")
+        if model is None or not routed:
+            return _json(404, {"error": "no route"})
+        if "authorino" in self.down:
+            return self._deny(model, _json(self.faults.auth_down_status, {"error": "auth unavailable"}), path)
+        identity = self._identity(headers)
+        if host in self.unprotected and self.unprotected[host] > 0 and identity is None:
+            self.unprotected[host] -= 1
+        elif identity is None:
+            return self._deny(model, _json(401, {"error": "unauthorized"}), path)
+        elif identity[1] not in self.config.tier_names and self.faults.tier_check:
+            return self._deny(model, _json(403, {"error": "forbidden"}), path)
+        user, tier = identity or ("anonymous", self.config.tier_names[-1])
+        request_body = json.loads(body) if body else {}
+        counter = self._counter(user, model, tier, now)
+        if "limitador" in self.down:
+            if self.faults.limits_down_status is not None:
+                return self._deny(model, _json(self.faults.limits_down_status, {"error": "limits"}), path)
+        elif self._limited(counter, tier):
+            return self._deny(model, _json(429, {"error": "too many requests"}), path)
+        reply, tokens = self._answer(model, path, request_body)
+        if "limitador" not in self.down:
+            counter.requests += 1
+            counter.tokens += tokens
+        metered = self.metered.setdefault((user, tier, model), [0, 0])
+        metered[0] += 1
+        metered[1] += tokens
+        return reply
+
+    def _identity(self, headers: dict[str, str]) -> tuple[str, str] | None:
+        auth = headers.get("authorization", "")
+        if auth.startswith("Bearer oidc-"):
+            user = auth.removeprefix("Bearer oidc-")
+            return next(((u.name, u.tier) for u in self.config.users if u.name == user), None)
+        if not auth.startswith("APIKEY "):
+            return None
+        record = self.keys.get(auth.removeprefix("APIKEY "))
+        if record is None or not (record[2] or self.faults.ignore_selector):
+            return None
+        return record[0], record[1]
+
+    def _counter(self, user: str, model: str, tier: str, now: float) -> _Counter:
+        key = ("shared" if self.faults.users_share_counters else user, model)
+        counter = self.counters.setdefault(key, _Counter(started=now))
+        table = self._tier(tier)
+        expired = table is not None and now - counter.started >= seconds(table.requests.window)
+        if expired and not self.faults.window_never_resets:
+            counter.requests, counter.tokens, counter.started = 0, 0, now
+        return counter
+
+    def _tier(self, name: str) -> TierConfig | None:
+        return next((t for t in self.config.tiers if t.name == name), None)
+
+    def _limited(self, counter: _Counter, tier: str) -> bool:
+        table = self._tier(tier)
+        if table is None:
+            return False
+        limit = self.faults.deployed_limits.get(tier, table.requests.limit)
+        return (
+            counter.requests >= limit or counter.tokens >= table.tokens.limit + self.faults.token_limit_late
+        )
+
+    def _deny(self, model: str, reply: Response, path: str) -> Response:
+        if self.faults.leak_denied and path in GENERATION_PATHS:
+            self._serve(model)
+        return reply
+
+    def _serve(self, model: str) -> None:
+        pods = self.served[model]
+        pods[sum(pods) % len(pods)] += 1
+
+    def _answer(self, model: str, path: str, body: dict[str, Any]) -> tuple[Response, int]:
+        if path == "/v1/models":
+            return _json(200, {"object": "list", "data": [{"id": model}]}), 0
+        self._serve(model)
+        words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+        prompt = round(words * self.faults.tokens_per_word) + TEMPLATE_TOKENS
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": COMPLETION_TOKENS,
+            "total_tokens": prompt + COMPLETION_TOKENS,
+        }
+        if not body.get("stream"):
+            return _json(200, {"object": "chat.completion", "choices": [], "usage": usage}), usage[
+                "total_tokens"
+            ]
+        asked = bool(body.get("stream_options", {}).get("include_usage"))
+        with_usage = asked or self.faults.stream_usage_unrequested
+        chunks: list[dict[str, Any]] = [{"choices": [{"delta": {"content": "hi"}}]}]
+        if with_usage:
+            chunks.append({"choices": [], "usage": usage})
+        text = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        return Response(200, {"content-type": "text/event-stream"}, text.encode()), usage[
+            "total_tokens"
+        ] if with_usage else 0
+
+    def query(self, expr: str) -> float | None:
+        metric = re.fullmatch(r"(maas:requests:total|maas:tokens:total)\{(.*)\}", expr)
+        if metric:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', metric.group(2)))
+            found = self.metered.get((labels["user"], labels["tier"], labels["model"]))
+            if found is None:
+                return None
+            requests, tokens = found
+            if self.faults.metering_drops_warmup:
+                requests -= 1
+            return float(requests if metric.group(1) == "maas:requests:total" else tokens)
+        if expr.startswith(("max(kuadrant_ready)", "max(kuadrant_dependency_detected", "max(up{")):
+            return 1.0
+        raise AssertionError(f"the fake Prometheus does not know {expr!r}")
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(status, {"content-type": "application/json"}, json.dumps(body).encode())
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def _reply(self, method: str) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        reply = self.server.fake.handle(
+            method, headers.get("host", ""), self.path, headers, body, self.server.now()
+        )
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    def do_GET(self) -> None:
+        self._reply("GET")
+
+    def do_POST(self) -> None:
+        self._reply("POST")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, fake: FakeGateway):
+        import time
+
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+        self.now = time.monotonic
+
+
+class FakePlatform(Platform):
+    """The scenarios' Platform over a FakeGateway served on a local port."""
+
+    def __init__(self, config: StackConfig, faults: Faults, port: int, gateway: FakeGateway):
+        models = [Model(m.name, f"{m.host}.{config.domain}", m.served_name) for m in config.models]
+        super().__init__("fake", config, models, scale=0.02, poll_s=0.01)
+        self.faults, self.port, self.gateway = faults, port, gateway
+
+    def _send(self, host: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]) -> Response:
+        return request(self.port, host, path, body, headers, timeout_s=10)
+
+    def put_key(self, key: Key) -> None:
+        self.gateway.change_key(key.value, (key.user, key.tier, key.selected))
+        # A rotation replaces the Secret's value: the old one goes (unless the fault keeps it).
+        for value, record in list(self.gateway.keys.items()):
+            if record[0] == key.user and value != key.value and not self.faults.old_key_lingers:
+                self.gateway.change_key(value, None)
+
+    def delete_key(self, key: Key) -> None:
+        self.gateway.change_key(key.value, None)
+
+    def pods(self, model: str) -> list[str]:
+        return [f"{model}-predictor-{i}" for i in range(self.faults.replicas)]
+
+    def _metrics(self, pod: str) -> str:
+        model, index = pod.rsplit("-predictor-", 1)
+        count = self.gateway.served[model][int(index)]
+        return f'# TYPE {SERVED_METRIC} counter\n{SERVED_METRIC}{{model_name="{model}"}} {count}\n'
+
+    @contextlib.contextmanager
+    def extra_route(self, host: str, model: Model) -> Iterator[None]:
+        with self.gateway.lock:
+            self.gateway.routes[host] = model.name
+            self.gateway.unprotected[host] = self.faults.late_route_open
+        self.hosts[host] = model.name
+        try:
+            yield
+        finally:
+            with self.gateway.lock:
+                self.gateway.routes.pop(host, None)
+
+    def probe(self, origin: Origin, url: str, host: str | None = None) -> int:
+        target = "model" if "-predictor." in url else "gateway"
+        correct = {("outside", "gateway"): 0, ("outside", "model"): 28, ("gateway-peer", "model"): 0}
+        return {**correct, **self.faults.probe}.get((origin, target), 0)
+
+    def query(self, expr: str) -> float | None:
+        return self.gateway.query(expr)
+
+    @contextlib.contextmanager
+    def unavailable(self, component: Component) -> Iterator[None]:
+        self.gateway.down.add(component)
+        try:
+            yield
+        finally:
+            self.gateway.down.discard(component)
+
+    def restart(self, component: Component) -> None:
+        if component == "limitador" and self.faults.counters_reset_on_restart:
+            self.gateway.counters.clear()
+
+    def service_types(self) -> dict[str, str]:
+        gateway = gw.SERVICE_NAME
+        types = {
+            gateway: self.config.gateway.service_type,
+            **{f"{m.name}-predictor": "ClusterIP" for m in self.config.models},
+        }
+        return {**types, **self.faults.exposed}
+
+    def pod_security_problems(self, level: str, pods: list[str]) -> dict[str, str]:
+        return {pod: why for pod, why in self.faults.pod_security.items() if pod in pods}
+
+    def oidc_token(self, user: str) -> str:
+        return f"oidc-{user}"
+
+
+@contextlib.contextmanager
+def fake_platform(config: StackConfig, faults: Faults | None = None) -> Iterator[FakePlatform]:
+    gateway = FakeGateway(config, faults or Faults())
+    server = _Server(gateway)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    try:
+        yield FakePlatform(config, faults or Faults(), server.server_address[1], gateway)
+    finally:
+        server.shutdown()
+        server.server_close()

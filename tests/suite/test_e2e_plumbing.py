@@ -1,0 +1,60 @@
+"""The end-to-end suite's own plumbing: port-forwards that die, test order, tokenizers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from harness.program import PROJECT_DIR
+from tests.e2e import scenarios
+from tests.e2e.cluster import port_forward
+from tests.suite.fake import Faults, fake_platform
+from tests.suite.test_scenarios import _config
+
+# Listens on the port kubectl would (the last argument), then dies the way kubectl does
+# when the pod behind it goes.
+DYING_KUBECTL = textwrap.dedent(
+    """
+    import socket, sys
+    port = int(sys.argv[-1].split(":")[0])
+    server = socket.socket()
+    server.bind(("127.0.0.1", port))
+    server.listen()
+    connection, _ = server.accept()
+    connection.close()
+    sys.stderr.write("error: lost connection to pod\\n")
+    sys.exit(1)
+    """
+)
+
+
+def test_a_dead_port_forward_fails_with_what_kubectl_said() -> None:
+    with port_forward([sys.executable, "-c", DYING_KUBECTL], 80, "llm/svc/gateway") as forward:
+        forward.process.wait(timeout=10)
+        with pytest.raises(AssertionError, match="exited \\(1\\): error: lost connection to pod"):
+            forward.check()
+
+
+@pytest.mark.parametrize("tokens_per_word", [0.5, 1.0, 1.3, 2.5])
+def test_the_token_limit_scenario_holds_for_any_tokenizer(tokens_per_word: float) -> None:
+    """The prompt is sized from the warm-up's cost, not from a guess of tokens per word."""
+    with fake_platform(_config(), Faults(tokens_per_word=tokens_per_word)) as p, p.leak_oracle():
+        scenarios.token_limit(p, "not streamed")
+
+
+def test_readiness_runs_first_and_disruptive_tests_last() -> None:
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests/e2e"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    tests = [line for line in collected if "::" in line]
+    files = [test.split("::")[0] for test in tests]
+    assert files[0].endswith("test_readiness_e2e.py"), tests[:3]
+    disruptive = ["restart_with_redis", "failure_modes"]
+    assert all(any(d in test for d in disruptive) for test in tests[-2:]), tests[-3:]

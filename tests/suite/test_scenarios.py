@@ -1,0 +1,131 @@
+"""Each end-to-end scenario passes on a platform that behaves and fails on one that does
+what the scenario is there to catch (the fake gateway of tests/suite/fake.py).
+
+A scenario that passed on a misbehaving fake could not fail on a cluster either: this
+is where such tests become visible.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from components.config import Rate, StackConfig
+from components.serving import gateway as gw
+from harness.program import typed_config
+from tests.e2e import scenarios
+from tests.e2e.platform import Platform
+from tests.suite.fake import FakePlatform, Faults, fake_platform
+
+# The fake keeps the dev stack's tiers, with windows short enough to wait for offline.
+WINDOW = "2s"
+
+
+def _config(stack: str = "dev") -> StackConfig:
+    config = typed_config(stack)
+    tiers = tuple(
+        tier.model_copy(
+            update={
+                "requests": Rate(limit=tier.requests.limit, window=WINDOW),
+                "tokens": Rate(limit=tier.tokens.limit, window=WINDOW),
+            }
+        )
+        for tier in config.tiers
+    )
+    return config.model_copy(update={"tiers": tiers})
+
+
+Scenario = Callable[[Platform], None]
+NAMESPACE = typed_config("dev").namespaces.models
+SCENARIOS: dict[str, Scenario] = {
+    "A4 answers with usage": scenarios.answers_with_usage,
+    "A1 A2 A8 denied without a valid key": scenarios.denied_without_a_valid_key,
+    "A3 unselected Secret": scenarios.unselected_secret_grants_nothing,
+    "A11 unconfigured tier": scenarios.unconfigured_tier_is_forbidden,
+    "A5 A6 A7 keys follow Secrets": scenarios.keys_follow_their_secrets,
+    "A13 late route": scenarios.late_route_is_protected,
+    "A10 OIDC tokens": scenarios.oidc_tokens_work_like_keys,
+    **{
+        f"L1 request limit {t}": functools.partial(scenarios.request_limit, tier_name=t)
+        for t in ("free", "premium")
+    },
+    "L3 users apart": scenarios.users_are_counted_apart,
+    "L2 window": scenarios.window_resets,
+    **{
+        f"L5 L6 L16 tokens, {m}": functools.partial(scenarios.token_limit, mode=m)
+        for m in scenarios.STREAMING
+    },
+    "L10 counters survive a restart": scenarios.counters_survive_a_limitador_restart,
+    "L9 metering": scenarios.metering_matches_traffic,
+    "L15 Kuadrant ready": scenarios.kuadrant_reports_ready,
+    "published paths": lambda p: scenarios.only_metered_endpoints_are_published(p, "/v1/embeddings"),
+    "S5 isolation": lambda p: scenarios.models_only_through_the_gateway(p, NAMESPACE, gw.SERVICE_NAME),
+    "S6 exposure": lambda p: scenarios.only_the_gateway_is_exposed(p, gw.SERVICE_NAME),
+    "S7 Pod Security": scenarios.pods_meet_their_pod_security_level,
+    "R6 failure modes": scenarios.failure_modes,
+}
+
+# scenario -> (the misbehaviour it targets, what its failure says)
+MISBEHAVING: dict[str, tuple[Faults, str]] = {
+    "A1 A2 A8 denied without a valid key": (Faults(leak_denied=True), "a denied request reached the model"),
+    "A3 unselected Secret": (Faults(ignore_selector=True), "a Secret without our label granted access"),
+    "A11 unconfigured tier": (Faults(tier_check=False), "403 for an unknown tier"),
+    "A5 A6 A7 keys follow Secrets": (Faults(old_key_lingers=True), "the old value to stop"),
+    "A13 late route": (Faults(late_route_open=2), "the late route answered without a key"),
+    "L1 request limit free": (Faults(deployed_limits={"free": 6}), r"free \(limit 5\)"),
+    "L3 users apart": (Faults(users_share_counters=True), "limited by the first"),
+    "L2 window": (Faults(window_never_resets=True), "a new window"),
+    "L5 L6 L16 tokens, not streamed": (Faults(token_limit_late=5000), "no 429 after|admitted after"),
+    "L5 L6 L16 tokens, streamed without stream_options": (
+        Faults(stream_usage_unrequested=False),
+        "a streamed response without usage",
+    ),
+    "L10 counters survive a restart": (Faults(counters_reset_on_restart=True), r"\[200, 200, 200, 200"),
+    "L9 metering": (Faults(metering_drops_warmup=True), "requests metered"),
+    "published paths": (Faults(leak_denied=True), "a denied request reached the model"),
+    "S5 isolation": (Faults(probe={("outside", "model"): 6}), "curl exit 6, expected 28"),
+    "S6 exposure": (Faults(exposed={"simulator-predictor": "NodePort"}), "NodePort"),
+    "S7 Pod Security": (Faults(pod_security={"simulator-predictor-0": "runAsNonRoot != true"}), "restricted"),
+    "R6 failure modes": (Faults(auth_down_status=200), "Authorino down: 200"),
+}
+
+
+@pytest.fixture
+def behaving() -> Iterator[FakePlatform]:
+    with fake_platform(_config()) as p:
+        yield p
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_scenario_passes_on_a_platform_that_behaves(name: str, behaving: FakePlatform) -> None:
+    with behaving.leak_oracle():
+        SCENARIOS[name](behaving)
+
+
+@pytest.mark.parametrize("name", list(MISBEHAVING))
+def test_each_scenario_fails_on_the_misbehaviour_it_targets(name: str) -> None:
+    faults, message = MISBEHAVING[name]
+    with fake_platform(_config(), faults) as p, pytest.raises(AssertionError, match=message), p.leak_oracle():
+        SCENARIOS[name](p)
+
+
+def test_the_leak_oracle_catches_a_denied_request_that_reached_a_model() -> None:
+    with (
+        fake_platform(_config(), Faults(leak_denied=True)) as p,
+        pytest.raises(AssertionError, match="answered 1 requests, the gateway admitted 0"),
+        p.leak_oracle(),
+    ):
+        p.chat(p.models[0], {})
+
+
+def test_the_leak_oracle_counts_every_replica() -> None:
+    """Admitted requests spread over two replicas are all counted (a Service shows one)."""
+    with fake_platform(_config(), Faults(replicas=2)) as p, p.leak_oracle():
+        scenarios.request_limit(p, "free")
+        assert all(count > 0 for count in p.gateway.served[p.models[0].name])
+
+
+def test_every_misbehaviour_targets_a_known_scenario() -> None:
+    assert set(MISBEHAVING) <= set(SCENARIOS)
