@@ -42,8 +42,9 @@ urns: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m harness.bench
 
+# ARGS go to pytest, e.g. ARGS='-m "not disruptive"'.
 e2e: $(STAMP)
-	scripts/e2e.sh
+	scripts/e2e.sh $(ARGS)
 
 # The program's virtualenv and the policy pack's, as the Pulumi CLI expects them.
 python-envs:
