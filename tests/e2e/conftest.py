@@ -18,7 +18,7 @@ import pytest
 
 from harness.program import typed_config
 from tests.e2e.cluster import stack_outputs
-from tests.e2e.platform import Live, Platform
+from tests.e2e.platform import LEAK, Live, Platform
 
 STACK_ENV = "MAAS_E2E_STACK"
 # Reruns of a window test (pytest-rerunfailures' `flaky` marker), and when each group runs.
@@ -37,7 +37,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in e2e:
         item.add_marker(pytest.mark.e2e)
         if item.get_closest_marker("window"):
-            item.add_marker(pytest.mark.flaky(reruns=WINDOW_RERUNS))
+            # A leak is never retried away: the oracle fails in teardown, which would rerun too
+            # (pytest-rerunfailures 16.7 `rerun_except`).
+            item.add_marker(pytest.mark.flaky(reruns=WINDOW_RERUNS, rerun_except=LEAK))
     # A stable sort: readiness first, disruptive last, the rest in file order.
     ordered = sorted(e2e, key=_group)
     positions = [i for i, item in enumerate(items) if "/e2e/" in str(item.path)]

@@ -33,6 +33,8 @@ T = TypeVar("T")
 TAG_HEADER = "x-maas-e2e-request"
 # The endpoints a model counts as answered requests.
 GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions")
+# How the leak oracle's failure ends.
+LEAK = "a denied request reached the model"
 Component = Literal["authorino", "limitador"]
 Origin = Literal["outside", "gateway-peer"]
 
@@ -54,7 +56,8 @@ class Key:
     # What the key has used in the current window: requests admitted and tokens charged.
     requests: int = 0
     tokens: int = 0
-    # Prompt tokens per word of the warm-up: what the model's tokenizer makes of a word.
+    # Prompt tokens per word of the warm-up: what the tokenizer makes of a word, the chat
+    # template's few tokens included (the simulator's dummy tokenizer: words + 5).
     tokens_per_word: float = 1.0
 
     @property
@@ -147,7 +150,7 @@ class Platform(abc.ABC):
             denied = [s.status for s in mine if s.status in (401, 403, 429)]
             assert grew == admitted, (
                 f"{model.name} answered {grew:g} requests, the gateway admitted {admitted} "
-                f"(denied meanwhile: {denied}): a denied request reached the model"
+                f"(denied meanwhile: {denied}): {LEAK}"
             )
 
     @abc.abstractmethod
@@ -223,13 +226,17 @@ class Platform(abc.ABC):
         """A Keycloak access token for a realm user."""
 
 
-# The Deployments the operators make for the Kuadrant instance's Authorino and Limitador:
-# "limitador-limitador" (kuadrant-operator v1.5.2 api/v1beta1/topology.go
-# LinkLimitadorToDeployment); "authorino", after the Authorino CR kuadrant-operator names
-# "authorino" (internal/controller/authorino_reconciler.go; the authorino-operator side
-# is in README "Unverified").
+# The Deployments the operators make for the Kuadrant instance's Authorino and Limitador,
+# whose replicas follow their CRs' spec.replicas (applied with forced ownership):
+# authorino-operator 0.25.2 pkg/reconcilers/deployment.go (named after the CR, which
+# kuadrant-operator v1.5.2 names "authorino": internal/controller/authorino_reconciler.go),
+# limitador-operator 0.18 pkg/limitador/k8s_objects.go ("limitador-<name>"; also
+# kuadrant-operator api/v1beta1/topology.go LinkLimitadorToDeployment).
 DEPLOYMENTS = {"authorino": "authorino", "limitador": "limitador-limitador"}
 OPERATOR_RESOURCES = {"authorino": "authorino/authorino", "limitador": "limitador/limitador"}
+# Their pods' labels: authorino-operator 0.25.2 pkg/resources/k8s_util.go, limitador-operator
+# 0.18 pkg/limitador/k8s_objects.go.
+POD_LABELS = {"authorino": "authorino-resource=authorino", "limitador": "limitador-resource=limitador"}
 
 
 class Live(Platform):
@@ -255,9 +262,11 @@ class Live(Platform):
     def kubectl(
         self, *args: str, check: bool = True, timeout: float = 120, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
+        # Without input, stdin is closed: `kubectl run -i` must not attach the terminal.
         return subprocess.run(
             ["kubectl", "--context", self.context, *args],
             input=stdin,
+            stdin=subprocess.DEVNULL if stdin is None else None,
             capture_output=True,
             text=True,
             check=check,
@@ -368,16 +377,23 @@ class Live(Platform):
             )
             header = ["-H", f"Host: {host}"] if host else []
             done = self.kubectl(
-                "run", f"probe-{uuid.uuid4().hex[:8]}", "-n", namespace, "--rm", "-i", "--restart=Never",
+                "run", f"probe-{uuid.uuid4().hex[:8]}", "-n", namespace, "--rm", "-i", "-q",
+                # kubectl's default is 60s, short for a first pull of the image (it then exits 1).
+                "--restart=Never", "--pod-running-timeout=150s",
                 f"--image={versions.E2E_PROBE_IMAGE}", *labels, "--command", "--",
                 "curl", "-sS", "-o", "/dev/null", "--connect-timeout", "5", "--max-time", "10", *header, url,
                 check=False, timeout=180,
             )  # fmt: skip
-            # `kubectl run -i --rm` exits with the container's exit code (kubectl pkg/cmd/run/run.go).
+            # `kubectl run -i --rm --restart=Never` exits with the container's exit code
+            # (kubernetes/kubectl v0.36.3 pkg/cmd/run/run.go: CodeExitError from the pod's status).
             return done.returncode
 
     @contextlib.contextmanager
     def _probe_namespace(self, origin: Origin) -> Iterator[str]:
+        # A gateway peer is a pod in the models' namespace with the gateway's labels, which
+        # the models' NetworkPolicy admits; while it runs it is also an endpoint of the
+        # gateway's Service (Istio kube-gateway.yaml selects by that label), which no other
+        # test uses meanwhile: the tests run one at a time, through a forward to a gateway pod.
         if origin == "gateway-peer":
             yield self.models_namespace
         else:
@@ -388,10 +404,15 @@ class Live(Platform):
     def _scratch_namespace(self, labels: dict[str, str]) -> Iterator[str]:
         """A namespace of no group of ours, ready for pods, deleted afterwards."""
         namespace = f"maas-e2e-{uuid.uuid4().hex[:8]}"
-        self.kubectl("create", "namespace", namespace)
+        # Created with its labels at once: Pod Security reads the namespace from a cache and
+        # would judge a pod by an unlabelled copy (pod-security-admission admission/namespace.go).
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": labels},
+        }
+        self.kubectl("create", "-f", "-", stdin=json.dumps(manifest))
         try:
-            if labels:
-                self.kubectl("label", "namespace", namespace, *(f"{k}={v}" for k, v in labels.items()))
             # Pods are refused until the namespace's default ServiceAccount exists
             # (kubernetes plugin/pkg/admission/serviceaccount/admission.go).
             until(
@@ -430,7 +451,7 @@ class Live(Platform):
         deployment = self.get(f"deployment/{DEPLOYMENTS[component]}", "-n", self.kuadrant_namespace)
         return int(deployment.get("status", {}).get("readyReplicas", 0) or 0)
 
-    def _replicas(self, component: Component, replicas: int) -> None:
+    def _replicas(self, component: Component, replicas: int | None) -> None:
         # Through the operator's CR, which its operator follows; scaling the Deployment
         # would be undone by it. kuadrant-operator v1.5.2 sets neither CR's replicas
         # (authorino_reconciler.go, limitador_reconciler.go).
@@ -441,16 +462,23 @@ class Live(Platform):
 
     @contextlib.contextmanager
     def unavailable(self, component: Component) -> Iterator[None]:
-        replicas = int(
-            self.get(OPERATOR_RESOURCES[component], "-n", self.kuadrant_namespace)["spec"].get("replicas", 1)
-        )
+        spec = self.get(OPERATOR_RESOURCES[component], "-n", self.kuadrant_namespace)["spec"]
+        before = spec.get("replicas")
         self._replicas(component, 0)
         try:
-            self.until(lambda: self._ready_replicas(component) == 0, 180, f"no ready {component} pod")
+            # Gone, not only unready: kube-proxy still sends new connections to terminating
+            # endpoints when no ready one is left (kubernetes pkg/proxy/topology.go).
+            self.kubectl(
+                "wait", "--for=delete", "pod", "-l", POD_LABELS[component], "-n", self.kuadrant_namespace,
+                "--timeout=180s", timeout=210,
+            )  # fmt: skip
             yield
         finally:
-            self._replicas(component, replicas)
-            self.until(lambda: self._ready_replicas(component) >= replicas, 300, f"{component} ready again")
+            # An absent field is put back absent, so no replicas are left owned by maas-e2e.
+            self._replicas(component, before)
+            self.until(
+                lambda: self._ready_replicas(component) >= (before or 1), 300, f"{component} ready again"
+            )
 
     def restart(self, component: Component) -> None:
         deployment = f"deployment/{DEPLOYMENTS[component]}"
@@ -485,6 +513,7 @@ class Live(Platform):
                     "create", "--dry-run=server", "-f", "-", stdin=json.dumps(manifest), check=False
                 )
                 if done.returncode != 0:
+                    assert "violates PodSecurity" in done.stderr, f"dry run of {pod} failed: {done.stderr}"
                     problems[pod] = done.stderr.strip()
         return problems
 
