@@ -65,6 +65,13 @@ def platform() -> Iterator[Live]:
         live.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def ready(platform: Live) -> None:
+    """The readiness gate: no test runs against a platform that is not ready yet; each
+    would fail for that reason instead of its own."""
+    platform.wait_ready()
+
+
 @pytest.fixture(autouse=True)
 def no_denied_request_reaches_a_model(request: pytest.FixtureRequest) -> Iterator[None]:
     """The leak oracle around every test that talks to the platform."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import base64
 import contextlib
+import functools
 import http.client
 import json
 import secrets
@@ -94,6 +95,16 @@ def seconds(window: str) -> float:
             total += int(number) * units["ms" if part == "X" else part]
             number = ""
     return total
+
+
+def condition_holds(item: dict[str, Any], kind: str) -> bool:
+    """Whether a status condition is True for the object's current generation."""
+    generation = item["metadata"].get("generation")
+    for condition in item.get("status", {}).get("conditions", []):
+        if condition["type"] == kind:
+            current = condition.get("observedGeneration", generation) == generation
+            return bool(condition["status"] == "True" and current)
+    return False
 
 
 class Platform(abc.ABC):
@@ -286,6 +297,30 @@ class Live(Platform):
             f"--timeout={timeout_s}s",
             timeout=timeout_s + 30,
         )
+
+    # What must report ready, in the models' namespace, before any other test, and how long
+    # each may take (a model's weights download for a while).
+    READY = (
+        ("gateway", "Programmed", 300),
+        ("authpolicy", "Enforced", 300),
+        ("ratelimitpolicy", "Enforced", 300),
+        ("tokenratelimitpolicy", "Enforced", 300),
+        ("inferenceservice", "Ready", 1800),
+    )
+
+    def wait_ready(self) -> None:
+        """Every object the tests rely on reports its condition, for its current generation."""
+        for resource, condition, within_s in self.READY:
+            until(
+                functools.partial(self._all, resource, condition),
+                within_s,
+                f"{resource} {condition} in {self.models_namespace}",
+            )
+        until(lambda: self._all("kuadrant", "Ready", self.kuadrant_namespace), 300, "Kuadrant Ready")
+
+    def _all(self, resource: str, condition: str, namespace: str | None = None) -> bool:
+        items = self.get(resource, "-n", namespace or self.models_namespace)["items"]
+        return bool(items) and all(condition_holds(item, condition) for item in items)
 
     def forward(self, namespace: str, target: str, port: int) -> contextlib.AbstractContextManager[Forward]:
         command = ["kubectl", "--context", self.context, "port-forward", "-n", namespace, target]

@@ -8,16 +8,6 @@ from tests.e2e import scenarios
 from tests.e2e.platform import Live
 
 
-@pytest.fixture(scope="module", autouse=True)
-def enforced(platform: Live) -> None:
-    """Every policy on the gateway reports Enforced before any access test."""
-    for kind in ("authpolicy", "ratelimitpolicy", "tokenratelimitpolicy"):
-        for item in platform.get(kind, "-n", platform.models_namespace)["items"]:
-            platform.wait(
-                "condition=Enforced", f"{kind}/{item['metadata']['name']}", platform.models_namespace, 300
-            )
-
-
 def test_a_valid_key_gets_an_answer_with_usage_from_every_model(platform: Live) -> None:
     scenarios.answers_with_usage(platform)
 
