@@ -1,8 +1,10 @@
 """Median time to evaluate each stack under mocks, and how it grows: `python -m harness.bench`.
 
 Besides every stack file, synthetic `dev` variants show growth with the catalog (50
-models) and with users (5, 100, 1,000): resources per model and per user stay fixed, and
-the policy objects do not grow with users.
+models; then 50 models by 10 tiers, every other model restricted to some tiers) and with
+users (5, 100, 1,000): resources per model and per user stay fixed, the policy objects
+do not grow with users, and the AuthPolicy's rules grow with restricted models, not with
+models times tiers.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from typing import Any
 from harness.program import evaluate, stack_config, stack_names
 
 
-def median_seconds(stack: str, runs: int, config: Mapping[str, Any] | None = None) -> tuple[float, int, int]:
-    """Median wall time of `runs` evaluations, resources declared, and Kuadrant objects among them."""
+def median_seconds(
+    stack: str, runs: int, config: Mapping[str, Any] | None = None
+) -> tuple[float, int, int, int]:
+    """Median wall time of `runs` evaluations, resources declared, Kuadrant objects among
+    them, and the AuthPolicy's authorization rules."""
     evaluate(stack, config)  # imports and first-run caches are not what is measured
     times = []
-    count = policies = 0
+    count = policies = rules = 0
     for _ in range(runs):
         start = time.perf_counter()
         result = evaluate(stack, config)
@@ -29,7 +34,8 @@ def median_seconds(stack: str, runs: int, config: Mapping[str, Any] | None = Non
             raise SystemExit(f"{stack}: {result.error}")
         count = len(result.resources)
         policies = len([r for r in result.objects() if "kuadrant.io/" in r.inputs["apiVersion"]])
-    return statistics.median(times), count, policies
+        rules = sum(len(r.inputs["spec"]["rules"]["authorization"]) for r in result.objects("AuthPolicy"))
+    return statistics.median(times), count, policies, rules
 
 
 def _scenarios(runs: int, models: int) -> list[tuple[str, str, Mapping[str, Any] | None, int]]:
@@ -37,6 +43,15 @@ def _scenarios(runs: int, models: int) -> list[tuple[str, str, Mapping[str, Any]
     catalog = [{"name": f"m{i}", "host": f"m{i}", "runtime": "simulator"} for i in range(models)]
     found: list[tuple[str, str, Mapping[str, Any] | None, int]] = [(s, s, None, runs) for s in stack_names()]
     found.append((f"dev+{models}models", "dev", {**dev, "maas:models": catalog}, runs))
+    tiers = [
+        {"name": f"t{i}", "requests": {"limit": 10 * (i + 1), "window": "1m"},
+         "tokens": {"limit": 1000 * (i + 1), "window": "1m"}}
+        for i in range(10)
+    ]  # fmt: skip
+    names = [t["name"] for t in tiers]
+    restricted = [{**m, "tiers": names[i % 10 :]} if i % 2 else m for i, m in enumerate(catalog)]
+    wide = {**dev, "maas:models": restricted, "maas:tiers": tiers, "maas:users": [], "maas:prices": {}}
+    found.append((f"dev+{models}models-10tiers", "dev", wide, runs))
     for users in (5, 100, 1000):
         listed = [{"name": f"user{i}", "tier": "free"} for i in range(users)]
         found.append(
@@ -51,10 +66,10 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=50)
     args = parser.parse_args()
     for label, stack, config, runs in _scenarios(args.runs, args.models):
-        seconds, count, policies = median_seconds(stack, runs, config)
+        seconds, count, policies, rules = median_seconds(stack, runs, config)
         print(
-            f"{label:>16}: median {seconds * 1000:8.1f} ms over {runs:2} runs, "
-            f"{count:5} resources, {policies} Kuadrant policy objects"
+            f"{label:>24}: median {seconds * 1000:8.1f} ms over {runs:2} runs, "
+            f"{count:5} resources, {policies} Kuadrant policy objects, {rules} authorization rules"
         )
 
 

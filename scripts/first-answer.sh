@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# After a deploy: calls the stack's first model through the gateway with its first user's
-# API key until it answers 200, and prints the time from STARTED (epoch seconds) to that
+# After a deploy: calls the stack's first model through the gateway with the API key of the
+# first user whose tier that model admits, until it answers 200, and prints the time from STARTED (epoch seconds) to that
 # answer. Under GitHub Actions the line also goes to the job summary.
 #   scripts/first-answer.sh STACK STARTED
 set -euo pipefail
@@ -18,15 +18,23 @@ target=$(pulumi stack output --stack "$stack" --json --show-secrets | python3 -c
 import json, sys
 out = json.load(sys.stdin)
 keys = out.get("apiKeys") or {}
-if not keys or not out.get("models"):
+users = out.get("users") or {}
+# The first model with the first user whose tier it admits (its "tiers" output).
+pairs = [
+    (model, key)
+    for model in (out.get("models") or {}).values()
+    for user, key in keys.items()
+    if users.get(user) in model.get("tiers", [users.get(user)])
+]
+if not pairs:
     sys.exit(0)
-model = next(iter(out["models"].values()))
+model, key = pairs[0]
 namespace, service = out["gatewayService"].split("/")
 host = model["url"].split("//", 1)[1].split(":", 1)[0].split("/", 1)[0]
-print(out["kubeContext"], namespace, service, host, model["servedModelName"], next(iter(keys.values())), sep="\n")
+print(out["kubeContext"], namespace, service, host, model["servedModelName"], key, sep="\n")
 ')
 if [ -z "$target" ]; then
-  echo "first answer: stack '$stack' has no API keys or no models to call; not measured"
+  echo "first answer: stack '$stack' has no API key of a tier any model admits; not measured"
   exit 0
 fi
 { read -r context; read -r namespace; read -r service; read -r host; read -r model; read -r key; } <<EOF2

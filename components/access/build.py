@@ -38,6 +38,8 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
             namespace=platform.cluster.namespace("models"),
             api_keys=cfg.auth.api_keys,
             oidc_issuer=platform.oidc_issuer,
+            models=cfg.models,
+            domain=cfg.domain,
             after=[
                 platform.kuadrant,
                 serving.gateway,

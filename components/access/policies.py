@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.access import tiers
-from components.config import GATEWAY_NAME, TierConfig
+from components.config import GATEWAY_NAME, ModelConfig, TierConfig
 
 # Kuadrant reports a policy Enforced once the gateway's data plane applies it.
 WAIT_ENFORCED = {"pulumi.com/waitFor": "condition=Enforced"}
@@ -22,6 +22,9 @@ class TierPoliciesArgs:
     namespace: pulumi.Input[str]
     api_keys: bool
     oidc_issuer: str | None
+    # The catalog and its domain: models that restrict their tiers get a rule each.
+    models: Sequence[ModelConfig] = ()
+    domain: str = ""
     # Kuadrant (its operator serves the policy CRDs), the gateway they target, and what
     # must exist before they can be enforced (the routes, the identity provider).
     after: Sequence[pulumi.Resource] = ()
@@ -43,7 +46,9 @@ class TierPolicies(pulumi.ComponentResource):
             f"{name}-auth",
             "kuadrant.io/v1",
             "AuthPolicy",
-            tiers.auth_spec(args.tiers, GATEWAY_NAME, args.api_keys, args.oidc_issuer),
+            tiers.auth_spec(
+                args.tiers, GATEWAY_NAME, args.api_keys, args.oidc_issuer, args.models, args.domain
+            ),
             args,
         )
         requests = self._policy(

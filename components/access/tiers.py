@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from components.config import TierConfig
+from components.config import ModelConfig, TierConfig
+from components.pins.upstream import OPENAI_GENERATION_PATHS
 
 # Labels and annotations of the API-key Secrets. Authorino follows changes only to Secrets
 # with its `managed-by` label; the AuthPolicy selects ours by `API_KEY_LABEL`.
@@ -24,6 +25,16 @@ API_KEY_DATA = "api_key"
 # What the limiters and the metrics see of a caller: auth.identity.userid / .tier.
 USER_ID = "auth.identity.userid"
 TIER = "auth.identity.tier"
+# Only requests that produce tokens are limited and billed: listing models spends nothing.
+# `request.url_path` (the path without its query) is a well-known attribute of Kuadrant's
+# predicates (wasm-shim v0.14.1 src/data/cel.rs, new_well_known_attribute_map).
+BILLED = f"request.url_path in {'[' + ', '.join(repr(p) for p in OPENAI_GENERATION_PATHS) + ']'}"
+# The body of a 403: OpenAI's error shape ({"error": {"message", "type", "code"}}), so SDKs
+# raise their PermissionDeniedError with this message.
+FORBIDDEN_BODY = (
+    '{"error": {"message": "This model is not available to your tier.", '
+    '"type": "permission_error", "code": "model_not_in_tier"}}'
+)
 
 
 def request_limit_name(tier: str) -> str:
@@ -56,7 +67,7 @@ def rate_limit_spec(tiers: Sequence[TierConfig], gateway: str) -> dict[str, Any]
         "limits": {
             request_limit_name(t.name): {
                 "rates": [{"limit": t.requests.limit, "window": t.requests.window}],
-                "when": [{"predicate": tier_predicate(t.name)}],
+                "when": [{"predicate": tier_predicate(t.name)}, {"predicate": BILLED}],
                 "counters": [{"expression": USER_ID}],
             }
             for t in tiers
@@ -71,7 +82,7 @@ def token_limit_spec(tiers: Sequence[TierConfig], gateway: str) -> dict[str, Any
         "limits": {
             token_limit_name(t.name): {
                 "rates": [{"limit": t.tokens.limit, "window": t.tokens.window}],
-                "when": [{"predicate": tier_predicate(t.name)}],
+                "when": [{"predicate": tier_predicate(t.name)}, {"predicate": BILLED}],
                 "counters": [{"expression": USER_ID}],
             }
             for t in tiers
@@ -87,11 +98,31 @@ def tier_from_groups(tiers: Sequence[TierConfig], groups: str = "auth.identity.g
     return f"has({groups}) ? ({expression}) : ''"
 
 
+def host_predicate(host: str) -> str:
+    """CEL: the request is for `host` (Authorino's request.host may carry the port)."""
+    return f"request.host == '{host}' || request.host.startsWith('{host}:')"
+
+
+def model_rules(models: Sequence[ModelConfig], domain: str) -> dict[str, dict[str, Any]]:
+    """One authorization rule per model that restricts its tiers: on the model's host, only
+    those tiers. Rules grow with models, never with models times tiers."""
+    return {
+        f"model-{m.name}": {
+            "when": [{"predicate": host_predicate(f"{m.host}.{domain}")}],
+            "patternMatching": {"patterns": [{"predicate": f"{TIER} in {_cel_list(m.tiers)}"}]},
+        }
+        for m in models
+        if m.tiers is not None
+    }
+
+
 def auth_spec(
     tiers: Sequence[TierConfig],
     gateway: str,
     api_keys: bool,
     oidc_issuer: str | None,
+    models: Sequence[ModelConfig] = (),
+    domain: str = "",
 ) -> dict[str, Any]:
     """Who may call: API keys (our Secrets only) and/or Keycloak tokens; only configured tiers.
 
@@ -126,9 +157,15 @@ def auth_spec(
             "authorization": {
                 "allowed-tiers": {
                     "patternMatching": {"patterns": [{"predicate": f"{TIER} in {_cel_list(names)}"}]}
-                }
+                },
+                **model_rules(models, domain),
             },
             "response": {
+                "unauthorized": {
+                    "code": 403,
+                    "headers": {"content-type": {"value": "application/json"}},
+                    "body": {"value": FORBIDDEN_BODY},
+                },
                 "success": {
                     "filters": {
                         "identity": {
@@ -140,7 +177,7 @@ def auth_spec(
                             }
                         }
                     }
-                }
+                },
             },
         },
     }

@@ -131,6 +131,18 @@ class ModelConfig(Section):
     # vLLM on CPU is slow; it has to be asked for, it never happens by omission.
     cpu_serving: bool = False
     request_timeout: Window = "300s"
+    # The tiers that may use the model (e.g. a large model for paying tiers only);
+    # unset: every tier. Others get 403 with an OpenAI-shaped error.
+    tiers: tuple[DnsLabel, ...] | None = None
+
+    @field_validator("tiers")
+    @classmethod
+    def _some_tiers(cls, tiers: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if tiers is not None:
+            if not tiers:
+                raise ValueError("an empty list would admit nobody: list tiers, or remove the key for all")
+            no_repeats(list(tiers), "tiers", "tier")
+        return tiers
 
     @model_validator(mode="after")
     def _runtime_fits(self) -> ModelConfig:
@@ -327,6 +339,13 @@ class StackConfig(Section):
                     f"{NAMESPACE}:users[{index}].tier: '{user.tier}' is not a tier of maas:tiers "
                     f"({', '.join(tiers)})"
                 )
+        for index, entry in enumerate(self.models):
+            problems.extend(
+                f"{NAMESPACE}:models[{index}].tiers[{position}]: '{tier}' is not a tier of maas:tiers "
+                f"({', '.join(tiers)})"
+                for position, tier in enumerate(entry.tiers or ())
+                if tier not in tiers
+            )
         redis = self.limitador.storage == "redis"
         if redis and self.limitador_redis_url is None:
             problems.append(

@@ -55,3 +55,9 @@ MODEL_SERVER_METRICS = (
     "vllm:prompt_tokens_total",
     "vllm:generation_tokens_total",
 )
+
+# The OpenAI API's paths (platform.openai.com/docs/api-reference), as vLLM and the simulator
+# serve them (llm-d-inference-sim v0.10.2 pkg/communication/http.go): the two that answer
+# with `usage` (what the token limits read), and the model list, which produces no tokens.
+OPENAI_GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions")
+OPENAI_MODELS_PATH = "/v1/models"

@@ -81,6 +81,8 @@ def _export(cfg: StackConfig, serving: Serving) -> None:
                 "url": serving.models[m.name].url,
                 "servedModelName": m.served_name,
                 "curl": serving.models[m.name].curl,
+                # The tiers whose keys the model answers (maas:models[].tiers; default: all).
+                "tiers": list(m.tiers) if m.tiers else cfg.tier_names,
             }
             for m in cfg.models
         },

@@ -11,7 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import GATEWAY_NAME, ComputeResources, ModelConfig
-from components.pins import versions
+from components.pins import upstream, versions
 from components.platform import monitoring
 from components.serving import gateway as gw
 
@@ -22,6 +22,9 @@ PREDICTOR_PORT = 80
 # Set by KServe on every predictor pod (kserve v0.20 components/predictor.go).
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 MODEL_LABEL = "maas-platform/model"
+# On a model's route: the tiers it is restricted to, for the policy pack to check that an
+# authorization rule enforces them (components/access/tiers.py model_rules).
+TIERS_ANNOTATION = "maas-platform/tiers"
 VLLM_RUNTIME = "vllm-openai"
 VLLM_CPU_RUNTIME = "vllm-openai-cpu"
 HF_TOKEN_SECRET = "hugging-face-token"
@@ -35,7 +38,7 @@ PUBLIC_PATH = "/v1"
 # (lua/stream_usage.lua); /v1/models produces no tokens. Everything else the servers
 # offer stays unrouted: /v1/responses streams put usage under `response.usage` (unread),
 # and /metrics, /tokenize, the admin and health endpoints are not for clients.
-METERED_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/models")
+METERED_PATHS = (*upstream.OPENAI_GENERATION_PATHS, upstream.OPENAI_MODELS_PATH)
 SIMULATOR_MAX_MODEL_LEN = 32768
 # With it vLLM ends every stream with usage, whatever the client's stream_options say
 # (read at a vLLM commit newer than the pin: README "Unverified").
@@ -203,7 +206,10 @@ class ModelDeployment(pulumi.ComponentResource):
             api_version="gateway.networking.k8s.io/v1",
             kind="HTTPRoute",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=model.name, namespace=args.namespace, labels=model_labels(model)
+                name=model.name,
+                namespace=args.namespace,
+                labels=model_labels(model),
+                annotations={TIERS_ANNOTATION: ",".join(model.tiers)} if model.tiers else None,
             ),
             spec={
                 "parentRefs": [

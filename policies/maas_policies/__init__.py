@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from maas_policies.access import LIMITADOR_SHARED_STORAGE, ROUTES_PROTECTED, TIER_LIMITS_GROW, TIERS_LIMITED
+from maas_policies.access import (
+    LIMITADOR_SHARED_STORAGE,
+    MODEL_TIERS_ENFORCED,
+    ROUTES_PROTECTED,
+    TIER_LIMITS_GROW,
+    TIERS_LIMITED,
+)
 from maas_policies.credentials import KEYCLOAK_PRODUCTION, KNOWN_DEFAULT_CREDENTIALS, NO_DEFAULT_CREDENTIALS
 from maas_policies.isolation import MODELS_ISOLATED
 from maas_policies.metering import USAGE_METERED
@@ -27,6 +33,7 @@ POLICIES: list[Policy] = [
     KEYCLOAK_PRODUCTION,
     MODELS_ISOLATED,
     USAGE_METERED,
+    MODEL_TIERS_ENFORCED,
 ]
 
 __all__ = ["KNOWN_DEFAULT_CREDENTIALS", "PACK_NAME", "POLICIES"]

@@ -58,8 +58,12 @@ def _routes_protected(args: StackValidationArgs, report: ReportViolation) -> Non
 
 
 def _allowed_tiers(auth: PolicyResource) -> list[str]:
+    """The tiers the unconditional authorization rule admits (a rule with `when` holds for
+    some requests only, e.g. one model's host)."""
     rules = (auth.props.get("spec") or {}).get("rules") or {}
     for rule in (rules.get("authorization") or {}).values():
+        if rule.get("when"):
+            continue
         for pattern in (rule.get("patternMatching") or {}).get("patterns") or []:
             found = _TIER_IN.search(str(pattern.get("predicate", "")))
             if found:
@@ -152,6 +156,70 @@ def _limitador_storage(args: ResourceValidationArgs, report: ReportViolation) ->
             None,
         )
 
+
+# Copy of components/serving/models.py TIERS_ANNOTATION (a test ties them).
+TIERS_ANNOTATION = "maas-platform/tiers"
+
+
+def _host_rule_tiers(auth: PolicyResource, host: str) -> list[list[str]]:
+    """The tier lists of authorization rules that hold on `host` (their `when` names it)."""
+    rules = ((auth.props.get("spec") or {}).get("rules") or {}).get("authorization") or {}
+    found = []
+    for rule in rules.values():
+        conditions = [str(c.get("predicate", "")) for c in rule.get("when") or []]
+        if not any(f"'{host}'" in c for c in conditions):
+            continue
+        for pattern in (rule.get("patternMatching") or {}).get("patterns") or []:
+            listed = _TIER_IN.search(str(pattern.get("predicate", "")))
+            if listed:
+                found.append(re.findall(r"'([^']+)'", listed.group(1)))
+    return found
+
+
+def _model_tiers_enforced(args: StackValidationArgs, report: ReportViolation) -> None:
+    auth = objects.of_kind(args, "AuthPolicy")
+    for route in objects.of_kind(args, "HTTPRoute"):
+        subject = objects.name(route.props)
+        if relaxation.exempt(args.get_config(), subject, report, "model-tiers-enforced"):
+            continue
+        spec, metadata = route.props.get("spec") or {}, route.props.get("metadata") or {}
+        for parent in spec.get("parentRefs") or []:
+            if parent.get("name") != objects.GATEWAY_NAME:
+                report(
+                    objects.refusal(
+                        f"HTTPRoute {subject}",
+                        f"it attaches to Gateway {parent.get('name')}, outside the shared gateway's policies",
+                        f"attach it to Gateway {objects.GATEWAY_NAME}",
+                    ),
+                    route.urn,
+                )
+        restricted = (metadata.get("annotations") or {}).get(TIERS_ANNOTATION)
+        if not restricted:
+            continue
+        wanted = sorted(restricted.split(","))
+        covering = [a for a in auth if _covers(a, route, objects.GATEWAY_NAME)]
+        for host in spec.get("hostnames") or []:
+            if not any(sorted(tiers) == wanted for a in covering for tiers in _host_rule_tiers(a, host)):
+                report(
+                    objects.refusal(
+                        f"HTTPRoute {subject} ({host})",
+                        f"the model is restricted to tiers {', '.join(wanted)}, but no AuthPolicy rule "
+                        "enforces that on its host, so every tier can use it",
+                        f"an authorization rule of the gateway's AuthPolicy, when the host is {host}, "
+                        f"allowing only {', '.join(wanted)} (components/access/tiers.py model_rules)",
+                    ),
+                    route.urn,
+                )
+
+
+MODEL_TIERS_ENFORCED = StackValidationPolicy(
+    name="model-tiers-enforced",
+    description="Every model route is on the shared gateway, and a model restricted to some tiers "
+    "has an authorization rule that admits only them on its host.",
+    validate=_model_tiers_enforced,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=relaxation.SCHEMA,
+)
 
 ROUTES_PROTECTED = StackValidationPolicy(
     name="routes-protected",

@@ -41,11 +41,15 @@ def _policy(result: Evaluation, kind: str) -> Declared:
     return found[0]
 
 
+# Limits and billing apply to the paths that produce tokens only (README "Tiers, keys and limits").
+BILLED = "request.url_path in ['/v1/chat/completions', '/v1/completions']"
+
+
 def _expected_limits(tiers: list[dict[str, Any]], what: str) -> dict[str, Any]:
     return {
         f"{t['name']}-{what}": {
             "rates": [{"limit": t[what]["limit"], "window": t[what]["window"]}],
-            "when": [{"predicate": f"auth.identity.tier == '{t['name']}'"}],
+            "when": [{"predicate": f"auth.identity.tier == '{t['name']}'"}, {"predicate": BILLED}],
             "counters": [{"expression": "auth.identity.userid"}],
         }
         for t in tiers
@@ -69,9 +73,22 @@ def test_policies_match_the_tier_table_of_every_stack(stack: Evaluation) -> None
     _assert_policies_follow(stack, _raw_tiers(stack.stack))
 
 
+def _open_models(stack: str) -> list[dict[str, Any]]:
+    """The stack's catalog without tier restrictions (which name the stack's own tiers)."""
+    return [{k: v for k, v in m.items() if k != "tiers"} for m in stack_config(stack)["maas:models"]]
+
+
 def test_policies_match_a_five_tier_table() -> None:
     users = [{"name": "alice", "tier": "gold"}, {"name": "bob", "tier": "trial"}]
-    result = evaluate_variant("gpu", {"maas:tiers": FIVE_TIERS, "maas:users": users, "maas:prices": REMOVE})
+    result = evaluate_variant(
+        "gpu",
+        {
+            "maas:tiers": FIVE_TIERS,
+            "maas:users": users,
+            "maas:prices": REMOVE,
+            "maas:models": _open_models("gpu"),
+        },
+    )
     assert result.error is None
     _assert_policies_follow(result, FIVE_TIERS)
     realm = result.one("KeycloakRealmImport", "realm-maas").inputs["spec"]["realm"]
@@ -206,7 +223,14 @@ def test_removing_a_tier_removes_it_everywhere() -> None:
         "tiers": {t: p for t, p in prices["tiers"].items() if t != "premium"},
         "models": {m: {t: p for t, p in by.items() if t != "premium"} for m, by in prices["models"].items()},
     }
-    result = evaluate_variant("gpu", {"maas:tiers": tiers, "maas:users": users, "maas:prices": without})
+    models = [
+        {k: v for k, v in m.items() if k != "tiers"}
+        | ({"tiers": [t for t in m["tiers"] if t != "premium"]} if "tiers" in m else {})
+        for m in stack_config("gpu")["maas:models"]
+    ]
+    result = evaluate_variant(
+        "gpu", {"maas:tiers": tiers, "maas:users": users, "maas:prices": without, "maas:models": models}
+    )
     assert result.error is None
     mentions = [str(r) for r in result.resources if "premium" in json.dumps(r.inputs)]
     assert mentions == []
@@ -346,3 +370,28 @@ def test_resources_grow_by_one_key_per_user_and_policies_not_at_all() -> None:
     (five, policies_five), (fifty, policies_fifty) = _users_count(5), _users_count(50)
     assert fifty - five == 45 * 2
     assert policies_five == policies_fifty
+
+
+@pytest.mark.parametrize(
+    ("path", "billed"),
+    [
+        ("/v1/chat/completions", True),
+        ("/v1/completions", True),
+        ("/v1/models", False),
+        ("/v1/embeddings", False),
+    ],
+)
+def test_only_requests_that_produce_tokens_are_limited_and_billed(
+    stack: Evaluation, path: str, billed: bool
+) -> None:
+    """Listing models spends no request and no token budget, and so is not metered either."""
+    tier = _raw_tiers(stack.stack)[0]["name"]
+    request = {"auth": {"identity": {"userid": "u", "tier": tier}}, "request": {"url_path": path}}
+    for kind in ("RateLimitPolicy", "TokenRateLimitPolicy"):
+        limits = _policy(stack, kind).inputs["spec"]["limits"]
+        applying = [
+            name
+            for name, limit in limits.items()
+            if all(_cel(c["predicate"], request) for c in limit["when"])
+        ]
+        assert applying == ([name for name in limits if name.startswith(f"{tier}-")] if billed else []), kind

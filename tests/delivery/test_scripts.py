@@ -370,6 +370,28 @@ def test_the_first_answer_is_retried_until_200(sandbox: Sandbox) -> None:
     assert len([c for c in sandbox.calls() if c.tool == "curl"]) == 3
 
 
+def test_the_first_answer_uses_a_key_of_a_tier_the_model_admits(sandbox: Sandbox) -> None:
+    """gpu's first model is for paying tiers: a free user's key would get 403 forever."""
+    outputs = {
+        "kubeContext": "maas-gpu",
+        "gatewayService": "llm/inference-gateway-istio",
+        "models": {
+            "qwen3": {
+                "url": "http://qwen3.maas.local:8000/v1",
+                "servedModelName": "qwen3",
+                "tiers": ["premium"],
+            },
+        },
+        "users": {"freeuser1": "free", "premiumuser1": "premium"},
+        "apiKeys": {"freeuser1": "key-of-freeuser1", "premiumuser1": "key-of-premiumuser1"},
+    }
+    sandbox.state_file("outputs", json.dumps(outputs))
+    sandbox.run("scripts/first-answer.sh", "gpu", "0")
+    (call,) = [c for c in sandbox.calls() if c.tool == "curl"]
+    assert "Authorization: APIKEY key-of-premiumuser1" in call.argv
+    assert call.argv[-1].startswith("http://qwen3.maas.local:")
+
+
 def test_the_first_answer_reports_a_dead_port_forward(sandbox: Sandbox) -> None:
     sandbox.state_file("curl-failures", "100")
     sandbox.state_file("port-forward-dies")

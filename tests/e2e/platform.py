@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from components.access import tiers as tier_labels
-from components.config import StackConfig, TierConfig
+from components.config import ModelConfig, StackConfig, TierConfig
 from tests.e2e.cluster import Forward, Response, port_forward, request, served, until
 
 T = TypeVar("T")
@@ -132,6 +132,23 @@ class Platform(abc.ABC):
     @property
     def tier_names(self) -> list[str]:
         return [t.name for t in self.config.tiers]
+
+    def model_config(self, model: Model) -> ModelConfig:
+        return next(m for m in self.config.models if m.name == model.name)
+
+    @property
+    def open_model(self) -> Model:
+        """The first model every tier may use: what the tier-agnostic scenarios call."""
+        found = [m for m in self.models if self.model_config(m).tiers is None]
+        assert found, (
+            f"stack {self.stack}: every model restricts its tiers; the scenarios need one open to all"
+        )
+        return found[0]
+
+    def tier_for(self, model: Model) -> str:
+        """The highest tier the model admits."""
+        admitted = self.model_config(model).tiers
+        return next(t for t in reversed(self.tier_names) if admitted is None or t in admitted)
 
     # The data plane: everything sent is tagged and recorded.
     def call(

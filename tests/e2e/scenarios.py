@@ -31,7 +31,7 @@ def live_key(p: Platform, tier: str, model: Model | None = None, selected: bool 
     """A new key that has answered once: it waits for Authorino to see the Secret (answers
     before that are 401 and count for nothing) and accounts for that first admitted
     request and its tokens, so a limit test counts from a known spend."""
-    model = model or p.models[0]
+    model = model or p.open_model
     with p.new_key(tier, selected) as key:
         first = p.until(
             lambda: _ok(p.chat(model, key.header, content=warmup_prompt())), 60, f"the new {tier} key to work"
@@ -48,16 +48,17 @@ def _ok(reply: Response) -> Response | None:
 
 
 def host(p: Platform) -> str:
-    return p.models[0].host
+    return p.open_model.host
 
 
 # --- Access -----------------------------------------------------------------------------
 
 
 def answers_with_usage(p: Platform) -> None:
-    """A4: a valid key gets 200 and an OpenAI body with usage, on every model."""
-    with live_key(p, p.tier_names[-1]) as key:
-        for model in p.models:
+    """A4: a valid key gets 200 and an OpenAI body with usage, on every model (with a key
+    of a tier the model admits)."""
+    for model in p.models:
+        with live_key(p, p.tier_for(model), model) as key:
             reply = p.chat(model, key.header)
             assert reply.status == 200, f"{model.name}: {reply.status} {reply.body[:200]!r}"
             usage = reply.json()["usage"]
@@ -66,7 +67,7 @@ def answers_with_usage(p: Platform) -> None:
 
 def denied_without_a_valid_key(p: Platform) -> None:
     """A1, A2, A8: no key, an unknown key, or a key sent any other way: 401."""
-    model = p.models[0]
+    model = p.open_model
     with live_key(p, p.tier_names[-1]) as key:
         denied = {
             "no credentials (A1)": {},
@@ -82,7 +83,7 @@ def denied_without_a_valid_key(p: Platform) -> None:
 def unselected_secret_grants_nothing(p: Platform) -> None:
     """A3: a valid key in a Secret our policy does not select: 401, once Authorino has seen
     it (a selected key made at the same time already works), and 200 once relabelled."""
-    model = p.models[0]
+    model = p.open_model
     with p.new_key(p.tier_names[0], selected=False) as outside, live_key(p, p.tier_names[0]):
         assert p.chat(model, outside.header).status == 401, "a Secret without our label granted access"
         outside.selected = True
@@ -94,7 +95,7 @@ def unselected_secret_grants_nothing(p: Platform) -> None:
 
 def unconfigured_tier_is_forbidden(p: Platform) -> None:
     """A11: an identity whose tier is not in the table: 403."""
-    model = p.models[0]
+    model = p.open_model
     with p.new_key(f"not-a-tier-{uuid.uuid4().hex[:6]}") as key:
         p.until(lambda: p.chat(model, key.header).status == 403, 60, "403 for an unknown tier")
 
@@ -102,7 +103,7 @@ def unconfigured_tier_is_forbidden(p: Platform) -> None:
 def keys_follow_their_secrets(p: Platform) -> None:
     """A5, A6, A7: a new key works, a rotated key's old value stops, a removed key stops;
     nothing restarts."""
-    model = p.models[0]
+    model = p.open_model
     with live_key(p, p.tier_names[-1]) as key:
         old = dict(key.header)
         key.value = uuid.uuid4().hex + uuid.uuid4().hex
@@ -118,7 +119,7 @@ def late_route_is_protected(p: Platform) -> None:
 
     Until a key is served on the new host (the control), every keyless answer must be a
     non-200: 404 while the gateway does not know the host yet, 401 after."""
-    model = p.models[0]
+    model = p.open_model
     late = f"late-{uuid.uuid4().hex[:6]}.{model.host.split('.', 1)[1]}"
     with live_key(p, p.tier_names[-1]) as key, p.extra_route(late, model):
         keyless: list[int] = []
@@ -135,15 +136,50 @@ def late_route_is_protected(p: Platform) -> None:
 
 def only_metered_endpoints_are_published(p: Platform, path: str) -> None:
     """The model servers answer these paths; the routes do not publish them: 404."""
-    model = p.models[0]
+    model = p.open_model
     with live_key(p, p.tier_names[-1]) as key:
         reply = p.call(model.host, path, {"model": model.served, "input": "Hi"}, key.header)
         assert reply.status == 404, f"{path}: {reply.status} {reply.body[:200]!r}"
 
 
+def model_outside_the_tier_is_forbidden(p: Platform) -> None:
+    """A14: a model restricted to some tiers answers a caller of another tier 403, in
+    OpenAI's error shape; a caller of an admitted tier gets 200."""
+    restricted = [(m, p.model_config(m).tiers or ()) for m in p.models if p.model_config(m).tiers]
+    assert restricted, f"stack {p.stack} restricts no model (maas:models[].tiers)"
+    for model, admitted in restricted:
+        outside = [t for t in p.tier_names if t not in admitted]
+        for tier in outside:
+            with live_key(p, tier) as key:
+                reply = p.chat(model, key.header)
+                assert reply.status == 403, f"{tier} on {model.name}: {reply.status}"
+                error = reply.json()["error"]
+                assert {"message", "type", "code"} <= set(error), error
+        with live_key(p, admitted[0], model) as key:
+            assert p.chat(model, key.header).status == 200, f"{admitted[0]} on {model.name}"
+
+
+def listing_models_is_free(p: Platform) -> None:
+    """GET /v1/models is answered but neither limited nor billed: after more listings than
+    the tier's request limit, the key still has its whole request budget."""
+    tier = p.tier(p.tier_names[0])
+    with live_key(p, tier.name) as key:
+        listings = [
+            p.call(p.open_model.host, "/v1/models", None, key.header).status
+            for _ in range(tier.requests.limit + 1)
+        ]
+        assert set(listings) == {200}, f"listing models was limited: {listings}"
+        statuses = [
+            p.chat(p.open_model, key.header).status for _ in range(tier.requests.limit - key.requests + 1)
+        ]
+        assert statuses == [200] * (tier.requests.limit - key.requests) + [429], (
+            f"listings were billed: {statuses}"
+        )
+
+
 def oidc_tokens_work_like_keys(p: Platform) -> None:
     """A10: a Keycloak token gets 200 and its tier's limits; garbage gets 401."""
-    model = p.models[0]
+    model = p.open_model
     user = next(u.name for u in p.config.users if u.tier == p.tier_names[0])
     tier = p.tier(p.tier_names[0])
     bearer = {"Authorization": f"Bearer {p.oidc_token(user)}"}
@@ -167,7 +203,7 @@ def request_limit(p: Platform, tier_name: str) -> None:
     """L1: a tier's request limit from the stack config, exactly: then 429."""
     limit = p.tier(tier_name).requests.limit
     with live_key(p, tier_name) as key:
-        statuses = [p.chat(p.models[0], key.header).status for _ in range(limit - key.requests + 1)]
+        statuses = [p.chat(p.open_model, key.header).status for _ in range(limit - key.requests + 1)]
         assert statuses == [200] * (limit - key.requests) + [429], f"{tier_name} (limit {limit}): {statuses}"
 
 
@@ -176,9 +212,9 @@ def users_are_counted_apart(p: Platform) -> None:
     tier = p.tier_names[0]
     limit = p.tier(tier).requests.limit
     with live_key(p, tier) as first, live_key(p, tier) as second:
-        statuses = [p.chat(p.models[0], first.header).status for _ in range(limit - first.requests + 1)]
+        statuses = [p.chat(p.open_model, first.header).status for _ in range(limit - first.requests + 1)]
         assert statuses[-1] == 429, f"the first user was never limited: {statuses}"
-        assert p.chat(p.models[0], second.header).status == 200, (
+        assert p.chat(p.open_model, second.header).status == 200, (
             "the second user was limited by the first's requests"
         )
 
@@ -188,11 +224,11 @@ def window_resets(p: Platform) -> None:
     tier = p.tier(p.tier_names[0])
     with live_key(p, tier.name) as key:
         statuses = [
-            p.chat(p.models[0], key.header).status for _ in range(tier.requests.limit - key.requests + 1)
+            p.chat(p.open_model, key.header).status for _ in range(tier.requests.limit - key.requests + 1)
         ]
         assert statuses[-1] == 429, statuses
         p.until(
-            lambda: p.chat(p.models[0], key.header).status == 200,
+            lambda: p.chat(p.open_model, key.header).status == 200,
             seconds(tier.requests.window) * 1.5,
             "a new window",
             scaled=False,
@@ -220,7 +256,7 @@ def token_limit(p: Platform, mode: str) -> None:
         prompt = warmup_prompt(max(1, math.ceil(target / key.tokens_per_word)))
         spent, passed_before = key.tokens, []
         for _ in range(requests - key.requests):
-            reply = p.chat(p.models[0], key.header, content=prompt, **extra)
+            reply = p.chat(p.open_model, key.header, content=prompt, **extra)
             if reply.status != 200:
                 break
             passed_before.append(spent >= tokens)
@@ -243,11 +279,11 @@ def counters_survive_a_limitador_restart(p: Platform) -> None:
     """L10: with Redis storage, a user's spend survives a Limitador restart."""
     tier = p.tier(p.tier_names[0])
     with live_key(p, tier.name) as key:
-        assert p.chat(p.models[0], key.header).status == 200
+        assert p.chat(p.open_model, key.header).status == 200
         key.requests += 1
         p.restart("limitador")
         statuses = [
-            p.chat(p.models[0], key.header).status for _ in range(tier.requests.limit - key.requests + 1)
+            p.chat(p.open_model, key.header).status for _ in range(tier.requests.limit - key.requests + 1)
         ]
         assert statuses == [200] * (tier.requests.limit - key.requests) + [429], statuses
 
@@ -257,7 +293,7 @@ def counters_survive_a_limitador_restart(p: Platform) -> None:
 
 def metering_matches_traffic(p: Platform) -> None:
     """L9: Prometheus's per-user requests and tokens equal what was sent, warm-up included."""
-    model, tier = p.models[0], p.tier_names[-1]
+    model, tier = p.open_model, p.tier_names[-1]
     with live_key(p, tier) as key:
         for _ in range(3):
             reply = p.chat(model, key.header)
@@ -322,7 +358,7 @@ def pods_meet_their_pod_security_level(p: Platform) -> None:
 def failure_modes(p: Platform) -> None:
     """R6, as README documents: Authorino down fails closed (5xx, never 200); Limitador down
     fails open (a valid key gets 200, a missing one still 401 from Authorino)."""
-    model = p.models[0]
+    model = p.open_model
     with live_key(p, p.tier_names[-1]) as key:
         with p.unavailable("authorino"):
             for headers in (key.header, {}):

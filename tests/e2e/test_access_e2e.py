@@ -78,3 +78,13 @@ def test_counters_survive_a_limitador_restart_with_redis(platform: Live) -> None
 @pytest.mark.disruptive
 def test_failure_modes_are_the_documented_ones(platform: Live) -> None:
     scenarios.failure_modes(platform)
+
+
+def test_a_model_outside_the_callers_tier_gets_an_openai_shaped_403(platform: Live) -> None:
+    if not any(m.tiers for m in platform.config.models):
+        pytest.skip(f"stack {platform.stack} restricts no model to some tiers (maas:models[].tiers)")
+    scenarios.model_outside_the_tier_is_forbidden(platform)
+
+
+def test_listing_models_is_neither_limited_nor_billed(platform: Live) -> None:
+    scenarios.listing_models_is_free(platform)

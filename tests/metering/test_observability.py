@@ -229,7 +229,7 @@ BAD_OBSERVABILITY: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "price for an unknown model": (
         {"maas:prices": {"models": {"gpt": {"free": {"perRequest": 1}}}}},
-        "maas:prices.models.gpt: no such model in maas:models (simulator)",
+        "maas:prices.models.gpt: no such model in maas:models (simulator, simulator-large)",
     ),
     "negative price": (
         {"maas:prices": {"tiers": {"free": {"perRequest": -1}}}},

@@ -15,7 +15,11 @@ from tests.support.policy_runner import assert_only, edited, violations
 
 @pytest.mark.parametrize(
     ("kind", "missing", "also"),
-    [("AuthPolicy", "authentication", ""), ("RateLimitPolicy", "limits", "tiers-limited")],
+    # Without the AuthPolicy, the large model's tier restriction is enforced by nothing either.
+    [
+        ("AuthPolicy", "authentication", "model-tiers-enforced"),
+        ("RateLimitPolicy", "limits", "tiers-limited"),
+    ],
 )
 def test_an_unprotected_route_is_refused(stack_of: Any, kind: str, missing: str, also: str) -> None:
     stack = stack_of("dev")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from components.access import tiers
 from components.config import StackConfig, TierConfig
 from components.serving import gateway as gw
 from tests.e2e.cluster import SERVED_METRIC, Response, request
@@ -52,6 +53,8 @@ class Faults:
     auth_down_status: int = 500  # R6: what a request gets while Authorino is down
     limits_down_status: int | None = None  # R6: None passes requests while Limitador is down
     replicas: int = 2
+    model_tiers_ignored: bool = False  # A14: a restricted model answers every tier
+    listing_billed: bool = False  # GET /v1/models counted against the limits
 
 
 @dataclass
@@ -117,24 +120,33 @@ class FakeGateway:
             self.unprotected[host] -= 1
         elif identity is None:
             return self._deny(model, _json(401, {"error": "unauthorized"}), path)
-        elif identity[1] not in self.config.tier_names and self.faults.tier_check:
-            return self._deny(model, _json(403, {"error": "forbidden"}), path)
+        elif not self._admits(model, identity[1]):
+            return self._deny(model, _json(403, FORBIDDEN), path)
         user, tier = identity or ("anonymous", self.config.tier_names[-1])
         request_body = json.loads(body) if body else {}
         counter = self._counter(user, model, tier, now)
         if "limitador" in self.down:
             if self.faults.limits_down_status is not None:
                 return self._deny(model, _json(self.faults.limits_down_status, {"error": "limits"}), path)
-        elif self._limited(counter, tier):
+        elif self._limited(counter, tier) and (path in GENERATION_PATHS or self.faults.listing_billed):
             return self._deny(model, _json(429, {"error": "too many requests"}), path)
         reply, tokens = self._answer(model, path, request_body)
-        if "limitador" not in self.down:
+        billed = path in GENERATION_PATHS or self.faults.listing_billed
+        if billed and "limitador" not in self.down:
             counter.requests += 1
             counter.tokens += tokens
-        metered = self.metered.setdefault((user, tier, model), [0, 0])
-        metered[0] += 1
-        metered[1] += tokens
+        if billed:
+            metered = self.metered.setdefault((user, tier, model), [0, 0])
+            metered[0] += 1
+            metered[1] += tokens
         return reply
+
+    def _admits(self, model: str, tier: str) -> bool:
+        """Authorino's two rules: the tier is in the table, and the model admits it."""
+        if tier not in self.config.tier_names and self.faults.tier_check:
+            return False
+        config = next(m for m in self.config.models if m.name == model)
+        return config.tiers is None or tier in config.tiers or self.faults.model_tiers_ignored
 
     def _identity(self, headers: dict[str, str]) -> tuple[str, str] | None:
         auth = headers.get("authorization", "")
@@ -217,6 +229,9 @@ class FakeGateway:
         if expr.startswith(("max(kuadrant_ready)", "max(kuadrant_dependency_detected", "max(up{")):
             return 1.0
         raise AssertionError(f"the fake Prometheus does not know {expr!r}")
+
+
+FORBIDDEN = json.loads(tiers.FORBIDDEN_BODY)
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:

@@ -47,6 +47,8 @@ SCENARIOS: dict[str, Scenario] = {
     "A5 A6 A7 keys follow Secrets": scenarios.keys_follow_their_secrets,
     "A13 late route": scenarios.late_route_is_protected,
     "A10 OIDC tokens": scenarios.oidc_tokens_work_like_keys,
+    "A14 model outside the tier": scenarios.model_outside_the_tier_is_forbidden,
+    "listing models is free": scenarios.listing_models_is_free,
     **{
         f"L1 request limit {t}": functools.partial(scenarios.request_limit, tier_name=t)
         for t in ("free", "premium")
@@ -74,6 +76,8 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
     "A11 unconfigured tier": (Faults(tier_check=False), "403 for an unknown tier"),
     "A5 A6 A7 keys follow Secrets": (Faults(old_key_lingers=True), "the old value to stop"),
     "A13 late route": (Faults(late_route_open=2), "the late route answered without a key"),
+    "A14 model outside the tier": (Faults(model_tiers_ignored=True), "free on simulator-large: 200"),
+    "listing models is free": (Faults(listing_billed=True), "listing models was limited"),
     "L1 request limit free": (Faults(deployed_limits={"free": 6}), r"free \(limit 5\)"),
     "L3 users apart": (Faults(users_share_counters=True), "limited by the first"),
     "L2 window": (Faults(window_never_resets=True), "a new window"),

@@ -22,13 +22,24 @@ HERE = Path(__file__).resolve()
 # The environment the deploy path depends on (backend, passphrase), recorded with each call.
 WATCHED_ENV = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_SKIP_UPDATE_CHECK")
 
+# Shaped like the dev stack's outputs; a test may replace them (state file "outputs").
 OUTPUTS = {
     "kubeContext": "kind-maas",
     "gatewayService": "llm/inference-gateway-istio",
     "models": {
-        "simulator": {"url": "http://simulator.maas.local:8000/v1", "servedModelName": "simulator-model"}
+        "simulator": {
+            "url": "http://simulator.maas.local:8000/v1",
+            "servedModelName": "simulator-model",
+            "tiers": ["free", "premium", "enterprise"],
+        },
+        "simulator-large": {
+            "url": "http://large.maas.local:8000/v1",
+            "servedModelName": "simulator-large-model",
+            "tiers": ["premium", "enterprise"],
+        },
     },
-    "apiKeys": {"freeuser1": "key-of-freeuser1"},
+    "users": {"freeuser1": "free", "premiumuser1": "premium"},
+    "apiKeys": {"freeuser1": "key-of-freeuser1", "premiumuser1": "key-of-premiumuser1"},
 }
 
 
@@ -86,7 +97,8 @@ def pulumi(argv: list[str]) -> int:
     if argv == ["version"]:
         print(version("pulumi"))
     elif argv[:2] == ["stack", "output"] and "--json" in argv:
-        print(json.dumps(OUTPUTS))
+        replaced = STATE / "outputs"
+        print(replaced.read_text() if replaced.exists() else json.dumps(OUTPUTS))
     elif argv[:2] == ["stack", "output"]:
         print("Current stack outputs (5):")
     return 0

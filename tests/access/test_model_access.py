@@ -1,0 +1,163 @@
+"""Per-model access by tier: a model may restrict which tiers use it (maas:models[].tiers).
+
+The authorization rules are evaluated here as Authorino would (a rule holds for a request
+when all its `when` predicates do; the request is admitted when every rule that holds
+admits it), for every tier and model of every stack and of a 10-tier by 50-model table.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import celpy
+import pytest
+from celpy.adapter import json_to_cel
+
+from components.access import tiers
+from components.config import Rate, TierConfig
+from components.config.model import ModelConfig
+from harness.program import Evaluation, typed_config
+from tests.support.configs import assert_refused
+from tests.support.policy_runner import assert_only, edited, violations
+
+
+@functools.cache
+def _program(expression: str) -> Any:
+    environment = celpy.Environment()
+    return environment.program(environment.compile(expression))
+
+
+def admitted(rules: dict[str, Any], tier: str, host: str) -> bool:
+    request: dict[str, dict[str, Any]] = {
+        "auth": {"identity": {"userid": "u", "tier": tier}},
+        "request": {"host": host},
+    }
+    activation = {k: json_to_cel(v) for k, v in request.items()}
+
+    def holds(expression: str) -> bool:
+        return bool(_program(expression).evaluate(activation))
+
+    for rule in rules.values():
+        if all(holds(c["predicate"]) for c in rule.get("when", [])) and not all(
+            holds(p["predicate"]) for p in rule["patternMatching"]["patterns"]
+        ):
+            return False
+    return True
+
+
+def _check_every_pair(
+    rules: dict[str, Any], tier_names: list[str], models: list[ModelConfig], domain: str, ports: bool = True
+) -> None:
+    for model in models:
+        for host in [f"{model.host}.{domain}", *([f"{model.host}.{domain}:8000"] if ports else [])]:
+            for tier in [*tier_names, "not-a-tier"]:
+                expected = tier in tier_names and (model.tiers is None or tier in model.tiers)
+                assert admitted(rules, tier, host) == expected, (model.name, host, tier)
+
+
+def test_every_tier_reaches_exactly_its_models_in_every_stack(stack: Evaluation) -> None:
+    config = typed_config(stack.stack)
+    (policy,) = stack.objects("AuthPolicy")
+    _check_every_pair(
+        policy.inputs["spec"]["rules"]["authorization"], config.tier_names, list(config.models), config.domain
+    )
+
+
+def test_a_ten_tier_fifty_model_table_compiles_to_a_rule_per_restricted_model() -> None:
+    table = [TierConfig(name=f"t{i}", requests=Rate(limit=10 * (i + 1), window="1m"),
+                        tokens=Rate(limit=1000 * (i + 1), window="1m")) for i in range(10)]  # fmt: skip
+    names = [t.name for t in table]
+    models = [
+        ModelConfig.model_validate_json(
+            json.dumps(
+                {
+                    "name": f"m{i}",
+                    "host": f"m{i}",
+                    "runtime": "simulator",
+                    **({"tiers": names[i % 10 :]} if i % 2 else {}),
+                }
+            )
+        )
+        for i in range(50)
+    ]
+    spec = tiers.auth_spec(table, "inference-gateway", True, None, models, "maas.local")
+    rules = spec["rules"]["authorization"]
+    # Rules grow with models (25 restricted), never with models times tiers.
+    assert len(rules) == 1 + 25
+    # The port forms are covered by the stacks' test above.
+    _check_every_pair(rules, names, models, "maas.local", ports=False)
+
+
+def test_a_denied_caller_gets_an_openai_shaped_403(stack: Evaluation) -> None:
+    (policy,) = stack.objects("AuthPolicy")
+    unauthorized = policy.inputs["spec"]["rules"]["response"]["unauthorized"]
+    assert unauthorized["code"] == 403
+    assert unauthorized["headers"] == {"content-type": {"value": "application/json"}}
+    error = json.loads(unauthorized["body"]["value"])["error"]
+    assert set(error) == {"message", "type", "code"}
+    assert "tier" in error["message"]
+
+
+def test_a_restricted_models_route_says_which_tiers_may_use_it(stack_of: Any) -> None:
+    route = stack_of("dev").one("HTTPRoute", "simulator-large")
+    assert route.inputs["metadata"]["annotations"] == {"maas-platform/tiers": "premium,enterprise"}
+    assert "annotations" not in stack_of("dev").one("HTTPRoute", "simulator").inputs["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("tiers_value", "message"),
+    [
+        (["gold"], "maas:models[1].tiers[0]: 'gold' is not a tier of maas:tiers (free, premium, enterprise)"),
+        ([], "maas:models[1].tiers: an empty list would admit nobody"),
+        (["premium", "premium"], "maas:models[1].tiers: tiers[0] and tiers[1] have the same tier 'premium'"),
+    ],
+)
+def test_a_bad_tier_restriction_is_refused_with_its_key(tiers_value: list[str], message: str) -> None:
+    models = [
+        {"name": "simulator", "host": "simulator", "runtime": "simulator"},
+        {"name": "large", "host": "large", "runtime": "simulator", "tiers": tiers_value},
+    ]
+    assert_refused("dev", {"maas:models": models}, message)
+
+
+def test_a_restriction_no_rule_enforces_is_refused(stack_of: Any) -> None:
+    stack = stack_of("dev")
+
+    def drop(inputs: dict[str, Any]) -> None:
+        del inputs["spec"]["rules"]["authorization"]["model-simulator-large"]
+
+    resources = edited(stack, "AuthPolicy", "inference-gateway-authpolicy", drop)
+    assert_only(
+        violations(stack, resources),
+        "model-tiers-enforced",
+        "HTTPRoute llm/simulator-large (large.maas.local)",
+        "Fix: ",
+    )
+
+
+def test_a_rule_admitting_other_tiers_is_refused(stack_of: Any) -> None:
+    stack = stack_of("dev")
+
+    def widen(inputs: dict[str, Any]) -> None:
+        rule = inputs["spec"]["rules"]["authorization"]["model-simulator-large"]
+        rule["patternMatching"]["patterns"] = [
+            {"predicate": "auth.identity.tier in ['free', 'premium', 'enterprise']"}
+        ]
+
+    resources = edited(stack, "AuthPolicy", "inference-gateway-authpolicy", widen)
+    assert_only(
+        violations(stack, resources), "model-tiers-enforced", "restricted to tiers enterprise, premium"
+    )
+
+
+def test_a_model_route_on_another_gateway_is_refused(stack_of: Any) -> None:
+    stack = stack_of("dev")
+
+    def elsewhere(inputs: dict[str, Any]) -> None:
+        inputs["spec"]["parentRefs"] = [{"name": "side-door"}]
+
+    resources = edited(stack, "HTTPRoute", "simulator", elsewhere)
+    found = violations(stack, resources)
+    assert any(v.policy == "model-tiers-enforced" and "Gateway side-door" in v.message for v in found), found
