@@ -174,16 +174,21 @@ def _pulumi(calls: list[Call], subcommand: str) -> Call:
     return found
 
 
-def test_deploy_dev_from_nothing(sandbox: Sandbox) -> None:
-    done = sandbox.run("make", "deploy-dev")
-    calls = sandbox.calls()
-    # the cluster first, at the pinned node image
+def _assert_the_kind_cluster_is_created(calls: list[Call]) -> None:
+    """Docker answers, then the cluster "maas" is made at the pinned node image."""
     create = calls[_index(calls, r"^kind create cluster")]
     assert create.argv[create.argv.index("--name") + 1] == "maas"
     assert create.argv[create.argv.index("--image") + 1] == versions.KIND_NODE_IMAGE
     assert (
         _index(calls, r"^docker info") < _index(calls, r"^kind get clusters") < _index(calls, "^kind create")
     )
+
+
+def test_deploy_dev_from_nothing(sandbox: Sandbox) -> None:
+    done = sandbox.run("make", "deploy-dev")
+    calls = sandbox.calls()
+    # the cluster first, at the pinned node image
+    _assert_the_kind_cluster_is_created(calls)
     # the policy pack's venv and requirements exist before the first command that loads it
     pack_deps = _index(calls, r"^policies/venv/bin/python -m pip install .*-r policies/requirements.txt")
     assert _index(calls, r"^python3 -m venv policies/venv") < pack_deps
@@ -289,12 +294,7 @@ def test_deploy_dev_oidc_from_nothing_creates_the_kind_cluster(sandbox: Sandbox)
     """dev-oidc deploys to kind-maas like dev: the deploy makes the cluster for it too."""
     sandbox.run("make", "deploy", "STACK=dev-oidc")
     calls = sandbox.calls()
-    create = calls[_index(calls, r"^kind create cluster")]
-    assert create.argv[create.argv.index("--name") + 1] == "maas"
-    assert create.argv[create.argv.index("--image") + 1] == versions.KIND_NODE_IMAGE
-    assert (
-        _index(calls, r"^docker info") < _index(calls, r"^kind get clusters") < _index(calls, "^kind create")
-    )
+    _assert_the_kind_cluster_is_created(calls)
     assert _index(calls, "^kind create") < _index(calls, r"^pulumi stack select dev-oidc --create")
     up = _pulumi(calls, "up")
     assert {"--refresh", "--yes"} <= set(up.argv)
