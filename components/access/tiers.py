@@ -25,12 +25,10 @@ API_KEY_DATA = "api_key"
 # What the limiters and the metrics see of a caller: auth.identity.userid / .tier.
 USER_ID = "auth.identity.userid"
 TIER = "auth.identity.tier"
-# Only requests that produce tokens are limited and billed: listing models spends nothing.
-# `request.url_path` (the path without its query) is a well-known attribute of Kuadrant's
-# predicates (wasm-shim v0.14.1 src/data/cel.rs, new_well_known_attribute_map).
-BILLED = f"request.url_path in {'[' + ', '.join(repr(p) for p in OPENAI_GENERATION_PATHS) + ']'}"
-# The body of a 403: OpenAI's error shape ({"error": {"message", "type", "code"}}), so SDKs
-# raise their PermissionDeniedError with this message.
+# The body of a 403: OpenAI's error shape ({"error": {"message", "type", "code"}}); the
+# OpenAI SDK raises PermissionDeniedError on a 403 (openai-python 3.57.0 src/openai/_client.py
+# _make_status_error). Authorino sends a static `value` body verbatim (authorino v0.26.2
+# pkg/service/auth_pipeline.go customizeDenyWith, pkg/json/json.go StringifyJSON).
 FORBIDDEN_BODY = (
     '{"error": {"message": "This model is not available to your tier.", '
     '"type": "permission_error", "code": "model_not_in_tier"}}'
@@ -58,6 +56,12 @@ def _gateway_target(gateway: str) -> dict[str, str]:
 
 def _cel_list(values: Sequence[str]) -> str:
     return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+# Only requests that produce tokens are limited and billed: listing models spends nothing.
+# `request.url_path` (the path without its query) is a well-known attribute of Kuadrant's
+# predicates (wasm-shim v0.14.1 src/data/cel.rs, new_well_known_attribute_map).
+BILLED = f"request.url_path in {_cel_list(OPENAI_GENERATION_PATHS)}"
 
 
 def rate_limit_spec(tiers: Sequence[TierConfig], gateway: str) -> dict[str, Any]:
@@ -99,7 +103,9 @@ def tier_from_groups(tiers: Sequence[TierConfig], groups: str = "auth.identity.g
 
 
 def host_predicate(host: str) -> str:
-    """CEL: the request is for `host` (Authorino's request.host may carry the port)."""
+    """CEL: the request is for `host`. Authorino's `request.host` is the request's authority,
+    port included (authorino v0.26.2 pkg/service/well_known_attributes.go; the wasm-shim
+    v0.14.1 sends Envoy's request.host, src/configuration/legacy_translation.rs)."""
     return f"request.host == '{host}' || request.host.startsWith('{host}:')"
 
 

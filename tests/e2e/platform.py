@@ -560,7 +560,8 @@ class Live(Platform):
                     "metadata": {"name": pod, "namespace": namespace},
                     "spec": spec,
                 }
-                # Pod Security admission judges a server-side dry run like a create (README "Unverified").
+                # Pod Security admission judges a dry run like a create: ValidatePod has no
+                # dry-run exemption (pod-security-admission v0.36.2 admission/admission.go).
                 done = self.kubectl(
                     "create", "--dry-run=server", "-f", "-", stdin=json.dumps(manifest), check=False
                 )
