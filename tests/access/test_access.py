@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import celpy
 import pytest
-from celpy.adapter import json_to_cel
 
 from components.config import DEFAULT_TIERS
 from harness.program import Declared, Evaluation, evaluate, stack_config
 from maas_policies import KNOWN_DEFAULT_CREDENTIALS
+from tests.support import cel
 from tests.support.configs import REMOVE, assert_refused, evaluate_variant
 
 POLICY_KINDS = ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy")
@@ -142,13 +141,6 @@ def test_oidc_tokens_are_checked_against_the_keycloak_realm(stack_of: Any) -> No
     assert "keycloak" not in _policy(stack_of("dev"), "AuthPolicy").inputs["spec"]["rules"]["authentication"]
 
 
-def _cel(expression: str, activation: dict[str, Any]) -> Any:
-    environment = celpy.Environment()
-    return environment.program(environment.compile(expression)).evaluate(
-        {k: json_to_cel(v) for k, v in activation.items()}
-    )
-
-
 @pytest.mark.parametrize(
     ("groups", "tier"),
     [
@@ -165,7 +157,7 @@ def test_a_keycloak_users_tier_is_the_highest_tier_group(
     rules = _policy(stack_of("gpu"), "AuthPolicy").inputs["spec"]["rules"]
     expression = rules["authentication"]["keycloak"]["overrides"]["tier"]["expression"]
     identity = {"preferred_username": "u"} | ({"groups": groups} if groups is not None else {})
-    assert _cel(expression, {"auth": {"identity": identity}}) == tier
+    assert cel.evaluate(expression, {"auth": {"identity": identity}}) == tier
 
 
 def test_only_configured_tiers_pass_authorization_and_each_meets_only_its_limits(stack: Evaluation) -> None:
@@ -175,8 +167,10 @@ def test_only_configured_tiers_pass_authorization_and_each_meets_only_its_limits
     tiers = [t["name"] for t in _raw_tiers(stack.stack)]
     for tier in [*tiers, "gold-plated", ""]:
         identity = {"auth": {"identity": {"userid": "u", "tier": tier}}}
-        assert _cel(allowed, identity) == (tier in tiers)
-        matching = [name for name, limit in limits.items() if _cel(limit["when"][0]["predicate"], identity)]
+        assert cel.evaluate(allowed, identity) == (tier in tiers)
+        matching = [
+            name for name, limit in limits.items() if cel.evaluate(limit["when"][0]["predicate"], identity)
+        ]
         assert matching == ([f"{tier}-requests"] if tier in tiers else [])
 
 
@@ -392,6 +386,6 @@ def test_only_requests_that_produce_tokens_are_limited_and_billed(
         applying = [
             name
             for name, limit in limits.items()
-            if all(_cel(c["predicate"], request) for c in limit["when"])
+            if all(cel.evaluate(c["predicate"], request) for c in limit["when"])
         ]
         assert applying == ([name for name in limits if name.startswith(f"{tier}-")] if billed else []), kind

@@ -7,26 +7,18 @@ admits it), for every tier and model of every stack and of a 10-tier by 50-model
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any
 
-import celpy
 import pytest
-from celpy.adapter import json_to_cel
 
 from components.access import tiers
 from components.config import Rate, TierConfig
 from components.config.model import ModelConfig
 from harness.program import Evaluation, typed_config
+from tests.support import cel
 from tests.support.configs import assert_refused
 from tests.support.policy_runner import assert_only, edited, violations
-
-
-@functools.cache
-def _program(expression: str) -> Any:
-    environment = celpy.Environment()
-    return environment.program(environment.compile(expression))
 
 
 def admitted(rules: dict[str, Any], tier: str, host: str) -> bool:
@@ -34,10 +26,10 @@ def admitted(rules: dict[str, Any], tier: str, host: str) -> bool:
         "auth": {"identity": {"userid": "u", "tier": tier}},
         "request": {"host": host},
     }
-    activation = {k: json_to_cel(v) for k, v in request.items()}
+    converted = cel.activation(request)
 
     def holds(expression: str) -> bool:
-        return bool(_program(expression).evaluate(activation))
+        return bool(cel.evaluate_in(expression, converted))
 
     for rule in rules.values():
         if all(holds(c["predicate"]) for c in rule.get("when", [])) and not all(
