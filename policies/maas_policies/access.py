@@ -65,10 +65,16 @@ def _allowed_tiers(auth: PolicyResource) -> list[str]:
         if rule.get("when"):
             continue
         for pattern in (rule.get("patternMatching") or {}).get("patterns") or []:
-            found = _TIER_IN.search(str(pattern.get("predicate", "")))
-            if found:
-                return re.findall(r"'([^']+)'", found.group(1))
+            listed = _tiers_listed(pattern)
+            if listed is not None:
+                return listed
     return []
+
+
+def _tiers_listed(pattern: Mapping[str, Any]) -> list[str] | None:
+    """The tiers of a pattern `auth.identity.tier in [...]`; None for any other pattern."""
+    found = _TIER_IN.search(str(pattern.get("predicate", "")))
+    return re.findall(r"'([^']+)'", found.group(1)) if found else None
 
 
 def _limits_by_tier(policy: PolicyResource) -> dict[str, dict[str, Any]]:
@@ -170,9 +176,9 @@ def _host_rule_tiers(auth: PolicyResource, host: str) -> list[list[str]]:
         if not any(f"'{host}'" in c for c in conditions):
             continue
         for pattern in (rule.get("patternMatching") or {}).get("patterns") or []:
-            listed = _TIER_IN.search(str(pattern.get("predicate", "")))
-            if listed:
-                found.append(re.findall(r"'([^']+)'", listed.group(1)))
+            listed = _tiers_listed(pattern)
+            if listed is not None:
+                found.append(listed)
     return found
 
 
