@@ -43,6 +43,16 @@ def live_key(p: Platform, tier: str, model: Model | None = None, selected: bool 
         yield key
 
 
+def rest_of_window(p: Platform, key: Key, limit: int) -> list[int]:
+    """The statuses of the requests `key` has left under `limit` in its window, and one more."""
+    return [p.chat(p.open_model, key.header).status for _ in range(limit - key.requests + 1)]
+
+
+def exactly(limit: int, key: Key) -> list[int]:
+    """What the rest of a window looks like when the limit holds exactly: 200s, then 429."""
+    return [200] * (limit - key.requests) + [429]
+
+
 def _ok(reply: Response) -> Response | None:
     return reply if reply.status == 200 else None
 
@@ -169,12 +179,8 @@ def listing_models_is_free(p: Platform) -> None:
             for _ in range(tier.requests.limit + 1)
         ]
         assert set(listings) == {200}, f"listing models was limited: {listings}"
-        statuses = [
-            p.chat(p.open_model, key.header).status for _ in range(tier.requests.limit - key.requests + 1)
-        ]
-        assert statuses == [200] * (tier.requests.limit - key.requests) + [429], (
-            f"listings were billed: {statuses}"
-        )
+        statuses = rest_of_window(p, key, tier.requests.limit)
+        assert statuses == exactly(tier.requests.limit, key), f"listings were billed: {statuses}"
 
 
 def oidc_tokens_work_like_keys(p: Platform) -> None:
@@ -203,8 +209,8 @@ def request_limit(p: Platform, tier_name: str) -> None:
     """L1: a tier's request limit from the stack config, exactly: then 429."""
     limit = p.tier(tier_name).requests.limit
     with live_key(p, tier_name) as key:
-        statuses = [p.chat(p.open_model, key.header).status for _ in range(limit - key.requests + 1)]
-        assert statuses == [200] * (limit - key.requests) + [429], f"{tier_name} (limit {limit}): {statuses}"
+        statuses = rest_of_window(p, key, limit)
+        assert statuses == exactly(limit, key), f"{tier_name} (limit {limit}): {statuses}"
 
 
 def users_are_counted_apart(p: Platform) -> None:
@@ -212,7 +218,7 @@ def users_are_counted_apart(p: Platform) -> None:
     tier = p.tier_names[0]
     limit = p.tier(tier).requests.limit
     with live_key(p, tier) as first, live_key(p, tier) as second:
-        statuses = [p.chat(p.open_model, first.header).status for _ in range(limit - first.requests + 1)]
+        statuses = rest_of_window(p, first, limit)
         assert statuses[-1] == 429, f"the first user was never limited: {statuses}"
         assert p.chat(p.open_model, second.header).status == 200, (
             "the second user was limited by the first's requests"
@@ -223,9 +229,7 @@ def window_resets(p: Platform) -> None:
     """L2: after the window, 200 again (waits at most a window and a half)."""
     tier = p.tier(p.tier_names[0])
     with live_key(p, tier.name) as key:
-        statuses = [
-            p.chat(p.open_model, key.header).status for _ in range(tier.requests.limit - key.requests + 1)
-        ]
+        statuses = rest_of_window(p, key, tier.requests.limit)
         assert statuses[-1] == 429, statuses
         p.until(
             lambda: p.chat(p.open_model, key.header).status == 200,
@@ -282,10 +286,8 @@ def counters_survive_a_limitador_restart(p: Platform) -> None:
         assert p.chat(p.open_model, key.header).status == 200
         key.requests += 1
         p.restart("limitador")
-        statuses = [
-            p.chat(p.open_model, key.header).status for _ in range(tier.requests.limit - key.requests + 1)
-        ]
-        assert statuses == [200] * (tier.requests.limit - key.requests) + [429], statuses
+        statuses = rest_of_window(p, key, tier.requests.limit)
+        assert statuses == exactly(tier.requests.limit, key), statuses
 
 
 # --- Metering ---------------------------------------------------------------------------
