@@ -39,11 +39,11 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
             api_keys=cfg.auth.api_keys,
             oidc_issuer=platform.oidc_issuer,
             models=cfg.models,
-            domain=cfg.domain,
             after=[
                 platform.kuadrant,
                 serving.gateway,
                 *(m.route for m in serving.models.values()),
+                serving.model_list.route,
                 *([platform.keycloak] if platform.keycloak else []),
             ],
         ),

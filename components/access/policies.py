@@ -22,9 +22,8 @@ class TierPoliciesArgs:
     namespace: pulumi.Input[str]
     api_keys: bool
     oidc_issuer: str | None
-    # The catalog and its domain: models that restrict their tiers get a rule each.
+    # The catalog: models that restrict their tiers get a rule each.
     models: Sequence[ModelConfig] = ()
-    domain: str = ""
     # Kuadrant (its operator serves the policy CRDs), the gateway they target, and what
     # must exist before they can be enforced (the routes, the identity provider).
     after: Sequence[pulumi.Resource] = ()
@@ -46,9 +45,7 @@ class TierPolicies(pulumi.ComponentResource):
             f"{name}-auth",
             "kuadrant.io/v1",
             "AuthPolicy",
-            tiers.auth_spec(
-                args.tiers, GATEWAY_NAME, args.api_keys, args.oidc_issuer, args.models, args.domain
-            ),
+            tiers.auth_spec(args.tiers, GATEWAY_NAME, args.api_keys, args.oidc_issuer, args.models),
             args,
         )
         requests = self._policy(

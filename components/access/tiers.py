@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from components.config import ModelConfig, TierConfig
-from components.pins.upstream import OPENAI_GENERATION_PATHS
+from components.config import MODEL_HEADER, TIER_HEADER, ModelConfig, TierConfig
+from components.pins.upstream import OPENAI_USAGE_PATHS
 
 # Labels and annotations of the API-key Secrets. Authorino follows changes only to Secrets
 # with its `managed-by` label; the AuthPolicy selects ours by `API_KEY_LABEL`.
@@ -61,7 +61,7 @@ def _cel_list(values: Sequence[str]) -> str:
 # Only requests that produce tokens are limited and billed: listing models spends nothing.
 # `request.url_path` (the path without its query) is a well-known attribute of Kuadrant's
 # predicates (wasm-shim v0.14.1 src/data/cel.rs, new_well_known_attribute_map).
-BILLED = f"request.url_path in {_cel_list(OPENAI_GENERATION_PATHS)}"
+BILLED = f"request.url_path in {_cel_list(OPENAI_USAGE_PATHS)}"
 
 
 def rate_limit_spec(tiers: Sequence[TierConfig], gateway: str) -> dict[str, Any]:
@@ -102,19 +102,20 @@ def tier_from_groups(tiers: Sequence[TierConfig], groups: str = "auth.identity.g
     return f"has({groups}) ? ({expression}) : ''"
 
 
-def host_predicate(host: str) -> str:
-    """CEL: the request is for `host`. Authorino's `request.host` is the request's authority,
-    port included (authorino v0.26.2 pkg/service/well_known_attributes.go; the wasm-shim
-    v0.14.1 sends Envoy's request.host, src/configuration/legacy_translation.rs)."""
-    return f"request.host == '{host}' || request.host.startsWith('{host}:')"
+def model_predicate(served_name: str) -> str:
+    """CEL: the request is for the model `served_name`. The gateway's Lua filter sets the
+    header on every model request, from the model's own host or the body's `model` on the
+    shared host, after removing any a client sent (components/serving/lua/request_body.lua);
+    the `in` test keeps a request without it (the model list) from being a CEL error."""
+    return f"'{MODEL_HEADER}' in request.headers && request.headers['{MODEL_HEADER}'] == '{served_name}'"
 
 
-def model_rules(models: Sequence[ModelConfig], domain: str) -> dict[str, dict[str, Any]]:
-    """One authorization rule per model that restricts its tiers: on the model's host, only
-    those tiers. Rules grow with models, never with models times tiers."""
+def model_rules(models: Sequence[ModelConfig]) -> dict[str, dict[str, Any]]:
+    """One authorization rule per model that restricts its tiers: for that model, on any
+    host, only those tiers. Rules grow with models, never with models times tiers."""
     return {
         f"model-{m.name}": {
-            "when": [{"predicate": host_predicate(f"{m.host}.{domain}")}],
+            "when": [{"predicate": model_predicate(m.served_name)}],
             "patternMatching": {"patterns": [{"predicate": f"{TIER} in {_cel_list(m.tiers)}"}]},
         }
         for m in models
@@ -128,7 +129,6 @@ def auth_spec(
     api_keys: bool,
     oidc_issuer: str | None,
     models: Sequence[ModelConfig] = (),
-    domain: str = "",
 ) -> dict[str, Any]:
     """Who may call: API keys (our Secrets only) and/or Keycloak tokens; only configured tiers.
 
@@ -164,7 +164,7 @@ def auth_spec(
                 "allowed-tiers": {
                     "patternMatching": {"patterns": [{"predicate": f"{TIER} in {_cel_list(names)}"}]}
                 },
-                **model_rules(models, domain),
+                **model_rules(models),
             },
             "response": {
                 "unauthorized": {
@@ -173,6 +173,10 @@ def auth_spec(
                     "body": {"value": FORBIDDEN_BODY},
                 },
                 "success": {
+                    # The tier, for the model list (components/serving/catalog.py); the
+                    # wasm-shim sets it over any value a client sent (v0.14.1 src/kuadrant/
+                    # pipeline/tasks/headers.rs, HeaderOperation::Set).
+                    "headers": {TIER_HEADER: {"plain": {"expression": TIER}}},
                     "filters": {
                         "identity": {
                             "json": {
@@ -182,7 +186,7 @@ def auth_spec(
                                 }
                             }
                         }
-                    }
+                    },
                 },
             },
         },

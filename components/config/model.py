@@ -31,6 +31,12 @@ NAMESPACE = "maas"
 SECRET_KEYS = ("huggingFaceToken", "limitadorRedisUrl")
 # The Gateway every model route attaches to; KServe is told its "<namespace>/<name>".
 GATEWAY_NAME = "inference-gateway"
+# Request headers only the gateway sets (any a client sends are removed first): the model a
+# request is for, which the routes and the model access rules match on (set by the gateway's
+# Lua filter, components/serving/lua/request_body.lua), and the caller's tier (set by
+# Authorino after authentication, components/access/tiers.py), which picks the model list.
+MODEL_HEADER = "x-maas-model"
+TIER_HEADER = "x-maas-tier"
 # Not configurable: the Keycloak operator's manifest binds its ClusterRole to a service
 # account in namespace "keycloak".
 KEYCLOAK_NAMESPACE = "keycloak"
@@ -77,6 +83,9 @@ class GatewayConfig(Section):
     # ClusterIP: reached through `kubectl port-forward`, nothing exposed by default.
     service_type: typing.Literal["ClusterIP", "LoadBalancer", "NodePort"] = "ClusterIP"
     https: HttpsConfig = HttpsConfig()
+    # The one OpenAI base URL for every model, <apiHost>.<domain>/v1: the body's `model`
+    # picks the model, and GET /v1/models lists the caller's models.
+    api_host: DnsLabel = "api"
 
 
 class Toleration(Section):
@@ -167,6 +176,11 @@ class ModelConfig(Section):
     @property
     def served_name(self) -> str:
         return self.served_model_name or self.name
+
+    def admits(self, tier: str) -> bool:
+        """Whether callers of `tier` may use the model: the one table the access rules and
+        each tier's model list are both compiled from."""
+        return self.tiers is None or tier in self.tiers
 
     @property
     def compute(self) -> ComputeResources:
@@ -346,6 +360,12 @@ class StackConfig(Section):
                 for position, tier in enumerate(entry.tiers or ())
                 if tier not in tiers
             )
+        problems.extend(
+            f"{NAMESPACE}:models[{index}].host: '{entry.host}' is maas:gateway.apiHost, the shared "
+            "host of every model; give the model another host"
+            for index, entry in enumerate(self.models)
+            if entry.host == self.gateway.api_host
+        )
         redis = self.limitador.storage == "redis"
         if redis and self.limitador_redis_url is None:
             problems.append(
@@ -385,6 +405,8 @@ class StackConfig(Section):
             )
         no_repeats([m.name for m in models], "models", "name")
         no_repeats([m.host for m in models], "models", "host")
+        # The shared host routes by the body's `model`: two models must not answer to one.
+        no_repeats([m.served_name for m in models], "models", "servedModelName")
         return models
 
     def namespaces_in_use(self) -> dict[str, str]:

@@ -57,7 +57,8 @@ MODEL_SERVER_METRICS = (
 )
 
 # The OpenAI API's paths (platform.openai.com/docs/api-reference), as vLLM and the simulator
-# serve them (llm-d-inference-sim v0.10.2 pkg/communication/http.go): the two that answer
-# with `usage` (what the token limits read), and the model list, which produces no tokens.
-OPENAI_GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions")
+# serve them (llm-d-inference-sim v0.10.2 pkg/communication/http.go): the three that answer
+# with `usage.total_tokens` (what the token limits read; embeddings: pkg/api/embeddings.go
+# EmbeddingResponseUsage), and the model list, which produces no tokens.
+OPENAI_USAGE_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 OPENAI_MODELS_PATH = "/v1/models"

@@ -103,5 +103,10 @@ VLLM_IMAGE = "vllm/vllm-openai:v0.31.0"
 # which ours is not. Name per vLLM docs/getting_started/installation/cpu.*.inc.md.
 VLLM_CPU_IMAGE = "vllm/vllm-openai-cpu:v0.31.0"
 
+# The shared host's model list (components/serving/catalog.py): NGINX's unprivileged image,
+# stable 1.30.4 (nginx/docker-nginx-unprivileged, commit 8b44229 "stable to 1.30.4"; the
+# tag per .github/workflows/alpine-stable.yml: <major>.<minor>.<patch>-alpine-slim).
+MODEL_LIST_IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.30.4-alpine-slim"
+
 # Only the end-to-end tests run it: a throwaway pod that probes the network from outside.
 E2E_PROBE_IMAGE = "curlimages/curl:8.16.0"

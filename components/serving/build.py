@@ -1,4 +1,5 @@
-"""The serving group: the inference gateway, the vLLM runtimes and one deployment per model."""
+"""The serving group: the inference gateway, the vLLM runtimes, one deployment per model, and
+the shared host's model list."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pulumi
 
 from components.config import StackConfig
 from components.platform.build import Platform
-from components.serving.gateway import GatewayArgs, InferenceGateway
+from components.serving.catalog import ModelList, ModelListArgs
+from components.serving.gateway import LOCAL_PORT, GatewayArgs, InferenceGateway
 from components.serving.models import ModelArgs, ModelDeployment, RuntimeArgs, VllmServingRuntime
 
 
@@ -18,6 +20,7 @@ class Serving:
     runtime: VllmServingRuntime | None
     # model name -> its deployment, in catalog order
     models: dict[str, ModelDeployment]
+    model_list: ModelList
 
 
 def build(cfg: StackConfig, platform: Platform) -> Serving:
@@ -30,6 +33,7 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
             domain=cfg.domain,
             config=cfg.gateway,
             flavour=platform.flavour,
+            models=cfg.models,
             after=[platform.gateway_api, platform.istio, platform.cert_manager],
         ),
         platform.on_cluster,
@@ -66,7 +70,12 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
         )
         for m in cfg.models
     }
-    serving = Serving(gateway=gateway, runtime=runtime, models=models)
+    model_list = ModelList(
+        "model-list",
+        ModelListArgs(models=cfg.models, tiers=cfg.tiers, namespace=models_namespace, gateway=gateway),
+        platform.on_cluster,
+    )
+    serving = Serving(gateway=gateway, runtime=runtime, models=models, model_list=model_list)
     _export(cfg, serving)
     return serving
 
@@ -74,6 +83,8 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
 def _export(cfg: StackConfig, serving: Serving) -> None:
     pulumi.export("gatewayService", f"{cfg.namespaces.models}/{serving.gateway.service_name}")
     pulumi.export("portForward", serving.gateway.port_forward)
+    # The one base URL for every model (through the port-forward): what OpenAI SDKs take.
+    pulumi.export("apiUrl", f"http://{serving.gateway.api_host}:{LOCAL_PORT}/v1")
     pulumi.export(
         "models",
         {

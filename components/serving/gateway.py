@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -10,7 +10,8 @@ from typing import ClassVar
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GATEWAY_NAME, GatewayConfig
+from components.config import GATEWAY_NAME, MODEL_HEADER, TIER_HEADER, GatewayConfig, ModelConfig
+from components.pins.upstream import OPENAI_USAGE_PATHS
 from components.platform.flavour import Flavour
 
 GATEWAY_CLASS = "istio"
@@ -23,8 +24,14 @@ HTTPS_PORT = 443
 # The local port the README and stack outputs forward to: http://<host>.<domain>:8000
 LOCAL_PORT = 8000
 TLS_SECRET = f"{GATEWAY_NAME}-tls"
-# Envoy Lua that asks every streamed request for usage (see the file).
-STREAM_USAGE_LUA = Path(__file__).parent / "lua" / "stream_usage.lua"
+# Envoy Lua that sets the model header and asks every streamed request for usage (see the
+# file); request_filter_source() puts the catalog before it.
+REQUEST_BODY_LUA = Path(__file__).parent / "lua" / "request_body.lua"
+# Istio applies EnvoyFilters in ascending priority (istio/api 1.30.3 envoy_filter.proto
+# `priority`); Kuadrant's (priority 0, kuadrant-operator v1.5.2 istio_extension_reconciler.go)
+# is inserted before the router after ours, so ours runs first and Kuadrant's filter sees the
+# model header it sets.
+REQUEST_BODY_PRIORITY = -10
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,19 +41,24 @@ class GatewayArgs:
     domain: str
     config: GatewayConfig
     flavour: Flavour
+    # The catalog: the Lua filter routes the shared host by served name.
+    models: Sequence[ModelConfig]
     # The Gateway API CRDs, Istio (which programs the Gateway and reads the EnvoyFilter)
     # and cert-manager (the HTTPS listener's certificate).
     after: Sequence[pulumi.Resource] = ()
 
 
 class InferenceGateway(pulumi.ComponentResource):
-    """A Gateway of class `istio` with a listener for `*.<domain>` (HTTP, optionally HTTPS).
+    """A Gateway of class `istio` with a listener for `*.<domain>` (HTTP, optionally HTTPS),
+    and the Lua filter that routes the shared host by the body's `model`.
 
     Routes are admitted from its own namespace only; policies attached to it cover them all.
     """
 
     TYPE: ClassVar[str] = "maas:gateway:InferenceGateway"
     listeners: tuple[str, ...]
+    # The shared host, <apiHost>.<domain>: every model route and the model list hold it.
+    api_host: str
     service_name: str
     port_forward: str
 
@@ -94,21 +106,24 @@ class InferenceGateway(pulumi.ComponentResource):
             # the live Gateway.
             opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for, aliases=[pulumi.Alias(name=name)]),
         )
-        stream_usage = self._stream_usage(name, args)
+        self.api_host = f"{args.config.api_host}.{args.domain}"
+        request_body = self._request_body(name, args)
         self.service_name = SERVICE_NAME
         self.port_forward = args.flavour.reach(args.namespace_name, SERVICE_NAME, HTTP_PORT, LOCAL_PORT)
         self.register_outputs(
             {
                 "gateway": gateway,
-                "streamUsage": stream_usage,
+                "requestBody": request_body,
                 "listeners": list(self.listeners),
+                "apiHost": self.api_host,
                 "serviceName": self.service_name,
                 "portForward": self.port_forward,
             }
         )
 
-    def _stream_usage(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
-        """The Lua filter that puts `stream_options.include_usage` into streamed requests.
+    def _request_body(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
+        """The Lua filter that routes by model and puts `stream_options.include_usage` into
+        streamed requests.
 
         Inserted before the router on the Gateway's own Envoy, the way kuadrant-operator
         v1.5.2 inserts its wasm-shim (internal/istio/utils.go): EnvoyFilter `targetRefs` to
@@ -117,16 +132,17 @@ class InferenceGateway(pulumi.ComponentResource):
         component, so no route is served before streams are metered.
         """
         return k8s.apiextensions.CustomResource(
-            f"{name}-stream-usage",
+            f"{name}-request-body",
             api_version="networking.istio.io/v1alpha3",
             kind="EnvoyFilter",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{GATEWAY_NAME}-stream-usage", namespace=args.namespace
+                name=f"{GATEWAY_NAME}-request-body", namespace=args.namespace
             ),
             spec={
                 "targetRefs": [
                     {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME}
                 ],
+                "priority": REQUEST_BODY_PRIORITY,
                 "configPatches": [
                     {
                         "applyTo": "HTTP_FILTER",
@@ -147,14 +163,22 @@ class InferenceGateway(pulumi.ComponentResource):
                                 "name": "envoy.filters.http.lua",
                                 "typed_config": {
                                     "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
-                                    "default_source_code": {"inline_string": STREAM_USAGE_LUA.read_text()},
+                                    "default_source_code": {
+                                        "inline_string": request_filter_source(
+                                            self.api_host, args.models, args.domain
+                                        )
+                                    },
                                 },
                             },
                         },
                     }
                 ],
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
+            # Named for its first job, streamed usage, before it routed by model; the alias
+            # keeps its URN.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=list(args.after), aliases=[pulumi.Alias(name=f"{name}-stream-usage")]
+            ),
         )
 
     def _certificate(self, name: str, args: GatewayArgs, hostname: str) -> pulumi.Resource:
@@ -186,3 +210,30 @@ class InferenceGateway(pulumi.ComponentResource):
             spec={"secretName": TLS_SECRET, "dnsNames": [hostname], "issuerRef": issuer},
             opts=after_cert_manager,
         )
+
+
+def _lua(value: object) -> str:
+    """A Lua literal for a string, a boolean or a table of them (keys are strings)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        # Hosts and served names are validated ASCII (components/config/types.py).
+        if not value.isascii() or not value.isprintable():
+            raise ValueError(f"not a printable ASCII string: {value!r}")
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"[{_lua(k)}] = {_lua(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"no Lua literal for {value!r}")
+
+
+def request_filter_source(shared_host: str, models: Sequence[ModelConfig], domain: str) -> str:
+    """The Lua filter's source: the catalog it routes by, then the filter itself."""
+    catalog = {
+        "api_host": shared_host,
+        "hosts": {f"{m.host}.{domain}": m.served_name for m in models},
+        "models": {m.served_name: True for m in models},
+        "routed_paths": {path: True for path in OPENAI_USAGE_PATHS},
+        "model_header": MODEL_HEADER,
+        "tier_header": TIER_HEADER,
+    }
+    return f"local CATALOG = {_lua(catalog)}\n\n{REQUEST_BODY_LUA.read_text()}"

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GATEWAY_NAME, ComputeResources, ModelConfig
+from components.config import GATEWAY_NAME, MODEL_HEADER, ComputeResources, ModelConfig
 from components.pins import upstream, versions
 from components.platform import monitoring
 from components.serving import gateway as gw
@@ -29,16 +29,16 @@ VLLM_RUNTIME = "vllm-openai"
 VLLM_CPU_RUNTIME = "vllm-openai-cpu"
 HF_TOKEN_SECRET = "hugging-face-token"
 MODEL_SERVICE_ACCOUNT = "model-storage"
-# The base URL clients are given.
+# The base URL clients are given: http://<host>.<domain>:8000/v1
 PUBLIC_PATH = "/v1"
 # The only endpoints published: those whose usage the token limits read. Kuadrant reads
 # `usage.total_tokens` from the response (kuadrant-operator v1.5.2 ratelimit_workflow_
 # helpers.go; in a stream, the usage chunk before [DONE]: wasm-shim v0.14.1 token_usage.rs).
-# Chat and text completions carry it, streamed ones once the gateway asks for it
-# (lua/stream_usage.lua); /v1/models produces no tokens. Everything else the servers
+# Chat and text completions and embeddings carry it, streamed ones once the gateway asks
+# for it (lua/request_body.lua); /v1/models produces no tokens. Everything else the servers
 # offer stays unrouted: /v1/responses streams put usage under `response.usage` (unread),
 # and /metrics, /tokenize, the admin and health endpoints are not for clients.
-METERED_PATHS = (*upstream.OPENAI_GENERATION_PATHS, upstream.OPENAI_MODELS_PATH)
+METERED_PATHS = (*upstream.OPENAI_USAGE_PATHS, upstream.OPENAI_MODELS_PATH)
 SIMULATOR_MAX_MODEL_LEN = 32768
 # With it vLLM ends every stream with usage, whatever the client's stream_options say
 # (read at a vLLM commit newer than the pin: README "Unverified").
@@ -186,7 +186,12 @@ class ModelArgs:
 
 
 class ModelDeployment(pulumi.ComponentResource):
-    """One model: its InferenceService, its single public route and its network isolation."""
+    """One model: its InferenceService, its single public route and its network isolation.
+
+    The route holds the model's own host and the shared host, and matches only requests the
+    gateway marked for this model (MODEL_HEADER): one route, so one set of limit counters,
+    whichever host a request came by.
+    """
 
     TYPE: ClassVar[str] = "maas:models:ModelDeployment"
     url: str
@@ -215,10 +220,18 @@ class ModelDeployment(pulumi.ComponentResource):
                 "parentRefs": [
                     {"name": GATEWAY_NAME, "sectionName": listener} for listener in args.gateway.listeners
                 ],
-                "hostnames": [hostname],
+                "hostnames": [hostname, args.gateway.api_host],
                 "rules": [
                     {
-                        "matches": [{"path": {"type": "Exact", "value": path}} for path in METERED_PATHS],
+                        "matches": [
+                            {
+                                "path": {"type": "Exact", "value": path},
+                                "headers": [
+                                    {"type": "Exact", "name": MODEL_HEADER, "value": model.served_name}
+                                ],
+                            }
+                            for path in METERED_PATHS
+                        ],
                         "backendRefs": [{"name": service, "port": PREDICTOR_PORT}],
                         "timeouts": {"request": model.request_timeout},
                     }

@@ -163,23 +163,38 @@ def _limitador_storage(args: ResourceValidationArgs, report: ReportViolation) ->
         )
 
 
-# Copy of components/serving/models.py TIERS_ANNOTATION (a test ties them).
+# Copies of components/serving/models.py TIERS_ANNOTATION and components/config MODEL_HEADER
+# (a test ties them).
 TIERS_ANNOTATION = "maas-platform/tiers"
+MODEL_HEADER = "x-maas-model"
 
 
-def _host_rule_tiers(auth: PolicyResource, host: str) -> list[list[str]]:
-    """The tier lists of authorization rules that hold on `host` (their `when` names it)."""
+def _model_rule_tiers(auth: PolicyResource, model: str) -> list[list[str]]:
+    """The tier lists of authorization rules that hold for requests for `model` (their `when`
+    compares the model header with it)."""
     rules = ((auth.props.get("spec") or {}).get("rules") or {}).get("authorization") or {}
     found = []
     for rule in rules.values():
         conditions = [str(c.get("predicate", "")) for c in rule.get("when") or []]
-        if not any(f"'{host}'" in c for c in conditions):
+        if not any(MODEL_HEADER in c and f"'{model}'" in c for c in conditions):
             continue
         for pattern in (rule.get("patternMatching") or {}).get("patterns") or []:
             listed = _tiers_listed(pattern)
             if listed is not None:
                 found.append(listed)
     return found
+
+
+def _models_matched(spec: Mapping[str, Any]) -> tuple[set[str], int]:
+    """The model header values a route's matches require, and how many matches require none."""
+    models, unmarked = set(), 0
+    for rule in spec.get("rules") or []:
+        for match in rule.get("matches") or [{}]:
+            headers = match.get("headers") or []
+            values = {h.get("value") for h in headers if str(h.get("name", "")).lower() == MODEL_HEADER}
+            models |= {str(v) for v in values}
+            unmarked += not values
+    return models, unmarked
 
 
 def _model_tiers_enforced(args: StackValidationArgs, report: ReportViolation) -> None:
@@ -203,15 +218,28 @@ def _model_tiers_enforced(args: StackValidationArgs, report: ReportViolation) ->
         if not restricted:
             continue
         wanted = sorted(restricted.split(","))
+        models, unmarked = _models_matched(spec)
+        if unmarked:
+            report(
+                objects.refusal(
+                    f"HTTPRoute {subject}",
+                    f"the model is restricted to tiers {', '.join(wanted)}, but {unmarked} of its matches "
+                    f"do not require the {MODEL_HEADER} header its authorization rule keys on, so every "
+                    "tier reaches the model through them",
+                    f"an exact {MODEL_HEADER} header match (the model's served name) in every match "
+                    "(components/serving/models.py)",
+                ),
+                route.urn,
+            )
         covering = [a for a in auth if _covers(a, route, objects.GATEWAY_NAME)]
-        for host in spec.get("hostnames") or []:
-            if not any(sorted(tiers) == wanted for a in covering for tiers in _host_rule_tiers(a, host)):
+        for model in sorted(models):
+            if not any(sorted(tiers) == wanted for a in covering for tiers in _model_rule_tiers(a, model)):
                 report(
                     objects.refusal(
-                        f"HTTPRoute {subject} ({host})",
+                        f"HTTPRoute {subject} (model {model})",
                         f"the model is restricted to tiers {', '.join(wanted)}, but no AuthPolicy rule "
-                        "enforces that on its host, so every tier can use it",
-                        f"an authorization rule of the gateway's AuthPolicy, when the host is {host}, "
+                        "enforces that for it, so every tier can use it",
+                        f"an authorization rule of the gateway's AuthPolicy, when {MODEL_HEADER} is {model}, "
                         f"allowing only {', '.join(wanted)} (components/access/tiers.py model_rules)",
                     ),
                     route.urn,
@@ -221,7 +249,7 @@ def _model_tiers_enforced(args: StackValidationArgs, report: ReportViolation) ->
 MODEL_TIERS_ENFORCED = StackValidationPolicy(
     name="model-tiers-enforced",
     description="Every model route is on the shared gateway, and a model restricted to some tiers "
-    "has an authorization rule that admits only them on its host.",
+    "is reached only with its model header, on which an authorization rule admits only those tiers.",
     validate=_model_tiers_enforced,
     enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=relaxation.SCHEMA,

@@ -18,9 +18,9 @@ from maas_policies import objects, relaxation
 
 # Copies of components/serving/models.py METERED_PATHS and VLLM force flag (a test ties them):
 # the pack runs in its own virtualenv, without the program's modules.
-METERED_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/models")
+METERED_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models")
 FORCE_USAGE_FLAG = "--enable-force-include-usage"
-# What the gateway's Lua filter must set (components/serving/lua/stream_usage.lua).
+# What the gateway's Lua filter must set (components/serving/lua/request_body.lua).
 STREAM_USAGE_MARK = '"include_usage":true'
 
 

@@ -41,7 +41,7 @@ def _policy(result: Evaluation, kind: str) -> Declared:
 
 
 # Limits and billing apply to the paths that produce tokens only (README "Tiers, keys and limits").
-BILLED = "request.url_path in ['/v1/chat/completions', '/v1/completions']"
+BILLED = "request.url_path in ['/v1/chat/completions', '/v1/completions', '/v1/embeddings']"
 
 
 def _expected_limits(tiers: list[dict[str, Any]], what: str) -> dict[str, Any]:
@@ -184,7 +184,8 @@ def test_limits_target_the_gateway_so_every_route_is_covered(stack: Evaluation) 
     """Routes have no policies of their own; a route added later falls under the gateway's."""
     for kind in POLICY_KINDS:
         assert _policy(stack, kind).inputs["spec"]["targetRef"]["kind"] == "Gateway"
-    assert len(stack.objects("HTTPRoute")) == len(stack.objects("InferenceService"))
+    # a route per model, and the shared host's model list
+    assert len(stack.objects("HTTPRoute")) == len(stack.objects("InferenceService")) + 1
 
 
 def test_policies_wait_for_enforcement_after_routes_and_identity(stack: Evaluation) -> None:
@@ -371,8 +372,9 @@ def test_resources_grow_by_one_key_per_user_and_policies_not_at_all() -> None:
     [
         ("/v1/chat/completions", True),
         ("/v1/completions", True),
+        ("/v1/embeddings", True),
         ("/v1/models", False),
-        ("/v1/embeddings", False),
+        ("/v1/responses", False),
     ],
 )
 def test_only_requests_that_produce_tokens_are_limited_and_billed(

@@ -2,7 +2,10 @@
 
 The authorization rules are evaluated here as Authorino would (a rule holds for a request
 when all its `when` predicates do; the request is admitted when every rule that holds
-admits it), for every tier and model of every stack and of a 10-tier by 50-model table.
+admits it), for every tier and model of every stack and of a 10-tier by 50-model table. A
+request is for a model when the gateway marked it with the model header (the gateway's Lua
+filter does, on the model's host and on the shared host alike: tests/serving/
+test_request_body.py); the model list carries no such header.
 """
 
 from __future__ import annotations
@@ -13,48 +16,28 @@ from typing import Any
 import pytest
 
 from components.access import tiers
-from components.config import Rate, TierConfig
+from components.config import TIER_HEADER, Rate, TierConfig
 from components.config.model import ModelConfig
+from components.serving import catalog
 from harness.program import Evaluation, typed_config
-from tests.support import cel
+from tests.support.authorino import admitted, admitted_models
 from tests.support.configs import assert_refused
 from tests.support.policy_runner import assert_only, edited, violations
 
 
-def admitted(rules: dict[str, Any], tier: str, host: str) -> bool:
-    request: dict[str, dict[str, Any]] = {
-        "auth": {"identity": {"userid": "u", "tier": tier}},
-        "request": {"host": host},
-    }
-    converted = cel.activation(request)
-
-    def holds(expression: str) -> bool:
-        return bool(cel.evaluate_in(expression, converted))
-
-    for rule in rules.values():
-        if all(holds(c["predicate"]) for c in rule.get("when", [])) and not all(
-            holds(p["predicate"]) for p in rule["patternMatching"]["patterns"]
-        ):
-            return False
-    return True
-
-
-def _check_every_pair(
-    rules: dict[str, Any], tier_names: list[str], models: list[ModelConfig], domain: str, ports: bool = True
-) -> None:
-    for model in models:
-        for host in [f"{model.host}.{domain}", *([f"{model.host}.{domain}:8000"] if ports else [])]:
-            for tier in [*tier_names, "not-a-tier"]:
-                expected = tier in tier_names and (model.tiers is None or tier in model.tiers)
-                assert admitted(rules, tier, host) == expected, (model.name, host, tier)
+def _check_every_pair(rules: dict[str, Any], tier_names: list[str], models: list[ModelConfig]) -> None:
+    for tier in [*tier_names, "not-a-tier"]:
+        known = tier in tier_names
+        assert admitted(rules, tier, None) == known, f"{tier}: the model list"
+        for model in models:
+            expected = known and (model.tiers is None or tier in model.tiers)
+            assert admitted(rules, tier, model.served_name) == expected, (model.name, tier)
 
 
 def test_every_tier_reaches_exactly_its_models_in_every_stack(stack: Evaluation) -> None:
     config = typed_config(stack.stack)
     (policy,) = stack.objects("AuthPolicy")
-    _check_every_pair(
-        policy.inputs["spec"]["rules"]["authorization"], config.tier_names, list(config.models), config.domain
-    )
+    _check_every_pair(policy.inputs["spec"]["rules"]["authorization"], config.tier_names, list(config.models))
 
 
 def test_a_ten_tier_fifty_model_table_compiles_to_a_rule_per_restricted_model() -> None:
@@ -74,12 +57,15 @@ def test_a_ten_tier_fifty_model_table_compiles_to_a_rule_per_restricted_model() 
         )
         for i in range(50)
     ]
-    spec = tiers.auth_spec(table, "inference-gateway", True, None, models, "maas.local")
+    spec = tiers.auth_spec(table, "inference-gateway", True, None, models)
     rules = spec["rules"]["authorization"]
     # Rules grow with models (25 restricted), never with models times tiers.
     assert len(rules) == 1 + 25
-    # The port forms are covered by the stacks' test above.
-    _check_every_pair(rules, names, models, "maas.local", ports=False)
+    _check_every_pair(rules, names, models)
+    # Each tier's model list is exactly what its rules admit: one table, no disagreement.
+    for tier in names:
+        listed = [m["id"] for m in catalog.model_list(models, tier)["data"]]
+        assert listed == admitted_models(rules, tier, models), tier
 
 
 def test_a_denied_caller_gets_an_openai_shaped_403(stack: Evaluation) -> None:
@@ -124,7 +110,7 @@ def test_a_restriction_no_rule_enforces_is_refused(stack_of: Any) -> None:
     assert_only(
         violations(stack, resources),
         "model-tiers-enforced",
-        "HTTPRoute llm/simulator-large (large.maas.local)",
+        "HTTPRoute llm/simulator-large (model simulator-large-model)",
         "Fix: ",
     )
 
@@ -153,3 +139,25 @@ def test_a_model_route_on_another_gateway_is_refused(stack_of: Any) -> None:
     resources = edited(stack, "HTTPRoute", "simulator", elsewhere)
     found = violations(stack, resources)
     assert any(v.policy == "model-tiers-enforced" and "Gateway side-door" in v.message for v in found), found
+
+
+def test_a_restricted_model_reachable_without_its_model_header_is_refused(stack_of: Any) -> None:
+    stack = stack_of("dev")
+
+    def unmark(inputs: dict[str, Any]) -> None:
+        del inputs["spec"]["rules"][0]["matches"][0]["headers"]
+
+    resources = edited(stack, "HTTPRoute", "simulator-large", unmark)
+    assert_only(
+        violations(stack, resources),
+        "model-tiers-enforced",
+        "1 of its matches do not require the x-maas-model header",
+        "Fix: ",
+    )
+
+
+def test_the_tier_header_is_set_by_authorino_from_the_validated_tier(stack: Evaluation) -> None:
+    """The model list reads the tier from this header (components/serving/catalog.py)."""
+    (policy,) = stack.objects("AuthPolicy")
+    headers = policy.inputs["spec"]["rules"]["response"]["success"]["headers"]
+    assert headers == {TIER_HEADER: {"plain": {"expression": tiers.TIER}}}

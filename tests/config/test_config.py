@@ -46,6 +46,23 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], str]] = {
         {"maas:flavour": "openshift"},
         "maas:flavour: Input should be 'kubernetes' (got \"openshift\")",
     ),
+    "model on the shared host": (
+        {"maas:gateway": {"apiHost": "simulator"}},
+        "].host: 'simulator' is maas:gateway.apiHost, the shared host of every model; give the model",
+    ),
+    "shared host not a DNS label": (
+        {"maas:gateway": {"apiHost": "API"}},
+        "maas:gateway.apiHost: 'API' is not a DNS-1123 label",
+    ),
+    "two models answering to one name": (
+        {
+            "maas:models": [
+                {"name": "a", "host": "a", "runtime": "simulator", "servedModelName": "same"},
+                {"name": "b", "host": "b", "runtime": "simulator", "servedModelName": "same"},
+            ]
+        },
+        "maas:models: models[0] and models[1] have the same servedModelName 'same'",
+    ),
     "default provider allowed": (
         {"pulumi:disable-default-providers": REMOVE},
         "pulumi:disable-default-providers: must list 'kubernetes'",

@@ -11,6 +11,7 @@ import pytest
 from components.pins import upstream, versions
 from components.platform import monitoring
 from components.serving import gateway
+from components.serving.models import ISVC_LABEL
 from harness.program import Declared, Evaluation, stack_config
 from tests.support.configs import assert_refused, evaluate_variant
 from tests.support.labels import predictor_pod_labels, selects
@@ -137,7 +138,10 @@ def test_limitadors_counters_carry_the_identity_the_auth_policy_exposes(stack: E
 
 def test_prometheus_may_scrape_model_pods(stack: Evaluation) -> None:
     namespace = stack_config(stack.stack).get("maas:namespaces", {}).get("observability", "llm-observability")
-    for policy in stack.objects("NetworkPolicy"):
+    policies = stack.objects("NetworkPolicy")
+    model_policies = [p for p in policies if ISVC_LABEL in p.inputs["spec"]["podSelector"]["matchLabels"]]
+    assert model_policies
+    for policy in model_policies:
         peers = [peer for rule in policy.inputs["spec"]["ingress"] for peer in rule["from"]]
         assert {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from components.access import tiers
-from components.config import GATEWAY_NAME
+from components.config import GATEWAY_NAME, MODEL_HEADER
 from components.serving import gateway, models
 from harness.program import PROJECT_DIR, Evaluation, evaluate, stack_names
 from maas_policies import POLICIES, access, isolation, metering, objects
@@ -42,9 +42,10 @@ def test_the_packs_copies_of_program_constants_match_the_originals() -> None:
     assert objects.GATEWAY_NAME == GATEWAY_NAME
     assert isolation._ISVC_LABEL == models.ISVC_LABEL
     assert metering.METERED_PATHS == models.METERED_PATHS
-    assert metering.STREAM_USAGE_MARK in gateway.STREAM_USAGE_LUA.read_text()
+    assert metering.STREAM_USAGE_MARK in gateway.REQUEST_BODY_LUA.read_text()
     assert metering.FORCE_USAGE_FLAG == models.FORCE_USAGE_FLAG
     assert access.TIERS_ANNOTATION == models.TIERS_ANNOTATION
+    assert access.MODEL_HEADER == MODEL_HEADER
     # The tier the access rules read from the limits' and the AuthPolicy's predicates.
     for pattern in (access._TIER_IS, access._TIER_IN):
         assert pattern.pattern.startswith(re.escape(tiers.TIER)), pattern.pattern

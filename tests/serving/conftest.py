@@ -1,4 +1,4 @@
-"""Fixtures of the serving tests (models, routes, the gateway's stream-usage filter)."""
+"""Fixtures of the serving tests (models, routes, the gateway's request-body filter)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from components.config import GATEWAY_NAME
+from components.config import GATEWAY_NAME, MODEL_HEADER
 from components.pins import versions
 from components.serving import gateway as gw
 from components.serving.models import MODEL_PORT, PREDICTOR_PORT
@@ -56,18 +56,24 @@ def test_every_model_has_exactly_one_route_with_its_host_and_backend(stack: Eval
         routes = _routes_to(stack, service)
         assert len(routes) == 1, f"{model['name']}: {len(routes)} routes reach {service}"
         spec = routes[0].inputs["spec"]
-        assert spec["hostnames"] == [f"{model['host']}.{domain}"]
+        assert spec["hostnames"] == [f"{model['host']}.{domain}", f"api.{domain}"]
         assert {ref["name"] for ref in spec["parentRefs"]} == {GATEWAY_NAME}
-        assert spec["rules"][0]["backendRefs"] == [{"name": service, "port": PREDICTOR_PORT}]
-        assert spec["rules"][0]["matches"] == [
-            {"path": {"type": "Exact", "value": p}}
-            for p in ("/v1/chat/completions", "/v1/completions", "/v1/models")
+        (rule,) = spec["rules"]
+        assert rule["backendRefs"] == [{"name": service, "port": PREDICTOR_PORT}]
+        # Only requests the gateway marked for this model (by host or by body) match.
+        marked = [{"type": "Exact", "name": MODEL_HEADER, "value": model["servedModelName"] or model["name"]}]
+        assert rule["matches"] == [
+            {"path": {"type": "Exact", "value": p}, "headers": marked}
+            for p in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models")
         ]
 
 
-def test_hosts_are_unique_across_routes(stack: Evaluation) -> None:
-    hosts = [h for route in stack.objects("HTTPRoute") for h in route.inputs["spec"]["hostnames"]]
-    assert len(hosts) == len(set(hosts))
+def test_each_model_host_has_one_route_and_the_shared_host_has_them_all(stack: Evaluation) -> None:
+    domain = stack_config(stack.stack).get("maas:domain", "maas.local")
+    routes = stack.objects("HTTPRoute")
+    hosts = [h for route in routes for h in route.inputs["spec"]["hostnames"] if h != f"api.{domain}"]
+    assert len(hosts) == len(set(hosts)) == len(_models(stack))
+    assert all(f"api.{domain}" in route.inputs["spec"]["hostnames"] for route in routes)
 
 
 def test_kserve_creates_no_second_route_to_any_model(stack: Evaluation) -> None:
@@ -321,3 +327,21 @@ def test_each_model_adds_the_same_small_number_of_resources() -> None:
     per_model = two - one
     assert per_model <= 5
     assert fifty - one == 49 * per_model
+
+
+def test_the_gateway_routes_by_model_before_kuadrant_reads_the_request(stack: Evaluation) -> None:
+    """Istio applies EnvoyFilters in ascending priority and Kuadrant's has none (0): ours is
+    inserted before the router first, so it runs before Kuadrant's wasm filter (which Istio
+    then inserts between it and the router), and Kuadrant sees the model header."""
+    config = typed_config(stack.stack)
+    envoy_filter = stack.one("EnvoyFilter", f"{GATEWAY_NAME}-request-body")
+    spec = envoy_filter.inputs["spec"]
+    assert spec["priority"] < 0
+    (patch,) = spec["configPatches"]
+    assert patch["patch"]["operation"] == "INSERT_BEFORE"
+    chain = patch["match"]["listener"]["filterChain"]
+    assert chain["filter"]["subFilter"] == {"name": "envoy.filters.http.router"}
+    source = patch["patch"]["value"]["typed_config"]["default_source_code"]["inline_string"]
+    assert source == gw.request_filter_source(f"api.{config.domain}", config.models, config.domain)
+    for model in config.models:
+        assert f'["{model.host}.{config.domain}"] = "{model.served_name}"' in source

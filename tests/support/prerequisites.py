@@ -22,9 +22,12 @@ def skip_or_fail(reason: str) -> None:
 
 
 def tool(name: str, how_to_get: str) -> str:
-    """The path of a command the tests run, from PATH or this virtualenv (where wheels such
-    as actionlint's put it), or a skip (a failure in CI) saying how to get it."""
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    """The path of a command the tests run, from PATH, this virtualenv (where wheels such as
+    actionlint's put it) or the sbin directories (Debian's nginx), or a skip (a failure in
+    CI) saying how to get it."""
+    found = shutil.which(name) or shutil.which(
+        name, path=os.pathsep.join([str(Path(sys.executable).parent), "/usr/sbin", "/sbin"])
+    )
     if found is None:
         skip_or_fail(f"no {name}: {how_to_get}")
     assert found is not None

@@ -1,15 +1,30 @@
--- Runs in the inference gateway's Envoy (an EnvoyFilter, components/serving/gateway.py) on every
--- POST: a streamed OpenAI request ("stream": true) gets "stream_options": {"include_usage":
--- true}, so the stream ends with a usage chunk that Kuadrant's token limits and metering
--- read. Without it llm-d-inference-sim sends no usage in a stream (v0.10.2 pkg/api/
--- request.go, IncludeUsage) and the wasm-shim counts no tokens (v0.14.1 token_usage.rs).
+-- Runs in the inference gateway's Envoy (an EnvoyFilter, components/serving/gateway.py) on
+-- every request, before Kuadrant's filter, which reads the headers it sets. It is loaded
+-- after a generated chunk that defines CATALOG (components/serving/gateway.py
+-- request_filter_source): the shared host, each model host's served name, the served names,
+-- the paths routed by model, and the header names.
+--
+-- 1. The model a request is for, as the header CATALOG.model_header, which the model
+--    routes and the model access rules match on. Any such header (and the tier header,
+--    which only Authorino may set) that the client sent is removed first, so neither can
+--    steer a request. On a model's own host the host decides, as before. On the shared
+--    host a POST to a routed path is routed by the body's top-level "model": none (or not
+--    a string, or no JSON object) is 400, one we do not serve is 404, both in OpenAI's
+--    error shape and before the request reaches Kuadrant (as an unrouted path gets 404
+--    before it does).
+-- 2. A streamed OpenAI request ("stream": true) gets "stream_options": {"include_usage":
+--    true}, so the stream ends with a usage chunk that Kuadrant's token limits and metering
+--    read. Without it llm-d-inference-sim sends no usage in a stream (v0.10.2 pkg/api/
+--    request.go, IncludeUsage) and the wasm-shim counts no tokens (v0.14.1 token_usage.rs).
 --
 -- Only the body's top-level members are read, as JSON decoders do (the last of duplicate
--- keys wins, in Go's encoding/json and in Python's json alike). A body that is not one JSON
--- object, or not a stream, passes unchanged: the model server answers it as before.
--- Envoy's Lua API (docs lua_filter.rst): handle:body() buffers the whole body (413 past
--- the listener's buffer limit, 1 MiB by default) or is nil; getBytes(index, length) is
--- 0-based; setBytes() replaces the body and sets content-length.
+-- keys wins, in Go's encoding/json and in Python's json alike), so the model routed to is
+-- the model the server reads. A body that is not one JSON object, or not a stream, passes
+-- unchanged. Envoy's Lua API (docs lua_filter.rst): handle:body() buffers the whole body
+-- (413 past the listener's buffer limit, 1 MiB by default) or is nil; getBytes(index,
+-- length) is 0-based; setBytes() replaces the body and sets content-length; headers can be
+-- changed until they are passed on, which waits for body(); clearRouteCache() makes Envoy
+-- pick the route again with the new header; respond() answers without going further.
 
 local WS = "[^ \t\r\n]"
 
@@ -70,9 +85,9 @@ end
 
 local ESCAPES = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
 
--- A key as decoders see it: "stre\u0061m" is "stream" too. Non-ASCII escapes only need
--- to differ from the ASCII names compared against.
-local function decode_key(raw)
+-- A string as decoders see it: "stre\u0061m" is "stream" too. Non-ASCII escapes only need
+-- to differ from the ASCII names compared against (served names are ASCII).
+local function decode_string(raw)
   if not string.find(raw, "\\", 1, true) then
     return raw
   end
@@ -107,7 +122,7 @@ local function members(s, i)
     if not key_end then
       return nil
     end
-    local key = decode_key(string.sub(s, j + 1, key_end - 2))
+    local key = decode_string(string.sub(s, j + 1, key_end - 2))
     j = skip_ws(s, key_end)
     if string.sub(s, j, j) ~= ":" then
       return nil
@@ -146,8 +161,8 @@ end
 
 local INCLUDE_USAGE = '"include_usage":true'
 
--- The body with usage forced into its stream, or nil when it must pass unchanged.
-local function force_stream_usage(body)
+-- The top-level members of a body that is one JSON object, or nil.
+local function top_members(body)
   local open = skip_ws(body, 1)
   if string.sub(body, open, open) ~= "{" then
     return nil
@@ -156,6 +171,20 @@ local function force_stream_usage(body)
   if not top or skip_ws(body, close) <= #body then
     return nil
   end
+  return top, open
+end
+
+-- The body's top-level "model" when it is a string, or nil.
+local function model_of(body, top)
+  local model = last(top, "model")
+  if not model or string.sub(body, model.from, model.from) ~= '"' then
+    return nil
+  end
+  return decode_string(string.sub(body, model.from + 1, model.to - 2))
+end
+
+-- The body with usage forced into its stream, or nil when it must pass unchanged.
+local function force_stream_usage(body, top, open)
   local stream = last(top, "stream")
   if not stream or string.sub(body, stream.from, stream.to - 1) ~= "true" then
     return nil
@@ -187,15 +216,53 @@ local function force_stream_usage(body)
   return splice(body, after, after, INCLUDE_USAGE .. (#inner > 0 and "," or ""))
 end
 
+local function refuse(handle, status, message, code)
+  handle:respond(
+    { [":status"] = status, ["content-type"] = "application/json" },
+    '{"error": {"message": "' .. message .. '", "type": "invalid_request_error", "code": "' .. code .. '"}}'
+  )
+end
+
+local function route_to(handle, headers, model)
+  headers:replace(CATALOG.model_header, model)
+  handle:clearRouteCache()
+end
+
 function envoy_on_request(handle)
-  if handle:headers():get(":method") ~= "POST" then
+  local headers = handle:headers()
+  if headers:get(CATALOG.model_header) or headers:get(CATALOG.tier_header) then
+    headers:remove(CATALOG.model_header)
+    headers:remove(CATALOG.tier_header)
+    -- a route an earlier filter picked with the client's header must not stand
+    handle:clearRouteCache()
+  end
+  -- the authority without its port; hosts compare in lower case, as DNS names do
+  local host = string.lower(string.match(headers:get(":authority") or "", "^[^:]*"))
+  local post = headers:get(":method") == "POST"
+  local by_body = host == CATALOG.api_host and post
+    and CATALOG.routed_paths[string.match(headers:get(":path") or "", "^[^?]*")]
+  if CATALOG.hosts[host] then
+    route_to(handle, headers, CATALOG.hosts[host])
+  end
+  if not post then
     return
   end
   local buffered = handle:body()
-  if buffered == nil then
-    return
+  local body = buffered and buffered:getBytes(0, buffered:length()) or ""
+  local top, open = top_members(body)
+  if by_body then
+    local model = top and model_of(body, top)
+    if not model then
+      refuse(handle, "400", "The request body must be a JSON object with a string `model`.", "model_required")
+      return
+    end
+    if not CATALOG.models[model] then
+      refuse(handle, "404", "The model does not exist on this endpoint; GET /v1/models lists yours.", "model_not_found")
+      return
+    end
+    route_to(handle, headers, model)
   end
-  local changed = force_stream_usage(buffered:getBytes(0, buffered:length()))
+  local changed = top and force_stream_usage(body, top, open)
   if changed then
     buffered:setBytes(changed)
   end

@@ -1,0 +1,257 @@
+"""The model list of the shared host: GET /v1/models answers each caller with their tier's models.
+
+A stock static server (nginx, `versions.MODEL_LIST_IMAGE`) holds one OpenAI model list per
+tier, compiled from the catalog by `ModelConfig.admits`, the table the model access rules
+are compiled from too (components/access/tiers.py model_rules). It picks the list by the
+tier header, which only Authorino sets, after authentication: the gateway's Lua filter
+removes any a client sends (lua/request_body.lua) and the wasm-shim sets Authorino's value
+(components/access/tiers.py auth_spec). No code of ours serves it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.config import GATEWAY_NAME, TIER_HEADER, ModelConfig, TierConfig
+from components.pins import versions
+from components.pins.upstream import OPENAI_MODELS_PATH
+from components.serving import gateway as gw
+
+NAME = "model-list"
+# The unprivileged image listens on 8080 and runs as UID 101 (nginx/docker-nginx-unprivileged
+# stable/alpine-slim/Dockerfile: `listen 8080`, `ARG UID=101`, `USER $UID`).
+PORT = 8080
+SERVICE_PORT = 80
+NGINX_UID = 101
+CONFIG_DIR = "/etc/maas"
+# The only writable place: pid and temp files (the root filesystem is read-only).
+SCRATCH = "/tmp"
+LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "maas-platform"}
+# Nobody reaches it without a tier: the gateway's auth refuses such callers first, so this
+# answers only a request that went around the gateway.
+NO_TIER_BODY = (
+    '{"error": {"message": "Call the API through the gateway.", "type": "permission_error", '
+    '"code": "no_tier"}}'
+)
+NOT_FOUND_BODY = '{"error": {"message": "Not found.", "type": "invalid_request_error", "code": "not_found"}}'
+
+
+def model_list(models: Sequence[ModelConfig], tier: str) -> dict[str, Any]:
+    """The OpenAI list (`GET /v1/models`: object "list", data of objects "model" with id,
+    created, owned_by; openai-python 3.57.0 src/openai/types/model.py) of a tier's models."""
+    return {
+        "object": "list",
+        "data": [
+            {"id": m.served_name, "object": "model", "created": 0, "owned_by": "maas-platform"}
+            for m in models
+            if m.admits(tier)
+        ],
+    }
+
+
+def _nginx_string(text: str) -> str:
+    """A single-quoted nginx string; the JSON it holds has no quote, backslash or `$`."""
+    if any(c in text for c in "'\\$"):
+        raise ValueError(f"cannot quote for nginx: {text!r}")
+    return f"'{text}'"
+
+
+def nginx_conf(
+    models: Sequence[ModelConfig], tiers: Sequence[TierConfig], port: int = PORT, scratch: str = SCRATCH
+) -> str:
+    """The whole server: one `map` from the tier header to that tier's list, and nothing else
+    (nginx docs: ngx_http_map_module `map`, ngx_http_rewrite_module `return`)."""
+    header = "$http_" + TIER_HEADER.replace("-", "_")
+    # A leading backslash keeps a tier named like a map parameter (default, hostnames,
+    # include, volatile) a plain value; nginx drops it (ngx_http_map_module.c).
+    lists = "\n".join(
+        f"    \\{t.name} {_nginx_string(json.dumps(model_list(models, t.name)))};" for t in tiers
+    )
+    return f"""worker_processes 1;
+pid {scratch}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 1024; }}
+http {{
+  client_body_temp_path {scratch}/client_temp;
+  proxy_temp_path {scratch}/proxy_temp;
+  fastcgi_temp_path {scratch}/fastcgi_temp;
+  uwsgi_temp_path {scratch}/uwsgi_temp;
+  scgi_temp_path {scratch}/scgi_temp;
+  access_log off;
+  server_tokens off;
+  map {header} $models {{
+    default "";
+{lists}
+  }}
+  server {{
+    listen {port};
+    default_type application/json;
+    location = {OPENAI_MODELS_PATH} {{
+      if ($models = "") {{
+        return 403 {_nginx_string(NO_TIER_BODY)};
+      }}
+      return 200 $models;
+    }}
+    location = /healthz {{
+      return 200 '{{}}';
+    }}
+    location / {{
+      return 404 {_nginx_string(NOT_FOUND_BODY)};
+    }}
+  }}
+}}
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelListArgs:
+    models: Sequence[ModelConfig]
+    tiers: Sequence[TierConfig]
+    namespace: pulumi.Input[str]
+    # The gateway whose shared host answers GET /v1/models.
+    gateway: gw.InferenceGateway
+
+
+class ModelList(pulumi.ComponentResource):
+    """GET /v1/models on the shared host: the caller's tier's models, in OpenAI's list format."""
+
+    TYPE: ClassVar[str] = "maas:models:ModelList"
+    # The list's HTTPRoute: the tier policies wait for it, as for the model routes.
+    route: pulumi.Resource
+
+    def __init__(self, name: str, args: ModelListArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(self.TYPE, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        metadata = k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=args.namespace, labels=LABELS)
+        config = k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata=metadata,
+            data={"nginx.conf": nginx_conf(args.models, args.tiers)},
+            opts=child,
+        )
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-server",
+            metadata=metadata,
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=1,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=LABELS),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=LABELS),
+                    spec=_pod(config),
+                ),
+            ),
+            opts=child,
+        )
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=metadata,
+            spec=k8s.core.v1.ServiceSpecArgs(
+                selector=LABELS,
+                ports=[k8s.core.v1.ServicePortArgs(name="http", port=SERVICE_PORT, target_port=PORT)],
+            ),
+            opts=child,
+        )
+        self.route = k8s.apiextensions.CustomResource(
+            f"{name}-route",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="HTTPRoute",
+            metadata=metadata,
+            spec={
+                "parentRefs": [
+                    {"name": GATEWAY_NAME, "sectionName": listener} for listener in args.gateway.listeners
+                ],
+                "hostnames": [args.gateway.api_host],
+                "rules": [
+                    {
+                        "matches": [
+                            {"path": {"type": "Exact", "value": OPENAI_MODELS_PATH}, "method": "GET"}
+                        ],
+                        "backendRefs": [{"name": NAME, "port": SERVICE_PORT}],
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gateway, service]),
+        )
+        network_policy = k8s.networking.v1.NetworkPolicy(
+            f"{name}-isolation",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{NAME}-ingress", namespace=args.namespace),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=LABELS),
+                policy_types=["Ingress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            k8s.networking.v1.NetworkPolicyPeerArgs(
+                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=gw.POD_LABELS)
+                            )
+                        ],
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=PORT, protocol="TCP")],
+                    )
+                ],
+            ),
+            opts=child,
+        )
+        self.register_outputs(
+            {
+                "config": config,
+                "deployment": deployment,
+                "service": service,
+                "route": self.route,
+                "networkPolicy": network_policy,
+            }
+        )
+
+
+def _pod(config: k8s.core.v1.ConfigMap) -> k8s.core.v1.PodSpecArgs:
+    """nginx under Pod Security `restricted`, with a read-only root and no API token."""
+    probe = k8s.core.v1.ProbeArgs(
+        http_get=k8s.core.v1.HTTPGetActionArgs(path="/healthz", port=PORT), period_seconds=10
+    )
+    return k8s.core.v1.PodSpecArgs(
+        automount_service_account_token=False,
+        security_context=k8s.core.v1.PodSecurityContextArgs(
+            run_as_non_root=True,
+            run_as_user=NGINX_UID,
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        ),
+        containers=[
+            k8s.core.v1.ContainerArgs(
+                name="nginx",
+                image=versions.MODEL_LIST_IMAGE,
+                # nginx itself, not the image's entrypoint, whose scripts rewrite files under
+                # /etc/nginx (docker-entrypoint.sh, 10-listen-on-ipv6-by-default.sh).
+                command=["nginx", "-c", f"{CONFIG_DIR}/nginx.conf", "-g", "daemon off;"],
+                ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT, protocol="TCP")],
+                readiness_probe=probe,
+                liveness_probe=probe,
+                resources=k8s.core.v1.ResourceRequirementsArgs(
+                    requests={"cpu": "10m", "memory": "16Mi"}, limits={"cpu": "100m", "memory": "64Mi"}
+                ),
+                security_context=k8s.core.v1.SecurityContextArgs(
+                    allow_privilege_escalation=False,
+                    read_only_root_filesystem=True,
+                    run_as_non_root=True,
+                    capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+                    seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+                ),
+                volume_mounts=[
+                    k8s.core.v1.VolumeMountArgs(name="config", mount_path=CONFIG_DIR, read_only=True),
+                    k8s.core.v1.VolumeMountArgs(name="scratch", mount_path=SCRATCH),
+                ],
+            )
+        ],
+        volumes=[
+            k8s.core.v1.VolumeArgs(
+                name="config", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=config.metadata.name)
+            ),
+            k8s.core.v1.VolumeArgs(
+                name="scratch", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="16Mi")
+            ),
+        ],
+    )

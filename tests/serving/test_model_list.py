@@ -1,0 +1,152 @@
+"""The shared host's model list: the declared objects, and the real nginx serving the config.
+
+nginx here is Debian's (1.22); the image runs 1.30.4. The directives used (`map`, `return`,
+`if`, `default_type`) have not changed between them (nginx.org docs, "This directive
+appeared in" notes all predate 1.0).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.config import TIER_HEADER, ModelConfig, Rate, TierConfig
+from components.serving import catalog, gateway
+from harness.program import Evaluation, typed_config
+from tests.support.authorino import admitted_models
+from tests.support.labels import selects
+from tests.support.prerequisites import tool
+
+
+@pytest.fixture(scope="session")
+def nginx() -> str:
+    return tool("nginx", "`make check` installs it (scripts/install-test-tools.sh)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def get(self, path: str, tier: str | None = None, method: str = "GET") -> tuple[int, str, Any]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method)
+        if tier is not None:
+            request.add_header(TIER_HEADER, tier)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, response.headers["content-type"], json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers["content-type"], json.loads(error.read())
+
+
+def _serve(
+    nginx: str, tmp_path: Path, models: Sequence[ModelConfig], tiers: Sequence[TierConfig]
+) -> Iterator[Server]:
+    port = _free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(catalog.nginx_conf(models, tiers, port=port, scratch=str(tmp_path)))
+    # -e: the error log before the config is read (the default path is not writable here).
+    process = subprocess.Popen(
+        [nginx, "-e", "stderr", "-p", str(tmp_path), "-c", str(conf), "-g", "daemon off;"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(100):
+            if process.poll() is not None:
+                pytest.fail(f"nginx refused the configuration: {process.stderr and process.stderr.read()}")
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield Server(port)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _tier(name: str) -> TierConfig:
+    return TierConfig(name=name, requests=Rate(limit=1, window="1m"), tokens=Rate(limit=1, window="1m"))
+
+
+def test_each_tier_lists_exactly_the_models_its_rules_admit(
+    stack: Evaluation, nginx: str, tmp_path: Path
+) -> None:
+    """The real server, on the stack's catalog, against the stack's declared AuthPolicy."""
+    config = typed_config(stack.stack)
+    (policy,) = stack.objects("AuthPolicy")
+    rules = policy.inputs["spec"]["rules"]["authorization"]
+    for server in _serve(nginx, tmp_path, config.models, config.tiers):
+        for tier in config.tier_names:
+            status, content_type, listed = server.get("/v1/models", tier)
+            assert (status, content_type) == (200, "application/json"), tier
+            assert listed["object"] == "list"
+            assert [m["id"] for m in listed["data"]] == admitted_models(rules, tier, list(config.models))
+            assert all(m["object"] == "model" and isinstance(m["created"], int) for m in listed["data"])
+
+
+def test_without_a_known_tier_nothing_is_listed(nginx: str, tmp_path: Path) -> None:
+    models = [ModelConfig.model_validate_json(json.dumps({"name": "m", "host": "m", "runtime": "simulator"}))]
+    for server in _serve(nginx, tmp_path, models, [_tier("free")]):
+        # (nginx's map compares in lower case, ngx_http_map_module.c; tiers are lower-case
+        # DNS labels, so no two collide)
+        for tier in (None, "", "gold", "free-", "fre"):
+            status, _, body = server.get("/v1/models", tier)
+            assert status == 403, tier
+            assert set(body["error"]) == {"message", "type", "code"}
+        status, _, body = server.get("/v1/chat/completions", "free")
+        assert status == 404
+        assert set(body["error"]) == {"message", "type", "code"}
+
+
+def test_tiers_named_like_nginx_map_parameters_are_plain_tiers(nginx: str, tmp_path: Path) -> None:
+    names = ["default", "hostnames", "include", "volatile"]
+    models = [
+        ModelConfig.model_validate_json(
+            json.dumps({"name": f"m{i}", "host": f"m{i}", "runtime": "simulator", "tiers": [tier]})
+        )
+        for i, tier in enumerate(names)
+    ]
+    for server in _serve(nginx, tmp_path, models, [_tier(n) for n in names]):
+        for i, tier in enumerate(names):
+            assert [m["id"] for m in server.get("/v1/models", tier)[2]["data"]] == [f"m{i}"], tier
+        assert server.get("/v1/models", "other")[0] == 403
+
+
+def test_the_deployed_server_is_this_config_behind_the_shared_host(stack: Evaluation) -> None:
+    config = typed_config(stack.stack)
+    config_map = stack.one("ConfigMap", catalog.NAME)
+    assert config_map.inputs["data"] == {"nginx.conf": catalog.nginx_conf(config.models, config.tiers)}
+    deployment = stack.one("Deployment", catalog.NAME)
+    pod = deployment.inputs["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"][:3] == ["nginx", "-c", f"{catalog.CONFIG_DIR}/nginx.conf"]
+    assert {"name": "config", "mountPath": catalog.CONFIG_DIR, "readOnly": True} in container["volumeMounts"]
+    route = stack.one("HTTPRoute", catalog.NAME)
+    assert route.inputs["spec"]["hostnames"] == [f"{config.gateway.api_host}.{config.domain}"]
+    (rule,) = route.inputs["spec"]["rules"]
+    assert rule["matches"] == [{"path": {"type": "Exact", "value": "/v1/models"}, "method": "GET"}]
+    service = stack.one("Service", catalog.NAME)
+    assert rule["backendRefs"] == [{"name": catalog.NAME, "port": service.inputs["spec"]["ports"][0]["port"]}]
+    assert service.inputs["spec"]["ports"][0]["targetPort"] == catalog.PORT
+    pod_labels = deployment.inputs["spec"]["template"]["metadata"]["labels"]
+    assert selects({"matchLabels": service.inputs["spec"]["selector"]}, pod_labels)
+    # Only the gateway's pods may open it.
+    isolation = stack.one("NetworkPolicy", f"{catalog.NAME}-ingress")
+    (ingress,) = isolation.inputs["spec"]["ingress"]
+    assert ingress["from"] == [{"podSelector": {"matchLabels": gateway.POD_LABELS}}]
