@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from components.access import tiers as tier_labels
-from components.config import ModelConfig, StackConfig, TierConfig
+from components.config import MODEL_HEADER, TIER_HEADER, ModelConfig, StackConfig, TierConfig
 from tests.e2e.cluster import Forward, Response, port_forward, request, served, until
 
 T = TypeVar("T")
@@ -34,6 +34,8 @@ T = TypeVar("T")
 TAG_HEADER = "x-maas-e2e-request"
 # The endpoints a model counts as answered requests.
 GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions")
+# The headers only the gateway may set; a client's must change nothing (A17).
+GATEWAY_HEADERS = (MODEL_HEADER, TIER_HEADER)
 # How the leak oracle's failure ends.
 LEAK = "a denied request reached the model"
 Component = Literal["authorino", "limitador"]
@@ -118,6 +120,9 @@ class Platform(abc.ABC):
         self.scale, self.poll_s = scale, poll_s
         self.traffic: list[Sent] = []
         self.hosts: dict[str, str] = {m.host: m.name for m in models}
+        # The shared host, as the stack's config names it: every model, chosen by the body.
+        self.api_host = f"{config.gateway.api_host}.{config.domain}"
+        self.by_served: dict[str, str] = {m.served: m.name for m in models}
 
     # Time: every wait is bounded, never a sleep.
     def until(self, check: Callable[[], T], timeout_s: float, what: str, scaled: bool = True) -> T:
@@ -156,8 +161,15 @@ class Platform(abc.ABC):
     ) -> Response:
         tag = uuid.uuid4().hex
         reply = self._send(host, path, body, {**(headers or {}), TAG_HEADER: tag})
-        self.traffic.append(Sent(tag, host, path, reply.status, self.hosts.get(host)))
+        # On the shared host the body names the model (a JSON decoder's reading of it).
+        named = body.get("model") if host == self.api_host and isinstance(body, dict) else None
+        model = self.hosts.get(host) or (self.by_served.get(named) if isinstance(named, str) else None)
+        self.traffic.append(Sent(tag, host, path, reply.status, model))
         return reply
+
+    def models_for(self, tier: str) -> list[str]:
+        """The served names a tier may use, as the stack's config says, in catalog order."""
+        return [m.served for m in self.models if self.model_config(m).admits(tier)]
 
     def chat(self, model: Model, headers: dict[str, str], host: str | None = None, **extra: Any) -> Response:
         return self.call(host or model.host, "/v1/chat/completions", chat_body(model, **extra), headers)

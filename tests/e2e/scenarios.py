@@ -15,8 +15,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from components.config import MODEL_HEADER, TIER_HEADER
 from tests.e2e.cluster import Response
-from tests.e2e.platform import Key, Model, Platform, seconds
+from tests.e2e.platform import Key, Model, Platform, chat_body, seconds
 
 # Words in the warm-up prompt of a new key: enough to measure what the tokenizer makes of a word.
 WARMUP_WORDS = 50
@@ -202,6 +203,94 @@ def oidc_tokens_work_like_keys(p: Platform) -> None:
     assert set(statuses[: statuses.index(429)]) == {200}, statuses
 
 
+# --- The shared host: one OpenAI base URL -----------------------------------------------
+
+
+def _openai_error(reply: Response, status: int, what: str) -> dict[str, Any]:
+    assert reply.status == status, f"{what}: {reply.status} {reply.body[:200]!r}"
+    error: dict[str, Any] = reply.json()["error"]
+    assert {"message", "type", "code"} <= set(error), f"{what}: not OpenAI's error shape: {error}"
+    return error
+
+
+def shared_host_serves_every_model(p: Platform) -> None:
+    """The body's `model` picks the model on the shared host: each model answers there (with
+    a key of a tier it admits), as itself, with usage."""
+    for model in p.models:
+        with live_key(p, p.tier_for(model), model) as key:
+            reply = p.chat(model, key.header, host=p.api_host)
+            assert reply.status == 200, f"{model.name} on {p.api_host}: {reply.status} {reply.body[:200]!r}"
+            assert reply.json()["model"] == model.served, "answered by another model"
+            assert reply.json()["usage"]["total_tokens"] > 0
+
+
+def shared_host_lists_each_tiers_models(p: Platform) -> None:
+    """A15: GET /v1/models on the shared host lists exactly the caller's tier's models, in
+    OpenAI's list format; without a credential, 401."""
+    assert p.call(p.api_host, "/v1/models").status == 401, "the model list answered without a credential"
+    for tier in p.tier_names:
+        with live_key(p, tier) as key:
+            reply = p.call(p.api_host, "/v1/models", None, key.header)
+            assert reply.status == 200, f"{tier}: {reply.status} {reply.body[:200]!r}"
+            listed = reply.json()
+            assert listed["object"] == "list"
+            assert [m["id"] for m in listed["data"]] == p.models_for(tier), f"{tier}'s list"
+
+
+def shared_host_refuses_what_it_cannot_route(p: Platform) -> None:
+    """A16, A14 on the shared host: an unknown model 404, no model (or not a string) 400, a
+    model outside the caller's tier 403, each in OpenAI's error shape; none reaches a model
+    or spends budget (the leak oracle, and the control: the key's whole budget is left)."""
+    tier = p.tier(p.tier_names[0])
+    with live_key(p, tier.name) as key:
+        unknown = {**chat_body(p.open_model), "model": f"no-such-model-{uuid.uuid4().hex[:6]}"}
+        _openai_error(p.call(p.api_host, "/v1/chat/completions", unknown, key.header), 404, "unknown model")
+        for case, body in (
+            ("no model", {"messages": [{"role": "user", "content": "Hi"}]}),
+            ("model not a string", {**chat_body(p.open_model), "model": 5}),
+        ):
+            _openai_error(p.call(p.api_host, "/v1/chat/completions", body, key.header), 400, case)
+        for model in p.models:
+            if not p.model_config(model).admits(tier.name):
+                _openai_error(p.chat(model, key.header, host=p.api_host), 403, f"{tier.name} on {model.name}")
+        statuses = rest_of_window(p, key, tier.requests.limit)
+        assert statuses == exactly(tier.requests.limit, key), f"refused requests were billed: {statuses}"
+
+
+def client_routing_headers_change_nothing(p: Platform) -> None:
+    """A17: a client-sent model or tier header is removed before it counts: it neither picks
+    the model (the body does, on the shared host; the host does, on a model's host), nor
+    lets a tier reach a model outside it, nor changes the model list."""
+    low = p.tier_names[0]
+    restricted = [m for m in p.models if not p.model_config(m).admits(low)]
+    assert restricted, f"stack {p.stack}: every model admits {low}; A17 needs one that does not"
+    with live_key(p, low) as key:
+        forged = {**key.header, MODEL_HEADER: restricted[0].served, TIER_HEADER: p.tier_names[-1]}
+        reply = p.chat(p.open_model, forged, host=p.api_host)
+        assert reply.status == 200, f"a client header picked the model: {reply.status} {reply.body[:200]!r}"
+        assert reply.json()["model"] == p.open_model.served, "a client header picked the model"
+        key.requests += 1
+        forged_open = {**key.header, MODEL_HEADER: p.open_model.served, TIER_HEADER: p.tier_names[-1]}
+        for model in restricted:
+            for host in (model.host, p.api_host):
+                _openai_error(p.chat(model, forged_open, host=host), 403, f"{low} on {model.name} via {host}")
+        listed = p.call(p.api_host, "/v1/models", None, forged).json()
+        assert [m["id"] for m in listed["data"]] == p.models_for(low), "a client header changed the list"
+
+
+def budgets_span_both_hosts(p: Platform) -> None:
+    """One route per model holds both hosts, so one budget: requests on the model's host and
+    on the shared host spend the same request limit, then 429 on either."""
+    tier = p.tier(p.tier_names[0])
+    model = p.open_model
+    with live_key(p, tier.name) as key:
+        hosts = [p.api_host if i % 2 else model.host for i in range(tier.requests.limit - key.requests)]
+        statuses = [p.chat(model, key.header, host=h).status for h in hosts]
+        assert statuses == [200] * len(hosts), statuses
+        after = [p.chat(model, key.header, host=h).status for h in (model.host, p.api_host)]
+        assert after == [429, 429], f"the hosts keep separate budgets: {after}"
+
+
 # --- Limits -----------------------------------------------------------------------------
 
 
@@ -293,15 +382,17 @@ def counters_survive_a_limitador_restart(p: Platform) -> None:
 # --- Metering ---------------------------------------------------------------------------
 
 
-def metering_matches_traffic(p: Platform) -> None:
-    """L9: Prometheus's per-user requests and tokens equal what was sent, warm-up included."""
+def metering_matches_traffic(p: Platform, shared: bool = False) -> None:
+    """L9: Prometheus's per-user requests and tokens equal what was sent, warm-up included,
+    streamed or not, on the model's host or (`shared`) the shared host."""
     model, tier = p.open_model, p.tier_names[-1]
+    host = p.api_host if shared else model.host
     with live_key(p, tier) as key:
-        for _ in range(3):
-            reply = p.chat(model, key.header)
+        for extra in (STREAMING["not streamed"], STREAMING["streamed without stream_options"]) * 2:
+            reply = p.chat(model, key.header, host=host, **extra)
             assert reply.status == 200, reply.body[:200]
             key.requests += 1
-            key.tokens += int(reply.json()["usage"]["total_tokens"])
+            key.tokens += usage_tokens(reply, "stream" in extra)
         selector = f'{{user="{key.user}", tier="{tier}", model="{model.name}"}}'
         # Rules run every evaluation interval (30s) after a scrape: a bounded wait.
         p.until(lambda: p.query(f"maas:requests:total{selector}") == key.requests, 180, "requests metered")

@@ -1,4 +1,4 @@
-"""Access and limits on a real cluster (CHECKLIST A1-A13, L1-L3, L5, L6, L10, L16)."""
+"""Access and limits on a real cluster (CHECKLIST A1-A17, L1-L3, L5, L6, L10, L16)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def test_token_limits_count_usage_total_tokens(platform: Live, mode: str) -> Non
     scenarios.token_limit(platform, mode)
 
 
-@pytest.mark.parametrize("path", ["/v1/responses", "/v1/embeddings", "/metrics", "/tokenize", "/health"])
+@pytest.mark.parametrize("path", ["/v1/responses", "/metrics", "/tokenize", "/health"])
 def test_only_metered_endpoints_are_published(platform: Live, path: str) -> None:
     """The simulator serves these (llm-d-inference-sim v0.10.2 pkg/communication/http.go)."""
     scenarios.only_metered_endpoints_are_published(platform, path)
@@ -88,3 +88,26 @@ def test_a_model_outside_the_callers_tier_gets_an_openai_shaped_403(platform: Li
 
 def test_listing_models_is_neither_limited_nor_billed(platform: Live) -> None:
     scenarios.listing_models_is_free(platform)
+
+
+# The shared host, api.<domain>: one OpenAI base URL for every model.
+
+
+def test_the_shared_host_routes_by_the_body_to_every_model(platform: Live) -> None:
+    scenarios.shared_host_serves_every_model(platform)
+
+
+def test_the_shared_host_lists_each_callers_models_and_401_without_a_credential(platform: Live) -> None:
+    scenarios.shared_host_lists_each_tiers_models(platform)
+
+
+def test_the_shared_host_answers_unknown_missing_and_forbidden_models_in_openai_shape(platform: Live) -> None:
+    scenarios.shared_host_refuses_what_it_cannot_route(platform)
+
+
+def test_client_sent_routing_and_tier_headers_change_nothing(platform: Live) -> None:
+    scenarios.client_routing_headers_change_nothing(platform)
+
+
+def test_a_users_budget_for_a_model_spans_its_host_and_the_shared_host(platform: Live) -> None:
+    scenarios.budgets_span_both_hosts(platform)

@@ -14,8 +14,9 @@ def observed(platform: Live) -> None:
         pytest.skip(f"stack {platform.stack} has no observability (maas:observability.enabled is false)")
 
 
-def test_per_user_requests_and_tokens_match_what_was_sent(platform: Live) -> None:
-    scenarios.metering_matches_traffic(platform)
+@pytest.mark.parametrize("shared", [False, True], ids=["model host", "shared host"])
+def test_per_user_requests_and_tokens_match_what_was_sent(platform: Live, shared: bool) -> None:
+    scenarios.metering_matches_traffic(platform, shared=shared)
 
 
 def test_kuadrant_reports_ready_with_istio_detected(platform: Live) -> None:

@@ -19,10 +19,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from components.access import tiers
-from components.config import StackConfig, TierConfig
+from components.config import MODEL_HEADER, TIER_HEADER, StackConfig, TierConfig
 from components.serving import gateway as gw
 from tests.e2e.cluster import SERVED_METRIC, Response, request
 from tests.e2e.platform import GENERATION_PATHS, Component, Key, Model, Origin, Platform, seconds
+
+# What the gateway's Lua filter answers on the shared host (components/serving/lua/request_body.lua).
+NO_MODEL = {"error": {"message": "no model", "type": "invalid_request_error", "code": "model_required"}}
+UNKNOWN_MODEL = {"error": {"message": "unknown", "type": "invalid_request_error", "code": "model_not_found"}}
 
 COMPLETION_TOKENS = 16
 # Tokens a chat request costs beyond its words (role and template markers).
@@ -55,6 +59,14 @@ class Faults:
     replicas: int = 2
     model_tiers_ignored: bool = False  # A14: a restricted model answers every tier
     listing_billed: bool = False  # GET /v1/models counted against the limits
+    routing_header_trusted: bool = False  # A17: a client's model header picks the model
+    body_ignored: bool = False  # the shared host sends every request to the first model
+    tier_header_trusted: bool = False  # A17: a client's tier header picks the model list
+    list_ignores_tier: bool = False  # A15: the shared host lists every model to everyone
+    list_open: bool = False  # A15: the model list answers without a credential
+    unrouted_status: int | None = None  # A16: what an unknown or missing model gets, if not 404/400
+    hosts_counted_apart: bool = False  # one budget per host instead of per model
+    shared_host_unmetered: bool = False  # L9: the shared host's requests missing from metering
 
 
 @dataclass
@@ -77,8 +89,10 @@ class FakeGateway:
         ] = []  # (at request n, value, record)
         self.requests_seen = 0
         self.routes: dict[str, str] = {f"{m.host}.{config.domain}": m.name for m in config.models}
+        self.api_host = f"{config.gateway.api_host}.{config.domain}"
+        self.by_served = {m.served_name: m.name for m in config.models}
         self.unprotected: dict[str, int] = {}
-        self.counters: dict[tuple[str, str], _Counter] = {}
+        self.counters: dict[tuple[str, str, str], _Counter] = {}
         self.metered: dict[tuple[str, str, str], list[int]] = {}  # (user, tier, model) -> [requests, tokens]
         self.served: dict[str, list[int]] = {m.name: [0] * faults.replicas for m in config.models}
         self.down: set[str] = set()
@@ -109,8 +123,21 @@ class FakeGateway:
     def _handle(
         self, method: str, host: str, path: str, headers: dict[str, str], body: bytes, now: float
     ) -> Response:
-        model = self.routes.get(host)
         routed = path in (*GENERATION_PATHS, "/v1/models")
+        if host == self.api_host:
+            if method == "GET" and path == "/v1/models":
+                return self._model_list(headers)
+            if method != "POST" or path not in GENERATION_PATHS:
+                return _json(404, {"error": "no route"})
+            found = self._route_by_body(headers, body)
+            if isinstance(found, Response):
+                return found
+            model: str | None = found
+        else:
+            model = self.routes.get(host)
+            forged = self.by_served.get(headers.get(MODEL_HEADER, ""))
+            if self.faults.routing_header_trusted and model is not None and forged:
+                model = forged
         if model is None or not routed:
             return _json(404, {"error": "no route"})
         if "authorino" in self.down:
@@ -124,7 +151,7 @@ class FakeGateway:
             return self._deny(model, _json(403, FORBIDDEN), path)
         user, tier = identity or ("anonymous", self.config.tier_names[-1])
         request_body = json.loads(body) if body else {}
-        counter = self._counter(user, model, tier, now)
+        counter = self._counter(user, model, tier, now, host)
         if "limitador" in self.down:
             if self.faults.limits_down_status is not None:
                 return self._deny(model, _json(self.faults.limits_down_status, {"error": "limits"}), path)
@@ -135,11 +162,43 @@ class FakeGateway:
         if billed and "limitador" not in self.down:
             counter.requests += 1
             counter.tokens += tokens
-        if billed:
+        if billed and not (host == self.api_host and self.faults.shared_host_unmetered):
             metered = self.metered.setdefault((user, tier, model), [0, 0])
             metered[0] += 1
             metered[1] += tokens
         return reply
+
+    def _route_by_body(self, headers: dict[str, str], body: bytes) -> str | Response:
+        """The gateway's Lua filter: the model the body names, or its 400/404."""
+        forged = self.by_served.get(headers.get(MODEL_HEADER, ""))
+        if self.faults.routing_header_trusted and forged:
+            return forged
+        try:
+            named = json.loads(body).get("model")
+        except (ValueError, AttributeError):
+            named = None
+        if not isinstance(named, str):
+            return _json(self.faults.unrouted_status or 400, NO_MODEL)
+        if self.faults.body_ignored:
+            return self.config.models[0].name
+        if named not in self.by_served:
+            return _json(self.faults.unrouted_status or 404, UNKNOWN_MODEL)
+        return self.by_served[named]
+
+    def _model_list(self, headers: dict[str, str]) -> Response:
+        """Authorino, then the static server: the caller's tier's models."""
+        identity = self._identity(headers)
+        if identity is None and not self.faults.list_open:
+            return _json(401, {"error": "unauthorized"})
+        tier = identity[1] if identity else ""
+        if self.faults.tier_header_trusted and headers.get(TIER_HEADER):
+            tier = headers[TIER_HEADER]
+        listed = [
+            m.served_name
+            for m in self.config.models
+            if self.faults.list_ignores_tier or (tier in self.config.tier_names and m.admits(tier))
+        ]
+        return _json(200, {"object": "list", "data": [{"id": i, "object": "model"} for i in listed]})
 
     def _admits(self, model: str, tier: str) -> bool:
         """Authorino's two rules: the tier is in the table, and the model admits it."""
@@ -160,8 +219,12 @@ class FakeGateway:
             return None
         return record[0], record[1]
 
-    def _counter(self, user: str, model: str, tier: str, now: float) -> _Counter:
-        key = ("shared" if self.faults.users_share_counters else user, model)
+    def _counter(self, user: str, model: str, tier: str, now: float, host: str) -> _Counter:
+        key = (
+            "shared" if self.faults.users_share_counters else user,
+            model,
+            host if self.faults.hosts_counted_apart else "",
+        )
         counter = self.counters.setdefault(key, _Counter(started=now))
         table = self._tier(tier)
         expired = table is not None and now - counter.started >= seconds(table.requests.window)
@@ -201,10 +264,10 @@ class FakeGateway:
             "completion_tokens": COMPLETION_TOKENS,
             "total_tokens": prompt + COMPLETION_TOKENS,
         }
+        served = next(m.served_name for m in self.config.models if m.name == model)
         if not body.get("stream"):
-            return _json(200, {"object": "chat.completion", "choices": [], "usage": usage}), usage[
-                "total_tokens"
-            ]
+            answer = {"object": "chat.completion", "model": served, "choices": [], "usage": usage}
+            return _json(200, answer), usage["total_tokens"]
         asked = bool(body.get("stream_options", {}).get("include_usage"))
         with_usage = asked or self.faults.stream_usage_unrequested
         chunks: list[dict[str, Any]] = [{"choices": [{"delta": {"content": "hi"}}]}]
