@@ -198,6 +198,10 @@ class Platform(abc.ABC):
         self, host: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]
     ) -> Response: ...
 
+    @abc.abstractmethod
+    def gateway_port(self) -> int:
+        """The local port the gateway answers on, for clients the scenarios do not drive."""
+
     # The control plane.
     @abc.abstractmethod
     def put_key(self, key: Key) -> None:
@@ -356,12 +360,15 @@ class Live(Platform):
         return port_forward(command, port, f"{namespace}/{target}")
 
     def _send(self, host: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]) -> Response:
+        return request(self.gateway_port(), host, path, body, headers)
+
+    def gateway_port(self) -> int:
         if self._gateway is None:
             self._gateway = self._forwards.enter_context(
                 self.forward(self.models_namespace, f"svc/{self.gateway_service}", 80)
             )
         self._gateway.check()
-        return request(self._gateway.port, host, path, body, headers)
+        return self._gateway.port
 
     def _secret(self, key: Key) -> str:
         labels = {

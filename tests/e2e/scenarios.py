@@ -11,13 +11,18 @@ import contextlib
 import functools
 import json
 import math
+import os
+import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from components.config import MODEL_HEADER, TIER_HEADER
 from tests.e2e.cluster import Response
-from tests.e2e.platform import Key, Model, Platform, chat_body, seconds
+from tests.e2e.platform import Key, Model, Platform, Sent, chat_body, seconds
 
 # Words in the warm-up prompt of a new key: enough to measure what the tokenizer makes of a word.
 WARMUP_WORDS = 50
@@ -289,6 +294,45 @@ def budgets_span_both_hosts(p: Platform) -> None:
         assert statuses == [200] * len(hosts), statuses
         after = [p.chat(model, key.header, host=h).status for h in (model.host, p.api_host)]
         assert after == [429, 429], f"the hosts keep separate budgets: {after}"
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_openai_example() -> str:
+    """README's OpenAI SDK example: its one Python block."""
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    (block,) = blocks
+    return block
+
+
+def openai_sdk_example(p: Platform) -> None:
+    """README's OpenAI SDK example, run as written but for the forwarded port and the
+    model name, with a key of the lowest tier: it lists that tier's models and gets an
+    answer with usage through the shared host."""
+    tier = p.tier_names[0]
+    example = readme_openai_example()
+    for written in ("127.0.0.1:8000", '"simulator-model"', '"api.maas.local"'):
+        assert written in example, f"README's example no longer has {written}"
+    code = example.replace("127.0.0.1:8000", f"127.0.0.1:{p.gateway_port()}")
+    code = code.replace('"simulator-model"', json.dumps(p.open_model.served))
+    code = code.replace('"api.maas.local"', json.dumps(p.api_host))
+    with live_key(p, tier) as key:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "MAAS_API_KEY": key.value},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        # What the example sent, for the leak oracle: a listing and one completion.
+        p.traffic.append(Sent("readme-list", p.api_host, "/v1/models", 200, None))
+        p.traffic.append(Sent("readme-chat", p.api_host, "/v1/chat/completions", 200, p.open_model.name))
+        assert done.returncode == 0, f"README's OpenAI example failed: {done.stderr[-1500:]}"
+        listed, tokens = done.stdout.splitlines()
+        assert listed == str(p.models_for(tier)), f"README's example listed {listed}"
+        assert int(tokens) > 0
 
 
 # --- Limits -----------------------------------------------------------------------------

@@ -111,3 +111,7 @@ def test_client_sent_routing_and_tier_headers_change_nothing(platform: Live) -> 
 
 def test_a_users_budget_for_a_model_spans_its_host_and_the_shared_host(platform: Live) -> None:
     scenarios.budgets_span_both_hosts(platform)
+
+
+def test_the_readme_openai_sdk_example_works_against_the_shared_host(platform: Live) -> None:
+    scenarios.openai_sdk_example(platform)

@@ -24,12 +24,6 @@ from components.serving import catalog, gateway
 from harness.program import Evaluation, typed_config
 from tests.support.authorino import admitted_models
 from tests.support.labels import selects
-from tests.support.prerequisites import tool
-
-
-@pytest.fixture(scope="session")
-def nginx() -> str:
-    return tool("nginx", "`make check` installs it (scripts/install-test-tools.sh)")
 
 
 def _free_port() -> int:

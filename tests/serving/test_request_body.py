@@ -413,3 +413,15 @@ def test_five_hundred_generated_requests_match_the_design(luajit: str, tmp_path:
         assert (result.model, result.reply and result.reply[0]) == (model, status), request
         if request.headers or model:
             assert result.cleared, request
+
+
+def test_the_host_reaches_kuadrant_in_lower_case(luajit: str, tmp_path: Path) -> None:
+    """Kuadrant's filter looks a host's policies up case-sensitively; Envoy routes any case."""
+    body = json.dumps({"model": "large"}).encode()
+    shouted, plain = _routed(
+        luajit, tmp_path, Request(body, host="LARGE.Maas.Local:8000"), Request(body, host=f"large.{DOMAIN}")
+    )
+    assert shouted.headers[":authority"] == [f"large.{DOMAIN}:8000"]
+    assert shouted.cleared
+    assert shouted.model == "large"
+    assert plain.headers[":authority"] == [f"large.{DOMAIN}"]

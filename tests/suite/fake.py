@@ -266,7 +266,15 @@ class FakeGateway:
         }
         served = next(m.served_name for m in self.config.models if m.name == model)
         if not body.get("stream"):
-            answer = {"object": "chat.completion", "model": served, "choices": [], "usage": usage}
+            choice = {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+            answer = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": 0,
+                "model": served,
+                "choices": [choice],
+                "usage": usage,
+            }
             return _json(200, answer), usage["total_tokens"]
         asked = bool(body.get("stream_options", {}).get("include_usage"))
         with_usage = asked or self.faults.stream_usage_unrequested
@@ -349,6 +357,9 @@ class FakePlatform(Platform):
 
     def _send(self, host: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]) -> Response:
         return request(self.port, host, path, body, headers, timeout_s=10)
+
+    def gateway_port(self) -> int:
+        return self.port
 
     def put_key(self, key: Key) -> None:
         self.gateway.change_key(key.value, (key.user, key.tier, key.selected))

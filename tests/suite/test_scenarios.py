@@ -56,6 +56,7 @@ SCENARIOS: dict[str, Scenario] = {
     "A17 client tier header": scenarios.client_routing_headers_change_nothing,
     "A15 model list needs a credential": scenarios.shared_host_lists_each_tiers_models,
     "one budget on both hosts": scenarios.budgets_span_both_hosts,
+    "README's OpenAI SDK example": scenarios.openai_sdk_example,
     "L9 metering on the shared host": functools.partial(scenarios.metering_matches_traffic, shared=True),
     **{
         f"L1 request limit {t}": functools.partial(scenarios.request_limit, tier_name=t)
@@ -93,6 +94,7 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
     "A17 client tier header": (Faults(tier_header_trusted=True), "a client header changed the list"),
     "A15 model list needs a credential": (Faults(list_open=True), "answered without a credential"),
     "one budget on both hosts": (Faults(hosts_counted_apart=True), "the hosts keep separate budgets"),
+    "README's OpenAI SDK example": (Faults(list_ignores_tier=True), "README's example listed"),
     "L9 metering on the shared host": (Faults(shared_host_unmetered=True), "requests metered"),
     "L1 request limit free": (Faults(deployed_limits={"free": 6}), r"free \(limit 5\)"),
     "L3 users apart": (Faults(users_share_counters=True), "limited by the first"),

@@ -4,6 +4,7 @@
 -- request_filter_source): the shared host, each model host's served name, the served names,
 -- the paths routed by model, and the header names.
 --
+-- 0. The host, in lower case for Kuadrant's filter, which compares it case-sensitively.
 -- 1. The model a request is for, as the header CATALOG.model_header, which the model
 --    routes and the model access rules match on. Any such header (and the tier header,
 --    which only Authorino may set) that the client sent is removed first, so neither can
@@ -236,8 +237,16 @@ function envoy_on_request(handle)
     -- a route an earlier filter picked with the client's header must not stand
     handle:clearRouteCache()
   end
-  -- the authority without its port; hosts compare in lower case, as DNS names do
-  local host = string.lower(string.match(headers:get(":authority") or "", "^[^:]*"))
+  -- Host names are case-insensitive and Envoy picks a virtual host regardless of case, but
+  -- Kuadrant's filter picks a host's policies case-sensitively (wasm-shim v0.14.1 src/
+  -- kuadrant/pipeline/factory.rs select_blueprint): it must see the host in lower case.
+  local authority = headers:get(":authority") or ""
+  if string.lower(authority) ~= authority then
+    headers:replace(":authority", string.lower(authority))
+    handle:clearRouteCache()
+  end
+  -- the host without its port
+  local host = string.match(string.lower(authority), "^[^:]*")
   local post = headers:get(":method") == "POST"
   local by_body = host == CATALOG.api_host and post
     and CATALOG.routed_paths[string.match(headers:get(":path") or "", "^[^?]*")]
