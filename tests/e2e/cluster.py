@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from tests.support.ports import free_port
+
 T = TypeVar("T")
 
 
@@ -40,13 +42,6 @@ def stack_outputs(stack: str) -> dict[str, Any]:
     )
     outputs: dict[str, Any] = json.loads(done.stdout)
     return outputs
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Forward:

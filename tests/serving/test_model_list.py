@@ -24,13 +24,7 @@ from components.serving import catalog, gateway
 from harness.program import Evaluation, typed_config
 from tests.support.authorino import admitted_models
 from tests.support.labels import selects
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.support.ports import free_port
 
 
 class Server:
@@ -51,7 +45,7 @@ class Server:
 def _serve(
     nginx: str, tmp_path: Path, models: Sequence[ModelConfig], tiers: Sequence[TierConfig]
 ) -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     conf = tmp_path / "nginx.conf"
     conf.write_text(catalog.nginx_conf(models, tiers, port=port, scratch=str(tmp_path)))
     # -e: the error log before the config is read (the default path is not writable here).

@@ -289,11 +289,16 @@ def test_the_shared_host_routes_by_the_model_the_server_reads(
 )
 def test_a_shared_host_request_without_a_model_is_400(luajit: str, tmp_path: Path, body: bytes) -> None:
     (result,) = _routed(luajit, tmp_path, Request(body, host=API))
+    _assert_refused(result, "400", "model_required")
+
+
+def _assert_refused(result: Result, status: str, code: str) -> None:
+    """Answered by the gateway in OpenAI's error shape, and marked for no model."""
     assert result.reply is not None
-    status, content_type, error = result.reply
-    assert (status, content_type) == ("400", "application/json")
-    assert set(error["error"]) == OPENAI_ERROR_KEYS
-    assert error["error"]["code"] == "model_required"
+    assert result.reply[:2] == (status, "application/json")
+    error = result.reply[2]["error"]
+    assert set(error) == OPENAI_ERROR_KEYS
+    assert error["code"] == code
     assert result.model is None
 
 
@@ -301,12 +306,7 @@ def test_a_shared_host_request_without_a_model_is_400(luajit: str, tmp_path: Pat
 def test_a_model_we_do_not_serve_is_404(luajit: str, tmp_path: Path, model: str) -> None:
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode()
     (result,) = _routed(luajit, tmp_path, Request(body, host=API, path="/v1/completions"))
-    assert result.reply is not None
-    status, content_type, error = result.reply
-    assert (status, content_type) == ("404", "application/json")
-    assert set(error["error"]) == OPENAI_ERROR_KEYS
-    assert error["error"]["code"] == "model_not_found"
-    assert result.model is None
+    _assert_refused(result, "404", "model_not_found")
 
 
 def test_no_client_sent_model_or_tier_header_survives(luajit: str, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from harness.program import Evaluation
-from tests.e2e.cluster import free_port
+from tests.support.ports import free_port
 from tests.support.prerequisites import tool
 
 # A series: (metric name, labels) -> value.
