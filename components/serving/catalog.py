@@ -1,7 +1,7 @@
 """The model list of the shared host: GET /v1/models answers each caller with their tier's models.
 
-A stock static server (nginx, `versions.MODEL_LIST_IMAGE`) holds one OpenAI model list per
-tier, compiled from the catalog by `ModelConfig.admits`, the table the model access rules
+A stock static server (nginx, `versions.MODEL_LIST_IMAGE`) holds one OpenAI model list file
+per tier, compiled from the catalog by `ModelConfig.admits`, the table the model access rules
 are compiled from too (components/access/tiers.py model_rules). It picks the list by the
 tier header, which only Authorino sets, after authentication: the gateway's Lua filter
 removes any a client sends (lua/request_body.lua) and the wasm-shim sets Authorino's value
@@ -10,6 +10,7 @@ removes any a client sends (lua/request_body.lua) and the wasm-shim sets Authori
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ NO_TIER_BODY = (
     '{"error": {"message": "Call the API through the gateway.", "type": "permission_error", '
     '"code": "no_tier"}}'
 )
+# On the pod template: the digest of the server's files, so a change rolls the pods.
+FILES_ANNOTATION = "maas-platform/model-list-digest"
 NOT_FOUND_BODY = '{"error": {"message": "Not found.", "type": "invalid_request_error", "code": "not_found"}}'
 
 
@@ -62,18 +65,36 @@ def _nginx_string(text: str) -> str:
     return f"'{text}'"
 
 
-def nginx_conf(
-    models: Sequence[ModelConfig], tiers: Sequence[TierConfig], port: int = PORT, scratch: str = SCRATCH
-) -> str:
-    """The whole server: one `map` from the tier header to that tier's list, and nothing else
-    (nginx docs: ngx_http_map_module `map`, ngx_http_rewrite_module `return`)."""
+# Words a `map` block reads as its own parameters (ngx_http_map_module.c ngx_http_map).
+_MAP_PARAMETERS = ("default", "hostnames", "include", "volatile")
+
+
+def _map_key(tier: str) -> str:
+    """A tier as a `map` source value. A leading backslash keeps a parameter's name a plain
+    value (nginx drops it); on other names it would start an escape (`\\t` is a tab)."""
+    return f"\\{tier}" if tier in _MAP_PARAMETERS else tier
+
+
+def list_file(tier: str) -> str:
+    return f"models-{tier}.json"
+
+
+def server_files(
+    models: Sequence[ModelConfig],
+    tiers: Sequence[TierConfig],
+    port: int = PORT,
+    scratch: str = SCRATCH,
+    root: str = CONFIG_DIR,
+) -> dict[str, str]:
+    """The whole server: `nginx.conf`, which maps the tier header to that tier's list file
+    (ngx_http_map_module `map`, ngx_http_core_module `try_files`), and one list per tier.
+
+    The lists are files, not strings in the configuration: nginx refuses a configuration
+    token of 4 KiB or more (src/core/ngx_conf_file.c NGX_CONF_BUFFER), about 50 models.
+    """
     header = "$http_" + TIER_HEADER.replace("-", "_")
-    # A leading backslash keeps a tier named like a map parameter (default, hostnames,
-    # include, volatile) a plain value; nginx drops it (ngx_http_map_module.c).
-    lists = "\n".join(
-        f"    \\{t.name} {_nginx_string(json.dumps(model_list(models, t.name)))};" for t in tiers
-    )
-    return f"""worker_processes 1;
+    entries = "\n".join(f"    {_map_key(t.name)} /{list_file(t.name)};" for t in tiers)
+    conf = f"""worker_processes 1;
 pid {scratch}/nginx.pid;
 error_log stderr warn;
 events {{ worker_connections 1024; }}
@@ -85,18 +106,21 @@ http {{
   scgi_temp_path {scratch}/scgi_temp;
   access_log off;
   server_tokens off;
-  map {header} $models {{
+  # A tier is a DNS label of up to 63 characters; the default 64-byte bucket holds 46.
+  map_hash_bucket_size 128;
+  map {header} $models_file {{
     default "";
-{lists}
+{entries}
   }}
   server {{
     listen {port};
+    root {root};
     default_type application/json;
     location = {OPENAI_MODELS_PATH} {{
-      if ($models = "") {{
+      if ($models_file = "") {{
         return 403 {_nginx_string(NO_TIER_BODY)};
       }}
-      return 200 $models;
+      try_files $models_file =500;
     }}
     location = /healthz {{
       return 200 '{{}}';
@@ -107,6 +131,7 @@ http {{
   }}
 }}
 """
+    return {"nginx.conf": conf} | {list_file(t.name): json.dumps(model_list(models, t.name)) for t in tiers}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,12 +154,10 @@ class ModelList(pulumi.ComponentResource):
         super().__init__(self.TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         metadata = k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=args.namespace, labels=LABELS)
-        config = k8s.core.v1.ConfigMap(
-            f"{name}-config",
-            metadata=metadata,
-            data={"nginx.conf": nginx_conf(args.models, args.tiers)},
-            opts=child,
-        )
+        files = server_files(args.models, args.tiers)
+        config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=metadata, data=files, opts=child)
+        # nginx reads its files once, at start: a changed catalog or tier table rolls the pods.
+        digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
         deployment = k8s.apps.v1.Deployment(
             f"{name}-server",
             metadata=metadata,
@@ -142,7 +165,9 @@ class ModelList(pulumi.ComponentResource):
                 replicas=1,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=LABELS),
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=LABELS),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=LABELS, annotations={FILES_ANNOTATION: digest}
+                    ),
                     spec=_pod(config),
                 ),
             ),
@@ -226,7 +251,8 @@ def _pod(config: k8s.core.v1.ConfigMap) -> k8s.core.v1.PodSpecArgs:
                 image=versions.MODEL_LIST_IMAGE,
                 # nginx itself, not the image's entrypoint, whose scripts rewrite files under
                 # /etc/nginx (docker-entrypoint.sh, 10-listen-on-ipv6-by-default.sh).
-                command=["nginx", "-c", f"{CONFIG_DIR}/nginx.conf", "-g", "daemon off;"],
+                # -e: the log nginx writes before it reads the configuration.
+                command=["nginx", "-e", "stderr", "-c", f"{CONFIG_DIR}/nginx.conf", "-g", "daemon off;"],
                 ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT, protocol="TCP")],
                 readiness_probe=probe,
                 liveness_probe=probe,

@@ -163,10 +163,14 @@ def _limitador_storage(args: ResourceValidationArgs, report: ReportViolation) ->
         )
 
 
-# Copies of components/serving/models.py TIERS_ANNOTATION and components/config MODEL_HEADER
-# (a test ties them).
+# Copies of components/serving/models.py TIERS_ANNOTATION, components/config MODEL_HEADER and
+# components/access/tiers.py model_predicate (a test ties them).
 TIERS_ANNOTATION = "maas-platform/tiers"
 MODEL_HEADER = "x-maas-model"
+
+
+def model_predicate(model: str) -> str:
+    return f"'{MODEL_HEADER}' in request.headers && request.headers['{MODEL_HEADER}'] == '{model}'"
 
 
 def _model_rule_tiers(auth: PolicyResource, model: str) -> list[list[str]]:
@@ -176,7 +180,7 @@ def _model_rule_tiers(auth: PolicyResource, model: str) -> list[list[str]]:
     found = []
     for rule in rules.values():
         conditions = [str(c.get("predicate", "")) for c in rule.get("when") or []]
-        if not any(MODEL_HEADER in c and f"'{model}'" in c for c in conditions):
+        if model_predicate(model) not in conditions:
             continue
         for pattern in (rule.get("patternMatching") or {}).get("patterns") or []:
             listed = _tiers_listed(pattern)
@@ -191,7 +195,11 @@ def _models_matched(spec: Mapping[str, Any]) -> tuple[set[str], int]:
     for rule in spec.get("rules") or []:
         for match in rule.get("matches") or [{}]:
             headers = match.get("headers") or []
-            values = {h.get("value") for h in headers if str(h.get("name", "")).lower() == MODEL_HEADER}
+            values = {
+                h.get("value")
+                for h in headers
+                if str(h.get("name", "")).lower() == MODEL_HEADER and h.get("type", "Exact") == "Exact"
+            }
             models |= {str(v) for v in values}
             unmarked += not values
     return models, unmarked

@@ -161,3 +161,21 @@ def test_the_tier_header_is_set_by_authorino_from_the_validated_tier(stack: Eval
     (policy,) = stack.objects("AuthPolicy")
     headers = policy.inputs["spec"]["rules"]["response"]["success"]["headers"]
     assert headers == {TIER_HEADER: {"plain": {"expression": tiers.TIER}}}
+
+
+def test_a_model_header_matched_loosely_or_a_rule_keyed_loosely_is_refused(stack_of: Any) -> None:
+    stack = stack_of("dev")
+
+    def regex(inputs: dict[str, Any]) -> None:
+        for match in inputs["spec"]["rules"][0]["matches"]:
+            match["headers"][0] |= {"type": "RegularExpression", "value": ".*"}
+
+    found = violations(stack, edited(stack, "HTTPRoute", "simulator-large", regex))
+    assert any("do not require the x-maas-model header" in v.message for v in found), found
+
+    def negated(inputs: dict[str, Any]) -> None:
+        rule = inputs["spec"]["rules"]["authorization"]["model-simulator-large"]
+        rule["when"] = [{"predicate": rule["when"][0]["predicate"].replace("==", "!=")}]
+
+    found = violations(stack, edited(stack, "AuthPolicy", "inference-gateway-authpolicy", negated))
+    assert any("no AuthPolicy rule enforces that" in v.message for v in found), found

@@ -46,6 +46,7 @@ def test_the_packs_copies_of_program_constants_match_the_originals() -> None:
     assert metering.FORCE_USAGE_FLAG == models.FORCE_USAGE_FLAG
     assert access.TIERS_ANNOTATION == models.TIERS_ANNOTATION
     assert access.MODEL_HEADER == MODEL_HEADER
+    assert access.model_predicate("org/m-1") == tiers.model_predicate("org/m-1")
     # The tier the access rules read from the limits' and the AuthPolicy's predicates.
     for pattern in (access._TIER_IS, access._TIER_IN):
         assert pattern.pattern.startswith(re.escape(tiers.TIER)), pattern.pattern

@@ -7,7 +7,9 @@ appeared in" notes all predate 1.0).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import socket
 import subprocess
 import time
@@ -21,8 +23,9 @@ import pytest
 
 from components.config import TIER_HEADER, ModelConfig, Rate, TierConfig
 from components.serving import catalog, gateway
-from harness.program import Evaluation, typed_config
+from harness.program import Evaluation, stack_config, typed_config
 from tests.support.authorino import admitted_models
+from tests.support.configs import evaluate_variant
 from tests.support.labels import selects
 from tests.support.ports import free_port
 
@@ -46,11 +49,16 @@ def _serve(
     nginx: str, tmp_path: Path, models: Sequence[ModelConfig], tiers: Sequence[TierConfig]
 ) -> Iterator[Server]:
     port = free_port()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(catalog.nginx_conf(models, tiers, port=port, scratch=str(tmp_path)))
-    # -e: the error log before the config is read (the default path is not writable here).
+    root = tmp_path / "files"
+    root.mkdir()
+    for name, text in catalog.server_files(models, tiers, port, str(tmp_path), str(root)).items():
+        (root / name).write_text(text)
+    # The container's command, with the files where the test put them. The pod runs nginx as
+    # one unprivileged user; run as root, nginx would start its workers as `nobody`, who
+    # cannot read the test's private directory, so they keep the master's user here.
+    directives = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
     process = subprocess.Popen(
-        [nginx, "-e", "stderr", "-p", str(tmp_path), "-c", str(conf), "-g", "daemon off;"],
+        [nginx, "-e", "stderr", "-p", str(tmp_path), "-c", str(root / "nginx.conf"), "-g", directives],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -102,8 +110,10 @@ def test_without_a_known_tier_nothing_is_listed(nginx: str, tmp_path: Path) -> N
         assert set(body["error"]) == {"message", "type", "code"}
 
 
-def test_tiers_named_like_nginx_map_parameters_are_plain_tiers(nginx: str, tmp_path: Path) -> None:
-    names = ["default", "hostnames", "include", "volatile"]
+def test_any_tier_name_is_a_plain_tier(nginx: str, tmp_path: Path) -> None:
+    """Names of map parameters, names that start like a config escape (`\\t`, `\\r`, `\\n`),
+    and the longest DNS label (63 characters)."""
+    names = ["default", "hostnames", "include", "volatile", "team", "retail", "new", "t" * 63]
     models = [
         ModelConfig.model_validate_json(
             json.dumps({"name": f"m{i}", "host": f"m{i}", "runtime": "simulator", "tiers": [tier]})
@@ -119,11 +129,11 @@ def test_tiers_named_like_nginx_map_parameters_are_plain_tiers(nginx: str, tmp_p
 def test_the_deployed_server_is_this_config_behind_the_shared_host(stack: Evaluation) -> None:
     config = typed_config(stack.stack)
     config_map = stack.one("ConfigMap", catalog.NAME)
-    assert config_map.inputs["data"] == {"nginx.conf": catalog.nginx_conf(config.models, config.tiers)}
+    assert config_map.inputs["data"] == catalog.server_files(config.models, config.tiers)
     deployment = stack.one("Deployment", catalog.NAME)
     pod = deployment.inputs["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["command"][:3] == ["nginx", "-c", f"{catalog.CONFIG_DIR}/nginx.conf"]
+    assert container["command"][:5] == ["nginx", "-e", "stderr", "-c", f"{catalog.CONFIG_DIR}/nginx.conf"]
     assert {"name": "config", "mountPath": catalog.CONFIG_DIR, "readOnly": True} in container["volumeMounts"]
     route = stack.one("HTTPRoute", catalog.NAME)
     assert route.inputs["spec"]["hostnames"] == [f"{config.gateway.api_host}.{config.domain}"]
@@ -138,3 +148,39 @@ def test_the_deployed_server_is_this_config_behind_the_shared_host(stack: Evalua
     isolation = stack.one("NetworkPolicy", f"{catalog.NAME}-ingress")
     (ingress,) = isolation.inputs["spec"]["ingress"]
     assert ingress["from"] == [{"podSelector": {"matchLabels": gateway.POD_LABELS}}]
+
+
+def test_a_large_catalog_is_served(nginx: str, tmp_path: Path) -> None:
+    """Far past the 4 KiB an nginx configuration token may hold (ngx_conf_file.c)."""
+    models = [
+        ModelConfig.model_validate_json(
+            json.dumps(
+                {
+                    "name": f"m{i}",
+                    "host": f"m{i}",
+                    "runtime": "simulator",
+                    "servedModelName": f"org/model-{i:03d}" * 4,
+                }
+            )
+        )
+        for i in range(150)
+    ]
+    for server in _serve(nginx, tmp_path, models, [_tier("free")]):
+        status, _, listed = server.get("/v1/models", "free")
+        assert status == 200
+        assert [m["id"] for m in listed["data"]] == [m.served_name for m in models]
+
+
+def test_a_changed_catalog_rolls_the_servers_pods(stack_of: Any) -> None:
+    """nginx reads its files at start: the pod template carries their digest."""
+
+    def digest(stack: Evaluation) -> str:
+        template = stack.one("Deployment", catalog.NAME).inputs["spec"]["template"]
+        annotation: str = template["metadata"]["annotations"][catalog.FILES_ANNOTATION]
+        return annotation
+
+    base = stack_of("dev")
+    data = base.one("ConfigMap", catalog.NAME).inputs["data"]
+    assert digest(base) == hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    models = [*stack_config("dev")["maas:models"], {"name": "extra", "host": "extra", "runtime": "simulator"}]
+    assert digest(evaluate_variant("dev", {"maas:models": models})) != digest(base)

@@ -20,7 +20,8 @@
 --
 -- Only the body's top-level members are read, as JSON decoders do (the last of duplicate
 -- keys wins, in Go's encoding/json and in Python's json alike), so the model routed to is
--- the model the server reads. A body that is not one JSON object, or not a stream, passes
+-- the model the server reads. (Go's decoder also takes "Model" for "model"; such a body is
+-- still routed, authorized and limited as the model we read, the only one that server has.) A body that is not one JSON object, or not a stream, passes
 -- unchanged. Envoy's Lua API (docs lua_filter.rst): handle:body() buffers the whole body
 -- (413 past the listener's buffer limit, 1 MiB by default) or is nil; getBytes(index,
 -- length) is 0-based; setBytes() replaces the body and sets content-length; headers can be
