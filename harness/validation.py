@@ -83,8 +83,11 @@ class SchemaCatalog:
             found = [p for p in DEFAULT_SCHEMA_DIRS if p.is_dir()][:1]
         return cls(found, kubernetes_minor) if found else None
 
-    def problems(self, obj: Mapping[str, Any]) -> list[str]:
-        """Every reason an API server would refuse `obj`; empty when it would accept it."""
+    def problems(self, obj: Mapping[str, Any], partial: bool = False) -> list[str]:
+        """Every reason an API server would refuse `obj`; empty when it would accept it.
+
+        `partial`: a server-side apply patch, which names only the fields it owns, so the
+        fields the full object requires may be missing (nothing else is forgiven)."""
         api_version = str(obj.get("apiVersion", ""))
         kind = str(obj.get("kind", ""))
         group, _, version = api_version.rpartition("/")
@@ -94,7 +97,11 @@ class SchemaCatalog:
             validator = self._crd_validator(group, kind, version)
         if validator is None:
             return [f"no schema for {kind} {api_version}: unknown kind or version"]
-        found = [_render(e) for e in validator.iter_errors(dict(obj))]
+        found = [
+            _render(e)
+            for e in validator.iter_errors(dict(obj))
+            if not (partial and e.validator == "required")
+        ]
         found.extend(_metadata_problems(kind, obj.get("metadata") or {}))
         return sorted(set(found))
 

@@ -254,6 +254,10 @@ class LimitadorConfig(Section):
     replicas: PositiveInt = 1
     # memory: counters live in the pod (lost on restart); redis: shared, needs maas:limitadorRedisUrl.
     storage: typing.Literal["memory", "redis"] = "memory"
+    # What a request gets while Limitador cannot answer: open, it passes unlimited and unmetered
+    # (Kuadrant's default, for availability); closed, it fails (500). Authorino always fails
+    # closed.
+    failure_mode: typing.Literal["open", "closed"] = "open"
 
     @model_validator(mode="after")
     def _shared_counters(self) -> LimitadorConfig:

@@ -18,6 +18,19 @@ from components.platform.helm import Chart
 WAIT_READY = {"pulumi.com/waitFor": "condition=Ready"}
 LIMITADOR_REDIS_SECRET = "limitador-redis"
 OPERATOR_RELEASE = "kuadrant-operator"
+# The operator's Deployment and container (kuadrant-operator v1.5.2
+# charts/kuadrant-operator/templates/manifests.yaml, a chart with no values to set).
+OPERATOR_DEPLOYMENT = "kuadrant-operator-controller-manager"
+OPERATOR_CONTAINER = "manager"
+# What the operator writes into the gateway's wasm config as each service's failure mode,
+# read from its environment (v1.5.2 internal/wasm/utils.go NewServiceBuilder,
+# parseFailureModeValue: "allow" or "deny"; defaults deny for auth, allow for the rest).
+AUTH_FAILURE_MODE_ENV = "AUTH_SERVICE_FAILURE_MODE"
+LIMITS_FAILURE_MODE_ENV = (
+    "RATELIMIT_SERVICE_FAILURE_MODE",
+    "RATELIMIT_CHECK_SERVICE_FAILURE_MODE",
+    "RATELIMIT_REPORT_SERVICE_FAILURE_MODE",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +65,7 @@ class Kuadrant(pulumi.ComponentResource):
             ),
             self,
         )
+        failure_modes = self._failure_modes(name, args)
         self._instance = k8s.apiextensions.CustomResource(
             f"{name}-instance",
             api_version="kuadrant.io/v1beta1",
@@ -60,11 +74,41 @@ class Kuadrant(pulumi.ComponentResource):
                 name="kuadrant", namespace=args.namespace, annotations=WAIT_READY
             ),
             spec={"observability": {"enable": args.observability}},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._operator]),
+            # After the failure modes: no policy is enforced under the defaults first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._operator, failure_modes]),
         )
         limitador = self._limitador(name, args)
         self.register_outputs(
-            {"operator": self._operator, "instance": self._instance, "limitador": limitador}
+            {
+                "operator": self._operator,
+                "failureModes": failure_modes,
+                "instance": self._instance,
+                "limitador": limitador,
+            }
+        )
+
+    def _failure_modes(self, name: str, args: KuadrantArgs) -> k8s.apps.v1.DeploymentPatch:
+        """The operator's environment, which is all Kuadrant 1.5 reads the failure modes from:
+        Authorino fails closed always, Limitador as `maas:limitador.failureMode` says.
+
+        A server-side apply patch of the chart's Deployment, owning only these variables
+        (the chart takes no values); the operator restarts and rewrites the wasm config.
+        """
+        limits = "allow" if args.limitador.failure_mode == "open" else "deny"
+        env = [k8s.core.v1.EnvVarPatchArgs(name=AUTH_FAILURE_MODE_ENV, value="deny")] + [
+            k8s.core.v1.EnvVarPatchArgs(name=variable, value=limits) for variable in LIMITS_FAILURE_MODE_ENV
+        ]
+        return k8s.apps.v1.DeploymentPatch(
+            f"{name}-failure-modes",
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=OPERATOR_DEPLOYMENT, namespace=args.namespace),
+            spec=k8s.apps.v1.DeploymentSpecPatchArgs(
+                template=k8s.core.v1.PodTemplateSpecPatchArgs(
+                    spec=k8s.core.v1.PodSpecPatchArgs(
+                        containers=[k8s.core.v1.ContainerPatchArgs(name=OPERATOR_CONTAINER, env=env)]
+                    )
+                )
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._operator]),
         )
 
     def _limitador(self, name: str, args: KuadrantArgs) -> k8s.apiextensions.CustomResourcePatch:

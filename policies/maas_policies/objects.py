@@ -31,6 +31,12 @@ def kind(resource_type: str, props: Mapping[str, Any]) -> str:
     return str(props.get("kind", ""))
 
 
+def is_patch(resource_type: str) -> bool:
+    """A server-side apply patch (e.g. kubernetes:apps/v1:DeploymentPatch): it owns a few
+    fields of an object declared elsewhere, such as a chart's."""
+    return resource_type.startswith("kubernetes:") and resource_type.endswith("Patch")
+
+
 def of_kind(args: StackValidationArgs, kind_: str) -> list[PolicyResource]:
     """The stack's resources of one Kubernetes kind."""
     return [r for r in args.resources if kind(r.resource_type, r.props) == kind_]

@@ -58,6 +58,8 @@ def _cpu_off_gpu(args: ResourceValidationArgs, report: ReportViolation) -> None:
 
 
 def _sized(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if objects.is_patch(args.resource_type):
+        return  # its containers are sized where they are declared (a chart's, out of sight)
     kind = objects.kind(args.resource_type, args.props)
     subject = objects.name(args.props)
     for where, _, containers in objects.pod_specs(kind, args.props):

@@ -46,6 +46,10 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], str]] = {
         {"maas:flavour": "openshift"},
         "maas:flavour: Input should be 'kubernetes' (got \"openshift\")",
     ),
+    "failure mode that does not exist": (
+        {"maas:limitador": {"failureMode": "ajar"}},
+        "maas:limitador.failureMode: Input should be 'open' or 'closed'",
+    ),
     "model on the shared host": (
         {"maas:gateway": {"apiHost": "simulator"}},
         "].host: 'simulator' is maas:gateway.apiHost, the shared host of every model; give the model",

@@ -494,8 +494,10 @@ def pods_meet_their_pod_security_level(p: Platform) -> None:
 
 def failure_modes(p: Platform) -> None:
     """R6, as README documents: Authorino down fails closed (5xx, never 200); Limitador down
-    fails open (a valid key gets 200, a missing one still 401 from Authorino)."""
+    fails as `maas:limitador.failureMode` says: open, a valid key gets 200; closed, 5xx. A
+    missing key still gets 401 from Authorino."""
     model = p.open_model
+    closed = p.config.limitador.failure_mode == "closed"
     with live_key(p, p.tier_names[-1]) as key:
         with p.unavailable("authorino"):
             for headers in (key.header, {}):
@@ -503,6 +505,10 @@ def failure_modes(p: Platform) -> None:
                 assert status >= 500, f"Authorino down: {status} (documented: 500, fail closed)"
         p.until(lambda: p.chat(model, key.header).status == 200, 120, "Authorino back")
         with p.unavailable("limitador"):
-            assert p.chat(model, key.header).status == 200, "Limitador down: documented fail open"
+            status = p.chat(model, key.header).status
+            if closed:
+                assert status >= 500, f"Limitador down: {status} (configured: fail closed)"
+            else:
+                assert status == 200, f"Limitador down: {status} (configured: fail open)"
             assert p.chat(model, {}).status == 401
         p.until(lambda: p.chat(model, key.header).status == 200, 120, "Limitador back")

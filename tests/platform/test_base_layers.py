@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
+from components.platform import kuadrant
 from harness.program import Declared, Evaluation, evaluate, stack_config
 from tests.support.configs import evaluate_variant
 from tests.support.upstream import CRD_OWNERS
@@ -148,3 +150,34 @@ def test_istio_charts_are_told_a_namespace_other_than_istio_system() -> None:
         declared = result.release(release)
         assert declared.inputs["namespace"] == "mesh"
         assert declared.inputs["values"]["global"]["istioNamespace"] == "mesh"
+
+
+def _operator_env(stack: Evaluation) -> dict[str, str]:
+    patch = stack.one("Deployment", kuadrant.OPERATOR_DEPLOYMENT)
+    assert patch.type == "kubernetes:apps/v1:DeploymentPatch", (
+        "the chart's Deployment, patched, not a second one"
+    )
+    (container,) = patch.inputs["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == kuadrant.OPERATOR_CONTAINER
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+@pytest.mark.parametrize(("stack_name", "limits"), [("dev", "allow"), ("dev-oidc", "allow"), ("gpu", "deny")])
+def test_failure_modes_are_set_where_kuadrant_reads_them(stack_of: Any, stack_name: str, limits: str) -> None:
+    """Authorino always fails closed; Limitador as maas:limitador.failureMode says (gpu: closed)."""
+    stack = stack_of(stack_name)
+    assert _operator_env(stack) == {
+        "AUTH_SERVICE_FAILURE_MODE": "deny",
+        "RATELIMIT_SERVICE_FAILURE_MODE": limits,
+        "RATELIMIT_CHECK_SERVICE_FAILURE_MODE": limits,
+        "RATELIMIT_REPORT_SERVICE_FAILURE_MODE": limits,
+    }
+    # No policy is enforced under the operator's defaults first.
+    patch = stack.one("Deployment", kuadrant.OPERATOR_DEPLOYMENT)
+    assert stack.waits_for(_installer(stack, "kuadrant-instance"), patch)
+    assert stack.waits_for(patch, _installer(stack, "kuadrant-operator"))
+
+
+def test_limitador_may_fail_closed_on_dev_too() -> None:
+    stack = evaluate_variant("dev", {"maas:limitador": {"failureMode": "closed"}})
+    assert _operator_env(stack)["RATELIMIT_SERVICE_FAILURE_MODE"] == "deny"

@@ -55,7 +55,7 @@ class Faults:
     exposed: dict[str, str] = field(default_factory=dict)  # S6: Service -> type
     pod_security: dict[str, str] = field(default_factory=dict)  # S7: pod -> refusal
     auth_down_status: int = 500  # R6: what a request gets while Authorino is down
-    limits_down_status: int | None = None  # R6: None passes requests while Limitador is down
+    limits_failure_inverted: bool = False  # R6: Limitador down does the opposite of the config
     replicas: int = 2
     model_tiers_ignored: bool = False  # A14: a restricted model answers every tier
     listing_billed: bool = False  # GET /v1/models counted against the limits
@@ -153,8 +153,9 @@ class FakeGateway:
         request_body = json.loads(body) if body else {}
         counter = self._counter(user, model, tier, now, host)
         if "limitador" in self.down:
-            if self.faults.limits_down_status is not None:
-                return self._deny(model, _json(self.faults.limits_down_status, {"error": "limits"}), path)
+            closed = self.config.limitador.failure_mode == "closed"
+            if closed != self.faults.limits_failure_inverted:
+                return self._deny(model, _json(500, {"error": "limits unavailable"}), path)
         elif self._limited(counter, tier) and (path in GENERATION_PATHS or self.faults.listing_billed):
             return self._deny(model, _json(429, {"error": "too many requests"}), path)
         reply, tokens = self._answer(model, path, request_body)

@@ -76,6 +76,7 @@ SCENARIOS: dict[str, Scenario] = {
     "S6 exposure": lambda p: scenarios.only_the_gateway_is_exposed(p, gw.SERVICE_NAME),
     "S7 Pod Security": scenarios.pods_meet_their_pod_security_level,
     "R6 failure modes": scenarios.failure_modes,
+    "R6 failure modes, Limitador closed": scenarios.failure_modes,
 }
 
 # scenario -> (the misbehaviour it targets, what its failure says)
@@ -111,12 +112,25 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
     "S6 exposure": (Faults(exposed={"simulator-predictor": "NodePort"}), "NodePort"),
     "S7 Pod Security": (Faults(pod_security={"simulator-predictor-0": "runAsNonRoot != true"}), "restricted"),
     "R6 failure modes": (Faults(auth_down_status=200), "Authorino down: 200"),
+    "R6 failure modes, Limitador closed": (
+        Faults(limits_failure_inverted=True),
+        r"Limitador down: 200 \(configured: fail closed\)",
+    ),
 }
 
 
+def _config_for(name: str) -> StackConfig:
+    """The fake's config for a scenario: dev's, with Limitador failing closed where asked."""
+    config = _config()
+    if "Limitador closed" in name:
+        limitador = config.limitador.model_copy(update={"failure_mode": "closed"})
+        config = config.model_copy(update={"limitador": limitador})
+    return config
+
+
 @pytest.fixture
-def behaving() -> Iterator[FakePlatform]:
-    with fake_platform(_config()) as p:
+def behaving(request: pytest.FixtureRequest) -> Iterator[FakePlatform]:
+    with fake_platform(_config_for(request.node.callspec.params["name"])) as p:
         yield p
 
 
@@ -129,7 +143,11 @@ def test_every_scenario_passes_on_a_platform_that_behaves(name: str, behaving: F
 @pytest.mark.parametrize("name", list(MISBEHAVING))
 def test_each_scenario_fails_on_the_misbehaviour_it_targets(name: str) -> None:
     faults, message = MISBEHAVING[name]
-    with fake_platform(_config(), faults) as p, pytest.raises(AssertionError, match=message), p.leak_oracle():
+    with (
+        fake_platform(_config_for(name), faults) as p,
+        pytest.raises(AssertionError, match=message),
+        p.leak_oracle(),
+    ):
         SCENARIOS[name](p)
 
 
