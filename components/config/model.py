@@ -75,8 +75,17 @@ class Namespaces(Section):
 
 class HttpsConfig(Section):
     enabled: bool = False
-    # A ClusterIssuer to sign the gateway's certificate; unset: a self-signed Issuer (dev).
+    # A ClusterIssuer to sign the gateway's certificate; unset: a self-signed Issuer (trials
+    # only: clients must be given its certificate).
     issuer: DnsName | None = None
+    # HTTPS only: no plain-HTTP listener, so keys and tokens never cross a network in clear.
+    only: bool = False
+
+    @model_validator(mode="after")
+    def _only_with_https(self) -> HttpsConfig:
+        if self.only and not self.enabled:
+            raise ValueError("only: true needs enabled: true, or the gateway would have no listener")
+        return self
 
 
 class GatewayConfig(Section):

@@ -84,7 +84,7 @@ def _export(cfg: StackConfig, serving: Serving) -> None:
     pulumi.export("gatewayService", f"{cfg.namespaces.models}/{serving.gateway.service_name}")
     pulumi.export("portForward", serving.gateway.port_forward)
     # The one base URL for every model (through the port-forward): what OpenAI SDKs take.
-    pulumi.export("apiUrl", f"http://{serving.gateway.api_host}:{LOCAL_PORT}/v1")
+    pulumi.export("apiUrl", f"{serving.gateway.scheme}://{serving.gateway.api_host}:{LOCAL_PORT}/v1")
     pulumi.export(
         "models",
         {

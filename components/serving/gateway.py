@@ -21,7 +21,7 @@ SERVICE_NAME = f"{GATEWAY_NAME}-{GATEWAY_CLASS}"
 POD_LABELS = {"gateway.networking.k8s.io/gateway-name": GATEWAY_NAME}
 HTTP_PORT = 80
 HTTPS_PORT = 443
-# The local port the README and stack outputs forward to: http://<host>.<domain>:8000
+# The local port the README and stack outputs forward to: http(s)://<host>.<domain>:8000
 LOCAL_PORT = 8000
 TLS_SECRET = f"{GATEWAY_NAME}-tls"
 # Envoy Lua that sets the model header and asks every streamed request for usage (see the
@@ -59,6 +59,8 @@ class InferenceGateway(pulumi.ComponentResource):
     listeners: tuple[str, ...]
     # The shared host, <apiHost>.<domain>: every model route and the model list hold it.
     api_host: str
+    # "https" when the gateway serves HTTPS only, else "http".
+    scheme: str
     service_name: str
     port_forward: str
 
@@ -66,17 +68,22 @@ class InferenceGateway(pulumi.ComponentResource):
         super().__init__(self.TYPE, name, None, opts)
         hostname = f"*.{args.domain}"
         same_namespace = {"namespaces": {"from": "Same"}}
-        listeners: list[dict[str, object]] = [
-            {
-                "name": "http",
-                "protocol": "HTTP",
-                "port": HTTP_PORT,
-                "hostname": hostname,
-                "allowedRoutes": same_namespace,
-            }
-        ]
+        https = args.config.https
+        listeners: list[dict[str, object]] = (
+            []
+            if https.only
+            else [
+                {
+                    "name": "http",
+                    "protocol": "HTTP",
+                    "port": HTTP_PORT,
+                    "hostname": hostname,
+                    "allowedRoutes": same_namespace,
+                }
+            ]
+        )
         waits_for: list[pulumi.Resource] = list(args.after)
-        if args.config.https.enabled:
+        if https.enabled:
             waits_for.append(self._certificate(name, args, hostname))
             listeners.append(
                 {
@@ -109,13 +116,17 @@ class InferenceGateway(pulumi.ComponentResource):
         self.api_host = f"{args.config.api_host}.{args.domain}"
         request_body = self._request_body(name, args)
         self.service_name = SERVICE_NAME
-        self.port_forward = args.flavour.reach(args.namespace_name, SERVICE_NAME, HTTP_PORT, LOCAL_PORT)
+        # What clients are given: plain HTTP where it is served, else HTTPS.
+        self.scheme = "https" if https.only else "http"
+        served_port = HTTPS_PORT if https.only else HTTP_PORT
+        self.port_forward = args.flavour.reach(args.namespace_name, SERVICE_NAME, served_port, LOCAL_PORT)
         self.register_outputs(
             {
                 "gateway": gateway,
                 "requestBody": request_body,
                 "listeners": list(self.listeners),
                 "apiHost": self.api_host,
+                "scheme": self.scheme,
                 "serviceName": self.service_name,
                 "portForward": self.port_forward,
             }

@@ -29,7 +29,7 @@ VLLM_RUNTIME = "vllm-openai"
 VLLM_CPU_RUNTIME = "vllm-openai-cpu"
 HF_TOKEN_SECRET = "hugging-face-token"
 MODEL_SERVICE_ACCOUNT = "model-storage"
-# The base URL clients are given: http://<host>.<domain>:8000/v1
+# The base URL clients are given: http(s)://<host>.<domain>:8000/v1
 PUBLIC_PATH = "/v1"
 # The only endpoints published: those whose usage the token limits read. Kuadrant reads
 # `usage.total_tokens` from the response (kuadrant-operator v1.5.2 ratelimit_workflow_
@@ -203,7 +203,7 @@ class ModelDeployment(pulumi.ComponentResource):
         super().__init__(self.TYPE, name, None, opts)
         model = args.model
         hostname = f"{model.host}.{args.domain}"
-        self.url = f"http://{hostname}:{gw.LOCAL_PORT}{PUBLIC_PATH}"
+        self.url = f"{args.gateway.scheme}://{hostname}:{gw.LOCAL_PORT}{PUBLIC_PATH}"
         service = f"{model.name}-predictor"
         inference_service = self._inference_service(name, args)
         self.route = k8s.apiextensions.CustomResource(

@@ -1,11 +1,17 @@
-"""Isolation: model pods admit traffic from named sources only."""
+"""Isolation: model pods admit traffic from named sources only; an exposed gateway speaks HTTPS."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyResource,
+    ReportViolation,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 
 from maas_policies import objects, relaxation
 
@@ -58,6 +64,86 @@ MODELS_ISOLATED = StackValidationPolicy(
     name="models-isolated",
     description="Every model's pods are selected by a NetworkPolicy that admits named sources only.",
     validate=_models_isolated,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=relaxation.SCHEMA,
+)
+
+
+# Istio's annotation for the Service type of a Gateway's deployment (istio 1.30
+# pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go, annotation.NetworkingServiceType).
+_SERVICE_TYPE = "networking.istio.io/service-type"
+_EXPOSED_TYPES = ("LoadBalancer", "NodePort")
+
+
+def _exposure(gateway: PolicyResource, routes: list[PolicyResource]) -> str | None:
+    """How a Gateway is reached from beyond the cluster, or None: its Service type, or an
+    OpenShift Route to its Service (<name>-<class>, as Istio names it)."""
+    metadata, spec = gateway.props.get("metadata") or {}, gateway.props.get("spec") or {}
+    service_type = (metadata.get("annotations") or {}).get(_SERVICE_TYPE, "ClusterIP")
+    if service_type in _EXPOSED_TYPES:
+        return f"a {service_type} Service"
+    service = f"{metadata.get('name')}-{spec.get('gatewayClassName')}"
+    if any(((r.props.get("spec") or {}).get("to") or {}).get("name") == service for r in routes):
+        return "an OpenShift Route"
+    return None
+
+
+def _redirects_only(route: Mapping[str, Any]) -> bool:
+    """Every rule of the route only redirects to https (no backend)."""
+    rules = (route.get("spec") or {}).get("rules") or [{}]
+    for rule in rules:
+        filters = rule.get("filters") or []
+        redirect = [f for f in filters if f.get("type") == "RequestRedirect"]
+        if rule.get("backendRefs") or len(redirect) != 1 or len(filters) != 1:
+            return False
+        if (redirect[0].get("requestRedirect") or {}).get("scheme") != "https":
+            return False
+    return True
+
+
+def _gateway_https(args: StackValidationArgs, report: ReportViolation) -> None:
+    routes, openshift_routes = objects.of_kind(args, "HTTPRoute"), objects.of_kind(args, "Route")
+    for gateway in objects.of_kind(args, "Gateway"):
+        subject = objects.name(gateway.props)
+        exposed = _exposure(gateway, openshift_routes)
+        if exposed is None or relaxation.exempt(args.get_config(), subject, report, "gateway-https"):
+            continue
+        name = (gateway.props.get("metadata") or {}).get("name")
+        listeners = (gateway.props.get("spec") or {}).get("listeners") or []
+        if not any(listener.get("protocol") == "HTTPS" for listener in listeners):
+            report(
+                objects.refusal(
+                    f"Gateway {subject}",
+                    f"it is exposed beyond the cluster ({exposed}) without an HTTPS listener: API keys "
+                    "and tokens cross the network in clear text",
+                    "maas:gateway.https: {enabled: true, only: true}",
+                ),
+                gateway.urn,
+            )
+        for listener in (entry for entry in listeners if entry.get("protocol") == "HTTP"):
+            for route in routes:
+                attached = any(
+                    parent.get("name") == name and parent.get("sectionName") in (None, listener.get("name"))
+                    for parent in (route.props.get("spec") or {}).get("parentRefs") or []
+                )
+                if attached and not _redirects_only(route.props):
+                    report(
+                        objects.refusal(
+                            f"Gateway {subject}, listener {listener.get('name')}",
+                            f"it is exposed beyond the cluster ({exposed}) and its plain-HTTP listener "
+                            f"serves HTTPRoute {objects.name(route.props)}, not only a redirect to https",
+                            "maas:gateway.https.only: true (no HTTP listener), or attach routes to the "
+                            "HTTPS listener only",
+                        ),
+                        route.urn,
+                    )
+
+
+GATEWAY_HTTPS = StackValidationPolicy(
+    name="gateway-https",
+    description="A gateway exposed beyond the cluster has an HTTPS listener, and a plain-HTTP "
+    "listener at most redirects to it.",
+    validate=_gateway_https,
     enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=relaxation.SCHEMA,
 )

@@ -28,6 +28,8 @@ def _unmetered_matches(route: Mapping[str, Any]) -> list[str]:
     """The route's matches that publish more than the metered endpoints."""
     found = []
     for rule in (route.get("spec") or {}).get("rules") or []:
+        if not rule.get("backendRefs"):
+            continue  # it reaches no server (a redirect): it publishes nothing
         # A rule without matches matches every path (Gateway API: default PathPrefix "/").
         for match in rule.get("matches") or [{}]:
             path = match.get("path") or {"type": "PathPrefix", "value": "/"}

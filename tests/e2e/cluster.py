@@ -9,6 +9,7 @@ import contextlib
 import http.client
 import json
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -107,6 +108,19 @@ def until(check: Callable[[], T], timeout_s: float, what: str, every_s: float = 
         time.sleep(every_s)
 
 
+class _Addressed(http.client.HTTPSConnection):
+    """HTTPS to a forwarded local port, presenting `host` as SNI (the gateway picks its
+    listener and certificate by it) and checking the certificate against `host`."""
+
+    def __init__(self, port: int, host: str, context: ssl.SSLContext, timeout_s: float):
+        super().__init__("127.0.0.1", port, timeout=timeout_s, context=context)
+        self._server_name, self._tls = host, context
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._tls.wrap_socket(self.sock, server_hostname=self._server_name)
+
+
 def request(
     port: int,
     host: str,
@@ -114,9 +128,15 @@ def request(
     body: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
     timeout_s: float = 60,
+    tls: ssl.SSLContext | None = None,
 ) -> Response:
-    """One HTTP request to a forwarded port, addressed to `host` (a model's host name)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    """One HTTP request to a forwarded port, addressed to `host` (a model's host name);
+    over HTTPS when `tls` says what to trust."""
+    connection = (
+        _Addressed(port, host, tls, timeout_s)
+        if tls is not None
+        else http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    )
     try:
         sent = {"Host": host, **(headers or {})}
         if body is None:

@@ -17,6 +17,7 @@ import functools
 import http.client
 import json
 import secrets
+import ssl
 import subprocess
 import urllib.parse
 import uuid
@@ -120,6 +121,8 @@ class Platform(abc.ABC):
         self.scale, self.poll_s = scale, poll_s
         self.traffic: list[Sent] = []
         self.hosts: dict[str, str] = {m.host: m.name for m in models}
+        # The gateway's listener clients use: HTTPS only where the config says so.
+        self.gateway_listener = ("https", 443) if config.gateway.https.only else ("http", 80)
         # The shared host, as the stack's config names it: every model, chosen by the body.
         self.api_host = f"{config.gateway.api_host}.{config.domain}"
         self.by_served: dict[str, str] = {m.served: m.name for m in models}
@@ -299,6 +302,7 @@ class Live(Platform):
         self._forwards = contextlib.ExitStack()
         self._gateway: Forward | None = None
         self._prometheus: Forward | None = None
+        self._trust: ssl.SSLContext | None = None
 
     def close(self) -> None:
         self._forwards.close()
@@ -360,15 +364,33 @@ class Live(Platform):
         return port_forward(command, port, f"{namespace}/{target}")
 
     def _send(self, host: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]) -> Response:
-        return request(self.gateway_port(), host, path, body, headers)
+        return request(self.gateway_port(), host, path, body, headers, tls=self._tls())
 
     def gateway_port(self) -> int:
         if self._gateway is None:
             self._gateway = self._forwards.enter_context(
-                self.forward(self.models_namespace, f"svc/{self.gateway_service}", 80)
+                self.forward(self.models_namespace, f"svc/{self.gateway_service}", self.gateway_listener[1])
             )
         self._gateway.check()
         return self._gateway.port
+
+    def _tls(self) -> ssl.SSLContext | None:
+        """On an HTTPS-only gateway, what to trust: the certificate's issuer as cert-manager
+        stores it beside the certificate (`ca.crt`, present for a self-signed issuer), else
+        the system's roots (a public ClusterIssuer). Read once."""
+        if self.gateway_listener[0] != "https":
+            return None
+        if self._trust is None:
+            from components.serving import gateway as gw
+
+            secret = self.get("secret", gw.TLS_SECRET, "-n", self.models_namespace)
+            authority = (secret.get("data") or {}).get("ca.crt")
+            self._trust = (
+                ssl.create_default_context(cadata=base64.b64decode(authority).decode())
+                if authority
+                else ssl.create_default_context()
+            )
+        return self._trust
 
     def _secret(self, key: Key) -> str:
         labels = {
@@ -447,6 +469,12 @@ class Live(Platform):
                 else []
             )
             header = ["-H", f"Host: {host}"] if host else []
+            if host and url.startswith("https://"):
+                # TLS needs the host as SNI: address it by name, connected to the Service;
+                # -k, as a probe asks only whether the gateway answers, not whom to trust.
+                service = urllib.parse.urlsplit(url)
+                header = ["-k", "--connect-to", f"{host}:{service.port}:{service.hostname}:{service.port}"]
+                url = url.replace(str(service.netloc), f"{host}:{service.port}", 1)
             done = self.kubectl(
                 "run", f"probe-{uuid.uuid4().hex[:8]}", "-n", namespace, "--rm", "-i", "-q",
                 # kubectl's default is 60s, short for a first pull of the image (it then exits 1).

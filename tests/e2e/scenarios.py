@@ -465,7 +465,8 @@ def _equals(p: Platform, expr: str, expected: float) -> bool:
 def models_only_through_the_gateway(p: Platform, namespace: str, gateway: str) -> None:
     """S5: from outside, a model's Service drops the connection (a timeout, not a name
     error); a pod the NetworkPolicy admits reaches it, and anyone reaches the gateway."""
-    gateway_url = f"http://{gateway}.{namespace}.svc.cluster.local:80/v1/models"
+    scheme, port = p.gateway_listener
+    gateway_url = f"{scheme}://{gateway}.{namespace}.svc.cluster.local:{port}/v1/models"
     assert p.probe("outside", gateway_url, host(p)) == 0, "control: the gateway answers from outside"
     for model in p.models:
         direct = f"http://{model.name}-predictor.{namespace}.svc.cluster.local/v1/models"

@@ -114,4 +114,9 @@ def test_a_users_budget_for_a_model_spans_its_host_and_the_shared_host(platform:
 
 
 def test_the_readme_openai_sdk_example_works_against_the_shared_host(platform: Live) -> None:
+    if platform.gateway_listener[0] == "https":
+        pytest.skip(
+            f"stack {platform.stack} serves HTTPS only: README's example is dev's plain-HTTP port-forward "
+            "(over HTTPS a client needs the host's DNS name, for SNI)"
+        )
     scenarios.openai_sdk_example(platform)

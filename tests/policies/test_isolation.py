@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.policy_runner import assert_only, replaced, violations
+from tests.support.policy_runner import assert_only, edited, replaced, violations
 
 
 @pytest.mark.parametrize("how", ["removed", "admits everyone"])
@@ -26,3 +26,61 @@ def test_a_model_without_network_isolation_is_refused(stack_of: Any, how: str) -
         "InferenceService llm/simulator",
         "without the gateway",
     )
+
+
+def _exposed(inputs: dict[str, Any]) -> None:
+    inputs["metadata"]["annotations"]["networking.istio.io/service-type"] = "LoadBalancer"
+
+
+def test_a_gateway_exposed_over_plain_http_is_refused(stack_of: Any) -> None:
+    """dev serves plain HTTP behind a port-forward; exposed, that is refused."""
+    stack = stack_of("dev")
+    assert violations(stack) == []
+    found = violations(stack, edited(stack, "Gateway", "inference-gateway", _exposed))
+    assert {v.policy for v in found} == {"gateway-https"}, found
+    assert any("without an HTTPS listener" in v.message for v in found), found
+    # every route the plain-HTTP listener serves, named
+    assert sum("not only a redirect to https" in v.message for v in found) == len(stack.objects("HTTPRoute"))
+    assert all("Fix: " in v.message for v in found)
+
+
+def test_an_exposed_https_only_gateway_passes_and_a_redirect_is_all_http_may_do(stack_of: Any) -> None:
+    stack = stack_of("gpu")
+    assert violations(stack, edited(stack, "Gateway", "inference-gateway", _exposed)) == []
+
+    def with_http(inputs: dict[str, Any]) -> None:
+        _exposed(inputs)
+        inputs["spec"]["listeners"].append(
+            {"name": "http", "protocol": "HTTP", "port": 80, "hostname": "*.maas.local"}
+        )
+
+    resources = edited(stack, "Gateway", "inference-gateway", with_http)
+    redirect = {
+        "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}]
+    }
+    route = stack.one("HTTPRoute", "model-list")
+    to_https = replaced(
+        resources,
+        route,
+        {
+            **route.inputs,
+            "spec": {
+                "parentRefs": [{"name": "inference-gateway", "sectionName": "http"}],
+                "rules": [redirect],
+            },
+        },
+    )
+    assert violations(stack, to_https) == []
+    served = {
+        "matches": [{"path": {"type": "Exact", "value": "/v1/models"}}],
+        "backendRefs": [{"name": "model-list", "port": 80}],
+    }
+    also_serves = replaced(
+        resources,
+        route,
+        {
+            **route.inputs,
+            "spec": {"parentRefs": [{"name": "inference-gateway", "sectionName": "http"}], "rules": [served]},
+        },
+    )
+    assert_only(violations(stack, also_serves), "gateway-https", "not only a redirect to https")

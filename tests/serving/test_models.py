@@ -120,7 +120,7 @@ def test_the_gpu_stack_serves_qwen3_on_vllm(stack_of: Any) -> None:
     assert "--enable-force-include-usage" in runtime["args"]
     assert {"name": "devshm", "mountPath": "/dev/shm"} in runtime["volumeMounts"]
     assert runtime["startupProbe"]["periodSeconds"] * runtime["startupProbe"]["failureThreshold"] >= 1800
-    assert stack.outputs["models"]["qwen3-0-6b-instruct"]["url"] == "http://qwen3.maas.local:8000/v1"
+    assert stack.outputs["models"]["qwen3-0-6b-instruct"]["url"] == "https://qwen3.maas.local:8000/v1"
 
 
 def test_nothing_in_dev_requests_or_targets_gpus(stack_of: Any) -> None:
@@ -158,23 +158,33 @@ def test_network_policies_admit_only_the_gateway_to_each_models_pods(stack: Eval
     assert other == [] or all("ingress" in p.inputs["spec"] for p in other)
 
 
+def _https_only(stack: Evaluation) -> bool:
+    return typed_config(stack.stack).gateway.https.only
+
+
 def test_the_gateway_listens_for_the_domain_and_is_not_exposed(stack: Evaluation) -> None:
     gateway = stack.one("Gateway", GATEWAY_NAME)
     spec = gateway.inputs["spec"]
     assert spec["gatewayClassName"] == "istio"
+    # dev: plain HTTP behind a port-forward; gpu: HTTPS only.
+    served = ("https", 443) if _https_only(stack) else ("http", 80)
     assert [(lst["name"], lst["port"], lst["hostname"]) for lst in spec["listeners"]] == [
-        ("http", 80, "*.maas.local")
+        (*served, "*.maas.local")
     ]
     assert all(lst["allowedRoutes"] == {"namespaces": {"from": "Same"}} for lst in spec["listeners"])
     assert gateway.inputs["metadata"]["annotations"]["networking.istio.io/service-type"] == "ClusterIP"
-    assert stack.outputs["portForward"] == "kubectl port-forward -n llm svc/inference-gateway-istio 8000:80"
+    assert (
+        stack.outputs["portForward"]
+        == f"kubectl port-forward -n llm svc/inference-gateway-istio 8000:{served[1]}"
+    )
 
 
 def test_outputs_give_each_models_url_name_and_a_curl(stack: Evaluation) -> None:
+    scheme = "https" if _https_only(stack) else "http"
     for model in _models(stack):
         out = stack.outputs["models"][model["name"]]
         host = f"{model['host']}.maas.local"
-        assert out["url"] == f"http://{host}:8000/v1"
+        assert out["url"] == f"{scheme}://{host}:8000/v1"
         assert out["servedModelName"] == (model["servedModelName"] or model["name"])
         assert f"--resolve {host}:8000:127.0.0.1" in out["curl"]
         assert f'"model": "{out["servedModelName"]}"' in out["curl"]
@@ -345,3 +355,17 @@ def test_the_gateway_routes_by_model_before_kuadrant_reads_the_request(stack: Ev
     assert source == gw.request_filter_source(f"api.{config.domain}", config.models, config.domain)
     for model in config.models:
         assert f'["{model.host}.{config.domain}"] = "{model.served_name}"' in source
+
+
+def test_https_only_leaves_no_plain_http_listener() -> None:
+    """Keys and tokens never cross a network in clear: every route is on the HTTPS listener."""
+    only = evaluate_variant("dev", {"maas:gateway": {"https": {"enabled": True, "only": True}}})
+    assert only.error is None
+    assert [lst["protocol"] for lst in only.one("Gateway", GATEWAY_NAME).inputs["spec"]["listeners"]] == [
+        "HTTPS"
+    ]
+    for route in only.objects("HTTPRoute"):
+        assert {ref["sectionName"] for ref in route.inputs["spec"]["parentRefs"]} == {"https"}, route
+    assert only.outputs["apiUrl"] == "https://api.maas.local:8000/v1"
+    assert only.outputs["portForward"].endswith("8000:443")
+    assert_refused("dev", {"maas:gateway": {"https": {"only": True}}}, "only: true needs enabled: true")
