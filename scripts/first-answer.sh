@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # After a deploy: calls the stack's first model through the gateway with the API key of the
-# first user whose tier that model admits, until it answers 200, and prints the time from STARTED (epoch seconds) to that
-# answer. Under GitHub Actions the line also goes to the job summary.
+# first user whose tier that model admits, until it answers 200, and prints the time from
+# STARTED (epoch seconds) to that answer; over HTTPS, trusting the gateway's certificate,
+# when the stack serves HTTPS only. Under GitHub Actions the line also goes to the job summary.
 #   scripts/first-answer.sh STACK STARTED
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,8 @@ timeout_s=${MAAS_FIRST_ANSWER_TIMEOUT:-300}
 require_tools python3 curl
 use_local_backend
 
-# context, gateway namespace and service, host, served model name, key: one per line.
+# context, gateway namespace and service, host, served model name, key, scheme, TLS Secret
+# (namespace/name, or "-"): one per line (none empty: $(...) drops trailing empty lines).
 target=$(pulumi stack output --stack "$stack" --json --show-secrets | python3 -c '
 import json, sys
 out = json.load(sys.stdin)
@@ -30,29 +32,45 @@ if not pairs:
     sys.exit(0)
 model, key = pairs[0]
 namespace, service = out["gatewayService"].split("/")
-host = model["url"].split("//", 1)[1].split(":", 1)[0].split("/", 1)[0]
-print(out["kubeContext"], namespace, service, host, model["servedModelName"], key, sep="\n")
+scheme, rest = model["url"].split("://", 1)
+host = rest.split(":", 1)[0].split("/", 1)[0]
+tls = out.get("gatewayTlsSecret") or "-"
+print(out["kubeContext"], namespace, service, host, model["servedModelName"], key, scheme, tls, sep="\n")
 ')
 if [ -z "$target" ]; then
   echo "first answer: stack '$stack' has no API key of a tier any model admits; not measured"
   exit 0
 fi
-{ read -r context; read -r namespace; read -r service; read -r host; read -r model; read -r key; } <<EOF2
+{ read -r context; read -r namespace; read -r service; read -r host; read -r model; read -r key; read -r scheme; read -r tls; } <<EOF2
 $target
 EOF2
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 forward_log=$(mktemp)
-kubectl --context "$context" port-forward -n "$namespace" "svc/$service" "$port:80" >"$forward_log" 2>&1 &
+trust=$(mktemp)
+remote_port=80
+# The CA file curl trusts, when there is one (no array: bash 3.2 under set -u).
+ca=""
+if [ "$scheme" = https ]; then
+  remote_port=443
+  # A self-signed certificate's issuer, as cert-manager stores it beside it (ca.crt); with
+  # a public issuer there is none, and curl trusts the system's roots.
+  if [ "$tls" != - ]; then
+    kubectl --context "$context" get secret -n "${tls%%/*}" "${tls#*/}" -o 'jsonpath={.data.ca\.crt}' |
+      python3 -c 'import base64, sys; sys.stdout.buffer.write(base64.b64decode(sys.stdin.read()))' >"$trust"
+    if [ -s "$trust" ]; then ca=$trust; fi
+  fi
+fi
+kubectl --context "$context" port-forward -n "$namespace" "svc/$service" "$port:$remote_port" >"$forward_log" 2>&1 &
 forward=$!
-trap 'kill "$forward" 2>/dev/null || true; rm -f "$forward_log"' EXIT
+trap 'kill "$forward" 2>/dev/null || true; rm -f "$forward_log" "$trust"' EXIT
 
 deadline=$(($(date +%s) + timeout_s))
 body="{\"model\": \"$model\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}], \"max_tokens\": 8}"
 while :; do
-  status=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 \
+  status=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 ${ca:+--cacert} ${ca:+"$ca"} \
     --resolve "$host:$port:127.0.0.1" -H "Authorization: APIKEY $key" \
-    -H 'Content-Type: application/json' -d "$body" "http://$host:$port/v1/chat/completions" 2>/dev/null || true)
+    -H 'Content-Type: application/json' -d "$body" "$scheme://$host:$port/v1/chat/completions" 2>/dev/null || true)
   [ "$status" = 200 ] && break
   if ! kill -0 "$forward" 2>/dev/null; then
     echo "first answer: the port-forward to $namespace/$service stopped:" >&2

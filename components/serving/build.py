@@ -10,7 +10,7 @@ import pulumi
 from components.config import StackConfig
 from components.platform.build import Platform
 from components.serving.catalog import ModelList, ModelListArgs
-from components.serving.gateway import LOCAL_PORT, GatewayArgs, InferenceGateway
+from components.serving.gateway import LOCAL_PORT, TLS_SECRET, GatewayArgs, InferenceGateway
 from components.serving.models import ModelArgs, ModelDeployment, RuntimeArgs, VllmServingRuntime
 
 
@@ -83,6 +83,9 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
 def _export(cfg: StackConfig, serving: Serving) -> None:
     pulumi.export("gatewayService", f"{cfg.namespaces.models}/{serving.gateway.service_name}")
     pulumi.export("portForward", serving.gateway.port_forward)
+    if cfg.gateway.https.enabled:
+        # Where the certificate (and, self-signed, its issuer as ca.crt) is, for clients to trust.
+        pulumi.export("gatewayTlsSecret", f"{cfg.namespaces.models}/{TLS_SECRET}")
     # The one base URL for every model (through the port-forward): what OpenAI SDKs take.
     pulumi.export("apiUrl", f"{serving.gateway.scheme}://{serving.gateway.api_host}:{LOCAL_PORT}/v1")
     pulumi.export(

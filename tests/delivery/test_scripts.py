@@ -392,6 +392,37 @@ def test_the_first_answer_uses_a_key_of_a_tier_the_model_admits(sandbox: Sandbox
     assert call.argv[-1].startswith("http://qwen3.maas.local:")
 
 
+def test_the_first_answer_speaks_https_to_an_https_only_gateway_trusting_its_certificate(
+    sandbox: Sandbox,
+) -> None:
+    """gpu serves HTTPS only: the forward goes to 443, and curl trusts the self-signed issuer
+    cert-manager stored beside the certificate (ca.crt), nothing else."""
+    outputs = {
+        "kubeContext": "maas-gpu",
+        "gatewayService": "llm/inference-gateway-istio",
+        "gatewayTlsSecret": "llm/inference-gateway-tls",
+        "models": {
+            "sim": {"url": "https://sim.maas.local:8000/v1", "servedModelName": "sim", "tiers": ["free"]}
+        },
+        "users": {"freeuser1": "free"},
+        "apiKeys": {"freeuser1": "key-of-freeuser1"},
+    }
+    sandbox.state_file("outputs", json.dumps(outputs))
+    sandbox.state_file("gateway-ca", "-----BEGIN CERTIFICATE-----")
+    sandbox.run("scripts/first-answer.sh", "gpu", "0")
+    calls = sandbox.calls()
+    (read,) = [c for c in calls if c.tool == "kubectl" and "secret" in c.argv]
+    assert (
+        read.argv[-5:] == ["secret", "-n", "llm", "inference-gateway-tls", "-o"]
+        or "inference-gateway-tls" in read.argv
+    )
+    (forward,) = [c for c in calls if c.tool == "kubectl" and "port-forward" in c.argv]
+    assert forward.argv[-1].endswith(":443")
+    (call,) = [c for c in calls if c.tool == "curl"]
+    assert call.argv[-1].startswith("https://sim.maas.local:")
+    assert call.argv[call.argv.index("--cacert") + 1]
+
+
 def test_the_first_answer_reports_a_dead_port_forward(sandbox: Sandbox) -> None:
     sandbox.state_file("curl-failures", "100")
     sandbox.state_file("port-forward-dies")
