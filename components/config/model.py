@@ -261,8 +261,12 @@ class AuthConfig(Section):
 
 class LimitadorConfig(Section):
     replicas: PositiveInt = 1
-    # memory: counters live in the pod (lost on restart); redis: shared, needs maas:limitadorRedisUrl.
+    # memory: counters live in the pod (lost on restart); redis: shared by every replica and
+    # kept across restarts, in a Redis this program deploys, or at maas:limitadorRedisUrl.
     storage: typing.Literal["memory", "redis"] = "memory"
+    # The deployed Redis's volume (with storage: redis and no maas:limitadorRedisUrl).
+    redis_storage: Quantity = "1Gi"
+    redis_storage_class: str | None = None
     # What a request gets while Limitador cannot answer: open, it passes unlimited and unmetered
     # (Kuadrant's default, for availability); closed, it fails (500). Authorino always fails
     # closed.
@@ -273,7 +277,7 @@ class LimitadorConfig(Section):
         if self.replicas > 1 and self.storage != "redis":
             raise ValueError(
                 f"{self.replicas} replicas with in-memory counters would split every limit between "
-                "pods: set storage: redis (and maas:limitadorRedisUrl), or replicas: 1"
+                "pods: set storage: redis, or replicas: 1"
             )
         return self
 
@@ -335,7 +339,8 @@ class StackConfig(Section):
     users: tuple[UserConfig, ...] = ()
     auth: AuthConfig = AuthConfig()
     limitador: LimitadorConfig = LimitadorConfig()
-    # redis://[user:password@]host:port, for limitador.storage: redis; a secret.
+    # redis://[user:password@]host:port of a Redis of your own, for limitador.storage: redis
+    # (else the program deploys one); a secret.
     limitador_redis_url: str | None = None
     observability: ObservabilityConfig = ObservabilityConfig()
     prices: PricesConfig = PricesConfig()
@@ -380,11 +385,6 @@ class StackConfig(Section):
             if entry.host == self.gateway.api_host
         )
         redis = self.limitador.storage == "redis"
-        if redis and self.limitador_redis_url is None:
-            problems.append(
-                f"{NAMESPACE}:limitadorRedisUrl: required by limitador.storage: redis; set it with "
-                f"`pulumi config set --secret {NAMESPACE}:limitadorRedisUrl redis://host:6379`"
-            )
         if not redis and self.limitador_redis_url is not None:
             problems.append(f"{NAMESPACE}:limitadorRedisUrl: set, but limitador.storage is not redis")
         models = [m.name for m in self.models]

@@ -93,6 +93,11 @@ KEYCLOAK_IMAGE = f"quay.io/keycloak/keycloak:{KEYCLOAK_VERSION}"
 # Keycloak's database (Keycloak supports PostgreSQL 14-18).
 POSTGRES_IMAGE = "postgres:17.6"
 
+# Limitador's shared counters when the program deploys their Redis: the official image's
+# newest release (docker-library/official-images library/redis: "8.10.2-alpine", from
+# redis/docker-library-redis v8.10.2).
+REDIS_IMAGE = "redis:8.10.2-alpine"
+
 # Model servers. The simulator's tag is its newest release (v0.10.2, 2026-07); vLLM's is
 # the newest release as of 2026-10 with `--enable-force-include-usage`.
 SIMULATOR_IMAGE = "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2"

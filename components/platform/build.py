@@ -17,6 +17,7 @@ from components.platform.keycloak import Keycloak, KeycloakArgs, issuer_url
 from components.platform.kserve import KServe, KServeArgs
 from components.platform.kuadrant import Kuadrant, KuadrantArgs
 from components.platform.monitoring import MonitoringArgs, MonitoringStack
+from components.platform.redis import CounterStore, CounterStoreArgs
 
 
 @dataclass(frozen=True)
@@ -80,13 +81,28 @@ def build(cfg: StackConfig) -> Platform:
         if cfg.observability.enabled
         else None
     )
+    # Shared counters in a Redis of our own, unless the stack names one of its own.
+    counters = (
+        CounterStore(
+            "limitador-redis",
+            CounterStoreArgs(
+                namespace=cluster.namespace("kuadrant"),
+                namespace_name=cfg.namespaces.kuadrant,
+                limitador=cfg.limitador,
+                flavour=flavour,
+            ),
+            on_cluster,
+        )
+        if cfg.limitador.storage == "redis" and cfg.limitador_redis_url is None
+        else None
+    )
     kuadrant = Kuadrant(
         "kuadrant",
         KuadrantArgs(
             namespace=cluster.namespace("kuadrant"),
             limitador=cfg.limitador,
             flavour=flavour,
-            redis_url=cfg.limitador_redis_url,
+            redis_url=counters.url if counters else cfg.limitador_redis_url,
             observability=monitoring is not None,
             after=[gateway_api, istio, cert_manager, *([monitoring.crds] if monitoring else [])],
         ),

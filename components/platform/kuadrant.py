@@ -38,7 +38,8 @@ class KuadrantArgs:
     namespace: pulumi.Input[str]
     limitador: LimitadorConfig
     flavour: Flavour
-    redis_url: str | None = None
+    # The Redis of the shared counters (storage: redis): the stack's, or the deployed one's.
+    redis_url: pulumi.Input[str] | None = None
     observability: bool = False
     # Everything whose CRDs the operator must see when it starts: Gateway API, Istio,
     # cert-manager and, with observability, the Prometheus-operator CRDs.

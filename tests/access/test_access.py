@@ -8,10 +8,13 @@ from typing import Any
 import pytest
 
 from components.config import DEFAULT_TIERS
-from harness.program import Declared, Evaluation, evaluate, stack_config
+from components.pins import upstream, versions
+from components.platform import redis
+from harness.program import Declared, Evaluation, evaluate, stack_config, typed_config
 from maas_policies import KNOWN_DEFAULT_CREDENTIALS
 from tests.support import cel
 from tests.support.configs import REMOVE, assert_refused, evaluate_variant
+from tests.support.labels import selects
 
 POLICY_KINDS = ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy")
 FIVE_TIERS = [
@@ -289,10 +292,17 @@ def test_keys_are_secret_outputs_and_rotate_with_their_version(stack: Evaluation
     assert key.inputs["length"] >= 32
 
 
-def test_limitador_reports_limit_names_and_keeps_one_replica_in_memory(stack: Evaluation) -> None:
+def test_limitador_reports_limit_names_and_keeps_its_counters_as_configured(stack: Evaluation) -> None:
+    """dev: one replica, counters in memory; gpu: two replicas sharing a deployed Redis."""
     patch = stack.one("Limitador", "limitador")
     assert patch.type == "kubernetes:limitador.kuadrant.io/v1alpha1:LimitadorPatch"
-    assert patch.inputs["spec"] == {"telemetry": "exhaustive", "replicas": 1}
+    limitador = typed_config(stack.stack).limitador
+    shared = {"storage": {"redis": {"configSecretRef": {"name": "limitador-redis"}}}}
+    assert patch.inputs["spec"] == {
+        "telemetry": "exhaustive",
+        "replicas": limitador.replicas,
+        **(shared if limitador.storage == "redis" else {}),
+    }
 
 
 def test_more_limitador_replicas_share_counters_in_redis() -> None:
@@ -342,10 +352,6 @@ BAD_ACCESS: dict[str, tuple[dict[str, Any], str]] = {
         {"maas:limitador": {"replicas": 2}},
         "2 replicas with in-memory counters would split every limit between pods",
     ),
-    "redis without its URL": (
-        {"maas:limitador": {"storage": "redis"}},
-        "maas:limitadorRedisUrl: required by limitador.storage: redis",
-    ),
 }
 
 
@@ -353,6 +359,61 @@ BAD_ACCESS: dict[str, tuple[dict[str, Any], str]] = {
 def test_bad_access_config_stops_with_its_message_and_declares_nothing(case: str) -> None:
     changes, expected = BAD_ACCESS[case]
     assert_refused("dev", changes, expected)
+
+
+def test_a_redis_url_without_redis_storage_is_refused() -> None:
+    assert_refused(
+        "dev",
+        {"maas:limitador": {"storage": "memory"}},
+        "maas:limitadorRedisUrl: set, but limitador.storage is not redis",
+        secrets={"maas:limitadorRedisUrl": "redis://r:6379"},
+    )
+
+
+def test_shared_counters_without_a_url_live_in_a_redis_only_limitador_reaches(stack_of: Any) -> None:
+    """gpu: two Limitador replicas, one Redis the program deploys: a generated password, in a
+    file and in Limitador's URL, both secrets; a volume for the append-only file; only
+    Limitador's pods admitted; Pod Security "restricted"."""
+    stack = stack_of("gpu")
+    server = stack.one("StatefulSet", redis.NAME)
+    pod = server.inputs["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == versions.REDIS_IMAGE
+    assert container["command"] == ["redis-server", f"{redis.CONFIG_DIR}/redis.conf"]
+    assert pod["securityContext"]["runAsUser"] == redis.REDIS_UID
+    assert pod["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert not any("REDIS" in e.get("name", "") for e in container.get("env", []))
+    (claim,) = server.inputs["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"] == {"storage": "1Gi"}
+    config = stack.one("Secret", redis.CONFIG_SECRET)
+    assert {"name": "config", "secret": {"secretName": redis.CONFIG_SECRET}} in pod["volumes"]
+    assert config.is_secret("stringData.redis.conf")
+    text = config.inputs["stringData"]["redis.conf"]
+    password = next(line.split(" ", 1)[1] for line in text.splitlines() if line.startswith("requirepass "))
+    assert len(password) >= 32
+    assert "appendonly yes" in text.splitlines()
+    url = stack.one("Secret", "limitador-redis")
+    assert url.is_secret("stringData.URL")
+    assert url.inputs["stringData"]["URL"] == (
+        f"redis://:{password}@{redis.NAME}.kuadrant-system.svc.cluster.local:{redis.PORT}"
+    )
+    isolation = stack.one("NetworkPolicy", f"{redis.NAME}-ingress")
+    (rule,) = isolation.inputs["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": upstream.LIMITADOR_PODS.labels}}]
+    assert selects(
+        isolation.inputs["spec"]["podSelector"], server.inputs["spec"]["template"]["metadata"]["labels"]
+    )
+    # A Redis of the stack's own: nothing deployed.
+    external = evaluate_variant(
+        "gpu", {}, secrets={"maas:limitadorRedisUrl": "redis://:pw@redis.example:6379"}
+    )
+    assert external.error is None
+    assert all(o.object_name != redis.NAME for o in external.objects("StatefulSet"))
+    assert (
+        external.one("Secret", "limitador-redis").inputs["stringData"]["URL"]
+        == "redis://:pw@redis.example:6379"
+    )
 
 
 def _users_count(n: int) -> tuple[int, dict[str, dict[str, Any]]]:
