@@ -269,6 +269,10 @@ class Platform(abc.ABC):
         """Names of the model's running pods."""
 
     @abc.abstractmethod
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        """The labels a namespace carries on the cluster."""
+
+    @abc.abstractmethod
     def oidc_token(self, user: str) -> str:
         """A Keycloak access token for a realm user."""
 
@@ -432,6 +436,10 @@ class Live(Platform):
         return [
             p["metadata"]["name"] for p in found["items"] if p.get("status", {}).get("phase") == "Running"
         ]
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        labels: dict[str, str] = self.get("namespace", namespace)["metadata"].get("labels", {})
+        return labels
 
     def _metrics(self, pod: str) -> str:
         # Through kubelet, which no NetworkPolicy filters.

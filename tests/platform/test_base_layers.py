@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components.platform import kuadrant
-from harness.program import Declared, Evaluation, evaluate, stack_config
+from harness.program import Declared, Evaluation, evaluate, stack_config, typed_config
 from tests.support.configs import evaluate_variant
 from tests.support.upstream import CRD_OWNERS
 
@@ -181,3 +181,14 @@ def test_failure_modes_are_set_where_kuadrant_reads_them(stack_of: Any, stack_na
 def test_limitador_may_fail_closed_on_dev_too() -> None:
     stack = evaluate_variant("dev", {"maas:limitador": {"failureMode": "closed"}})
     assert _operator_env(stack)["RATELIMIT_SERVICE_FAILURE_MODE"] == "deny"
+
+
+def test_every_namespace_of_ours_enforces_pod_security(stack: Evaluation) -> None:
+    """baseline enforced and restricted reported, in every namespace the stack creates."""
+    namespaces = stack.objects("Namespace")
+    assert {n.object_name for n in namespaces} == set(typed_config(stack.stack).namespaces_in_use().values())
+    for namespace in namespaces:
+        labels = namespace.inputs["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "baseline", namespace
+        assert labels["pod-security.kubernetes.io/warn"] == "restricted", namespace
+        assert labels["pod-security.kubernetes.io/audit"] == "restricted", namespace

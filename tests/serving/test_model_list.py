@@ -184,3 +184,17 @@ def test_a_changed_catalog_rolls_the_servers_pods(stack_of: Any) -> None:
     assert digest(base) == hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     models = [*stack_config("dev")["maas:models"], {"name": "extra", "host": "extra", "runtime": "simulator"}]
     assert digest(evaluate_variant("dev", {"maas:models": models})) != digest(base)
+
+
+def test_the_server_meets_pod_security_restricted(stack: Evaluation) -> None:
+    """restricted (pod-security-admission v0.36.2 policy checks): non-root, no privilege
+    escalation, every capability dropped, RuntimeDefault seccomp; and no API token."""
+    pod = stack.one("Deployment", catalog.NAME).inputs["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    context = container["securityContext"]
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["readOnlyRootFilesystem"] is True

@@ -20,6 +20,7 @@ from typing import Any
 
 from components.access import tiers
 from components.config import MODEL_HEADER, TIER_HEADER, StackConfig, TierConfig
+from components.platform.cluster import POD_SECURITY
 from components.serving import gateway as gw
 from tests.e2e.cluster import SERVED_METRIC, Response, request
 from tests.e2e.platform import GENERATION_PATHS, Component, Key, Model, Origin, Platform, seconds
@@ -54,6 +55,7 @@ class Faults:
     probe: dict[tuple[str, str], int] = field(default_factory=dict)  # S5: (origin, target) -> exit
     exposed: dict[str, str] = field(default_factory=dict)  # S6: Service -> type
     pod_security: dict[str, str] = field(default_factory=dict)  # S7: pod -> refusal
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # S7: namespace -> labels
     auth_down_status: int = 500  # R6: what a request gets while Authorino is down
     limits_failure_inverted: bool = False  # R6: Limitador down does the opposite of the config
     replicas: int = 2
@@ -374,6 +376,9 @@ class FakePlatform(Platform):
 
     def pods(self, model: str) -> list[str]:
         return [f"{model}-predictor-{i}" for i in range(self.faults.replicas)]
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        return self.faults.namespace_labels.get(namespace, dict(POD_SECURITY))
 
     def _metrics(self, pod: str) -> str:
         model, index = pod.rsplit("-predictor-", 1)

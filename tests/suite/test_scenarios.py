@@ -75,6 +75,7 @@ SCENARIOS: dict[str, Scenario] = {
     "S5 isolation": lambda p: scenarios.models_only_through_the_gateway(p, NAMESPACE, gw.SERVICE_NAME),
     "S6 exposure": lambda p: scenarios.only_the_gateway_is_exposed(p, gw.SERVICE_NAME),
     "S7 Pod Security": scenarios.pods_meet_their_pod_security_level,
+    "S7 namespaces enforce Pod Security": scenarios.pods_meet_their_pod_security_level,
     "R6 failure modes": scenarios.failure_modes,
     "R6 failure modes, Limitador closed": scenarios.failure_modes,
 }
@@ -111,6 +112,7 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
     "S5 isolation": (Faults(probe={("outside", "model"): 6}), "curl exit 6, expected 28"),
     "S6 exposure": (Faults(exposed={"simulator-predictor": "NodePort"}), "NodePort"),
     "S7 Pod Security": (Faults(pod_security={"simulator-predictor-0": "runAsNonRoot != true"}), "restricted"),
+    "S7 namespaces enforce Pod Security": (Faults(namespace_labels={"kserve": {}}), "kserve"),
     "R6 failure modes": (Faults(auth_down_status=200), "Authorino down: 200"),
     "R6 failure modes, Limitador closed": (
         Faults(limits_failure_inverted=True),
