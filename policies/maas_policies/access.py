@@ -163,6 +163,38 @@ def _limitador_storage(args: ResourceValidationArgs, report: ReportViolation) ->
         )
 
 
+def _serves_on_gpus(args: StackValidationArgs) -> bool:
+    return any(
+        objects.gpu_resources(containers)
+        for resource in args.resources
+        for _, _, containers in objects.pod_specs(
+            objects.kind(resource.resource_type, resource.props), resource.props
+        )
+    )
+
+
+def _shared_counters(args: StackValidationArgs, report: ReportViolation) -> None:
+    """A stack serving on GPUs is a production one: its budgets must survive a Limitador
+    restart, so Limitador keeps them in Redis."""
+    if not _serves_on_gpus(args):
+        return
+    for limitador in objects.of_kind(args, "Limitador"):
+        subject = objects.name(limitador.props)
+        storage = (limitador.props.get("spec") or {}).get("storage") or {}
+        if storage.get("redis") or storage.get("redis-cached"):
+            continue
+        if not relaxation.exempt(args.get_config(), subject, report, "shared-counters"):
+            report(
+                objects.refusal(
+                    f"Limitador {subject}",
+                    "the stack serves models on GPUs, yet keeps every budget in one pod's memory: a "
+                    "restart forgets them all",
+                    "maas:limitador.storage: redis (a Redis the program deploys, or maas:limitadorRedisUrl)",
+                ),
+                limitador.urn,
+            )
+
+
 # Copies of components/serving/models.py TIERS_ANNOTATION, components/config MODEL_HEADER and
 # components/access/tiers.py model_predicate (a test ties them).
 TIERS_ANNOTATION = "maas-platform/tiers"
@@ -283,6 +315,14 @@ TIER_LIMITS_GROW = StackValidationPolicy(
     description="Limits grow from the lowest tier to the highest (in the order the AuthPolicy lists them).",
     validate=_tiers_grow,
     enforcement_level=EnforcementLevel.ADVISORY,
+)
+
+SHARED_COUNTERS = StackValidationPolicy(
+    name="shared-counters",
+    description="A stack that serves models on GPUs keeps Limitador's counters in Redis.",
+    validate=_shared_counters,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=relaxation.SCHEMA,
 )
 
 LIMITADOR_SHARED_STORAGE = ResourceValidationPolicy(

@@ -76,3 +76,16 @@ def test_limitador_replicas_without_redis_are_refused(stack_of: Any) -> None:
         secrets={"maas:limitadorRedisUrl": "redis://r:6379"},
     )
     assert policy_runner.run(shared) == []
+
+
+def test_a_gpu_stack_with_counters_in_memory_is_refused(stack_of: Any) -> None:
+    stack = stack_of("gpu")
+
+    def in_memory(inputs: dict[str, Any]) -> None:
+        del inputs["spec"]["storage"]
+        inputs["spec"]["replicas"] = 1
+
+    found = violations(stack, edited(stack, "Limitador", "limitador", in_memory))
+    assert_only(found, "shared-counters", "Limitador kuadrant-system/limitador", "on GPUs", "Fix: ")
+    # dev serves no model on GPUs: memory is fine there.
+    assert violations(stack_of("dev")) == []
