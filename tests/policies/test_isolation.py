@@ -84,3 +84,21 @@ def test_an_exposed_https_only_gateway_passes_and_a_redirect_is_all_http_may_do(
         },
     )
     assert_only(violations(stack, also_serves), "gateway-https", "not only a redirect to https")
+
+
+def test_a_redirect_that_also_reaches_a_backend_is_not_only_a_redirect(stack_of: Any) -> None:
+    stack = stack_of("gpu")
+
+    def with_http(inputs: dict[str, Any]) -> None:
+        _exposed(inputs)
+        inputs["spec"]["listeners"].append({"name": "http", "protocol": "HTTP", "port": 80})
+
+    resources = edited(stack, "Gateway", "inference-gateway", with_http)
+    route = stack.one("HTTPRoute", "model-list")
+    rule = {
+        "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https"}}],
+        "backendRefs": [{"name": "model-list", "port": 80}],
+    }
+    spec = {"parentRefs": [{"name": "inference-gateway", "sectionName": "http"}], "rules": [rule]}
+    found = violations(stack, replaced(resources, route, {**route.inputs, "spec": spec}))
+    assert any(v.policy == "gateway-https" and "not only a redirect" in v.message for v in found), found
