@@ -48,6 +48,8 @@ EOF2
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 forward_log=$(mktemp)
 trust=$(mktemp)
+forward=""
+trap 'if [ -n "$forward" ]; then kill "$forward" 2>/dev/null || true; fi; rm -f "$forward_log" "$trust"' EXIT
 remote_port=80
 # The CA file curl trusts, when there is one (no array: bash 3.2 under set -u).
 ca=""
@@ -63,7 +65,6 @@ if [ "$scheme" = https ]; then
 fi
 kubectl --context "$context" port-forward -n "$namespace" "svc/$service" "$port:$remote_port" >"$forward_log" 2>&1 &
 forward=$!
-trap 'kill "$forward" 2>/dev/null || true; rm -f "$forward_log" "$trust"' EXIT
 
 deadline=$(($(date +%s) + timeout_s))
 body="{\"model\": \"$model\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}], \"max_tokens\": 8}"

@@ -103,6 +103,7 @@ def build(cfg: StackConfig) -> Platform:
             limitador=cfg.limitador,
             flavour=flavour,
             redis_url=counters.url if counters else cfg.limitador_redis_url,
+            redis=counters,
             observability=monitoring is not None,
             after=[gateway_api, istio, cert_manager, *([monitoring.crds] if monitoring else [])],
         ),

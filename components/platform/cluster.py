@@ -20,8 +20,8 @@ PART_OF = {"app.kubernetes.io/part-of": "maas-platform"}
 # initializer to model pods (models); the third-party charts' pods (Istio, cert-manager,
 # KServe, Kuadrant, Keycloak, kube-prometheus-stack, whose node exporter, the one pod
 # below baseline, is off) were not all read against restricted at their pinned versions.
-# Our own workloads (the simulator, the model list, Redis) meet restricted; the end-to-end
-# suite checks every running pod against its namespace's level on a cluster.
+# Our own workloads (the simulator, the model list, Redis) meet restricted; on a cluster the
+# end-to-end suite checks every namespace's labels and dry-runs the model pods at their level.
 POD_SECURITY_LEVEL = "baseline"
 POD_SECURITY = {
     "pod-security.kubernetes.io/enforce": POD_SECURITY_LEVEL,

@@ -26,11 +26,8 @@ OPERATOR_CONTAINER = "manager"
 # read from its environment (v1.5.2 internal/wasm/utils.go NewServiceBuilder,
 # parseFailureModeValue: "allow" or "deny"; defaults deny for auth, allow for the rest).
 AUTH_FAILURE_MODE_ENV = "AUTH_SERVICE_FAILURE_MODE"
-LIMITS_FAILURE_MODE_ENV = (
-    "RATELIMIT_SERVICE_FAILURE_MODE",
-    "RATELIMIT_CHECK_SERVICE_FAILURE_MODE",
-    "RATELIMIT_REPORT_SERVICE_FAILURE_MODE",
-)
+LIMITS_FAILURE_MODE_ENV = ("RATELIMIT_SERVICE_FAILURE_MODE", "RATELIMIT_CHECK_SERVICE_FAILURE_MODE")
+REPORT_FAILURE_MODE_ENV = "RATELIMIT_REPORT_SERVICE_FAILURE_MODE"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,8 +35,11 @@ class KuadrantArgs:
     namespace: pulumi.Input[str]
     limitador: LimitadorConfig
     flavour: Flavour
-    # The Redis of the shared counters (storage: redis): the stack's, or the deployed one's.
+    # The Redis of the shared counters (storage: redis): the stack's, or the deployed one's,
+    # which Limitador waits for (it exits when it cannot reach Redis at start: limitador
+    # limitador-server/src/main.rs storage_using_async_redis).
     redis_url: pulumi.Input[str] | None = None
+    redis: pulumi.Resource | None = None
     observability: bool = False
     # Everything whose CRDs the operator must see when it starts: Gateway API, Istio,
     # cert-manager and, with observability, the Prometheus-operator CRDs.
@@ -96,9 +96,14 @@ class Kuadrant(pulumi.ComponentResource):
         (the chart takes no values); the operator restarts and rewrites the wasm config.
         """
         limits = "allow" if args.limitador.failure_mode == "open" else "deny"
-        env = [k8s.core.v1.EnvVarPatchArgs(name=AUTH_FAILURE_MODE_ENV, value="deny")] + [
-            k8s.core.v1.EnvVarPatchArgs(name=variable, value=limits) for variable in LIMITS_FAILURE_MODE_ENV
-        ]
+        modes = {
+            AUTH_FAILURE_MODE_ENV: "deny",
+            **dict.fromkeys(LIMITS_FAILURE_MODE_ENV, limits),
+            # The report of a response's tokens comes after the model answered (kuadrant-operator
+            # v1.5.2 ratelimit_workflow_helpers.go): failing it would throw the answer away.
+            REPORT_FAILURE_MODE_ENV: "allow",
+        }
+        env = [k8s.core.v1.EnvVarPatchArgs(name=name, value=value) for name, value in modes.items()]
         return k8s.apps.v1.DeploymentPatch(
             f"{name}-failure-modes",
             metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=OPERATOR_DEPLOYMENT, namespace=args.namespace),
@@ -128,7 +133,7 @@ class Kuadrant(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             spec["storage"] = {"redis": {"configSecretRef": {"name": LIMITADOR_REDIS_SECRET}}}
-            waits_for.append(redis)
+            waits_for.extend([redis, *([args.redis] if args.redis else [])])
         return k8s.apiextensions.CustomResourcePatch(
             f"{name}-limitador",
             api_version="limitador.kuadrant.io/v1alpha1",

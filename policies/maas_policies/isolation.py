@@ -79,7 +79,9 @@ def _exposure(gateway: PolicyResource, routes: list[PolicyResource]) -> str | No
     """How a Gateway is reached from beyond the cluster, or None: its Service type, or an
     OpenShift Route to its Service (<name>-<class>, as Istio names it)."""
     metadata, spec = gateway.props.get("metadata") or {}, gateway.props.get("spec") or {}
-    service_type = (metadata.get("annotations") or {}).get(_SERVICE_TYPE, "ClusterIP")
+    # Without the annotation Istio makes a LoadBalancer (istio 1.30.3 pilot/pkg/config/kube/
+    # gatewaycommon/classinfo.go DefaultServiceType).
+    service_type = (metadata.get("annotations") or {}).get(_SERVICE_TYPE, "LoadBalancer")
     if service_type in _EXPOSED_TYPES:
         return f"a {service_type} Service"
     service = f"{metadata.get('name')}-{spec.get('gatewayClassName')}"

@@ -170,7 +170,8 @@ def test_failure_modes_are_set_where_kuadrant_reads_them(stack_of: Any, stack_na
         "AUTH_SERVICE_FAILURE_MODE": "deny",
         "RATELIMIT_SERVICE_FAILURE_MODE": limits,
         "RATELIMIT_CHECK_SERVICE_FAILURE_MODE": limits,
-        "RATELIMIT_REPORT_SERVICE_FAILURE_MODE": limits,
+        # a token report comes after the answer: failing it would only throw the answer away
+        "RATELIMIT_REPORT_SERVICE_FAILURE_MODE": "allow",
     }
     # No policy is enforced under the operator's defaults first.
     patch = stack.one("Deployment", kuadrant.OPERATOR_DEPLOYMENT)
@@ -192,3 +193,9 @@ def test_every_namespace_of_ours_enforces_pod_security(stack: Evaluation) -> Non
         assert labels["pod-security.kubernetes.io/enforce"] == "baseline", namespace
         assert labels["pod-security.kubernetes.io/warn"] == "restricted", namespace
         assert labels["pod-security.kubernetes.io/audit"] == "restricted", namespace
+
+
+def test_limitador_switches_to_the_deployed_redis_only_once_it_is_up(stack_of: Any) -> None:
+    """Limitador exits when it cannot reach its Redis at start."""
+    stack = stack_of("gpu")
+    assert stack.waits_for(stack.one("Limitador", "limitador"), stack.one("StatefulSet", "limitador-redis"))

@@ -102,3 +102,14 @@ def test_a_redirect_that_also_reaches_a_backend_is_not_only_a_redirect(stack_of:
     spec = {"parentRefs": [{"name": "inference-gateway", "sectionName": "http"}], "rules": [rule]}
     found = violations(stack, replaced(resources, route, {**route.inputs, "spec": spec}))
     assert any(v.policy == "gateway-https" and "not only a redirect" in v.message for v in found), found
+
+
+def test_a_gateway_without_a_service_type_counts_as_exposed(stack_of: Any) -> None:
+    """Istio makes a LoadBalancer when the annotation is missing (1.30.3 classinfo.go)."""
+    stack = stack_of("dev")
+
+    def unannotated(inputs: dict[str, Any]) -> None:
+        del inputs["metadata"]["annotations"]["networking.istio.io/service-type"]
+
+    found = violations(stack, edited(stack, "Gateway", "inference-gateway", unannotated))
+    assert any("a LoadBalancer Service" in v.message for v in found), found
