@@ -71,6 +71,19 @@ class Kubernetes:
         )
 
 
+def restricted_container() -> k8s.core.v1.SecurityContextArgs:
+    """The container security context of our own workloads, on every flavour: Pod Security
+    "restricted" (pod-security-admission v0.36.2 policy checks: no privilege escalation,
+    every capability dropped, non-root, RuntimeDefault seccomp) and a read-only root."""
+    return k8s.core.v1.SecurityContextArgs(
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=True,
+        run_as_non_root=True,
+        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
 FLAVOURS: dict[str, Flavour] = {"kubernetes": Kubernetes()}
 
 

@@ -17,7 +17,7 @@ import pulumi_random as random
 
 from components.config import LimitadorConfig
 from components.pins import upstream, versions
-from components.platform.flavour import Flavour
+from components.platform.flavour import Flavour, restricted_container
 
 NAME = "limitador-redis"
 # Its configuration, with the password (not "limitador-redis": Kuadrant's URL Secret).
@@ -158,13 +158,7 @@ def _pod(flavour: Flavour) -> k8s.core.v1.PodSpecArgs:
                 resources=k8s.core.v1.ResourceRequirementsArgs(
                     requests={"cpu": "50m", "memory": "64Mi"}, limits={"cpu": "500m", "memory": "256Mi"}
                 ),
-                security_context=k8s.core.v1.SecurityContextArgs(
-                    allow_privilege_escalation=False,
-                    read_only_root_filesystem=True,
-                    run_as_non_root=True,
-                    capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-                    seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-                ),
+                security_context=restricted_container(),
                 volume_mounts=[
                     k8s.core.v1.VolumeMountArgs(name="data", mount_path=DATA_DIR),
                     k8s.core.v1.VolumeMountArgs(name="config", mount_path=CONFIG_DIR, read_only=True),

@@ -72,7 +72,13 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
     }
     model_list = ModelList(
         "model-list",
-        ModelListArgs(models=cfg.models, tiers=cfg.tiers, namespace=models_namespace, gateway=gateway),
+        ModelListArgs(
+            models=cfg.models,
+            tiers=cfg.tiers,
+            namespace=models_namespace,
+            gateway=gateway,
+            flavour=platform.flavour,
+        ),
         platform.on_cluster,
     )
     serving = Serving(gateway=gateway, runtime=runtime, models=models, model_list=model_list)

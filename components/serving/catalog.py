@@ -22,6 +22,7 @@ import pulumi_kubernetes as k8s
 from components.config import GATEWAY_NAME, TIER_HEADER, ModelConfig, TierConfig
 from components.pins import versions
 from components.pins.upstream import OPENAI_MODELS_PATH
+from components.platform.flavour import Flavour, restricted_container
 from components.serving import gateway as gw
 
 NAME = "model-list"
@@ -141,6 +142,7 @@ class ModelListArgs:
     namespace: pulumi.Input[str]
     # The gateway whose shared host answers GET /v1/models.
     gateway: gw.InferenceGateway
+    flavour: Flavour
 
 
 class ModelList(pulumi.ComponentResource):
@@ -168,7 +170,7 @@ class ModelList(pulumi.ComponentResource):
                     metadata=k8s.meta.v1.ObjectMetaArgs(
                         labels=LABELS, annotations={FILES_ANNOTATION: digest}
                     ),
-                    spec=_pod(config),
+                    spec=_pod(config, args.flavour),
                 ),
             ),
             opts=child,
@@ -233,18 +235,14 @@ class ModelList(pulumi.ComponentResource):
         )
 
 
-def _pod(config: k8s.core.v1.ConfigMap) -> k8s.core.v1.PodSpecArgs:
+def _pod(config: k8s.core.v1.ConfigMap, flavour: Flavour) -> k8s.core.v1.PodSpecArgs:
     """nginx under Pod Security `restricted`, with a read-only root and no API token."""
     probe = k8s.core.v1.ProbeArgs(
         http_get=k8s.core.v1.HTTPGetActionArgs(path="/healthz", port=PORT), period_seconds=10
     )
     return k8s.core.v1.PodSpecArgs(
         automount_service_account_token=False,
-        security_context=k8s.core.v1.PodSecurityContextArgs(
-            run_as_non_root=True,
-            run_as_user=NGINX_UID,
-            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-        ),
+        security_context=flavour.pod_security(NGINX_UID),
         containers=[
             k8s.core.v1.ContainerArgs(
                 name="nginx",
@@ -259,13 +257,7 @@ def _pod(config: k8s.core.v1.ConfigMap) -> k8s.core.v1.PodSpecArgs:
                 resources=k8s.core.v1.ResourceRequirementsArgs(
                     requests={"cpu": "10m", "memory": "16Mi"}, limits={"cpu": "100m", "memory": "64Mi"}
                 ),
-                security_context=k8s.core.v1.SecurityContextArgs(
-                    allow_privilege_escalation=False,
-                    read_only_root_filesystem=True,
-                    run_as_non_root=True,
-                    capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-                    seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-                ),
+                security_context=restricted_container(),
                 volume_mounts=[
                     k8s.core.v1.VolumeMountArgs(name="config", mount_path=CONFIG_DIR, read_only=True),
                     k8s.core.v1.VolumeMountArgs(name="scratch", mount_path=SCRATCH),
