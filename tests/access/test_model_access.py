@@ -21,7 +21,7 @@ from components.config.model import ModelConfig
 from components.serving import catalog
 from harness.program import Evaluation, typed_config
 from tests.support.authorino import admitted, admitted_models
-from tests.support.configs import assert_refused
+from tests.support.configs import assert_refused, simulator
 from tests.support.policy_runner import assert_only, edited, violations
 
 
@@ -44,19 +44,7 @@ def test_a_ten_tier_fifty_model_table_compiles_to_a_rule_per_restricted_model() 
     table = [TierConfig(name=f"t{i}", requests=Rate(limit=10 * (i + 1), window="1m"),
                         tokens=Rate(limit=1000 * (i + 1), window="1m")) for i in range(10)]  # fmt: skip
     names = [t.name for t in table]
-    models = [
-        ModelConfig.model_validate_json(
-            json.dumps(
-                {
-                    "name": f"m{i}",
-                    "host": f"m{i}",
-                    "runtime": "simulator",
-                    **({"tiers": names[i % 10 :]} if i % 2 else {}),
-                }
-            )
-        )
-        for i in range(50)
-    ]
+    models = [simulator(f"m{i}", **({"tiers": names[i % 10 :]} if i % 2 else {})) for i in range(50)]
     spec = tiers.auth_spec(table, "inference-gateway", True, None, models)
     rules = spec["rules"]["authorization"]
     # Rules grow with models (25 restricted), never with models times tiers.

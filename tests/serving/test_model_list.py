@@ -25,7 +25,7 @@ from components.config import TIER_HEADER, ModelConfig, Rate, TierConfig
 from components.serving import catalog, gateway
 from harness.program import Evaluation, stack_config, typed_config
 from tests.support.authorino import admitted_models
-from tests.support.configs import evaluate_variant
+from tests.support.configs import evaluate_variant, simulator
 from tests.support.labels import selects
 from tests.support.ports import free_port
 
@@ -97,7 +97,7 @@ def test_each_tier_lists_exactly_the_models_its_rules_admit(
 
 
 def test_without_a_known_tier_nothing_is_listed(nginx: str, tmp_path: Path) -> None:
-    models = [ModelConfig.model_validate_json(json.dumps({"name": "m", "host": "m", "runtime": "simulator"}))]
+    models = [simulator("m")]
     for server in _serve(nginx, tmp_path, models, [_tier("free")]):
         # (nginx's map compares in lower case, ngx_http_map_module.c; tiers are lower-case
         # DNS labels, so no two collide)
@@ -114,12 +114,7 @@ def test_any_tier_name_is_a_plain_tier(nginx: str, tmp_path: Path) -> None:
     """Names of map parameters, names that start like a config escape (`\\t`, `\\r`, `\\n`),
     and the longest DNS label (63 characters)."""
     names = ["default", "hostnames", "include", "volatile", "team", "retail", "new", "t" * 63]
-    models = [
-        ModelConfig.model_validate_json(
-            json.dumps({"name": f"m{i}", "host": f"m{i}", "runtime": "simulator", "tiers": [tier]})
-        )
-        for i, tier in enumerate(names)
-    ]
+    models = [simulator(f"m{i}", tiers=[tier]) for i, tier in enumerate(names)]
     for server in _serve(nginx, tmp_path, models, [_tier(n) for n in names]):
         for i, tier in enumerate(names):
             assert [m["id"] for m in server.get("/v1/models", tier)[2]["data"]] == [f"m{i}"], tier
@@ -152,19 +147,7 @@ def test_the_deployed_server_is_this_config_behind_the_shared_host(stack: Evalua
 
 def test_a_large_catalog_is_served(nginx: str, tmp_path: Path) -> None:
     """Far past the 4 KiB an nginx configuration token may hold (ngx_conf_file.c)."""
-    models = [
-        ModelConfig.model_validate_json(
-            json.dumps(
-                {
-                    "name": f"m{i}",
-                    "host": f"m{i}",
-                    "runtime": "simulator",
-                    "servedModelName": f"org/model-{i:03d}" * 4,
-                }
-            )
-        )
-        for i in range(150)
-    ]
+    models = [simulator(f"m{i}", servedModelName=f"org/model-{i:03d}" * 4) for i in range(150)]
     for server in _serve(nginx, tmp_path, models, [_tier("free")]):
         status, _, listed = server.get("/v1/models", "free")
         assert status == 200

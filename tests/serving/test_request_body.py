@@ -19,19 +19,14 @@ from typing import Any
 
 import pytest
 
-from components.config import MODEL_HEADER, TIER_HEADER, ModelConfig
+from components.config import MODEL_HEADER, TIER_HEADER
 from components.serving.gateway import request_filter_source
+from tests.support.configs import simulator
 
 RUNNER = Path(__file__).parent / "lua" / "run_filter.lua"
 DOMAIN = "maas.local"
 API = f"api.{DOMAIN}"
-CATALOG = tuple(
-    ModelConfig.model_validate_json(json.dumps(m))
-    for m in (
-        {"name": "small", "host": "small", "runtime": "simulator", "servedModelName": "org/small-model"},
-        {"name": "large", "host": "large", "runtime": "simulator", "tiers": ["premium"]},
-    )
-)
+CATALOG = (simulator("small", servedModelName="org/small-model"), simulator("large", tiers=["premium"]))
 SERVED = {m.served_name for m in CATALOG}
 
 

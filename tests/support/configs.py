@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from typing import Any
 
-from components.config import ConfigError
+from components.config import ConfigError, ModelConfig
 from harness.program import Evaluation, evaluate, stack_config
 
 REMOVE = object()
@@ -39,3 +40,11 @@ def assert_refused(
     message = str(result.error)
     assert expected in message
     return message
+
+
+def simulator(name: str, **keys: Any) -> ModelConfig:
+    """A simulator model of the catalog, host = name, with camelCase `keys` (as a stack file
+    writes them: servedModelName, tiers), validated as the loader would."""
+    return ModelConfig.model_validate_json(
+        json.dumps({"name": name, "host": name, "runtime": "simulator", **keys})
+    )
