@@ -1,6 +1,7 @@
 # One entry point for people and CI. `make check` is the test command README.md gives;
 # `make deploy-dev` the deploy command. STACK names the stack for the stack targets.
 PYTHON ?= python3
+CHECKOV := .tools/checkov/.installed
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -27,9 +28,15 @@ types: $(STAMP)
 test: $(STAMP) test-tools
 	$(BIN)/pytest
 
-# promtool, a Prometheus server, ShellCheck and LuaJIT for the tests that run them.
-test-tools:
+# promtool, a Prometheus server, ShellCheck, LuaJIT, nginx and openssl for the tests that run
+# them; checkov in a virtualenv of its own.
+test-tools: $(CHECKOV)
 	scripts/install-test-tools.sh
+
+$(CHECKOV): requirements-checkov.txt
+	test -x .tools/checkov/bin/python || $(PYTHON) -m venv .tools/checkov
+	.tools/checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
 
 # The CRD schemas the tests validate against, from the upstream CRDs at the pinned releases.
 schemas: $(STAMP)

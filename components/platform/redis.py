@@ -23,9 +23,10 @@ NAME = "limitador-redis"
 # Its configuration, with the password (not "limitador-redis": Kuadrant's URL Secret).
 CONFIG_SECRET = f"{NAME}-config"
 PORT = 6379
-# The official Alpine image's user (redis/docker-library-redis alpine/Dockerfile:
-# `adduser -S -G redis -u 999 redis`; /data is its working directory).
-REDIS_UID = 999
+# Redis writes only /data (the volume, made writable by fsGroup) and reads our file, so it
+# runs as a UID of its own, above the host's range (checkov CKV_K8S_40), not the image's
+# 999 (redis/docker-library-redis alpine/Dockerfile; /data is its working directory).
+REDIS_UID = 10999
 DATA_DIR = "/data"
 CONFIG_DIR = "/etc/redis"
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "maas-platform"}
@@ -148,6 +149,8 @@ def _pod(flavour: Flavour) -> k8s.core.v1.PodSpecArgs:
             k8s.core.v1.ContainerArgs(
                 name="redis",
                 image=versions.REDIS_IMAGE,
+                # A tag, not yet a digest (README "Unverified"): pull what it names now.
+                image_pull_policy="Always",
                 # The server itself, on our file: the image's entrypoint drops root (ours is
                 # not), sets umask 0077 and loads the bundled modules, none of which
                 # Limitador's counters need (alpine/docker-entrypoint.sh).

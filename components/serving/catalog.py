@@ -26,11 +26,13 @@ from components.platform.flavour import Flavour, restricted_container
 from components.serving import gateway as gw
 
 NAME = "model-list"
-# The unprivileged image listens on 8080 and runs as UID 101 (nginx/docker-nginx-unprivileged
-# stable/alpine-slim/Dockerfile: `listen 8080`, `ARG UID=101`, `USER $UID`).
+# The unprivileged image listens on 8080 (nginx/docker-nginx-unprivileged
+# stable/alpine-slim/Dockerfile: `listen 8080`). Its own user is 101, but nginx here reads
+# only /etc/maas and writes only /tmp (both ours), so it runs as a UID of its own, above the
+# host's range (checkov CKV_K8S_40).
 PORT = 8080
 SERVICE_PORT = 80
-NGINX_UID = 101
+SERVER_UID = 10101
 CONFIG_DIR = "/etc/maas"
 # The only writable place: pid and temp files (the root filesystem is read-only).
 SCRATCH = "/tmp"
@@ -242,11 +244,13 @@ def _pod(config: k8s.core.v1.ConfigMap, flavour: Flavour) -> k8s.core.v1.PodSpec
     )
     return k8s.core.v1.PodSpecArgs(
         automount_service_account_token=False,
-        security_context=flavour.pod_security(NGINX_UID),
+        security_context=flavour.pod_security(SERVER_UID),
         containers=[
             k8s.core.v1.ContainerArgs(
                 name="nginx",
                 image=versions.MODEL_LIST_IMAGE,
+                # A tag, not yet a digest (README "Unverified"): pull what it names now.
+                image_pull_policy="Always",
                 # nginx itself, not the image's entrypoint, whose scripts rewrite files under
                 # /etc/nginx (docker-entrypoint.sh, 10-listen-on-ipv6-by-default.sh).
                 # -e: the log nginx writes before it reads the configuration.
