@@ -13,7 +13,7 @@ import pulumi_random as random
 
 from components.config import KEYCLOAK_NAMESPACE, OidcConfig, TierConfig, UserConfig
 from components.pins import versions
-from components.platform.flavour import Flavour
+from components.platform.flavour import Flavour, restricted_container
 
 KEYCLOAK_NAME = "keycloak"
 # The operator names the server's Service "<name>-service"; HTTP is on 8080.
@@ -28,7 +28,14 @@ PASSWORDS_SECRET = "keycloak-user-passwords"
 # users; raise `instances` and these for more.
 KEYCLOAK_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
 POSTGRES_RESOURCES = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
-_POSTGRES_UID = 999  # the official image's postgres user
+# PostgreSQL runs as a UID of its own, above the host's range (checkov CKV_K8S_40): the
+# official image's entrypoint fakes a passwd entry for an unknown UID with nss_wrapper, in
+# files it makes with mktemp, i.e. under /tmp (docker-library/postgres 17/bookworm
+# docker-entrypoint.sh docker_init_database_dir).
+_POSTGRES_UID = 10432
+# Where the credentials are read from, as files (the entrypoint's file_env: POSTGRES_USER_FILE,
+# POSTGRES_PASSWORD_FILE), not the environment.
+_CREDENTIALS_DIR = "/etc/postgres-credentials"
 
 
 def default_hostname(namespace: str = KEYCLOAK_NAMESPACE) -> str:
@@ -142,7 +149,6 @@ class Keycloak(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        from_secret = k8s.core.v1.EnvVarSourceArgs
         ready = k8s.core.v1.ProbeArgs(
             exec_=k8s.core.v1.ExecActionArgs(command=["pg_isready", "-U", DB_NAME, "-d", DB_NAME]),
             period_seconds=10,
@@ -166,43 +172,53 @@ class Keycloak(pulumi.ComponentResource):
                                 env=[
                                     k8s.core.v1.EnvVarArgs(name="POSTGRES_DB", value=DB_NAME),
                                     k8s.core.v1.EnvVarArgs(
-                                        name="POSTGRES_USER",
-                                        value_from=from_secret(
-                                            secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
-                                                name=DB_SECRET, key="username"
-                                            )
-                                        ),
+                                        name="POSTGRES_USER_FILE", value=f"{_CREDENTIALS_DIR}/username"
                                     ),
                                     k8s.core.v1.EnvVarArgs(
-                                        name="POSTGRES_PASSWORD",
-                                        value_from=from_secret(
-                                            secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
-                                                name=DB_SECRET, key="password"
-                                            )
-                                        ),
+                                        name="POSTGRES_PASSWORD_FILE", value=f"{_CREDENTIALS_DIR}/password"
                                     ),
                                     # A subdirectory: the volume's root may hold lost+found.
                                     k8s.core.v1.EnvVarArgs(
                                         name="PGDATA", value="/var/lib/postgresql/data/pgdata"
                                     ),
                                 ],
+                                # A tag, not yet a digest (README "Unverified"): pull what it names now.
+                                image_pull_policy="Always",
                                 readiness_probe=ready,
                                 liveness_probe=ready,
                                 resources=k8s.core.v1.ResourceRequirementsArgs(
                                     requests=POSTGRES_RESOURCES["requests"],
                                     limits=POSTGRES_RESOURCES["limits"],
                                 ),
-                                security_context=k8s.core.v1.SecurityContextArgs(
-                                    allow_privilege_escalation=False,
-                                    capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-                                ),
+                                security_context=restricted_container(),
+                                # The read-only root's writable places: the data volume, the
+                                # server's socket and lock directory, and /tmp (nss_wrapper).
                                 volume_mounts=[
                                     k8s.core.v1.VolumeMountArgs(
                                         name="data", mount_path="/var/lib/postgresql/data"
-                                    )
+                                    ),
+                                    k8s.core.v1.VolumeMountArgs(name="run", mount_path="/var/run/postgresql"),
+                                    k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+                                    k8s.core.v1.VolumeMountArgs(
+                                        name="credentials", mount_path=_CREDENTIALS_DIR, read_only=True
+                                    ),
                                 ],
                             )
                         ],
+                        volumes=[
+                            k8s.core.v1.VolumeArgs(
+                                name="run", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()
+                            ),
+                            k8s.core.v1.VolumeArgs(
+                                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()
+                            ),
+                            k8s.core.v1.VolumeArgs(
+                                name="credentials",
+                                secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=DB_SECRET),
+                            ),
+                        ],
+                        # PostgreSQL never calls the Kubernetes API.
+                        automount_service_account_token=False,
                     ),
                 ),
                 volume_claim_templates=[
