@@ -28,11 +28,11 @@ PASSWORDS_SECRET = "keycloak-user-passwords"
 # users; raise `instances` and these for more.
 KEYCLOAK_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
 POSTGRES_RESOURCES = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
-# PostgreSQL runs as a UID of its own, above the host's range (checkov CKV_K8S_40): the
-# official image's entrypoint fakes a passwd entry for an unknown UID with nss_wrapper, in
-# files it makes with mktemp, i.e. under /tmp (docker-library/postgres 17/bookworm
-# docker-entrypoint.sh docker_init_database_dir).
-_POSTGRES_UID = 10432
+# The official image's postgres user (docker-library/postgres 17/bookworm Dockerfile:
+# `useradd ... --uid=999`). Not a UID above the host's range (checkov CKV_K8S_40): the data
+# volumes of stacks already deployed are owned by 999, and PostgreSQL refuses a data
+# directory owned by another user.
+_POSTGRES_UID = 999
 # Where the credentials are read from, as files (the entrypoint's file_env: POSTGRES_USER_FILE,
 # POSTGRES_PASSWORD_FILE), not the environment.
 _CREDENTIALS_DIR = "/etc/postgres-credentials"
@@ -192,7 +192,8 @@ class Keycloak(pulumi.ComponentResource):
                                 ),
                                 security_context=restricted_container(),
                                 # The read-only root's writable places: the data volume, the
-                                # server's socket and lock directory, and /tmp (nss_wrapper).
+                                # server's socket and lock directory (the entrypoint's
+                                # docker_create_db_directories), and /tmp.
                                 volume_mounts=[
                                     k8s.core.v1.VolumeMountArgs(
                                         name="data", mount_path="/var/lib/postgresql/data"

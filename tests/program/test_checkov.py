@@ -30,6 +30,9 @@ KNOWN: dict[tuple[str, str], str] = {
             "StatefulSet.keycloak.keycloak-postgres",
         )
     },
+    ("StatefulSet.keycloak.keycloak-postgres", "CKV_K8S_40"): "PostgreSQL keeps the image's UID 999: "
+    "deployed stacks' data volumes are owned by it, and PostgreSQL refuses a data directory "
+    "owned by another user",
     (
         "Pod.keycloak.keycloak-postgres.app.kubernetes.io/name-keycloak-postgres."
         "app.kubernetes.io/part-of-maas-platform",
