@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -92,3 +92,42 @@ class ClusterAccess(pulumi.ComponentResource):
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+
+def pods(labels: Mapping[str, str], namespace: str | None = None) -> k8s.networking.v1.NetworkPolicyPeerArgs:
+    """A NetworkPolicy peer: the pods with `labels`, in the policy's namespace or `namespace`."""
+    return k8s.networking.v1.NetworkPolicyPeerArgs(
+        namespace_selector=(
+            k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": namespace})
+            if namespace is not None
+            else None
+        ),
+        pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(labels)),
+    )
+
+
+def ingress_only(
+    resource_name: str,
+    *,
+    name: str,
+    namespace: pulumi.Input[str],
+    selects: Mapping[str, str],
+    port: int,
+    peers: Sequence[k8s.networking.v1.NetworkPolicyPeerArgs],
+    opts: pulumi.ResourceOptions,
+) -> k8s.networking.v1.NetworkPolicy:
+    """The pods labelled `selects` accept connections on `port` (TCP) from `peers` only, one
+    rule per peer; nothing else reaches them (where the CNI enforces NetworkPolicy)."""
+    allowed = [k8s.networking.v1.NetworkPolicyPortArgs(port=port, protocol="TCP")]
+    return k8s.networking.v1.NetworkPolicy(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace),
+        spec=k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(selects)),
+            policy_types=["Ingress"],
+            ingress=[
+                k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=[peer], ports=allowed) for peer in peers
+            ],
+        ),
+        opts=opts,
+    )

@@ -17,6 +17,7 @@ import pulumi_random as random
 
 from components.config import LimitadorConfig
 from components.pins import upstream, versions
+from components.platform import cluster
 from components.platform.flavour import Flavour, restricted_container
 
 NAME = "limitador-redis"
@@ -101,25 +102,13 @@ class CounterStore(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, config]),
         )
-        isolation = k8s.networking.v1.NetworkPolicy(
+        isolation = cluster.ingress_only(
             f"{name}-isolation",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{NAME}-ingress", namespace=args.namespace),
-            spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=LABELS),
-                policy_types=["Ingress"],
-                ingress=[
-                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        from_=[
-                            k8s.networking.v1.NetworkPolicyPeerArgs(
-                                pod_selector=k8s.meta.v1.LabelSelectorArgs(
-                                    match_labels=upstream.LIMITADOR_PODS.labels
-                                )
-                            )
-                        ],
-                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=PORT, protocol="TCP")],
-                    )
-                ],
-            ),
+            name=f"{NAME}-ingress",
+            namespace=args.namespace,
+            selects=LABELS,
+            port=PORT,
+            peers=[cluster.pods(upstream.LIMITADOR_PODS.labels)],
             opts=child,
         )
         host = f"{NAME}.{args.namespace_name}.svc.cluster.local"

@@ -22,6 +22,7 @@ import pulumi_kubernetes as k8s
 from components.config import GATEWAY_NAME, TIER_HEADER, ModelConfig, TierConfig
 from components.pins import versions
 from components.pins.upstream import OPENAI_MODELS_PATH
+from components.platform import cluster
 from components.platform.flavour import Flavour, restricted_container
 from components.serving import gateway as gw
 
@@ -207,23 +208,13 @@ class ModelList(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gateway, service]),
         )
-        network_policy = k8s.networking.v1.NetworkPolicy(
+        network_policy = cluster.ingress_only(
             f"{name}-isolation",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{NAME}-ingress", namespace=args.namespace),
-            spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=LABELS),
-                policy_types=["Ingress"],
-                ingress=[
-                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        from_=[
-                            k8s.networking.v1.NetworkPolicyPeerArgs(
-                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=gw.POD_LABELS)
-                            )
-                        ],
-                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=PORT, protocol="TCP")],
-                    )
-                ],
-            ),
+            name=f"{NAME}-ingress",
+            namespace=args.namespace,
+            selects=LABELS,
+            port=PORT,
+            peers=[cluster.pods(gw.POD_LABELS)],
             opts=child,
         )
         self.register_outputs(

@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components.config import GATEWAY_NAME, MODEL_HEADER, ComputeResources, ModelConfig
 from components.pins import upstream, versions
-from components.platform import monitoring
+from components.platform import cluster, monitoring
 from components.serving import gateway as gw
 
 # Both runtimes serve the OpenAI API and /metrics on this container port.
@@ -239,14 +239,13 @@ class ModelDeployment(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gateway]),
         )
-        network_policy = k8s.networking.v1.NetworkPolicy(
+        network_policy = cluster.ingress_only(
             f"{name}-isolation",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{model.name}-ingress", namespace=args.namespace),
-            spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={ISVC_LABEL: model.name}),
-                policy_types=["Ingress"],
-                ingress=_admitted(args.scraper_namespace),
-            ),
+            name=f"{model.name}-ingress",
+            namespace=args.namespace,
+            selects={ISVC_LABEL: model.name},
+            port=MODEL_PORT,
+            peers=_admitted(args.scraper_namespace),
             opts=pulumi.ResourceOptions(parent=self),
         )
         request = {"model": model.served_name, "messages": [{"role": "user", "content": "Hello!"}]}
@@ -317,24 +316,14 @@ class ModelDeployment(pulumi.ComponentResource):
         )
 
 
-def _admitted(scraper_namespace: str | None) -> list[k8s.networking.v1.NetworkPolicyIngressRuleArgs]:
+def _admitted(scraper_namespace: str | None) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
     """Who may open the model port: the gateway's pods, and Prometheus when there is one."""
-    peers = [
-        k8s.networking.v1.NetworkPolicyPeerArgs(
-            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=gw.POD_LABELS)
-        )
-    ]
-    if scraper_namespace is not None:
-        peers.append(
-            k8s.networking.v1.NetworkPolicyPeerArgs(
-                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                    match_labels={"kubernetes.io/metadata.name": scraper_namespace}
-                ),
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=monitoring.PROMETHEUS_POD_LABELS),
-            )
-        )
-    port = [k8s.networking.v1.NetworkPolicyPortArgs(port=MODEL_PORT, protocol="TCP")]
-    return [k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=[peer], ports=port) for peer in peers]
+    scraper = (
+        []
+        if scraper_namespace is None
+        else [cluster.pods(monitoring.PROMETHEUS_POD_LABELS, scraper_namespace)]
+    )
+    return [cluster.pods(gw.POD_LABELS), *scraper]
 
 
 def model_labels(model: ModelConfig) -> dict[str, str]:
