@@ -7,10 +7,10 @@ cannot exist in one place and not another.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from components.config import MODEL_HEADER, TIER_HEADER, ModelConfig, TierConfig
+from components.config import MODEL_HEADER, TIER_HEADER, ModelConfig, Rate, TierConfig
 from components.pins.upstream import OPENAI_USAGE_PATHS
 
 # Labels and annotations of the API-key Secrets. Authorino follows changes only to Secrets
@@ -64,34 +64,33 @@ def _cel_list(values: Sequence[str]) -> str:
 BILLED = f"request.url_path in {_cel_list(OPENAI_USAGE_PATHS)}"
 
 
-def rate_limit_spec(tiers: Sequence[TierConfig], gateway: str) -> dict[str, Any]:
-    """One request limit per tier, counted per user (and, in Kuadrant, per route)."""
+def _limits(
+    tiers: Sequence[TierConfig], gateway: str, name: Callable[[str], str], rate: Callable[[TierConfig], Rate]
+) -> dict[str, Any]:
+    """One limit per tier, named by `name`, of the tier's `rate`, on billed requests, counted
+    per user (and, in Kuadrant, per route)."""
     return {
         "targetRef": _gateway_target(gateway),
         "limits": {
-            request_limit_name(t.name): {
-                "rates": [{"limit": t.requests.limit, "window": t.requests.window}],
+            name(t.name): {
+                "rates": [{"limit": rate(t).limit, "window": rate(t).window}],
                 "when": [{"predicate": tier_predicate(t.name)}, {"predicate": BILLED}],
                 "counters": [{"expression": USER_ID}],
             }
             for t in tiers
         },
     }
+
+
+def rate_limit_spec(tiers: Sequence[TierConfig], gateway: str) -> dict[str, Any]:
+    """The RateLimitPolicy: one request limit per tier."""
+    return _limits(tiers, gateway, request_limit_name, lambda t: t.requests)
 
 
 def token_limit_spec(tiers: Sequence[TierConfig], gateway: str) -> dict[str, Any]:
-    """One token limit per tier; Kuadrant counts usage.total_tokens of each response."""
-    return {
-        "targetRef": _gateway_target(gateway),
-        "limits": {
-            token_limit_name(t.name): {
-                "rates": [{"limit": t.tokens.limit, "window": t.tokens.window}],
-                "when": [{"predicate": tier_predicate(t.name)}, {"predicate": BILLED}],
-                "counters": [{"expression": USER_ID}],
-            }
-            for t in tiers
-        },
-    }
+    """The TokenRateLimitPolicy: one token limit per tier; Kuadrant counts usage.total_tokens
+    of each response."""
+    return _limits(tiers, gateway, token_limit_name, lambda t: t.tokens)
 
 
 def tier_from_groups(tiers: Sequence[TierConfig], groups: str = "auth.identity.groups") -> str:
