@@ -55,8 +55,10 @@ remote_port=80
 ca=""
 if [ "$scheme" = https ]; then
   remote_port=443
-  # A self-signed certificate's issuer, as cert-manager stores it beside it (ca.crt); with
-  # a public issuer there is none, and curl trusts the system's roots.
+  # A self-signed certificate's issuer, as cert-manager stores it beside it (ca.crt: the
+  # certificate itself, cert-manager v1.21.1 pkg/controller/certificaterequests/selfsigned/
+  # selfsigned.go returns CA: certPem); with a public issuer there is none, and curl
+  # trusts the system's roots.
   if [ "$tls" != - ]; then
     kubectl --context "$context" get secret -n "${tls%%/*}" "${tls#*/}" -o 'jsonpath={.data.ca\.crt}' |
       python3 -c 'import base64, sys; sys.stdout.buffer.write(base64.b64decode(sys.stdin.read()))' >"$trust"

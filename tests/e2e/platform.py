@@ -380,7 +380,8 @@ class Live(Platform):
 
     def _tls(self) -> ssl.SSLContext | None:
         """On an HTTPS-only gateway, what to trust: the certificate's issuer as cert-manager
-        stores it beside the certificate (`ca.crt`, present for a self-signed issuer), else
+        stores it beside the certificate (`ca.crt`, for a self-signed issuer the certificate
+        itself: cert-manager v1.21.1 certificaterequests/selfsigned/selfsigned.go), else
         the system's roots (a public ClusterIssuer). Read once."""
         if self.gateway_listener[0] != "https":
             return None
