@@ -36,17 +36,111 @@ def _covers(policy: PolicyResource, route: PolicyResource, gateway: str) -> bool
     return target.get("kind") == "Gateway" and target.get("name") == gateway
 
 
+# Copy of components/pins/upstream.py OPENAI_USAGE_PATHS (a test ties them): the paths whose
+# requests a limit policy must count.
+USAGE_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+_PATH_IN = re.compile(r"^request\.url_path\s+in\s+\[([^\]]*)\]$")
+_PATH_IS = re.compile(r"^request\.url_path\s*==\s*'([^']*)'$")
+_PATH_STARTS = re.compile(r"^request\.url_path\.startsWith\('([^']*)'\)$")
+# Identity methods that verify no credential: anyone passes them.
+_OPEN_DOORS = ("anonymous", "plain")
+
+
+def _effective(spec: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A Kuadrant policy's own settings: its `overrides` or `defaults` block when it has one
+    (kuadrant-operator v1.5.2 api/v1 AuthPolicySpec, RateLimitPolicySpec: same fields)."""
+    return spec.get("overrides") or spec.get("defaults") or spec
+
+
+def _route_paths(route: PolicyResource) -> set[str]:
+    """The usage paths a route's matches send to its backends."""
+    found: set[str] = set()
+    for rule in (route.props.get("spec") or {}).get("rules") or []:
+        for match in rule.get("matches") or [{}]:
+            path = match.get("path") or {"type": "PathPrefix", "value": "/"}
+            value, exact = str(path.get("value", "/")), path.get("type", "PathPrefix") == "Exact"
+            found |= {p for p in USAGE_PATHS if (p == value if exact else p.startswith(value))}
+    return found
+
+
+def _auth_weakness(policy: PolicyResource) -> str | None:
+    """Why an AuthPolicy lets some request in without a verified credential, if it does."""
+    spec = policy.props.get("spec") or {}
+    effective = _effective(spec)
+    if spec.get("when") or effective.get("when"):
+        return "its `when` conditions leave some requests unauthenticated"
+    methods = (effective.get("rules") or {}).get("authentication") or {}
+    if not methods:
+        return "it has no authentication method, so every caller is let in"
+    for method_name, method in methods.items():
+        if any(door in method for door in _OPEN_DOORS):
+            return f"its authentication method '{method_name}' verifies no credential: every caller passes"
+    if all(method.get("when") for method in methods.values()):
+        return "every authentication method has `when` conditions, so some requests meet none"
+    return None
+
+
+def _path_filter(limit: Mapping[str, Any]) -> set[str] | str | None:
+    """The usage paths a limit's conditions admit (None: any path); a predicate on the path
+    in another form is returned as text, since it cannot be judged."""
+    admitted: set[str] | None = None
+    for condition in limit.get("when") or []:
+        predicate = str(condition.get("predicate", "")).strip()
+        if "request.url_path" not in predicate:
+            continue
+        if listed := _PATH_IN.match(predicate):
+            paths = set(re.findall(r"'([^']*)'", listed.group(1)))
+        elif equal := _PATH_IS.match(predicate):
+            paths = {equal.group(1)}
+        elif prefix := _PATH_STARTS.match(predicate):
+            paths = {p for p in USAGE_PATHS if p.startswith(prefix.group(1))}
+        else:
+            return predicate
+        admitted = paths if admitted is None else admitted & paths
+    return admitted
+
+
+def _limit_weakness(policy: PolicyResource, paths: set[str]) -> str | None:
+    """Why a RateLimitPolicy counts none of some of `paths`' requests, if it does."""
+    spec = policy.props.get("spec") or {}
+    effective = _effective(spec)
+    if spec.get("when") or effective.get("when"):
+        return "its `when` conditions leave some requests uncounted"
+    counting = [
+        limit
+        for limit in (effective.get("limits") or {}).values()
+        if any(int(rate.get("limit", 0)) > 0 for rate in limit.get("rates") or [])
+    ]
+    if not counting:
+        return "it has no limit with a rate, so it counts nothing"
+    covered: set[str] = set()
+    for limit in counting:
+        admitted = _path_filter(limit)
+        if isinstance(admitted, str):
+            return f"a limit's path condition `{admitted}` cannot be judged (write request.url_path in [...])"
+        covered |= set(USAGE_PATHS) if admitted is None else admitted
+    skipped = sorted(paths - covered)
+    return f"no limit counts requests to {', '.join(skipped)}" if skipped else None
+
+
 def _routes_protected(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Every route is covered by an AuthPolicy that authenticates every request and by a
+    RateLimitPolicy that counts every usage path the route serves: one that lets everyone in,
+    skips the model's paths or counts nothing is refused like a missing one."""
     auth, limits = objects.of_kind(args, "AuthPolicy"), objects.of_kind(args, "RateLimitPolicy")
     for route in objects.of_kind(args, "HTTPRoute"):
         subject = objects.name(route.props)
         if relaxation.exempt(args.get_config(), subject, report, "routes-protected"):
             continue
+        paths = _route_paths(route)
         for parent in (route.props.get("spec") or {}).get("parentRefs") or []:
             gateway = parent.get("name")
-            for kind, policies in (("AuthPolicy", auth), ("RateLimitPolicy", limits)):
-                if not any(_covers(p, route, gateway) for p in policies):
-                    missing = "authentication" if kind == "AuthPolicy" else "limits"
+            for kind, policies, missing in (
+                ("AuthPolicy", auth, "authentication"),
+                ("RateLimitPolicy", limits, "limits"),
+            ):
+                covering = [p for p in policies if _covers(p, route, gateway)]
+                if not covering:
                     report(
                         objects.refusal(
                             f"HTTPRoute {subject} on Gateway {gateway}",
@@ -55,6 +149,17 @@ def _routes_protected(args: StackValidationArgs, report: ReportViolation) -> Non
                         ),
                         route.urn,
                     )
+                for policy in covering:
+                    why = _auth_weakness(policy) if kind == "AuthPolicy" else _limit_weakness(policy, paths)
+                    if why:
+                        report(
+                            objects.refusal(
+                                f"{kind} {objects.name(policy.props)} (covers HTTPRoute {subject})",
+                                f"{why}: the model is as reachable without {missing} as with no {kind}",
+                                "the policies components/access/tiers.py compiles",
+                            ),
+                            route.urn,
+                        )
 
 
 def _allowed_tiers(auth: PolicyResource) -> list[str]:
@@ -297,7 +402,8 @@ MODEL_TIERS_ENFORCED = StackValidationPolicy(
 
 ROUTES_PROTECTED = StackValidationPolicy(
     name="routes-protected",
-    description="An AuthPolicy and a RateLimitPolicy cover every HTTPRoute, on its Gateway or on the route.",
+    description="An AuthPolicy that authenticates every request and a RateLimitPolicy that counts "
+    "every usage path cover every HTTPRoute, on its Gateway or on the route.",
     validate=_routes_protected,
     enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=relaxation.SCHEMA,

@@ -35,6 +35,79 @@ def test_an_unprotected_route_is_refused(stack_of: Any, kind: str, missing: str,
     )
 
 
+_AUTH = "inference-gateway-authpolicy"
+_LIMITS = "inference-gateway-ratelimitpolicy"
+
+
+def _anonymous(inputs: dict[str, Any]) -> None:
+    inputs["spec"]["rules"]["authentication"]["guest"] = {"anonymous": {}}
+
+
+def _no_methods(inputs: dict[str, Any]) -> None:
+    inputs["spec"]["rules"]["authentication"] = {}
+
+
+def _conditional_methods(inputs: dict[str, Any]) -> None:
+    for method in inputs["spec"]["rules"]["authentication"].values():
+        method["when"] = [{"predicate": "request.url_path == '/v1/completions'"}]
+
+
+def _policy_when(inputs: dict[str, Any]) -> None:
+    inputs["spec"]["when"] = [{"predicate": "request.url_path == '/v1/completions'"}]
+
+
+def _overridden_open(inputs: dict[str, Any]) -> None:
+    rules = inputs["spec"].pop("rules")
+    open_door = {"guest": {"plain": {"selector": "x"}}}
+    inputs["spec"]["overrides"] = {"rules": {**rules, "authentication": open_door}}
+
+
+def _only_completions(inputs: dict[str, Any]) -> None:
+    for limit in inputs["spec"]["limits"].values():
+        limit["when"][-1] = {"predicate": "request.url_path == '/v1/completions'"}
+
+
+def _no_limits(inputs: dict[str, Any]) -> None:
+    inputs["spec"]["limits"] = {}
+
+
+def _zero_rates(inputs: dict[str, Any]) -> None:
+    for limit in inputs["spec"]["limits"].values():
+        limit["rates"] = []
+
+
+def _unjudgeable(inputs: dict[str, Any]) -> None:
+    for limit in inputs["spec"]["limits"].values():
+        limit["when"][-1] = {"predicate": "request.url_path.matches('^/v1/.*')"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "edit", "why"),
+    [
+        ("AuthPolicy", _AUTH, _anonymous, "method 'guest' verifies no credential"),
+        ("AuthPolicy", _AUTH, _no_methods, "no authentication method"),
+        ("AuthPolicy", _AUTH, _conditional_methods, "every authentication method has `when`"),
+        ("AuthPolicy", _AUTH, _policy_when, "leave some requests unauthenticated"),
+        ("AuthPolicy", _AUTH, _overridden_open, "method 'guest' verifies no credential"),
+        ("RateLimitPolicy", _LIMITS, _only_completions, "requests to /v1/chat/completions, /v1/embeddings"),
+        ("RateLimitPolicy", _LIMITS, _no_limits, "counts nothing"),
+        ("RateLimitPolicy", _LIMITS, _zero_rates, "counts nothing"),
+        ("RateLimitPolicy", _LIMITS, _policy_when, "leave some requests uncounted"),
+        ("RateLimitPolicy", _LIMITS, _unjudgeable, "cannot be judged"),
+    ],
+)
+def test_a_policy_that_protects_nothing_is_refused_like_a_missing_one(
+    stack_of: Any, kind: str, name: str, edit: Any, why: str
+) -> None:
+    """Present is not enough: the policy covering the route must authenticate every request
+    and count every usage path the route serves."""
+    stack = stack_of("dev")
+    found = [v for v in violations(stack, edited(stack, kind, name, edit)) if v.policy == "routes-protected"]
+    assert found, f"{kind} edited by {edit.__name__} passed"
+    subject = f"{kind} llm/{name} (covers HTTPRoute llm/simulator)"
+    assert any(subject in v.message and why in v.message and "Fix:" in v.message for v in found), found
+
+
 def test_a_tier_without_a_token_limit_is_refused(stack_of: Any) -> None:
     stack = stack_of("dev")
     (tokens,) = stack.objects("TokenRateLimitPolicy")

@@ -7,6 +7,7 @@ from typing import Any
 
 from components.access import tiers
 from components.config import GATEWAY_NAME, MODEL_HEADER
+from components.pins import upstream
 from components.serving import gateway, models
 from harness.program import PROJECT_DIR, Evaluation, evaluate, stack_names
 from maas_policies import POLICIES, access, isolation, metering, objects
@@ -46,6 +47,7 @@ def test_the_packs_copies_of_program_constants_match_the_originals() -> None:
     assert metering.FORCE_USAGE_FLAG == models.FORCE_USAGE_FLAG
     assert access.TIERS_ANNOTATION == models.TIERS_ANNOTATION
     assert access.MODEL_HEADER == MODEL_HEADER
+    assert access.USAGE_PATHS == upstream.OPENAI_USAGE_PATHS
     assert access.model_predicate("org/m-1") == tiers.model_predicate("org/m-1")
     # The tier the access rules read from the limits' and the AuthPolicy's predicates.
     for pattern in (access._TIER_IS, access._TIER_IN):
