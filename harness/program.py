@@ -261,9 +261,9 @@ def stack_config(stack: str) -> dict[str, Any]:
     return merged
 
 
-def typed_config(stack: str) -> StackConfig:
-    """The stack's file as the program reads it, defaults included."""
-    return config.load(stack, _wire_config(stack_config(stack)))
+def typed_config(stack: str, raw: Mapping[str, Any] | None = None) -> StackConfig:
+    """The stack's file (or `raw`, a variant of it) as the program reads it, defaults included."""
+    return config.load(stack, _wire_config(stack_config(stack) if raw is None else raw))
 
 
 def _wire_config(config: Mapping[str, Any]) -> dict[str, str]:

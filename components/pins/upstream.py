@@ -1,8 +1,8 @@
-"""What Kuadrant's operators create, as far as this program relies on it to scrape them.
+"""What the third-party charts and operators run, as far as this program relies on it.
 
-These objects are made by operators, not declared here; the monitors select them by these
-labels and ports. Sources: kuadrant-operator v1.5.2, limitador-operator 0.18.x,
-authorino-operator 0.25.x (see each entry).
+These pods are made by charts and operators, not declared here; the monitors scrape them
+and the NetworkPolicies ("doors") admit their callers by these labels and ports. Each entry
+names the file it was read from, at the version components/pins/versions.py pins.
 """
 
 from __future__ import annotations
@@ -20,11 +20,62 @@ class Workload:
     paths: tuple[str, ...] = field(default=("/metrics",))
 
 
-# limitador-operator pkg/limitador/k8s_objects.go (Labels(), DefaultServiceHTTPPort)
+# limitador-operator pkg/limitador/k8s_objects.go (Labels(), DefaultServiceHTTPPort; the same
+# at v0.18.0-dev01 and main 7472d1c, the 0.18.3 tag not being readable): `http` serves the
+# metrics and the HTTP API, `grpc` the rate-limit service the gateway calls. The CR is
+# "limitador" (kuadrant-operator v1.5.2 internal/kuadrant/kuadrant.go).
 LIMITADOR_PODS = Workload(
     labels={"app": "limitador", "limitador-resource": "limitador"},
     ports={"http": 8080, "grpc": 8081},
     source="limitador-operator pkg/limitador/k8s_objects.go",
+)
+# The Authorino kuadrant-operator v1.5.2 creates ("authorino": internal/controller/
+# authorino_reconciler.go), as authorino-operator v0.25.2 deploys it (pkg/resources/k8s_util.go
+# defaultAuthorinoLabels). It declares no container ports; Authorino v0.26.2 listens on these
+# (main.go flag defaults): the gateway calls `grpc` (kuadrant-operator v1.5.2
+# internal/controller/auth_workflow_helpers.go: authorino-authorino-authorization:50051).
+AUTHORINO_PODS = Workload(
+    labels={"authorino-resource": "authorino", "control-plane": "controller-manager"},
+    ports={"grpc": 50051, "http": 5001, "oidc": 8083, "metrics": 8080, "health": 8081},
+    source="authorino-operator v0.25.2 pkg/resources/k8s_util.go; authorino v0.26.2 main.go",
+)
+# kuadrant-operator v1.5.2 charts/kuadrant-operator/templates/manifests.yaml: the gateway's
+# Envoy fetches Kuadrant's wasm module from `wasm` (internal/controller/
+# istio_extension_reconciler.go, remote http_uri kuadrant-operator-wasm:8082) and calls
+# `grpc` for extensions' descriptors (internal/kuadrant/kuadrant.go).
+KUADRANT_OPERATOR_PODS = Workload(
+    labels={"app": "kuadrant", "control-plane": "controller-manager"},
+    ports={"metrics": 8080, "grpc": 50051, "wasm": 8082},
+    source="kuadrant-operator v1.5.2 charts/kuadrant-operator/templates/manifests.yaml",
+)
+# The chart's other operators (its subcharts authorino-operator 0.25.2, limitador-operator
+# 0.18.3, dns-operator 0.17.1): each serves only metrics, which this program does not scrape,
+# and none registers a webhook, so nothing is admitted to them.
+KUADRANT_OTHER_OPERATORS = (
+    Workload(
+        labels={"control-plane": "authorino-operator"},
+        ports={"metrics": 8080},
+        source="authorino-operator 0.25.2 chart templates/manifests.yaml",
+    ),
+    Workload(
+        labels={"app": "limitador-operator", "control-plane": "controller-manager"},
+        ports={"metrics": 8080},
+        source="limitador-operator 0.18.3 chart templates/manifests.yaml",
+    ),
+    Workload(
+        labels={"control-plane": "dns-operator-controller-manager"},
+        ports={"metrics": 8080, "pprof": 8082},
+        source="dns-operator 0.17.1 chart templates/manifests.yaml",
+    ),
+)
+# istio 1.30.3 manifests/charts/istio-control/istio-discovery templates/deployment.yaml and
+# service.yaml: gateways fetch config and certificates from `tls-xds` (templates/configmap.yaml
+# discoveryAddress, files/kube-gateway.yaml CA_ADDR: istiod.<ns>.svc:15012); the API server
+# calls the webhooks through the Service's 443 -> `https-webhooks`.
+ISTIOD_PODS = Workload(
+    labels={"app": "istiod", "istio": "pilot"},
+    ports={"grpc-xds": 15010, "tls-xds": 15012, "http-monitoring": 15014, "https-webhooks": 15017},
+    source="istio 1.30.3 manifests/charts/istio-control/istio-discovery/templates/deployment.yaml",
 )
 # authorino-operator pkg/resources/k8s_services.go; /server-metrics: authorino main.go
 AUTHORINO_METRICS_SERVICE = Workload(
@@ -43,7 +94,87 @@ KUADRANT_OPERATOR_METRICS_SERVICE = Workload(
     ports={"metrics": 8080},
     source="kuadrant-operator charts/kuadrant-operator/templates/manifests.yaml",
 )
-# istio 1.30 manifests/charts/istio-control/istio-discovery/files/kube-gateway.yaml
+
+
+# istio 1.30.3 manifests/charts/istio-control/istio-discovery/files/kube-gateway.yaml: a
+# Gateway's pods. Each listener's port is served on the pod itself (the Service sets no
+# targetPort: pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go extractServicePorts;
+# ports below 1024 through the sysctl net.ipv4.ip_unprivileged_port_start=0, values.yaml).
+# cert-manager v1.21.1 deploy/charts/cert-manager/templates/webhook-deployment.yaml (release
+# "cert-manager"): the API server calls the webhook Service's 443 -> `https`
+# (webhook-service.yaml; values.yaml webhook.securePort 10250).
+CERT_MANAGER_WEBHOOK_PODS = Workload(
+    labels={
+        "app.kubernetes.io/name": "webhook",
+        "app.kubernetes.io/instance": "cert-manager",
+        "app.kubernetes.io/component": "webhook",
+    },
+    ports={"https": 10250},
+    source="cert-manager v1.21.1 deploy/charts/cert-manager/templates/webhook-deployment.yaml",
+)
+# kserve v0.20.0 charts/kserve-resources files/kserve/resources.yaml: the only Deployment of the
+# chart; every webhook goes to kserve-webhook-server-service 443 -> `webhook-server`, with
+# failurePolicy Fail (no InferenceService or model pod is admitted while it is unreachable).
+KSERVE_CONTROLLER_PODS = Workload(
+    labels={"control-plane": "kserve-controller-manager"},
+    ports={"webhook-server": 9443},
+    source="kserve v0.20.0 charts/kserve-resources/files/kserve/resources.yaml",
+)
+# kube-prometheus-stack 88.3.0 with fullnameOverride "maas", release "monitoring". Prometheus
+# and Alertmanager pods as prometheus-operator v0.93.0 labels them (pkg/prometheus/server/
+# operator.go makeSelectorLabels, pkg/alertmanager/operator.go); Prometheus sends alerts to
+# Alertmanager's `http-web` (templates/prometheus/prometheus.yaml alerting), and Grafana's
+# datasources query both (templates/grafana/configmaps-datasources.yaml).
+PROMETHEUS_PODS = Workload(
+    labels={"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": "maas-prometheus"},
+    ports={"http-web": 9090, "reloader-web": 8080},
+    source="prometheus-operator v0.93.0 pkg/prometheus/server/operator.go",
+)
+ALERTMANAGER_PODS = Workload(
+    labels={"app.kubernetes.io/name": "alertmanager", "alertmanager": "maas-alertmanager"},
+    ports={"http-web": 9093, "reloader-web": 8080},
+    source="prometheus-operator v0.93.0 pkg/alertmanager/operator.go, statefulset.go",
+)
+# grafana chart 12.10.4 (grafana-community/helm-charts) templates/_pod.tpl, as kube-prometheus-stack
+# 88.3.0 pins it.
+GRAFANA_PODS = Workload(
+    labels={"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": "monitoring"},
+    ports={"grafana": 3000},
+    source="grafana-community/helm-charts grafana-12.10.4 charts/grafana/templates/_pod.tpl",
+)
+# The operator serves the admission webhooks itself (values.yaml admissionWebhooks.deployment
+# disabled; Service maas-operator 443 -> `https`, prometheusOperator.tls.internalPort).
+PROMETHEUS_OPERATOR_PODS = Workload(
+    labels={"app": "kube-prometheus-stack-operator", "release": "monitoring"},
+    ports={"https": 10250},
+    source="kube-prometheus-stack 88.3.0 templates/prometheus-operator/deployment.yaml",
+)
+# Keycloak operator (keycloak/keycloak operator/, read at commits around 26.7.4, not at the
+# tag: README "Unverified"): the server pods of the Keycloak CR "keycloak"
+# (KeycloakDeploymentDependentResource, Constants.DEFAULT_LABELS, INSTANCE_LABEL). The
+# realm-import Job's pods copy these labels with `app` set to "keycloak-realm-import"
+# (KeycloakRealmImportJobDependentResource) and reach the database themselves (`kc.sh import`).
+KEYCLOAK_SERVER_PODS = Workload(
+    labels={
+        "app": "keycloak",
+        "app.kubernetes.io/managed-by": "keycloak-operator",
+        "app.kubernetes.io/instance": "keycloak",
+    },
+    ports={"http": 8080, "https": 8443, "management": 9000},
+    source="keycloak operator KeycloakDeploymentDependentResource.java",
+)
+KEYCLOAK_DATABASE_CLIENTS = {
+    "app.kubernetes.io/managed-by": "keycloak-operator",
+    "app.kubernetes.io/instance": "keycloak",
+}
+
+
+def gateway_pod_labels(gateway: str) -> dict[str, str]:
+    """The label Istio's Deployment and Service of a Gateway select its pods by."""
+    return {"gateway.networking.k8s.io/gateway-name": gateway}
+
+
+GATEWAY_STATUS_PORT = {"status-port": 15021}
 ENVOY_METRICS_PORT = {"http-envoy-prom": 15090}
 ENVOY_METRICS_PATH = "/stats/prometheus"
 

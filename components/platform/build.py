@@ -34,6 +34,8 @@ class Platform:
     monitoring: MonitoringStack | None
     keycloak: Keycloak | None
     oidc_issuer: str | None
+    # Prometheus's namespace, whose pods every metrics door admits; None: no Prometheus.
+    scraper_namespace: str | None
 
 
 def build(cfg: StackConfig) -> Platform:
@@ -52,6 +54,7 @@ def build(cfg: StackConfig) -> Platform:
             namespace=cluster.namespace("istio"),
             namespace_name=cfg.namespaces.istio,
             flavour=flavour,
+            gateway_namespace=cfg.namespaces.models,
             after=[gateway_api],
         ),
         on_cluster,
@@ -81,6 +84,7 @@ def build(cfg: StackConfig) -> Platform:
         if cfg.observability.enabled
         else None
     )
+    scraper_namespace = cfg.namespaces.observability if monitoring else None
     # Shared counters in a Redis of our own, unless the stack names one of its own.
     counters = (
         CounterStore(
@@ -105,6 +109,8 @@ def build(cfg: StackConfig) -> Platform:
             redis_url=counters.url if counters else cfg.limitador_redis_url,
             redis=counters,
             observability=monitoring is not None,
+            gateway_namespace=cfg.namespaces.models,
+            scraper_namespace=scraper_namespace,
             after=[gateway_api, istio, cert_manager, *([monitoring.crds] if monitoring else [])],
         ),
         on_cluster,
@@ -120,6 +126,7 @@ def build(cfg: StackConfig) -> Platform:
                 namespace=cluster.namespace("keycloak"),
                 namespaced_provider=cluster.provider_in("keycloak"),
                 flavour=flavour,
+                authorino_namespace=cfg.namespaces.kuadrant,
             ),
             on_cluster,
         )
@@ -138,6 +145,7 @@ def build(cfg: StackConfig) -> Platform:
         monitoring=monitoring,
         keycloak=keycloak,
         oidc_issuer=issuer_url(cfg.auth.oidc) if keycloak else None,
+        scraper_namespace=scraper_namespace,
     )
     _export(cfg, platform)
     return platform

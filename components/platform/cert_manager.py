@@ -7,7 +7,8 @@ from typing import ClassVar
 
 import pulumi
 
-from components.pins import versions
+from components.pins import upstream, versions
+from components.platform import cluster
 from components.platform.flavour import Flavour
 from components.platform.helm import Chart
 
@@ -38,4 +39,7 @@ class CertManager(pulumi.ComponentResource):
             ),
             self,
         )
-        self.register_outputs({"release": release})
+        # The API server calls the webhook from a node's address, which no pod selector names.
+        webhook = cluster.Door("cert-manager-webhook", upstream.CERT_MANAGER_WEBHOOK_PODS, ("https",), None)
+        doors = cluster.doors(name, args.namespace, [webhook], self)
+        self.register_outputs({"release": release, "networkPolicies": doors})

@@ -11,8 +11,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import ClusterConfig
+from components.pins.upstream import Workload
 
 PART_OF = {"app.kubernetes.io/part-of": "maas-platform"}
+# In every namespace of ours: no pod accepts a connection unless a NetworkPolicy of the
+# component that runs it names the caller (the "doors", `ingress_only`).
+DEFAULT_DENY = "default-deny-ingress"
 
 # Pod Security on every namespace of ours: "baseline" enforced, "restricted" warned and
 # audited, so each pod short of restricted is reported. Not "restricted" enforced because
@@ -63,10 +67,24 @@ class ClusterAccess(pulumi.ComponentResource):
             )
             for role, namespace in args.namespaces.items()
         }
+        # An empty pod selector isolates every pod of the namespace for ingress, and a policy
+        # without rules admits nothing itself (kubernetes/api networking/v1 types.go).
+        deny = {
+            role: k8s.networking.v1.NetworkPolicy(
+                f"{name}-deny-{role}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=DEFAULT_DENY, namespace=self.namespace(role)),
+                spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                    pod_selector=k8s.meta.v1.LabelSelectorArgs(), policy_types=["Ingress"]
+                ),
+                opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+            )
+            for role in args.namespaces
+        }
         self.register_outputs(
             {
                 "provider": self.provider,
                 "namespaces": {r: n.metadata.name for r, n in self._namespaces.items()},
+                "defaultDeny": deny,
             }
         )
 
@@ -112,22 +130,56 @@ def ingress_only(
     name: str,
     namespace: pulumi.Input[str],
     selects: Mapping[str, str],
-    port: int,
-    peers: Sequence[k8s.networking.v1.NetworkPolicyPeerArgs],
+    ports: Sequence[int],
+    peers: Sequence[k8s.networking.v1.NetworkPolicyPeerArgs] | None,
     opts: pulumi.ResourceOptions,
 ) -> k8s.networking.v1.NetworkPolicy:
-    """The pods labelled `selects` accept connections on `port` (TCP) from `peers` only, one
-    rule per peer; nothing else reaches them (where the CNI enforces NetworkPolicy)."""
-    allowed = [k8s.networking.v1.NetworkPolicyPortArgs(port=port, protocol="TCP")]
+    """A door: the pods labelled `selects` accept connections on `ports` (TCP) from `peers`,
+    one rule per peer; with the namespace's default deny, nothing else reaches them (where
+    the CNI enforces NetworkPolicy). `peers` None admits every source: for what no pod
+    selector can name, the API server calling a webhook (a node's address) and the gateway's
+    clients ("from" left out matches all sources: kubernetes/api networking/v1 types.go)."""
+    allowed = [k8s.networking.v1.NetworkPolicyPortArgs(port=port, protocol="TCP") for port in ports]
+    rules = (
+        [k8s.networking.v1.NetworkPolicyIngressRuleArgs(ports=allowed)]
+        if peers is None
+        else [k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=[peer], ports=allowed) for peer in peers]
+    )
     return k8s.networking.v1.NetworkPolicy(
         resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace),
         spec=k8s.networking.v1.NetworkPolicySpecArgs(
             pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(selects)),
             policy_types=["Ingress"],
-            ingress=[
-                k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=[peer], ports=allowed) for peer in peers
-            ],
+            ingress=rules,
         ),
         opts=opts,
     )
+
+
+@dataclass(frozen=True)
+class Door:
+    """`pods` accept connections on their ports named `ports` from `peers` (None: anyone)."""
+
+    name: str
+    pods: Workload
+    ports: tuple[str, ...]
+    peers: Sequence[k8s.networking.v1.NetworkPolicyPeerArgs] | None
+
+
+def doors(
+    component: str, namespace: pulumi.Input[str], wanted: Sequence[Door], parent: pulumi.Resource
+) -> list[k8s.networking.v1.NetworkPolicy]:
+    """One NetworkPolicy per door, named after it, children of the component that installs the pods."""
+    return [
+        ingress_only(
+            f"{component}-door-{door.name}",
+            name=door.name,
+            namespace=namespace,
+            selects=door.pods.labels,
+            ports=[door.pods.ports[port] for port in door.ports],
+            peers=door.peers,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        for door in wanted
+    ]

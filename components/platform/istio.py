@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import pulumi
+import pulumi_kubernetes as k8s
 
-from components.pins import versions
+from components.config import GATEWAY_NAME
+from components.pins import upstream, versions
+from components.platform import cluster
 from components.platform.flavour import Flavour
 from components.platform.helm import Chart
 
@@ -22,6 +25,8 @@ class IstioArgs:
     # The namespace's name, which both charts must be told (values below).
     namespace_name: str
     flavour: Flavour
+    # Where the gateway's pods run: they fetch their configuration from istiod.
+    gateway_namespace: str
     # The Gateway API CRDs: istiod's Gateway controller must find them when it starts.
     after: Sequence[pulumi.Resource] = ()
 
@@ -62,4 +67,18 @@ class Istio(pulumi.ComponentResource):
             ),
             self,
         )
-        self.register_outputs({"base": base, "istiod": istiod})
+        self.register_outputs({"base": base, "istiod": istiod, "networkPolicies": self._doors(name, args)})
+
+    def _doors(self, name: str, args: IstioArgs) -> list[k8s.networking.v1.NetworkPolicy]:
+        """istiod admits the gateway's pods to its xDS and CA port, and anyone to its webhook
+        port: the API server calls it from a node's address, which no pod selector names."""
+        gateway = [cluster.pods(upstream.gateway_pod_labels(GATEWAY_NAME), args.gateway_namespace)]
+        return cluster.doors(
+            name,
+            args.namespace,
+            [
+                cluster.Door("istiod-xds", upstream.ISTIOD_PODS, ("tls-xds",), gateway),
+                cluster.Door("istiod-webhooks", upstream.ISTIOD_PODS, ("https-webhooks",), None),
+            ],
+            self,
+        )

@@ -8,7 +8,8 @@ from typing import ClassVar
 
 import pulumi
 
-from components.pins import versions
+from components.pins import upstream, versions
+from components.platform import cluster
 from components.platform.flavour import Flavour
 from components.platform.helm import Chart
 
@@ -79,4 +80,7 @@ class KServe(pulumi.ComponentResource):
             ),
             self,
         )
-        self.register_outputs({"crds": crds, "controller": controller})
+        # The API server calls the webhooks from a node's address, which no pod selector names.
+        webhook = cluster.Door("kserve-webhook", upstream.KSERVE_CONTROLLER_PODS, ("webhook-server",), None)
+        doors = cluster.doors(name, args.namespace, [webhook], self)
+        self.register_outputs({"crds": crds, "controller": controller, "networkPolicies": doors})

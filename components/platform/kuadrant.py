@@ -9,8 +9,9 @@ from typing import ClassVar
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import LimitadorConfig
-from components.pins import versions
+from components.config import GATEWAY_NAME, LimitadorConfig
+from components.pins import upstream, versions
+from components.platform import cluster, monitoring
 from components.platform.flavour import Flavour
 from components.platform.helm import Chart
 
@@ -41,6 +42,10 @@ class KuadrantArgs:
     redis_url: pulumi.Input[str] | None = None
     redis: pulumi.Resource | None = None
     observability: bool = False
+    # Where the gateway's pods run, which call Authorino, Limitador and the operator's wasm
+    # server; and Prometheus's namespace (None: no Prometheus), which scrapes all three.
+    gateway_namespace: str
+    scraper_namespace: str | None = None
     # Everything whose CRDs the operator must see when it starts: Gateway API, Istio,
     # cert-manager and, with observability, the Prometheus-operator CRDs.
     after: Sequence[pulumi.Resource] = ()
@@ -85,8 +90,33 @@ class Kuadrant(pulumi.ComponentResource):
                 "failureModes": failure_modes,
                 "instance": self._instance,
                 "limitador": limitador,
+                "networkPolicies": self._doors(name, args),
             }
         )
+
+    def _doors(self, name: str, args: KuadrantArgs) -> list[k8s.networking.v1.NetworkPolicy]:
+        """Who reaches Kuadrant's pods: the gateway calls Authorino's and Limitador's gRPC and
+        fetches the wasm module; Prometheus scrapes the metrics. Limitador's HTTP port, which
+        serves its metrics and also the API that spends and lists every budget (limitador
+        limitador-server/src/http_api/server.rs), admits Prometheus alone; the other
+        operators, which serve only metrics and no webhook, admit nobody."""
+        gateway = [cluster.pods(upstream.gateway_pod_labels(GATEWAY_NAME), args.gateway_namespace)]
+        scraper = monitoring.scraper(args.scraper_namespace)
+        authorino, limitador = upstream.AUTHORINO_PODS, upstream.LIMITADOR_PODS
+        operator = upstream.KUADRANT_OPERATOR_PODS
+        doors = [
+            cluster.Door("authorino-authorization", authorino, ("grpc",), gateway),
+            cluster.Door("limitador-rate-limits", limitador, ("grpc",), gateway),
+            cluster.Door("kuadrant-operator-wasm", operator, ("wasm",), gateway),
+            cluster.Door("kuadrant-operator-grpc", operator, ("grpc",), gateway),
+        ]
+        if scraper:
+            doors += [
+                cluster.Door("authorino-metrics", authorino, ("metrics",), scraper),
+                cluster.Door("limitador-metrics", limitador, ("http",), scraper),
+                cluster.Door("kuadrant-operator-metrics", operator, ("metrics",), scraper),
+            ]
+        return cluster.doors(name, args.namespace, doors, self)
 
     def _failure_modes(self, name: str, args: KuadrantArgs) -> k8s.apps.v1.DeploymentPatch:
         """The operator's environment, which is all Kuadrant 1.5 reads the failure modes from:

@@ -18,7 +18,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.config import ObservabilityConfig
-from components.pins import versions
+from components.pins import upstream, versions
+from components.platform import cluster
 from components.platform.flavour import Flavour
 from components.platform.helm import Chart
 
@@ -37,7 +38,12 @@ SCRAPE_LABEL = {"maas-platform/scrape": "true"}
 # Grafana's sidecar loads ConfigMaps with this label as dashboards (chart default).
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 # Labels the operator puts on the Prometheus pods (NetworkPolicies admit the scraper by them).
-PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
+PROMETHEUS_POD_LABELS = upstream.PROMETHEUS_PODS.labels
+
+
+def scraper(namespace: str | None) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
+    """Prometheus's pods as the peers of a metrics door; none when the stack has no Prometheus."""
+    return [] if namespace is None else [cluster.pods(PROMETHEUS_POD_LABELS, namespace)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,6 +100,7 @@ class MonitoringStack(pulumi.ComponentResource):
             ),
             self,
         )
+        doors = self._doors(name, args)
         reach = args.flavour.reach
         self.port_forward_prometheus = reach(
             args.namespace_name, PROMETHEUS_SERVICE, PROMETHEUS_PORT, PROMETHEUS_PORT
@@ -107,8 +114,23 @@ class MonitoringStack(pulumi.ComponentResource):
                 "portForwardPrometheus": self.port_forward_prometheus,
                 "portForwardGrafana": self.port_forward_grafana,
                 "grafanaAdmin": self.grafana_admin,
+                "networkPolicies": doors,
             }
         )
+
+    def _doors(self, name: str, args: MonitoringArgs) -> list[k8s.networking.v1.NetworkPolicy]:
+        """Grafana queries Prometheus and Alertmanager, Prometheus sends alerts to Alertmanager,
+        the API server calls the operator's admission webhook (from a node's address). Nobody
+        reaches Grafana: users port-forward to it, which enters the pod's own network
+        namespace (containerd v2.3 internal/cri/server/sandbox_portforward_linux.go)."""
+        grafana = [cluster.pods(upstream.GRAFANA_PODS.labels)]
+        prometheus = [cluster.pods(upstream.PROMETHEUS_PODS.labels)]
+        doors = [
+            cluster.Door("prometheus-queries", upstream.PROMETHEUS_PODS, ("http-web",), grafana),
+            cluster.Door("alertmanager", upstream.ALERTMANAGER_PODS, ("http-web",), [*prometheus, *grafana]),
+            cluster.Door("prometheus-operator-webhook", upstream.PROMETHEUS_OPERATOR_PODS, ("https",), None),
+        ]
+        return cluster.doors(name, args.namespace, doors, self)
 
 
 def chart_values(config: ObservabilityConfig) -> dict[str, Any]:

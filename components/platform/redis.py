@@ -107,7 +107,7 @@ class CounterStore(pulumi.ComponentResource):
             name=f"{NAME}-ingress",
             namespace=args.namespace,
             selects=LABELS,
-            port=PORT,
+            ports=[PORT],
             peers=[cluster.pods(upstream.LIMITADOR_PODS.labels)],
             opts=child,
         )

@@ -213,7 +213,7 @@ class ModelList(pulumi.ComponentResource):
             name=f"{NAME}-ingress",
             namespace=args.namespace,
             selects=LABELS,
-            port=PORT,
+            ports=[PORT],
             peers=[cluster.pods(gw.POD_LABELS)],
             opts=child,
         )

@@ -11,14 +11,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import GATEWAY_NAME, MODEL_HEADER, TIER_HEADER, GatewayConfig, ModelConfig
+from components.pins import upstream
 from components.pins.upstream import OPENAI_USAGE_PATHS
+from components.platform import cluster, monitoring
 from components.platform.flavour import Flavour
 
 GATEWAY_CLASS = "istio"
 # What Istio names and labels the Deployment, Service and pods it runs for a Gateway
 # (istio 1.30 gatewaycommon.GetDefaultName, kube-gateway.yaml).
 SERVICE_NAME = f"{GATEWAY_NAME}-{GATEWAY_CLASS}"
-POD_LABELS = {"gateway.networking.k8s.io/gateway-name": GATEWAY_NAME}
+POD_LABELS = upstream.gateway_pod_labels(GATEWAY_NAME)
 HTTP_PORT = 80
 HTTPS_PORT = 443
 # The local port the README and stack outputs forward to: http(s)://<host>.<domain>:8000
@@ -43,6 +45,8 @@ class GatewayArgs:
     flavour: Flavour
     # The catalog: the Lua filter routes the shared host by served name.
     models: Sequence[ModelConfig]
+    # Prometheus's namespace (None: no Prometheus), which scrapes Envoy's metrics port.
+    scraper_namespace: str | None = None
     # The Gateway API CRDs, Istio (which programs the Gateway and reads the EnvoyFilter)
     # and cert-manager (the HTTPS listener's certificate).
     after: Sequence[pulumi.Resource] = ()
@@ -120,6 +124,7 @@ class InferenceGateway(pulumi.ComponentResource):
         self.scheme = "https" if https.only else "http"
         served_port = HTTPS_PORT if https.only else HTTP_PORT
         self.port_forward = args.flavour.reach(args.namespace_name, SERVICE_NAME, served_port, LOCAL_PORT)
+        doors = self._doors(name, args, [int(str(listener["port"])) for listener in listeners])
         self.register_outputs(
             {
                 "gateway": gateway,
@@ -129,8 +134,29 @@ class InferenceGateway(pulumi.ComponentResource):
                 "scheme": self.scheme,
                 "serviceName": self.service_name,
                 "portForward": self.port_forward,
+                "networkPolicies": doors,
             }
         )
+
+    def _doors(
+        self, name: str, args: GatewayArgs, listening: list[int]
+    ) -> list[k8s.networking.v1.NetworkPolicy]:
+        """The gateway is the platform's front door: every source reaches its listeners and its
+        status port (load balancers' health checks come from node addresses); only
+        Prometheus reaches Envoy's metrics."""
+        status, metrics = upstream.GATEWAY_STATUS_PORT, upstream.ENVOY_METRICS_PORT
+        pods = upstream.Workload(
+            labels=POD_LABELS,
+            ports={"status-port": status["status-port"], "http-envoy-prom": metrics["http-envoy-prom"]}
+            | {f"listener-{port}": port for port in listening},
+            source="istio 1.30.3 manifests/charts/istio-control/istio-discovery/files/kube-gateway.yaml",
+        )
+        public = (*(f"listener-{port}" for port in listening), "status-port")
+        doors = [cluster.Door(f"{GATEWAY_NAME}-public", pods, public, None)]
+        scraper = monitoring.scraper(args.scraper_namespace)
+        if scraper:
+            doors.append(cluster.Door(f"{GATEWAY_NAME}-metrics", pods, ("http-envoy-prom",), scraper))
+        return cluster.doors(name, args.namespace, doors, self)
 
     def _request_body(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
         """The Lua filter that routes by model and puts `stream_options.include_usage` into

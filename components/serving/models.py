@@ -244,7 +244,7 @@ class ModelDeployment(pulumi.ComponentResource):
             name=f"{model.name}-ingress",
             namespace=args.namespace,
             selects={ISVC_LABEL: model.name},
-            port=MODEL_PORT,
+            ports=[MODEL_PORT],
             peers=_admitted(args.scraper_namespace),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -318,12 +318,7 @@ class ModelDeployment(pulumi.ComponentResource):
 
 def _admitted(scraper_namespace: str | None) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
     """Who may open the model port: the gateway's pods, and Prometheus when there is one."""
-    scraper = (
-        []
-        if scraper_namespace is None
-        else [cluster.pods(monitoring.PROMETHEUS_POD_LABELS, scraper_namespace)]
-    )
-    return [cluster.pods(gw.POD_LABELS), *scraper]
+    return [cluster.pods(gw.POD_LABELS), *monitoring.scraper(scraper_namespace)]
 
 
 def model_labels(model: ModelConfig) -> dict[str, str]:

@@ -30,46 +30,43 @@ KNOWN: dict[tuple[str, str], str] = {
             "StatefulSet.keycloak.keycloak-postgres",
         )
     },
-    ("StatefulSet.keycloak.keycloak-postgres", "CKV_K8S_40"): "PostgreSQL keeps the image's UID 999: "
-    "deployed stacks' data volumes are owned by it, and PostgreSQL refuses a data directory "
-    "owned by another user",
-    (
-        "Pod.keycloak.keycloak-postgres.app.kubernetes.io/name-keycloak-postgres."
-        "app.kubernetes.io/part-of-maas-platform",
-        "CKV2_K8S_6",
-    ): "no NetworkPolicy admits Keycloak alone to its PostgreSQL yet: the Keycloak operator's pod "
-    "labels at 26.7.4 were not read (issue 15)",
 }
 
 
-def _checkov(directory: Path) -> tuple[set[tuple[str, str]], set[str]]:
-    """The failed (resource, check) pairs, and every resource checkov judged."""
+def _checkov(directory: Path) -> tuple[set[tuple[str, str]], set[str], dict[tuple[str, str], str]]:
+    """The failed (resource, check) pairs, every resource checkov judged, and the inline skips
+    (an object's `checkov.io/skip<n>: <check>=<why>` annotation) with their reasons."""
     checkov = str(CHECKOV_HOME / "checkov") if (CHECKOV_HOME / "checkov").exists() else None
     checkov = checkov or tool("checkov", "`make test-tools` installs it in .tools/checkov")
     done = subprocess.run(
-        [checkov, "-d", str(directory), "--framework", "kubernetes", "--quiet", "--compact", "-o", "json"],
+        [checkov, "-d", str(directory), "--framework", "kubernetes", "--compact", "-o", "json"],
         capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
     assert done.returncode in (0, 1), done.stderr[-2000:]
     reports = json.loads(done.stdout or "[]")
     reports = reports if isinstance(reports, list) else [reports]
-    failed, seen = set(), set()
+    failed, seen, skipped = set(), set(), {}
     for report in reports:
         results = report.get("results") or {}
+        for check in results.get("skipped_checks") or []:
+            why = (check.get("check_result") or {}).get("suppress_comment") or ""
+            skipped[(check["resource"], check["check_id"])] = why
         for outcome in ("passed_checks", "failed_checks"):
             for check in results.get(outcome) or []:
                 seen.add(check["resource"])
                 if outcome == "failed_checks":
                     failed.add((check["resource"], check["check_id"]))
-    return failed, seen
+    return failed, seen, skipped
 
 
 def test_checkov_finds_nothing_new_on_any_stack(stack: Evaluation, tmp_path: Path) -> None:
     for patch in render(stack, tmp_path):
         if patch.stem.endswith("-patch"):
             patch.unlink()
-    failed, seen = _checkov(tmp_path)
+    failed, seen, skipped = _checkov(tmp_path)
     assert seen, "checkov judged nothing"
+    unexplained = sorted(k for k, why in skipped.items() if len(why.split()) < 5)
+    assert unexplained == [], f"{stack.stack}: inline skips need their reason: {unexplained}"
     new = sorted(failed - KNOWN.keys())
     assert new == [], f"{stack.stack}: new checkov failures: {new}"
     fixed = sorted(k for k in KNOWN if k[0] in seen and k not in failed)

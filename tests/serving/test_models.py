@@ -12,7 +12,6 @@ from components.serving import gateway as gw
 from components.serving.models import MODEL_PORT, PREDICTOR_PORT
 from harness.program import Declared, Evaluation, evaluate, stack_config, typed_config
 from tests.support.configs import assert_refused, evaluate_variant
-from tests.support.labels import predictor_pod_labels, selects
 
 GPU_WORDS = ("gpu", "nvidia")
 
@@ -128,34 +127,6 @@ def test_nothing_in_dev_requests_or_targets_gpus(stack_of: Any) -> None:
     for resource in stack.objects():
         assert _gpu_mentions(resource.inputs) == [], str(resource)
     assert stack.objects("ServingRuntime") == []
-
-
-def test_network_policies_admit_only_the_gateway_to_each_models_pods(stack: Evaluation) -> None:
-    policies = stack.objects("NetworkPolicy")
-    for isvc in stack.objects("InferenceService"):
-        pods = predictor_pod_labels(isvc)
-        selecting = [p for p in policies if selects(p.inputs["spec"]["podSelector"], pods)]
-        assert len(selecting) == 1, f"{isvc}: {len(selecting)} NetworkPolicies select its pods"
-        spec = selecting[0].inputs["spec"]
-        assert spec["policyTypes"] == ["Ingress"]
-        sources = [peer for rule in spec["ingress"] for peer in rule["from"]]
-        gateway_rules = [
-            r
-            for r in spec["ingress"]
-            if any(selects(p.get("podSelector", {}), gw.POD_LABELS) for p in r["from"])
-        ]
-        assert gateway_rules, f"{isvc}: the gateway's pods are not admitted"
-        assert gateway_rules[0]["ports"] == [{"port": MODEL_PORT, "protocol": "TCP"}]
-        assert all(peer.get("podSelector", {}).get("matchLabels") for peer in sources), "no wildcard sources"
-    other = [
-        p
-        for p in policies
-        if not any(
-            selects(p.inputs["spec"]["podSelector"], predictor_pod_labels(i))
-            for i in stack.objects("InferenceService")
-        )
-    ]
-    assert other == [] or all("ingress" in p.inputs["spec"] for p in other)
 
 
 def _https_only(stack: Evaluation) -> bool:
