@@ -13,7 +13,12 @@ from maas_policies.access import (
     TIERS_LIMITED,
 )
 from maas_policies.credentials import KEYCLOAK_PRODUCTION, KNOWN_DEFAULT_CREDENTIALS, NO_DEFAULT_CREDENTIALS
-from maas_policies.isolation import GATEWAY_HTTPS, MODELS_ISOLATED
+from maas_policies.isolation import (
+    DOCUMENTED_CLIENTS,
+    GATEWAY_HTTPS,
+    MODELS_ISOLATED,
+    NAMESPACES_DENY_BY_DEFAULT,
+)
 from maas_policies.metering import USAGE_METERED
 from maas_policies.scheduling import CONTAINER_RESOURCES, CPU_WORKLOADS_OFF_GPU_NODES, GPU_WORKLOADS_PINNED
 from maas_policies.supply import CHARTS_PINNED, IMAGES_PINNED
@@ -37,6 +42,8 @@ POLICIES: list[Policy] = [
     USAGE_METERED,
     MODEL_TIERS_ENFORCED,
     GATEWAY_HTTPS,
+    NAMESPACES_DENY_BY_DEFAULT,
+    DOCUMENTED_CLIENTS,
 ]
 
 __all__ = ["KNOWN_DEFAULT_CREDENTIALS", "PACK_NAME", "POLICIES"]

@@ -13,7 +13,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from maas_policies import objects, relaxation
+from maas_policies import network, objects, relaxation
 
 # Set by KServe on every predictor pod. A copy of components/serving/models.py ISVC_LABEL
 # (tests/policies/test_pack.py ties them): the pack runs without the program's modules.
@@ -146,6 +146,140 @@ GATEWAY_HTTPS = StackValidationPolicy(
     description="A gateway exposed beyond the cluster has an HTTPS listener, and a plain-HTTP "
     "listener at most redirects to it.",
     validate=_gateway_https,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=relaxation.SCHEMA,
+)
+
+
+def _namespaces(args: StackValidationArgs) -> dict[str, dict[str, str]]:
+    """The stack's namespaces and their labels."""
+    return {
+        str((ns.props.get("metadata") or {}).get("name")): dict(
+            (ns.props.get("metadata") or {}).get("labels") or {}
+        )
+        for ns in objects.of_kind(args, "Namespace")
+    }
+
+
+def _network_policies(args: StackValidationArgs) -> list[Mapping[str, Any]]:
+    return [p.props for p in objects.of_kind(args, "NetworkPolicy")]
+
+
+def _deny_by_default(args: StackValidationArgs, report: ReportViolation) -> None:
+    denying = {
+        (p.get("metadata") or {}).get("namespace")
+        for p in _network_policies(args)
+        if network.denies_by_default(p)
+    }
+    for namespace in objects.of_kind(args, "Namespace"):
+        name = str((namespace.props.get("metadata") or {}).get("name"))
+        if name in denying or relaxation.exempt(
+            args.get_config(), name, report, "namespaces-deny-by-default"
+        ):
+            continue
+        report(
+            objects.refusal(
+                f"Namespace {name}",
+                "no NetworkPolicy denies ingress by default, so every pod in it admits any caller "
+                "its own policies do not select",
+                "a NetworkPolicy with podSelector {} and policyTypes [Ingress] and no rules "
+                "(components/platform/cluster.py DEFAULT_DENY)",
+            ),
+            namespace.urn,
+        )
+
+
+NAMESPACES_DENY_BY_DEFAULT = StackValidationPolicy(
+    name="namespaces-deny-by-default",
+    description="Every namespace the stack declares has a default-deny ingress NetworkPolicy.",
+    validate=_deny_by_default,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=relaxation.SCHEMA,
+)
+
+# Copies of components/pins/upstream.py AUTHORINO_PODS and LIMITADOR_PODS (a test ties them):
+# the pods the Kuadrant instance runs in its namespace, and every port they listen on.
+KUADRANT_SERVERS: dict[str, tuple[dict[str, str], tuple[int, ...]]] = {
+    "Authorino": (
+        {"authorino-resource": "authorino", "control-plane": "controller-manager"},
+        (50051, 5001, 8083, 8080, 8081),
+    ),
+    "Limitador": ({"app": "limitador", "limitador-resource": "limitador"}, (8080, 8081)),
+}
+# Our own stores, known by their images: what holds credentials and budgets.
+_STORES = {"postgres": "PostgreSQL", "redis": "Redis"}
+
+
+def _servers(args: StackValidationArgs) -> list[tuple[str, network.Endpoint]]:
+    """(what, pod) for Authorino, Limitador and every PostgreSQL and Redis the stack runs."""
+    found = []
+    for kuadrant in objects.of_kind(args, "Kuadrant"):
+        namespace = (kuadrant.props.get("metadata") or {}).get("namespace")
+        for what, (labels, ports) in KUADRANT_SERVERS.items():
+            listening = {str(port): (port, "TCP") for port in ports}
+            found.append((what, network.Endpoint(what, "10.244.0.10", namespace, labels, listening)))
+    for resource in args.resources:
+        kind = objects.kind(resource.resource_type, resource.props)
+        if kind not in ("Deployment", "StatefulSet") or objects.is_patch(resource.resource_type):
+            continue
+        template = (resource.props.get("spec") or {}).get("template") or {}
+        containers = (template.get("spec") or {}).get("containers") or []
+        image = str(containers[0].get("image", "")).rsplit("/", 1)[-1] if containers else ""
+        what = _STORES.get(image.split(":")[0].split("@")[0])
+        if what is None:
+            continue
+        ports = {
+            str(p.get("name") or p["containerPort"]): (int(p["containerPort"]), p.get("protocol", "TCP"))
+            for c in containers
+            for p in c.get("ports") or []
+        }
+        labels = dict((template.get("metadata") or {}).get("labels") or {})
+        namespace = (resource.props.get("metadata") or {}).get("namespace")
+        found.append(
+            (
+                f"{what} {objects.name(resource.props)}",
+                network.Endpoint(what, "10.244.0.11", namespace, labels, ports),
+            )
+        )
+    return found
+
+
+def _documented_clients(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Strangers (a pod of a namespace of nobody's, a pod in the server's own namespace that
+    no door names, an address outside the cluster) reach none of their ports."""
+    policies, namespaces = _network_policies(args), _namespaces(args)
+    for what, server in _servers(args):
+        strangers = [
+            network.Endpoint(
+                "a pod in another namespace", "10.244.9.1", "maas-policy-stranger", {"app": "x"}
+            ),
+            network.Endpoint(f"a pod in {server.namespace}", "10.244.9.2", server.namespace, {"app": "x"}),
+            network.Endpoint("an address outside the cluster", "203.0.113.9"),
+        ]
+        for stranger in strangers:
+            reached = sorted(
+                port
+                for port, _ in server.ports.values()
+                if network.admits(policies, namespaces, stranger, server, port)
+            )
+            if reached and not relaxation.exempt(args.get_config(), what, report, "documented-clients"):
+                report(
+                    objects.refusal(
+                        f"{what} in {server.namespace}",
+                        f"{stranger.name} reaches its ports {', '.join(map(str, reached))}: it must admit "
+                        "its documented clients only",
+                        "the namespace's default deny, and doors naming its clients' pods "
+                        "(components/platform/cluster.py Door)",
+                    ),
+                    None,
+                )
+
+
+DOCUMENTED_CLIENTS = StackValidationPolicy(
+    name="documented-clients",
+    description="Authorino, Limitador, PostgreSQL and Redis admit their documented clients only: no "
+    "pod of another namespace, no other pod of theirs, no address outside the cluster reaches them.",
+    validate=_documented_clients,
     enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=relaxation.SCHEMA,
 )

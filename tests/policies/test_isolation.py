@@ -113,3 +113,61 @@ def test_a_gateway_without_a_service_type_counts_as_exposed(stack_of: Any) -> No
 
     found = violations(stack, edited(stack, "Gateway", "inference-gateway", unannotated))
     assert any("a LoadBalancer Service" in v.message for v in found), found
+
+
+def _drop(stack: Any, kind: str, name: str, namespace: str) -> list[Any]:
+    target = stack.one(kind, name, namespace)
+    return [r for r in stack.resources if r.urn != target.urn]
+
+
+def test_a_namespace_without_a_default_deny_is_refused(stack_of: Any) -> None:
+    stack = stack_of("dev")
+    found = violations(stack, _drop(stack, "NetworkPolicy", "default-deny-ingress", "llm"))
+    assert_only(found, "namespaces-deny-by-default", "Namespace llm", "Fix:", also="")
+
+
+@pytest.mark.parametrize(
+    ("stack_name", "door", "namespace", "what", "reached"),
+    [
+        ("dev", "limitador-metrics", "kuadrant-system", "Limitador in kuadrant-system", "8080"),
+        ("dev", "authorino-authorization", "kuadrant-system", "Authorino in kuadrant-system", "50051"),
+        ("dev-oidc", "keycloak-postgres", "keycloak", "PostgreSQL keycloak/keycloak-postgres", "5432"),
+        (
+            "gpu",
+            "limitador-redis-ingress",
+            "kuadrant-system",
+            "Redis kuadrant-system/limitador-redis",
+            "6379",
+        ),
+    ],
+)
+def test_a_store_or_kuadrant_server_open_to_strangers_is_refused(
+    stack_of: Any, stack_name: str, door: str, namespace: str, what: str, reached: str
+) -> None:
+    """A door opened to every caller (its `from` left out) lets strangers in."""
+    stack = stack_of(stack_name)
+    assert violations(stack) == []
+
+    def open_to_all(inputs: dict[str, Any]) -> None:
+        for rule in inputs["spec"]["ingress"]:
+            rule.pop("from", None)
+
+    found = violations(stack, edited(stack, "NetworkPolicy", door, open_to_all))
+    assert_only(
+        found, "documented-clients", what, f"reaches its ports {reached}", "a pod in another namespace"
+    )
+
+
+def test_a_door_naming_every_namespace_is_refused(stack_of: Any) -> None:
+    """Pods of every namespace are not Limitador's documented client, whatever the labels say."""
+    stack = stack_of("dev")
+
+    def every_namespace(inputs: dict[str, Any]) -> None:
+        inputs["spec"]["ingress"][0]["from"] = [{"namespaceSelector": {}}]
+
+    found = violations(stack, edited(stack, "NetworkPolicy", "limitador-rate-limits", every_namespace))
+    assert_only(
+        found,
+        "documented-clients",
+        "Limitador in kuadrant-system: a pod in another namespace reaches its ports 8081",
+    )

@@ -48,6 +48,10 @@ def test_the_packs_copies_of_program_constants_match_the_originals() -> None:
     assert access.TIERS_ANNOTATION == models.TIERS_ANNOTATION
     assert access.MODEL_HEADER == MODEL_HEADER
     assert access.USAGE_PATHS == upstream.OPENAI_USAGE_PATHS
+    for what, pods in (("Authorino", upstream.AUTHORINO_PODS), ("Limitador", upstream.LIMITADOR_PODS)):
+        labels, ports = isolation.KUADRANT_SERVERS[what]
+        assert labels == pods.labels
+        assert sorted(ports) == sorted(pods.ports.values())
     assert access.model_predicate("org/m-1") == tiers.model_predicate("org/m-1")
     # The tier the access rules read from the limits' and the AuthPolicy's predicates.
     for pattern in (access._TIER_IS, access._TIER_IN):
