@@ -215,8 +215,8 @@ def _servers(args: StackValidationArgs) -> list[tuple[str, network.Endpoint]]:
     found = []
     for kuadrant in objects.of_kind(args, "Kuadrant"):
         namespace = (kuadrant.props.get("metadata") or {}).get("namespace")
-        for what, (labels, ports) in KUADRANT_SERVERS.items():
-            listening = {str(port): (port, "TCP") for port in ports}
+        for what, (labels, numbers) in KUADRANT_SERVERS.items():
+            listening = {str(port): (port, "TCP") for port in numbers}
             found.append((what, network.Endpoint(what, "10.244.0.10", namespace, labels, listening)))
     for resource in args.resources:
         kind = objects.kind(resource.resource_type, resource.props)
@@ -225,11 +225,11 @@ def _servers(args: StackValidationArgs) -> list[tuple[str, network.Endpoint]]:
         template = (resource.props.get("spec") or {}).get("template") or {}
         containers = (template.get("spec") or {}).get("containers") or []
         image = str(containers[0].get("image", "")).rsplit("/", 1)[-1] if containers else ""
-        what = _STORES.get(image.split(":")[0].split("@")[0])
-        if what is None:
+        store = _STORES.get(image.split(":")[0].split("@")[0])
+        if store is None:
             continue
         ports = {
-            str(p.get("name") or p["containerPort"]): (int(p["containerPort"]), p.get("protocol", "TCP"))
+            str(p.get("name") or p["containerPort"]): (int(p["containerPort"]), str(p.get("protocol", "TCP")))
             for c in containers
             for p in c.get("ports") or []
         }
@@ -237,8 +237,8 @@ def _servers(args: StackValidationArgs) -> list[tuple[str, network.Endpoint]]:
         namespace = (resource.props.get("metadata") or {}).get("namespace")
         found.append(
             (
-                f"{what} {objects.name(resource.props)}",
-                network.Endpoint(what, "10.244.0.11", namespace, labels, ports),
+                f"{store} {objects.name(resource.props)}",
+                network.Endpoint(store, "10.244.0.11", namespace, labels, ports),
             )
         )
     return found
