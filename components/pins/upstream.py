@@ -29,11 +29,14 @@ LIMITADOR_PODS = Workload(
     ports={"http": 8080, "grpc": 8081},
     source="limitador-operator pkg/limitador/k8s_objects.go",
 )
+# Its Service (headless; limitador-operator pkg/limitador/k8s_objects.go Service()).
+LIMITADOR_SERVICE = "limitador-limitador"
 # The Authorino kuadrant-operator v1.5.2 creates ("authorino": internal/controller/
 # authorino_reconciler.go), as authorino-operator v0.25.2 deploys it (pkg/resources/k8s_util.go
 # defaultAuthorinoLabels). It declares no container ports; Authorino v0.26.2 listens on these
 # (main.go flag defaults): the gateway calls `grpc` (kuadrant-operator v1.5.2
 # internal/controller/auth_workflow_helpers.go: authorino-authorino-authorization:50051).
+AUTHORINO_SERVICE = "authorino-authorino-authorization"
 AUTHORINO_PODS = Workload(
     labels={"authorino-resource": "authorino", "control-plane": "controller-manager"},
     ports={"grpc": 50051, "http": 5001, "oidc": 8083, "metrics": 8080, "health": 8081},

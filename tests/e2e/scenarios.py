@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from components.config import MODEL_HEADER, TIER_HEADER
+from components.config import KEYCLOAK_NAMESPACE, MODEL_HEADER, TIER_HEADER
 from tests.e2e.cluster import Response
 from tests.e2e.platform import Key, Model, Platform, Sent, chat_body, seconds
 
@@ -473,6 +473,49 @@ def models_only_through_the_gateway(p: Platform, namespace: str, gateway: str) -
         assert p.probe("gateway-peer", direct) == 0, f"control: {model.name} answers a pod it admits"
         code = p.probe("outside", direct)
         assert code == 28, f"{model.name} from outside: curl exit {code}, expected 28 (timed out)"
+
+
+def servers_strangers_must_not_reach(p: Platform) -> dict[str, tuple[str, int]]:
+    """S11: what the issue lists as reachable only from documented clients: name -> (host, port)."""
+    from components.pins import upstream
+    from components.platform import keycloak, redis
+
+    kuadrant = p.config.namespaces.kuadrant
+    servers = {
+        "Limitador's HTTP API": (
+            f"{upstream.LIMITADOR_SERVICE}.{kuadrant}",
+            upstream.LIMITADOR_PODS.ports["http"],
+        ),
+        "Limitador's gRPC": (
+            f"{upstream.LIMITADOR_SERVICE}.{kuadrant}",
+            upstream.LIMITADOR_PODS.ports["grpc"],
+        ),
+        "Authorino": (f"{upstream.AUTHORINO_SERVICE}.{kuadrant}", upstream.AUTHORINO_PODS.ports["grpc"]),
+    }
+    if p.config.auth.oidc.enabled:
+        servers["Keycloak"] = (f"{keycloak.SERVICE}.{KEYCLOAK_NAMESPACE}", keycloak.HTTP_PORT)
+        servers["PostgreSQL"] = (f"{keycloak.DB_SERVICE}.{KEYCLOAK_NAMESPACE}", 5432)
+    if p.config.limitador.storage == "redis" and p.config.limitador_redis_url is None:
+        servers["Redis"] = (f"{redis.NAME}.{kuadrant}", redis.PORT)
+    return servers
+
+
+def strangers_reach_only_the_front_door(p: Platform, namespace: str, gateway: str) -> None:
+    """S11: from a pod in a namespace of nobody's, Limitador (its HTTP API spends and lists
+    every budget), Authorino, Keycloak, PostgreSQL and Redis drop the connection (curl's
+    timeout, not a name error), while the gateway path still answers. The gateway's pods,
+    which the doors name, still reach Limitador and Authorino (the control)."""
+    scheme, port = p.gateway_listener
+    gateway_url = f"{scheme}://{gateway}.{namespace}.svc.cluster.local:{port}/v1/models"
+    assert p.probe("outside", gateway_url, host(p)) == 0, "control: the gateway answers from outside"
+    for name, (address, server_port) in servers_strangers_must_not_reach(p).items():
+        url = f"http://{address}.svc.cluster.local:{server_port}/"
+        code = p.probe("outside", url)
+        assert code == 28, f"{name} from outside: curl exit {code}, expected 28 (timed out)"
+        if name in ("Limitador's gRPC", "Authorino"):
+            # A gRPC server answers curl's HTTP/1.1 with an error, not silence.
+            allowed = p.probe("gateway-peer", url)
+            assert allowed not in (6, 7, 28), f"control: {name} from a gateway pod: curl exit {allowed}"
 
 
 def only_the_gateway_is_exposed(p: Platform, gateway: str) -> None:

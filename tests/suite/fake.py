@@ -398,8 +398,17 @@ class FakePlatform(Platform):
                 self.gateway.routes.pop(host, None)
 
     def probe(self, origin: Origin, url: str, host: str | None = None) -> int:
-        target = "model" if "-predictor." in url else "gateway"
-        correct = {("outside", "gateway"): 0, ("outside", "model"): 28, ("gateway-peer", "model"): 0}
+        servers = {"limitador-limitador.": "limitador", "authorino-authorino-": "authorino"}
+        target = next((t for marker, t in servers.items() if marker in url), "gateway")
+        target = "model" if "-predictor." in url else target
+        correct = {
+            ("outside", "gateway"): 0,
+            ("outside", "model"): 28,
+            ("gateway-peer", "model"): 0,
+            **{("outside", server): 28 for server in servers.values()},
+            # curl's HTTP/1.1 to a gRPC server: an empty reply
+            **{("gateway-peer", server): 52 for server in servers.values()},
+        }
         return {**correct, **self.faults.probe}.get((origin, target), 0)
 
     def query(self, expr: str) -> float | None:

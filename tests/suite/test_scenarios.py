@@ -74,6 +74,10 @@ SCENARIOS: dict[str, Scenario] = {
     "published paths": lambda p: scenarios.only_metered_endpoints_are_published(p, "/v1/responses"),
     "S5 isolation": lambda p: scenarios.models_only_through_the_gateway(p, NAMESPACE, gw.SERVICE_NAME),
     "S6 exposure": lambda p: scenarios.only_the_gateway_is_exposed(p, gw.SERVICE_NAME),
+    "S11 zero trust": lambda p: scenarios.strangers_reach_only_the_front_door(p, NAMESPACE, gw.SERVICE_NAME),
+    "S11 zero trust, the doors": lambda p: scenarios.strangers_reach_only_the_front_door(
+        p, NAMESPACE, gw.SERVICE_NAME
+    ),
     "S7 Pod Security": scenarios.pods_meet_their_pod_security_level,
     "S7 namespaces enforce Pod Security": scenarios.pods_meet_their_pod_security_level,
     "R6 failure modes": scenarios.failure_modes,
@@ -111,6 +115,14 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
     "published paths": (Faults(leak_denied=True), "a denied request reached the model"),
     "S5 isolation": (Faults(probe={("outside", "model"): 6}), "curl exit 6, expected 28"),
     "S6 exposure": (Faults(exposed={"simulator-predictor": "NodePort"}), "NodePort"),
+    "S11 zero trust": (
+        Faults(probe={("outside", "limitador"): 0}),
+        "Limitador's HTTP API from outside: curl exit 0",
+    ),
+    "S11 zero trust, the doors": (
+        Faults(probe={("gateway-peer", "authorino"): 28}),
+        "control: Authorino from a gateway pod: curl exit 28",
+    ),
     "S7 Pod Security": (Faults(pod_security={"simulator-predictor-0": "runAsNonRoot != true"}), "restricted"),
     "S7 namespaces enforce Pod Security": (Faults(namespace_labels={"kserve": {}}), "kserve"),
     "R6 failure modes": (Faults(auth_down_status=200), "Authorino down: 200"),
