@@ -271,6 +271,9 @@ class ModelDeployment(pulumi.ComponentResource):
             "minReplicas": model.replicas,
             "maxReplicas": model.replicas,
             "labels": model_labels(model),
+            # No model server calls the Kubernetes API; KServe reads the storage credentials
+            # its initializer needs when it admits the pod, not from inside it.
+            "automountServiceAccountToken": False,
         }
         if model.runtime == "simulator":
             predictor["securityContext"] = _RESTRICTED_POD

@@ -283,3 +283,53 @@ DOCUMENTED_CLIENTS = StackValidationPolicy(
     enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=relaxation.SCHEMA,
 )
+
+
+def _runs_as_root(pod: Mapping[str, Any], containers: list[Mapping[str, Any]]) -> bool:
+    """Whether a container may run as root: neither it nor its pod says runAsNonRoot, or a
+    user id 0 is set (pod-security-admission v0.36.2 policy/check_runAsNonRoot.go and
+    check_runAsUser.go read the same fields, the container's over the pod's)."""
+    pod_context = pod.get("securityContext") or {}
+    for container in containers:
+        context = container.get("securityContext") or {}
+        non_root = context.get("runAsNonRoot", pod_context.get("runAsNonRoot"))
+        user = context.get("runAsUser", pod_context.get("runAsUser"))
+        if non_root is not True or user == 0:
+            return True
+    return False
+
+
+def _least_privilege(args: StackValidationArgs, report: ReportViolation) -> None:
+    for resource in args.resources:
+        kind = objects.kind(resource.resource_type, resource.props)
+        if objects.is_patch(resource.resource_type) or kind == "ServingRuntime":
+            continue
+        for _, pod, containers in objects.pod_specs(kind, resource.props):
+            subject = objects.name(resource.props)
+            problems = []
+            if _runs_as_root(pod, containers):
+                problems.append("a container may run as root (no runAsNonRoot: true, or runAsUser: 0)")
+            if pod.get("automountServiceAccountToken") is not False:
+                problems.append("it mounts a service-account token, and no workload of ours calls the API")
+            if problems and not relaxation.exempt(args.get_config(), subject, report, "least-privilege"):
+                report(
+                    objects.refusal(
+                        f"{kind} {subject}",
+                        "; ".join(problems),
+                        "runAsNonRoot: true with the image's non-root user, and "
+                        "automountServiceAccountToken: false (components/platform/flavour.py "
+                        "restricted_container, pod_security); an image that must run as root is "
+                        "exempted by name in the stack's pack config, with the reason",
+                    ),
+                    resource.urn,
+                )
+
+
+LEAST_PRIVILEGE = StackValidationPolicy(
+    name="least-privilege",
+    description="No workload of ours runs as root or mounts a service-account token (none of them "
+    "calls the Kubernetes API).",
+    validate=_least_privilege,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=relaxation.SCHEMA,
+)

@@ -171,3 +171,47 @@ def test_a_door_naming_every_namespace_is_refused(stack_of: Any) -> None:
         "documented-clients",
         "Limitador in kuadrant-system: a pod in another namespace reaches its ports 8081",
     )
+
+
+@pytest.mark.parametrize(
+    ("stack_name", "kind", "name", "edit", "why"),
+    [
+        (
+            "dev",
+            "InferenceService",
+            "simulator",
+            lambda i: i["spec"]["predictor"].pop("automountServiceAccountToken"),
+            "service-account token",
+        ),
+        (
+            "dev",
+            "Deployment",
+            "model-list",
+            lambda i: i["spec"]["template"]["spec"]["containers"][0]["securityContext"].update(runAsUser=0),
+            "may run as root",
+        ),
+        (
+            "gpu",
+            "StatefulSet",
+            "limitador-redis",
+            lambda i: i["spec"]["template"]["spec"]["securityContext"].update(runAsUser=0),
+            "may run as root",
+        ),
+    ],
+)
+def test_a_workload_that_may_run_as_root_or_holds_a_token_is_refused(
+    stack_of: Any, stack_name: str, kind: str, name: str, edit: Any, why: str
+) -> None:
+    stack = stack_of(stack_name)
+    assert_only(
+        violations(stack, edited(stack, kind, name, edit)), "least-privilege", f"{kind} ", why, "Fix:"
+    )
+
+
+def test_vllm_runs_as_root_only_where_the_stack_exempts_it_with_a_reason(stack_of: Any) -> None:
+    stack = stack_of("gpu")
+    assert violations(stack) == []
+    unexempted = violations(stack, None, **{"least-privilege": {}})
+    assert_only(unexempted, "least-privilege", "InferenceService llm/qwen3-0-6b-instruct", "may run as root")
+    reasonless = violations(stack, None, **{"least-privilege": {"exemptions": ["llm/qwen3-0-6b-instruct"]}})
+    assert_only(reasonless, "least-privilege", "the exemption from least-privilege has no reason")
