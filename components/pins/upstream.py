@@ -145,12 +145,16 @@ GRAFANA_PODS = Workload(
     ports={"grafana": 3000},
     source="grafana-community/helm-charts grafana-12.10.4 charts/grafana/templates/_pod.tpl",
 )
-# The operator serves the admission webhooks itself (values.yaml admissionWebhooks.deployment
-# disabled; Service maas-operator 443 -> `https`, prometheusOperator.tls.internalPort).
-PROMETHEUS_OPERATOR_PODS = Workload(
-    labels={"app": "kube-prometheus-stack-operator", "release": "monitoring"},
+# The Prometheus operator's admission webhooks, in their own Deployment (the chart's
+# prometheusOperator.admissionWebhooks.deployment, which monitoring.py enables): the
+# operator's own port 10250 also serves /debug/pprof to anyone who reaches it
+# (prometheus-operator v0.93.0 cmd/operator/main.go), the webhook binary only the webhooks
+# (cmd/admission-webhook/main.go). kube-prometheus-stack 88.3.0
+# templates/prometheus-operator/admission-webhooks/deployment/deployment.yaml.
+PROMETHEUS_WEBHOOK_PODS = Workload(
+    labels={"app": "kube-prometheus-stack-operator-webhook", "release": "monitoring"},
     ports={"https": 10250},
-    source="kube-prometheus-stack 88.3.0 templates/prometheus-operator/deployment.yaml",
+    source="kube-prometheus-stack 88.3.0 templates/prometheus-operator/admission-webhooks/deployment",
 )
 # Keycloak operator (keycloak/keycloak operator/, read at commits around 26.7.4, not at the
 # tag: README "Unverified"): the server pods of the Keycloak CR "keycloak"

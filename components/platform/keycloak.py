@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pulumi
@@ -25,6 +28,23 @@ DB_SERVICE = "keycloak-postgres"
 DB_SECRET = "keycloak-db"
 ADMIN_SECRET = "keycloak-admin"
 PASSWORDS_SECRET = "keycloak-user-passwords"
+# Day 2: a Job of the Keycloak image runs this script with its admin CLI after every change
+# of the users, so the realm follows the stack file (the operator imports a realm once:
+# KeycloakRealmImportJobDependentResource creates its Job once, with `--override=false`).
+USER_SYNC = "keycloak-user-sync"
+USER_SYNC_SCRIPT = Path(__file__).with_name("keycloak_users.sh")
+USER_SYNC_LABELS = {"app.kubernetes.io/name": USER_SYNC, "app.kubernetes.io/part-of": "maas-platform"}
+# The Keycloak image's user (keycloak/keycloak quarkus/container/Dockerfile: USER 1000).
+_KEYCLOAK_UID = 1000
+_KEYCLOAK_UID_REASON = (
+    "the Keycloak image runs its CLI as its own user 1000 (quarkus/container/Dockerfile), "
+    "whose home and files it owns; another UID was not tried with the image"
+)
+_USER_SYNC_DIR = "/etc/keycloak-user-sync"
+_USER_SYNC_RESOURCES = {
+    "requests": {"cpu": "100m", "memory": "256Mi"},
+    "limits": {"cpu": "1", "memory": "512Mi"},
+}
 # Sizing (documented defaults): one Keycloak and one PostgreSQL, enough for a platform's
 # users; raise `instances` and these for more.
 KEYCLOAK_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
@@ -133,21 +153,32 @@ class Keycloak(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[operator, database, admin]),
         )
-        self.passwords = self._realm(name, args)
+        self.passwords, realm_import = self._realm(name, args)
         self.admin = pulumi.Output.secret(pulumi.Output.all(username="maas-admin", password=admin_password))
-        authorino = [cluster.pods(upstream.AUTHORINO_PODS.labels, args.authorino_namespace)]
+        user_sync = self._user_sync(name, args, realm_import)
+        clients = [
+            cluster.pods(upstream.AUTHORINO_PODS.labels, args.authorino_namespace),
+            cluster.pods(USER_SYNC_LABELS),
+        ]
         database_clients = [cluster.pods(upstream.KEYCLOAK_DATABASE_CLIENTS)]
         postgres = upstream.Workload(labels=_DB_LABELS, ports={"postgres": 5432}, source="declared here")
         doors = cluster.doors(
             name,
             args.namespace,
             [
-                cluster.Door("keycloak-http", upstream.KEYCLOAK_SERVER_PODS, ("http",), authorino),
+                cluster.Door("keycloak-http", upstream.KEYCLOAK_SERVER_PODS, ("http",), clients),
                 cluster.Door("keycloak-postgres", postgres, ("postgres",), database_clients),
             ],
             self,
         )
-        self.register_outputs({"passwords": self.passwords, "admin": self.admin, "networkPolicies": doors})
+        self.register_outputs(
+            {
+                "passwords": self.passwords,
+                "admin": self.admin,
+                "userSync": user_sync,
+                "networkPolicies": doors,
+            }
+        )
 
     def _password(self, name: str) -> pulumi.Output[str]:
         generated = random.RandomPassword(
@@ -268,8 +299,8 @@ class Keycloak(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials, service]),
         )
 
-    def _realm(self, name: str, args: KeycloakArgs) -> pulumi.Output[dict[str, str]]:
-        """The realm import; returns each user's generated password (a secret)."""
+    def _realm(self, name: str, args: KeycloakArgs) -> tuple[pulumi.Output[dict[str, str]], pulumi.Resource]:
+        """The realm import; returns each user's generated password (a secret), and the import."""
         passwords = {user.name: self._password(f"{name}-user-{user.name}") for user in args.users}
         k8s.core.v1.Secret(
             f"{name}-user-passwords",
@@ -277,7 +308,7 @@ class Keycloak(pulumi.ComponentResource):
             string_data=passwords,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        k8s.apiextensions.CustomResource(
+        realm_import = k8s.apiextensions.CustomResource(
             f"{name}-realm",
             api_version="k8s.keycloak.org/v2beta1",
             kind="KeycloakRealmImport",
@@ -297,7 +328,113 @@ class Keycloak(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self._server]),
         )
-        return pulumi.Output.secret(pulumi.Output.all(**passwords) if passwords else {})
+        return pulumi.Output.secret(pulumi.Output.all(**passwords) if passwords else {}), realm_import
+
+    def _user_sync(self, name: str, args: KeycloakArgs, realm_import: pulumi.Resource) -> k8s.batch.v1.Job:
+        """The Job that brings the realm's users in step with the stack file (keycloak_users.sh).
+
+        Its pod template carries a digest of the users, tiers and script: a change of any of
+        them changes the template, which pulumi-kubernetes replaces rather than updates
+        (v4.32.0 provider/pkg/provider/diff.go: a Job's `.spec.template` forces a new one),
+        and `pulumi up` waits for the new Job to complete (await/awaiters.go jobAwaiter).
+        Chosen over keycloak-config-cli, which never deletes users and has no image built for
+        Keycloak 26.7, and over the Pulumi Keycloak provider, which needs Keycloak's admin API
+        reachable from where `pulumi up` runs: this needs only the Kubernetes API, and its
+        CLI is the pinned Keycloak image's own."""
+        files = user_sync_files(args.tiers, args.users, args.domain)
+        config = k8s.core.v1.ConfigMap(
+            f"{name}-user-sync-files",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=USER_SYNC, namespace=args.namespace),
+            data=files,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+        return k8s.batch.v1.Job(
+            f"{name}-user-sync",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=USER_SYNC,
+                namespace=args.namespace,
+                labels=USER_SYNC_LABELS,
+                annotations={"checkov.io/skip1": f"CKV_K8S_40={_KEYCLOAK_UID_REASON}"},
+            ),
+            spec=k8s.batch.v1.JobSpecArgs(
+                backoff_limit=3,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=USER_SYNC_LABELS, annotations={"maas-platform/users-digest": digest}
+                    ),
+                    spec=_user_sync_pod(args),
+                ),
+            ),
+            # A fixed name: the old Job goes before its replacement comes.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[realm_import, config, self._server], delete_before_replace=True
+            ),
+        )
+
+
+def _user_sync_pod(args: KeycloakArgs) -> k8s.core.v1.PodSpecArgs:
+    """Pod Security "restricted", a read-only root, no API token (it calls Keycloak only)."""
+    env = {
+        "KEYCLOAK_URL": default_hostname(),
+        "REALM": args.oidc.realm,
+        "ADMIN_DIR": "/etc/keycloak-admin",
+        "PASSWORDS_DIR": "/etc/keycloak-user-passwords",
+        "USERS_FILE": f"{_USER_SYNC_DIR}/users",
+        "TIERS_FILE": f"{_USER_SYNC_DIR}/tiers",
+        "KCADM": "/opt/keycloak/bin/kcadm.sh",
+        # The CLI's session file, beside the JVM's scratch files: the root is read-only.
+        "KCADM_CONFIG": "/tmp/kcadm.config",
+    }
+    volumes = {
+        _USER_SYNC_DIR: k8s.core.v1.VolumeArgs(
+            name="files", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=USER_SYNC)
+        ),
+        env["ADMIN_DIR"]: k8s.core.v1.VolumeArgs(
+            name="admin", secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=ADMIN_SECRET)
+        ),
+        env["PASSWORDS_DIR"]: k8s.core.v1.VolumeArgs(
+            name="passwords", secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=PASSWORDS_SECRET)
+        ),
+        "/tmp": k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+    }
+    container = k8s.core.v1.ContainerArgs(
+        name="sync",
+        image=versions.KEYCLOAK_IMAGE,
+        # A tag, not yet a digest (README "Unverified"): pull what it names now.
+        image_pull_policy="Always",
+        command=["/bin/bash", f"{_USER_SYNC_DIR}/sync.sh"],
+        env=[k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in env.items()],
+        resources=k8s.core.v1.ResourceRequirementsArgs(
+            requests=_USER_SYNC_RESOURCES["requests"], limits=_USER_SYNC_RESOURCES["limits"]
+        ),
+        security_context=restricted_container(),
+        volume_mounts=[
+            k8s.core.v1.VolumeMountArgs(name=str(v.name), mount_path=path, read_only=path != "/tmp")
+            for path, v in volumes.items()
+        ],
+    )
+    return k8s.core.v1.PodSpecArgs(
+        restart_policy="Never",
+        security_context=args.flavour.pod_security(_KEYCLOAK_UID),
+        automount_service_account_token=False,
+        containers=[container],
+        volumes=list(volumes.values()),
+    )
+
+
+def user_sync_files(tiers: Sequence[TierConfig], users: Sequence[UserConfig], domain: str) -> dict[str, str]:
+    """What the user sync reads: its script, the users ("<user> <tier> <email>") and the tiers."""
+    return {
+        "sync.sh": USER_SYNC_SCRIPT.read_text(),
+        "users": "".join(f"{u.name} {u.tier} {email(u, domain)}\n" for u in users),
+        "tiers": "".join(f"{t.name}\n" for t in tiers),
+    }
+
+
+def email(user: UserConfig, domain: str) -> str:
+    """Keycloak refuses the password grant to users without one ("not fully set up")."""
+    return f"{user.name}@{domain}"
 
 
 def placeholder(user: str) -> str:
@@ -316,8 +453,7 @@ def realm(
             {
                 "username": user.name,
                 "enabled": True,
-                # Keycloak refuses the password grant to users without these ("not fully set up").
-                "email": f"{user.name}@{domain}",
+                "email": email(user, domain),
                 "emailVerified": True,
                 "firstName": user.name,
                 "lastName": user.tier,

@@ -120,7 +120,7 @@ class MonitoringStack(pulumi.ComponentResource):
 
     def _doors(self, name: str, args: MonitoringArgs) -> list[k8s.networking.v1.NetworkPolicy]:
         """Grafana queries Prometheus and Alertmanager, Prometheus sends alerts to Alertmanager,
-        the API server calls the operator's admission webhook (from a node's address). Nobody
+        the API server calls the admission webhooks (from a node's address). Nobody
         reaches Grafana: users port-forward to it, which enters the pod's own network
         namespace (containerd v2.3 internal/cri/server/sandbox_portforward_linux.go)."""
         grafana = [cluster.pods(upstream.GRAFANA_PODS.labels)]
@@ -128,7 +128,7 @@ class MonitoringStack(pulumi.ComponentResource):
         doors = [
             cluster.Door("prometheus-queries", upstream.PROMETHEUS_PODS, ("http-web",), grafana),
             cluster.Door("alertmanager", upstream.ALERTMANAGER_PODS, ("http-web",), [*prometheus, *grafana]),
-            cluster.Door("prometheus-operator-webhook", upstream.PROMETHEUS_OPERATOR_PODS, ("https",), None),
+            cluster.Door("prometheus-operator-webhook", upstream.PROMETHEUS_WEBHOOK_PODS, ("https",), None),
         ]
         return cluster.doors(name, args.namespace, doors, self)
 
@@ -166,6 +166,9 @@ def chart_values(config: ObservabilityConfig) -> dict[str, Any]:
         "defaultRules": {"create": False},
         "nodeExporter": {"enabled": False},
         "kubeStateMetrics": {"enabled": False},
+        # The admission webhooks in a Deployment of their own, so the door the API server needs
+        # does not also open the operator's profiling endpoints (components/pins/upstream.py).
+        "prometheusOperator": {"admissionWebhooks": {"deployment": {"enabled": True}}},
         "kubelet": {"enabled": False},
         "kubeApiServer": {"enabled": False},
         "kubeControllerManager": {"enabled": False},

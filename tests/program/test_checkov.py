@@ -28,6 +28,7 @@ KNOWN: dict[tuple[str, str], str] = {
             "Deployment.llm.model-list",
             "StatefulSet.kuadrant-system.limitador-redis",
             "StatefulSet.keycloak.keycloak-postgres",
+            "Job.keycloak.keycloak-user-sync",
         )
     },
 }

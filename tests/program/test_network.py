@@ -51,7 +51,7 @@ def _template_ports(spec: dict[str, Any]) -> dict[str, int]:
 
 
 def _declared_pods(stack: Evaluation) -> Iterator[Endpoint]:
-    for kind in ("Deployment", "StatefulSet"):
+    for kind in ("Deployment", "StatefulSet", "Job"):
         for workload in stack.objects(kind):
             if workload.type.endswith("Patch"):
                 continue  # owns a few fields of a chart's workload, listed below
@@ -106,7 +106,10 @@ def _third_party_pods(stack: Evaluation, cfg: StackConfig) -> Iterator[Endpoint]
         )
         yield _workload("alertmanager", ns.observability, upstream.ALERTMANAGER_PODS)
         yield _workload("grafana", ns.observability, upstream.GRAFANA_PODS)
-        yield _workload("prometheus-operator", ns.observability, upstream.PROMETHEUS_OPERATOR_PODS)
+        yield _workload("prometheus-webhook", ns.observability, upstream.PROMETHEUS_WEBHOOK_PODS)
+        # The operator's own port serves profiling too: nobody reaches it.
+        operator = {"app": "kube-prometheus-stack-operator", "release": "monitoring"}
+        yield _pod("prometheus-operator", ns.observability, operator, {"https": 10250})
     if cfg.auth.oidc.enabled:
         yield _workload("keycloak", KEYCLOAK_NAMESPACE, upstream.KEYCLOAK_SERVER_PODS, component="server")
         yield _pod(
@@ -158,13 +161,15 @@ def _design(stack: Evaluation, cfg: StackConfig, pods: list[Endpoint]) -> set[tu
             ("grafana", "prometheus", 9090),
             ("prometheus", "alertmanager", 9093),
             ("grafana", "alertmanager", 9093),
-            (ANYONE, "prometheus-operator", 10250),
+            (ANYONE, "prometheus-webhook", 10250),
         }
     if any(p.name == "limitador-redis" for p in pods):
         needed.add(("limitador", "limitador-redis", 6379))
     if cfg.auth.oidc.enabled:
         needed |= {
             ("authorino", "keycloak", 8080),
+            # Keycloak day 2: the user sync calls the admin API.
+            (keycloak.USER_SYNC, "keycloak", 8080),
             ("keycloak", keycloak.DB_SERVICE, 5432),
             ("realm-import", keycloak.DB_SERVICE, 5432),
         }
@@ -228,7 +233,7 @@ def test_strangers_reach_nothing_but_the_front_door_and_the_webhooks(stack: Eval
     Authorino, Keycloak and PostgreSQL nowhere; what it reaches is public by design."""
     admitted, _ = _evaluate(stack, typed_config(stack.stack))
     reached = sorted({(t, p) for s, t, p in admitted if s == "stranger"})
-    public = {"gateway", "istiod", "cert-manager-webhook", "kserve-controller", "prometheus-operator"}
+    public = {"gateway", "istiod", "cert-manager-webhook", "kserve-controller", "prometheus-webhook"}
     assert {t for t, _ in reached} <= public, reached
     assert ("limitador", 8080) not in reached
     assert ("keycloak", 8080) not in reached

@@ -1,0 +1,95 @@
+#!/bin/bash
+# Brings the realm's users in step with the stack file, through Keycloak's admin CLI.
+#
+# Runs in a Job of the pinned Keycloak image (its bash and kcadm.sh), after every change of
+# the stack's users: a listed user missing from the realm is created with the generated
+# password and joins its tier's group; a listed user in another tier's group leaves it; a
+# member of a tier group the file does not list is deleted. The tier groups belong to the
+# stack; users outside them (an administrator's own) are left alone, and a password is set
+# only when the user is created (a user may change it). Fails on the first error, so a
+# `pulumi up` whose sync failed says so.
+#
+# kcadm.sh reads each `-s key=value` as JSON when it parses, so every string is quoted as
+# JSON ("123" would become a number); names are DNS labels (no quotes, commas or spaces), so
+# the csv output (no quoting with --noquotes) splits cleanly. Facts read in keycloak/keycloak
+# integration/admin-cli at commits near 26.7 (README "Unverified"): --config on every command
+# (BaseAuthOptionsCmd), the admin password from KC_CLI_PASSWORD (BaseConfigCredentialsCmd),
+# `create -i` printing the id (AbstractRequestCmd), `update ... -n` not reading first, and
+# a group's members paged unless max is -1 (PaginationUtils).
+#
+# Environment: KEYCLOAK_URL, REALM, ADMIN_DIR (files username, password), PASSWORDS_DIR
+# (a file per user), USERS_FILE (lines "<user> <tier> <email>"), TIERS_FILE (a tier per
+# line), KCADM (the CLI), KCADM_CONFIG (a writable file: the root filesystem is read-only).
+set -euo pipefail
+
+kc() {
+    "$KCADM" "$@" --config "$KCADM_CONFIG"
+}
+
+# Lines "<id>,<name>" of `kc get ... --fields id,<name> --format csv --noquotes`.
+csv() {
+    kc get "$@" --format csv --noquotes
+}
+
+# A JSON string of $1.
+json_string() {
+    printf '"%s"' "$1"
+}
+
+# The admin's password through the environment, not the command line.
+KC_CLI_PASSWORD=$(cat "$ADMIN_DIR/password") \
+    kc config credentials --server "$KEYCLOAK_URL" --realm master --user "$(cat "$ADMIN_DIR/username")"
+
+declare -A group_of=() is_tier=() listed=()
+groups=$(csv groups -r "$REALM" --fields id,name)
+while IFS=, read -r id name; do
+    [ -n "$id" ] && group_of[$name]=$id
+done <<<"$groups"
+while read -r tier; do
+    [ -n "$tier" ] || continue
+    is_tier[$tier]=1
+    if [ -z "${group_of[$tier]:-}" ]; then
+        group_of[$tier]=$(kc create groups -r "$REALM" -s "name=$(json_string "$tier")" -i)
+        echo "group $tier created"
+    fi
+done <"$TIERS_FILE"
+
+while read -r user tier email; do
+    [ -n "$user" ] || continue
+    listed[$user]=1
+    id=$(csv users -r "$REALM" -q username="$user" -q exact=true --fields id)
+    if [ -z "$id" ]; then
+        id=$(kc create users -r "$REALM" -s "username=$(json_string "$user")" -s enabled=true \
+            -s "email=$(json_string "$email")" -s emailVerified=true -s "firstName=$(json_string "$user")" \
+            -s "lastName=$(json_string "$tier")" -i)
+        kc set-password -r "$REALM" --userid "$id" --new-password "$(cat "$PASSWORDS_DIR/$user")"
+        echo "user $user created"
+    fi
+    in_tier=false
+    memberships=$(csv "users/$id/groups" -r "$REALM" --fields id,name)
+    while IFS=, read -r group name; do
+        [ -n "$group" ] || continue
+        if [ "$name" = "$tier" ]; then
+            in_tier=true
+        elif [ -n "${is_tier[$name]:-}" ]; then
+            kc delete "users/$id/groups/$group" -r "$REALM"
+            echo "user $user left $name"
+        fi
+    done <<<"$memberships"
+    if [ "$in_tier" = false ]; then
+        group=${group_of[$tier]}
+        kc update "users/$id/groups/$group" -r "$REALM" -s "realm=$(json_string "$REALM")" \
+            -s "userId=$(json_string "$id")" -s "groupId=$(json_string "$group")" -n
+        echo "user $user joined $tier"
+    fi
+done <"$USERS_FILE"
+
+for tier in "${!is_tier[@]}"; do
+    members=$(csv "groups/${group_of[$tier]}/members" -r "$REALM" -q first=0 -q max=-1 --fields id,username)
+    while IFS=, read -r id user; do
+        if [ -n "$id" ] && [ -z "${listed[$user]:-}" ]; then
+            kc delete "users/$id" -r "$REALM"
+            echo "user $user deleted"
+        fi
+    done <<<"$members"
+done
