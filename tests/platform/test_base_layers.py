@@ -162,7 +162,7 @@ def _operator_env(stack: Evaluation) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container["env"]}
 
 
-@pytest.mark.parametrize(("stack_name", "limits"), [("dev", "allow"), ("dev-oidc", "allow"), ("gpu", "deny")])
+@pytest.mark.parametrize(("stack_name", "limits"), [("dev", "allow"), ("dev-oidc", "deny"), ("gpu", "deny")])
 def test_failure_modes_are_set_where_kuadrant_reads_them(stack_of: Any, stack_name: str, limits: str) -> None:
     """Authorino always fails closed; Limitador as maas:limitador.failureMode says (gpu: closed)."""
     stack = stack_of(stack_name)
