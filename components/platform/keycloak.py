@@ -302,7 +302,7 @@ class Keycloak(pulumi.ComponentResource):
     def _realm(self, name: str, args: KeycloakArgs) -> tuple[pulumi.Output[dict[str, str]], pulumi.Resource]:
         """The realm import; returns each user's generated password (a secret), and the import."""
         passwords = {user.name: self._password(f"{name}-user-{user.name}") for user in args.users}
-        k8s.core.v1.Secret(
+        self._passwords_secret = k8s.core.v1.Secret(
             f"{name}-user-passwords",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=PASSWORDS_SECRET, namespace=args.namespace),
             string_data=passwords,
@@ -355,10 +355,16 @@ class Keycloak(pulumi.ComponentResource):
                 name=USER_SYNC,
                 namespace=args.namespace,
                 labels=USER_SYNC_LABELS,
-                annotations={"checkov.io/skip1": f"CKV_K8S_40={_KEYCLOAK_UID_REASON}"},
+                annotations={
+                    "checkov.io/skip1": f"CKV_K8S_40={_KEYCLOAK_UID_REASON}",
+                    # A Job that failed stays failed: the next `pulumi up` runs a new one
+                    # rather than wait on it (pulumi-kubernetes v4.32.0 metadata/annotations.go).
+                    "pulumi.com/replaceUnready": "true",
+                },
             ),
             spec=k8s.batch.v1.JobSpecArgs(
                 backoff_limit=3,
+                active_deadline_seconds=900,
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(
                         labels=USER_SYNC_LABELS, annotations={"maas-platform/users-digest": digest}
@@ -368,7 +374,10 @@ class Keycloak(pulumi.ComponentResource):
             ),
             # A fixed name: the old Job goes before its replacement comes.
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[realm_import, config, self._server], delete_before_replace=True
+                parent=self,
+                # The passwords first: a new user's must be in the Secret when the Job reads it.
+                depends_on=[realm_import, config, self._passwords_secret, self._server],
+                delete_before_replace=True,
             ),
         )
 

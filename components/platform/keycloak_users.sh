@@ -23,7 +23,7 @@
 set -euo pipefail
 
 kc() {
-    "$KCADM" "$@" --config "$KCADM_CONFIG"
+    "$KCADM" "$@" --config "$KCADM_CONFIG" </dev/null
 }
 
 # Lines "<id>,<name>" of `kc get ... --fields id,<name> --format csv --noquotes`.
@@ -36,14 +36,26 @@ json_string() {
     printf '"%s"' "$1"
 }
 
-# The admin's password through the environment, not the command line.
-KC_CLI_PASSWORD=$(cat "$ADMIN_DIR/password") \
-    kc config credentials --server "$KEYCLOAK_URL" --realm master --user "$(cat "$ADMIN_DIR/username")"
+# The admin's password through the environment, not the command line. Keycloak may still
+# be starting (a restart rebuilds it): the login is tried for up to LOGIN_WAIT seconds.
+admin=$(cat "$ADMIN_DIR/username")
+admin_password=$(cat "$ADMIN_DIR/password")
+waited=0
+until KC_CLI_PASSWORD=$admin_password kc config credentials --server "$KEYCLOAK_URL" --realm master --user "$admin"; do
+    if [ "$waited" -ge "${LOGIN_WAIT:-300}" ]; then
+        echo "no login to $KEYCLOAK_URL after ${waited}s" >&2
+        exit 1
+    fi
+    sleep 5
+    waited=$((waited + 5))
+done
 
+# Tier groups are top-level: matched by path ("/<tier>"), so a subgroup named like a tier
+# is not one.
 declare -A group_of=() is_tier=() listed=()
-groups=$(csv groups -r "$REALM" --fields id,name)
-while IFS=, read -r id name; do
-    [ -n "$id" ] && group_of[$name]=$id
+groups=$(csv groups -r "$REALM" --fields id,path)
+while IFS=, read -r id path; do
+    [ -n "$id" ] && group_of[${path#/}]=$id
 done <<<"$groups"
 while read -r tier; do
     [ -n "$tier" ] || continue
@@ -59,19 +71,24 @@ while read -r user tier email; do
     listed[$user]=1
     id=$(csv users -r "$REALM" -q username="$user" -q exact=true --fields id)
     if [ -z "$id" ]; then
+        # Read first (a missing file stops the script), and given with the user in one call:
+        # a user is never left without its password.
+        password=$(cat "$PASSWORDS_DIR/$user")
+        [ -n "$password" ] || { echo "no password for $user" >&2; exit 1; }
+        credentials="[{\"type\":\"password\",\"value\":$(json_string "$password"),\"temporary\":false}]"
         id=$(kc create users -r "$REALM" -s "username=$(json_string "$user")" -s enabled=true \
             -s "email=$(json_string "$email")" -s emailVerified=true -s "firstName=$(json_string "$user")" \
-            -s "lastName=$(json_string "$tier")" -i)
-        kc set-password -r "$REALM" --userid "$id" --new-password "$(cat "$PASSWORDS_DIR/$user")"
+            -s "lastName=$(json_string "$tier")" -s "credentials=$credentials" -i)
         echo "user $user created"
     fi
     in_tier=false
-    memberships=$(csv "users/$id/groups" -r "$REALM" --fields id,name)
-    while IFS=, read -r group name; do
+    memberships=$(csv "users/$id/groups" -r "$REALM" --fields id,path)
+    while IFS=, read -r group path; do
         [ -n "$group" ] || continue
-        if [ "$name" = "$tier" ]; then
+        name=${path#/}
+        if [ "$path" = "/$tier" ]; then
             in_tier=true
-        elif [ -n "${is_tier[$name]:-}" ]; then
+        elif [[ $name != */* ]] && [ -n "${is_tier[$name]:-}" ]; then
             kc delete "users/$id/groups/$group" -r "$REALM"
             echo "user $user left $name"
         fi

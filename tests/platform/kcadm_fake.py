@@ -66,6 +66,11 @@ def main(argv: list[str]) -> int:
     words, values, flags = _options(argv)
     config = Path(values["--config"][0])
     if words[:2] == ["config", "credentials"]:
+        if state.get("down_logins", 0) > 0:
+            state["down_logins"] -= 1
+            STATE.write_text(json.dumps(state))
+            print("Failed to send request - Connect to keycloak-service:8080 refused", file=sys.stderr)
+            return 1
         # kcadm takes the password from --password, else KC_CLI_PASSWORD (BaseConfigCredentialsCmd).
         password = values.get("--password", [os.environ.get("KC_CLI_PASSWORD")])
         good = values["--user"] == [state["admin"][0]] and password == [state["admin"][1]]
@@ -85,11 +90,16 @@ def main(argv: list[str]) -> int:
     sets = _json_values(values.get("-s", []))
     verb, path = words[0], (words[1].split("/") if len(words) > 1 else [])
     out = ""
+    # Groups are kept by id -> path ("/free", "/ops/free" for a subgroup); `get groups` lists
+    # the top-level ones.
     if verb == "get" and path == ["groups"]:
-        out = _csv([{"id": g, "name": name} for g, name in groups.items()], values["--fields"][0])
+        top = [
+            {"id": g, "path": p, "name": p.rsplit("/", 1)[-1]} for g, p in groups.items() if p.count("/") == 1
+        ]
+        out = _csv(top, values["--fields"][0])
     elif verb == "create" and path == ["groups"]:
         new = str(uuid.uuid4())
-        groups[new] = sets["name"]
+        groups[new] = f"/{sets['name']}"
         out = new + "\n" if "-i" in flags else f"Created new group with id '{new}'\n"
     elif verb == "get" and path == ["users"]:
         assert query.get("exact") == "true", "a lookup by username must be exact"
@@ -97,12 +107,20 @@ def main(argv: list[str]) -> int:
         out = _csv(found, values["--fields"][0])
     elif verb == "create" and path == ["users"]:
         new = str(uuid.uuid4())
-        users[new] = {**sets, "groups": [], "password": None}
+        credentials = sets.pop("credentials", [])
+        if any(not c.get("value") for c in credentials):
+            print("Password policy not met", file=sys.stderr)
+            return 1
+        given = next((c["value"] for c in credentials if c.get("type") == "password"), None)
+        users[new] = {**sets, "groups": [], "password": given}
         out = new + "\n" if "-i" in flags else f"Created new user with id '{new}'\n"
     elif verb == "set-password":
         users[values["--userid"][0]]["password"] = values["--new-password"][0]
     elif verb == "get" and len(path) == 3 and path[2] == "groups":
-        rows = [{"id": g, "name": groups[g]} for g in users[path[1]]["groups"]]
+        rows = [
+            {"id": g, "path": groups[g], "name": groups[g].rsplit("/", 1)[-1]}
+            for g in users[path[1]]["groups"]
+        ]
         out = _csv(rows, values["--fields"][0])
     elif verb == "update" and len(path) == 4 and path[2] == "groups":
         assert sets == {"realm": state["realm"], "userId": path[1], "groupId": path[3]}, sets

@@ -47,7 +47,8 @@ class Realm:
         """username -> the names of its groups."""
         state = self.state
         return {
-            u["username"]: sorted(state["groups"][g] for g in u["groups"]) for u in state["users"].values()
+            u["username"]: sorted(state["groups"][g].lstrip("/") for g in u["groups"])
+            for u in state["users"].values()
         }
 
     def user(self, name: str) -> dict[str, Any]:
@@ -57,17 +58,23 @@ class Realm:
         log = self.root / "calls.log"
         return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
-    def sync(self, tiers: list[TierConfig], users: list[UserConfig], admin: tuple[str, str] = ADMIN) -> str:
+    def sync(
+        self,
+        tiers: list[TierConfig],
+        users: list[UserConfig],
+        admin: tuple[str, str] = ADMIN,
+        passwords: dict[str, str] | None = None,
+    ) -> str:
         files = keycloak.user_sync_files(tiers, users, "maas.local")
         for name, text in files.items():
             (self.root / name).write_text(text)
         (self.root / "admin").mkdir(exist_ok=True)
         (self.root / "admin" / "username").write_text(admin[0])
         (self.root / "admin" / "password").write_text(admin[1])
-        passwords = self.root / "passwords"
-        passwords.mkdir(exist_ok=True)
+        (self.root / "passwords").mkdir(exist_ok=True)
         for user in users:
-            (passwords / user.name).write_text(f"password-of-{user.name}")
+            given = (passwords or {}).get(user.name, f"password-of-{user.name}")
+            (self.root / "passwords" / user.name).write_text(given)
         shim = self.root / "kcadm.sh"
         shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" "$@"\n')
         shim.chmod(0o755)
@@ -78,7 +85,8 @@ class Realm:
             "KEYCLOAK_URL": SERVER,
             "REALM": "maas",
             "ADMIN_DIR": str(self.root / "admin"),
-            "PASSWORDS_DIR": str(passwords),
+            "PASSWORDS_DIR": str(self.root / "passwords"),
+            "LOGIN_WAIT": "5",
             "USERS_FILE": str(self.root / "users"),
             "TIERS_FILE": str(self.root / "tiers"),
             "KCADM": str(shim),
@@ -106,12 +114,12 @@ def realm(tmp_path: Path) -> Realm:
         "server": SERVER,
         "realm": "maas",
         "admin": list(ADMIN),
-        "groups": {"g-free": "free", "g-premium": "premium", "g-ops": "ops"},
+        "groups": {"g-free": "/free", "g-premium": "/premium", "g-ops": "/ops", "g-ops-free": "/ops/free"},
         "users": {
             "u-1": {"username": "freeuser1", "groups": ["g-free"], "password": "imported"},
             "u-2": {"username": "premiumuser1", "groups": ["g-premium"], "password": "imported"},
             # An administrator's own user, in no tier group: never the sync's business.
-            "u-3": {"username": "operator", "groups": ["g-ops"], "password": "theirs"},
+            "u-3": {"username": "operator", "groups": ["g-ops", "g-ops-free"], "password": "theirs"},
         },
     }
     (tmp_path / "state.json").write_text(json.dumps(state))
@@ -127,7 +135,7 @@ def test_an_added_user_gets_an_account_with_its_password_in_its_tiers_group(real
     assert realm.members() == {
         "freeuser1": ["free"],
         "premiumuser1": ["premium"],
-        "operator": ["ops"],
+        "operator": ["ops", "ops/free"],
         "enterprise1": ["enterprise"],
     }
     added = realm.user("enterprise1")
@@ -141,7 +149,8 @@ def test_an_added_user_gets_an_account_with_its_password_in_its_tiers_group(real
 
 def test_a_removed_user_loses_the_account_and_others_are_left_alone(realm: Realm) -> None:
     out = realm.sync(TIERS, _users(premiumuser1="premium"))
-    assert realm.members() == {"premiumuser1": ["premium"], "operator": ["ops"]}
+    # A subgroup named like a tier is not the tier: its member stays.
+    assert realm.members() == {"premiumuser1": ["premium"], "operator": ["ops", "ops/free"]}
     assert out.strip() == "group enterprise created\nuser freeuser1 deleted"
 
 
@@ -182,6 +191,21 @@ def test_every_call_uses_the_session_file_and_the_realm(realm: Realm) -> None:
         assert call[call.index("--config") + 1] == str(realm.root / "kcadm.config")
     for call in calls[1:]:
         assert call[call.index("-r") + 1] == "maas"
+
+
+def test_it_waits_for_keycloak_to_answer(realm: Realm) -> None:
+    state = realm.state
+    state["down_logins"] = 1
+    (realm.root / "state.json").write_text(json.dumps(state))
+    realm.sync(TIERS, [*IMPORTED, *_users(enterprise1="enterprise")])
+    assert realm.members()["enterprise1"] == ["enterprise"]
+
+
+def test_a_user_whose_password_is_missing_is_not_created(realm: Realm) -> None:
+    """Created with its password in one call, or not at all: never an account without one."""
+    with pytest.raises(RuntimeError, match="no password for enterprise1"):
+        realm.sync(TIERS, [*IMPORTED, *_users(enterprise1="enterprise")], passwords={"enterprise1": ""})
+    assert "enterprise1" not in realm.members()
 
 
 def test_it_fails_loudly_and_changes_nothing_when_the_admin_is_refused(realm: Realm) -> None:
