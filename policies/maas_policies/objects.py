@@ -37,6 +37,14 @@ def is_patch(resource_type: str) -> bool:
     return resource_type.startswith("kubernetes:") and resource_type.endswith("Patch")
 
 
+def from_upstream_manifest(urn: str) -> bool:
+    """An object of a manifest or chart the program applies as published (a child of a
+    kubernetes:yaml ConfigFile/ConfigGroup or a helm.sh/v4 Chart): upstream's workload, not
+    one of ours. A URN carries its parents' types: `...::<parent type>$<type>::<name>`."""
+    type_chain = urn.split("::")[-2] if urn.count("::") >= 3 else ""
+    return any(t.startswith(("kubernetes:yaml", "kubernetes:helm.sh/v4")) for t in type_chain.split("$")[:-1])
+
+
 def of_kind(args: StackValidationArgs, kind_: str) -> list[PolicyResource]:
     """The stack's resources of one Kubernetes kind."""
     return [r for r in args.resources if kind(r.resource_type, r.props) == kind_]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from harness.program import Declared
 from tests.support.policy_runner import assert_only, edited, replaced, violations
 
 
@@ -215,3 +216,19 @@ def test_vllm_runs_as_root_only_where_the_stack_exempts_it_with_a_reason(stack_o
     assert_only(unexempted, "least-privilege", "InferenceService llm/qwen3-0-6b-instruct", "may run as root")
     reasonless = violations(stack, None, **{"least-privilege": {"exemptions": ["llm/qwen3-0-6b-instruct"]}})
     assert_only(reasonless, "least-privilege", "the exemption from least-privilege has no reason")
+
+
+def test_an_upstream_manifests_workload_is_not_ours_to_judge(stack_of: Any) -> None:
+    """In a real preview, a ConfigFile's objects are resources too (pulumi-kubernetes
+    provider/pkg/provider/yaml/v2/yaml.go registers each): the Keycloak operator's Deployment,
+    which mounts its token and sets no runAsNonRoot, is upstream's, not refused."""
+    stack = stack_of("dev-oidc")
+    ours = stack.one("Deployment", "model-list")
+    inputs = copy.deepcopy(ours.inputs)
+    inputs["spec"]["template"]["spec"].pop("automountServiceAccountToken")
+    prefix = "urn:pulumi:dev-oidc::maas-platform::maas:keycloak:Keycloak$"
+    operator_urn = f"{prefix}kubernetes:yaml/v2:ConfigFile$kubernetes:apps/v1:Deployment::keycloak-operator"
+    upstream = Declared(**{**ours.__dict__, "urn": operator_urn, "inputs": inputs, "outputs": inputs})
+    assert violations(stack, [*stack.resources, upstream]) == []
+    mine = Declared(**{**upstream.__dict__, "urn": f"{prefix}kubernetes:apps/v1:Deployment::keycloak-mine"})
+    assert_only(violations(stack, [*stack.resources, mine]), "least-privilege", "service-account token")
