@@ -81,12 +81,14 @@ def _auth_weakness(policy: PolicyResource) -> str | None:
 
 
 def _path_filter(limit: Mapping[str, Any]) -> set[str] | str | None:
-    """The usage paths a limit's conditions admit (None: any path); a predicate on the path
-    in another form is returned as text, since it cannot be judged."""
+    """The usage paths a limit's conditions admit (None: any path). Any condition but a tier's
+    or one on `request.url_path` in a known form is returned as text: what it lets through
+    cannot be judged (`request.method == 'GET'` would count no model request)."""
     admitted: set[str] | None = None
     for condition in limit.get("when") or []:
         predicate = str(condition.get("predicate", "")).strip()
-        if "request.url_path" not in predicate:
+        # A tier's limit (components/access/tiers.py): it holds for that tier's requests.
+        if _TIER_IS.fullmatch(predicate):
             continue
         if listed := _PATH_IN.match(predicate):
             paths = set(re.findall(r"'([^']*)'", listed.group(1)))
@@ -117,7 +119,10 @@ def _limit_weakness(policy: PolicyResource, paths: set[str]) -> str | None:
     for limit in counting:
         admitted = _path_filter(limit)
         if isinstance(admitted, str):
-            return f"a limit's path condition `{admitted}` cannot be judged (write request.url_path in [...])"
+            return (
+                f"a limit's condition `{admitted}` cannot be judged (conditions on the tier and "
+                "`request.url_path in [...]` can)"
+            )
         covered |= set(USAGE_PATHS) if admitted is None else admitted
     skipped = sorted(paths - covered)
     return f"no limit counts requests to {', '.join(skipped)}" if skipped else None

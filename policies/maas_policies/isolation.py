@@ -199,12 +199,14 @@ NAMESPACES_DENY_BY_DEFAULT = StackValidationPolicy(
 
 # Copies of components/pins/upstream.py AUTHORINO_PODS and LIMITADOR_PODS (a test ties them):
 # the pods the Kuadrant instance runs in its namespace, and every port they listen on.
-KUADRANT_SERVERS: dict[str, tuple[dict[str, str], tuple[int, ...]]] = {
+# Ports by the names their pods declare (a door may name them): Limitador's; Authorino's pods
+# declare none, so only numbers reach them.
+KUADRANT_SERVERS: dict[str, tuple[dict[str, str], dict[str, int]]] = {
     "Authorino": (
         {"authorino-resource": "authorino", "control-plane": "controller-manager"},
-        (50051, 5001, 8083, 8080, 8081),
+        {"50051": 50051, "5001": 5001, "8083": 8083, "8080": 8080, "8081": 8081},
     ),
-    "Limitador": ({"app": "limitador", "limitador-resource": "limitador"}, (8080, 8081)),
+    "Limitador": ({"app": "limitador", "limitador-resource": "limitador"}, {"http": 8080, "grpc": 8081}),
 }
 # Our own stores, known by their images: what holds credentials and budgets.
 _STORES = {"postgres": "PostgreSQL", "redis": "Redis"}
@@ -215,8 +217,8 @@ def _servers(args: StackValidationArgs) -> list[tuple[str, network.Endpoint]]:
     found = []
     for kuadrant in objects.of_kind(args, "Kuadrant"):
         namespace = (kuadrant.props.get("metadata") or {}).get("namespace")
-        for what, (labels, numbers) in KUADRANT_SERVERS.items():
-            listening = {str(port): (port, "TCP") for port in numbers}
+        for what, (labels, named) in KUADRANT_SERVERS.items():
+            listening = {name: (port, "TCP") for name, port in named.items()}
             found.append((what, network.Endpoint(what, "10.244.0.10", namespace, labels, listening)))
     for resource in args.resources:
         kind = objects.kind(resource.resource_type, resource.props)
@@ -244,18 +246,31 @@ def _servers(args: StackValidationArgs) -> list[tuple[str, network.Endpoint]]:
     return found
 
 
+def _strangers(server: network.Endpoint, policies: list[Mapping[str, Any]]) -> list[network.Endpoint]:
+    """Who must not reach `server`: a pod of a namespace of nobody's, a pod of its own
+    namespace that no door names, an address outside the cluster, and, for each pod selector
+    a door of the server names, a pod with those labels in a namespace of nobody's (labels
+    anyone may put on a pod; the namespace is what says who it is)."""
+    elsewhere = "maas-policy-stranger"
+    strangers = [
+        network.Endpoint("a pod in another namespace", "10.244.9.1", elsewhere, {"app": "x"}),
+        network.Endpoint(f"a pod in {server.namespace}", "10.244.9.2", server.namespace, {"app": "x"}),
+        network.Endpoint("an address outside the cluster", "203.0.113.9"),
+    ]
+    for policy in network.isolating(policies, server):
+        for rule in (policy.get("spec") or {}).get("ingress") or []:
+            for peer in rule.get("from") or []:
+                labels = dict(((peer.get("podSelector") or {}).get("matchLabels")) or {})
+                if labels:
+                    name = f"a pod labelled {labels} in another namespace"
+                    strangers.append(network.Endpoint(name, "10.244.9.3", elsewhere, labels))
+    return strangers
+
+
 def _documented_clients(args: StackValidationArgs, report: ReportViolation) -> None:
-    """Strangers (a pod of a namespace of nobody's, a pod in the server's own namespace that
-    no door names, an address outside the cluster) reach none of their ports."""
     policies, namespaces = _network_policies(args), _namespaces(args)
     for what, server in _servers(args):
-        strangers = [
-            network.Endpoint(
-                "a pod in another namespace", "10.244.9.1", "maas-policy-stranger", {"app": "x"}
-            ),
-            network.Endpoint(f"a pod in {server.namespace}", "10.244.9.2", server.namespace, {"app": "x"}),
-            network.Endpoint("an address outside the cluster", "203.0.113.9"),
-        ]
+        strangers = _strangers(server, policies)
         for stranger in strangers:
             reached = sorted(
                 port

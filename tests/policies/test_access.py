@@ -81,6 +81,12 @@ def _unjudgeable(inputs: dict[str, Any]) -> None:
         limit["when"][-1] = {"predicate": "request.url_path.matches('^/v1/.*')"}
 
 
+def _gets_only(inputs: dict[str, Any]) -> None:
+    """Model requests are POSTs: a limit on GETs counts none of them."""
+    for limit in inputs["spec"]["limits"].values():
+        limit["when"].append({"predicate": "request.method == 'GET'"})
+
+
 @pytest.mark.parametrize(
     ("kind", "name", "edit", "why"),
     [
@@ -94,6 +100,7 @@ def _unjudgeable(inputs: dict[str, Any]) -> None:
         ("RateLimitPolicy", _LIMITS, _zero_rates, "counts nothing"),
         ("RateLimitPolicy", _LIMITS, _policy_when, "leave some requests uncounted"),
         ("RateLimitPolicy", _LIMITS, _unjudgeable, "cannot be judged"),
+        ("RateLimitPolicy", _LIMITS, _gets_only, "`request.method == 'GET'` cannot be judged"),
     ],
 )
 def test_a_policy_that_protects_nothing_is_refused_like_a_missing_one(

@@ -159,6 +159,32 @@ def test_a_store_or_kuadrant_server_open_to_strangers_is_refused(
     )
 
 
+def test_a_door_trusting_labels_from_any_namespace_is_refused(stack_of: Any) -> None:
+    """The gateway's label on a pod of any namespace is not the gateway."""
+    stack = stack_of("dev")
+
+    def any_namespace(inputs: dict[str, Any]) -> None:
+        inputs["spec"]["ingress"][0]["from"][0]["namespaceSelector"] = {}
+
+    found = violations(stack, edited(stack, "NetworkPolicy", "limitador-rate-limits", any_namespace))
+    assert_only(
+        found,
+        "documented-clients",
+        "a pod labelled {'gateway.networking.k8s.io/gateway-name': 'inference-gateway'} in another "
+        "namespace reaches its ports 8081",
+    )
+
+
+def test_a_door_opened_by_port_name_is_judged_too(stack_of: Any) -> None:
+    stack = stack_of("dev")
+
+    def by_name_to_all(inputs: dict[str, Any]) -> None:
+        inputs["spec"]["ingress"] = [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+
+    found = violations(stack, edited(stack, "NetworkPolicy", "limitador-metrics", by_name_to_all))
+    assert_only(found, "documented-clients", "Limitador in kuadrant-system", "reaches its ports 8080")
+
+
 def test_a_door_naming_every_namespace_is_refused(stack_of: Any) -> None:
     """Pods of every namespace are not Limitador's documented client, whatever the labels say."""
     stack = stack_of("dev")

@@ -51,7 +51,9 @@ def test_the_packs_copies_of_program_constants_match_the_originals() -> None:
     for what, pods in (("Authorino", upstream.AUTHORINO_PODS), ("Limitador", upstream.LIMITADOR_PODS)):
         labels, ports = isolation.KUADRANT_SERVERS[what]
         assert labels == pods.labels
-        assert sorted(ports) == sorted(pods.ports.values())
+        assert sorted(ports.values()) == sorted(pods.ports.values())
+    # Limitador's pods declare their ports' names; Authorino's declare none.
+    assert isolation.KUADRANT_SERVERS["Limitador"][1] == upstream.LIMITADOR_PODS.ports
     assert access.model_predicate("org/m-1") == tiers.model_predicate("org/m-1")
     # The tier the access rules read from the limits' and the AuthPolicy's predicates.
     for pattern in (access._TIER_IS, access._TIER_IN):
