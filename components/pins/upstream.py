@@ -115,6 +115,15 @@ CERT_MANAGER_WEBHOOK_PODS = Workload(
     ports={"https": 10250},
     source="cert-manager v1.21.1 deploy/charts/cert-manager/templates/webhook-deployment.yaml",
 )
+# The pods cert-manager v1.21.1 runs to answer an ACME HTTP-01 challenge, in the
+# Certificate's namespace (pkg/apis/acme/v1/types.go SolverIdentificationLabelKey;
+# pkg/issuer/acme/http/http.go acmeSolverListenPort, pod.go). With a Gateway API solver the
+# gateway routes the CA's (and cert-manager's self-check's) request to them.
+ACME_SOLVER_PODS = Workload(
+    labels={"acme.cert-manager.io/http01-solver": "true"},
+    ports={"http": 8089},
+    source="cert-manager v1.21.1 pkg/issuer/acme/http/pod.go",
+)
 # kserve v0.20.0 charts/kserve-resources files/kserve/resources.yaml: the only Deployment of the
 # chart; every webhook goes to kserve-webhook-server-service 443 -> `webhook-server`, with
 # failurePolicy Fail (no InferenceService or model pod is admitted while it is unreachable).

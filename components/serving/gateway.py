@@ -153,6 +153,10 @@ class InferenceGateway(pulumi.ComponentResource):
         )
         public = (*(f"listener-{port}" for port in listening), "status-port")
         doors = [cluster.Door(f"{GATEWAY_NAME}-public", pods, public, None)]
+        if args.config.https.issuer is not None:
+            # A ClusterIssuer may answer ACME HTTP-01 challenges through this gateway.
+            gateway = [cluster.pods(POD_LABELS)]
+            doors.append(cluster.Door("acme-http01-solver", upstream.ACME_SOLVER_PODS, ("http",), gateway))
         scraper = monitoring.scraper(args.scraper_namespace)
         if scraper:
             doors.append(cluster.Door(f"{GATEWAY_NAME}-metrics", pods, ("http-envoy-prom",), scraper))

@@ -56,6 +56,9 @@ def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bo
             return False
         if operator == "DoesNotExist" and present:
             return False
+        if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            # The API server refuses any other operator (apimachinery labels/selector.go).
+            raise ValueError(f"label selector operator {operator!r}")
     return True
 
 

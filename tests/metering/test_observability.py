@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from components.config import Namespaces
 from components.pins import upstream, versions
 from components.platform import monitoring
 from components.serving import gateway
@@ -212,7 +213,7 @@ def test_without_observability_nothing_of_it_is_declared() -> None:
         for peer in rule.get("from", [])
         if "namespaceSelector" in peer
     }
-    assert "llm-observability" not in named
+    assert Namespaces().observability not in named
 
 
 BAD_OBSERVABILITY: dict[str, tuple[dict[str, Any], str]] = {

@@ -81,6 +81,8 @@ def _third_party_pods(stack: Evaluation, cfg: StackConfig) -> Iterator[Endpoint]
         source="istio kube-gateway.yaml",
     )
     yield _workload("gateway", ns.models, gateway)
+    if cfg.gateway.https.issuer is not None:
+        yield _workload("acme-solver", ns.models, upstream.ACME_SOLVER_PODS)
     yield _workload("istiod", ns.istio, upstream.ISTIOD_PODS, **{"istio.io/rev": "default"})
     yield _workload("authorino", ns.kuadrant, upstream.AUTHORINO_PODS)
     yield _workload(
@@ -163,6 +165,9 @@ def _design(stack: Evaluation, cfg: StackConfig, pods: list[Endpoint]) -> set[tu
             ("grafana", "alertmanager", 9093),
             (ANYONE, "prometheus-webhook", 10250),
         }
+    if cfg.gateway.https.issuer is not None:
+        # The ACME CA reaches the solver through the gateway.
+        needed.add(("gateway", "acme-solver", 8089))
     if any(p.name == "limitador-redis" for p in pods):
         needed.add(("limitador", "limitador-redis", 6379))
     if cfg.auth.oidc.enabled:
@@ -219,8 +224,9 @@ def test_the_declared_policies_admit_exactly_the_designed_matrix(stack: Evaluati
         {"maas:observability": {"enabled": False}},
         {"maas:limitador": {"replicas": 2, "storage": "redis"}},
         {"maas:gateway": {"https": {"enabled": True}}},
+        {"maas:gateway": {"https": {"enabled": True, "only": True, "issuer": "letsencrypt"}}},
     ],
-    ids=["no-observability", "redis", "http-and-https"],
+    ids=["no-observability", "redis", "http-and-https", "acme-issuer"],
 )
 def test_variants_admit_exactly_their_matrix(variant: dict[str, Any]) -> None:
     result = evaluate_variant("dev", variant)

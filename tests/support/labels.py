@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from components.serving.models import ISVC_LABEL
 from harness.program import Declared
+
+# Label selectors as the API server reads them: one reader, the policy pack's.
+from maas_policies.network import selects
+
+__all__ = ["predictor_pod_labels", "selects"]
 
 
 def predictor_pod_labels(isvc: Declared) -> dict[str, str]:
@@ -18,17 +21,3 @@ def predictor_pod_labels(isvc: Declared) -> dict[str, str]:
         "component": "predictor",
         "app": f"isvc.{name}-predictor",
     }
-
-
-def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    """Whether a label selector (matchLabels, and matchExpressions with Exists or In) selects `labels`."""
-    matched = all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
-    for expression in selector.get("matchExpressions", []):
-        present = expression["key"] in labels
-        if expression["operator"] == "Exists":
-            matched = matched and present
-        elif expression["operator"] == "In":
-            matched = matched and labels.get(expression["key"]) in expression["values"]
-        else:
-            raise AssertionError(f"operator {expression['operator']} not modelled")
-    return matched
