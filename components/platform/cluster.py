@@ -18,20 +18,44 @@ PART_OF = {"app.kubernetes.io/part-of": "maas-platform"}
 # component that runs it names the caller (the "doors", `ingress_only`).
 DEFAULT_DENY = "default-deny-ingress"
 
-# Pod Security on every namespace of ours: "baseline" enforced, "restricted" warned and
-# audited, so each pod short of restricted is reported. Not "restricted" enforced because
-# some pods cannot meet it: vLLM's image runs as root and KServe adds its storage
-# initializer to model pods (models); the third-party charts' pods (Istio, cert-manager,
-# KServe, Kuadrant, Keycloak, kube-prometheus-stack, whose node exporter, the one pod
-# below baseline, is off) were not all read against restricted at their pinned versions.
-# Our own workloads (the simulator, the model list, Redis) meet restricted; on a cluster the
-# end-to-end suite checks every namespace's labels and dry-runs the model pods at their level.
-POD_SECURITY_LEVEL = "baseline"
-POD_SECURITY = {
-    "pod-security.kubernetes.io/enforce": POD_SECURITY_LEVEL,
-    "pod-security.kubernetes.io/warn": "restricted",
-    "pod-security.kubernetes.io/audit": "restricted",
+# Pod Security on every namespace of ours, by the role it plays: "restricted" enforced where
+# every pod the pinned charts and operators run there meets it (read in each chart's values
+# and templates, pod-security-admission v0.36.2's checks), else "baseline" enforced with
+# "restricted" still warned and audited, so each pod short of it is reported.
+POD_SECURITY_LEVELS = {
+    # cert-manager v1.21.1 values.yaml: controller, webhook, cainjector, startupapicheck set
+    # runAsNonRoot, RuntimeDefault seccomp, no privilege escalation, every capability dropped.
+    "cert-manager": "restricted",
+    # kserve v0.20.0 kserve-resources deployment-patch.yaml and values.yaml: the same.
+    "kserve": "restricted",
+    # istiod, once given its seccomp profile (components/platform/istio.py): istio 1.30.3
+    # istio-discovery templates/deployment.yaml sets the rest.
+    "istio": "restricted",
+    # kube-prometheus-stack 88.3.0 values.yaml: operator, webhook, its Jobs, Prometheus and
+    # Alertmanager (with prometheus-operator v0.93.0's containers); Grafana 12.10.4 sets
+    # seccomp per container, and its root init-chown-data runs only with persistence (off).
+    "observability": "restricted",
+    # vLLM's image runs as root (its pods meet baseline); the simulator and the model list
+    # meet restricted, which the end-to-end suite checks.
+    "models": "baseline",
+    # Authorino's and Limitador's pods get no security context (authorino-operator v0.25.2
+    # pkg/resources/k8s_deployment.go, limitador-operator pkg/limitador/k8s_objects.go) and
+    # their CRs have no field for one; kuadrant-operator 1.5.2's and dns-operator 0.17.1's
+    # set no seccomp profile. Redis, ours, meets restricted.
+    "kuadrant": "baseline",
+    # The Keycloak operator's and server's pods were not read at 26.7.4; PostgreSQL and the
+    # user sync, ours, meet restricted.
+    "keycloak": "baseline",
 }
+
+
+def pod_security(role: str) -> dict[str, str]:
+    """The Pod Security labels of the namespace that plays `role`."""
+    return {
+        "pod-security.kubernetes.io/enforce": POD_SECURITY_LEVELS[role],
+        "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/audit": "restricted",
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,7 +85,7 @@ class ClusterAccess(pulumi.ComponentResource):
                 f"{name}-ns-{role}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=namespace,
-                    labels={**PART_OF, **POD_SECURITY},
+                    labels={**PART_OF, **pod_security(role)},
                 ),
                 opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
             )

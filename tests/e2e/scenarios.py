@@ -527,15 +527,19 @@ def only_the_gateway_is_exposed(p: Platform, gateway: str) -> None:
 
 
 def pods_meet_their_pod_security_level(p: Platform) -> None:
-    """S7: as README claims: every namespace of ours enforces "baseline" and reports what
-    "restricted" would refuse; the simulator's pods are admitted under "restricted", vLLM's
-    under "baseline" (its image runs as root)."""
-    for namespace in p.config.namespaces_in_use().values():
+    """S7: as README claims: every namespace of ours enforces its role's level ("restricted"
+    where every pod meets it, else "baseline") and reports what "restricted" would refuse;
+    the simulator's pods are admitted under "restricted", vLLM's under "baseline" (its image
+    runs as root)."""
+    from components.platform.cluster import POD_SECURITY_LEVELS
+
+    for role, namespace in p.config.namespaces_in_use().items():
         labels = p.namespace_labels(namespace)
         levels = {
             mode: labels.get(f"pod-security.kubernetes.io/{mode}") for mode in ("enforce", "warn", "audit")
         }
-        assert levels == {"enforce": "baseline", "warn": "restricted", "audit": "restricted"}, namespace
+        wanted = {"enforce": POD_SECURITY_LEVELS[role], "warn": "restricted", "audit": "restricted"}
+        assert levels == wanted, namespace
     for model in p.config.models:
         level = "restricted" if model.runtime == "simulator" else "baseline"
         pods = p.pods(model.name)

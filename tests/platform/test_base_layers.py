@@ -184,15 +184,37 @@ def test_limitador_may_fail_closed_on_dev_too() -> None:
     assert _operator_env(stack)["RATELIMIT_SERVICE_FAILURE_MODE"] == "deny"
 
 
+# The design: restricted where every pod meets it, baseline where one cannot (README "Pod
+# Security"); restricted is reported everywhere.
+ENFORCED = {
+    "cert-manager": "restricted",
+    "kserve": "restricted",
+    "istio": "restricted",
+    "observability": "restricted",
+    "models": "baseline",
+    "kuadrant": "baseline",
+    "keycloak": "baseline",
+}
+
+
 def test_every_namespace_of_ours_enforces_pod_security(stack: Evaluation) -> None:
-    """baseline enforced and restricted reported, in every namespace the stack creates."""
-    namespaces = stack.objects("Namespace")
-    assert {n.object_name for n in namespaces} == set(typed_config(stack.stack).namespaces_in_use().values())
-    for namespace in namespaces:
-        labels = namespace.inputs["metadata"]["labels"]
-        assert labels["pod-security.kubernetes.io/enforce"] == "baseline", namespace
-        assert labels["pod-security.kubernetes.io/warn"] == "restricted", namespace
-        assert labels["pod-security.kubernetes.io/audit"] == "restricted", namespace
+    """Each namespace the stack creates enforces its role's level and reports restricted."""
+    in_use = typed_config(stack.stack).namespaces_in_use()
+    namespaces = {n.object_name: n for n in stack.objects("Namespace")}
+    assert set(namespaces) == set(in_use.values())
+    for role, name in in_use.items():
+        labels = namespaces[name].inputs["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == ENFORCED[role], name
+        assert labels["pod-security.kubernetes.io/warn"] == "restricted", name
+        assert labels["pod-security.kubernetes.io/audit"] == "restricted", name
+
+
+def test_istiod_meets_restricted() -> None:
+    """istiod's seccomp profile is a value of its chart, unset by default."""
+    from tests.support.configs import evaluate_variant
+
+    istiod = evaluate_variant("dev", {}).release("istiod")
+    assert istiod.inputs["values"]["seccompProfile"] == {"type": "RuntimeDefault"}
 
 
 def test_limitador_switches_to_the_deployed_redis_only_once_it_is_up(stack_of: Any) -> None:

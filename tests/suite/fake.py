@@ -20,7 +20,7 @@ from typing import Any
 
 from components.access import tiers
 from components.config import MODEL_HEADER, TIER_HEADER, StackConfig, TierConfig
-from components.platform.cluster import POD_SECURITY
+from components.platform.cluster import pod_security
 from components.serving import gateway as gw
 from tests.e2e.cluster import SERVED_METRIC, Response, request
 from tests.e2e.platform import GENERATION_PATHS, Component, Key, Model, Origin, Platform, seconds
@@ -378,7 +378,8 @@ class FakePlatform(Platform):
         return [f"{model}-predictor-{i}" for i in range(self.faults.replicas)]
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
-        return self.faults.namespace_labels.get(namespace, dict(POD_SECURITY))
+        role = {name: role for role, name in self.config.namespaces_in_use().items()}[namespace]
+        return self.faults.namespace_labels.get(namespace, pod_security(role))
 
     def _metrics(self, pod: str) -> str:
         model, index = pod.rsplit("-predictor-", 1)
