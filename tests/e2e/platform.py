@@ -276,6 +276,10 @@ class Platform(abc.ABC):
     def oidc_token(self, user: str) -> str:
         """A Keycloak access token for a realm user."""
 
+    @abc.abstractmethod
+    def realm_members(self) -> dict[str, set[str]]:
+        """Each top-level group of the Keycloak realm -> the usernames of its members."""
+
 
 # The Deployments the operators make for the Kuadrant instance's Authorino and Limitador,
 # whose replicas follow their CRs' spec.replicas (applied with forced ownership):
@@ -625,6 +629,54 @@ class Live(Platform):
                     assert "violates PodSecurity" in done.stderr, f"dry run of {pod} failed: {done.stderr}"
                     problems[pod] = done.stderr.strip()
         return problems
+
+    def realm_members(self) -> dict[str, set[str]]:
+        """Read through Keycloak's admin API as the stack's bootstrap admin (output
+        keycloakAdmin), over a port-forward: GET /admin/realms/<realm>/groups and each
+        group's /members with max=-1 (keycloak services UsersResource/GroupResource)."""
+        admin = self.outputs["keycloakAdmin"]
+        issuer = str(self.outputs["oidcIssuer"])
+        service, namespace = issuer.split("//")[1].split(".")[:2]
+        realm = issuer.rstrip("/").rsplit("/", 1)[1]
+        with self.forward(namespace, f"svc/{service}", 8080) as forward:
+
+            def call(method: str, path: str, body: str | None = None, token: str = "") -> Any:
+                connection = http.client.HTTPConnection("127.0.0.1", forward.port, timeout=10)
+                headers = {"Content-Type": "application/x-www-form-urlencoded"}
+                if token:
+                    headers = {"Authorization": f"Bearer {token}"}
+                try:
+                    connection.request(method, path, body, headers)
+                    return json.loads(connection.getresponse().read() or b"null")
+                finally:
+                    connection.close()
+
+            form = {
+                "grant_type": "password",
+                "client_id": "admin-cli",
+                "username": admin["username"],
+                "password": admin["password"],
+            }
+            token_path = "/realms/master/protocol/openid-connect/token"
+
+            def admin_token() -> str:
+                try:
+                    answer = call("POST", token_path, urllib.parse.urlencode(form))
+                except OSError:
+                    return ""
+                return str((answer or {}).get("access_token", ""))
+
+            token = until(admin_token, timeout_s=60, what="an admin token")
+            groups = call("GET", f"/admin/realms/{realm}/groups?max=-1", token=token)
+            return {
+                group["name"]: {
+                    member["username"]
+                    for member in call(
+                        "GET", f"/admin/realms/{realm}/groups/{group['id']}/members?max=-1", token=token
+                    )
+                }
+                for group in groups
+            }
 
     def oidc_token(self, user: str) -> str:
         password = self.outputs["keycloakPasswords"][user]

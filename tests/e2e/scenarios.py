@@ -518,6 +518,15 @@ def strangers_reach_only_the_front_door(p: Platform, namespace: str, gateway: st
             assert allowed not in (6, 7, 28), f"control: {name} from a gateway pod: curl exit {allowed}"
 
 
+def realm_follows_the_stack_file(p: Platform) -> None:
+    """Keycloak day 2: after `pulumi up`, each tier's group in the realm holds exactly the
+    stack file's users of that tier (the user sync ran; no one removed is left)."""
+    members = p.realm_members()
+    for tier in p.config.tiers:
+        wanted = {u.name for u in p.config.users if u.tier == tier.name}
+        assert members.get(tier.name, set()) == wanted, f"realm group {tier.name}: {members.get(tier.name)}"
+
+
 def only_the_gateway_is_exposed(p: Platform, gateway: str) -> None:
     """S6: every Service in the models' namespace is ClusterIP, except the gateway's, whose
     type the config chooses."""

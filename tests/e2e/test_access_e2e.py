@@ -66,6 +66,12 @@ def test_keycloak_tokens_work_like_keys_with_the_tier_from_the_group(platform: L
     scenarios.oidc_tokens_work_like_keys(platform)
 
 
+def test_the_realm_holds_exactly_the_stack_files_users(platform: Live) -> None:
+    if not platform.config.auth.oidc.enabled:
+        pytest.skip(f"stack {platform.stack} has no Keycloak (auth.oidc.enabled is false); CI runs dev-oidc")
+    scenarios.realm_follows_the_stack_file(platform)
+
+
 @pytest.mark.disruptive
 def test_counters_survive_a_limitador_restart_with_redis(platform: Live) -> None:
     if platform.config.limitador.storage != "redis":

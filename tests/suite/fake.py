@@ -69,6 +69,7 @@ class Faults:
     unrouted_status: int | None = None  # A16: what an unknown or missing model gets, if not 404/400
     hosts_counted_apart: bool = False  # one budget per host instead of per model
     shared_host_unmetered: bool = False  # L9: the shared host's requests missing from metering
+    realm_extra: dict[str, set[str]] = field(default_factory=dict)  # S13: tier -> users left behind
 
 
 @dataclass
@@ -440,6 +441,14 @@ class FakePlatform(Platform):
 
     def oidc_token(self, user: str) -> str:
         return f"oidc-{user}"
+
+    def realm_members(self) -> dict[str, set[str]]:
+        members: dict[str, set[str]] = {tier.name: set() for tier in self.config.tiers}
+        for user in self.config.users:
+            members[user.tier].add(user.name)
+        for tier, users in self.faults.realm_extra.items():
+            members[tier] |= users
+        return members
 
 
 @contextlib.contextmanager

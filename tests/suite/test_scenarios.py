@@ -81,6 +81,7 @@ SCENARIOS: dict[str, Scenario] = {
     "S7 Pod Security": scenarios.pods_meet_their_pod_security_level,
     "S7 namespaces enforce Pod Security": scenarios.pods_meet_their_pod_security_level,
     "R6 failure modes": scenarios.failure_modes,
+    "Keycloak day 2": scenarios.realm_follows_the_stack_file,
     "R6 failure modes, Limitador closed": scenarios.failure_modes,
 }
 
@@ -126,6 +127,7 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
     "S7 Pod Security": (Faults(pod_security={"simulator-predictor-0": "runAsNonRoot != true"}), "restricted"),
     "S7 namespaces enforce Pod Security": (Faults(namespace_labels={"kserve": {}}), "kserve"),
     "R6 failure modes": (Faults(auth_down_status=200), "Authorino down: 200"),
+    "Keycloak day 2": (Faults(realm_extra={"free": {"removeduser"}}), "realm group free"),
     "R6 failure modes, Limitador closed": (
         Faults(limits_failure_inverted=True),
         r"Limitador down: 200 \(configured: fail closed\)",
