@@ -69,8 +69,11 @@ def _auth_weakness(policy: PolicyResource) -> str | None:
     effective = _effective(spec)
     if spec.get("when") or effective.get("when"):
         return "its `when` conditions leave some requests unauthenticated"
-    methods = (effective.get("rules") or {}).get("authentication") or {}
+    rules = effective.get("rules") or {}
+    methods = rules.get("authentication") or {}
     if not methods:
+        if _denies_all(rules.get("authorization") or {}):
+            return None  # Kuadrant's "deny all by default": routes open with policies of their own
         return "it has no authentication method, so every caller is let in"
     for method_name, method in methods.items():
         if any(door in method for door in _OPEN_DOORS):
@@ -78,6 +81,23 @@ def _auth_weakness(policy: PolicyResource) -> str | None:
     if all(method.get("when") for method in methods.values()):
         return "every authentication method has `when` conditions, so some requests meet none"
     return None
+
+
+_DENY_REGO = re.compile(r"^\s*allow\s*:?=\s*false\s*$")
+
+
+def _denies_all(authorization: Mapping[str, Any]) -> bool:
+    """An unconditional authorization rule that refuses everyone: OPA `allow = false` (the
+    Kuadrant docs' deny-all AuthPolicy) or a pattern whose predicate is `false`."""
+    for rule in authorization.values():
+        if rule.get("when"):
+            continue
+        if _DENY_REGO.match(str((rule.get("opa") or {}).get("rego", ""))):
+            return True
+        patterns = (rule.get("patternMatching") or {}).get("patterns") or []
+        if any(str(p.get("predicate", "")).strip() == "false" for p in patterns):
+            return True
+    return False
 
 
 def _path_filter(limit: Mapping[str, Any]) -> set[str] | str | None:

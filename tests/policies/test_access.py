@@ -87,6 +87,23 @@ def _gets_only(inputs: dict[str, Any]) -> None:
         limit["when"].append({"predicate": "request.method == 'GET'"})
 
 
+def test_a_deny_all_default_is_not_taken_for_an_open_door(stack_of: Any) -> None:
+    """Kuadrant's documented gateway default that refuses everyone (OPA `allow = false`, no
+    authentication) protects; the same policy allowing everyone does not."""
+    stack = stack_of("dev")
+
+    def deny_all(inputs: dict[str, Any]) -> None:
+        inputs["spec"]["rules"] = {"authorization": {"deny-all": {"opa": {"rego": "allow = false"}}}}
+
+    def allow_all(inputs: dict[str, Any]) -> None:
+        inputs["spec"]["rules"] = {"authorization": {"allow-all": {"opa": {"rego": "allow = true"}}}}
+
+    denying = violations(stack, edited(stack, "AuthPolicy", _AUTH, deny_all))
+    assert not [v for v in denying if v.policy == "routes-protected"], denying
+    allowing = violations(stack, edited(stack, "AuthPolicy", _AUTH, allow_all))
+    assert any(v.policy == "routes-protected" and "no authentication method" in v.message for v in allowing)
+
+
 @pytest.mark.parametrize(
     ("kind", "name", "edit", "why"),
     [
