@@ -371,6 +371,15 @@ class StackConfig(Section):
                     f"{NAMESPACE}:users[{index}].tier: '{user.tier}' is not a tier of maas:tiers "
                     f"({', '.join(tiers)})"
                 )
+        if self.auth.oidc.enabled:
+            # Keycloak's default user profile: usernames of 3 to 255 characters
+            # (keycloak-default-user-profile.json); the user sync could not create a shorter one.
+            problems.extend(
+                f"{NAMESPACE}:users[{index}].name: '{user.name}' is shorter than the 3 characters "
+                "Keycloak requires of a username; give the user a longer name"
+                for index, user in enumerate(self.users)
+                if len(user.name) < 3
+            )
         for index, entry in enumerate(self.models):
             problems.extend(
                 f"{NAMESPACE}:models[{index}].tiers[{position}]: '{tier}' is not a tier of maas:tiers "

@@ -41,9 +41,17 @@ json_string() {
 admin=$(cat "$ADMIN_DIR/username")
 admin_password=$(cat "$ADMIN_DIR/password")
 waited=0
-until KC_CLI_PASSWORD=$admin_password kc config credentials --server "$KEYCLOAK_URL" --realm master --user "$admin"; do
+until refused=$(KC_CLI_PASSWORD=$admin_password kc config credentials --server "$KEYCLOAK_URL" \
+    --realm master --user "$admin" 2>&1); do
+    # A refused login will not come right by waiting: only an unreachable Keycloak is retried.
+    case $refused in
+    *"Invalid user credentials"*)
+        echo "$refused" >&2
+        exit 1
+        ;;
+    esac
     if [ "$waited" -ge "${LOGIN_WAIT:-300}" ]; then
-        echo "no login to $KEYCLOAK_URL after ${waited}s" >&2
+        echo "no login to $KEYCLOAK_URL after ${waited}s: $refused" >&2
         exit 1
     fi
     sleep 5

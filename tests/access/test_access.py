@@ -346,6 +346,10 @@ BAD_ACCESS: dict[str, tuple[dict[str, Any], str]] = {
         {"maas:users": [{"name": "Alice!", "tier": "free"}]},
         "maas:users[0].name: 'Alice!' is not a DNS-1123 label",
     ),
+    "user name Keycloak refuses": (
+        {"maas:auth": {"oidc": {"enabled": True}}, "maas:users": [{"name": "al", "tier": "free"}]},
+        "maas:users[0].name: 'al' is shorter than the 3 characters Keycloak requires of a username",
+    ),
     "empty tier table": ({"maas:tiers": []}, "maas:tiers: the tier table is empty"),
     "no way in": ({"maas:auth": {"apiKeys": False}}, "enable apiKeys, oidc.enabled or both"),
     "replicas without shared counters": (

@@ -213,6 +213,7 @@ def test_it_fails_loudly_and_changes_nothing_when_the_admin_is_refused(realm: Re
     with pytest.raises(RuntimeError, match="Invalid user credentials"):
         realm.sync(TIERS, _users(premiumuser1="premium"), admin=("maas-admin", "wrong"))
     assert realm.state == before
+    assert len(realm.calls()) == 1, "a refused login is not retried"
 
 
 def test_it_stops_at_the_first_failing_call(realm: Realm) -> None:
