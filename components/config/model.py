@@ -59,6 +59,8 @@ class Namespaces(Section):
     istio: DnsLabel = "istio-system"
     cert_manager: DnsLabel = "cert-manager"
     kserve: DnsLabel = "kserve"
+    # KEDA, installed when a model scales on its queue.
+    keda: DnsLabel = "keda"
 
     @model_validator(mode="after")
     def _distinct(self) -> Namespaces:
@@ -133,6 +135,25 @@ RUNTIME_RESOURCES = {
 }
 
 
+class AutoscalingConfig(Section):
+    """Replicas between the bounds, following the model server's queue: KServe's KEDA class
+    scales on `vllm:num_requests_waiting` (which the simulator exports too), read from the
+    stack's Prometheus. Scale to zero is not offered: the first request would wait for a pod."""
+
+    min_replicas: PositiveInt = 1
+    max_replicas: PositiveInt
+    # Waiting requests per replica above which another replica is added.
+    queue_depth: PositiveInt = 2
+
+    @model_validator(mode="after")
+    def _bounded(self) -> AutoscalingConfig:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"maxReplicas {self.max_replicas} is below minReplicas {self.min_replicas}: raise maxReplicas"
+            )
+        return self
+
+
 class ModelConfig(Section):
     name: DnsLabel
     # The model answers on <host>.<domain>.
@@ -143,6 +164,8 @@ class ModelConfig(Section):
     # The `model` clients send; default: the model's name.
     served_model_name: ServedName | None = None
     replicas: PositiveInt = 1
+    # Unset: `replicas`, fixed. Set: replicas follow the queue (then leave `replicas` out).
+    autoscaling: AutoscalingConfig | None = None
     resources: ComputeResources | None = None
     args: tuple[str, ...] = ()
     gpu: GpuConfig | None = None
@@ -161,6 +184,12 @@ class ModelConfig(Section):
                 raise ValueError("an empty list would admit nobody: list tiers, or remove the key for all")
             no_repeats(list(tiers), "tiers", "tier")
         return tiers
+
+    @model_validator(mode="after")
+    def _one_way_to_size(self) -> ModelConfig:
+        if self.autoscaling is not None and self.replicas != 1:
+            raise ValueError("set autoscaling.minReplicas and maxReplicas, or replicas, not both")
+        return self
 
     @model_validator(mode="after")
     def _runtime_fits(self) -> ModelConfig:
@@ -393,6 +422,13 @@ class StackConfig(Section):
             for index, entry in enumerate(self.models)
             if entry.host == self.gateway.api_host
         )
+        if not self.observability.enabled:
+            problems.extend(
+                f"{NAMESPACE}:models[{index}].autoscaling: the queue it follows is read from the "
+                "stack's Prometheus; enable maas:observability or remove autoscaling"
+                for index, entry in enumerate(self.models)
+                if entry.autoscaling is not None
+            )
         redis = self.limitador.storage == "redis"
         if not redis and self.limitador_redis_url is not None:
             problems.append(f"{NAMESPACE}:limitadorRedisUrl: set, but limitador.storage is not redis")
@@ -436,6 +472,8 @@ class StackConfig(Section):
         roles = ["models", "istio", "cert_manager", "kserve", "kuadrant"]
         if self.observability.enabled:
             roles.append("observability")
+        if any(m.autoscaling is not None for m in self.models):
+            roles.append("keda")
         in_use = {role.replace("_", "-"): getattr(self.namespaces, role) for role in roles}
         if self.auth.oidc.enabled:
             in_use["keycloak"] = KEYCLOAK_NAMESPACE

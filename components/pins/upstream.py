@@ -185,6 +185,29 @@ KEYCLOAK_DATABASE_CLIENTS = {
 }
 
 
+# KEDA 2.20.2 (kedacore/charts keda/templates and values.yaml; each pod labelled `app` and
+# `app.kubernetes.io/name` with its Deployment's name). The metrics API server relays the
+# HPA's questions to the operator's gRPC (`metricsservice`); the API server calls the
+# metrics API server (APIService v1beta1.external.metrics.k8s.io, Service 443 -> 6443) and
+# the admission webhooks (Service 443 -> 9443); the operator queries each trigger's
+# Prometheus (keda v2.20.2 pkg/scalers/prometheus_scaler.go).
+KEDA_OPERATOR_PODS = Workload(
+    labels={"app": "keda-operator"},
+    ports={"metricsservice": 9666},
+    source="kedacore/charts v2.20.2 keda/templates/manager/deployment.yaml",
+)
+KEDA_METRICS_SERVER_PODS = Workload(
+    labels={"app": "keda-operator-metrics-apiserver"},
+    ports={"https": 6443},
+    source="kedacore/charts v2.20.2 keda/templates/metrics-server/deployment.yaml",
+)
+KEDA_WEBHOOK_PODS = Workload(
+    labels={"app": "keda-admission-webhooks"},
+    ports={"http": 9443},
+    source="kedacore/charts v2.20.2 keda/templates/webhooks/deployment.yaml",
+)
+
+
 def gateway_pod_labels(gateway: str) -> dict[str, str]:
     """The label Istio's Deployment and Service of a Gateway select its pods by."""
     return {"gateway.networking.k8s.io/gateway-name": gateway}

@@ -62,6 +62,11 @@ KSERVE_CRDS = HelmChart("kserve-crd", KSERVE_VERSION, "oci://ghcr.io/kserve/char
 # The controller, its webhooks and `inferenceservice-config` (there is no chart named "kserve").
 KSERVE_RESOURCES = HelmChart("kserve-resources", KSERVE_VERSION, "oci://ghcr.io/kserve/charts")
 
+# KEDA, for models that scale on their queue (kedacore/charts keda/Chart.yaml v2.20.2:
+# appVersion 2.20.2, the ScaledObject schema's release). KServe v0.20.0 builds against KEDA
+# 2.18.0 (its go.mod); the keda.sh/v1alpha1 ScaledObject it writes is the same in both.
+KEDA = HelmChart("keda", "2.20.2", "https://kedacore.github.io/charts")
+
 KUADRANT_OPERATOR = HelmChart("kuadrant-operator", "1.5.2", "https://kuadrant.io/helm-charts")
 # What kuadrant-operator 1.5.2 bundles (its chart's dependency), for the Limitador CRD schema.
 LIMITADOR_OPERATOR_VERSION = "0.18.3"

@@ -13,6 +13,7 @@ from components.platform.cluster import ClusterAccess, ClusterArgs
 from components.platform.flavour import Flavour
 from components.platform.gateway_api import GatewayApiArgs, GatewayApiCrds
 from components.platform.istio import Istio, IstioArgs
+from components.platform.keda import Keda, KedaArgs
 from components.platform.keycloak import Keycloak, KeycloakArgs, issuer_url
 from components.platform.kserve import KServe, KServeArgs
 from components.platform.kuadrant import Kuadrant, KuadrantArgs
@@ -34,6 +35,8 @@ class Platform:
     monitoring: MonitoringStack | None
     keycloak: Keycloak | None
     oidc_issuer: str | None
+    # KEDA, when a model scales on its queue; models wait for it.
+    keda: Keda | None
     # Prometheus's namespace, whose pods every metrics door admits; None: no Prometheus.
     scraper_namespace: str | None
 
@@ -70,6 +73,7 @@ def build(cfg: StackConfig) -> Platform:
         ),
         on_cluster,
     )
+    autoscaled = any(m.autoscaling is not None for m in cfg.models)
     monitoring = (
         MonitoringStack(
             "monitoring",
@@ -78,10 +82,16 @@ def build(cfg: StackConfig) -> Platform:
                 namespace_name=cfg.namespaces.observability,
                 config=cfg.observability,
                 flavour=flavour,
+                autoscaler_namespace=cfg.namespaces.keda if autoscaled else None,
             ),
             on_cluster,
         )
         if cfg.observability.enabled
+        else None
+    )
+    keda = (
+        Keda("keda", KedaArgs(namespace=cluster.namespace("keda"), flavour=flavour), on_cluster)
+        if autoscaled
         else None
     )
     scraper_namespace = cfg.namespaces.observability if monitoring else None
@@ -146,6 +156,7 @@ def build(cfg: StackConfig) -> Platform:
         keycloak=keycloak,
         oidc_issuer=issuer_url(cfg.auth.oidc) if keycloak else None,
         scraper_namespace=scraper_namespace,
+        keda=keda,
     )
     _export(cfg, platform)
     return platform

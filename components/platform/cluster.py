@@ -35,6 +35,9 @@ POD_SECURITY_LEVELS = {
     # Alertmanager (with prometheus-operator v0.93.0's containers); Grafana 12.10.4 sets
     # seccomp per container, and its root init-chown-data runs only with persistence (off).
     "observability": "restricted",
+    # KEDA 2.20.2 chart values.yaml: runAsNonRoot pods, containers with a read-only root, no
+    # privilege escalation, every capability dropped, RuntimeDefault seccomp.
+    "keda": "restricted",
     # vLLM's image runs as root (its pods meet baseline); the simulator and the model list
     # meet restricted, which the end-to-end suite checks.
     "models": "baseline",

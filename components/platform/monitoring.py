@@ -41,6 +41,11 @@ DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 PROMETHEUS_POD_LABELS = upstream.PROMETHEUS_PODS.labels
 
 
+def query_url(namespace: str) -> str:
+    """Where, inside the cluster, PromQL is asked of the stack's Prometheus."""
+    return f"http://{PROMETHEUS_SERVICE}.{namespace}.svc.cluster.local:{PROMETHEUS_PORT}"
+
+
 def scraper(namespace: str | None) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
     """Prometheus's pods as the peers of a metrics door; none when the stack has no Prometheus."""
     return [] if namespace is None else [cluster.pods(PROMETHEUS_POD_LABELS, namespace)]
@@ -52,6 +57,8 @@ class MonitoringArgs:
     namespace_name: str
     config: ObservabilityConfig
     flavour: Flavour
+    # KEDA's namespace, whose operator queries Prometheus for scaled models; None: no KEDA.
+    autoscaler_namespace: str | None = None
 
 
 class MonitoringStack(pulumi.ComponentResource):
@@ -119,14 +126,20 @@ class MonitoringStack(pulumi.ComponentResource):
         )
 
     def _doors(self, name: str, args: MonitoringArgs) -> list[k8s.networking.v1.NetworkPolicy]:
-        """Grafana queries Prometheus and Alertmanager, Prometheus sends alerts to Alertmanager,
+        """Grafana (and KEDA's operator, for scaled models) queries Prometheus, Grafana queries
+        Alertmanager, Prometheus sends alerts to Alertmanager,
         the API server calls the admission webhooks (from a node's address). Nobody
         reaches Grafana: users port-forward to it, which enters the pod's own network
         namespace (containerd v2.3 internal/cri/server/sandbox_portforward_linux.go)."""
         grafana = [cluster.pods(upstream.GRAFANA_PODS.labels)]
         prometheus = [cluster.pods(upstream.PROMETHEUS_PODS.labels)]
+        keda = (
+            []
+            if args.autoscaler_namespace is None
+            else [cluster.pods(upstream.KEDA_OPERATOR_PODS.labels, args.autoscaler_namespace)]
+        )
         doors = [
-            cluster.Door("prometheus-queries", upstream.PROMETHEUS_PODS, ("http-web",), grafana),
+            cluster.Door("prometheus-queries", upstream.PROMETHEUS_PODS, ("http-web",), [*grafana, *keda]),
             cluster.Door("alertmanager", upstream.ALERTMANAGER_PODS, ("http-web",), [*prometheus, *grafana]),
             cluster.Door("prometheus-operator-webhook", upstream.PROMETHEUS_WEBHOOK_PODS, ("https",), None),
         ]

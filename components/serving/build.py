@@ -64,8 +64,9 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
                 domain=cfg.domain,
                 gateway=gateway,
                 runtime=runtime,
+                namespace_name=cfg.namespaces.models,
                 scraper_namespace=platform.scraper_namespace,
-                after=[platform.kserve],
+                after=[platform.kserve, *([platform.keda] if platform.keda and m.autoscaling else [])],
             ),
             platform.on_cluster,
         )

@@ -21,6 +21,11 @@ MODEL_PORT = 8080
 PREDICTOR_PORT = 80
 # Set by KServe on every predictor pod (kserve v0.20 components/predictor.go).
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
+# kserve v0.20.0 pkg/constants/constants.go: AutoscalerClass, AutoscalerClassKeda.
+AUTOSCALER_CLASS = "serving.kserve.io/autoscalerClass"
+# Requests waiting for a slot: vLLM's metric, which llm-d-inference-sim v0.10.2 exports too
+# (pkg/llm-d-inference-sim/metrics.go ReqWaitingMetricName).
+QUEUE_METRIC = "vllm:num_requests_waiting"
 MODEL_LABEL = "maas-platform/model"
 # On a model's route: the tiers it is restricted to, for the policy pack to check that an
 # authorization rule enforces them (components/access/tiers.py model_rules).
@@ -175,13 +180,16 @@ class ModelArgs:
     model: ModelConfig
     namespace: pulumi.Input[str]
     domain: str
+    # The models' namespace by name, as the queue query's label.
+    namespace_name: str
     # The gateway the route attaches to (to each of its listeners).
     gateway: gw.InferenceGateway
     # The vLLM runtimes, for vLLM models; None for a catalog without them.
     runtime: VllmServingRuntime | None
     # Namespace of the Prometheus allowed to scrape the model port; None: no scraper.
     scraper_namespace: str | None = None
-    # KServe, whose controller turns the InferenceService into pods.
+    # KServe, whose controller turns the InferenceService into pods (and KEDA, for a model
+    # that scales on its queue: its ScaledObject CRD must exist first).
     after: Sequence[pulumi.Resource] = ()
 
 
@@ -268,8 +276,7 @@ class ModelDeployment(pulumi.ComponentResource):
     def _inference_service(self, name: str, args: ModelArgs) -> k8s.apiextensions.CustomResource:
         model = args.model
         predictor: dict[str, Any] = {
-            "minReplicas": model.replicas,
-            "maxReplicas": model.replicas,
+            **_replicas(model, args),
             "labels": model_labels(model),
             # No model server calls the Kubernetes API; KServe reads the storage credentials
             # its initializer needs when it admits the pod, not from inside it.
@@ -309,6 +316,7 @@ class ModelDeployment(pulumi.ComponentResource):
                 namespace=args.namespace,
                 labels=model_labels(model),
                 annotations={
+                    **({AUTOSCALER_CLASS: "keda"} if model.autoscaling else {}),
                     "serving.kserve.io/deploymentMode": "Standard",
                     "pulumi.com/waitFor": "condition=Ready",
                     "pulumi.com/timeoutSeconds": str(ready_within),
@@ -317,6 +325,43 @@ class ModelDeployment(pulumi.ComponentResource):
             spec={"predictor": predictor},
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
         )
+
+
+def _replicas(model: ModelConfig, args: ModelArgs) -> dict[str, Any]:
+    """Fixed replicas, or bounds and the queue KServe's KEDA class scales on.
+
+    kserve v0.20.0 reconcilers/keda/keda_reconciler.go turns the External metric into a
+    ScaledObject `prometheus` trigger (serverAddress, query, threshold = target.value) without
+    a metricType, so KEDA compares the query's value per replica (AverageValue): a replica
+    is added while more than `queueDepth` requests wait per replica. The query must return
+    one series (keda v2.20.2 pkg/scalers/prometheus_scaler.go), hence the sum.
+    """
+    scaling = model.autoscaling
+    if scaling is None:
+        return {"minReplicas": model.replicas, "maxReplicas": model.replicas}
+    if args.scraper_namespace is None:
+        raise ValueError(f"model {model.name}: autoscaling reads the queue from the stack's Prometheus")
+    waiting = f'sum({QUEUE_METRIC}{{namespace="{args.namespace_name}",model="{model.name}"}})'
+    metric = {
+        "backend": "prometheus",
+        "serverAddress": monitoring.query_url(args.scraper_namespace),
+        "query": waiting,
+    }
+    return {
+        "minReplicas": scaling.min_replicas,
+        "maxReplicas": scaling.max_replicas,
+        "autoScaling": {
+            "metrics": [
+                {
+                    "type": "External",
+                    "external": {
+                        "metric": metric,
+                        "target": {"type": "Value", "value": str(scaling.queue_depth)},
+                    },
+                }
+            ]
+        },
+    }
 
 
 def _admitted(scraper_namespace: str | None) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:

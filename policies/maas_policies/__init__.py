@@ -21,7 +21,12 @@ from maas_policies.isolation import (
     NAMESPACES_DENY_BY_DEFAULT,
 )
 from maas_policies.metering import USAGE_METERED
-from maas_policies.scheduling import CONTAINER_RESOURCES, CPU_WORKLOADS_OFF_GPU_NODES, GPU_WORKLOADS_PINNED
+from maas_policies.scheduling import (
+    CONTAINER_RESOURCES,
+    CPU_WORKLOADS_OFF_GPU_NODES,
+    GPU_WORKLOADS_PINNED,
+    REPLICAS_BOUNDED,
+)
 from maas_policies.supply import CHARTS_PINNED, IMAGES_PINNED
 
 PACK_NAME = "maas-platform"
@@ -46,6 +51,7 @@ POLICIES: list[Policy] = [
     NAMESPACES_DENY_BY_DEFAULT,
     DOCUMENTED_CLIENTS,
     LEAST_PRIVILEGE,
+    REPLICAS_BOUNDED,
 ]
 
 __all__ = ["KNOWN_DEFAULT_CREDENTIALS", "PACK_NAME", "POLICIES"]

@@ -105,3 +105,33 @@ CONTAINER_RESOURCES = ResourceValidationPolicy(
     enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=relaxation.SCHEMA,
 )
+
+
+def _replicas_bounded(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """A model KServe scales (kserve v0.20.0 reconcilers/keda: maxReplicaCount is raised to
+    minReplicas when below it, so a wrong pair silently never scales) keeps at least one
+    replica and can grow."""
+    if objects.kind(args.resource_type, args.props) != "InferenceService":
+        return
+    predictor = (args.props.get("spec") or {}).get("predictor") or {}
+    if not predictor.get("autoScaling"):
+        return
+    low, high = int(predictor.get("minReplicas", 1)), int(predictor.get("maxReplicas", 0))
+    if high < max(low, 1) or low < 1:
+        report(
+            objects.refusal(
+                f"InferenceService {objects.name(args.props)}",
+                f"it scales between minReplicas {low} and maxReplicas {high}: it would never scale "
+                "(or scale to nothing)",
+                "maas:models[].autoscaling with 1 <= minReplicas <= maxReplicas",
+            ),
+            None,
+        )
+
+
+REPLICAS_BOUNDED = ResourceValidationPolicy(
+    name="replicas-bounded",
+    description="A model that scales on its queue keeps at least one replica and maxReplicas >= minReplicas.",
+    validate=_replicas_bounded,
+    enforcement_level=EnforcementLevel.MANDATORY,
+)

@@ -518,6 +518,35 @@ def strangers_reach_only_the_front_door(p: Platform, namespace: str, gateway: st
             assert allowed not in (6, 7, 28), f"control: {name} from a gateway pod: curl exit {allowed}"
 
 
+def model_scales_on_its_queue(p: Platform, burst_s: float = 90.0, callers: int = 6) -> None:
+    """A model that follows its queue: idle, it runs minReplicas; while `callers` keys of the
+    highest tier (each its own budget) keep it busy, it grows to maxReplicas."""
+    import concurrent.futures
+    import time
+
+    scaled = [m for m in p.models if p.model_config(m).autoscaling is not None]
+    assert scaled, "no model of this stack scales on its queue"
+    model = scaled[0]
+    bounds = p.model_config(model).autoscaling
+    assert bounds is not None
+    assert len(p.pods(model.name)) == bounds.min_replicas, "idle, the model runs its minReplicas"
+    top = p.tier_names[-1]
+    with contextlib.ExitStack() as stack:
+        keys = [stack.enter_context(live_key(p, top, model)) for _ in range(callers)]
+        deadline = time.monotonic() + burst_s
+
+        def busy(key: Key) -> int:
+            sent = 0
+            while time.monotonic() < deadline and p.chat(model, key.header).status == 200:
+                sent += 1
+            return sent
+
+        with concurrent.futures.ThreadPoolExecutor(callers) as pool:
+            sent = sum(pool.map(busy, keys))
+            grown = p.until(lambda: len(p.pods(model.name)) >= bounds.max_replicas, 240, "a scale-up")
+        assert grown, f"{model.name} stayed at {len(p.pods(model.name))} replicas after {sent} requests"
+
+
 def realm_follows_the_stack_file(p: Platform) -> None:
     """Keycloak day 2: after `pulumi up`, each tier's group in the realm holds exactly the
     stack file's users of that tier (the user sync ran; no one removed is left)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.e2e import scenarios
 from tests.e2e.platform import Live
 
@@ -16,3 +18,11 @@ def test_only_the_gateway_service_is_exposed(platform: Live) -> None:
 
 def test_model_pods_meet_the_pod_security_level_readme_claims(platform: Live) -> None:
     scenarios.pods_meet_their_pod_security_level(platform)
+
+
+@pytest.mark.disruptive
+def test_a_model_scales_on_its_queue(platform: Live) -> None:
+    """Runs where a model has `autoscaling` (dev-oidc in CI): a burst grows it to maxReplicas."""
+    if not any(m.autoscaling for m in platform.config.models):
+        pytest.skip(f"stack {platform.stack} scales no model on its queue; CI runs dev-oidc")
+    scenarios.model_scales_on_its_queue(platform)

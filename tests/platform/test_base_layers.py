@@ -191,6 +191,7 @@ ENFORCED = {
     "kserve": "restricted",
     "istio": "restricted",
     "observability": "restricted",
+    "keda": "restricted",
     "models": "baseline",
     "kuadrant": "baseline",
     "keycloak": "baseline",

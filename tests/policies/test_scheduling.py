@@ -58,3 +58,20 @@ def test_a_container_without_limits_is_refused(stack_of: Any) -> None:
         "container-resources",
         "container kserve-container: no limits.cpu, limits.memory",
     )
+
+
+@pytest.mark.parametrize(("low", "high"), [(2, 1), (0, 2)])
+def test_a_scaled_model_that_could_not_scale_is_refused(stack_of: Any, low: int, high: int) -> None:
+    stack = stack_of("dev-oidc")
+    assert violations(stack) == []
+
+    def bounds(inputs: dict[str, Any]) -> None:
+        inputs["spec"]["predictor"].update(minReplicas=low, maxReplicas=high)
+
+    found = violations(stack, edited(stack, "InferenceService", "simulator", bounds))
+    assert_only(
+        found,
+        "replicas-bounded",
+        "InferenceService llm/simulator",
+        f"minReplicas {low} and maxReplicas {high}",
+    )

@@ -112,6 +112,10 @@ def _third_party_pods(stack: Evaluation, cfg: StackConfig) -> Iterator[Endpoint]
         # The operator's own port serves profiling too: nobody reaches it.
         operator = {"app": "kube-prometheus-stack-operator", "release": "monitoring"}
         yield _pod("prometheus-operator", ns.observability, operator, {"https": 10250})
+    if any(m.autoscaling for m in cfg.models):
+        yield _workload("keda-operator", ns.keda, upstream.KEDA_OPERATOR_PODS)
+        yield _workload("keda-metrics-apiserver", ns.keda, upstream.KEDA_METRICS_SERVER_PODS)
+        yield _workload("keda-admission-webhooks", ns.keda, upstream.KEDA_WEBHOOK_PODS)
     if cfg.auth.oidc.enabled:
         yield _workload("keycloak", KEYCLOAK_NAMESPACE, upstream.KEYCLOAK_SERVER_PODS, component="server")
         yield _pod(
@@ -164,6 +168,15 @@ def _design(stack: Evaluation, cfg: StackConfig, pods: list[Endpoint]) -> set[tu
             ("prometheus", "alertmanager", 9093),
             ("grafana", "alertmanager", 9093),
             (ANYONE, "prometheus-webhook", 10250),
+        }
+    if any(m.autoscaling for m in cfg.models):
+        needed |= {
+            # KEDA reads each scaled model's queue from Prometheus; the HPA asks the metrics API
+            # server (through the API server), which asks the operator.
+            ("keda-operator", "prometheus", 9090),
+            ("keda-metrics-apiserver", "keda-operator", 9666),
+            (ANYONE, "keda-metrics-apiserver", 6443),
+            (ANYONE, "keda-admission-webhooks", 9443),
         }
     if cfg.gateway.https.issuer is not None:
         # The ACME CA reaches the solver through the gateway.
@@ -239,7 +252,15 @@ def test_strangers_reach_nothing_but_the_front_door_and_the_webhooks(stack: Eval
     Authorino, Keycloak and PostgreSQL nowhere; what it reaches is public by design."""
     admitted, _ = _evaluate(stack, typed_config(stack.stack))
     reached = sorted({(t, p) for s, t, p in admitted if s == "stranger"})
-    public = {"gateway", "istiod", "cert-manager-webhook", "kserve-controller", "prometheus-webhook"}
+    public = {
+        "gateway",
+        "istiod",
+        "cert-manager-webhook",
+        "kserve-controller",
+        "prometheus-webhook",
+        "keda-metrics-apiserver",
+        "keda-admission-webhooks",
+    }
     assert {t for t, _ in reached} <= public, reached
     assert ("limitador", 8080) not in reached
     assert ("keycloak", 8080) not in reached

@@ -13,6 +13,7 @@ import contextlib
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,7 +70,8 @@ class Faults:
     unrouted_status: int | None = None  # A16: what an unknown or missing model gets, if not 404/400
     hosts_counted_apart: bool = False  # one budget per host instead of per model
     shared_host_unmetered: bool = False  # L9: the shared host's requests missing from metering
-    realm_extra: dict[str, set[str]] = field(default_factory=dict)  # S13: tier -> users left behind
+    realm_extra: dict[str, set[str]] = field(default_factory=dict)  # day 2: tier -> users left behind
+    scaling_ignored: bool = False  # a model that should follow its queue stays at minReplicas
 
 
 @dataclass
@@ -98,6 +100,7 @@ class FakeGateway:
         self.counters: dict[tuple[str, str, str], _Counter] = {}
         self.metered: dict[tuple[str, str, str], list[int]] = {}  # (user, tier, model) -> [requests, tokens]
         self.served: dict[str, list[int]] = {m.name: [0] * faults.replicas for m in config.models}
+        self.answered_at: dict[str, list[float]] = {}
         self.down: set[str] = set()
 
     # Authorino sees Secret changes a few gateway requests late, as a watch would.
@@ -256,6 +259,12 @@ class FakeGateway:
     def _serve(self, model: str) -> None:
         pods = self.served[model]
         pods[sum(pods) % len(pods)] += 1
+        self.answered_at.setdefault(model, []).append(time.monotonic())
+
+    def busy(self, model: str) -> bool:
+        """Whether the model had a burst: 10 requests within a second (its queue would grow)."""
+        times = self.answered_at.get(model, [])
+        return any(later - earlier < 1.0 for earlier, later in zip(times, times[9:], strict=False))
 
     def _answer(self, model: str, path: str, body: dict[str, Any]) -> tuple[Response, int]:
         if path == "/v1/models":
@@ -376,7 +385,12 @@ class FakePlatform(Platform):
         self.gateway.change_key(key.value, None)
 
     def pods(self, model: str) -> list[str]:
-        return [f"{model}-predictor-{i}" for i in range(self.faults.replicas)]
+        scaling = next(m.autoscaling for m in self.config.models if m.name == model)
+        count = self.faults.replicas
+        if scaling is not None:
+            grown = self.gateway.busy(model) and not self.faults.scaling_ignored
+            count = scaling.max_replicas if grown else scaling.min_replicas
+        return [f"{model}-predictor-{i}" for i in range(count)]
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         role = {name: role for role, name in self.config.namespaces_in_use().items()}[namespace]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from components.config import Rate, StackConfig
+from components.config import AutoscalingConfig, Rate, StackConfig
 from components.serving import gateway as gw
 from harness.program import typed_config
 from tests.e2e import scenarios
@@ -82,6 +82,9 @@ SCENARIOS: dict[str, Scenario] = {
     "S7 namespaces enforce Pod Security": scenarios.pods_meet_their_pod_security_level,
     "R6 failure modes": scenarios.failure_modes,
     "Keycloak day 2": scenarios.realm_follows_the_stack_file,
+    "autoscaling on the queue": functools.partial(
+        scenarios.model_scales_on_its_queue, burst_s=2.0, callers=4
+    ),
     "R6 failure modes, Limitador closed": scenarios.failure_modes,
 }
 
@@ -128,6 +131,7 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
     "S7 namespaces enforce Pod Security": (Faults(namespace_labels={"kserve": {}}), "kserve"),
     "R6 failure modes": (Faults(auth_down_status=200), "Authorino down: 200"),
     "Keycloak day 2": (Faults(realm_extra={"free": {"removeduser"}}), "realm group free"),
+    "autoscaling on the queue": (Faults(scaling_ignored=True), "a scale-up"),
     "R6 failure modes, Limitador closed": (
         Faults(limits_failure_inverted=True),
         r"Limitador down: 200 \(configured: fail closed\)",
@@ -141,6 +145,12 @@ def _config_for(name: str) -> StackConfig:
     if "Limitador closed" in name:
         limitador = config.limitador.model_copy(update={"failure_mode": "closed"})
         config = config.model_copy(update={"limitador": limitador})
+    if "autoscaling" in name:
+        scaling = AutoscalingConfig.model_validate({"minReplicas": 1, "maxReplicas": 2})
+        models = tuple(
+            m.model_copy(update={"autoscaling": scaling}) if m.tiers is None else m for m in config.models
+        )
+        config = config.model_copy(update={"models": models})
     return config
 
 

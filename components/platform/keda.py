@@ -1,0 +1,56 @@
+"""KEDA: scales the models that follow their queue (KServe's `keda` autoscaler class)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pulumi
+
+from components.pins import upstream, versions
+from components.platform import cluster
+from components.platform.flavour import Flavour
+from components.platform.helm import Chart
+
+RELEASE = "keda"
+
+
+@dataclass(frozen=True, kw_only=True)
+class KedaArgs:
+    namespace: pulumi.Input[str]
+    flavour: Flavour
+
+
+class Keda(pulumi.ComponentResource):
+    """The operator, its metrics API server and admission webhooks, from the pinned chart.
+
+    KServe writes a ScaledObject for each scaled model; the ScaledObject CRD must exist before
+    (kserve v0.20.0 reconcilers/keda/keda_reconciler.go fails the model's reconcile without
+    it), so model deployments wait for this component.
+    """
+
+    TYPE: ClassVar[str] = "maas:keda:Keda"
+
+    def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(self.TYPE, name, None, opts)
+        release = args.flavour.install_chart(
+            Chart(
+                name=f"{name}-release", release_name=RELEASE, chart=versions.KEDA, namespace=args.namespace
+            ),
+            self,
+        )
+        metrics_server = [cluster.pods(upstream.KEDA_METRICS_SERVER_PODS.labels)]
+        doors = cluster.doors(
+            name,
+            args.namespace,
+            [
+                cluster.Door(
+                    "keda-operator", upstream.KEDA_OPERATOR_PODS, ("metricsservice",), metrics_server
+                ),
+                # Called by the API server, from a node's address.
+                cluster.Door("keda-metrics-apiserver", upstream.KEDA_METRICS_SERVER_PODS, ("https",), None),
+                cluster.Door("keda-admission-webhooks", upstream.KEDA_WEBHOOK_PODS, ("http",), None),
+            ],
+            self,
+        )
+        self.register_outputs({"release": release, "networkPolicies": doors})
