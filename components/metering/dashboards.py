@@ -13,6 +13,7 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from components.config import ModelConfig, TierConfig
 from components.metering import chargeback
+from components.pins import upstream
 
 UID = "maas-usage"
 # kube-prometheus-stack provisions its Prometheus datasource with this uid.
@@ -128,6 +129,23 @@ def usage_dashboard(tiers: Sequence[TierConfig], models: Sequence[ModelConfig]) 
                 "Requests running",
                 "short",
                 'sum by (model) (vllm:num_requests_running{model=~"$model"})',
+                "{{model}}",
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Requests waiting (what scaled models follow)",
+                "short",
+                f'sum by (model) ({upstream.QUEUE_METRIC}{{model=~"$model"}})',
+                "{{model}}",
+            )
+        )
+        .with_panel(
+            # Every model server pod exports the queue gauge: one series per replica.
+            _timeseries(
+                "Replicas",
+                "short",
+                f'count by (model) ({upstream.QUEUE_METRIC}{{model=~"$model"}})',
                 "{{model}}",
             )
         )

@@ -219,9 +219,13 @@ ENVOY_METRICS_PATH = "/stats/prometheus"
 
 # Model-server metrics the dashboard reads; both the simulator (llm-d-inference-sim
 # docs/metrics.md) and vLLM (vllm/v1/metrics/loggers.py) export them.
+# Requests waiting for a slot: what scaled models follow (llm-d-inference-sim v0.10.2
+# pkg/llm-d-inference-sim/metrics.go ReqWaitingMetricName).
+QUEUE_METRIC = "vllm:num_requests_waiting"
 MODEL_SERVER_METRICS = (
     "vllm:e2e_request_latency_seconds_bucket",
     "vllm:num_requests_running",
+    QUEUE_METRIC,
     "vllm:prompt_tokens_total",
     "vllm:generation_tokens_total",
 )

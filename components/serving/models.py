@@ -23,9 +23,7 @@ PREDICTOR_PORT = 80
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 # kserve v0.20.0 pkg/constants/constants.go: AutoscalerClass, AutoscalerClassKeda.
 AUTOSCALER_CLASS = "serving.kserve.io/autoscalerClass"
-# Requests waiting for a slot: vLLM's metric, which llm-d-inference-sim v0.10.2 exports too
-# (pkg/llm-d-inference-sim/metrics.go ReqWaitingMetricName).
-QUEUE_METRIC = "vllm:num_requests_waiting"
+QUEUE_METRIC = upstream.QUEUE_METRIC
 MODEL_LABEL = "maas-platform/model"
 # On a model's route: the tiers it is restricted to, for the policy pack to check that an
 # authorization rule enforces them (components/access/tiers.py model_rules).
