@@ -54,6 +54,10 @@ class Declared:
     outputs: dict[str, Any]
     # The URNs this resource was known by before (its `pulumi.Alias`es, resolved).
     aliases: tuple[str, ...] = ()
+    # Resource options the engine acts on when a change comes: replace (first deleting) when
+    # one of these input paths changes.
+    replace_on_changes: tuple[str, ...] = ()
+    delete_before_replace: bool = False
 
     def is_secret(self, path: str) -> bool:
         """Whether the input at `path` (e.g. "stringData.HF_TOKEN") reaches the engine as a secret."""
@@ -207,6 +211,8 @@ class _RecordingMonitor(mocks.MockMonitor):
                     provider=request.provider,
                     outputs=dict(self.resources[response.urn].state),
                     aliases=tuple(_alias_urn(response.urn, alias) for alias in request.aliases),
+                    replace_on_changes=tuple(request.replaceOnChanges),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
                 )
             )
         return response

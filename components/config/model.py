@@ -40,6 +40,8 @@ TIER_HEADER = "x-maas-tier"
 # Not configurable: the Keycloak operator's manifest binds its ClusterRole to a service
 # account in namespace "keycloak".
 KEYCLOAK_NAMESPACE = "keycloak"
+# 63 - len("keda-hpa-") - len("-predictor")
+_SCALED_NAME_MAX = 44
 # Where KServe's storage initializer can fetch model weights from.
 _MODEL_SOURCES = ("hf://", "s3://", "gs://", "pvc://", "oci://", "https://")
 
@@ -189,6 +191,13 @@ class ModelConfig(Section):
     def _one_way_to_size(self) -> ModelConfig:
         if self.autoscaling is not None and self.replicas != 1:
             raise ValueError("set autoscaling.minReplicas and maxReplicas, or replicas, not both")
+        # KEDA names the HPA keda-hpa-<name>-predictor and refuses one past 63 characters
+        # (keda v2.20.2 apis/keda/v1alpha1/scaledobject_webhook.go verifyName).
+        if self.autoscaling is not None and len(self.name) > _SCALED_NAME_MAX:
+            raise ValueError(
+                f"a model that scales on its queue has a name of at most {_SCALED_NAME_MAX} "
+                f"characters (KEDA's HPA name): shorten '{self.name}'"
+            )
         return self
 
     @model_validator(mode="after")

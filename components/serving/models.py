@@ -321,7 +321,17 @@ class ModelDeployment(pulumi.ComponentResource):
                 },
             ),
             spec={"predictor": predictor},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+            # KServe keeps a model's HPA when its autoscaler class changes to keda, and KEDA then
+            # refuses the ScaledObject ("already managed by the hpa"), the other way round two
+            # autoscalers would drive one Deployment (kserve v0.20.0 reconcilers/autoscaler
+            # shouldDeleteHPA; keda v2.20.2 scaledobject_webhook.go verifyHpas): switching
+            # scaling on or off recreates the model.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=depends,
+                replace_on_changes=[f'metadata.annotations["{AUTOSCALER_CLASS}"]'],
+                delete_before_replace=True,
+            ),
         )
 
 

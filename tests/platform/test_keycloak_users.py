@@ -232,7 +232,11 @@ def test_the_job_reruns_exactly_when_the_users_change(stack_of: Any) -> None:
     from tests.support.configs import evaluate_variant
 
     stack: Evaluation = stack_of("dev-oidc")
-    digest = stack.one("Job", keycloak.USER_SYNC).inputs["spec"]["template"]["metadata"]["annotations"]
+    job = stack.one("Job", keycloak.USER_SYNC)
+    # Its name is fixed: the old Job goes first. One that failed is replaced at the next up.
+    assert job.delete_before_replace
+    assert job.inputs["metadata"]["annotations"]["pulumi.com/replaceUnready"] == "true"
+    digest = job.inputs["spec"]["template"]["metadata"]["annotations"]
     users = [u.model_dump(by_alias=True, exclude_none=True) for u in typed_config("dev-oidc").users]
     same = evaluate_variant("dev-oidc", {"maas:users": users})
     more = evaluate_variant("dev-oidc", {"maas:users": [*users, {"name": "newuser", "tier": "free"}]})

@@ -95,6 +95,22 @@ def test_bounds_that_cannot_scale_are_refused(model: dict[str, Any], expected: s
     assert_refused("dev", {"maas:models": [simulator]}, expected)
 
 
+def test_a_name_too_long_for_kedas_hpa_is_refused() -> None:
+    name = "m" * 45
+    scaled = {"name": name, "host": "sim", "runtime": "simulator", "autoscaling": {"maxReplicas": 2}}
+    assert_refused("dev", {"maas:models": [scaled]}, "at most 44 characters (KEDA's HPA name)")
+    assert len(f"keda-hpa-{name[:44]}-predictor") == 63
+
+
+def test_switching_scaling_on_or_off_recreates_the_model(stack_of: Any) -> None:
+    """KServe would leave the old autoscaler behind; the engine replaces the model instead,
+    deleting it first (its name stays)."""
+    for name in ("dev", "dev-oidc"):
+        for isvc in stack_of(name).objects("InferenceService"):
+            assert isvc.replace_on_changes == (f'metadata.annotations["{models.AUTOSCALER_CLASS}"]',)
+            assert isvc.delete_before_replace
+
+
 def test_scaling_without_the_prometheus_it_reads_is_refused() -> None:
     simulator = {"name": "simulator", "host": "simulator", "runtime": "simulator"}
     assert_refused(
