@@ -284,16 +284,7 @@ class Keycloak(pulumi.ComponentResource):
                     ),
                 ),
                 volume_claim_templates=[
-                    k8s.core.v1.PersistentVolumeClaimArgs(
-                        metadata=k8s.meta.v1.ObjectMetaArgs(name="data"),
-                        spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
-                            access_modes=["ReadWriteOnce"],
-                            storage_class_name=args.oidc.storage_class,
-                            resources=k8s.core.v1.VolumeResourceRequirementsArgs(
-                                requests={"storage": args.oidc.database_storage}
-                            ),
-                        ),
-                    )
+                    cluster.data_volume(args.oidc.database_storage, args.oidc.storage_class)
                 ],
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials, service]),

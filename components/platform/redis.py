@@ -88,16 +88,7 @@ class CounterStore(pulumi.ComponentResource):
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=LABELS), spec=_pod(args.flavour)
                 ),
                 volume_claim_templates=[
-                    k8s.core.v1.PersistentVolumeClaimArgs(
-                        metadata=k8s.meta.v1.ObjectMetaArgs(name="data"),
-                        spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
-                            access_modes=["ReadWriteOnce"],
-                            storage_class_name=args.limitador.redis_storage_class,
-                            resources=k8s.core.v1.VolumeResourceRequirementsArgs(
-                                requests={"storage": args.limitador.redis_storage}
-                            ),
-                        ),
-                    )
+                    cluster.data_volume(args.limitador.redis_storage, args.limitador.redis_storage_class)
                 ],
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, config]),

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from components.config import KEYCLOAK_NAMESPACE, StackConfig
+from components.config import GATEWAY_NAME, KEYCLOAK_NAMESPACE, StackConfig
 from components.pins import upstream
 from components.platform import keycloak, monitoring
 from harness.program import Evaluation, typed_config
@@ -73,7 +73,7 @@ def _third_party_pods(stack: Evaluation, cfg: StackConfig) -> Iterator[Endpoint]
     ns = cfg.namespaces
     gateway = upstream.Workload(
         labels={
-            **upstream.gateway_pod_labels("inference-gateway"),
+            **upstream.gateway_pod_labels(GATEWAY_NAME),
             "gateway.networking.k8s.io/gateway-class-name": "istio",
             "sidecar.istio.io/inject": "false",
         },
