@@ -69,17 +69,28 @@ kubectl --context "$context" port-forward -n "$namespace" "svc/$service" "$port:
 forward=$!
 
 deadline=$(($(date +%s) + timeout_s))
+forward_stopped() {
+  echo "first answer: the port-forward to $namespace/$service stopped:" >&2
+  cat "$forward_log" >&2
+  exit 1
+}
+# kubectl prints "Forwarding from <address> -> <port>" once it listens (client-go v0.36.3
+# tools/portforward/portforward.go listenOnPort); a curl before that would find no listener.
+until grep -q '^Forwarding from' "$forward_log"; do
+  kill -0 "$forward" 2>/dev/null || forward_stopped
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "first answer: the port-forward to $namespace/$service did not listen within ${timeout_s}s" >&2
+    exit 1
+  fi
+  sleep 1
+done
 body="{\"model\": \"$model\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}], \"max_tokens\": 8}"
 while :; do
   status=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 ${ca:+--cacert} ${ca:+"$ca"} \
     --resolve "$host:$port:127.0.0.1" -H "Authorization: APIKEY $key" \
     -H 'Content-Type: application/json' -d "$body" "$scheme://$host:$port/v1/chat/completions" 2>/dev/null || true)
   [ "$status" = 200 ] && break
-  if ! kill -0 "$forward" 2>/dev/null; then
-    echo "first answer: the port-forward to $namespace/$service stopped:" >&2
-    cat "$forward_log" >&2
-    exit 1
-  fi
+  kill -0 "$forward" 2>/dev/null || forward_stopped
   if [ "$(date +%s)" -ge "$deadline" ]; then
     echo "first answer: no 200 from $host within ${timeout_s}s (last status: ${status:-none})" >&2
     exit 1

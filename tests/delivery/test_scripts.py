@@ -431,6 +431,14 @@ def test_the_first_answer_reports_a_dead_port_forward(sandbox: Sandbox) -> None:
     assert "lost connection to pod" in done.stderr
 
 
+def test_the_first_answer_waits_for_the_port_forward_to_listen(sandbox: Sandbox) -> None:
+    sandbox.state_file("port-forward-silent")
+    sandbox.extra_env["MAAS_FIRST_ANSWER_TIMEOUT"] = "3"
+    done = sandbox.run("scripts/first-answer.sh", "dev", "0", expect=1)
+    assert "port-forward to llm/inference-gateway-istio did not listen within 3s" in done.stderr
+    assert not [c for c in sandbox.calls() if c.tool == "curl"]
+
+
 @pytest.mark.parametrize(
     ("target", "expected"),
     [

@@ -116,6 +116,10 @@ def kubectl(argv: list[str]) -> int:
             print("error: lost connection to pod", file=sys.stderr)
             return 1
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        # client-go tools/portforward/portforward.go prints this once it listens
+        if not (STATE / "port-forward-silent").exists():
+            local, remote = argv[-1].split(":")
+            print(f"Forwarding from 127.0.0.1:{local} -> {remote}", flush=True)
         time.sleep(60)
     return 0
 
