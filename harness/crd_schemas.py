@@ -63,6 +63,7 @@ def sources() -> list[str]:
             for name in ("podmonitors", "servicemonitors", "prometheusrules")
         ),
         *versions.KEYCLOAK_CRDS_URLS,
+        *versions.INFERENCE_CRDS_URLS,
     ]
 
 

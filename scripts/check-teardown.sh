@@ -17,7 +17,7 @@ fi
 for group in gateway.networking.k8s.io kuadrant.io extensions.kuadrant.io limitador.kuadrant.io \
   authorino.kuadrant.io operator.authorino.kuadrant.io serving.kserve.io cert-manager.io \
   monitoring.coreos.com k8s.keycloak.org networking.istio.io security.istio.io \
-  telemetry.istio.io extensions.istio.io; do
+  telemetry.istio.io extensions.istio.io inference.networking.k8s.io llm-d.ai; do
   for resource in $(k api-resources --api-group="$group" -o name 2>/dev/null); do
     found=$(k get "$resource" --all-namespaces -o name 2>/dev/null || true)
     if [ -n "$found" ]; then

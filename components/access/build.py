@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.access.keys import ApiKeys, ApiKeysArgs
-from components.access.policies import TierPolicies, TierPoliciesArgs
+from components.access.policies import TierPolicies, TierPoliciesArgs, TierPriorities, TierPrioritiesArgs
 from components.config import StackConfig
 from components.platform.build import Platform
 from components.serving.build import Serving
@@ -17,6 +17,8 @@ from components.serving.build import Serving
 class Access:
     api_keys: ApiKeys | None
     policies: TierPolicies
+    # The tiers' priorities on pooled models, when there are any.
+    priorities: TierPriorities | None
 
 
 def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
@@ -49,8 +51,23 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
         ),
         platform.on_cluster,
     )
+    pooled = cfg.pooled_models
+    priorities = (
+        TierPriorities(
+            "tier-priorities",
+            TierPrioritiesArgs(
+                tiers=cfg.tiers,
+                pooled=pooled,
+                namespace=platform.cluster.namespace("models"),
+                after=[serving.models[m.name].route for m in pooled],
+            ),
+            platform.on_cluster,
+        )
+        if pooled
+        else None
+    )
     pulumi.export("tiers", cfg.tier_names)
     pulumi.export("users", {u.name: u.tier for u in cfg.users})
     if api_keys:
         pulumi.export("apiKeys", api_keys.keys)
-    return Access(api_keys=api_keys, policies=policies)
+    return Access(api_keys=api_keys, policies=policies, priorities=priorities)

@@ -77,3 +77,39 @@ class TierPolicies(pulumi.ComponentResource):
             spec=spec,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TierPrioritiesArgs:
+    tiers: Sequence[TierConfig]
+    # The models an endpoint picker schedules (maas:models[].scheduling: pool).
+    pooled: Sequence[ModelConfig]
+    namespace: pulumi.Input[str]
+    # The pools the objectives name (and the CRDs they need).
+    after: Sequence[pulumi.Resource] = ()
+
+
+class TierPriorities(pulumi.ComponentResource):
+    """One InferenceObjective per pooled model and tier, in tier order: the priority the
+    model's endpoint picker gives the tier's requests (components/access/tiers.py objectives).
+    The AuthPolicy names each request's objective from the validated tier."""
+
+    TYPE: ClassVar[str] = "maas:access:TierPriorities"
+
+    def __init__(self, name: str, args: TierPrioritiesArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(self.TYPE, name, None, opts)
+        objectives = [
+            k8s.apiextensions.CustomResource(
+                f"{name}-{objective}",
+                # llm-d-router v0.10.0's group, which its picker prefers (pkg/epp/server/
+                # controller_config.go); the Inference Extension's x-k8s.io one left in v1.6.0.
+                api_version="llm-d.ai/v1alpha2",
+                kind="InferenceObjective",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=objective, namespace=args.namespace),
+                spec=spec,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
+            )
+            for model in args.pooled
+            for objective, spec in tiers.objectives(model.name, args.tiers).items()
+        ]
+        self.register_outputs({"objectives": objectives})

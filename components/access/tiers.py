@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from components.config import MODEL_HEADER, TIER_HEADER, ModelConfig, Rate, TierConfig
-from components.pins.upstream import OPENAI_USAGE_PATHS
+from components.pins.upstream import FAIRNESS_HEADER, OBJECTIVE_HEADER, OPENAI_USAGE_PATHS
 
 # Labels and annotations of the API-key Secrets. Authorino follows changes only to Secrets
 # with its `managed-by` label; the AuthPolicy selects ours by `API_KEY_LABEL`.
@@ -122,6 +122,60 @@ def model_rules(models: Sequence[ModelConfig]) -> dict[str, dict[str, Any]]:
     }
 
 
+def priorities(tiers: Sequence[TierConfig]) -> dict[str, int]:
+    """A tier's priority in a pooled model's flow control: its place in the table, lowest 0.
+    The endpoint picker dispatches the highest non-empty priority band first and holds the
+    rest while the pool is saturated (llm-d-router v0.10.0 pkg/epp/flowcontrol/controller/
+    internal/processor.go), so lower tiers wait first and, past the queue timeout, get 429."""
+    return {t.name: index for index, t in enumerate(tiers)}
+
+
+def objective_name(model: str, tier: str) -> str:
+    """The InferenceObjective that gives `tier` its priority on `model`'s pool."""
+    return f"{model}-{tier}"
+
+
+def objectives(model: str, tiers: Sequence[TierConfig]) -> dict[str, dict[str, Any]]:
+    """One InferenceObjective spec per tier, in tier order, on the model's InferencePool
+    (named like the model). The picker takes a request's objective by name from
+    OBJECTIVE_HEADER and only objectives whose poolRef is its own pool (llm-d-router v0.10.0
+    pkg/epp/controller/inferenceobjective_reconciler.go)."""
+    pool = {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": model}
+    return {
+        objective_name(model, tier): {"poolRef": pool, "priority": priority}
+        for tier, priority in priorities(tiers).items()
+    }
+
+
+def pooled_predicate(pooled: Sequence[ModelConfig]) -> str:
+    """CEL: the request is for a model an endpoint picker schedules."""
+    return (
+        f"'{MODEL_HEADER}' in request.headers && "
+        f"request.headers['{MODEL_HEADER}'] in {_cel_list([m.served_name for m in pooled])}"
+    )
+
+
+def objective_expression(pooled: Sequence[ModelConfig]) -> str:
+    """CEL: the name of the caller's tier's objective on the pool of the model asked for
+    (objective_name), from the validated tier, never from anything the client sent."""
+    pools = ", ".join(f"'{m.served_name}': '{m.name}'" for m in pooled)
+    return f"{{{pools}}}[request.headers['{MODEL_HEADER}']] + '-' + {TIER}"
+
+
+def scheduling_headers(pooled: Sequence[ModelConfig]) -> dict[str, Any]:
+    """What Authorino tells a pooled model's endpoint picker after authentication: the tier's
+    objective (its priority) and the user as the flow shared fairly within it. The wasm-shim
+    sets each over any value a client sent (v0.14.1 src/kuadrant/pipeline/tasks/headers.rs,
+    HeaderOperation::Set), and the gateway has removed those already (lua/request_body.lua)."""
+    if not pooled:
+        return {}
+    when = [{"predicate": pooled_predicate(pooled)}]
+    return {
+        OBJECTIVE_HEADER: {"plain": {"expression": objective_expression(pooled)}, "when": when},
+        FAIRNESS_HEADER: {"plain": {"expression": USER_ID}, "when": when},
+    }
+
+
 def auth_spec(
     tiers: Sequence[TierConfig],
     gateway: str,
@@ -175,7 +229,10 @@ def auth_spec(
                     # The tier, for the model list (components/serving/catalog.py); the
                     # wasm-shim sets it over any value a client sent (v0.14.1 src/kuadrant/
                     # pipeline/tasks/headers.rs, HeaderOperation::Set).
-                    "headers": {TIER_HEADER: {"plain": {"expression": TIER}}},
+                    "headers": {
+                        TIER_HEADER: {"plain": {"expression": TIER}},
+                        **scheduling_headers([m for m in models if m.scheduling == "pool"]),
+                    },
                     "filters": {
                         "identity": {
                             "json": {

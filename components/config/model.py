@@ -42,6 +42,8 @@ TIER_HEADER = "x-maas-tier"
 KEYCLOAK_NAMESPACE = "keycloak"
 # 63 - len("keda-hpa-") - len("-predictor")
 _SCALED_NAME_MAX = 44
+# 63 - len("-epp"): a pooled model's endpoint picker Service is <name>-epp.
+_POOLED_NAME_MAX = 59
 # Where KServe's storage initializer can fetch model weights from.
 _MODEL_SOURCES = ("hf://", "s3://", "gs://", "pvc://", "oci://", "https://")
 
@@ -156,6 +158,29 @@ class AutoscalingConfig(Section):
         return self
 
 
+class SaturationConfig(Section):
+    """When a pool counts as saturated, so that flow control holds requests back and serves
+    higher tiers first: llm-d-router v0.10.0's utilization detector (saturationdetector/
+    utilization/config.go; these are its defaults). A replica's load is the larger of its
+    queue over `queueDepth` and its KV cache use over `kvCacheUtilization`; the pool's is the
+    replicas' mean, and at 1 it is saturated."""
+
+    queue_depth: PositiveInt = 5
+    kv_cache_utilization: float = Field(default=0.8, gt=0, le=1)
+
+
+class SchedulerConfig(Section):
+    """llm-d's endpoint picker, one per model with `scheduling: pool`."""
+
+    saturation: SaturationConfig = SaturationConfig()
+    # How long a request may wait in the picker's queue before it is refused with 429
+    # (flow control's defaultRequestTTL; llm-d-router's default is 60s).
+    queue_timeout: Window = "60s"
+    resources: ComputeResources = ComputeResources(
+        requests={"cpu": "100m", "memory": "256Mi"}, limits={"cpu": "1", "memory": "1Gi"}
+    )
+
+
 class ModelConfig(Section):
     name: DnsLabel
     # The model answers on <host>.<domain>.
@@ -168,6 +193,10 @@ class ModelConfig(Section):
     replicas: PositiveInt = 1
     # Unset: `replicas`, fixed. Set: replicas follow the queue (then leave `replicas` out).
     autoscaling: AutoscalingConfig | None = None
+    # How the gateway picks a replica: "service" (round robin through KServe's Service) or
+    # "pool" (an InferencePool whose llm-d endpoint picker picks by load and prefix cache,
+    # and under saturation serves higher tiers first).
+    scheduling: typing.Literal["service", "pool"] = "service"
     resources: ComputeResources | None = None
     args: tuple[str, ...] = ()
     gpu: GpuConfig | None = None
@@ -197,6 +226,11 @@ class ModelConfig(Section):
             raise ValueError(
                 f"a model that scales on its queue has a name of at most {_SCALED_NAME_MAX} "
                 f"characters (KEDA's HPA name): shorten '{self.name}'"
+            )
+        if self.scheduling == "pool" and len(self.name) > _POOLED_NAME_MAX:
+            raise ValueError(
+                f"a pooled model has a name of at most {_POOLED_NAME_MAX} characters (its endpoint "
+                f"picker's Service is <name>-epp): shorten '{self.name}'"
             )
         return self
 
@@ -349,6 +383,15 @@ class PricesConfig(Section):
     def price(self, tier: str, model: str) -> Price:
         return self.models.get(model, {}).get(tier) or self.tiers.get(tier) or Price()
 
+    def paying(self, tiers: typing.Sequence[str]) -> list[str]:
+        """The tiers, in table order, whose usage has a price somewhere."""
+        prices = [
+            *self.tiers.items(),
+            *(entry for by_tier in self.models.values() for entry in by_tier.items()),
+        ]
+        priced = {tier for tier, price in prices if price.per_request > 0 or price.per_thousand_tokens > 0}
+        return [tier for tier in tiers if tier in priced]
+
 
 def _default_models() -> tuple[ModelConfig, ...]:
     """The default catalog: the OpenAI-compatible simulator, which needs no GPU."""
@@ -382,6 +425,8 @@ class StackConfig(Section):
     limitador_redis_url: str | None = None
     observability: ObservabilityConfig = ObservabilityConfig()
     prices: PricesConfig = PricesConfig()
+    # The endpoint picker of pooled models (maas:models[].scheduling: pool).
+    scheduler: SchedulerConfig = SchedulerConfig()
 
     @field_validator("tiers")
     @classmethod
@@ -462,6 +507,11 @@ class StackConfig(Section):
     @property
     def tier_names(self) -> list[str]:
         return [t.name for t in self.tiers]
+
+    @property
+    def pooled_models(self) -> list[ModelConfig]:
+        """The models an endpoint picker schedules, in catalog order."""
+        return [m for m in self.models if m.scheduling == "pool"]
 
     @field_validator("models")
     @classmethod

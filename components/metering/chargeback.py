@@ -26,6 +26,7 @@ from typing import Any
 
 from components.access import tiers as tier_names
 from components.config import ModelConfig, PricesConfig, TierConfig
+from components.pins import upstream
 
 REQUESTS = "maas:requests:total"
 TOKENS = "maas:tokens:total"
@@ -40,8 +41,15 @@ USAGE_LABELS = ("user", "tier", "model")
 # A tier is throttled hard when more than this share of its requests gets 429 for 10 minutes.
 THROTTLE_ALERT_RATIO = 0.5
 
-# Each monitor adds `maas_component` to its targets; alerts find components by it.
-COMPONENTS = ("limitador", "authorino", "gateway", "model", "kuadrant-operator")
+# Pooled models: the picker's flow-control outcomes and queue, per tier (the picker labels
+# them by priority, components/access/tiers.py priorities).
+SCHEDULED = "maas:scheduled_requests:rate5m"
+SCHEDULER_QUEUE = "maas:scheduler_queue:size"
+# Outcomes that refuse a request because the pool is saturated: its band's queue was full,
+# or it waited past the queue timeout (llm-d-router v0.10.0 pkg/epp/flowcontrol/types/
+# outcomes.go). Not RejectedNoEndpoints (no replica: MaasModelDown) nor
+# EvictedContextCancelled (the client gave up).
+SHED_OUTCOMES = ("RejectedCapacity", "EvictedTTL")
 
 
 def _by(labels: Sequence[str]) -> str:
@@ -159,13 +167,55 @@ def alert_rules(models: Sequence[ModelConfig]) -> list[dict[str, Any]]:
     return rules
 
 
+def scheduling_rules(tiers: Sequence[TierConfig], paying: Sequence[str]) -> list[dict[str, Any]]:
+    """Per tier, what the pooled models' pickers did with its requests (per second, by model
+    and outcome) and how many wait in their queues; an alert when a paying tier is shed."""
+    picker = 'maas_component="endpoint-picker"'
+    rules: list[dict[str, Any]] = []
+    for tier, priority in tier_names.priorities(tiers).items():
+        band = f'{picker}, priority="{priority}"'
+        rules.append(
+            {
+                "record": SCHEDULED,
+                "expr": f"sum by (model, outcome) (rate({upstream.FLOW_CONTROL_REQUESTS}{{{band}}}[5m]))",
+                "labels": {"tier": tier},
+            }
+        )
+        rules.append(
+            {
+                "record": SCHEDULER_QUEUE,
+                "expr": f"sum by (model) ({upstream.FLOW_CONTROL_QUEUE_SIZE}{{{band}}})",
+                "labels": {"tier": tier},
+            }
+        )
+    if paying:
+        shed = "|".join(SHED_OUTCOMES)
+        rules.append(
+            {
+                "alert": "MaasPayingTierShed",
+                "expr": (
+                    f'sum by (tier, model) ({SCHEDULED}{{outcome=~"{shed}", tier=~"{"|".join(paying)}"}}) > 0'
+                ),
+                "for": "5m",
+                "labels": {"severity": "critical"},
+                "annotations": {
+                    "summary": "Model {{ $labels.model }} is saturated and refuses requests of the paying "
+                    "tier {{ $labels.tier }} (429): add replicas, or raise maas:scheduler.queueTimeout.",
+                },
+            }
+        )
+    return rules
+
+
 def rule_groups(
     tiers: Sequence[TierConfig], models: Sequence[ModelConfig], prices: PricesConfig
 ) -> dict[str, Any]:
     """The PrometheusRule spec, which is also a plain Prometheus rule file (`promtool`)."""
-    return {
-        "groups": [
-            {"name": "maas-usage", "rules": usage_rules(tiers, models, prices)},
-            {"name": "maas-alerts", "rules": alert_rules(models)},
-        ]
-    }
+    groups = [
+        {"name": "maas-usage", "rules": usage_rules(tiers, models, prices)},
+        {"name": "maas-alerts", "rules": alert_rules(models)},
+    ]
+    if any(m.scheduling == "pool" for m in models):
+        paying = prices.paying([t.name for t in tiers])
+        groups.append({"name": "maas-scheduling", "rules": scheduling_rules(tiers, paying)})
+    return {"groups": groups}

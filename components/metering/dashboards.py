@@ -150,6 +150,26 @@ def usage_dashboard(tiers: Sequence[TierConfig], models: Sequence[ModelConfig]) 
             )
         )
     )
+    if any(m.scheduling == "pool" for m in models):
+        board = (
+            board.with_row(dashboard.Row("Scheduling (pooled models)"))
+            .with_panel(
+                _timeseries(
+                    "Admitted and shed / s by tier",
+                    "reqps",
+                    f"sum by (tier, outcome) ({chargeback.SCHEDULED}{_FILTER})",
+                    "{{tier}} {{outcome}}",
+                )
+            )
+            .with_panel(
+                _timeseries(
+                    "Waiting in the picker by tier",
+                    "short",
+                    f"sum by (tier) ({chargeback.SCHEDULER_QUEUE}{_FILTER})",
+                    "{{tier}}",
+                )
+            )
+        )
     built: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True).encode(board.build()))
     return built
 

@@ -15,7 +15,7 @@ from components.config import GATEWAY_NAME, ModelConfig, PricesConfig, TierConfi
 from components.metering import chargeback, dashboards
 from components.pins import upstream
 from components.platform import monitoring
-from components.serving import gateway, models
+from components.serving import gateway, models, scheduler
 
 DASHBOARD_FILE = f"{dashboards.UID}.json"
 
@@ -115,6 +115,29 @@ class Observability(pulumi.ComponentResource):
                 }
             ],
         )
+        if any(m.scheduling == "pool" for m in args.models):
+            self._monitor(
+                f"{name}-endpoint-pickers",
+                "PodMonitor",
+                "endpoint-pickers",
+                args.models_namespace,
+                {"matchExpressions": [{"key": scheduler.PICKER_LABEL, "operator": "Exists"}]},
+                [
+                    {
+                        "port": scheduler.METRICS,
+                        "path": "/metrics",
+                        "relabelings": [
+                            *_static("endpoint-picker"),
+                            {
+                                # The pooled model's name, from the picker pod's label.
+                                "sourceLabels": ["__meta_kubernetes_pod_label_maas_platform_endpoint_picker"],
+                                "targetLabel": "model",
+                                "action": "replace",
+                            },
+                        ],
+                    }
+                ],
+            )
         telemetry = k8s.apiextensions.CustomResource(
             f"{name}-telemetry",
             api_version="extensions.kuadrant.io/v1alpha1",

@@ -236,3 +236,36 @@ MODEL_SERVER_METRICS = (
 # EmbeddingResponseUsage), and the model list, which produces no tokens.
 OPENAI_USAGE_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 OPENAI_MODELS_PATH = "/v1/models"
+
+# llm-d-router v0.10.0's endpoint picker (EPP). Its ports (pkg/epp/server/options.go
+# DefaultGrpcPort; the chart's container ports, config/charts/routerlib/templates/
+# _deployment.yaml): the gateway calls `grpc` (ext_proc, TLS with a self-signed certificate
+# unless --cert-path: pkg/epp/server/runserver.go), the kubelet probes `grpc-health`, and
+# `metrics` serves Prometheus (and pprof unless --enable-pprof=false).
+ENDPOINT_PICKER_PORTS = {"grpc": 9002, "grpc-health": 9003, "metrics": 9090}
+# The gRPC health service a single replica reports (cmd/epp/runner/health.go).
+ENDPOINT_PICKER_HEALTH_SERVICE = "inference-extension"
+# Request headers the picker acts on (pkg/epp/metadata/consts.go), each with its deprecated
+# alias: the InferenceObjective whose priority a request gets (by the objective's name; none
+# or unknown: priority 0, pkg/epp/requestcontrol/director.go), the flow it shares its
+# priority band fairly with, a model rewrite, and latency objectives. Only the gateway may
+# set them.
+OBJECTIVE_HEADER = "x-llm-d-inference-objective"
+FAIRNESS_HEADER = "x-llm-d-inference-fairness-id"
+ENDPOINT_PICKER_HEADERS = (
+    OBJECTIVE_HEADER,
+    "x-gateway-inference-objective",
+    FAIRNESS_HEADER,
+    "x-gateway-inference-fairness-id",
+    "x-llm-d-model-name-rewrite",
+    "x-gateway-model-name-rewrite",
+    "x-llm-d-slo-ttft-ms",
+    "x-slo-ttft-ms",
+    "x-llm-d-slo-tpot-ms",
+    "x-slo-tpot-ms",
+)
+# Flow control's outcome per request, by priority band and pool
+# (pkg/epp/metrics/llm_d_router_metrics.go; outcomes: pkg/epp/flowcontrol/types QueueOutcome).
+FLOW_CONTROL_REQUESTS = "llm_d_epp_flow_control_requests_total"
+FLOW_CONTROL_DISPATCHED = "Dispatched"
+FLOW_CONTROL_QUEUE_SIZE = "llm_d_epp_flow_control_queue_size"

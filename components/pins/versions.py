@@ -67,6 +67,27 @@ KSERVE_RESOURCES = HelmChart("kserve-resources", KSERVE_VERSION, "oci://ghcr.io/
 # 2.18.0 (its go.mod); the keda.sh/v1alpha1 ScaledObject it writes is the same in both.
 KEDA = HelmChart("keda", "2.20.2", "https://kedacore.github.io/charts")
 
+# Pooled models (maas:models[].scheduling: pool). InferencePool v1 from the Gateway API
+# Inference Extension's release (the schemas' v1.6.0; Istio 1.30 reads only v1); the
+# endpoint picker and its InferenceObjective CRDs from llm-d-router v0.10.0, their home since
+# v0.9.0 (GIE v1.6.0 ships no EPP and no objectives). The CRDs from the tags' own files, as
+# the releases ship no bundle of exactly these (llm-d-router's artifacts/manifests.yaml is
+# made by `make artifacts`, Makefile).
+INFERENCE_EXTENSION_VERSION = "v1.6.0"
+LLM_D_ROUTER_VERSION = "v0.10.0"
+INFERENCE_CRDS_URLS = (
+    "https://raw.githubusercontent.com/kubernetes-sigs/gateway-api-inference-extension/"
+    f"{INFERENCE_EXTENSION_VERSION}/config/crd/bases/inference.networking.k8s.io_inferencepools.yaml",
+    *(
+        f"https://raw.githubusercontent.com/llm-d/llm-d-router/{LLM_D_ROUTER_VERSION}/config/crd/bases/"
+        f"llm-d.ai_{plural}.yaml"
+        for plural in ("inferenceobjectives", "inferencemodelrewrites")
+    ),
+)
+# The release's image (llm-d-router v0.10.0 Makefile EPP_IMAGE_NAME; hack/push-chart.sh sets
+# the chart's tag to the release's).
+ENDPOINT_PICKER_IMAGE = f"ghcr.io/llm-d/llm-d-router-endpoint-picker:{LLM_D_ROUTER_VERSION}"
+
 KUADRANT_OPERATOR = HelmChart("kuadrant-operator", "1.5.2", "https://kuadrant.io/helm-charts")
 # What kuadrant-operator 1.5.2 bundles (its chart's dependency), for the Limitador CRD schema.
 LIMITADOR_OPERATOR_VERSION = "0.18.3"

@@ -11,7 +11,12 @@ from components.platform import flavour as flavours
 from components.platform.cert_manager import CertManager, CertManagerArgs
 from components.platform.cluster import ClusterAccess, ClusterArgs
 from components.platform.flavour import Flavour
-from components.platform.gateway_api import GatewayApiArgs, GatewayApiCrds
+from components.platform.gateway_api import (
+    GatewayApiArgs,
+    GatewayApiCrds,
+    InferenceExtensionArgs,
+    InferenceExtensionCrds,
+)
 from components.platform.istio import Istio, IstioArgs
 from components.platform.keda import Keda, KedaArgs
 from components.platform.keycloak import Keycloak, KeycloakArgs, issuer_url
@@ -28,6 +33,8 @@ class Platform:
     # Options every layer's component takes: the explicit provider of the stack's cluster.
     on_cluster: pulumi.ResourceOptions
     gateway_api: GatewayApiCrds
+    # InferencePool and InferenceObjective, when a model is pooled.
+    inference_crds: InferenceExtensionCrds | None
     cert_manager: CertManager
     istio: Istio
     kserve: KServe
@@ -46,6 +53,11 @@ def build(cfg: StackConfig) -> Platform:
     cluster = ClusterAccess("cluster", ClusterArgs(cluster=cfg.cluster, namespaces=cfg.namespaces_in_use()))
     on_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
     gateway_api = GatewayApiCrds("gateway-api", GatewayApiArgs(), on_cluster)
+    inference_crds = (
+        InferenceExtensionCrds("inference-extension", InferenceExtensionArgs(), on_cluster)
+        if cfg.pooled_models
+        else None
+    )
     cert_manager = CertManager(
         "cert-manager",
         CertManagerArgs(namespace=cluster.namespace("cert-manager"), flavour=flavour),
@@ -58,7 +70,8 @@ def build(cfg: StackConfig) -> Platform:
             namespace_name=cfg.namespaces.istio,
             flavour=flavour,
             gateway_namespace=cfg.namespaces.models,
-            after=[gateway_api],
+            inference_pools=inference_crds is not None,
+            after=[gateway_api, *([inference_crds] if inference_crds else [])],
         ),
         on_cluster,
     )
@@ -148,6 +161,7 @@ def build(cfg: StackConfig) -> Platform:
         cluster=cluster,
         on_cluster=on_cluster,
         gateway_api=gateway_api,
+        inference_crds=inference_crds,
         cert_manager=cert_manager,
         istio=istio,
         kserve=kserve,

@@ -32,3 +32,25 @@ class GatewayApiCrds(pulumi.ComponentResource):
             f"{name}-standard", file=args.bundle_url, opts=pulumi.ResourceOptions(parent=self)
         )
         self.register_outputs({"bundle": args.bundle_url})
+
+
+@dataclass(frozen=True, kw_only=True)
+class InferenceExtensionArgs:
+    # The CRD files at their releases (components/pins/versions.py).
+    files: tuple[str, ...] = versions.INFERENCE_CRDS_URLS
+
+
+class InferenceExtensionCrds(pulumi.ComponentResource):
+    """InferencePool (Gateway API Inference Extension) and llm-d's InferenceObjective and
+    InferenceModelRewrite, for stacks with pooled models: Istio routes to the pools and the
+    endpoint pickers read the objectives (and watch the rewrites, RBAC in llm-d-router
+    v0.10.0 config/charts/llm-d-router-gateway/templates/rbac.yaml)."""
+
+    TYPE: ClassVar[str] = "maas:gateway-api:InferenceExtensionCrds"
+
+    def __init__(self, name: str, args: InferenceExtensionArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(self.TYPE, name, None, opts)
+        k8s.yaml.v2.ConfigGroup(
+            f"{name}-crds", files=list(args.files), opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.register_outputs({"files": list(args.files)})

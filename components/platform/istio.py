@@ -27,7 +27,10 @@ class IstioArgs:
     flavour: Flavour
     # Where the gateway's pods run: they fetch their configuration from istiod.
     gateway_namespace: str
-    # The Gateway API CRDs: istiod's Gateway controller must find them when it starts.
+    # Routing to InferencePools (pooled models), off by default in istiod.
+    inference_pools: bool = False
+    # The Gateway API CRDs (and the InferencePool's): istiod's Gateway controller must find
+    # them when it starts.
     after: Sequence[pulumi.Resource] = ()
 
 
@@ -63,7 +66,19 @@ class Istio(pulumi.ComponentResource):
                 # istiod's container gets a seccomp profile only when asked (istio 1.30.3
                 # istio-discovery values.yaml `seccompProfile: {}`), which Pod Security
                 # "restricted" requires (components/platform/cluster.py).
-                values={**where, "seccompProfile": {"type": "RuntimeDefault"}},
+                values={
+                    **where,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                    # InferencePool backends need istiod's ENABLE_GATEWAY_API_INFERENCE_EXTENSION
+                    # (istio 1.30.3 pilot/pkg/features/experimental.go, default false); the chart
+                    # renders top-level `env` into istiod's container (istio-discovery
+                    # templates/deployment.yaml), not `pilot.env`.
+                    **(
+                        {"env": {"ENABLE_GATEWAY_API_INFERENCE_EXTENSION": "true"}}
+                        if args.inference_pools
+                        else {}
+                    ),
+                },
                 after=[base, *args.after],
                 # Was "istiod", outside the `<component>-…` rule; the alias keeps the live release.
                 aliases=[pulumi.Alias(name="istiod")],

@@ -8,10 +8,19 @@ from dataclasses import dataclass
 import pulumi
 
 from components.config import StackConfig
+from components.platform import cluster, monitoring
 from components.platform.build import Platform
 from components.serving.catalog import ModelList, ModelListArgs
-from components.serving.gateway import LOCAL_PORT, TLS_SECRET, GatewayArgs, InferenceGateway
-from components.serving.models import ModelArgs, ModelDeployment, RuntimeArgs, VllmServingRuntime
+from components.serving.gateway import LOCAL_PORT, POD_LABELS, TLS_SECRET, GatewayArgs, InferenceGateway
+from components.serving.models import (
+    ISVC_LABEL,
+    MODEL_PORT,
+    ModelArgs,
+    ModelDeployment,
+    RuntimeArgs,
+    VllmServingRuntime,
+)
+from components.serving.scheduler import EndpointPicker, EndpointPickerArgs
 
 
 @dataclass(frozen=True)
@@ -20,6 +29,8 @@ class Serving:
     runtime: VllmServingRuntime | None
     # model name -> its deployment, in catalog order
     models: dict[str, ModelDeployment]
+    # pooled model name -> its InferencePool and endpoint picker
+    pickers: dict[str, EndpointPicker]
     model_list: ModelList
 
 
@@ -55,6 +66,25 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
         if vllm_models
         else None
     )
+    pickers = {
+        m.name: EndpointPicker(
+            f"model-{m.name}-picker",
+            EndpointPickerArgs(
+                model=m,
+                scheduler=cfg.scheduler,
+                namespace=models_namespace,
+                namespace_name=cfg.namespaces.models,
+                flavour=platform.flavour,
+                model_pods={ISVC_LABEL: m.name},
+                model_port=MODEL_PORT,
+                callers=[cluster.pods(POD_LABELS)],
+                scrapers=monitoring.scraper(platform.scraper_namespace),
+                after=[platform.istio, *([platform.inference_crds] if platform.inference_crds else [])],
+            ),
+            platform.on_cluster,
+        )
+        for m in cfg.pooled_models
+    }
     models = {
         m.name: ModelDeployment(
             f"model-{m.name}",
@@ -67,6 +97,7 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
                 namespace_name=cfg.namespaces.models,
                 scraper_namespace=platform.scraper_namespace,
                 after=[platform.kserve, *([platform.keda] if platform.keda and m.autoscaling else [])],
+                picker=pickers.get(m.name),
             ),
             platform.on_cluster,
         )
@@ -83,7 +114,7 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
         ),
         platform.on_cluster,
     )
-    serving = Serving(gateway=gateway, runtime=runtime, models=models, model_list=model_list)
+    serving = Serving(gateway=gateway, runtime=runtime, models=models, pickers=pickers, model_list=model_list)
     _export(cfg, serving)
     return serving
 

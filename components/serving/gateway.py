@@ -26,6 +26,9 @@ HTTPS_PORT = 443
 # The local port the README and stack outputs forward to: http(s)://<host>.<domain>:8000
 LOCAL_PORT = 8000
 TLS_SECRET = f"{GATEWAY_NAME}-tls"
+# Request headers only the gateway sets (the Lua filter, then Authorino): a client's are
+# removed before anything reads them.
+GATEWAY_HEADERS = (MODEL_HEADER, TIER_HEADER, *upstream.ENDPOINT_PICKER_HEADERS)
 # Envoy Lua that sets the model header and asks every streamed request for usage (see the
 # file); request_filter_source() puts the catalog before it.
 REQUEST_BODY_LUA = Path(__file__).parent / "lua" / "request_body.lua"
@@ -34,6 +37,29 @@ REQUEST_BODY_LUA = Path(__file__).parent / "lua" / "request_body.lua"
 # is inserted before the router after ours, so ours runs first and Kuadrant's filter sees the
 # model header it sets.
 REQUEST_BODY_PRIORITY = -10
+# After Kuadrant's (0): see _picker_after_auth.
+PICKER_ORDER_PRIORITY = 10
+EXT_PROC = "envoy.filters.http.ext_proc"
+ROUTER = "envoy.filters.http.router"
+# Istio's own InferencePool ext_proc filter, as istio 1.30.3 pilot/pkg/xds/filters/filters.go
+# InferencePoolExtProc declares it: it does nothing until a pool's route configures it per
+# route (pilot/pkg/networking/core/route/route.go: the picker's cluster, headers and bodies
+# sent, FULL_DUPLEX_STREAMED), and hands the picked endpoint on in metadata namespace
+# "envoy.lb" (constants.EnvoySubsetNamespace), which the pool's cluster reads.
+INFERENCE_POOL_EXT_PROC = {
+    "name": EXT_PROC,
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
+        "grpc_service": {"envoy_grpc": {"cluster_name": "dummy"}, "timeout": "10s"},
+        "failure_mode_allow": True,
+        "processing_mode": {"request_header_mode": "SKIP", "response_header_mode": "SKIP"},
+        "message_timeout": "1000s",
+        "metadata_options": {
+            "receiving_namespaces": {"untyped": ["envoy.lb"]},
+            "forwarding_namespaces": {"untyped": ["envoy.lb"]},
+        },
+    },
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,6 +145,9 @@ class InferenceGateway(pulumi.ComponentResource):
         )
         self.api_host = f"{args.config.api_host}.{args.domain}"
         request_body = self._request_body(name, args)
+        picker_order = (
+            self._picker_after_auth(name, args) if any(m.scheduling == "pool" for m in args.models) else None
+        )
         self.service_name = SERVICE_NAME
         # What clients are given: plain HTTP where it is served, else HTTPS.
         self.scheme = "https" if https.only else "http"
@@ -129,6 +158,7 @@ class InferenceGateway(pulumi.ComponentResource):
             {
                 "gateway": gateway,
                 "requestBody": request_body,
+                "pickerOrder": picker_order,
                 "listeners": list(self.listeners),
                 "apiHost": self.api_host,
                 "scheme": self.scheme,
@@ -222,6 +252,66 @@ class InferenceGateway(pulumi.ComponentResource):
             ),
         )
 
+    def _picker_after_auth(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
+        """Moves Istio's InferencePool filter after Kuadrant's, so that pooled models' pickers
+        see the priority Authorino sets, and never see a request Kuadrant refuses.
+
+        Istio places the filter before the router with nothing after it but its own
+        (istio 1.30.3 pilot/pkg/networking/core/listener_builder.go), and EnvoyFilters are
+        applied to the finished chain (envoyfilter/listener_patch.go patchHTTPFilters):
+        Kuadrant's wasm-shim, inserted before the router (kuadrant-operator v1.5.2
+        internal/istio/utils.go BuildEnvoyFilterWasmPatch), and our Lua filter land after it.
+        So the picker would schedule before authentication, with the client's headers. This
+        EnvoyFilter, applied after Kuadrant's (priorities ascend, model/push_context.go
+        EnvoyFilters), removes Istio's filter and inserts the same filter, under the same name,
+        right before the router: the routes' per-filter configuration, keyed by that name,
+        still applies. Chain: ... Lua (-10), Kuadrant (0), the pool filter (10), router.
+        """
+        listener = {
+            "filterChain": {
+                "filter": {
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "subFilter": {"name": EXT_PROC},
+                }
+            }
+        }
+        before_router = {
+            "filterChain": {
+                "filter": {
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "subFilter": {"name": ROUTER},
+                }
+            }
+        }
+        return k8s.apiextensions.CustomResource(
+            f"{name}-picker-order",
+            api_version="networking.istio.io/v1alpha3",
+            kind="EnvoyFilter",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{GATEWAY_NAME}-picker-order", namespace=args.namespace
+            ),
+            spec={
+                "targetRefs": [
+                    {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME}
+                ],
+                "priority": PICKER_ORDER_PRIORITY,
+                # In order: REMOVE matches by name, so it must run before the insert.
+                "configPatches": [
+                    {
+                        "applyTo": "HTTP_FILTER",
+                        "match": {"context": "GATEWAY", "listener": listener},
+                        "patch": {"operation": "REMOVE"},
+                    },
+                    {
+                        "applyTo": "HTTP_FILTER",
+                        "match": {"context": "GATEWAY", "listener": before_router},
+                        "patch": {"operation": "INSERT_BEFORE", "value": INFERENCE_POOL_EXT_PROC},
+                    },
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
+        )
+
     def _certificate(self, name: str, args: GatewayArgs, hostname: str) -> pulumi.Resource:
         """The listener's certificate, from the configured ClusterIssuer or a self-signed Issuer."""
         after_cert_manager = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
@@ -275,6 +365,7 @@ def request_filter_source(shared_host: str, models: Sequence[ModelConfig], domai
         "models": {m.served_name: True for m in models},
         "routed_paths": {path: True for path in OPENAI_USAGE_PATHS},
         "model_header": MODEL_HEADER,
-        "tier_header": TIER_HEADER,
+        # Headers only the gateway sets: any a client sends is removed before routing.
+        "gateway_headers": {name: True for name in GATEWAY_HEADERS},
     }
     return f"local CATALOG = {_lua(catalog)}\n\n{REQUEST_BODY_LUA.read_text()}"

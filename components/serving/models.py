@@ -14,6 +14,7 @@ from components.config import GATEWAY_NAME, MODEL_HEADER, ComputeResources, Mode
 from components.pins import upstream, versions
 from components.platform import cluster, monitoring
 from components.serving import gateway as gw
+from components.serving import scheduler
 
 # Both runtimes serve the OpenAI API and /metrics on this container port.
 MODEL_PORT = 8080
@@ -189,6 +190,8 @@ class ModelArgs:
     # KServe, whose controller turns the InferenceService into pods (and KEDA, for a model
     # that scales on its queue: its ScaledObject CRD must exist first).
     after: Sequence[pulumi.Resource] = ()
+    # A pooled model's InferencePool and endpoint picker, which its route sends requests to.
+    picker: scheduler.EndpointPicker | None = None
 
 
 class ModelDeployment(pulumi.ComponentResource):
@@ -210,8 +213,11 @@ class ModelDeployment(pulumi.ComponentResource):
         model = args.model
         hostname = f"{model.host}.{args.domain}"
         self.url = f"{args.gateway.scheme}://{hostname}:{gw.LOCAL_PORT}{PUBLIC_PATH}"
-        service = f"{model.name}-predictor"
+        service = {"name": f"{model.name}-predictor", "port": PREDICTOR_PORT}
         inference_service = self._inference_service(name, args)
+        picker = args.picker
+        if (picker is None) != (model.scheduling == "service"):
+            raise ValueError(f"model {model.name}: a pooled model, and only one, has an endpoint picker")
         self.route = k8s.apiextensions.CustomResource(
             f"{name}-route",
             api_version="gateway.networking.k8s.io/v1",
@@ -227,23 +233,11 @@ class ModelDeployment(pulumi.ComponentResource):
                     {"name": GATEWAY_NAME, "sectionName": listener} for listener in args.gateway.listeners
                 ],
                 "hostnames": [hostname, args.gateway.api_host],
-                "rules": [
-                    {
-                        "matches": [
-                            {
-                                "path": {"type": "Exact", "value": path},
-                                "headers": [
-                                    {"type": "Exact", "name": MODEL_HEADER, "value": model.served_name}
-                                ],
-                            }
-                            for path in METERED_PATHS
-                        ],
-                        "backendRefs": [{"name": service, "port": PREDICTOR_PORT}],
-                        "timeouts": {"request": model.request_timeout},
-                    }
-                ],
+                "rules": _route_rules(model, service, picker),
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gateway]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[args.gateway, *([picker] if picker else [])]
+            ),
         )
         network_policy = cluster.ingress_only(
             f"{name}-isolation",
@@ -251,7 +245,7 @@ class ModelDeployment(pulumi.ComponentResource):
             namespace=args.namespace,
             selects={ISVC_LABEL: model.name},
             ports=[MODEL_PORT],
-            peers=_admitted(args.scraper_namespace),
+            peers=_admitted(model, args.scraper_namespace),
             opts=pulumi.ResourceOptions(parent=self),
         )
         request = {"model": model.served_name, "messages": [{"role": "user", "content": "Hello!"}]}
@@ -349,7 +343,12 @@ def _replicas(model: ModelConfig, args: ModelArgs) -> dict[str, Any]:
         return {"minReplicas": model.replicas, "maxReplicas": model.replicas}
     if args.scraper_namespace is None:
         raise ValueError(f"model {model.name}: autoscaling reads the queue from the stack's Prometheus")
-    waiting = f'sum({QUEUE_METRIC}{{namespace="{args.namespace_name}",model="{model.name}"}})'
+    selector = f'namespace="{args.namespace_name}",model="{model.name}"'
+    waiting = f"sum({QUEUE_METRIC}{{{selector}}})"
+    if model.scheduling == "pool":
+        # A saturated pool's picker holds requests in its own queue (flow control), out of
+        # the servers' gauge: they wait all the same.
+        waiting += f" + (sum({upstream.FLOW_CONTROL_QUEUE_SIZE}{{{selector}}}) or vector(0))"
     metric = {
         "backend": "prometheus",
         "serverAddress": monitoring.query_url(args.scraper_namespace),
@@ -372,9 +371,42 @@ def _replicas(model: ModelConfig, args: ModelArgs) -> dict[str, Any]:
     }
 
 
-def _admitted(scraper_namespace: str | None) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
-    """Who may open the model port: the gateway's pods, and Prometheus when there is one."""
-    return [cluster.pods(gw.POD_LABELS), *monitoring.scraper(scraper_namespace)]
+def _route_rules(
+    model: ModelConfig, service: dict[str, Any], picker: scheduler.EndpointPicker | None
+) -> list[dict[str, Any]]:
+    """The route's rules: each metered path, for requests the gateway marked for this model.
+
+    A pooled model's inference paths go to its InferencePool (istio 1.30.3 routes a backendRef
+    of that kind through the pool's picker, pilot/pkg/config/kube/gateway/conversion.go);
+    its model list, which schedules nothing, stays on KServe's Service.
+    """
+
+    def rule(paths: Sequence[str], backend: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "matches": [
+                {
+                    "path": {"type": "Exact", "value": path},
+                    "headers": [{"type": "Exact", "name": MODEL_HEADER, "value": model.served_name}],
+                }
+                for path in paths
+            ],
+            "backendRefs": [backend],
+            "timeouts": {"request": model.request_timeout},
+        }
+
+    if picker is None:
+        return [rule(METERED_PATHS, service)]
+    pool = {"group": scheduler.POOL_GROUP, "kind": "InferencePool", "name": picker.pool_name}
+    return [rule(upstream.OPENAI_USAGE_PATHS, pool), rule([upstream.OPENAI_MODELS_PATH], service)]
+
+
+def _admitted(
+    model: ModelConfig, scraper_namespace: str | None
+) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
+    """Who may open the model port: the gateway's pods, a pooled model's picker (it reads the
+    servers' /metrics), and Prometheus when there is one."""
+    picker = [cluster.pods(scheduler.picker_labels(model))] if model.scheduling == "pool" else []
+    return [cluster.pods(gw.POD_LABELS), *picker, *monitoring.scraper(scraper_namespace)]
 
 
 def model_labels(model: ModelConfig) -> dict[str, str]:

@@ -21,6 +21,7 @@ from maas_policies.isolation import (
     NAMESPACES_DENY_BY_DEFAULT,
 )
 from maas_policies.metering import USAGE_METERED
+from maas_policies.pools import POOLS_NOT_BYPASSED, PRIORITY_FROM_IDENTITY
 from maas_policies.scheduling import (
     CONTAINER_RESOURCES,
     CPU_WORKLOADS_OFF_GPU_NODES,
@@ -52,6 +53,8 @@ POLICIES: list[Policy] = [
     DOCUMENTED_CLIENTS,
     LEAST_PRIVILEGE,
     REPLICAS_BOUNDED,
+    POOLS_NOT_BYPASSED,
+    PRIORITY_FROM_IDENTITY,
 ]
 
 __all__ = ["KNOWN_DEFAULT_CREDENTIALS", "PACK_NAME", "POLICIES"]

@@ -314,7 +314,39 @@ def _runs_as_root(pod: Mapping[str, Any], containers: list[Mapping[str, Any]]) -
     return False
 
 
+_READING = frozenset({"get", "list", "watch"})
+
+
+def _readers(args: StackValidationArgs) -> set[tuple[str, str]]:
+    """(namespace, service account) pairs the stack lets read, and nothing more: bound by
+    RoleBindings of its namespace to Roles that only get, list and watch, and bound by no
+    ClusterRoleBinding and to no ClusterRole."""
+
+    def where(props: Mapping[str, Any]) -> tuple[str, str]:
+        metadata = props.get("metadata") or {}
+        return str(metadata.get("namespace", "")), str(metadata.get("name", ""))
+
+    roles = {where(role.props): role.props.get("rules") or [] for role in objects.of_kind(args, "Role")}
+    granted: dict[tuple[str, str], bool] = {}
+    for kind_ in ("RoleBinding", "ClusterRoleBinding"):
+        for binding in objects.of_kind(args, kind_):
+            namespace = str(binding.props.get("metadata", {}).get("namespace", ""))
+            ref = binding.props.get("roleRef") or {}
+            rules = roles.get((namespace, str(ref.get("name", "")))) if ref.get("kind") == "Role" else None
+            reads = (
+                kind_ == "RoleBinding"
+                and rules is not None
+                and all(set(rule.get("verbs") or ["*"]) <= _READING for rule in rules)
+            )
+            for subject in binding.props.get("subjects") or []:
+                if subject.get("kind") == "ServiceAccount":
+                    key = (str(subject.get("namespace", namespace)), str(subject.get("name", "")))
+                    granted[key] = granted.get(key, True) and reads
+    return {key for key, reads in granted.items() if reads}
+
+
 def _least_privilege(args: StackValidationArgs, report: ReportViolation) -> None:
+    readers = _readers(args)
     for resource in args.resources:
         kind = objects.kind(resource.resource_type, resource.props)
         if objects.is_patch(resource.resource_type) or kind == "ServingRuntime":
@@ -326,8 +358,15 @@ def _least_privilege(args: StackValidationArgs, report: ReportViolation) -> None
             problems = []
             if _runs_as_root(pod, containers):
                 problems.append("a container may run as root (no runAsNonRoot: true, or runAsUser: 0)")
-            if pod.get("automountServiceAccountToken") is not False:
-                problems.append("it mounts a service-account token, and no workload of ours calls the API")
+            account = (
+                str(resource.props.get("metadata", {}).get("namespace", "")),
+                pod.get("serviceAccountName") or "default",
+            )
+            if pod.get("automountServiceAccountToken") is not False and account not in readers:
+                problems.append(
+                    "it mounts a service-account token, and its service account is not one that only "
+                    "reads its own namespace"
+                )
             if problems and not relaxation.exempt(args.get_config(), subject, report, "least-privilege"):
                 report(
                     objects.refusal(
@@ -335,8 +374,10 @@ def _least_privilege(args: StackValidationArgs, report: ReportViolation) -> None
                         "; ".join(problems),
                         "runAsNonRoot: true with the image's non-root user, and "
                         "automountServiceAccountToken: false (components/platform/flavour.py "
-                        "restricted_container, pod_security); an image that must run as root is "
-                        "exempted by name in the stack's pack config, with the reason",
+                        "restricted_container, pod_security), or, for a workload that reads the "
+                        "API, a service account of its own bound to a Role that only gets, lists "
+                        "and watches; an image that must run as root is exempted by name in the "
+                        "stack's pack config, with the reason",
                     ),
                     resource.urn,
                 )
@@ -344,8 +385,9 @@ def _least_privilege(args: StackValidationArgs, report: ReportViolation) -> None
 
 LEAST_PRIVILEGE = StackValidationPolicy(
     name="least-privilege",
-    description="No workload of ours runs as root or mounts a service-account token (none of them "
-    "calls the Kubernetes API); upstream manifests' and charts' workloads are theirs.",
+    description="No workload of ours runs as root or mounts a service-account token, except one "
+    "whose own service account may only read its namespace (a pooled model's endpoint picker); "
+    "upstream manifests' and charts' workloads are theirs.",
     validate=_least_privilege,
     enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=relaxation.SCHEMA,

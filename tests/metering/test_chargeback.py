@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.program import Evaluation, stack_config
+from harness.program import Evaluation, stack_config, typed_config
 from tests.support.prometheus import declared_rules
 
 # Labels a scrape of Limitador adds besides those Limitador itself sets.
@@ -186,10 +186,87 @@ def test_alerts_fire_when_a_component_is_down_or_a_tier_is_throttled(
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
-@pytest.mark.parametrize("component", ["limitador", "authorino", "gateway", "model"])
+def test_the_pickers_outcomes_per_tier_and_the_paying_tier_alert(
+    promtool: str, stack_of: Any, tmp_path: Path
+) -> None:
+    """On dev (tiers free, premium, enterprise; premium and enterprise priced): the picker's
+    counters by priority band become rates per tier; a paying tier waiting past the queue
+    timeout for 5 minutes pages, the free tier shed does not."""
+    stack = stack_of("dev")
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(declared_rules(stack)))
+    picker = 'maas_component="endpoint-picker", model="simulator", inference_pool="simulator", job="j"'
+
+    def outcome(name: str, priority: int, per_minute: int) -> dict[str, str]:
+        labels = f'{picker}, outcome="{name}", priority="{priority}"'
+        return {
+            "series": f"llm_d_epp_flow_control_requests_total{{{labels}}}",
+            "values": f"0+{per_minute}x30",
+        }
+
+    series = [
+        outcome("Dispatched", 2, 60),
+        outcome("EvictedTTL", 0, 30),  # free: shed, no alert
+        outcome("EvictedTTL", 1, 6),  # premium: shed, the alert
+        outcome("EvictedContextCancelled", 2, 6),  # enterprise: its clients gave up, no alert
+    ]
+    scheduled = "maas:scheduled_requests:rate5m"
+    enterprise_dispatched = 'tier="enterprise", model="simulator", outcome="Dispatched"'
+    unit = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {
+                        "expr": f'{scheduled}{{tier="enterprise", outcome="Dispatched"}}',
+                        "eval_time": "10m",
+                        "exp_samples": [
+                            {
+                                "labels": f"{scheduled}{{{enterprise_dispatched}}}",
+                                "value": 1,
+                            }
+                        ],
+                    }
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "4m", "alertname": "MaasPayingTierShed", "exp_alerts": []},
+                    {
+                        "eval_time": "12m",
+                        "alertname": "MaasPayingTierShed",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": "critical",
+                                    "tier": "premium",
+                                    "model": "simulator",
+                                },
+                                "exp_annotations": {
+                                    "summary": "Model simulator is saturated and refuses requests of the "
+                                    "paying tier premium (429): add replicas, or raise "
+                                    "maas:scheduler.queueTimeout."
+                                },
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "scheduling.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
+    tested = _promtool(promtool, "test", "rules", "scheduling.yml", cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+@pytest.mark.parametrize("component", ["limitador", "authorino", "gateway", "model", "endpoint-picker"])
 def test_every_component_an_alert_watches_is_labelled_by_a_monitor(stack: Evaluation, component: str) -> None:
     rules = yaml.safe_dump(declared_rules(stack))
-    assert f'maas_component="{component}"' in rules
+    pooled = any(m.scheduling == "pool" for m in typed_config(stack.stack).models)
+    # Pickers exist, and are watched, only where a model is pooled.
+    assert (f'maas_component="{component}"' in rules) is (component != "endpoint-picker" or pooled)
+    if f'maas_component="{component}"' not in rules:
+        return
     monitors = stack.objects("PodMonitor") + stack.objects("ServiceMonitor")
     marked = {
         relabel.get("replacement")

@@ -50,21 +50,46 @@ def _counters(scale: int) -> Series:
     return values
 
 
+def _picker(scale: int) -> Series:
+    """The simulator's endpoint picker after the same traffic: requests per priority band
+    (0: free, 2: enterprise; components/access/tiers.py priorities), one enterprise request
+    shed, one free request waiting."""
+    pool = {"inference_pool": "simulator", "model": "simulator"}
+    return {
+        series("llm_d_epp_flow_control_requests_total", outcome="Dispatched", priority="0", **pool): 5
+        * scale,
+        series("llm_d_epp_flow_control_requests_total", outcome="Dispatched", priority="2", **pool): 1
+        * scale,
+        series("llm_d_epp_flow_control_requests_total", outcome="EvictedTTL", priority="2", **pool): 1
+        * scale,
+        series("llm_d_epp_flow_control_queue_size", priority="0", fairness_id="bob", **pool): 1,
+    }
+
+
 @pytest.fixture(scope="module")
 def running(
     tmp_path_factory: pytest.TempPathFactory, stack_of: Callable[[str], Evaluation]
 ) -> Iterator[tuple[Prometheus, float]]:
     """Prometheus with the dev stack's rules, after the traffic; and the time of its last evaluation."""
     rules = declared_rules(stack_of("dev"))
-    exporter = Exporter()
+    exporter, picker = Exporter(), Exporter()
     exporter.set(_counters(0))
+    picker.set(_picker(0))
     with (
         serve(exporter) as address,
-        prometheus(tmp_path_factory.mktemp("prometheus"), rules, {"limitador": address}) as server,
+        serve(picker) as picker_address,
+        prometheus(
+            tmp_path_factory.mktemp("prometheus"),
+            rules,
+            {"limitador": address, "endpoint-picker": picker_address},
+        ) as server,
     ):
         server.wait_for('maas:requests:total{user="alice"} == 0')
+        server.wait_for('maas:scheduled_requests:rate5m{tier="free"} == 0')
         exporter.set(_counters(1))
+        picker.set(_picker(1))
         server.wait_for('maas:tokens:total{user="alice"} == 1000')
+        server.wait_for('maas:scheduled_requests:rate5m{tier="enterprise", outcome="EvictedTTL"} > 0')
         server.wait_for('maas:cost:total{user="alice"} > 0')
         (sample,) = server.vector('timestamp(maas:cost:total{user="alice"})')
         yield server, float(sample["value"][1])

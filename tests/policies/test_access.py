@@ -15,13 +15,16 @@ from tests.support.policy_runner import assert_only, edited, violations
 
 @pytest.mark.parametrize(
     ("kind", "missing", "also"),
-    # Without the AuthPolicy, the large model's tier restriction is enforced by nothing either.
+    # Without the AuthPolicy, the large model's tier restriction is enforced by nothing either,
+    # and nothing sets the pooled simulator's priorities.
     [
-        ("AuthPolicy", "authentication", "model-tiers-enforced"),
+        ("AuthPolicy", "authentication", ("model-tiers-enforced", "priority-from-identity")),
         ("RateLimitPolicy", "limits", "tiers-limited"),
     ],
 )
-def test_an_unprotected_route_is_refused(stack_of: Any, kind: str, missing: str, also: str) -> None:
+def test_an_unprotected_route_is_refused(
+    stack_of: Any, kind: str, missing: str, also: str | tuple[str, ...]
+) -> None:
     stack = stack_of("dev")
     without = [r for r in stack.resources if r.kind != kind]
     found = violations(stack, without)

@@ -29,6 +29,8 @@ KNOWN: dict[tuple[str, str], str] = {
             "StatefulSet.kuadrant-system.limitador-redis",
             "StatefulSet.keycloak.keycloak-postgres",
             "Job.keycloak.keycloak-user-sync",
+            "Deployment.llm.simulator-epp",
+            "Deployment.llm.qwen3-0-6b-instruct-epp",
         )
     },
 }

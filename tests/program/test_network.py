@@ -178,6 +178,13 @@ def _design(stack: Evaluation, cfg: StackConfig, pods: list[Endpoint]) -> set[tu
             (ANYONE, "keda-metrics-apiserver", 6443),
             (ANYONE, "keda-admission-webhooks", 9443),
         }
+    for model in (m.name for m in cfg.models if m.scheduling == "pool"):
+        # The gateway asks a pooled model's endpoint picker (ext_proc) which replica serves a
+        # request; the picker reads the model servers' queues from their /metrics. Its health
+        # port is the kubelet's, a node's own traffic, which needs no door.
+        needed |= {("gateway", f"{model}-epp", 9002), (f"{model}-epp", f"model:{model}", 8080)}
+        if cfg.observability.enabled:
+            needed.add(("prometheus", f"{model}-epp", 9090))
     if cfg.gateway.https.issuer is not None:
         # The ACME CA reaches the solver through the gateway.
         needed.add(("gateway", "acme-solver", 8089))

@@ -57,14 +57,29 @@ def test_every_model_has_exactly_one_route_with_its_host_and_backend(stack: Eval
         spec = routes[0].inputs["spec"]
         assert spec["hostnames"] == [f"{model['host']}.{domain}", f"api.{domain}"]
         assert {ref["name"] for ref in spec["parentRefs"]} == {GATEWAY_NAME}
-        (rule,) = spec["rules"]
-        assert rule["backendRefs"] == [{"name": service, "port": PREDICTOR_PORT}]
         # Only requests the gateway marked for this model (by host or by body) match.
         marked = [{"type": "Exact", "name": MODEL_HEADER, "value": model["servedModelName"] or model["name"]}]
-        assert rule["matches"] == [
-            {"path": {"type": "Exact", "value": p}, "headers": marked}
-            for p in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models")
-        ]
+        backends = {
+            match["path"]["value"]: rule["backendRefs"]
+            for rule in spec["rules"]
+            for match in rule["matches"]
+            if match["headers"] == marked and match["path"]["type"] == "Exact"
+        }
+        assert sum(len(rule["matches"]) for rule in spec["rules"]) == len(backends)
+        service_ref = [{"name": service, "port": PREDICTOR_PORT}]
+        # A pooled model's inference goes through its InferencePool (its endpoint picker);
+        # listing it schedules nothing.
+        inference = (
+            [{"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": model["name"]}]
+            if model["scheduling"] == "pool"
+            else service_ref
+        )
+        assert backends == {
+            "/v1/chat/completions": inference,
+            "/v1/completions": inference,
+            "/v1/embeddings": inference,
+            "/v1/models": service_ref,
+        }
 
 
 def test_each_model_host_has_one_route_and_the_shared_host_has_them_all(stack: Evaluation) -> None:

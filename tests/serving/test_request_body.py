@@ -304,8 +304,29 @@ def test_a_model_we_do_not_serve_is_404(luajit: str, tmp_path: Path, model: str)
     _assert_refused(result, "404", "model_not_found")
 
 
-def test_no_client_sent_model_or_tier_header_survives(luajit: str, tmp_path: Path) -> None:
-    forged = ((MODEL_HEADER, "large"), (TIER_HEADER, "enterprise"), (MODEL_HEADER.upper(), "large"))
+def test_no_client_sent_gateway_header_survives(luajit: str, tmp_path: Path) -> None:
+    """Neither the model or tier header nor any header llm-d's endpoint picker acts on
+    (priority objective, fairness, model rewrite, latency objectives, old and new names;
+    llm-d-router v0.10.0 pkg/epp/metadata/consts.go): only Authorino may set those."""
+    picker = (
+        "x-llm-d-inference-objective",
+        "x-gateway-inference-objective",
+        "x-llm-d-inference-fairness-id",
+        "x-gateway-inference-fairness-id",
+        "x-llm-d-model-name-rewrite",
+        "x-gateway-model-name-rewrite",
+        "x-llm-d-slo-ttft-ms",
+        "x-slo-ttft-ms",
+        "x-llm-d-slo-tpot-ms",
+        "x-slo-tpot-ms",
+    )
+    forged = (
+        (MODEL_HEADER, "large"),
+        (TIER_HEADER, "enterprise"),
+        (MODEL_HEADER.upper(), "large"),
+        *((name, "small-enterprise") for name in picker),
+        ("X-LLM-D-Inference-Objective", "small-enterprise"),
+    )
     small = json.dumps({"model": "org/small-model"}).encode()
     results = _routed(
         luajit,
@@ -319,6 +340,7 @@ def test_no_client_sent_model_or_tier_header_survives(luajit: str, tmp_path: Pat
     assert [r.model for r in results] == [None, "org/small-model", "org/small-model", None, None]
     for result in results:
         assert TIER_HEADER not in result.headers
+        assert not set(picker) & set(result.headers)
         assert result.cleared, "a route picked with the forged header must not stand"
 
 

@@ -121,10 +121,15 @@ def edited(
 
 
 def assert_only(
-    found: list[Violation], policy: str, *fragments: str, level: str = "mandatory", also: str = ""
+    found: list[Violation],
+    policy: str,
+    *fragments: str,
+    level: str = "mandatory",
+    also: str | tuple[str, ...] = "",
 ) -> None:
     """Exactly `policy` (and `also`) refused at `level`, with every fragment in a message of `policy`."""
-    assert {v.policy for v in found} == {policy, also} - {""}, found
+    others = {also} if isinstance(also, str) else set(also)
+    assert {v.policy for v in found} == ({policy} | others) - {""}, found
     assert all(v.level == level for v in found), found
     mine = [v.message for v in found if v.policy == policy]
     for fragment in fragments:

@@ -19,4 +19,7 @@ CRD_OWNERS = {
     "security.istio.io": ("istio-base", "istiod"),
     "networking.istio.io": ("istio-base", "istiod"),
     "k8s.keycloak.org": ("keycloak-crds", "keycloak-operator"),
+    # Istio routes to InferencePools; the pickers (ours) read them and the objectives.
+    "inference.networking.k8s.io": ("inference-extension-crds", "istiod"),
+    "llm-d.ai": ("inference-extension-crds",),
 }

@@ -6,9 +6,11 @@
 --
 -- 0. The host, in lower case for Kuadrant's filter, which compares it case-sensitively.
 -- 1. The model a request is for, as the header CATALOG.model_header, which the model
---    routes and the model access rules match on. Any such header (and the tier header,
---    which only Authorino may set) that the client sent is removed first, so neither can
---    steer a request. On a model's own host the host decides, as before. On the shared
+--    routes and the model access rules match on. Any such header that the client sent is
+--    removed first, with every other header only the gateway may set
+--    (CATALOG.gateway_headers: the tier, and the endpoint picker's priority, fairness and
+--    latency headers, which Authorino sets after authentication), so none can steer a
+--    request. On a model's own host the host decides, as before. On the shared
 --    host a POST to a routed path is routed by the body's top-level "model": none (or not
 --    a string, or no JSON object) is 400, one we do not serve is 404, both in OpenAI's
 --    error shape and before the request reaches Kuadrant (as an unrouted path gets 404
@@ -232,9 +234,14 @@ end
 
 function envoy_on_request(handle)
   local headers = handle:headers()
-  if headers:get(CATALOG.model_header) or headers:get(CATALOG.tier_header) then
-    headers:remove(CATALOG.model_header)
-    headers:remove(CATALOG.tier_header)
+  local sent = false
+  for name in pairs(CATALOG.gateway_headers) do
+    if headers:get(name) then
+      headers:remove(name)
+      sent = true
+    end
+  end
+  if sent then
     -- a route an earlier filter picked with the client's header must not stand
     handle:clearRouteCache()
   end
