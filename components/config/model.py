@@ -24,6 +24,7 @@ from components.config.types import (
     ServedName,
     Window,
     no_repeats,
+    window_seconds,
 )
 
 NAMESPACE = "maas"
@@ -44,6 +45,7 @@ KEYCLOAK_NAMESPACE = "keycloak"
 _SCALED_NAME_MAX = 44
 # 63 - len("-epp"): a pooled model's endpoint picker Service is <name>-epp.
 _POOLED_NAME_MAX = 59
+_PICKER_MESSAGE_TIMEOUT_S = 1000
 # Where KServe's storage initializer can fetch model weights from.
 _MODEL_SOURCES = ("hf://", "s3://", "gs://", "pvc://", "oci://", "https://")
 
@@ -179,6 +181,18 @@ class SchedulerConfig(Section):
     resources: ComputeResources = ComputeResources(
         requests={"cpu": "100m", "memory": "256Mi"}, limits={"cpu": "1", "memory": "1Gi"}
     )
+
+    @field_validator("queue_timeout")
+    @classmethod
+    def _within_the_gateways_wait(cls, value: str) -> str:
+        # 0 would switch the timeout off; the gateway gives up on the picker after 1000 s
+        # (istio 1.30.3 pilot/pkg/xds/filters/filters.go InferencePoolExtProc MessageTimeout).
+        if not 0 < window_seconds(value) < _PICKER_MESSAGE_TIMEOUT_S:
+            raise ValueError(
+                f"'{value}' must be above 0 and below {_PICKER_MESSAGE_TIMEOUT_S}s, the gateway's wait for "
+                "the picker; e.g. 60s"
+            )
+        return value
 
 
 class ModelConfig(Section):

@@ -47,6 +47,12 @@ def _dns_subdomain(value: str) -> str:
     return value
 
 
+def window_seconds(window: str) -> float:
+    """A window ("2m", "1h30m", "500ms", already validated) in seconds."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(int(number) * units[unit] for number, unit in re.findall(r"([0-9]+)(ms|h|m|s)", window))
+
+
 def _window(value: str) -> str:
     if not _WINDOW.match(value):
         hint = ""

@@ -200,7 +200,7 @@ def scheduling_rules(tiers: Sequence[TierConfig], paying: Sequence[str]) -> list
                 "labels": {"severity": "critical"},
                 "annotations": {
                     "summary": "Model {{ $labels.model }} is saturated and refuses requests of the paying "
-                    "tier {{ $labels.tier }} (429): add replicas, or raise maas:scheduler.queueTimeout.",
+                    "tier {{ $labels.tier }}: add replicas, or raise maas:scheduler.queueTimeout.",
                 },
             }
         )

@@ -243,13 +243,14 @@ OPENAI_MODELS_PATH = "/v1/models"
 # unless --cert-path: pkg/epp/server/runserver.go), the kubelet probes `grpc-health`, and
 # `metrics` serves Prometheus (and pprof unless --enable-pprof=false).
 ENDPOINT_PICKER_PORTS = {"grpc": 9002, "grpc-health": 9003, "metrics": 9090}
-# The gRPC health service a single replica reports (cmd/epp/runner/health.go).
+# The gRPC health service the chart probes a single replica with (config/charts/routerlib/
+# templates/_deployment.yaml; cmd/epp/runner/health.go answers it once the pool has synced).
 ENDPOINT_PICKER_HEALTH_SERVICE = "inference-extension"
-# Request headers the picker acts on (pkg/epp/metadata/consts.go), each with its deprecated
-# alias: the InferenceObjective whose priority a request gets (by the objective's name; none
-# or unknown: priority 0, pkg/epp/requestcontrol/director.go), the flow it shares its
-# priority band fairly with, a model rewrite, and latency objectives. Only the gateway may
-# set them.
+# Every header name the picker defines (pkg/epp/metadata/consts.go): the InferenceObjective
+# whose priority a request gets (by the objective's name; none or unknown: priority 0,
+# pkg/epp/requestcontrol/director.go), the flow it shares its priority band fairly with, a
+# model rewrite, latency objectives, video hints (each with its deprecated alias where it
+# has one), and the endpoint keys it hands to the gateway. Only the gateway may set them.
 OBJECTIVE_HEADER = "x-llm-d-inference-objective"
 FAIRNESS_HEADER = "x-llm-d-inference-fairness-id"
 ENDPOINT_PICKER_HEADERS = (
@@ -263,6 +264,13 @@ ENDPOINT_PICKER_HEADERS = (
     "x-slo-ttft-ms",
     "x-llm-d-slo-tpot-ms",
     "x-slo-tpot-ms",
+    "x-llm-d-video-fps",
+    "x-llm-d-video-duration-seconds",
+    "x-llm-d-video-resolution",
+    "x-gateway-destination-endpoint-subset",
+    "x-gateway-destination-endpoint",
+    "x-gateway-destination-endpoint-scores",
+    "x-gateway-destination-endpoint-served",
 )
 # Flow control's outcome per request, by priority band and pool
 # (pkg/epp/metrics/llm_d_router_metrics.go; outcomes: pkg/epp/flowcontrol/types QueueOutcome).

@@ -89,8 +89,9 @@ def picker_config(scheduler: SchedulerConfig) -> dict[str, Any]:
                 "plugins": [{"pluginRef": scorer, "weight": weight} for scorer, weight in _SCORERS.items()],
             }
         ],
-        # Priority bands come from the InferenceObjectives (one per tier); a request waits in
-        # its band at most the queue timeout, then gets 429 (handlers/server.go).
+        # Priority bands come from the InferenceObjectives (one per tier; registry/registry.go);
+        # a request waits in its band at most the queue timeout, then gets 429, or 503 if the
+        # pool has no endpoint (requestcontrol/admission.go, pkg/common/error/error.go).
         "flowControl": {
             "defaultRequestTTL": scheduler.queue_timeout,
             "saturationDetector": {"pluginRef": UTILIZATION_DETECTOR},

@@ -35,6 +35,13 @@ PICKER_HEADERS = (
     "x-slo-ttft-ms",
     "x-llm-d-slo-tpot-ms",
     "x-slo-tpot-ms",
+    "x-llm-d-video-fps",
+    "x-llm-d-video-duration-seconds",
+    "x-llm-d-video-resolution",
+    "x-gateway-destination-endpoint-subset",
+    "x-gateway-destination-endpoint",
+    "x-gateway-destination-endpoint-scores",
+    "x-gateway-destination-endpoint-served",
 )
 OBJECTIVE_HEADER = "x-llm-d-inference-objective"
 _MODELS_PATH = "/v1/models"

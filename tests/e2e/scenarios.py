@@ -520,7 +520,8 @@ def strangers_reach_only_the_front_door(p: Platform, namespace: str, gateway: st
 
 def model_scales_on_its_queue(p: Platform, burst_s: float = 90.0, callers: int = 6) -> None:
     """A model that follows its queue: idle, it runs minReplicas; while `callers` keys of the
-    highest tier (each its own budget) keep it busy, it grows to maxReplicas."""
+    highest tier (each its own budget) keep it busy, it grows to maxReplicas; idle again, it
+    returns to minReplicas."""
     import concurrent.futures
     import time
 
@@ -545,6 +546,60 @@ def model_scales_on_its_queue(p: Platform, burst_s: float = 90.0, callers: int =
             sent = sum(pool.map(busy, keys))
             grown = p.until(lambda: len(p.pods(model.name)) >= bounds.max_replicas, 240, "a scale-up")
         assert grown, f"{model.name} stayed at {len(p.pods(model.name))} replicas after {sent} requests"
+    # Idle again, it shrinks back: after the HPA's scale-down stabilization, which KServe's
+    # chart sets to 300 s (README "Autoscaling on the queue").
+    shrunk = p.until(lambda: len(p.pods(model.name)) == bounds.min_replicas, 900, "a scale-down")
+    assert shrunk, f"{model.name} stayed at {len(p.pods(model.name))} replicas when idle"
+
+
+def higher_tiers_are_served_first_when_saturated(p: Platform, callers: int = 8) -> None:
+    """A burst at a pooled model, all at once, far beyond what its replicas run together:
+    half from `callers` keys of its lowest tier, half from as many of its highest. The pool
+    serves the highest tier first, so its median request finishes in well under the lowest's
+    median time (first come, first served would give both the same), and fewer of its
+    requests wait past the queue timeout and are refused. Every lowest-tier request carries
+    the highest tier's objective, under both its names: that changes nothing (only
+    Authorino's header counts)."""
+    import concurrent.futures
+    import statistics
+    import time
+
+    pooled = [m for m in p.models if p.model_config(m).scheduling == "pool"]
+    assert pooled, "no model of this stack is pooled"
+    model = pooled[0]
+    admitted = [t for t in p.tier_names if p.model_config(model).admits(t)]
+    low, top = admitted[0], admitted[-1]
+    # Within every key's request budget: its warm-up request counts too.
+    each = min(4, p.tier(low).requests.limit - 1, p.tier(top).requests.limit - 1)
+    forged = {
+        name: f"{model.name}-{top}"
+        for name in ("x-llm-d-inference-objective", "x-gateway-inference-objective")
+    }
+    with contextlib.ExitStack() as stack:
+        keys = [stack.enter_context(live_key(p, tier, model)) for tier in (low, top) for _ in range(callers)]
+        burst = [key for key in keys for _ in range(each)]
+        start = time.monotonic()
+
+        def call(key: Key) -> tuple[str, int, float]:
+            reply = p.chat(model, {**key.header, **(forged if key.tier == low else {})})
+            return key.tier, reply.status, time.monotonic() - start
+
+        with concurrent.futures.ThreadPoolExecutor(len(burst)) as pool:
+            results = list(pool.map(call, burst))
+    assert {status for _, status, _ in results} <= {200, 429, 503}, results
+    median = {
+        tier: statistics.median(t for who, status, t in results if who == tier and status == 200)
+        for tier in (low, top)
+    }
+    refused = {
+        tier: sum(1 for who, status, _ in results if who == tier and status != 200) for tier in (low, top)
+    }
+    assert median[top] < 0.6 * median[low], (
+        f"median seconds to an answer per tier, in a burst: {median} (refused {refused})"
+    )
+    # The queue timeout sheds what waits too long: the lower tier, which waits behind the
+    # higher (dev: 2 s, tests/serving/test_scheduling.py).
+    assert refused[top] < refused[low], f"refused per tier: {refused} (median seconds {median})"
 
 
 def realm_follows_the_stack_file(p: Platform) -> None:

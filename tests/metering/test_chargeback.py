@@ -244,7 +244,7 @@ def test_the_pickers_outcomes_per_tier_and_the_paying_tier_alert(
                                 },
                                 "exp_annotations": {
                                     "summary": "Model simulator is saturated and refuses requests of the "
-                                    "paying tier premium (429): add replicas, or raise "
+                                    "paying tier premium: add replicas, or raise "
                                     "maas:scheduler.queueTimeout."
                                 },
                             }

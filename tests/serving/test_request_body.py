@@ -305,9 +305,10 @@ def test_a_model_we_do_not_serve_is_404(luajit: str, tmp_path: Path, model: str)
 
 
 def test_no_client_sent_gateway_header_survives(luajit: str, tmp_path: Path) -> None:
-    """Neither the model or tier header nor any header llm-d's endpoint picker acts on
-    (priority objective, fairness, model rewrite, latency objectives, old and new names;
-    llm-d-router v0.10.0 pkg/epp/metadata/consts.go): only Authorino may set those."""
+    """Neither the model or tier header nor any header llm-d's endpoint picker defines
+    (priority objective, fairness, model rewrite, latency objectives, video hints, old and new
+    names, endpoint keys; llm-d-router v0.10.0 pkg/epp/metadata/consts.go): only the gateway
+    and Authorino set those."""
     picker = (
         "x-llm-d-inference-objective",
         "x-gateway-inference-objective",
@@ -319,6 +320,13 @@ def test_no_client_sent_gateway_header_survives(luajit: str, tmp_path: Path) -> 
         "x-slo-ttft-ms",
         "x-llm-d-slo-tpot-ms",
         "x-slo-tpot-ms",
+        "x-llm-d-video-fps",
+        "x-llm-d-video-duration-seconds",
+        "x-llm-d-video-resolution",
+        "x-gateway-destination-endpoint-subset",
+        "x-gateway-destination-endpoint",
+        "x-gateway-destination-endpoint-scores",
+        "x-gateway-destination-endpoint-served",
     )
     forged = (
         (MODEL_HEADER, "large"),

@@ -290,3 +290,5 @@ def test_saturation_thresholds_are_checked() -> None:
         "dev", {"maas:scheduler": {"saturation": {"kvCacheUtilization": 1.5}}}, "kvCacheUtilization"
     )
     assert_refused("dev", {"maas:scheduler": {"queueTimeout": "1d"}}, "queueTimeout")
+    for beyond in ("0s", "1000s", "17m"):
+        assert_refused("dev", {"maas:scheduler": {"queueTimeout": beyond}}, "below 1000s, the gateway's wait")

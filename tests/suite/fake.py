@@ -10,6 +10,8 @@ misbehaves in exactly the way one scenario targets, and that scenario must fail.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import json
 import re
 import threading
@@ -21,6 +23,8 @@ from typing import Any
 
 from components.access import tiers
 from components.config import MODEL_HEADER, TIER_HEADER, StackConfig, TierConfig
+from components.config.types import window_seconds
+from components.pins import upstream
 from components.platform.cluster import pod_security
 from components.serving import gateway as gw
 from tests.e2e.cluster import SERVED_METRIC, Response, request
@@ -72,6 +76,49 @@ class Faults:
     shared_host_unmetered: bool = False  # L9: the shared host's requests missing from metering
     realm_extra: dict[str, set[str]] = field(default_factory=dict)  # day 2: tier -> users left behind
     scaling_ignored: bool = False  # a model that should follow its queue stays at minReplicas
+    stays_scaled: bool = False  # a model that grew on its queue never shrinks back
+    priority_ignored: bool = False  # a saturated pool serves its queue first come, first served
+    client_priority_trusted: bool = False  # a client's objective header sets its priority
+
+
+# A pooled model's replicas, as the fake runs them: two requests at a time each (dev's
+# simulators: --max-num-seqs=2), each taking the fake's `service_s` where the cluster's
+# simulator takes about this long (--time-to-first-token=200ms); the queue timeout shrinks
+# in the same proportion.
+POOL_SLOTS_PER_REPLICA = 2
+CLUSTER_SERVICE_S = 0.2
+
+
+class _Pool:
+    """A pooled model under flow control: `slots` requests run at once; the others wait and
+    the highest priority goes first, first come first served within one (llm-d-router v0.10.0
+    pkg/epp/flowcontrol: bands by priority, FCFS ordering by default)."""
+
+    def __init__(self, slots: int, fifo: bool, service_s: float, ttl_s: float):
+        self.ready = threading.Condition()
+        self.free, self.fifo, self.service_s, self.ttl_s = slots, fifo, service_s, ttl_s
+        self.waiting: list[tuple[int, int]] = []
+        self.arrivals = itertools.count()
+
+    def serve(self, priority: int) -> bool:
+        """Waits for a slot and holds it for the service time; False when the request waited
+        past the queue timeout and was refused instead (flow control's EvictedTTL)."""
+        ticket = (0 if self.fifo else -priority, next(self.arrivals))
+        with self.ready:
+            heapq.heappush(self.waiting, ticket)
+            if not self.ready.wait_for(lambda: self.free > 0 and self.waiting[0] == ticket, self.ttl_s):
+                self.waiting.remove(ticket)
+                heapq.heapify(self.waiting)
+                self.ready.notify_all()
+                return False
+            heapq.heappop(self.waiting)
+            self.free -= 1
+            self.ready.notify_all()
+        time.sleep(self.service_s)
+        with self.ready:
+            self.free += 1
+            self.ready.notify_all()
+        return True
 
 
 @dataclass
@@ -84,7 +131,7 @@ class _Counter:
 class FakeGateway:
     """The gateway, Authorino, Limitador, the models and Prometheus, in one object."""
 
-    def __init__(self, config: StackConfig, faults: Faults, propagation: int = 2):
+    def __init__(self, config: StackConfig, faults: Faults, propagation: int = 2, service_s: float = 0.0):
         self.config, self.faults, self.propagation = config, faults, propagation
         self.lock = threading.Lock()
         self.clock = 0.0
@@ -102,6 +149,16 @@ class FakeGateway:
         self.served: dict[str, list[int]] = {m.name: [0] * faults.replicas for m in config.models}
         self.answered_at: dict[str, list[float]] = {}
         self.down: set[str] = set()
+        slots = POOL_SLOTS_PER_REPLICA * faults.replicas
+        ttl_s = window_seconds(config.scheduler.queue_timeout) * service_s / CLUSTER_SERVICE_S
+        self.pools = {
+            m.name: _Pool(slots, faults.priority_ignored, service_s, ttl_s)
+            for m in config.models
+            if m.scheduling == "pool"
+        }
+        self.priorities = tiers.priorities(config.tiers)
+        # Set while the lock is held: the pool and priority the request being handled waits for.
+        self._scheduled: tuple[str, _Pool, int] | None = None
 
     # Authorino sees Secret changes a few gateway requests late, as a watch would.
     def change_key(self, value: str, record: tuple[str, str, bool] | None) -> None:
@@ -124,7 +181,17 @@ class FakeGateway:
         with self.lock:
             self.requests_seen += 1
             self._catch_up()
-            return self._handle(method, host.split(":")[0], path, headers, body, now)
+            reply = self._handle(method, host.split(":")[0], path, headers, body, now)
+            scheduled, self._scheduled = self._scheduled, None
+        if scheduled is not None:
+            # Admitted to a pooled model: it waits its turn in the pool, outside the lock, and
+            # reaches the model only if it gets one (the limits have counted it either way).
+            model, pool, priority = scheduled
+            if not pool.serve(priority):
+                return _json(429, {"error": "rejected-ttl-expired"})
+            with self.lock:
+                self._serve(model)
+        return reply
 
     def _handle(
         self, method: str, host: str, path: str, headers: dict[str, str], body: bytes, now: float
@@ -164,6 +231,8 @@ class FakeGateway:
                 return self._deny(model, _json(500, {"error": "limits unavailable"}), path)
         elif self._limited(counter, tier) and (path in GENERATION_PATHS or self.faults.listing_billed):
             return self._deny(model, _json(429, {"error": "too many requests"}), path)
+        if model in self.pools and path in GENERATION_PATHS:
+            self._scheduled = (model, self.pools[model], self._priority(model, tier, headers))
         reply, tokens = self._answer(model, path, request_body)
         billed = path in GENERATION_PATHS or self.faults.listing_billed
         if billed and "limitador" not in self.down:
@@ -251,6 +320,15 @@ class FakeGateway:
             counter.requests >= limit or counter.tokens >= table.tokens.limit + self.faults.token_limit_late
         )
 
+    def _priority(self, model: str, tier: str, headers: dict[str, str]) -> int:
+        """The tier's priority (Authorino names its objective), or, misbehaving, the one of
+        the objective a client named."""
+        forged = headers.get(upstream.OBJECTIVE_HEADER, "").removeprefix(f"{model}-")
+        if self.faults.client_priority_trusted and forged in self.priorities:
+            return self.priorities[forged]
+        # An unknown objective is priority 0 (llm-d-router v0.10.0 requestcontrol/director.go).
+        return self.priorities.get(tier, 0)
+
     def _deny(self, model: str, reply: Response, path: str) -> Response:
         if self.faults.leak_denied and path in GENERATION_PATHS:
             self._serve(model)
@@ -262,14 +340,20 @@ class FakeGateway:
         self.answered_at.setdefault(model, []).append(time.monotonic())
 
     def busy(self, model: str) -> bool:
-        """Whether the model had a burst: 10 requests within a second (its queue would grow)."""
+        """Whether the model is in a burst: 10 requests within a second, the last of them in
+        the last second (its queue would grow)."""
         times = self.answered_at.get(model, [])
-        return any(later - earlier < 1.0 for earlier, later in zip(times, times[9:], strict=False))
+        recent = [t for t in times if time.monotonic() - t < 1.0]
+        grown = len(recent) >= 10
+        return grown or (
+            self.faults.stays_scaled and any(b - a < 1.0 for a, b in zip(times, times[9:], strict=False))
+        )
 
     def _answer(self, model: str, path: str, body: dict[str, Any]) -> tuple[Response, int]:
         if path == "/v1/models":
             return _json(200, {"object": "list", "data": [{"id": model}]}), 0
-        self._serve(model)
+        if model not in self.pools:  # a pooled model serves once the pool lets it (handle)
+            self._serve(model)
         words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
         prompt = round(words * self.faults.tokens_per_word) + TEMPLATE_TOKENS
         usage = {
@@ -351,6 +435,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # Bursts of concurrent clients (the priority scenario) must not overflow the backlog.
+    request_queue_size = 256
 
     def __init__(self, fake: FakeGateway):
         import time
@@ -466,8 +552,12 @@ class FakePlatform(Platform):
 
 
 @contextlib.contextmanager
-def fake_platform(config: StackConfig, faults: Faults | None = None) -> Iterator[FakePlatform]:
-    gateway = FakeGateway(config, faults or Faults())
+def fake_platform(
+    config: StackConfig, faults: Faults | None = None, service_s: float = 0.0
+) -> Iterator[FakePlatform]:
+    """The fake, serving; `service_s`: how long a pooled model takes per request (0: at once;
+    enough to saturate its pool where a scenario needs it)."""
+    gateway = FakeGateway(config, faults or Faults(), service_s=service_s)
     server = _Server(gateway)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
