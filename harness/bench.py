@@ -1,10 +1,11 @@
 """Median time to evaluate each stack under mocks, and how it grows: `python -m harness.bench`.
 
 Besides every stack file, synthetic `dev` variants show growth with the catalog (50
-models; then 50 models by 10 tiers, every other model restricted to some tiers) and with
-users (5, 100, 1,000): resources per model and per user stay fixed, the policy objects
-do not grow with users, and the AuthPolicy's rules grow with restricted models, not with
-models times tiers.
+models; then 50 models by 10 tiers, every other model restricted to some tiers; then 20
+pooled models by 10 tiers) and with users (5, 100, 1,000): resources per model and per user
+stay fixed, the policy objects do not grow with users, the AuthPolicy's rules grow with
+restricted models, not with models times tiers, and pooled models add one objective per
+tier each.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def _scenarios(runs: int, models: int) -> list[tuple[str, str, Mapping[str, Any]
     restricted = [{**m, "tiers": names[i % 10 :]} if i % 2 else m for i, m in enumerate(catalog)]
     wide = {**dev, "maas:models": restricted, "maas:tiers": tiers, "maas:users": [], "maas:prices": {}}
     found.append((f"dev+{models}models-10tiers", "dev", wide, runs))
+    # Pooled models: a picker, a pool and one objective per tier each.
+    pooled = [{**m, "scheduling": "pool"} for m in catalog[:20]]
+    found.append(("dev+20pooled-10tiers", "dev", {**wide, "maas:models": pooled}, runs))
     for users in (5, 100, 1000):
         listed = [{"name": f"user{i}", "tier": "free"} for i in range(users)]
         found.append(

@@ -69,20 +69,23 @@ kubectl --context "$context" port-forward -n "$namespace" "svc/$service" "$port:
 forward=$!
 
 deadline=$(($(date +%s) + timeout_s))
-forward_stopped() {
-  echo "first answer: the port-forward to $namespace/$service stopped:" >&2
-  cat "$forward_log" >&2
-  exit 1
+# Between tries: gives up when the port-forward died or the time is up (saying $1).
+keep_trying() {
+  if ! kill -0 "$forward" 2>/dev/null; then
+    echo "first answer: the port-forward to $namespace/$service stopped:" >&2
+    cat "$forward_log" >&2
+    exit 1
+  fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "first answer: $1" >&2
+    exit 1
+  fi
+  sleep 1
 }
 # kubectl prints "Forwarding from <address> -> <port>" once it listens (client-go v0.36.3
 # tools/portforward/portforward.go listenOnPort); a curl before that would find no listener.
 until grep -q '^Forwarding from' "$forward_log"; do
-  kill -0 "$forward" 2>/dev/null || forward_stopped
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "first answer: the port-forward to $namespace/$service did not listen within ${timeout_s}s" >&2
-    exit 1
-  fi
-  sleep 1
+  keep_trying "the port-forward to $namespace/$service did not listen within ${timeout_s}s"
 done
 body="{\"model\": \"$model\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}], \"max_tokens\": 8}"
 while :; do
@@ -90,12 +93,7 @@ while :; do
     --resolve "$host:$port:127.0.0.1" -H "Authorization: APIKEY $key" \
     -H 'Content-Type: application/json' -d "$body" "$scheme://$host:$port/v1/chat/completions" 2>/dev/null || true)
   [ "$status" = 200 ] && break
-  kill -0 "$forward" 2>/dev/null || forward_stopped
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "first answer: no 200 from $host within ${timeout_s}s (last status: ${status:-none})" >&2
-    exit 1
-  fi
-  sleep 2
+  keep_trying "no 200 from $host within ${timeout_s}s (last status: ${status:-none})"
 done
 
 line="Stack $stack: first authorized 200 from $model after $(($(date +%s) - started)) s (from the start of the deploy)"

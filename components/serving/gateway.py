@@ -202,54 +202,24 @@ class InferenceGateway(pulumi.ComponentResource):
         gateway.networking.k8s.io in the same namespace"). Model routes depend on this
         component, so no route is served before streams are metered.
         """
-        return k8s.apiextensions.CustomResource(
-            f"{name}-request-body",
-            api_version="networking.istio.io/v1alpha3",
-            kind="EnvoyFilter",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{GATEWAY_NAME}-request-body", namespace=args.namespace
-            ),
-            spec={
-                "targetRefs": [
-                    {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME}
-                ],
-                "priority": REQUEST_BODY_PRIORITY,
-                "configPatches": [
-                    {
-                        "applyTo": "HTTP_FILTER",
-                        "match": {
-                            "context": "GATEWAY",
-                            "listener": {
-                                "filterChain": {
-                                    "filter": {
-                                        "name": "envoy.filters.network.http_connection_manager",
-                                        "subFilter": {"name": "envoy.filters.http.router"},
-                                    }
-                                }
-                            },
-                        },
-                        "patch": {
-                            "operation": "INSERT_BEFORE",
-                            "value": {
-                                "name": "envoy.filters.http.lua",
-                                "typed_config": {
-                                    "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
-                                    "default_source_code": {
-                                        "inline_string": request_filter_source(
-                                            self.api_host, args.models, args.domain
-                                        )
-                                    },
-                                },
-                            },
-                        },
-                    }
-                ],
+        lua = {
+            "name": "envoy.filters.http.lua",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code": {
+                    "inline_string": request_filter_source(self.api_host, args.models, args.domain)
+                },
             },
+        }
+        return self._envoy_filter(
+            f"{name}-request-body",
+            "request-body",
+            REQUEST_BODY_PRIORITY,
+            [_patch(ROUTER, {"operation": "INSERT_BEFORE", "value": lua})],
+            args,
             # Named for its first job, streamed usage, before it routed by model; the alias
             # keeps its URN.
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=list(args.after), aliases=[pulumi.Alias(name=f"{name}-stream-usage")]
-            ),
+            aliases=[pulumi.Alias(name=f"{name}-stream-usage")],
         )
 
     def _picker_after_auth(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
@@ -267,49 +237,41 @@ class InferenceGateway(pulumi.ComponentResource):
         right before the router: the routes' per-filter configuration, keyed by that name,
         still applies. Chain: ... Lua (-10), Kuadrant (0), the pool filter (10), router.
         """
-        listener = {
-            "filterChain": {
-                "filter": {
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "subFilter": {"name": EXT_PROC},
-                }
-            }
-        }
-        before_router = {
-            "filterChain": {
-                "filter": {
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "subFilter": {"name": ROUTER},
-                }
-            }
-        }
-        return k8s.apiextensions.CustomResource(
+        return self._envoy_filter(
             f"{name}-picker-order",
+            "picker-order",
+            PICKER_ORDER_PRIORITY,
+            # In order: REMOVE matches by name, so it must run before the insert.
+            [
+                _patch(EXT_PROC, {"operation": "REMOVE"}),
+                _patch(ROUTER, {"operation": "INSERT_BEFORE", "value": INFERENCE_POOL_EXT_PROC}),
+            ],
+            args,
+        )
+
+    def _envoy_filter(
+        self,
+        name: str,
+        purpose: str,
+        priority: int,
+        patches: list[dict[str, object]],
+        args: GatewayArgs,
+        aliases: Sequence[pulumi.Alias] = (),
+    ) -> k8s.apiextensions.CustomResource:
+        """An EnvoyFilter on the Gateway's own Envoy, named `<gateway>-<purpose>`."""
+        return k8s.apiextensions.CustomResource(
+            name,
             api_version="networking.istio.io/v1alpha3",
             kind="EnvoyFilter",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{GATEWAY_NAME}-picker-order", namespace=args.namespace
-            ),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{GATEWAY_NAME}-{purpose}", namespace=args.namespace),
             spec={
                 "targetRefs": [
                     {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME}
                 ],
-                "priority": PICKER_ORDER_PRIORITY,
-                # In order: REMOVE matches by name, so it must run before the insert.
-                "configPatches": [
-                    {
-                        "applyTo": "HTTP_FILTER",
-                        "match": {"context": "GATEWAY", "listener": listener},
-                        "patch": {"operation": "REMOVE"},
-                    },
-                    {
-                        "applyTo": "HTTP_FILTER",
-                        "match": {"context": "GATEWAY", "listener": before_router},
-                        "patch": {"operation": "INSERT_BEFORE", "value": INFERENCE_POOL_EXT_PROC},
-                    },
-                ],
+                "priority": priority,
+                "configPatches": patches,
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after), aliases=list(aliases)),
         )
 
     def _certificate(self, name: str, args: GatewayArgs, hostname: str) -> pulumi.Resource:
@@ -341,6 +303,18 @@ class InferenceGateway(pulumi.ComponentResource):
             spec={"secretName": TLS_SECRET, "dnsNames": [hostname], "issuerRef": issuer},
             opts=after_cert_manager,
         )
+
+
+def _patch(sub_filter: str, patch: dict[str, object]) -> dict[str, object]:
+    """A patch of the HTTP filter `sub_filter` (or next to it) on the Gateway's listeners."""
+    chain = {
+        "filter": {"name": "envoy.filters.network.http_connection_manager", "subFilter": {"name": sub_filter}}
+    }
+    return {
+        "applyTo": "HTTP_FILTER",
+        "match": {"context": "GATEWAY", "listener": {"filterChain": chain}},
+        "patch": patch,
+    }
 
 
 def _lua(value: object) -> str:
