@@ -59,7 +59,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
                 tiers=cfg.tiers,
                 pooled=pooled,
                 namespace=platform.cluster.namespace("models"),
-                after=[serving.models[m.name].route for m in pooled],
+                after=[serving.pickers[m.name].pool for m in pooled],
             ),
             platform.on_cluster,
         )

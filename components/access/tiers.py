@@ -131,8 +131,10 @@ def priorities(tiers: Sequence[TierConfig]) -> dict[str, int]:
 
 
 def objective_name(model: str, tier: str) -> str:
-    """The InferenceObjective that gives `tier` its priority on `model`'s pool."""
-    return f"{model}-{tier}"
+    """The InferenceObjective that gives `tier` its priority on `model`'s pool: a dot between
+    two DNS labels, so no other model and tier make the same name (a dash would: model a,
+    tier b-free; model a-b, tier free)."""
+    return f"{model}.{tier}"
 
 
 def objectives(model: str, tiers: Sequence[TierConfig]) -> dict[str, dict[str, Any]]:
@@ -148,10 +150,11 @@ def objectives(model: str, tiers: Sequence[TierConfig]) -> dict[str, dict[str, A
 
 
 def pooled_predicate(pooled: Sequence[ModelConfig]) -> str:
-    """CEL: the request is for a model an endpoint picker schedules."""
+    """CEL: the request is one a picker schedules, an inference request (not a model list)
+    for a pooled model."""
     return (
         f"'{MODEL_HEADER}' in request.headers && "
-        f"request.headers['{MODEL_HEADER}'] in {_cel_list([m.served_name for m in pooled])}"
+        f"request.headers['{MODEL_HEADER}'] in {_cel_list([m.served_name for m in pooled])} && {BILLED}"
     )
 
 
@@ -159,7 +162,7 @@ def objective_expression(pooled: Sequence[ModelConfig]) -> str:
     """CEL: the name of the caller's tier's objective on the pool of the model asked for
     (objective_name), from the validated tier, never from anything the client sent."""
     pools = ", ".join(f"'{m.served_name}': '{m.name}'" for m in pooled)
-    return f"{{{pools}}}[request.headers['{MODEL_HEADER}']] + '-' + {TIER}"
+    return f"{{{pools}}}[request.headers['{MODEL_HEADER}']] + '.' + {TIER}"
 
 
 def scheduling_headers(pooled: Sequence[ModelConfig]) -> dict[str, Any]:

@@ -497,6 +497,16 @@ class StackConfig(Section):
                 for index, entry in enumerate(self.models)
                 if entry.autoscaling is not None
             )
+        # A request must be able to wait out the queue: else the route's timeout (504) ends it
+        # first, and nobody learns it was shed.
+        queue_s = window_seconds(self.scheduler.queue_timeout)
+        problems.extend(
+            f"{NAMESPACE}:scheduler.queueTimeout: {self.scheduler.queue_timeout} is not shorter than "
+            f"maas:models[{index}].requestTimeout ({entry.request_timeout}); shorten the one or "
+            "lengthen the other"
+            for index, entry in enumerate(self.models)
+            if entry.scheduling == "pool" and queue_s >= window_seconds(entry.request_timeout)
+        )
         redis = self.limitador.storage == "redis"
         if not redis and self.limitador_redis_url is not None:
             problems.append(f"{NAMESPACE}:limitadorRedisUrl: set, but limitador.storage is not redis")

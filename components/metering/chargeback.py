@@ -153,6 +153,17 @@ def alert_rules(models: Sequence[ModelConfig]) -> list[dict[str, Any]]:
             )
             for model in models
         ),
+        *(
+            # Its pool fails closed: without the picker the model answers 5xx.
+            _down(
+                "MaasEndpointPickerDown",
+                f'maas_component="endpoint-picker", model="{model.name}"',
+                f"The endpoint picker of {model.name} is down: the model refuses every request.",
+                model=model.name,
+            )
+            for model in models
+            if model.scheduling == "pool"
+        ),
         {
             "alert": "MaasTierThrottled",
             # A tier refused on every request has no admitted series: count it as 0.

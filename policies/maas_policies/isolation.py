@@ -315,12 +315,29 @@ def _runs_as_root(pod: Mapping[str, Any], containers: list[Mapping[str, Any]]) -
 
 
 _READING = frozenset({"get", "list", "watch"})
+# How RBAC names service accounts besides ServiceAccount subjects (kubernetes
+# pkg/apis/rbac/helpers.go, staging apiserver serviceaccount/util.go): the User
+# system:serviceaccount:<namespace>:<name>, the Groups system:serviceaccounts and
+# system:serviceaccounts:<namespace>, and system:authenticated, which holds them all.
+_SA_USER = "system:serviceaccount:"
+_ALL_SA_GROUPS = ("system:serviceaccounts", "system:authenticated")
+_NAMESPACE_SA_GROUP = "system:serviceaccounts:"
+
+
+def _read_only(rules: list[Mapping[str, Any]] | None) -> bool:
+    """Rules that get, list and watch, and never Secrets (whose contents reading hands over)."""
+    return rules is not None and all(
+        set(rule.get("verbs") or ["*"]) <= _READING
+        and not {"secrets", "*"} & set(rule.get("resources") or ["*"])
+        for rule in rules
+    )
 
 
 def _readers(args: StackValidationArgs) -> set[tuple[str, str]]:
-    """(namespace, service account) pairs the stack lets read, and nothing more: bound by
-    RoleBindings of its namespace to Roles that only get, list and watch, and bound by no
-    ClusterRoleBinding and to no ClusterRole."""
+    """(namespace, service account) pairs that may only read their own namespace: an account
+    of its own (not `default`), bound by RoleBindings of that namespace to Roles that get,
+    list and watch anything but Secrets, and granted nothing else, directly or through a
+    group, by any binding."""
 
     def where(props: Mapping[str, Any]) -> tuple[str, str]:
         metadata = props.get("metadata") or {}
@@ -328,21 +345,33 @@ def _readers(args: StackValidationArgs) -> set[tuple[str, str]]:
 
     roles = {where(role.props): role.props.get("rules") or [] for role in objects.of_kind(args, "Role")}
     granted: dict[tuple[str, str], bool] = {}
+    widened: set[str] = set()  # namespaces whose every account was given more than reading
+    everyone = False
     for kind_ in ("RoleBinding", "ClusterRoleBinding"):
         for binding in objects.of_kind(args, kind_):
-            namespace = str(binding.props.get("metadata", {}).get("namespace", ""))
+            namespace = where(binding.props)[0]
             ref = binding.props.get("roleRef") or {}
-            rules = roles.get((namespace, str(ref.get("name", "")))) if ref.get("kind") == "Role" else None
-            reads = (
-                kind_ == "RoleBinding"
-                and rules is not None
-                and all(set(rule.get("verbs") or ["*"]) <= _READING for rule in rules)
-            )
+            local = kind_ == "RoleBinding" and ref.get("kind") == "Role"
+            reads = local and _read_only(roles.get((namespace, str(ref.get("name", "")))))
             for subject in binding.props.get("subjects") or []:
-                if subject.get("kind") == "ServiceAccount":
-                    key = (str(subject.get("namespace", namespace)), str(subject.get("name", "")))
-                    granted[key] = granted.get(key, True) and reads
-    return {key for key, reads in granted.items() if reads}
+                kind, name = subject.get("kind"), str(subject.get("name", ""))
+                if kind == "ServiceAccount":
+                    key = (str(subject.get("namespace", namespace)), name)
+                elif kind == "User" and name.startswith(_SA_USER) and name.count(":") == 3:
+                    key = (name.split(":")[2], name.split(":")[3])
+                elif kind == "Group" and not reads:
+                    everyone |= name in _ALL_SA_GROUPS
+                    if name.startswith(_NAMESPACE_SA_GROUP):
+                        widened.add(name.removeprefix(_NAMESPACE_SA_GROUP))
+                    continue
+                else:
+                    continue
+                granted[key] = granted.get(key, True) and reads and key[0] == namespace
+    return {
+        key
+        for key, reads in granted.items()
+        if reads and key[1] != "default" and key[0] not in widened and not everyone
+    }
 
 
 def _least_privilege(args: StackValidationArgs, report: ReportViolation) -> None:

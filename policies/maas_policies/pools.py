@@ -3,6 +3,7 @@ the authentication layer says which priority a request has."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,6 +45,9 @@ PICKER_HEADERS = (
     "x-gateway-destination-endpoint-served",
 )
 OBJECTIVE_HEADER = "x-llm-d-inference-objective"
+# A copy of components/config MODEL_HEADER (a test ties them): set by the gateway alone.
+MODEL_HEADER = "x-maas-model"
+_REQUEST_HEADER = re.compile(r"request\.headers\[\s*['\"]([^'\"]+)['\"]\s*\]")
 _MODELS_PATH = "/v1/models"
 
 
@@ -67,7 +71,12 @@ def _schedules(match: Mapping[str, Any]) -> bool:
     value, kind = str(path.get("value", "/")), path.get("type", "PathPrefix")
     if kind == "Exact":
         return value != _MODELS_PATH
-    return kind != "PathPrefix" or any(p.startswith(value) for p in USAGE_PATHS)
+    # A prefix matches by path element, a trailing slash ignored (gateway-api v1.5.1
+    # apis/v1/httproute_types.go PathMatchPathPrefix).
+    prefix = value.rstrip("/") or "/"
+    return kind != "PathPrefix" or any(
+        p == prefix or p.startswith(prefix.rstrip("/") + "/") for p in USAGE_PATHS
+    )
 
 
 def _pools_not_bypassed(args: StackValidationArgs, report: ReportViolation) -> None:
@@ -139,23 +148,27 @@ def _route_header_setters(route: PolicyResource) -> list[str]:
     return found
 
 
-def _objective_from_identity(policy: PolicyResource) -> str | None:
-    """Why an AuthPolicy's objective header is not the validated identity's, if it is not."""
+def _picker_headers(policy: PolicyResource) -> dict[str, Any]:
+    """The endpoint-picker headers an AuthPolicy sets on success (its defaults or overrides)."""
     spec = policy.props.get("spec") or {}
     effective = spec.get("overrides") or spec.get("defaults") or spec
     headers = (
         (((effective.get("rules") or {}).get("response") or {}).get("success") or {}).get("headers")
     ) or {}
-    chosen = {str(name).lower(): value for name, value in headers.items()}.get(OBJECTIVE_HEADER)
-    if chosen is None:
-        return "it sets no priority objective"
-    plain = (chosen.get("plain") or {}) if isinstance(chosen, Mapping) else {}
-    expression = str(plain.get("expression", ""))
+    return {
+        str(name).lower(): value for name, value in headers.items() if str(name).lower() in PICKER_HEADERS
+    }
+
+
+def _not_from_identity(value: Any) -> str | None:
+    """Why a header's value is not the authenticated identity's, if it is not: it must read
+    auth.identity, and no request header but the gateway's own model header."""
+    expression = str(((value.get("plain") or {}) if isinstance(value, Mapping) else {}).get("expression", ""))
     if "auth.identity" not in expression:
-        return "its objective is not computed from the authenticated identity (auth.identity)"
-    echoed = [h for h in PICKER_HEADERS if h in expression.lower()]
-    if echoed:
-        return f"its objective reads the client's own {', '.join(echoed)}"
+        return "is not computed from the authenticated identity (auth.identity)"
+    read = _REQUEST_HEADER.findall(expression)
+    if expression.count("request.headers") != len(read) or set(read) - {MODEL_HEADER}:
+        return "reads request headers a client sends"
     return None
 
 
@@ -177,21 +190,30 @@ def _priority_from_identity(args: StackValidationArgs, report: ReportViolation) 
                 ),
                 route.urn,
             )
-    gateway_policies = [
-        p
-        for p in objects.of_kind(args, "AuthPolicy")
-        if ((p.props.get("spec") or {}).get("targetRef") or {}).get("kind") == "Gateway"
-    ]
-    problems = [_objective_from_identity(p) for p in gateway_policies] or [
-        "there is no AuthPolicy on the Gateway"
-    ]
-    if all(problems) and not relaxation.exempt(config, "AuthPolicy", report, "priority-from-identity"):
+    fix = (
+        f"response.success.headers.{OBJECTIVE_HEADER} with an expression of auth.identity.tier "
+        "(components/access/tiers.py scheduling_headers)"
+    )
+    gateway_sets_it = False
+    for policy in objects.of_kind(args, "AuthPolicy"):
+        headers = _picker_headers(policy)
+        on_gateway = ((policy.props.get("spec") or {}).get("targetRef") or {}).get("kind") == "Gateway"
+        gateway_sets_it |= on_gateway and OBJECTIVE_HEADER in headers
+        for name, value in headers.items():
+            problem = _not_from_identity(value)
+            if problem and not relaxation.exempt(
+                config, objects.name(policy.props), report, "priority-from-identity"
+            ):
+                report(
+                    objects.refusal(f"AuthPolicy {objects.name(policy.props)}", f"its {name} {problem}", fix),
+                    policy.urn,
+                )
+    if not gateway_sets_it and not relaxation.exempt(config, "AuthPolicy", report, "priority-from-identity"):
         report(
             objects.refusal(
                 "the Gateway's AuthPolicy",
-                f"pooled models are scheduled by priority, and {problems[0]}",
-                f"response.success.headers.{OBJECTIVE_HEADER} with an expression of auth.identity.tier "
-                "(components/access/tiers.py scheduling_headers)",
+                "pooled models are scheduled by priority, and it sets no objective",
+                fix,
             ),
             None,
         )

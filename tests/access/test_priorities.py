@@ -18,7 +18,7 @@ import pytest
 from components.access import tiers
 from components.config import MODEL_HEADER
 from components.pins import upstream
-from harness.program import Evaluation, typed_config
+from harness.program import Evaluation, evaluate, stack_config, typed_config
 from tests.support import cel
 from tests.support.configs import evaluate_variant
 
@@ -34,14 +34,21 @@ def _success_headers(stack: Evaluation) -> dict[str, Any]:
 
 
 def _priority(
-    stack: Evaluation, tier: str, served: str | None, client: dict[str, str] | None = None
+    stack: Evaluation,
+    tier: str,
+    served: str | None,
+    client: dict[str, str] | None = None,
+    path: str = "/v1/chat/completions",
 ) -> int | None:
     """The priority the picker of the model `served` gives a caller of `tier` (None: Authorino
-    sets no objective, the request is not for a pooled model)."""
+    sets no objective: the request is not one a picker schedules)."""
     header = _success_headers(stack)[upstream.OBJECTIVE_HEADER]
     request = {
         "auth": {"identity": {"userid": "someone", "tier": tier}},
-        "request": {"headers": {**(client or {}), **({MODEL_HEADER: served} if served else {})}},
+        "request": {
+            "url_path": path,
+            "headers": {**(client or {}), **({MODEL_HEADER: served} if served else {})},
+        },
     }
     if not all(cel.evaluate(w["predicate"], request) for w in header["when"]):
         return None
@@ -64,7 +71,7 @@ def test_one_objective_per_pooled_model_and_tier_in_tier_order(stack: Evaluation
     objectives = _objectives(stack)
     assert len(objectives) == len(pooled) * len(cfg.tiers)
     for model in pooled:
-        order = [objectives[f"{model.name}-{t.name}"]["priority"] for t in cfg.tiers]
+        order = [objectives[f"{model.name}.{t.name}"]["priority"] for t in cfg.tiers]
         assert order == sorted(set(order)), f"{model.name}: priorities {order} do not rise with the tiers"
 
 
@@ -79,8 +86,8 @@ def test_adding_a_tier_adds_its_objective_above_the_others() -> None:
     result = evaluate_variant("dev", {"maas:tiers": [*table, platinum]})
     assert result.error is None, result.error
     objectives = _objectives(result)
-    assert objectives["simulator-platinum"]["priority"] > max(
-        objectives[f"simulator-{t.name}"]["priority"] for t in base.tiers
+    assert objectives["simulator.platinum"]["priority"] > max(
+        objectives[f"simulator.{t.name}"]["priority"] for t in base.tiers
     )
 
 
@@ -112,7 +119,7 @@ def test_a_client_header_cannot_choose_the_objective(stack_of: Any) -> None:
     """Whatever priority header a client sends (the gateway removes them first anyway,
     tests/serving/test_request_body.py), the objective is its tier's."""
     stack = stack_of("dev")
-    forged = {name: "simulator-enterprise" for name in upstream.ENDPOINT_PICKER_HEADERS}
+    forged = {name: "simulator.enterprise" for name in upstream.ENDPOINT_PICKER_HEADERS}
     assert _priority(stack, "free", "simulator-model", forged) == _priority(stack, "free", "simulator-model")
     assert _priority(stack, "free", "simulator-model") == 0
     # The fairness flow is the authenticated user, whatever the client says.
@@ -120,13 +127,34 @@ def test_a_client_header_cannot_choose_the_objective(stack_of: Any) -> None:
     assert cel.evaluate(fairness, {"auth": {"identity": {"userid": "bob", "tier": "free"}}}) == "bob"
 
 
-def test_requests_for_unpooled_models_and_the_model_list_carry_no_objective(stack_of: Any) -> None:
+def test_only_inference_requests_for_pooled_models_carry_an_objective(stack_of: Any) -> None:
+    """Not a request for an unpooled model, nor a model list: the shared host's (no model
+    header) or a pooled model's own (its host sets the header; the route keeps that path on
+    the Service, tests/serving/test_models.py)."""
     stack = stack_of("dev")
     assert _priority(stack, "premium", "simulator-large-model") is None
-    assert _priority(stack, "premium", None) is None
+    assert _priority(stack, "premium", None, path="/v1/models") is None
+    assert _priority(stack, "premium", "simulator-model", path="/v1/models") is None
+    for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
+        assert _priority(stack, "premium", "simulator-model", path=path) == 1
 
 
 def test_stacks_without_pooled_models_set_no_scheduling_header(stack_of: Any) -> None:
     stack = stack_of("dev-oidc")
     assert set(_success_headers(stack)) == {"x-maas-tier"}
     assert stack.objects("InferenceObjective") == []
+
+
+def test_objective_names_never_collide_across_models_and_tiers() -> None:
+    """Model `a` with tier `b-free` and model `a-b` with tier `free` would share `a-b-free`."""
+    base = typed_config("dev")
+    table = [t.model_dump(by_alias=True) for t in base.tiers[:1]]
+    b_free = {**table[0], "name": "b-free"}
+    models = [
+        {"name": name, "host": name, "runtime": "simulator", "scheduling": "pool"} for name in ("a", "a-b")
+    ]
+    variant = {"maas:tiers": [*table, b_free], "maas:models": models, "maas:users": [], "maas:prices": {}}
+    result = evaluate("dev", {**stack_config("dev"), **variant})
+    assert result.error is None, result.error
+    names = [o.object_name for o in result.objects("InferenceObjective")]
+    assert len(names) == len(set(names)) == 4

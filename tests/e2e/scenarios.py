@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from components.access import tiers
 from components.config import KEYCLOAK_NAMESPACE, MODEL_HEADER, TIER_HEADER
 from tests.e2e.cluster import Response
 from tests.e2e.platform import Key, Model, Platform, Sent, chat_body, seconds
@@ -546,8 +547,9 @@ def model_scales_on_its_queue(p: Platform, burst_s: float = 90.0, callers: int =
             sent = sum(pool.map(busy, keys))
             grown = p.until(lambda: len(p.pods(model.name)) >= bounds.max_replicas, 240, "a scale-up")
         assert grown, f"{model.name} stayed at {len(p.pods(model.name))} replicas after {sent} requests"
-    # Idle again, it shrinks back: after the HPA's scale-down stabilization, which KServe's
-    # chart sets to 300 s (README "Autoscaling on the queue").
+    # Idle again, it shrinks back: after the scale-down stabilization, 300 s in KServe's chart
+    # (kserve v0.20.0 charts/_common/common-sections.yaml scaleDownStabilizationWindowSeconds)
+    # and the HPA's own default.
     shrunk = p.until(lambda: len(p.pods(model.name)) == bounds.min_replicas, 900, "a scale-down")
     assert shrunk, f"{model.name} stayed at {len(p.pods(model.name))} replicas when idle"
 
@@ -557,10 +559,10 @@ def higher_tiers_are_served_first_when_saturated(p: Platform, callers: int = 8) 
     half from `callers` keys of its lowest tier, half from as many of its highest. The pool
     serves the highest tier first, so its median request finishes in well under the lowest's
     median time (a refused request counting as never answered; first come, first served
-    would give both the same), and fewer of its requests wait past the queue timeout and
-    are refused. Every lowest-tier request carries
-    the highest tier's objective, under both its names: that changes nothing (only
-    Authorino's header counts)."""
+    would favour the lowest tier, whose requests are sent first), and fewer of its requests
+    wait past the queue timeout and are refused. Every lowest-tier request carries the
+    highest tier's objective, under both its names: that changes nothing (only Authorino's
+    header counts)."""
     import concurrent.futures
     import statistics
     import time
@@ -573,7 +575,7 @@ def higher_tiers_are_served_first_when_saturated(p: Platform, callers: int = 8) 
     # Within every key's request budget: its warm-up request counts too.
     each = min(4, p.tier(low).requests.limit - 1, p.tier(top).requests.limit - 1)
     forged = {
-        name: f"{model.name}-{top}"
+        name: tiers.objective_name(model.name, top)
         for name in ("x-llm-d-inference-objective", "x-gateway-inference-objective")
     }
     with contextlib.ExitStack() as stack:
@@ -601,7 +603,7 @@ def higher_tiers_are_served_first_when_saturated(p: Platform, callers: int = 8) 
         f"median seconds to an answer per tier, in a burst: {median} (refused {refused})"
     )
     # The queue timeout sheds what waits too long: the lower tier, which waits behind the
-    # higher (dev: 2 s, tests/serving/test_scheduling.py).
+    # higher (dev: 2 s, Pulumi.dev.yaml maas:scheduler.queueTimeout).
     assert refused[top] < refused[low], f"refused per tier: {refused} (median seconds {median})"
 
 

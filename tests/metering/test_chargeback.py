@@ -259,6 +259,25 @@ def test_the_pickers_outcomes_per_tier_and_the_paying_tier_alert(
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
+def test_a_pooled_models_picker_down_pages(promtool: str, stack_of: Any, tmp_path: Path) -> None:
+    """The pool fails closed: without its picker the model refuses everything."""
+    stack = stack_of("dev")
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(declared_rules(stack)))
+    picker = [
+        {
+            "series": 'up{maas_component="endpoint-picker", model="simulator", job="j", instance="i"}',
+            "values": "1 1 0x20",
+        }
+    ]
+    down = _alert_test(
+        stack, picker, "MaasEndpointPickerDown", "15m", "4m", {"severity": "critical", "model": "simulator"}
+    )
+    unit = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [down]}
+    (tmp_path / "picker.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
+    tested = _promtool(promtool, "test", "rules", "picker.yml", cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
 @pytest.mark.parametrize("component", ["limitador", "authorino", "gateway", "model", "endpoint-picker"])
 def test_every_component_an_alert_watches_is_labelled_by_a_monitor(stack: Evaluation, component: str) -> None:
     rules = yaml.safe_dump(declared_rules(stack))

@@ -7,6 +7,7 @@ import copy
 import dataclasses
 from typing import Any
 
+from components.config import MODEL_HEADER
 from components.pins import upstream
 from components.serving import models
 from harness.program import Declared, Evaluation
@@ -20,6 +21,7 @@ def test_the_packs_copies_are_the_programs() -> None:
     assert pools.PICKER_HEADERS == upstream.ENDPOINT_PICKER_HEADERS
     assert pools.OBJECTIVE_HEADER == upstream.OBJECTIVE_HEADER
     assert pools.ISVC_LABEL == models.ISVC_LABEL
+    assert pools.MODEL_HEADER == MODEL_HEADER
 
 
 def _to_service(inputs: dict[str, Any]) -> None:
@@ -112,27 +114,74 @@ def _headers(inputs: dict[str, Any]) -> dict[str, Any]:
     return headers
 
 
+def _objective(expression: str) -> Any:
+    def edit(inputs: dict[str, Any]) -> None:
+        _headers(inputs)[upstream.OBJECTIVE_HEADER]["plain"]["expression"] = expression
+
+    return edit
+
+
 def test_an_objective_not_from_the_identity_is_refused(stack_of: Any) -> None:
     stack = stack_of("dev")
-
-    def echo(inputs: dict[str, Any]) -> None:
-        _headers(inputs)[upstream.OBJECTIVE_HEADER]["plain"]["expression"] = (
-            "request.headers['x-gateway-inference-objective']"
+    for expression, problem in (
+        (
+            "request.headers['x-gateway-inference-objective']",
+            "is not computed from the authenticated identity",
+        ),
+        (
+            "has(auth.identity.tier) ? request.headers['x-priority'] : ''",
+            "reads request headers a client sends",
+        ),
+        ("auth.identity.tier + request.headers.x_priority", "reads request headers a client sends"),
+    ):
+        assert_only(
+            violations(stack, edited(stack, "AuthPolicy", _AUTH, _objective(expression))),
+            "priority-from-identity",
+            f"AuthPolicy llm/{_AUTH}",
+            f"its x-llm-d-inference-objective {problem}",
+            "Fix: response.success.headers.x-llm-d-inference-objective",
         )
 
     def missing(inputs: dict[str, Any]) -> None:
         del _headers(inputs)[upstream.OBJECTIVE_HEADER]
 
-    for edit, problem in (
-        (echo, "its objective is not computed from the authenticated identity"),
-        (missing, "it sets no priority objective"),
-    ):
-        assert_only(
-            violations(stack, edited(stack, "AuthPolicy", _AUTH, edit)),
-            "priority-from-identity",
-            f"pooled models are scheduled by priority, and {problem}",
-            "Fix: response.success.headers.x-llm-d-inference-objective",
-        )
+    assert_only(
+        violations(stack, edited(stack, "AuthPolicy", _AUTH, missing)),
+        "priority-from-identity",
+        "pooled models are scheduled by priority, and it sets no objective",
+    )
+
+
+def test_a_route_level_auth_policy_cannot_set_the_objective_from_the_client(stack_of: Any) -> None:
+    """A route's own AuthPolicy replaces the Gateway's defaults for it: it is judged too."""
+    stack = stack_of("dev")
+    policy = copy.deepcopy(stack.one("AuthPolicy", _AUTH).inputs)
+    policy["metadata"] = {"name": "simulator-own", "namespace": "llm"}
+    policy["spec"]["targetRef"] = {
+        "group": "gateway.networking.k8s.io",
+        "kind": "HTTPRoute",
+        "name": "simulator",
+    }
+    _objective("request.headers['x-llm-d-inference-objective'] + auth.identity.tier")(policy)
+    assert_only(
+        violations(stack, _extra(stack, "AuthPolicy", policy)),
+        "priority-from-identity",
+        "AuthPolicy llm/simulator-own",
+        "reads request headers a client sends",
+        # A route's own AuthPolicy admits tiers no route-level limit covers, as well.
+        also="tiers-limited",
+    )
+
+
+def test_a_prefix_with_a_trailing_slash_still_counts_as_inference(stack_of: Any) -> None:
+    stack = stack_of("dev")
+    route = _route(
+        "side",
+        {"name": "simulator-predictor", "port": 80},
+        {"type": "PathPrefix", "value": "/v1/chat/completions/"},
+    )
+    found = violations(stack, _extra(stack, "HTTPRoute", route))
+    assert "pools-not-bypassed" in {v.policy for v in found}
 
 
 def test_a_picker_that_may_write_or_reach_beyond_its_namespace_mounts_no_token(stack_of: Any) -> None:
@@ -147,29 +196,37 @@ def test_a_picker_that_may_write_or_reach_beyond_its_namespace_mounts_no_token(s
         "Deployment llm/simulator-epp",
         "its service account is not one that only reads its own namespace",
     )
-    binding = copy.deepcopy(stack.one("RoleBinding", "simulator-epp").inputs)
-    binding["kind"] = "ClusterRoleBinding"
-    binding["metadata"] = {"name": "simulator-epp-everywhere"}
-    binding["roleRef"] = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}
+
+    def reads_secrets(inputs: dict[str, Any]) -> None:
+        inputs["rules"][0]["resources"] = ["pods", "secrets"]
+
     assert_only(
-        violations(stack, _extra(stack, "RoleBinding", binding)),
+        violations(stack, edited(stack, "Role", "simulator-epp", reads_secrets)),
         "least-privilege",
         "Deployment llm/simulator-epp",
     )
-
-
-def test_every_replica_of_a_scaled_gpu_model_is_pinned_to_gpu_nodes(stack_of: Any) -> None:
-    """Every replica is made from the predictor's one pod template: a scaled GPU model whose
-    template does not select GPU nodes is refused like a fixed one."""
-    stack = stack_of("gpu")
-
-    def scaled_anywhere(inputs: dict[str, Any]) -> None:
-        predictor = inputs["spec"]["predictor"]
-        predictor |= {"minReplicas": 1, "maxReplicas": 4, "autoScaling": {"metrics": []}}
-        del predictor["nodeSelector"]
-
+    # More rights through any other binding: cluster-wide, by the account's user name, by
+    # its namespace's group (RBAC's names for service accounts), or from another namespace.
+    admin = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"}
+    for subject in (
+        {"kind": "ServiceAccount", "name": "simulator-epp", "namespace": "llm"},
+        {"kind": "User", "name": "system:serviceaccount:llm:simulator-epp"},
+        {"kind": "Group", "name": "system:serviceaccounts:llm"},
+        {"kind": "Group", "name": "system:authenticated"},
+    ):
+        binding = copy.deepcopy(stack.one("RoleBinding", "simulator-epp").inputs)
+        binding |= {"kind": "ClusterRoleBinding", "metadata": {"name": "everywhere"}, "roleRef": admin}
+        binding["subjects"] = [subject]
+        assert_only(
+            violations(stack, _extra(stack, "RoleBinding", binding)),
+            "least-privilege",
+            "Deployment llm/simulator-epp",
+        )
+    elsewhere = copy.deepcopy(stack.one("RoleBinding", "simulator-epp").inputs)
+    elsewhere["metadata"] = {"name": "simulator-epp", "namespace": "kuadrant-system"}
+    elsewhere["subjects"] = [{"kind": "ServiceAccount", "name": "simulator-epp", "namespace": "llm"}]
     assert_only(
-        violations(stack, edited(stack, "InferenceService", "qwen3-0-6b-instruct", scaled_anywhere)),
-        "gpu-workloads-pinned",
-        "requests GPUs but selects no GPU node",
+        violations(stack, _extra(stack, "RoleBinding", elsewhere)),
+        "least-privilege",
+        "Deployment llm/simulator-epp",
     )

@@ -75,3 +75,20 @@ def test_a_scaled_model_that_could_not_scale_is_refused(stack_of: Any, low: int,
         "InferenceService llm/simulator",
         f"minReplicas {low} and maxReplicas {high}",
     )
+
+
+def test_every_replica_of_a_scaled_gpu_model_is_pinned_to_gpu_nodes(stack_of: Any) -> None:
+    """Every replica is made from the predictor's one pod template: a scaled GPU model whose
+    template does not select GPU nodes is refused like a fixed one."""
+    stack = stack_of("gpu")
+
+    def scaled_anywhere(inputs: dict[str, Any]) -> None:
+        predictor = inputs["spec"]["predictor"]
+        predictor |= {"minReplicas": 1, "maxReplicas": 4, "autoScaling": {"metrics": []}}
+        del predictor["nodeSelector"]
+
+    assert_only(
+        violations(stack, edited(stack, "InferenceService", "qwen3-0-6b-instruct", scaled_anywhere)),
+        "gpu-workloads-pinned",
+        "requests GPUs but selects no GPU node",
+    )

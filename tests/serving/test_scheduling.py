@@ -87,7 +87,7 @@ def pod_labels(deployment: Declared) -> dict[str, str]:
 def test_the_picker_runs_its_pool_with_the_stacks_thresholds(stack: Evaluation) -> None:
     cfg = typed_config(stack.stack)
     for model in _pooled(stack):
-        deployment, pod = _picker(stack, model)
+        _, pod = _picker(stack, model)
         (container,) = pod["containers"]
         args = container["args"]
         assert f"--pool-name={model}" in args
@@ -115,10 +115,20 @@ def test_the_picker_runs_its_pool_with_the_stacks_thresholds(stack: Evaluation) 
         }
         profiles = config["schedulingProfiles"]
         assert {p["pluginRef"] for p in profiles[0]["plugins"]} <= {p["type"] for p in config["plugins"]}
-        # A changed configuration restarts the picker, which reads it once.
-        assert deployment.inputs["spec"]["template"]["metadata"]["annotations"]
-    if stack.stack == "dev":
-        assert cfg.scheduler.saturation.queue_depth == 1
+
+
+def test_a_changed_scheduler_config_restarts_the_picker_which_reads_it_once() -> None:
+    def template(variant: dict[str, Any]) -> dict[str, Any]:
+        result = evaluate_variant("dev", variant)
+        assert result.error is None, result.error
+        deployment, _ = _picker(result, "simulator")
+        annotations: dict[str, Any] = deployment.inputs["spec"]["template"]["metadata"]["annotations"]
+        return annotations
+
+    same, again = template({}), template({})
+    changed = template({"maas:scheduler": {"saturation": {"queueDepth": 3}}})
+    assert same == again
+    assert same != changed
 
 
 def test_the_picker_meets_restricted_and_may_only_read_its_namespace(stack: Evaluation) -> None:
@@ -283,6 +293,15 @@ def _settled(server: Any, query: str) -> float:
 )
 def test_impossible_scheduling_is_refused(model: dict[str, Any], expected: str) -> None:
     assert_refused("dev", {"maas:models": [{"host": "sim", "runtime": "simulator", **model}]}, expected)
+
+
+def test_a_queue_longer_than_the_route_waits_is_refused() -> None:
+    """The route's timeout would end the request (504) before the picker sheds it (429)."""
+    assert_refused(
+        "dev",
+        {"maas:scheduler": {"queueTimeout": "400s"}},
+        "maas:scheduler.queueTimeout: 400s is not shorter than maas:models[0].requestTimeout (300s)",
+    )
 
 
 def test_saturation_thresholds_are_checked() -> None:

@@ -94,7 +94,7 @@ class _Pool:
     the highest priority goes first, first come first served within one (llm-d-router v0.10.0
     pkg/epp/flowcontrol: bands by priority, FCFS ordering by default)."""
 
-    def __init__(self, slots: int, fifo: bool, service_s: float, ttl_s: float):
+    def __init__(self, slots: int, fifo: bool, service_s: float, ttl_s: float | None):
         self.ready = threading.Condition()
         self.free, self.fifo, self.service_s, self.ttl_s = slots, fifo, service_s, ttl_s
         self.waiting: list[tuple[int, int]] = []
@@ -119,6 +119,21 @@ class _Pool:
             self.free += 1
             self.ready.notify_all()
         return True
+
+
+@dataclass
+class _Tokens:
+    """A response's tokens, for the limits' counter and the metering (either may be None)."""
+
+    counter: _Counter | None
+    metered: list[int] | None
+    tokens: int
+
+    def bill(self) -> None:
+        if self.counter is not None:
+            self.counter.tokens += self.tokens
+        if self.metered is not None:
+            self.metered[1] += self.tokens
 
 
 @dataclass
@@ -150,7 +165,8 @@ class FakeGateway:
         self.answered_at: dict[str, list[float]] = {}
         self.down: set[str] = set()
         slots = POOL_SLOTS_PER_REPLICA * faults.replicas
-        ttl_s = window_seconds(config.scheduler.queue_timeout) * service_s / CLUSTER_SERVICE_S
+        # No service time, no queue worth timing out (a request waits only for a free slot).
+        ttl_s = window_seconds(config.scheduler.queue_timeout) * service_s / CLUSTER_SERVICE_S or None
         self.pools = {
             m.name: _Pool(slots, faults.priority_ignored, service_s, ttl_s)
             for m in config.models
@@ -158,7 +174,7 @@ class FakeGateway:
         }
         self.priorities = tiers.priorities(config.tiers)
         # Set while the lock is held: the pool and priority the request being handled waits for.
-        self._scheduled: tuple[str, _Pool, int] | None = None
+        self._scheduled: tuple[str, _Pool, int, _Tokens] | None = None
 
     # Authorino sees Secret changes a few gateway requests late, as a watch would.
     def change_key(self, value: str, record: tuple[str, str, bool] | None) -> None:
@@ -186,11 +202,12 @@ class FakeGateway:
         if scheduled is not None:
             # Admitted to a pooled model: it waits its turn in the pool, outside the lock, and
             # reaches the model only if it gets one (the limits have counted it either way).
-            model, pool, priority = scheduled
+            model, pool, priority, tokens = scheduled
             if not pool.serve(priority):
                 return _json(429, {"error": "rejected-ttl-expired"})
             with self.lock:
                 self._serve(model)
+                tokens.bill()
         return reply
 
     def _handle(
@@ -231,17 +248,24 @@ class FakeGateway:
                 return self._deny(model, _json(500, {"error": "limits unavailable"}), path)
         elif self._limited(counter, tier) and (path in GENERATION_PATHS or self.faults.listing_billed):
             return self._deny(model, _json(429, {"error": "too many requests"}), path)
-        if model in self.pools and path in GENERATION_PATHS:
-            self._scheduled = (model, self.pools[model], self._priority(model, tier, headers))
         reply, tokens = self._answer(model, path, request_body)
         billed = path in GENERATION_PATHS or self.faults.listing_billed
-        if billed and "limitador" not in self.down:
-            counter.requests += 1
-            counter.tokens += tokens
-        if billed and not (host == self.api_host and self.faults.shared_host_unmetered):
-            metered = self.metered.setdefault((user, tier, model), [0, 0])
+        counted = counter if billed and "limitador" not in self.down else None
+        metered = (
+            self.metered.setdefault((user, tier, model), [0, 0])
+            if billed and not (host == self.api_host and self.faults.shared_host_unmetered)
+            else None
+        )
+        if counted is not None:
+            counted.requests += 1
+        if metered is not None:
             metered[0] += 1
-            metered[1] += tokens
+        tokens_billed = _Tokens(counted, metered, tokens)
+        if model in self.pools and path in GENERATION_PATHS:
+            # Its tokens count once it is served: a shed request's 429 carries no usage.
+            self._scheduled = (model, self.pools[model], self._priority(model, tier, headers), tokens_billed)
+        else:
+            tokens_billed.bill()
         return reply
 
     def _route_by_body(self, headers: dict[str, str], body: bytes) -> str | Response:
@@ -323,9 +347,10 @@ class FakeGateway:
     def _priority(self, model: str, tier: str, headers: dict[str, str]) -> int:
         """The tier's priority (Authorino names its objective), or, misbehaving, the one of
         the objective a client named."""
-        forged = headers.get(upstream.OBJECTIVE_HEADER, "").removeprefix(f"{model}-")
-        if self.faults.client_priority_trusted and forged in self.priorities:
-            return self.priorities[forged]
+        named = headers.get(upstream.OBJECTIVE_HEADER, "")
+        forged = [t for t in self.priorities if tiers.objective_name(model, t) == named]
+        if self.faults.client_priority_trusted and forged:
+            return self.priorities[forged[0]]
         # An unknown objective is priority 0 (llm-d-router v0.10.0 requestcontrol/director.go).
         return self.priorities.get(tier, 0)
 
