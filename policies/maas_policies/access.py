@@ -52,14 +52,26 @@ def _effective(spec: Mapping[str, Any]) -> Mapping[str, Any]:
     return spec.get("overrides") or spec.get("defaults") or spec
 
 
+def match_usage_paths(match: Mapping[str, Any]) -> set[str]:
+    """The usage paths one route match takes (no path: PathPrefix "/"). A prefix matches by
+    whole path elements, a trailing slash ignored (gateway-api v1.5.1 apis/v1/
+    httproute_types.go PathMatchPathPrefix); a regular expression is not judged: all."""
+    path = match.get("path") or {"type": "PathPrefix", "value": "/"}
+    value, kind = str(path.get("value", "/")), path.get("type", "PathPrefix")
+    if kind == "Exact":
+        return {value} & set(USAGE_PATHS)
+    if kind != "PathPrefix":
+        return set(USAGE_PATHS)
+    prefix = value.rstrip("/")
+    return {p for p in USAGE_PATHS if p == prefix or p.startswith(prefix + "/")}
+
+
 def _route_paths(route: PolicyResource) -> set[str]:
     """The usage paths a route's matches send to its backends."""
     found: set[str] = set()
     for rule in (route.props.get("spec") or {}).get("rules") or []:
         for match in rule.get("matches") or [{}]:
-            path = match.get("path") or {"type": "PathPrefix", "value": "/"}
-            value, exact = str(path.get("value", "/")), path.get("type", "PathPrefix") == "Exact"
-            found |= {p for p in USAGE_PATHS if (p == value if exact else p.startswith(value))}
+            found |= match_usage_paths(match)
     return found
 
 

@@ -16,7 +16,7 @@ from pulumi_policy import (
 )
 
 from maas_policies import objects, relaxation
-from maas_policies.access import USAGE_PATHS
+from maas_policies.access import match_usage_paths
 
 # KServe's label on a predictor's pods, and its predictor Service's name
 # (kserve v0.20.0 pkg/constants/constants.go InferenceServicePodLabelKey, PredictorServiceName).
@@ -67,16 +67,10 @@ def _pooled(args: StackValidationArgs) -> dict[tuple[str, str], str]:
 
 def _schedules(match: Mapping[str, Any]) -> bool:
     """Whether a route match takes requests that schedule work: anything but the model list."""
-    path = match.get("path") or {"type": "PathPrefix", "value": "/"}
-    value, kind = str(path.get("value", "/")), path.get("type", "PathPrefix")
-    if kind == "Exact":
-        return value != _MODELS_PATH
-    # A prefix matches by path element, a trailing slash ignored (gateway-api v1.5.1
-    # apis/v1/httproute_types.go PathMatchPathPrefix).
-    prefix = value.rstrip("/") or "/"
-    return kind != "PathPrefix" or any(
-        p == prefix or p.startswith(prefix.rstrip("/") + "/") for p in USAGE_PATHS
-    )
+    path = match.get("path") or {}
+    if path.get("type") == "Exact":
+        return path.get("value") != _MODELS_PATH
+    return bool(match_usage_paths(match))
 
 
 def _pools_not_bypassed(args: StackValidationArgs, report: ReportViolation) -> None:

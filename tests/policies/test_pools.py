@@ -4,15 +4,13 @@ the picker's token only for reading its namespace."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any
 
 from components.config import MODEL_HEADER
 from components.pins import upstream
 from components.serving import models
-from harness.program import Declared, Evaluation
 from maas_policies import pools
-from tests.support.policy_runner import assert_only, edited, violations
+from tests.support.policy_runner import added, assert_only, edited, violations
 
 _AUTH = "inference-gateway-authpolicy"
 
@@ -41,16 +39,6 @@ def test_a_pooled_models_inference_sent_to_its_service_is_refused(stack_of: Any)
     )
 
 
-def _extra(stack: Evaluation, kind: str, inputs: dict[str, Any]) -> list[Declared]:
-    """The stack with one more object, shaped like one the program declares."""
-    model = next(r for r in stack.resources if r.kind == kind)
-    urn = model.urn.rsplit("::", 1)[0] + f"::extra-{inputs['metadata']['name']}"
-    return [
-        *stack.resources,
-        dataclasses.replace(model, urn=urn, name=urn.rsplit("::", 1)[1], inputs=inputs, outputs=inputs),
-    ]
-
-
 def _route(name: str, backend: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
@@ -69,9 +57,8 @@ def test_a_second_route_around_the_pool_is_refused_even_through_a_service_of_its
     service = copy.deepcopy(stack.one("Service", "model-list").inputs)
     service["metadata"] = {"name": "side-door", "namespace": "llm"}
     service["spec"]["selector"] = {models.ISVC_LABEL: "simulator"}
-    resources = _extra(stack, "Service", service)
     route = _route("side", {"name": "side-door", "port": 80}, {"type": "PathPrefix", "value": "/v1"})
-    resources = [*resources, *_extra(stack, "HTTPRoute", route)[len(stack.resources) :]]
+    resources = [*stack.resources, added(stack, "Service", service), added(stack, "HTTPRoute", route)]
     assert_only(
         violations(stack, resources),
         "pools-not-bypassed",
@@ -164,7 +151,7 @@ def test_a_route_level_auth_policy_cannot_set_the_objective_from_the_client(stac
     }
     _objective("request.headers['x-llm-d-inference-objective'] + auth.identity.tier")(policy)
     assert_only(
-        violations(stack, _extra(stack, "AuthPolicy", policy)),
+        violations(stack, [*stack.resources, added(stack, "AuthPolicy", policy)]),
         "priority-from-identity",
         "AuthPolicy llm/simulator-own",
         "reads request headers a client sends",
@@ -180,7 +167,7 @@ def test_a_prefix_with_a_trailing_slash_still_counts_as_inference(stack_of: Any)
         {"name": "simulator-predictor", "port": 80},
         {"type": "PathPrefix", "value": "/v1/chat/completions/"},
     )
-    found = violations(stack, _extra(stack, "HTTPRoute", route))
+    found = violations(stack, [*stack.resources, added(stack, "HTTPRoute", route)])
     assert "pools-not-bypassed" in {v.policy for v in found}
 
 
@@ -218,7 +205,7 @@ def test_a_picker_that_may_write_or_reach_beyond_its_namespace_mounts_no_token(s
         binding |= {"kind": "ClusterRoleBinding", "metadata": {"name": "everywhere"}, "roleRef": admin}
         binding["subjects"] = [subject]
         assert_only(
-            violations(stack, _extra(stack, "RoleBinding", binding)),
+            violations(stack, [*stack.resources, added(stack, "RoleBinding", binding)]),
             "least-privilege",
             "Deployment llm/simulator-epp",
         )
@@ -226,7 +213,7 @@ def test_a_picker_that_may_write_or_reach_beyond_its_namespace_mounts_no_token(s
     elsewhere["metadata"] = {"name": "simulator-epp", "namespace": "kuadrant-system"}
     elsewhere["subjects"] = [{"kind": "ServiceAccount", "name": "simulator-epp", "namespace": "llm"}]
     assert_only(
-        violations(stack, _extra(stack, "RoleBinding", elsewhere)),
+        violations(stack, [*stack.resources, added(stack, "RoleBinding", elsewhere)]),
         "least-privilege",
         "Deployment llm/simulator-epp",
     )

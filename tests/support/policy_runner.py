@@ -97,6 +97,15 @@ def run(
     return found
 
 
+def added(result: Evaluation, kind: str, inputs: dict[str, Any]) -> Declared:
+    """One more object, `inputs`, declared like the stack's first of `kind` (same parent and
+    provider), its URN named after its own metadata."""
+    like = next(r for r in result.resources if r.kind == kind)
+    name = f"extra-{inputs['metadata']['name']}"
+    urn = like.urn.rsplit("::", 1)[0] + f"::{name}"
+    return Declared(**{**like.__dict__, "urn": urn, "name": name, "inputs": inputs, "outputs": inputs})
+
+
 def replaced(resources: Sequence[Declared], target: Declared, inputs: dict[str, Any]) -> list[Declared]:
     """The resources with one of them declared differently (inputs and outputs alike)."""
     changed = Declared(**{**target.__dict__, "inputs": inputs, "outputs": inputs})
