@@ -9,12 +9,14 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.program import Evaluation, evaluate, stack_names
+from harness.program import Evaluation, evaluate, stack_names, typed_config
 
 # The helpers' own asserts report like a test's (values shown on failure).
 pytest.register_assert_rewrite("tests.support")
 
 STACKS = stack_names()
+# The stacks on plain Kubernetes: Helm charts, our own Prometheus, port-forwards.
+KUBERNETES_STACKS = [s for s in STACKS if typed_config(s).flavour == "kubernetes"]
 
 
 class _Stacks:
@@ -42,4 +44,10 @@ def stack_of() -> Callable[[str], Evaluation]:
 @pytest.fixture(params=STACKS)
 def stack(request: pytest.FixtureRequest, stack_of: Callable[[str], Evaluation]) -> Evaluation:
     """Each stack the project defines (from its Pulumi.<stack>.yaml), as the program declares it."""
+    return stack_of(str(request.param))
+
+
+@pytest.fixture(params=KUBERNETES_STACKS)
+def kubernetes_stack(request: pytest.FixtureRequest, stack_of: Callable[[str], Evaluation]) -> Evaluation:
+    """Each stack of the plain-Kubernetes flavour (the OpenShift one: tests/platform/test_openshift.py)."""
     return stack_of(str(request.param))

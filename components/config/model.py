@@ -41,6 +41,7 @@ TIER_HEADER = "x-maas-tier"
 # Not configurable: the Keycloak operator's manifest binds its ClusterRole to a service
 # account in namespace "keycloak".
 KEYCLOAK_NAMESPACE = "keycloak"
+OPENSHIFT_CERT_MANAGER_NAMESPACE = "cert-manager"
 # 63 - len("keda-hpa-") - len("-predictor")
 _SCALED_NAME_MAX = 44
 # 63 - len("-epp"): a pooled model's endpoint picker Service is <name>-epp.
@@ -369,7 +370,8 @@ class LimitadorConfig(Section):
 
 
 class ObservabilityConfig(Section):
-    """Prometheus (operator), Grafana and Alertmanager from kube-prometheus-stack."""
+    """Prometheus (operator), Grafana and Alertmanager from kube-prometheus-stack; on
+    OpenShift, the cluster's user-workload monitoring instead (only `enabled` applies)."""
 
     enabled: bool = True
     retention: PrometheusDuration = "1d"
@@ -379,6 +381,20 @@ class ObservabilityConfig(Section):
     prometheus_resources: ComputeResources = ComputeResources(
         requests={"cpu": "200m", "memory": "512Mi"}, limits={"cpu": "1", "memory": "2Gi"}
     )
+
+
+class OpenShiftConfig(Section):
+    """How the OpenShift flavour installs operators: OLM subscriptions, each pinned by channel
+    and starting CSV (components/pins/versions.py OLM_*). Read only with maas:flavour openshift."""
+
+    # Automatic: OLM installs the starting CSV, then follows the channel's updates. Manual: OLM
+    # waits until someone approves each InstallPlan, the first one too (`oc patch installplan
+    # <name> -n <namespace> --type merge -p '{"spec":{"approved":true}}'`), and `pulumi up`
+    # waits with it; the platform then stays at the starting CSV until you approve more.
+    approval: typing.Literal["Automatic", "Manual"] = "Automatic"
+    # Kuadrant from the community operator's catalog, or Red Hat Connectivity Link from
+    # redhat-operators (a subscription).
+    kuadrant: typing.Literal["community", "rhcl"] = "community"
 
 
 class Price(Section):
@@ -421,8 +437,10 @@ def _default_models() -> tuple[ModelConfig, ...]:
 class StackConfig(Section):
     cluster: ClusterConfig
     # How the platform is installed and exposed (components/platform/flavour.py): Helm
-    # charts and Services on any conformant cluster. The only flavour so far.
-    flavour: typing.Literal["kubernetes"] = "kubernetes"
+    # charts and Services on any conformant cluster; or OpenShift 4.19+: operators from OLM,
+    # Routes on the apps domain (maas:domain), no fixed user ids, user-workload monitoring.
+    flavour: typing.Literal["kubernetes", "openshift"] = "kubernetes"
+    openshift: OpenShiftConfig = OpenShiftConfig()
     domain: DnsName = "maas.local"
     namespaces: Namespaces = Namespaces()
     gateway: GatewayConfig = GatewayConfig()
@@ -507,6 +525,7 @@ class StackConfig(Section):
             for index, entry in enumerate(self.models)
             if entry.scheduling == "pool" and queue_s >= window_seconds(entry.request_timeout)
         )
+        problems.extend(self._flavour_problems())
         redis = self.limitador.storage == "redis"
         if not redis and self.limitador_redis_url is not None:
             problems.append(f"{NAMESPACE}:limitadorRedisUrl: set, but limitador.storage is not redis")
@@ -526,6 +545,43 @@ class StackConfig(Section):
                 for tier in by_tier
                 if tier not in tiers
             )
+        return problems
+
+    def _flavour_problems(self) -> list[str]:
+        """Keys one flavour reads and the other cannot honour."""
+        if self.flavour != "openshift":
+            set_here = "openshift" in self.model_fields_set
+            return (
+                [f"{NAMESPACE}:openshift: read only with maas:flavour openshift; remove it"]
+                if set_here
+                else []
+            )
+        problems = [
+            f"{NAMESPACE}:models[{index}].autoscaling: not on OpenShift yet (KEDA would need a token "
+            "for the cluster's Thanos querier); remove autoscaling, or give the model fixed replicas"
+            for index, entry in enumerate(self.models)
+            if entry.autoscaling is not None
+        ]
+        # The operator runs cert-manager in this namespace whatever its own is (openshift/
+        # cert-manager-operator pkg/operator/operatorclient/interfaces.go TargetNamespace).
+        if self.namespaces.cert_manager != OPENSHIFT_CERT_MANAGER_NAMESPACE:
+            problems.append(
+                f"{NAMESPACE}:namespaces.certManager: the cert-manager Operator for Red Hat OpenShift "
+                f"runs cert-manager in '{OPENSHIFT_CERT_MANAGER_NAMESPACE}'; remove the key"
+            )
+        if self.gateway.service_type != "ClusterIP":
+            problems.append(
+                f"{NAMESPACE}:gateway.serviceType: OpenShift exposes the gateway through Routes on the "
+                "apps domain; remove the key (ClusterIP)"
+            )
+        kept = {"retention", "storage", "storage_class", "prometheus_resources"}
+        problems.extend(
+            f"{NAMESPACE}:observability.{ObservabilityConfig.model_fields[key].alias or key}: "
+            "user-workload monitoring keeps its own Prometheus; set it in the ConfigMap "
+            "user-workload-monitoring-config (namespace openshift-user-workload-monitoring) and "
+            "remove the key"
+            for key in sorted(kept & self.observability.model_fields_set)
+        )
         return problems
 
     @property

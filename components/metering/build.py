@@ -11,8 +11,6 @@ from components.metering.observability import Observability, ObservabilityArgs
 from components.platform.build import Platform
 from components.serving.build import Serving
 
-USAGE_EXPORT = "python -m commands.usage --prometheus http://localhost:9090 --since 30d --format csv"
-
 
 @dataclass(frozen=True)
 class Metering:
@@ -20,7 +18,7 @@ class Metering:
 
 
 def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Metering | None:
-    if platform.monitoring is None:
+    if platform.metrics is None:
         return None
     observability = Observability(
         "observability",
@@ -31,9 +29,14 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Metering | 
             observability_namespace=platform.cluster.namespace("observability"),
             kuadrant_namespace=platform.cluster.namespace("kuadrant"),
             models_namespace=platform.cluster.namespace("models"),
-            after=[platform.monitoring, platform.kuadrant, serving.gateway],
+            rule_labels=platform.metrics.rule_labels,
+            after=[
+                *([platform.metrics.installed] if platform.metrics.installed else []),
+                platform.kuadrant,
+                serving.gateway,
+            ],
         ),
         platform.on_cluster,
     )
-    pulumi.export("usageExport", USAGE_EXPORT)
+    pulumi.export("usageExport", platform.metrics.usage_export)
     return Metering(observability=observability)

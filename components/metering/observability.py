@@ -28,6 +28,8 @@ class ObservabilityArgs:
     observability_namespace: pulumi.Input[str]
     kuadrant_namespace: pulumi.Input[str]
     models_namespace: pulumi.Input[str]
+    # What the Prometheus the rules go to selects them by (components/platform/flavour.py Metrics).
+    rule_labels: dict[str, str]
     # The monitoring stack (its CRDs and Prometheus), Kuadrant (TelemetryPolicy and what
     # is scraped) and the gateway.
     after: Sequence[pulumi.Resource] = ()
@@ -156,7 +158,7 @@ class Observability(pulumi.ComponentResource):
             api_version="monitoring.coreos.com/v1",
             kind="PrometheusRule",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="maas-usage", namespace=args.observability_namespace, labels=monitoring.SCRAPE_LABEL
+                name="maas-usage", namespace=args.observability_namespace, labels=args.rule_labels
             ),
             spec=chargeback.rule_groups(args.tiers, args.models, args.prices),
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._after),

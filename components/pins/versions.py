@@ -6,6 +6,7 @@ A version changes here, in a reviewed commit; nothing resolves "latest" at run t
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
 
@@ -40,6 +41,70 @@ KUBECTL_DOWNLOAD = "https://dl.k8s.io/release"
 # from the GitHub release (files wrapped in pulumi/, .goreleaser.yml); the release's
 # pulumi-<version>-checksums.txt lists "<sha256>  <tarball>" (.github/workflows/sign.yml).
 PULUMI_DOWNLOAD = "https://github.com/pulumi/pulumi/releases/download"
+
+
+@dataclass(frozen=True)
+class OlmPackage:
+    """An operator from an OpenShift catalog, as the OpenShift flavour subscribes to it."""
+
+    package: str
+    channel: str
+    # The CSV a first install resolves to (operator-lifecycle-manager v0.46.0
+    # pkg/controller/registry/resolver/resolver.go: startingCSV filters only while nothing
+    # is installed; updates then follow the channel, each approved when approval is Manual).
+    starting_csv: str
+    # The CatalogSource in openshift-marketplace that serves it.
+    source: str
+    # Environment the Subscription gives the operator's containers besides the layer's own.
+    env: tuple[tuple[str, str], ...] = ()
+    # Where the Subscription goes: the layer's namespace, in an OperatorGroup of ours that
+    # targets every namespace or only its own (an install mode the CSV supports); or a
+    # namespace whose OperatorGroup the cluster has (openshift-operators: every namespace).
+    install_mode: typing.Literal["AllNamespaces", "OwnNamespace"] = "AllNamespaces"
+    namespace: str | None = None
+
+
+# OpenShift Service Mesh 3.4, Red Hat's build of Sail: the Istio resource's default and newest
+# version is v1.30.3, ISTIO_VERSION (openshift-service-mesh/sail-operator v3.4.1
+# pkg/istioversion/versions.ossm.yaml, bundle/manifests/servicemeshoperator3.clusterserviceversion.yaml:
+# AllNamespaces only; channels stable and stable-3.N, Makefile.vendor.mk).
+# In openshift-operators, the namespace of OpenShift's own Service Mesh subscription: the
+# ingress operator that installs Gateway API support through OLM (4.19) finds ours there and
+# uses it rather than installing a second one (cluster-ingress-operator gatewayclass/
+# subscription.go findConflictingSubscription); a second Service Mesh operator elsewhere would
+# own the same CRDs, which OLM refuses.
+OLM_SERVICE_MESH = OlmPackage(
+    "servicemeshoperator3",
+    "stable-3.4",
+    "servicemeshoperator3.v3.4.1",
+    "redhat-operators",
+    namespace="openshift-operators",
+)
+# cert-manager Operator for Red Hat OpenShift (redhat-cop/gitops-catalog
+# openshift-cert-manager-operator/operator: package and catalog; openshift/cert-manager-operator
+# branch cert-manager-1.18 bundle/manifests: CSV and channels stable-v1, stable-v1.18). It runs
+# cert-manager in namespace cert-manager whatever its own (pkg/operator/operatorclient
+# interfaces.go TargetNamespace), with the chart's webhook labels.
+OLM_CERT_MANAGER = OlmPackage(
+    "openshift-cert-manager-operator",
+    "stable-v1.18",
+    "cert-manager-operator.v1.18.1",
+    "redhat-operators",
+    # As redhat-cop/gitops-catalog installs it; its CSV supports Own, Single and AllNamespaces.
+    install_mode="OwnNamespace",
+)
+# Red Hat Connectivity Link 1.4, Kuadrant's product build (rh-api-management/
+# rhcl-operator-product-build branch rhcl-1.4: package rhcl-operator, channel stable, CSV
+# rhcl-operator.v1.4.1 from kuadrant-operator v1.5.0-rc3, AllNamespaces only). Its CSV points
+# Kuadrant at OpenShift's own gateway controller; ours is Istio's, the default the
+# environment restores (kuadrant-operator v1.5.2 data_plane_policies_workflow.go).
+OLM_RHCL = OlmPackage(
+    "rhcl-operator",
+    "stable",
+    "rhcl-operator.v1.4.1",
+    "redhat-operators",
+    env=(("ISTIO_GATEWAY_CONTROLLER_NAMES", "istio.io/gateway-controller"),),
+)
 
 # Not v1.6.1 (the schemas' release): Istio 1.30 is built and documented against Gateway API
 # v1.5 ("1.30 upgrade note: gateway api crds must be v1.5", istio/istio.io#17394). The

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components.config import GATEWAY_NAME, StackConfig
 from components.platform import flavour as flavours
 from components.platform.cert_manager import CertManager, CertManagerArgs
 from components.platform.cluster import ClusterAccess, ClusterArgs
-from components.platform.flavour import Flavour
+from components.platform.flavour import Flavour, Metrics
 from components.platform.gateway_api import (
     GatewayApiArgs,
     GatewayApiCrds,
@@ -39,20 +40,26 @@ class Platform:
     istio: Istio
     kserve: KServe
     kuadrant: Kuadrant
-    monitoring: MonitoringStack | None
+    # The Prometheus the monitors and rules go to; None: observability off.
+    metrics: Metrics | None
     keycloak: Keycloak | None
     oidc_issuer: str | None
     # KEDA, when a model scales on its queue; models wait for it.
     keda: Keda | None
-    # Prometheus's namespace, whose pods every metrics door admits; None: no Prometheus.
-    scraper_namespace: str | None
+
+    @property
+    def scrapers(self) -> tuple[k8s.networking.v1.NetworkPolicyPeerArgs, ...]:
+        """The Prometheus pods every metrics door admits; none without observability."""
+        return self.metrics.scrapers if self.metrics else ()
 
 
 def build(cfg: StackConfig) -> Platform:
     flavour = flavours.choose(cfg)
     cluster = ClusterAccess("cluster", ClusterArgs(cluster=cfg.cluster, namespaces=cfg.namespaces_in_use()))
     on_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
-    gateway_api = GatewayApiCrds("gateway-api", GatewayApiArgs(), on_cluster)
+    gateway_api = GatewayApiCrds(
+        "gateway-api", GatewayApiArgs(bundle_url=flavour.gateway_api_bundle()), on_cluster
+    )
     inference_crds = (
         InferenceExtensionCrds("inference-extension", InferenceExtensionArgs(), on_cluster)
         if cfg.pooled_models
@@ -87,17 +94,19 @@ def build(cfg: StackConfig) -> Platform:
         on_cluster,
     )
     autoscaled = any(m.autoscaling is not None for m in cfg.models)
-    monitoring = (
-        MonitoringStack(
-            "monitoring",
-            MonitoringArgs(
-                namespace=cluster.namespace("observability"),
-                namespace_name=cfg.namespaces.observability,
-                config=cfg.observability,
-                flavour=flavour,
-                autoscaler_namespace=cfg.namespaces.keda if autoscaled else None,
-            ),
-            on_cluster,
+    metrics = (
+        flavour.metrics(
+            lambda: MonitoringStack(
+                "monitoring",
+                MonitoringArgs(
+                    namespace=cluster.namespace("observability"),
+                    namespace_name=cfg.namespaces.observability,
+                    config=cfg.observability,
+                    flavour=flavour,
+                    autoscaler_namespace=cfg.namespaces.keda if autoscaled else None,
+                ),
+                on_cluster,
+            ).metrics()
         )
         if cfg.observability.enabled
         else None
@@ -107,7 +116,6 @@ def build(cfg: StackConfig) -> Platform:
         if autoscaled
         else None
     )
-    scraper_namespace = cfg.namespaces.observability if monitoring else None
     # Shared counters in a Redis of our own, unless the stack names one of its own.
     counters = (
         CounterStore(
@@ -131,10 +139,10 @@ def build(cfg: StackConfig) -> Platform:
             flavour=flavour,
             redis_url=counters.url if counters else cfg.limitador_redis_url,
             redis=counters,
-            observability=monitoring is not None,
+            observability=metrics is not None,
             gateway_namespace=cfg.namespaces.models,
-            scraper_namespace=scraper_namespace,
-            after=[gateway_api, istio, cert_manager, *([monitoring.crds] if monitoring else [])],
+            scrapers=metrics.scrapers if metrics else (),
+            after=[gateway_api, istio, cert_manager, *([metrics.crds] if metrics and metrics.crds else [])],
         ),
         on_cluster,
     )
@@ -166,10 +174,9 @@ def build(cfg: StackConfig) -> Platform:
         istio=istio,
         kserve=kserve,
         kuadrant=kuadrant,
-        monitoring=monitoring,
+        metrics=metrics,
         keycloak=keycloak,
         oidc_issuer=issuer_url(cfg.auth.oidc) if keycloak else None,
-        scraper_namespace=scraper_namespace,
         keda=keda,
     )
     _export(cfg, platform)
@@ -183,7 +190,5 @@ def _export(cfg: StackConfig, platform: Platform) -> None:
         pulumi.export("oidcClientId", cfg.auth.oidc.client_id)
         pulumi.export("keycloakPasswords", platform.keycloak.passwords)
         pulumi.export("keycloakAdmin", platform.keycloak.admin)
-    if platform.monitoring:
-        pulumi.export("prometheusPortForward", platform.monitoring.port_forward_prometheus)
-        pulumi.export("grafanaPortForward", platform.monitoring.port_forward_grafana)
-        pulumi.export("grafanaAdmin", platform.monitoring.grafana_admin)
+    for key, value in (platform.metrics.exports if platform.metrics else {}).items():
+        pulumi.export(key, value)

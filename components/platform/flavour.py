@@ -1,23 +1,65 @@
 """Flavours: how one kind of cluster installs and exposes the platform, as a strategy.
 
 A flavour is chosen once, from `maas:flavour`, by the platform's builder and handed to
-every layer whose installation or exposure depends on the kind of cluster. The layers
-call it and never test which flavour they were given, so a new flavour (OpenShift:
-operators from OLM, Routes, no fixed user ids) is one class here, not a branch in each
-layer.
+every layer whose installation, exposure or monitoring depends on the kind of cluster. The
+layers call it and never test which flavour they were given: plain Kubernetes and OpenShift
+(operators from OLM, Routes, no fixed user ids, user-workload monitoring) are a class each
+here, not a branch in each layer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GatewayConfig, StackConfig
-from components.platform import helm
+from components.config import GatewayConfig, OpenShiftConfig, StackConfig
+from components.pins import versions
+from components.platform import cluster, helm, olm
 from components.platform.helm import Chart
+
+
+@dataclass(frozen=True, kw_only=True)
+class Metrics:
+    """Where the platform's metrics go, whichever Prometheus the flavour gives them to: what
+    the layers need to know of it, not how it was installed."""
+
+    # The Prometheus pods, as the peers every metrics door admits.
+    scrapers: tuple[k8s.networking.v1.NetworkPolicyPeerArgs, ...]
+    # Where PromQL is asked inside the cluster, without credentials (KEDA); None: nowhere.
+    query_url: str | None
+    # Labels on every PrometheusRule, so that this Prometheus evaluates it.
+    rule_labels: dict[str, str]
+    # What Kuadrant's operator must find when it starts (the Prometheus-operator CRDs), and
+    # what the monitors and rules wait for (the stack); None: the cluster has them already.
+    crds: pulumi.Resource | None
+    installed: pulumi.Resource | None
+    # Stack outputs telling users how to reach it, and the usage export's command line.
+    exports: dict[str, pulumi.Input[Any]]
+    usage_export: str
+
+
+@dataclass(frozen=True)
+class Client:
+    """A base URL for clients, and the curl options that make it reachable."""
+
+    base_url: str
+    curl_options: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Exposure:
+    """The inference gateway's Service and the hostnames clients call it by."""
+
+    namespace: pulumi.Input[str]
+    service: str
+    # The Service's ports by listener name ("http", "https"; Istio names them so).
+    ports: dict[str, int]
+    hostnames: tuple[str, ...]
+    after: tuple[pulumi.Resource, ...] = ()
 
 
 class Flavour(Protocol):
@@ -40,6 +82,28 @@ class Flavour(Protocol):
         """The pod security context of our own workloads whose image runs as user `uid`."""
         ...
 
+    def client(self, host: str, scheme: str, local_port: int) -> Client:
+        """How a user on their machine calls the gateway by `host` (served as `scheme`), given
+        the port `reach` forwards to."""
+        ...
+
+    def gateway_api_bundle(self) -> str | None:
+        """The Gateway API CRD bundle to install; None: the cluster brings its own."""
+        ...
+
+    def metrics(self, bundled: Callable[[], Metrics]) -> Metrics:
+        """The Prometheus the platform's monitors and rules go to: the cluster's own, or the
+        stack `bundled` installs (components/platform/monitoring.py)."""
+        ...
+
+    def expose(self, name: str, exposure: Exposure, parent: pulumi.Resource) -> list[pulumi.Resource]:
+        """What carries clients' requests to the gateway's Service, beyond the Service itself."""
+        ...
+
+    def model_server_home(self) -> str | None:
+        """A writable directory for vLLM's home and caches; None: the image user's own home."""
+        ...
+
 
 @dataclass(frozen=True)
 class Kubernetes:
@@ -49,7 +113,7 @@ class Kubernetes:
     name: str = "kubernetes"
 
     def install_chart(self, install: Chart, parent: pulumi.Resource) -> pulumi.Resource:
-        return helm.release(install, parent)
+        return helm.with_env(install, helm.release(install, parent), parent)
 
     def gateway_annotations(self, gateway: GatewayConfig) -> dict[str, str]:
         # Istio reads the Service type of a Gateway's deployment from this annotation
@@ -60,6 +124,10 @@ class Kubernetes:
     def reach(self, namespace: str, service: str, port: int, local_port: int) -> str:
         return f"kubectl port-forward -n {namespace} svc/{service} {local_port}:{port}"
 
+    def client(self, host: str, scheme: str, local_port: int) -> Client:
+        # Through the port-forward: curl resolves the host to it, no /etc/hosts edit.
+        return Client(f"{scheme}://{host}:{local_port}", f"--resolve {host}:{local_port}:127.0.0.1 ")
+
     def pod_security(self, uid: int) -> k8s.core.v1.PodSecurityContextArgs:
         # The image's user, fixed: volumes are made writable for it through fsGroup.
         return k8s.core.v1.PodSecurityContextArgs(
@@ -69,6 +137,171 @@ class Kubernetes:
             fs_group=uid,
             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
         )
+
+    def gateway_api_bundle(self) -> str | None:
+        return versions.GATEWAY_API_CRDS_URL
+
+    def metrics(self, bundled: Callable[[], Metrics]) -> Metrics:
+        return bundled()
+
+    def expose(self, name: str, exposure: Exposure, parent: pulumi.Resource) -> list[pulumi.Resource]:
+        # The Service alone: its type comes from gateway_annotations, or a port-forward.
+        return []
+
+    def model_server_home(self) -> str | None:
+        # vLLM's image runs as root and writes its caches under /root (gpu stack's exemption).
+        return None
+
+
+# User-workload monitoring's Prometheus (cluster-monitoring-operator release-4.22
+# assets/prometheus-user-workload/prometheus.yaml: namespace, podMetadata labels).
+UWM_NAMESPACE = "openshift-user-workload-monitoring"
+UWM_PROMETHEUS_PODS = {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": "user-workload"}
+# Its ruleSelector reads only rules with this label (the same file); without it Thanos Ruler
+# evaluates them instead, through the querier. Our rules read only what UWM scrapes.
+UWM_RULE_SCOPE = {"openshift.io/prometheus-rule-evaluation-scope": "leaf-prometheus"}
+# The usage export asks the cluster's Thanos querier, through its Route (port web, 9091),
+# with a bearer token of someone granted cluster-monitoring-view (cluster-monitoring-operator
+# release-4.22 assets/thanos-querier/route.yaml, kube-rbac-proxy-web-secret.yaml).
+UWM_USAGE_EXPORT = (
+    "MAAS_PROMETHEUS_TOKEN=$(oc whoami -t) python -m commands.usage --prometheus "
+    "https://$(oc get route thanos-querier -n openshift-monitoring -o jsonpath='{.spec.host}') "
+    "--since 30d --format csv"
+)
+
+
+@dataclass(frozen=True)
+class OpenShift:
+    """OpenShift 4.19+: operators from OLM where a catalog has the pinned release, Routes on
+    the apps domain, user ids the restricted-v2 SCC picks, and user-workload monitoring.
+
+    Charts with an OLM equivalent become Subscriptions (components/platform/olm.py); the rest
+    (KServe, KEDA, and Kuadrant when `maas:openshift.kuadrant` is community, whose OpenShift
+    catalog stops at 0.11.1) stay Helm releases.
+    """
+
+    operators: OpenShiftConfig
+    name: str = "openshift"
+
+    def install_chart(self, install: Chart, parent: pulumi.Resource) -> pulumi.Resource:
+        if install.chart == versions.ISTIOD:
+            return _istio(install, parent)
+        package = self._packages().get(install.chart)
+        if package is None:
+            return helm.with_env(install, helm.release(install, parent), parent)
+        return olm.subscribe(install, package, self.operators.approval, parent)
+
+    def _packages(self) -> dict[versions.HelmChart, versions.OlmPackage]:
+        """Which chart each OLM package replaces. Istio's base chart becomes OpenShift Service
+        Mesh 3 (Sail); its istiod chart, Sail's `Istio` resource (_istio)."""
+        packages = {
+            versions.ISTIO_BASE: versions.OLM_SERVICE_MESH,
+            versions.CERT_MANAGER: versions.OLM_CERT_MANAGER,
+        }
+        if self.operators.kuadrant == "rhcl":
+            packages[versions.KUADRANT_OPERATOR] = versions.OLM_RHCL
+        return packages
+
+    def gateway_annotations(self, gateway: GatewayConfig) -> dict[str, str]:
+        # Routes reach the Service; nothing else exposes it (config refuses another type).
+        return {"networking.istio.io/service-type": "ClusterIP"}
+
+    def reach(self, namespace: str, service: str, port: int, local_port: int) -> str:
+        return f"oc port-forward -n {namespace} svc/{service} {local_port}:{port}"
+
+    def client(self, host: str, scheme: str, local_port: int) -> Client:
+        # Through the host's Route: HTTPS on the router's port, whatever the gateway serves.
+        return Client(f"https://{host}", "")
+
+    def pod_security(self, uid: int) -> k8s.core.v1.PodSecurityContextArgs:
+        # No user, group or fsGroup: restricted-v2 assigns the user and fsGroup from the
+        # namespace's range and refuses others (openshift/cluster-kube-apiserver-operator
+        # bindata/bootkube/scc-manifests/0000_20_kube-apiserver-operator_00_scc-restricted-v2.yaml);
+        # the images we run write only their emptyDirs, which that fsGroup opens to them.
+        return k8s.core.v1.PodSecurityContextArgs(
+            run_as_non_root=True,
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        )
+
+    def gateway_api_bundle(self) -> str | None:
+        # OpenShift 4.19+'s ingress operator installs the Gateway API CRDs and refuses others'
+        # changes to them (cluster-ingress-operator manifests/01-validating-admission-policy.yaml,
+        # pkg/operator/controller/gatewayapi); commands/preflight.py checks their release.
+        return None
+
+    def metrics(self, bundled: Callable[[], Metrics]) -> Metrics:
+        # The cluster's user-workload monitoring: nothing to install. Its Prometheus reads
+        # monitors in every namespace not marked otherwise, without label selectors.
+        return Metrics(
+            scrapers=(cluster.pods(UWM_PROMETHEUS_PODS, UWM_NAMESPACE),),
+            query_url=None,
+            rule_labels=UWM_RULE_SCOPE,
+            crds=None,
+            installed=None,
+            exports={},
+            usage_export=UWM_USAGE_EXPORT,
+        )
+
+    def expose(self, name: str, exposure: Exposure, parent: pulumi.Resource) -> list[pulumi.Resource]:
+        """One Route per hostname (the router serves no wildcard by default), to the gateway's
+        Service: TLS passed through to its HTTPS listener where it has one, so keys cross the
+        cluster encrypted; else TLS ends at the router (edge) and plain HTTP is redirected."""
+        https = "https" in exposure.ports
+        tls = {"termination": "passthrough"} if https else {"termination": "edge"}
+        tls["insecureEdgeTerminationPolicy"] = "None" if https else "Redirect"
+        return [
+            k8s.apiextensions.CustomResource(
+                f"{name}-{host.split('.', 1)[0]}",
+                api_version="route.openshift.io/v1",
+                kind="Route",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=host.split(".", 1)[0], namespace=exposure.namespace, labels=cluster.PART_OF
+                ),
+                spec={
+                    "host": host,
+                    "to": {"kind": "Service", "name": exposure.service, "weight": 100},
+                    "port": {"targetPort": "https" if https else "http"},
+                    "tls": tls,
+                    "wildcardPolicy": "None",
+                },
+                opts=pulumi.ResourceOptions(parent=parent, depends_on=list(exposure.after)),
+            )
+            for host in exposure.hostnames
+        ]
+
+    def model_server_home(self) -> str | None:
+        # The user restricted-v2 picks has no home in the image, and the root filesystem is not
+        # its to write: an emptyDir instead (the maas-billing seed's OpenShift runtime,
+        # deployment/model_serving/vllm-latest-runtime-openshift.yaml, uses /tmp the same way).
+        return "/tmp"
+
+
+def _istio(install: Chart, parent: pulumi.Resource) -> pulumi.Resource:
+    """istiod as Sail's `Istio` resource: the chart's values are the resource's (Sail 1.30.3
+    api/v1/values_types.go mirrors istio-discovery's), the chart's top-level ones under `pilot`."""
+    # Not `global.istioNamespace`: Sail sets it from spec.namespace (Sail 1.30.3
+    # pkg/istiovalues/overrides.go) and refuses a different one.
+    values = {key: value for key, value in install.values.items() if key != "global"}
+    # Sail's OpenShift profile turns on the Istio CNI, which only sidecars need (the platform
+    # has none, only gateways): without an IstioCNI the Istio would never be healthy (Sail
+    # 1.30.3 resources/v1.30.3/charts/istiod/files/profile-platform-openshift.yaml,
+    # pkg/revision/dependency.go).
+    sail_values = {"pilot": {**values, "cni": {"enabled": False}}}
+    return k8s.apiextensions.CustomResource(
+        install.name,
+        api_version="sailoperator.io/v1",
+        kind="Istio",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name="default", labels=cluster.PART_OF, annotations={"pulumi.com/waitFor": "condition=Ready"}
+        ),
+        spec={
+            "version": f"v{versions.ISTIO_VERSION}",
+            "namespace": install.namespace,
+            "updateStrategy": {"type": "InPlace"},
+            "values": sail_values,
+        },
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(install.after)),
+    )
 
 
 def restricted_container() -> k8s.core.v1.SecurityContextArgs:
@@ -84,8 +317,11 @@ def restricted_container() -> k8s.core.v1.SecurityContextArgs:
     )
 
 
-FLAVOURS: dict[str, Flavour] = {"kubernetes": Kubernetes()}
+FLAVOURS: dict[str, Callable[[StackConfig], Flavour]] = {
+    "kubernetes": lambda _: Kubernetes(),
+    "openshift": lambda config: OpenShift(operators=config.openshift),
+}
 
 
 def choose(config: StackConfig) -> Flavour:
-    return FLAVOURS[config.flavour]
+    return FLAVOURS[config.flavour](config)

@@ -13,8 +13,9 @@ from components.pins import versions
 
 @dataclass(frozen=True, kw_only=True)
 class GatewayApiArgs:
-    # The release's bundle URL (components/pins/versions.py).
-    bundle_url: str = versions.GATEWAY_API_CRDS_URL
+    # The release's bundle URL (components/pins/versions.py); None: the cluster's own CRDs
+    # (the flavour's gateway_api_bundle), which the layers still wait for through this.
+    bundle_url: str | None = versions.GATEWAY_API_CRDS_URL
 
 
 class GatewayApiCrds(pulumi.ComponentResource):
@@ -28,9 +29,10 @@ class GatewayApiCrds(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GatewayApiArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(self.TYPE, name, None, opts)
-        k8s.yaml.v2.ConfigFile(
-            f"{name}-standard", file=args.bundle_url, opts=pulumi.ResourceOptions(parent=self)
-        )
+        if args.bundle_url is not None:
+            k8s.yaml.v2.ConfigFile(
+                f"{name}-standard", file=args.bundle_url, opts=pulumi.ResourceOptions(parent=self)
+            )
         self.register_outputs({"bundle": args.bundle_url})
 
 

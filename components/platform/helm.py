@@ -19,6 +19,19 @@ from components.pins.versions import HelmChart
 
 
 @dataclass(frozen=True, kw_only=True)
+class OperatorEnv:
+    """Settings an operator reads from its environment only, which its chart takes no value
+    for: where the chart is installed, a server-side apply patch of its Deployment owning just
+    these variables (Pulumi name `name`); where OLM installs the operator, its Subscription's
+    `config.env` (OLM puts it into the operator's containers and reverts other edits)."""
+
+    name: str
+    deployment: str
+    container: str
+    values: Mapping[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Chart:
     """A pinned chart to install as Helm release `release_name`, under Pulumi name `name`.
 
@@ -35,6 +48,7 @@ class Chart:
     after: Sequence[pulumi.Resource] = ()
     aliases: Sequence[pulumi.Alias] = ()
     timeout_seconds: int = 600
+    operator_env: OperatorEnv | None = None
 
 
 def release(install: Chart, parent: pulumi.Resource) -> k8s.helm.v3.Release:
@@ -56,4 +70,28 @@ def release(install: Chart, parent: pulumi.Resource) -> k8s.helm.v3.Release:
         opts=pulumi.ResourceOptions(
             parent=parent, depends_on=list(install.after), aliases=list(install.aliases)
         ),
+    )
+
+
+def with_env(install: Chart, release: pulumi.Resource, parent: pulumi.Resource) -> pulumi.Resource:
+    """The chart's operator with its environment set (OperatorEnv), or the release itself."""
+    env = install.operator_env
+    if env is None:
+        return release
+    return k8s.apps.v1.DeploymentPatch(
+        env.name,
+        metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=env.deployment, namespace=install.namespace),
+        spec=k8s.apps.v1.DeploymentSpecPatchArgs(
+            template=k8s.core.v1.PodTemplateSpecPatchArgs(
+                spec=k8s.core.v1.PodSpecPatchArgs(
+                    containers=[
+                        k8s.core.v1.ContainerPatchArgs(
+                            name=env.container,
+                            env=[k8s.core.v1.EnvVarPatchArgs(name=k, value=v) for k, v in env.values.items()],
+                        )
+                    ]
+                )
+            )
+        ),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[release]),
     )

@@ -11,9 +11,9 @@ import pulumi_kubernetes as k8s
 
 from components.config import GATEWAY_NAME, LimitadorConfig
 from components.pins import upstream, versions
-from components.platform import cluster, monitoring
+from components.platform import cluster
 from components.platform.flavour import Flavour
-from components.platform.helm import Chart
+from components.platform.helm import Chart, OperatorEnv
 
 # Custom resources count as created at once unless told what "ready" means.
 WAIT_READY = {"pulumi.com/waitFor": "condition=Ready"}
@@ -43,9 +43,9 @@ class KuadrantArgs:
     redis: pulumi.Resource | None = None
     observability: bool = False
     # Where the gateway's pods run, which call Authorino, Limitador and the operator's wasm
-    # server; and Prometheus's namespace (None: no Prometheus), which scrapes all three.
+    # server; and the Prometheus pods (none: no Prometheus), which scrape all three.
     gateway_namespace: str
-    scraper_namespace: str | None = None
+    scrapers: Sequence[k8s.networking.v1.NetworkPolicyPeerArgs] = ()
     # Everything whose CRDs the operator must see when it starts: Gateway API, Istio,
     # cert-manager and, with observability, the Prometheus-operator CRDs.
     after: Sequence[pulumi.Resource] = ()
@@ -61,6 +61,8 @@ class Kuadrant(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KuadrantArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(self.TYPE, name, None, opts)
+        # The operator, with the failure modes in its environment: no policy is enforced under
+        # the defaults first, since the instance waits for it.
         self._operator = args.flavour.install_chart(
             Chart(
                 name=f"{name}-operator",
@@ -68,10 +70,15 @@ class Kuadrant(pulumi.ComponentResource):
                 chart=versions.KUADRANT_OPERATOR,
                 namespace=args.namespace,
                 after=args.after,
+                operator_env=OperatorEnv(
+                    name=f"{name}-failure-modes",
+                    deployment=OPERATOR_DEPLOYMENT,
+                    container=OPERATOR_CONTAINER,
+                    values=failure_modes(args.limitador),
+                ),
             ),
             self,
         )
-        failure_modes = self._failure_modes(name, args)
         self._instance = k8s.apiextensions.CustomResource(
             f"{name}-instance",
             api_version="kuadrant.io/v1beta1",
@@ -80,14 +87,12 @@ class Kuadrant(pulumi.ComponentResource):
                 name="kuadrant", namespace=args.namespace, annotations=WAIT_READY
             ),
             spec={"observability": {"enable": args.observability}},
-            # After the failure modes: no policy is enforced under the defaults first.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._operator, failure_modes]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._operator]),
         )
         limitador = self._limitador(name, args)
         self.register_outputs(
             {
                 "operator": self._operator,
-                "failureModes": failure_modes,
                 "instance": self._instance,
                 "limitador": limitador,
                 "networkPolicies": self._doors(name, args),
@@ -101,7 +106,7 @@ class Kuadrant(pulumi.ComponentResource):
         limitador-server/src/http_api/server.rs), admits Prometheus alone; the other
         operators, which serve only metrics and no webhook, admit nobody."""
         gateway = [cluster.pods(upstream.gateway_pod_labels(GATEWAY_NAME), args.gateway_namespace)]
-        scraper = monitoring.scraper(args.scraper_namespace)
+        scraper = list(args.scrapers)
         authorino, limitador = upstream.AUTHORINO_PODS, upstream.LIMITADOR_PODS
         operator = upstream.KUADRANT_OPERATOR_PODS
         doors = [
@@ -117,35 +122,6 @@ class Kuadrant(pulumi.ComponentResource):
                 cluster.Door("kuadrant-operator-metrics", operator, ("metrics",), scraper),
             ]
         return cluster.doors(name, args.namespace, doors, self)
-
-    def _failure_modes(self, name: str, args: KuadrantArgs) -> k8s.apps.v1.DeploymentPatch:
-        """The operator's environment, which is all Kuadrant 1.5 reads the failure modes from:
-        Authorino fails closed always, Limitador as `maas:limitador.failureMode` says.
-
-        A server-side apply patch of the chart's Deployment, owning only these variables
-        (the chart takes no values); the operator restarts and rewrites the wasm config.
-        """
-        limits = "allow" if args.limitador.failure_mode == "open" else "deny"
-        modes = {
-            AUTH_FAILURE_MODE_ENV: "deny",
-            **dict.fromkeys(LIMITS_FAILURE_MODE_ENV, limits),
-            # The report of a response's tokens comes after the model answered (kuadrant-operator
-            # v1.5.2 ratelimit_workflow_helpers.go): failing it would throw the answer away.
-            REPORT_FAILURE_MODE_ENV: "allow",
-        }
-        env = [k8s.core.v1.EnvVarPatchArgs(name=name, value=value) for name, value in modes.items()]
-        return k8s.apps.v1.DeploymentPatch(
-            f"{name}-failure-modes",
-            metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=OPERATOR_DEPLOYMENT, namespace=args.namespace),
-            spec=k8s.apps.v1.DeploymentSpecPatchArgs(
-                template=k8s.core.v1.PodTemplateSpecPatchArgs(
-                    spec=k8s.core.v1.PodSpecPatchArgs(
-                        containers=[k8s.core.v1.ContainerPatchArgs(name=OPERATOR_CONTAINER, env=env)]
-                    )
-                )
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._operator]),
-        )
 
     def _limitador(self, name: str, args: KuadrantArgs) -> k8s.apiextensions.CustomResourcePatch:
         """Settings on the Limitador the instance creates (Kuadrant owns only its metric labels).
@@ -172,3 +148,17 @@ class Kuadrant(pulumi.ComponentResource):
             spec=spec,
             opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for),
         )
+
+
+def failure_modes(limitador: LimitadorConfig) -> dict[str, str]:
+    """The operator's environment, which is all Kuadrant 1.5 reads the failure modes from:
+    Authorino fails closed always, Limitador as `maas:limitador.failureMode` says; the operator
+    writes them into the gateway's wasm config."""
+    limits = "allow" if limitador.failure_mode == "open" else "deny"
+    return {
+        AUTH_FAILURE_MODE_ENV: "deny",
+        **dict.fromkeys(LIMITS_FAILURE_MODE_ENV, limits),
+        # The report of a response's tokens comes after the model answered (kuadrant-operator
+        # v1.5.2 ratelimit_workflow_helpers.go): failing it would throw the answer away.
+        REPORT_FAILURE_MODE_ENV: "allow",
+    }

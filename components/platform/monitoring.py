@@ -20,7 +20,7 @@ import pulumi_random as random
 from components.config import ObservabilityConfig
 from components.pins import upstream, versions
 from components.platform import cluster
-from components.platform.flavour import Flavour
+from components.platform.flavour import Flavour, Metrics
 from components.platform.helm import Chart
 
 RELEASE = "monitoring"
@@ -41,14 +41,15 @@ DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 PROMETHEUS_POD_LABELS = upstream.PROMETHEUS_PODS.labels
 
 
+# Through the prometheusPortForward output.
+USAGE_EXPORT = (
+    f"python -m commands.usage --prometheus http://localhost:{PROMETHEUS_PORT} --since 30d --format csv"
+)
+
+
 def query_url(namespace: str) -> str:
     """Where, inside the cluster, PromQL is asked of the stack's Prometheus."""
     return f"http://{PROMETHEUS_SERVICE}.{namespace}.svc.cluster.local:{PROMETHEUS_PORT}"
-
-
-def scraper(namespace: str | None) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
-    """Prometheus's pods as the peers of a metrics door; none when the stack has no Prometheus."""
-    return [] if namespace is None else [cluster.pods(PROMETHEUS_POD_LABELS, namespace)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +115,7 @@ class MonitoringStack(pulumi.ComponentResource):
         )
         self.port_forward_grafana = reach(args.namespace_name, GRAFANA_SERVICE, GRAFANA_PORT, 3000)
         self.grafana_admin = pulumi.Output.secret(pulumi.Output.all(username="admin", password=password))
+        self._namespace = args.namespace_name
         self.register_outputs(
             {
                 "release": stack,
@@ -123,6 +125,22 @@ class MonitoringStack(pulumi.ComponentResource):
                 "grafanaAdmin": self.grafana_admin,
                 "networkPolicies": doors,
             }
+        )
+
+    def metrics(self) -> Metrics:
+        """This stack as the platform's Prometheus."""
+        return Metrics(
+            scrapers=(cluster.pods(PROMETHEUS_POD_LABELS, self._namespace),),
+            query_url=query_url(self._namespace),
+            rule_labels=SCRAPE_LABEL,
+            crds=self.crds,
+            installed=self,
+            exports={
+                "prometheusPortForward": self.port_forward_prometheus,
+                "grafanaPortForward": self.port_forward_grafana,
+                "grafanaAdmin": self.grafana_admin,
+            },
+            usage_export=USAGE_EXPORT,
         )
 
     def _doors(self, name: str, args: MonitoringArgs) -> list[k8s.networking.v1.NetworkPolicy]:

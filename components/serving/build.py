@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import pulumi
 
 from components.config import StackConfig
-from components.platform import cluster, monitoring
+from components.platform import cluster
 from components.platform.build import Platform
 from components.serving.catalog import ModelList, ModelListArgs
-from components.serving.gateway import LOCAL_PORT, POD_LABELS, TLS_SECRET, GatewayArgs, InferenceGateway
+from components.serving.gateway import POD_LABELS, TLS_SECRET, GatewayArgs, InferenceGateway
 from components.serving.models import (
     ISVC_LABEL,
     MODEL_PORT,
@@ -45,7 +45,7 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
             config=cfg.gateway,
             flavour=platform.flavour,
             models=cfg.models,
-            scraper_namespace=platform.scraper_namespace,
+            scrapers=platform.scrapers,
             after=[platform.gateway_api, platform.istio, platform.cert_manager],
         ),
         platform.on_cluster,
@@ -59,6 +59,7 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
                 hugging_face_token=cfg.hugging_face_token,
                 gpu=any(not m.cpu_serving for m in vllm_models),
                 cpu=any(m.cpu_serving for m in vllm_models),
+                home=platform.flavour.model_server_home(),
                 after=[platform.kserve],
             ),
             platform.on_cluster,
@@ -78,7 +79,7 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
                 model_pods={ISVC_LABEL: m.name},
                 model_port=MODEL_PORT,
                 callers=[cluster.pods(POD_LABELS)],
-                scrapers=monitoring.scraper(platform.scraper_namespace),
+                scrapers=platform.scrapers,
                 after=[platform.istio, *([platform.inference_crds] if platform.inference_crds else [])],
             ),
             platform.on_cluster,
@@ -95,7 +96,8 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
                 gateway=gateway,
                 runtime=runtime,
                 namespace_name=cfg.namespaces.models,
-                scraper_namespace=platform.scraper_namespace,
+                scrapers=platform.scrapers,
+                query_url=platform.metrics.query_url if platform.metrics else None,
                 after=[platform.kserve, *([platform.keda] if platform.keda and m.autoscaling else [])],
                 picker=pickers.get(m.name),
             ),
@@ -125,8 +127,9 @@ def _export(cfg: StackConfig, serving: Serving) -> None:
     if cfg.gateway.https.enabled:
         # Where the certificate (and, self-signed, its issuer as ca.crt) is, for clients to trust.
         pulumi.export("gatewayTlsSecret", f"{cfg.namespaces.models}/{TLS_SECRET}")
-    # The one base URL for every model (through the port-forward): what OpenAI SDKs take.
-    pulumi.export("apiUrl", f"{serving.gateway.scheme}://{serving.gateway.api_host}:{LOCAL_PORT}/v1")
+    # The one base URL for every model (port-forward or Route, as the flavour reaches it): what
+    # OpenAI SDKs take.
+    pulumi.export("apiUrl", f"{serving.gateway.client(serving.gateway.api_host).base_url}/v1")
     pulumi.export(
         "models",
         {

@@ -13,8 +13,8 @@ import pulumi_kubernetes as k8s
 from components.config import GATEWAY_NAME, MODEL_HEADER, TIER_HEADER, GatewayConfig, ModelConfig
 from components.pins import upstream
 from components.pins.upstream import OPENAI_USAGE_PATHS
-from components.platform import cluster, monitoring
-from components.platform.flavour import Flavour
+from components.platform import cluster
+from components.platform.flavour import Client, Exposure, Flavour
 
 GATEWAY_CLASS = "istio"
 # What Istio names and labels the Deployment, Service and pods it runs for a Gateway
@@ -72,7 +72,8 @@ class GatewayArgs:
     # The catalog: the Lua filter routes the shared host by served name.
     models: Sequence[ModelConfig]
     # Prometheus's namespace (None: no Prometheus), which scrapes Envoy's metrics port.
-    scraper_namespace: str | None = None
+    # The Prometheus pods that scrape Envoy; none: no Prometheus.
+    scrapers: Sequence[k8s.networking.v1.NetworkPolicyPeerArgs] = ()
     # The Gateway API CRDs, Istio (which programs the Gateway and reads the EnvoyFilter)
     # and cert-manager (the HTTPS listener's certificate).
     after: Sequence[pulumi.Resource] = ()
@@ -153,7 +154,20 @@ class InferenceGateway(pulumi.ComponentResource):
         self.scheme = "https" if https.only else "http"
         served_port = HTTPS_PORT if https.only else HTTP_PORT
         self.port_forward = args.flavour.reach(args.namespace_name, SERVICE_NAME, served_port, LOCAL_PORT)
+        self._flavour = args.flavour
         doors = self._doors(name, args, [int(str(listener["port"])) for listener in listeners])
+        # Clients call the shared host and each model's own host.
+        exposure = args.flavour.expose(
+            f"{name}-exposure",
+            Exposure(
+                namespace=args.namespace,
+                service=SERVICE_NAME,
+                ports={str(listener["name"]): int(str(listener["port"])) for listener in listeners},
+                hostnames=(self.api_host, *(f"{m.host}.{args.domain}" for m in args.models)),
+                after=(gateway,),
+            ),
+            self,
+        )
         self.register_outputs(
             {
                 "gateway": gateway,
@@ -165,8 +179,13 @@ class InferenceGateway(pulumi.ComponentResource):
                 "serviceName": self.service_name,
                 "portForward": self.port_forward,
                 "networkPolicies": doors,
+                "exposure": exposure,
             }
         )
+
+    def client(self, host: str) -> Client:
+        """How users call the gateway by `host` from their machine."""
+        return self._flavour.client(host, self.scheme, LOCAL_PORT)
 
     def _doors(
         self, name: str, args: GatewayArgs, listening: list[int]
@@ -187,9 +206,10 @@ class InferenceGateway(pulumi.ComponentResource):
             # A ClusterIssuer may answer ACME HTTP-01 challenges through this gateway.
             gateway = [cluster.pods(POD_LABELS)]
             doors.append(cluster.Door("acme-http01-solver", upstream.ACME_SOLVER_PODS, ("http",), gateway))
-        scraper = monitoring.scraper(args.scraper_namespace)
-        if scraper:
-            doors.append(cluster.Door(f"{GATEWAY_NAME}-metrics", pods, ("http-envoy-prom",), scraper))
+        if args.scrapers:
+            doors.append(
+                cluster.Door(f"{GATEWAY_NAME}-metrics", pods, ("http-envoy-prom",), list(args.scrapers))
+            )
         return cluster.doors(name, args.namespace, doors, self)
 
     def _request_body(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:

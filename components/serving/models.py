@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components.config import GATEWAY_NAME, MODEL_HEADER, ComputeResources, ModelConfig
 from components.pins import upstream, versions
-from components.platform import cluster, monitoring
+from components.platform import cluster
 from components.serving import gateway as gw
 from components.serving import scheduler
 
@@ -68,6 +68,8 @@ class RuntimeArgs:
     # for `cpuServing` models.
     gpu: bool = True
     cpu: bool = False
+    # A writable directory for vLLM's home and caches (the flavour's); None: the image's.
+    home: str | None = None
     # KServe, whose CRDs define ServingRuntime.
     after: Sequence[pulumi.Resource] = ()
 
@@ -82,11 +84,14 @@ class VllmServingRuntime(pulumi.ComponentResource):
 
     TYPE: ClassVar[str] = "maas:models:VllmServingRuntime"
     service_account: str | None
+    # vLLM's writable home (RuntimeArgs.home); None: the image user's.
+    home: str | None
 
     def __init__(self, name: str, args: RuntimeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(self.TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.service_account = None
+        self.home = args.home
         if args.hugging_face_token is not None:
             token = k8s.core.v1.Secret(
                 f"{name}-hf-token",
@@ -114,7 +119,11 @@ class VllmServingRuntime(pulumi.ComponentResource):
         for runtime in wanted:
             _serving_runtime(*runtime, args, self)
         self.register_outputs(
-            {"runtimes": [runtime for _, runtime, _, _ in wanted], "serviceAccount": self.service_account}
+            {
+                "runtimes": [runtime for _, runtime, _, _ in wanted],
+                "serviceAccount": self.service_account,
+                "home": self.home,
+            }
         )
 
 
@@ -158,20 +167,46 @@ def _serving_runtime(
                         f"--port={MODEL_PORT}",
                         FORCE_USAGE_FLAG,
                     ],
-                    "env": [{"name": "VLLM_WORKER_MULTIPROC_METHOD", "value": "spawn"}],
+                    "env": [
+                        {"name": "VLLM_WORKER_MULTIPROC_METHOD", "value": "spawn"},
+                        *[{"name": k, "value": v} for k, v in _cache_env(args.home).items()],
+                    ],
                     "ports": [{"name": "http", "containerPort": MODEL_PORT, "protocol": "TCP"}],
                     "readinessProbe": probe,
                     "livenessProbe": {**probe, "failureThreshold": 6},
                     # Loading weights can take minutes: 30 min before liveness counts.
                     "startupProbe": {**probe, "periodSeconds": 30, "failureThreshold": 60},
-                    "securityContext": _HARDENED_CONTAINER,
-                    "volumeMounts": [{"name": "devshm", "mountPath": "/dev/shm"}],
+                    "securityContext": _RESTRICTED_CONTAINER if args.home else _HARDENED_CONTAINER,
+                    "volumeMounts": [
+                        {"name": "devshm", "mountPath": "/dev/shm"},
+                        *([{"name": "home", "mountPath": args.home}] if args.home else []),
+                    ],
                 }
             ],
-            "volumes": [{"name": "devshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}}],
+            "volumes": [
+                {"name": "devshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}},
+                *([{"name": "home", "emptyDir": {}}] if args.home else []),
+            ],
         },
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(args.after), aliases=aliases),
     )
+
+
+def _cache_env(home: str | None) -> dict[str, str]:
+    """Where vLLM and the libraries it loads keep their caches, all under `home`: its own
+    (vllm v0.31.0 vllm/envs.py VLLM_CACHE_ROOT, default under XDG_CACHE_HOME), Hugging Face's,
+    Triton's and FlashInfer's, the set the maas-billing seed's OpenShift runtime sets
+    (deployment/model_serving/vllm-latest-runtime-openshift.yaml)."""
+    if home is None:
+        return {}
+    return {
+        "HOME": home,
+        "XDG_CACHE_HOME": f"{home}/.cache",
+        "VLLM_CACHE_ROOT": f"{home}/vllm_cache",
+        "HF_HOME": f"{home}/hf_home",
+        "TRITON_CACHE_DIR": f"{home}/triton_cache",
+        "FLASHINFER_WORKSPACE_DIR": f"{home}/flashinfer_cache",
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,8 +220,10 @@ class ModelArgs:
     gateway: gw.InferenceGateway
     # The vLLM runtimes, for vLLM models; None for a catalog without them.
     runtime: VllmServingRuntime | None
-    # Namespace of the Prometheus allowed to scrape the model port; None: no scraper.
-    scraper_namespace: str | None = None
+    # The Prometheus pods allowed to scrape the model port (none: no Prometheus), and where
+    # KEDA asks it for the queue (None: nowhere).
+    scrapers: Sequence[k8s.networking.v1.NetworkPolicyPeerArgs] = ()
+    query_url: str | None = None
     # KServe, whose controller turns the InferenceService into pods (and KEDA, for a model
     # that scales on its queue: its ScaledObject CRD must exist first).
     after: Sequence[pulumi.Resource] = ()
@@ -212,7 +249,8 @@ class ModelDeployment(pulumi.ComponentResource):
         super().__init__(self.TYPE, name, None, opts)
         model = args.model
         hostname = f"{model.host}.{args.domain}"
-        self.url = f"{args.gateway.scheme}://{hostname}:{gw.LOCAL_PORT}{PUBLIC_PATH}"
+        client = args.gateway.client(hostname)
+        self.url = f"{client.base_url}{PUBLIC_PATH}"
         service = {"name": f"{model.name}-predictor", "port": PREDICTOR_PORT}
         inference_service = self._inference_service(name, args)
         picker = args.picker
@@ -245,12 +283,12 @@ class ModelDeployment(pulumi.ComponentResource):
             namespace=args.namespace,
             selects={ISVC_LABEL: model.name},
             ports=[MODEL_PORT],
-            peers=_admitted(model, args.scraper_namespace),
+            peers=_admitted(model, args.scrapers),
             opts=pulumi.ResourceOptions(parent=self),
         )
         request = {"model": model.served_name, "messages": [{"role": "user", "content": "Hello!"}]}
         self.curl = (
-            f"curl -sS --resolve {hostname}:{gw.LOCAL_PORT}:127.0.0.1 "
+            f"curl -sS {client.curl_options}"
             f"-H 'Authorization: APIKEY '\"$MAAS_API_KEY\" -H 'Content-Type: application/json' "
             f"-d '{json.dumps(request)}' {self.url}/chat/completions"
         )
@@ -289,8 +327,10 @@ class ModelDeployment(pulumi.ComponentResource):
                 "args": [f"--served-model-name={model.served_name}", *model.args],
                 "resources": resources(model),
             }
-            # KServe adds its storage initializer to this pod; it keeps its own user.
-            predictor["securityContext"] = _HARDENED_POD
+            # KServe adds its storage initializer to this pod; it keeps its own user. Where the
+            # flavour gives vLLM a writable home, the cluster picks a non-root user for it
+            # (OpenShift's restricted-v2), so the pod can say non-root.
+            predictor["securityContext"] = _RESTRICTED_POD if args.runtime.home else _HARDENED_POD
             if args.runtime.service_account:
                 predictor["serviceAccountName"] = args.runtime.service_account
             if model.gpu is not None:
@@ -341,7 +381,7 @@ def _replicas(model: ModelConfig, args: ModelArgs) -> dict[str, Any]:
     scaling = model.autoscaling
     if scaling is None:
         return {"minReplicas": model.replicas, "maxReplicas": model.replicas}
-    if args.scraper_namespace is None:
+    if args.query_url is None:
         raise ValueError(f"model {model.name}: autoscaling reads the queue from the stack's Prometheus")
     selector = f'namespace="{args.namespace_name}",model="{model.name}"'
     waiting = f"sum({QUEUE_METRIC}{{{selector}}})"
@@ -351,7 +391,7 @@ def _replicas(model: ModelConfig, args: ModelArgs) -> dict[str, Any]:
         waiting += f" + (sum({upstream.FLOW_CONTROL_QUEUE_SIZE}{{{selector}}}) or vector(0))"
     metric = {
         "backend": "prometheus",
-        "serverAddress": monitoring.query_url(args.scraper_namespace),
+        "serverAddress": args.query_url,
         "query": waiting,
     }
     return {
@@ -401,12 +441,12 @@ def _route_rules(
 
 
 def _admitted(
-    model: ModelConfig, scraper_namespace: str | None
+    model: ModelConfig, scrapers: Sequence[k8s.networking.v1.NetworkPolicyPeerArgs]
 ) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
     """Who may open the model port: the gateway's pods, a pooled model's picker (it reads the
     servers' /metrics), and Prometheus when there is one."""
     picker = [cluster.pods(scheduler.picker_labels(model))] if model.scheduling == "pool" else []
-    return [cluster.pods(gw.POD_LABELS), *picker, *monitoring.scraper(scraper_namespace)]
+    return [cluster.pods(gw.POD_LABELS), *picker, *scrapers]
 
 
 def model_labels(model: ModelConfig) -> dict[str, str]:

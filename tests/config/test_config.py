@@ -43,8 +43,38 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], str]] = {
         "maas-platform:domain: this program reads the 'maas' namespace; rename the key to maas:domain",
     ),
     "flavour that does not exist": (
-        {"maas:flavour": "openshift"},
-        "maas:flavour: Input should be 'kubernetes' (got \"openshift\")",
+        {"maas:flavour": "rancher"},
+        "maas:flavour: Input should be 'kubernetes' or 'openshift' (got \"rancher\")",
+    ),
+    "OpenShift settings on plain Kubernetes": (
+        {"maas:openshift": {"approval": "Manual"}},
+        "maas:openshift: read only with maas:flavour openshift; remove it",
+    ),
+    "a Prometheus setting user-workload monitoring keeps": (
+        {"maas:flavour": "openshift", "maas:observability": {"retention": "30d"}},
+        "maas:observability.retention: user-workload monitoring keeps its own Prometheus",
+    ),
+    "a gateway Service type where Routes expose it": (
+        {"maas:flavour": "openshift", "maas:gateway": {"serviceType": "LoadBalancer"}},
+        "maas:gateway.serviceType: OpenShift exposes the gateway through Routes",
+    ),
+    "cert-manager elsewhere than the OpenShift operator puts it": (
+        {"maas:flavour": "openshift", "maas:namespaces": {"certManager": "certs"}},
+        "maas:namespaces.certManager: the cert-manager Operator for Red Hat OpenShift runs cert-manager in "
+        "'cert-manager'",
+    ),
+    "autoscaling on OpenShift": (
+        {
+            "maas:flavour": "openshift",
+            "maas:models": [
+                {"name": "sim", "host": "sim", "runtime": "simulator", "autoscaling": {"maxReplicas": 3}}
+            ],
+        },
+        "maas:models[0].autoscaling: not on OpenShift yet",
+    ),
+    "an unknown Kuadrant source": (
+        {"maas:flavour": "openshift", "maas:openshift": {"kuadrant": "upstream"}},
+        "maas:openshift.kuadrant: Input should be 'community' or 'rhcl'",
     ),
     "failure mode that does not exist": (
         {"maas:limitador": {"failureMode": "ajar"}},

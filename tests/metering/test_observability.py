@@ -92,30 +92,36 @@ def test_kuadrants_components_are_scraped_where_the_operators_put_them(
     assert [e["path"] for e in _endpoints(monitor)] == list(workload.paths)
 
 
-def test_prometheus_reads_exactly_the_monitors_and_rules_this_program_declares(stack: Evaluation) -> None:
-    spec = stack.release("monitoring").inputs["values"]["prometheus"]["prometheusSpec"]
+def test_prometheus_reads_exactly_the_monitors_and_rules_this_program_declares(
+    kubernetes_stack: Evaluation,
+) -> None:
+    spec = kubernetes_stack.release("monitoring").inputs["values"]["prometheus"]["prometheusSpec"]
     for selector in ("serviceMonitorSelector", "podMonitorSelector", "ruleSelector"):
         assert spec[selector] == {"matchLabels": monitoring.SCRAPE_LABEL}
     for resource in (
-        stack.objects("PodMonitor") + stack.objects("ServiceMonitor") + stack.objects("PrometheusRule")
+        kubernetes_stack.objects("PodMonitor")
+        + kubernetes_stack.objects("ServiceMonitor")
+        + kubernetes_stack.objects("PrometheusRule")
     ):
         assert resource.inputs["metadata"]["labels"] == monitoring.SCRAPE_LABEL
 
 
-def test_kuadrant_observability_is_on_and_its_operator_sees_the_monitoring_crds(stack: Evaluation) -> None:
-    assert stack.one("Kuadrant", "kuadrant").inputs["spec"]["observability"] == {"enable": True}
-    crds = stack.release("monitoring-operator-crds")
+def test_kuadrant_observability_is_on_and_its_operator_sees_the_monitoring_crds(
+    kubernetes_stack: Evaluation,
+) -> None:
+    assert kubernetes_stack.one("Kuadrant", "kuadrant").inputs["spec"]["observability"] == {"enable": True}
+    crds = kubernetes_stack.release("monitoring-operator-crds")
     assert crds.inputs["chart"] == versions.PROMETHEUS_OPERATOR_CRDS.name
-    assert stack.waits_for(stack.release("kuadrant-operator"), crds)
+    assert kubernetes_stack.waits_for(kubernetes_stack.release("kuadrant-operator"), crds)
 
 
-def test_the_monitoring_stack_is_off_kuadrants_critical_path(stack: Evaluation) -> None:
+def test_the_monitoring_stack_is_off_kuadrants_critical_path(kubernetes_stack: Evaluation) -> None:
     """Kuadrant needs the CRDs (state_of_the_world.go checks ServiceMonitor and PodMonitor at
     start-up), not a running Prometheus: the chart installs beside it, after the CRDs."""
-    release = stack.release("monitoring")
-    assert not stack.waits_for(stack.release("kuadrant-operator"), release)
-    assert stack.waits_for(release, stack.release("monitoring-operator-crds"))
-    # kube-prometheus-stack values.yaml: `crds.enabled` gates the subchart that ships them.
+    release = kubernetes_stack.release("monitoring")
+    assert not kubernetes_stack.waits_for(kubernetes_stack.release("kuadrant-operator"), release)
+    assert kubernetes_stack.waits_for(release, kubernetes_stack.release("monitoring-operator-crds"))
+    # kube-prometheus-kubernetes_stack values.yaml: `crds.enabled` gates the subchart that ships them.
     assert release.inputs["values"]["crds"] == {"enabled": False}
 
 
@@ -171,19 +177,19 @@ def test_the_dashboard_offers_every_tier_and_model(stack: Evaluation) -> None:
     assert all(tier in titles for tier in stack.outputs["tiers"])
 
 
-def test_outputs_give_port_forwards_and_a_secret_grafana_password(stack: Evaluation) -> None:
+def test_outputs_give_port_forwards_and_a_secret_grafana_password(kubernetes_stack: Evaluation) -> None:
     assert (
-        stack.outputs["prometheusPortForward"]
+        kubernetes_stack.outputs["prometheusPortForward"]
         == "kubectl port-forward -n llm-observability svc/maas-prometheus 9090:9090"
     )
     assert (
-        stack.outputs["grafanaPortForward"]
+        kubernetes_stack.outputs["grafanaPortForward"]
         == "kubectl port-forward -n llm-observability svc/maas-grafana 3000:80"
     )
-    assert "grafanaAdmin" in stack.secret_outputs
-    admin = stack.one("Secret", monitoring.GRAFANA_ADMIN_SECRET)
+    assert "grafanaAdmin" in kubernetes_stack.secret_outputs
+    admin = kubernetes_stack.one("Secret", monitoring.GRAFANA_ADMIN_SECRET)
     assert admin.is_secret("stringData.admin-password")
-    grafana = stack.release("monitoring").inputs["values"]["grafana"]
+    grafana = kubernetes_stack.release("monitoring").inputs["values"]["grafana"]
     assert grafana["admin"]["existingSecret"] == monitoring.GRAFANA_ADMIN_SECRET
 
 

@@ -18,14 +18,15 @@ from harness.program import PROJECT_DIR, evaluate, stack_names
 
 
 @dataclasses.dataclass(frozen=True)
-class Marked(flavour.Kubernetes):
-    """The plain flavour, leaving a mark on everything it decides."""
+class Marked:
+    """The stack's own flavour, leaving a mark on everything it decides."""
 
+    inner: flavour.Flavour
     name: str = "marked"
 
     def install_chart(self, install: Chart, parent: pulumi.Resource) -> pulumi.Resource:
         marked = dataclasses.replace(install, values={**install.values, "markedBy": "flavour"})
-        return super().install_chart(marked, parent)
+        return self.inner.install_chart(marked, parent)
 
     def gateway_annotations(self, gateway: GatewayConfig) -> dict[str, str]:
         return {"marked-by": "flavour"}
@@ -33,12 +34,19 @@ class Marked(flavour.Kubernetes):
     def reach(self, namespace: str, service: str, port: int, local_port: int) -> str:
         return f"marked {namespace}/{service}"
 
+    def client(self, host: str, scheme: str, local_port: int) -> flavour.Client:
+        return flavour.Client(f"marked://{host}", "--marked ")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
 
 @pytest.mark.parametrize("stack", stack_names())
 def test_every_install_and_exposure_goes_through_the_chosen_flavour(
     stack: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(flavour.FLAVOURS, "kubernetes", Marked())
+    for key, make in list(flavour.FLAVOURS.items()):
+        monkeypatch.setitem(flavour.FLAVOURS, key, lambda config, make=make: Marked(make(config)))
     result = evaluate(stack)
     assert result.error is None, result.error
     releases = result.releases()
@@ -49,6 +57,10 @@ def test_every_install_and_exposure_goes_through_the_chosen_flavour(
     forwards = [v for k, v in result.outputs.items() if k.lower().endswith("portforward")]
     assert forwards
     assert [v for v in forwards if not v.startswith("marked ")] == []
+    models = result.outputs["models"]
+    assert [m["url"] for m in models.values() if not m["url"].startswith("marked://")] == []
+    assert [m["curl"] for m in models.values() if "--marked " not in m["curl"]] == []
+    assert result.outputs["apiUrl"].startswith("marked://")
 
 
 def test_no_layer_asks_which_flavour_it_was_given() -> None:
@@ -74,4 +86,4 @@ def test_the_flavour_is_chosen_from_the_stack_config() -> None:
     from harness.program import typed_config
 
     chosen = {stack: flavour.choose(typed_config(stack)).name for stack in stack_names()}
-    assert chosen == dict.fromkeys(stack_names(), "kubernetes")
+    assert chosen == {**dict.fromkeys(stack_names(), "kubernetes"), "ocp": "openshift"}

@@ -22,7 +22,7 @@ import pytest
 
 from components.config import GATEWAY_NAME, KEYCLOAK_NAMESPACE, StackConfig
 from components.pins import upstream
-from components.platform import keycloak, monitoring
+from components.platform import flavour, keycloak, monitoring
 from harness.program import Evaluation, typed_config
 from maas_policies.network import Endpoint, admits, denies_by_default
 from tests.support import configs
@@ -102,7 +102,17 @@ def _third_party_pods(stack: Evaluation, cfg: StackConfig) -> Iterator[Endpoint]
     )
     kserve = upstream.KSERVE_CONTROLLER_PODS
     yield _pod("kserve-controller", ns.kserve, kserve.labels, {**kserve.ports, "https": 8443})
-    if cfg.observability.enabled:
+    if cfg.observability.enabled and cfg.flavour == "openshift":
+        # User-workload monitoring's Prometheus (cluster-monitoring-operator release-4.22
+        # assets/prometheus-user-workload/prometheus.yaml podMetadata, and the operator's labels).
+        uwm = {**flavour.UWM_PROMETHEUS_PODS, "app.kubernetes.io/part-of": "openshift-monitoring"}
+        yield _pod("prometheus", flavour.UWM_NAMESPACE, {**uwm, "prometheus": "user-workload"}, {})
+    if cfg.flavour == "openshift":
+        # The router, which the Routes bring clients through (cluster-ingress-operator
+        # pkg/operator/controller/names.go: deployment-ingresscontroller label).
+        router = {"ingresscontroller.operator.openshift.io/deployment-ingresscontroller": "default"}
+        yield _pod("router", "openshift-ingress", router, {})
+    elif cfg.observability.enabled:
         yield _workload(
             "prometheus", ns.observability, upstream.PROMETHEUS_PODS, prometheus="maas-prometheus"
         )
@@ -163,6 +173,8 @@ def _design(stack: Evaluation, cfg: StackConfig, pods: list[Endpoint]) -> set[tu
     if cfg.observability.enabled:
         scraped = [("limitador", 8080), ("authorino", 8080), ("kuadrant-operator", 8080), ("gateway", 15090)]
         needed |= {("prometheus", pod, port) for pod, port in [*scraped, *((m, 8080) for m in models)]}
+    if cfg.observability.enabled and cfg.flavour == "kubernetes":
+        # The monitoring stack's own.
         needed |= {
             ("grafana", "prometheus", 9090),
             ("prometheus", "alertmanager", 9093),
@@ -207,6 +219,12 @@ def _evaluate(
     namespaces = {
         ns.object_name: dict(ns.inputs["metadata"].get("labels", {})) for ns in stack.objects("Namespace")
     }
+    if cfg.flavour == "openshift":
+        # The cluster's own namespaces our doors name, with the label Kubernetes sets on all.
+        namespaces |= {
+            name: {"kubernetes.io/metadata.name": name}
+            for name in (flavour.UWM_NAMESPACE, "openshift-ingress")
+        }
     pods = [*_declared_pods(stack), *_third_party_pods(stack, cfg)]
     assert {p.namespace for p in pods} <= set(namespaces), "a pod outside the stack's namespaces"
     callers = [*pods, *_strangers(sorted(namespaces))]

@@ -148,27 +148,27 @@ def _https_only(stack: Evaluation) -> bool:
     return typed_config(stack.stack).gateway.https.only
 
 
-def test_the_gateway_listens_for_the_domain_and_is_not_exposed(stack: Evaluation) -> None:
-    gateway = stack.one("Gateway", GATEWAY_NAME)
+def test_the_gateway_listens_for_the_domain_and_is_not_exposed(kubernetes_stack: Evaluation) -> None:
+    gateway = kubernetes_stack.one("Gateway", GATEWAY_NAME)
     spec = gateway.inputs["spec"]
     assert spec["gatewayClassName"] == "istio"
     # dev: plain HTTP behind a port-forward; gpu: HTTPS only.
-    served = ("https", 443) if _https_only(stack) else ("http", 80)
+    served = ("https", 443) if _https_only(kubernetes_stack) else ("http", 80)
     assert [(lst["name"], lst["port"], lst["hostname"]) for lst in spec["listeners"]] == [
         (*served, "*.maas.local")
     ]
     assert all(lst["allowedRoutes"] == {"namespaces": {"from": "Same"}} for lst in spec["listeners"])
     assert gateway.inputs["metadata"]["annotations"]["networking.istio.io/service-type"] == "ClusterIP"
     assert (
-        stack.outputs["portForward"]
+        kubernetes_stack.outputs["portForward"]
         == f"kubectl port-forward -n llm svc/inference-gateway-istio 8000:{served[1]}"
     )
 
 
-def test_outputs_give_each_models_url_name_and_a_curl(stack: Evaluation) -> None:
-    scheme = "https" if _https_only(stack) else "http"
-    for model in _models(stack):
-        out = stack.outputs["models"][model["name"]]
+def test_outputs_give_each_models_url_name_and_a_curl(kubernetes_stack: Evaluation) -> None:
+    scheme = "https" if _https_only(kubernetes_stack) else "http"
+    for model in _models(kubernetes_stack):
+        out = kubernetes_stack.outputs["models"][model["name"]]
         host = f"{model['host']}.maas.local"
         assert out["url"] == f"{scheme}://{host}:8000/v1"
         assert out["servedModelName"] == (model["servedModelName"] or model["name"])

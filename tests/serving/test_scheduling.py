@@ -47,7 +47,7 @@ def _picker(stack: Evaluation, model: str) -> tuple[Declared, dict[str, Any]]:
 
 
 def test_dev_and_gpu_pool_a_model_and_dev_oidc_none(stack: Evaluation) -> None:
-    expected = {"dev": ["simulator"], "gpu": ["qwen3-0-6b-instruct"], "dev-oidc": []}[stack.stack]
+    expected = {"dev": ["simulator"], "gpu": ["qwen3-0-6b-instruct"], "dev-oidc": [], "ocp": []}[stack.stack]
     assert _pooled(stack) == expected
     assert [p.object_name for p in stack.objects("InferencePool")] == expected
 
@@ -200,10 +200,28 @@ def test_the_pools_filter_runs_after_kuadrants_and_the_lua_filter(stack: Evaluat
     assert remove["match"]["context"] == insert["match"]["context"] == "GATEWAY"
 
 
+def istiod_env(stack: Evaluation) -> dict[str, str]:
+    """istiod's extra environment: the chart's top-level `env`, or on OpenShift the Sail
+    `Istio` resource's `pilot.env` (Sail 1.30.3 api/v1/values_types.go)."""
+    istio = [r for r in stack.objects("Istio") if r.inputs["apiVersion"] == "sailoperator.io/v1"]
+    if istio:
+        (sail,) = istio
+        return dict(sail.inputs["spec"]["values"]["pilot"].get("env", {}))
+    return dict(stack.release("istiod").inputs["values"].get("env", {}))
+
+
+def test_a_pooled_model_on_openshift_turns_routing_to_pools_on_in_sails_istio() -> None:
+    simulator = {"name": "simulator", "host": "simulator", "runtime": "simulator", "scheduling": "pool"}
+    pooled = evaluate_variant("ocp", {"maas:models": [simulator]})
+    assert pooled.error is None, pooled.error
+    assert istiod_env(pooled) == {"ENABLE_GATEWAY_API_INFERENCE_EXTENSION": "true"}
+    assert pooled.objects("InferencePool")
+
+
 def test_istiod_routes_to_pools_only_where_models_are_pooled(stack: Evaluation) -> None:
     """istio 1.30.3 pilot/pkg/features/experimental.go: off by default; the istiod chart puts
     top-level `env` into istiod's container (istio-discovery templates/deployment.yaml)."""
-    env = stack.release("istiod").inputs["values"].get("env", {})
+    env = istiod_env(stack)
     pooled = bool(_pooled(stack))
     assert (env.get("ENABLE_GATEWAY_API_INFERENCE_EXTENSION") == "true") is pooled
     bundles = [

@@ -22,4 +22,9 @@ CRD_OWNERS = {
     # Istio routes to InferencePools; the pickers (ours) read them and the objectives.
     "inference.networking.k8s.io": ("inference-extension-crds", "istiod"),
     "llm-d.ai": ("inference-extension-crds",),
+    # OpenShift: Sail's Istio comes with the Service Mesh operator; OLM and Routes are the
+    # cluster's own.
+    "sailoperator.io": ("istio-base",),
+    "operators.coreos.com": ("openshift",),
+    "route.openshift.io": ("openshift",),
 }
