@@ -21,6 +21,7 @@ from maas_policies.isolation import (
     NAMESPACES_DENY_BY_DEFAULT,
 )
 from maas_policies.metering import USAGE_METERED
+from maas_policies.openshift import NO_FIXED_IDS_ON_OPENSHIFT, OPERATORS_PINNED
 from maas_policies.pools import POOLS_NOT_BYPASSED, PRIORITY_FROM_IDENTITY
 from maas_policies.scheduling import (
     CONTAINER_RESOURCES,
@@ -55,6 +56,8 @@ POLICIES: list[Policy] = [
     REPLICAS_BOUNDED,
     POOLS_NOT_BYPASSED,
     PRIORITY_FROM_IDENTITY,
+    OPERATORS_PINNED,
+    NO_FIXED_IDS_ON_OPENSHIFT,
 ]
 
 __all__ = ["KNOWN_DEFAULT_CREDENTIALS", "PACK_NAME", "POLICIES"]
