@@ -2,6 +2,10 @@
 
     python -m commands.usage --prometheus http://localhost:9090 --since 30d --format csv
 
+With MAAS_PROMETHEUS_TOKEN set, every query carries it as a bearer token: OpenShift's Thanos
+querier (its Route, port web) admits a token of anyone granted cluster-monitoring-view, e.g.
+`MAAS_PROMETHEUS_TOKEN=$(oc whoami -t)`; the token stays out of the command line.
+
 Reads the recording rules of `components.chargeback` through Prometheus's HTTP API:
 requests admitted, tokens, requests refused with 429, and their cost, over `--since`
 ending at `--until` (default: now). Counts come from `increase()`, which follows counter
@@ -14,6 +18,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import re
 import sys
 import urllib.parse
@@ -41,10 +46,20 @@ class Usage:
     currency: str
 
 
-def _instant(prometheus: str, query: str, at: float | None, timeout_s: float) -> list[dict[str, Any]]:
+TOKEN_ENV = "MAAS_PROMETHEUS_TOKEN"
+
+
+def instant(
+    prometheus: str, query: str, at: float | None = None, timeout_s: float = 30
+) -> list[dict[str, Any]]:
+    """One instant query's result vector (Prometheus HTTP API /api/v1/query)."""
     parameters = {"query": query, **({"time": repr(at)} if at is not None else {})}
     url = f"{prometheus.rstrip('/')}/api/v1/query?{urllib.parse.urlencode(parameters)}"
-    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+    token = os.environ.get(TOKEN_ENV)
+    # kube-rbac-proxy in front of the Thanos querier reads a bearer token (cluster-monitoring-
+    # operator release-4.22 assets/thanos-querier/kube-rbac-proxy-web-secret.yaml).
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout_s) as response:
         body = json.load(response)
     if body.get("status") != "success":
         raise RuntimeError(f"Prometheus refused {query!r}: {body.get('error', body)}")
@@ -65,7 +80,7 @@ def collect(prometheus: str, since: str, until: float | None = None, timeout_s: 
     }
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for measure, query in measures.items():
-        for sample in _instant(prometheus, query, until, timeout_s):
+        for sample in instant(prometheus, query, until, timeout_s):
             labels = sample["metric"]
             key = (labels.get("user", ""), labels.get("tier", ""), labels.get("model", ""))
             row = rows.setdefault(key, {"currency": ""})

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # After `pulumi destroy`: fails if a namespace of ours still exists (Terminating or not) or
 # a custom resource of the API groups the platform uses is left anywhere in the cluster.
+# Usage: check-teardown.sh [context] [cluster|shared]. On a shared cluster (OpenShift, whose
+# own monitors, Routes, subscriptions and gateways use the same groups) only objects labelled
+# as ours count; OpenShift's groups are always judged by that label.
 set -euo pipefail
 context=${1:-kind-maas}
+mode=${2:-cluster}
 k() { kubectl --context "$context" "$@"; }
+ours=app.kubernetes.io/part-of=maas-platform
 
 status=0
 left=$(k get namespaces -l app.kubernetes.io/part-of=maas-platform -o name)
@@ -17,9 +22,18 @@ fi
 for group in gateway.networking.k8s.io kuadrant.io extensions.kuadrant.io limitador.kuadrant.io \
   authorino.kuadrant.io operator.authorino.kuadrant.io serving.kserve.io cert-manager.io \
   monitoring.coreos.com k8s.keycloak.org networking.istio.io security.istio.io \
-  telemetry.istio.io extensions.istio.io inference.networking.k8s.io llm-d.ai; do
+  telemetry.istio.io extensions.istio.io inference.networking.k8s.io llm-d.ai \
+  sailoperator.io operators.coreos.com route.openshift.io; do
+  case "$mode:$group" in
+  cluster:sailoperator.io | cluster:operators.coreos.com | cluster:route.openshift.io | shared:*) label=$ours ;;
+  *) label= ;;
+  esac
   for resource in $(k api-resources --api-group="$group" -o name 2>/dev/null); do
-    found=$(k get "$resource" --all-namespaces -o name 2>/dev/null || true)
+    if [ -n "$label" ]; then
+      found=$(k get "$resource" --all-namespaces -l "$label" -o name 2>/dev/null || true)
+    else
+      found=$(k get "$resource" --all-namespaces -o name 2>/dev/null || true)
+    fi
     if [ -n "$found" ]; then
       echo "left behind ($resource):" >&2
       echo "$found" >&2

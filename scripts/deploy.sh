@@ -30,6 +30,9 @@ fi
 
 use_local_backend
 prepare_python
+# What the stack takes from the cluster instead of installing it (OpenShift: its Gateway API
+# CRDs, user-workload monitoring), checked before anything is applied.
+.venv/bin/python -m commands.preflight "$stack"
 pulumi stack select "$stack" --create --non-interactive
 # No --skip-preview: the stack-level rules (routes-protected, tiers-limited, ...) run when
 # the preview ends; without it they would run only after every resource is applied

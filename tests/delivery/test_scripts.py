@@ -716,3 +716,37 @@ def test_the_bash_32_scanner_passes(snippet: str) -> None:
 @pytest.mark.parametrize("script", sorted((PROJECT_DIR / "scripts").glob("*.sh")), ids=lambda p: p.name)
 def test_scripts_keep_to_bash_32(script: Path) -> None:
     assert _bash4_constructs(script.read_text()) == []
+
+
+def test_the_teardown_check_judges_shared_groups_only_by_our_label(sandbox: Sandbox) -> None:
+    """OpenShift's own Routes and subscriptions (and, on a shared cluster, its monitors and
+    gateways) are not ours to find: those count only when labelled part-of=maas-platform."""
+    sandbox.state_file("others-objects")
+    done = sandbox.run("scripts/check-teardown.sh", "kind-maas", expect=1)
+    left = {
+        line.split("(", 1)[1].rstrip("):") for line in done.stderr.splitlines() if line.startswith("left")
+    }
+    assert "things.monitoring.coreos.com" in left
+    assert not left & {"things.route.openshift.io", "things.operators.coreos.com", "things.sailoperator.io"}
+    shared = sandbox.run("scripts/check-teardown.sh", "ocp", "shared")
+    assert "teardown clean" in shared.stdout
+    gets = [c.argv for c in sandbox.calls() if c.tool == "kubectl" and "get" in c.argv]
+    assert gets
+    assert all(argv[argv.index("-l") + 1] == "app.kubernetes.io/part-of=maas-platform" for argv in gets)
+
+
+def test_deploy_checks_what_the_stack_takes_from_the_cluster_before_anything_is_applied(
+    sandbox: Sandbox,
+) -> None:
+    (sandbox.bin / "docker").unlink()
+    sandbox.run("make", "deploy", "STACK=ocp")
+    calls = sandbox.calls()
+    preflight = _index(calls, r"^\.venv/bin/python -m commands\.preflight ocp$")
+    assert preflight < _index(calls, r"^pulumi stack select ocp --create")
+    assert _pulumi(calls, "up").argv[_pulumi(calls, "up").argv.index("--policy-pack-config") + 1] == (
+        "policies/config/ocp.json"
+    )
+    sandbox.state_file("preflight-refuses")
+    refused = sandbox.run("make", "deploy", "STACK=ocp", expect=2)
+    assert "not ready for it" in refused.stderr
+    assert not [c for c in sandbox.calls() if c.tool == "pulumi" and c.argv[:1] in (["up"], ["stack"])]

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import http.client
 import json
+import os
 import secrets
 import ssl
 import subprocess
@@ -299,7 +300,7 @@ class Live(Platform):
 
     def __init__(self, stack: str, config: StackConfig, outputs: dict[str, Any]):
         models = [
-            Model(name, model["url"].split("//")[1].split(":")[0], model["servedModelName"])
+            Model(name, str(urllib.parse.urlsplit(model["url"]).hostname), model["servedModelName"])
             for name, model in outputs["models"].items()
         ]
         super().__init__(stack, config, models)
@@ -542,6 +543,8 @@ class Live(Platform):
     def query(self, expr: str) -> float | None:
         from components.platform import monitoring
 
+        if self.config.flavour == "openshift":
+            return self._query_thanos(expr)
         if self._prometheus is None:
             self._prometheus = self._forwards.enter_context(
                 self.forward(
@@ -557,6 +560,19 @@ class Live(Platform):
         body = json.loads(reply.body)
         assert body["status"] == "success", body
         result = body["data"]["result"]
+        return float(result[0]["value"][1]) if result else None
+
+    def _query_thanos(self, expr: str) -> float | None:
+        """On OpenShift, through the cluster's Thanos querier and its Route, with the token the
+        usage export uses (README "OpenShift")."""
+        from commands import usage
+
+        if not os.environ.get(usage.TOKEN_ENV):
+            raise AssertionError(f"set {usage.TOKEN_ENV} (e.g. $(oc whoami -t)) to query the Thanos querier")
+        host = self.kubectl(
+            "get", "route", "thanos-querier", "-n", "openshift-monitoring", "-o", "jsonpath={.spec.host}"
+        ).stdout.strip()
+        result = usage.instant(f"https://{host}", expr)
         return float(result[0]["value"][1]) if result else None
 
     def _ready_replicas(self, component: Component) -> int:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import http.server
 import io
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -197,3 +199,37 @@ def test_every_dashboard_query_runs_and_the_usage_panels_show_the_traffic(
             assert answer["status"] == "success", f"{panel['title']}: {answer}"
             if "maas:" in expr:
                 assert answer["data"]["result"], f"{panel['title']}: no data for {expr}"
+
+
+def test_the_export_sends_the_token_it_is_given_and_none_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenShift's Thanos querier wants a bearer token; it comes from the environment only."""
+    seen: list[str | None] = []
+
+    class Querier(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": []}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Querier)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        monkeypatch.setenv(usage.TOKEN_ENV, "sha256~token")
+        assert usage.main(["--prometheus", url, "--since", "1h"]) == 0
+        assert len(seen) == 4
+        assert set(seen) == {"Bearer sha256~token"}
+        seen.clear()
+        monkeypatch.delenv(usage.TOKEN_ENV)
+        assert usage.main(["--prometheus", url, "--since", "1h"]) == 0
+        assert len(seen) == 4
+        assert set(seen) == {None}
+    finally:
+        server.shutdown()

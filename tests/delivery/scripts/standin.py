@@ -111,6 +111,13 @@ def kubectl(argv: list[str]) -> int:
     if argv[2:4] == ["get", "secret"] and (STATE / "gateway-ca").exists():
         # cert-manager's Secret beside a self-signed certificate: ca.crt, base64 as the API gives it
         print(base64.b64encode((STATE / "gateway-ca").read_bytes()).decode(), end="")
+    if "api-resources" in argv and (STATE / "others-objects").exists():
+        # one kind per group: <group>.things
+        group = next(a.split("=", 1)[1] for a in argv if a.startswith("--api-group="))
+        print(f"things.{group}")
+    if "get" in argv and "-l" not in argv and (STATE / "others-objects").exists():
+        # objects not labelled as ours: another tenant's, or the cluster's own
+        print(f"{argv[argv.index('get') + 1]}/theirs")
     if "port-forward" in argv:
         if (STATE / "port-forward-dies").exists():
             print("error: lost connection to pod", file=sys.stderr)
@@ -150,6 +157,14 @@ def python3(argv: list[str]) -> int:
     return 1
 
 
+def venv_python(argv: list[str]) -> int:
+    """The program's interpreter: pip installs nothing; the cluster preflight refuses when told."""
+    if argv[:2] == ["-m", "commands.preflight"] and (STATE / "preflight-refuses").exists():
+        print("stack: the cluster (context x) is not ready for it:", file=sys.stderr)
+        return 1
+    return 0
+
+
 def write_standin(path: Path, tool: str) -> None:
     """An executable that runs this stand-in as `tool` (and tells it the path it was run as)."""
     path.write_text(f'#!/bin/sh\nexport STANDIN_AS="$0"\nexec "{PYTHON}" "{HERE}" {tool} "$@"\n')
@@ -163,7 +178,7 @@ TOOLS = {
     "pulumi": pulumi,
     "curl": curl,
     "python3": python3,
-    "venv-python": lambda argv: 0,
+    "venv-python": lambda argv: venv_python(argv),
 }
 
 if __name__ == "__main__":
