@@ -383,6 +383,19 @@ class Live(Platform):
         self._gateway.check()
         return self._gateway.port
 
+    def via_route(self, host: str, path: str, headers: dict[str, str]) -> Response:
+        """A GET to `host` as a client off the cluster sends it (OpenShift): the apps domain's DNS,
+        the router, the host's Route, HTTPS on 443, trusting what the gateway presents."""
+        connection = http.client.HTTPSConnection(
+            host, 443, timeout=60, context=self._tls() or ssl.create_default_context()
+        )
+        try:
+            connection.request("GET", path, headers=headers)
+            reply = connection.getresponse()
+            return Response(reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read())
+        finally:
+            connection.close()
+
     def _tls(self) -> ssl.SSLContext | None:
         """On an HTTPS-only gateway, what to trust: the certificate's issuer as cert-manager
         stores it beside the certificate (`ca.crt`, for a self-signed issuer the certificate
