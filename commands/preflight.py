@@ -49,6 +49,10 @@ def _stack_values(stack: str) -> dict[str, Any]:
     return dict(document.get("config") or {})
 
 
+class UnreachableError(RuntimeError):
+    """The cluster could not be asked (no context, no rights, down): not an answer."""
+
+
 def _kubectl(context: str) -> Kubectl:
     def get(args: Sequence[str]) -> dict[str, Any] | None:
         done = subprocess.run(
@@ -57,7 +61,12 @@ def _kubectl(context: str) -> Kubectl:
             text=True,
             check=False,
         )
-        return json.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else None
+        if done.returncode == 0:
+            return dict(json.loads(done.stdout)) if done.stdout.strip() else None
+        # kubectl says NotFound for an object that does not exist; anything else is no answer.
+        if "NotFound" in done.stderr:
+            return None
+        raise UnreachableError(f"kubectl get {' '.join(args)}: {done.stderr.strip()}")
 
     return get
 
@@ -86,10 +95,19 @@ def problems(values: dict[str, Any], kubectl: Kubectl) -> list[str]:
         )
     if (values.get("maas:observability") or {}).get("enabled", True) is False:
         return found
-    if _config_yaml(kubectl, MONITORING).get("enableUserWorkload") is not True:
+    monitoring = _config_yaml(kubectl, MONITORING)
+    if monitoring.get("enableUserWorkload") is not True:
         found.append(
             "user-workload monitoring is off. Fix: set enableUserWorkload: true in config.yaml of "
             f"ConfigMap {MONITORING[1]} (namespace {MONITORING[0]})"
+        )
+    # The exemption below counts only while this stays true, its default (cluster-monitoring-
+    # operator release-4.19 pkg/manifests/config.go; manifests.go excludedFromEnforcement).
+    if (monitoring.get("userWorkload") or {}).get("rulesWithoutLabelEnforcementAllowed") is False:
+        found.append(
+            "userWorkload.rulesWithoutLabelEnforcementAllowed is false, which voids every namespace's "
+            "exemption from label enforcement. Fix: remove it from config.yaml of ConfigMap "
+            f"{MONITORING[1]} (namespace {MONITORING[0]})"
         )
     namespace = (values.get("maas:namespaces") or {}).get("observability") or Namespaces().observability
     exempt = _config_yaml(kubectl, USER_WORKLOAD).get("namespacesWithoutLabelEnforcement") or []
@@ -102,14 +120,44 @@ def problems(values: dict[str, Any], kubectl: Kubectl) -> list[str]:
     return found
 
 
+def retention_note(values: dict[str, Any], kubectl: Kubectl) -> str | None:
+    """Not a refusal: how much usage user-workload monitoring keeps, when shorter than the 30
+    days the usage export asks for by default (its Prometheus keeps 24h unless told otherwise:
+    cluster-monitoring-operator release-4.19 pkg/manifests/types.go PrometheusRestrictedConfig)."""
+    if values.get("maas:flavour") != "openshift":
+        return None
+    retention = str((_config_yaml(kubectl, USER_WORKLOAD).get("prometheus") or {}).get("retention") or "24h")
+    days = {"d": 1.0, "w": 7.0, "y": 365.0, "h": 1 / 24}
+    match = re.fullmatch(r"(\d+)([hdwy])", retention)
+    if match and int(match[1]) * days[match[2]] >= 30:
+        return None
+    return (
+        f"user-workload monitoring keeps usage for {retention}: the usage export reads no further back. "
+        f"For longer, set prometheus.retention in config.yaml of ConfigMap {USER_WORKLOAD[1]} "
+        f"(namespace {USER_WORKLOAD[0]})"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
         print("usage: python -m commands.preflight STACK", file=sys.stderr)
         return 2
-    values = _stack_values(args[0])
+    try:
+        values = _stack_values(args[0])
+    except OSError as exc:
+        print(f"stack '{args[0]}': cannot read its stack file: {exc}", file=sys.stderr)
+        return 2
     context = str((values.get("maas:cluster") or {}).get("context", ""))
-    found = problems(values, _kubectl(context))
+    kubectl = _kubectl(context)
+    try:
+        found = problems(values, kubectl)
+        note = retention_note(values, kubectl)
+    except UnreachableError as exc:
+        print(f"stack '{args[0]}': cannot ask the cluster (context {context}): {exc}", file=sys.stderr)
+        return 1
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     if found:
         print(f"stack '{args[0]}': the cluster (context {context}) is not ready for it:", file=sys.stderr)
         for problem in found:

@@ -7,6 +7,13 @@
 set -euo pipefail
 context=${1:-kind-maas}
 mode=${2:-cluster}
+case "$mode" in
+cluster | shared) ;;
+*)
+  echo "usage: check-teardown.sh [context] [cluster|shared]" >&2
+  exit 2
+  ;;
+esac
 k() { kubectl --context "$context" "$@"; }
 ours=app.kubernetes.io/part-of=maas-platform
 
@@ -23,9 +30,9 @@ for group in gateway.networking.k8s.io kuadrant.io extensions.kuadrant.io limita
   authorino.kuadrant.io operator.authorino.kuadrant.io serving.kserve.io cert-manager.io \
   monitoring.coreos.com k8s.keycloak.org networking.istio.io security.istio.io \
   telemetry.istio.io extensions.istio.io inference.networking.k8s.io llm-d.ai \
-  sailoperator.io operators.coreos.com route.openshift.io; do
+  sailoperator.io operators.coreos.com route.openshift.io operator.openshift.io; do
   case "$mode:$group" in
-  cluster:sailoperator.io | cluster:operators.coreos.com | cluster:route.openshift.io | shared:*) label=$ours ;;
+  cluster:*.openshift.io | cluster:sailoperator.io | cluster:operators.coreos.com | shared:*) label=$ours ;;
   *) label= ;;
   esac
   for resource in $(k api-resources --api-group="$group" -o name 2>/dev/null); do

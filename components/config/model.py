@@ -437,7 +437,7 @@ def _default_models() -> tuple[ModelConfig, ...]:
 class StackConfig(Section):
     cluster: ClusterConfig
     # How the platform is installed and exposed (components/platform/flavour.py): Helm
-    # charts and Services on any conformant cluster; or OpenShift 4.19+: operators from OLM,
+    # charts and Services on any conformant cluster; or OpenShift (README "OpenShift"): operators from OLM,
     # Routes on the apps domain (maas:domain), no fixed user ids, user-workload monitoring.
     flavour: typing.Literal["kubernetes", "openshift"] = "kubernetes"
     openshift: OpenShiftConfig = OpenShiftConfig()

@@ -44,6 +44,20 @@ PULUMI_DOWNLOAD = "https://github.com/pulumi/pulumi/releases/download"
 
 
 @dataclass(frozen=True)
+class Operand:
+    """The operator-made object whose condition says an operator's operands serve: what the
+    layers after it wait for, where the Subscription's readiness (the CSV exists) comes too
+    early. Applied as a server-side apply patch with `spec`, so it is the same object whether
+    the operator made it first or not."""
+
+    api_version: str
+    kind: str
+    name: str
+    spec: tuple[tuple[str, str], ...]
+    condition: str
+
+
+@dataclass(frozen=True)
 class OlmPackage:
     """An operator from an OpenShift catalog, as the OpenShift flavour subscribes to it."""
 
@@ -62,17 +76,19 @@ class OlmPackage:
     # namespace whose OperatorGroup the cluster has (openshift-operators: every namespace).
     install_mode: typing.Literal["AllNamespaces", "OwnNamespace"] = "AllNamespaces"
     namespace: str | None = None
+    operand: Operand | None = None
 
 
 # OpenShift Service Mesh 3.4, Red Hat's build of Sail: the Istio resource's default and newest
 # version is v1.30.3, ISTIO_VERSION (openshift-service-mesh/sail-operator v3.4.1
 # pkg/istioversion/versions.ossm.yaml, bundle/manifests/servicemeshoperator3.clusterserviceversion.yaml:
 # AllNamespaces only; channels stable and stable-3.N, Makefile.vendor.mk).
-# In openshift-operators, the namespace of OpenShift's own Service Mesh subscription: the
-# ingress operator that installs Gateway API support through OLM (4.19) finds ours there and
-# uses it rather than installing a second one (cluster-ingress-operator gatewayclass/
-# subscription.go findConflictingSubscription); a second Service Mesh operator elsewhere would
-# own the same CRDs, which OLM refuses.
+# In openshift-operators, where OpenShift's own Service Mesh subscription goes: an ingress
+# operator that installs Gateway API support through OLM finds ours there and leaves it
+# (cluster-ingress-operator release-4.22 gatewayclass/subscription.go
+# findConflictingSubscription; earlier releases would rewrite it, but ship Gateway API CRDs
+# too old for us: commands/preflight.py); a second Service Mesh operator elsewhere would own
+# the same CRDs, which OLM refuses.
 OLM_SERVICE_MESH = OlmPackage(
     "servicemeshoperator3",
     "stable-3.4",
@@ -90,8 +106,22 @@ OLM_CERT_MANAGER = OlmPackage(
     "stable-v1.18",
     "cert-manager-operator.v1.18.1",
     "redhat-operators",
-    # As redhat-cop/gitops-catalog installs it; its CSV supports Own, Single and AllNamespaces.
+    # Its CSV supports Own, Single and AllNamespaces; none of its code reads its own namespace
+    # (pkg/operator/operatorclient/interfaces.go OperatorNamespace is unused).
     install_mode="OwnNamespace",
+    # KServe's chart creates an Issuer and a Certificate, which cert-manager's webhook
+    # (failurePolicy Fail) must answer: wait for it. The operator makes CertManager "cluster"
+    # with this spec when absent (pkg/controller/deployment/default_cert_manager_controller.go)
+    # and reports each Deployment as <controller>Available (openshift/library-go a7eec173a623
+    # pkg/operator/deploymentcontroller/deployment_controller.go; controller
+    # "cert-manager-webhook-deployment", cert_manager_webhook_deployment.go).
+    operand=Operand(
+        "operator.openshift.io/v1alpha1",
+        "CertManager",
+        "cluster",
+        (("managementState", "Managed"),),
+        "cert-manager-webhook-deploymentAvailable",
+    ),
 )
 # Red Hat Connectivity Link 1.4, Kuadrant's product build (rh-api-management/
 # rhcl-operator-product-build branch rhcl-1.4: package rhcl-operator, channel stable, CSV

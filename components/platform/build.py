@@ -139,7 +139,7 @@ def build(cfg: StackConfig) -> Platform:
             flavour=flavour,
             redis_url=counters.url if counters else cfg.limitador_redis_url,
             redis=counters,
-            observability=metrics is not None,
+            observability=metrics.kuadrant_monitors if metrics else False,
             gateway_namespace=cfg.namespaces.models,
             scrapers=metrics.scrapers if metrics else (),
             after=[gateway_api, istio, cert_manager, *([metrics.crds] if metrics and metrics.crds else [])],

@@ -40,6 +40,11 @@ class Metrics:
     # Stack outputs telling users how to reach it, and the usage export's command line.
     exports: dict[str, pulumi.Input[Any]]
     usage_export: str
+    # Whether Kuadrant may add monitors of its own (`Kuadrant` spec.observability): only where
+    # this Prometheus reads just what carries our label. One that reads every monitor would
+    # scrape Limitador twice (kuadrant-operator v1.5.2 internal/controller/
+    # observability_reconciler.go selects the pods ours does) and count all usage twice.
+    kuadrant_monitors: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,8 +177,9 @@ UWM_USAGE_EXPORT = (
 
 @dataclass(frozen=True)
 class OpenShift:
-    """OpenShift 4.19+: operators from OLM where a catalog has the pinned release, Routes on
-    the apps domain, user ids the restricted-v2 SCC picks, and user-workload monitoring.
+    """OpenShift whose ingress operator ships Gateway API v1.5 (commands/preflight.py checks):
+    operators from OLM where a catalog has the pinned release, Routes on the apps domain, user
+    ids the restricted-v2 SCC picks, and user-workload monitoring.
 
     Charts with an OLM equivalent become Subscriptions (components/platform/olm.py); the rest
     (KServe, KEDA, and Kuadrant when `maas:openshift.kuadrant` is community, whose OpenShift
@@ -224,14 +230,15 @@ class OpenShift:
         )
 
     def gateway_api_bundle(self) -> str | None:
-        # OpenShift 4.19+'s ingress operator installs the Gateway API CRDs and refuses others'
+        # OpenShift's ingress operator (4.19 on) installs the Gateway API CRDs and refuses others'
         # changes to them (cluster-ingress-operator manifests/01-validating-admission-policy.yaml,
         # pkg/operator/controller/gatewayapi); commands/preflight.py checks their release.
         return None
 
     def metrics(self, bundled: Callable[[], Metrics]) -> Metrics:
         # The cluster's user-workload monitoring: nothing to install. Its Prometheus reads
-        # monitors in every namespace not marked otherwise, without label selectors.
+        # monitors in every namespace not marked otherwise, without label selectors, so
+        # Kuadrant adds none of its own.
         return Metrics(
             scrapers=(cluster.pods(UWM_PROMETHEUS_PODS, UWM_NAMESPACE),),
             query_url=None,

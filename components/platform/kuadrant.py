@@ -41,6 +41,7 @@ class KuadrantArgs:
     # limitador-server/src/main.rs storage_using_async_redis).
     redis_url: pulumi.Input[str] | None = None
     redis: pulumi.Resource | None = None
+    # Kuadrant's own monitors (components/platform/flavour.py Metrics.kuadrant_monitors).
     observability: bool = False
     # Where the gateway's pods run, which call Authorino, Limitador and the operator's wasm
     # server; and the Prometheus pods (none: no Prometheus), which scrape all three.

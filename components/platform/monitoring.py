@@ -141,6 +141,8 @@ class MonitoringStack(pulumi.ComponentResource):
                 "grafanaAdmin": self.grafana_admin,
             },
             usage_export=USAGE_EXPORT,
+            # Ignored by this Prometheus, which reads only monitors with SCRAPE_LABEL.
+            kuadrant_monitors=True,
         )
 
     def _doors(self, name: str, args: MonitoringArgs) -> list[k8s.networking.v1.NetworkPolicy]:

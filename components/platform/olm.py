@@ -28,9 +28,7 @@ MARKETPLACE = "openshift-marketplace"
 INSTALLED = {"pulumi.com/waitFor": "jsonpath={.status.installedCSV}"}
 
 
-def subscribe(
-    install: Chart, package: OlmPackage, approval: str, parent: pulumi.Resource
-) -> k8s.apiextensions.CustomResource:
+def subscribe(install: Chart, package: OlmPackage, approval: str, parent: pulumi.Resource) -> pulumi.Resource:
     """Subscribes to the package in place of the chart `install`.
 
     In the layer's namespace, with an OperatorGroup of its own (OLM allows one per namespace;
@@ -64,7 +62,7 @@ def subscribe(
     env = {**dict(package.env), **(install.operator_env.values if install.operator_env else {})}
     if env:
         spec["config"] = {"env": _env(env)}
-    return k8s.apiextensions.CustomResource(
+    subscription = k8s.apiextensions.CustomResource(
         install.name,
         api_version="operators.coreos.com/v1alpha1",
         kind="Subscription",
@@ -76,6 +74,24 @@ def subscribe(
         ),
         spec=spec,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=waits_for),
+    )
+    operand = package.operand
+    if operand is None:
+        return subscription
+    # What comes after waits for the operands, not just the operator.
+    return k8s.apiextensions.CustomResourcePatch(
+        f"{install.name}-operand",
+        api_version=operand.api_version,
+        kind=operand.kind,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=operand.name,
+            annotations={
+                "pulumi.com/waitFor": f"condition={operand.condition}",
+                "pulumi.com/timeoutSeconds": str(install.timeout_seconds),
+            },
+        ),
+        spec=dict(operand.spec),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[subscription]),
     )
 
 

@@ -194,18 +194,23 @@ def _serving_runtime(
 
 def _cache_env(home: str | None) -> dict[str, str]:
     """Where vLLM and the libraries it loads keep their caches, all under `home`: its own
-    (vllm v0.31.0 vllm/envs.py VLLM_CACHE_ROOT, default under XDG_CACHE_HOME), Hugging Face's,
-    Triton's and FlashInfer's, the set the maas-billing seed's OpenShift runtime sets
-    (deployment/model_serving/vllm-latest-runtime-openshift.yaml)."""
+    (vllm/envs.py VLLM_CACHE_ROOT, default under XDG_CACHE_HOME), Hugging Face's, Triton's and
+    FlashInfer's, as the maas-billing seed's OpenShift model sets them
+    (deployment/model_serving/qwen3-0.6b-vllm-raw-openshift.yaml); and a user name, since the
+    id the cluster assigns has no passwd entry and torch's inductor asks for one when neither
+    USER nor its cache directory is set (torch _inductor/runtime/cache_dir_utils.py; KServe
+    sets both for vllm-openai-cpu, test/e2e/llmisvc/fixtures.py)."""
     if home is None:
         return {}
     return {
         "HOME": home,
+        "USER": "vllm",
         "XDG_CACHE_HOME": f"{home}/.cache",
         "VLLM_CACHE_ROOT": f"{home}/vllm_cache",
         "HF_HOME": f"{home}/hf_home",
         "TRITON_CACHE_DIR": f"{home}/triton_cache",
         "FLASHINFER_WORKSPACE_DIR": f"{home}/flashinfer_cache",
+        "TORCHINDUCTOR_CACHE_DIR": f"{home}/torchinductor_cache",
     }
 
 

@@ -78,7 +78,7 @@ def pod_specs(
         yield "pod", spec, containers
     elif kind_ == "InferenceService":
         predictor = _dig(props, ("spec", "predictor")) or {}
-        containers = list(predictor.get("containers") or [])
+        containers = [*(predictor.get("initContainers") or []), *(predictor.get("containers") or [])]
         if predictor.get("model"):
             containers.append(predictor["model"])
         yield "predictor", predictor, containers

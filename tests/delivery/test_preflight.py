@@ -18,6 +18,7 @@ from harness.program import PROJECT_DIR
 
 KUBECTL = """#!/bin/sh
 echo "$*" >>"$FAKE_CLUSTER/calls"
+[ -f "$FAKE_CLUSTER/forbidden" ] && { echo 'Error from server (Forbidden)' >&2; exit 1; }
 name=$(echo "$*" | sed -E 's/.* get [a-z]+ ([a-z0-9.-]+) .*/\\1/')
 [ -f "$FAKE_CLUSTER/$name.json" ] || { echo "Error from server (NotFound)" >&2; exit 1; }
 cat "$FAKE_CLUSTER/$name.json"
@@ -31,7 +32,9 @@ def _config_map(config: dict[str, Any]) -> dict[str, Any]:
 READY = {
     preflight.GATEWAY_CRD: {"metadata": {"annotations": {preflight.BUNDLE_VERSION: "v1.5.1"}}},
     preflight.MONITORING[1]: _config_map({"enableUserWorkload": True}),
-    preflight.USER_WORKLOAD[1]: _config_map({"namespacesWithoutLabelEnforcement": ["llm-observability"]}),
+    preflight.USER_WORKLOAD[1]: _config_map(
+        {"namespacesWithoutLabelEnforcement": ["llm-observability"], "prometheus": {"retention": "45d"}}
+    ),
 }
 
 
@@ -78,8 +81,19 @@ def test_a_ready_openshift_cluster_passes(tmp_path: Path) -> None:
             {preflight.USER_WORKLOAD[1]: _config_map({"namespacesWithoutLabelEnforcement": ["other"]})},
             "namespace llm-observability is not in namespacesWithoutLabelEnforcement",
         ),
+        (
+            {
+                preflight.MONITORING[1]: _config_map(
+                    {
+                        "enableUserWorkload": True,
+                        "userWorkload": {"rulesWithoutLabelEnforcementAllowed": False},
+                    }
+                )
+            },
+            "userWorkload.rulesWithoutLabelEnforcementAllowed is false",
+        ),
     ],
-    ids=["old-gateway-api", "no-bundle-version", "uwm-off", "namespace-enforced"],
+    ids=["old-gateway-api", "no-bundle-version", "uwm-off", "namespace-enforced", "exemptions-voided"],
 )
 def test_what_the_cluster_lacks_stops_the_deploy_with_its_fix(
     tmp_path: Path, broken: dict[str, Any], said: str
@@ -104,3 +118,22 @@ def test_plain_kubernetes_stacks_ask_the_cluster_nothing(tmp_path: Path, stack: 
     done, calls = _run(tmp_path, stack, {})
     assert done.returncode == 0
     assert calls == ""
+
+
+def test_a_short_retention_is_said_but_does_not_stop_the_deploy(tmp_path: Path) -> None:
+    short = _config_map({"namespacesWithoutLabelEnforcement": ["llm-observability"]})
+    done, _ = _run(tmp_path, "ocp", {**READY, preflight.USER_WORKLOAD[1]: short})
+    assert done.returncode == 0, done.stderr
+    assert "note: user-workload monitoring keeps usage for 24h" in done.stderr
+    ready, _ = _run(tmp_path, "ocp", READY)
+    assert "note:" not in ready.stderr
+
+
+def test_a_cluster_that_cannot_be_asked_is_not_reported_as_unready(tmp_path: Path) -> None:
+    (tmp_path / "cluster").mkdir()
+    (tmp_path / "cluster" / "forbidden").write_text("")
+    done, _ = _run(tmp_path, "ocp", READY)
+    assert done.returncode == 1
+    assert "cannot ask the cluster (context maas-ocp)" in done.stderr
+    assert "Forbidden" in done.stderr
+    assert "not ready" not in done.stderr

@@ -727,7 +727,13 @@ def test_the_teardown_check_judges_shared_groups_only_by_our_label(sandbox: Sand
         line.split("(", 1)[1].rstrip("):") for line in done.stderr.splitlines() if line.startswith("left")
     }
     assert "things.monitoring.coreos.com" in left
-    assert not left & {"things.route.openshift.io", "things.operators.coreos.com", "things.sailoperator.io"}
+    assert not left & {
+        "things.route.openshift.io",
+        "things.operators.coreos.com",
+        "things.sailoperator.io",
+        "things.operator.openshift.io",
+    }
+    assert "usage:" in sandbox.run("scripts/check-teardown.sh", "ocp", "sharde", expect=2).stderr
     shared = sandbox.run("scripts/check-teardown.sh", "ocp", "shared")
     assert "teardown clean" in shared.stdout
     gets = [c.argv for c in sandbox.calls() if c.tool == "kubectl" and "get" in c.argv]

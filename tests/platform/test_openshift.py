@@ -232,15 +232,19 @@ def test_vllm_writes_its_caches_to_an_emptydir_as_a_non_root_user(ocp: Evaluatio
     (container,) = runtime["containers"]
     env = {e["name"]: e["value"] for e in container["env"]}
     home = "/tmp"
-    for key in (
+    caches = (
         "HOME",
         "XDG_CACHE_HOME",
         "VLLM_CACHE_ROOT",
         "HF_HOME",
         "TRITON_CACHE_DIR",
         "FLASHINFER_WORKSPACE_DIR",
-    ):
+        "TORCHINDUCTOR_CACHE_DIR",
+    )
+    for key in caches:
         assert env[key].startswith(home), key
+    # The assigned user id has no passwd entry: torch's inductor needs a name from USER.
+    assert env["USER"]
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in runtime["volumes"]}
     assert volumes[mounts[home]] == {"name": "home", "emptyDir": {}}
@@ -267,3 +271,24 @@ def test_what_outlives_our_namespaces_carries_our_label(ocp: Evaluation) -> None
         for resource in ocp.objects(kind):
             labels = resource.inputs["metadata"].get("labels", {})
             assert labels.get("app.kubernetes.io/part-of") == "maas-platform", resource
+
+
+def test_kuadrant_adds_no_monitors_that_would_count_usage_twice(ocp: Evaluation, stack_of: Any) -> None:
+    """User-workload monitoring reads every monitor: Kuadrant's own Limitador monitor
+    (kuadrant-operator v1.5.2 observability_reconciler.go) beside ours would double every
+    counter the usage rules sum. The plain stacks' Prometheus reads only ours, so theirs stays."""
+    assert ocp.one("Kuadrant", "kuadrant").inputs["spec"]["observability"] == {"enable": False}
+    assert stack_of("dev").one("Kuadrant", "kuadrant").inputs["spec"]["observability"] == {"enable": True}
+
+
+def test_kserve_waits_for_cert_managers_webhook_not_just_its_operator(ocp: Evaluation) -> None:
+    """The Subscription is ready once the CSV exists (operator-lifecycle-manager v0.46.0
+    catalog/operator.go); KServe's chart then creates an Issuer, which cert-manager's webhook
+    must answer: the layer counts as ready when the operator reports that webhook available."""
+    operand = ocp.one("CertManager", "cluster")
+    assert operand.type == "kubernetes:operator.openshift.io/v1alpha1:CertManagerPatch"
+    assert operand.inputs["metadata"]["annotations"]["pulumi.com/waitFor"] == (
+        "condition=cert-manager-webhook-deploymentAvailable"
+    )
+    assert ocp.waits_for(operand, _subscription(ocp, versions.OLM_CERT_MANAGER.package))
+    assert ocp.waits_for(ocp.release("kserve-resources"), operand)

@@ -75,8 +75,33 @@ def test_the_stacks_subscriptions_are_pinned(stack_of: Any) -> None:
             lambda r: r["spec"]["containers"][0]["securityContext"].update(runAsUser=1000),
             "container kserve-container runAsUser 1000",
         ),
+        (
+            "InferenceService",
+            "simulator",
+            lambda i: i["spec"]["predictor"].update(
+                initContainers=[
+                    {
+                        "name": "warm",
+                        "image": "busybox:1.37.0",
+                        "securityContext": {"runAsUser": 1000},
+                        "resources": {
+                            "requests": {"cpu": "10m", "memory": "8Mi"},
+                            "limits": {"cpu": "10m", "memory": "8Mi"},
+                        },
+                    }
+                ]
+            ),
+            "container warm runAsUser 1000",
+        ),
     ],
-    ids=["pod-user", "pod-fsgroup", "container-user", "predictor-user", "runtime-user"],
+    ids=[
+        "pod-user",
+        "pod-fsgroup",
+        "container-user",
+        "predictor-user",
+        "runtime-user",
+        "predictor-init-user",
+    ],
 )
 def test_a_fixed_id_on_openshift_is_refused(
     stack_of: Any, kind: str, name: str, edit: Any, fragment: str

@@ -25,6 +25,7 @@ CRD_OWNERS = {
     # OpenShift: Sail's Istio comes with the Service Mesh operator; OLM and Routes are the
     # cluster's own.
     "sailoperator.io": ("istio-base",),
+    "operator.openshift.io": ("cert-manager",),
     "operators.coreos.com": ("openshift",),
     "route.openshift.io": ("openshift",),
 }
