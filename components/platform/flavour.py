@@ -118,7 +118,7 @@ class Kubernetes:
     name: str = "kubernetes"
 
     def install_chart(self, install: Chart, parent: pulumi.Resource) -> pulumi.Resource:
-        return helm.with_env(install, helm.release(install, parent), parent)
+        return helm.install(install, parent)
 
     def gateway_annotations(self, gateway: GatewayConfig) -> dict[str, str]:
         # Istio reads the Service type of a Gateway's deployment from this annotation
@@ -194,7 +194,7 @@ class OpenShift:
             return _istio(install, parent)
         package = self._packages().get(install.chart)
         if package is None:
-            return helm.with_env(install, helm.release(install, parent), parent)
+            return helm.install(install, parent)
         return olm.subscribe(install, package, self.operators.approval, parent)
 
     def _packages(self) -> dict[versions.HelmChart, versions.OlmPackage]:

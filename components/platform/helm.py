@@ -73,8 +73,13 @@ def release(install: Chart, parent: pulumi.Resource) -> k8s.helm.v3.Release:
     )
 
 
-def with_env(install: Chart, release: pulumi.Resource, parent: pulumi.Resource) -> pulumi.Resource:
-    """The chart's operator with its environment set (OperatorEnv), or the release itself."""
+def install(chart: Chart, parent: pulumi.Resource) -> pulumi.Resource:
+    """The release, and its operator's environment where the chart asks for one (OperatorEnv):
+    what stands for the chart installed."""
+    return _with_env(chart, release(chart, parent), parent)
+
+
+def _with_env(install: Chart, release: pulumi.Resource, parent: pulumi.Resource) -> pulumi.Resource:
     env = install.operator_env
     if env is None:
         return release

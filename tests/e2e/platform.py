@@ -554,10 +554,27 @@ class Live(Platform):
             self.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
     def query(self, expr: str) -> float | None:
+        """One instant query, as the usage export asks it (commands.usage.instant): the stack's
+        Prometheus through a port-forward, or on OpenShift the cluster's Thanos querier through
+        its Route, with the export's token (README "OpenShift")."""
+        from commands import usage
+
+        result = usage.instant(self._prometheus_url(), expr)
+        return float(result[0]["value"][1]) if result else None
+
+    def _prometheus_url(self) -> str:
+        from commands import usage
         from components.platform import monitoring
 
         if self.config.flavour == "openshift":
-            return self._query_thanos(expr)
+            if not os.environ.get(usage.TOKEN_ENV):
+                raise AssertionError(
+                    f"set {usage.TOKEN_ENV} (e.g. $(oc whoami -t)) to query the Thanos querier"
+                )
+            host = self.kubectl(
+                "get", "route", "thanos-querier", "-n", "openshift-monitoring", "-o", "jsonpath={.spec.host}"
+            ).stdout.strip()
+            return f"https://{host}"
         if self._prometheus is None:
             self._prometheus = self._forwards.enter_context(
                 self.forward(
@@ -567,26 +584,7 @@ class Live(Platform):
                 )
             )
         self._prometheus.check()
-        reply = request(
-            self._prometheus.port, "localhost", f"/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-        )
-        body = json.loads(reply.body)
-        assert body["status"] == "success", body
-        result = body["data"]["result"]
-        return float(result[0]["value"][1]) if result else None
-
-    def _query_thanos(self, expr: str) -> float | None:
-        """On OpenShift, through the cluster's Thanos querier and its Route, with the token the
-        usage export uses (README "OpenShift")."""
-        from commands import usage
-
-        if not os.environ.get(usage.TOKEN_ENV):
-            raise AssertionError(f"set {usage.TOKEN_ENV} (e.g. $(oc whoami -t)) to query the Thanos querier")
-        host = self.kubectl(
-            "get", "route", "thanos-querier", "-n", "openshift-monitoring", "-o", "jsonpath={.spec.host}"
-        ).stdout.strip()
-        result = usage.instant(f"https://{host}", expr)
-        return float(result[0]["value"][1]) if result else None
+        return f"http://127.0.0.1:{self._prometheus.port}"
 
     def _ready_replicas(self, component: Component) -> int:
         deployment = self.get(f"deployment/{DEPLOYMENTS[component]}", "-n", self.kuadrant_namespace)

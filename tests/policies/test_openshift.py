@@ -9,10 +9,6 @@ import pytest
 from tests.support.policy_runner import assert_only, edited, violations
 
 
-def _sub(name: str) -> tuple[str, str]:
-    return ("Subscription", name)
-
-
 @pytest.mark.parametrize(
     ("edit", "fragment"),
     [
@@ -26,7 +22,7 @@ def _sub(name: str) -> tuple[str, str]:
 )
 def test_an_unpinned_subscription_is_refused(stack_of: Any, edit: Any, fragment: str) -> None:
     stack = stack_of("ocp")
-    resources = edited(stack, *_sub("rhcl-operator"), edit)
+    resources = edited(stack, "Subscription", "rhcl-operator", edit)
     assert_only(
         violations(stack, resources),
         "operators-pinned",
