@@ -18,7 +18,7 @@ from typing import Any
 import pulumi
 import yaml
 from google.protobuf import json_format
-from pulumi.runtime import mocks, settings
+from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -32,6 +32,8 @@ MAIN = PROJECT_DIR / "__main__.py"
 _SIG = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 _RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+# What an unknown value is on the wire (pulumi sdk/python/lib/pulumi/runtime/rpc.py UNKNOWN).
+UNKNOWN = rpc.UNKNOWN
 
 # Resource types that are Pulumi machinery rather than Kubernetes objects.
 _NOT_OBJECTS = ("kubernetes:helm.sh/", "kubernetes:yaml/", "pulumi:providers:")
@@ -163,7 +165,17 @@ def _provider_urn(resource: Declared) -> list[str]:
 
 
 class _Mocks(mocks.Mocks):
-    """Answers like the engine would after a successful create: outputs echo inputs."""
+    """Answers like the engine would after a successful create: outputs echo inputs.
+
+    In a preview (`preview=True`) a create has not happened: what the provider computes is
+    unknown, and the SDK carries that into every input built from it (e.g. a Secret's
+    `stringData` from a generated password). Computed in a create preview: a Helm release's
+    `status` and `resourceNames` (pulumi-kubernetes provider/pkg/provider/helm_release.go
+    `checkpointRelease`, isPreview), a random resource's `result`.
+    """
+
+    def __init__(self, preview: bool = False) -> None:
+        self.preview = preview
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outputs = dict(args.inputs)
@@ -174,18 +186,21 @@ class _Mocks(mocks.Mocks):
                 "status": "deployed",
                 "version": args.inputs.get("version", ""),
             }
+            if self.preview:
+                outputs["status"] = outputs["resourceNames"] = UNKNOWN
         elif args.typ.startswith("random:index/random"):
             length = int(args.inputs.get("length", 32))
-            outputs["result"] = (f"mock-{args.name}-" * length)[:length]
-        return f"{args.name}-id", outputs
+            outputs["result"] = UNKNOWN if self.preview else (f"mock-{args.name}-" * length)[:length]
+        return ("" if self.preview else f"{args.name}-id"), outputs
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], None]:
         return {}, None
 
 
 class _RecordingMonitor(mocks.MockMonitor):
-    def __init__(self, mock: mocks.Mocks):
+    def __init__(self, mock: _Mocks):
         super().__init__(mock)
+        self.preview = mock.preview
         self.declared: list[Declared] = []
         self.registered: dict[str, frozenset[str]] = {}
 
@@ -198,24 +213,33 @@ class _RecordingMonitor(mocks.MockMonitor):
         if request.type != "pulumi:pulumi:Stack":
             wire = json_format.MessageToDict(request.object)
             secrets: set[str] = set()
+            inputs = _plain(wire, "", secrets)
             self.declared.append(
                 Declared(
                     urn=response.urn,
                     type=request.type,
                     name=request.name,
                     custom=bool(request.custom),
-                    inputs=_plain(wire, "", secrets),
+                    inputs=inputs,
                     secret_paths=frozenset(secrets),
                     parent=request.parent,
                     dependencies=tuple(request.dependencies),
                     provider=request.provider,
-                    outputs=dict(self.resources[response.urn].state),
+                    outputs=self._outputs(response.urn, inputs),
                     aliases=tuple(_alias_urn(response.urn, alias) for alias in request.aliases),
                     replace_on_changes=tuple(request.replaceOnChanges),
                     delete_before_replace=bool(request.deleteBeforeReplace),
                 )
             )
         return response
+
+    def _outputs(self, urn: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """What the engine holds as the resource's outputs. In a preview, a Kubernetes object's
+        are its inputs, unknowns kept (pulumi-kubernetes provider.go `Create`: a preview whose
+        inputs hold unknowns, of a kind not yet served, or of a patch returns the inputs as they
+        came); the mocks' stand for the rest."""
+        state = _plain(dict(self.resources[urn].state), "", set())
+        return {**state, **inputs} if self.preview else state
 
 
 def _alias_urn(urn: str, alias: Any) -> str:
@@ -289,18 +313,20 @@ def evaluate(
     stack: str,
     config: Mapping[str, Any] | None = None,
     secrets: Mapping[str, str] | None = None,
+    preview: bool = False,
 ) -> Evaluation:
     """Runs the program for `stack` with its file's config (or `config`) and records it.
 
     `secrets` are extra config values passed as Pulumi secrets, as `pulumi config set
-    --secret` would.
+    --secret` would. `preview`: as the first preview of a new stack sees it, with what
+    only a create computes still unknown (`UNKNOWN` in inputs and outputs).
     """
     config = stack_config(stack) if config is None else config
     wire = _wire_config(config) | dict(secrets or {})
-    mock = _Mocks()
+    mock = _Mocks(preview)
     monitor = _RecordingMonitor(mock)
     settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mock, project="maas-platform", stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(mock, project="maas-platform", stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(wire, list(secrets or {}))
     error: BaseException | None = None
 

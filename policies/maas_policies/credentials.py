@@ -63,8 +63,11 @@ def _default_credentials(args: ResourceValidationArgs, report: ReportViolation) 
     where = "Helm release" if release else kind
     scanned: list[tuple[str, str]] = []
     if kind in ("Secret", "ConfigMap"):
-        scanned += [(p, v) for p, v in objects.string_leaves(props.get("stringData") or {}, "stringData")]
-        scanned += [(p, _decoded(v)) for p, v in objects.string_leaves(props.get("data") or {}, "data")]
+        # Content a preview cannot know yet is computed by a create (a generated password), so
+        # no literal: it is judged when `pulumi up` checks the resource again with it known.
+        string_data, data = objects.known(props, "stringData"), objects.known(props, "data")
+        scanned += [(p, v) for p, v in objects.string_leaves(string_data or {}, "stringData")]
+        scanned += [(p, _decoded(v)) for p, v in objects.string_leaves(data or {}, "data")]
     for _, _, containers in objects.pod_specs(kind, props):
         for container in containers:
             for env in container.get("env") or []:
@@ -115,7 +118,9 @@ def _keycloak_production(args: ResourceValidationArgs, report: ReportViolation) 
         missing.append("a hostname (spec.hostname.hostname)")
     if not ((spec.get("bootstrapAdmin") or {}).get("user") or {}).get("secret"):
         missing.append("a generated bootstrap admin (spec.bootstrapAdmin.user.secret)")
-    if "start-dev" in str(spec):
+    # Every string of the spec, wherever the operator takes a start command or option from
+    # (str() of the CLI's read-only mapping is its address, not its text).
+    if any("start-dev" in text for _, text in objects.string_leaves(spec)):
         missing.append("production mode (start, not start-dev)")
     if missing:
         problem = f"lacks {', '.join(missing)}"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import PolicyResource, StackValidationArgs
+from pulumi_policy.proxy import UnknownValueError
 
 # Pod templates inside workload kinds: kind -> path of keys to the pod spec.
 _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
@@ -112,16 +113,29 @@ def targets_gpu_nodes(spec: Mapping[str, Any]) -> tuple[bool, bool]:
     return selects, tolerates
 
 
+def known(props: Mapping[str, Any], key: str) -> Any:
+    """props[key], or None where a preview cannot know it: under the CLI, reading a value only a
+    create computes raises UnknownValueError and ends the policy (pulumi_policy/proxy.py,
+    policy.py `Analyze`). A rule that calls this says beside it what it does then."""
+    try:
+        return props.get(key)
+    except UnknownValueError:
+        return None
+
+
 def string_leaves(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """(path, text) of every string inside a nested object, e.g. ("values.grafana.adminPassword", "...")."""
-    if isinstance(value, Mapping):
+    """(path, text) of every string inside a nested object, e.g. ("values.grafana.adminPassword", "...").
+
+    Under the CLI a list arrives as pulumi-policy's `_ListProxy`, a Sequence and not a list
+    (pulumi_policy/proxy.py), so lists are recognised as sequences."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
         for key, item in value.items():
             yield from string_leaves(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
+    elif isinstance(value, Sequence):
         for index, item in enumerate(value):
             yield from string_leaves(item, f"{path}[{index}]")
-    elif isinstance(value, str):
-        yield path, value
 
 
 def refusal(subject: str, problem: str, fix: str) -> str:

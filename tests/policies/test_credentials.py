@@ -45,3 +45,32 @@ def test_keycloak_without_a_database_is_refused_outside_dev(stack_of: Any) -> No
     stack = stack_of("gpu")
     resources = edited(stack, "Keycloak", "keycloak", lambda i: i["spec"].pop("db"))
     assert_only(violations(stack, resources), "keycloak-production-mode", "lacks a database (spec.db)")
+
+
+def test_keycloak_in_dev_mode_is_refused_outside_dev(stack_of: Any) -> None:
+    """start-dev inside a list (the operator's pod template args): under the CLI the spec is a
+    read-only mapping whose str() is its address, so the rule reads every string in it."""
+    stack = stack_of("gpu")
+    containers = [{"name": "keycloak", "args": ["start-dev"]}]
+    resources = edited(
+        stack,
+        "Keycloak",
+        "keycloak",
+        lambda i: i["spec"].update({"unsupported": {"podTemplate": {"spec": {"containers": containers}}}}),
+    )
+    found = violations(stack, resources)
+    assert_only(found, "keycloak-production-mode", "production mode (start, not start-dev)")
+
+
+def test_a_credential_inside_a_list_of_helm_values_is_refused_outside_dev(stack_of: Any) -> None:
+    stack = stack_of("gpu")
+    release = stack.release("monitoring")
+    values = copy.deepcopy(release.inputs["values"])
+    leaked = KNOWN_DEFAULT_CREDENTIALS.pattern.split("|")[0]
+    values["grafana"]["extraContainers"] = [{"name": "sidecar", "env": [{"name": "LOGIN", "value": leaked}]}]
+    resources = replaced(stack.resources, release, {**release.inputs, "values": values})
+    assert_only(
+        violations(stack, resources),
+        "no-default-credentials",
+        "values.grafana.extraContainers[0].env[0].value holds a known default or demo credential",
+    )

@@ -2,20 +2,111 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import pytest
+from pulumi_policy import (
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 
 from components.access import tiers
 from components.config import GATEWAY_NAME, MODEL_HEADER
 from components.pins import upstream
 from components.serving import gateway, models
-from harness.program import PROJECT_DIR, Evaluation, evaluate, stack_names
+from harness.program import PROJECT_DIR, UNKNOWN, Evaluation, evaluate, stack_names
 from maas_policies import POLICIES, access, isolation, metering, objects
 from tests.support import policy_runner
 
 
 def test_every_real_stack_passes_the_pack(stack: Evaluation) -> None:
+    """As on a second `pulumi up`: every value known."""
     assert policy_runner.run(stack) == []
+
+
+@pytest.mark.parametrize("name", stack_names())
+def test_a_first_preview_of_every_stack_passes_and_every_rule_judges_it(name: str) -> None:
+    """As the first `pulumi preview` of a new stack: what only a create computes is unknown.
+    A rule that reads such a value stops with "can't run policy" (an advisory), which fails
+    here unless the rule says what it does then (objects.known)."""
+    preview = evaluate(name, preview=True)
+    assert preview.error is None
+    unknown = [r for r in preview.resources if UNKNOWN in json.dumps(r.inputs)]
+    assert unknown, "a first preview of every stack leaves generated Secrets unknown"
+    assert policy_runner.run(preview) == []
+
+
+def _plain(value: Any) -> Any:
+    """A policy's view as plain data, proxies opened."""
+    if isinstance(value, Mapping):
+        assert not isinstance(value, dict), "the analyzer hands read-only proxies, not dicts"
+        return {k: _plain(value[k]) for k in value}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        assert not isinstance(value, list), "the analyzer hands list proxies, not lists"
+        return [_plain(v) for v in value]
+    assert not isinstance(value, int) or isinstance(value, bool), "numbers arrive as floats"
+    return value
+
+
+def test_each_policy_sees_what_the_analyzer_hands_it(stack_of: Any) -> None:
+    """For one resource of every type: proxies (pulumi_policy/proxy.py), floats (protobuf's
+    Struct has no integers), secrets opened (deserialize.py), the inputs to a resource rule
+    and the outputs to a stack rule; and a read of an unknown ends the rule with its path."""
+    stack = stack_of("dev")
+    sample = list({r.type: r for r in stack.resources}.values())
+    seen: dict[str, Any] = {}
+    seen_stack: dict[str, Any] = {}
+
+    def resource_spy(args: ResourceValidationArgs, _: ReportViolation) -> None:
+        seen[args.urn] = _plain(args.props)
+
+    def stack_spy(args: StackValidationArgs, _: ReportViolation) -> None:
+        seen_stack.update({r.urn: _plain(r.props) for r in args.resources})
+
+    spies = [
+        ResourceValidationPolicy("resource-spy", "sees inputs", resource_spy),
+        StackValidationPolicy("stack-spy", "sees outputs", stack_spy),
+    ]
+    assert policy_runner.run(stack, {}, sample, spies) == []
+    as_struct = functools.partial(json.loads, parse_int=float)
+    for resource in sample:
+        assert seen[resource.urn] == as_struct(json.dumps(resource.inputs)), resource.urn
+        assert seen_stack[resource.urn] == as_struct(json.dumps(resource.outputs)), resource.urn
+    assert any(resource.secret_paths for resource in sample), "the sample carries secrets"
+
+    def reads_string_data(args: ResourceValidationArgs, _: ReportViolation) -> None:
+        args.props.get("stringData")
+
+    preview = evaluate("dev", preview=True)
+    generated = [r for r in preview.resources if r.kind == "Secret" and UNKNOWN in json.dumps(r.inputs)][:1]
+    reader = ResourceValidationPolicy("reader", "reads stringData", reads_string_data)
+    (stopped,) = policy_runner.run(preview, {}, generated, [reader])
+    assert stopped.cannot_run
+    assert stopped.level == "advisory"
+    assert ".stringData can't be known during preview" in stopped.message
+
+
+def test_the_pack_config_is_reconciled_and_validated_as_the_engine_does(stack_of: Any) -> None:
+    """Schema defaults fill what a stack's file leaves out; a value off its schema stops the run."""
+    stack = stack_of("dev")
+    configs: list[Mapping[str, Any]] = []
+    schema = PolicyConfigSchema(properties={"stacks": {"type": "array", "default": ["dev"]}, "why": {}})
+    spy = ResourceValidationPolicy(
+        "config-spy", "reads its config", lambda a, _: configs.append(a.get_config()), config_schema=schema
+    )
+    policy_runner.run(stack, {}, stack.resources[:1], [spy])
+    policy_runner.run(stack, {"config-spy": {"why": "given"}}, stack.resources[:1], [spy])
+    assert configs == [{"stacks": ["dev"]}, {"stacks": ["dev"], "why": "given"}]
+    with pytest.raises(ValueError, match="no-default-credentials: 'dev' is not of type 'array'"):
+        policy_runner.run(stack, {"no-default-credentials": {"devStacks": "dev"}})
 
 
 def test_policies_are_named_described_and_unique() -> None:

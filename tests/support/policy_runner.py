@@ -1,31 +1,44 @@
-"""Runs the policy pack in-process on what a stack declares, as `pulumi preview --policy-pack` would.
+"""Runs the policy pack in-process on what a stack declares, as `pulumi preview --policy-pack`
+hands it to the pack.
 
-Each policy's own `validate` is called: resource policies with the resource's inputs,
-stack policies with every resource's outputs (here, what the mocks answered). The stack
-name the policies read (`pulumi.get_stack()`) is the evaluated stack's.
+The pack's own analyzer servicer (pulumi-policy 1.21.0 `pulumi_policy/policy.py`
+`_PolicyAnalyzerServicer`, the object `PolicyPack` serves over gRPC) is called with the
+requests the engine sends: `Configure` with the stack's `--policy-pack-config`, `Analyze` per
+resource with its inputs, `AnalyzeStack` with every resource's outputs (pulumi/pulumi
+pkg/resource/plugin/analyzer_plugin.go `Analyze`, `AnalyzeStack`: properties marshalled with
+unknowns and secrets kept; pkg/resource/deploy/step_generator.go: the stack check reads
+outputs). So each policy sees what it sees under the CLI: read-only `_DictProxy` and
+`_ListProxy` (pulumi_policy/proxy.py), every number a float (protobuf's Struct), and a read
+of an unknown value ending that policy with an advisory. The stack name the policies read
+comes, as from the CLI, from PULUMI_PROJECT, PULUMI_STACK and PULUMI_DRY_RUN
+(analyzer_plugin.go `constructEnv`; the servicer's `_configure_runtime_settings`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pulumi
-from pulumi_policy import (
-    PolicyCustomTimeouts,
-    PolicyResource,
-    PolicyResourceOptions,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
+import jsonschema
+from google.protobuf import json_format, struct_pb2
+from pulumi.runtime import proto
+from pulumi_policy import EnforcementLevel, Policy
+from pulumi_policy.policy import _PolicyAnalyzerServicer
 
 from harness.program import PROJECT_DIR, Declared, Evaluation
-from maas_policies import POLICIES
+from maas_policies import PACK_NAME, POLICIES
+
+# pulumi sdk/go/common/resource/properties.go: how a secret travels in a property map.
+_SIG, _SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+# What the servicer says when a policy read a value unknown in a preview (policy.py, Analyze).
+CANNOT_RUN = "can't run policy"
+_LEVELS = {proto.ADVISORY: "advisory", proto.MANDATORY: "mandatory", proto.REMEDIATE: "remediate"}
+_CONFIG_LEVELS = {"advisory": proto.ADVISORY, "mandatory": proto.MANDATORY, "disabled": proto.DISABLED}
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,11 @@ class Violation:
     def mandatory(self) -> bool:
         return self.level == "mandatory"
 
+    @property
+    def cannot_run(self) -> bool:
+        """The policy stopped at a value unknown in a preview and judged nothing."""
+        return self.message.startswith(CANNOT_RUN)
+
 
 def pack_config(stack: str) -> dict[str, dict[str, Any]]:
     """The stack's policy config file, as `--policy-pack-config policies/config/<stack>.json` passes it."""
@@ -47,53 +65,120 @@ def pack_config(stack: str) -> dict[str, dict[str, Any]]:
     return config
 
 
-def _options() -> PolicyResourceOptions:
-    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+def wire(value: Any, secret_paths: frozenset[str] = frozenset(), path: str = "") -> Any:
+    """A property value as the engine marshals it: secrets wrapped in their signature."""
+    if isinstance(value, Mapping):
+        out: Any = {k: wire(v, secret_paths, f"{path}.{k}" if path else k) for k, v in value.items()}
+    elif isinstance(value, list):
+        out = [wire(v, secret_paths, f"{path}[{i}]") for i, v in enumerate(value)]
+    else:
+        out = value
+    return {_SIG: _SECRET_SIG, "value": out} if path and path in secret_paths else out
 
 
-def _reporter(report: Callable[[str, str | None], None], urn: str) -> Callable[[str, str | None], None]:
-    """A resource policy's callback: violations are about the resource being validated."""
+def _struct(props: Mapping[str, Any], secret_paths: frozenset[str]) -> struct_pb2.Struct:
+    return json_format.ParseDict(wire(props, secret_paths), struct_pb2.Struct())
 
-    def reporter(message: str, _: str | None = None) -> None:
-        report(message, urn)
 
-    return reporter
+def _configure(servicer: _PolicyAnalyzerServicer, config: Mapping[str, Mapping[str, Any]]) -> None:
+    """Configures the pack as the engine does: every policy's level and its schema's defaults
+    from the pack's own info, the stack's file over them (`all` first), each policy's
+    properties validated against its schema, all of it sent to `Configure` (pulumi/pulumi
+    pkg/resource/analyzer/config.go `ReconcilePolicyPackConfig`, `applyConfig`,
+    `validatePolicyConfig`). An invalid file stops the run, as it stops the CLI's."""
+    info = servicer.GetAnalyzerInfo(None, None)
+    levels = {p.name: p.enforcementLevel for p in info.policies}
+    schemas = {p.name: json_format.MessageToDict(p.configSchema) for p in info.policies}
+    properties = {
+        name: {k: v["default"] for k, v in schema.get("properties", {}).items() if "default" in v}
+        for name, schema in schemas.items()
+    }
+    given = dict(config)
+    if "all" in given and "enforcementLevel" in given["all"]:
+        levels = dict.fromkeys(levels, _CONFIG_LEVELS[str(given["all"]["enforcementLevel"])])
+    for name, settings in given.items():
+        if "enforcementLevel" in settings:
+            levels[name] = _CONFIG_LEVELS[str(settings["enforcementLevel"])]
+        properties.setdefault(name, {}).update({k: v for k, v in settings.items() if k != "enforcementLevel"})
+    validators = {n: jsonschema.Draft7Validator({"type": "object", **s}) for n, s in schemas.items() if s}
+    errors = [
+        f"{name}: {error.message}"
+        for name, validator in validators.items()
+        for error in validator.iter_errors(properties.get(name))
+    ]
+    if errors:
+        raise ValueError(f"policy pack configuration is invalid: {', '.join(errors)}")
+    request = proto.ConfigureAnalyzerRequest()
+    for name, level in levels.items():
+        request.policyConfig[name].enforcementLevel = level
+        request.policyConfig[name].properties.update(properties.get(name, {}))
+    servicer.Configure(request, None)
+
+
+@contextlib.contextmanager
+def _cli_environment(stack: str) -> Iterator[None]:
+    keys = {"PULUMI_PROJECT": "maas-platform", "PULUMI_STACK": stack, "PULUMI_DRY_RUN": "true"}
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(keys)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _violations(response: Any, descriptions: Mapping[str, str]) -> list[Violation]:
+    """The response's diagnostics, each message without the description the servicer puts first."""
+    found = []
+    for diagnostic in response.diagnostics:
+        message = diagnostic.message.removeprefix(descriptions[diagnostic.policyName]).lstrip("\n")
+        level = _LEVELS[diagnostic.enforcementLevel]
+        found.append(Violation(diagnostic.policyName, level, message, diagnostic.urn or None))
+    return found
 
 
 def run(
     result: Evaluation,
     config: Mapping[str, Mapping[str, Any]] | None = None,
     resources: Sequence[Declared] | None = None,
+    policies: Sequence[Policy] = POLICIES,
 ) -> list[Violation]:
     """Every violation the pack reports for `resources` (default: everything the stack declares)."""
     config = pack_config(result.stack) if config is None else config
     declared = list(result.resources if resources is None else resources)
-    pulumi.runtime.configure(
-        pulumi.runtime.Settings(project="maas-platform", stack=result.stack, dry_run=True)
-    )
+    # A rule without a level of its own is advisory, as `PolicyPack` defaults it (policy.py).
+    servicer = _PolicyAnalyzerServicer(PACK_NAME, "0.0.1", list(policies), EnforcementLevel.ADVISORY)
+    _configure(servicer, config)
+    descriptions = {p.name: p.description for p in policies}
     found: list[Violation] = []
-    for policy in POLICIES:
-        settings = dict(config.get(policy.name, {}))
-        default = policy.enforcement_level.value if policy.enforcement_level else "advisory"
-        level = str(settings.pop("enforcementLevel", default))
-        if level == "disabled":
-            continue
-
-        def report(message: str, urn: str | None = None, name: str = policy.name, lvl: str = level) -> None:
-            found.append(Violation(name, lvl, message, urn))
-
-        if isinstance(policy, ResourceValidationPolicy):
-            for resource in declared:
-                args = ResourceValidationArgs(
-                    resource.type, resource.inputs, resource.urn, resource.name, _options(), None, settings
+    with _cli_environment(result.stack):
+        for resource in declared:
+            request = proto.AnalyzeRequest(
+                urn=resource.urn,
+                type=resource.type,
+                name=resource.name,
+                properties=_struct(resource.inputs, resource.secret_paths),
+                options=proto.AnalyzerResourceOptions(parent=resource.parent),
+            )
+            found += _violations(servicer.Analyze(request, None), descriptions)
+        stack = proto.AnalyzeStackRequest(
+            resources=[
+                proto.AnalyzerResource(
+                    urn=r.urn,
+                    type=r.type,
+                    name=r.name,
+                    properties=_struct(r.outputs or r.inputs, r.secret_paths),
+                    options=proto.AnalyzerResourceOptions(parent=r.parent),
+                    parent=r.parent,
+                    dependencies=list(r.dependencies),
                 )
-                policy.validate(args, _reporter(report, resource.urn))
-        elif isinstance(policy, StackValidationPolicy):
-            stack = [
-                PolicyResource(r.type, r.outputs or r.inputs, r.urn, r.name, _options(), None, None, [], {})
                 for r in declared
             ]
-            policy.validate(StackValidationArgs(stack, settings), report)
+        )
+        found += _violations(servicer.AnalyzeStack(stack, None), descriptions)
     return found
 
 
