@@ -135,6 +135,12 @@ class ClusterAccess(pulumi.ComponentResource):
             kubeconfig=os.path.expanduser(kubeconfig) if kubeconfig else None,
             namespace=namespace,
             enable_server_side_apply=True,
+            # A ConfigMap or Secret whose data changes is updated in place, not deleted and made
+            # again under the same name, which leaves seconds with no object (pulumi-kubernetes
+            # provider/pkg/provider/diff.go forceNewProperties, provider.go Diff
+            # deleteBeforeReplace). Readers that load them once roll on a digest of the content.
+            enable_config_map_mutable=True,
+            enable_secret_mutable=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
 

@@ -8,6 +8,8 @@ policy pack, so the pack checks the release's pins and values instead.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,9 +23,10 @@ from components.pins.versions import HelmChart
 @dataclass(frozen=True, kw_only=True)
 class OperatorEnv:
     """Settings an operator reads from its environment only, which its chart takes no value
-    for: where the chart is installed, a server-side apply patch of its Deployment owning just
-    these variables (Pulumi name `name`); where OLM installs the operator, its Subscription's
-    `config.env` (OLM puts it into the operator's containers and reverts other edits)."""
+    for: where the chart is installed, a ConfigMap of them and a server-side apply patch of the
+    Deployment (Pulumi name `name`) owning only the container's `envFrom`, which names it; where
+    OLM installs the operator, its Subscription's `config.env` (OLM puts it into the operator's
+    containers and reverts other edits)."""
 
     name: str
     deployment: str
@@ -83,6 +86,19 @@ def _with_env(install: Chart, release: pulumi.Resource, parent: pulumi.Resource)
     env = install.operator_env
     if env is None:
         return release
+    values = k8s.core.v1.ConfigMap(
+        f"{env.name}-values",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=env_config_map(env), namespace=install.namespace),
+        data=dict(env.values),
+        immutable=True,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[release]),
+    )
+    # `envFrom`, which the chart leaves empty, rather than entries of its `env`: pulumi-kubernetes
+    # diffs a patch against the live object pruned to the patch's shape, list items by position
+    # (provider/pkg/provider/util.go pruneSlice), and server-side apply keeps the chart's env
+    # entries before ours (structured-merge-diff v6.4.2 typed/merge.go visitListItems), so
+    # entries of ours would be compared with the chart's and differ on every run.
+    # tests/platform/test_base_layers.py::test_a_second_up_proposes_no_change_to_the_operator_env
     return k8s.apps.v1.DeploymentPatch(
         env.name,
         metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=env.deployment, namespace=install.namespace),
@@ -92,7 +108,13 @@ def _with_env(install: Chart, release: pulumi.Resource, parent: pulumi.Resource)
                     containers=[
                         k8s.core.v1.ContainerPatchArgs(
                             name=env.container,
-                            env=[k8s.core.v1.EnvVarPatchArgs(name=k, value=v) for k, v in env.values.items()],
+                            env_from=[
+                                k8s.core.v1.EnvFromSourcePatchArgs(
+                                    config_map_ref=k8s.core.v1.ConfigMapEnvSourcePatchArgs(
+                                        name=values.metadata.name
+                                    )
+                                )
+                            ],
                         )
                     ]
                 )
@@ -100,3 +122,11 @@ def _with_env(install: Chart, release: pulumi.Resource, parent: pulumi.Resource)
         ),
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[release]),
     )
+
+
+def env_config_map(env: OperatorEnv) -> str:
+    """The ConfigMap of the operator's settings, named by its content: a change makes a new one,
+    which changes the Deployment's pod template (the operator restarts on it) and leaves the
+    old in place until the new is in use, where an edit in place would restart nothing."""
+    digest = hashlib.sha256(json.dumps(dict(env.values), sort_keys=True).encode()).hexdigest()
+    return f"{env.deployment}-env-{digest[:10]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from components.platform import kuadrant
 from harness.program import Declared, Evaluation, evaluate, stack_config, typed_config
+from tests.support import k8s_diff
 from tests.support.configs import evaluate_variant
 from tests.support.upstream import CRD_OWNERS
 
@@ -180,13 +182,97 @@ def test_istio_charts_are_told_a_namespace_other_than_istio_system() -> None:
 
 
 def _operator_env(stack: Evaluation) -> dict[str, str]:
+    """The variables the operator's container takes from the ConfigMap its patch names."""
     patch = stack.one("Deployment", kuadrant.OPERATOR_DEPLOYMENT)
     assert patch.type == "kubernetes:apps/v1:DeploymentPatch", (
         "the chart's Deployment, patched, not a second one"
     )
     (container,) = patch.inputs["spec"]["template"]["spec"]["containers"]
     assert container["name"] == kuadrant.OPERATOR_CONTAINER
-    return {e["name"]: e["value"] for e in container["env"]}
+    assert set(container) == {"name", "envFrom"}, "the patch owns the container's envFrom alone"
+    ((source,),) = [container["envFrom"]]
+    config_map = stack.one("ConfigMap", source["configMapRef"]["name"], patch.namespace)
+    assert config_map.inputs["immutable"] is True
+    assert stack.waits_for(patch, config_map)
+    return dict(config_map.inputs["data"])
+
+
+# The operator's Deployment as kuadrant-operator v1.5.2's chart renders it
+# (charts/kuadrant-operator/templates/manifests.yaml, a chart with no values): the fields a
+# patch of its container meets, with the seven env entries in their order.
+_CHART_OPERATOR: dict[str, Any] = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": kuadrant.OPERATOR_DEPLOYMENT, "labels": {"app": "kuadrant"}},
+    "spec": {
+        "replicas": 1,
+        "template": {
+            "metadata": {"labels": {"app": "kuadrant", "control-plane": "controller-manager"}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": kuadrant.OPERATOR_CONTAINER,
+                        "args": ["--leader-elect"],
+                        "command": ["/manager"],
+                        "env": [
+                            {"name": "EXTENSIONS_DIR", "value": "/extensions"},
+                            {"name": "EXTENSIONS_DESCRIPTOR_SERVICE_PORT", "value": "50051"},
+                            {"name": "RELATED_IMAGE_WASMSHIM", "value": "quay.io/kuadrant/wasm-shim:v0.14.1"},
+                            {
+                                "name": "RELATED_IMAGE_DEVELOPERPORTAL",
+                                "value": "quay.io/kuadrant/developer-portal-controller:v0.2.1",
+                            },
+                            {
+                                "name": "RELATED_IMAGE_CONSOLE_PLUGIN_LATEST",
+                                "value": "quay.io/kuadrant/console-plugin:v0.4.1",
+                            },
+                            {
+                                "name": "RELATED_IMAGE_CONSOLE_PLUGIN_PF5",
+                                "value": "quay.io/kuadrant/console-plugin:v0.1.5-2",
+                            },
+                            {
+                                "name": "OPERATOR_NAMESPACE",
+                                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                            },
+                        ],
+                        "image": "quay.io/kuadrant/kuadrant-operator:v1.5.2",
+                    }
+                ],
+                "serviceAccountName": "kuadrant-operator-controller-manager",
+            },
+        },
+    },
+}
+
+
+def _proposed_on_a_second_up(patch: dict[str, Any]) -> dict[str, Any]:
+    """What the provider's diff proposes once the chart's Deployment carries the applied patch,
+    with the same inputs again (tests/support/k8s_diff.py)."""
+    chart = copy.deepcopy(_CHART_OPERATOR)
+    chart["metadata"]["namespace"] = patch["metadata"]["namespace"]
+    return k8s_diff.diff(k8s_diff.apply(chart, patch), patch, patch)
+
+
+def test_a_second_up_proposes_no_change_to_the_operator_env(kubernetes_stack: Evaluation) -> None:
+    """`make converged` (--expect-no-changes) fails on a patch the provider diffs on every run."""
+    patch = kubernetes_stack.one("Deployment", kuadrant.OPERATOR_DEPLOYMENT)
+    assert _proposed_on_a_second_up(patch.inputs) == {}
+
+
+def test_the_diff_model_sees_an_env_patch_differ_on_every_run() -> None:
+    """The oracle above is not blind: entries of the chart's own `env` list, applied after the
+    chart's seven, are compared by position with the chart's first ones and always differ."""
+    containers = [
+        {"name": kuadrant.OPERATOR_CONTAINER, "env": [{"name": "AUTH_SERVICE_FAILURE_MODE", "value": "deny"}]}
+    ]
+    env_patch = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": kuadrant.OPERATOR_DEPLOYMENT, "namespace": "kuadrant-system"},
+        "spec": {"template": {"spec": {"containers": containers}}},
+    }
+    proposed = _proposed_on_a_second_up(env_patch)
+    assert proposed == {"spec": {"template": {"spec": {"containers": containers}}}}
 
 
 @pytest.mark.parametrize(("stack_name", "limits"), [("dev", "allow"), ("dev-oidc", "deny"), ("gpu", "deny")])

@@ -1,0 +1,46 @@
+"""What a config change costs on a running platform: no object the program declares goes away
+for the seconds between a delete and a create when only its content changes."""
+
+from __future__ import annotations
+
+import re
+
+from harness.program import Evaluation
+from tests.support import k8s_diff
+from tests.support.configs import evaluate_variant
+
+# A name that ends in a digest of the content (components/platform/helm.py env_config_map).
+_VERSIONED = re.compile(r"-[0-9a-f]{10}$")
+
+
+def _provider(stack: Evaluation, urn_and_id: str) -> dict[str, object]:
+    found = stack.by_urn(urn_and_id.rsplit("::", 1)[0]) if urn_and_id else None
+    return found.inputs if found is not None else {}
+
+
+def test_configmaps_and_secrets_change_in_place_or_under_a_new_name(stack: Evaluation) -> None:
+    """A ConfigMap or Secret that the provider would replace on a data change is immutable and
+    named by its content, so a change creates the new one before the old one goes."""
+    deleted_first = [
+        str(declared)
+        for declared in stack.objects("ConfigMap") + stack.objects("Secret")
+        if k8s_diff.replaced_on_data_change(declared.inputs, _provider(stack, declared.provider))
+        and not (
+            declared.inputs.get("immutable") is True and re.search(r"-[0-9a-f]{10}$", declared.object_name)
+        )
+    ]
+    assert deleted_first == []
+
+
+def test_new_failure_modes_make_a_new_configmap_that_the_operator_rolls_onto() -> None:
+    def operator_env(stack: Evaluation) -> str:
+        patch = stack.one("Deployment", "kuadrant-operator-controller-manager")
+        (container,) = patch.inputs["spec"]["template"]["spec"]["containers"]
+        return str(container["envFrom"][0]["configMapRef"]["name"])
+
+    open_ = evaluate_variant("dev", {"maas:limitador": {"failureMode": "open"}})
+    closed = evaluate_variant("dev", {"maas:limitador": {"failureMode": "closed"}})
+    assert operator_env(open_) != operator_env(closed)
+    for stack in (open_, closed):
+        made = stack.one("ConfigMap", operator_env(stack))
+        assert k8s_diff.replaced_on_data_change(made.inputs, _provider(stack, made.provider))
