@@ -138,7 +138,8 @@ class ClusterAccess(pulumi.ComponentResource):
             # A ConfigMap or Secret whose data changes is updated in place, not deleted and made
             # again under the same name, which leaves seconds with no object (pulumi-kubernetes
             # provider/pkg/provider/diff.go forceNewProperties, provider.go Diff
-            # deleteBeforeReplace). Readers that load them once roll on a digest of the content.
+            # deleteBeforeReplace). Readers that load one at start and whose content follows the
+            # stack file roll on a digest of it (docs/upgrades.md).
             enable_config_map_mutable=True,
             enable_secret_mutable=True,
             opts=pulumi.ResourceOptions(parent=self),

@@ -199,7 +199,9 @@ def _operator_env(stack: Evaluation) -> dict[str, str]:
 
 # The operator's Deployment as kuadrant-operator v1.5.2's chart renders it
 # (charts/kuadrant-operator/templates/manifests.yaml, a chart with no values): the fields a
-# patch of its container meets, with the seven env entries in their order.
+# patch of its container meets, with the seven env entries in their order. Containers are
+# pruned by position too: the patch converges while `manager` is the chart's first container
+# (its only one at v1.5.2); a chart that put a sidecar first would bring the diff back.
 _CHART_OPERATOR: dict[str, Any] = {
     "apiVersion": "apps/v1",
     "kind": "Deployment",
@@ -335,3 +337,14 @@ def test_limitador_switches_to_the_deployed_redis_only_once_it_is_up(stack_of: A
     """Limitador exits when it cannot reach its Redis at start."""
     stack = stack_of("gpu")
     assert stack.waits_for(stack.one("Limitador", "limitador"), stack.one("StatefulSet", "limitador-redis"))
+
+
+def test_the_list_merge_follows_server_side_apply() -> None:
+    """structured-merge-diff visitListItems: live order kept, shared items merged in place, a
+    new item before the next shared one, the rest at the end; atomic lists replaced."""
+    live = {"env": [{"name": "A"}, {"name": "B", "value": "1"}], "args": ["x"]}
+    applied = {"env": [{"name": "X"}, {"name": "B", "value": "2"}, {"name": "Y"}], "args": ["y"]}
+    assert k8s_diff.apply(live, applied) == {
+        "env": [{"name": "A"}, {"name": "X"}, {"name": "B", "value": "2"}, {"name": "Y"}],
+        "args": ["y"],
+    }

@@ -9,9 +9,11 @@ would see a change.
   normalised by a typed round trip pruned back to their own shape (`normalizeInputs`), which
   changes nothing in the objects compared here.
 - `apply`: the API server's merge of an applied configuration into the live object
-  (kubernetes-sigs/structured-merge-diff v6.4.2 `typed/merge.go` `visitListItems`): maps
-  merge; a list keyed by `name` (containers, env) keeps the live items in their order, merges
-  the shared ones in place and appends the new ones; any other list is atomic and replaced.
+  (kubernetes-sigs/structured-merge-diff v6.4.2 `typed/merge.go` `visitListItems`, the same
+  since v4.4.1): maps merge; a keyed list keeps the live items in their order, merges the
+  shared ones in place and puts each new one before the next shared item (at the end when
+  none follows); any other list is atomic and replaced. Shared items the applied list
+  reorders are not modelled.
 """
 
 from __future__ import annotations
@@ -20,9 +22,16 @@ import copy
 import json
 from typing import Any
 
-# List fields of a pod spec keyed by `name` (`+listType=map`, `+listMapKey=name` in
-# k8s.io/api core/v1 types.go); `envFrom` and `args` are atomic.
-KEYED_BY_NAME = frozenset({"containers", "initContainers", "env", "ports", "volumes", "volumeMounts"})
+# Keyed list fields of a pod spec and their keys (`+listType=map`, `+listMapKey` in k8s.io/api
+# core/v1 types.go); any other list, `envFrom` and `args` among them, is atomic.
+LIST_KEYS: dict[str, tuple[str, ...]] = {
+    "containers": ("name",),
+    "initContainers": ("name",),
+    "env": ("name",),
+    "volumes": ("name",),
+    "ports": ("containerPort", "protocol"),
+    "volumeMounts": ("mountPath",),
+}
 
 
 def prune_map(source: dict[str, Any] | None, target: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -103,13 +112,35 @@ def apply(live: Any, applied: Any, field: str = "") -> Any:
         for key, value in applied.items():
             merged[key] = apply(live[key], value, key) if key in live else copy.deepcopy(value)
         return merged
-    if isinstance(live, list) and isinstance(applied, list) and field in KEYED_BY_NAME:
-        new = {item["name"]: item for item in applied}
-        merged_list = [
-            apply(item, new.pop(item["name"]), field) if item["name"] in new else item for item in live
-        ]
-        return merged_list + [copy.deepcopy(item) for item in applied if item["name"] in new]
+    if isinstance(live, list) and isinstance(applied, list) and field in LIST_KEYS:
+        return _merge_keyed(live, applied, field)
     return copy.deepcopy(applied)
+
+
+def _merge_keyed(live: list[Any], applied: list[Any], field: str) -> list[Any]:
+    def key(item: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(item.get(k) for k in LIST_KEYS[field])
+
+    live_keys = {key(item) for item in live}
+    applied_keys = [key(item) for item in applied]
+    out: list[Any] = []
+    next_applied = 0
+    for item in live:
+        if key(item) not in applied_keys:
+            out.append(item)
+            continue
+        while applied_keys[next_applied] != key(item):
+            if applied_keys[next_applied] not in live_keys:
+                out.append(copy.deepcopy(applied[next_applied]))
+            next_applied += 1
+        out.append(apply(item, applied[next_applied], field))
+        next_applied += 1
+    out += [
+        copy.deepcopy(a)
+        for a, k in zip(applied[next_applied:], applied_keys[next_applied:], strict=True)
+        if k not in live_keys
+    ]
+    return out
 
 
 def replaced_on_data_change(obj: dict[str, Any], provider: dict[str, Any]) -> bool:

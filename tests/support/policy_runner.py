@@ -4,18 +4,25 @@ hands it to the pack.
 The pack's own analyzer servicer (pulumi-policy 1.21.0 `pulumi_policy/policy.py`
 `_PolicyAnalyzerServicer`, the object `PolicyPack` serves over gRPC) is called with the
 requests the engine sends: `Configure` with the stack's `--policy-pack-config`, `Analyze` per
-resource with its inputs, `AnalyzeStack` with every resource's outputs (pulumi/pulumi
-pkg/resource/plugin/analyzer_plugin.go `Analyze`, `AnalyzeStack`: properties marshalled with
-unknowns and secrets kept; pkg/resource/deploy/step_generator.go: the stack check reads
-outputs). So each policy sees what it sees under the CLI: read-only `_DictProxy` and
+resource with what the provider's Check made of its inputs, `AnalyzeStack` with every
+resource's outputs (pulumi/pulumi pkg/resource/deploy/step_generator.go; pkg/resource/plugin/
+analyzer_plugin.go `Analyze`, `AnalyzeStack`: properties marshalled with unknowns and secrets
+kept). So each policy sees what it sees under the CLI: read-only `_DictProxy` and
 `_ListProxy` (pulumi_policy/proxy.py), every number a float (protobuf's Struct), and a read
 of an unknown value ending that policy with an advisory. The stack name the policies read
 comes, as from the CLI, from PULUMI_PROJECT, PULUMI_STACK and PULUMI_DRY_RUN
 (analyzer_plugin.go `constructEnv`; the servicer's `_configure_runtime_settings`).
+
+Read at pulumi/pulumi 3.260 (development), older than the CLI README names. Left out, because
+no rule reads them: the provider resource, property dependencies, resource options other
+than the parent, the root Stack resource, PULUMI_ORGANIZATION, PULUMI_CONFIG and the stack's
+tags. Of the provider's Check only the Secret step is modelled (`checked`); its typed round
+trip of built-in kinds (canonical quantities) is not.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import json
@@ -30,7 +37,7 @@ from pulumi.runtime import proto
 from pulumi_policy import EnforcementLevel, Policy
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
-from harness.program import PROJECT_DIR, Declared, Evaluation
+from harness.program import PROJECT_DIR, UNKNOWN, Declared, Evaluation
 from maas_policies import PACK_NAME, POLICIES
 
 # pulumi sdk/go/common/resource/properties.go: how a secret travels in a property map.
@@ -38,7 +45,12 @@ _SIG, _SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75f
 # What the servicer says when a policy read a value unknown in a preview (policy.py, Analyze).
 CANNOT_RUN = "can't run policy"
 _LEVELS = {proto.ADVISORY: "advisory", proto.MANDATORY: "mandatory", proto.REMEDIATE: "remediate"}
-_CONFIG_LEVELS = {"advisory": proto.ADVISORY, "mandatory": proto.MANDATORY, "disabled": proto.DISABLED}
+_CONFIG_LEVELS = {
+    "advisory": proto.ADVISORY,
+    "mandatory": proto.MANDATORY,
+    "remediate": proto.REMEDIATE,
+    "disabled": proto.DISABLED,
+}
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,7 @@ def _struct(props: Mapping[str, Any], secret_paths: frozenset[str]) -> struct_pb
     return json_format.ParseDict(wire(props, secret_paths), struct_pb2.Struct())
 
 
-def _configure(servicer: _PolicyAnalyzerServicer, config: Mapping[str, Mapping[str, Any]]) -> None:
+def _configure(servicer: _PolicyAnalyzerServicer, config: Mapping[str, Any]) -> None:
     """Configures the pack as the engine does: every policy's level and its schema's defaults
     from the pack's own info, the stack's file over them (`all` first), each policy's
     properties validated against its schema, all of it sent to `Configure` (pulumi/pulumi
@@ -93,7 +105,8 @@ def _configure(servicer: _PolicyAnalyzerServicer, config: Mapping[str, Mapping[s
         name: {k: v["default"] for k, v in schema.get("properties", {}).items() if "default" in v}
         for name, schema in schemas.items()
     }
-    given = dict(config)
+    # An entry may be a level alone (pkg/resource/analyzer/config.go parsePolicyPackConfig).
+    given = {k: {"enforcementLevel": v} if isinstance(v, str) else v for k, v in config.items()}
     if "all" in given and "enforcementLevel" in given["all"]:
         levels = dict.fromkeys(levels, _CONFIG_LEVELS[str(given["all"]["enforcementLevel"])])
     for name, settings in given.items():
@@ -140,9 +153,28 @@ def _violations(response: Any, descriptions: Mapping[str, str]) -> list[Violatio
     return found
 
 
+def checked(resource: Declared) -> tuple[dict[str, Any], frozenset[str]]:
+    """A resource's inputs as the provider's Check returns them, which is what resource rules
+    see, with their secret paths. pulumi-kubernetes (provider.go Check, normalizeInputs;
+    clients/unstructured.go normalizeSecretStringData) moves a Secret's known `stringData` into
+    `data`, base64-encoded; inputs holding an unknown are left as they are."""
+    inputs = resource.inputs
+    string_data = inputs.get("stringData")
+    if resource.kind != "Secret" or not string_data or UNKNOWN in json.dumps(inputs):
+        return inputs, resource.secret_paths
+    encoded = {k: base64.b64encode(str(v).encode()).decode() for k, v in string_data.items()}
+    normalized = {k: v for k, v in inputs.items() if k != "stringData"}
+    normalized["data"] = {**(inputs.get("data") or {}), **encoded}
+    moved = frozenset(
+        "data" + path.removeprefix("stringData") if path.startswith("stringData") else path
+        for path in resource.secret_paths
+    )
+    return normalized, moved
+
+
 def run(
     result: Evaluation,
-    config: Mapping[str, Mapping[str, Any]] | None = None,
+    config: Mapping[str, Any] | None = None,
     resources: Sequence[Declared] | None = None,
     policies: Sequence[Policy] = POLICIES,
 ) -> list[Violation]:
@@ -160,7 +192,7 @@ def run(
                 urn=resource.urn,
                 type=resource.type,
                 name=resource.name,
-                properties=_struct(resource.inputs, resource.secret_paths),
+                properties=_struct(*checked(resource)),
                 options=proto.AnalyzerResourceOptions(parent=resource.parent),
             )
             found += _violations(servicer.Analyze(request, None), descriptions)
