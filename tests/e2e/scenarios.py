@@ -439,9 +439,13 @@ def metering_matches_traffic(p: Platform, shared: bool = False) -> None:
             key.requests += 1
             key.tokens += usage_tokens(reply, "stream" in extra)
         selector = f'{{user="{key.user}", tier="{tier}", model="{model.name}"}}'
-        # Rules run every evaluation interval (30s) after a scrape: a bounded wait.
-        p.until(lambda: p.query(f"maas:requests:total{selector}") == key.requests, 180, "requests metered")
-        assert p.query(f"maas:tokens:total{selector}") == key.tokens
+        # Rules run every evaluation interval (30s) after a scrape: a bounded wait. What they
+        # recorded per evaluation, summed as the export sums them.
+        requests, tokens = (
+            f"sum(sum_over_time(maas:{m}:increase{selector}[1h]))" for m in ("requests", "tokens")
+        )
+        p.until(lambda: p.query(requests) == key.requests, 180, "requests metered")
+        assert p.query(tokens) == key.tokens
 
 
 def kuadrant_reports_ready(p: Platform) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.metering import chargeback
 from harness.program import Evaluation, stack_config, typed_config
 from tests.support.prometheus import declared_rules
 
@@ -71,36 +72,37 @@ def _scenario(stack: Evaluation) -> tuple[list[dict[str, str]], list[dict[str, A
         "bob": (bob_tier, 5, 500, {}),
     }
     currency = stack_config(stack.stack).get("maas:prices", {}).get("currency", "USD")
-    tests: list[dict[str, Any]] = []
-    for metric, pick in (("maas:requests:total", 1), ("maas:tokens:total", 2)):
-        samples = [
-            {"labels": f'{metric}{{user="{u}", tier="{t[0]}", model="{model}"}}', "value": t[pick]}
-            for u, t in expected.items()
-        ]
-        tests.append({"expr": metric, "eval_time": "1m", "exp_samples": samples})
+
+    def over_the_run(metric: str, samples: list[tuple[str, Any]]) -> dict[str, Any]:
+        """What the recorded series add up to over the whole run (as the export sums them)."""
+        return {
+            "expr": f"sum_over_time({metric}[30m])",
+            "eval_time": "30m",
+            "exp_samples": [{"labels": f"{{{labels}}}", "value": value} for labels, value in samples],
+        }
+
+    tests: list[dict[str, Any]] = [
+        over_the_run(
+            metric,
+            [(f'user="{u}", tier="{t[0]}", model="{model}"', t[pick]) for u, t in expected.items()],
+        )
+        for metric, pick in ((chargeback.REQUESTS, 1), (chargeback.TOKENS, 2))
+    ]
     tests.append(
-        {
-            "expr": "maas:rejected_requests:total",
-            "eval_time": "1m",
-            "exp_samples": [
-                {
-                    "labels": (
-                        f'maas:rejected_requests:total{{user="alice", tier="{alice_tier}", '
-                        f'model="{model}", limit="{k}"}}'
-                    ),
-                    "value": v,
-                }
+        over_the_run(
+            chargeback.REJECTED,
+            [
+                (f'user="alice", tier="{alice_tier}", model="{model}", limit="{k}"', v)
                 for k, v in expected["alice"][3].items()
             ],
-        }
+        )
     )
     cost_samples = []
     for user, (tier, requests, tokens, _) in expected.items():
         per_request, per_1k = _price(stack.stack, tier, model)
         cost = requests * per_request + tokens / 1000 * per_1k
-        labels = f'user="{user}", tier="{tier}", model="{model}", currency="{currency}"'
-        cost_samples.append({"labels": f"maas:cost:total{{{labels}}}", "value": cost})
-    tests.append({"expr": "maas:cost:total", "eval_time": "1m", "exp_samples": cost_samples})
+        cost_samples.append((f'user="{user}", tier="{tier}", model="{model}", currency="{currency}"', cost))
+    tests.append(over_the_run(chargeback.COST, cost_samples))
     return series, tests
 
 
@@ -111,7 +113,7 @@ def test_usage_and_cost_from_limitador_shaped_counters(
     series, expressions = _scenario(stack)
     unit = {
         "rule_files": ["rules.yml"],
-        "evaluation_interval": "1m",
+        "evaluation_interval": chargeback.INTERVAL,
         "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": expressions}],
     }
     (tmp_path / "test.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
@@ -180,7 +182,7 @@ def test_alerts_fire_when_a_component_is_down_or_a_tier_is_throttled(
             stack, throttled, "MaasTierThrottled", "25m", "5m", {"severity": "warning", "tier": tier}
         ),
     ]
-    unit = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": cases}
+    unit = {"rule_files": ["rules.yml"], "evaluation_interval": chargeback.INTERVAL, "tests": cases}
     (tmp_path / "alerts.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
     tested = _promtool(promtool, "test", "rules", "alerts.yml", cwd=tmp_path)
     assert tested.returncode == 0, tested.stdout + tested.stderr

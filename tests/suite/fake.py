@@ -409,7 +409,7 @@ class FakeGateway:
         ] if with_usage else 0
 
     def query(self, expr: str) -> float | None:
-        metric = re.fullmatch(r"(maas:requests:total|maas:tokens:total)\{(.*)\}", expr)
+        metric = re.fullmatch(r"sum\(sum_over_time\(maas:(requests|tokens):increase\{(.*)\}\[1h\]\)\)", expr)
         if metric:
             labels = dict(re.findall(r'(\w+)="([^"]*)"', metric.group(2)))
             found = self.metered.get((labels["user"], labels["tier"], labels["model"]))
@@ -418,7 +418,7 @@ class FakeGateway:
             requests, tokens = found
             if self.faults.metering_drops_warmup:
                 requests -= 1
-            return float(requests if metric.group(1) == "maas:requests:total" else tokens)
+            return float(requests if metric.group(1) == "requests" else tokens)
         if expr.startswith(("max(kuadrant_ready)", "max(kuadrant_dependency_detected", "max(up{")):
             return 1.0
         raise AssertionError(f"the fake Prometheus does not know {expr!r}")
