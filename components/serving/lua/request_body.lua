@@ -22,7 +22,9 @@
 --
 -- Only the body's top-level members are read, as JSON decoders do (the last of duplicate
 -- keys wins, in Go's encoding/json and in Python's json alike), so the model routed to is
--- the model the server reads. (Go's decoder also takes "Model" for "model"; such a body is
+-- the model the server reads. A body that spells "stream", "stream_options" or
+-- "include_usage" other than exactly, as Go's decoder still reads them, or gives one twice
+-- is refused with 400 (unambiguous below). (Go's decoder also takes "Model" for "model"; such a body is
 -- still routed, authorized and limited as the model we read, the only one that server has.) A body that is not one JSON object, or not a stream, passes
 -- unchanged. Envoy's Lua API (docs lua_filter.rst): handle:body() buffers the whole body
 -- (413 past the listener's buffer limit, 1 MiB by default) or is nil; getBytes(index,
@@ -89,8 +91,18 @@ end
 
 local ESCAPES = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
 
--- A string as decoders see it: "stre\u0061m" is "stream" too. Non-ASCII escapes only need
--- to differ from the ASCII names compared against (served names are ASCII).
+-- The UTF-8 of a code point below 0x10000 (a lone surrogate too: it can equal no name).
+local function utf8(code)
+  if code < 0x80 then
+    return string.char(code)
+  elseif code < 0x800 then
+    return string.char(0xC0 + math.floor(code / 0x40), 0x80 + code % 0x40)
+  end
+  return string.char(0xE0 + math.floor(code / 0x1000), 0x80 + math.floor(code / 0x40) % 0x40, 0x80 + code % 0x40)
+end
+
+-- A string as decoders see it ("stre\u0061m" is "stream" too, "\u017ftream" is "ſtream"),
+-- or nil when an escape is not JSON.
 local function decode_string(raw)
   if not string.find(raw, "\\", 1, true) then
     return raw
@@ -101,13 +113,28 @@ local function decode_string(raw)
     if c ~= "\\" then
       out[#out + 1], i = c, i + 1
     elseif string.sub(raw, i + 1, i + 1) == "u" then
-      local code = tonumber(string.sub(raw, i + 2, i + 5), 16)
-      out[#out + 1], i = (code and code < 128) and string.char(code) or "?", i + 6
+      local hex = string.match(string.sub(raw, i + 2, i + 5), "^%x%x%x%x$")
+      if not hex then
+        return nil
+      end
+      out[#out + 1], i = utf8(tonumber(hex, 16)), i + 6
     else
-      out[#out + 1], i = ESCAPES[string.sub(raw, i + 1, i + 1)] or "?", i + 2
+      local escaped = ESCAPES[string.sub(raw, i + 1, i + 1)]
+      if not escaped then
+        return nil
+      end
+      out[#out + 1], i = escaped, i + 2
     end
   end
   return table.concat(out)
+end
+
+-- A key as Go's encoding/json matches it to a field when no field has it exactly: case
+-- folded, ASCII and the two non-ASCII letters that fold to ASCII ones, ſ (U+017F) to s
+-- and the Kelvin sign (U+212A) to k (go1.25 src/encoding/json/fold.go foldName:
+-- unicode.SimpleFold; go1.19's equalFoldRight special-cases the same two).
+local function go_fold(key)
+  return (string.gsub(string.gsub(string.lower(key), "\197\191", "s"), "\226\132\170", "k"))
 end
 
 -- The members of the object that starts at i: {key, from, to} each (the value is
@@ -127,6 +154,9 @@ local function members(s, i)
       return nil
     end
     local key = decode_string(string.sub(s, j + 1, key_end - 2))
+    if not key then
+      return nil
+    end
     j = skip_ws(s, key_end)
     if string.sub(s, j, j) ~= ":" then
       return nil
@@ -164,6 +194,41 @@ local function splice(s, from, to, text)
 end
 
 local INCLUDE_USAGE = '"include_usage":true'
+
+-- True when every key of `found` that Go's decoder takes for one of `names` is that name,
+-- spelled exactly, and appears once. Otherwise the servers read the body differently: Go
+-- takes "Stream" or "ſtream" for "stream" and the last of duplicates ("stream": null
+-- after true leaves true), pydantic (vLLM) takes only the exact key and the last value
+-- (json.loads): the gateway cannot tell which stream a server sees, so it refuses.
+local function spelled_once(found, names)
+  local seen = {}
+  for _, member in ipairs(found) do
+    local folded = go_fold(member.key)
+    if names[folded] then
+      if member.key ~= folded or seen[folded] then
+        return false
+      end
+      seen[folded] = true
+    end
+  end
+  return true
+end
+
+local TOP_NAMES = { stream = true, stream_options = true }
+local OPTION_NAMES = { include_usage = true }
+
+-- The stream's members spelled once and exactly, at the top and in "stream_options".
+local function unambiguous(body, top)
+  if not spelled_once(top, TOP_NAMES) then
+    return false
+  end
+  local options = last(top, "stream_options")
+  if options and string.sub(body, options.from, options.from) == "{" then
+    local inner = members(body, options.from)
+    return not inner or spelled_once(inner, OPTION_NAMES)
+  end
+  return true
+end
 
 -- The top-level members of a body that is one JSON object, or nil.
 local function top_members(body)
@@ -278,6 +343,15 @@ function envoy_on_request(handle)
       return
     end
     route_to(handle, headers, model)
+  end
+  if top and not unambiguous(body, top) then
+    refuse(
+      handle,
+      "400",
+      "`stream`, `stream_options` and `include_usage` must each appear at most once, spelled exactly.",
+      "invalid_stream_parameters"
+    )
+    return
   end
   local changed = top and force_stream_usage(body, top, open)
   if changed then
