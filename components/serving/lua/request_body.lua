@@ -34,6 +34,34 @@
 
 local WS = "[^ \t\r\n]"
 
+-- Work before authentication is bounded: Kuadrant authenticates after this filter, so
+-- anyone can send a body. Every step of the reading below (a string escape, a bracket, a
+-- member, a decoded character) spends from a budget per request, and a body that
+-- exhausts it is refused with 400; so are objects with more members than any request
+-- has. tests/serving/test_request_body.py measures the worst bodies.
+local MAX_STEPS = 524288
+local MAX_MEMBERS = 512
+local MAX_DEPTH = 128
+-- The longest key compared against ("stream_options"), each character escaped (\uXXXX):
+-- longer keys are not decoded, they can equal no name.
+local MAX_KEY = 6 * 14
+-- Likewise for "model": longer values are no served name.
+local MAX_MODEL = 0
+for name in pairs(CATALOG.models) do
+  MAX_MODEL = math.max(MAX_MODEL, 6 * #name)
+end
+local TOO_COMPLEX = {}
+local budget = MAX_STEPS
+
+local function spend()
+  budget = budget - 1
+  if budget < 0 then
+    error(TOO_COMPLEX)
+  end
+end
+
+local QUOTE, OPEN_BRACE, OPEN_BRACKET = string.byte('"{[', 1, 3)
+
 local function skip_ws(s, i)
   return string.find(s, WS, i) or (#s + 1)
 end
@@ -42,11 +70,12 @@ end
 local function skip_string(s, i)
   local j = i + 1
   while true do
+    spend()
     local k = string.find(s, '["\\]', j)
     if not k then
       return nil
     end
-    if string.sub(s, k, k) == '"' then
+    if string.byte(s, k) == QUOTE then
       return k + 1
     end
     j = k + 2
@@ -62,18 +91,22 @@ local function skip_value(s, i)
   if c == "{" or c == "[" then
     local depth, j = 0, i
     while true do
+      spend()
       local k = string.find(s, '["{}%[%]]', j)
       if not k then
         return nil
       end
-      local ch = string.sub(s, k, k)
-      if ch == '"' then
+      local ch = string.byte(s, k)
+      if ch == QUOTE then
         j = skip_string(s, k)
         if not j then
           return nil
         end
       else
-        depth = depth + ((ch == "{" or ch == "[") and 1 or -1)
+        depth = depth + ((ch == OPEN_BRACE or ch == OPEN_BRACKET) and 1 or -1)
+        if depth > MAX_DEPTH then
+          error(TOO_COMPLEX)
+        end
         j = k + 1
         if depth == 0 then
           return j
@@ -109,6 +142,7 @@ local function decode_string(raw)
   end
   local out, i = {}, 1
   while i <= #raw do
+    spend()
     local c = string.sub(raw, i, i)
     if c ~= "\\" then
       out[#out + 1], i = c, i + 1
@@ -146,6 +180,9 @@ local function members(s, i)
     return found, j + 1
   end
   while true do
+    if #found >= MAX_MEMBERS then
+      error(TOO_COMPLEX)
+    end
     if string.sub(s, j, j) ~= '"' then
       return nil
     end
@@ -153,9 +190,13 @@ local function members(s, i)
     if not key_end then
       return nil
     end
-    local key = decode_string(string.sub(s, j + 1, key_end - 2))
-    if not key then
-      return nil
+    local raw = string.sub(s, j + 1, key_end - 2)
+    local key = "\0" -- in no name
+    if #raw <= MAX_KEY then
+      key = decode_string(raw)
+      if not key then
+        return nil
+      end
     end
     j = skip_ws(s, key_end)
     if string.sub(s, j, j) ~= ":" then
@@ -249,7 +290,11 @@ local function model_of(body, top)
   if not model or string.sub(body, model.from, model.from) ~= '"' then
     return nil
   end
-  return decode_string(string.sub(body, model.from + 1, model.to - 2))
+  local raw = string.sub(body, model.from + 1, model.to - 2)
+  if #raw > MAX_MODEL then
+    return raw -- no served name, not worth decoding
+  end
+  return decode_string(raw)
 end
 
 -- The body with usage forced into its stream, or nil when it must pass unchanged.
@@ -285,7 +330,10 @@ local function force_stream_usage(body, top, open)
   return splice(body, after, after, INCLUDE_USAGE .. (#inner > 0 and "," or ""))
 end
 
+local answered = false
+
 local function refuse(handle, status, message, code)
+  answered = true
   handle:respond(
     { [":status"] = status, ["content-type"] = "application/json" },
     '{"error": {"message": "' .. message .. '", "type": "invalid_request_error", "code": "' .. code .. '"}}'
@@ -297,7 +345,7 @@ local function route_to(handle, headers, model)
   handle:clearRouteCache()
 end
 
-function envoy_on_request(handle)
+local function on_request(handle)
   local headers = handle:headers()
   local sent = false
   for name in pairs(CATALOG.gateway_headers) do
@@ -356,5 +404,20 @@ function envoy_on_request(handle)
   local changed = top and force_stream_usage(body, top, open)
   if changed then
     buffered:setBytes(changed)
+  end
+end
+
+-- An error fails closed: a script error would make Envoy log it and pass the request on
+-- unchanged (docs lua_filter.rst), unmetered and unrouted; here it is a 400 instead.
+function envoy_on_request(handle)
+  budget, answered = MAX_STEPS, false
+  local ok, err = pcall(on_request, handle)
+  if ok or answered then
+    return
+  end
+  if err == TOO_COMPLEX then
+    refuse(handle, "400", "The request body is too complex to read.", "request_too_complex")
+  else
+    refuse(handle, "400", "The request could not be read.", "invalid_request")
   end
 end
