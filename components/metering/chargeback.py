@@ -56,6 +56,16 @@ BRIDGED_GAP = "1h"
 USAGE_LABELS = ("user", "tier", "model")
 # A tier is throttled hard when more than this share of its requests gets 429 for 10 minutes.
 THROTTLE_ALERT_RATIO = 0.5
+# The model servers' own token counters, per model: vLLM's, which llm-d-inference-sim exports
+# alike (v0.10.2 pkg/llm-d-inference-sim/metrics.go PromptTokensTotalMetricName,
+# GenerationTokensTotalMetricName, added when a request's processing ends, whether or not
+# the client still reads it).
+SERVED_TOKEN_COUNTERS = ("vllm:prompt_tokens_total", "vllm:generation_tokens_total")
+# Tokens served but never charged: a stream cut before its end (the wasm-shim reports usage
+# only from the stream's last chunk), a token report lost on its way to Limitador. Alert
+# when an hour's uncharged tokens pass both bounds.
+UNCHARGED_ALERT_TOKENS = 1000
+UNCHARGED_ALERT_SHARE = 0.05
 
 # Pooled models: the picker's flow-control outcomes and queue, per tier (the picker labels
 # them by priority, components/access/tiers.py priorities).
@@ -159,6 +169,14 @@ def _down(alert: str, selector: str, summary: str, minutes: int = 5, **labels: s
 
 
 def alert_rules(models: Sequence[ModelConfig]) -> list[dict[str, Any]]:
+    # Served: what the model servers counted (per pod, then summed); charged: the usage rules.
+    served = " + ".join(
+        f'sum by (model) (increase({counter}{{maas_component="model"}}[1h]))'
+        for counter in SERVED_TOKEN_COUNTERS
+    )
+    served = f"({served})"
+    charged = f"sum by (model) (sum_over_time({TOKENS}[1h]))"
+    uncharged = f"({served} - ({charged} or {served} * 0))"
     rejected = f"sum by (tier) (sum_over_time({REJECTED}[10m]))"
     admitted = f"sum by (tier) (sum_over_time({REQUESTS}[10m]))"
     rules = [
@@ -198,6 +216,18 @@ def alert_rules(models: Sequence[ModelConfig]) -> list[dict[str, Any]]:
             for model in models
             if model.scheduling == "pool"
         ),
+        {
+            "alert": "MaasTokensUncharged",
+            "expr": (
+                f"{uncharged} > {UNCHARGED_ALERT_TOKENS} and {uncharged} > {UNCHARGED_ALERT_SHARE} * {served}"
+            ),
+            "for": "15m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "Model {{ $labels.model }} served more tokens in the last hour than were "
+                "charged: streams cut before their end, or token reports that never reached Limitador.",
+            },
+        },
         {
             "alert": "MaasTierThrottled",
             # A tier refused on every request has no admitted series: count it as 0.

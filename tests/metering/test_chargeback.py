@@ -299,3 +299,50 @@ def test_every_component_an_alert_watches_is_labelled_by_a_monitor(stack: Evalua
         if relabel.get("targetLabel") == "maas_component"
     }
     assert component in marked
+
+
+def test_tokens_served_but_not_charged_raise_an_alert(promtool: str, stack_of: Any, tmp_path: Path) -> None:
+    """The model's servers count 500 tokens a minute. Charged 100 of them (the rest streamed
+    to clients that closed the stream before its usage chunk): the alert fires. Charged all of
+    them: it stays quiet."""
+    stack = stack_of("dev")
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(declared_rules(stack)))
+    model, tier = next(iter(stack.outputs["models"])), stack.outputs["tiers"][0]
+    server = f'maas_component="model", model="{model}", model_name="{model}", pod="p", job="j", instance="i"'
+    limitador = f'user="u", tier="{tier}", limitador_namespace="llm/{model}", {SCRAPED}'
+
+    def case(charged_per_minute: int, fires: bool) -> dict[str, Any]:
+        series = [
+            {"series": f"vllm:prompt_tokens_total{{{server}}}", "values": "0+100x90"},
+            {"series": f"vllm:generation_tokens_total{{{server}}}", "values": "0+400x90"},
+            # one request a minute, its tokens as the wasm-shim reported them
+            {"series": f"authorized_calls{{{limitador}}}", "values": "0+2x90"},
+            {"series": f"authorized_hits{{{limitador}}}", "values": f"0+{1 + charged_per_minute}x90"},
+        ]
+        summary = (
+            f"Model {model} served more tokens in the last hour than were charged: streams cut "
+            "before their end, or token reports that never reached Limitador."
+        )
+        expected = [
+            {"exp_labels": {"severity": "warning", "model": model}, "exp_annotations": {"summary": summary}}
+        ]
+        return {
+            "interval": "1m",
+            "input_series": series,
+            "alert_rule_test": [
+                {
+                    "eval_time": "85m",
+                    "alertname": "MaasTokensUncharged",
+                    "exp_alerts": expected if fires else [],
+                }
+            ],
+        }
+
+    unit = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": chargeback.INTERVAL,
+        "tests": [case(100, fires=True), case(500, fires=False)],
+    }
+    (tmp_path / "uncharged.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
+    tested = _promtool(promtool, "test", "rules", "uncharged.yml", cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr

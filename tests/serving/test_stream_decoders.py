@@ -16,48 +16,15 @@ filter in LuaJIT and, before and after, through both decoders:
 
 from __future__ import annotations
 
-import base64
 import json
 import random
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from tests.serving.test_request_body import OPENAI_ERROR_KEYS, Request, _run
-from tests.support.prerequisites import tool
-
-GO_SOURCE = Path(__file__).parent / "decoders" / "simulator_request.go"
-
-
-@pytest.fixture(scope="session")
-def simulator_decoder(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Callable[[list[bytes]], list[dict[str, Any]]]:
-    """The simulator's request decoding (tests/serving/decoders/simulator_request.go), built
-    once per session with Debian's Go."""
-    go = tool("go", "`make check` installs it (scripts/install-test-tools.sh, Debian package golang-go)")
-    where = tmp_path_factory.mktemp("go")
-    binary = where / "simulator_request"
-    built = subprocess.run(
-        [go, "build", "-o", str(binary), str(GO_SOURCE)],
-        capture_output=True, text=True, check=False, timeout=300,
-        env={"GOCACHE": str(where / "cache"), "GOPATH": str(where / "path"), "HOME": str(where),
-             "GO111MODULE": "off", "PATH": str(Path(go).parent)},
-    )  # fmt: skip
-    assert built.returncode == 0, built.stderr
-
-    def decode(bodies: list[bytes]) -> list[dict[str, Any]]:
-        lines = "".join(base64.b64encode(b).decode() + "\n" for b in bodies)
-        done = subprocess.run(
-            [str(binary)], input=lines, capture_output=True, text=True, check=True, timeout=60
-        )
-        return [json.loads(line) for line in done.stdout.splitlines()]
-
-    return decode
 
 
 class _StreamOptions(BaseModel):
@@ -77,6 +44,8 @@ class _VllmChatRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     messages: list[dict[str, Any]]
     model: str | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
     n: int | None = 1
     stream: bool | None = False
     stream_options: _StreamOptions | None = None
@@ -89,13 +58,19 @@ class _VllmChatRequest(BaseModel):
         return data
 
 
-def _vllm(body: bytes) -> tuple[bool, bool]:
-    """(accepted, stream) as vLLM reads the body: FastAPI's json.loads, then pydantic."""
+def vllm_request(body: bytes) -> _VllmChatRequest | None:
+    """The request as vLLM reads the body (FastAPI's json.loads, then pydantic), or None
+    when vLLM refuses it."""
     try:
-        request = _VllmChatRequest.model_validate(json.loads(body))
+        return _VllmChatRequest.model_validate(json.loads(body))
     except (ValueError, ValidationError):
-        return False, False
-    return True, bool(request.stream)
+        return None
+
+
+def _vllm(body: bytes) -> tuple[bool, bool]:
+    """(accepted, stream) as vLLM reads the body."""
+    request = vllm_request(body)
+    return request is not None, bool(request and request.stream)
 
 
 LONG_S = "\u017f"  # folds to s in Go, as the Kelvin sign to k

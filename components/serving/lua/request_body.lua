@@ -47,7 +47,7 @@ local MAX_DEPTH = 128
 local MAX_KEY = 6 * 14
 -- Likewise for "model": longer values are no served name.
 local MAX_MODEL = 0
-for name in pairs(CATALOG.models) do
+for name in pairs(CATALOG.models or {}) do
   MAX_MODEL = math.max(MAX_MODEL, 6 * #name)
 end
 local TOO_COMPLEX = {}
@@ -255,7 +255,8 @@ local function spelled_once(found, names)
   return true
 end
 
-local TOP_NAMES = { stream = true, stream_options = true }
+-- With what the tier caps read (max_tokens, max_completion_tokens, n): Go takes "N" for "n".
+local TOP_NAMES = { stream = true, stream_options = true, max_tokens = true, max_completion_tokens = true, n = true }
 local OPTION_NAMES = { include_usage = true }
 
 -- The stream's members spelled once and exactly, at the top and in "stream_options".
@@ -396,7 +397,7 @@ local function on_request(handle)
     refuse(
       handle,
       "400",
-      "`stream`, `stream_options` and `include_usage` must each appear at most once, spelled exactly.",
+      "`stream`, `stream_options`, `include_usage`, `max_tokens`, `max_completion_tokens` and `n` must each appear at most once, spelled exactly.",
       "invalid_stream_parameters"
     )
     return
@@ -407,11 +408,62 @@ local function on_request(handle)
   end
 end
 
+-- After authentication (CATALOG.caps, gateway.py tier_caps_source): what one generation
+-- request may ask for on its tier. max_tokens, max_completion_tokens and n must be null or a
+-- JSON integer within the tier's caps (vLLM's pydantic would also take "100" or 100.0, the
+-- simulator's Go neither: only the plain integer reads alike), else 400; a request with
+-- neither token field gets max_tokens (the tier's cap for chat, the endpoint's default for
+-- completions), so no request generates more than its tier allows. The first stage has
+-- already refused re-spelled or repeated keys.
+local CAPPED = { { "max_tokens", "tokens" }, { "max_completion_tokens", "tokens" }, { "n", "choices" } }
+
+local function cap_request(handle)
+  local headers = handle:headers()
+  local path = string.match(headers:get(":path") or "", "^[^?]*")
+  local fill = CATALOG.fill[path]
+  if headers:get(":method") ~= "POST" or not fill then
+    return
+  end
+  local caps = CATALOG.caps[headers:get(CATALOG.tier_header) or ""] or CATALOG.smallest
+  local buffered = handle:body()
+  local body = buffered and buffered:getBytes(0, buffered:length()) or ""
+  local top, open = top_members(body)
+  if not top then
+    return -- not one JSON object: the server refuses it
+  end
+  local asked = false
+  for _, capped in ipairs(CAPPED) do
+    local name, cap = capped[1], caps[capped[2]]
+    local member = last(top, name)
+    local value = member and string.sub(body, member.from, member.to - 1)
+    if value and value ~= "null" then
+      if not string.match(value, "^%d+$") or tonumber(value) > cap then
+        refuse(handle, "400", "`" .. name .. "` must be an integer of at most " .. cap .. " on your tier.", "over_tier_cap")
+        return
+      end
+      -- /v1/completions reads max_tokens only (the simulator's and vLLM's requests alike);
+      -- vLLM reads max_completion_tokens 0 as absent (max_completion_tokens or max_tokens)
+      asked = asked
+        or name == "max_tokens"
+        or (name == "max_completion_tokens" and fill == "tier" and tonumber(value) > 0)
+    end
+  end
+  if not asked then
+    local limit = fill == "tier" and caps.tokens or math.min(fill, caps.tokens)
+    local given = last(top, "max_tokens")
+    if given then -- null: replaced, as a second key before it would lose to it
+      buffered:setBytes(splice(body, given.from, given.to, tostring(limit)))
+    else
+      buffered:setBytes(splice(body, open + 1, open + 1, '"max_tokens":' .. limit .. (#top > 0 and "," or "")))
+    end
+  end
+end
+
 -- An error fails closed: a script error would make Envoy log it and pass the request on
 -- unchanged (docs lua_filter.rst), unmetered and unrouted; here it is a 400 instead.
 function envoy_on_request(handle)
   budget, answered = MAX_STEPS, false
-  local ok, err = pcall(on_request, handle)
+  local ok, err = pcall(CATALOG.caps and cap_request or on_request, handle)
   if ok or answered then
     return
   end

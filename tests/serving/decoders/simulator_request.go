@@ -7,8 +7,9 @@
 //
 // stdin: one base64 body per line. stdout: one JSON object per body: "ok" (the body
 // decodes), "stream", "usage" (IncludeUsage() of pkg/api/request.go: a stream carries usage
-// only when stream_options.include_usage is true), and the keys Go takes for each name
-// (strings.EqualFold, the equality encoding/json's folded field names give).
+// only when stream_options.include_usage is true), "max_tokens" (GetMaxCompletionTokens():
+// max_completion_tokens, else max_tokens; null when neither), "n", and the keys Go takes
+// for each name (strings.EqualFold, the equality encoding/json's folded field names give).
 package main
 
 import (
@@ -46,6 +47,8 @@ type reading struct {
 	OK     bool                `json:"ok"`
 	Stream bool                `json:"stream"`
 	Usage  bool                `json:"usage"`
+	Max    *int64              `json:"max_tokens"`
+	N      *int                `json:"n"`
 	Keys   map[string][]string `json:"keys"`
 }
 
@@ -90,7 +93,12 @@ func main() {
 		r.OK = json.Unmarshal(body, &request) == nil
 		r.Stream = request.Stream
 		r.Usage = !request.Stream || (request.StreamOptions != nil && request.StreamOptions.IncludeUsage)
-		keys(body, []string{"stream", "stream_options"}, r.Keys, func(name string, value []byte) {
+		r.Max = request.MaxCompletionTokens
+		if r.Max == nil {
+			r.Max = request.MaxTokens
+		}
+		r.N = request.N
+		keys(body, []string{"stream", "stream_options", "max_tokens", "max_completion_tokens", "n"}, r.Keys, func(name string, value []byte) {
 			if name == "stream_options" {
 				keys(value, []string{"include_usage"}, r.Keys, nil)
 			}
