@@ -48,8 +48,8 @@ _HITS = "maas:limitador_authorized_hits:increase"
 _LIMITED = "maas:limitador_limited_calls:increase"
 # How often the usage rules run; each increase is taken against the previous evaluation, so
 # the group carries this interval itself rather than inherit Prometheus's.
-INTERVAL = "30s"
 INTERVAL_SECONDS = 30
+INTERVAL = f"{INTERVAL_SECONDS}s"
 # How long a series may go unscraped (a Prometheus restart, a failed scrape) and still be
 # followed across the gap rather than counted again from 0.
 BRIDGED_GAP = "1h"

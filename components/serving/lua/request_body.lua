@@ -19,12 +19,16 @@
 --    true}, so the stream ends with a usage chunk that Kuadrant's token limits and metering
 --    read. Without it llm-d-inference-sim sends no usage in a stream (v0.10.2 pkg/api/
 --    request.go, IncludeUsage) and the wasm-shim counts no tokens (v0.14.1 token_usage.rs).
+-- 3. Loaded a second time after Kuadrant's filter (components/serving/gateway.py
+--    tier_caps_source, CATALOG.caps), it enforces the tier's caps on max_tokens,
+--    max_completion_tokens and n instead (cap_request below).
 --
 -- Only the body's top-level members are read, as JSON decoders do (the last of duplicate
 -- keys wins, in Go's encoding/json and in Python's json alike), so the model routed to is
 -- the model the server reads. A body that spells "stream", "stream_options" or
--- "include_usage" other than exactly, as Go's decoder still reads them, or gives one twice
--- is refused with 400 (unambiguous below). (Go's decoder also takes "Model" for "model"; such a body is
+-- "include_usage" (or what the caps read: "max_tokens", "max_completion_tokens", "n") other
+-- than exactly, as Go's decoder still reads them, or gives one twice is refused with 400
+-- (unambiguous below). (Go's decoder also takes "Model" for "model"; such a body is
 -- still routed, authorized and limited as the model we read, the only one that server has.) A body that is not one JSON object, or not a stream, passes
 -- unchanged. Envoy's Lua API (docs lua_filter.rst): handle:body() buffers the whole body
 -- (413 past the listener's buffer limit, 1 MiB by default) or is nil; getBytes(index,
