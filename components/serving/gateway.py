@@ -264,7 +264,7 @@ class InferenceGateway(pulumi.ComponentResource):
             "name": "envoy.filters.http.lua",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
-                "default_source_code": {"inline_string": tier_caps_source(args.tiers)},
+                "default_source_code": {"inline_string": tier_caps_source(args.tiers, args.models)},
             },
         }
         return self._envoy_filter(
@@ -400,9 +400,10 @@ def request_filter_source(shared_host: str, models: Sequence[ModelConfig], domai
     return f"local CATALOG = {_lua(catalog)}\n\n{REQUEST_BODY_LUA.read_text()}"
 
 
-def tier_caps_source(tiers: Sequence[TierConfig]) -> str:
+def tier_caps_source(tiers: Sequence[TierConfig], models: Sequence[ModelConfig] = ()) -> str:
     """The Lua filter's source for its second place, after authentication: each tier's caps
-    (a request without the tier header, which Kuadrant always sets, gets the smallest)."""
+    (a request without the tier header, which Kuadrant always sets, gets the smallest), and
+    the vLLM models whose prefix cache is salted per user."""
     caps = {t.name: {"tokens": t.max_tokens, "choices": t.max_choices} for t in tiers}
     catalog = {
         "caps": caps,
@@ -411,6 +412,15 @@ def tier_caps_source(tiers: Sequence[TierConfig]) -> str:
             "choices": min(t.max_choices for t in tiers),
         },
         "tier_header": TIER_HEADER,
+        # vLLM shares its prefix cache across requests, and the picker steers like prefixes
+        # to one replica: a user timing the first token could tell whether another user sent
+        # the same prefix. vLLM salts the cache per request (`cache_salt`, vllm/entrypoints/
+        # openai/chat_completion/protocol.py); the gateway sets it over any client's value.
+        "salted": {m.served_name: True for m in models if m.runtime == "vllm"},
+        "model_header": MODEL_HEADER,
+        # Who the user is, where Authorino says: the pooled models' fairness id (components/
+        # access/tiers.py scheduling_headers); elsewhere the tier salts the cache.
+        "user_header": upstream.FAIRNESS_HEADER,
         # What max_tokens a generation request without one gets, per path.
         "fill": {
             "/v1/chat/completions": "tier",

@@ -18,10 +18,12 @@ from typing import Any
 
 import pytest
 
-from components.config import TIER_HEADER, Rate, TierConfig
+from components.config import MODEL_HEADER, TIER_HEADER, Rate, TierConfig
+from components.pins.upstream import FAIRNESS_HEADER
 from components.serving.gateway import COMPLETIONS_DEFAULT_MAX_TOKENS, tier_caps_source
-from tests.serving.test_request_body import CHAT, OPENAI_ERROR_KEYS, Request, Result, _run
+from tests.serving.test_request_body import CATALOG, CHAT, OPENAI_ERROR_KEYS, Request, Result, _run
 from tests.serving.test_stream_decoders import vllm_request
+from tests.support.configs import simulator
 
 TIERS = (
     TierConfig(name="free", requests=Rate(limit=5, window="1m"), tokens=Rate(limit=10_000, window="1m"),
@@ -32,6 +34,9 @@ TIERS = (
 CAPS = {t.name: (t.max_tokens, t.max_choices) for t in TIERS}
 SMALLEST = (100, 1)
 HOST = "small.maas.local:8000"
+# The first place's catalog (test_request_body.CATALOG, simulators), and a vLLM model.
+VLLM = simulator("big", servedModelName="org/big").model_copy(update={"runtime": "vllm"})
+MODELS = (*CATALOG, VLLM)
 
 
 def _capped(luajit: str, tmp_path: Path, requests: list[Request]) -> list[Result]:
@@ -41,7 +46,7 @@ def _capped(luajit: str, tmp_path: Path, requests: list[Request]) -> list[Result
         Request(result.body, path=request.path, host=request.host, headers=request.headers)
         for request, result in zip(requests, first, strict=True)
     ]
-    second = _run(luajit, passed, tmp_path / "second", tier_caps_source(TIERS))
+    second = _run(luajit, passed, tmp_path / "second", tier_caps_source(TIERS, MODELS))
     return [a if a.reply else b for a, b in zip(first, second, strict=True)]
 
 
@@ -177,3 +182,25 @@ def test_no_generated_request_reaches_a_server_over_its_tiers_caps(
             assert asked <= tokens, (body, result.body)
             assert (vllm.n or 1) <= choices, (body, result.body)
     assert served > 150, served
+
+
+@pytest.mark.parametrize(
+    ("model", "headers", "salt"),
+    [
+        ("org/big", ((FAIRNESS_HEADER, 'alice "a"'),), 'user:alice "a"'),  # a pooled vLLM model: the user
+        ("org/big", (), "tier:gold"),  # not pooled: no user at the gateway, the tier
+        ("org/small-model", ((FAIRNESS_HEADER, "alice"),), None),  # the simulator has no prefix cache
+    ],
+)
+def test_vllms_prefix_cache_is_salted_per_user_whatever_the_client_sends(
+    luajit: str, tmp_path: Path, model: str, headers: tuple[tuple[str, str], ...], salt: str | None
+) -> None:
+    """The salt is the gateway's: a client's own cache_salt (another user's, say) is replaced."""
+    body = json.dumps({**CHAT, "max_tokens": 10, "cache_salt": "user:bob"}).encode()
+    request = Request(body, host=HOST, headers=((TIER_HEADER, "gold"), (MODEL_HEADER, model), *headers))
+    (result,) = _run(luajit, [request], tmp_path, tier_caps_source(TIERS, MODELS))
+    assert result.reply is None
+    read = vllm_request(result.body)
+    assert read is not None
+    assert read.model_extra is not None
+    assert read.model_extra["cache_salt"] == (salt or "user:bob")

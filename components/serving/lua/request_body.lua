@@ -21,7 +21,8 @@
 --    request.go, IncludeUsage) and the wasm-shim counts no tokens (v0.14.1 token_usage.rs).
 -- 3. Loaded a second time after Kuadrant's filter (components/serving/gateway.py
 --    tier_caps_source, CATALOG.caps), it enforces the tier's caps on max_tokens,
---    max_completion_tokens and n instead (cap_request below).
+--    max_completion_tokens and n instead, and salts vLLM's prefix cache per user
+--    (cap_request below).
 --
 -- Only the body's top-level members are read, as JSON decoders do (the last of duplicate
 -- keys wins, in Go's encoding/json and in Python's json alike), so the model routed to is
@@ -419,6 +420,13 @@ end
 -- neither token field gets max_tokens (the tier's cap for chat, the endpoint's default for
 -- completions), so no request generates more than its tier allows. The first stage has
 -- already refused re-spelled or repeated keys.
+-- A JSON string of s (user ids and tier names: quotes, backslashes and controls escaped).
+local function json_string(s)
+  return '"' .. string.gsub(s, '[%c"\\]', function(c)
+    return string.format("\\u%04x", string.byte(c))
+  end) .. '"'
+end
+
 local CAPPED = { { "max_tokens", "tokens" }, { "max_completion_tokens", "tokens" }, { "n", "choices" } }
 
 local function cap_request(handle)
@@ -452,15 +460,41 @@ local function cap_request(handle)
         or (name == "max_completion_tokens" and fill == "tier" and tonumber(value) > 0)
     end
   end
+  -- Edits to the body: a member's value replaced, or members inserted after the "{".
+  local replaced, inserted = {}, {}
   if not asked then
     local limit = fill == "tier" and caps.tokens or math.min(fill, caps.tokens)
     local given = last(top, "max_tokens")
     if given then -- null: replaced, as a second key before it would lose to it
-      buffered:setBytes(splice(body, given.from, given.to, tostring(limit)))
+      replaced[#replaced + 1] = { given, tostring(limit) }
     else
-      buffered:setBytes(splice(body, open + 1, open + 1, '"max_tokens":' .. limit .. (#top > 0 and "," or "")))
+      inserted[#inserted + 1] = '"max_tokens":' .. limit
     end
   end
+  if CATALOG.salted[headers:get(CATALOG.model_header) or ""] then
+    local user = headers:get(CATALOG.user_header)
+    local salt = json_string(user and ("user:" .. user) or ("tier:" .. (headers:get(CATALOG.tier_header) or "")))
+    local given = last(top, "cache_salt")
+    if given then -- the last is the one vLLM reads (json.loads)
+      replaced[#replaced + 1] = { given, salt }
+    else
+      inserted[#inserted + 1] = '"cache_salt":' .. salt
+    end
+  end
+  if #replaced == 0 and #inserted == 0 then
+    return
+  end
+  -- from the end, so each edit leaves the offsets of those before it
+  table.sort(replaced, function(a, b)
+    return a[1].from > b[1].from
+  end)
+  for _, edit in ipairs(replaced) do
+    body = splice(body, edit[1].from, edit[1].to, edit[2])
+  end
+  if #inserted > 0 then
+    body = splice(body, open + 1, open + 1, table.concat(inserted, ",") .. (#top > 0 and "," or ""))
+  end
+  buffered:setBytes(body)
 end
 
 -- An error fails closed: a script error would make Envoy log it and pass the request on
