@@ -453,8 +453,10 @@ local function cap_request(handle)
         refuse(handle, "400", "`" .. name .. "` must be an integer of at most " .. cap .. " on your tier.", "over_tier_cap")
         return
       end
-      -- /v1/completions reads max_tokens only (the simulator's and vLLM's requests alike);
-      -- vLLM reads max_completion_tokens 0 as absent (max_completion_tokens or max_tokens)
+      -- /v1/completions reads max_tokens only (the simulator's and vLLM's requests alike).
+      -- A max_completion_tokens of 0 is no bound to rely on: vLLM has read it both as set
+      -- (chat_completion/protocol.py build_tok_params: `is not None`) and as absent (`or`),
+      -- so max_tokens is filled in as well.
       asked = asked
         or name == "max_tokens"
         or (name == "max_completion_tokens" and fill == "tier" and tonumber(value) > 0)
