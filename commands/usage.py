@@ -6,10 +6,13 @@ With MAAS_PROMETHEUS_TOKEN set, every query carries it as a bearer token: OpenSh
 querier (its Route, port web) admits a token of anyone granted cluster-monitoring-view, e.g.
 `MAAS_PROMETHEUS_TOKEN=$(oc whoami -t)`; the token stays out of the command line.
 
-Reads the recording rules of `components.chargeback` through Prometheus's HTTP API:
-requests admitted, tokens, requests refused with 429, and their cost, over `--since`
-ending at `--until` (default: now). Counts come from `increase()`, which follows counter
-resets (a Limitador restart) but extrapolates at the window's edges: they are rounded.
+Reads the recording rules of `components.metering.chargeback` through Prometheus's HTTP
+API: requests admitted, tokens, requests refused with 429, and their cost, over `--since`
+ending at `--until` (default: now). Each rule records what one evaluation interval added
+(restarts and replicas already accounted for, cost at that interval's price), so the export
+sums them over the window; usage within one evaluation interval of the window's start may
+fall on either side. Requests and tokens are rounded (a request's check and its report may
+fall in different intervals).
 """
 
 from __future__ import annotations
@@ -67,19 +70,23 @@ def instant(
     return result
 
 
-def collect(prometheus: str, since: str, until: float | None = None, timeout_s: float = 30) -> list[Usage]:
-    """One row per user, tier and model that used anything in the window."""
+def queries(since: str) -> dict[str, str]:
+    """The export's query per measure, over the window `since` (a Prometheus duration)."""
     if not _DURATION.match(since):
         raise ValueError(f"--since {since!r} is not a Prometheus duration (e.g. 30d, 12h)")
     by = "user, tier, model"
-    measures = {
-        "requests": f"sum by ({by}) (increase({chargeback.REQUESTS}[{since}]))",
-        "tokens": f"sum by ({by}) (increase({chargeback.TOKENS}[{since}]))",
-        "rejected": f"sum by ({by}) (increase({chargeback.REJECTED}[{since}]))",
-        "cost": f"sum by ({by}, currency) (increase({chargeback.COST}[{since}]))",
+    return {
+        "requests": f"sum by ({by}) (sum_over_time({chargeback.REQUESTS}[{since}]))",
+        "tokens": f"sum by ({by}) (sum_over_time({chargeback.TOKENS}[{since}]))",
+        "rejected": f"sum by ({by}) (sum_over_time({chargeback.REJECTED}[{since}]))",
+        "cost": f"sum by ({by}, currency) (sum_over_time({chargeback.COST}[{since}]))",
     }
+
+
+def collect(prometheus: str, since: str, until: float | None = None, timeout_s: float = 30) -> list[Usage]:
+    """One row per user, tier and model that used anything in the window."""
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for measure, query in measures.items():
+    for measure, query in queries(since).items():
         for sample in instant(prometheus, query, until, timeout_s):
             labels = sample["metric"]
             key = (labels.get("user", ""), labels.get("tier", ""), labels.get("model", ""))

@@ -288,29 +288,43 @@ class Rate(Section):
     window: Window
 
 
+# What one request may ask a model to generate when a tier does not say: tokens
+# (max_tokens, max_completion_tokens) and choices (n).
+DEFAULT_MAX_TOKENS = 4096
+DEFAULT_MAX_CHOICES = 1
+
+
 class TierConfig(Section):
-    """A tier: how many requests and how many tokens (usage.total_tokens) a user may spend."""
+    """A tier: how many requests and how many tokens (usage.total_tokens) a user may spend,
+    and what one request may ask for (enforced at the gateway after authentication: a larger
+    max_tokens, max_completion_tokens or n is refused, a missing max_tokens is filled in).
+    The token limit is checked before a request and charged after it, and a stream cut
+    before its end is not charged at all, so these caps bound what one request can take
+    beyond the budget (docs/metering.md)."""
 
     name: DnsLabel
     requests: Rate
     tokens: Rate
     description: str = ""
+    max_tokens: PositiveInt = DEFAULT_MAX_TOKENS
+    max_choices: PositiveInt = DEFAULT_MAX_CHOICES
 
 
-def _tier(name: str, requests: int, tokens: int, description: str) -> TierConfig:
+def _tier(name: str, requests: int, tokens: int, max_tokens: int, description: str) -> TierConfig:
     return TierConfig(
         name=name,
         requests=Rate(limit=requests, window="2m"),
         tokens=Rate(limit=tokens, window="1m"),
         description=description,
+        maxTokens=max_tokens,
     )
 
 
 # The default tier table, lowest tier first; a stack's `maas:tiers` replaces it whole.
 DEFAULT_TIERS = (
-    _tier("free", 5, 10_000, "Try it out"),
-    _tier("premium", 20, 50_000, "Teams building on the platform"),
-    _tier("enterprise", 100, 200_000, "Production workloads"),
+    _tier("free", 5, 10_000, 1024, "Try it out"),
+    _tier("premium", 20, 50_000, DEFAULT_MAX_TOKENS, "Teams building on the platform"),
+    _tier("enterprise", 100, 200_000, 8192, "Production workloads"),
 )
 
 

@@ -14,9 +14,17 @@ A, H, L the counters and Lt the token-limit 429s:
 
     admitted requests = (A - Lt) / 2        tokens = H - (A + Lt) / 2
 
-Both are counters again (they only grow, and reset when Limitador restarts), so
-`increase()` and `rate()` apply to the recorded series. The model is the route's name,
-which Limitador reports as `limitador_namespace` = "<route namespace>/<route name>".
+The combinations are not counters. With two Limitador replicas, a request's check and its
+report go to either pod, and Prometheus scrapes the pods at different moments, so the
+combination of sums can dip; a restarted pod's counters start again from 0, so the sum across
+pods drops. `increase()` reads every dip as a counter reset and adds the whole count again.
+Hence the rules take each scraped series (one pod's counter for one user, tier and route) on
+its own, as the counter it is, and record what it grew since the previous evaluation; only
+those increases are summed and combined. The recorded series are per evaluation interval
+(`INTERVAL`, set on the group), and cost is each interval's usage at that interval's price,
+so a new price never reprices the past. The export and the dashboard sum them over a window
+(`sum_over_time`). The model is the route's name, which Limitador reports as
+`limitador_namespace` = "<route namespace>/<route name>".
 """
 
 from __future__ import annotations
@@ -28,18 +36,36 @@ from components.access import tiers as tier_names
 from components.config import ModelConfig, PricesConfig, TierConfig
 from components.pins import upstream
 
-REQUESTS = "maas:requests:total"
-TOKENS = "maas:tokens:total"
-REJECTED = "maas:rejected_requests:total"
-COST = "maas:cost:total"
+# Per user, tier and model, what each evaluation interval added: sum them over a window.
+REQUESTS = "maas:requests:increase"
+TOKENS = "maas:tokens:increase"
+REJECTED = "maas:rejected_requests:increase"
+COST = "maas:cost:increase"
 PRICE_PER_REQUEST = "maas:price_per_request"
 PRICE_PER_1K_TOKENS = "maas:price_per_1k_tokens"
-_CALLS = "maas:limitador_authorized_calls:sum"
-_HITS = "maas:limitador_authorized_hits:sum"
-_LIMITED = "maas:limitador_limited_calls:sum"
+_CALLS = "maas:limitador_authorized_calls:increase"
+_HITS = "maas:limitador_authorized_hits:increase"
+_LIMITED = "maas:limitador_limited_calls:increase"
+# How often the usage rules run; each increase is taken against the previous evaluation, so
+# the group carries this interval itself rather than inherit Prometheus's.
+INTERVAL_SECONDS = 30
+INTERVAL = f"{INTERVAL_SECONDS}s"
+# How long a series may go unscraped (a Prometheus restart, a failed scrape) and still be
+# followed across the gap rather than counted again from 0.
+BRIDGED_GAP = "1h"
 USAGE_LABELS = ("user", "tier", "model")
 # A tier is throttled hard when more than this share of its requests gets 429 for 10 minutes.
 THROTTLE_ALERT_RATIO = 0.5
+# The model servers' own token counters, per model: vLLM's, which llm-d-inference-sim exports
+# alike (v0.10.2 pkg/llm-d-inference-sim/metrics.go PromptTokensTotalMetricName,
+# GenerationTokensTotalMetricName, added when a request's processing ends, whether or not
+# the client still reads it).
+SERVED_TOKEN_COUNTERS = ("vllm:prompt_tokens_total", "vllm:generation_tokens_total")
+# Tokens served but never charged: a stream cut before its end (the wasm-shim reports usage
+# only from the stream's last chunk), a token report lost on its way to Limitador. Alert
+# when an hour's uncharged tokens pass both bounds.
+UNCHARGED_ALERT_TOKENS = 1000
+UNCHARGED_ALERT_SHARE = 0.05
 
 # Pooled models: the picker's flow-control outcomes and queue, per tier (the picker labels
 # them by priority, components/access/tiers.py priorities).
@@ -56,26 +82,43 @@ def _by(labels: Sequence[str]) -> str:
     return f"by ({', '.join(labels)})"
 
 
-def _with_model(metric: str) -> str:
-    """The metric with `model` taken from its route, Limitador's `limitador_namespace`."""
-    return f'label_replace({metric}{{user!=""}}, "model", "$1", "limitador_namespace", "[^/]*/(.+)")'
+def _increase(metric: str, interval: str) -> str:
+    """Per scraped series, what the counter grew since the previous evaluation, with `model`
+    taken from its route (Limitador's `limitador_namespace`).
+
+    Against the series' last sample before the previous evaluation, so consecutive
+    evaluations add up to exactly what the counter grew, with no extrapolation. A series
+    that is lower than before restarted from 0 (its pod's process restarted); one with no
+    earlier sample is new and counts from 0, as Limitador creates a series at its first
+    increment (limitador v2.4.0 limitador-server/src/prometheus_metrics.rs: `counter!(…)
+    .increment(…)` per label set). A series gone stale (its pod gone) yields nothing: an
+    instant selector returns no value after a staleness marker, range selectors skip the
+    markers (prometheus docs/querying/basics.md "Staleness", functions.md `last_over_time`),
+    and `or` adds the right side's series with no match on the left (operators.md). Run in
+    promtool by tests/metering/test_bill.py.
+    """
+    now = f'{metric}{{user!=""}}'
+    before = f"last_over_time({now}[{BRIDGED_GAP}] offset {interval})"
+    grown = f"(({now} - {before}) >= 0 or {now})"
+    return f'label_replace({grown}, "model", "$1", "limitador_namespace", "[^/]*/(.+)")'
 
 
 def usage_rules(
-    tiers: Sequence[TierConfig], models: Sequence[ModelConfig], prices: PricesConfig
+    tiers: Sequence[TierConfig], models: Sequence[ModelConfig], prices: PricesConfig, interval: str
 ) -> list[dict[str, Any]]:
-    """Recording rules, in evaluation order: normalised counters, usage, prices, cost."""
+    """Recording rules, in evaluation order: what each counter grew, usage, prices, cost; all
+    per evaluation `interval`, which must be the group's."""
     by_usage = _by(USAGE_LABELS)
     token_limits = "|".join(tier_names.token_limit_name(t.name) for t in tiers)
     token_rejections = f'sum without (limit_name) ({_LIMITED}{{limit_name=~"{token_limits}"}})'
     # Users who were never refused by a token limit have no such series: count them as 0.
     token_rejections_or_zero = f"({token_rejections} or {_CALLS} * 0)"
     rules: list[dict[str, Any]] = [
-        {"record": _CALLS, "expr": f"sum {by_usage} ({_with_model('authorized_calls')})"},
-        {"record": _HITS, "expr": f"sum {by_usage} ({_with_model('authorized_hits')})"},
+        {"record": _CALLS, "expr": f"sum {by_usage} ({_increase('authorized_calls', interval)})"},
+        {"record": _HITS, "expr": f"sum {by_usage} ({_increase('authorized_hits', interval)})"},
         {
             "record": _LIMITED,
-            "expr": f"sum {_by((*USAGE_LABELS, 'limit_name'))} ({_with_model('limited_calls')})",
+            "expr": (f"sum {_by((*USAGE_LABELS, 'limit_name'))} ({_increase('limited_calls', interval)})"),
         },
         {"record": REQUESTS, "expr": f"({_CALLS} - {token_rejections_or_zero}) / 2"},
         {"record": TOKENS, "expr": f"{_HITS} - ({_CALLS} + {token_rejections_or_zero}) / 2"},
@@ -102,6 +145,7 @@ def usage_rules(
                     "labels": labels,
                 }
             )
+    # This interval's usage at this interval's price.
     rules.append(
         {
             "record": COST,
@@ -125,8 +169,16 @@ def _down(alert: str, selector: str, summary: str, minutes: int = 5, **labels: s
 
 
 def alert_rules(models: Sequence[ModelConfig]) -> list[dict[str, Any]]:
-    rejected = f"sum by (tier) (rate({REJECTED}[10m]))"
-    admitted = f"sum by (tier) (rate({REQUESTS}[10m]))"
+    # Served: what the model servers counted (per pod, then summed); charged: the usage rules.
+    served = " + ".join(
+        f'sum by (model) (increase({counter}{{maas_component="model"}}[1h]))'
+        for counter in SERVED_TOKEN_COUNTERS
+    )
+    served = f"({served})"
+    charged = f"sum by (model) (sum_over_time({TOKENS}[1h]))"
+    uncharged = f"({served} - ({charged} or {served} * 0))"
+    rejected = f"sum by (tier) (sum_over_time({REJECTED}[10m]))"
+    admitted = f"sum by (tier) (sum_over_time({REQUESTS}[10m]))"
     rules = [
         _down(
             "MaasLimitadorDown",
@@ -164,6 +216,18 @@ def alert_rules(models: Sequence[ModelConfig]) -> list[dict[str, Any]]:
             for model in models
             if model.scheduling == "pool"
         ),
+        {
+            "alert": "MaasTokensUncharged",
+            "expr": (
+                f"{uncharged} > {UNCHARGED_ALERT_TOKENS} and {uncharged} > {UNCHARGED_ALERT_SHARE} * {served}"
+            ),
+            "for": "15m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "Model {{ $labels.model }} served more tokens in the last hour than were "
+                "charged: streams cut before their end, or token reports that never reached Limitador.",
+            },
+        },
         {
             "alert": "MaasTierThrottled",
             # A tier refused on every request has no admitted series: count it as 0.
@@ -219,11 +283,16 @@ def scheduling_rules(tiers: Sequence[TierConfig], paying: Sequence[str]) -> list
 
 
 def rule_groups(
-    tiers: Sequence[TierConfig], models: Sequence[ModelConfig], prices: PricesConfig
+    tiers: Sequence[TierConfig],
+    models: Sequence[ModelConfig],
+    prices: PricesConfig,
+    interval: str = INTERVAL,
 ) -> dict[str, Any]:
-    """The PrometheusRule spec, which is also a plain Prometheus rule file (`promtool`)."""
+    """The PrometheusRule spec, which is also a plain Prometheus rule file (`promtool`).
+
+    `interval`: the usage group's evaluation interval (a test's Prometheus runs faster)."""
     groups = [
-        {"name": "maas-usage", "rules": usage_rules(tiers, models, prices)},
+        {"name": "maas-usage", "interval": interval, "rules": usage_rules(tiers, models, prices, interval)},
         {"name": "maas-alerts", "rules": alert_rules(models)},
     ]
     if any(m.scheduling == "pool" for m in models):

@@ -21,6 +21,18 @@ DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
 _FILTER = '{tier=~"$tier", model=~"$model"}'
 
 
+def _per_second(series: str, by: str) -> str:
+    """A usage series (what each evaluation interval added) as a rate per second."""
+    return (
+        f"sum by ({by}) (avg_over_time({series}{_FILTER}[$__rate_interval])) / {chargeback.INTERVAL_SECONDS}"
+    )
+
+
+def _in_range(series: str, by: str, selector: str = _FILTER) -> str:
+    """A usage series summed over the dashboard's range."""
+    return f"sum by ({by}) (sum_over_time({series}{selector}[$__range]))"
+
+
 def _query(expr: str, legend: str = "", instant: bool = False) -> prometheus.Dataquery:
     query = prometheus.Dataquery().ref_id("A").expr(expr).legend_format(legend)
     return query.instant().format(PromQueryFormat.TABLE) if instant else query.range()
@@ -65,7 +77,7 @@ def usage_dashboard(tiers: Sequence[TierConfig], models: Sequence[ModelConfig]) 
             _timeseries(
                 "Requests / s by tier",
                 "reqps",
-                f"sum by (tier) (rate({requests}{_FILTER}[$__rate_interval]))",
+                _per_second(requests, "tier"),
                 "{{tier}}",
             )
         )
@@ -73,7 +85,7 @@ def usage_dashboard(tiers: Sequence[TierConfig], models: Sequence[ModelConfig]) 
             _timeseries(
                 "Tokens / s by model",
                 "short",
-                f"sum by (model) (rate({tokens}{_FILTER}[$__rate_interval]))",
+                _per_second(tokens, "model"),
                 "{{model}}",
             )
         )
@@ -81,7 +93,7 @@ def usage_dashboard(tiers: Sequence[TierConfig], models: Sequence[ModelConfig]) 
             _timeseries(
                 "429 / s by tier and limit",
                 "reqps",
-                f"sum by (tier, limit) (rate({rejected}{_FILTER}[$__rate_interval]))",
+                _per_second(rejected, "tier, limit"),
                 "{{tier}} ({{limit}} limit)",
             )
         )
@@ -95,7 +107,7 @@ def usage_dashboard(tiers: Sequence[TierConfig], models: Sequence[ModelConfig]) 
             .datasource(DATASOURCE)
             .with_target(
                 _query(
-                    f'sum(increase({requests}{{tier="{tier.name}", model=~"$model"}}[$__range]))',
+                    f'sum(sum_over_time({requests}{{tier="{tier.name}", model=~"$model"}}[$__range]))',
                     instant=True,
                 )
             )
@@ -105,15 +117,11 @@ def usage_dashboard(tiers: Sequence[TierConfig], models: Sequence[ModelConfig]) 
         .with_panel(
             _table(
                 "Usage and cost per user",
-                f"sort_desc(sum by (user, tier, currency) (increase({cost}{_FILTER}[$__range])))",
+                f"sort_desc({_in_range(cost, 'user, tier, currency')})",
             )
         )
-        .with_panel(
-            _table("Cost per model", f"sum by (model, currency) (increase({cost}{_FILTER}[$__range]))")
-        )
-        .with_panel(
-            _table("Tokens per user", f"topk(20, sum by (user) (increase({tokens}{_FILTER}[$__range])))")
-        )
+        .with_panel(_table("Cost per model", _in_range(cost, "model, currency")))
+        .with_panel(_table("Tokens per user", f"topk(20, {_in_range(tokens, 'user')})"))
         .with_row(dashboard.Row("Model servers"))
         .with_panel(
             _timeseries(

@@ -45,6 +45,7 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
             config=cfg.gateway,
             flavour=platform.flavour,
             models=cfg.models,
+            tiers=cfg.tiers,
             scrapers=platform.scrapers,
             after=[platform.gateway_api, platform.istio, platform.cert_manager],
         ),

@@ -10,7 +10,7 @@ from typing import ClassVar
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GATEWAY_NAME, MODEL_HEADER, TIER_HEADER, GatewayConfig, ModelConfig
+from components.config import GATEWAY_NAME, MODEL_HEADER, TIER_HEADER, GatewayConfig, ModelConfig, TierConfig
 from components.pins import upstream
 from components.pins.upstream import OPENAI_USAGE_PATHS
 from components.platform import cluster
@@ -37,8 +37,15 @@ REQUEST_BODY_LUA = Path(__file__).parent / "lua" / "request_body.lua"
 # is inserted before the router after ours, so ours runs first and Kuadrant's filter sees the
 # model header it sets.
 REQUEST_BODY_PRIORITY = -10
+# After Kuadrant's (0), which authenticates and sets the tier header, and before the
+# picker's (10): the same Lua file enforcing the tier's caps (tier_caps_source).
+TIER_CAPS_PRIORITY = 5
 # After Kuadrant's (0): see _picker_after_auth.
 PICKER_ORDER_PRIORITY = 10
+# What a /v1/completions request without max_tokens may generate: OpenAI's default for the
+# endpoint, 16, which vLLM applies too (vllm sampling_params.py `max_tokens: int | None = 16`);
+# a chat request without one may generate its tier's whole cap.
+COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 EXT_PROC = "envoy.filters.http.ext_proc"
 ROUTER = "envoy.filters.http.router"
 # Istio's own InferencePool ext_proc filter, as istio 1.30.3 pilot/pkg/xds/filters/filters.go
@@ -71,6 +78,8 @@ class GatewayArgs:
     flavour: Flavour
     # The catalog: the Lua filter routes the shared host by served name.
     models: Sequence[ModelConfig]
+    # Each tier's caps on what one request may ask for, enforced after authentication.
+    tiers: Sequence[TierConfig] = ()
     # Prometheus's namespace (None: no Prometheus), which scrapes Envoy's metrics port.
     # The Prometheus pods that scrape Envoy; none: no Prometheus.
     scrapers: Sequence[k8s.networking.v1.NetworkPolicyPeerArgs] = ()
@@ -146,6 +155,7 @@ class InferenceGateway(pulumi.ComponentResource):
         )
         self.api_host = f"{args.config.api_host}.{args.domain}"
         request_body = self._request_body(name, args)
+        tier_caps = self._tier_caps(name, args)
         picker_order = (
             self._picker_after_auth(name, args) if any(m.scheduling == "pool" for m in args.models) else None
         )
@@ -172,6 +182,7 @@ class InferenceGateway(pulumi.ComponentResource):
             {
                 "gateway": gateway,
                 "requestBody": request_body,
+                "tierCaps": tier_caps,
                 "pickerOrder": picker_order,
                 "listeners": list(self.listeners),
                 "apiHost": self.api_host,
@@ -240,6 +251,28 @@ class InferenceGateway(pulumi.ComponentResource):
             # Named for its first job, streamed usage, before it routed by model; the alias
             # keeps its URN.
             aliases=[pulumi.Alias(name=f"{name}-stream-usage")],
+        )
+
+    def _tier_caps(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
+        """The same Lua file, run after Kuadrant's filter: it reads the tier Authorino sets
+        (the wasm-shim sets the header over any value a client sent, see
+        components/access/tiers.py) and refuses a generation request that asks for more
+        tokens or choices than the tier allows, or fills in max_tokens. Inserted before the
+        router after Kuadrant's (priorities ascend), and before the pool filter, which
+        _picker_after_auth moves before the router last."""
+        lua = {
+            "name": "envoy.filters.http.lua",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code": {"inline_string": tier_caps_source(args.tiers, args.models)},
+            },
+        }
+        return self._envoy_filter(
+            f"{name}-tier-caps",
+            "tier-caps",
+            TIER_CAPS_PRIORITY,
+            [_patch(ROUTER, {"operation": "INSERT_BEFORE", "value": lua})],
+            args,
         )
 
     def _picker_after_auth(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
@@ -338,9 +371,11 @@ def _patch(sub_filter: str, patch: dict[str, object]) -> dict[str, object]:
 
 
 def _lua(value: object) -> str:
-    """A Lua literal for a string, a boolean or a table of them (keys are strings)."""
+    """A Lua literal for a string, a boolean, an integer or a table of them (keys are strings)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
     if isinstance(value, str):
         # Hosts and served names are validated ASCII (components/config/types.py).
         if not value.isascii() or not value.isprintable():
@@ -361,5 +396,35 @@ def request_filter_source(shared_host: str, models: Sequence[ModelConfig], domai
         "model_header": MODEL_HEADER,
         # Headers only the gateway sets: any a client sends is removed before routing.
         "gateway_headers": {name: True for name in GATEWAY_HEADERS},
+    }
+    return f"local CATALOG = {_lua(catalog)}\n\n{REQUEST_BODY_LUA.read_text()}"
+
+
+def tier_caps_source(tiers: Sequence[TierConfig], models: Sequence[ModelConfig] = ()) -> str:
+    """The Lua filter's source for its second place, after authentication: each tier's caps
+    (a request without the tier header, which Kuadrant always sets, gets the smallest), and
+    the vLLM models whose prefix cache is salted per user."""
+    caps = {t.name: {"tokens": t.max_tokens, "choices": t.max_choices} for t in tiers}
+    catalog = {
+        "caps": caps,
+        "smallest": {
+            "tokens": min(t.max_tokens for t in tiers),
+            "choices": min(t.max_choices for t in tiers),
+        },
+        "tier_header": TIER_HEADER,
+        # vLLM shares its prefix cache across requests, and the picker steers like prefixes
+        # to one replica: a user timing the first token could tell whether another user sent
+        # the same prefix. vLLM salts the cache per request (`cache_salt`, vllm/entrypoints/
+        # openai/chat_completion/protocol.py); the gateway sets it over any client's value.
+        "salted": {m.served_name: True for m in models if m.runtime == "vllm"},
+        "model_header": MODEL_HEADER,
+        # Who the user is, where Authorino says: the pooled models' fairness id (components/
+        # access/tiers.py scheduling_headers); elsewhere the tier salts the cache.
+        "user_header": upstream.FAIRNESS_HEADER,
+        # What max_tokens a generation request without one gets, per path.
+        "fill": {
+            "/v1/chat/completions": "tier",
+            "/v1/completions": COMPLETIONS_DEFAULT_MAX_TOKENS,
+        },
     }
     return f"local CATALOG = {_lua(catalog)}\n\n{REQUEST_BODY_LUA.read_text()}"

@@ -129,9 +129,11 @@ def request(
     headers: dict[str, str] | None = None,
     timeout_s: float = 60,
     tls: ssl.SSLContext | None = None,
+    first: int | None = None,
 ) -> Response:
     """One HTTP request to a forwarded port, addressed to `host` (a model's host name);
-    over HTTPS when `tls` says what to trust."""
+    over HTTPS when `tls` says what to trust. With `first`, only the response's first bytes
+    are read before the connection is closed (a client that stops reading a stream)."""
     connection = (
         _Addressed(port, host, tls, timeout_s)
         if tls is not None
@@ -145,7 +147,8 @@ def request(
             sent["Content-Type"] = "application/json"
             connection.request("POST", path, body=json.dumps(body), headers=sent)
         reply = connection.getresponse()
-        return Response(reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read())
+        read = reply.read(first) if first is not None else reply.read()
+        return Response(reply.status, {k.lower(): v for k, v in reply.getheaders()}, read)
     finally:
         connection.close()
 
@@ -155,8 +158,21 @@ def request(
 SERVED_METRIC = "vllm:request_success_total"
 
 
+# The tokens they generated: vLLM's and the simulator's `vllm:generation_tokens_total`
+# (llm-d-inference-sim v0.10.2 pkg/llm-d-inference-sim/metrics.go, added when a request's
+# processing ends).
+GENERATED_METRIC = "vllm:generation_tokens_total"
+
+
+def counted(metrics: str, name: str) -> float:
+    """A counter's value in one model server's /metrics text, summed over its series."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ")
+    )
+
+
 def served(metrics: str) -> float:
     """The requests one model server answered, from its /metrics text."""
-    return sum(
-        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(SERVED_METRIC)
-    )
+    return counted(metrics, SERVED_METRIC)

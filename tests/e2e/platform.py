@@ -28,7 +28,16 @@ from typing import Any, Literal, TypeVar
 
 from components.access import tiers as tier_labels
 from components.config import MODEL_HEADER, TIER_HEADER, ModelConfig, StackConfig, TierConfig
-from tests.e2e.cluster import Forward, Response, port_forward, request, served, until
+from tests.e2e.cluster import (
+    GENERATED_METRIC,
+    Forward,
+    Response,
+    counted,
+    port_forward,
+    request,
+    served,
+    until,
+)
 
 T = TypeVar("T")
 
@@ -36,6 +45,8 @@ T = TypeVar("T")
 TAG_HEADER = "x-maas-e2e-request"
 # The endpoints a model counts as answered requests.
 GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions")
+# What a client that cuts a stream reads first: the response's head and its first chunk.
+CUT_AFTER_BYTES = 64
 # The headers only the gateway may set; a client's must change nothing (A17).
 GATEWAY_HEADERS = (MODEL_HEADER, TIER_HEADER)
 # How the leak oracle's failure ends.
@@ -178,6 +189,15 @@ class Platform(abc.ABC):
     def chat(self, model: Model, headers: dict[str, str], host: str | None = None, **extra: Any) -> Response:
         return self.call(host or model.host, "/v1/chat/completions", chat_body(model, **extra), headers)
 
+    def cut_stream(self, model: Model, headers: dict[str, str], **extra: Any) -> Response:
+        """A streamed chat whose client reads the first bytes of the answer and closes the
+        connection, as a client that has what it wanted does."""
+        tag = uuid.uuid4().hex
+        body = chat_body(model, stream=True, **extra)
+        reply = self._send_cut(model.host, "/v1/chat/completions", body, {**headers, TAG_HEADER: tag})
+        self.traffic.append(Sent(tag, model.host, "/v1/chat/completions", reply.status, model.name))
+        return reply
+
     @contextlib.contextmanager
     def leak_oracle(self) -> Iterator[None]:
         """Each model's own count of answered requests grows by exactly the requests the
@@ -201,6 +221,10 @@ class Platform(abc.ABC):
     def _send(
         self, host: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]
     ) -> Response: ...
+
+    @abc.abstractmethod
+    def _send_cut(self, host: str, path: str, body: dict[str, Any], headers: dict[str, str]) -> Response:
+        """Like _send, but reads only the answer's first bytes, then closes the connection."""
 
     @abc.abstractmethod
     def gateway_port(self) -> int:
@@ -229,6 +253,10 @@ class Platform(abc.ABC):
         """Requests the model's servers answered, summed over every replica (a Service
         would show one replica's count)."""
         return sum(served(self._metrics(pod)) for pod in self.pods(model))
+
+    def generated(self, model: str) -> float:
+        """Tokens the model's servers generated, summed over every replica."""
+        return sum(counted(self._metrics(pod), GENERATED_METRIC) for pod in self.pods(model))
 
     @abc.abstractmethod
     def _metrics(self, pod: str) -> str:
@@ -374,6 +402,9 @@ class Live(Platform):
 
     def _send(self, host: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]) -> Response:
         return request(self.gateway_port(), host, path, body, headers, tls=self._tls())
+
+    def _send_cut(self, host: str, path: str, body: dict[str, Any], headers: dict[str, str]) -> Response:
+        return request(self.gateway_port(), host, path, body, headers, tls=self._tls(), first=CUT_AFTER_BYTES)
 
     def gateway_port(self) -> int:
         if self._gateway is None:

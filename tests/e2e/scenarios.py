@@ -439,9 +439,37 @@ def metering_matches_traffic(p: Platform, shared: bool = False) -> None:
             key.requests += 1
             key.tokens += usage_tokens(reply, "stream" in extra)
         selector = f'{{user="{key.user}", tier="{tier}", model="{model.name}"}}'
-        # Rules run every evaluation interval (30s) after a scrape: a bounded wait.
-        p.until(lambda: p.query(f"maas:requests:total{selector}") == key.requests, 180, "requests metered")
-        assert p.query(f"maas:tokens:total{selector}") == key.tokens
+        # Rules run every evaluation interval (30s) after a scrape: a bounded wait. What they
+        # recorded per evaluation, summed as the export sums them.
+        requests, tokens = (
+            f"sum(sum_over_time(maas:{m}:increase{selector}[1h]))" for m in ("requests", "tokens")
+        )
+        p.until(lambda: p.query(requests) == key.requests, 180, "requests metered")
+        assert p.query(tokens) == key.tokens
+
+
+def a_cut_stream_takes_at_most_the_tiers_cap(p: Platform) -> None:
+    """A stream its client closes before the end is charged nothing (the wasm-shim reads
+    usage only from a stream's last chunk), so what one request can take is bounded by its
+    tier's caps, set at the gateway (docs/metering.md): asking for more is 400, and a stream
+    that asks for no limit and ignores the end of sequence, cut after its first bytes, makes
+    the model's servers generate at most max_tokens x max_choices."""
+    model, tier = p.open_model, p.tier(p.tier_names[0])
+    bound = tier.max_tokens * tier.max_choices
+    with live_key(p, tier.name) as key:
+        over = p.chat(model, key.header, stream=True, max_tokens=tier.max_tokens + 1)
+        assert over.status == 400, f"max_tokens over the tier's cap: {over.status}"
+        assert over.json()["error"]["code"] == "over_tier_cap", over.body[:200]
+        before = p.generated(model.name)
+        cut = p.cut_stream(model, key.header, max_tokens=None, ignore_eos=True)
+        assert cut.status == 200, cut.status
+        # The servers count a request's tokens when its processing ends.
+        grew = p.until(lambda: p.generated(model.name) - before or None, 120, "the cut stream's tokens")
+        assert grew is not None
+        assert grew <= bound, (
+            f"a stream cut by its client generated {grew:g} tokens, charged none; the documented "
+            f"bound is {bound} (tier {tier.name}'s maxTokens x maxChoices)"
+        )
 
 
 def kuadrant_reports_ready(p: Platform) -> None:

@@ -49,6 +49,10 @@ def test_token_limits_count_usage_total_tokens(platform: Live, mode: str) -> Non
     scenarios.token_limit(platform, mode)
 
 
+def test_a_stream_cut_by_its_client_takes_at_most_the_tiers_cap(platform: Live) -> None:
+    scenarios.a_cut_stream_takes_at_most_the_tiers_cap(platform)
+
+
 @pytest.mark.parametrize("path", ["/v1/responses", "/metrics", "/tokenize", "/health"])
 def test_only_metered_endpoints_are_published(platform: Live, path: str) -> None:
     """The simulator serves these (llm-d-inference-sim v0.10.2 pkg/communication/http.go)."""

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.metering import chargeback
 from harness.program import Evaluation, stack_config, typed_config
 from tests.support.prometheus import declared_rules
 
@@ -71,36 +72,37 @@ def _scenario(stack: Evaluation) -> tuple[list[dict[str, str]], list[dict[str, A
         "bob": (bob_tier, 5, 500, {}),
     }
     currency = stack_config(stack.stack).get("maas:prices", {}).get("currency", "USD")
-    tests: list[dict[str, Any]] = []
-    for metric, pick in (("maas:requests:total", 1), ("maas:tokens:total", 2)):
-        samples = [
-            {"labels": f'{metric}{{user="{u}", tier="{t[0]}", model="{model}"}}', "value": t[pick]}
-            for u, t in expected.items()
-        ]
-        tests.append({"expr": metric, "eval_time": "1m", "exp_samples": samples})
+
+    def over_the_run(metric: str, samples: list[tuple[str, Any]]) -> dict[str, Any]:
+        """What the recorded series add up to over the whole run (as the export sums them)."""
+        return {
+            "expr": f"sum_over_time({metric}[30m])",
+            "eval_time": "30m",
+            "exp_samples": [{"labels": f"{{{labels}}}", "value": value} for labels, value in samples],
+        }
+
+    tests: list[dict[str, Any]] = [
+        over_the_run(
+            metric,
+            [(f'user="{u}", tier="{t[0]}", model="{model}"', t[pick]) for u, t in expected.items()],
+        )
+        for metric, pick in ((chargeback.REQUESTS, 1), (chargeback.TOKENS, 2))
+    ]
     tests.append(
-        {
-            "expr": "maas:rejected_requests:total",
-            "eval_time": "1m",
-            "exp_samples": [
-                {
-                    "labels": (
-                        f'maas:rejected_requests:total{{user="alice", tier="{alice_tier}", '
-                        f'model="{model}", limit="{k}"}}'
-                    ),
-                    "value": v,
-                }
+        over_the_run(
+            chargeback.REJECTED,
+            [
+                (f'user="alice", tier="{alice_tier}", model="{model}", limit="{k}"', v)
                 for k, v in expected["alice"][3].items()
             ],
-        }
+        )
     )
     cost_samples = []
     for user, (tier, requests, tokens, _) in expected.items():
         per_request, per_1k = _price(stack.stack, tier, model)
         cost = requests * per_request + tokens / 1000 * per_1k
-        labels = f'user="{user}", tier="{tier}", model="{model}", currency="{currency}"'
-        cost_samples.append({"labels": f"maas:cost:total{{{labels}}}", "value": cost})
-    tests.append({"expr": "maas:cost:total", "eval_time": "1m", "exp_samples": cost_samples})
+        cost_samples.append((f'user="{user}", tier="{tier}", model="{model}", currency="{currency}"', cost))
+    tests.append(over_the_run(chargeback.COST, cost_samples))
     return series, tests
 
 
@@ -111,7 +113,7 @@ def test_usage_and_cost_from_limitador_shaped_counters(
     series, expressions = _scenario(stack)
     unit = {
         "rule_files": ["rules.yml"],
-        "evaluation_interval": "1m",
+        "evaluation_interval": chargeback.INTERVAL,
         "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": expressions}],
     }
     (tmp_path / "test.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
@@ -180,7 +182,7 @@ def test_alerts_fire_when_a_component_is_down_or_a_tier_is_throttled(
             stack, throttled, "MaasTierThrottled", "25m", "5m", {"severity": "warning", "tier": tier}
         ),
     ]
-    unit = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": cases}
+    unit = {"rule_files": ["rules.yml"], "evaluation_interval": chargeback.INTERVAL, "tests": cases}
     (tmp_path / "alerts.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
     tested = _promtool(promtool, "test", "rules", "alerts.yml", cwd=tmp_path)
     assert tested.returncode == 0, tested.stdout + tested.stderr
@@ -297,3 +299,50 @@ def test_every_component_an_alert_watches_is_labelled_by_a_monitor(stack: Evalua
         if relabel.get("targetLabel") == "maas_component"
     }
     assert component in marked
+
+
+def test_tokens_served_but_not_charged_raise_an_alert(promtool: str, stack_of: Any, tmp_path: Path) -> None:
+    """The model's servers count 500 tokens a minute. Charged 100 of them (the rest streamed
+    to clients that closed the stream before its usage chunk): the alert fires. Charged all of
+    them: it stays quiet."""
+    stack = stack_of("dev")
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(declared_rules(stack)))
+    model, tier = next(iter(stack.outputs["models"])), stack.outputs["tiers"][0]
+    server = f'maas_component="model", model="{model}", model_name="{model}", pod="p", job="j", instance="i"'
+    limitador = f'user="u", tier="{tier}", limitador_namespace="llm/{model}", {SCRAPED}'
+
+    def case(charged_per_minute: int, fires: bool) -> dict[str, Any]:
+        series = [
+            {"series": f"vllm:prompt_tokens_total{{{server}}}", "values": "0+100x90"},
+            {"series": f"vllm:generation_tokens_total{{{server}}}", "values": "0+400x90"},
+            # one request a minute, its tokens as the wasm-shim reported them
+            {"series": f"authorized_calls{{{limitador}}}", "values": "0+2x90"},
+            {"series": f"authorized_hits{{{limitador}}}", "values": f"0+{1 + charged_per_minute}x90"},
+        ]
+        summary = (
+            f"Model {model} served more tokens in the last hour than were charged: streams cut "
+            "before their end, or token reports that never reached Limitador."
+        )
+        expected = [
+            {"exp_labels": {"severity": "warning", "model": model}, "exp_annotations": {"summary": summary}}
+        ]
+        return {
+            "interval": "1m",
+            "input_series": series,
+            "alert_rule_test": [
+                {
+                    "eval_time": "85m",
+                    "alertname": "MaasTokensUncharged",
+                    "exp_alerts": expected if fires else [],
+                }
+            ],
+        }
+
+    unit = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": chargeback.INTERVAL,
+        "tests": [case(100, fires=True), case(500, fires=False)],
+    }
+    (tmp_path / "uncharged.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
+    tested = _promtool(promtool, "test", "rules", "uncharged.yml", cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from commands import usage
-from harness.program import PROJECT_DIR, Evaluation
+from components.metering import chargeback
+from harness.program import PROJECT_DIR, Evaluation, typed_config
 from tests.support.prometheus import (
     Exporter,
     Prometheus,
@@ -72,8 +73,13 @@ def _picker(scale: int) -> Series:
 def running(
     tmp_path_factory: pytest.TempPathFactory, stack_of: Callable[[str], Evaluation]
 ) -> Iterator[tuple[Prometheus, float]]:
-    """Prometheus with the dev stack's rules, after the traffic; and the time of its last evaluation."""
-    rules = declared_rules(stack_of("dev"))
+    """Prometheus with the dev stack's rules, after the traffic; and the time of its last evaluation.
+
+    The usage group runs every second here (every 30 s as declared) so the test is quick: the
+    same rules, with their interval and the offset it sets."""
+    cfg = typed_config("dev")
+    assert chargeback.rule_groups(cfg.tiers, cfg.models, cfg.prices) == declared_rules(stack_of("dev"))
+    rules = chargeback.rule_groups(cfg.tiers, cfg.models, cfg.prices, interval="1s")
     exporter, picker = Exporter(), Exporter()
     exporter.set(_counters(0))
     picker.set(_picker(0))
@@ -86,14 +92,14 @@ def running(
             {"limitador": address, "endpoint-picker": picker_address},
         ) as server,
     ):
-        server.wait_for('maas:requests:total{user="alice"} == 0')
+        server.wait_for('maas:requests:increase{user="alice"} == 0')
         server.wait_for('maas:scheduled_requests:rate5m{tier="free"} == 0')
         exporter.set(_counters(1))
         picker.set(_picker(1))
-        server.wait_for('maas:tokens:total{user="alice"} == 1000')
+        server.wait_for('sum_over_time(maas:tokens:increase{user="alice"}[1m]) == 1000')
         server.wait_for('maas:scheduled_requests:rate5m{tier="enterprise", outcome="EvictedTTL"} > 0')
-        server.wait_for('maas:cost:total{user="alice"} > 0')
-        (sample,) = server.vector('timestamp(maas:cost:total{user="alice"})')
+        server.wait_for('sum_over_time(maas:cost:increase{user="alice"}[1m]) > 0')
+        (sample,) = server.vector('timestamp(maas:cost:increase{user="alice"})')
         yield server, float(sample["value"][1])
 
 

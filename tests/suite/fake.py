@@ -27,14 +27,28 @@ from components.config.types import window_seconds
 from components.pins import upstream
 from components.platform.cluster import pod_security
 from components.serving import gateway as gw
-from tests.e2e.cluster import SERVED_METRIC, Response, request
-from tests.e2e.platform import GENERATION_PATHS, Component, Key, Model, Origin, Platform, seconds
+from tests.e2e.cluster import GENERATED_METRIC, SERVED_METRIC, Response, request
+from tests.e2e.platform import (
+    CUT_AFTER_BYTES,
+    GENERATION_PATHS,
+    Component,
+    Key,
+    Model,
+    Origin,
+    Platform,
+    seconds,
+)
 
 # What the gateway's Lua filter answers on the shared host (components/serving/lua/request_body.lua).
 NO_MODEL = {"error": {"message": "no model", "type": "invalid_request_error", "code": "model_required"}}
 UNKNOWN_MODEL = {"error": {"message": "unknown", "type": "invalid_request_error", "code": "model_not_found"}}
 
 COMPLETION_TOKENS = 16
+# What the fake model generates for a request that ignores end-of-sequence: its max_tokens,
+# else its context's length.
+MAX_MODEL_LEN = 32768
+# Told by FakePlatform._send_cut: the client reads the stream's first bytes and closes.
+CUT_HEADER = "x-fake-client-cuts"
 # Tokens a chat request costs beyond its words (role and template markers).
 TEMPLATE_TOKENS = 5
 
@@ -79,6 +93,8 @@ class Faults:
     stays_scaled: bool = False  # a model that grew on its queue never shrinks back
     priority_ignored: bool = False  # a saturated pool serves its queue first come, first served
     client_priority_trusted: bool = False  # a client's objective header sets its priority
+    tier_caps_ignored: bool = False  # a request asks for as many tokens and choices as it likes
+    max_tokens_unfilled: bool = False  # a request that names no max_tokens is not given one
 
 
 # A pooled model's replicas, as the fake runs them: two requests at a time each (dev's
@@ -128,12 +144,22 @@ class _Tokens:
     counter: _Counter | None
     metered: list[int] | None
     tokens: int
+    # what the model generates for it (its servers' count)
+    generated: int = COMPLETION_TOKENS
 
     def bill(self) -> None:
         if self.counter is not None:
             self.counter.tokens += self.tokens
         if self.metered is not None:
             self.metered[1] += self.tokens
+
+
+def _completion(body: dict[str, Any]) -> int:
+    """The tokens the fake model generates: a few, or for a request that ignores the end of
+    sequence, its max_tokens (else its context's length) for each choice."""
+    if not body.get("ignore_eos"):
+        return COMPLETION_TOKENS
+    return int(body.get("max_tokens") or MAX_MODEL_LEN) * int(body.get("n") or 1)
 
 
 @dataclass
@@ -162,6 +188,8 @@ class FakeGateway:
         self.counters: dict[tuple[str, str, str], _Counter] = {}
         self.metered: dict[tuple[str, str, str], list[int]] = {}  # (user, tier, model) -> [requests, tokens]
         self.served: dict[str, list[int]] = {m.name: [0] * faults.replicas for m in config.models}
+        # Tokens each replica generated (vllm:generation_tokens_total).
+        self.generated: dict[str, list[int]] = {m.name: [0] * faults.replicas for m in config.models}
         self.answered_at: dict[str, list[float]] = {}
         self.down: set[str] = set()
         slots = POOL_SLOTS_PER_REPLICA * faults.replicas
@@ -206,7 +234,7 @@ class FakeGateway:
             if not pool.serve(priority):
                 return _json(429, {"error": "rejected-ttl-expired"})
             with self.lock:
-                self._serve(model)
+                self._serve(model, tokens.generated)
                 tokens.bill()
         return reply
 
@@ -248,6 +276,18 @@ class FakeGateway:
                 return self._deny(model, _json(500, {"error": "limits unavailable"}), path)
         elif self._limited(counter, tier) and (path in GENERATION_PATHS or self.faults.listing_billed):
             return self._deny(model, _json(429, {"error": "too many requests"}), path)
+        if path in GENERATION_PATHS and not self.faults.tier_caps_ignored:
+            # The Lua filter after Kuadrant (lua/request_body.lua cap_request): the tier's caps.
+            # A tier it does not know gets the smallest caps, as the filter gives it.
+            known = [t for t in self.config.tiers if t.name == tier]
+            tokens_cap = min(t.max_tokens for t in known or self.config.tiers)
+            choices_cap = min(t.max_choices for t in known or self.config.tiers)
+            for name, cap in (("max_tokens", tokens_cap), ("n", choices_cap)):
+                if request_body.get(name) is not None and request_body[name] > cap:
+                    return _json(400, {"error": {"message": "over", "type": "invalid_request_error",
+                                                 "code": "over_tier_cap"}})  # fmt: skip
+            if request_body.get("max_tokens") is None and not self.faults.max_tokens_unfilled:
+                request_body["max_tokens"] = tokens_cap
         reply, tokens = self._answer(model, path, request_body)
         billed = path in GENERATION_PATHS or self.faults.listing_billed
         counted = counter if billed and "limitador" not in self.down else None
@@ -260,7 +300,11 @@ class FakeGateway:
             counted.requests += 1
         if metered is not None:
             metered[0] += 1
-        tokens_billed = _Tokens(counted, metered, tokens)
+        if headers.get(CUT_HEADER) and request_body.get("stream"):
+            # The wasm-shim reads usage from a stream's last chunk, which a cut stream never
+            # delivers (wasm-shim v0.14.1 token_usage.rs): nothing is reported.
+            tokens = 0
+        tokens_billed = _Tokens(counted, metered, tokens, _completion(request_body))
         if model in self.pools and path in GENERATION_PATHS:
             # Its tokens count once it is served: a shed request's 429 carries no usage.
             self._scheduled = (model, self.pools[model], self._priority(model, tier, headers), tokens_billed)
@@ -359,9 +403,11 @@ class FakeGateway:
             self._serve(model)
         return reply
 
-    def _serve(self, model: str) -> None:
+    def _serve(self, model: str, completion: int = COMPLETION_TOKENS) -> None:
         pods = self.served[model]
-        pods[sum(pods) % len(pods)] += 1
+        pod = sum(pods) % len(pods)
+        pods[pod] += 1
+        self.generated[model][pod] += completion
         self.answered_at.setdefault(model, []).append(time.monotonic())
 
     def busy(self, model: str) -> bool:
@@ -377,14 +423,15 @@ class FakeGateway:
     def _answer(self, model: str, path: str, body: dict[str, Any]) -> tuple[Response, int]:
         if path == "/v1/models":
             return _json(200, {"object": "list", "data": [{"id": model}]}), 0
+        completion = _completion(body)
         if model not in self.pools:  # a pooled model serves once the pool lets it (handle)
-            self._serve(model)
+            self._serve(model, completion)
         words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
         prompt = round(words * self.faults.tokens_per_word) + TEMPLATE_TOKENS
         usage = {
             "prompt_tokens": prompt,
-            "completion_tokens": COMPLETION_TOKENS,
-            "total_tokens": prompt + COMPLETION_TOKENS,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
         }
         served = next(m.served_name for m in self.config.models if m.name == model)
         if not body.get("stream"):
@@ -409,7 +456,7 @@ class FakeGateway:
         ] if with_usage else 0
 
     def query(self, expr: str) -> float | None:
-        metric = re.fullmatch(r"(maas:requests:total|maas:tokens:total)\{(.*)\}", expr)
+        metric = re.fullmatch(r"sum\(sum_over_time\(maas:(requests|tokens):increase\{(.*)\}\[1h\]\)\)", expr)
         if metric:
             labels = dict(re.findall(r'(\w+)="([^"]*)"', metric.group(2)))
             found = self.metered.get((labels["user"], labels["tier"], labels["model"]))
@@ -418,7 +465,7 @@ class FakeGateway:
             requests, tokens = found
             if self.faults.metering_drops_warmup:
                 requests -= 1
-            return float(requests if metric.group(1) == "maas:requests:total" else tokens)
+            return float(requests if metric.group(1) == "requests" else tokens)
         if expr.startswith(("max(kuadrant_ready)", "max(kuadrant_dependency_detected", "max(up{")):
             return 1.0
         raise AssertionError(f"the fake Prometheus does not know {expr!r}")
@@ -510,7 +557,16 @@ class FakePlatform(Platform):
     def _metrics(self, pod: str) -> str:
         model, index = pod.rsplit("-predictor-", 1)
         count = self.gateway.served[model][int(index)]
-        return f'# TYPE {SERVED_METRIC} counter\n{SERVED_METRIC}{{model_name="{model}"}} {count}\n'
+        generated = self.gateway.generated[model][int(index)]
+        return (
+            f'# TYPE {SERVED_METRIC} counter\n{SERVED_METRIC}{{model_name="{model}"}} {count}\n'
+            f'# TYPE {GENERATED_METRIC} counter\n{GENERATED_METRIC}{{model_name="{model}"}} {generated}\n'
+        )
+
+    def _send_cut(self, host: str, path: str, body: dict[str, Any], headers: dict[str, str]) -> Response:
+        return request(
+            self.port, host, path, body, {**headers, CUT_HEADER: "1"}, timeout_s=10, first=CUT_AFTER_BYTES
+        )
 
     @contextlib.contextmanager
     def extra_route(self, host: str, model: Model) -> Iterator[None]:

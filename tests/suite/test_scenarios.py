@@ -71,6 +71,8 @@ SCENARIOS: dict[str, Scenario] = {
     },
     "L10 counters survive a restart": scenarios.counters_survive_a_limitador_restart,
     "L9 metering": scenarios.metering_matches_traffic,
+    "a cut stream takes at most the tier's cap": scenarios.a_cut_stream_takes_at_most_the_tiers_cap,
+    "a cut stream, max_tokens filled in": scenarios.a_cut_stream_takes_at_most_the_tiers_cap,
     "L15 Kuadrant ready": scenarios.kuadrant_reports_ready,
     "published paths": lambda p: scenarios.only_metered_endpoints_are_published(p, "/v1/responses"),
     "S5 isolation": lambda p: scenarios.models_only_through_the_gateway(p, NAMESPACE, gw.SERVICE_NAME),
@@ -120,6 +122,14 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
     ),
     "L10 counters survive a restart": (Faults(counters_reset_on_restart=True), r"\[200, 200, 200, 200"),
     "L9 metering": (Faults(metering_drops_warmup=True), "requests metered"),
+    "a cut stream takes at most the tier's cap": (
+        Faults(tier_caps_ignored=True),
+        "max_tokens over the tier's cap: 200",
+    ),
+    "a cut stream, max_tokens filled in": (
+        Faults(max_tokens_unfilled=True),
+        "a stream cut by its client generated 32768 tokens, charged none",
+    ),
     "published paths": (Faults(leak_denied=True), "a denied request reached the model"),
     "S5 isolation": (Faults(probe={("outside", "model"): 6}), "curl exit 6, expected 28"),
     "S6 exposure": (Faults(exposed={"simulator-predictor": "NodePort"}), "NodePort"),

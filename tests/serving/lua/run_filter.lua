@@ -2,11 +2,13 @@
 --   luajit run_filter.lua FILTER.lua DIR COUNT
 -- FILTER.lua is the filter's whole source (catalog chunk included). For each request
 -- DIR/<i>.headers ("name<TAB>value" lines, pseudo-headers such as :method included) and
--- DIR/<i>.body, it calls envoy_on_request with a stand-in of Envoy's stream handle and writes
+-- DIR/<i>.body (and DIR/<i>.fault, when Envoy's getBytes is to fail with that message), it
+-- calls envoy_on_request with a stand-in of Envoy's stream handle and writes
 -- DIR/<i>.out: the body after the filter; DIR/<i>.length: the content-length Envoy would send
 -- ("" when unchanged); DIR/<i>.headers.out: the headers passed on; DIR/<i>.response: the
 -- local reply ("<status><TAB><content-type>\n<body>", "" when none); DIR/<i>.cleared: "1"
--- when the route cache was cleared after the last header change, else "".
+-- when the route cache was cleared after the last header change, else ""; DIR/<i>.cpu: the
+-- CPU seconds the filter took.
 local filter, dir, count = arg[1], arg[2], tonumber(arg[3])
 dofile(filter)
 
@@ -25,6 +27,10 @@ end
 
 for i = 0, count - 1 do
   local data = read(dir .. "/" .. i .. ".body")
+  local fault = io.open(dir .. "/" .. i .. ".fault", "rb")
+  if fault then
+    fault = fault:read("*a")
+  end
   local length, response, cleared, responded = "", "", "", false
   -- Header names as Envoy keeps them: lower case (HTTP/2 requires it; HTTP/1 is normalised).
   local names, values = {}, {}
@@ -63,6 +69,9 @@ for i = 0, count - 1 do
   local buffer = {
     length = function(_) return #data end,
     getBytes = function(_, index, n)
+      if fault then
+        error(fault)
+      end
       assert(index >= 0 and n >= 0 and index + n <= #data,
         "index/length must be >= 0 and (index + length) must be <= buffer size")
       return string.sub(data, index + 1, index + n)
@@ -87,7 +96,9 @@ for i = 0, count - 1 do
       response = reply_headers[":status"] .. "\t" .. (reply_headers["content-type"] or "") .. "\n" .. reply_body
     end,
   }
+  local started = os.clock()
   envoy_on_request(handle)
+  local cpu = os.clock() - started
   local out = {}
   for k = 1, #names do out[#out + 1] = names[k] .. "\t" .. values[k] .. "\n" end
   write(dir .. "/" .. i .. ".out", data)
@@ -95,4 +106,5 @@ for i = 0, count - 1 do
   write(dir .. "/" .. i .. ".headers.out", table.concat(out))
   write(dir .. "/" .. i .. ".response", response)
   write(dir .. "/" .. i .. ".cleared", cleared)
+  write(dir .. "/" .. i .. ".cpu", string.format("%.6f", cpu))
 end
