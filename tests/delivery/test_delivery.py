@@ -15,6 +15,7 @@ import yaml
 
 from components.pins import versions
 from harness.program import PROJECT_DIR, typed_config
+from tests.support.configs import kind_stacks
 from tests.support.prerequisites import tool
 
 WORKFLOWS = sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml"))
@@ -402,6 +403,12 @@ def test_an_e2e_instance_runs_the_suite_on_a_stack_with_oidc() -> None:
         for index in (instance.deploy, instance.suite):
             assert _condition(instance.steps[index].step) == "success()", instance.matrix
     assert len({i.deployed for i in instances}) == len(instances), "two instances deploy the same stack"
+
+
+def test_the_e2e_matrix_deploys_every_kind_stack() -> None:
+    """The offline suite runs the scenarios on each kind stack's config (tests/suite/
+    test_scenarios.py) because CI runs the suite on each of them: the two lists agree."""
+    assert sorted(i.deployed for i in _e2e_instances()) == kind_stacks()
 
 
 def test_every_e2e_instance_proves_a_second_up_changes_nothing_before_the_suite() -> None:

@@ -16,10 +16,12 @@ import contextlib
 import functools
 import http.client
 import json
+import math
 import os
 import secrets
 import ssl
 import subprocess
+import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +30,7 @@ from typing import Any, Literal, TypeVar
 
 from components.access import tiers as tier_labels
 from components.config import MODEL_HEADER, TIER_HEADER, ModelConfig, StackConfig, TierConfig
-from tests.e2e.cluster import Forward, Response, port_forward, request, served, until
+from tests.e2e.cluster import SERVED_METRIC, Forward, Response, port_forward, request, served, until
 
 T = TypeVar("T")
 
@@ -182,15 +184,28 @@ class Platform(abc.ABC):
     def leak_oracle(self) -> Iterator[None]:
         """Each model's own count of answered requests grows by exactly the requests the
         gateway admitted to it during the block: a 401, 403 or 429 that reached a model
-        fails. (The model's counter, not a status, is the witness.)"""
-        before = {m.name: self.served(m.name) for m in self.models}
-        start = len(self.traffic)
+        fails. (The model's counter, not a status, is the witness.) A pod that went during
+        the block (a scale-down) took its counter with it: its last count comes from
+        Prometheus; a pod that came during the block counted from zero."""
+        before = {m.name: self.answered(m.name) for m in self.models}
+        # Pods already gone are not this block's (a range reaches a little before it).
+        earlier = {m.name: set(self.departed(m.name, 0)) - set(before[m.name]) for m in self.models}
+        start, started = len(self.traffic), time.monotonic()
         yield
         sent = self.traffic[start:]
         for model in self.models:
             mine = [s for s in sent if s.model == model.name]
             admitted = sum(1 for s in mine if s.path in GENERATION_PATHS and s.status < 300)
-            grew = self.served(model.name) - before[model.name]
+            now = self.answered(model.name)
+            gone = {
+                pod: count
+                for pod, count in self.departed(model.name, time.monotonic() - started).items()
+                if pod not in now and pod not in earlier[model.name]
+            }
+            lost = set(before[model.name]) - set(now) - set(gone)
+            assert not lost, f"{model.name}: pods {sorted(lost)} went and nothing kept what they answered"
+            after = {**gone, **now}
+            grew = sum(count - before[model.name].get(pod, 0.0) for pod, count in after.items())
             denied = [s.status for s in mine if s.status in (401, 403, 429)]
             assert grew == admitted, (
                 f"{model.name} answered {grew:g} requests, the gateway admitted {admitted} "
@@ -225,14 +240,19 @@ class Platform(abc.ABC):
         finally:
             self.delete_key(key)
 
-    def served(self, model: str) -> float:
-        """Requests the model's servers answered, summed over every replica (a Service
+    def answered(self, model: str) -> dict[str, float]:
+        """Requests each of the model's running pods answered (every replica: a Service
         would show one replica's count)."""
-        return sum(served(self._metrics(pod)) for pod in self.pods(model))
+        return {pod: served(self._metrics(pod)) for pod in self.pods(model)}
 
     @abc.abstractmethod
     def _metrics(self, pod: str) -> str:
         """A model server pod's /metrics text."""
+
+    @abc.abstractmethod
+    def departed(self, model: str, within_s: float) -> dict[str, float]:
+        """Requests each of the model's pods answered, as Prometheus last scraped it, for
+        every pod scraped within the last `within_s` seconds (running or gone since)."""
 
     @abc.abstractmethod
     def extra_route(self, host: str, model: Model) -> contextlib.AbstractContextManager[None]:
@@ -464,6 +484,27 @@ class Live(Platform):
         # Through kubelet, which no NetworkPolicy filters.
         with self.forward(self.models_namespace, f"pod/{pod}", 8080) as forward:
             return request(forward.port, "localhost", "/metrics").body.decode()
+
+    def departed(self, model: str, within_s: float) -> dict[str, float]:
+        """From the stack's Prometheus: each pod's last scrape of the served counter within
+        the range. The model's PodMonitor labels it with `model` (components/metering/
+        observability.py) and the operator adds `namespace` and `pod` (prometheus-operator
+        v0.93.0 pkg/prometheus/promcfg.go generatePodMonitorConfig); a range skips a gone
+        pod's stale marker (prometheus promql/engine.go matrixIterSlice), so its last count
+        stays. A scaled-down pod idled its stabilization window first: its last scrape holds
+        everything it answered. Without observability nothing keeps a gone pod's count."""
+        from commands import usage
+
+        if not self.config.observability.enabled:
+            return {}
+        selector = f'{SERVED_METRIC}{{namespace="{self.models_namespace}", model="{model}"}}'
+        # Whole seconds, and one scrape interval more, so the block's first scrape is in (30 s,
+        # prometheus-operator v0.93.0 pkg/apis/monitoring/v1/prometheus_types.go scrapeInterval).
+        expr = f"sum by (pod) (last_over_time({selector}[{math.ceil(within_s) + 30}s]))"
+        return {
+            str(sample["metric"]["pod"]): float(sample["value"][1])
+            for sample in usage.instant(self._prometheus_url(), expr)
+        }
 
     @contextlib.contextmanager
     def extra_route(self, host: str, model: Model) -> Iterator[None]:

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from components.access import tiers
 from components.config import KEYCLOAK_NAMESPACE, MODEL_HEADER, TIER_HEADER
 from tests.e2e.cluster import Response
@@ -66,6 +68,14 @@ def _ok(reply: Response) -> Response | None:
 
 def host(p: Platform) -> str:
     return p.open_model.host
+
+
+def requires(holds: bool, reason: str) -> None:
+    """Skips the scenario where the stack lacks what it needs, on a cluster and offline
+    alike (the offline suite runs every scenario on every kind stack's config, and fails
+    a scenario that no kind stack runs: CI would prove it nowhere)."""
+    if not holds:
+        pytest.skip(reason)
 
 
 # --- Access -----------------------------------------------------------------------------
@@ -163,7 +173,7 @@ def model_outside_the_tier_is_forbidden(p: Platform) -> None:
     """A14: a model restricted to some tiers answers a caller of another tier 403, in
     OpenAI's error shape; a caller of an admitted tier gets 200."""
     restricted = [(m, p.model_config(m).tiers or ()) for m in p.models if p.model_config(m).tiers]
-    assert restricted, f"stack {p.stack} restricts no model (maas:models[].tiers)"
+    requires(bool(restricted), f"stack {p.stack} restricts no model to some tiers (maas:models[].tiers)")
     for model, admitted in restricted:
         outside = [t for t in p.tier_names if t not in admitted]
         for tier in outside:
@@ -192,6 +202,7 @@ def listing_models_is_free(p: Platform) -> None:
 
 def oidc_tokens_work_like_keys(p: Platform) -> None:
     """A10: a Keycloak token gets 200 and its tier's limits; garbage gets 401."""
+    requires(p.config.auth.oidc.enabled, f"stack {p.stack} has no Keycloak (auth.oidc.enabled is false)")
     model = p.open_model
     user = next(u.name for u in p.config.users if u.tier == p.tier_names[0])
     tier = p.tier(p.tier_names[0])
@@ -269,7 +280,8 @@ def client_routing_headers_change_nothing(p: Platform) -> None:
     lets a tier reach a model outside it, nor changes the model list."""
     low = p.tier_names[0]
     restricted = [m for m in p.models if not p.model_config(m).admits(low)]
-    assert restricted, f"stack {p.stack}: every model admits {low}; A17 needs one that does not"
+    # Without a model the lowest tier may not use, a forged header has nothing to reach.
+    requires(bool(restricted), f"stack {p.stack}: every model admits {low}; A17 needs one that does not")
     with live_key(p, low) as key:
         forged = {**key.header, MODEL_HEADER: restricted[0].served, TIER_HEADER: p.tier_names[-1]}
         reply = p.chat(p.open_model, forged, host=p.api_host)
@@ -311,6 +323,11 @@ def openai_sdk_example(p: Platform) -> None:
     """README's OpenAI SDK example, run as written but for the forwarded port and the
     model name, with a key of the lowest tier: it lists that tier's models and gets an
     answer with usage through the shared host."""
+    requires(
+        p.gateway_listener[0] == "http",
+        f"stack {p.stack} serves HTTPS only: README's example is dev's plain-HTTP port-forward "
+        "(over HTTPS a client needs the host's DNS name, for SNI)",
+    )
     tier = p.tier_names[0]
     example = readme_openai_example()
     for written in ("127.0.0.1:8000", '"simulator-model"', '"api.maas.local"'):
@@ -415,6 +432,10 @@ def usage_tokens(reply: Response, stream: bool) -> int:
 
 def counters_survive_a_limitador_restart(p: Platform) -> None:
     """L10: with Redis storage, a user's spend survives a Limitador restart."""
+    requires(
+        p.config.limitador.storage == "redis",
+        f"stack {p.stack} keeps counters in memory (limitador.storage); they reset, as documented",
+    )
     tier = p.tier(p.tier_names[0])
     with live_key(p, tier.name) as key:
         assert p.chat(p.open_model, key.header).status == 200
@@ -527,7 +548,7 @@ def model_scales_on_its_queue(p: Platform, burst_s: float = 90.0, callers: int =
     import time
 
     scaled = [m for m in p.models if p.model_config(m).autoscaling is not None]
-    assert scaled, "no model of this stack scales on its queue"
+    requires(bool(scaled), f"stack {p.stack} scales no model on its queue (maas:models[].autoscaling)")
     model = scaled[0]
     bounds = p.model_config(model).autoscaling
     assert bounds is not None
@@ -568,7 +589,7 @@ def higher_tiers_are_served_first_when_saturated(p: Platform, callers: int = 8) 
     import time
 
     pooled = [m for m in p.models if p.model_config(m).scheduling == "pool"]
-    assert pooled, "no model of this stack is pooled"
+    requires(bool(pooled), f"stack {p.stack} pools no model (maas:models[].scheduling)")
     model = pooled[0]
     admitted = [t for t in p.tier_names if p.model_config(model).admits(t)]
     low, top = admitted[0], admitted[-1]
@@ -610,6 +631,7 @@ def higher_tiers_are_served_first_when_saturated(p: Platform, callers: int = 8) 
 def realm_follows_the_stack_file(p: Platform) -> None:
     """Keycloak day 2: after `pulumi up`, each tier's group in the realm holds exactly the
     stack file's users of that tier (the user sync ran; no one removed is left)."""
+    requires(p.config.auth.oidc.enabled, f"stack {p.stack} has no Keycloak (auth.oidc.enabled is false)")
     members = p.realm_members()
     for tier in p.config.tiers:
         wanted = {u.name for u in p.config.users if u.tier == tier.name}

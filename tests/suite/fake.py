@@ -16,6 +16,7 @@ import json
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -161,7 +162,13 @@ class FakeGateway:
         self.unprotected: dict[str, int] = {}
         self.counters: dict[tuple[str, str, str], _Counter] = {}
         self.metered: dict[tuple[str, str, str], list[int]] = {}  # (user, tier, model) -> [requests, tokens]
-        self.served: dict[str, list[int]] = {m.name: [0] * faults.replicas for m in config.models}
+        # Each model's running pods, what every pod (gone ones too) answered, and when a pod
+        # went: a scaled-down pod leaves with its counter, which only Prometheus still has.
+        self.running: dict[str, list[str]] = {m.name: [] for m in config.models}
+        self.answered: dict[str, int] = {}
+        self.gone: dict[str, tuple[str, float]] = {}  # pod -> (model, when it went)
+        self._names = {m.name: itertools.count() for m in config.models}
+        self._turn = itertools.count()
         self.answered_at: dict[str, list[float]] = {}
         self.down: set[str] = set()
         slots = POOL_SLOTS_PER_REPLICA * faults.replicas
@@ -360,9 +367,49 @@ class FakeGateway:
         return reply
 
     def _serve(self, model: str) -> None:
-        pods = self.served[model]
-        pods[sum(pods) % len(pods)] += 1
+        pods = self._pods(model)
+        pod = pods[next(self._turn) % len(pods)]
+        self.answered[pod] += 1
         self.answered_at.setdefault(model, []).append(time.monotonic())
+
+    def pods(self, model: str) -> list[str]:
+        with self.lock:
+            return list(self._pods(model))
+
+    def _pods(self, model: str) -> list[str]:
+        """The model's running pods, as many as its replicas are now: a model that follows
+        its queue runs maxReplicas while busy, else minReplicas; the others `replicas`. A
+        new pod's counter starts at zero; a pod that goes keeps its own."""
+        scaling = next(m.autoscaling for m in self.config.models if m.name == model)
+        wanted = self.faults.replicas
+        if scaling is not None:
+            grown = self.busy(model) and not self.faults.scaling_ignored
+            wanted = scaling.max_replicas if grown else scaling.min_replicas
+        pods = self.running[model]
+        while len(pods) < wanted:
+            pods.append(f"{model}-predictor-{next(self._names[model])}")
+            self.answered[pods[-1]] = 0
+        while len(pods) > wanted:
+            self.gone[pods.pop()] = (model, time.monotonic())
+        return pods
+
+    def metrics(self, pod: str) -> str:
+        """A running pod's /metrics; a gone pod answers nothing."""
+        with self.lock:
+            assert any(pod in pods for pods in self.running.values()), f"pod {pod} is not running"
+            count = self.answered[pod]
+        return f'# TYPE {SERVED_METRIC} counter\n{SERVED_METRIC}{{model_name="{pod}"}} {count}\n'
+
+    def departed(self, model: str, within_s: float) -> dict[str, float]:
+        """Prometheus's last scrape of each of the model's pods that went within `within_s`
+        (scraped at every request: the fake has no scrape interval)."""
+        with self.lock:
+            now = time.monotonic()
+            return {
+                pod: float(self.answered[pod])
+                for pod, (of, when) in self.gone.items()
+                if of == model and now - when <= within_s
+            }
 
     def busy(self, model: str) -> bool:
         """Whether the model is in a burst: 10 requests within a second, the last of them in
@@ -474,9 +521,11 @@ class _Server(ThreadingHTTPServer):
 class FakePlatform(Platform):
     """The scenarios' Platform over a FakeGateway served on a local port."""
 
-    def __init__(self, config: StackConfig, faults: Faults, port: int, gateway: FakeGateway):
+    def __init__(
+        self, config: StackConfig, faults: Faults, port: int, gateway: FakeGateway, stack: str = "fake"
+    ):
         models = [Model(m.name, f"{m.host}.{config.domain}", m.served_name) for m in config.models]
-        super().__init__("fake", config, models, scale=0.02, poll_s=0.01)
+        super().__init__(stack, config, models, scale=0.02, poll_s=0.01)
         self.faults, self.port, self.gateway = faults, port, gateway
 
     def _send(self, host: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]) -> Response:
@@ -496,21 +545,17 @@ class FakePlatform(Platform):
         self.gateway.change_key(key.value, None)
 
     def pods(self, model: str) -> list[str]:
-        scaling = next(m.autoscaling for m in self.config.models if m.name == model)
-        count = self.faults.replicas
-        if scaling is not None:
-            grown = self.gateway.busy(model) and not self.faults.scaling_ignored
-            count = scaling.max_replicas if grown else scaling.min_replicas
-        return [f"{model}-predictor-{i}" for i in range(count)]
+        return self.gateway.pods(model)
+
+    def departed(self, model: str, within_s: float) -> dict[str, float]:
+        return self.gateway.departed(model, within_s)
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         role = {name: role for role, name in self.config.namespaces_in_use().items()}[namespace]
         return self.faults.namespace_labels.get(namespace, pod_security(role))
 
     def _metrics(self, pod: str) -> str:
-        model, index = pod.rsplit("-predictor-", 1)
-        count = self.gateway.served[model][int(index)]
-        return f'# TYPE {SERVED_METRIC} counter\n{SERVED_METRIC}{{model_name="{model}"}} {count}\n'
+        return self.gateway.metrics(pod)
 
     @contextlib.contextmanager
     def extra_route(self, host: str, model: Model) -> Iterator[None]:
@@ -525,16 +570,23 @@ class FakePlatform(Platform):
                 self.gateway.routes.pop(host, None)
 
     def probe(self, origin: Origin, url: str, host: str | None = None) -> int:
-        servers = {"limitador-limitador.": "limitador", "authorino-authorino-": "authorino"}
-        target = next((t for marker, t in servers.items() if marker in url), "gateway")
-        target = "model" if "-predictor." in url else target
+        from tests.e2e.scenarios import servers_strangers_must_not_reach
+
+        # Every server the stack runs that strangers must not reach (Keycloak, PostgreSQL and
+        # Redis where the config has them), by its first word: "limitador", "authorino", ...
+        doors = {
+            f"{address}.svc.cluster.local:{port}": name.split("'")[0].split()[0].lower()
+            for name, (address, port) in servers_strangers_must_not_reach(self).items()
+        }
+        address = urllib.parse.urlsplit(url).netloc
+        target = doors.get(address) or ("model" if "-predictor." in url else "gateway")
         correct = {
             ("outside", "gateway"): 0,
             ("outside", "model"): 28,
             ("gateway-peer", "model"): 0,
-            **{("outside", server): 28 for server in servers.values()},
+            **{("outside", server): 28 for server in doors.values()},
             # curl's HTTP/1.1 to a gRPC server: an empty reply
-            **{("gateway-peer", server): 52 for server in servers.values()},
+            **{("gateway-peer", server): 52 for server in ("limitador", "authorino")},
         }
         return {**correct, **self.faults.probe}.get((origin, target), 0)
 
@@ -550,7 +602,9 @@ class FakePlatform(Platform):
             self.gateway.down.discard(component)
 
     def restart(self, component: Component) -> None:
-        if component == "limitador" and self.faults.counters_reset_on_restart:
+        # In memory, Limitador's counters go with its pod (README: dev's limits reset on restart).
+        in_memory = self.config.limitador.storage != "redis"
+        if component == "limitador" and (in_memory or self.faults.counters_reset_on_restart):
             self.gateway.counters.clear()
 
     def service_types(self) -> dict[str, str]:
@@ -578,16 +632,16 @@ class FakePlatform(Platform):
 
 @contextlib.contextmanager
 def fake_platform(
-    config: StackConfig, faults: Faults | None = None, service_s: float = 0.0
+    config: StackConfig, faults: Faults | None = None, service_s: float = 0.0, stack: str = "fake"
 ) -> Iterator[FakePlatform]:
-    """The fake, serving; `service_s`: how long a pooled model takes per request (0: at once;
-    enough to saturate its pool where a scenario needs it)."""
+    """The fake, serving `stack`'s `config`; `service_s`: how long a pooled model takes per
+    request (0: at once; enough to saturate its pool where a scenario needs it)."""
     gateway = FakeGateway(config, faults or Faults(), service_s=service_s)
     server = _Server(gateway)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
-        yield FakePlatform(config, faults or Faults(), server.server_address[1], gateway)
+        yield FakePlatform(config, faults or Faults(), server.server_address[1], gateway, stack)
     finally:
         server.shutdown()
         server.server_close()
