@@ -460,9 +460,11 @@ def metering_matches_traffic(p: Platform, shared: bool = False) -> None:
             key.requests += 1
             key.tokens += usage_tokens(reply, "stream" in extra)
         selector = f'{{user="{key.user}", tier="{tier}", model="{model.name}"}}'
-        # Rules run every evaluation interval (30s) after a scrape: a bounded wait.
+        # Rules run every evaluation interval (30s) after a scrape: a bounded wait, for each
+        # counter apart (a response's tokens are reported after its request was counted, so
+        # they may land in a later scrape).
         p.until(lambda: p.query(f"maas:requests:total{selector}") == key.requests, 180, "requests metered")
-        assert p.query(f"maas:tokens:total{selector}") == key.tokens
+        p.until(lambda: p.query(f"maas:tokens:total{selector}") == key.tokens, 180, "tokens metered")
 
 
 def kuadrant_reports_ready(p: Platform) -> None:

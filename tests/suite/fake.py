@@ -162,6 +162,7 @@ class FakeGateway:
         self.unprotected: dict[str, int] = {}
         self.counters: dict[tuple[str, str, str], _Counter] = {}
         self.metered: dict[tuple[str, str, str], list[int]] = {}  # (user, tier, model) -> [requests, tokens]
+        self.tokens_scraped: dict[tuple[str, str, str], int] = {}
         # Each model's running pods, what every pod (gone ones too) answered, and when a pod
         # went: a scaled-down pod leaves with its counter, which only Prometheus still has.
         self.running: dict[str, list[str]] = {m.name: [] for m in config.models}
@@ -465,7 +466,14 @@ class FakeGateway:
             requests, tokens = found
             if self.faults.metering_drops_warmup:
                 requests -= 1
-            return float(requests if metric.group(1) == "maas:requests:total" else tokens)
+            if metric.group(1) == "maas:requests:total":
+                return float(requests)
+            # A response's tokens are reported after its request was counted (the wasm-shim
+            # reports usage from the response body): the tokens' series shows what it held
+            # one scrape before, as seen by the previous query.
+            series = (labels["user"], labels["tier"], labels["model"])
+            shown, self.tokens_scraped[series] = self.tokens_scraped.get(series, 0), tokens
+            return float(shown)
         if expr.startswith(("max(kuadrant_ready)", "max(kuadrant_dependency_detected", "max(up{")):
             return 1.0
         raise AssertionError(f"the fake Prometheus does not know {expr!r}")
