@@ -35,6 +35,9 @@ from tests.e2e.platform import GENERATION_PATHS, Component, Key, Model, Origin, 
 NO_MODEL = {"error": {"message": "no model", "type": "invalid_request_error", "code": "model_required"}}
 UNKNOWN_MODEL = {"error": {"message": "unknown", "type": "invalid_request_error", "code": "model_not_found"}}
 
+# Keyless requests a route added later answers before Kuadrant's config for its host reaches
+# the gateway (the wasm window; the fake counts requests where the cluster counts seconds).
+LATE_ROUTE_WINDOW = 3
 COMPLETION_TOKENS = 16
 # Tokens a chat request costs beyond its words (role and template markers).
 TEMPLATE_TOKENS = 5
@@ -47,7 +50,8 @@ class Faults:
     ignore_selector: bool = False  # A3: a Secret without our label grants access
     tier_check: bool = True  # A11: False admits a tier the table does not have
     leak_denied: bool = False  # a denied request reaches the model all the same
-    late_route_open: int = 0  # A13: keyless 200s on a new route before it is protected
+    late_route_open: int = 0  # A13: keyless 200s on a new route after it was protected
+    late_route_unprotected: bool = False  # A13: a new route is never protected
     deployed_limits: dict[str, int] = field(default_factory=dict)  # L1: limits unlike the config's
     users_share_counters: bool = False  # L3
     window_never_resets: bool = False  # L2
@@ -159,7 +163,14 @@ class FakeGateway:
         self.routes: dict[str, str] = {f"{m.host}.{config.domain}": m.name for m in config.models}
         self.api_host = f"{config.gateway.api_host}.{config.domain}"
         self.by_served = {m.served_name: m.name for m in config.models}
+        # A route added later: Kuadrant's wasm filter lets a host it has no config for
+        # through (wasm-shim v0.14.1 src/filter/kuadrant_filter.rs, "no matching route
+        # found": Continue), and Istio serves the route before that config arrives. The
+        # window's keyless passes left per host, the passes a misbehaving gateway still lets
+        # through once the window closed, and Kuadrant's status polls seen per route.
         self.unprotected: dict[str, int] = {}
+        self.reopens: dict[str, int] = {}
+        self.status_polls: dict[str, int] = {}
         self.counters: dict[tuple[str, str, str], _Counter] = {}
         self.metered: dict[tuple[str, str, str], list[int]] = {}  # (user, tier, model) -> [requests, tokens]
         self.tokens_scraped: dict[tuple[str, str, str], int] = {}
@@ -244,6 +255,8 @@ class FakeGateway:
         if host in self.unprotected and self.unprotected[host] > 0 and identity is None:
             self.unprotected[host] -= 1
         elif identity is None:
+            if self.reopens.get(host):
+                self.unprotected[host], self.reopens[host] = self.reopens[host], 0
             return self._deny(model, _json(401, {"error": "unauthorized"}), path)
         elif not self._admits(model, identity[1]):
             return self._deny(model, _json(403, FORBIDDEN), path)
@@ -569,13 +582,24 @@ class FakePlatform(Platform):
     def extra_route(self, host: str, model: Model) -> Iterator[None]:
         with self.gateway.lock:
             self.gateway.routes[host] = model.name
-            self.gateway.unprotected[host] = self.faults.late_route_open
+            self.gateway.unprotected[host] = (
+                1_000_000 if self.faults.late_route_unprotected else LATE_ROUTE_WINDOW
+            )
+            self.gateway.reopens[host] = self.faults.late_route_open
+            self.gateway.status_polls[host] = 0
         self.hosts[host] = model.name
         try:
             yield
         finally:
             with self.gateway.lock:
                 self.gateway.routes.pop(host, None)
+
+    def route_affected(self, host: str) -> bool:
+        """Kuadrant reports the route affected a moment after it was added (the second look),
+        while the gateway's window is still open."""
+        with self.gateway.lock:
+            self.gateway.status_polls[host] += 1
+            return self.gateway.status_polls[host] >= 2
 
     def probe(self, origin: Origin, url: str, host: str | None = None) -> int:
         from tests.e2e.scenarios import servers_strangers_must_not_reach
