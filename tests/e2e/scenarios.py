@@ -587,40 +587,94 @@ def model_scales_on_its_queue(p: Platform, burst_s: float = 90.0, callers: int =
 
 
 def higher_tiers_are_served_first_when_saturated(p: Platform, callers: int = 8) -> None:
-    """A burst at a pooled model, all at once, far beyond what its replicas run together:
-    half from `callers` keys of its lowest tier, half from as many of its highest. The pool
-    serves the highest tier first, so its median request finishes in well under the lowest's
-    median time (a refused request counting as never answered; first come, first served
-    would favour the lowest tier, whose requests are sent first), and fewer of its requests
-    wait past the queue timeout and are refused. Every lowest-tier request carries the
-    highest tier's objective, under both its names: that changes nothing (only Authorino's
-    header counts)."""
+    """L17: a burst at a pooled model that is already saturated: half from `callers` keys of
+    its lowest tier, half from as many of its highest, the lowest sent first. The pool
+    serves the highest tier first, so its median request finishes in well under the
+    lowest's median time (a refused request counting as never answered), and no more of its
+    requests wait past the queue timeout and are refused. Every lowest-tier request carries
+    the highest tier's objective, under both its names: that changes nothing (only
+    Authorino's header counts).
+
+    The picker's saturation detector is reactive: it reads the replicas' metrics every
+    50 ms and dispatches what arrives in between (llm-d-router v0.10.0 saturationdetector/
+    utilization/README.md, datalayer/runtime.go), so a burst into an idle pool is served
+    first come, first served. Keys of a middle tier first keep more requests in flight than
+    the replicas run and queue together (the detector's threshold); the burst goes once one
+    of those has waited, so the picker has seen the pool saturated and holds the burst in
+    its priority queue."""
     import concurrent.futures
     import statistics
+    import threading
     import time
 
     pooled = [m for m in p.models if p.model_config(m).scheduling == "pool"]
     requires(bool(pooled), f"stack {p.stack} pools no model (maas:models[].scheduling)")
     model = pooled[0]
+    config = p.model_config(model)
     admitted = [t for t in p.tier_names if p.model_config(model).admits(t)]
-    low, top = admitted[0], admitted[-1]
+    low, middle, top = admitted[0], admitted[len(admitted) // 2], admitted[-1]
     # Within every key's request budget: its warm-up request counts too.
     each = min(4, p.tier(low).requests.limit - 1, p.tier(top).requests.limit - 1)
     forged = {
         name: tiers.objective_name(model.name, top)
         for name in ("x-llm-d-inference-objective", "x-gateway-inference-objective")
     }
+    # More in flight than the replicas run (`--max-num-seqs`, 2 in dev's args) and queue up
+    # to the detector's threshold (`queueDepth` waiting per replica), and then some.
+    seqs = _max_num_seqs(config.args)
+    requires(
+        seqs is not None, f"{model.name} sets no --max-num-seqs: the test cannot tell how many saturate it"
+    )
+    assert seqs is not None
+    running = config.replicas * seqs
+    saturating = running + p.config.scheduler.saturation.queue_depth * config.replicas
+    fillers = saturating + 2
+    stop = threading.Event()
     with contextlib.ExitStack() as stack:
+        fill_keys = [stack.enter_context(live_key(p, middle, model)) for _ in range(fillers)]
         keys = [stack.enter_context(live_key(p, tier, model)) for tier in (low, top) for _ in range(callers)]
-        burst = [key for key in keys for _ in range(each)]
-        start = time.monotonic()
+        lock = threading.Lock()
+        inflight: list[int] = [0]
+        saturated_at: list[float] = []
+        answered: list[float] = []
 
-        def call(key: Key) -> tuple[str, int, float]:
-            reply = p.chat(model, {**key.header, **(forged if key.tier == low else {})})
-            return key.tier, reply.status, time.monotonic() - start
+        def fill(key: Key) -> None:
+            while not stop.is_set() and key.requests < p.tier(middle).requests.limit - 1:
+                with lock:
+                    inflight[0] += 1
+                    if inflight[0] >= saturating and not saturated_at:
+                        saturated_at.append(time.monotonic())
+                status = p.chat(model, key.header).status
+                with lock:
+                    inflight[0] -= 1
+                    answered.append(time.monotonic())
+                if status != 200:
+                    return
+                key.requests += 1
 
-        with concurrent.futures.ThreadPoolExecutor(len(burst)) as pool:
-            results = list(pool.map(call, burst))
+        with concurrent.futures.ThreadPoolExecutor(fillers) as filling:
+            try:
+                futures = [filling.submit(fill, key) for key in fill_keys]
+                # Saturated, and seen so: as many answers since as the replicas run at once
+                # take a service time, several of the detector's refreshes.
+                p.until(
+                    lambda: saturated_at and sum(1 for t in answered if t > saturated_at[0]) >= running,
+                    60,
+                    "the fillers to saturate the pool",
+                )
+                burst = [key for key in keys for _ in range(each)]
+                start = time.monotonic()
+
+                def call(key: Key) -> tuple[str, int, float]:
+                    reply = p.chat(model, {**key.header, **(forged if key.tier == low else {})})
+                    return key.tier, reply.status, time.monotonic() - start
+
+                with concurrent.futures.ThreadPoolExecutor(len(burst)) as pool:
+                    results = list(pool.map(call, burst))
+            finally:
+                stop.set()
+            for future in futures:
+                future.result()
     assert {status for _, status, _ in results} <= {200, 429, 503}, results
     # A refused request never gets its answer: it counts as the longest wait, so the answered
     # alone (the lucky early ones) cannot make a tier look fast.
@@ -632,11 +686,20 @@ def higher_tiers_are_served_first_when_saturated(p: Platform, callers: int = 8) 
         tier: sum(1 for who, status, _ in results if who == tier and status != 200) for tier in (low, top)
     }
     assert median[top] < 0.6 * median[low], (
-        f"median seconds to an answer per tier, in a burst: {median} (refused {refused})"
+        f"median seconds to an answer per tier, in a saturated pool: {median} (refused {refused})"
     )
     # The queue timeout sheds what waits too long: the lower tier, which waits behind the
     # higher (dev: 2 s, Pulumi.dev.yaml maas:scheduler.queueTimeout).
-    assert refused[top] < refused[low], f"refused per tier: {refused} (median seconds {median})"
+    assert refused[top] <= refused[low], f"refused per tier: {refused} (median seconds {median})"
+
+
+def _max_num_seqs(args: tuple[str, ...]) -> int | None:
+    """How many requests a replica runs at once, where the model's args say (the simulator's
+    and vLLM's `--max-num-seqs`)."""
+    for arg in args:
+        if arg.startswith("--max-num-seqs="):
+            return int(arg.split("=", 1)[1])
+    return None
 
 
 def realm_follows_the_stack_file(p: Platform) -> None:

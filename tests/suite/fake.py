@@ -13,6 +13,7 @@ import contextlib
 import heapq
 import itertools
 import json
+import math
 import re
 import threading
 import time
@@ -94,30 +95,64 @@ POOL_SLOTS_PER_REPLICA = 2
 CLUSTER_SERVICE_S = 0.2
 
 
-class _Pool:
-    """A pooled model under flow control: `slots` requests run at once; the others wait and
-    the highest priority goes first, first come first served within one (llm-d-router v0.10.0
-    pkg/epp/flowcontrol: bands by priority, FCFS ordering by default)."""
+# How often the picker's saturation detector reads the replicas' metrics on the cluster
+# (llm-d-router v0.10.0 pkg/epp/datalayer/runtime.go: a 50 ms refresh); scaled like the
+# service time in the fake.
+CLUSTER_REFRESH_S = 0.05
 
-    def __init__(self, slots: int, fifo: bool, service_s: float, ttl_s: float | None):
+
+class _Pool:
+    """A pooled model behind llm-d's endpoint picker. The replicas run `slots` requests at
+    once and queue the rest first come, first served. The picker's flow control holds a
+    request back, ordered by priority (first come first served within one: llm-d-router
+    v0.10.0 pkg/epp/flowcontrol), only while its saturation detector says the pool is
+    saturated (the replicas' mean queue at `depth`: saturationdetector/utilization/
+    README.md), and the detector reads the replicas' metrics every `refresh_s`, not at each
+    arrival: a burst into an idle pool is dispatched as it arrives, first come first served.
+    A held request goes to a replica when one is free and nobody dispatched waits for it,
+    the highest priority first; it waits at most the queue timeout (`ttl_s`), then is
+    refused."""
+
+    def __init__(
+        self, slots: int, replicas: int, depth: int, fifo: bool, service_s: float, ttl_s: float | None
+    ):
         self.ready = threading.Condition()
         self.free, self.fifo, self.service_s, self.ttl_s = slots, fifo, service_s, ttl_s
-        self.waiting: list[tuple[int, int]] = []
+        self.threshold = depth * replicas
+        self.refresh_s = CLUSTER_REFRESH_S * service_s / CLUSTER_SERVICE_S
+        # Tickets: (0, 0, arrival) dispatched to a replica's queue; (1, -priority, arrival) held.
+        self.waiting: list[tuple[int, int, int]] = []
         self.arrivals = itertools.count()
+        self.at_replicas = 0
+        self.saturated, self.measured = False, -math.inf
 
     def serve(self, priority: int) -> bool:
-        """Waits for a slot and holds it for the service time; False when the request waited
-        past the queue timeout and was refused instead (flow control's EvictedTTL)."""
-        ticket = (0 if self.fifo else -priority, next(self.arrivals))
+        """Waits for a slot and holds it for the service time; False when the request was
+        held past the queue timeout and refused instead (flow control's EvictedTTL)."""
         with self.ready:
+            now = time.monotonic()
+            if now - self.measured >= self.refresh_s:
+                self.measured, self.saturated = now, self.at_replicas >= self.threshold
+            # Flow control dispatches at once only into an unsaturated pool with nobody held;
+            # otherwise the request joins the held, in priority order.
+            held = self.saturated or any(waiting[0] == 1 for waiting in self.waiting)
+            ticket = (
+                (1, 0 if self.fifo else -priority, next(self.arrivals))
+                if held
+                else (0, 0, next(self.arrivals))
+            )
+            self.at_replicas += 0 if held else 1
             heapq.heappush(self.waiting, ticket)
-            if not self.ready.wait_for(lambda: self.free > 0 and self.waiting[0] == ticket, self.ttl_s):
+            if not self.ready.wait_for(
+                lambda: self.free > 0 and self.waiting[0] == ticket, self.ttl_s if held else None
+            ):
                 self.waiting.remove(ticket)
                 heapq.heapify(self.waiting)
                 self.ready.notify_all()
                 return False
             heapq.heappop(self.waiting)
             self.free -= 1
+            self.at_replicas -= 0 if held else 1
             self.ready.notify_all()
         time.sleep(self.service_s)
         with self.ready:
@@ -187,7 +222,14 @@ class FakeGateway:
         # No service time, no queue worth timing out (a request waits only for a free slot).
         ttl_s = window_seconds(config.scheduler.queue_timeout) * service_s / CLUSTER_SERVICE_S or None
         self.pools = {
-            m.name: _Pool(slots, faults.priority_ignored, service_s, ttl_s)
+            m.name: _Pool(
+                slots,
+                faults.replicas,
+                config.scheduler.saturation.queue_depth,
+                faults.priority_ignored,
+                service_s,
+                ttl_s,
+            )
             for m in config.models
             if m.scheduling == "pool"
         }

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from harness.program import PROJECT_DIR
 from tests.e2e import platform, scenarios
 from tests.e2e.cluster import SERVED_METRIC, Forward, port_forward, request
 from tests.e2e.platform import Live
-from tests.suite.fake import Faults, fake_platform
+from tests.suite.fake import Faults, _Pool, fake_platform
 from tests.suite.test_scenarios import _config
 from tests.support.prerequisites import tool
 
@@ -197,3 +198,38 @@ def test_https_requests_present_the_host_as_sni_and_check_the_certificate(tmp_pa
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_fake_picker_dispatches_as_it_arrives_until_it_has_seen_the_pool_saturated() -> None:
+    """The fake models llm-d's reactive saturation detector (tests/suite/fake.py _Pool): a
+    burst into an idle pool is served first come, first served, whatever the priorities;
+    once a refresh has seen the replicas' queue at its threshold, arrivals are held and the
+    higher priority goes first. This is why L17 saturates the pool before its burst."""
+
+    def burst(pool: _Pool, arrivals: list[tuple[str, int]]) -> list[str]:
+        order: list[str] = []
+        threads = []
+
+        def call(name: str, priority: int) -> None:
+            if pool.serve(priority):
+                order.append(name)
+
+        for name, priority in arrivals:
+            thread = threading.Thread(target=call, args=(name, priority))
+            thread.start()
+            threads.append(thread)
+            time.sleep(0.005)  # arrivals in this order, all within one refresh (50 ms)
+        for thread in threads:
+            thread.join(timeout=10)
+        return order
+
+    idle = _Pool(slots=1, replicas=1, depth=1, fifo=False, service_s=0.2, ttl_s=None)
+    assert burst(idle, [("low-1", 0), ("low-2", 0), ("top", 10)]) == ["low-1", "low-2", "top"]
+    busy = _Pool(slots=1, replicas=1, depth=1, fifo=False, service_s=0.2, ttl_s=None)
+    filler = [threading.Thread(target=busy.serve, args=(5,)) for _ in range(2)]
+    for thread in filler:
+        thread.start()
+    time.sleep(0.06)  # a refresh later: one filler runs, one waits at the replica
+    assert burst(busy, [("low-1", 0), ("low-2", 0), ("top", 10)]) == ["top", "low-1", "low-2"]
+    for thread in filler:
+        thread.join(timeout=10)
