@@ -545,7 +545,8 @@ def test_a_pull_request_that_changes_what_the_e2e_job_runs_gets_a_cluster_verdic
     it imports (tests/e2e imports the harness and the usage export, for instance), the
     Makefile and the requirements; and it runs on no other event condition."""
     workflow = _workflow("e2e.yml")
-    triggers = workflow.get("on") or workflow.get(True)
+    # YAML 1.1 reads the key `on` as true (PyYAML); GitHub reads it as `on`.
+    triggers = next(value for key, value in workflow.items() if key in ("on", True))
     paths = triggers["pull_request"]["paths"]
     assert "paths-ignore" not in triggers["pull_request"]
     matchers = [_github_glob(p) for p in paths]

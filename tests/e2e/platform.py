@@ -281,6 +281,10 @@ class Platform(abc.ABC):
         """Replaces the component's pods and waits until they are ready again."""
 
     @abc.abstractmethod
+    def restarts(self, component: Component) -> dict[str, int]:
+        """The component's pods, each with its containers' restart count."""
+
+    @abc.abstractmethod
     def service_types(self) -> dict[str, str]:
         """Type of every Service in the models' namespace."""
 
@@ -714,6 +718,15 @@ class Live(Platform):
         self.kubectl(
             "rollout", "status", deployment, "-n", self.kuadrant_namespace, "--timeout=300s", timeout=330
         )
+
+    def restarts(self, component: Component) -> dict[str, int]:
+        pods = self.get("pods", "-n", self.kuadrant_namespace, "-l", POD_LABELS[component])["items"]
+        return {
+            pod["metadata"]["name"]: sum(
+                int(c.get("restartCount", 0)) for c in pod.get("status", {}).get("containerStatuses", [])
+            )
+            for pod in pods
+        }
 
     def service_types(self) -> dict[str, str]:
         services = self.get("services", "-n", self.models_namespace)["items"]

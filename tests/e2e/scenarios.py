@@ -129,8 +129,9 @@ def unconfigured_tier_is_forbidden(p: Platform) -> None:
 
 def keys_follow_their_secrets(p: Platform) -> None:
     """A5, A6, A7: a new key works, a rotated key's old value stops, a removed key stops;
-    nothing restarts."""
+    nothing restarts (Authorino's pods and their restart counts are the same after)."""
     model = p.open_model
+    authorino = p.restarts("authorino")
     with live_key(p, p.tier_names[-1]) as key:
         old = dict(key.header)
         key.value = uuid.uuid4().hex + uuid.uuid4().hex
@@ -139,6 +140,7 @@ def keys_follow_their_secrets(p: Platform) -> None:
         p.until(lambda: p.chat(model, old).status == 401, 60, "the old value to stop (A7)")
         p.delete_key(key)
         p.until(lambda: p.chat(model, key.header).status == 401, 60, "revocation (A6)")
+    assert p.restarts("authorino") == authorino, f"Authorino restarted on key changes: {authorino}"
 
 
 # How long after Kuadrant reports a route added later affected by the gateway's policies
@@ -407,12 +409,13 @@ STREAMING: dict[str, dict[str, Any]] = {
 }
 
 
-def token_limit(p: Platform, mode: str) -> None:
-    """L5, L6, L16: 429 on the first request after a user's tokens pass the tier's limit.
+def token_limit(p: Platform, mode: str, tier_name: str | None = None) -> None:
+    """L5, L6, L16, R2: 429 on the first request after a user's tokens pass the tier's limit
+    (the lowest tier's unless named).
 
     The prompt is sized from what the warm-up cost, so the token limit is passed after
     about half the request limit, whatever the tokenizer makes of a word."""
-    tier = p.tier(p.tier_names[0])
+    tier = p.tier(tier_name or p.tier_names[0])
     tokens, requests = tier.tokens.limit, tier.requests.limit
     extra, stream = STREAMING[mode], "stream" in STREAMING[mode]
     with live_key(p, tier.name) as key:
@@ -437,6 +440,23 @@ def usage_tokens(reply: Response, stream: bool) -> int:
     usage = [c["usage"] for c in chunks if c.get("usage")]
     assert usage, "a streamed response without usage"
     return int(usage[-1]["total_tokens"])
+
+
+def counters_reset_on_a_limitador_restart_in_memory(p: Platform) -> None:
+    """R5, as README documents for counters kept in memory (dev): a Limitador restart
+    forgets every spend, so a user at 429 gets 200 again in the same window."""
+    requires(
+        p.config.limitador.storage != "redis",
+        f"stack {p.stack} keeps counters in Redis (limitador.storage); they survive (L10)",
+    )
+    tier = p.tier(p.tier_names[0])
+    with live_key(p, tier.name) as key:
+        statuses = rest_of_window(p, key, tier.requests.limit)
+        assert statuses[-1] == 429, statuses
+        p.restart("limitador")
+        assert p.chat(p.open_model, key.header).status == 200, (
+            "in-memory counters survived a Limitador restart; README documents that they reset"
+        )
 
 
 def counters_survive_a_limitador_restart(p: Platform) -> None:

@@ -49,6 +49,15 @@ def test_token_limits_count_usage_total_tokens(platform: Live, mode: str) -> Non
     scenarios.token_limit(platform, mode)
 
 
+@pytest.mark.parametrize("tier_index", [1, 2])
+def test_each_higher_tier_gets_its_configured_token_limit_then_429(platform: Live, tier_index: int) -> None:
+    """L5, R2: the lowest tier's token limit is tested in every mode above; each other tier's
+    too, so a tier whose token limit is not its own shows."""
+    if tier_index >= len(platform.tier_names):
+        pytest.skip(f"the stack has {len(platform.tier_names)} tiers")
+    scenarios.token_limit(platform, "not streamed", platform.tier_names[tier_index])
+
+
 @pytest.mark.parametrize("path", ["/v1/responses", "/metrics", "/tokenize", "/health"])
 def test_only_metered_endpoints_are_published(platform: Live, path: str) -> None:
     """The simulator serves these (llm-d-inference-sim v0.10.2 pkg/communication/http.go)."""
@@ -71,6 +80,11 @@ def test_the_realm_holds_exactly_the_stack_files_users(platform: Live) -> None:
 @pytest.mark.disruptive
 def test_counters_survive_a_limitador_restart_with_redis(platform: Live) -> None:
     scenarios.counters_survive_a_limitador_restart(platform)
+
+
+@pytest.mark.disruptive
+def test_counters_kept_in_memory_reset_on_a_limitador_restart_as_documented(platform: Live) -> None:
+    scenarios.counters_reset_on_a_limitador_restart_in_memory(platform)
 
 
 @pytest.mark.disruptive

@@ -62,6 +62,8 @@ class Faults:
     old_key_lingers: bool = False  # A7
     revocation_ignored: bool = False  # A6
     counters_reset_on_restart: bool = False  # L10
+    memory_counters_survive: bool = False  # R5: in memory, counters survive a restart
+    authorino_restarts_on_key_change: bool = False  # A5
     metering_drops_warmup: bool = False  # L9
     probe: dict[tuple[str, str], int] = field(default_factory=dict)  # S5: (origin, target) -> exit
     exposed: dict[str, str] = field(default_factory=dict)  # S6: Service -> type
@@ -195,6 +197,7 @@ class FakeGateway:
             tuple[int, str, tuple[str, str, bool] | None]
         ] = []  # (at request n, value, record)
         self.requests_seen = 0
+        self.restarts = 0  # Authorino's
         self.routes: dict[str, str] = {f"{m.host}.{config.domain}": m.name for m in config.models}
         self.api_host = f"{config.gateway.api_host}.{config.domain}"
         self.by_served = {m.served_name: m.name for m in config.models}
@@ -240,6 +243,7 @@ class FakeGateway:
     # Authorino sees Secret changes a few gateway requests late, as a watch would.
     def change_key(self, value: str, record: tuple[str, str, bool] | None) -> None:
         with self.lock:
+            self.restarts += 1 if self.faults.authorino_restarts_on_key_change else 0
             self.pending.append((self.requests_seen + self.propagation, value, record))
 
     def _catch_up(self) -> None:
@@ -677,9 +681,12 @@ class FakePlatform(Platform):
 
     def restart(self, component: Component) -> None:
         # In memory, Limitador's counters go with its pod (README: dev's limits reset on restart).
-        in_memory = self.config.limitador.storage != "redis"
+        in_memory = self.config.limitador.storage != "redis" and not self.faults.memory_counters_survive
         if component == "limitador" and (in_memory or self.faults.counters_reset_on_restart):
             self.gateway.counters.clear()
+
+    def restarts(self, component: Component) -> dict[str, int]:
+        return {f"{component}-0": self.gateway.restarts}
 
     def service_types(self) -> dict[str, str]:
         gateway = gw.SERVICE_NAME

@@ -50,6 +50,7 @@ SCENARIOS: dict[str, Scenario] = {
     "A3 unselected Secret": scenarios.unselected_secret_grants_nothing,
     "A11 unconfigured tier": scenarios.unconfigured_tier_is_forbidden,
     "A5 A6 A7 keys follow Secrets": scenarios.keys_follow_their_secrets,
+    "A5 no restart on key changes": scenarios.keys_follow_their_secrets,
     "A13 late route": scenarios.late_route_is_protected,
     "A13 late route never protected": scenarios.late_route_is_protected,
     "A10 OIDC tokens": scenarios.oidc_tokens_work_like_keys,
@@ -75,6 +76,11 @@ SCENARIOS: dict[str, Scenario] = {
         for m in scenarios.STREAMING
     },
     "L10 counters survive a restart": scenarios.counters_survive_a_limitador_restart,
+    "R5 in-memory counters reset on a restart": scenarios.counters_reset_on_a_limitador_restart_in_memory,
+    **{
+        f"L5 R2 token limit {t}": functools.partial(scenarios.token_limit, mode="not streamed", tier_name=t)
+        for t in ("premium", "enterprise")
+    },
     "L9 metering": scenarios.metering_matches_traffic,
     "L15 Kuadrant ready": scenarios.kuadrant_reports_ready,
     "published paths": lambda p: scenarios.only_metered_endpoints_are_published(p, "/v1/responses"),
@@ -128,6 +134,15 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
         "a streamed response without usage",
     ),
     "L10 counters survive a restart": (Faults(counters_reset_on_restart=True), r"\[200, 200, 200, 200"),
+    "R5 in-memory counters reset on a restart": (
+        Faults(memory_counters_survive=True),
+        "in-memory counters survived a Limitador restart",
+    ),
+    "L5 R2 token limit enterprise": (Faults(token_limit_late=20_000), "no 429 after|admitted after"),
+    "A5 no restart on key changes": (
+        Faults(authorino_restarts_on_key_change=True),
+        "Authorino restarted on key changes",
+    ),
     "L9 metering": (Faults(metering_drops_warmup=True), "requests metered"),
     "published paths": (Faults(leak_denied=True), "a denied request reached the model"),
     "S5 isolation": (Faults(probe={("outside", "model"): 6}), "curl exit 6, expected 28"),
