@@ -102,6 +102,18 @@ def seconds(window: str) -> float:
     return total
 
 
+def token_claims(token: str) -> dict[str, Any] | None:
+    """A JWT's payload, unverified (RFC 7519: the second base64url part), or None."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
 def condition_holds(item: dict[str, Any], kind: str) -> bool:
     """Whether a status condition is True for the object's current generation."""
     generation = item["metadata"].get("generation")

@@ -25,7 +25,7 @@ import pytest
 from components.access import tiers
 from components.config import KEYCLOAK_NAMESPACE, MODEL_HEADER, TIER_HEADER
 from tests.e2e.cluster import Response
-from tests.e2e.platform import Key, Model, Platform, Sent, chat_body, seconds
+from tests.e2e.platform import Key, Model, Platform, Sent, chat_body, seconds, token_claims
 
 # Words in the warm-up prompt of a new key: enough to measure what the tokenizer makes of a word.
 WARMUP_WORDS = 50
@@ -229,6 +229,31 @@ def oidc_tokens_work_like_keys(p: Platform) -> None:
     statuses = [p.chat(model, bearer).status for _ in range(tier.requests.limit)]
     assert 429 in statuses, f"{user} never limited: {statuses}"
     assert set(statuses[: statuses.index(429)]) == {200}, statuses
+
+
+def expired_token_is_refused(p: Platform) -> None:
+    """A10: a Keycloak token past its `exp` gets 401 (while a fresh one gets 200). Waits
+    for the token's own lifetime, from its `exp` claim (Keycloak's default: 5 minutes)."""
+    import time
+
+    requires(p.config.auth.oidc.enabled, f"stack {p.stack} has no Keycloak (auth.oidc.enabled is false)")
+    user = next(u.name for u in p.config.users if u.tier == p.tier_names[-1])
+    token = p.oidc_token(user)
+    claims = token_claims(token)
+    assert claims is not None, "the token is not a JWT"
+    expires = float(claims["exp"])
+    assert p.chat(p.open_model, {"Authorization": f"Bearer {token}"}).status == 200, "control: a fresh token"
+    # Time itself, not the platform: unscaled, with a margin for the skew between this
+    # machine's clock and Authorino's (5 s; the fake has one clock: scaled).
+    skew_s = 5 * p.scale
+    p.until(
+        lambda: time.time() > expires + skew_s,
+        expires - time.time() + 2 * skew_s + 1,
+        "the token to expire",
+        scaled=False,
+    )
+    status = p.chat(p.open_model, {"Authorization": f"Bearer {token}"}).status
+    assert status == 401, f"an expired token got {status}"
 
 
 # --- The shared host: one OpenAI base URL -----------------------------------------------

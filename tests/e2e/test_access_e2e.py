@@ -73,6 +73,11 @@ def test_keycloak_tokens_work_like_keys_with_the_tier_from_the_group(platform: L
     scenarios.oidc_tokens_work_like_keys(platform)
 
 
+@pytest.mark.window
+def test_an_expired_keycloak_token_gets_401(platform: Live) -> None:
+    scenarios.expired_token_is_refused(platform)
+
+
 def test_the_realm_holds_exactly_the_stack_files_users(platform: Live) -> None:
     scenarios.realm_follows_the_stack_file(platform)
 

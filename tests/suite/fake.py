@@ -9,6 +9,7 @@ misbehaves in exactly the way one scenario targets, and that scenario must fail.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import heapq
 import itertools
@@ -30,7 +31,16 @@ from components.pins import upstream
 from components.platform.cluster import pod_security
 from components.serving import gateway as gw
 from tests.e2e.cluster import SERVED_METRIC, Response, request
-from tests.e2e.platform import GENERATION_PATHS, Component, Key, Model, Origin, Platform, seconds
+from tests.e2e.platform import (
+    GENERATION_PATHS,
+    Component,
+    Key,
+    Model,
+    Origin,
+    Platform,
+    seconds,
+    token_claims,
+)
 
 # What the gateway's Lua filter answers on the shared host (components/serving/lua/request_body.lua).
 NO_MODEL = {"error": {"message": "no model", "type": "invalid_request_error", "code": "model_required"}}
@@ -39,6 +49,8 @@ UNKNOWN_MODEL = {"error": {"message": "unknown", "type": "invalid_request_error"
 # Keyless requests a route added later answers before Kuadrant's config for its host reaches
 # the gateway (the wasm window; the fake counts requests where the cluster counts seconds).
 LATE_ROUTE_WINDOW = 3
+# How long the fake's Keycloak tokens live (Keycloak's default is 5 minutes).
+TOKEN_LIFETIME_S = 2.0
 COMPLETION_TOKENS = 16
 # Tokens a chat request costs beyond its words (role and template markers).
 TEMPLATE_TOKENS = 5
@@ -64,6 +76,7 @@ class Faults:
     counters_reset_on_restart: bool = False  # L10
     memory_counters_survive: bool = False  # R5: in memory, counters survive a restart
     authorino_restarts_on_key_change: bool = False  # A5
+    expired_tokens_accepted: bool = False  # A10
     metering_drops_warmup: bool = False  # L9
     probe: dict[tuple[str, str], int] = field(default_factory=dict)  # S5: (origin, target) -> exit
     exposed: dict[str, str] = field(default_factory=dict)  # S6: Service -> type
@@ -376,8 +389,13 @@ class FakeGateway:
 
     def _identity(self, headers: dict[str, str]) -> tuple[str, str] | None:
         auth = headers.get("authorization", "")
-        if auth.startswith("Bearer oidc-"):
-            user = auth.removeprefix("Bearer oidc-")
+        if auth.startswith("Bearer "):
+            claims = token_claims(auth.removeprefix("Bearer "))
+            if claims is None:
+                return None
+            if claims.get("exp", 0) < time.time() and not self.faults.expired_tokens_accepted:
+                return None
+            user = claims.get("preferred_username")
             return next(((u.name, u.tier) for u in self.config.users if u.name == user), None)
         if not auth.startswith("APIKEY "):
             return None
@@ -700,7 +718,12 @@ class FakePlatform(Platform):
         return {pod: why for pod, why in self.faults.pod_security.items() if pod in pods}
 
     def oidc_token(self, user: str) -> str:
-        return f"oidc-{user}"
+        """An unsigned token shaped like Keycloak's, living TOKEN_LIFETIME_S."""
+        claims = {"preferred_username": user, "exp": time.time() + TOKEN_LIFETIME_S}
+        return ".".join(
+            base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+            for part in ({"alg": "none"}, claims, {})
+        )
 
     def realm_members(self) -> dict[str, set[str]]:
         members: dict[str, set[str]] = {tier.name: set() for tier in self.config.tiers}

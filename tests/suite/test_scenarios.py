@@ -54,6 +54,7 @@ SCENARIOS: dict[str, Scenario] = {
     "A13 late route": scenarios.late_route_is_protected,
     "A13 late route never protected": scenarios.late_route_is_protected,
     "A10 OIDC tokens": scenarios.oidc_tokens_work_like_keys,
+    "A10 expired token": scenarios.expired_token_is_refused,
     "A14 model outside the tier": scenarios.model_outside_the_tier_is_forbidden,
     "listing models is free": scenarios.listing_models_is_free,
     "shared host serves every model": scenarios.shared_host_serves_every_model,
@@ -134,6 +135,7 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
         "a streamed response without usage",
     ),
     "L10 counters survive a restart": (Faults(counters_reset_on_restart=True), r"\[200, 200, 200, 200"),
+    "A10 expired token": (Faults(expired_tokens_accepted=True), "an expired token got 200"),
     "R5 in-memory counters reset on a restart": (
         Faults(memory_counters_survive=True),
         "in-memory counters survived a Limitador restart",
