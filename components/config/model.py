@@ -51,12 +51,18 @@ _PICKER_MESSAGE_TIMEOUT_S = 1000
 _MODEL_SOURCES = ("hf://", "s3://", "gs://", "pvc://", "oci://", "https://")
 
 
+Footprint = typing.Literal["standard", "small"]
+
+
 class ClusterConfig(Section):
     context: str = Field(min_length=1, description="kubeconfig context to deploy to")
     kubeconfig: str | None = Field(
         default=None,
         description="path to a kubeconfig file; default: $KUBECONFIG or ~/.kube/config",
     )
+    # What the platform's own pods request (components/platform/footprint.py): `small` for
+    # one 4-CPU node, as kind on a GitHub runner.
+    footprint: Footprint = "standard"
 
 
 class Namespaces(Section):

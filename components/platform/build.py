@@ -78,6 +78,7 @@ def build(cfg: StackConfig) -> Platform:
             flavour=flavour,
             gateway_namespace=cfg.namespaces.models,
             inference_pools=inference_crds is not None,
+            footprint=cfg.cluster.footprint,
             after=[gateway_api, *([inference_crds] if inference_crds else [])],
         ),
         on_cluster,
@@ -112,7 +113,11 @@ def build(cfg: StackConfig) -> Platform:
         else None
     )
     keda = (
-        Keda("keda", KedaArgs(namespace=cluster.namespace("keda"), flavour=flavour), on_cluster)
+        Keda(
+            "keda",
+            KedaArgs(namespace=cluster.namespace("keda"), flavour=flavour, footprint=cfg.cluster.footprint),
+            on_cluster,
+        )
         if autoscaled
         else None
     )
@@ -158,6 +163,7 @@ def build(cfg: StackConfig) -> Platform:
                 namespaced_provider=cluster.provider_in("keycloak"),
                 flavour=flavour,
                 authorino_namespace=cfg.namespaces.kuadrant,
+                footprint=cfg.cluster.footprint,
             ),
             on_cluster,
         )

@@ -9,9 +9,9 @@ from typing import ClassVar
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GATEWAY_NAME
+from components.config import GATEWAY_NAME, Footprint
 from components.pins import upstream, versions
-from components.platform import cluster
+from components.platform import cluster, footprint
 from components.platform.flavour import Flavour
 from components.platform.helm import Chart
 
@@ -29,6 +29,7 @@ class IstioArgs:
     gateway_namespace: str
     # Routing to InferencePools (pooled models), off by default in istiod.
     inference_pools: bool = False
+    footprint: Footprint = "standard"
     # The Gateway API CRDs (and the InferencePool's): istiod's Gateway controller must find
     # them when it starts.
     after: Sequence[pulumi.Resource] = ()
@@ -68,6 +69,11 @@ class Istio(pulumi.ComponentResource):
                 # "restricted" requires (components/platform/cluster.py).
                 values={
                     **where,
+                    **(
+                        {"resources": footprint.resources(args.footprint, "istiod", {})}
+                        if args.footprint != "standard"
+                        else {}
+                    ),
                     "seccompProfile": {"type": "RuntimeDefault"},
                     # InferencePool backends need istiod's ENABLE_GATEWAY_API_INFERENCE_EXTENSION
                     # (istio 1.30.3 pilot/pkg/features/experimental.go, default false); the chart

@@ -7,8 +7,9 @@ from typing import ClassVar
 
 import pulumi
 
+from components.config import Footprint
 from components.pins import upstream, versions
-from components.platform import cluster
+from components.platform import cluster, footprint
 from components.platform.flavour import Flavour
 from components.platform.helm import Chart
 
@@ -19,6 +20,7 @@ RELEASE = "keda"
 class KedaArgs:
     namespace: pulumi.Input[str]
     flavour: Flavour
+    footprint: Footprint = "standard"
 
 
 class Keda(pulumi.ComponentResource):
@@ -35,7 +37,21 @@ class Keda(pulumi.ComponentResource):
         super().__init__(self.TYPE, name, None, opts)
         release = args.flavour.install_chart(
             Chart(
-                name=f"{name}-release", release_name=RELEASE, chart=versions.KEDA, namespace=args.namespace
+                name=f"{name}-release",
+                release_name=RELEASE,
+                chart=versions.KEDA,
+                namespace=args.namespace,
+                # The chart's `resources` per pod: operator, metricServer, webhooks.
+                values=(
+                    {}
+                    if args.footprint == "standard"
+                    else {
+                        "resources": {
+                            pod: footprint.resources(args.footprint, "keda", {})
+                            for pod in ("operator", "metricServer", "webhooks")
+                        }
+                    }
+                ),
             ),
             self,
         )

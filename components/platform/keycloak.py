@@ -14,9 +14,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.config import KEYCLOAK_NAMESPACE, OidcConfig, TierConfig, UserConfig
+from components.config import KEYCLOAK_NAMESPACE, Footprint, OidcConfig, TierConfig, UserConfig
 from components.pins import upstream, versions
-from components.platform import cluster
+from components.platform import cluster, footprint
 from components.platform.flavour import Flavour, restricted_container
 
 KEYCLOAK_NAME = "keycloak"
@@ -86,6 +86,7 @@ class KeycloakArgs:
     flavour: Flavour
     # Where Authorino runs: it reads the realm's keys and discovery document from Keycloak.
     authorino_namespace: str
+    footprint: Footprint = "standard"
 
 
 class Keycloak(pulumi.ComponentResource):
@@ -149,7 +150,7 @@ class Keycloak(pulumi.ComponentResource):
                 # ports (KeycloakNetworkPolicyDependentResource), and policies add up; this
                 # component's doors admit Authorino alone.
                 "networkPolicy": {"enabled": False},
-                "resources": KEYCLOAK_RESOURCES,
+                "resources": footprint.resources(args.footprint, "keycloak", KEYCLOAK_RESOURCES),
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[operator, database, admin]),
         )
@@ -248,8 +249,7 @@ class Keycloak(pulumi.ComponentResource):
                                 readiness_probe=ready,
                                 liveness_probe=ready,
                                 resources=k8s.core.v1.ResourceRequirementsArgs(
-                                    requests=POSTGRES_RESOURCES["requests"],
-                                    limits=POSTGRES_RESOURCES["limits"],
+                                    **footprint.resources(args.footprint, "postgres", POSTGRES_RESOURCES)
                                 ),
                                 security_context=restricted_container(),
                                 # The read-only root's writable places: the data volume, the

@@ -8,6 +8,7 @@ import shlex
 import subprocess
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import yaml
 
 from components.pins import versions
 from harness.program import PROJECT_DIR, typed_config
+from tests.support.configs import kind_stacks
 from tests.support.prerequisites import tool
 
 WORKFLOWS = sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml"))
@@ -404,6 +406,12 @@ def test_an_e2e_instance_runs_the_suite_on_a_stack_with_oidc() -> None:
     assert len({i.deployed for i in instances}) == len(instances), "two instances deploy the same stack"
 
 
+def test_the_e2e_matrix_deploys_every_kind_stack() -> None:
+    """The offline suite runs the scenarios on each kind stack's config (tests/suite/
+    test_scenarios.py) because CI runs the suite on each of them: the two lists agree."""
+    assert sorted(i.deployed for i in _e2e_instances()) == kind_stacks()
+
+
 def test_every_e2e_instance_proves_a_second_up_changes_nothing_before_the_suite() -> None:
     """R11: after the deploy and before the suite, the preview of deploy.sh's `pulumi up`
     (same stack, --refresh and policy pack flags) with --expect-no-changes, through
@@ -435,3 +443,119 @@ def test_every_e2e_instance_destroys_its_stack_and_checks_the_teardown_always() 
         argv = instance.steps[teardown].runs("scripts/check-teardown.sh")
         assert argv is not None
         assert argv[1:] == [typed_config(instance.deployed).cluster.context], instance.matrix
+
+
+def _step_using(instance: _Instance, action: str) -> list[int]:
+    return [i for i, s in enumerate(instance.steps) if str(s.step.get("uses", "")).split("@")[0] == action]
+
+
+def test_every_e2e_instance_keeps_the_cluster_state_when_it_fails() -> None:
+    """After a failed suite and before the destroy: scripts/cluster-state.sh writes the
+    node, events, pods, objects and our pods' logs into a directory, and that directory is
+    uploaded as an artifact, both only on failure."""
+    for instance in _e2e_instances():
+        state = instance.index("scripts/cluster-state.sh")
+        (upload,) = _step_using(instance, "actions/upload-artifact")
+        destroy = instance.index("scripts/destroy.sh", first_argument=instance.deployed)
+        assert instance.suite < state < upload < destroy, instance.matrix
+        for index in (state, upload):
+            assert _condition(instance.steps[index].step) == "failure()", instance.matrix
+        argv = instance.steps[state].runs("scripts/cluster-state.sh")
+        assert argv is not None
+        assert argv[1] == typed_config(instance.deployed).cluster.context, instance.matrix
+        written = argv[2].replace("$RUNNER_TEMP", "${{ runner.temp }}")
+        assert instance.steps[upload].step["with"]["path"] == written, instance.matrix
+        assert instance.deployed in instance.steps[upload].step["with"]["name"], "one artifact per stack"
+
+
+def test_every_e2e_instance_caches_pip_the_fetched_tools_and_pulumis_plugins() -> None:
+    """setup-python's pip cache keyed on every requirements file the Makefile installs; the
+    tools deploy.sh fetches (scripts/lib.sh MAAS_TOOLS_DIR, default .tools, its bin/) and
+    Pulumi's plugin directory (~/.pulumi/plugins, where `pulumi up` installs them), keyed on
+    the pins."""
+    lib = (PROJECT_DIR / "scripts" / "lib.sh").read_text()
+    assert "MAAS_TOOLS_DIR=${MAAS_TOOLS_DIR:-$PWD/.tools}" in lib
+    installed = set(re.findall(r"-r (\S+requirements\S*\.txt)", (PROJECT_DIR / "Makefile").read_text()))
+    for instance in _e2e_instances():
+        (python,) = _step_using(instance, "actions/setup-python")
+        settings = instance.steps[python].step["with"]
+        assert settings.get("cache") == "pip", instance.matrix
+        patterns = str(settings["cache-dependency-path"]).split()
+        for required in installed | {"requirements.txt", "policies/requirements.txt"}:
+            assert any(_github_glob(p).fullmatch(required) for p in patterns), required
+        (cache,) = _step_using(instance, "actions/cache")
+        cached = instance.steps[cache].step["with"]
+        assert {".tools/bin", "~/.pulumi/plugins"} <= set(str(cached["path"]).split()), instance.matrix
+        assert "components/pins/versions.py" in cached["key"], instance.matrix
+        assert cache < instance.deploy, instance.matrix
+        assert python < instance.deploy, instance.matrix
+
+
+def _github_glob(pattern: str) -> re.Pattern[str]:
+    """A workflow path filter as GitHub matches it (github/docs content/actions/reference/
+    workflows-and-actions/workflow-syntax.md, filter pattern cheat sheet): `*` any
+    characters but `/`, `**` any characters, `?` one character."""
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + ".", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)
+
+
+def _imported_files(start: list[Path]) -> set[str]:
+    """The project's own files `start` imports, transitively (relative to the project)."""
+    import ast
+
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        path = todo.pop()
+        relative = str(path.relative_to(PROJECT_DIR))
+        if relative in seen:
+            continue
+        seen.add(relative)
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names += [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                base = PROJECT_DIR / name.replace(".", "/")
+                for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+                    if candidate.is_file():
+                        todo.append(candidate)
+    return seen
+
+
+def test_a_pull_request_that_changes_what_the_e2e_job_runs_gets_a_cluster_verdict() -> None:
+    """The pull_request path filter matches every file the job's deploy and suite run: the
+    program and what it imports, the stack files, the pack, the scripts, the suite and what
+    it imports (tests/e2e imports the harness and the usage export, for instance), the
+    Makefile and the requirements; and it runs on no other event condition."""
+    workflow = _workflow("e2e.yml")
+    # YAML 1.1 reads the key `on` as true (PyYAML); GitHub reads it as `on`.
+    triggers = next(value for key, value in workflow.items() if key in ("on", True))
+    paths = triggers["pull_request"]["paths"]
+    assert "paths-ignore" not in triggers["pull_request"]
+    matchers = [_github_glob(p) for p in paths]
+    run = _imported_files(
+        [PROJECT_DIR / "__main__.py", *sorted((PROJECT_DIR / "tests" / "e2e").glob("*.py"))]
+    )
+    run |= {str(p.relative_to(PROJECT_DIR)) for p in (PROJECT_DIR / "scripts").iterdir() if p.is_file()}
+    run |= {p.name for p in PROJECT_DIR.glob("Pulumi.*.yaml")} | {"Makefile", "requirements.txt"}
+    run |= {str(p.relative_to(PROJECT_DIR)) for p in (PROJECT_DIR / "policies").rglob("*.py")}
+    run.add(".github/workflows/e2e.yml")
+    unmatched = sorted(f for f in run if not any(m.fullmatch(f) for m in matchers))
+    assert not unmatched, f"a pull request changing these gets no cluster verdict: {unmatched}"

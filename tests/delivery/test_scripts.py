@@ -756,3 +756,22 @@ def test_deploy_checks_what_the_stack_takes_from_the_cluster_before_anything_is_
     refused = sandbox.run("make", "deploy", "STACK=ocp", expect=2)
     assert "not ready for it" in refused.stderr
     assert not [c for c in sandbox.calls() if c.tool == "pulumi" and c.argv[:1] in (["up"], ["stack"])]
+
+
+def test_the_cluster_state_holds_the_node_events_and_every_log_of_our_namespaces(sandbox: Sandbox) -> None:
+    """What e2e.yml keeps when the suite fails: the node's description, every event, and
+    the logs (the previous container's too) of every pod in each namespace of ours."""
+    sandbox.state_file("listed-namespaces", "namespace/kuadrant-system\nnamespace/llm\n")
+    sandbox.state_file("listed-pods", "pod/one\n")
+    out = sandbox.root / "state-out"
+    sandbox.run("scripts/cluster-state.sh", "kind-maas", str(out))
+    lines = [c.line for c in sandbox.calls() if c.tool == "kubectl"]
+    assert all(line.startswith("kubectl --context kind-maas ") for line in lines), lines
+    assert any(" describe nodes" in line for line in lines)
+    assert any(" get events --all-namespaces" in line for line in lines)
+    assert any(" get namespaces -l app.kubernetes.io/part-of=maas-platform -o name" in line for line in lines)
+    for namespace in ("kuadrant-system", "llm"):
+        logs = [line for line in lines if f" logs -n {namespace} one --all-containers" in line]
+        assert len(logs) == 2, lines
+        assert any("--previous" in line for line in logs)
+    assert {p.name for p in out.iterdir()} >= {"nodes.txt", "events.txt", "pods.txt", "logs-llm-one.txt"}

@@ -56,8 +56,11 @@ class Forward:
     def __init__(self, process: subprocess.Popen[bytes], port: int, stderr: Any, what: str):
         self.process, self.port, self._stderr, self.what = process, port, stderr, what
 
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def check(self) -> None:
-        if self.process.poll() is not None:
+        if not self.alive():
             self._stderr.seek(0)
             said = self._stderr.read().decode(errors="replace").strip() or "(nothing on stderr)"
             raise AssertionError(

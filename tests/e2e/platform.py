@@ -13,13 +13,14 @@ from __future__ import annotations
 import abc
 import base64
 import contextlib
-import functools
 import http.client
 import json
+import math
 import os
 import secrets
 import ssl
 import subprocess
+import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from components.access import tiers as tier_labels
 from components.config import MODEL_HEADER, TIER_HEADER, ModelConfig, StackConfig, TierConfig
 from tests.e2e.cluster import (
     GENERATED_METRIC,
+    SERVED_METRIC,
     Forward,
     Response,
     counted,
@@ -110,6 +112,18 @@ def seconds(window: str) -> float:
             total += int(number) * units["ms" if part == "X" else part]
             number = ""
     return total
+
+
+def token_claims(token: str) -> dict[str, Any] | None:
+    """A JWT's payload, unverified (RFC 7519: the second base64url part), or None."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 def condition_holds(item: dict[str, Any], kind: str) -> bool:
@@ -202,15 +216,28 @@ class Platform(abc.ABC):
     def leak_oracle(self) -> Iterator[None]:
         """Each model's own count of answered requests grows by exactly the requests the
         gateway admitted to it during the block: a 401, 403 or 429 that reached a model
-        fails. (The model's counter, not a status, is the witness.)"""
-        before = {m.name: self.served(m.name) for m in self.models}
-        start = len(self.traffic)
+        fails. (The model's counter, not a status, is the witness.) A pod that went during
+        the block (a scale-down) took its counter with it: its last count comes from
+        Prometheus; a pod that came during the block counted from zero."""
+        before = {m.name: self.answered(m.name) for m in self.models}
+        # Pods already gone are not this block's (a range reaches a little before it).
+        earlier = {m.name: set(self.departed(m.name, 0)) - set(before[m.name]) for m in self.models}
+        start, started = len(self.traffic), time.monotonic()
         yield
         sent = self.traffic[start:]
         for model in self.models:
             mine = [s for s in sent if s.model == model.name]
             admitted = sum(1 for s in mine if s.path in GENERATION_PATHS and s.status < 300)
-            grew = self.served(model.name) - before[model.name]
+            now = self.answered(model.name)
+            gone = {
+                pod: count
+                for pod, count in self.departed(model.name, time.monotonic() - started).items()
+                if pod not in now and pod not in earlier[model.name]
+            }
+            lost = set(before[model.name]) - set(now) - set(gone)
+            assert not lost, f"{model.name}: pods {sorted(lost)} went and nothing kept what they answered"
+            after = {**gone, **now}
+            grew = sum(count - before[model.name].get(pod, 0.0) for pod, count in after.items())
             denied = [s.status for s in mine if s.status in (401, 403, 429)]
             assert grew == admitted, (
                 f"{model.name} answered {grew:g} requests, the gateway admitted {admitted} "
@@ -249,10 +276,10 @@ class Platform(abc.ABC):
         finally:
             self.delete_key(key)
 
-    def served(self, model: str) -> float:
-        """Requests the model's servers answered, summed over every replica (a Service
+    def answered(self, model: str) -> dict[str, float]:
+        """Requests each of the model's running pods answered (every replica: a Service
         would show one replica's count)."""
-        return sum(served(self._metrics(pod)) for pod in self.pods(model))
+        return {pod: served(self._metrics(pod)) for pod in self.pods(model)}
 
     def generated(self, model: str) -> float:
         """Tokens the model's servers generated, summed over every replica."""
@@ -263,8 +290,18 @@ class Platform(abc.ABC):
         """A model server pod's /metrics text."""
 
     @abc.abstractmethod
+    def departed(self, model: str, within_s: float) -> dict[str, float]:
+        """Requests each of the model's pods answered, as Prometheus last scraped it, for
+        every pod scraped within the last `within_s` seconds (running or gone since)."""
+
+    @abc.abstractmethod
     def extra_route(self, host: str, model: Model) -> contextlib.AbstractContextManager[None]:
         """An HTTPRoute nobody wrote a policy for, to the model, on `host`, for the block."""
+
+    @abc.abstractmethod
+    def route_affected(self, host: str) -> bool:
+        """Whether Kuadrant reports the extra route on `host` affected by each of our
+        gateway's policies, for the route's current generation."""
 
     @abc.abstractmethod
     def probe(self, origin: Origin, url: str, host: str | None = None) -> int:
@@ -283,6 +320,10 @@ class Platform(abc.ABC):
     @abc.abstractmethod
     def restart(self, component: Component) -> None:
         """Replaces the component's pods and waits until they are ready again."""
+
+    @abc.abstractmethod
+    def restarts(self, component: Component) -> dict[str, int]:
+        """The component's pods, each with its containers' restart count."""
 
     @abc.abstractmethod
     def service_types(self) -> dict[str, str]:
@@ -338,6 +379,7 @@ class Live(Platform):
         self.kuadrant_namespace = config.namespaces.kuadrant
         self._forwards = contextlib.ExitStack()
         self._gateway: Forward | None = None
+        self._pod_forwards: dict[str, Forward] = {}
         self._prometheus: Forward | None = None
         self._trust: ssl.SSLContext | None = None
 
@@ -372,25 +414,41 @@ class Live(Platform):
             timeout=timeout_s + 30,
         )
 
-    # What must report ready, in the models' namespace, before any other test, and how long
-    # each may take (a model's weights download for a while).
+    # What must report ready before any other test: in the models' namespace, and Kuadrant.
     READY = (
-        ("gateway", "Programmed", 300),
-        ("authpolicy", "Enforced", 300),
-        ("ratelimitpolicy", "Enforced", 300),
-        ("tokenratelimitpolicy", "Enforced", 300),
-        ("inferenceservice", "Ready", 1800),
+        ("gateway", "Programmed"),
+        ("authpolicy", "Enforced"),
+        ("ratelimitpolicy", "Enforced"),
+        ("tokenratelimitpolicy", "Enforced"),
+        ("inferenceservice", "Ready"),
+        ("kuadrant", "Ready"),
     )
+    # One bound for all of it, after a deploy that already waited for the serving path
+    # (scripts/first-answer.sh): a broken stack fails in minutes, well inside the job's
+    # limit. A stack whose models download their weights may need longer: the variable.
+    READY_MINUTES_ENV = "MAAS_E2E_READY_MINUTES"
+    READY_MINUTES = 10.0
 
     def wait_ready(self) -> None:
-        """Every object the tests rely on reports its condition, for its current generation."""
-        for resource, condition, within_s in self.READY:
-            until(
-                functools.partial(self._all, resource, condition),
-                within_s,
-                f"{resource} {condition} in {self.models_namespace}",
-            )
-        until(lambda: self._all("kuadrant", "Ready", self.kuadrant_namespace), 300, "Kuadrant Ready")
+        """Every object the tests rely on reports its condition, for its current generation,
+        within one bound; if not, the failure names what is still not ready."""
+        within_s = float(os.environ.get(self.READY_MINUTES_ENV) or self.READY_MINUTES) * 60
+        pending: list[str] = []
+
+        def ready() -> bool:
+            pending[:] = [
+                f"{resource} {condition}"
+                for resource, condition in self.READY
+                if not self._all(
+                    resource, condition, self.kuadrant_namespace if resource == "kuadrant" else None
+                )
+            ]
+            return not pending
+
+        try:
+            until(ready, within_s, "the stack to be ready", every_s=5)
+        except AssertionError as error:
+            raise AssertionError(f"{error}; still not ready: {', '.join(pending)}") from None
 
     def _all(self, resource: str, condition: str, namespace: str | None = None) -> bool:
         items = self.get(resource, "-n", namespace or self.models_namespace)["items"]
@@ -407,12 +465,19 @@ class Live(Platform):
         return request(self.gateway_port(), host, path, body, headers, tls=self._tls(), first=CUT_AFTER_BYTES)
 
     def gateway_port(self) -> int:
-        if self._gateway is None:
-            self._gateway = self._forwards.enter_context(
-                self.forward(self.models_namespace, f"svc/{self.gateway_service}", self.gateway_listener[1])
-            )
-        self._gateway.check()
+        """The gateway's forwarded port; a forward that died (kubectl exits when the pod
+        behind it goes: a restart, a rollout) is started again, so one lost pod does not
+        fail every later test."""
+        self._gateway = self._kept(
+            self._gateway, self.models_namespace, f"svc/{self.gateway_service}", self.gateway_listener[1]
+        )
         return self._gateway.port
+
+    def _kept(self, forward: Forward | None, namespace: str, target: str, port: int) -> Forward:
+        """`forward` if it still runs, else a new one, kept for the session."""
+        if forward is not None and forward.alive():
+            return forward
+        return self._forwards.enter_context(self.forward(namespace, target, port))
 
     def via_route(self, host: str, path: str, headers: dict[str, str]) -> Response:
         """A GET to `host` as a client off the cluster sends it (OpenShift): the apps domain's DNS,
@@ -492,9 +557,32 @@ class Live(Platform):
         return labels
 
     def _metrics(self, pod: str) -> str:
-        # Through kubelet, which no NetworkPolicy filters.
-        with self.forward(self.models_namespace, f"pod/{pod}", 8080) as forward:
-            return request(forward.port, "localhost", "/metrics").body.decode()
+        # Through kubelet, which no NetworkPolicy filters; one forward per pod for the
+        # session (the oracle reads every pod before and after every test).
+        forward = self._pod_forwards.get(pod)
+        self._pod_forwards[pod] = self._kept(forward, self.models_namespace, f"pod/{pod}", 8080)
+        return request(self._pod_forwards[pod].port, "localhost", "/metrics").body.decode()
+
+    def departed(self, model: str, within_s: float) -> dict[str, float]:
+        """From the stack's Prometheus: each pod's last scrape of the served counter within
+        the range. The model's PodMonitor labels it with `model` (components/metering/
+        observability.py) and the operator adds `namespace` and `pod` (prometheus-operator
+        v0.93.0 pkg/prometheus/promcfg.go generatePodMonitorConfig); a range skips a gone
+        pod's stale marker (prometheus promql/engine.go matrixIterSlice), so its last count
+        stays. A scaled-down pod idled its stabilization window first: its last scrape holds
+        everything it answered. Without observability nothing keeps a gone pod's count."""
+        from commands import usage
+
+        if not self.config.observability.enabled:
+            return {}
+        selector = f'{SERVED_METRIC}{{namespace="{self.models_namespace}", model="{model}"}}'
+        # Whole seconds, and one scrape interval more, so the block's first scrape is in (30 s,
+        # prometheus-operator v0.93.0 pkg/apis/monitoring/v1/prometheus_types.go scrapeInterval).
+        expr = f"sum by (pod) (last_over_time({selector}[{math.ceil(within_s) + 30}s]))"
+        return {
+            str(sample["metric"]["pod"]): float(sample["value"][1])
+            for sample in usage.instant(self._prometheus_url(), expr)
+        }
 
     @contextlib.contextmanager
     def extra_route(self, host: str, model: Model) -> Iterator[None]:
@@ -515,6 +603,27 @@ class Live(Platform):
             yield
         finally:
             self.kubectl("delete", "httproute", name, "-n", self.models_namespace, check=False)
+
+    # Kuadrant's condition on a route its policies affect, one per policy kind (kuadrant-operator
+    # v1.5.2 internal/controller/common.go PolicyAffectedConditionPattern), set by
+    # route_policy_discoverability_reconciler.go on the route's parent status for the Gateway.
+    AFFECTED = tuple(
+        f"kuadrant.io/{kind}Affected" for kind in ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy")
+    )
+
+    def route_affected(self, host: str) -> bool:
+        route = self.get("httproute", host.split(".")[0], "-n", self.models_namespace)
+        generation = route["metadata"].get("generation")
+        conditions = [
+            c for parent in route.get("status", {}).get("parents", []) for c in parent.get("conditions", [])
+        ]
+        return all(
+            any(
+                c["type"] == kind and c["status"] == "True" and c.get("observedGeneration") == generation
+                for c in conditions
+            )
+            for kind in self.AFFECTED
+        )
 
     def probe(self, origin: Origin, url: str, host: str | None = None) -> int:
         from components.pins import versions
@@ -606,15 +715,12 @@ class Live(Platform):
                 "get", "route", "thanos-querier", "-n", "openshift-monitoring", "-o", "jsonpath={.spec.host}"
             ).stdout.strip()
             return f"https://{host}"
-        if self._prometheus is None:
-            self._prometheus = self._forwards.enter_context(
-                self.forward(
-                    self.config.namespaces.observability,
-                    f"svc/{monitoring.PROMETHEUS_SERVICE}",
-                    monitoring.PROMETHEUS_PORT,
-                )
-            )
-        self._prometheus.check()
+        self._prometheus = self._kept(
+            self._prometheus,
+            self.config.namespaces.observability,
+            f"svc/{monitoring.PROMETHEUS_SERVICE}",
+            monitoring.PROMETHEUS_PORT,
+        )
         return f"http://127.0.0.1:{self._prometheus.port}"
 
     def _ready_replicas(self, component: Component) -> int:
@@ -656,6 +762,15 @@ class Live(Platform):
         self.kubectl(
             "rollout", "status", deployment, "-n", self.kuadrant_namespace, "--timeout=300s", timeout=330
         )
+
+    def restarts(self, component: Component) -> dict[str, int]:
+        pods = self.get("pods", "-n", self.kuadrant_namespace, "-l", POD_LABELS[component])["items"]
+        return {
+            pod["metadata"]["name"]: sum(
+                int(c.get("restartCount", 0)) for c in pod.get("status", {}).get("containerStatuses", [])
+            )
+            for pod in pods
+        }
 
     def service_types(self) -> dict[str, str]:
         services = self.get("services", "-n", self.models_namespace)["items"]

@@ -23,8 +23,6 @@ def test_model_pods_meet_the_pod_security_level_readme_claims(platform: Live) ->
 def test_higher_tiers_are_served_first_when_the_pool_is_saturated(platform: Live) -> None:
     """Runs where a model is pooled (dev in CI): a burst of free and enterprise keys, the free
     ones sending enterprise's objective header, and enterprise is answered first."""
-    if not any(m.scheduling == "pool" for m in platform.config.models):
-        pytest.skip(f"stack {platform.stack} pools no model; CI runs dev")
     scenarios.higher_tiers_are_served_first_when_saturated(platform)
 
 
@@ -32,6 +30,4 @@ def test_higher_tiers_are_served_first_when_the_pool_is_saturated(platform: Live
 def test_a_model_scales_on_its_queue(platform: Live) -> None:
     """Runs where a model has `autoscaling` (dev-oidc in CI): a burst grows it to maxReplicas,
     and idle it returns to minReplicas."""
-    if not any(m.autoscaling for m in platform.config.models):
-        pytest.skip(f"stack {platform.stack} scales no model on its queue; CI runs dev-oidc")
     scenarios.model_scales_on_its_queue(platform)

@@ -9,13 +9,16 @@ misbehaves in exactly the way one scenario targets, and that scenario must fail.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import heapq
 import itertools
 import json
+import math
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,12 +40,18 @@ from tests.e2e.platform import (
     Origin,
     Platform,
     seconds,
+    token_claims,
 )
 
 # What the gateway's Lua filter answers on the shared host (components/serving/lua/request_body.lua).
 NO_MODEL = {"error": {"message": "no model", "type": "invalid_request_error", "code": "model_required"}}
 UNKNOWN_MODEL = {"error": {"message": "unknown", "type": "invalid_request_error", "code": "model_not_found"}}
 
+# Keyless requests a route added later answers before Kuadrant's config for its host reaches
+# the gateway (the wasm window; the fake counts requests where the cluster counts seconds).
+LATE_ROUTE_WINDOW = 3
+# How long the fake's Keycloak tokens live (Keycloak's default is 5 minutes).
+TOKEN_LIFETIME_S = 2.0
 COMPLETION_TOKENS = 16
 # What the fake model generates for a request that ignores end-of-sequence: its max_tokens,
 # else its context's length.
@@ -60,7 +69,8 @@ class Faults:
     ignore_selector: bool = False  # A3: a Secret without our label grants access
     tier_check: bool = True  # A11: False admits a tier the table does not have
     leak_denied: bool = False  # a denied request reaches the model all the same
-    late_route_open: int = 0  # A13: keyless 200s on a new route before it is protected
+    late_route_open: int = 0  # A13: keyless 200s on a new route after it was protected
+    late_route_unprotected: bool = False  # A13: a new route is never protected
     deployed_limits: dict[str, int] = field(default_factory=dict)  # L1: limits unlike the config's
     users_share_counters: bool = False  # L3
     window_never_resets: bool = False  # L2
@@ -70,6 +80,9 @@ class Faults:
     old_key_lingers: bool = False  # A7
     revocation_ignored: bool = False  # A6
     counters_reset_on_restart: bool = False  # L10
+    memory_counters_survive: bool = False  # R5: in memory, counters survive a restart
+    authorino_restarts_on_key_change: bool = False  # A5
+    expired_tokens_accepted: bool = False  # A10
     metering_drops_warmup: bool = False  # L9
     probe: dict[tuple[str, str], int] = field(default_factory=dict)  # S5: (origin, target) -> exit
     exposed: dict[str, str] = field(default_factory=dict)  # S6: Service -> type
@@ -105,30 +118,64 @@ POOL_SLOTS_PER_REPLICA = 2
 CLUSTER_SERVICE_S = 0.2
 
 
-class _Pool:
-    """A pooled model under flow control: `slots` requests run at once; the others wait and
-    the highest priority goes first, first come first served within one (llm-d-router v0.10.0
-    pkg/epp/flowcontrol: bands by priority, FCFS ordering by default)."""
+# How often the picker's saturation detector reads the replicas' metrics on the cluster
+# (llm-d-router v0.10.0 pkg/epp/datalayer/runtime.go: a 50 ms refresh); scaled like the
+# service time in the fake.
+CLUSTER_REFRESH_S = 0.05
 
-    def __init__(self, slots: int, fifo: bool, service_s: float, ttl_s: float | None):
+
+class _Pool:
+    """A pooled model behind llm-d's endpoint picker. The replicas run `slots` requests at
+    once and queue the rest first come, first served. The picker's flow control holds a
+    request back, ordered by priority (first come first served within one: llm-d-router
+    v0.10.0 pkg/epp/flowcontrol), only while its saturation detector says the pool is
+    saturated (the replicas' mean queue at `depth`: saturationdetector/utilization/
+    README.md), and the detector reads the replicas' metrics every `refresh_s`, not at each
+    arrival: a burst into an idle pool is dispatched as it arrives, first come first served.
+    A held request goes to a replica when one is free and nobody dispatched waits for it,
+    the highest priority first; it waits at most the queue timeout (`ttl_s`), then is
+    refused."""
+
+    def __init__(
+        self, slots: int, replicas: int, depth: int, fifo: bool, service_s: float, ttl_s: float | None
+    ):
         self.ready = threading.Condition()
         self.free, self.fifo, self.service_s, self.ttl_s = slots, fifo, service_s, ttl_s
-        self.waiting: list[tuple[int, int]] = []
+        self.threshold = depth * replicas
+        self.refresh_s = CLUSTER_REFRESH_S * service_s / CLUSTER_SERVICE_S
+        # Tickets: (0, 0, arrival) dispatched to a replica's queue; (1, -priority, arrival) held.
+        self.waiting: list[tuple[int, int, int]] = []
         self.arrivals = itertools.count()
+        self.at_replicas = 0
+        self.saturated, self.measured = False, -math.inf
 
     def serve(self, priority: int) -> bool:
-        """Waits for a slot and holds it for the service time; False when the request waited
-        past the queue timeout and was refused instead (flow control's EvictedTTL)."""
-        ticket = (0 if self.fifo else -priority, next(self.arrivals))
+        """Waits for a slot and holds it for the service time; False when the request was
+        held past the queue timeout and refused instead (flow control's EvictedTTL)."""
         with self.ready:
+            now = time.monotonic()
+            if now - self.measured >= self.refresh_s:
+                self.measured, self.saturated = now, self.at_replicas >= self.threshold
+            # Flow control dispatches at once only into an unsaturated pool with nobody held;
+            # otherwise the request joins the held, in priority order.
+            held = self.saturated or any(waiting[0] == 1 for waiting in self.waiting)
+            ticket = (
+                (1, 0 if self.fifo else -priority, next(self.arrivals))
+                if held
+                else (0, 0, next(self.arrivals))
+            )
+            self.at_replicas += 0 if held else 1
             heapq.heappush(self.waiting, ticket)
-            if not self.ready.wait_for(lambda: self.free > 0 and self.waiting[0] == ticket, self.ttl_s):
+            if not self.ready.wait_for(
+                lambda: self.free > 0 and self.waiting[0] == ticket, self.ttl_s if held else None
+            ):
                 self.waiting.remove(ticket)
                 heapq.heapify(self.waiting)
                 self.ready.notify_all()
                 return False
             heapq.heappop(self.waiting)
             self.free -= 1
+            self.at_replicas -= 0 if held else 1
             self.ready.notify_all()
         time.sleep(self.service_s)
         with self.ready:
@@ -181,22 +228,44 @@ class FakeGateway:
             tuple[int, str, tuple[str, str, bool] | None]
         ] = []  # (at request n, value, record)
         self.requests_seen = 0
+        self.restarts = 0  # Authorino's
         self.routes: dict[str, str] = {f"{m.host}.{config.domain}": m.name for m in config.models}
         self.api_host = f"{config.gateway.api_host}.{config.domain}"
         self.by_served = {m.served_name: m.name for m in config.models}
+        # A route added later: Kuadrant's wasm filter lets a host it has no config for
+        # through (wasm-shim v0.14.1 src/filter/kuadrant_filter.rs, "no matching route
+        # found": Continue), and Istio serves the route before that config arrives. The
+        # window's keyless passes left per host, the passes a misbehaving gateway still lets
+        # through once the window closed, and Kuadrant's status polls seen per route.
         self.unprotected: dict[str, int] = {}
+        self.reopens: dict[str, int] = {}
+        self.status_polls: dict[str, int] = {}
         self.counters: dict[tuple[str, str, str], _Counter] = {}
         self.metered: dict[tuple[str, str, str], list[int]] = {}  # (user, tier, model) -> [requests, tokens]
-        self.served: dict[str, list[int]] = {m.name: [0] * faults.replicas for m in config.models}
-        # Tokens each replica generated (vllm:generation_tokens_total).
-        self.generated: dict[str, list[int]] = {m.name: [0] * faults.replicas for m in config.models}
+        self.tokens_scraped: dict[tuple[str, str, str], int] = {}
+        # Each model's running pods, what every pod (gone ones too) answered, and when a pod
+        # went: a scaled-down pod leaves with its counter, which only Prometheus still has.
+        self.running: dict[str, list[str]] = {m.name: [] for m in config.models}
+        self.answered: dict[str, int] = {}
+        # Tokens each pod generated (vllm:generation_tokens_total).
+        self.generated: dict[str, int] = {}
+        self.gone: dict[str, tuple[str, float]] = {}  # pod -> (model, when it went)
+        self._names = {m.name: itertools.count() for m in config.models}
+        self._turn = itertools.count()
         self.answered_at: dict[str, list[float]] = {}
         self.down: set[str] = set()
         slots = POOL_SLOTS_PER_REPLICA * faults.replicas
         # No service time, no queue worth timing out (a request waits only for a free slot).
         ttl_s = window_seconds(config.scheduler.queue_timeout) * service_s / CLUSTER_SERVICE_S or None
         self.pools = {
-            m.name: _Pool(slots, faults.priority_ignored, service_s, ttl_s)
+            m.name: _Pool(
+                slots,
+                faults.replicas,
+                config.scheduler.saturation.queue_depth,
+                faults.priority_ignored,
+                service_s,
+                ttl_s,
+            )
             for m in config.models
             if m.scheduling == "pool"
         }
@@ -207,6 +276,7 @@ class FakeGateway:
     # Authorino sees Secret changes a few gateway requests late, as a watch would.
     def change_key(self, value: str, record: tuple[str, str, bool] | None) -> None:
         with self.lock:
+            self.restarts += 1 if self.faults.authorino_restarts_on_key_change else 0
             self.pending.append((self.requests_seen + self.propagation, value, record))
 
     def _catch_up(self) -> None:
@@ -264,6 +334,8 @@ class FakeGateway:
         if host in self.unprotected and self.unprotected[host] > 0 and identity is None:
             self.unprotected[host] -= 1
         elif identity is None:
+            if self.reopens.get(host):
+                self.unprotected[host], self.reopens[host] = self.reopens[host], 0
             return self._deny(model, _json(401, {"error": "unauthorized"}), path)
         elif not self._admits(model, identity[1]):
             return self._deny(model, _json(403, FORBIDDEN), path)
@@ -353,8 +425,13 @@ class FakeGateway:
 
     def _identity(self, headers: dict[str, str]) -> tuple[str, str] | None:
         auth = headers.get("authorization", "")
-        if auth.startswith("Bearer oidc-"):
-            user = auth.removeprefix("Bearer oidc-")
+        if auth.startswith("Bearer "):
+            claims = token_claims(auth.removeprefix("Bearer "))
+            if claims is None:
+                return None
+            if claims.get("exp", 0) < time.time() and not self.faults.expired_tokens_accepted:
+                return None
+            user = claims.get("preferred_username")
             return next(((u.name, u.tier) for u in self.config.users if u.name == user), None)
         if not auth.startswith("APIKEY "):
             return None
@@ -404,11 +481,53 @@ class FakeGateway:
         return reply
 
     def _serve(self, model: str, completion: int = COMPLETION_TOKENS) -> None:
-        pods = self.served[model]
-        pod = sum(pods) % len(pods)
-        pods[pod] += 1
-        self.generated[model][pod] += completion
+        pods = self._pods(model)
+        pod = pods[next(self._turn) % len(pods)]
+        self.answered[pod] += 1
+        self.generated[pod] += completion
         self.answered_at.setdefault(model, []).append(time.monotonic())
+
+    def pods(self, model: str) -> list[str]:
+        with self.lock:
+            return list(self._pods(model))
+
+    def _pods(self, model: str) -> list[str]:
+        """The model's running pods, as many as its replicas are now: a model that follows
+        its queue runs maxReplicas while busy, else minReplicas; the others `replicas`. A
+        new pod's counter starts at zero; a pod that goes keeps its own."""
+        scaling = next(m.autoscaling for m in self.config.models if m.name == model)
+        wanted = self.faults.replicas
+        if scaling is not None:
+            grown = self.busy(model) and not self.faults.scaling_ignored
+            wanted = scaling.max_replicas if grown else scaling.min_replicas
+        pods = self.running[model]
+        while len(pods) < wanted:
+            pods.append(f"{model}-predictor-{next(self._names[model])}")
+            self.answered[pods[-1]] = self.generated[pods[-1]] = 0
+        while len(pods) > wanted:
+            self.gone[pods.pop()] = (model, time.monotonic())
+        return pods
+
+    def metrics(self, pod: str) -> str:
+        """A running pod's /metrics; a gone pod answers nothing."""
+        with self.lock:
+            assert any(pod in pods for pods in self.running.values()), f"pod {pod} is not running"
+            count, generated = self.answered[pod], self.generated[pod]
+        return (
+            f'# TYPE {SERVED_METRIC} counter\n{SERVED_METRIC}{{model_name="{pod}"}} {count}\n'
+            f'# TYPE {GENERATED_METRIC} counter\n{GENERATED_METRIC}{{model_name="{pod}"}} {generated}\n'
+        )
+
+    def departed(self, model: str, within_s: float) -> dict[str, float]:
+        """Prometheus's last scrape of each of the model's pods that went within `within_s`
+        (scraped at every request: the fake has no scrape interval)."""
+        with self.lock:
+            now = time.monotonic()
+            return {
+                pod: float(self.answered[pod])
+                for pod, (of, when) in self.gone.items()
+                if of == model and now - when <= within_s
+            }
 
     def busy(self, model: str) -> bool:
         """Whether the model is in a burst: 10 requests within a second, the last of them in
@@ -465,7 +584,14 @@ class FakeGateway:
             requests, tokens = found
             if self.faults.metering_drops_warmup:
                 requests -= 1
-            return float(requests if metric.group(1) == "requests" else tokens)
+            if metric.group(1) == "requests":
+                return float(requests)
+            # A response's tokens are reported after its request was counted (the wasm-shim
+            # reports usage from the response body): the tokens' series shows what it held
+            # one scrape before, as seen by the previous query.
+            series = (labels["user"], labels["tier"], labels["model"])
+            shown, self.tokens_scraped[series] = self.tokens_scraped.get(series, 0), tokens
+            return float(shown)
         if expr.startswith(("max(kuadrant_ready)", "max(kuadrant_dependency_detected", "max(up{")):
             return 1.0
         raise AssertionError(f"the fake Prometheus does not know {expr!r}")
@@ -521,9 +647,11 @@ class _Server(ThreadingHTTPServer):
 class FakePlatform(Platform):
     """The scenarios' Platform over a FakeGateway served on a local port."""
 
-    def __init__(self, config: StackConfig, faults: Faults, port: int, gateway: FakeGateway):
+    def __init__(
+        self, config: StackConfig, faults: Faults, port: int, gateway: FakeGateway, stack: str = "fake"
+    ):
         models = [Model(m.name, f"{m.host}.{config.domain}", m.served_name) for m in config.models]
-        super().__init__("fake", config, models, scale=0.02, poll_s=0.01)
+        super().__init__(stack, config, models, scale=0.02, poll_s=0.01)
         self.faults, self.port, self.gateway = faults, port, gateway
 
     def _send(self, host: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]) -> Response:
@@ -543,25 +671,17 @@ class FakePlatform(Platform):
         self.gateway.change_key(key.value, None)
 
     def pods(self, model: str) -> list[str]:
-        scaling = next(m.autoscaling for m in self.config.models if m.name == model)
-        count = self.faults.replicas
-        if scaling is not None:
-            grown = self.gateway.busy(model) and not self.faults.scaling_ignored
-            count = scaling.max_replicas if grown else scaling.min_replicas
-        return [f"{model}-predictor-{i}" for i in range(count)]
+        return self.gateway.pods(model)
+
+    def departed(self, model: str, within_s: float) -> dict[str, float]:
+        return self.gateway.departed(model, within_s)
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         role = {name: role for role, name in self.config.namespaces_in_use().items()}[namespace]
         return self.faults.namespace_labels.get(namespace, pod_security(role))
 
     def _metrics(self, pod: str) -> str:
-        model, index = pod.rsplit("-predictor-", 1)
-        count = self.gateway.served[model][int(index)]
-        generated = self.gateway.generated[model][int(index)]
-        return (
-            f'# TYPE {SERVED_METRIC} counter\n{SERVED_METRIC}{{model_name="{model}"}} {count}\n'
-            f'# TYPE {GENERATED_METRIC} counter\n{GENERATED_METRIC}{{model_name="{model}"}} {generated}\n'
-        )
+        return self.gateway.metrics(pod)
 
     def _send_cut(self, host: str, path: str, body: dict[str, Any], headers: dict[str, str]) -> Response:
         return request(
@@ -572,7 +692,11 @@ class FakePlatform(Platform):
     def extra_route(self, host: str, model: Model) -> Iterator[None]:
         with self.gateway.lock:
             self.gateway.routes[host] = model.name
-            self.gateway.unprotected[host] = self.faults.late_route_open
+            self.gateway.unprotected[host] = (
+                1_000_000 if self.faults.late_route_unprotected else LATE_ROUTE_WINDOW
+            )
+            self.gateway.reopens[host] = self.faults.late_route_open
+            self.gateway.status_polls[host] = 0
         self.hosts[host] = model.name
         try:
             yield
@@ -580,17 +704,31 @@ class FakePlatform(Platform):
             with self.gateway.lock:
                 self.gateway.routes.pop(host, None)
 
+    def route_affected(self, host: str) -> bool:
+        """Kuadrant reports the route affected a moment after it was added (the second look),
+        while the gateway's window is still open."""
+        with self.gateway.lock:
+            self.gateway.status_polls[host] += 1
+            return self.gateway.status_polls[host] >= 2
+
     def probe(self, origin: Origin, url: str, host: str | None = None) -> int:
-        servers = {"limitador-limitador.": "limitador", "authorino-authorino-": "authorino"}
-        target = next((t for marker, t in servers.items() if marker in url), "gateway")
-        target = "model" if "-predictor." in url else target
+        from tests.e2e.scenarios import servers_strangers_must_not_reach
+
+        # Every server the stack runs that strangers must not reach (Keycloak, PostgreSQL and
+        # Redis where the config has them), by its first word: "limitador", "authorino", ...
+        doors = {
+            f"{address}.svc.cluster.local:{port}": name.split("'")[0].split()[0].lower()
+            for name, (address, port) in servers_strangers_must_not_reach(self).items()
+        }
+        address = urllib.parse.urlsplit(url).netloc
+        target = doors.get(address) or ("model" if "-predictor." in url else "gateway")
         correct = {
             ("outside", "gateway"): 0,
             ("outside", "model"): 28,
             ("gateway-peer", "model"): 0,
-            **{("outside", server): 28 for server in servers.values()},
+            **{("outside", server): 28 for server in doors.values()},
             # curl's HTTP/1.1 to a gRPC server: an empty reply
-            **{("gateway-peer", server): 52 for server in servers.values()},
+            **{("gateway-peer", server): 52 for server in ("limitador", "authorino")},
         }
         return {**correct, **self.faults.probe}.get((origin, target), 0)
 
@@ -606,8 +744,13 @@ class FakePlatform(Platform):
             self.gateway.down.discard(component)
 
     def restart(self, component: Component) -> None:
-        if component == "limitador" and self.faults.counters_reset_on_restart:
+        # In memory, Limitador's counters go with its pod (README: dev's limits reset on restart).
+        in_memory = self.config.limitador.storage != "redis" and not self.faults.memory_counters_survive
+        if component == "limitador" and (in_memory or self.faults.counters_reset_on_restart):
             self.gateway.counters.clear()
+
+    def restarts(self, component: Component) -> dict[str, int]:
+        return {f"{component}-0": self.gateway.restarts}
 
     def service_types(self) -> dict[str, str]:
         gateway = gw.SERVICE_NAME
@@ -621,7 +764,12 @@ class FakePlatform(Platform):
         return {pod: why for pod, why in self.faults.pod_security.items() if pod in pods}
 
     def oidc_token(self, user: str) -> str:
-        return f"oidc-{user}"
+        """An unsigned token shaped like Keycloak's, living TOKEN_LIFETIME_S."""
+        claims = {"preferred_username": user, "exp": time.time() + TOKEN_LIFETIME_S}
+        return ".".join(
+            base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+            for part in ({"alg": "none"}, claims, {})
+        )
 
     def realm_members(self) -> dict[str, set[str]]:
         members: dict[str, set[str]] = {tier.name: set() for tier in self.config.tiers}
@@ -634,16 +782,16 @@ class FakePlatform(Platform):
 
 @contextlib.contextmanager
 def fake_platform(
-    config: StackConfig, faults: Faults | None = None, service_s: float = 0.0
+    config: StackConfig, faults: Faults | None = None, service_s: float = 0.0, stack: str = "fake"
 ) -> Iterator[FakePlatform]:
-    """The fake, serving; `service_s`: how long a pooled model takes per request (0: at once;
-    enough to saturate its pool where a scenario needs it)."""
+    """The fake, serving `stack`'s `config`; `service_s`: how long a pooled model takes per
+    request (0: at once; enough to saturate its pool where a scenario needs it)."""
     gateway = FakeGateway(config, faults or Faults(), service_s=service_s)
     server = _Server(gateway)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
-        yield FakePlatform(config, faults or Faults(), server.server_address[1], gateway)
+        yield FakePlatform(config, faults or Faults(), server.server_address[1], gateway, stack)
     finally:
         server.shutdown()
         server.server_close()

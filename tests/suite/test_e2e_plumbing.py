@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import ssl
 import subprocess
 import sys
 import textwrap
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from harness.program import PROJECT_DIR
-from tests.e2e import scenarios
-from tests.e2e.cluster import port_forward, request
-from tests.suite.fake import Faults, fake_platform
+from tests.e2e import platform, scenarios
+from tests.e2e.cluster import SERVED_METRIC, Forward, port_forward, request
+from tests.e2e.platform import Live
+from tests.suite.fake import Faults, _Pool, fake_platform
 from tests.suite.test_scenarios import _config
 from tests.support.prerequisites import tool
 
@@ -34,6 +38,95 @@ DYING_KUBECTL = textwrap.dedent(
     sys.exit(1)
     """
 )
+
+
+# Stands in for `kubectl port-forward`: serves /metrics on the local port kubectl would,
+# and notes each start in the file named by its first argument.
+FORWARDING_KUBECTL = textwrap.dedent(
+    f"""
+    import http.server, sys
+    open(sys.argv[1], "a").write(sys.argv[-2] + "\\n")
+
+    class Metrics(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{SERVED_METRIC}{{model_name="m"}} 3\\n'
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    port = int(sys.argv[-1].split(":")[0])
+    http.server.HTTPServer(("127.0.0.1", port), Metrics).serve_forever()
+    """
+)
+
+
+class _Forwarded(Live):
+    """A Live stack whose port-forwards are FORWARDING_KUBECTL, started `starts` records."""
+
+    def __init__(self, starts: Path):
+        outputs = {"models": {}, "kubeContext": "none", "gatewayService": "llm/inference-gateway-istio"}
+        super().__init__("dev", _config(), outputs)
+        self.starts = starts
+
+    def forward(self, namespace: str, target: str, port: int) -> contextlib.AbstractContextManager[Forward]:
+        return port_forward(
+            [sys.executable, "-c", FORWARDING_KUBECTL, str(self.starts), target], port, target
+        )
+
+    def started(self) -> list[str]:
+        return self.starts.read_text().split() if self.starts.exists() else []
+
+
+def test_a_dead_gateway_port_forward_is_started_again(tmp_path: Path) -> None:
+    live = _Forwarded(tmp_path / "starts")
+    try:
+        first = live.gateway_port()
+        assert live._gateway is not None
+        live._gateway.process.kill()
+        live._gateway.process.wait(timeout=10)
+        second = live.gateway_port()
+        assert request(second, "simulator.maas.local", "/metrics").status == 200
+        assert live.started() == ["svc/inference-gateway-istio"] * 2, (first, second)
+    finally:
+        live.close()
+
+
+def test_the_leak_oracle_keeps_one_port_forward_per_pod_for_the_session(tmp_path: Path) -> None:
+    """The oracle reads every pod before and after every test: one forward each, reused."""
+    live = _Forwarded(tmp_path / "starts")
+    try:
+        for _ in range(3):
+            assert [live._metrics(pod) for pod in ("a-predictor-0", "a-predictor-1")] == [
+                f'{SERVED_METRIC}{{model_name="m"}} 3\n'
+            ] * 2
+        assert sorted(live.started()) == ["pod/a-predictor-0", "pod/a-predictor-1"]
+    finally:
+        live.close()
+
+
+def test_the_readiness_gate_waits_minutes_once_and_names_what_is_not_ready(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One bound for the whole gate (not one per condition, which added up to 55 minutes);
+    a stack that never gets ready fails with what is still pending."""
+    live = _Forwarded(Path("/nonexistent"))
+    waits: list[float] = []
+
+    def until(check: Callable[[], object], timeout_s: float, what: str, every_s: float = 1.0) -> object:
+        waits.append(timeout_s)
+        if not check():
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+        return True
+
+    monkeypatch.setattr(platform, "until", until)
+    monkeypatch.setattr(Live, "_all", lambda self, resource, condition, namespace=None: resource != "gateway")
+    with pytest.raises(AssertionError, match=r"still not ready: gateway Programmed$"):
+        live.wait_ready()
+    assert sum(waits) <= 10 * 60, waits
 
 
 def test_a_dead_port_forward_fails_with_what_kubectl_said() -> None:
@@ -61,8 +154,13 @@ def test_readiness_runs_first_and_disruptive_tests_last() -> None:
     tests = [line for line in collected if "::" in line]
     files = [test.split("::")[0] for test in tests]
     assert files[0].endswith("test_readiness_e2e.py"), tests[:3]
-    disruptive = ["restart_with_redis", "failure_modes", "scales_on_its_queue"]
-    assert all(any(d in test for d in disruptive) for test in tests[-3:]), tests[-4:]
+    disruptive = [
+        "restart_with_redis",
+        "reset_on_a_limitador_restart",
+        "failure_modes",
+        "scales_on_its_queue",
+    ]
+    assert all(any(d in test for d in disruptive) for test in tests[-4:]), tests[-5:]
 
 
 def test_https_requests_present_the_host_as_sni_and_check_the_certificate(tmp_path: Path) -> None:
@@ -105,3 +203,38 @@ def test_https_requests_present_the_host_as_sni_and_check_the_certificate(tmp_pa
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_fake_picker_dispatches_as_it_arrives_until_it_has_seen_the_pool_saturated() -> None:
+    """The fake models llm-d's reactive saturation detector (tests/suite/fake.py _Pool): a
+    burst into an idle pool is served first come, first served, whatever the priorities;
+    once a refresh has seen the replicas' queue at its threshold, arrivals are held and the
+    higher priority goes first. This is why L17 saturates the pool before its burst."""
+
+    def burst(pool: _Pool, arrivals: list[tuple[str, int]]) -> list[str]:
+        order: list[str] = []
+        threads = []
+
+        def call(name: str, priority: int) -> None:
+            if pool.serve(priority):
+                order.append(name)
+
+        for name, priority in arrivals:
+            thread = threading.Thread(target=call, args=(name, priority))
+            thread.start()
+            threads.append(thread)
+            time.sleep(0.005)  # arrivals in this order, all within one refresh (50 ms)
+        for thread in threads:
+            thread.join(timeout=10)
+        return order
+
+    idle = _Pool(slots=1, replicas=1, depth=1, fifo=False, service_s=0.2, ttl_s=None)
+    assert burst(idle, [("low-1", 0), ("low-2", 0), ("top", 10)]) == ["low-1", "low-2", "top"]
+    busy = _Pool(slots=1, replicas=1, depth=1, fifo=False, service_s=0.2, ttl_s=None)
+    filler = [threading.Thread(target=busy.serve, args=(5,)) for _ in range(2)]
+    for thread in filler:
+        thread.start()
+    time.sleep(0.06)  # a refresh later: one filler runs, one waits at the replica
+    assert burst(busy, [("low-1", 0), ("low-2", 0), ("top", 10)]) == ["top", "low-1", "low-2"]
+    for thread in filler:
+        thread.join(timeout=10)

@@ -8,9 +8,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from components.config import ConfigError, ModelConfig
-from harness.program import Evaluation, evaluate, stack_config
+from harness.program import Evaluation, evaluate, stack_config, stack_names, typed_config
 
 REMOVE = object()
+# The local kind cluster's context: kind names it "kind-" + the cluster's name
+# (scripts/lib.sh MAAS_KIND_CLUSTER=maas, KINDClusterKey there).
+KIND_CONTEXT = "kind-maas"
+
+
+def kind_stacks() -> list[str]:
+    """The stacks `make deploy` puts on the local kind cluster: the ones e2e.yml runs on a
+    GitHub runner (tests/delivery/test_delivery.py holds the workflow to them)."""
+    return [s for s in stack_names() if typed_config(s).cluster.context == KIND_CONTEXT]
 
 
 def variant(stack: str, changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -118,6 +118,9 @@ def kubectl(argv: list[str]) -> int:
     if "get" in argv and "-l" not in argv and (STATE / "others-objects").exists():
         # objects not labelled as ours: another tenant's, or the cluster's own
         print(f"{argv[argv.index('get') + 1]}/theirs")
+    if "get" in argv and (STATE / f"listed-{argv[argv.index('get') + 1]}").exists():
+        # what `get <resource> -o name` lists, one per line
+        print((STATE / f"listed-{argv[argv.index('get') + 1]}").read_text(), end="")
     if "port-forward" in argv:
         if (STATE / "port-forward-dies").exists():
             print("error: lost connection to pod", file=sys.stderr)
