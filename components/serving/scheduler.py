@@ -42,6 +42,12 @@ PORTS = upstream.ENDPOINT_PICKER_PORTS
 # On the pod template: the digest of the picker's configuration, read once at start.
 CONFIG_ANNOTATION = "maas-platform/endpoint-picker-config"
 UTILIZATION_DETECTOR = "utilization-detector"
+# Which flow of a priority band (a flow: one fairness id, the user) dispatches next: in
+# turn, skipping empty ones (llm-d-router v0.10.0 pkg/epp/framework/plugins/flowcontrol/
+# fairness/roundrobin/roundrobin.go), so one user's burst does not hold the others of its
+# tier behind it as the default, global-strict-fairness-policy (oldest request of any flow
+# first; fairness/globalstrict/global_strict.go, registry/config.go), would.
+FAIRNESS_POLICY = "round-robin-fairness-policy"
 # The scorers and their weights llm-d-router v0.10.0 uses by default
 # (pkg/epp/config/loader/defaults.go loadDefaultConfig; the chart's default-plugins.yaml).
 _SCORERS = {"queue-scorer": 2, "kv-cache-utilization-scorer": 2, "prefix-cache-scorer": 3}
@@ -63,8 +69,9 @@ def picker_labels(model: ModelConfig) -> dict[str, str]:
 def picker_config(scheduler: SchedulerConfig) -> dict[str, Any]:
     """The EndpointPickerConfig (llm-d-router v0.10.0 apix/config/v1alpha1/
     endpointpickerconfig_types.go): the default scorers and metrics source, flow control on
-    (feature gate `flowControl`, cmd/epp/runner), and the utilization detector deciding
-    saturation with the stack's thresholds (saturationdetector/utilization/config.go)."""
+    (feature gate `flowControl`, cmd/epp/runner), the utilization detector deciding
+    saturation with the stack's thresholds (saturationdetector/utilization/config.go), and
+    every priority band sharing its turns among its flows (FAIRNESS_POLICY)."""
     saturation = scheduler.saturation
     return {
         "apiVersion": "llm-d.ai/v1alpha1",
@@ -82,6 +89,8 @@ def picker_config(scheduler: SchedulerConfig) -> dict[str, Any]:
                     "kvCacheUtilThreshold": saturation.kv_cache_utilization,
                 },
             },
+            # Registered by type in cmd/epp/runner/runner.go; the name defaults to the type.
+            {"type": FAIRNESS_POLICY},
         ],
         "schedulingProfiles": [
             {
@@ -95,6 +104,11 @@ def picker_config(scheduler: SchedulerConfig) -> dict[str, Any]:
         "flowControl": {
             "defaultRequestTTL": scheduler.queue_timeout,
             "saturationDetector": {"pluginRef": UTILIZATION_DETECTOR},
+            # The template of every band: band 0 is a copy of it and the tiers' bands are made
+            # from it when their objectives appear (registry/config.go NewConfig,
+            # registry/registry.go provisionPriorityBandLocked; config/loader/flowcontrol.go
+            # resolves the ref among the plugins above). Its priority is overwritten per band.
+            "defaultPriorityBand": {"fairnessPolicyRef": FAIRNESS_POLICY},
         },
     }
 

@@ -607,6 +607,47 @@ def higher_tiers_are_served_first_when_saturated(p: Platform, callers: int = 8) 
     assert refused[top] < refused[low], f"refused per tier: {refused} (median seconds {median})"
 
 
+def one_users_burst_does_not_hold_back_another(
+    p: Platform, burst: int = 48, head_start_s: float = 0.5
+) -> None:
+    """Within a tier, users share the saturated pool's turns: one user sends a burst at a
+    pooled model, far beyond what its replicas run together, and `head_start_s` later a
+    second user of the same tier sends one request. It is answered, and before at least
+    half of the burst's requests still unanswered when it was sent: the picker gives the
+    band's flows (one per user) their turns in rotation. First come, first served within
+    the tier (llm-d's default fairness) would answer it after all of them, or shed it."""
+    import concurrent.futures
+    import time
+
+    pooled = [m for m in p.models if p.model_config(m).scheduling == "pool"]
+    assert pooled, "no model of this stack is pooled"
+    model = pooled[0]
+    # The tier with the largest budget the model admits: the burst fits in one window.
+    tier = [t for t in p.tier_names if p.model_config(model).admits(t)][-1]
+    size = min(burst, p.tier(tier).requests.limit - 1)
+    with live_key(p, tier, model) as bursting, live_key(p, tier, model) as other:
+        start = time.monotonic()
+
+        def call(key: Key) -> tuple[int, float]:
+            status = p.chat(model, key.header).status
+            return status, time.monotonic() - start
+
+        with concurrent.futures.ThreadPoolExecutor(size) as pool:
+            sent = [pool.submit(call, bursting) for _ in range(size)]
+            time.sleep(head_start_s)
+            sent_at = time.monotonic() - start
+            status, answered_at = call(other)
+            results = [f.result() for f in sent]
+    assert {status for status, _ in results} <= {200, 429}, results
+    assert status == 200, f"the second user's one request: {status} after {answered_at - sent_at:.2f} s"
+    pending = [t for _, t in results if t > sent_at]
+    after = [t for t in pending if t > answered_at]
+    assert len(after) >= len(pending) / 2, (
+        f"the second user's one request waited {answered_at - sent_at:.2f} s: of the burst's "
+        f"{len(pending)} requests pending when it was sent, {len(after)} finished after it"
+    )
+
+
 def realm_follows_the_stack_file(p: Platform) -> None:
     """Keycloak day 2: after `pulumi up`, each tier's group in the realm holds exactly the
     stack file's users of that tier (the user sync ran; no one removed is left)."""

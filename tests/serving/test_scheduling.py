@@ -112,7 +112,10 @@ def test_the_picker_runs_its_pool_with_the_stacks_thresholds(stack: Evaluation) 
         assert config["flowControl"] == {
             "defaultRequestTTL": cfg.scheduler.queue_timeout,
             "saturationDetector": {"pluginRef": "utilization-detector"},
+            # Every band shares its turns among its flows (users); the policy is a plugin.
+            "defaultPriorityBand": {"fairnessPolicyRef": "round-robin-fairness-policy"},
         }
+        assert {"type": "round-robin-fairness-policy"} in config["plugins"]
         profiles = config["schedulingProfiles"]
         assert {p["pluginRef"] for p in profiles[0]["plugins"]} <= {p["type"] for p in config["plugins"]}
 

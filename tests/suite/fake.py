@@ -10,7 +10,6 @@ misbehaves in exactly the way one scenario targets, and that scenario must fail.
 from __future__ import annotations
 
 import contextlib
-import heapq
 import itertools
 import json
 import re
@@ -27,6 +26,7 @@ from components.config.types import window_seconds
 from components.pins import upstream
 from components.platform.cluster import pod_security
 from components.serving import gateway as gw
+from components.serving import scheduler
 from tests.e2e.cluster import SERVED_METRIC, Response, request
 from tests.e2e.platform import GENERATION_PATHS, Component, Key, Model, Origin, Platform, seconds
 
@@ -78,6 +78,8 @@ class Faults:
     scaling_ignored: bool = False  # a model that should follow its queue stays at minReplicas
     stays_scaled: bool = False  # a model that grew on its queue never shrinks back
     priority_ignored: bool = False  # a saturated pool serves its queue first come, first served
+    # The picker's fairness policy within a band, if not the one its config names.
+    fairness: str | None = None
     client_priority_trusted: bool = False  # a client's objective header sets its priority
 
 
@@ -90,28 +92,45 @@ CLUSTER_SERVICE_S = 0.2
 
 
 class _Pool:
-    """A pooled model under flow control: `slots` requests run at once; the others wait and
-    the highest priority goes first, first come first served within one (llm-d-router v0.10.0
-    pkg/epp/flowcontrol: bands by priority, FCFS ordering by default)."""
+    """A pooled model under flow control, as llm-d-router v0.10.0's picker runs it
+    (pkg/epp/flowcontrol): `slots` requests run at once; the others wait in their priority
+    band, one queue per flow (the fairness id: the user) with its oldest request first
+    (fcfs-ordering-policy, the default). The highest non-empty band dispatches first; within
+    it, the band's fairness policy picks the flow: global-strict takes the oldest head of
+    any flow (fairness/globalstrict/global_strict.go), round-robin the next flow after the
+    last one served, in sorted order, skipping empty ones (fairness/roundrobin/roundrobin.go)."""
 
-    def __init__(self, slots: int, fifo: bool, service_s: float, ttl_s: float | None):
+    def __init__(self, slots: int, fifo: bool, fairness: str, service_s: float, ttl_s: float | None):
         self.ready = threading.Condition()
         self.free, self.fifo, self.service_s, self.ttl_s = slots, fifo, service_s, ttl_s
-        self.waiting: list[tuple[int, int]] = []
+        self.round_robin = fairness == "round-robin-fairness-policy"
+        # (band, flow, arrival): band is -priority, so the lowest sorts first.
+        self.waiting: list[tuple[int, str, int]] = []
         self.arrivals = itertools.count()
+        self.last_flow: dict[int, str] = {}
 
-    def serve(self, priority: int) -> bool:
+    def _next(self) -> tuple[int, str, int]:
+        band = min(t[0] for t in self.waiting)
+        queued = [t for t in self.waiting if t[0] == band]
+        if not self.round_robin:
+            return min(queued, key=lambda t: t[2])
+        flows = sorted({t[1] for t in queued})
+        after = [f for f in flows if f > self.last_flow.get(band, "")]
+        flow = (after or flows)[0]
+        return min((t for t in queued if t[1] == flow), key=lambda t: t[2])
+
+    def serve(self, priority: int, flow: str) -> bool:
         """Waits for a slot and holds it for the service time; False when the request waited
         past the queue timeout and was refused instead (flow control's EvictedTTL)."""
-        ticket = (0 if self.fifo else -priority, next(self.arrivals))
+        ticket = (0 if self.fifo else -priority, flow, next(self.arrivals))
         with self.ready:
-            heapq.heappush(self.waiting, ticket)
-            if not self.ready.wait_for(lambda: self.free > 0 and self.waiting[0] == ticket, self.ttl_s):
+            self.waiting.append(ticket)
+            if not self.ready.wait_for(lambda: self.free > 0 and self._next() == ticket, self.ttl_s):
                 self.waiting.remove(ticket)
-                heapq.heapify(self.waiting)
                 self.ready.notify_all()
                 return False
-            heapq.heappop(self.waiting)
+            self.waiting.remove(ticket)
+            self.last_flow[ticket[0]] = flow
             self.free -= 1
             self.ready.notify_all()
         time.sleep(self.service_s)
@@ -167,14 +186,17 @@ class FakeGateway:
         slots = POOL_SLOTS_PER_REPLICA * faults.replicas
         # No service time, no queue worth timing out (a request waits only for a free slot).
         ttl_s = window_seconds(config.scheduler.queue_timeout) * service_s / CLUSTER_SERVICE_S or None
+        # The policy the picker's config gives every band (none named: the picker's default).
+        band = scheduler.picker_config(config.scheduler)["flowControl"].get("defaultPriorityBand", {})
+        fairness = faults.fairness or band.get("fairnessPolicyRef", "global-strict-fairness-policy")
         self.pools = {
-            m.name: _Pool(slots, faults.priority_ignored, service_s, ttl_s)
+            m.name: _Pool(slots, faults.priority_ignored, fairness, service_s, ttl_s)
             for m in config.models
             if m.scheduling == "pool"
         }
         self.priorities = tiers.priorities(config.tiers)
         # Set while the lock is held: the pool and priority the request being handled waits for.
-        self._scheduled: tuple[str, _Pool, int, _Tokens] | None = None
+        self._scheduled: tuple[str, _Pool, int, str, _Tokens] | None = None
 
     # Authorino sees Secret changes a few gateway requests late, as a watch would.
     def change_key(self, value: str, record: tuple[str, str, bool] | None) -> None:
@@ -202,8 +224,8 @@ class FakeGateway:
         if scheduled is not None:
             # Admitted to a pooled model: it waits its turn in the pool, outside the lock, and
             # reaches the model only if it gets one (the limits have counted it either way).
-            model, pool, priority, tokens = scheduled
-            if not pool.serve(priority):
+            model, pool, priority, flow, tokens = scheduled
+            if not pool.serve(priority, flow):
                 return _json(429, {"error": "rejected-ttl-expired"})
             with self.lock:
                 self._serve(model)
@@ -263,7 +285,9 @@ class FakeGateway:
         tokens_billed = _Tokens(counted, metered, tokens)
         if model in self.pools and path in GENERATION_PATHS:
             # Its tokens count once it is served: a shed request's 429 carries no usage.
-            self._scheduled = (model, self.pools[model], self._priority(model, tier, headers), tokens_billed)
+            # The flow is the user, the fairness id Authorino sets (components/access/tiers.py).
+            priority = self._priority(model, tier, headers)
+            self._scheduled = (model, self.pools[model], priority, user, tokens_billed)
         else:
             tokens_billed.bill()
         return reply

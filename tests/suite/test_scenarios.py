@@ -90,6 +90,10 @@ SCENARIOS: dict[str, Scenario] = {
     "R6 failure modes, Limitador closed": scenarios.failure_modes,
     "tier priority when saturated": scenarios.higher_tiers_are_served_first_when_saturated,
     "tier priority, client objective": scenarios.higher_tiers_are_served_first_when_saturated,
+    # The fake's pool drains faster than kind's: a smaller burst, a shorter head start.
+    "fairness within a tier when saturated": functools.partial(
+        scenarios.one_users_burst_does_not_hold_back_another, burst=40, head_start_s=0.1
+    ),
 }
 
 # scenario -> (the misbehaviour it targets, what its failure says)
@@ -146,6 +150,10 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
         Faults(client_priority_trusted=True),
         "median seconds to an answer per tier",
     ),
+    "fairness within a tier when saturated": (
+        Faults(fairness="global-strict-fairness-policy"),
+        "the second user's one request",
+    ),
 }
 
 
@@ -166,8 +174,8 @@ def _config_for(name: str) -> StackConfig:
 
 def _service_s(name: str) -> float:
     """How long the fake's pooled model takes per request: long enough to saturate its pool
-    in the priority scenarios, no time elsewhere."""
-    return 0.05 if "priority" in name else 0.0
+    in the priority and fairness scenarios, no time elsewhere."""
+    return 0.05 if "priority" in name or "fairness" in name else 0.0
 
 
 @pytest.fixture
