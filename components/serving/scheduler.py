@@ -57,6 +57,37 @@ _TOKEN_REASON = (
 )
 
 
+# The picker labels its per-request counters and histograms, and its flow-control queues,
+# with the fairness id, the user (llm-d-router v0.10.0 pkg/epp/metrics/llm_d_router_metrics.go,
+# metrics.go), up to 1000 ids per process (cardinality.go maxFairnessLabelValues): users
+# times priorities times buckets series. Our monitor keeps none of them but the queue size, which the
+# scaled model's query and the picker-queue rule sum (models.py, chargeback.py): the picker
+# deletes a flow's queue series when it collects the idle flow (registry/registry.go gcFlows,
+# metrics.go DeleteFlowControlFlowSeries), so those count the users queued in the last
+# minutes, not every user. Relabeling cannot sum series, so it drops rather than strips the
+# label (two series left with one label set would be a duplicate sample, not a sum).
+FAIRNESS_LABEL = "fairness_id"
+_KEPT = "__tmp_maas_fairness_kept"
+
+
+def metric_relabelings() -> list[dict[str, Any]]:
+    """The picker monitor's metricRelabelings: every series with a fairness id dropped, except
+    the flow-control queue size (upstream.FLOW_CONTROL_QUEUE_SIZE); a scratch label marks that
+    one and goes again (Prometheus relabeling has no negative match)."""
+    return [
+        {
+            "sourceLabels": ["__name__"],
+            "regex": upstream.FLOW_CONTROL_QUEUE_SIZE,
+            "targetLabel": _KEPT,
+            "replacement": "true",
+            "action": "replace",
+        },
+        # A fairness id and no mark; the values join with ";" (the default separator).
+        {"sourceLabels": [FAIRNESS_LABEL, _KEPT], "regex": ".+;", "action": "drop"},
+        {"regex": _KEPT, "action": "labeldrop"},
+    ]
+
+
 def picker_name(model: ModelConfig) -> str:
     """The picker's Deployment, Service, ServiceAccount, Role and ConfigMap."""
     return f"{model.name}-epp"

@@ -16,7 +16,7 @@ from harness.program import Declared, Evaluation, typed_config
 from maas_policies.network import selects
 from tests.support.configs import assert_refused, evaluate_variant
 from tests.support.labels import predictor_pod_labels
-from tests.support.prometheus import Exporter, prometheus, series, serve
+from tests.support.prometheus import Exporter, Series, prometheus, series, serve
 
 # istio 1.30.3 pilot/pkg/xds/filters/filters.go InferencePoolExtProc, in Envoy's JSON.
 ISTIO_POOL_FILTER = {
@@ -332,3 +332,55 @@ def test_saturation_thresholds_are_checked() -> None:
     assert_refused("dev", {"maas:scheduler": {"queueTimeout": "1d"}}, "queueTimeout")
     for beyond in ("0s", "1000s", "17m"):
         assert_refused("dev", {"maas:scheduler": {"queueTimeout": beyond}}, "below 1000s, the gateway's wait")
+
+
+def test_the_pickers_series_stay_bounded_as_users_grow(stack_of: Any, tmp_path: Path) -> None:
+    """The picker labels per-request metrics and its queues with the fairness id, the user
+    (llm-d-router v0.10.0 pkg/epp/metrics/llm_d_router_metrics.go). Scraped by a real
+    Prometheus through the declared monitor's metricRelabelings, as prometheus-operator
+    v0.93.0 writes them: no series keeps a user but the queue size (deleted with its idle
+    flow, metrics.go DeleteFlowControlFlowSeries), whose sum, what the scaled model's query
+    and the queue rule read, is unchanged; the rest does not grow with the users."""
+    stack = stack_of("dev")
+    (monitor,) = [m for m in stack.objects("PodMonitor") if m.object_name == "endpoint-pickers"]
+    (endpoint,) = monitor.inputs["spec"]["podMetricsEndpoints"]
+    model = {"model_name": "m", "target_model_name": "m"}
+
+    def scrape(users: int) -> Series:
+        values: Series = {
+            series("llm_d_epp_flow_control_requests_total", outcome="Dispatched", priority="0"): 5,
+            series("llm_d_epp_average_queue_size", inference_pool="m"): 1,
+        }
+        for n in range(users):
+            user = {"fairness_id": f"user-{n}", "priority": "1", **model}
+            values[series("llm_d_epp_request_total", **user)] = 1
+            for le in ("0.5", "1", "+Inf"):
+                values[series("llm_d_epp_request_duration_seconds_bucket", le=le, **user)] = 1
+        # Three users queued now.
+        for n, queued in enumerate((2, 1, 4)):
+            user = {"fairness_id": f"user-{n}", "priority": "1", "inference_pool": "m", **model}
+            values[series("llm_d_epp_flow_control_queue_size", **user)] = queued
+            # Its deprecated twin (metrics.go flowControlQueueSize) is not read.
+            values[series("inference_extension_flow_control_queue_size", **user)] = queued
+        return values
+
+    picker = Exporter()
+    picker.set(scrape(300))
+    with (
+        serve(picker) as address,
+        prometheus(
+            tmp_path,
+            {"groups": []},
+            {"endpoint-picker": address},
+            {"endpoint-picker": endpoint["metricRelabelings"]},
+        ) as server,
+    ):
+        server.wait_for('llm_d_epp_average_queue_size{maas_component="endpoint-picker"}')
+        per_user = server.vector('count by (__name__) ({fairness_id!=""})')
+        assert {s["metric"]["__name__"]: s["value"][1] for s in per_user} == {
+            "llm_d_epp_flow_control_queue_size": "3"
+        }
+        assert server.vector("sum(llm_d_epp_flow_control_queue_size)")[0]["value"][1] == "7"
+        assert server.vector('count({__tmp_maas_fairness_kept!=""})') == []
+        ours = 'count({maas_component="endpoint-picker", __name__!~"up|scrape_.+"})'
+        assert server.vector(ours)[0]["value"][1] == "5"
