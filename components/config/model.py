@@ -175,6 +175,9 @@ class SchedulerConfig(Section):
     """llm-d's endpoint picker, one per model with `scheduling: pool`."""
 
     saturation: SaturationConfig = SaturationConfig()
+    # Pickers per pooled model, each serving what the gateway sends it (README "Scheduling
+    # and tier priority": what a request gets while one is gone).
+    replicas: PositiveInt = 2
     # How long a request may wait in the picker's queue before it is refused with 429
     # (flow control's defaultRequestTTL; llm-d-router's default is 60s). The only bound on that
     # wait, the same for every tier: v0.10.0 has no per-band or per-request TTL

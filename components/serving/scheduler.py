@@ -244,10 +244,19 @@ class EndpointPicker(pulumi.ComponentResource):
                 annotations={"checkov.io/skip1": f"CKV_K8S_38={_TOKEN_REASON}"},
             ),
             spec=k8s.apps.v1.DeploymentSpecArgs(
-                replicas=1,
-                # One picker at a time: two without leader election would each hold their own
-                # queues (the chart uses Recreate too).
-                strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
+                # Active-active (the chart's mode with ha-enable-leader-election off,
+                # config/charts/README.md): every replica is ready and the gateway spreads
+                # requests over them, so losing one leaves the others serving, refusals
+                # included. Each queues and orders only what reaches it (its own flow
+                # control); all read the same servers' load, so they hold back together.
+                # Leader election would make only the leader ready (cmd/epp/runner/health.go):
+                # a Deployment never all available, and a gap while a standby takes over.
+                replicas=args.scheduler.replicas,
+                # A new picker is ready before an old one goes: none is missing on an update.
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
+                ),
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(

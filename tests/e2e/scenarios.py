@@ -648,6 +648,18 @@ def one_users_burst_does_not_hold_back_another(
     )
 
 
+def refusals_keep_their_status_while_a_picker_is_gone(p: Platform) -> None:
+    """R12: with one of a pooled model's endpoint pickers gone, the model still answers (200)
+    and a refused request keeps its status (401): the other pickers serve the gateway's calls,
+    a refusal's included."""
+    pooled = [m for m in p.models if p.model_config(m).scheduling == "pool"]
+    assert pooled, "no model of this stack is pooled"
+    model = pooled[0]
+    with live_key(p, p.tier_names[-1], model) as key, p.picker_replica_gone(model):
+        seen = [(p.chat(model, {}).status, p.chat(model, key.header).status) for _ in range(5)]
+    assert set(seen) == {(401, 200)}, f"one endpoint picker gone, (without a key, with one): {seen}"
+
+
 def realm_follows_the_stack_file(p: Platform) -> None:
     """Keycloak day 2: after `pulumi up`, each tier's group in the realm holds exactly the
     stack file's users of that tier (the user sync ran; no one removed is left)."""

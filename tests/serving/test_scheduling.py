@@ -77,6 +77,15 @@ def test_the_pool_holds_the_models_pods_on_their_port_and_names_its_picker(stack
         # llm-d-router v0.10.0 pkg/epp/server/options.go: ext_proc on 9002, health 9003.
         assert named[grpc["targetPort"]] == 9002 == picker["port"]["number"]
         assert container["readinessProbe"]["grpc"] == {"port": 9003, "service": "inference-extension"}
+        # Active-active: every replica ready and serving (no --ha-enable-leader-election, so
+        # cmd/epp/runner/health.go answers "inference-extension" on each), none missing on an
+        # update; the gateway's calls, refusals' included, go to whichever is left.
+        assert deployment.inputs["spec"]["replicas"] == typed_config(stack.stack).scheduler.replicas == 2
+        assert not [a for a in container["args"] if "leader-election" in a]
+        assert deployment.inputs["spec"]["strategy"] == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        }
 
 
 def pod_labels(deployment: Declared) -> dict[str, str]:

@@ -80,6 +80,8 @@ class Faults:
     priority_ignored: bool = False  # a saturated pool serves its queue first come, first served
     # The picker's fairness policy within a band, if not the one its config names.
     fairness: str | None = None
+    # Endpoint pickers per pooled model, if not the config's scheduler.replicas.
+    picker_replicas: int | None = None
     client_priority_trusted: bool = False  # a client's objective header sets its priority
 
 
@@ -183,6 +185,8 @@ class FakeGateway:
         self.served: dict[str, list[int]] = {m.name: [0] * faults.replicas for m in config.models}
         self.answered_at: dict[str, list[float]] = {}
         self.down: set[str] = set()
+        # Endpoint pickers gone, per pooled model.
+        self.pickers_gone: dict[str, int] = {}
         slots = POOL_SLOTS_PER_REPLICA * faults.replicas
         # No service time, no queue worth timing out (a request waits only for a free slot).
         ttl_s = window_seconds(config.scheduler.queue_timeout) * service_s / CLUSTER_SERVICE_S or None
@@ -252,6 +256,12 @@ class FakeGateway:
                 model = forged
         if model is None or not routed:
             return _json(404, {"error": "no route"})
+        pickers = self.faults.picker_replicas or self.config.scheduler.replicas
+        if model in self.pools and path in GENERATION_PATHS and self.pickers_gone.get(model, 0) >= pickers:
+            # Every request on a pooled model's route opens a stream to its picker, a refusal
+            # too (Envoy runs a local reply through the ext_proc filter, README "Scheduling
+            # and tier priority"); with none left, FailClose makes it a 500.
+            return _json(500, {"error": "ext_proc stream failed"})
         if "authorino" in self.down:
             return self._deny(model, _json(self.faults.auth_down_status, {"error": "auth unavailable"}), path)
         identity = self._identity(headers)
@@ -572,6 +582,16 @@ class FakePlatform(Platform):
             yield
         finally:
             self.gateway.down.discard(component)
+
+    @contextlib.contextmanager
+    def picker_replica_gone(self, model: Model) -> Iterator[None]:
+        with self.gateway.lock:
+            self.gateway.pickers_gone[model.name] = self.gateway.pickers_gone.get(model.name, 0) + 1
+        try:
+            yield
+        finally:
+            with self.gateway.lock:
+                self.gateway.pickers_gone[model.name] -= 1
 
     def restart(self, component: Component) -> None:
         if component == "limitador" and self.faults.counters_reset_on_restart:

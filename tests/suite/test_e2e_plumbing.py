@@ -61,8 +61,8 @@ def test_readiness_runs_first_and_disruptive_tests_last() -> None:
     tests = [line for line in collected if "::" in line]
     files = [test.split("::")[0] for test in tests]
     assert files[0].endswith("test_readiness_e2e.py"), tests[:3]
-    disruptive = ["restart_with_redis", "failure_modes", "scales_on_its_queue"]
-    assert all(any(d in test for d in disruptive) for test in tests[-3:]), tests[-4:]
+    disruptive = ["restart_with_redis", "failure_modes", "scales_on_its_queue", "picker_is_gone"]
+    assert all(any(d in test for d in disruptive) for test in tests[-4:]), tests[-5:]
 
 
 def test_https_requests_present_the_host_as_sni_and_check_the_certificate(tmp_path: Path) -> None:

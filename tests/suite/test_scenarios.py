@@ -88,6 +88,7 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "autoscaling back down": functools.partial(scenarios.model_scales_on_its_queue, burst_s=2.0, callers=4),
     "R6 failure modes, Limitador closed": scenarios.failure_modes,
+    "R12 a picker gone": scenarios.refusals_keep_their_status_while_a_picker_is_gone,
     "tier priority when saturated": scenarios.higher_tiers_are_served_first_when_saturated,
     "tier priority, client objective": scenarios.higher_tiers_are_served_first_when_saturated,
     # The fake's pool drains faster than kind's: a smaller burst, a shorter head start.
@@ -145,6 +146,7 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
         Faults(limits_failure_inverted=True),
         r"Limitador down: 200 \(configured: fail closed\)",
     ),
+    "R12 a picker gone": (Faults(picker_replicas=1), r"one endpoint picker gone.*\(500, 500\)"),
     "tier priority when saturated": (Faults(priority_ignored=True), "median seconds to an answer per tier"),
     "tier priority, client objective": (
         Faults(client_priority_trusted=True),
