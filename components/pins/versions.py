@@ -126,14 +126,19 @@ OLM_CERT_MANAGER = OlmPackage(
 # Red Hat Connectivity Link 1.4, Kuadrant's product build (rh-api-management/
 # rhcl-operator-product-build branch rhcl-1.4: package rhcl-operator, channel stable, CSV
 # rhcl-operator.v1.4.1 from kuadrant-operator v1.5.0-rc3, AllNamespaces only). Its CSV points
-# Kuadrant at OpenShift's own gateway controller; ours is Istio's, the default the
-# environment restores (kuadrant-operator v1.5.2 data_plane_policies_workflow.go).
+# Kuadrant at OpenShift's own gateway controller, whose Gateways (openshift-default) a shared
+# cluster may carry Kuadrant policies on; ours is Istio's. The Subscription's value replaces
+# the CSV's, so it names both: Kuadrant splits it at commas and adds Istio's when the value is
+# not Istio's alone (kuadrant-operator v1.5.2 internal/controller/
+# data_plane_policies_workflow.go getGatewayControllerNames).
+OPENSHIFT_GATEWAY_CONTROLLER = "openshift.io/gateway-controller/v1"
+ISTIO_GATEWAY_CONTROLLER = "istio.io/gateway-controller"
 OLM_RHCL = OlmPackage(
     "rhcl-operator",
     "stable",
     "rhcl-operator.v1.4.1",
     "redhat-operators",
-    env=(("ISTIO_GATEWAY_CONTROLLER_NAMES", "istio.io/gateway-controller"),),
+    env=(("ISTIO_GATEWAY_CONTROLLER_NAMES", f"{OPENSHIFT_GATEWAY_CONTROLLER},{ISTIO_GATEWAY_CONTROLLER}"),),
 )
 
 # Not v1.6.1 (the schemas' release): Istio 1.30 is built and documented against Gateway API
