@@ -83,7 +83,8 @@ def answers_with_usage(p: Platform) -> None:
 
 
 def denied_without_a_valid_key(p: Platform) -> None:
-    """A1, A2, A8: no key, an unknown key, or a key sent any other way: 401."""
+    """A1, A2, A8: no key, an unknown key, or a key sent any other way: 401, with OpenAI's
+    error body (A18)."""
     model = p.open_model
     with live_key(p, p.tier_names[-1]) as key:
         denied = {
@@ -94,7 +95,7 @@ def denied_without_a_valid_key(p: Platform) -> None:
             "key without its prefix (A8)": {"Authorization": key.value},
         }
         for case, headers in denied.items():
-            assert p.chat(model, headers).status == 401, case
+            _openai_error(p.chat(model, headers), 401, case)
 
 
 def unselected_secret_grants_nothing(p: Platform) -> None:
@@ -214,7 +215,10 @@ def oidc_tokens_work_like_keys(p: Platform) -> None:
 
 def _openai_error(reply: Response, status: int, what: str) -> dict[str, Any]:
     assert reply.status == status, f"{what}: {reply.status} {reply.body[:200]!r}"
-    error: dict[str, Any] = reply.json()["error"]
+    try:
+        error: dict[str, Any] = reply.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        raise AssertionError(f"{what}: not OpenAI's error shape: {reply.body[:200]!r}") from None
     assert {"message", "type", "code"} <= set(error), f"{what}: not OpenAI's error shape: {error}"
     return error
 

@@ -80,6 +80,7 @@ class Faults:
     priority_ignored: bool = False  # a saturated pool serves its queue first come, first served
     # The picker's fairness policy within a band, if not the one its config names.
     fairness: str | None = None
+    plain_401: bool = False  # A18: a 401 with Authorino's own plain body, not OpenAI's
     # Endpoint pickers per pooled model, if not the config's scheduler.replicas.
     picker_replicas: int | None = None
     client_priority_trusted: bool = False  # a client's objective header sets its priority
@@ -268,7 +269,7 @@ class FakeGateway:
         if host in self.unprotected and self.unprotected[host] > 0 and identity is None:
             self.unprotected[host] -= 1
         elif identity is None:
-            return self._deny(model, _json(401, {"error": "unauthorized"}), path)
+            return self._deny(model, self._unauthenticated(), path)
         elif not self._admits(model, identity[1]):
             return self._deny(model, _json(403, FORBIDDEN), path)
         user, tier = identity or ("anonymous", self.config.tier_names[-1])
@@ -323,7 +324,7 @@ class FakeGateway:
         """Authorino, then the static server: the caller's tier's models."""
         identity = self._identity(headers)
         if identity is None and not self.faults.list_open:
-            return _json(401, {"error": "unauthorized"})
+            return self._unauthenticated()
         tier = identity[1] if identity else ""
         if self.faults.tier_header_trusted and headers.get(TIER_HEADER):
             tier = headers[TIER_HEADER]
@@ -333,6 +334,12 @@ class FakeGateway:
             if self.faults.list_ignores_tier or (tier in self.config.tier_names and m.admits(tier))
         ]
         return _json(200, {"object": "list", "data": [{"id": i, "object": "model"} for i in listed]})
+
+    def _unauthenticated(self) -> Response:
+        """Authorino's 401, with the AuthPolicy's body (components/access/tiers.py)."""
+        if self.faults.plain_401:
+            return Response(401, {"content-type": "text/plain"}, b"Unauthorized")
+        return _json(401, json.loads(tiers.UNAUTHENTICATED_BODY))
 
     def _admits(self, model: str, tier: str) -> bool:
         """Authorino's two rules: the tier is in the table, and the model admits it."""

@@ -44,6 +44,7 @@ SCENARIOS: dict[str, Scenario] = {
     "A4 answers with usage": scenarios.answers_with_usage,
     "A1 A2 A8 denied without a valid key": scenarios.denied_without_a_valid_key,
     "A3 unselected Secret": scenarios.unselected_secret_grants_nothing,
+    "A18 OpenAI-shaped 401": scenarios.denied_without_a_valid_key,
     "A11 unconfigured tier": scenarios.unconfigured_tier_is_forbidden,
     "A5 A6 A7 keys follow Secrets": scenarios.keys_follow_their_secrets,
     "A13 late route": scenarios.late_route_is_protected,
@@ -100,6 +101,7 @@ SCENARIOS: dict[str, Scenario] = {
 # scenario -> (the misbehaviour it targets, what its failure says)
 MISBEHAVING: dict[str, tuple[Faults, str]] = {
     "A1 A2 A8 denied without a valid key": (Faults(leak_denied=True), "a denied request reached the model"),
+    "A18 OpenAI-shaped 401": (Faults(plain_401=True), "no credentials"),
     "A3 unselected Secret": (Faults(ignore_selector=True), "a Secret without our label granted access"),
     "A11 unconfigured tier": (Faults(tier_check=False), "403 for an unknown tier"),
     "A5 A6 A7 keys follow Secrets": (Faults(old_key_lingers=True), "the old value to stop"),
