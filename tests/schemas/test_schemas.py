@@ -67,31 +67,12 @@ def test_the_checker_names_the_problem(
     assert any(expected in problem for problem in catalog.problems(document))
 
 
-# Kinds ../shared/schemas has no strict schema for, and exactly what we set on them, checked
-# instead against the operator's API types at the release pinned (README "Unverified").
-UNSCHEMED = {
-    # openshift/cert-manager-operator cert-manager-1.18 api/operator/v1alpha1/certmanager_types.go:
-    # CertManagerSpec inlines library-go's OperatorSpec (managementState); cluster-scoped.
-    ("operator.openshift.io/v1alpha1", "CertManager"): {"managementState": "Managed"},
-}
-
-
 def test_every_declared_object_passes_the_strict_schemas(stack: Evaluation, catalog: SchemaCatalog) -> None:
     objects = stack.objects()
     assert objects
     # Patches (CustomResourcePatch, DeploymentPatch) name only the fields they own.
-    failures = {
-        str(o): catalog.problems(o.inputs, partial=o.type.endswith("Patch"))
-        for o in objects
-        if (o.inputs["apiVersion"], o.kind) not in UNSCHEMED
-    }
+    failures = {str(o): catalog.problems(o.inputs, partial=o.type.endswith("Patch")) for o in objects}
     assert {k: v for k, v in failures.items() if v} == {}
-    for unschemed in [o for o in objects if (o.inputs["apiVersion"], o.kind) in UNSCHEMED]:
-        assert catalog.problems(unschemed.inputs, partial=True)[0].startswith("no schema for"), (
-            "a schema exists now: drop it from UNSCHEMED"
-        )
-        assert unschemed.inputs["spec"] == UNSCHEMED[(unschemed.inputs["apiVersion"], unschemed.kind)]
-        assert "namespace" not in unschemed.inputs["metadata"], "cluster-scoped"
 
 
 def test_a_patch_may_omit_required_fields_but_nothing_else(catalog: SchemaCatalog) -> None:
