@@ -216,13 +216,16 @@ KEYCLOAK_CRDS_URLS = tuple(
 )
 KEYCLOAK_OPERATOR_URL = f"{_KEYCLOAK_RESOURCES}/kubernetes.yml"
 KEYCLOAK_IMAGE = f"quay.io/keycloak/keycloak:{KEYCLOAK_VERSION}"
-# Keycloak's database (Keycloak supports PostgreSQL 14-18).
-POSTGRES_IMAGE = "postgres:17.6"
+# Keycloak's database (Keycloak supports PostgreSQL 14-18): 17.11, a maintained 17.x (17.6 is
+# no longer built), by the digest of its image index as docker-library/repo-info records it
+# (repos/postgres/remote/17.11.md at 8c2b57bce198; user 999, PGDATA /var/lib/postgresql/data).
+POSTGRES_IMAGE = "postgres:17.11@sha256:f86c774c7a51d0f05133f2ab70e4c384b589170458ab1df1ba83426d7cc30da7"
 
 # Limitador's shared counters when the program deploys their Redis: the official image's
 # newest release (docker-library/official-images library/redis: "8.10.2-alpine", from
-# redis/docker-library-redis v8.10.2).
-REDIS_IMAGE = "redis:8.10.2-alpine"
+# redis/docker-library-redis v8.10.2), by the digest of its image index in
+# docker-library/repo-info repos/redis/remote/8.10.2-alpine.md at 0bdd94409df0 (user 999).
+REDIS_IMAGE = "redis:8.10.2-alpine@sha256:72cedd9603038893af961e90ac5e1a1a0d8377d5e338dbdad8fe284ea25de18f"
 
 # Model servers. The simulator's tag is its newest release (v0.10.2, 2026-07); vLLM's is
 # the newest release as of 2026-10 with `--enable-force-include-usage`.
