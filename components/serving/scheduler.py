@@ -245,12 +245,8 @@ class EndpointPicker(pulumi.ComponentResource):
             ),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 # Active-active (the chart's mode with ha-enable-leader-election off,
-                # config/charts/README.md): every replica is ready and the gateway spreads
-                # requests over them, so losing one leaves the others serving, refusals
-                # included. Each queues and orders only what reaches it (its own flow
-                # control); all read the same servers' load, so they hold back together.
-                # Leader election would make only the leader ready (cmd/epp/runner/health.go):
-                # a Deployment never all available, and a gap while a standby takes over.
+                # config/charts/README.md): all ready, so losing one leaves the others serving
+                # every call, refusals' included. Why not leader election: docs/architecture.md.
                 replicas=args.scheduler.replicas,
                 # A new picker is ready before an old one goes: none is missing on an update.
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(
