@@ -10,6 +10,9 @@ what the cluster has, so the deploy script stops here, one line per problem with
 - with observability on, user-workload monitoring is off, or the stack's observability
   namespace is not exempt from its namespace enforcement (the usage rules join Limitador's
   counters, the gateway's and the models' series across namespaces).
+- an operator the stack subscribes to is already there, not installed by it (Red Hat documents
+  Service Mesh 3 and the cert-manager Operator as Connectivity Link's prerequisites):
+  `pulumi up` would fail creating the same Subscription or namespace (AlreadyExists).
 
 It reads the stack file only for the keys it needs; `pulumi up` validates the rest.
 """
@@ -27,6 +30,9 @@ from typing import Any
 import yaml
 
 from components.config import Namespaces
+from components.config.model import OPENSHIFT_CERT_MANAGER_NAMESPACE
+from components.pins import versions
+from components.platform.cluster import PART_OF
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Istio 1.30 is documented against Gateway API v1.5 (components/pins/versions.py
@@ -42,6 +48,7 @@ MONITORING = ("openshift-monitoring", "cluster-monitoring-config")
 USER_WORKLOAD = ("openshift-user-workload-monitoring", "user-workload-monitoring-config")
 
 Kubectl = Callable[[Sequence[str]], dict[str, Any] | None]
+SUBSCRIPTION = "subscriptions.operators.coreos.com"
 
 
 def _stack_values(stack: str) -> dict[str, Any]:
@@ -93,6 +100,7 @@ def problems(values: dict[str, Any], kubectl: Kubectl) -> list[str]:
             "the ingress operator installs them. Fix: use an OpenShift release whose ingress operator "
             'ships Gateway API v1.5 (README "OpenShift")'
         )
+    found.extend(_foreign_operators(kubectl))
     if (values.get("maas:observability") or {}).get("enabled", True) is False:
         return found
     monitoring = _config_yaml(kubectl, MONITORING)
@@ -116,6 +124,38 @@ def problems(values: dict[str, Any], kubectl: Kubectl) -> list[str]:
             f"namespace {namespace} is not in namespacesWithoutLabelEnforcement: its usage rules could "
             f"read only their own namespace's series. Fix: add it to config.yaml of ConfigMap "
             f"{USER_WORKLOAD[1]} (namespace {USER_WORKLOAD[0]})"
+        )
+    return found
+
+
+def _ours(found: dict[str, Any]) -> bool:
+    labels = (found.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(key) == value for key, value in PART_OF.items())
+
+
+def _foreign_operators(kubectl: Kubectl) -> list[str]:
+    """Operators the stack installs that the cluster already has from elsewhere."""
+    found = []
+    mesh = versions.OLM_SERVICE_MESH
+    where = f"{mesh.namespace}/{mesh.package}"
+    subscription = kubectl([SUBSCRIPTION, mesh.package, "-n", str(mesh.namespace)])
+    if subscription is not None and not _ours(subscription):
+        installed = (subscription.get("status") or {}).get("installedCSV") or "none yet"
+        found.append(
+            f"Subscription {where} exists and is not this stack's (installed: {installed}); the "
+            f"stack subscribes to the same name, channel {mesh.channel}. Fix: delete that "
+            f"Subscription (oc delete {SUBSCRIPTION} {mesh.package} -n {mesh.namespace}; the running "
+            "operator and its CSV stay) and deploy again, on a cluster whose installed Service Mesh "
+            f"is 3.4 ({mesh.starting_csv}) or none"
+        )
+    namespace = kubectl(["namespace", OPENSHIFT_CERT_MANAGER_NAMESPACE])
+    if namespace is not None and not _ours(namespace):
+        found.append(
+            f"namespace {OPENSHIFT_CERT_MANAGER_NAMESPACE} exists and is not this stack's: cert-manager "
+            "is installed already (the cert-manager Operator for Red Hat OpenShift runs it there), and "
+            f"the stack installs {versions.OLM_CERT_MANAGER.package} itself, whose CRDs OLM gives one "
+            "owner. Fix: deploy on a cluster without cert-manager, or uninstall the cert-manager "
+            "Operator (its Subscription and CSV) and delete that namespace first"
         )
     return found
 

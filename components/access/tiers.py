@@ -33,6 +33,15 @@ FORBIDDEN_BODY = (
     '{"error": {"message": "This model is not available to your tier.", '
     '"type": "permission_error", "code": "model_not_in_tier"}}'
 )
+# The body of a 401 (no credential, or one Authorino does not accept), in the same shape;
+# the SDK raises AuthenticationError on a 401 (same function). AuthPolicy's
+# response.unauthenticated takes it
+# (kuadrant-operator v1.5.2 api/v1/authpolicy_types.go, internal/controller/
+# authconfigs_reconciler.go: Authorino's DenyWithSpec).
+UNAUTHENTICATED_BODY = (
+    '{"error": {"message": "Missing or invalid API key or token.", '
+    '"type": "invalid_request_error", "code": "invalid_api_key"}}'
+)
 
 
 def request_limit_name(tier: str) -> str:
@@ -223,6 +232,11 @@ def auth_spec(
                 **model_rules(models),
             },
             "response": {
+                "unauthenticated": {
+                    "code": 401,
+                    "headers": {"content-type": {"value": "application/json"}},
+                    "body": {"value": UNAUTHENTICATED_BODY},
+                },
                 "unauthorized": {
                     "code": 403,
                     "headers": {"content-type": {"value": "application/json"}},

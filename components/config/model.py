@@ -46,7 +46,6 @@ OPENSHIFT_CERT_MANAGER_NAMESPACE = "cert-manager"
 _SCALED_NAME_MAX = 44
 # 63 - len("-epp"): a pooled model's endpoint picker Service is <name>-epp.
 _POOLED_NAME_MAX = 59
-_PICKER_MESSAGE_TIMEOUT_S = 1000
 # Where KServe's storage initializer can fetch model weights from.
 _MODEL_SOURCES = ("hf://", "s3://", "gs://", "pvc://", "oci://", "https://")
 
@@ -182,8 +181,14 @@ class SchedulerConfig(Section):
     """llm-d's endpoint picker, one per model with `scheduling: pool`."""
 
     saturation: SaturationConfig = SaturationConfig()
+    # Pickers per pooled model, each serving what the gateway sends it (README "Scheduling
+    # and tier priority": what a request gets while one is gone).
+    replicas: PositiveInt = 2
     # How long a request may wait in the picker's queue before it is refused with 429
-    # (flow control's defaultRequestTTL; llm-d-router's default is 60s).
+    # (flow control's defaultRequestTTL; llm-d-router's default is 60s). The only bound on that
+    # wait, the same for every tier: v0.10.0 has no per-band or per-request TTL
+    # (pkg/epp/flowcontrol/controller/config.go DefaultRequestTTL), and nothing at the gateway
+    # times a request while the picker holds it (README "Scheduling and tier priority").
     queue_timeout: Window = "60s"
     resources: ComputeResources = ComputeResources(
         requests={"cpu": "100m", "memory": "256Mi"}, limits={"cpu": "1", "memory": "1Gi"}
@@ -191,13 +196,13 @@ class SchedulerConfig(Section):
 
     @field_validator("queue_timeout")
     @classmethod
-    def _within_the_gateways_wait(cls, value: str) -> str:
-        # 0 would switch the timeout off; the gateway gives up on the picker after 1000 s
-        # (istio 1.30.3 pilot/pkg/xds/filters/filters.go InferencePoolExtProc MessageTimeout).
-        if not 0 < window_seconds(value) < _PICKER_MESSAGE_TIMEOUT_S:
+    def _bounds_the_wait(cls, value: str) -> str:
+        # 0 switches the TTL off: a request would wait until its client gives up
+        # (llm-d-router v0.10.0 apix/config/v1alpha1/endpointpickerconfig_types.go DefaultRequestTTL).
+        if window_seconds(value) <= 0:
             raise ValueError(
-                f"'{value}' must be above 0 and below {_PICKER_MESSAGE_TIMEOUT_S}s, the gateway's wait for "
-                "the picker; e.g. 60s"
+                f"'{value}' must be above 0: it is the only bound on how long a request waits in the "
+                "picker's queue (0 switches it off); e.g. 60s"
             )
         return value
 
@@ -535,16 +540,6 @@ class StackConfig(Section):
                 for index, entry in enumerate(self.models)
                 if entry.autoscaling is not None
             )
-        # A request must be able to wait out the queue: else the route's timeout (504) ends it
-        # first, and nobody learns it was shed.
-        queue_s = window_seconds(self.scheduler.queue_timeout)
-        problems.extend(
-            f"{NAMESPACE}:scheduler.queueTimeout: {self.scheduler.queue_timeout} is not shorter than "
-            f"maas:models[{index}].requestTimeout ({entry.request_timeout}); shorten the one or "
-            "lengthen the other"
-            for index, entry in enumerate(self.models)
-            if entry.scheduling == "pool" and queue_s >= window_seconds(entry.request_timeout)
-        )
         problems.extend(self._flavour_problems())
         redis = self.limitador.storage == "redis"
         if not redis and self.limitador_redis_url is not None:

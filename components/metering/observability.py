@@ -137,6 +137,8 @@ class Observability(pulumi.ComponentResource):
                                 "action": "replace",
                             },
                         ],
+                        # Bounded as users grow (scheduler.metric_relabelings).
+                        "metricRelabelings": scheduler.metric_relabelings(),
                     }
                 ],
             )

@@ -126,14 +126,19 @@ OLM_CERT_MANAGER = OlmPackage(
 # Red Hat Connectivity Link 1.4, Kuadrant's product build (rh-api-management/
 # rhcl-operator-product-build branch rhcl-1.4: package rhcl-operator, channel stable, CSV
 # rhcl-operator.v1.4.1 from kuadrant-operator v1.5.0-rc3, AllNamespaces only). Its CSV points
-# Kuadrant at OpenShift's own gateway controller; ours is Istio's, the default the
-# environment restores (kuadrant-operator v1.5.2 data_plane_policies_workflow.go).
+# Kuadrant at OpenShift's own gateway controller, whose Gateways (openshift-default) a shared
+# cluster may carry Kuadrant policies on; ours is Istio's. The Subscription's value replaces
+# the CSV's, so it names both: Kuadrant splits it at commas and adds Istio's when the value is
+# not Istio's alone (kuadrant-operator v1.5.2 internal/controller/
+# data_plane_policies_workflow.go getGatewayControllerNames).
+OPENSHIFT_GATEWAY_CONTROLLER = "openshift.io/gateway-controller/v1"
+ISTIO_GATEWAY_CONTROLLER = "istio.io/gateway-controller"
 OLM_RHCL = OlmPackage(
     "rhcl-operator",
     "stable",
     "rhcl-operator.v1.4.1",
     "redhat-operators",
-    env=(("ISTIO_GATEWAY_CONTROLLER_NAMES", "istio.io/gateway-controller"),),
+    env=(("ISTIO_GATEWAY_CONTROLLER_NAMES", f"{OPENSHIFT_GATEWAY_CONTROLLER},{ISTIO_GATEWAY_CONTROLLER}"),),
 )
 
 # Not v1.6.1 (the schemas' release): Istio 1.30 is built and documented against Gateway API
@@ -211,13 +216,16 @@ KEYCLOAK_CRDS_URLS = tuple(
 )
 KEYCLOAK_OPERATOR_URL = f"{_KEYCLOAK_RESOURCES}/kubernetes.yml"
 KEYCLOAK_IMAGE = f"quay.io/keycloak/keycloak:{KEYCLOAK_VERSION}"
-# Keycloak's database (Keycloak supports PostgreSQL 14-18).
-POSTGRES_IMAGE = "postgres:17.6"
+# Keycloak's database (Keycloak supports PostgreSQL 14-18): 17.11, a maintained 17.x (17.6 is
+# no longer built), by the digest of its image index as docker-library/repo-info records it
+# (repos/postgres/remote/17.11.md at 8c2b57bce198; user 999, PGDATA /var/lib/postgresql/data).
+POSTGRES_IMAGE = "postgres:17.11@sha256:f86c774c7a51d0f05133f2ab70e4c384b589170458ab1df1ba83426d7cc30da7"
 
 # Limitador's shared counters when the program deploys their Redis: the official image's
 # newest release (docker-library/official-images library/redis: "8.10.2-alpine", from
-# redis/docker-library-redis v8.10.2).
-REDIS_IMAGE = "redis:8.10.2-alpine"
+# redis/docker-library-redis v8.10.2), by the digest of its image index in
+# docker-library/repo-info repos/redis/remote/8.10.2-alpine.md at 0bdd94409df0 (user 999).
+REDIS_IMAGE = "redis:8.10.2-alpine@sha256:72cedd9603038893af961e90ac5e1a1a0d8377d5e338dbdad8fe284ea25de18f"
 
 # Model servers. The simulator's tag is its newest release (v0.10.2, 2026-07); vLLM's is
 # the newest release as of 2026-10 with `--enable-force-include-usage`.

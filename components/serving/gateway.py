@@ -277,7 +277,10 @@ class InferenceGateway(pulumi.ComponentResource):
 
     def _picker_after_auth(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
         """Moves Istio's InferencePool filter after Kuadrant's, so that pooled models' pickers
-        see the priority Authorino sets, and never see a request Kuadrant refuses.
+        schedule with the priority Authorino sets and hold no request Kuadrant refuses. A
+        refusal's reply still passes the filter on its way out (Envoy encodes a local reply
+        through every encoder filter) and opens a picker stream: README "Scheduling and tier
+        priority" says what a refusal gets while a picker is gone.
 
         Istio places the filter before the router with nothing after it but its own
         (istio 1.30.3 pilot/pkg/networking/core/listener_builder.go), and EnvoyFilters are

@@ -42,6 +42,12 @@ PORTS = upstream.ENDPOINT_PICKER_PORTS
 # On the pod template: the digest of the picker's configuration, read once at start.
 CONFIG_ANNOTATION = "maas-platform/endpoint-picker-config"
 UTILIZATION_DETECTOR = "utilization-detector"
+# Which flow of a priority band (a flow: one fairness id, the user) dispatches next: in
+# turn, skipping empty ones (llm-d-router v0.10.0 pkg/epp/framework/plugins/flowcontrol/
+# fairness/roundrobin/roundrobin.go), so one user's burst does not hold the others of its
+# tier behind it as the default, global-strict-fairness-policy (oldest request of any flow
+# first; fairness/globalstrict/global_strict.go, registry/config.go), would.
+FAIRNESS_POLICY = "round-robin-fairness-policy"
 # The scorers and their weights llm-d-router v0.10.0 uses by default
 # (pkg/epp/config/loader/defaults.go loadDefaultConfig; the chart's default-plugins.yaml).
 _SCORERS = {"queue-scorer": 2, "kv-cache-utilization-scorer": 2, "prefix-cache-scorer": 3}
@@ -49,6 +55,37 @@ _TOKEN_REASON = (
     "the picker watches its InferencePool, the objectives and the model pods through the API, "
     "with a Role that only gets, lists and watches in its namespace"
 )
+
+
+# The picker labels its per-request counters and histograms, and its flow-control queues,
+# with the fairness id, the user (llm-d-router v0.10.0 pkg/epp/metrics/llm_d_router_metrics.go,
+# metrics.go), up to 1000 ids per process (cardinality.go maxFairnessLabelValues): users
+# times priorities times buckets series. Our monitor keeps none of them but the queue size, which the
+# scaled model's query and the picker-queue rule sum (models.py, chargeback.py): the picker
+# deletes a flow's queue series when it collects the idle flow (registry/registry.go gcFlows,
+# metrics.go DeleteFlowControlFlowSeries), so those count the users queued in the last
+# minutes, not every user. Relabeling cannot sum series, so it drops rather than strips the
+# label (two series left with one label set would be a duplicate sample, not a sum).
+FAIRNESS_LABEL = "fairness_id"
+_KEPT = "__tmp_maas_fairness_kept"
+
+
+def metric_relabelings() -> list[dict[str, Any]]:
+    """The picker monitor's metricRelabelings: every series with a fairness id dropped, except
+    the flow-control queue size (upstream.FLOW_CONTROL_QUEUE_SIZE); a scratch label marks that
+    one and goes again (Prometheus relabeling has no negative match)."""
+    return [
+        {
+            "sourceLabels": ["__name__"],
+            "regex": upstream.FLOW_CONTROL_QUEUE_SIZE,
+            "targetLabel": _KEPT,
+            "replacement": "true",
+            "action": "replace",
+        },
+        # A fairness id and no mark; the values join with ";" (the default separator).
+        {"sourceLabels": [FAIRNESS_LABEL, _KEPT], "regex": ".+;", "action": "drop"},
+        {"regex": _KEPT, "action": "labeldrop"},
+    ]
 
 
 def picker_name(model: ModelConfig) -> str:
@@ -63,8 +100,9 @@ def picker_labels(model: ModelConfig) -> dict[str, str]:
 def picker_config(scheduler: SchedulerConfig) -> dict[str, Any]:
     """The EndpointPickerConfig (llm-d-router v0.10.0 apix/config/v1alpha1/
     endpointpickerconfig_types.go): the default scorers and metrics source, flow control on
-    (feature gate `flowControl`, cmd/epp/runner), and the utilization detector deciding
-    saturation with the stack's thresholds (saturationdetector/utilization/config.go)."""
+    (feature gate `flowControl`, cmd/epp/runner), the utilization detector deciding
+    saturation with the stack's thresholds (saturationdetector/utilization/config.go), and
+    every priority band sharing its turns among its flows (FAIRNESS_POLICY)."""
     saturation = scheduler.saturation
     return {
         "apiVersion": "llm-d.ai/v1alpha1",
@@ -82,6 +120,8 @@ def picker_config(scheduler: SchedulerConfig) -> dict[str, Any]:
                     "kvCacheUtilThreshold": saturation.kv_cache_utilization,
                 },
             },
+            # Registered by type in cmd/epp/runner/runner.go; the name defaults to the type.
+            {"type": FAIRNESS_POLICY},
         ],
         "schedulingProfiles": [
             {
@@ -95,6 +135,11 @@ def picker_config(scheduler: SchedulerConfig) -> dict[str, Any]:
         "flowControl": {
             "defaultRequestTTL": scheduler.queue_timeout,
             "saturationDetector": {"pluginRef": UTILIZATION_DETECTOR},
+            # The template of every band: band 0 is a copy of it and the tiers' bands are made
+            # from it when their objectives appear (registry/config.go NewConfig,
+            # registry/registry.go provisionPriorityBandLocked; config/loader/flowcontrol.go
+            # resolves the ref among the plugins above). Its priority is overwritten per band.
+            "defaultPriorityBand": {"fairnessPolicyRef": FAIRNESS_POLICY},
         },
     }
 
@@ -199,10 +244,15 @@ class EndpointPicker(pulumi.ComponentResource):
                 annotations={"checkov.io/skip1": f"CKV_K8S_38={_TOKEN_REASON}"},
             ),
             spec=k8s.apps.v1.DeploymentSpecArgs(
-                replicas=1,
-                # One picker at a time: two without leader election would each hold their own
-                # queues (the chart uses Recreate too).
-                strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
+                # Active-active (the chart's mode with ha-enable-leader-election off,
+                # config/charts/README.md): all ready, so losing one leaves the others serving
+                # every call, refusals' included. Why not leader election: docs/architecture.md.
+                replicas=args.scheduler.replicas,
+                # A new picker is ready before an old one goes: none is missing on an update.
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
+                ),
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(

@@ -66,6 +66,46 @@ def test_a_denied_caller_gets_an_openai_shaped_403(stack: Evaluation) -> None:
     assert "tier" in error["message"]
 
 
+def test_an_unauthenticated_caller_gets_an_openai_shaped_401(stack: Evaluation) -> None:
+    (policy,) = stack.objects("AuthPolicy")
+    unauthenticated = policy.inputs["spec"]["rules"]["response"]["unauthenticated"]
+    assert unauthenticated["code"] == 401
+    assert unauthenticated["headers"] == {"content-type": {"value": "application/json"}}
+    error = json.loads(unauthenticated["body"]["value"])["error"]
+    assert error["code"] == "invalid_api_key"
+    assert set(error) == {"message", "type", "code"}
+
+
+def _bodies(node: Any) -> list[str]:
+    """Every `body` value under a policy spec."""
+    if isinstance(node, dict):
+        found = (
+            [node["body"]["value"]] if isinstance(node.get("body"), dict) and "value" in node["body"] else []
+        )
+        return found + [b for value in node.values() for b in _bodies(value)]
+    if isinstance(node, list):
+        return [b for value in node for b in _bodies(value)]
+    return []
+
+
+def test_every_refusal_body_survives_kuadrants_code_strings(stack: Evaluation) -> None:
+    """Kuadrant pastes a refusal's body into the code of the response it builds
+    (kuadrant-operator v1.5.2 internal/extension/registry.go buildDenyResponseExpr: `body: `
+    and the text as it is): a backslash or `'''` would end or escape the string it sits in.
+    Every body we give a Kuadrant policy has neither, and is OpenAI's error shape."""
+    bodies = [
+        body
+        for kind in ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy")
+        for policy in stack.objects(kind)
+        for body in _bodies(policy.inputs["spec"])
+    ]
+    assert len(bodies) >= 2, bodies
+    for body in bodies:
+        assert "\\" not in body, body
+        assert "'''" not in body, body
+        assert set(json.loads(body)["error"]) == {"message", "type", "code"}, body
+
+
 def test_a_restricted_models_route_says_which_tiers_may_use_it(stack_of: Any) -> None:
     route = stack_of("dev").one("HTTPRoute", "simulator-large")
     assert route.inputs["metadata"]["annotations"] == {"maas-platform/tiers": "premium,enterprise"}

@@ -11,6 +11,8 @@ none (pkg/epp/requestcontrol/director.go).
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +160,10 @@ def test_objective_names_never_collide_across_models_and_tiers() -> None:
     assert result.error is None, result.error
     names = [o.object_name for o in result.objects("InferenceObjective")]
     assert len(names) == len(set(names)) == 4
+
+
+def test_readme_names_objectives_as_the_code_does() -> None:
+    """README "Scheduling and tier priority" shows the objective header's value; it is objective_name's."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (shown,) = re.findall(rf"`{upstream.OBJECTIVE_HEADER}: ([^`]+)`", text)
+    assert shown == tiers.objective_name("<model>", "<tier>")

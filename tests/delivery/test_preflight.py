@@ -19,7 +19,7 @@ from harness.program import PROJECT_DIR
 KUBECTL = """#!/bin/sh
 echo "$*" >>"$FAKE_CLUSTER/calls"
 [ -f "$FAKE_CLUSTER/forbidden" ] && { echo 'Error from server (Forbidden)' >&2; exit 1; }
-name=$(echo "$*" | sed -E 's/.* get [a-z]+ ([a-z0-9.-]+) .*/\\1/')
+name=$(echo "$*" | sed -E 's/.* get [a-z.]+ ([a-z0-9.-]+) .*/\\1/')
 [ -f "$FAKE_CLUSTER/$name.json" ] || { echo "Error from server (NotFound)" >&2; exit 1; }
 cat "$FAKE_CLUSTER/$name.json"
 """
@@ -92,8 +92,30 @@ def test_a_ready_openshift_cluster_passes(tmp_path: Path) -> None:
             },
             "userWorkload.rulesWithoutLabelEnforcementAllowed is false",
         ),
+        # Red Hat's documented prerequisites of Connectivity Link, installed by hand.
+        (
+            {
+                "servicemeshoperator3": {
+                    "metadata": {},
+                    "status": {"installedCSV": "servicemeshoperator3.v3.4.1"},
+                }
+            },
+            "Subscription openshift-operators/servicemeshoperator3 exists and is not this stack's",
+        ),
+        (
+            {"cert-manager": {"metadata": {"labels": {}}}},
+            "namespace cert-manager exists and is not this stack's",
+        ),
     ],
-    ids=["old-gateway-api", "no-bundle-version", "uwm-off", "namespace-enforced", "exemptions-voided"],
+    ids=[
+        "old-gateway-api",
+        "no-bundle-version",
+        "uwm-off",
+        "namespace-enforced",
+        "exemptions-voided",
+        "service-mesh-subscribed",
+        "cert-manager-installed",
+    ],
 )
 def test_what_the_cluster_lacks_stops_the_deploy_with_its_fix(
     tmp_path: Path, broken: dict[str, Any], said: str
@@ -104,6 +126,15 @@ def test_what_the_cluster_lacks_stops_the_deploy_with_its_fix(
     assert len(problems) == 1, done.stderr
     assert said in problems[0]
     assert "Fix: " in problems[0]
+
+
+def test_the_stacks_own_operators_are_not_refused(tmp_path: Path) -> None:
+    """A second deploy finds the Subscription and namespace the first made, with our label."""
+    ours = {"metadata": {"labels": {"app.kubernetes.io/part-of": "maas-platform"}}}
+    done, calls = _run(tmp_path, "ocp", {**READY, "servicemeshoperator3": ours, "cert-manager": ours})
+    assert done.returncode == 0, done.stderr
+    assert "get subscriptions.operators.coreos.com servicemeshoperator3 -n openshift-operators" in calls
+    assert "get namespace cert-manager -o json" in calls
 
 
 def test_a_missing_config_map_counts_as_unset(tmp_path: Path) -> None:

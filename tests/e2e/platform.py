@@ -29,6 +29,7 @@ from typing import Any, Literal, TypeVar
 
 from components.access import tiers as tier_labels
 from components.config import MODEL_HEADER, TIER_HEADER, ModelConfig, StackConfig, TierConfig
+from components.serving.scheduler import PICKER_LABEL
 from tests.e2e.cluster import (
     GENERATED_METRIC,
     SERVED_METRIC,
@@ -324,6 +325,11 @@ class Platform(abc.ABC):
     @abc.abstractmethod
     def restarts(self, component: Component) -> dict[str, int]:
         """The component's pods, each with its containers' restart count."""
+
+    @abc.abstractmethod
+    def picker_replica_gone(self, model: Model) -> contextlib.AbstractContextManager[None]:
+        """One of the pooled model's endpoint pickers gone (not replaced) for the block; all of
+        them ready again after it."""
 
     @abc.abstractmethod
     def service_types(self) -> dict[str, str]:
@@ -754,6 +760,32 @@ class Live(Platform):
             self._replicas(component, before)
             self.until(
                 lambda: self._ready_replicas(component) >= (before or 1), 300, f"{component} ready again"
+            )
+
+    @contextlib.contextmanager
+    def picker_replica_gone(self, model: Model) -> Iterator[None]:
+        # Cordoned nodes take no replacement (kube-scheduler skips unschedulable nodes), so the
+        # deleted picker stays gone for the block; the Deployment's own replicas are untouched.
+        deployment = f"deployment/{model.name}-epp"
+        selector = f"{PICKER_LABEL}={model.name}"
+        pods = self.get("pods", "-n", self.models_namespace, "-l", selector)["items"]
+        assert pods, f"no endpoint picker of {model.name}"
+        nodes = [
+            n["metadata"]["name"] for n in self.get("nodes")["items"] if not n["spec"].get("unschedulable")
+        ]
+        for node in nodes:
+            self.kubectl("cordon", node)
+        try:
+            self.kubectl(
+                "delete", "pod", pods[0]["metadata"]["name"], "-n", self.models_namespace,
+                "--wait=true", "--timeout=180s", timeout=210,
+            )  # fmt: skip
+            yield
+        finally:
+            for node in nodes:
+                self.kubectl("uncordon", node)
+            self.kubectl(
+                "rollout", "status", deployment, "-n", self.models_namespace, "--timeout=300s", timeout=330
             )
 
     def restart(self, component: Component) -> None:

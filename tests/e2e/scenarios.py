@@ -93,7 +93,8 @@ def answers_with_usage(p: Platform) -> None:
 
 
 def denied_without_a_valid_key(p: Platform) -> None:
-    """A1, A2, A8: no key, an unknown key, or a key sent any other way: 401."""
+    """A1, A2, A8: no key, an unknown key, or a key sent any other way: 401, with OpenAI's
+    error body (A18)."""
     model = p.open_model
     with live_key(p, p.tier_names[-1]) as key:
         denied = {
@@ -104,7 +105,7 @@ def denied_without_a_valid_key(p: Platform) -> None:
             "key without its prefix (A8)": {"Authorization": key.value},
         }
         for case, headers in denied.items():
-            assert p.chat(model, headers).status == 401, case
+            _openai_error(p.chat(model, headers), 401, case)
 
 
 def unselected_secret_grants_nothing(p: Platform) -> None:
@@ -261,7 +262,10 @@ def expired_token_is_refused(p: Platform) -> None:
 
 def _openai_error(reply: Response, status: int, what: str) -> dict[str, Any]:
     assert reply.status == status, f"{what}: {reply.status} {reply.body[:200]!r}"
-    error: dict[str, Any] = reply.json()["error"]
+    try:
+        error: dict[str, Any] = reply.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        raise AssertionError(f"{what}: not OpenAI's error shape: {reply.body[:200]!r}") from None
     assert {"message", "type", "code"} <= set(error), f"{what}: not OpenAI's error shape: {error}"
     return error
 
@@ -773,6 +777,59 @@ def _max_num_seqs(args: tuple[str, ...]) -> int | None:
         if arg.startswith("--max-num-seqs="):
             return int(arg.split("=", 1)[1])
     return None
+
+
+def one_users_burst_does_not_hold_back_another(
+    p: Platform, burst: int = 48, head_start_s: float = 0.5
+) -> None:
+    """Within a tier, users share the saturated pool's turns: one user sends a burst at a
+    pooled model, far beyond what its replicas run together, and `head_start_s` later a
+    second user of the same tier sends one request. It is answered, and before at least
+    half of the burst's requests still unanswered when it was sent: the picker gives the
+    band's flows (one per user) their turns in rotation. First come, first served within
+    the tier (llm-d's default fairness) would answer it after all of them, or shed it."""
+    import concurrent.futures
+    import time
+
+    pooled = [m for m in p.models if p.model_config(m).scheduling == "pool"]
+    requires(bool(pooled), f"stack {p.stack} pools no model (maas:models[].scheduling)")
+    model = pooled[0]
+    # The tier with the largest budget the model admits: the burst fits in one window.
+    tier = [t for t in p.tier_names if p.model_config(model).admits(t)][-1]
+    size = min(burst, p.tier(tier).requests.limit - 1)
+    with live_key(p, tier, model) as bursting, live_key(p, tier, model) as other:
+        start = time.monotonic()
+
+        def call(key: Key) -> tuple[int, float]:
+            status = p.chat(model, key.header).status
+            return status, time.monotonic() - start
+
+        with concurrent.futures.ThreadPoolExecutor(size) as pool:
+            sent = [pool.submit(call, bursting) for _ in range(size)]
+            time.sleep(head_start_s)
+            sent_at = time.monotonic() - start
+            status, answered_at = call(other)
+            results = [f.result() for f in sent]
+    assert {status for status, _ in results} <= {200, 429}, results
+    assert status == 200, f"the second user's one request: {status} after {answered_at - sent_at:.2f} s"
+    pending = [t for _, t in results if t > sent_at]
+    after = [t for t in pending if t > answered_at]
+    assert len(after) >= len(pending) / 2, (
+        f"the second user's one request waited {answered_at - sent_at:.2f} s: of the burst's "
+        f"{len(pending)} requests pending when it was sent, {len(after)} finished after it"
+    )
+
+
+def refusals_keep_their_status_while_a_picker_is_gone(p: Platform) -> None:
+    """R12: with one of a pooled model's endpoint pickers gone, the model still answers (200)
+    and a refused request keeps its status (401): the other pickers serve the gateway's calls,
+    a refusal's included."""
+    pooled = [m for m in p.models if p.model_config(m).scheduling == "pool"]
+    requires(bool(pooled), f"stack {p.stack} pools no model (maas:models[].scheduling)")
+    model = pooled[0]
+    with live_key(p, p.tier_names[-1], model) as key, p.picker_replica_gone(model):
+        seen = [(p.chat(model, {}).status, p.chat(model, key.header).status) for _ in range(5)]
+    assert set(seen) == {(401, 200)}, f"one endpoint picker gone, (without a key, with one): {seen}"
 
 
 def realm_follows_the_stack_file(p: Platform) -> None:

@@ -26,6 +26,23 @@ def test_higher_tiers_are_served_first_when_the_pool_is_saturated(platform: Live
     scenarios.higher_tiers_are_served_first_when_saturated(platform)
 
 
+def test_one_users_burst_does_not_hold_back_another_of_the_same_tier(platform: Live) -> None:
+    """Runs where a model is pooled (dev in CI): one enterprise key's burst, then another
+    enterprise key's single request, answered ahead of most of the burst."""
+    if not any(m.scheduling == "pool" for m in platform.config.models):
+        pytest.skip(f"stack {platform.stack} pools no model; CI runs dev")
+    scenarios.one_users_burst_does_not_hold_back_another(platform)
+
+
+@pytest.mark.disruptive
+def test_refusals_keep_their_status_while_an_endpoint_picker_is_gone(platform: Live) -> None:
+    """Runs where a model is pooled (dev in CI): one of its pickers deleted, its replacement
+    held off by cordoned nodes; a request without a key still gets 401, one with a key 200."""
+    if not any(m.scheduling == "pool" for m in platform.config.models):
+        pytest.skip(f"stack {platform.stack} pools no model; CI runs dev")
+    scenarios.refusals_keep_their_status_while_a_picker_is_gone(platform)
+
+
 @pytest.mark.disruptive
 def test_a_model_scales_on_its_queue(platform: Live) -> None:
     """Runs where a model has `autoscaling` (dev-oidc in CI): a burst grows it to maxReplicas,

@@ -98,12 +98,26 @@ def test_kuadrant_reads_its_failure_modes_and_our_gateway_controller_from_the_su
     """OLM puts the Subscription's env into the operator's containers and reverts edits to its
     Deployment (operator-lifecycle-manager v0.46.0 olm/overrides/inject/inject.go), so no patch."""
     env = {e["name"]: e["value"] for e in _subscription(ocp, "rhcl-operator").inputs["spec"]["config"]["env"]}
-    assert env == {
-        **kuadrant.failure_modes(typed_config("ocp").limitador),
-        "ISTIO_GATEWAY_CONTROLLER_NAMES": "istio.io/gateway-controller",
-    }
+    names = env.pop("ISTIO_GATEWAY_CONTROLLER_NAMES")
+    assert env == kuadrant.failure_modes(typed_config("ocp").limitador)
     assert env["RATELIMIT_SERVICE_FAILURE_MODE"] == "deny"
+    # Kuadrant enforces policies on the Gateways of these controllers: ours (Istio's), and
+    # OpenShift's own, which the CSV names and a shared cluster's Gateways use.
+    assert _kuadrant_istio_controllers(names) >= {
+        "istio.io/gateway-controller",
+        "openshift.io/gateway-controller/v1",
+    }
     assert not ocp.of_type("kubernetes:apps/v1:DeploymentPatch")
+
+
+def _kuadrant_istio_controllers(value: str) -> set[str]:
+    """The gateway controllers Kuadrant treats as Istio's, from the variable's value
+    (kuadrant-operator v1.5.2 internal/controller/data_plane_policies_workflow.go
+    getGatewayControllerNames): split at commas, trimmed, and Istio's own added unless the
+    value is exactly it."""
+    default = "istio.io/gateway-controller"
+    names = {name.strip() for name in value.split(",")}
+    return names if value == default else names | {default}
 
 
 def test_community_kuadrant_stays_the_pinned_chart_with_its_patch() -> None:

@@ -26,8 +26,6 @@ KNOWN: dict[tuple[str, str], str] = {
         "built to read their digests (README, Unverified)"
         for resource in (
             "Deployment.llm.model-list",
-            "StatefulSet.kuadrant-system.limitador-redis",
-            "StatefulSet.keycloak.keycloak-postgres",
             "Job.keycloak.keycloak-user-sync",
             "Deployment.llm.simulator-epp",
             "Deployment.llm.qwen3-0-6b-instruct-epp",

@@ -16,7 +16,7 @@ from harness.program import Declared, Evaluation, typed_config
 from maas_policies.network import selects
 from tests.support.configs import assert_refused, evaluate_variant
 from tests.support.labels import predictor_pod_labels
-from tests.support.prometheus import Exporter, prometheus, series, serve
+from tests.support.prometheus import Exporter, Series, prometheus, series, serve
 
 # istio 1.30.3 pilot/pkg/xds/filters/filters.go InferencePoolExtProc, in Envoy's JSON.
 ISTIO_POOL_FILTER = {
@@ -77,6 +77,15 @@ def test_the_pool_holds_the_models_pods_on_their_port_and_names_its_picker(stack
         # llm-d-router v0.10.0 pkg/epp/server/options.go: ext_proc on 9002, health 9003.
         assert named[grpc["targetPort"]] == 9002 == picker["port"]["number"]
         assert container["readinessProbe"]["grpc"] == {"port": 9003, "service": "inference-extension"}
+        # Active-active: every replica ready and serving (no --ha-enable-leader-election, so
+        # cmd/epp/runner/health.go answers "inference-extension" on each), none missing on an
+        # update; the gateway's calls, refusals' included, go to whichever is left.
+        assert deployment.inputs["spec"]["replicas"] == typed_config(stack.stack).scheduler.replicas == 2
+        assert not [a for a in container["args"] if "leader-election" in a]
+        assert deployment.inputs["spec"]["strategy"] == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        }
 
 
 def pod_labels(deployment: Declared) -> dict[str, str]:
@@ -112,7 +121,10 @@ def test_the_picker_runs_its_pool_with_the_stacks_thresholds(stack: Evaluation) 
         assert config["flowControl"] == {
             "defaultRequestTTL": cfg.scheduler.queue_timeout,
             "saturationDetector": {"pluginRef": "utilization-detector"},
+            # Every band shares its turns among its flows (users); the policy is a plugin.
+            "defaultPriorityBand": {"fairnessPolicyRef": "round-robin-fairness-policy"},
         }
+        assert {"type": "round-robin-fairness-policy"} in config["plugins"]
         profiles = config["schedulingProfiles"]
         assert {p["pluginRef"] for p in profiles[0]["plugins"]} <= {p["type"] for p in config["plugins"]}
 
@@ -313,12 +325,15 @@ def test_impossible_scheduling_is_refused(model: dict[str, Any], expected: str) 
     assert_refused("dev", {"maas:models": [{"host": "sim", "runtime": "simulator", **model}]}, expected)
 
 
-def test_a_queue_longer_than_the_route_waits_is_refused() -> None:
-    """The route's timeout would end the request (504) before the picker sheds it (429)."""
-    assert_refused(
-        "dev",
-        {"maas:scheduler": {"queueTimeout": "400s"}},
-        "maas:scheduler.queueTimeout: 400s is not shorter than maas:models[0].requestTimeout (300s)",
+def test_a_queue_longer_than_the_routes_timeout_is_accepted() -> None:
+    """The route's timeout starts once the request leaves the picker (Envoy router.cc
+    onRequestComplete, after ext_proc lets it through): the queue's wait and the model's
+    answer add up, neither cuts the other short."""
+    result = evaluate_variant("dev", {"maas:scheduler": {"queueTimeout": "400s"}})
+    assert result.error is None, result.error
+    (config_map,) = [c for c in result.objects("ConfigMap") if c.object_name == "simulator-epp"]
+    assert (
+        yaml.safe_load(config_map.inputs["data"]["config.yaml"])["flowControl"]["defaultRequestTTL"] == "400s"
     )
 
 
@@ -326,6 +341,61 @@ def test_saturation_thresholds_are_checked() -> None:
     assert_refused(
         "dev", {"maas:scheduler": {"saturation": {"kvCacheUtilization": 1.5}}}, "kvCacheUtilization"
     )
-    assert_refused("dev", {"maas:scheduler": {"queueTimeout": "1d"}}, "queueTimeout")
-    for beyond in ("0s", "1000s", "17m"):
-        assert_refused("dev", {"maas:scheduler": {"queueTimeout": beyond}}, "below 1000s, the gateway's wait")
+    # 0 would switch the picker's TTL off, the only bound on the wait.
+    assert_refused(
+        "dev",
+        {"maas:scheduler": {"queueTimeout": "0s"}},
+        "maas:scheduler.queueTimeout: '0s' must be above 0: it is the only bound on how long a request waits",
+    )
+
+
+def test_the_pickers_series_stay_bounded_as_users_grow(stack_of: Any, tmp_path: Path) -> None:
+    """The picker labels per-request metrics and its queues with the fairness id, the user
+    (llm-d-router v0.10.0 pkg/epp/metrics/llm_d_router_metrics.go). Scraped by a real
+    Prometheus through the declared monitor's metricRelabelings, as prometheus-operator
+    v0.93.0 writes them: no series keeps a user but the queue size (deleted with its idle
+    flow, metrics.go DeleteFlowControlFlowSeries), whose sum, what the scaled model's query
+    and the queue rule read, is unchanged; the rest does not grow with the users."""
+    stack = stack_of("dev")
+    (monitor,) = [m for m in stack.objects("PodMonitor") if m.object_name == "endpoint-pickers"]
+    (endpoint,) = monitor.inputs["spec"]["podMetricsEndpoints"]
+    model = {"model_name": "m", "target_model_name": "m"}
+
+    def scrape(users: int) -> Series:
+        values: Series = {
+            series("llm_d_epp_flow_control_requests_total", outcome="Dispatched", priority="0"): 5,
+            series("llm_d_epp_average_queue_size", inference_pool="m"): 1,
+        }
+        for n in range(users):
+            user = {"fairness_id": f"user-{n}", "priority": "1", **model}
+            values[series("llm_d_epp_request_total", **user)] = 1
+            for le in ("0.5", "1", "+Inf"):
+                values[series("llm_d_epp_request_duration_seconds_bucket", le=le, **user)] = 1
+        # Three users queued now.
+        for n, queued in enumerate((2, 1, 4)):
+            user = {"fairness_id": f"user-{n}", "priority": "1", "inference_pool": "m", **model}
+            values[series("llm_d_epp_flow_control_queue_size", **user)] = queued
+            # Its deprecated twin (metrics.go flowControlQueueSize) is not read.
+            values[series("inference_extension_flow_control_queue_size", **user)] = queued
+        return values
+
+    picker = Exporter()
+    picker.set(scrape(300))
+    with (
+        serve(picker) as address,
+        prometheus(
+            tmp_path,
+            {"groups": []},
+            {"endpoint-picker": address},
+            {"endpoint-picker": endpoint["metricRelabelings"]},
+        ) as server,
+    ):
+        server.wait_for('llm_d_epp_average_queue_size{maas_component="endpoint-picker"}')
+        per_user = server.vector('count by (__name__) ({fairness_id!=""})')
+        assert {s["metric"]["__name__"]: s["value"][1] for s in per_user} == {
+            "llm_d_epp_flow_control_queue_size": "3"
+        }
+        assert server.vector("sum(llm_d_epp_flow_control_queue_size)")[0]["value"][1] == "7"
+        assert server.vector('count({__tmp_maas_fairness_kept!=""})') == []
+        ours = 'count({maas_component="endpoint-picker", __name__!~"up|scrape_.+"})'
+        assert server.vector(ours)[0]["value"][1] == "5"

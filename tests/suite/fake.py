@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import heapq
 import itertools
 import json
 import math
@@ -30,6 +29,7 @@ from components.config.types import window_seconds
 from components.pins import upstream
 from components.platform.cluster import pod_security
 from components.serving import gateway as gw
+from components.serving import scheduler
 from tests.e2e.cluster import GENERATED_METRIC, SERVED_METRIC, Response, request
 from tests.e2e.platform import (
     CUT_AFTER_BYTES,
@@ -105,6 +105,11 @@ class Faults:
     scaling_ignored: bool = False  # a model that should follow its queue stays at minReplicas
     stays_scaled: bool = False  # a model that grew on its queue never shrinks back
     priority_ignored: bool = False  # a saturated pool serves its queue first come, first served
+    # The picker's fairness policy within a band, if not the one its config names.
+    fairness: str | None = None
+    plain_401: bool = False  # A18: a 401 with Authorino's own plain body, not OpenAI's
+    # Endpoint pickers per pooled model, if not the config's scheduler.replicas.
+    picker_replicas: int | None = None
     client_priority_trusted: bool = False  # a client's objective header sets its priority
     tier_caps_ignored: bool = False  # a request asks for as many tokens and choices as it likes
     max_tokens_unfilled: bool = False  # a request that names no max_tokens is not given one
@@ -125,31 +130,57 @@ CLUSTER_REFRESH_S = 0.05
 
 
 class _Pool:
-    """A pooled model behind llm-d's endpoint picker. The replicas run `slots` requests at
-    once and queue the rest first come, first served. The picker's flow control holds a
-    request back, ordered by priority (first come first served within one: llm-d-router
-    v0.10.0 pkg/epp/flowcontrol), only while its saturation detector says the pool is
-    saturated (the replicas' mean queue at `depth`: saturationdetector/utilization/
-    README.md), and the detector reads the replicas' metrics every `refresh_s`, not at each
-    arrival: a burst into an idle pool is dispatched as it arrives, first come first served.
-    A held request goes to a replica when one is free and nobody dispatched waits for it,
-    the highest priority first; it waits at most the queue timeout (`ttl_s`), then is
-    refused."""
+    """A pooled model behind llm-d's endpoint picker (llm-d-router v0.10.0). The replicas run
+    `slots` requests at once and queue the rest first come, first served. Flow control holds
+    a request back only while its saturation detector says the pool is saturated (the
+    replicas' mean queue at `depth`: saturationdetector/utilization/README.md), and the
+    detector reads the replicas' metrics every `refresh_s`, not at each arrival: a burst into
+    an idle pool is dispatched as it arrives, first come first served. Held requests wait in
+    their priority band, one queue per flow (the fairness id: the user) with its oldest
+    request first (fcfs-ordering-policy, the default); the highest non-empty band goes first
+    once a replica is free and nobody dispatched waits for it, and within it the band's
+    fairness policy picks the flow: global-strict the oldest head of any flow
+    (fairness/globalstrict/global_strict.go), round-robin the next flow after the last one
+    served, in sorted order, skipping empty ones (fairness/roundrobin/roundrobin.go). A held
+    request waits at most the queue timeout (`ttl_s`), then is refused."""
 
     def __init__(
-        self, slots: int, replicas: int, depth: int, fifo: bool, service_s: float, ttl_s: float | None
+        self,
+        slots: int,
+        replicas: int,
+        depth: int,
+        fifo: bool,
+        fairness: str,
+        service_s: float,
+        ttl_s: float | None,
     ):
         self.ready = threading.Condition()
         self.free, self.fifo, self.service_s, self.ttl_s = slots, fifo, service_s, ttl_s
+        self.round_robin = fairness == "round-robin-fairness-policy"
         self.threshold = depth * replicas
         self.refresh_s = CLUSTER_REFRESH_S * service_s / CLUSTER_SERVICE_S
-        # Tickets: (0, 0, arrival) dispatched to a replica's queue; (1, -priority, arrival) held.
-        self.waiting: list[tuple[int, int, int]] = []
+        # Tickets (held, band, flow, arrival): held 0 is dispatched to a replica's queue, 1 is
+        # held by flow control; band is -priority, so the highest priority sorts first.
+        self.waiting: list[tuple[int, int, str, int]] = []
         self.arrivals = itertools.count()
+        self.last_flow: dict[int, str] = {}
         self.at_replicas = 0
         self.saturated, self.measured = False, -math.inf
 
-    def serve(self, priority: int) -> bool:
+    def _next(self) -> tuple[int, int, str, int]:
+        dispatched = [t for t in self.waiting if t[0] == 0]
+        if dispatched:
+            return min(dispatched, key=lambda t: t[3])
+        band = min(t[1] for t in self.waiting)
+        queued = [t for t in self.waiting if t[1] == band]
+        if not self.round_robin:
+            return min(queued, key=lambda t: t[3])
+        flows = sorted({t[2] for t in queued})
+        after = [f for f in flows if f > self.last_flow.get(band, "")]
+        flow = (after or flows)[0]
+        return min((t for t in queued if t[2] == flow), key=lambda t: t[3])
+
+    def serve(self, priority: int, flow: str) -> bool:
         """Waits for a slot and holds it for the service time; False when the request was
         held past the queue timeout and refused instead (flow control's EvictedTTL)."""
         with self.ready:
@@ -157,23 +188,20 @@ class _Pool:
             if now - self.measured >= self.refresh_s:
                 self.measured, self.saturated = now, self.at_replicas >= self.threshold
             # Flow control dispatches at once only into an unsaturated pool with nobody held;
-            # otherwise the request joins the held, in priority order.
+            # otherwise the request joins the held.
             held = self.saturated or any(waiting[0] == 1 for waiting in self.waiting)
-            ticket = (
-                (1, 0 if self.fifo else -priority, next(self.arrivals))
-                if held
-                else (0, 0, next(self.arrivals))
-            )
+            ticket = (1 if held else 0, 0 if self.fifo else -priority, flow, next(self.arrivals))
             self.at_replicas += 0 if held else 1
-            heapq.heappush(self.waiting, ticket)
+            self.waiting.append(ticket)
             if not self.ready.wait_for(
-                lambda: self.free > 0 and self.waiting[0] == ticket, self.ttl_s if held else None
+                lambda: self.free > 0 and self._next() == ticket, self.ttl_s if held else None
             ):
                 self.waiting.remove(ticket)
-                heapq.heapify(self.waiting)
                 self.ready.notify_all()
                 return False
-            heapq.heappop(self.waiting)
+            self.waiting.remove(ticket)
+            if held:
+                self.last_flow[ticket[1]] = flow
             self.free -= 1
             self.at_replicas -= 0 if held else 1
             self.ready.notify_all()
@@ -254,15 +282,21 @@ class FakeGateway:
         self._turn = itertools.count()
         self.answered_at: dict[str, list[float]] = {}
         self.down: set[str] = set()
+        # Endpoint pickers gone, per pooled model.
+        self.pickers_gone: dict[str, int] = {}
         slots = POOL_SLOTS_PER_REPLICA * faults.replicas
         # No service time, no queue worth timing out (a request waits only for a free slot).
         ttl_s = window_seconds(config.scheduler.queue_timeout) * service_s / CLUSTER_SERVICE_S or None
+        # The policy the picker's config gives every band (none named: the picker's default).
+        band = scheduler.picker_config(config.scheduler)["flowControl"].get("defaultPriorityBand", {})
+        fairness = faults.fairness or band.get("fairnessPolicyRef", "global-strict-fairness-policy")
         self.pools = {
             m.name: _Pool(
                 slots,
                 faults.replicas,
                 config.scheduler.saturation.queue_depth,
                 faults.priority_ignored,
+                fairness,
                 service_s,
                 ttl_s,
             )
@@ -271,7 +305,7 @@ class FakeGateway:
         }
         self.priorities = tiers.priorities(config.tiers)
         # Set while the lock is held: the pool and priority the request being handled waits for.
-        self._scheduled: tuple[str, _Pool, int, _Tokens] | None = None
+        self._scheduled: tuple[str, _Pool, int, str, _Tokens] | None = None
 
     # Authorino sees Secret changes a few gateway requests late, as a watch would.
     def change_key(self, value: str, record: tuple[str, str, bool] | None) -> None:
@@ -300,8 +334,8 @@ class FakeGateway:
         if scheduled is not None:
             # Admitted to a pooled model: it waits its turn in the pool, outside the lock, and
             # reaches the model only if it gets one (the limits have counted it either way).
-            model, pool, priority, tokens = scheduled
-            if not pool.serve(priority):
+            model, pool, priority, flow, tokens = scheduled
+            if not pool.serve(priority, flow):
                 return _json(429, {"error": "rejected-ttl-expired"})
             with self.lock:
                 self._serve(model, tokens.generated)
@@ -328,6 +362,12 @@ class FakeGateway:
                 model = forged
         if model is None or not routed:
             return _json(404, {"error": "no route"})
+        pickers = self.faults.picker_replicas or self.config.scheduler.replicas
+        if model in self.pools and path in GENERATION_PATHS and self.pickers_gone.get(model, 0) >= pickers:
+            # Every request on a pooled model's route opens a stream to its picker, a refusal
+            # too (Envoy runs a local reply through the ext_proc filter, README "Scheduling
+            # and tier priority"); with none left, FailClose makes it a 500.
+            return _json(500, {"error": "ext_proc stream failed"})
         if "authorino" in self.down:
             return self._deny(model, _json(self.faults.auth_down_status, {"error": "auth unavailable"}), path)
         identity = self._identity(headers)
@@ -336,7 +376,7 @@ class FakeGateway:
         elif identity is None:
             if self.reopens.get(host):
                 self.unprotected[host], self.reopens[host] = self.reopens[host], 0
-            return self._deny(model, _json(401, {"error": "unauthorized"}), path)
+            return self._deny(model, self._unauthenticated(), path)
         elif not self._admits(model, identity[1]):
             return self._deny(model, _json(403, FORBIDDEN), path)
         user, tier = identity or ("anonymous", self.config.tier_names[-1])
@@ -379,7 +419,9 @@ class FakeGateway:
         tokens_billed = _Tokens(counted, metered, tokens, _completion(request_body))
         if model in self.pools and path in GENERATION_PATHS:
             # Its tokens count once it is served: a shed request's 429 carries no usage.
-            self._scheduled = (model, self.pools[model], self._priority(model, tier, headers), tokens_billed)
+            # The flow is the user, the fairness id Authorino sets (components/access/tiers.py).
+            priority = self._priority(model, tier, headers)
+            self._scheduled = (model, self.pools[model], priority, user, tokens_billed)
         else:
             tokens_billed.bill()
         return reply
@@ -405,7 +447,7 @@ class FakeGateway:
         """Authorino, then the static server: the caller's tier's models."""
         identity = self._identity(headers)
         if identity is None and not self.faults.list_open:
-            return _json(401, {"error": "unauthorized"})
+            return self._unauthenticated()
         tier = identity[1] if identity else ""
         if self.faults.tier_header_trusted and headers.get(TIER_HEADER):
             tier = headers[TIER_HEADER]
@@ -415,6 +457,12 @@ class FakeGateway:
             if self.faults.list_ignores_tier or (tier in self.config.tier_names and m.admits(tier))
         ]
         return _json(200, {"object": "list", "data": [{"id": i, "object": "model"} for i in listed]})
+
+    def _unauthenticated(self) -> Response:
+        """Authorino's 401, with the AuthPolicy's body (components/access/tiers.py)."""
+        if self.faults.plain_401:
+            return Response(401, {"content-type": "text/plain"}, b"Unauthorized")
+        return _json(401, json.loads(tiers.UNAUTHENTICATED_BODY))
 
     def _admits(self, model: str, tier: str) -> bool:
         """Authorino's two rules: the tier is in the table, and the model admits it."""
@@ -742,6 +790,16 @@ class FakePlatform(Platform):
             yield
         finally:
             self.gateway.down.discard(component)
+
+    @contextlib.contextmanager
+    def picker_replica_gone(self, model: Model) -> Iterator[None]:
+        with self.gateway.lock:
+            self.gateway.pickers_gone[model.name] = self.gateway.pickers_gone.get(model.name, 0) + 1
+        try:
+            yield
+        finally:
+            with self.gateway.lock:
+                self.gateway.pickers_gone[model.name] -= 1
 
     def restart(self, component: Component) -> None:
         # In memory, Limitador's counters go with its pod (README: dev's limits reset on restart).

@@ -159,6 +159,7 @@ def test_readiness_runs_first_and_disruptive_tests_last() -> None:
         "reset_on_a_limitador_restart",
         "failure_modes",
         "scales_on_its_queue",
+        "picker_is_gone",
     ]
     assert all(any(d in test for d in disruptive) for test in tests[-4:]), tests[-5:]
 
@@ -216,7 +217,7 @@ def test_the_fake_picker_dispatches_as_it_arrives_until_it_has_seen_the_pool_sat
         threads = []
 
         def call(name: str, priority: int) -> None:
-            if pool.serve(priority):
+            if pool.serve(priority, name):
                 order.append(name)
 
         for name, priority in arrivals:
@@ -228,10 +229,10 @@ def test_the_fake_picker_dispatches_as_it_arrives_until_it_has_seen_the_pool_sat
             thread.join(timeout=10)
         return order
 
-    idle = _Pool(slots=1, replicas=1, depth=1, fifo=False, service_s=0.2, ttl_s=None)
+    idle = _Pool(slots=1, replicas=1, depth=1, fifo=False, fairness="", service_s=0.2, ttl_s=None)
     assert burst(idle, [("low-1", 0), ("low-2", 0), ("top", 10)]) == ["low-1", "low-2", "top"]
-    busy = _Pool(slots=1, replicas=1, depth=1, fifo=False, service_s=0.2, ttl_s=None)
-    filler = [threading.Thread(target=busy.serve, args=(5,)) for _ in range(2)]
+    busy = _Pool(slots=1, replicas=1, depth=1, fifo=False, fairness="", service_s=0.2, ttl_s=None)
+    filler = [threading.Thread(target=busy.serve, args=(5, "filler")) for _ in range(2)]
     for thread in filler:
         thread.start()
     time.sleep(0.06)  # a refresh later: one filler runs, one waits at the replica

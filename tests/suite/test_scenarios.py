@@ -48,6 +48,7 @@ SCENARIOS: dict[str, Scenario] = {
     "A4 answers with usage": scenarios.answers_with_usage,
     "A1 A2 A8 denied without a valid key": scenarios.denied_without_a_valid_key,
     "A3 unselected Secret": scenarios.unselected_secret_grants_nothing,
+    "A18 OpenAI-shaped 401": scenarios.denied_without_a_valid_key,
     "A11 unconfigured tier": scenarios.unconfigured_tier_is_forbidden,
     "A5 A6 A7 keys follow Secrets": scenarios.keys_follow_their_secrets,
     "A5 no restart on key changes": scenarios.keys_follow_their_secrets,
@@ -102,13 +103,19 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "autoscaling back down": functools.partial(scenarios.model_scales_on_its_queue, burst_s=2.0, callers=4),
     "R6 failure modes, Limitador closed": scenarios.failure_modes,
+    "R12 a picker gone": scenarios.refusals_keep_their_status_while_a_picker_is_gone,
     "tier priority when saturated": scenarios.higher_tiers_are_served_first_when_saturated,
     "tier priority, client objective": scenarios.higher_tiers_are_served_first_when_saturated,
+    # The fake's pool drains faster than kind's: a smaller burst, a shorter head start.
+    "fairness within a tier when saturated": functools.partial(
+        scenarios.one_users_burst_does_not_hold_back_another, burst=40, head_start_s=0.1
+    ),
 }
 
 # scenario -> (the misbehaviour it targets, what its failure says)
 MISBEHAVING: dict[str, tuple[Faults, str]] = {
     "A1 A2 A8 denied without a valid key": (Faults(leak_denied=True), "a denied request reached the model"),
+    "A18 OpenAI-shaped 401": (Faults(plain_401=True), "no credentials"),
     "A3 unselected Secret": (Faults(ignore_selector=True), "a Secret without our label granted access"),
     "A11 unconfigured tier": (Faults(tier_check=False), "403 for an unknown tier"),
     "A5 A6 A7 keys follow Secrets": (Faults(old_key_lingers=True), "the old value to stop"),
@@ -177,17 +184,22 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
         Faults(limits_failure_inverted=True),
         r"Limitador down: 200 \(configured: fail closed\)",
     ),
+    "R12 a picker gone": (Faults(picker_replicas=1), r"one endpoint picker gone.*\(500, 500\)"),
     "tier priority when saturated": (Faults(priority_ignored=True), "median seconds to an answer per tier"),
     "tier priority, client objective": (
         Faults(client_priority_trusted=True),
         "median seconds to an answer per tier",
+    ),
+    "fairness within a tier when saturated": (
+        Faults(fairness="global-strict-fairness-policy"),
+        "the second user's one request",
     ),
 }
 
 
 def _config_for(name: str, stack: str = "dev") -> StackConfig:
     """The fake's config for a scenario: the stack's, with Limitador failing closed and a
-    model following its queue where the scenario's name asks."""
+    model following its queue, or the queue timeout set, where the scenario's name asks."""
     config = _config(stack)
     if "Limitador closed" in name:
         limitador = config.limitador.model_copy(update={"failure_mode": "closed"})
@@ -198,13 +210,20 @@ def _config_for(name: str, stack: str = "dev") -> StackConfig:
             m.model_copy(update={"autoscaling": scaling}) if m.tiers is None else m for m in config.models
         )
         config = config.model_copy(update={"models": models})
+    if "priority" in name:
+        # The burst drains in 1.6 s (64 requests, 4 at a time, 0.1 s each); a queue timeout of
+        # 1.3 s (2.6 s scaled like the service time) sheds about 12: behaving, all of the
+        # lower tier's; misbehaving, the tiers' shares are alike and neither loses half,
+        # so no median of "never answered" passes a misbehaving platform by chance.
+        scheduler = config.scheduler.model_copy(update={"queue_timeout": "2600ms"})
+        config = config.model_copy(update={"scheduler": scheduler})
     return config
 
 
 def _service_s(name: str) -> float:
     """How long the fake's pooled model takes per request: long enough to saturate its pool
-    in the priority scenarios, no time elsewhere."""
-    return 0.05 if "priority" in name else 0.0
+    in the priority and fairness scenarios, no time elsewhere."""
+    return 0.1 if "priority" in name or "fairness" in name else 0.0
 
 
 def _on(

@@ -116,11 +116,46 @@ class Prometheus:
             time.sleep(0.5)
 
 
+# prometheus-operator v0.93.0 pkg/prometheus/promcfg.go generateRelabelConfig: each field of a
+# monitor's RelabelConfig under its Prometheus name, set ones only, the action lower-cased.
+_RELABEL_FIELDS = {
+    "sourceLabels": "source_labels",
+    "separator": "separator",
+    "targetLabel": "target_label",
+    "regex": "regex",
+    "modulus": "modulus",
+    "replacement": "replacement",
+    "action": "action",
+}
+
+
+def scrape_relabel_configs(relabelings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A monitor's relabelings as the operator writes them into Prometheus's config."""
+    unknown = {key for r in relabelings for key in r} - set(_RELABEL_FIELDS)
+    assert not unknown, f"fields the operator does not translate: {unknown}"
+    # Separator and replacement are pointers there: set, even to "", they are written.
+    unset = {"sourceLabels": [], "targetLabel": "", "regex": "", "modulus": 0, "action": ""}
+    return [
+        {
+            _RELABEL_FIELDS[key]: value.lower() if key == "action" else value
+            for key, value in r.items()
+            if key not in unset or value != unset[key]
+        }
+        for r in relabelings
+    ]
+
+
 @contextlib.contextmanager
-def prometheus(workdir: Path, rules: dict[str, Any], targets: dict[str, str]) -> Iterator[Prometheus]:
+def prometheus(
+    workdir: Path,
+    rules: dict[str, Any],
+    targets: dict[str, str],
+    metric_relabelings: dict[str, list[dict[str, Any]]] | None = None,
+) -> Iterator[Prometheus]:
     """A Prometheus scraping `targets` (component -> host:port) every second, evaluating `rules`.
 
-    Each target gets the `maas_component` label the program's monitors add.
+    Each target gets the `maas_component` label the program's monitors add, and a monitor's
+    `metricRelabelings` (component -> list) as its scrape's metric_relabel_configs.
     """
     binary = tool("prometheus", "run scripts/install-test-tools.sh (Debian package 'prometheus')")
     (workdir / "rules.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
@@ -131,6 +166,11 @@ def prometheus(workdir: Path, rules: dict[str, Any], targets: dict[str, str]) ->
             {
                 "job_name": component,
                 "static_configs": [{"targets": [address], "labels": {"maas_component": component}}],
+                **(
+                    {"metric_relabel_configs": scrape_relabel_configs(metric_relabelings[component])}
+                    if metric_relabelings and component in metric_relabelings
+                    else {}
+                ),
             }
             for component, address in targets.items()
         ],
