@@ -44,21 +44,25 @@ def median_seconds(
     return statistics.median(times), count, policies, rules
 
 
-def catalog(models: int, tiers: int, stack: str = "dev") -> dict[str, Any]:
-    """`stack`'s config with a synthetic catalog: `models` simulators, `tiers` tiers."""
+def catalog(models: int, tiers: int, stack: str = "dev", both_listeners: bool = False) -> dict[str, Any]:
+    """`stack`'s config with a synthetic catalog: `models` simulators, `tiers` tiers; with
+    `both_listeners`, served on HTTP and HTTPS."""
     table = [
         {"name": f"tier{i}", "requests": {"limit": 10 * (i + 1), "window": "1m"},
          "tokens": {"limit": 1000 * (i + 1), "window": "1m"}}
         for i in range(tiers)
     ]  # fmt: skip
     listed = [{"name": f"model{i}", "host": f"model{i}", "runtime": "simulator"} for i in range(models)]
-    return {
+    config = {
         **stack_config(stack),
         "maas:models": listed,
         "maas:tiers": table,
         "maas:users": [],
         "maas:prices": {},
     }
+    if both_listeners:
+        config["maas:gateway"] = {"https": {"enabled": True, "only": False}}
+    return config
 
 
 def sizes(stack: str, config: Mapping[str, Any] | None = None) -> kuadrant_size.Estimate:
@@ -75,13 +79,13 @@ def _percent(size: int, cap: int) -> str:
 
 
 def print_sizes() -> None:
-    print("Kuadrant's generated configuration, stored, and its share of the cap:")
+    print("Kuadrant's generated configuration on HTTP and HTTPS, stored, and its share of the cap:")
     print(
         f"{'catalog':>12}  {'wasm config (1.5 MiB)':>22}  {'largest AuthConfig':>22}  {'limits (1 MiB)':>22}"
     )
     for models in (20, 50, 100):
         for tiers in (3, 10):
-            found = sizes("dev", catalog(models, tiers))
+            found = sizes("dev", catalog(models, tiers, both_listeners=True))
             label = f"{models} x {tiers}"
             print(
                 f"{label:>12}  {_percent(found.wasm_config_bytes, kuadrant_size.ETCD_OBJECT_CAP)}"

@@ -1,7 +1,7 @@
 """Usage and cost from Limitador's counters: the Prometheus recording rules and alerts.
 
 With both a RateLimitPolicy and a TokenRateLimitPolicy on every request, Limitador's
-counters move like this (Limitador v2.4 and wasm-shim v0.14, per user/tier/route):
+counters move like this (Limitador v2.4 and wasm-shim v0.14, per user/tier/model):
 
 | event                         | authorized_calls | authorized_hits | limited_calls     |
 |-------------------------------|------------------|-----------------|-------------------|
@@ -15,8 +15,9 @@ A, H, L the counters and Lt the token-limit 429s:
     admitted requests = (A - Lt) / 2        tokens = H - (A + Lt) / 2
 
 Both are counters again (they only grow, and reset when Limitador restarts), so
-`increase()` and `rate()` apply to the recorded series. The model is the route's name,
-which Limitador reports as `limitador_namespace` = "<route namespace>/<route name>".
+`increase()` and `rate()` apply to the recorded series. The model is the catalog name the
+TelemetryPolicy labels each counter with (components/access/tiers.py telemetry_labels):
+every model's counters share one route's namespace.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ def _by(labels: Sequence[str]) -> str:
 
 
 def _with_model(metric: str) -> str:
-    """The metric with `model` taken from its route, Limitador's `limitador_namespace`."""
-    return f'label_replace({metric}{{user!=""}}, "model", "$1", "limitador_namespace", "[^/]*/(.+)")'
+    """The metric's series of callers of a model (`user` and `model`, from the TelemetryPolicy)."""
+    return f'{metric}{{user!="", model!=""}}'
 
 
 def usage_rules(

@@ -27,7 +27,7 @@ def _limitador(
 ) -> list[dict[str, str]]:
     """Input series shaped like Limitador's /metrics (with telemetry labels): 0, then the given
     values, reported every minute for `minutes` as Limitador keeps doing."""
-    labels = f'user="{user}", tier="{tier}", limitador_namespace="llm/{model}", {SCRAPED}'
+    labels = f'user="{user}", tier="{tier}", model="{model}", {SCRAPED}'
     found = [
         {"series": f"authorized_calls{{{labels}}}", "values": f"0 {calls}+0x{minutes}"},
         {"series": f"authorized_hits{{{labels}}}", "values": f"0 {hits}+0x{minutes}"},
@@ -162,7 +162,7 @@ def test_alerts_fire_when_a_component_is_down_or_a_tier_is_throttled(
         *_limitador("carol", tier, model, calls=200, hits=100 * 101, limited={}),
         {
             "series": (
-                f'limited_calls{{user="carol", tier="{tier}", limitador_namespace="llm/{model}", '
+                f'limited_calls{{user="carol", tier="{tier}", model="{model}", '
                 f'{SCRAPED}, limit_name="{tier}-requests"}}'
             ),
             "values": "0+0x10 0+20x20",
