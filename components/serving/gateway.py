@@ -39,6 +39,15 @@ REQUEST_BODY_LUA = Path(__file__).parent / "lua" / "request_body.lua"
 REQUEST_BODY_PRIORITY = -10
 # After Kuadrant's (0): see _picker_after_auth.
 PICKER_ORDER_PRIORITY = 10
+# After Kuadrant's (0), before the pool filter (10): see _policy_guard.
+POLICY_GUARD_PRIORITY = 5
+POLICY_GUARD_LUA = Path(__file__).parent / "lua" / "policy_guard.lua"
+# What a request that no policy judged gets: Kuadrant has not (or could not) configure its host.
+NO_POLICY_STATUS = 503
+NO_POLICY_BODY = (
+    '{"error": {"message": "No access policy is in force for this request yet; try again later.", '
+    '"type": "service_unavailable", "code": "policy_not_in_force"}}'
+)
 EXT_PROC = "envoy.filters.http.ext_proc"
 ROUTER = "envoy.filters.http.router"
 # Istio's own InferencePool ext_proc filter, as istio 1.30.3 pilot/pkg/xds/filters/filters.go
@@ -146,6 +155,7 @@ class InferenceGateway(pulumi.ComponentResource):
         )
         self.api_host = f"{args.config.api_host}.{args.domain}"
         request_body = self._request_body(name, args)
+        policy_guard = self._policy_guard(name, args)
         picker_order = (
             self._picker_after_auth(name, args) if any(m.scheduling == "pool" for m in args.models) else None
         )
@@ -172,6 +182,7 @@ class InferenceGateway(pulumi.ComponentResource):
             {
                 "gateway": gateway,
                 "requestBody": request_body,
+                "policyGuard": policy_guard,
                 "pickerOrder": picker_order,
                 "listeners": list(self.listeners),
                 "apiHost": self.api_host,
@@ -240,6 +251,31 @@ class InferenceGateway(pulumi.ComponentResource):
             # Named for its first job, streamed usage, before it routed by model; the alias
             # keeps its URN.
             aliases=[pulumi.Alias(name=f"{name}-stream-usage")],
+        )
+
+    def _policy_guard(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
+        """Fails closed where Kuadrant has no policy for a request (lua/policy_guard.lua): a
+        metered request without the marker only Authorino's success sets is refused.
+
+        Inserted before the router after Kuadrant's wasm-shim (priority 5, between Kuadrant's
+        0 and the pool filter's 10: Istio applies EnvoyFilters in ascending priority, each
+        insertion landing just before the router), so it sees the headers Authorino's
+        success response set. Its own name, not the request-body filter's, so no patch that
+        matches one by name touches the other.
+        """
+        lua = {
+            "name": "maas.policy_guard",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code": {"inline_string": policy_guard_source()},
+            },
+        }
+        return self._envoy_filter(
+            f"{name}-policy-guard",
+            "policy-guard",
+            POLICY_GUARD_PRIORITY,
+            [_patch(ROUTER, {"operation": "INSERT_BEFORE", "value": lua})],
+            args,
         )
 
     def _picker_after_auth(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
@@ -363,3 +399,15 @@ def request_filter_source(shared_host: str, models: Sequence[ModelConfig], domai
         "gateway_headers": {name: True for name in GATEWAY_HEADERS},
     }
     return f"local CATALOG = {_lua(catalog)}\n\n{REQUEST_BODY_LUA.read_text()}"
+
+
+def policy_guard_source() -> str:
+    """The guard's source: the metered paths, the marker (the tier header, which only
+    Authorino's success response sets) and the reply, then the filter itself."""
+    guard = {
+        "paths": {path: True for path in (*OPENAI_USAGE_PATHS, upstream.OPENAI_MODELS_PATH)},
+        "marker": TIER_HEADER,
+        "status": str(NO_POLICY_STATUS),
+        "body": NO_POLICY_BODY,
+    }
+    return f"local GUARD = {_lua(guard)}\n\n{POLICY_GUARD_LUA.read_text()}"

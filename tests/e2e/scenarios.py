@@ -135,7 +135,8 @@ def late_route_is_protected(p: Platform) -> None:
     """A13: a route added later, with no policy of its own, never answers without a key.
 
     Until a key is served on the new host (the control), every keyless answer must be a
-    non-200: 404 while the gateway does not know the host yet, 401 after."""
+    non-200: 404 while the gateway does not know the host yet, 503 while Kuadrant has no
+    action set for it (the gateway's policy guard, lua/policy_guard.lua), 401 after."""
     model = p.open_model
     late = f"late-{uuid.uuid4().hex[:6]}.{model.host.split('.', 1)[1]}"
     with live_key(p, p.tier_names[-1]) as key, p.extra_route(late, model):

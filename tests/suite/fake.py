@@ -46,7 +46,7 @@ class Faults:
     ignore_selector: bool = False  # A3: a Secret without our label grants access
     tier_check: bool = True  # A11: False admits a tier the table does not have
     leak_denied: bool = False  # a denied request reaches the model all the same
-    late_route_open: int = 0  # A13: keyless 200s on a new route before it is protected
+    no_policy_guard: bool = False  # a host Kuadrant has no action set for is served, unjudged
     deployed_limits: dict[str, int] = field(default_factory=dict)  # L1: limits unlike the config's
     users_share_counters: bool = False  # L3
     window_never_resets: bool = False  # L2
@@ -86,6 +86,9 @@ class Faults:
 # simulator takes about this long (--time-to-first-token=200ms); the queue timeout shrinks
 # in the same proportion.
 POOL_SLOTS_PER_REPLICA = 2
+# A route added later: the requests that reach its host before Kuadrant has written its
+# action sets (the operator reconciles after the route is accepted).
+UNWRITTEN_REQUESTS = 2
 CLUSTER_SERVICE_S = 0.2
 
 
@@ -158,7 +161,8 @@ class FakeGateway:
         self.routes: dict[str, str] = {f"{m.host}.{config.domain}": m.name for m in config.models}
         self.api_host = f"{config.gateway.api_host}.{config.domain}"
         self.by_served = {m.served_name: m.name for m in config.models}
-        self.unprotected: dict[str, int] = {}
+        # Hosts Kuadrant has not configured: requests left until it has.
+        self.unwritten: dict[str, int] = {}
         self.counters: dict[tuple[str, str, str], _Counter] = {}
         self.metered: dict[tuple[str, str, str], list[int]] = {}  # (user, tier, model) -> [requests, tokens]
         self.served: dict[str, list[int]] = {m.name: [0] * faults.replicas for m in config.models}
@@ -233,9 +237,16 @@ class FakeGateway:
         if "authorino" in self.down:
             return self._deny(model, _json(self.faults.auth_down_status, {"error": "auth unavailable"}), path)
         identity = self._identity(headers)
-        if host in self.unprotected and self.unprotected[host] > 0 and identity is None:
-            self.unprotected[host] -= 1
-        elif identity is None:
+        if self.unwritten.get(host, 0) > 0:
+            # Kuadrant has no action set for the host yet (or could not write it): its filter
+            # passes the request unjudged (wasm-shim v0.14.1 kuadrant_filter.rs), and the
+            # gateway's guard refuses it for the missing marker (lua/policy_guard.lua).
+            self.unwritten[host] -= 1
+            if not self.faults.no_policy_guard:
+                return _json(gw.NO_POLICY_STATUS, json.loads(gw.NO_POLICY_BODY))
+            self._serve(model)
+            return self._answer(model, path, json.loads(body) if body else {})[0]
+        if identity is None:
             return self._deny(model, _json(401, {"error": "unauthorized"}), path)
         elif not self._admits(model, identity[1]):
             return self._deny(model, _json(403, FORBIDDEN), path)
@@ -516,7 +527,7 @@ class FakePlatform(Platform):
     def extra_route(self, host: str, model: Model) -> Iterator[None]:
         with self.gateway.lock:
             self.gateway.routes[host] = model.name
-            self.gateway.unprotected[host] = self.faults.late_route_open
+            self.gateway.unwritten[host] = UNWRITTEN_REQUESTS
         self.hosts[host] = model.name
         try:
             yield
