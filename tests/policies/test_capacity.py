@@ -3,43 +3,17 @@ before anything is applied, with the numbers and the fix."""
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
-from components.access import tiers
-from components.serving.catalog import POLICY_ROUTE
 from harness.bench import catalog
-from harness.program import Declared, evaluate
+from harness.program import evaluate
 from maas_policies.capacity import KUADRANT_CONFIG_FITS
-from tests.support import policy_runner
-
-GATEWAY = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "inference-gateway"}
-
-
-def _todays_shape(declared: Declared) -> Declared | None:
-    """The stack as it was before issue 27: the tier policies on the Gateway, so on every model
-    route, limits counted per user (and route), no policy route."""
-    if declared.is_k8s_object and declared.object_name == POLICY_ROUTE:
-        return None
-    if declared.kind not in ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy"):
-        return declared
-
-    def retarget(props: dict[str, Any]) -> dict[str, Any]:
-        spec = {**props["spec"], "targetRef": GATEWAY}
-        if "limits" in spec:
-            per_user = [{"expression": tiers.USER_ID}]
-            spec["limits"] = {name: {**limit, "counters": per_user} for name, limit in spec["limits"].items()}
-        return {**props, "spec": spec}
-
-    return dataclasses.replace(declared, inputs=retarget(declared.inputs), outputs=retarget(declared.outputs))
+from tests.support import policy_runner, shapes
 
 
 def _refusals(models: int, tiers: int, todays_shape: bool = False) -> list[policy_runner.Violation]:
     result = evaluate("dev", catalog(models, tiers))
     assert result.error is None
     if todays_shape:
-        shaped = [_todays_shape(r) for r in result.resources]
-        result = dataclasses.replace(result, resources=[r for r in shaped if r is not None])
+        result = shapes.on_the_gateway(result)
     found = policy_runner.run(result, {}, None, [KUADRANT_CONFIG_FITS])
     assert all(v.policy == KUADRANT_CONFIG_FITS.name for v in found)
     return found

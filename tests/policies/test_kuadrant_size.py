@@ -14,6 +14,7 @@ import yaml
 from harness.bench import catalog, sizes
 from harness.program import Evaluation
 from maas_policies import kuadrant_size as ks
+from tests.support import shapes
 
 NS = "maas"
 TIERS = ("free", "premium", "enterprise")
@@ -235,6 +236,17 @@ def test_limitador_limits_are_per_route_not_per_listener_and_valid_yaml() -> Non
             )
         )
     )
+
+
+@pytest.mark.parametrize("name", ["dev", "gpu"])
+def test_the_shape_before_issue_27_matches_its_measured_size(name: str, stack_of: Any) -> None:
+    """Issue 27 measured the wasm config of dev and gpu (2 models x 3 tiers) with the policies
+    on the Gateway at 92 KB; the sets were the listeners x (8 per model: 2 hostnames x 4
+    matches, + the model list)."""
+    before = shapes.on_the_gateway(stack_of(name))
+    (estimate,) = ks.estimate(r.inputs for r in before.objects()).values()
+    assert estimate.action_sets == 8 * 2 + 1
+    assert abs(estimate.wasm_config_bytes - 92_000) <= 0.05 * 92_000
 
 
 @pytest.mark.parametrize("name", ["dev", "gpu"])
