@@ -6,6 +6,10 @@ pooled models by 10 tiers) and with users (5, 100, 1,000): resources per model a
 stay fixed, the policy objects do not grow with users, the AuthPolicy's rules grow with
 restricted models, not with models times tiers, and pooled models add one objective per
 tier each.
+
+First it prints what Kuadrant would generate for synthetic catalogs of 20, 50 and 100
+models at 3 and 10 tiers (maas_policies/kuadrant_size.py): the wasm config's EnvoyFilter,
+the largest AuthConfig and Limitador's limits ConfigMap, each against its cap.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.program import evaluate, stack_config, stack_names
+from maas_policies import kuadrant_size
 
 
 def median_seconds(
@@ -37,6 +42,56 @@ def median_seconds(
         policies = len([r for r in result.objects() if "kuadrant.io/" in r.inputs["apiVersion"]])
         rules = sum(len(r.inputs["spec"]["rules"]["authorization"]) for r in result.objects("AuthPolicy"))
     return statistics.median(times), count, policies, rules
+
+
+def catalog(models: int, tiers: int, stack: str = "dev", both_listeners: bool = False) -> dict[str, Any]:
+    """`stack`'s config with a synthetic catalog: `models` simulators, `tiers` tiers; with
+    `both_listeners`, served on HTTP and HTTPS."""
+    table = [
+        {"name": f"tier{i}", "requests": {"limit": 10 * (i + 1), "window": "1m"},
+         "tokens": {"limit": 1000 * (i + 1), "window": "1m"}}
+        for i in range(tiers)
+    ]  # fmt: skip
+    listed = [{"name": f"model{i}", "host": f"model{i}", "runtime": "simulator"} for i in range(models)]
+    config = {
+        **stack_config(stack),
+        "maas:models": listed,
+        "maas:tiers": table,
+        "maas:users": [],
+        "maas:prices": {},
+    }
+    if both_listeners:
+        config["maas:gateway"] = {"https": {"enabled": True, "only": False}}
+    return config
+
+
+def sizes(stack: str, config: Mapping[str, Any] | None = None) -> kuadrant_size.Estimate:
+    """Kuadrant's generated configuration for the stack's one gateway."""
+    result = evaluate(stack, config)
+    if result.error is not None:
+        raise SystemExit(f"{stack}: {result.error}")
+    (found,) = kuadrant_size.estimate(r.inputs for r in result.objects()).values()
+    return found
+
+
+def _percent(size: int, cap: int) -> str:
+    return f"{size:>10,} B {100 * size / cap:5.1f}%"
+
+
+def print_sizes() -> None:
+    print("Kuadrant's generated configuration on HTTP and HTTPS, stored, and its share of the cap:")
+    print(
+        f"{'catalog':>12}  {'wasm config (1.5 MiB)':>22}  {'largest AuthConfig':>22}  {'limits (1 MiB)':>22}"
+    )
+    for models in (20, 50, 100):
+        for tiers in (3, 10):
+            found = sizes("dev", catalog(models, tiers, both_listeners=True))
+            label = f"{models} x {tiers}"
+            print(
+                f"{label:>12}  {_percent(found.wasm_config_bytes, kuadrant_size.ETCD_OBJECT_CAP)}"
+                f"  {_percent(found.auth_config_bytes, kuadrant_size.ETCD_OBJECT_CAP)}"
+                f"  {_percent(found.limits_bytes, kuadrant_size.CONFIGMAP_CAP)}"
+            )
 
 
 def _scenarios(runs: int, models: int) -> list[tuple[str, str, Mapping[str, Any] | None, int]]:
@@ -69,6 +124,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--models", type=int, default=50)
     args = parser.parse_args()
+    print_sizes()
     for label, stack, config, runs in _scenarios(args.runs, args.models):
         seconds, count, policies, rules = median_seconds(stack, runs, config)
         print(

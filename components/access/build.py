@@ -46,6 +46,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
                 serving.gateway,
                 *(m.route for m in serving.models.values()),
                 serving.model_list.route,
+                serving.model_list.policy_route,
                 *([platform.keycloak] if platform.keycloak else []),
             ],
         ),

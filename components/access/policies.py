@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 
 from components.access import tiers
 from components.config import GATEWAY_NAME, ModelConfig, TierConfig
+from components.serving.catalog import POLICY_ROUTE
 
 # Kuadrant reports a policy Enforced once the gateway's data plane applies it.
 WAIT_ENFORCED = {"pulumi.com/waitFor": "condition=Enforced"}
@@ -30,11 +31,12 @@ class TierPoliciesArgs:
 
 
 class TierPolicies(pulumi.ComponentResource):
-    """AuthPolicy, RateLimitPolicy and TokenRateLimitPolicy on the Gateway, from the tier table.
+    """AuthPolicy, RateLimitPolicy and TokenRateLimitPolicy, from the tier table.
 
-    Attached to the Gateway, they cover every route on it, including routes added later.
-    Kuadrant keeps limit counters per route (kuadrant-operator v1.5.2,
-    `LimitsNamespaceFromRoute`): a user's budget applies to each model separately.
+    Attached to the route of every host's metered paths (components/serving/catalog.py
+    POLICY_ROUTE), they cover every request for a metered path on any host of the gateway,
+    including hosts and routes added later. Counters are per user and model (tiers.MODEL): a
+    user's budget applies to each model separately.
     """
 
     TYPE: ClassVar[str] = "maas:access:TierPolicies"
@@ -45,21 +47,21 @@ class TierPolicies(pulumi.ComponentResource):
             f"{name}-auth",
             "kuadrant.io/v1",
             "AuthPolicy",
-            tiers.auth_spec(args.tiers, GATEWAY_NAME, args.api_keys, args.oidc_issuer, args.models),
+            tiers.auth_spec(args.tiers, POLICY_ROUTE, args.api_keys, args.oidc_issuer, args.models),
             args,
         )
         requests = self._policy(
             f"{name}-requests",
             "kuadrant.io/v1",
             "RateLimitPolicy",
-            tiers.rate_limit_spec(args.tiers, GATEWAY_NAME),
+            tiers.rate_limit_spec(args.tiers, POLICY_ROUTE),
             args,
         )
         tokens = self._policy(
             f"{name}-tokens",
             "kuadrant.io/v1alpha1",
             "TokenRateLimitPolicy",
-            tiers.token_limit_spec(args.tiers, GATEWAY_NAME),
+            tiers.token_limit_spec(args.tiers, POLICY_ROUTE),
             args,
         )
         self.register_outputs({"auth": auth, "requests": requests, "tokens": tokens})

@@ -59,8 +59,12 @@ def tier_predicate(tier: str) -> str:
     return f"{TIER} == '{tier}'"
 
 
-def _gateway_target(gateway: str) -> dict[str, str]:
-    return {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway}
+def _route_target(route: str) -> dict[str, str]:
+    """The policies target the route of every host's metered paths (components/serving/
+    catalog.py POLICY_ROUTE), not the Gateway: Kuadrant repeats them in a wasm action set
+    per route match, host and listener of whatever they cover, and that must not grow with
+    the catalog (policies/maas_policies/kuadrant_size.py)."""
+    return {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": route}
 
 
 def _cel_list(values: Sequence[str]) -> str:
@@ -73,33 +77,40 @@ def _cel_list(values: Sequence[str]) -> str:
 BILLED = f"request.url_path in {_cel_list(OPENAI_USAGE_PATHS)}"
 
 
+# The model a request is for, '' without one (a request no model route takes). Kuadrant
+# scopes counters by the route the policy is on (kuadrant-operator v1.5.2
+# LimitsNamespaceFromRoute), the same for every model, so the model is a counter: one budget
+# per user and model, whichever host the request came by.
+MODEL = f"'{MODEL_HEADER}' in request.headers ? request.headers['{MODEL_HEADER}'] : ''"
+
+
 def _limits(
-    tiers: Sequence[TierConfig], gateway: str, name: Callable[[str], str], rate: Callable[[TierConfig], Rate]
+    tiers: Sequence[TierConfig], route: str, name: Callable[[str], str], rate: Callable[[TierConfig], Rate]
 ) -> dict[str, Any]:
     """One limit per tier, named by `name`, of the tier's `rate`, on billed requests, counted
-    per user (and, in Kuadrant, per route)."""
+    per user and model."""
     return {
-        "targetRef": _gateway_target(gateway),
+        "targetRef": _route_target(route),
         "limits": {
             name(t.name): {
                 "rates": [{"limit": rate(t).limit, "window": rate(t).window}],
                 "when": [{"predicate": tier_predicate(t.name)}, {"predicate": BILLED}],
-                "counters": [{"expression": USER_ID}],
+                "counters": [{"expression": USER_ID}, {"expression": MODEL}],
             }
             for t in tiers
         },
     }
 
 
-def rate_limit_spec(tiers: Sequence[TierConfig], gateway: str) -> dict[str, Any]:
+def rate_limit_spec(tiers: Sequence[TierConfig], route: str) -> dict[str, Any]:
     """The RateLimitPolicy: one request limit per tier."""
-    return _limits(tiers, gateway, request_limit_name, lambda t: t.requests)
+    return _limits(tiers, route, request_limit_name, lambda t: t.requests)
 
 
-def token_limit_spec(tiers: Sequence[TierConfig], gateway: str) -> dict[str, Any]:
+def token_limit_spec(tiers: Sequence[TierConfig], route: str) -> dict[str, Any]:
     """The TokenRateLimitPolicy: one token limit per tier; Kuadrant counts usage.total_tokens
     of each response."""
-    return _limits(tiers, gateway, token_limit_name, lambda t: t.tokens)
+    return _limits(tiers, route, token_limit_name, lambda t: t.tokens)
 
 
 def tier_from_groups(tiers: Sequence[TierConfig], groups: str = "auth.identity.groups") -> str:
@@ -190,7 +201,7 @@ def scheduling_headers(pooled: Sequence[ModelConfig]) -> dict[str, Any]:
 
 def auth_spec(
     tiers: Sequence[TierConfig],
-    gateway: str,
+    route: str,
     api_keys: bool,
     oidc_issuer: str | None,
     models: Sequence[ModelConfig] = (),
@@ -222,7 +233,7 @@ def auth_spec(
         }
     names = [t.name for t in tiers]
     return {
-        "targetRef": _gateway_target(gateway),
+        "targetRef": _route_target(route),
         "rules": {
             "authentication": authentication,
             "authorization": {
@@ -266,6 +277,13 @@ def auth_spec(
     }
 
 
-def telemetry_labels() -> dict[str, str]:
-    """Labels Limitador adds to its counters (TelemetryPolicy): who called, in which tier."""
-    return {"user": USER_ID, "tier": TIER}
+def model_name(models: Sequence[ModelConfig]) -> str:
+    """CEL: the catalog name of the model a request is for ('' for none), for the metrics."""
+    names = "{" + ", ".join(f"'{m.served_name}': '{m.name}'" for m in models) + "}"
+    return f"({MODEL}) in {names} ? {names}[{MODEL}] : ''"
+
+
+def telemetry_labels(models: Sequence[ModelConfig]) -> dict[str, str]:
+    """Labels Limitador adds to its counters (TelemetryPolicy): who called, in which tier,
+    and the model (every model's counters share the policy route's namespace)."""
+    return {"user": USER_ID, "tier": TIER, "model": model_name(models)}

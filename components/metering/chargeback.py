@@ -1,7 +1,7 @@
 """Usage and cost from Limitador's counters: the Prometheus recording rules and alerts.
 
 With both a RateLimitPolicy and a TokenRateLimitPolicy on every request, Limitador's
-counters move like this (Limitador v2.4 and wasm-shim v0.14, per user/tier/route):
+counters move like this (Limitador v2.4 and wasm-shim v0.14, per user/tier/model):
 
 | event                         | authorized_calls | authorized_hits | limited_calls     |
 |-------------------------------|------------------|-----------------|-------------------|
@@ -23,8 +23,9 @@ its own, as the counter it is, and record what it grew since the previous evalua
 those increases are summed and combined. The recorded series are per evaluation interval
 (`INTERVAL`, set on the group), and cost is each interval's usage at that interval's price,
 so a new price never reprices the past. The export and the dashboard sum them over a window
-(`sum_over_time`). The model is the route's name, which Limitador reports as
-`limitador_namespace` = "<route namespace>/<route name>".
+(`sum_over_time`). The model is the catalog name the TelemetryPolicy labels each counter
+with (components/access/tiers.py telemetry_labels): every model's counters share one route's
+namespace.
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ def _by(labels: Sequence[str]) -> str:
 
 
 def _increase(metric: str, interval: str) -> str:
-    """Per scraped series, what the counter grew since the previous evaluation, with `model`
-    taken from its route (Limitador's `limitador_namespace`).
+    """Per scraped series of a model's callers (`user` and `model`, from the TelemetryPolicy),
+    what the counter grew since the previous evaluation.
 
     Against the series' last sample before the previous evaluation, so consecutive
     evaluations add up to exactly what the counter grew, with no extrapolation. A series
@@ -97,10 +98,10 @@ def _increase(metric: str, interval: str) -> str:
     and `or` adds the right side's series with no match on the left (operators.md). Run in
     promtool by tests/metering/test_bill.py.
     """
-    now = f'{metric}{{user!=""}}'
+    now = f'{metric}{{user!="", model!=""}}'
     before = f"last_over_time({now}[{BRIDGED_GAP}] offset {interval})"
     grown = f"(({now} - {before}) >= 0 or {now})"
-    return f'label_replace({grown}, "model", "$1", "limitador_namespace", "[^/]*/(.+)")'
+    return grown
 
 
 def usage_rules(

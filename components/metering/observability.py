@@ -151,7 +151,7 @@ class Observability(pulumi.ComponentResource):
             ),
             spec={
                 "targetRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME},
-                "metrics": {"default": {"labels": tiers.telemetry_labels()}},
+                "metrics": {"default": {"labels": tiers.telemetry_labels(args.models)}},
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._after),
         )

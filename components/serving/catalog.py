@@ -21,12 +21,14 @@ import pulumi_kubernetes as k8s
 
 from components.config import GATEWAY_NAME, TIER_HEADER, ModelConfig, TierConfig
 from components.pins import versions
-from components.pins.upstream import OPENAI_MODELS_PATH
+from components.pins.upstream import OPENAI_MODELS_PATH, OPENAI_USAGE_PATHS
 from components.platform import cluster
 from components.platform.flavour import Flavour, restricted_container
 from components.serving import gateway as gw
 
 NAME = "model-list"
+# The HTTPRoute the tier policies attach to: every host of the gateway, the metered paths.
+POLICY_ROUTE = "metered-paths"
 # The unprivileged image listens on 8080 (nginx/docker-nginx-unprivileged
 # stable/alpine-slim/Dockerfile: `listen 8080`). Its own user is 101, but nginx here reads
 # only /etc/maas and writes only /tmp (both ours), so it runs as a UID of its own, above the
@@ -154,6 +156,8 @@ class ModelList(pulumi.ComponentResource):
     TYPE: ClassVar[str] = "maas:models:ModelList"
     # The list's HTTPRoute: the tier policies wait for it, as for the model routes.
     route: pulumi.Resource
+    # The route the tier policies target (POLICY_ROUTE): see _policy_route.
+    policy_route: pulumi.Resource
 
     def __init__(self, name: str, args: ModelListArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(self.TYPE, name, None, opts)
@@ -208,6 +212,7 @@ class ModelList(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gateway, service]),
         )
+        self.policy_route = self._policy_route(name, args, service)
         network_policy = cluster.ingress_only(
             f"{name}-isolation",
             name=f"{NAME}-ingress",
@@ -223,8 +228,49 @@ class ModelList(pulumi.ComponentResource):
                 "deployment": deployment,
                 "service": service,
                 "route": self.route,
+                "policyRoute": self.policy_route,
                 "networkPolicy": network_policy,
             }
+        )
+
+    def _policy_route(
+        self, name: str, args: ModelListArgs, service: k8s.core.v1.Service
+    ) -> k8s.apiextensions.CustomResource:
+        """What Kuadrant's policies attach to, so that its configuration does not grow with the
+        catalog: every host of each listener (no hostnames: the listener's, `*.<domain>`) and
+        each metered path, one Exact match each.
+
+        kuadrant-operator v1.5.2 builds wasm action sets only for the route rules a policy is
+        in force on, one per listener x rule x hostname x match (internal/wasm/utils.go
+        BuildActionSetsForPath; istio_extension_reconciler.go buildWasmConfigs skips a path
+        without actions), so with the policies on this route alone there are 4 per listener,
+        whatever the catalog. The wasm-shim picks a request's sets by the nearest host entry,
+        a wildcard included, then the first whose predicates (here the path) hold (wasm-shim
+        v0.14.1 src/kuadrant/pipeline/factory.rs select_blueprint): every host under the
+        domain, the shared one and each model's, gets these. Envoy routes a request here only
+        for a host no other route names (Gateway API: the most specific hostname wins), to the
+        model list, which answers its list or OpenAI's 404.
+        """
+        return k8s.apiextensions.CustomResource(
+            f"{name}-policy-route",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="HTTPRoute",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=POLICY_ROUTE, namespace=args.namespace, labels=LABELS),
+            spec={
+                "parentRefs": [
+                    {"name": GATEWAY_NAME, "sectionName": listener} for listener in args.gateway.listeners
+                ],
+                "rules": [
+                    {
+                        "matches": [
+                            {"path": {"type": "Exact", "value": path}}
+                            for path in (*OPENAI_USAGE_PATHS, OPENAI_MODELS_PATH)
+                        ],
+                        "backendRefs": [{"name": NAME, "port": SERVICE_PORT}],
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gateway, service]),
         )
 
 

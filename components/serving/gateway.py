@@ -46,6 +46,15 @@ PICKER_ORDER_PRIORITY = 10
 # endpoint, 16, which vLLM applies too (vllm sampling_params.py `max_tokens: int | None = 16`);
 # a chat request without one may generate its tier's whole cap.
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
+# After Kuadrant's (0), before the tier caps (5) and the pool filter (10): see _policy_guard.
+POLICY_GUARD_PRIORITY = 4
+POLICY_GUARD_LUA = Path(__file__).parent / "lua" / "policy_guard.lua"
+# What a request that no policy judged gets: Kuadrant has not (or could not) configure its host.
+NO_POLICY_STATUS = 503
+NO_POLICY_BODY = (
+    '{"error": {"message": "No access policy is in force for this request yet; try again later.", '
+    '"type": "service_unavailable", "code": "policy_not_in_force"}}'
+)
 EXT_PROC = "envoy.filters.http.ext_proc"
 ROUTER = "envoy.filters.http.router"
 # Istio's own InferencePool ext_proc filter, as istio 1.30.3 pilot/pkg/xds/filters/filters.go
@@ -156,6 +165,7 @@ class InferenceGateway(pulumi.ComponentResource):
         self.api_host = f"{args.config.api_host}.{args.domain}"
         request_body = self._request_body(name, args)
         tier_caps = self._tier_caps(name, args)
+        policy_guard = self._policy_guard(name, args)
         picker_order = (
             self._picker_after_auth(name, args) if any(m.scheduling == "pool" for m in args.models) else None
         )
@@ -183,6 +193,7 @@ class InferenceGateway(pulumi.ComponentResource):
                 "gateway": gateway,
                 "requestBody": request_body,
                 "tierCaps": tier_caps,
+                "policyGuard": policy_guard,
                 "pickerOrder": picker_order,
                 "listeners": list(self.listeners),
                 "apiHost": self.api_host,
@@ -275,6 +286,32 @@ class InferenceGateway(pulumi.ComponentResource):
             args,
         )
 
+    def _policy_guard(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
+        """Fails closed where Kuadrant has no policy for a request (lua/policy_guard.lua): a
+        metered request without the marker only Authorino's success sets is refused.
+
+        Inserted before the router after Kuadrant's wasm-shim (priority 4, between Kuadrant's
+        0 and the tier caps' 5: Istio applies EnvoyFilters in ascending priority, each
+        insertion landing just before the router), so it sees the headers Authorino's
+        success response set, and a request no policy judged is refused as such before the
+        caps would read its missing tier as the smallest. Its own name, not the request-body
+        filter's, so no patch that matches one by name touches the other.
+        """
+        lua = {
+            "name": "maas.policy_guard",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code": {"inline_string": policy_guard_source()},
+            },
+        }
+        return self._envoy_filter(
+            f"{name}-policy-guard",
+            "policy-guard",
+            POLICY_GUARD_PRIORITY,
+            [_patch(ROUTER, {"operation": "INSERT_BEFORE", "value": lua})],
+            args,
+        )
+
     def _picker_after_auth(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
         """Moves Istio's InferencePool filter after Kuadrant's, so that pooled models' pickers
         schedule with the priority Authorino sets and hold no request Kuadrant refuses. A
@@ -291,7 +328,8 @@ class InferenceGateway(pulumi.ComponentResource):
         EnvoyFilter, applied after Kuadrant's (priorities ascend, model/push_context.go
         EnvoyFilters), removes Istio's filter and inserts the same filter, under the same name,
         right before the router: the routes' per-filter configuration, keyed by that name,
-        still applies. Chain: ... Lua (-10), Kuadrant (0), the pool filter (10), router.
+        still applies. Chain: ... Lua (-10), Kuadrant (0), the policy guard (4), the tier caps (5),
+        the pool filter (10), router.
         """
         return self._envoy_filter(
             f"{name}-picker-order",
@@ -431,3 +469,15 @@ def tier_caps_source(tiers: Sequence[TierConfig], models: Sequence[ModelConfig] 
         },
     }
     return f"local CATALOG = {_lua(catalog)}\n\n{REQUEST_BODY_LUA.read_text()}"
+
+
+def policy_guard_source() -> str:
+    """The guard's source: the metered paths, the marker (the tier header, which only
+    Authorino's success response sets) and the reply, then the filter itself."""
+    guard = {
+        "paths": {path: True for path in (*OPENAI_USAGE_PATHS, upstream.OPENAI_MODELS_PATH)},
+        "marker": TIER_HEADER,
+        "status": str(NO_POLICY_STATUS),
+        "body": NO_POLICY_BODY,
+    }
+    return f"local GUARD = {_lua(guard)}\n\n{POLICY_GUARD_LUA.read_text()}"

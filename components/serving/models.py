@@ -240,8 +240,9 @@ class ModelDeployment(pulumi.ComponentResource):
     """One model: its InferenceService, its single public route and its network isolation.
 
     The route holds the model's own host and the shared host, and matches only requests the
-    gateway marked for this model (MODEL_HEADER): one route, so one set of limit counters,
-    whichever host a request came by.
+    gateway marked for this model (MODEL_HEADER), which the limits count by: one budget,
+    whichever host a request came by. It carries no policy of its own: the tier policies'
+    route covers every host (components/serving/catalog.py POLICY_ROUTE).
     """
 
     TYPE: ClassVar[str] = "maas:models:ModelDeployment"

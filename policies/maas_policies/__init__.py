@@ -12,6 +12,7 @@ from maas_policies.access import (
     TIER_LIMITS_GROW,
     TIERS_LIMITED,
 )
+from maas_policies.capacity import KUADRANT_CONFIG_FITS
 from maas_policies.credentials import KEYCLOAK_PRODUCTION, KNOWN_DEFAULT_CREDENTIALS, NO_DEFAULT_CREDENTIALS
 from maas_policies.isolation import (
     DOCUMENTED_CLIENTS,
@@ -58,6 +59,7 @@ POLICIES: list[Policy] = [
     PRIORITY_FROM_IDENTITY,
     OPERATORS_PINNED,
     NO_FIXED_IDS_ON_OPENSHIFT,
+    KUADRANT_CONFIG_FITS,
 ]
 
 __all__ = ["KNOWN_DEFAULT_CREDENTIALS", "PACK_NAME", "POLICIES"]

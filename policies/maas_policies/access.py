@@ -26,14 +26,75 @@ _WINDOW_PART = re.compile(r"([0-9]+)(ms|h|m|s)")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
-def _covers(policy: PolicyResource, route: PolicyResource, gateway: str) -> bool:
+_KUADRANT_POLICIES = ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy")
+
+
+def covers(policy: PolicyResource, route: PolicyResource, gateway: str, args: StackValidationArgs) -> bool:
+    """The policy is in force on every request the route takes: it targets the route, its
+    Gateway, or a route whose action sets the wasm-shim picks for each of the route's hosts
+    and usage paths (_anchors)."""
     target = (policy.props.get("spec") or {}).get("targetRef") or {}
     route_meta, policy_meta = route.props.get("metadata") or {}, policy.props.get("metadata") or {}
     if policy_meta.get("namespace") != route_meta.get("namespace"):
         return False
     if target.get("kind") == "HTTPRoute":
-        return bool(target.get("name") == route_meta.get("name"))
+        if target.get("name") == route_meta.get("name"):
+            return True
+        anchors = [
+            r
+            for r in objects.of_kind(args, "HTTPRoute")
+            if objects.name(r.props) == f"{route_meta.get('namespace')}/{target.get('name')}"
+        ]
+        return any(_anchors(anchor.props, route.props, gateway, args) for anchor in anchors)
     return target.get("kind") == "Gateway" and target.get("name") == gateway
+
+
+def _hosts(route: Mapping[str, Any]) -> list[str]:
+    return [str(h) for h in (route.get("spec") or {}).get("hostnames") or []]
+
+
+def _targeted_routes(args: StackValidationArgs) -> set[str]:
+    """The routes (namespace/name) a Kuadrant policy targets."""
+    found = set()
+    for kind in _KUADRANT_POLICIES:
+        for policy in objects.of_kind(args, kind):
+            target = (policy.props.get("spec") or {}).get("targetRef") or {}
+            if target.get("kind") == "HTTPRoute":
+                namespace = (policy.props.get("metadata") or {}).get("namespace")
+                found.add(f"{namespace}/{target.get('name')}")
+    return found
+
+
+def _anchors(
+    anchor: Mapping[str, Any], route: Mapping[str, Any], gateway: str, args: StackValidationArgs
+) -> bool:
+    """Policies on `anchor` are in force on `route`'s requests: the anchor is on the route's
+    gateway and names no hostnames (so kuadrant-operator v1.5.2 gives its sets the listener's
+    `*.<domain>`, internal/gatewayapi/utils.go HostnamesFromListenerAndHTTPRoute, and the one
+    wasm filter of the gateway applies them on every listener, internal/istio/utils.go
+    BuildEnvoyFilterWasmPatch); no other route with policies names one of the route's hosts
+    (the wasm-shim takes a request's sets from the nearest host entry only, wasm-shim v0.14.1
+    src/kuadrant/pipeline/factory.rs select_blueprint); and it matches each usage path the
+    route serves exactly, with nothing more to match (PredicatesFromHTTPRouteMatch makes any
+    further condition a predicate the route's requests might not meet)."""
+    spec = anchor.get("spec") or {}
+    if _hosts(anchor) or not any(p.get("name") == gateway for p in spec.get("parentRefs") or []):
+        return False
+    targeted = _targeted_routes(args) - {objects.name(anchor)}
+    for other in objects.of_kind(args, "HTTPRoute"):
+        if objects.name(other.props) in targeted and set(_hosts(other.props)) & set(_hosts(route)):
+            return False
+    exact = {
+        str((m.get("path") or {}).get("value"))
+        for rule in spec.get("rules") or []
+        for m in rule.get("matches") or []
+        if set(m) == {"path"} and (m.get("path") or {}).get("type") == "Exact"
+    }
+    served = set()
+    for rule in (route.get("spec") or {}).get("rules") or []:
+        for match in rule.get("matches") or [{}]:
+            served |= match_usage_paths(match)
+    return served <= exact
 
 
 # Copy of components/pins/upstream.py OPENAI_USAGE_PATHS (a test ties them): the paths whose
@@ -176,13 +237,14 @@ def _routes_protected(args: StackValidationArgs, report: ReportViolation) -> Non
                 ("AuthPolicy", auth, "authentication"),
                 ("RateLimitPolicy", limits, "limits"),
             ):
-                covering = [p for p in policies if _covers(p, route, gateway)]
+                covering = [p for p in policies if covers(p, route, gateway, args)]
                 if not covering:
                     report(
                         objects.refusal(
                             f"HTTPRoute {subject} on Gateway {gateway}",
                             f"no {kind} covers it, so the model is reachable without {missing}",
-                            f"a {kind} targeting the Gateway (or this route)",
+                            f"a {kind} targeting the Gateway, this route, or a route of every host that "
+                            "matches its usage paths exactly (components/serving/catalog.py POLICY_ROUTE)",
                         ),
                         route.urn,
                     )
@@ -413,7 +475,7 @@ def _model_tiers_enforced(args: StackValidationArgs, report: ReportViolation) ->
                 ),
                 route.urn,
             )
-        covering = [a for a in auth if _covers(a, route, objects.GATEWAY_NAME)]
+        covering = [a for a in auth if covers(a, route, objects.GATEWAY_NAME, args)]
         for model in sorted(models):
             if not any(sorted(tiers) == wanted for a in covering for tiers in _model_rule_tiers(a, model)):
                 report(
@@ -440,7 +502,7 @@ MODEL_TIERS_ENFORCED = StackValidationPolicy(
 ROUTES_PROTECTED = StackValidationPolicy(
     name="routes-protected",
     description="An AuthPolicy that authenticates every request and a RateLimitPolicy that counts "
-    "every usage path cover every HTTPRoute, on its Gateway or on the route.",
+    "every usage path cover every HTTPRoute, on its Gateway, on the route or on a route of every host.",
     validate=_routes_protected,
     enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=relaxation.SCHEMA,

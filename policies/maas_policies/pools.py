@@ -16,7 +16,7 @@ from pulumi_policy import (
 )
 
 from maas_policies import objects, relaxation
-from maas_policies.access import match_usage_paths
+from maas_policies.access import covers, match_usage_paths
 
 # KServe's label on a predictor's pods, and its predictor Service's name
 # (kserve v0.20.0 pkg/constants/constants.go InferenceServicePodLabelKey, PredictorServiceName).
@@ -189,10 +189,17 @@ def _priority_from_identity(args: StackValidationArgs, report: ReportViolation) 
         "(components/access/tiers.py scheduling_headers)"
     )
     gateway_sets_it = False
+    pooled_routes = [
+        route
+        for route in objects.of_kind(args, "HTTPRoute")
+        for rule in (route.props.get("spec") or {}).get("rules") or []
+        if any(ref.get("kind") == "InferencePool" for ref in rule.get("backendRefs") or [])
+    ]
     for policy in objects.of_kind(args, "AuthPolicy"):
         headers = _picker_headers(policy)
-        on_gateway = ((policy.props.get("spec") or {}).get("targetRef") or {}).get("kind") == "Gateway"
-        gateway_sets_it |= on_gateway and OBJECTIVE_HEADER in headers
+        # In force on every pooled model's route: on the Gateway, or on the route of every host.
+        covers_pools = all(covers(policy, route, objects.GATEWAY_NAME, args) for route in pooled_routes)
+        gateway_sets_it |= covers_pools and OBJECTIVE_HEADER in headers
         for name, value in headers.items():
             problem = _not_from_identity(value)
             if problem and not relaxation.exempt(

@@ -11,7 +11,7 @@ from components.config import DEFAULT_TIERS
 from components.pins import upstream, versions
 from components.platform import redis
 from harness.program import Declared, Evaluation, evaluate, stack_config, typed_config
-from maas_policies import KNOWN_DEFAULT_CREDENTIALS
+from maas_policies import KNOWN_DEFAULT_CREDENTIALS, kuadrant_size
 from tests.support import cel
 from tests.support.configs import REMOVE, assert_refused, evaluate_variant
 from tests.support.labels import selects
@@ -52,14 +52,18 @@ def _expected_limits(tiers: list[dict[str, Any]], what: str) -> dict[str, Any]:
         f"{t['name']}-{what}": {
             "rates": [{"limit": t[what]["limit"], "window": t[what]["window"]}],
             "when": [{"predicate": f"auth.identity.tier == '{t['name']}'"}, {"predicate": BILLED}],
-            "counters": [{"expression": "auth.identity.userid"}],
+            "counters": [{"expression": "auth.identity.userid"}, {"expression": MODEL_COUNTER}],
         }
         for t in tiers
     }
 
 
+# Per user and model: every model's counters are in the policy route's namespace.
+MODEL_COUNTER = "'x-maas-model' in request.headers ? request.headers['x-maas-model'] : ''"
+
+
 def _assert_policies_follow(result: Evaluation, tiers: list[dict[str, Any]]) -> None:
-    gateway_target = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "inference-gateway"}
+    gateway_target = {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "metered-paths"}
     requests = _policy(result, "RateLimitPolicy").inputs["spec"]
     tokens = _policy(result, "TokenRateLimitPolicy").inputs["spec"]
     auth = _policy(result, "AuthPolicy").inputs["spec"]
@@ -183,12 +187,54 @@ def test_request_and_token_limits_have_distinct_names(stack: Evaluation) -> None
     assert requests.isdisjoint(tokens)
 
 
-def test_limits_target_the_gateway_so_every_route_is_covered(stack: Evaluation) -> None:
-    """Routes have no policies of their own; a route added later falls under the gateway's."""
-    for kind in POLICY_KINDS:
-        assert _policy(stack, kind).inputs["spec"]["targetRef"]["kind"] == "Gateway"
-    # a route per model, and the shared host's model list
-    assert len(stack.objects("HTTPRoute")) == len(stack.objects("InferenceService")) + 1
+def test_every_host_and_metered_path_of_every_route_gets_the_policies(stack: Evaluation) -> None:
+    """Model routes have no policies of their own: the policy route's, on every host of each
+    listener, cover them and any route added later. Checked the way the wasm-shim picks a
+    request's action sets (v0.14.1 src/kuadrant/pipeline/factory.rs select_blueprint: the
+    nearest host entry, a wildcard included, then the first set whose predicates hold) over
+    the sets kuadrant-operator would build (maas_policies/kuadrant_size.py)."""
+    objects = [r.inputs for r in stack.objects()]
+    (gateway,) = [o for o in objects if o["kind"] == "Gateway"]
+    routes = [o for o in objects if o["kind"] == "HTTPRoute"]
+    policies = {kind: [o for o in objects if o["kind"] == kind] for kind in POLICY_KINDS}
+    sets = kuadrant_size.action_sets(gateway, routes, policies)
+    # a route per model, the shared host's model list, and the policy route
+    assert len(routes) == len(stack.objects("InferenceService")) + 2
+    for route in routes:
+        # A route without hostnames takes the listener's, *.<domain>: any host under it.
+        listener_host = gateway["spec"]["listeners"][0]["hostname"]
+        for host in route["spec"].get("hostnames") or ["any" + listener_host[1:]]:
+            for rule in route["spec"]["rules"]:
+                for match in rule["matches"]:
+                    chosen = _shim_selects(sets, host, match["path"]["value"])
+                    assert chosen is not None, (route["metadata"]["name"], host, match)
+                    services = {a["service"] for a in chosen["actions"]}
+                    assert {"auth-service", "ratelimit-service", "ratelimit-check-service"} <= services
+
+
+def _shim_selects(sets: list[dict[str, Any]], host: str, path: str) -> dict[str, Any] | None:
+    """The set the wasm-shim applies to a request for `host` and `path`, or None (it passes)."""
+    by_host: dict[str, list[dict[str, Any]]] = {}
+    for action_set in sets:
+        for name in action_set["routeRuleConditions"]["hostnames"]:
+            by_host.setdefault(name, []).append(action_set)
+    labels = host.split(".")
+    nearest = [host, *("*." + ".".join(labels[i:]) for i in range(1, len(labels)))]
+    for name in nearest:
+        if name in by_host:
+            for action_set in by_host[name]:
+                predicates = action_set["routeRuleConditions"].get("predicates", [])
+                values = {"request": {"url_path": path, "headers": {}}}
+                if all(cel.evaluate(p, values) for p in predicates):
+                    return action_set
+            return None
+    return None
+
+
+def test_one_budget_per_user_and_model_whichever_host() -> None:
+    """The model counter is the header the gateway sets from either host (lua/request_body.lua)."""
+    for headers, value in (({"x-maas-model": "simulator-model"}, "simulator-model"), ({}, "")):
+        assert cel.evaluate(MODEL_COUNTER, {"request": {"headers": headers}}) == value
 
 
 def test_policies_wait_for_enforcement_after_routes_and_identity(stack: Evaluation) -> None:

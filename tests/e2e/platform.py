@@ -300,11 +300,6 @@ class Platform(abc.ABC):
         """An HTTPRoute nobody wrote a policy for, to the model, on `host`, for the block."""
 
     @abc.abstractmethod
-    def route_affected(self, host: str) -> bool:
-        """Whether Kuadrant reports the extra route on `host` affected by each of our
-        gateway's policies, for the route's current generation."""
-
-    @abc.abstractmethod
     def probe(self, origin: Origin, url: str, host: str | None = None) -> int:
         """curl's exit code for `url` from a pod outside our namespaces, or from one the
         models' NetworkPolicy admits (a pod labelled like the gateway's): 0 answered,
@@ -609,27 +604,6 @@ class Live(Platform):
             yield
         finally:
             self.kubectl("delete", "httproute", name, "-n", self.models_namespace, check=False)
-
-    # Kuadrant's condition on a route its policies affect, one per policy kind (kuadrant-operator
-    # v1.5.2 internal/controller/common.go PolicyAffectedConditionPattern), set by
-    # route_policy_discoverability_reconciler.go on the route's parent status for the Gateway.
-    AFFECTED = tuple(
-        f"kuadrant.io/{kind}Affected" for kind in ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy")
-    )
-
-    def route_affected(self, host: str) -> bool:
-        route = self.get("httproute", host.split(".")[0], "-n", self.models_namespace)
-        generation = route["metadata"].get("generation")
-        conditions = [
-            c for parent in route.get("status", {}).get("parents", []) for c in parent.get("conditions", [])
-        ]
-        return all(
-            any(
-                c["type"] == kind and c["status"] == "True" and c.get("observedGeneration") == generation
-                for c in conditions
-            )
-            for kind in self.AFFECTED
-        )
 
     def probe(self, origin: Origin, url: str, host: str | None = None) -> int:
         from components.pins import versions

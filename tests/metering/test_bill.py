@@ -69,7 +69,7 @@ class Cluster:
         self, at: int, user: str, tier: str, model: str, tokens: int, check: str, report: str
     ) -> None:
         """The request limit's check at `at` on one pod, the token report 5 s later on another."""
-        labels = {"user": user, "tier": tier, "limitador_namespace": f"llm/{model}"}
+        labels = {"user": user, "tier": tier, "model": model}
         self._count(at, check, "authorized_calls", labels, 1)
         self._count(at, check, "authorized_hits", labels, 1)
         self._count(at + 5, report, "authorized_calls", labels, 1)
@@ -82,7 +82,7 @@ class Cluster:
 
     def refused_by_tokens(self, at: int, user: str, tier: str, model: str, check: str, limit: str) -> None:
         """The request limit admits on one pod, the token limit refuses on another: 429, free."""
-        labels = {"user": user, "tier": tier, "limitador_namespace": f"llm/{model}"}
+        labels = {"user": user, "tier": tier, "model": model}
         self._count(at, check, "authorized_calls", labels, 1)
         self._count(at, check, "authorized_hits", labels, 1)
         self._count(at, limit, "limited_calls", {**labels, "limit_name": f"{tier}-tokens"}, 1)

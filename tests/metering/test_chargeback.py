@@ -28,7 +28,7 @@ def _limitador(
 ) -> list[dict[str, str]]:
     """Input series shaped like Limitador's /metrics (with telemetry labels): 0, then the given
     values, reported every minute for `minutes` as Limitador keeps doing."""
-    labels = f'user="{user}", tier="{tier}", limitador_namespace="llm/{model}", {SCRAPED}'
+    labels = f'user="{user}", tier="{tier}", model="{model}", {SCRAPED}'
     found = [
         {"series": f"authorized_calls{{{labels}}}", "values": f"0 {calls}+0x{minutes}"},
         {"series": f"authorized_hits{{{labels}}}", "values": f"0 {hits}+0x{minutes}"},
@@ -164,7 +164,7 @@ def test_alerts_fire_when_a_component_is_down_or_a_tier_is_throttled(
         *_limitador("carol", tier, model, calls=200, hits=100 * 101, limited={}),
         {
             "series": (
-                f'limited_calls{{user="carol", tier="{tier}", limitador_namespace="llm/{model}", '
+                f'limited_calls{{user="carol", tier="{tier}", model="{model}", '
                 f'{SCRAPED}, limit_name="{tier}-requests"}}'
             ),
             "values": "0+0x10 0+20x20",
@@ -309,7 +309,7 @@ def test_tokens_served_but_not_charged_raise_an_alert(promtool: str, stack_of: A
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(declared_rules(stack)))
     model, tier = next(iter(stack.outputs["models"])), stack.outputs["tiers"][0]
     server = f'maas_component="model", model="{model}", model_name="{model}", pod="p", job="j", instance="i"'
-    limitador = f'user="u", tier="{tier}", limitador_namespace="llm/{model}", {SCRAPED}'
+    limitador = f'user="u", tier="{tier}", model="{model}", {SCRAPED}'
 
     def case(charged_per_minute: int, fires: bool) -> dict[str, Any]:
         series = [

@@ -13,6 +13,7 @@ from components.pins import upstream, versions
 from components.platform import monitoring
 from components.serving import gateway
 from harness.program import Declared, Evaluation
+from tests.support import cel
 from tests.support.configs import assert_refused, evaluate_variant
 from tests.support.labels import predictor_pod_labels, selects
 
@@ -135,11 +136,22 @@ def test_limitadors_counters_carry_the_identity_the_auth_policy_exposes(stack: E
     }
     (auth,) = stack.objects("AuthPolicy")
     exposed = auth.inputs["spec"]["rules"]["response"]["success"]["filters"]["identity"]["json"]["properties"]
-    assert spec["metrics"]["default"]["labels"] == {
+    labels = spec["metrics"]["default"]["labels"]
+    assert {k: labels[k] for k in ("user", "tier")} == {
         "user": "auth.identity.userid",
         "tier": "auth.identity.tier",
     }
     assert set(exposed) == {"userid", "tier"}
+    # The model: its catalog name, from the header the gateway sets (every model's counters
+    # share the policy route's namespace); '' for a request without a known one.
+    for model in stack.objects("InferenceService"):
+        name = model.inputs["metadata"]["name"]
+        (route,) = [r for r in stack.objects("HTTPRoute") if r.inputs["metadata"]["name"] == name]
+        served = route.inputs["spec"]["rules"][0]["matches"][0]["headers"][0]["value"]
+        headers = {"x-maas-model": served}
+        assert cel.evaluate(labels["model"], {"request": {"headers": headers}}) == name
+    for headers in ({}, {"x-maas-model": "unknown"}):
+        assert cel.evaluate(labels["model"], {"request": {"headers": headers}}) == ""
 
 
 def _dashboard(stack: Evaluation) -> dict[str, Any]:

@@ -27,9 +27,9 @@ from tests.support.prometheus import (
     serve,
 )
 
-ALICE = {"user": "alice", "tier": "premium", "limitador_namespace": "llm/simulator"}
-BOB = {"user": "bob", "tier": "free", "limitador_namespace": "llm/simulator"}
-CAROL = {"user": "carol", "tier": "enterprise", "limitador_namespace": "llm/simulator"}
+ALICE = {"user": "alice", "tier": "premium", "model": "simulator"}
+BOB = {"user": "bob", "tier": "free", "model": "simulator"}
+CAROL = {"user": "carol", "tier": "enterprise", "model": "simulator"}
 
 
 def _counters(scale: int) -> Series:

@@ -38,6 +38,31 @@ def test_an_unprotected_route_is_refused(
     )
 
 
+@pytest.mark.parametrize(
+    ("change", "uncovered"),
+    [
+        # Its sets would hold the shared host only: the model's own host gets none.
+        (lambda spec: spec.update(hostnames=["api.maas.local"]), "HTTPRoute llm/simulator-large"),
+        # A match with a header is a predicate the model's requests do not meet.
+        (
+            lambda spec: spec["rules"][0]["matches"][0].update(headers=[{"name": "x", "value": "y"}]),
+            "HTTPRoute llm/simulator",
+        ),
+        # A path it does not match is served unprotected.
+        (lambda spec: spec["rules"][0]["matches"].pop(0), "HTTPRoute llm/simulator"),
+    ],
+)
+def test_the_policy_route_covers_only_what_its_sets_take(stack_of: Any, change: Any, uncovered: str) -> None:
+    """The tier policies reach a model route through the policy route only where the
+    wasm-shim would pick its sets: every host (no hostnames) and each usage path, exactly."""
+    stack = stack_of("dev")
+    found = violations(
+        stack, edited(stack, "HTTPRoute", "metered-paths", lambda inputs: change(inputs["spec"]))
+    )
+    refused = [v for v in found if v.policy == "routes-protected"]
+    assert any(uncovered in v.message and "reachable without authentication" in v.message for v in refused)
+
+
 _AUTH = "inference-gateway-authpolicy"
 _LIMITS = "inference-gateway-ratelimitpolicy"
 

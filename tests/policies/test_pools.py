@@ -155,8 +155,10 @@ def test_a_route_level_auth_policy_cannot_set_the_objective_from_the_client(stac
         "priority-from-identity",
         "AuthPolicy llm/simulator-own",
         "reads request headers a client sends",
-        # A route's own AuthPolicy admits tiers no route-level limit covers, as well.
-        also="tiers-limited",
+        # A route's own AuthPolicy admits tiers no route-level limit covers, as well. And it
+        # takes the shared host's sets from the policy route for the wasm-shim (the nearest
+        # host entry wins), so the other model on that host is left unprotected.
+        also=("tiers-limited", "routes-protected", "model-tiers-enforced"),
     )
 
 

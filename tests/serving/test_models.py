@@ -8,6 +8,7 @@ import pytest
 
 from components.config import GATEWAY_NAME, MODEL_HEADER
 from components.pins import versions
+from components.serving import catalog
 from components.serving import gateway as gw
 from components.serving.models import MODEL_PORT, PREDICTOR_PORT
 from harness.program import Declared, Evaluation, evaluate, stack_config, typed_config
@@ -84,7 +85,10 @@ def test_every_model_has_exactly_one_route_with_its_host_and_backend(stack: Eval
 
 def test_each_model_host_has_one_route_and_the_shared_host_has_them_all(stack: Evaluation) -> None:
     domain = stack_config(stack.stack).get("maas:domain", "maas.local")
-    routes = stack.objects("HTTPRoute")
+    # The tier policies' route names no host: it routes only hosts no other route names.
+    (policy_route,) = [r for r in stack.objects("HTTPRoute") if r.object_name == catalog.POLICY_ROUTE]
+    assert "hostnames" not in policy_route.inputs["spec"]
+    routes = [r for r in stack.objects("HTTPRoute") if r is not policy_route]
     hosts = [h for route in routes for h in route.inputs["spec"]["hostnames"] if h != f"api.{domain}"]
     assert len(hosts) == len(set(hosts)) == len(_models(stack))
     assert all(f"api.{domain}" in route.inputs["spec"]["hostnames"] for route in routes)

@@ -13,7 +13,6 @@ import base64
 import contextlib
 import itertools
 import json
-import math
 import re
 import threading
 import time
@@ -47,9 +46,6 @@ from tests.e2e.platform import (
 NO_MODEL = {"error": {"message": "no model", "type": "invalid_request_error", "code": "model_required"}}
 UNKNOWN_MODEL = {"error": {"message": "unknown", "type": "invalid_request_error", "code": "model_not_found"}}
 
-# Keyless requests a route added later answers before Kuadrant's config for its host reaches
-# the gateway (the wasm window; the fake counts requests where the cluster counts seconds).
-LATE_ROUTE_WINDOW = 3
 # How long the fake's Keycloak tokens live (Keycloak's default is 5 minutes).
 TOKEN_LIFETIME_S = 2.0
 COMPLETION_TOKENS = 16
@@ -69,8 +65,7 @@ class Faults:
     ignore_selector: bool = False  # A3: a Secret without our label grants access
     tier_check: bool = True  # A11: False admits a tier the table does not have
     leak_denied: bool = False  # a denied request reaches the model all the same
-    late_route_open: int = 0  # A13: keyless 200s on a new route after it was protected
-    late_route_unprotected: bool = False  # A13: a new route is never protected
+    no_policy_guard: bool = False  # a host Kuadrant has no action set for is served, unjudged
     deployed_limits: dict[str, int] = field(default_factory=dict)  # L1: limits unlike the config's
     users_share_counters: bool = False  # L3
     window_never_resets: bool = False  # L2
@@ -120,6 +115,9 @@ class Faults:
 # simulator takes about this long (--time-to-first-token=200ms); the queue timeout shrinks
 # in the same proportion.
 POOL_SLOTS_PER_REPLICA = 2
+# A route added later: the requests that reach its host before Kuadrant has written its
+# action sets (the operator reconciles after the route is accepted).
+UNWRITTEN_REQUESTS = 2
 CLUSTER_SERVICE_S = 0.2
 
 
@@ -156,7 +154,8 @@ class _Pool:
     ):
         self.ready = threading.Condition()
         self.free, self.fifo, self.service_s, self.ttl_s = slots, fifo, service_s, ttl_s
-        self.round_robin = fairness == "round-robin-fairness-policy"
+        # A pool that ignores priority (the fault) serves its queue first come, first served.
+        self.round_robin = fairness == "round-robin-fairness-policy" and not fifo
         self.threshold = depth * replicas
         self.refresh_s = CLUSTER_REFRESH_S * service_s / CLUSTER_SERVICE_S
         # Tickets (held, band, flow, arrival): held 0 is dispatched to a replica's queue, 1 is
@@ -165,7 +164,16 @@ class _Pool:
         self.arrivals = itertools.count()
         self.last_flow: dict[int, str] = {}
         self.at_replicas = 0
-        self.saturated, self.measured = False, -math.inf
+        self.saturated, self.measured = False, 0.0
+
+    def _observe(self) -> None:
+        """The detector's reading, taken every `refresh_s` on the clock, not at events: the
+        replicas' queue as it stood at the last tick passed since the previous event (it is
+        constant between events), so a reading is not biased to the moments requests arrive."""
+        now = time.monotonic()
+        if self.refresh_s <= 0 or now // self.refresh_s > self.measured // self.refresh_s:
+            self.saturated = self.at_replicas >= self.threshold
+        self.measured = now
 
     def _next(self) -> tuple[int, int, str, int]:
         dispatched = [t for t in self.waiting if t[0] == 0]
@@ -184,9 +192,7 @@ class _Pool:
         """Waits for a slot and holds it for the service time; False when the request was
         held past the queue timeout and refused instead (flow control's EvictedTTL)."""
         with self.ready:
-            now = time.monotonic()
-            if now - self.measured >= self.refresh_s:
-                self.measured, self.saturated = now, self.at_replicas >= self.threshold
+            self._observe()
             # Flow control dispatches at once only into an unsaturated pool with nobody held;
             # otherwise the request joins the held.
             held = self.saturated or any(waiting[0] == 1 for waiting in self.waiting)
@@ -203,6 +209,7 @@ class _Pool:
             if held:
                 self.last_flow[ticket[1]] = flow
             self.free -= 1
+            self._observe()
             self.at_replicas -= 0 if held else 1
             self.ready.notify_all()
         time.sleep(self.service_s)
@@ -260,14 +267,8 @@ class FakeGateway:
         self.routes: dict[str, str] = {f"{m.host}.{config.domain}": m.name for m in config.models}
         self.api_host = f"{config.gateway.api_host}.{config.domain}"
         self.by_served = {m.served_name: m.name for m in config.models}
-        # A route added later: Kuadrant's wasm filter lets a host it has no config for
-        # through (wasm-shim v0.14.1 src/filter/kuadrant_filter.rs, "no matching route
-        # found": Continue), and Istio serves the route before that config arrives. The
-        # window's keyless passes left per host, the passes a misbehaving gateway still lets
-        # through once the window closed, and Kuadrant's status polls seen per route.
-        self.unprotected: dict[str, int] = {}
-        self.reopens: dict[str, int] = {}
-        self.status_polls: dict[str, int] = {}
+        # Hosts Kuadrant has not configured: requests left until it has.
+        self.unwritten: dict[str, int] = {}
         self.counters: dict[tuple[str, str, str], _Counter] = {}
         self.metered: dict[tuple[str, str, str], list[int]] = {}  # (user, tier, model) -> [requests, tokens]
         self.tokens_scraped: dict[tuple[str, str, str], int] = {}
@@ -371,11 +372,16 @@ class FakeGateway:
         if "authorino" in self.down:
             return self._deny(model, _json(self.faults.auth_down_status, {"error": "auth unavailable"}), path)
         identity = self._identity(headers)
-        if host in self.unprotected and self.unprotected[host] > 0 and identity is None:
-            self.unprotected[host] -= 1
-        elif identity is None:
-            if self.reopens.get(host):
-                self.unprotected[host], self.reopens[host] = self.reopens[host], 0
+        if self.unwritten.get(host, 0) > 0:
+            # Kuadrant has no action set for the host yet (or could not write it): its filter
+            # passes the request unjudged (wasm-shim v0.14.1 kuadrant_filter.rs), and the
+            # gateway's guard refuses it for the missing marker (lua/policy_guard.lua).
+            self.unwritten[host] -= 1
+            if not self.faults.no_policy_guard:
+                return _json(gw.NO_POLICY_STATUS, json.loads(gw.NO_POLICY_BODY))
+            self._serve(model)
+            return self._answer(model, path, json.loads(body) if body else {})[0]
+        if identity is None:
             return self._deny(model, self._unauthenticated(), path)
         elif not self._admits(model, identity[1]):
             return self._deny(model, _json(403, FORBIDDEN), path)
@@ -740,24 +746,13 @@ class FakePlatform(Platform):
     def extra_route(self, host: str, model: Model) -> Iterator[None]:
         with self.gateway.lock:
             self.gateway.routes[host] = model.name
-            self.gateway.unprotected[host] = (
-                1_000_000 if self.faults.late_route_unprotected else LATE_ROUTE_WINDOW
-            )
-            self.gateway.reopens[host] = self.faults.late_route_open
-            self.gateway.status_polls[host] = 0
+            self.gateway.unwritten[host] = UNWRITTEN_REQUESTS
         self.hosts[host] = model.name
         try:
             yield
         finally:
             with self.gateway.lock:
                 self.gateway.routes.pop(host, None)
-
-    def route_affected(self, host: str) -> bool:
-        """Kuadrant reports the route affected a moment after it was added (the second look),
-        while the gateway's window is still open."""
-        with self.gateway.lock:
-            self.gateway.status_polls[host] += 1
-            return self.gateway.status_polls[host] >= 2
 
     def probe(self, origin: Origin, url: str, host: str | None = None) -> int:
         from tests.e2e.scenarios import servers_strangers_must_not_reach

@@ -119,11 +119,7 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
     "A3 unselected Secret": (Faults(ignore_selector=True), "a Secret without our label granted access"),
     "A11 unconfigured tier": (Faults(tier_check=False), "403 for an unknown tier"),
     "A5 A6 A7 keys follow Secrets": (Faults(old_key_lingers=True), "the old value to stop"),
-    "A13 late route": (Faults(late_route_open=2), "the late route answered without a key once protected"),
-    "A13 late route never protected": (
-        Faults(late_route_unprotected=True),
-        "waiting for the late route to refuse a keyless request",
-    ),
+    "A13 late route": (Faults(no_policy_guard=True), "the late route answered without a key"),
     "A14 model outside the tier": (Faults(model_tiers_ignored=True), "free on simulator-large: 200"),
     "listing models is free": (Faults(listing_billed=True), "listing models was limited"),
     "shared host serves every model": (Faults(body_ignored=True), "answered by another model"),
