@@ -80,6 +80,18 @@ class Cluster:
         row[2] += tokens
         row[3] += per_request + tokens / 1000 * per_1k
 
+    def failed(self, at: int, user: str, tier: str, model: str, check: str, token_check: str) -> None:
+        """Admitted by both limits, then answered without `usage` (the picker shed it with 429,
+        the model failed with 5xx or refused with 4xx): the token report never goes (its
+        message needs `usage.total_tokens`), so the request is billed and its tokens are 0."""
+        labels = {"user": user, "tier": tier, "model": model}
+        self._count(at, check, "authorized_calls", labels, 1)
+        self._count(at, check, "authorized_hits", labels, 1)
+        self._count(at, token_check, "authorized_calls", labels, 1)
+        row = self.truth.setdefault(user, [tier, 0, 0, 0.0])
+        row[1] += 1
+        row[3] += price_at(at)[0]
+
     def refused_by_tokens(self, at: int, user: str, tier: str, model: str, check: str, limit: str) -> None:
         """The request limit admits on one pod, the token limit refuses on another: 429, free."""
         labels = {"user": user, "tier": tier, "model": model}
@@ -229,4 +241,21 @@ def test_a_price_change_bills_each_interval_at_its_own_price(
     cluster = Cluster({"a": Pod("a", 5)})
     for at in [*range(40, 14 * 60, 30), *range(16 * 60, END - 2 * SCRAPE, 30)]:
         cluster.admitted(at, "erin", tier, model, 500, "a", "a")
+    _bill(promtool, stack, cluster, model, tmp_path)
+
+
+def test_a_request_answered_without_usage_pays_the_request_price_and_no_tokens(
+    promtool: str, stack_of: Any, tmp_path: Path
+) -> None:
+    """What is billed (docs/metering.md "What is billed"): a request both limits admitted and
+    the picker shed (429) or the model failed (5xx, 4xx) pays the per-request price and no
+    tokens, on two replicas. frank's served requests and failed ones interleave."""
+    stack = stack_of("gpu")
+    model = next(iter(stack.outputs["models"]))
+    tier = stack.outputs["tiers"][-1]
+    cluster = Cluster({"a": Pod("a", 25), "b": Pod("b", 5)})
+    for at in (60, 400, 900, 1300):
+        cluster.admitted(at, "frank", tier, model, 300, "a", "b")
+    for at, check, token_check in ((200, "a", "b"), (210, "b", "b"), (700, "b", "a"), (1500, "a", "a")):
+        cluster.failed(at, "frank", tier, model, check, token_check)
     _bill(promtool, stack, cluster, model, tmp_path)

@@ -303,8 +303,9 @@ def test_every_component_an_alert_watches_is_labelled_by_a_monitor(stack: Evalua
 
 def test_tokens_served_but_not_charged_raise_an_alert(promtool: str, stack_of: Any, tmp_path: Path) -> None:
     """The model's servers count 500 tokens a minute. Charged 100 of them (the rest streamed
-    to clients that closed the stream before its usage chunk): the alert fires. Charged all of
-    them: it stays quiet."""
+    to clients that closed the stream before its usage chunk): the alert fires. Every token
+    report lost (Limitador saw the checks only, docs/metering.md "Token reports that never
+    arrive"): it fires. Charged all of them: it stays quiet."""
     stack = stack_of("dev")
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(declared_rules(stack)))
     model, tier = next(iter(stack.outputs["models"])), stack.outputs["tiers"][0]
@@ -341,7 +342,7 @@ def test_tokens_served_but_not_charged_raise_an_alert(promtool: str, stack_of: A
     unit = {
         "rule_files": ["rules.yml"],
         "evaluation_interval": chargeback.INTERVAL,
-        "tests": [case(100, fires=True), case(500, fires=False)],
+        "tests": [case(100, fires=True), case(0, fires=True), case(500, fires=False)],
     }
     (tmp_path / "uncharged.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
     tested = _promtool(promtool, "test", "rules", "uncharged.yml", cwd=tmp_path)
