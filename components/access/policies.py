@@ -15,6 +15,32 @@ from components.serving.catalog import POLICY_ROUTE
 
 # Kuadrant reports a policy Enforced once the gateway's data plane applies it.
 WAIT_ENFORCED = {"pulumi.com/waitFor": "condition=Enforced"}
+# The TelemetryPolicy that labels Limitador's counters (components/metering/observability.py).
+TELEMETRY_POLICY = f"{GATEWAY_NAME}-telemetry"
+# Policy kinds that decide who may call or what a request counts, by API group and resource:
+# Kuadrant's, and the extensions that write such policies themselves (PlanPolicy limits,
+# OIDCPolicy an AuthPolicy; kuadrant-operator v1.5.2 config/crd/bases).
+PINNED_RESOURCES = (
+    ("kuadrant.io", ("authpolicies", "ratelimitpolicies", "tokenratelimitpolicies")),
+    ("extensions.kuadrant.io", ("telemetrypolicies", "planpolicies", "oidcpolicies")),
+)
+
+
+def policy_name(kind: str) -> str:
+    return f"{GATEWAY_NAME}-{kind.lower()}"
+
+
+def pinned_names() -> list[str]:
+    """`<Kind>/<name>` of the only such policies the models' namespace may hold: ours."""
+    kinds = ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy")
+    return [*(f"{kind}/{policy_name(kind)}" for kind in kinds), f"TelemetryPolicy/{TELEMETRY_POLICY}"]
+
+
+def pinned_expression() -> str:
+    """CEL of the admission policy (Kubernetes' ValidatingAdmissionPolicy): a create or update
+    of a policy kind above passes only for one of ours."""
+    allowed = ", ".join(f"'{n}'" for n in pinned_names())
+    return f"(object.kind + '/' + object.metadata.name) in [{allowed}]"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +90,61 @@ class TierPolicies(pulumi.ComponentResource):
             tiers.token_limit_spec(args.tiers, POLICY_ROUTE),
             args,
         )
-        self.register_outputs({"auth": auth, "requests": requests, "tokens": tokens})
+        pinned = self._pin(name, args)
+        self.register_outputs({"auth": auth, "requests": requests, "tokens": tokens, "pinned": pinned})
+
+    def _pin(
+        self, name: str, args: TierPoliciesArgs
+    ) -> k8s.admissionregistration.v1.ValidatingAdmissionPolicy:
+        """No other Kuadrant policy in the models' namespace: one on a model's route would take
+        that host's requests from the tier rules (the wasm-shim applies the nearest host's
+        sets only), and neither `defaults` nor `overrides` on our route reaches another route
+        (docs/architecture.md "Who may change the tier rules"). Refused at admission, so a
+        grant to create policies there does not extend to replacing ours."""
+        policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
+            f"{name}-pinned",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{GATEWAY_NAME}-tier-policies-pinned"),
+            spec=k8s.admissionregistration.v1.ValidatingAdmissionPolicySpecArgs(
+                failure_policy="Fail",
+                match_constraints=k8s.admissionregistration.v1.MatchResourcesArgs(
+                    resource_rules=[
+                        k8s.admissionregistration.v1.NamedRuleWithOperationsArgs(
+                            api_groups=[group],
+                            api_versions=["*"],
+                            operations=["CREATE", "UPDATE"],
+                            resources=list(resources),
+                        )
+                        for group, resources in PINNED_RESOURCES
+                    ]
+                ),
+                validations=[
+                    k8s.admissionregistration.v1.ValidationArgs(
+                        expression=pinned_expression(),
+                        message=(
+                            "Only the platform's tier policies may exist in the models' namespace: "
+                            "another would replace the tier rules for the routes it targets. Fix: "
+                            "change the tier rules in the stack's config (maas:tiers, maas:models)."
+                        ),
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+            f"{name}-pinned-binding",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{GATEWAY_NAME}-tier-policies-pinned"),
+            spec=k8s.admissionregistration.v1.ValidatingAdmissionPolicyBindingSpecArgs(
+                policy_name=policy.metadata.name,
+                validation_actions=["Deny"],
+                match_resources=k8s.admissionregistration.v1.MatchResourcesArgs(
+                    namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                        match_labels={"kubernetes.io/metadata.name": args.namespace}
+                    )
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return policy
 
     def _policy(
         self, name: str, api_version: str, kind: str, spec: dict[str, Any], args: TierPoliciesArgs
@@ -74,7 +154,7 @@ class TierPolicies(pulumi.ComponentResource):
             api_version=api_version,
             kind=kind,
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{GATEWAY_NAME}-{kind.lower()}", namespace=args.namespace, annotations=WAIT_ENFORCED
+                name=policy_name(kind), namespace=args.namespace, annotations=WAIT_ENFORCED
             ),
             spec=spec,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),

@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.access import tiers
+from components.access.policies import TELEMETRY_POLICY
 from components.config import GATEWAY_NAME, ModelConfig, PricesConfig, TierConfig
 from components.metering import chargeback, dashboards
 from components.pins import upstream
@@ -146,9 +147,7 @@ class Observability(pulumi.ComponentResource):
             f"{name}-telemetry",
             api_version="extensions.kuadrant.io/v1alpha1",
             kind="TelemetryPolicy",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{GATEWAY_NAME}-telemetry", namespace=args.models_namespace
-            ),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=TELEMETRY_POLICY, namespace=args.models_namespace),
             spec={
                 "targetRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME},
                 "metrics": {"default": {"labels": tiers.telemetry_labels(args.models)}},

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from components.access import policies
 from tests.e2e import scenarios
 from tests.e2e.platform import Live
 
@@ -134,3 +137,33 @@ def test_a_users_budget_for_a_model_spans_its_host_and_the_shared_host(platform:
 
 def test_the_readme_openai_sdk_example_works_against_the_shared_host(platform: Live) -> None:
     scenarios.openai_sdk_example(platform)
+
+
+def test_no_other_kuadrant_policy_is_admitted_in_the_models_namespace(platform: Live) -> None:
+    """The tier rules are pinned at admission (components/access/policies.py TierPolicies._pin):
+    an AuthPolicy on a model's route is refused, ours passes an update; both as a server-side
+    dry run, which admission judges and nothing keeps."""
+    route = next(
+        r
+        for r in platform.get("httproute", "-n", platform.models_namespace)["items"]
+        if r["spec"].get("hostnames")
+    )
+    rogue = {
+        "apiVersion": "kuadrant.io/v1",
+        "kind": "AuthPolicy",
+        "metadata": {"name": "open-door", "namespace": platform.models_namespace},
+        "spec": {
+            "targetRef": {
+                "group": "gateway.networking.k8s.io",
+                "kind": "HTTPRoute",
+                "name": route["metadata"]["name"],
+            },
+            "rules": {"authentication": {"anyone": {"anonymous": {}}}},
+        },
+    }
+    refused = platform.kubectl("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(rogue), check=False)
+    assert refused.returncode != 0, refused.stdout
+    assert "Only the platform's tier policies" in refused.stderr, refused.stderr
+    ours = platform.get("authpolicy", policies.policy_name("AuthPolicy"), "-n", platform.models_namespace)
+    updated = platform.kubectl("replace", "--dry-run=server", "-f", "-", stdin=json.dumps(ours), check=False)
+    assert updated.returncode == 0, updated.stderr
