@@ -80,9 +80,19 @@ def _anchors(
     spec = anchor.get("spec") or {}
     if _hosts(anchor) or not any(p.get("name") == gateway for p in spec.get("parentRefs") or []):
         return False
+    # A policy on the Gateway gives every route of it sets of its own hosts (kuadrant-operator
+    # v1.5.2 internal/wasm/utils.go BuildActionSetsForPath per path), nearer than `*.<domain>`.
+    if any(
+        _targets_gateway(policy.props, gateway)
+        for kind in _KUADRANT_POLICIES
+        for policy in objects.of_kind(args, kind)
+    ):
+        return False
     targeted = _targeted_routes(args) - {objects.name(anchor)}
     for other in objects.of_kind(args, "HTTPRoute"):
-        if objects.name(other.props) in targeted and set(_hosts(other.props)) & set(_hosts(route)):
+        if objects.name(other.props) in targeted and any(
+            _host_matches(pattern, host) for pattern in _hosts(other.props) for host in _hosts(route)
+        ):
             return False
     exact = {
         str((m.get("path") or {}).get("value"))
@@ -95,6 +105,17 @@ def _anchors(
         for match in rule.get("matches") or [{}]:
             served |= match_usage_paths(match)
     return served <= exact
+
+
+def _targets_gateway(policy: Mapping[str, Any], gateway: str) -> bool:
+    target = (policy.get("spec") or {}).get("targetRef") or {}
+    return target.get("kind") == "Gateway" and target.get("name") == gateway
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    """A route hostname takes `host`: the same name, or a wildcard over it (Gateway API
+    v1.5.1 httproute_types.go Hostnames: `*.example.com` matches any name under it)."""
+    return pattern == host or (pattern.startswith("*.") and host.endswith(pattern[1:]))
 
 
 # Copy of components/pins/upstream.py OPENAI_USAGE_PATHS (a test ties them): the paths whose

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from components.config import GATEWAY_NAME
 from harness.program import stack_config
 from tests.support import policy_runner
 from tests.support.configs import evaluate_variant
@@ -61,6 +62,52 @@ def test_the_policy_route_covers_only_what_its_sets_take(stack_of: Any, change: 
     )
     refused = [v for v in found if v.policy == "routes-protected"]
     assert any(uncovered in v.message and "reachable without authentication" in v.message for v in refused)
+
+
+def _limits_on_the_gateway(stack: Any) -> list[Any]:
+    """A RateLimitPolicy of someone's on the Gateway, beside ours on the policy route."""
+    limits = stack.one("RateLimitPolicy", stack.objects("RateLimitPolicy")[0].object_name)
+    inputs = copy.deepcopy(limits.inputs)
+    inputs["metadata"]["name"] = "gateway-wide"
+    inputs["spec"]["targetRef"] = {
+        "group": "gateway.networking.k8s.io",
+        "kind": "Gateway",
+        "name": GATEWAY_NAME,
+    }
+    return [*stack.resources, policy_runner.added(stack, "RateLimitPolicy", inputs)]
+
+
+def _wildcard_route_with_a_policy(stack: Any) -> list[Any]:
+    """A route of someone's on `*.<domain>` with an AuthPolicy of its own."""
+    route = stack.one("HTTPRoute", "simulator")
+    inputs = copy.deepcopy(route.inputs)
+    inputs["metadata"]["name"] = "wildcard"
+    inputs["spec"]["hostnames"] = ["*.maas.local"]
+    auth = copy.deepcopy(stack.objects("AuthPolicy")[0].inputs)
+    auth["metadata"]["name"] = "wildcard-auth"
+    auth["spec"]["targetRef"] = {
+        "group": "gateway.networking.k8s.io",
+        "kind": "HTTPRoute",
+        "name": "wildcard",
+    }
+    return [
+        *stack.resources,
+        policy_runner.added(stack, "HTTPRoute", inputs),
+        policy_runner.added(stack, "AuthPolicy", auth),
+    ]
+
+
+@pytest.mark.parametrize("change", [_limits_on_the_gateway, _wildcard_route_with_a_policy])
+def test_a_nearer_host_entry_takes_the_model_hosts_from_the_policy_route(stack_of: Any, change: Any) -> None:
+    """The wasm-shim takes a request's sets from the nearest host entry (wasm-shim v0.14.1
+    src/kuadrant/pipeline/factory.rs select_blueprint): a policy on the Gateway gives the
+    model hosts entries of their own, and so does a policy on a route over `*.<domain>`."""
+    stack = stack_of("dev")
+    found = violations(stack, change(stack))
+    refused = [v for v in found if v.policy == "routes-protected"]
+    assert any(
+        "HTTPRoute llm/simulator" in v.message and "reachable without" in v.message for v in refused
+    ), found
 
 
 _AUTH = "inference-gateway-authpolicy"
