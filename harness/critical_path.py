@@ -68,23 +68,11 @@ WEIGHTS: dict[str, Weight] = {
         "four operators pulled and Ready: kuadrant, authorino-, limitador- and dns-operator "
         "(kuadrant-operator v1.5.2 charts/kuadrant-operator/templates/manifests.yaml)",
     ),
-    "kuadrant-failure-modes": Weight(
-        30,
-        "a DeploymentPatch of the operator's pod template: a rollout, the new pod waits for "
-        "the old one's leader lease (controller-runtime leader election, 15 s lease) before "
-        "it reconciles",
-    ),
     "kuadrant-instance": Weight(
         45,
         "Ready once Authorino and Limitador run: the operator creates both CRs, their "
         "operators their Deployments, two images pulled (kuadrant-operator v1.5.2 "
         "internal/controller/kuadrant_status_updater.go)",
-    ),
-    "kuadrant-limitador": Weight(
-        20,
-        "patching the Limitador spec (telemetry, replicas) changes its Deployment: a rollout; "
-        "a RateLimitPolicy is Enforced only once Limitador is Ready again (kuadrant-operator "
-        "v1.5.2 internal/controller/ratelimit_policy_status_updater.go)",
     ),
     "inference-gateway-gateway": Weight(
         25, "Programmed once istiod deployed the gateway's Envoy (proxyv2 image pulled)"
@@ -97,6 +85,24 @@ WEIGHTS: dict[str, Weight] = {
     "tier-policies-requests": Weight(15, "Enforced: limits written to Limitador, wasm config"),
     "tier-policies-tokens": Weight(15, "Enforced: limits written to Limitador, wasm config"),
 }
+# A patch of what an operator or chart already runs: a rollout the engine or what follows waits
+# for. Where one stands after an install, a value at install time would have avoided it.
+PATCH_WEIGHTS: dict[str, Weight] = {
+    "kubernetes:apps/v1:DeploymentPatch": Weight(
+        30,
+        "a patch of a running Deployment's pod template: a rollout the engine awaits; for an "
+        "operator, the new pod also waits for the old one's leader lease (controller-runtime "
+        "leader election, 15 s lease) before it reconciles",
+    ),
+    "kubernetes:limitador.kuadrant.io/v1alpha1:LimitadorPatch": Weight(
+        20,
+        "a Limitador spec patched after Kuadrant created it: its telemetry is an argument of "
+        "the Deployment (limitador-operator v0.18.0-dev01 pkg/limitador/deployment_options.go), "
+        "so a rollout; "
+        "a RateLimitPolicy is Enforced only once Limitador is Ready again (kuadrant-operator "
+        "v1.5.2 internal/controller/ratelimit_policy_status_updater.go)",
+    ),
+}
 # Any other object: created, nothing awaited beyond the API call.
 CREATED = Weight(1, "an API call; nothing to wait for")
 
@@ -104,7 +110,7 @@ CREATED = Weight(1, "an API call; nothing to wait for")
 def weight(resource: Declared) -> Weight:
     if not resource.custom or resource.type.startswith("pulumi:providers:"):
         return Weight(0, "not a cluster object")
-    return WEIGHTS.get(resource.name, CREATED)
+    return WEIGHTS.get(resource.name) or PATCH_WEIGHTS.get(resource.type, CREATED)
 
 
 @dataclass(frozen=True)

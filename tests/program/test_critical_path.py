@@ -19,11 +19,10 @@ SERVING = {
     "istio-istiod": "programs the gateway",
     "kuadrant-operator": "Authorino's and Limitador's operators; the wasm config",
     "kuadrant-instance": "Authorino and Limitador running",
-    "kuadrant-limitador": (
-        "Limitador's settings (telemetry for metering, replicas, storage): Kuadrant v1.5.2's CRD "
-        "takes none (api/v1beta1/kuadrant_types.go KuadrantSpec), so they are a patch after it "
-        "created Limitador; README Unverified"
-    ),
+    # A patch, kept: Kuadrant v1.5.2's CRD takes no Limitador settings (api/v1beta1/
+    # kuadrant_types.go KuadrantSpec), and the ways to give them before it creates Limitador
+    # fail a deployed stack's upgrade or its teardown (docs/architecture.md).
+    "kuadrant-limitador": "Limitador's settings (telemetry for metering, replicas, storage)",
     "tier-policies-auth": "keys checked",
     "tier-policies-requests": "request limits enforced",
     "tier-policies-tokens": "token limits enforced",
@@ -34,6 +33,7 @@ SERVING = {
 
 
 def _off_the_serving_path(found: critical_path.Estimate) -> list[str]:
+    """Members the first 200 does not need."""
     return [
         str(resource)
         for resource, _ in found.chain
