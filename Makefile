@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STACK ?= dev
 
-.PHONY: check lint types test test-tools schemas urns bench e2e python-envs \
+.PHONY: check lint types test test-tools schemas urns bench critical-path e2e python-envs \
 	deploy-dev destroy-dev deploy destroy outputs keys preview converged
 
 check: lint types test
@@ -49,6 +49,11 @@ urns: $(STAMP)
 # The policy pack's module (maas_policies) holds the size estimator it prints with.
 bench: $(STAMP)
 	PYTHONPATH=policies $(BIN)/python -m harness.bench
+
+# The estimated time to the first authorized 200 and the chain that makes it (estimates, each
+# with its reason): harness/critical_path.py.
+critical-path: $(STAMP)
+	$(BIN)/python -m harness.critical_path $(STACK)
 
 # ARGS go to pytest, e.g. ARGS='-m "not disruptive"'.
 e2e: $(STAMP)

@@ -29,6 +29,13 @@ OPERATOR_CONTAINER = "manager"
 AUTH_FAILURE_MODE_ENV = "AUTH_SERVICE_FAILURE_MODE"
 LIMITS_FAILURE_MODE_ENV = ("RATELIMIT_SERVICE_FAILURE_MODE", "RATELIMIT_CHECK_SERVICE_FAILURE_MODE")
 REPORT_FAILURE_MODE_ENV = "RATELIMIT_REPORT_SERVICE_FAILURE_MODE"
+# What the operator uses when a variable is unset (v1.5.2 internal/wasm/utils.go
+# AuthServiceFailureMode, Ratelimit*ServiceFailureMode: parseFailureModeValue's defaults).
+OPERATOR_DEFAULT_FAILURE_MODES = {
+    AUTH_FAILURE_MODE_ENV: "deny",
+    **dict.fromkeys(LIMITS_FAILURE_MODE_ENV, "allow"),
+    REPORT_FAILURE_MODE_ENV: "allow",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,8 +69,12 @@ class Kuadrant(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KuadrantArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(self.TYPE, name, None, opts)
-        # The operator, with the failure modes in its environment: no policy is enforced under
-        # the defaults first, since the instance waits for it.
+        # The operator, with the failure modes in its environment where they differ from its
+        # defaults: no policy is enforced under the defaults first, since the instance waits
+        # for the patched operator. Where they equal the defaults (Limitador open), no patch:
+        # the patch would restart the operator after install for nothing (docs/architecture.md
+        # "Time to the first authorized 200").
+        modes = failure_modes(args.limitador)
         self._operator = args.flavour.install_chart(
             Chart(
                 name=f"{name}-operator",
@@ -71,11 +82,13 @@ class Kuadrant(pulumi.ComponentResource):
                 chart=versions.KUADRANT_OPERATOR,
                 namespace=args.namespace,
                 after=args.after,
-                operator_env=OperatorEnv(
+                operator_env=None
+                if modes == OPERATOR_DEFAULT_FAILURE_MODES
+                else OperatorEnv(
                     name=f"{name}-failure-modes",
                     deployment=OPERATOR_DEPLOYMENT,
                     container=OPERATOR_CONTAINER,
-                    values=failure_modes(args.limitador),
+                    values=modes,
                 ),
             ),
             self,

@@ -255,9 +255,11 @@ def _proposed_on_a_second_up(patch: dict[str, Any]) -> dict[str, Any]:
     return k8s_diff.diff(k8s_diff.apply(chart, patch), patch, patch)
 
 
-def test_a_second_up_proposes_no_change_to_the_operator_env(kubernetes_stack: Evaluation) -> None:
-    """`make converged` (--expect-no-changes) fails on a patch the provider diffs on every run."""
-    patch = kubernetes_stack.one("Deployment", kuadrant.OPERATOR_DEPLOYMENT)
+@pytest.mark.parametrize("stack_name", ["dev-oidc", "gpu"])
+def test_a_second_up_proposes_no_change_to_the_operator_env(stack_of: Any, stack_name: str) -> None:
+    """`make converged` (--expect-no-changes) fails on a patch the provider diffs on every run.
+    (The stacks whose failure modes differ from the operator's defaults: dev has no patch.)"""
+    patch = stack_of(stack_name).one("Deployment", kuadrant.OPERATOR_DEPLOYMENT)
     assert _proposed_on_a_second_up(patch.inputs) == {}
 
 
@@ -277,21 +279,56 @@ def test_the_diff_model_sees_an_env_patch_differ_on_every_run() -> None:
     assert proposed == {"spec": {"template": {"spec": {"containers": containers}}}}
 
 
+def _failure_modes_in_force(stack: Evaluation) -> dict[str, str]:
+    """What the operator runs with: its patched environment, or, where no patch is declared,
+    its defaults (kuadrant-operator v1.5.2 internal/wasm/utils.go parseFailureModeValue:
+    AUTH_SERVICE_FAILURE_MODE deny, the RATELIMIT_* ones allow)."""
+    patches = [r for r in stack.objects("Deployment") if r.object_name == kuadrant.OPERATOR_DEPLOYMENT]
+    if not patches:
+        return dict(kuadrant.OPERATOR_DEFAULT_FAILURE_MODES)
+    return _operator_env(stack)
+
+
+def test_the_operator_defaults_are_read_at_the_pinned_release() -> None:
+    assert kuadrant.OPERATOR_DEFAULT_FAILURE_MODES == {
+        "AUTH_SERVICE_FAILURE_MODE": "deny",
+        "RATELIMIT_SERVICE_FAILURE_MODE": "allow",
+        "RATELIMIT_CHECK_SERVICE_FAILURE_MODE": "allow",
+        "RATELIMIT_REPORT_SERVICE_FAILURE_MODE": "allow",
+    }
+
+
 @pytest.mark.parametrize(("stack_name", "limits"), [("dev", "allow"), ("dev-oidc", "deny"), ("gpu", "deny")])
 def test_failure_modes_are_set_where_kuadrant_reads_them(stack_of: Any, stack_name: str, limits: str) -> None:
     """Authorino always fails closed; Limitador as maas:limitador.failureMode says (gpu: closed)."""
     stack = stack_of(stack_name)
-    assert _operator_env(stack) == {
+    assert _failure_modes_in_force(stack) == {
         "AUTH_SERVICE_FAILURE_MODE": "deny",
         "RATELIMIT_SERVICE_FAILURE_MODE": limits,
         "RATELIMIT_CHECK_SERVICE_FAILURE_MODE": limits,
         # a token report comes after the answer: failing it would only throw the answer away
         "RATELIMIT_REPORT_SERVICE_FAILURE_MODE": "allow",
     }
-    # No policy is enforced under the operator's defaults first.
+
+
+@pytest.mark.parametrize("stack_name", ["dev-oidc", "gpu"])
+def test_the_instance_waits_for_the_operator_patched_with_other_failure_modes(
+    stack_of: Any, stack_name: str
+) -> None:
+    """No policy is enforced under the operator's defaults first."""
+    stack = stack_of(stack_name)
     patch = stack.one("Deployment", kuadrant.OPERATOR_DEPLOYMENT)
     assert stack.waits_for(_installer(stack, "kuadrant-instance"), patch)
     assert stack.waits_for(patch, _installer(stack, "kuadrant-operator"))
+
+
+def test_failure_modes_equal_to_the_defaults_restart_nothing(stack_of: Any) -> None:
+    """dev's (Limitador open) are the operator's defaults: no ConfigMap, no patch, so no
+    restart of the operator after its install (harness/critical_path.py)."""
+    stack = stack_of("dev")
+    assert [r for r in stack.objects("Deployment") if r.object_name == kuadrant.OPERATOR_DEPLOYMENT] == []
+    assert [r for r in stack.objects("ConfigMap") if r.name.startswith("kuadrant-failure-modes")] == []
+    assert stack.waits_for(_installer(stack, "kuadrant-instance"), _installer(stack, "kuadrant-operator"))
 
 
 def test_limitador_may_fail_closed_on_dev_too() -> None:
