@@ -32,6 +32,9 @@ GATEWAY_HEADERS = (MODEL_HEADER, TIER_HEADER, *upstream.ENDPOINT_PICKER_HEADERS)
 # Envoy Lua that sets the model header and asks every streamed request for usage (see the
 # file); request_filter_source() puts the catalog before it.
 REQUEST_BODY_LUA = Path(__file__).parent / "lua" / "request_body.lua"
+# Its response half: plain-text refusals (Kuadrant's 429s, the picker's, Envoy's 413) in
+# OpenAI's error shape, with Retry-After where Limitador says when its window frees.
+REFUSALS_LUA = Path(__file__).parent / "lua" / "refusals.lua"
 # Istio applies EnvoyFilters in ascending priority (istio/api 1.30.3 envoy_filter.proto
 # `priority`); Kuadrant's (priority 0, kuadrant-operator v1.5.2 istio_extension_reconciler.go)
 # is inserted before the router after ours, so ours runs first and Kuadrant's filter sees the
@@ -253,11 +256,23 @@ class InferenceGateway(pulumi.ComponentResource):
                 },
             },
         }
+        # The filter buffers each body, which Envoy bounds by the connection's buffer limit,
+        # the listener's per_connection_buffer_limit_bytes, 413 past it (Envoy docs
+        # faq/configuration/flow_control.rst; Istio 1.30.3 sets none, so 1 MiB): MERGEd
+        # into the Gateway's listeners (istio 1.30.3 envoyfilter/listener_patch.go patchListener).
+        body_limit: dict[str, object] = {
+            "applyTo": "LISTENER",
+            "match": {"context": "GATEWAY"},
+            "patch": {
+                "operation": "MERGE",
+                "value": {"per_connection_buffer_limit_bytes": args.config.max_request_bytes},
+            },
+        }
         return self._envoy_filter(
             f"{name}-request-body",
             "request-body",
             REQUEST_BODY_PRIORITY,
-            [_patch(ROUTER, {"operation": "INSERT_BEFORE", "value": lua})],
+            [_patch(ROUTER, {"operation": "INSERT_BEFORE", "value": lua}), body_limit],
             args,
             # Named for its first job, streamed usage, before it routed by model; the alias
             # keeps its URN.
@@ -438,7 +453,7 @@ def request_filter_source(shared_host: str, models: Sequence[ModelConfig], domai
         # Headers only the gateway sets: any a client sends is removed before routing.
         "gateway_headers": {name: True for name in GATEWAY_HEADERS},
     }
-    return f"local CATALOG = {_lua(catalog)}\n\n{REQUEST_BODY_LUA.read_text()}"
+    return f"local CATALOG = {_lua(catalog)}\n\n{REQUEST_BODY_LUA.read_text()}\n{REFUSALS_LUA.read_text()}"
 
 
 def tier_caps_source(tiers: Sequence[TierConfig], models: Sequence[ModelConfig] = ()) -> str:
