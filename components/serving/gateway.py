@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import GATEWAY_NAME, MODEL_HEADER, TIER_HEADER, GatewayConfig, ModelConfig, TierConfig
+from components.config.types import window_seconds
 from components.pins import upstream
 from components.pins.upstream import OPENAI_USAGE_PATHS
 from components.platform import cluster
@@ -252,7 +254,9 @@ class InferenceGateway(pulumi.ComponentResource):
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
                 "default_source_code": {
-                    "inline_string": request_filter_source(self.api_host, args.models, args.domain)
+                    "inline_string": request_filter_source(
+                        self.api_host, args.models, args.domain, args.tiers
+                    )
                 },
             },
         }
@@ -442,9 +446,12 @@ def _lua(value: object) -> str:
     raise TypeError(f"no Lua literal for {value!r}")
 
 
-def request_filter_source(shared_host: str, models: Sequence[ModelConfig], domain: str) -> str:
-    """The Lua filter's source: the catalog it routes by, then the filter itself."""
-    catalog = {
+def request_filter_source(
+    shared_host: str, models: Sequence[ModelConfig], domain: str, tiers: Sequence[TierConfig]
+) -> str:
+    """The Lua filter's source: the catalog it routes by, then the filter itself and its
+    response half (refusals.lua)."""
+    catalog: dict[str, object] = {
         "api_host": shared_host,
         "hosts": {f"{m.host}.{domain}": m.served_name for m in models},
         "models": {m.served_name: True for m in models},
@@ -453,6 +460,10 @@ def request_filter_source(shared_host: str, models: Sequence[ModelConfig], domai
         # Headers only the gateway sets: any a client sends is removed before routing.
         "gateway_headers": {name: True for name in GATEWAY_HEADERS},
     }
+    if tiers:
+        # A token-limit 429's Retry-After: the longest token window, a bound on any tier's
+        # wait (this filter runs before authentication and never learns the tier).
+        catalog["token_window_s"] = max(math.ceil(window_seconds(t.tokens.window)) for t in tiers)
     return f"local CATALOG = {_lua(catalog)}\n\n{REQUEST_BODY_LUA.read_text()}\n{REFUSALS_LUA.read_text()}"
 
 

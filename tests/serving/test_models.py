@@ -342,7 +342,8 @@ def test_the_gateway_routes_by_model_before_kuadrant_reads_the_request(stack: Ev
     chain = patch["match"]["listener"]["filterChain"]
     assert chain["filter"]["subFilter"] == {"name": "envoy.filters.http.router"}
     source = patch["patch"]["value"]["typed_config"]["default_source_code"]["inline_string"]
-    assert source == gw.request_filter_source(f"api.{config.domain}", config.models, config.domain)
+    api = f"api.{config.domain}"
+    assert source == gw.request_filter_source(api, config.models, config.domain, config.tiers)
     for model in config.models:
         assert f'["{model.host}.{config.domain}"] = "{model.served_name}"' in source
 

@@ -16,12 +16,18 @@ from pathlib import Path
 
 import pytest
 
+from components.config.model import Rate, TierConfig
 from components.serving import gateway
 from tests.support.configs import simulator
 
 RUNNER = Path(__file__).parent / "lua" / "run_response.lua"
 DOMAIN = "maas.local"
-SOURCE = gateway.request_filter_source(f"api.{DOMAIN}", (simulator("small"),), DOMAIN)
+# Token windows of one minute and one hour: a token-limit 429 waits at most the longest.
+TIERS = (
+    TierConfig(name="free", requests=Rate(limit=5, window="1m"), tokens=Rate(limit=100, window="1h")),
+    TierConfig(name="gold", requests=Rate(limit=50, window="1m"), tokens=Rate(limit=1000, window="1m")),
+)
+SOURCE = gateway.request_filter_source(f"api.{DOMAIN}", (simulator("small"),), DOMAIN, TIERS)
 
 
 def _respond(
@@ -62,12 +68,13 @@ def test_a_request_limit_429_says_when_the_window_frees(luajit: str, tmp_path: P
     assert headers["retry-after"] == "73"
 
 
-def test_a_token_limit_429_is_openai_shaped_without_a_retry_after(luajit: str, tmp_path: Path) -> None:
-    """Limitador's CheckRateLimit answers with no headers: no window is known here."""
+def test_a_token_limit_429_waits_at_most_the_longest_token_window(luajit: str, tmp_path: Path) -> None:
+    """Limitador's CheckRateLimit answers with no headers, and the filter runs before the
+    tier is known: the longest token window of any tier bounds the wait."""
     headers, body, _ = _respond(luajit, tmp_path, 429, {}, b"Too Many Requests\n")
     error = _error(headers, body)
     assert (error["type"], error["code"]) == ("tokens", "rate_limit_exceeded")
-    assert "retry-after" not in headers
+    assert headers["retry-after"] == "3600"
 
 
 @pytest.mark.parametrize(

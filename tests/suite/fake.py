@@ -520,13 +520,19 @@ class FakeGateway:
     def _too_many(self, counter: _Counter, tier: str, now: float) -> Response:
         """Kuadrant's 429 as the gateway's refusals.lua leaves it: a request limit's says when
         its window frees (Retry-After, from Limitador's X-RateLimit-Reset), a token limit's
-        does not (Limitador's token check sends no headers)."""
+        gives the longest token window of any tier (the filter never learns the tier)."""
         if self.faults.plain_429:
             return Response(429, {"content-type": "text/plain"}, b"Too Many Requests\n")
         table = self._tier(tier)
         assert table is not None
         if counter.requests < self.faults.deployed_limits.get(tier, table.requests.limit):
-            return _json(429, _error(_REFUSALS["tokens"]))
+            longest = max(math.ceil(seconds(t.tokens.window)) for t in self.config.tiers)
+            body = _error(_REFUSALS["tokens"])
+            return Response(
+                429,
+                {"content-type": "application/json", "retry-after": str(longest)},
+                json.dumps(body).encode(),
+            )
         reset = max(0, math.ceil(seconds(table.requests.window) - (now - counter.started)))
         body = _error({**_REFUSALS["requests"], "message": f"Try again in {reset}s."})
         return Response(

@@ -17,10 +17,12 @@
 -- DRAFT_VERSION_03 headers, limitador v2.4.0 limitador/src/lib.rs response_header, which
 -- components/platform/kuadrant.py turns on): that becomes Retry-After. The token limit's
 -- check (CheckRateLimit) returns no headers (limitador-server src/envoy_rls/
--- kuadrant_service.rs), so its 429 has no Retry-After; nor does a shed request's, whose
--- wait no one knows. OpenAI's Python SDK waits a Retry-After of up to 120 s and does not
--- retry past it, else backs off 0.5 s to 8 s (openai 3.57.0 _base_client.py
--- _calculate_retry_timeout, _should_retry).
+-- kuadrant_service.rs), and this filter runs before authentication, so it never learns the
+-- tier: a token-limit 429's Retry-After is CATALOG.token_window_s, the longest token window
+-- of any tier, a bound on the wait (Limitador's counters expire a window after they start).
+-- A shed request's has none: no one knows its wait. OpenAI's Python SDK waits a
+-- Retry-After of up to 120 s and does not retry past it, else backs off 0.5 s to 8 s
+-- (openai 3.57.0 _base_client.py _calculate_retry_timeout, _should_retry).
 
 local REFUSALS = {
   ["413"] = {
@@ -70,11 +72,16 @@ function envoy_on_response(handle)
     return
   end
   local shape = refusal(status, headers, body:getBytes(0, body:length()))
-  local reset = headers:get("x-ratelimit-reset")
+  local wait = nil
+  if shape == REFUSALS.requests then
+    wait = string.match(headers:get("x-ratelimit-reset"), "^%d+$")
+  elseif shape == REFUSALS.tokens and CATALOG.token_window_s then
+    wait = tostring(CATALOG.token_window_s)
+  end
   local message = shape.message
-  if shape == REFUSALS.requests and string.match(reset, "^%d+$") then
-    headers:replace("retry-after", reset)
-    message = message .. " Please try again in " .. reset .. "s."
+  if wait then
+    headers:replace("retry-after", wait)
+    message = message .. " Please try again in at most " .. wait .. "s."
   end
   headers:replace("content-type", "application/json")
   body:setBytes('{"error": {"message": "' .. message .. '", "type": "' .. shape.type .. '", "code": "' .. shape.code .. '"}}')
