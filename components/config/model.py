@@ -109,6 +109,11 @@ class GatewayConfig(Section):
     # The one OpenAI base URL for every model, <apiHost>.<domain>/v1: the body's `model`
     # picks the model, and GET /v1/models lists the caller's models.
     api_host: DnsLabel = "api"
+    # The largest request body the gateway takes (413 above it, in OpenAI's shape): its Lua
+    # filter buffers each body to route and meter it, so this is also what one request may
+    # hold in the gateway's memory before authentication. 16 MiB holds a long-context prompt
+    # (1M tokens of text is about 4 MB) or several base64 images; Envoy's own default is 1 MiB.
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
 
 
 class Toleration(Section):

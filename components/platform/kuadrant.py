@@ -142,8 +142,15 @@ class Kuadrant(pulumi.ComponentResource):
 
         `telemetry: exhaustive` adds `limit_name` to Limitador's `limited_calls`, which is
         how usage metering tells a request-limit 429 from a token-limit 429.
+        `rateLimitHeaders: DRAFT_VERSION_03` (limitador-operator v0.17.1 limitador_types.go)
+        makes Limitador answer a request-limit check with X-RateLimit-Reset, which the
+        gateway's refusals.lua turns into the 429's Retry-After.
         """
-        spec: dict[str, object] = {"telemetry": "exhaustive", "replicas": args.limitador.replicas}
+        spec: dict[str, object] = {
+            "telemetry": "exhaustive",
+            "replicas": args.limitador.replicas,
+            "rateLimitHeaders": "DRAFT_VERSION_03",
+        }
         waits_for: list[pulumi.Resource] = [self._instance]
         if args.limitador.storage == "redis":
             redis = k8s.core.v1.Secret(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import GATEWAY_NAME, MODEL_HEADER, TIER_HEADER, GatewayConfig, ModelConfig, TierConfig
+from components.config.types import window_seconds
 from components.pins import upstream
 from components.pins.upstream import OPENAI_USAGE_PATHS
 from components.platform import cluster
@@ -32,6 +34,9 @@ GATEWAY_HEADERS = (MODEL_HEADER, TIER_HEADER, *upstream.ENDPOINT_PICKER_HEADERS)
 # Envoy Lua that sets the model header and asks every streamed request for usage (see the
 # file); request_filter_source() puts the catalog before it.
 REQUEST_BODY_LUA = Path(__file__).parent / "lua" / "request_body.lua"
+# Its response half: plain-text refusals (Kuadrant's 429s, the picker's, Envoy's 413) in
+# OpenAI's error shape, with Retry-After where Limitador says when its window frees.
+REFUSALS_LUA = Path(__file__).parent / "lua" / "refusals.lua"
 # Istio applies EnvoyFilters in ascending priority (istio/api 1.30.3 envoy_filter.proto
 # `priority`); Kuadrant's (priority 0, kuadrant-operator v1.5.2 istio_extension_reconciler.go)
 # is inserted before the router after ours, so ours runs first and Kuadrant's filter sees the
@@ -249,15 +254,29 @@ class InferenceGateway(pulumi.ComponentResource):
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
                 "default_source_code": {
-                    "inline_string": request_filter_source(self.api_host, args.models, args.domain)
+                    "inline_string": request_filter_source(
+                        self.api_host, args.models, args.domain, args.tiers
+                    )
                 },
+            },
+        }
+        # The filter buffers each body, which Envoy bounds by the connection's buffer limit,
+        # the listener's per_connection_buffer_limit_bytes, 413 past it (Envoy docs
+        # faq/configuration/flow_control.rst; Istio 1.30.3 sets none, so 1 MiB): MERGEd
+        # into the Gateway's listeners (istio 1.30.3 envoyfilter/listener_patch.go patchListener).
+        body_limit: dict[str, object] = {
+            "applyTo": "LISTENER",
+            "match": {"context": "GATEWAY"},
+            "patch": {
+                "operation": "MERGE",
+                "value": {"per_connection_buffer_limit_bytes": args.config.max_request_bytes},
             },
         }
         return self._envoy_filter(
             f"{name}-request-body",
             "request-body",
             REQUEST_BODY_PRIORITY,
-            [_patch(ROUTER, {"operation": "INSERT_BEFORE", "value": lua})],
+            [_patch(ROUTER, {"operation": "INSERT_BEFORE", "value": lua}), body_limit],
             args,
             # Named for its first job, streamed usage, before it routed by model; the alias
             # keeps its URN.
@@ -427,9 +446,12 @@ def _lua(value: object) -> str:
     raise TypeError(f"no Lua literal for {value!r}")
 
 
-def request_filter_source(shared_host: str, models: Sequence[ModelConfig], domain: str) -> str:
-    """The Lua filter's source: the catalog it routes by, then the filter itself."""
-    catalog = {
+def request_filter_source(
+    shared_host: str, models: Sequence[ModelConfig], domain: str, tiers: Sequence[TierConfig]
+) -> str:
+    """The Lua filter's source: the catalog it routes by, then the filter itself and its
+    response half (refusals.lua)."""
+    catalog: dict[str, object] = {
         "api_host": shared_host,
         "hosts": {f"{m.host}.{domain}": m.served_name for m in models},
         "models": {m.served_name: True for m in models},
@@ -438,7 +460,11 @@ def request_filter_source(shared_host: str, models: Sequence[ModelConfig], domai
         # Headers only the gateway sets: any a client sends is removed before routing.
         "gateway_headers": {name: True for name in GATEWAY_HEADERS},
     }
-    return f"local CATALOG = {_lua(catalog)}\n\n{REQUEST_BODY_LUA.read_text()}"
+    if tiers:
+        # A token-limit 429's Retry-After: the longest token window, a bound on any tier's
+        # wait (this filter runs before authentication and never learns the tier).
+        catalog["token_window_s"] = max(math.ceil(window_seconds(t.tokens.window)) for t in tiers)
+    return f"local CATALOG = {_lua(catalog)}\n\n{REQUEST_BODY_LUA.read_text()}\n{REFUSALS_LUA.read_text()}"
 
 
 def tier_caps_source(tiers: Sequence[TierConfig], models: Sequence[ModelConfig] = ()) -> str:

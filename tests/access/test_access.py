@@ -339,7 +339,8 @@ def test_keys_are_secret_outputs_and_rotate_with_their_version(stack: Evaluation
 
 
 def test_limitador_reports_limit_names_and_keeps_its_counters_as_configured(stack: Evaluation) -> None:
-    """dev: one replica, counters in memory; gpu: two replicas sharing a deployed Redis."""
+    """dev: one replica, counters in memory; gpu: two replicas sharing a deployed Redis. Its
+    request-limit answers carry X-RateLimit-Reset, the gateway's Retry-After (refusals.lua)."""
     patch = stack.one("Limitador", "limitador")
     assert patch.type == "kubernetes:limitador.kuadrant.io/v1alpha1:LimitadorPatch"
     limitador = typed_config(stack.stack).limitador
@@ -347,6 +348,7 @@ def test_limitador_reports_limit_names_and_keeps_its_counters_as_configured(stac
     assert patch.inputs["spec"] == {
         "telemetry": "exhaustive",
         "replicas": limitador.replicas,
+        "rateLimitHeaders": "DRAFT_VERSION_03",
         **(shared if limitador.storage == "redis" else {}),
     }
 

@@ -396,6 +396,35 @@ def request_limit(p: Platform, tier_name: str) -> None:
         assert statuses == exactly(limit, key), f"{tier_name} (limit {limit}): {statuses}"
 
 
+def limited_request_gets_an_openai_shaped_429(p: Platform) -> None:
+    """A18: past its tier's request limit a request gets 429 in OpenAI's error shape, with a
+    Retry-After (whole seconds, at most the window) that OpenAI's SDKs wait before retrying
+    (components/serving/lua/refusals.lua: Limitador's X-RateLimit-Reset)."""
+    tier = p.tier(p.tier_names[0])
+    with live_key(p, tier.name) as key:
+        statuses = rest_of_window(p, key, tier.requests.limit)
+        assert statuses[-1] == 429, f"never limited: {statuses}"
+        reply = p.chat(p.open_model, key.header)
+        error = _openai_error(reply, 429, "past the request limit")
+        assert (error["type"], error["code"]) == ("requests", "rate_limit_exceeded"), error
+        wait = reply.headers.get("retry-after", "")
+        assert wait.isdigit(), f"Retry-After {wait!r}"
+        assert int(wait) <= seconds(tier.requests.window), f"Retry-After {wait!r}"
+
+
+def an_oversized_body_gets_an_openai_shaped_413(p: Platform) -> None:
+    """A18: a body past maas:gateway.maxRequestBytes gets 413 in OpenAI's error shape, before
+    authentication; one past Envoy's default 1 MiB but within the configured limit is not
+    refused as too large (the limit set is the limit applied)."""
+    limit = p.config.gateway.max_request_bytes
+    with live_key(p, p.tier_names[0]) as key:
+        over = p.chat(p.open_model, key.header, content="x" * limit)
+        error = _openai_error(over, 413, f"a body over {limit} bytes")
+        assert error["code"] == "request_too_large", error
+        within = p.chat(p.open_model, key.header, content="x" * min(2 * 1024 * 1024, limit - 4096))
+        assert within.status != 413, f"a body within {limit} bytes refused as too large"
+
+
 def users_are_counted_apart(p: Platform) -> None:
     """L3: one user at 429 while another of the same tier still gets 200."""
     tier = p.tier_names[0]

@@ -38,6 +38,14 @@ def test_each_tier_gets_its_configured_request_limit_then_429(platform: Live, ti
     scenarios.request_limit(platform, platform.tier_names[tier_index])
 
 
+def test_a_limited_request_gets_an_openai_shaped_429_with_retry_after(platform: Live) -> None:
+    scenarios.limited_request_gets_an_openai_shaped_429(platform)
+
+
+def test_a_body_past_the_configured_limit_gets_an_openai_shaped_413(platform: Live) -> None:
+    scenarios.an_oversized_body_gets_an_openai_shaped_413(platform)
+
+
 def test_users_of_one_tier_are_counted_apart(platform: Live) -> None:
     scenarios.users_are_counted_apart(platform)
 

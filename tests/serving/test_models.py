@@ -337,14 +337,31 @@ def test_the_gateway_routes_by_model_before_kuadrant_reads_the_request(stack: Ev
     envoy_filter = stack.one("EnvoyFilter", f"{GATEWAY_NAME}-request-body")
     spec = envoy_filter.inputs["spec"]
     assert spec["priority"] < 0
-    (patch,) = spec["configPatches"]
+    patch, _ = spec["configPatches"]
     assert patch["patch"]["operation"] == "INSERT_BEFORE"
     chain = patch["match"]["listener"]["filterChain"]
     assert chain["filter"]["subFilter"] == {"name": "envoy.filters.http.router"}
     source = patch["patch"]["value"]["typed_config"]["default_source_code"]["inline_string"]
-    assert source == gw.request_filter_source(f"api.{config.domain}", config.models, config.domain)
+    api = f"api.{config.domain}"
+    assert source == gw.request_filter_source(api, config.models, config.domain, config.tiers)
     for model in config.models:
         assert f'["{model.host}.{config.domain}"] = "{model.served_name}"' in source
+
+
+@pytest.mark.parametrize("configured", [None, 64 * 1024 * 1024])
+def test_the_gateway_takes_request_bodies_up_to_the_configured_size(configured: int | None) -> None:
+    """The Lua filter buffers each body up to the connection's buffer limit (413 past it,
+    Envoy docs faq/configuration/flow_control.rst), which the request-body EnvoyFilter sets on
+    the Gateway's listeners: 16 MiB unless maas:gateway.maxRequestBytes says otherwise."""
+    result = evaluate_variant("dev", {"maas:gateway": {"maxRequestBytes": configured}} if configured else {})
+    assert result.error is None
+    spec = result.one("EnvoyFilter", f"{GATEWAY_NAME}-request-body").inputs["spec"]
+    (limit,) = [p for p in spec["configPatches"] if p["applyTo"] == "LISTENER"]
+    assert limit["match"] == {"context": "GATEWAY"}
+    assert limit["patch"] == {
+        "operation": "MERGE",
+        "value": {"per_connection_buffer_limit_bytes": configured or 16 * 1024 * 1024},
+    }
 
 
 def test_https_only_leaves_no_plain_http_listener() -> None:

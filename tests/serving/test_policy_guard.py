@@ -49,7 +49,7 @@ def _through_the_gateway(
     """The request-body filter, then Kuadrant's (which, when a policy judged the request,
     sets the tier as Authorino's success response says), then the guard: its reply or None."""
     headers = [(":method", "POST"), (":authority", f"small.{DOMAIN}"), (":path", path), *sent]
-    source = gateway.request_filter_source(f"api.{DOMAIN}", CATALOG, DOMAIN)
+    source = gateway.request_filter_source(f"api.{DOMAIN}", CATALOG, DOMAIN, ())
     passed, reply = _filter(luajit, source, headers, CHAT, tmp_path / "body")
     assert reply is None
     if judged:

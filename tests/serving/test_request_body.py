@@ -68,7 +68,7 @@ def _run(
 ) -> list[Result]:
     """The filter (by default its first place, before authentication) on each request."""
     source = tmp_path / "filter.lua"
-    source.write_text(source_code or request_filter_source(API, CATALOG, DOMAIN))
+    source.write_text(source_code or request_filter_source(API, CATALOG, DOMAIN, ()))
     for i, request in enumerate(requests):
         pseudo = ((":method", request.method), (":authority", request.host), (":path", request.path))
         lines = [f"{name}\t{value}\n" for name, value in (*pseudo, *request.headers)]

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import itertools
 import json
+import math
 import re
 import threading
 import time
@@ -103,6 +104,9 @@ class Faults:
     # The picker's fairness policy within a band, if not the one its config names.
     fairness: str | None = None
     plain_401: bool = False  # A18: a 401 with Authorino's own plain body, not OpenAI's
+    plain_429: bool = False  # A18: Kuadrant's own plain 429 reaches the client unshaped
+    plain_413: bool = False  # A18: Envoy's own plain 413 reaches the client unshaped
+    body_limit_unset: bool = False  # maxRequestBytes not applied: Envoy's default 1 MiB holds
     # Endpoint pickers per pooled model, if not the config's scheduler.replicas.
     picker_replicas: int | None = None
     client_priority_trusted: bool = False  # a client's objective header sets its priority
@@ -337,7 +341,7 @@ class FakeGateway:
             # reaches the model only if it gets one (the limits have counted it either way).
             model, pool, priority, flow, tokens = scheduled
             if not pool.serve(priority, flow):
-                return _json(429, {"error": "rejected-ttl-expired"})
+                return _json(429, _error(_REFUSALS["shed"]))
             with self.lock:
                 self._serve(model, tokens.generated)
                 tokens.bill()
@@ -347,6 +351,12 @@ class FakeGateway:
         self, method: str, host: str, path: str, headers: dict[str, str], body: bytes, now: float
     ) -> Response:
         routed = path in (*GENERATION_PATHS, "/v1/models")
+        # The request-body filter buffers the body first, up to the listener's buffer limit.
+        limit = 1024 * 1024 if self.faults.body_limit_unset else self.config.gateway.max_request_bytes
+        if len(body) > limit:
+            if self.faults.plain_413:
+                return Response(413, {"content-type": "text/plain"}, b"Payload Too Large")
+            return _json(413, _error(_REFUSALS["413"]))
         if host == self.api_host:
             if method == "GET" and path == "/v1/models":
                 return self._model_list(headers)
@@ -393,7 +403,7 @@ class FakeGateway:
             if closed != self.faults.limits_failure_inverted:
                 return self._deny(model, _json(500, {"error": "limits unavailable"}), path)
         elif self._limited(counter, tier) and (path in GENERATION_PATHS or self.faults.listing_billed):
-            return self._deny(model, _json(429, {"error": "too many requests"}), path)
+            return self._deny(model, self._too_many(counter, tier, now), path)
         if path in GENERATION_PATHS and not self.faults.tier_caps_ignored:
             # The Lua filter after Kuadrant (lua/request_body.lua cap_request): the tier's caps.
             # A tier it does not know gets the smallest caps, as the filter gives it.
@@ -506,6 +516,28 @@ class FakeGateway:
         if expired and not self.faults.window_never_resets:
             counter.requests, counter.tokens, counter.started = 0, 0, now
         return counter
+
+    def _too_many(self, counter: _Counter, tier: str, now: float) -> Response:
+        """Kuadrant's 429 as the gateway's refusals.lua leaves it: a request limit's says when
+        its window frees (Retry-After, from Limitador's X-RateLimit-Reset), a token limit's
+        gives the longest token window of any tier (the filter never learns the tier)."""
+        if self.faults.plain_429:
+            return Response(429, {"content-type": "text/plain"}, b"Too Many Requests\n")
+        table = self._tier(tier)
+        assert table is not None
+        if counter.requests < self.faults.deployed_limits.get(tier, table.requests.limit):
+            longest = max(math.ceil(seconds(t.tokens.window)) for t in self.config.tiers)
+            body = _error(_REFUSALS["tokens"])
+            return Response(
+                429,
+                {"content-type": "application/json", "retry-after": str(longest)},
+                json.dumps(body).encode(),
+            )
+        reset = max(0, math.ceil(seconds(table.requests.window) - (now - counter.started)))
+        body = _error({**_REFUSALS["requests"], "message": f"Try again in {reset}s."})
+        return Response(
+            429, {"content-type": "application/json", "retry-after": str(reset)}, json.dumps(body).encode()
+        )
 
     def _tier(self, name: str) -> TierConfig | None:
         return next((t for t in self.config.tiers if t.name == name), None)
@@ -652,6 +684,19 @@ class FakeGateway:
 
 
 FORBIDDEN = json.loads(tiers.FORBIDDEN_BODY)
+
+
+# The types and codes of lua/refusals.lua's replies (tests/serving/test_refusals.py runs it).
+_REFUSALS = {
+    "requests": {"type": "requests", "code": "rate_limit_exceeded"},
+    "tokens": {"type": "tokens", "code": "rate_limit_exceeded"},
+    "shed": {"type": "server_overloaded", "code": "queue_full"},
+    "413": {"type": "invalid_request_error", "code": "request_too_large"},
+}
+
+
+def _error(shape: dict[str, str]) -> dict[str, Any]:
+    return {"error": {"message": "Rate limit reached.", **shape}}
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
