@@ -42,5 +42,9 @@ pulumi stack select "$stack" --create --non-interactive
 pulumi up --stack "$stack" --yes --refresh --non-interactive \
   --policy-pack policies --policy-pack-config "policies/config/$stack.json" "$@"
 pulumi stack output --stack "$stack"
+# The policies report Enforced before Kuadrant has written the gateway's wasm config, and a
+# failed write is only logged: wait for the config to hold what the stack declares, else fail
+# naming the cause and the fix (scripts/kuadrant_written.py).
+pulumi stack output --stack "$stack" --json | python3 scripts/kuadrant_written.py "$stack"
 
 scripts/first-answer.sh "$stack" "$started"

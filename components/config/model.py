@@ -212,6 +212,10 @@ class SchedulerConfig(Section):
         return value
 
 
+# What only a model with a server of its own sets (ModelConfig.served_by).
+_SERVER_KEYS = ("replicas", "autoscaling", "scheduling", "resources", "args", "request_timeout")
+
+
 class ModelConfig(Section):
     name: DnsLabel
     # The model answers on <host>.<domain>.
@@ -237,6 +241,12 @@ class ModelConfig(Section):
     # The tiers that may use the model (e.g. a large model for paying tiers only);
     # unset: every tier. Others get 403 with an OpenAI-shaped error.
     tiers: tuple[DnsLabel, ...] | None = None
+    # Another simulator of the catalog that answers this model too (it serves every served
+    # name given to it: llm-d-inference-sim v0.10.2 pkg/common/parser.go --served-model-name
+    # takes several, pkg/llm-d-inference-sim/helpers.go isValidModel accepts each). The model
+    # keeps its own name, host, route, tiers, limits and metering; it runs no pod of its own,
+    # so a catalog of many names fits a small cluster. Unset: the model has its own server.
+    served_by: DnsLabel | None = None
 
     @field_validator("tiers")
     @classmethod
@@ -263,6 +273,20 @@ class ModelConfig(Section):
                 f"a pooled model has a name of at most {_POOLED_NAME_MAX} characters (its endpoint "
                 f"picker's Service is <name>-epp): shorten '{self.name}'"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _served_by_fits(self) -> ModelConfig:
+        if self.served_by is None:
+            return self
+        if self.runtime != "simulator":
+            raise ValueError(
+                "servedBy names a simulator that answers this model too: runtime must be simulator"
+            )
+        own = [key for key in _SERVER_KEYS if key in self.model_fields_set]
+        if own:
+            keys = ", ".join(ModelConfig.model_fields[key].alias or key for key in own)
+            raise ValueError(f"a model served by '{self.served_by}' runs no server of its own: remove {keys}")
         return self
 
     @model_validator(mode="after")
@@ -545,6 +569,7 @@ class StackConfig(Section):
                 for index, entry in enumerate(self.models)
                 if entry.autoscaling is not None
             )
+        problems.extend(self._served_by_problems())
         problems.extend(self._flavour_problems())
         redis = self.limitador.storage == "redis"
         if not redis and self.limitador_redis_url is not None:
@@ -566,6 +591,35 @@ class StackConfig(Section):
                 if tier not in tiers
             )
         return problems
+
+    def _served_by_problems(self) -> list[str]:
+        """A model served by another names a simulator of the catalog with a server of its own,
+        reached through KServe's Service (a pool's picker and objectives are its own model's)."""
+        by_name = {m.name: m for m in self.models}
+        problems = []
+        for index, entry in enumerate(self.models):
+            server = by_name.get(entry.served_by) if entry.served_by else None
+            if entry.served_by is None:
+                continue
+            key = f"{NAMESPACE}:models[{index}].servedBy"
+            if server is None or server is entry:
+                problems.append(f"{key}: '{entry.served_by}' is not another model of maas:models")
+            elif (
+                server.served_by is not None
+                or server.runtime != "simulator"
+                or server.scheduling != "service"
+            ):
+                problems.append(
+                    f"{key}: '{entry.served_by}' must be a simulator with a server of its own, "
+                    "scheduled by service (no servedBy, no pool)"
+                )
+        return problems
+
+    def served_names(self, model: ModelConfig) -> tuple[str, ...]:
+        """The names `model`'s server answers: its own first (the simulator reports it in
+        every answer: pkg/llm-d-inference-sim/context.go getDisplayedModelName), then those of
+        the models it serves too, in catalog order."""
+        return (model.served_name, *(m.served_name for m in self.models if m.served_by == model.name))
 
     def _flavour_problems(self) -> list[str]:
         """Keys one flavour reads and the other cannot honour."""

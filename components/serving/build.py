@@ -87,8 +87,10 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
         )
         for m in cfg.pooled_models
     }
-    models = {
-        m.name: ModelDeployment(
+    models: dict[str, ModelDeployment] = {}
+    # Servers first: a model served by another routes to that one's Service.
+    for m in sorted(cfg.models, key=lambda m: m.served_by is not None):
+        models[m.name] = ModelDeployment(
             f"model-{m.name}",
             ModelArgs(
                 model=m,
@@ -101,11 +103,12 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
                 query_url=platform.metrics.query_url if platform.metrics else None,
                 after=[platform.kserve, *([platform.keda] if platform.keda and m.autoscaling else [])],
                 picker=pickers.get(m.name),
+                serves=cfg.served_names(m),
+                server=models[m.served_by] if m.served_by else None,
             ),
             platform.on_cluster,
         )
-        for m in cfg.models
-    }
+    models = {m.name: models[m.name] for m in cfg.models}
     model_list = ModelList(
         "model-list",
         ModelListArgs(

@@ -234,6 +234,12 @@ class ModelArgs:
     after: Sequence[pulumi.Resource] = ()
     # A pooled model's InferencePool and endpoint picker, which its route sends requests to.
     picker: scheduler.EndpointPicker | None = None
+    # The served names a simulator answers: its own and those of the models it serves too
+    # (StackConfig.served_names); empty: its own only.
+    serves: Sequence[str] = ()
+    # For a model served by another (ModelConfig.served_by): that model's deployment, whose
+    # predictor Service the route sends requests to.
+    server: ModelDeployment | None = None
 
 
 class ModelDeployment(pulumi.ComponentResource):
@@ -242,7 +248,9 @@ class ModelDeployment(pulumi.ComponentResource):
     The route holds the model's own host and the shared host, and matches only requests the
     gateway marked for this model (MODEL_HEADER), which the limits count by: one budget,
     whichever host a request came by. It carries no policy of its own: the tier policies'
-    route covers every host (components/serving/catalog.py POLICY_ROUTE).
+    route covers every host (components/serving/catalog.py POLICY_ROUTE). A model served by
+    another (ModelConfig.served_by) has the route only, to that model's server, which its
+    NetworkPolicy already isolates.
     """
 
     TYPE: ClassVar[str] = "maas:models:ModelDeployment"
@@ -257,8 +265,11 @@ class ModelDeployment(pulumi.ComponentResource):
         hostname = f"{model.host}.{args.domain}"
         client = args.gateway.client(hostname)
         self.url = f"{client.base_url}{PUBLIC_PATH}"
-        service = {"name": f"{model.name}-predictor", "port": PREDICTOR_PORT}
-        inference_service = self._inference_service(name, args)
+        if (args.server is None) != (model.served_by is None):
+            raise ValueError(f"model {model.name}: a model served by another, and only one, has a server")
+        server = model.served_by or model.name
+        service = {"name": f"{server}-predictor", "port": PREDICTOR_PORT}
+        inference_service = self._inference_service(name, args) if args.server is None else None
         picker = args.picker
         if (picker is None) != (model.scheduling == "service"):
             raise ValueError(f"model {model.name}: a pooled model, and only one, has an endpoint picker")
@@ -280,17 +291,26 @@ class ModelDeployment(pulumi.ComponentResource):
                 "rules": _route_rules(model, service, picker),
             },
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[args.gateway, *([picker] if picker else [])]
+                parent=self,
+                depends_on=[
+                    args.gateway,
+                    *([picker] if picker else []),
+                    *([args.server] if args.server else []),
+                ],
             ),
         )
-        network_policy = cluster.ingress_only(
-            f"{name}-isolation",
-            name=f"{model.name}-ingress",
-            namespace=args.namespace,
-            selects={ISVC_LABEL: model.name},
-            ports=[MODEL_PORT],
-            peers=_admitted(model, args.scrapers),
-            opts=pulumi.ResourceOptions(parent=self),
+        network_policy = (
+            cluster.ingress_only(
+                f"{name}-isolation",
+                name=f"{model.name}-ingress",
+                namespace=args.namespace,
+                selects={ISVC_LABEL: model.name},
+                ports=[MODEL_PORT],
+                peers=_admitted(model, args.scrapers),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            if args.server is None
+            else None
         )
         request = {"model": model.served_name, "messages": [{"role": "user", "content": "Hello!"}]}
         self.curl = (
@@ -300,9 +320,9 @@ class ModelDeployment(pulumi.ComponentResource):
         )
         self.register_outputs(
             {
-                "inferenceService": inference_service,
+                **({"inferenceService": inference_service} if inference_service else {}),
                 "route": self.route,
-                "networkPolicy": network_policy,
+                **({"networkPolicy": network_policy} if network_policy else {}),
                 "url": self.url,
                 "curl": self.curl,
                 "servedModelName": model.served_name,
@@ -320,7 +340,7 @@ class ModelDeployment(pulumi.ComponentResource):
         }
         if model.runtime == "simulator":
             predictor["securityContext"] = _RESTRICTED_POD
-            predictor["containers"] = [_simulator_container(model)]
+            predictor["containers"] = [_simulator_container(model, args.serves)]
             depends: list[pulumi.Resource] = list(args.after)
             ready_within = 600
         else:
@@ -469,13 +489,17 @@ def resources(model: ModelConfig) -> dict[str, dict[str, str]]:
     return {"requests": requests, "limits": limits}
 
 
-def _simulator_container(model: ModelConfig) -> dict[str, Any]:
+def _simulator_container(model: ModelConfig, serves: Sequence[str] = ()) -> dict[str, Any]:
     probe = {"httpGet": {"path": "/health", "port": MODEL_PORT}, "periodSeconds": 10}
+    # The names of the models it serves too, after its own: a multi-value flag whose values
+    # follow it as separate arguments (pkg/common/parser.go getParamValueFromArgs).
+    more = ["--served-model-name", *serves] if len(serves) > 1 else []
     return {
         "name": "kserve-container",
         "image": versions.SIMULATOR_IMAGE,
         "args": [
             f"--model={model.served_name}",
+            *more,
             f"--port={MODEL_PORT}",
             "--mode=random",
             # Never look the model up on Hugging Face: the simulator needs no tokenizer.

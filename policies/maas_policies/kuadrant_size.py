@@ -76,9 +76,10 @@ _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 @dataclass(frozen=True)
 class Path:
-    """One topological path the operator builds policies for: gateway, listener, route, rule
-    (api/v1 merge_strategies.go PathID joins them with '|')."""
+    """One topological path the operator builds policies for: gateway class, gateway,
+    listener, route, rule (api/v1 merge_strategies.go PathID joins them with '|')."""
 
+    gateway_class: str
     gateway: str
     listener: str
     listener_hostname: str
@@ -93,7 +94,7 @@ class Path:
     def id(self) -> str:
         return "|".join(
             (
-                "istio",
+                self.gateway_class,
                 self.gateway,
                 f"{self.gateway}#{self.listener}",
                 self.route_key,
@@ -211,6 +212,7 @@ def paths(gateway: Mapping[str, Any], routes: Iterable[Mapping[str, Any]]) -> li
             for index, _ in enumerate((route.get("spec") or {}).get("rules") or []):
                 found.append(
                     Path(
+                        str((gateway.get("spec") or {}).get("gatewayClassName") or "istio"),
                         gateway_key,
                         str(listener.get("name")),
                         str(listener.get("hostname") or "*"),
@@ -446,26 +448,29 @@ def action_sets(
     per hostname x match (no match: PathPrefix "/"), each with the path's whole action
     list; named ActionSetNameForPath (sha256 of "<path>|<match index + 1>|<hostname>")."""
     gateway_name = str((gateway.get("metadata") or {}).get("name"))
-    found = []
-    for path in paths(gateway, routes):
-        actions = actions_for_path(path, gateway_name, policies)
-        if not actions:
-            continue
-        rule = ((path.route.get("spec") or {}).get("rules") or [])[path.rule_index]
-        matches = rule.get("matches") or [{"path": {"type": "PathPrefix", "value": "/"}}]
-        for hostname in hostnames(path.listener_hostname, path.route):
-            for index, match in enumerate(matches):
-                conditions = _without_empty(
-                    {"hostnames": [hostname], "predicates": predicates_of_match(match)}
-                )
-                found.append(
-                    {
-                        "name": _sha256(f"{path.id}|{index + 1}|{hostname}"),
-                        "routeRuleConditions": conditions,
-                        "actions": actions,
-                    }
-                )
-    return found
+    return [s for path in paths(gateway, routes) for s in sets_for_path(path, gateway_name, policies)]
+
+
+def sets_for_path(
+    path: Path, gateway_name: str, policies: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The action sets of one listener x route rule (none when no policy is in force on it)."""
+    actions = actions_for_path(path, gateway_name, policies)
+    if not actions:
+        return []
+    rule = ((path.route.get("spec") or {}).get("rules") or [])[path.rule_index]
+    matches = rule.get("matches") or [{"path": {"type": "PathPrefix", "value": "/"}}]
+    return [
+        {
+            "name": _sha256(f"{path.id}|{index + 1}|{hostname}"),
+            "routeRuleConditions": _without_empty(
+                {"hostnames": [hostname], "predicates": predicates_of_match(match)}
+            ),
+            "actions": actions,
+        }
+        for hostname in hostnames(path.listener_hostname, path.route)
+        for index, match in enumerate(matches)
+    ]
 
 
 def wasm_config(sets: list[dict[str, Any]], request_data: Mapping[str, str] | None = None) -> dict[str, Any]:

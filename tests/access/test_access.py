@@ -198,8 +198,9 @@ def test_every_host_and_metered_path_of_every_route_gets_the_policies(stack: Eva
     routes = [o for o in objects if o["kind"] == "HTTPRoute"]
     policies = {kind: [o for o in objects if o["kind"] == kind] for kind in POLICY_KINDS}
     sets = kuadrant_size.action_sets(gateway, routes, policies)
-    # a route per model, the shared host's model list, and the policy route
-    assert len(routes) == len(stack.objects("InferenceService")) + 2
+    # a route per model (served by its own server or another's), the shared host's model
+    # list, and the policy route
+    assert len(routes) == len(typed_config(stack.stack).models) + 2
     for route in routes:
         # A route without hostnames takes the listener's, *.<domain>: any host under it.
         listener_host = gateway["spec"]["listeners"][0]["hostname"]

@@ -97,6 +97,28 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], str]] = {
         },
         "maas:models: models[0] and models[1] have the same servedModelName 'same'",
     ),
+    "served by a model not in the catalog": (
+        {"maas:models": [{"name": "a", "host": "a", "runtime": "simulator", "servedBy": "b"}]},
+        "maas:models[0].servedBy: 'b' is not another model of maas:models",
+    ),
+    "served by a pooled model": (
+        {
+            "maas:models": [
+                {"name": "a", "host": "a", "runtime": "simulator", "scheduling": "pool"},
+                {"name": "b", "host": "b", "runtime": "simulator", "servedBy": "a"},
+            ]
+        },
+        "maas:models[1].servedBy: 'a' must be a simulator with a server of its own, scheduled by service",
+    ),
+    "served by another, with a server's settings": (
+        {
+            "maas:models": [
+                {"name": "a", "host": "a", "runtime": "simulator"},
+                {"name": "b", "host": "b", "runtime": "simulator", "servedBy": "a", "replicas": 2},
+            ]
+        },
+        "a model served by 'a' runs no server of its own: remove replicas",
+    ),
     "default provider allowed": (
         {"pulumi:disable-default-providers": REMOVE},
         "pulumi:disable-default-providers: must list 'kubernetes'",

@@ -31,7 +31,9 @@ import pytest
 import yaml
 
 from components.pins import versions
-from harness.program import PROJECT_DIR, stack_names, typed_config
+from harness.program import PROJECT_DIR, Evaluation, stack_names, typed_config
+from maas_policies import kuadrant_size
+from tests.support import written
 from tests.support.upstream import CRD_OWNERS
 
 STANDIN = Path(__file__).parent / "scripts" / "standin.py"
@@ -44,6 +46,7 @@ PROJECT_FILES = (
     "components/pins/__init__.py",
     "components/pins/versions.py",
     "policies/requirements.txt",
+    "policies/maas_policies/kuadrant_size.py",
     *sorted(p.name for p in PROJECT_DIR.glob("Pulumi.*.yaml")),
     *sorted(str(p.relative_to(PROJECT_DIR)) for p in (PROJECT_DIR / "policies" / "config").glob("*.json")),
 )
@@ -227,6 +230,108 @@ def test_deploy_dev_from_nothing(sandbox: Sandbox) -> None:
     assert call.argv[-1] == f"http://simulator.maas.local:{port}/v1/chat/completions"
     assert re.search(r"first authorized 200 from simulator-model after \d+ s", done.stdout)
     assert "first authorized 200" in sandbox.summary.read_text()
+
+
+# --- Kuadrant's wasm config written (scripts/kuadrant_written.py) ---------------------
+
+
+def _cluster_objects(stack: Evaluation) -> list[dict[str, Any]]:
+    """What `kubectl get` lists of the stack's Gateway, routes and Kuadrant policies."""
+    return written.declared(stack)
+
+
+def _written(objects: list[dict[str, Any]], edit: Any = None) -> dict[str, Any]:
+    """The operator's EnvoyFilter for those objects (as the estimator rebuilds it), its
+    action sets passed through `edit` first: a config the operator did not (fully) write."""
+    (gateway,) = [o for o in objects if o["kind"] == "Gateway"]
+    routes = [o for o in objects if o["kind"] == "HTTPRoute"]
+    policies = {kind: [o for o in objects if o["kind"] == kind] for kind in written.KINDS[2:]}
+    sets = kuadrant_size.action_sets(gateway, routes, policies)
+    return kuadrant_size.envoy_filter(gateway, kuadrant_size.wasm_config(edit(sets) if edit else sets))
+
+
+@pytest.fixture
+def dev_cluster(sandbox: Sandbox, stack_of: Any) -> list[dict[str, Any]]:
+    """The stand-in kubectl lists dev's objects; the EnvoyFilter is the test's to write."""
+    objects = _cluster_objects(stack_of("dev"))
+    sandbox.state_file("cluster-objects.json", json.dumps({"kind": "List", "items": objects}))
+    sandbox.extra_env["MAAS_KUADRANT_TIMEOUT"] = "3"
+    return objects
+
+
+def test_the_deploy_passes_once_kuadrant_wrote_every_action_set(
+    sandbox: Sandbox, dev_cluster: list[dict[str, Any]]
+) -> None:
+    """The operator writes after the update: a filter that appears within the wait passes."""
+    sandbox.state_file("envoyfilter.json", json.dumps(_written(dev_cluster)))
+    sandbox.state_file("envoyfilter-late", "1")
+    done = sandbox.run("make", "deploy-dev")
+    assert "holds every action set stack dev calls for" in done.stdout
+    calls = sandbox.calls()
+    read = calls[_index(calls, r"^kubectl .*get envoyfilters\.networking\.istio\.io")]
+    assert read.argv[:2] == ["--context", "kind-maas"]
+    assert read.argv[read.argv.index("-n") + 1 :][:2] == ["llm", "kuadrant-inference-gateway"]
+    assert _index(calls, r"^pulumi up") < _index(calls, r"get envoyfilters") < _index(calls, r"^curl ")
+
+
+def _drop_one(sets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sets[1:]
+
+
+def _older(sets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the operator kept from before the last tier: every set, without that tier's limits."""
+    return [
+        {
+            **s,
+            "actions": [
+                {
+                    **a,
+                    "conditionalData": [
+                        b for b in a.get("conditionalData") or [] if "enterprise" not in json.dumps(b)
+                    ],
+                }
+                for a in s["actions"]
+            ],
+        }
+        for s in sets
+    ]
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (_drop_one, ": no action set"),
+        (_older, ": an older action set, without limit.enterprise"),
+        (None, "no EnvoyFilter at all, where 4 action sets are due"),
+    ],
+    ids=["a set missing", "kept from before a tier", "none written"],
+)
+def test_a_deploy_whose_kuadrant_config_was_not_written_fails_naming_cause_and_fix(
+    sandbox: Sandbox, dev_cluster: list[dict[str, Any]], edit: Any, said: str
+) -> None:
+    if edit is not None:
+        sandbox.state_file("envoyfilter.json", json.dumps(_written(dev_cluster, edit)))
+    done = sandbox.run("make", "deploy-dev", expect=2)
+    assert "stack dev is not in force: after 3 s Kuadrant's wasm configuration" in done.stderr
+    assert "EnvoyFilter llm/kuadrant-inference-gateway: " in done.stderr
+    assert said in done.stderr
+    assert "only logs a failed write" in done.stderr
+    assert "Fix: " in done.stderr
+    assert not [c for c in sandbox.calls() if c.tool == "curl"], "no first answer after a failed check"
+
+
+def test_the_check_finds_every_stacks_declared_sets_in_a_complete_config(stack: Evaluation) -> None:
+    """On every stack (HTTPS listeners, several listeners): the operator's filter, rebuilt,
+    passes; each set taken out is named, with its listener and path."""
+    objects = written.declared(stack)
+    check = written.check()
+    for gateway in (o for o in objects if o["kind"] == "Gateway"):
+        due = check.expected(objects, gateway)
+        assert len(due) == 4 * len(gateway["spec"]["listeners"])
+        assert check.problems(objects, gateway, _written(objects)) == []
+        for index, (where, _) in enumerate(due):
+            lacking = _written(objects, lambda sets, i=index: sets[:i] + sets[i + 1 :])
+            assert check.problems(objects, gateway, lacking) == [f"{where}: no action set"]
 
 
 def test_a_second_deploy_converges_without_redoing_the_setup(sandbox: Sandbox) -> None:

@@ -171,6 +171,17 @@ class Platform(abc.ABC):
     def model_config(self, model: Model) -> ModelConfig:
         return next(m for m in self.config.models if m.name == model.name)
 
+    def server_of(self, model: str) -> str:
+        """The model whose pods answer `model`: itself, or the one it is served by."""
+        return next(m.served_by or m.name for m in self.config.models if m.name == model)
+
+    def answers_as(self, model: Model) -> str:
+        """The `model` an answer names: its server's own served name, which a simulator
+        reports for every name it serves (llm-d-inference-sim v0.10.2
+        pkg/llm-d-inference-sim/context.go getDisplayedModelName)."""
+        server = self.server_of(model.name)
+        return next(m.served_name for m in self.config.models if m.name == server)
+
     @property
     def open_model(self) -> Model:
         """The first model every tier may use: what the tier-agnostic scenarios call."""
@@ -220,28 +231,30 @@ class Platform(abc.ABC):
         fails. (The model's counter, not a status, is the witness.) A pod that went during
         the block (a scale-down) took its counter with it: its last count comes from
         Prometheus; a pod that came during the block counted from zero."""
-        before = {m.name: self.answered(m.name) for m in self.models}
+        # One count per server: a model served by another is answered by that one's pods.
+        servers = list(dict.fromkeys(self.server_of(m.name) for m in self.models))
+        before = {server: self.answered(server) for server in servers}
         # Pods already gone are not this block's (a range reaches a little before it).
-        earlier = {m.name: set(self.departed(m.name, 0)) - set(before[m.name]) for m in self.models}
+        earlier = {server: set(self.departed(server, 0)) - set(before[server]) for server in servers}
         start, started = len(self.traffic), time.monotonic()
         yield
         sent = self.traffic[start:]
-        for model in self.models:
-            mine = [s for s in sent if s.model == model.name]
+        for server in servers:
+            mine = [s for s in sent if s.model is not None and self.server_of(s.model) == server]
             admitted = sum(1 for s in mine if s.path in GENERATION_PATHS and s.status < 300)
-            now = self.answered(model.name)
+            now = self.answered(server)
             gone = {
                 pod: count
-                for pod, count in self.departed(model.name, time.monotonic() - started).items()
-                if pod not in now and pod not in earlier[model.name]
+                for pod, count in self.departed(server, time.monotonic() - started).items()
+                if pod not in now and pod not in earlier[server]
             }
-            lost = set(before[model.name]) - set(now) - set(gone)
-            assert not lost, f"{model.name}: pods {sorted(lost)} went and nothing kept what they answered"
+            lost = set(before[server]) - set(now) - set(gone)
+            assert not lost, f"{server}: pods {sorted(lost)} went and nothing kept what they answered"
             after = {**gone, **now}
-            grew = sum(count - before[model.name].get(pod, 0.0) for pod, count in after.items())
+            grew = sum(count - before[server].get(pod, 0.0) for pod, count in after.items())
             denied = [s.status for s in mine if s.status in (401, 403, 429)]
             assert grew == admitted, (
-                f"{model.name} answered {grew:g} requests, the gateway admitted {admitted} "
+                f"{server} answered {grew:g} requests, the gateway admitted {admitted} "
                 f"(denied meanwhile: {denied}): {LEAK}"
             )
 
@@ -546,8 +559,9 @@ class Live(Platform):
         )
 
     def pods(self, model: str) -> list[str]:
+        server = self.server_of(model)
         found = self.get(
-            "pods", "-n", self.models_namespace, "-l", f"serving.kserve.io/inferenceservice={model}"
+            "pods", "-n", self.models_namespace, "-l", f"serving.kserve.io/inferenceservice={server}"
         )
         return [
             p["metadata"]["name"] for p in found["items"] if p.get("status", {}).get("phase") == "Running"

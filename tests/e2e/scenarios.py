@@ -165,6 +165,53 @@ def late_route_is_protected(p: Platform) -> None:
         assert keyless[-3:] == [401] * 3, keyless
 
 
+# Where Kuadrant's configuration broke with the tier policies on the Gateway: 38 models at
+# 3 tiers on one listener (issue 27; policies/maas_policies/kuadrant_size.py estimates it).
+LARGE_CATALOG = 38
+
+
+def a_large_catalog_is_in_force(p: Platform) -> None:
+    """Issue 27: in a catalog of at least 38 models every model is protected and metered. On
+    each model's own host a request without a key gets 401, one with a key of a tier the
+    model admits 200, and Prometheus meters that request under the model's own name."""
+    requires(
+        len(p.models) >= LARGE_CATALOG,
+        f"stack {p.stack} serves {len(p.models)} models, fewer than {LARGE_CATALOG}",
+    )
+    expected: dict[tuple[str, str], int] = {}  # (tier, model) -> requests, warm-ups included
+    with contextlib.ExitStack() as stack:
+        keys: dict[str, Key] = {}
+        for model in p.models:
+            tier = p.tier_for(model)
+            if tier not in keys:
+                keys[tier] = stack.enter_context(live_key(p, tier, model))
+                expected[(tier, model.name)] = 1
+            refused = p.chat(model, {})
+            assert refused.status == 401, f"{model.name} without a key: {refused.status}"
+            reply = p.chat(model, keys[tier].header)
+            assert reply.status == 200, f"{model.name} with a {tier} key: {reply.status} {reply.body[:200]!r}"
+            expected[(tier, model.name)] = expected.get((tier, model.name), 0) + 1
+        unmetered: list[str] = []
+
+        def metered() -> bool:
+            unmetered[:] = [
+                f"{name} ({p.query(_requests_of(keys[tier].user, tier, name))} of {count})"
+                for (tier, name), count in expected.items()
+                if p.query(_requests_of(keys[tier].user, tier, name)) != count
+            ]
+            return not unmetered
+
+        try:
+            p.until(metered, 180, f"the requests to each of {len(p.models)} models metered under its name")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; not metered: {', '.join(unmetered)}") from None
+
+
+def _requests_of(user: str, tier: str, model: str) -> str:
+    """PromQL: the requests Prometheus's rules recorded for a user on a model (as the export sums them)."""
+    return f'sum(sum_over_time(maas:requests:increase{{user="{user}", tier="{tier}", model="{model}"}}[1h]))'
+
+
 def only_metered_endpoints_are_published(p: Platform, path: str) -> None:
     """The model servers answer these paths; the routes do not publish them: 404."""
     model = p.open_model
@@ -269,7 +316,7 @@ def shared_host_serves_every_model(p: Platform) -> None:
         with live_key(p, p.tier_for(model), model) as key:
             reply = p.chat(model, key.header, host=p.api_host)
             assert reply.status == 200, f"{model.name} on {p.api_host}: {reply.status} {reply.body[:200]!r}"
-            assert reply.json()["model"] == model.served, "answered by another model"
+            assert reply.json()["model"] == p.answers_as(model), "answered by another model"
             assert reply.json()["usage"]["total_tokens"] > 0
 
 
@@ -599,11 +646,12 @@ def models_only_through_the_gateway(p: Platform, namespace: str, gateway: str) -
     scheme, port = p.gateway_listener
     gateway_url = f"{scheme}://{gateway}.{namespace}.svc.cluster.local:{port}/v1/models"
     assert p.probe("outside", gateway_url, host(p)) == 0, "control: the gateway answers from outside"
-    for model in p.models:
-        direct = f"http://{model.name}-predictor.{namespace}.svc.cluster.local/v1/models"
-        assert p.probe("gateway-peer", direct) == 0, f"control: {model.name} answers a pod it admits"
+    # Each server's Service: a model served by another has none of its own (servedBy).
+    for server in dict.fromkeys(p.server_of(m.name) for m in p.models):
+        direct = f"http://{server}-predictor.{namespace}.svc.cluster.local/v1/models"
+        assert p.probe("gateway-peer", direct) == 0, f"control: {server} answers a pod it admits"
         code = p.probe("outside", direct)
-        assert code == 28, f"{model.name} from outside: curl exit {code}, expected 28 (timed out)"
+        assert code == 28, f"{server} from outside: curl exit {code}, expected 28 (timed out)"
 
 
 def servers_strangers_must_not_reach(p: Platform) -> dict[str, tuple[str, int]]:

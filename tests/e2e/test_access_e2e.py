@@ -19,6 +19,11 @@ def test_requests_without_a_valid_key_get_401(platform: Live) -> None:
     scenarios.denied_without_a_valid_key(platform)
 
 
+def test_every_model_of_a_catalog_of_38_is_protected_and_metered(platform: Live) -> None:
+    """Issue 27, on dev-oidc's 40 names (39 of them served by one simulator: servedBy)."""
+    scenarios.a_large_catalog_is_in_force(platform)
+
+
 def test_a_key_in_a_secret_the_policy_does_not_select_gets_401(platform: Live) -> None:
     scenarios.unselected_secret_grants_nothing(platform)
 

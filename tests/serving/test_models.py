@@ -51,9 +51,14 @@ def _gpu_mentions(value: Any, path: str = "") -> list[str]:
 
 def test_every_model_has_exactly_one_route_with_its_host_and_backend(stack: Evaluation) -> None:
     domain = stack_config(stack.stack).get("maas:domain", "maas.local")
-    for model in _models(stack):
-        service = f"{model['name']}-predictor"
-        routes = _routes_to(stack, service)
+    catalog = _models(stack)
+    for model in catalog:
+        # A model served by another (servedBy) reaches that one's server.
+        server = model["servedBy"] or model["name"]
+        service = f"{server}-predictor"
+        answered = {m["name"] for m in catalog if (m["servedBy"] or m["name"]) == server}
+        assert {r.object_name for r in _routes_to(stack, service)} == answered
+        routes = [r for r in _routes_to(stack, service) if r.object_name == model["name"]]
         assert len(routes) == 1, f"{model['name']}: {len(routes)} routes reach {service}"
         spec = routes[0].inputs["spec"]
         assert spec["hostnames"] == [f"{model['host']}.{domain}", f"api.{domain}"]
@@ -376,3 +381,37 @@ def test_https_only_leaves_no_plain_http_listener() -> None:
     assert only.outputs["apiUrl"] == "https://api.maas.local:8000/v1"
     assert only.outputs["portForward"].endswith("8000:443")
     assert_refused("dev", {"maas:gateway": {"https": {"only": True}}}, "only: true needs enabled: true")
+
+
+def _flag_values(args: list[str], name: str) -> list[str]:
+    """A multi-value flag's values as the simulator reads them: the arguments after `--name`
+    up to the next `--` (llm-d-inference-sim v0.10.2 pkg/common/parser.go
+    getParamValueFromArgs)."""
+    if f"--{name}" not in args:
+        return []
+    after = args[args.index(f"--{name}") + 1 :]
+    return next(([*after[:i]] for i, arg in enumerate(after) if arg.startswith("--")), after)
+
+
+def test_a_model_served_by_another_runs_no_pod_of_its_own_and_its_server_answers_its_name(
+    stack: Evaluation,
+) -> None:
+    """servedBy: one InferenceService (and NetworkPolicy) per server only, and each server's
+    simulator answers its own served name first (the one it reports), then every name it
+    serves for others; dev-oidc's catalog of 40 names has one server."""
+    config = typed_config(stack.stack)
+    servers = [m for m in config.models if m.served_by is None]
+    assert {i.object_name for i in stack.objects("InferenceService")} == {m.name for m in servers}
+    isolated = {p.object_name for p in stack.objects("NetworkPolicy")}
+    assert all((f"{m.name}-ingress" in isolated) == (m.served_by is None) for m in config.models)
+    for server in servers:
+        if server.runtime != "simulator":
+            continue
+        isvc = stack.one("InferenceService", server.name)
+        (container,) = isvc.inputs["spec"]["predictor"]["containers"]
+        others = [m.served_name for m in config.models if m.served_by == server.name]
+        named = _flag_values(container["args"], "served-model-name")
+        assert named == ([server.served_name, *others] if others else [])
+    if stack.stack == "dev-oidc":
+        assert len(config.models) >= 40
+        assert len(servers) == 1

@@ -15,6 +15,7 @@ import itertools
 import json
 import math
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -67,6 +68,9 @@ class Faults:
     tier_check: bool = True  # A11: False admits a tier the table does not have
     leak_denied: bool = False  # a denied request reaches the model all the same
     no_policy_guard: bool = False  # a host Kuadrant has no action set for is served, unjudged
+    # Kuadrant's config past its cap: the models after this many (catalog order) have no
+    # action set on their hosts, ever (the operator logged the failed write, issue 27).
+    unwritten_after: int | None = None
     deployed_limits: dict[str, int] = field(default_factory=dict)  # L1: limits unlike the config's
     users_share_counters: bool = False  # L3
     window_never_resets: bool = False  # L2
@@ -271,8 +275,13 @@ class FakeGateway:
         self.routes: dict[str, str] = {f"{m.host}.{config.domain}": m.name for m in config.models}
         self.api_host = f"{config.gateway.api_host}.{config.domain}"
         self.by_served = {m.served_name: m.name for m in config.models}
+        self.server = {m.name: m.served_by or m.name for m in config.models}
         # Hosts Kuadrant has not configured: requests left until it has.
-        self.unwritten: dict[str, int] = {}
+        self.unwritten: dict[str, int] = (
+            {f"{m.host}.{config.domain}": sys.maxsize for m in config.models[faults.unwritten_after :]}
+            if faults.unwritten_after is not None
+            else {}
+        )
         self.counters: dict[tuple[str, str, str], _Counter] = {}
         self.metered: dict[tuple[str, str, str], list[int]] = {}  # (user, tier, model) -> [requests, tokens]
         self.tokens_scraped: dict[tuple[str, str, str], int] = {}
@@ -567,6 +576,8 @@ class FakeGateway:
         return reply
 
     def _serve(self, model: str, completion: int = COMPLETION_TOKENS) -> None:
+        # A model served by another is answered by that one's pods (maas:models[].servedBy).
+        model = self.server[model]
         pods = self._pods(model)
         pod = pods[next(self._turn) % len(pods)]
         self.answered[pod] += 1
@@ -575,7 +586,7 @@ class FakeGateway:
 
     def pods(self, model: str) -> list[str]:
         with self.lock:
-            return list(self._pods(model))
+            return list(self._pods(self.server[model]))
 
     def _pods(self, model: str) -> list[str]:
         """The model's running pods, as many as its replicas are now: a model that follows
@@ -638,7 +649,8 @@ class FakeGateway:
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
         }
-        served = next(m.served_name for m in self.config.models if m.name == model)
+        # A simulator names itself in every answer, whichever of its names was asked for.
+        served = next(m.served_name for m in self.config.models if m.name == self.server[model])
         if not body.get("stream"):
             choice = {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
             answer = {
@@ -810,6 +822,9 @@ class FakePlatform(Platform):
         }
         address = urllib.parse.urlsplit(url).netloc
         target = doors.get(address) or ("model" if "-predictor." in url else "gateway")
+        services = {f"{server}-predictor" for server in self.gateway.server.values()}
+        if target == "model" and address.split(".")[0] not in services:
+            return 6  # curl: could not resolve the host (no such Service)
         correct = {
             ("outside", "gateway"): 0,
             ("outside", "model"): 28,
@@ -854,7 +869,7 @@ class FakePlatform(Platform):
         gateway = gw.SERVICE_NAME
         types = {
             gateway: self.config.gateway.service_type,
-            **{f"{m.name}-predictor": "ClusterIP" for m in self.config.models},
+            **{f"{server}-predictor": "ClusterIP" for server in self.gateway.server.values()},
         }
         return {**types, **self.faults.exposed}
 

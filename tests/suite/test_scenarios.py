@@ -57,6 +57,7 @@ SCENARIOS: dict[str, Scenario] = {
     "A5 no restart on key changes": scenarios.keys_follow_their_secrets,
     "A13 late route": scenarios.late_route_is_protected,
     "A13 late route never protected": scenarios.late_route_is_protected,
+    "a catalog of 38 models in force": scenarios.a_large_catalog_is_in_force,
     "A10 OIDC tokens": scenarios.oidc_tokens_work_like_keys,
     "A10 expired token": scenarios.expired_token_is_refused,
     "A14 model outside the tier": scenarios.model_outside_the_tier_is_forbidden,
@@ -126,6 +127,10 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
     "A11 unconfigured tier": (Faults(tier_check=False), "403 for an unknown tier"),
     "A5 A6 A7 keys follow Secrets": (Faults(old_key_lingers=True), "the old value to stop"),
     "A13 late route": (Faults(no_policy_guard=True), "the late route answered without a key"),
+    "a catalog of 38 models in force": (
+        Faults(unwritten_after=37, no_policy_guard=True),
+        "catalog-37 without a key: 200",
+    ),
     "A14 model outside the tier": (Faults(model_tiers_ignored=True), "free on simulator-large: 200"),
     "listing models is free": (Faults(listing_billed=True), "listing models was limited"),
     "shared host serves every model": (Faults(body_ignored=True), "answered by another model"),
