@@ -249,17 +249,10 @@ class InferenceGateway(pulumi.ComponentResource):
         gateway.networking.k8s.io in the same namespace"). Model routes depend on this
         component, so no route is served before streams are metered.
         """
-        lua = {
-            "name": "envoy.filters.http.lua",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
-                "default_source_code": {
-                    "inline_string": request_filter_source(
-                        self.api_host, args.models, args.domain, args.tiers
-                    )
-                },
-            },
-        }
+        lua = _lua_filter(
+            "envoy.filters.http.lua",
+            request_filter_source(self.api_host, args.models, args.domain, args.tiers),
+        )
         # The filter buffers each body, which Envoy bounds by the connection's buffer limit,
         # the listener's per_connection_buffer_limit_bytes, 413 past it (Envoy docs
         # faq/configuration/flow_control.rst; Istio 1.30.3 sets none, so 1 MiB): MERGEd
@@ -290,13 +283,7 @@ class InferenceGateway(pulumi.ComponentResource):
         tokens or choices than the tier allows, or fills in max_tokens. Inserted before the
         router after Kuadrant's (priorities ascend), and before the pool filter, which
         _picker_after_auth moves before the router last."""
-        lua = {
-            "name": "envoy.filters.http.lua",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
-                "default_source_code": {"inline_string": tier_caps_source(args.tiers, args.models)},
-            },
-        }
+        lua = _lua_filter("envoy.filters.http.lua", tier_caps_source(args.tiers, args.models))
         return self._envoy_filter(
             f"{name}-tier-caps",
             "tier-caps",
@@ -316,13 +303,7 @@ class InferenceGateway(pulumi.ComponentResource):
         caps would read its missing tier as the smallest. Its own name, not the request-body
         filter's, so no patch that matches one by name touches the other.
         """
-        lua = {
-            "name": "maas.policy_guard",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
-                "default_source_code": {"inline_string": policy_guard_source()},
-            },
-        }
+        lua = _lua_filter("maas.policy_guard", policy_guard_source())
         return self._envoy_filter(
             f"{name}-policy-guard",
             "policy-guard",
@@ -416,6 +397,17 @@ class InferenceGateway(pulumi.ComponentResource):
             spec={"secretName": TLS_SECRET, "dnsNames": [hostname], "issuerRef": issuer},
             opts=after_cert_manager,
         )
+
+
+def _lua_filter(name: str, source: str) -> dict[str, object]:
+    """An Envoy Lua HTTP filter named `name`, running `source`."""
+    return {
+        "name": name,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": source},
+        },
+    }
 
 
 def _patch(sub_filter: str, patch: dict[str, object]) -> dict[str, object]:
