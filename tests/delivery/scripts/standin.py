@@ -1,4 +1,5 @@
-"""A recording stand-in for docker, kind, kubectl, pulumi, curl and python3.
+"""A recording stand-in for docker, kind, kubectl, pulumi, curl and python3, and for
+apt-get, systemctl, sudo and id (scripts/install-test-tools.sh).
 
     standin.py TOOL ARGS...
 
@@ -181,6 +182,43 @@ def venv_python(argv: list[str]) -> int:
     return 0
 
 
+# Debian's packages whose install starts and enables a systemd unit of the same name.
+SERVICE_PACKAGES = ("prometheus", "nginx")
+
+
+def apt_get(argv: list[str]) -> int:
+    """Installs by starting and enabling the service of each package that has one, as dpkg's
+    postinst does on a systemd host; a unit's state is a file unit-<name>-{active,enabled}."""
+    if argv[:1] == ["install"]:
+        for package in (a for a in argv[1:] if a in SERVICE_PACKAGES):
+            (STATE / f"unit-{package}-active").touch()
+            (STATE / f"unit-{package}-enabled").touch()
+    return 0
+
+
+def systemctl(argv: list[str]) -> int:
+    verbs = {"is-active": "active", "is-enabled": "enabled"}
+    units = [a for a in argv[1:] if not a.startswith("-")]
+    if argv[:1] and argv[0] in verbs:
+        return 0 if all((STATE / f"unit-{u}-{verbs[argv[0]]}").exists() for u in units) else 3
+    undo = {"stop": "active", "disable": "enabled"}
+    if argv[:1] and argv[0] in undo:
+        for unit in units:
+            (STATE / f"unit-{unit}-{undo[argv[0]]}").unlink(missing_ok=True)
+    return 0
+
+
+def sudo(argv: list[str]) -> int:
+    os.execvp(argv[0], argv)
+    return 1
+
+
+def id_(argv: list[str]) -> int:
+    uid = STATE / "uid"
+    print(uid.read_text().strip() if uid.exists() else "1000")
+    return 0
+
+
 def write_standin(path: Path, tool: str) -> None:
     """An executable that runs this stand-in as `tool` (and tells it the path it was run as)."""
     path.write_text(f'#!/bin/sh\nexport STANDIN_AS="$0"\nexec "{PYTHON}" "{HERE}" {tool} "$@"\n')
@@ -195,6 +233,10 @@ TOOLS = {
     "curl": curl,
     "python3": python3,
     "venv-python": lambda argv: venv_python(argv),
+    "apt-get": apt_get,
+    "systemctl": systemctl,
+    "sudo": sudo,
+    "id": id_,
 }
 
 if __name__ == "__main__":
