@@ -278,7 +278,7 @@ BAD_CATALOGS: dict[str, tuple[list[dict[str, Any]], str]] = {
     "simulator asking for GPUs": ([{**SIM, "gpu": {"count": 1}}], "a simulator needs no GPU"),
     "gpu count below one": (
         [{**QWEN, "gpu": {"count": 0}}],
-        "maas:models[0].gpu.count: Input should be greater than or equal to 1",
+        "maas:models[0] (name: qwen).gpu.count: Input should be greater than or equal to 1",
     ),
     "invalid model name": (
         [{**SIM, "name": "Sim_1"}],
