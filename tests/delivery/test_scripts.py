@@ -41,6 +41,7 @@ STANDIN = Path(__file__).parent / "scripts" / "standin.py"
 # scripts which stacks are on the local kind cluster (scripts/stack_context.py).
 PROJECT_FILES = (
     "Makefile",
+    "Pulumi.yaml",
     "requirements.txt",
     "components/__init__.py",
     "components/pins/__init__.py",
@@ -544,6 +545,64 @@ def test_the_first_answer_waits_for_the_port_forward_to_listen(sandbox: Sandbox)
     assert not [c for c in sandbox.calls() if c.tool == "curl"]
 
 
+def _stack_files(sandbox: Sandbox) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sandbox.project.glob("Pulumi*.yaml")}
+
+
+def test_a_deploy_never_writes_the_tracked_stack_file(sandbox: Sandbox) -> None:
+    """The CLI saves a new stack's salt into its config file (the stand-in does as
+    pkg/cmd/pulumi/stack/io.go SaveProjectStack does): every command that loads the stack's
+    config gets the per-user copy, which keeps its salt and secrets across deploys."""
+    tracked = _stack_files(sandbox)
+    sandbox.run("make", "deploy-dev")
+    assert _stack_files(sandbox) == tracked
+    copy = sandbox.home / ".maas-platform" / "stacks" / "Pulumi.dev.yaml"
+    calls = sandbox.calls()
+    config_commands = [c for c in calls if c.tool == "pulumi" and c.argv[0] in ("up", "preview", "destroy")]
+    assert config_commands
+    for call in config_commands:
+        assert call.argv[call.argv.index("--config-file") + 1] == str(copy), call.line
+    saved = yaml.safe_load(copy.read_text())
+    assert saved["encryptionsalt"] == "v1:standin-salt"
+    assert saved["config"] == yaml.safe_load((sandbox.project / "Pulumi.dev.yaml").read_text())["config"]
+    # the next deploy: the tracked file changed (a pull), a secret was set into the copy
+    saved["encryptionsalt"] = "v1:first-salt"
+    saved["config"]["maas:huggingFaceToken"] = {"secure": "v1:token"}
+    copy.write_text(yaml.safe_dump(saved))
+    tracked_dev = sandbox.project / "Pulumi.dev.yaml"
+    tracked_dev.write_text(tracked_dev.read_text().replace("name: freeuser2,", "name: freeuser9,"))
+    tracked = _stack_files(sandbox)
+    sandbox.run("make", "deploy-dev")
+    assert _stack_files(sandbox) == tracked
+    again = yaml.safe_load(copy.read_text())
+    assert again["encryptionsalt"] == "v1:first-salt"
+    assert again["config"]["maas:huggingFaceToken"] == {"secure": "v1:token"}
+    assert {"name": "freeuser9", "tier": "free"} in again["config"]["maas:users"]
+
+
+def test_a_salt_already_in_the_tracked_file_moves_to_the_copy(sandbox: Sandbox) -> None:
+    """A deploy from before the copy left its salt in Pulumi.dev.yaml: the stack keeps it."""
+    tracked_dev = sandbox.project / "Pulumi.dev.yaml"
+    tracked_dev.write_text(tracked_dev.read_text() + "encryptionsalt: v1:old-salt\n")
+    sandbox.run("make", "deploy-dev")
+    copy = sandbox.home / ".maas-platform" / "stacks" / "Pulumi.dev.yaml"
+    assert yaml.safe_load(copy.read_text())["encryptionsalt"] == "v1:old-salt"
+
+
+def test_the_wrapper_gives_config_commands_the_copy_and_asks_for_the_stack(sandbox: Sandbox) -> None:
+    tracked = _stack_files(sandbox)
+    sandbox.run(
+        "scripts/pulumi.sh", "config", "set", "--secret", "maas:huggingFaceToken", "t", "--stack", "gpu"
+    )
+    (call,) = [c for c in sandbox.calls() if c.tool == "pulumi"]
+    copy = sandbox.home / ".maas-platform" / "stacks" / "Pulumi.gpu.yaml"
+    assert call.argv[:2] == ["config", f"--config-file={copy}"]
+    assert _stack_files(sandbox) == tracked
+    refused = sandbox.run("scripts/pulumi.sh", "up", expect=2)
+    assert "--stack STACK" in refused.stderr
+    assert not [c for c in sandbox.calls() if c.tool == "pulumi"]
+
+
 @pytest.mark.parametrize(
     ("target", "expected"),
     [
@@ -553,6 +612,7 @@ def test_the_first_answer_waits_for_the_port_forward_to_listen(sandbox: Sandbox)
             ["preview", "STACK=gpu"],
             [
                 "preview",
+                "--config-file={copy of gpu}",
                 "--stack",
                 "gpu",
                 "--diff",
@@ -562,7 +622,10 @@ def test_the_first_answer_waits_for_the_port_forward_to_listen(sandbox: Sandbox)
                 "policies/config/gpu.json",
             ],
         ),
-        (["destroy-dev"], ["destroy", "--stack", "dev", "--yes", "--non-interactive"]),
+        (
+            ["destroy-dev"],
+            ["destroy", "--stack", "dev", "--config-file", "{copy of dev}", "--yes", "--non-interactive"],
+        ),
     ],
 )
 def test_readme_follow_up_commands_use_the_local_backend(
@@ -570,7 +633,8 @@ def test_readme_follow_up_commands_use_the_local_backend(
 ) -> None:
     sandbox.run("make", *target)
     (call,) = [c for c in sandbox.calls() if c.tool == "pulumi"]
-    assert call.argv == expected
+    copies = sandbox.home / ".maas-platform" / "stacks"
+    assert call.argv == [re.sub(r"\{copy of (.+)\}", rf"{copies}/Pulumi.\1.yaml", a) for a in expected]
     assert call.env["PULUMI_BACKEND_URL"] == f"file://{sandbox.home}/.maas-platform/state"
     assert call.env["PULUMI_CONFIG_PASSPHRASE_FILE"] == f"{sandbox.home}/.maas-platform/passphrase"
 
@@ -606,6 +670,7 @@ def test_converged_previews_the_deploy_with_expect_no_changes(sandbox: Sandbox) 
     (call,) = [c for c in sandbox.calls() if c.tool == "pulumi"]
     assert call.argv == [
         "preview",
+        f"--config-file={sandbox.home}/.maas-platform/stacks/Pulumi.dev-oidc.yaml",
         "--stack",
         "dev-oidc",
         "--refresh",

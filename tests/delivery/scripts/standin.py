@@ -90,7 +90,32 @@ def kind(argv: list[str]) -> int:
     return 0
 
 
+# The commands that load a stack's config and save its secrets state when it has none.
+CONFIG_COMMANDS = ("config", "up", "preview", "destroy", "refresh", "import", "watch", "logs")
+
+
+def save_salt(argv: list[str]) -> None:
+    """As the passphrase secrets manager does for a stack file without a salt: writes one
+    into the --config-file, else into Pulumi.<stack>.yaml beside the Pulumi.yaml of the
+    working directory (pulumi/pulumi pkg/cmd/pulumi/stack/io.go SaveProjectStack)."""
+    if argv[:2] == ["stack", "select"] and "--create" in argv:
+        stack = argv[2]
+    elif argv[:1] and argv[0] in CONFIG_COMMANDS:
+        stack = option(argv, "--stack") or option(argv, "-s") or ""
+    else:
+        return
+    given = option(argv, "--config-file")
+    if given is None and not Path("Pulumi.yaml").exists():
+        print("error: no Pulumi.yaml project file found", file=sys.stderr)
+        sys.exit(255)
+    path = Path(given) if given is not None else Path(f"Pulumi.{stack}.yaml")
+    text = path.read_text() if path.exists() else ""
+    if "encryptionsalt:" not in text:
+        path.write_text(text + "encryptionsalt: v1:standin-salt\n")
+
+
 def pulumi(argv: list[str]) -> int:
+    save_salt(argv)
     pack = option(argv, "--policy-pack")
     # pulumi-language-python RunPlugin starts <pack>/venv/bin/python and creates nothing.
     if pack is not None and not (Path(pack) / "venv" / "bin" / "python").exists():
@@ -176,6 +201,8 @@ def python3(argv: list[str]) -> int:
 
 def venv_python(argv: list[str]) -> int:
     """The program's interpreter: pip installs nothing; the cluster preflight refuses when told."""
+    if argv[:1] == ["scripts/stack_file.py"]:
+        os.execv(PYTHON, [PYTHON, *argv])
     if argv[:2] == ["-m", "commands.preflight"] and (STATE / "preflight-refuses").exists():
         print("stack: the cluster (context x) is not ready for it:", file=sys.stderr)
         return 1
