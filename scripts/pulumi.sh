@@ -29,6 +29,15 @@ case "${1:-}" in
       echo "scripts/pulumi.sh $1: name the stack with --stack STACK (dev, gpu, ...)" >&2
       exit 2
     fi
+    # The copy keeps only secrets across commands (scripts/stack_file.py): a plain value
+    # set here would be gone at the next one.
+    if [ "$1" = config ] && { [ "${2:-}" = set ] || [ "${2:-}" = set-all ]; }; then
+      case " $* " in *" --secret "* | *" --secret="*) ;; *)
+        echo "scripts/pulumi.sh config $2: only secrets are set here (--secret); put other values in Pulumi.$stack.yaml" >&2
+        exit 2
+        ;;
+      esac
+    fi
     config_file=$(stack_file "$stack")
     command=$1
     shift

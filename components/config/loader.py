@@ -51,7 +51,7 @@ def load(stack: str | None = None, raw: Mapping[str, Any] | None = None) -> Stac
         if key in raw and not pulumi.runtime.config.is_config_secret(key):
             problems.append(
                 f"{key}: a credential must not be stored in plain text; set it with "
-                f"`pulumi config set --secret {key} <value>`"
+                f"`scripts/pulumi.sh config set --secret {key} <value> --stack {stack}`"
             )
     values: dict[str, Any] = {}
     prefix = f"{NAMESPACE}:"

@@ -500,7 +500,7 @@ class StackConfig(Section):
     gateway: GatewayConfig = GatewayConfig()
     models: tuple[ModelConfig, ...] = Field(default_factory=_default_models)
     # Read by KServe's storage initializer for gated Hugging Face models; set it with
-    # `pulumi config set --secret maas:huggingFaceToken ...`.
+    # `scripts/pulumi.sh config set --secret maas:huggingFaceToken ... --stack gpu`.
     hugging_face_token: str | None = None
     tiers: tuple[TierConfig, ...] = DEFAULT_TIERS
     users: tuple[UserConfig, ...] = ()

@@ -601,6 +601,10 @@ def test_the_wrapper_gives_config_commands_the_copy_and_asks_for_the_stack(sandb
     refused = sandbox.run("scripts/pulumi.sh", "up", expect=2)
     assert "--stack STACK" in refused.stderr
     assert not [c for c in sandbox.calls() if c.tool == "pulumi"]
+    # a plain value would be gone at the next command: it belongs in the tracked file
+    plain = sandbox.run("scripts/pulumi.sh", "config", "set", "maas:domain", "x", "--stack", "gpu", expect=2)
+    assert "put other values in Pulumi.gpu.yaml" in plain.stderr
+    assert not [c for c in sandbox.calls() if c.tool == "pulumi"]
 
 
 @pytest.mark.parametrize(

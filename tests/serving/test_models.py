@@ -315,9 +315,8 @@ def test_bad_catalog_stops_with_its_message_and_declares_nothing(case: str) -> N
 
 
 def test_a_plain_text_hugging_face_token_is_refused() -> None:
-    assert_refused(
-        "gpu", {"maas:huggingFaceToken": "hf_plaintext"}, "pulumi config set --secret maas:huggingFaceToken"
-    )
+    expected = "scripts/pulumi.sh config set --secret maas:huggingFaceToken <value> --stack gpu"
+    assert_refused("gpu", {"maas:huggingFaceToken": "hf_plaintext"}, expected)
 
 
 def _count_with(models: int) -> int:
