@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from components.pins import versions
-from harness.program import PROJECT_DIR, Evaluation, stack_names, typed_config
+from harness.program import PROJECT_DIR, Evaluation, evaluate, stack_names, typed_config
 from maas_policies import kuadrant_size
 from tests.support import written
 from tests.support.upstream import CRD_OWNERS
@@ -231,6 +231,55 @@ def test_deploy_dev_from_nothing(sandbox: Sandbox) -> None:
     assert call.argv[-1] == f"http://simulator.maas.local:{port}/v1/chat/completions"
     assert re.search(r"first authorized 200 from simulator-model after \d+ s", done.stdout)
     assert "first authorized 200" in sandbox.summary.read_text()
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_the_try_it_block_fits_each_stacks_outputs(stack: str) -> None:
+    """From the outputs a deploy of each stack gives: a forward only where apiUrl is reached
+    through one, the CA where the gateway serves HTTPS, the request to apiUrl."""
+    spec = importlib.util.spec_from_file_location("maas_try_it", PROJECT_DIR / "scripts" / "try_it.py")
+    assert spec is not None
+    assert spec.loader is not None
+    try_it = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(try_it)
+    outputs = evaluate(stack).outputs
+    block = try_it.block(stack, "kubectl", outputs)
+    api = outputs["apiUrl"]
+    assert block[-2].strip() == f"{api}/chat/completions"
+    forwards = [line for line in block if " port-forward " in line]
+    assert len(forwards) == (1 if ":8000/" in api else 0)
+    for line in forwards:
+        assert line.startswith(f"  kubectl --context {outputs['kubeContext']} port-forward ")
+    https = api.startswith("https://") and outputs.get("gatewayTlsSecret")
+    assert ("--cacert maas-ca.crt" in "\n".join(block)) == bool(https)
+    assert ("STACK=" in "\n".join(block)) == (stack != "dev")
+
+
+def test_deploy_dev_ends_with_what_to_type_next(sandbox: Sandbox) -> None:
+    """A "Try it" block: the forward through the kubectl the scripts used, with the stack's
+    context; the key through `make keys`, read without jq; a request to the shared host."""
+    done = sandbox.run("make", "deploy-dev")
+    block = done.stdout[done.stdout.index("Try it") :].splitlines()
+    kubectl = sandbox.bin / "kubectl"
+    forward = f"  {kubectl} --context kind-maas port-forward -n llm svc/inference-gateway-istio 8000:80 &"
+    assert block[1] == forward
+    assert block[2].startswith("  export MAAS_API_KEY=$(make -s keys | python3 -c ")
+    request = " ".join(block[3:6])
+    assert "--resolve api.maas.local:8000:127.0.0.1" in request
+    assert '"model": "simulator-model"' in request
+    assert request.endswith("http://api.maas.local:8000/v1/chat/completions")
+    assert "jq" not in "\n".join(block)
+    # the key line works as printed, on a PATH without jq
+    key_line = block[2].strip().split("   #")[0]
+    got = subprocess.run(
+        ["bash", "-c", f'{key_line}; echo "$MAAS_API_KEY"'],
+        cwd=sandbox.project,
+        env=sandbox.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert got.stdout.strip() == "key-of-freeuser1"
 
 
 # --- Kuadrant's wasm config written (scripts/kuadrant_written.py) ---------------------

@@ -28,6 +28,8 @@ WATCHED_ENV = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_SK
 OUTPUTS = {
     "kubeContext": "kind-maas",
     "gatewayService": "llm/inference-gateway-istio",
+    "apiUrl": "http://api.maas.local:8000/v1",
+    "portForward": "kubectl port-forward -n llm svc/inference-gateway-istio 8000:80",
     "models": {
         "simulator": {
             "url": "http://simulator.maas.local:8000/v1",
@@ -125,7 +127,14 @@ def pulumi(argv: list[str]) -> int:
         print(version("pulumi"))
     elif argv[:2] == ["stack", "output"] and "--json" in argv:
         replaced = STATE / "outputs"
-        print(replaced.read_text() if replaced.exists() else json.dumps(OUTPUTS))
+        outputs = json.loads(replaced.read_text()) if replaced.exists() else OUTPUTS
+        # `stack output NAME`: that output alone
+        words = [
+            a
+            for i, a in enumerate(argv[2:], 2)
+            if not a.startswith("-") and argv[i - 1] not in ("--stack", "-s")
+        ]
+        print(json.dumps(outputs[words[0]] if words else outputs))
     elif argv[:2] == ["stack", "output"]:
         print("Current stack outputs (5):")
     return 0
