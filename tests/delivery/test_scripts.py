@@ -629,6 +629,15 @@ def test_a_deploy_never_writes_the_tracked_stack_file(sandbox: Sandbox) -> None:
     assert {"name": "freeuser9", "tier": "free"} in again["config"]["maas:users"]
 
 
+def test_the_preview_workflow_takes_the_salt_from_the_copy() -> None:
+    """preview.yml hands the base's salt to the head's stack file: it is in the copy now."""
+    workflow = yaml.safe_load((PROJECT_DIR / ".github" / "workflows" / "preview.yml").read_text())
+    (step,) = [
+        s for s in workflow["jobs"]["preview"]["steps"] if s.get("name") == "Head uses the base's stack state"
+    ]
+    assert '"$MAAS_STATE_DIR/stacks/Pulumi.dev.yaml"' in step["run"]
+
+
 def test_a_salt_already_in_the_tracked_file_moves_to_the_copy(sandbox: Sandbox) -> None:
     """A deploy from before the copy left its salt in Pulumi.dev.yaml: the stack keeps it."""
     tracked_dev = sandbox.project / "Pulumi.dev.yaml"
