@@ -57,7 +57,8 @@ def catalog(models: int, tiers: int, stack: str = "dev", both_listeners: bool = 
         **stack_config(stack),
         "maas:models": listed,
         "maas:tiers": table,
-        "maas:users": [],
+        # one user: a stack nobody could call is refused
+        "maas:users": [{"name": "user0", "tier": "tier0"}],
         "maas:prices": {},
     }
     if both_listeners:

@@ -33,13 +33,14 @@ prepare_python
 # What the stack takes from the cluster instead of installing it (OpenShift: its Gateway API
 # CRDs, user-workload monitoring), checked before anything is applied.
 .venv/bin/python -m commands.preflight "$stack"
-pulumi stack select "$stack" --create --non-interactive
+config_file=$(stack_file "$stack")
+create_stack "$stack" "$config_file"
 # No --skip-preview: the stack-level rules (routes-protected, tiers-limited, ...) run when
 # the preview ends; without it they would run only after every resource is applied
 # (pulumi/pulumi pkg/resource/deploy/deployment_executor.go). --refresh reads the cluster
 # first, so a cluster recreated under a surviving state (or anything deleted by hand)
 # is seen as gone and created again, instead of being reported as deployed.
-pulumi up --stack "$stack" --yes --refresh --non-interactive \
+pulumi up --stack "$stack" --config-file "$config_file" --yes --refresh --non-interactive \
   --policy-pack policies --policy-pack-config "policies/config/$stack.json" "$@"
 pulumi stack output --stack "$stack"
 # The policies report Enforced before Kuadrant has written the gateway's wasm config, and a

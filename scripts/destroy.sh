@@ -21,7 +21,8 @@ fi
 ensure_tools pulumi
 use_local_backend
 prepare_python
-pulumi destroy --stack "$stack" --yes --non-interactive
+config_file=$(stack_file "$stack")
+pulumi destroy --stack "$stack" --config-file "$config_file" --yes --non-interactive
 if [ -n "$delete_cluster" ]; then
   ensure_tools kind
   kind delete cluster --name "$MAAS_KIND_CLUSTER"

@@ -3,6 +3,7 @@
 # first user whose tier that model admits, until it answers 200, and prints the time from
 # STARTED (epoch seconds) to that answer; over HTTPS, trusting the gateway's certificate,
 # when the stack serves HTTPS only. Under GitHub Actions the line also goes to the job summary.
+# Then prints what the user types next (scripts/try_it.py).
 #   scripts/first-answer.sh STACK STARTED
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -101,3 +102,6 @@ echo "$line"
 if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
   echo "$line" >>"$GITHUB_STEP_SUMMARY"
 fi
+echo
+kubectl_path=$(command -v kubectl || echo kubectl)
+pulumi stack output --stack "$stack" --json | python3 scripts/try_it.py "$stack" "${kubectl_path#"$PWD"/}"

@@ -28,6 +28,24 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 0
   fi
 fi
+# Only the binaries are wanted, but Debian's prometheus and nginx packages start and enable
+# their service on install. Undo exactly that and nothing else: a unit this run did not see
+# start (a developer's own nginx or Prometheus) is left as it was. No policy-rc.d: that is
+# one system-wide file, managed through update-alternatives by whoever provides it
+# (init-system-helpers 1.65.2, README.policy-rc.d), not ours to replace.
+services=""
+for unit in prometheus nginx; do
+  case " $packages " in *" $unit "*) services="$services $unit" ;; esac
+done
+systemctl=""
+command -v systemctl >/dev/null 2>&1 && systemctl="systemctl"
+was_active=" "
+was_enabled=" "
+for unit in $services; do
+  [ -n "$systemctl" ] || break
+  if systemctl is-active --quiet "$unit" >/dev/null 2>&1; then was_active="$was_active$unit "; fi
+  if systemctl is-enabled --quiet "$unit" >/dev/null 2>&1; then was_enabled="$was_enabled$unit "; fi
+done
 export DEBIAN_FRONTEND=noninteractive
 # shellcheck disable=SC2086  # one word per package
 if ! $sudo apt-get install -y -q --no-install-recommends $packages >/dev/null 2>&1; then
@@ -35,7 +53,18 @@ if ! $sudo apt-get install -y -q --no-install-recommends $packages >/dev/null 2>
   # shellcheck disable=SC2086
   $sudo apt-get install -y -q --no-install-recommends $packages >/dev/null
 fi
-# Only the binaries are wanted: where systemd started the package's service, stop it.
-if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-  $sudo systemctl disable --now prometheus nginx >/dev/null 2>&1 || true
-fi
+for unit in $services; do
+  [ -n "$systemctl" ] || break
+  case "$was_active" in *" $unit "*) ;; *)
+    if systemctl is-active --quiet "$unit" >/dev/null 2>&1; then
+      $sudo systemctl stop "$unit" >/dev/null 2>&1 || true
+    fi
+    ;;
+  esac
+  case "$was_enabled" in *" $unit "*) ;; *)
+    if systemctl is-enabled --quiet "$unit" >/dev/null 2>&1; then
+      $sudo systemctl disable "$unit" >/dev/null 2>&1 || true
+    fi
+    ;;
+  esac
+done

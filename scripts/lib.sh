@@ -116,6 +116,26 @@ on_local_kind() {
   [ "$(stack_context "$1")" = "kind-$MAAS_KIND_CLUSTER" ]
 }
 
+# The stack's config file as the CLI gets it (--config-file): a per-user copy of
+# Pulumi.<stack>.yaml in $MAAS_STATE_DIR/stacks, beside a copy of Pulumi.yaml, rewritten
+# before each command (scripts/stack_file.py). The CLI writes the salt of the passphrase
+# secrets manager and `config set` values into that copy, never into the tracked file.
+# Needs the program's virtualenv (PyYAML): after prepare_python.
+# Called as $(stack_file STACK), where `set -e` does not reach: failures return.
+stack_file() {
+  .venv/bin/python scripts/stack_file.py "$1" "$MAAS_STATE_DIR/stacks" || return 1
+  echo "$MAAS_STATE_DIR/stacks/Pulumi.$1.yaml"
+}
+
+# Creates the stack when missing. Run beside the copies: `stack select --create` has no
+# --config-file and saves the new stack's salt into Pulumi.<stack>.yaml of the project it
+# finds from its working directory (pkg/cmd/pulumi/stack/stack_select.go InitStack, io.go
+# CreateStack), here the per-user copy.
+# Arguments: the stack, its copy (stack_file's answer).
+create_stack() {
+  (cd "$(dirname "$2")" && pulumi stack select "$1" --create --non-interactive)
+}
+
 use_local_backend() {
   mkdir -p "$MAAS_STATE_DIR/state"
   if [ ! -s "$MAAS_STATE_DIR/passphrase" ]; then

@@ -51,3 +51,24 @@ def stack(request: pytest.FixtureRequest, stack_of: Callable[[str], Evaluation])
 def kubernetes_stack(request: pytest.FixtureRequest, stack_of: Callable[[str], Evaluation]) -> Evaluation:
     """Each stack of the plain-Kubernetes flavour (the OpenShift one: tests/platform/test_openshift.py)."""
     return stack_of(str(request.param))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One loud line for the tests that skipped for want of ../shared, which would otherwise
+    pass by among the other skips."""
+    # Here, not at the top: tests.support is imported after its assert rewriting is registered.
+    from tests.support.prerequisites import SHARED, WITHOUT_SHARED
+
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and WITHOUT_SHARED in str(report.longrepr[2])
+    ]
+    if skipped:
+        terminalreporter.write_sep(
+            "!",
+            f"{len(skipped)} tests skipped without ../shared ({SHARED}): clone the shared "
+            "checkout beside this one (CRD schemas, manifest cases, CHECKLIST.md)",
+            yellow=True,
+            bold=True,
+        )

@@ -51,7 +51,7 @@ def load(stack: str | None = None, raw: Mapping[str, Any] | None = None) -> Stac
         if key in raw and not pulumi.runtime.config.is_config_secret(key):
             problems.append(
                 f"{key}: a credential must not be stored in plain text; set it with "
-                f"`pulumi config set --secret {key} <value>`"
+                f"`scripts/pulumi.sh config set --secret {key} <value> --stack {stack}`"
             )
     values: dict[str, Any] = {}
     prefix = f"{NAMESPACE}:"
@@ -66,6 +66,12 @@ def load(stack: str | None = None, raw: Mapping[str, Any] | None = None) -> Stac
             continue
         name = key[len(prefix) :]
         field = _field_by_alias(StackConfig, name)
+        if field is not None and not _is_plain_string(field.annotation) and text in _EMPTY:
+            problems.append(
+                f"{key}: the key is there but holds nothing (an empty `{key}:` line in the stack "
+                "file); write its value under it, or delete the line to take the default"
+            )
+            continue
         if field is not None and not _is_plain_string(field.annotation) and isinstance(text, str):
             try:
                 values[name] = json.loads(text)
@@ -77,7 +83,7 @@ def load(stack: str | None = None, raw: Mapping[str, Any] | None = None) -> Stac
         # JSON mode: the values are what the stack file's YAML holds (lists, not tuples).
         config = StackConfig.model_validate_json(json.dumps(values))
     except ValidationError as exc:
-        problems.extend(_describe(error) for error in exc.errors())
+        problems.extend(_describe(error, values) for error in exc.errors())
     else:
         problems.extend(config.cross_problems())
     if problems:
@@ -86,6 +92,8 @@ def load(stack: str | None = None, raw: Mapping[str, Any] | None = None) -> Stac
 
 
 _DISABLE_DEFAULTS = "pulumi:disable-default-providers"
+# What an empty `maas:users:` line (YAML null) reaches the program as: nothing, or its text.
+_EMPTY = (None, "", "null", "None")
 
 
 def _default_provider_disabled(value: Any) -> bool:
@@ -97,9 +105,9 @@ def _default_provider_disabled(value: Any) -> bool:
     return isinstance(value, list) and bool({"kubernetes", "*"} & set(value))
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+def _describe(error: Mapping[str, Any], values: Mapping[str, Any]) -> str:
     loc = tuple(error["loc"])
-    path = _render_path(loc)
+    path = _render_path(loc, values)
     kind = error["type"]
     if kind == "missing":
         return f"{path}: required but not set; add it to the stack file"
@@ -120,12 +128,25 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{path}: {message}{shown}{hints.get(kind, '')}"
 
 
-def _render_path(loc: tuple[Any, ...]) -> str:
+def _render_path(loc: tuple[Any, ...], values: Mapping[str, Any] | None = None) -> str:
+    """`maas:users[1412] (name: alice).teir`: an entry of a list is named as well as counted."""
     if not loc:
         return f"{NAMESPACE}:<root>"
     text = f"{NAMESPACE}:{loc[0]}"
-    for part in loc[1:]:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    current: Any = (values or {}).get(loc[0])
+    rest = loc[1:]
+    for position, part in enumerate(rest):
+        if isinstance(part, int):
+            text += f"[{part}]"
+            current = current[part] if isinstance(current, list) and 0 <= part < len(current) else None
+            name = current.get("name") if isinstance(current, dict) else None
+            # Not when the name itself is the problem: the message shows it.
+            naming = rest[position + 1 : position + 2] != ("name",)
+            if naming and isinstance(name, str | int) and not isinstance(name, bool):
+                text += f" (name: {name})"
+        else:
+            text += f".{part}"
+            current = current.get(part) if isinstance(current, dict) else None
     return text
 
 
@@ -148,7 +169,8 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     for part in loc:
         current = _unwrap(current)
         if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
-            args = typing.get_args(current)
+            # The item type: tuple[X, ...] ends in Ellipsis, dict[K, V] in the value type.
+            args = [a for a in typing.get_args(current) if a is not Ellipsis]
             current = args[-1] if args else None
             continue
         field = _field_by_alias(current, part)

@@ -500,7 +500,7 @@ class StackConfig(Section):
     gateway: GatewayConfig = GatewayConfig()
     models: tuple[ModelConfig, ...] = Field(default_factory=_default_models)
     # Read by KServe's storage initializer for gated Hugging Face models; set it with
-    # `pulumi config set --secret maas:huggingFaceToken ...`.
+    # `scripts/pulumi.sh config set --secret maas:huggingFaceToken ... --stack gpu`.
     hugging_face_token: str | None = None
     tiers: tuple[TierConfig, ...] = DEFAULT_TIERS
     users: tuple[UserConfig, ...] = ()
@@ -534,11 +534,17 @@ class StackConfig(Section):
         """Problems that span sections; each names the key to fix."""
         problems = []
         tiers = [t.name for t in self.tiers]
+        if not self.users and not self.auth.oidc.enabled:
+            problems.append(
+                f"{NAMESPACE}:users: no users and maas:auth.oidc.enabled is false, so nobody could "
+                "get a key or a token to call a model; list at least one user ({name: alice, "
+                "tier: free}) or enable OIDC"
+            )
         for index, user in enumerate(self.users):
             if user.tier not in tiers:
                 problems.append(
-                    f"{NAMESPACE}:users[{index}].tier: '{user.tier}' is not a tier of maas:tiers "
-                    f"({', '.join(tiers)})"
+                    f"{NAMESPACE}:users[{index}] (name: {user.name}).tier: '{user.tier}' is not a tier "
+                    f"of maas:tiers ({', '.join(tiers)})"
                 )
         if self.auth.oidc.enabled:
             # Keycloak's default user profile: usernames of 3 to 255 characters

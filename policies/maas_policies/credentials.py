@@ -100,7 +100,7 @@ def _default_credentials(args: ResourceValidationArgs, report: ReportViolation) 
                 objects.refusal(
                     f"{where} {subject}",
                     f"{path} holds a known default or demo credential",
-                    "generate it (pulumi-random) or set it with `pulumi config set --secret`",
+                    "generate it (pulumi-random) or set it with `scripts/pulumi.sh config set --secret`",
                 ),
                 None,
             )

@@ -377,15 +377,16 @@ BAD_ACCESS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "zero limit": (
         {"maas:tiers": [{**FIVE_TIERS[0], "requests": {"limit": 0, "window": "1m"}}]},
-        "maas:tiers[0].requests.limit: Input should be greater than or equal to 1",
+        "maas:tiers[0] (name: trial).requests.limit: Input should be greater than or equal to 1",
     ),
     "window in days": (
         {"maas:tiers": [{**FIVE_TIERS[0], "tokens": {"limit": 5, "window": "1d"}}]},
-        "maas:tiers[0].tokens.window: '1d' is not a Kuadrant window ('d' is not a unit: write 24h)",
+        "maas:tiers[0] (name: trial).tokens.window: '1d' is not a Kuadrant window "
+        "('d' is not a unit: write 24h)",
     ),
     "user in an unknown tier": (
         {"maas:users": [{"name": "alice", "tier": "gold"}]},
-        "maas:users[0].tier: 'gold' is not a tier of maas:tiers (free, premium, enterprise)",
+        "maas:users[0] (name: alice).tier: 'gold' is not a tier of maas:tiers (free, premium, enterprise)",
     ),
     "duplicate user": (
         {"maas:users": [{"name": "alice", "tier": "free"}, {"name": "alice", "tier": "premium"}]},

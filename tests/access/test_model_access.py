@@ -116,8 +116,11 @@ def test_a_restricted_models_route_says_which_tiers_may_use_it(stack_of: Any) ->
     ("tiers_value", "message"),
     [
         (["gold"], "maas:models[1].tiers[0]: 'gold' is not a tier of maas:tiers (free, premium, enterprise)"),
-        ([], "maas:models[1].tiers: an empty list would admit nobody"),
-        (["premium", "premium"], "maas:models[1].tiers: tiers[0] and tiers[1] have the same tier 'premium'"),
+        ([], "maas:models[1] (name: large).tiers: an empty list would admit nobody"),
+        (
+            ["premium", "premium"],
+            "maas:models[1] (name: large).tiers: tiers[0] and tiers[1] have the same tier 'premium'",
+        ),
     ],
 )
 def test_a_bad_tier_restriction_is_refused_with_its_key(tiers_value: list[str], message: str) -> None:

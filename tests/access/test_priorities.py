@@ -155,7 +155,8 @@ def test_objective_names_never_collide_across_models_and_tiers() -> None:
     models = [
         {"name": name, "host": name, "runtime": "simulator", "scheduling": "pool"} for name in ("a", "a-b")
     ]
-    variant = {"maas:tiers": [*table, b_free], "maas:models": models, "maas:users": [], "maas:prices": {}}
+    users = [{"name": "alice", "tier": "b-free"}]
+    variant = {"maas:tiers": [*table, b_free], "maas:models": models, "maas:users": users, "maas:prices": {}}
     result = evaluate("dev", {**stack_config("dev"), **variant})
     assert result.error is None, result.error
     names = [o.object_name for o in result.objects("InferenceObjective")]

@@ -152,3 +152,37 @@ def test_a_number_where_a_name_belongs_is_refused_with_a_hint() -> None:
     result = evaluate_variant("dev", {"maas:namespaces": {"models": 5}})
     assert isinstance(result.error, ConfigError)
     assert "quote values" in str(result.error)
+
+
+def test_an_unknown_key_in_a_list_entry_names_the_entry_and_the_closest_key() -> None:
+    """In a file of 2,000 users a position alone is hard to find: the entry's name is given too."""
+    users: list[dict[str, Any]] = [{"name": f"user{i}", "tier": "free"} for i in range(1413)]
+    users[1412] = {"name": "alice", "teir": "free"}
+    message = assert_refused("dev", {"maas:users": users}, "maas:users[1412] (name: alice).teir: unknown key")
+    assert "maas:users[1412] (name: alice).teir: unknown key; did you mean 'tier'?" in message
+    assert "accepted keys here: name, tier, keyVersion" in message
+
+
+def test_an_unknown_key_in_a_model_entry_gets_a_did_you_mean() -> None:
+    models = [{"name": "m", "host": "m", "runtime": "simulator", "servedModelName": "m", "replcas": 2}]
+    expected = "maas:models[0] (name: m).replcas: unknown key; did you mean 'replicas'?"
+    assert_refused("dev", {"maas:models": models}, expected)
+
+
+@pytest.mark.parametrize("users", [[], REMOVE])
+def test_no_users_without_oidc_is_refused_with_the_reason_and_the_fix(users: Any) -> None:
+    expected = "maas:users: no users and maas:auth.oidc.enabled is false"
+    message = assert_refused("dev", {"maas:users": users}, expected)
+    assert "nobody could get a key or a token to call a model" in message
+    assert "list at least one user" in message
+
+
+def test_no_users_with_oidc_is_accepted() -> None:
+    result = evaluate_variant("dev", {"maas:users": [], "maas:auth": {"oidc": {"enabled": True}}})
+    assert result.error is None, result.error
+
+
+def test_an_empty_users_line_says_so() -> None:
+    """`maas:users:` with nothing under it (YAML null) is named as such, not 'valid array (got "None")'."""
+    message = assert_refused("dev", {"maas:users": None}, "maas:users: the key is there but holds nothing")
+    assert "valid array" not in message

@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from components.pins import versions
-from harness.program import PROJECT_DIR, Evaluation, stack_names, typed_config
+from harness.program import PROJECT_DIR, Evaluation, evaluate, stack_names, typed_config
 from maas_policies import kuadrant_size
 from tests.support import written
 from tests.support.upstream import CRD_OWNERS
@@ -41,6 +41,7 @@ STANDIN = Path(__file__).parent / "scripts" / "standin.py"
 # scripts which stacks are on the local kind cluster (scripts/stack_context.py).
 PROJECT_FILES = (
     "Makefile",
+    "Pulumi.yaml",
     "requirements.txt",
     "components/__init__.py",
     "components/pins/__init__.py",
@@ -230,6 +231,55 @@ def test_deploy_dev_from_nothing(sandbox: Sandbox) -> None:
     assert call.argv[-1] == f"http://simulator.maas.local:{port}/v1/chat/completions"
     assert re.search(r"first authorized 200 from simulator-model after \d+ s", done.stdout)
     assert "first authorized 200" in sandbox.summary.read_text()
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_the_try_it_block_fits_each_stacks_outputs(stack: str) -> None:
+    """From the outputs a deploy of each stack gives: a forward only where apiUrl is reached
+    through one, the CA where the gateway serves HTTPS, the request to apiUrl."""
+    spec = importlib.util.spec_from_file_location("maas_try_it", PROJECT_DIR / "scripts" / "try_it.py")
+    assert spec is not None
+    assert spec.loader is not None
+    try_it = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(try_it)
+    outputs = evaluate(stack).outputs
+    block = try_it.block(stack, "kubectl", outputs)
+    api = outputs["apiUrl"]
+    assert block[-2].strip() == f"{api}/chat/completions"
+    forwards = [line for line in block if " port-forward " in line]
+    assert len(forwards) == (1 if ":8000/" in api else 0)
+    for line in forwards:
+        assert line.startswith(f"  kubectl --context {outputs['kubeContext']} port-forward ")
+    https = api.startswith("https://") and outputs.get("gatewayTlsSecret")
+    assert ("--cacert maas-ca.crt" in "\n".join(block)) == bool(https)
+    assert ("STACK=" in "\n".join(block)) == (stack != "dev")
+
+
+def test_deploy_dev_ends_with_what_to_type_next(sandbox: Sandbox) -> None:
+    """A "Try it" block: the forward through the kubectl the scripts used, with the stack's
+    context; the key through `make keys`, read without jq; a request to the shared host."""
+    done = sandbox.run("make", "deploy-dev")
+    block = done.stdout[done.stdout.index("Try it") :].splitlines()
+    kubectl = sandbox.bin / "kubectl"
+    forward = f"  {kubectl} --context kind-maas port-forward -n llm svc/inference-gateway-istio 8000:80 &"
+    assert block[1] == forward
+    assert block[2].startswith("  export MAAS_API_KEY=$(make -s keys | python3 -c ")
+    request = " ".join(block[3:6])
+    assert "--resolve api.maas.local:8000:127.0.0.1" in request
+    assert '"model": "simulator-model"' in request
+    assert request.endswith("http://api.maas.local:8000/v1/chat/completions")
+    assert "jq" not in "\n".join(block)
+    # the key line works as printed, on a PATH without jq
+    key_line = block[2].strip().split("   #")[0]
+    got = subprocess.run(
+        ["bash", "-c", f'{key_line}; echo "$MAAS_API_KEY"'],
+        cwd=sandbox.project,
+        env=sandbox.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert got.stdout.strip() == "key-of-freeuser1"
 
 
 # --- Kuadrant's wasm config written (scripts/kuadrant_written.py) ---------------------
@@ -544,6 +594,77 @@ def test_the_first_answer_waits_for_the_port_forward_to_listen(sandbox: Sandbox)
     assert not [c for c in sandbox.calls() if c.tool == "curl"]
 
 
+def _stack_files(sandbox: Sandbox) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sandbox.project.glob("Pulumi*.yaml")}
+
+
+def test_a_deploy_never_writes_the_tracked_stack_file(sandbox: Sandbox) -> None:
+    """The CLI saves a new stack's salt into its config file (the stand-in does as
+    pkg/cmd/pulumi/stack/io.go SaveProjectStack does): every command that loads the stack's
+    config gets the per-user copy, which keeps its salt and secrets across deploys."""
+    tracked = _stack_files(sandbox)
+    sandbox.run("make", "deploy-dev")
+    assert _stack_files(sandbox) == tracked
+    copy = sandbox.home / ".maas-platform" / "stacks" / "Pulumi.dev.yaml"
+    calls = sandbox.calls()
+    config_commands = [c for c in calls if c.tool == "pulumi" and c.argv[0] in ("up", "preview", "destroy")]
+    assert config_commands
+    for call in config_commands:
+        assert call.argv[call.argv.index("--config-file") + 1] == str(copy), call.line
+    saved = yaml.safe_load(copy.read_text())
+    assert saved["encryptionsalt"] == "v1:standin-salt"
+    assert saved["config"] == yaml.safe_load((sandbox.project / "Pulumi.dev.yaml").read_text())["config"]
+    # the next deploy: the tracked file changed (a pull), a secret was set into the copy
+    saved["encryptionsalt"] = "v1:first-salt"
+    saved["config"]["maas:huggingFaceToken"] = {"secure": "v1:token"}
+    copy.write_text(yaml.safe_dump(saved))
+    tracked_dev = sandbox.project / "Pulumi.dev.yaml"
+    tracked_dev.write_text(tracked_dev.read_text().replace("name: freeuser2,", "name: freeuser9,"))
+    tracked = _stack_files(sandbox)
+    sandbox.run("make", "deploy-dev")
+    assert _stack_files(sandbox) == tracked
+    again = yaml.safe_load(copy.read_text())
+    assert again["encryptionsalt"] == "v1:first-salt"
+    assert again["config"]["maas:huggingFaceToken"] == {"secure": "v1:token"}
+    assert {"name": "freeuser9", "tier": "free"} in again["config"]["maas:users"]
+
+
+def test_the_preview_workflow_takes_the_salt_from_the_copy() -> None:
+    """preview.yml hands the base's salt to the head's stack file: it is in the copy now."""
+    workflow = yaml.safe_load((PROJECT_DIR / ".github" / "workflows" / "preview.yml").read_text())
+    (step,) = [
+        s for s in workflow["jobs"]["preview"]["steps"] if s.get("name") == "Head uses the base's stack state"
+    ]
+    assert '"$MAAS_STATE_DIR/stacks/Pulumi.dev.yaml"' in step["run"]
+
+
+def test_a_salt_already_in_the_tracked_file_moves_to_the_copy(sandbox: Sandbox) -> None:
+    """A deploy from before the copy left its salt in Pulumi.dev.yaml: the stack keeps it."""
+    tracked_dev = sandbox.project / "Pulumi.dev.yaml"
+    tracked_dev.write_text(tracked_dev.read_text() + "encryptionsalt: v1:old-salt\n")
+    sandbox.run("make", "deploy-dev")
+    copy = sandbox.home / ".maas-platform" / "stacks" / "Pulumi.dev.yaml"
+    assert yaml.safe_load(copy.read_text())["encryptionsalt"] == "v1:old-salt"
+
+
+def test_the_wrapper_gives_config_commands_the_copy_and_asks_for_the_stack(sandbox: Sandbox) -> None:
+    tracked = _stack_files(sandbox)
+    sandbox.run(
+        "scripts/pulumi.sh", "config", "set", "--secret", "maas:huggingFaceToken", "t", "--stack", "gpu"
+    )
+    (call,) = [c for c in sandbox.calls() if c.tool == "pulumi"]
+    copy = sandbox.home / ".maas-platform" / "stacks" / "Pulumi.gpu.yaml"
+    assert call.argv[:2] == ["config", f"--config-file={copy}"]
+    assert _stack_files(sandbox) == tracked
+    refused = sandbox.run("scripts/pulumi.sh", "up", expect=2)
+    assert "--stack STACK" in refused.stderr
+    assert not [c for c in sandbox.calls() if c.tool == "pulumi"]
+    # a plain value would be gone at the next command: it belongs in the tracked file
+    plain = sandbox.run("scripts/pulumi.sh", "config", "set", "maas:domain", "x", "--stack", "gpu", expect=2)
+    assert "put other values in Pulumi.gpu.yaml" in plain.stderr
+    assert not [c for c in sandbox.calls() if c.tool == "pulumi"]
+
+
 @pytest.mark.parametrize(
     ("target", "expected"),
     [
@@ -553,6 +674,7 @@ def test_the_first_answer_waits_for_the_port_forward_to_listen(sandbox: Sandbox)
             ["preview", "STACK=gpu"],
             [
                 "preview",
+                "--config-file={copy of gpu}",
                 "--stack",
                 "gpu",
                 "--diff",
@@ -562,7 +684,10 @@ def test_the_first_answer_waits_for_the_port_forward_to_listen(sandbox: Sandbox)
                 "policies/config/gpu.json",
             ],
         ),
-        (["destroy-dev"], ["destroy", "--stack", "dev", "--yes", "--non-interactive"]),
+        (
+            ["destroy-dev"],
+            ["destroy", "--stack", "dev", "--config-file", "{copy of dev}", "--yes", "--non-interactive"],
+        ),
     ],
 )
 def test_readme_follow_up_commands_use_the_local_backend(
@@ -570,7 +695,8 @@ def test_readme_follow_up_commands_use_the_local_backend(
 ) -> None:
     sandbox.run("make", *target)
     (call,) = [c for c in sandbox.calls() if c.tool == "pulumi"]
-    assert call.argv == expected
+    copies = sandbox.home / ".maas-platform" / "stacks"
+    assert call.argv == [re.sub(r"\{copy of (.+)\}", rf"{copies}/Pulumi.\1.yaml", a) for a in expected]
     assert call.env["PULUMI_BACKEND_URL"] == f"file://{sandbox.home}/.maas-platform/state"
     assert call.env["PULUMI_CONFIG_PASSPHRASE_FILE"] == f"{sandbox.home}/.maas-platform/passphrase"
 
@@ -606,6 +732,7 @@ def test_converged_previews_the_deploy_with_expect_no_changes(sandbox: Sandbox) 
     (call,) = [c for c in sandbox.calls() if c.tool == "pulumi"]
     assert call.argv == [
         "preview",
+        f"--config-file={sandbox.home}/.maas-platform/stacks/Pulumi.dev-oidc.yaml",
         "--stack",
         "dev-oidc",
         "--refresh",

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import cast
 
 import pytest
 
@@ -24,6 +25,10 @@ STACK_ENV = "MAAS_E2E_STACK"
 # Reruns of a window test (pytest-rerunfailures' `flaky` marker), and when each group runs.
 WINDOW_RERUNS = 2
 _ORDER = {"readiness": 0, "disruptive": 2}
+NO_STACK = (
+    f"needs a deployed stack: run `make deploy-dev`, then `make e2e` ({STACK_ENV}=dev); "
+    "this machine has no cluster"
+)
 
 
 def _group(item: pytest.Item) -> int:
@@ -36,6 +41,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     e2e = [item for item in items if "/e2e/" in str(item.path)]
     for item in e2e:
         item.add_marker(pytest.mark.e2e)
+        if not os.environ.get(STACK_ENV):
+            item.add_marker(pytest.mark.skip(reason=NO_STACK))
         if item.get_closest_marker("window"):
             # A leak is never retried away: the oracle fails in teardown, which would rerun too
             # (pytest-rerunfailures 16.7 `rerun_except`).
@@ -47,14 +54,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         items[position] = item
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Every e2e test skipped for want of a stack reports from here, so that the summary
+    folds them into one line (pytest 9.2 _pytest/terminal.py _folded_skips: by path and
+    reason) instead of one per test."""
+    report = yield
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and NO_STACK in str(longrepr[2]):
+        # No line: the summary folds a skip without one by path and reason alone.
+        report.longrepr = cast(tuple[str, int, str], (__file__, None, longrepr[2]))
+    return report
+
+
 @pytest.fixture(scope="session")
 def platform() -> Iterator[Live]:
     stack = os.environ.get(STACK_ENV)
     if not stack:
-        pytest.skip(
-            f"needs a deployed stack: run `make deploy-dev`, then `make e2e` ({STACK_ENV}=dev); "
-            "this machine has no cluster"
-        )
+        pytest.skip(NO_STACK)
     missing = [tool for tool in ("kubectl", "pulumi") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"needs {', '.join(missing)} on PATH")

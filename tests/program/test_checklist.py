@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from harness.program import PROJECT_DIR
+from tests.support.prerequisites import SHARED, skip_without_shared
 
-CHECKLIST = PROJECT_DIR.parent / "shared" / "CHECKLIST.md"
+CHECKLIST = SHARED / "CHECKLIST.md"
 README = PROJECT_DIR / "README.md"
 SECTION = "## Guarantees and their tests"
 WORKFLOW = ".github/workflows/e2e.yml"
@@ -87,7 +88,7 @@ def test_the_table_has_every_checklist_id_in_its_order() -> None:
     if not CHECKLIST.is_file():
         # It lives outside this repository (../shared, like the CRD schemas), and GitHub's
         # ci.yml checks out this repository alone: skip there too, saying so.
-        pytest.skip(f"no {CHECKLIST}: the shared checkout beside this repository has it")
+        skip_without_shared(f"no {CHECKLIST}")
     expected = checklist_ids(CHECKLIST.read_text())
     assert expected, f"{CHECKLIST}: no IDs found in its tables"
     assert [row[0] for row in _rows()] == expected

@@ -6,13 +6,13 @@ import pytest
 
 from components.pins import versions
 from harness.validation import HOW_TO_GET_SCHEMAS, SchemaCatalog
-from tests.support.prerequisites import skip_or_fail
+from tests.support.prerequisites import skip_without_shared
 
 
 @pytest.fixture(scope="session")
 def catalog() -> SchemaCatalog:
     found = SchemaCatalog.locate(versions.KUBERNETES_MINOR)
     if found is None:
-        skip_or_fail(HOW_TO_GET_SCHEMAS)
+        skip_without_shared(HOW_TO_GET_SCHEMAS, fail_in_ci=True)
     assert found is not None
     return found

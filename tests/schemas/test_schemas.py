@@ -10,15 +10,14 @@ import yaml
 
 from harness.program import Evaluation
 from harness.validation import SchemaCatalog
+from tests.support.prerequisites import skip_without_shared
 
 
 def _manifest_cases(catalog: SchemaCatalog) -> Path:
     """The steering repository's cases with known verdicts, which only its checkouts have."""
     cases = catalog.directories[0].parent / "manifest-cases"
     if not cases.is_dir():
-        pytest.skip(
-            f"no manifest-cases directory beside {catalog.directories[0]} (a ../shared checkout has one)"
-        )
+        skip_without_shared(f"no manifest-cases directory beside {catalog.directories[0]}")
     return cases
 
 

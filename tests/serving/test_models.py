@@ -278,7 +278,7 @@ BAD_CATALOGS: dict[str, tuple[list[dict[str, Any]], str]] = {
     "simulator asking for GPUs": ([{**SIM, "gpu": {"count": 1}}], "a simulator needs no GPU"),
     "gpu count below one": (
         [{**QWEN, "gpu": {"count": 0}}],
-        "maas:models[0].gpu.count: Input should be greater than or equal to 1",
+        "maas:models[0] (name: qwen).gpu.count: Input should be greater than or equal to 1",
     ),
     "invalid model name": (
         [{**SIM, "name": "Sim_1"}],
@@ -315,9 +315,8 @@ def test_bad_catalog_stops_with_its_message_and_declares_nothing(case: str) -> N
 
 
 def test_a_plain_text_hugging_face_token_is_refused() -> None:
-    assert_refused(
-        "gpu", {"maas:huggingFaceToken": "hf_plaintext"}, "pulumi config set --secret maas:huggingFaceToken"
-    )
+    expected = "scripts/pulumi.sh config set --secret maas:huggingFaceToken <value> --stack gpu"
+    assert_refused("gpu", {"maas:huggingFaceToken": "hf_plaintext"}, expected)
 
 
 def _count_with(models: int) -> int:

@@ -1,4 +1,5 @@
-"""A recording stand-in for docker, kind, kubectl, pulumi, curl and python3.
+"""A recording stand-in for docker, kind, kubectl, pulumi, curl and python3, and for
+apt-get, systemctl, sudo and id (scripts/install-test-tools.sh).
 
     standin.py TOOL ARGS...
 
@@ -27,6 +28,8 @@ WATCHED_ENV = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_SK
 OUTPUTS = {
     "kubeContext": "kind-maas",
     "gatewayService": "llm/inference-gateway-istio",
+    "apiUrl": "http://api.maas.local:8000/v1",
+    "portForward": "kubectl port-forward -n llm svc/inference-gateway-istio 8000:80",
     "models": {
         "simulator": {
             "url": "http://simulator.maas.local:8000/v1",
@@ -89,7 +92,32 @@ def kind(argv: list[str]) -> int:
     return 0
 
 
+# The commands that load a stack's config and save its secrets state when it has none.
+CONFIG_COMMANDS = ("config", "up", "preview", "destroy", "refresh", "import", "watch", "logs")
+
+
+def save_salt(argv: list[str]) -> None:
+    """As the passphrase secrets manager does for a stack file without a salt: writes one
+    into the --config-file, else into Pulumi.<stack>.yaml beside the Pulumi.yaml of the
+    working directory (pulumi/pulumi pkg/cmd/pulumi/stack/io.go SaveProjectStack)."""
+    if argv[:2] == ["stack", "select"] and "--create" in argv:
+        stack = argv[2]
+    elif argv[:1] and argv[0] in CONFIG_COMMANDS:
+        stack = option(argv, "--stack") or option(argv, "-s") or ""
+    else:
+        return
+    given = option(argv, "--config-file")
+    if given is None and not Path("Pulumi.yaml").exists():
+        print("error: no Pulumi.yaml project file found", file=sys.stderr)
+        sys.exit(255)
+    path = Path(given) if given is not None else Path(f"Pulumi.{stack}.yaml")
+    text = path.read_text() if path.exists() else ""
+    if "encryptionsalt:" not in text:
+        path.write_text(text + "encryptionsalt: v1:standin-salt\n")
+
+
 def pulumi(argv: list[str]) -> int:
+    save_salt(argv)
     pack = option(argv, "--policy-pack")
     # pulumi-language-python RunPlugin starts <pack>/venv/bin/python and creates nothing.
     if pack is not None and not (Path(pack) / "venv" / "bin" / "python").exists():
@@ -99,7 +127,14 @@ def pulumi(argv: list[str]) -> int:
         print(version("pulumi"))
     elif argv[:2] == ["stack", "output"] and "--json" in argv:
         replaced = STATE / "outputs"
-        print(replaced.read_text() if replaced.exists() else json.dumps(OUTPUTS))
+        outputs = json.loads(replaced.read_text()) if replaced.exists() else OUTPUTS
+        # `stack output NAME`: that output alone
+        words = [
+            a
+            for i, a in enumerate(argv[2:], 2)
+            if not a.startswith("-") and argv[i - 1] not in ("--stack", "-s")
+        ]
+        print(json.dumps(outputs[words[0]] if words else outputs))
     elif argv[:2] == ["stack", "output"]:
         print("Current stack outputs (5):")
     return 0
@@ -175,9 +210,48 @@ def python3(argv: list[str]) -> int:
 
 def venv_python(argv: list[str]) -> int:
     """The program's interpreter: pip installs nothing; the cluster preflight refuses when told."""
+    if argv[:1] == ["scripts/stack_file.py"]:
+        os.execv(PYTHON, [PYTHON, *argv])
     if argv[:2] == ["-m", "commands.preflight"] and (STATE / "preflight-refuses").exists():
         print("stack: the cluster (context x) is not ready for it:", file=sys.stderr)
         return 1
+    return 0
+
+
+# Debian's packages whose install starts and enables a systemd unit of the same name.
+SERVICE_PACKAGES = ("prometheus", "nginx")
+
+
+def apt_get(argv: list[str]) -> int:
+    """Installs by starting and enabling the service of each package that has one, as dpkg's
+    postinst does on a systemd host; a unit's state is a file unit-<name>-{active,enabled}."""
+    if argv[:1] == ["install"]:
+        for package in (a for a in argv[1:] if a in SERVICE_PACKAGES):
+            (STATE / f"unit-{package}-active").touch()
+            (STATE / f"unit-{package}-enabled").touch()
+    return 0
+
+
+def systemctl(argv: list[str]) -> int:
+    verbs = {"is-active": "active", "is-enabled": "enabled"}
+    units = [a for a in argv[1:] if not a.startswith("-")]
+    if argv[:1] and argv[0] in verbs:
+        return 0 if all((STATE / f"unit-{u}-{verbs[argv[0]]}").exists() for u in units) else 3
+    undo = {"stop": "active", "disable": "enabled"}
+    if argv[:1] and argv[0] in undo:
+        for unit in units:
+            (STATE / f"unit-{unit}-{undo[argv[0]]}").unlink(missing_ok=True)
+    return 0
+
+
+def sudo(argv: list[str]) -> int:
+    os.execvp(argv[0], argv)
+    return 1
+
+
+def id_(argv: list[str]) -> int:
+    uid = STATE / "uid"
+    print(uid.read_text().strip() if uid.exists() else "1000")
     return 0
 
 
@@ -195,6 +269,10 @@ TOOLS = {
     "curl": curl,
     "python3": python3,
     "venv-python": lambda argv: venv_python(argv),
+    "apt-get": apt_get,
+    "systemctl": systemctl,
+    "sudo": sudo,
+    "id": id_,
 }
 
 if __name__ == "__main__":
