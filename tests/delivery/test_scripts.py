@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import importlib.util
 import io
 import json
 import os
@@ -34,6 +33,7 @@ from components.pins import versions
 from harness.program import PROJECT_DIR, Evaluation, evaluate, stack_names, typed_config
 from maas_policies import kuadrant_size
 from tests.support import written
+from tests.support.scripts import script_module
 from tests.support.upstream import CRD_OWNERS
 
 STANDIN = Path(__file__).parent / "scripts" / "standin.py"
@@ -237,11 +237,7 @@ def test_deploy_dev_from_nothing(sandbox: Sandbox) -> None:
 def test_the_try_it_block_fits_each_stacks_outputs(stack: str) -> None:
     """From the outputs a deploy of each stack gives: a forward only where apiUrl is reached
     through one, the CA where the gateway serves HTTPS, the request to apiUrl."""
-    spec = importlib.util.spec_from_file_location("maas_try_it", PROJECT_DIR / "scripts" / "try_it.py")
-    assert spec is not None
-    assert spec.loader is not None
-    try_it = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(try_it)
+    try_it = script_module("try_it")
     outputs = evaluate(stack).outputs
     block = try_it.block(stack, "kubectl", outputs)
     api = outputs["apiUrl"]
@@ -750,22 +746,12 @@ def test_converged_previews_the_deploy_with_expect_no_changes(sandbox: Sandbox) 
 # --- pinned tools fetched when missing -------------------------------------------------
 
 
-def _tools_module() -> Any:
-    spec = importlib.util.spec_from_file_location("maas_tools", PROJECT_DIR / "scripts" / "tools.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def mirror(sandbox: Sandbox) -> Iterator[dict[str, bytes]]:
     """A local mirror (MAAS_TOOLS_MIRROR) serving the pinned tools' files at their
     upstream paths, with checksum files as each publisher writes them; the "binaries"
     are the stand-ins, so the deploy goes on with the fetched tools."""
-    tools = _tools_module()
+    tools = script_module("tools")
     system, arch = tools._platform()
     files: dict[str, bytes] = {}
 

@@ -4,28 +4,17 @@ Gateway, HTTPRoutes and Kuadrant policies as the program declares them."""
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import sys
 from typing import Any
 
-from harness.program import PROJECT_DIR, Evaluation
+from harness.program import Evaluation
 from maas_policies import kuadrant_size
+from tests.support.scripts import script_module
 
 KINDS = ("Gateway", "HTTPRoute", "AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy")
 
 
-@functools.cache
 def check() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "kuadrant_written", PROJECT_DIR / "scripts" / "kuadrant_written.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return script_module("kuadrant_written")
 
 
 def declared(stack: Evaluation) -> list[dict[str, Any]]:
