@@ -12,18 +12,8 @@
 local filter, dir, count = arg[1], arg[2], tonumber(arg[3])
 dofile(filter)
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local data = f:read("*a")
-  f:close()
-  return data
-end
-
-local function write(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local stand_in = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/stand_in.lua")
+local read, write = stand_in.read, stand_in.write
 
 for i = 0, count - 1 do
   local data = read(dir .. "/" .. i .. ".body")
@@ -32,38 +22,8 @@ for i = 0, count - 1 do
     fault = fault:read("*a")
   end
   local length, response, cleared, responded = "", "", "", false
-  -- Header names as Envoy keeps them: lower case (HTTP/2 requires it; HTTP/1 is normalised).
-  local names, values = {}, {}
-  for line in string.gmatch(read(dir .. "/" .. i .. ".headers"), "[^\n]+") do
-    local name, value = string.match(line, "^([^\t]+)\t(.*)$")
-    names[#names + 1], values[#names + 1] = string.lower(name), value
-  end
-  local function find(name)
-    for k = 1, #names do
-      if names[k] == name then return k end
-    end
-  end
-  -- Envoy's header map wrapper (filters/common/lua/wrappers.h): get, remove (every value),
-  -- replace (the first value, or add). Changing headers marks the route cache stale.
-  local headers = {
-    get = function(_, name)
-      local k = find(name)
-      return k and values[k] or nil
-    end,
-    remove = function(_, name)
-      while find(name) do
-        local k = find(name)
-        table.remove(names, k)
-        table.remove(values, k)
-        cleared = ""
-      end
-    end,
-    replace = function(_, name, value)
-      local k = find(name)
-      if k then values[k] = value else names[#names + 1], values[#names + 1] = name, value end
-      cleared = ""
-    end,
-  }
+  -- A header change marks the route cache stale.
+  local headers, dump = stand_in.headers(read(dir .. "/" .. i .. ".headers"), function() cleared = "" end)
   -- Envoy's buffer wrapper: 0-based getBytes that refuses to read past the end; setBytes
   -- replaces the body and sets content-length.
   local buffer = {
@@ -99,11 +59,9 @@ for i = 0, count - 1 do
   local started = os.clock()
   envoy_on_request(handle)
   local cpu = os.clock() - started
-  local out = {}
-  for k = 1, #names do out[#out + 1] = names[k] .. "\t" .. values[k] .. "\n" end
   write(dir .. "/" .. i .. ".out", data)
   write(dir .. "/" .. i .. ".length", length)
-  write(dir .. "/" .. i .. ".headers.out", table.concat(out))
+  write(dir .. "/" .. i .. ".headers.out", dump())
   write(dir .. "/" .. i .. ".response", response)
   write(dir .. "/" .. i .. ".cleared", cleared)
   write(dir .. "/" .. i .. ".cpu", string.format("%.6f", cpu))

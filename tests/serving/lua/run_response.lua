@@ -5,41 +5,11 @@
 local filter, dir = arg[1], arg[2]
 dofile(filter)
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local data = f:read("*a")
-  f:close()
-  return data
-end
-
-local function write(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local stand_in = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/stand_in.lua")
+local read, write = stand_in.read, stand_in.write
 
 local data, read_body = read(dir .. "/body"), ""
-local names, values = {}, {}
-for line in string.gmatch(read(dir .. "/headers"), "[^\n]+") do
-  local name, value = string.match(line, "^([^\t]+)\t(.*)$")
-  names[#names + 1], values[#names + 1] = string.lower(name), value
-end
-local function find(name)
-  for k = 1, #names do
-    if names[k] == name then return k end
-  end
-end
--- Envoy's header map wrapper (filters/common/lua/wrappers.h): get, replace (or add).
-local headers = {
-  get = function(_, name)
-    local k = find(name)
-    return k and values[k] or nil
-  end,
-  replace = function(_, name, value)
-    local k = find(name)
-    if k then values[k] = value else names[#names + 1], values[#names + 1] = name, value end
-  end,
-}
+local headers, dump = stand_in.headers(read(dir .. "/headers"), function() end)
 -- Envoy's buffer wrapper: 0-based getBytes within the body; setBytes replaces the body and
 -- sets content-length (docs lua_filter.rst, as lua/request_body.lua reads them).
 local buffer = {
@@ -63,8 +33,6 @@ local handle = {
   end,
 }
 envoy_on_response(handle)
-local out = {}
-for k = 1, #names do out[#out + 1] = names[k] .. "\t" .. values[k] .. "\n" end
-write(dir .. "/headers.out", table.concat(out))
+write(dir .. "/headers.out", dump())
 write(dir .. "/body.out", data)
 write(dir .. "/read", read_body)
