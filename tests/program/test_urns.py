@@ -7,10 +7,12 @@ stack. New resources are fine but must be added to the snapshot (`python -m harn
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from harness.program import Evaluation, stack_names
-from harness.urns import SNAPSHOTS
+from harness.urns import SNAPSHOTS, urns
 
 
 def test_every_stack_has_a_snapshot() -> None:
@@ -33,3 +35,13 @@ def test_no_urn_disappears_or_changes_and_new_ones_are_snapshotted(stack: Evalua
     )
     new = sorted(r.urn for r in stack.resources if r.urn not in recorded and not set(r.aliases) & recorded)
     assert not new, "new resources: add them with `python -m harness.urns --write`:\n" + "\n".join(new)
+
+
+def test_rewriting_the_snapshots_keeps_the_old_urns_aliases_still_reach(stack_of: Any) -> None:
+    """`python -m harness.urns --write` keeps a renamed resource's snapshotted URN, so the
+    test above goes on checking that its alias names it."""
+    stack = stack_of("dev")
+    recorded = set((SNAPSHOTS / "dev.txt").read_text().split())
+    aliased = {alias for r in stack.resources for alias in r.aliases} & recorded
+    assert aliased, "dev has renamed resources whose old URNs are snapshotted"
+    assert aliased <= set(urns("dev"))
