@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from harness.program import Declared, Evaluation, evaluate
+from harness.program import Declared, Evaluation, evaluate, provider_urn
 
 # Before `pulumi up` creates anything, and after it ends (seconds, estimates).
 PRELUDE: dict[str, tuple[int, str]] = {
@@ -141,7 +141,7 @@ def estimate(stack: Evaluation) -> Estimate:
     def finish(urn: str) -> int:
         if urn not in ready:
             resource = by_urn[urn]
-            deps = [d for d in (*resource.dependencies, *_provider(resource)) if d in by_urn]
+            deps = [d for d in (*resource.dependencies, *provider_urn(resource)) if d in by_urn]
             last = max(deps, key=finish, default=None)
             before[urn] = last
             ready[urn] = (finish(last) if last else 0) + weight(resource).seconds
@@ -155,10 +155,6 @@ def estimate(stack: Evaluation) -> Estimate:
             chain.append((by_urn[urn], ready[urn]))
         urn = before[urn]
     return Estimate(stack.stack, tuple(reversed(chain)), ready)
-
-
-def _provider(resource: Declared) -> list[str]:
-    return [resource.provider.rsplit("::", 1)[0]] if resource.provider else []
 
 
 def report(found: Estimate) -> str:

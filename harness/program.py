@@ -144,7 +144,7 @@ class Evaluation:
         """
         targets = {other.urn} | {a.urn for a in self.ancestors(other)}
         seen: set[str] = set()
-        stack = [*resource.dependencies, *_provider_urn(resource)]
+        stack = [*resource.dependencies, *provider_urn(resource)]
         while stack:
             urn = stack.pop()
             if urn in targets:
@@ -154,12 +154,12 @@ class Evaluation:
             seen.add(urn)
             found = self.by_urn(urn)
             if found is not None:
-                stack.extend([*found.dependencies, *_provider_urn(found)])
+                stack.extend([*found.dependencies, *provider_urn(found)])
             stack.extend(r.urn for r in self.resources if r.parent == urn)
         return False
 
 
-def _provider_urn(resource: Declared) -> list[str]:
+def provider_urn(resource: Declared) -> list[str]:
     """The URN of the explicit provider a resource uses ("<urn>::<id>" on the wire)."""
     return [resource.provider.rsplit("::", 1)[0]] if resource.provider else []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from harness.program import Evaluation
+from harness.program import Declared, Evaluation, provider_urn
 from tests.support import k8s_diff
 from tests.support.configs import evaluate_variant
 
@@ -14,9 +14,10 @@ _VERSIONED = re.compile(r"-[0-9a-f]{10}$")
 OPERATOR = "kuadrant-operator-controller-manager"
 
 
-def _provider(stack: Evaluation, urn_and_id: str) -> dict[str, object]:
-    found = stack.by_urn(urn_and_id.rsplit("::", 1)[0]) if urn_and_id else None
-    return found.inputs if found is not None else {}
+def _provider(stack: Evaluation, resource: Declared) -> dict[str, object]:
+    """The settings of the provider that manages `resource` (none: the default provider's)."""
+    found = [stack.by_urn(urn) for urn in provider_urn(resource)]
+    return found[0].inputs if found and found[0] is not None else {}
 
 
 def test_configmaps_and_secrets_change_in_place_or_under_a_new_name(stack: Evaluation) -> None:
@@ -25,7 +26,7 @@ def test_configmaps_and_secrets_change_in_place_or_under_a_new_name(stack: Evalu
     deleted_first = [
         str(declared)
         for declared in stack.objects("ConfigMap") + stack.objects("Secret")
-        if k8s_diff.replaced_on_data_change(declared.inputs, _provider(stack, declared.provider))
+        if k8s_diff.replaced_on_data_change(declared.inputs, _provider(stack, declared))
         and not (
             declared.inputs.get("immutable") is True and re.search(r"-[0-9a-f]{10}$", declared.object_name)
         )
@@ -53,5 +54,5 @@ def test_new_failure_modes_make_a_new_configmap_that_the_operator_rolls_onto() -
     assert name is not None
     assert _VERSIONED.search(name)
     made = closed.one("ConfigMap", name)
-    assert k8s_diff.replaced_on_data_change(made.inputs, _provider(closed, made.provider))
+    assert k8s_diff.replaced_on_data_change(made.inputs, _provider(closed, made))
     assert made.inputs["immutable"] is True
