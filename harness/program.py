@@ -226,7 +226,7 @@ class _RecordingMonitor(mocks.MockMonitor):
                     dependencies=tuple(request.dependencies),
                     provider=request.provider,
                     outputs=self._outputs(response.urn, inputs),
-                    aliases=tuple(_alias_urn(response.urn, alias) for alias in request.aliases),
+                    aliases=tuple(_alias_urn(self, request, alias) for alias in request.aliases),
                     replace_on_changes=tuple(request.replaceOnChanges),
                     delete_before_replace=bool(request.deleteBeforeReplace),
                 )
@@ -242,23 +242,25 @@ class _RecordingMonitor(mocks.MockMonitor):
         return {**state, **inputs} if self.preview else state
 
 
-def _alias_urn(urn: str, alias: Any) -> str:
+def _alias_urn(monitor: mocks.MockMonitor, request: Any, alias: Any) -> str:
     """The URN an alias names. The SDK sends a spec when the monitor supports them
-    (pulumi sdk/python/lib/pulumi/runtime/resource.py `prepare_aliases`). A spec keeps
+    (pulumi sdk/python/lib/pulumi/runtime/resource.py `create_alias_spec`; an
+    `Alias(parent=<resource>)` goes as that resource's URN, `parentUrn`). A spec keeps
     whatever it leaves unset: the resource's name, type, parent, stack and project
-    (pulumi/resource.py `Alias`), as the engine resolves it (pulumi/pulumi
-    pkg/resource/deploy/step_generator.go `collapseAliasToUrn`). pulumi-kubernetes sets
-    only `type` (its API-version aliases), this program only `name`. URN:
-    `urn:pulumi:<stack>::<project>::<parent types $ type>::<name>`."""
+    (pulumi/resource.py `Alias`), and names the URN a resource of that parent, type and name
+    would have (pulumi/resource.py `collapse_alias_to_urn` -> `create_urn`), as the engine
+    resolves it (pulumi/pulumi pkg/resource/deploy/step_generator.go `collapseAliasToUrn`).
+    Here the monitor makes that URN as it made every other (pulumi/runtime/mocks.py
+    `make_urn`), so an alias names a URN of the snapshots. pulumi-kubernetes sets only
+    `type` (its API-version aliases); this program `name`, or `parent` (components/access/
+    realm.py, whose resources were Keycloak's children)."""
     if alias.urn:
         return str(alias.urn)
     spec = alias.spec
-    if spec.stack or spec.project or spec.parentUrn or spec.noParent:
-        raise NotImplementedError(f"{urn}: the harness resolves aliases of a name or type only, not {spec}")
-    head, types, name = urn.rsplit("::", 2)
-    if spec.type:
-        types = "$".join([*types.split("$")[:-1], spec.type])
-    return f"{head}::{types}::{spec.name or name}"
+    if spec.stack or spec.project or spec.noParent:
+        raise NotImplementedError(f"{request.name}: the harness resolves a name, type or parent, not {spec}")
+    parent = spec.parentUrn or request.parent
+    return monitor.make_urn(parent, spec.type or request.type, spec.name or request.name)
 
 
 def _plain(value: Any, path: str, secrets: set[str]) -> Any:

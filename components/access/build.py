@@ -8,6 +8,7 @@ import pulumi
 
 from components.access.keys import ApiKeys, ApiKeysArgs
 from components.access.policies import TierPolicies, TierPoliciesArgs, TierPriorities, TierPrioritiesArgs
+from components.access.realm import Realm, RealmArgs
 from components.config import StackConfig
 from components.platform.build import Platform
 from components.serving.build import Serving
@@ -16,6 +17,8 @@ from components.serving.build import Serving
 @dataclass(frozen=True)
 class Access:
     api_keys: ApiKeys | None
+    # The Keycloak realm of the tiers and users, when OIDC is on.
+    realm: Realm | None
     policies: TierPolicies
     # The tiers' priorities on pooled models, when there are any.
     priorities: TierPriorities | None
@@ -33,6 +36,23 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
         if cfg.auth.api_keys
         else None
     )
+    realm = (
+        Realm(
+            "keycloak",
+            RealmArgs(
+                oidc=cfg.auth.oidc,
+                tiers=cfg.tiers,
+                users=cfg.users,
+                domain=cfg.domain,
+                namespace=platform.cluster.namespace("keycloak"),
+                keycloak=platform.keycloak,
+                flavour=platform.flavour,
+            ),
+            platform.on_cluster,
+        )
+        if platform.keycloak
+        else None
+    )
     policies = TierPolicies(
         "tier-policies",
         TierPoliciesArgs(
@@ -47,7 +67,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
                 *(m.route for m in serving.models.values()),
                 serving.model_list.route,
                 serving.model_list.policy_route,
-                *([platform.keycloak] if platform.keycloak else []),
+                *([platform.keycloak, realm] if platform.keycloak and realm else []),
             ],
         ),
         platform.on_cluster,
@@ -71,4 +91,6 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
     pulumi.export("users", {u.name: u.tier for u in cfg.users})
     if api_keys:
         pulumi.export("apiKeys", api_keys.keys)
-    return Access(api_keys=api_keys, policies=policies, priorities=priorities)
+    if realm:
+        pulumi.export("keycloakPasswords", realm.passwords)
+    return Access(api_keys=api_keys, realm=realm, policies=policies, priorities=priorities)

@@ -156,9 +156,6 @@ def build(cfg: StackConfig) -> Platform:
             "keycloak",
             KeycloakArgs(
                 oidc=cfg.auth.oidc,
-                tiers=cfg.tiers,
-                users=cfg.users,
-                domain=cfg.domain,
                 namespace=cluster.namespace("keycloak"),
                 namespaced_provider=cluster.provider_in("keycloak"),
                 flavour=flavour,
@@ -194,7 +191,6 @@ def _export(cfg: StackConfig, platform: Platform) -> None:
     if platform.keycloak:
         pulumi.export("oidcIssuer", platform.oidc_issuer)
         pulumi.export("oidcClientId", cfg.auth.oidc.client_id)
-        pulumi.export("keycloakPasswords", platform.keycloak.passwords)
         pulumi.export("keycloakAdmin", platform.keycloak.admin)
     for key, value in (platform.metrics.exports if platform.metrics else {}).items():
         pulumi.export(key, value)

@@ -1,20 +1,15 @@
-"""Keycloak for OIDC: operator, database, a production-mode server and the realm of tiers."""
+"""Keycloak for OIDC: the operator, a database and a production-mode server (the realm is access's)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.config import KEYCLOAK_NAMESPACE, Footprint, OidcConfig, TierConfig, UserConfig
+from components.config import KEYCLOAK_NAMESPACE, Footprint, OidcConfig
 from components.pins import upstream, versions
 from components.platform import cluster, footprint
 from components.platform.flavour import Flavour, restricted_container
@@ -27,23 +22,11 @@ DB_NAME = "keycloak"
 DB_SERVICE = "keycloak-postgres"
 DB_SECRET = "keycloak-db"
 ADMIN_SECRET = "keycloak-admin"
-PASSWORDS_SECRET = "keycloak-user-passwords"
-# Day 2: a Job of the Keycloak image runs this script with its admin CLI after every change
-# of the users, so the realm follows the stack file (the operator imports a realm once:
-# KeycloakRealmImportJobDependentResource creates its Job once, with `--override=false`).
-USER_SYNC = "keycloak-user-sync"
-USER_SYNC_SCRIPT = Path(__file__).with_name("keycloak_users.sh")
-USER_SYNC_LABELS = {"app.kubernetes.io/name": USER_SYNC, "app.kubernetes.io/part-of": "maas-platform"}
-# The Keycloak image's user (keycloak/keycloak quarkus/container/Dockerfile: USER 1000).
-_KEYCLOAK_UID = 1000
-_KEYCLOAK_UID_REASON = (
-    "the Keycloak image runs its CLI as its own user 1000 (quarkus/container/Dockerfile), "
-    "whose home and files it owns; another UID was not tried with the image"
-)
-_USER_SYNC_DIR = "/etc/keycloak-user-sync"
-_USER_SYNC_RESOURCES = {
-    "requests": {"cpu": "100m", "memory": "256Mi"},
-    "limits": {"cpu": "1", "memory": "512Mi"},
+# Besides Authorino, pods of Keycloak's namespace with these labels reach its HTTP port:
+# the realm's user sync (components/access/realm.py) calls the admin API.
+ADMIN_CLIENT_LABELS = {
+    "app.kubernetes.io/name": "keycloak-user-sync",
+    "app.kubernetes.io/part-of": "maas-platform",
 }
 # Sizing (documented defaults): one Keycloak and one PostgreSQL, enough for a platform's
 # users; raise `instances` and these for more.
@@ -77,9 +60,6 @@ def issuer_url(oidc: OidcConfig) -> str:
 @dataclass(frozen=True, kw_only=True)
 class KeycloakArgs:
     oidc: OidcConfig
-    tiers: Sequence[TierConfig]
-    users: Sequence[UserConfig]
-    domain: str
     namespace: pulumi.Input[str]
     # Provider whose default namespace is Keycloak's: the operator manifest names none.
     namespaced_provider: k8s.Provider
@@ -92,14 +72,12 @@ class KeycloakArgs:
 class Keycloak(pulumi.ComponentResource):
     """Keycloak in production mode (`start`, PostgreSQL, a fixed hostname, a generated admin).
 
-    The realm is generated from the tier table and users: a group per tier, each user in
-    its tier's group with a generated password, and a public client whose token carries
-    the `groups` claim the AuthPolicy turns into a tier. The operator imports a realm only
-    once: later user changes go through Keycloak's admin console or API.
+    It knows no tier and no user: the realm and its users are access's (components/access/realm.py).
     """
 
     TYPE: ClassVar[str] = "maas:keycloak:Keycloak"
-    passwords: pulumi.Output[dict[str, str]]
+    # The Keycloak CR: the realm waits for the server it is imported into.
+    server: pulumi.Resource
     admin: pulumi.Output[dict[str, Any]]
 
     def __init__(self, name: str, args: KeycloakArgs, opts: pulumi.ResourceOptions | None = None):
@@ -120,7 +98,7 @@ class Keycloak(pulumi.ComponentResource):
             string_data={"username": "maas-admin", "password": admin_password},
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self._server = k8s.apiextensions.CustomResource(
+        self.server = k8s.apiextensions.CustomResource(
             f"{name}-server",
             api_version="k8s.keycloak.org/v2beta1",
             kind="Keycloak",
@@ -154,12 +132,10 @@ class Keycloak(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[operator, database, admin]),
         )
-        self.passwords, realm_import = self._realm(name, args)
         self.admin = pulumi.Output.secret(pulumi.Output.all(username="maas-admin", password=admin_password))
-        user_sync = self._user_sync(name, args, realm_import)
         clients = [
             cluster.pods(upstream.AUTHORINO_PODS.labels, args.authorino_namespace),
-            cluster.pods(USER_SYNC_LABELS),
+            cluster.pods(ADMIN_CLIENT_LABELS),
         ]
         database_clients = [cluster.pods(upstream.KEYCLOAK_DATABASE_CLIENTS)]
         postgres = upstream.Workload(labels=_DB_LABELS, ports={"postgres": 5432}, source="declared here")
@@ -172,14 +148,7 @@ class Keycloak(pulumi.ComponentResource):
             ],
             self,
         )
-        self.register_outputs(
-            {
-                "passwords": self.passwords,
-                "admin": self.admin,
-                "userSync": user_sync,
-                "networkPolicies": doors,
-            }
-        )
+        self.register_outputs({"server": self.server, "admin": self.admin, "networkPolicies": doors})
 
     def _password(self, name: str) -> pulumi.Output[str]:
         generated = random.RandomPassword(
@@ -289,205 +258,3 @@ class Keycloak(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials, service]),
         )
-
-    def _realm(self, name: str, args: KeycloakArgs) -> tuple[pulumi.Output[dict[str, str]], pulumi.Resource]:
-        """The realm import; returns each user's generated password (a secret), and the import."""
-        passwords = {user.name: self._password(f"{name}-user-{user.name}") for user in args.users}
-        self._passwords_secret = k8s.core.v1.Secret(
-            f"{name}-user-passwords",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=PASSWORDS_SECRET, namespace=args.namespace),
-            string_data=passwords,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        realm_import = k8s.apiextensions.CustomResource(
-            f"{name}-realm",
-            api_version="k8s.keycloak.org/v2beta1",
-            kind="KeycloakRealmImport",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"realm-{args.oidc.realm}",
-                namespace=args.namespace,
-                annotations={"pulumi.com/waitFor": "condition=Done"},
-            ),
-            spec={
-                "keycloakCRName": KEYCLOAK_NAME,
-                # The operator fills ${NAME} from these Secrets, so no password is in the CR.
-                "placeholders": {
-                    placeholder(user.name): {"secret": {"name": PASSWORDS_SECRET, "key": user.name}}
-                    for user in args.users
-                },
-                "realm": realm(args.oidc, args.tiers, args.users, args.domain),
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._server]),
-        )
-        return pulumi.Output.secret(pulumi.Output.all(**passwords) if passwords else {}), realm_import
-
-    def _user_sync(self, name: str, args: KeycloakArgs, realm_import: pulumi.Resource) -> k8s.batch.v1.Job:
-        """The Job that brings the realm's users in step with the stack file (keycloak_users.sh).
-
-        Its pod template carries a digest of the users, tiers and script: a change of any of
-        them changes the template, which pulumi-kubernetes replaces rather than updates
-        (v4.32.0 provider/pkg/provider/diff.go: a Job's `.spec.template` forces a new one),
-        and `pulumi up` waits for the new Job to complete (await/awaiters.go jobAwaiter).
-        Chosen over keycloak-config-cli, which never deletes users and has no image built for
-        Keycloak 26.7, and over the Pulumi Keycloak provider, which needs Keycloak's admin API
-        reachable from where `pulumi up` runs: this needs only the Kubernetes API, and its
-        CLI is the pinned Keycloak image's own."""
-        files = user_sync_files(args.tiers, args.users, args.domain)
-        config = k8s.core.v1.ConfigMap(
-            f"{name}-user-sync-files",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=USER_SYNC, namespace=args.namespace),
-            data=files,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
-        return k8s.batch.v1.Job(
-            f"{name}-user-sync",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=USER_SYNC,
-                namespace=args.namespace,
-                labels=USER_SYNC_LABELS,
-                annotations={
-                    "checkov.io/skip1": f"CKV_K8S_40={_KEYCLOAK_UID_REASON}",
-                    # A Job that failed stays failed: the next `pulumi up` runs a new one
-                    # rather than wait on it (pulumi-kubernetes v4.32.0 metadata/annotations.go).
-                    "pulumi.com/replaceUnready": "true",
-                },
-            ),
-            spec=k8s.batch.v1.JobSpecArgs(
-                backoff_limit=3,
-                active_deadline_seconds=900,
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        labels=USER_SYNC_LABELS, annotations={"maas-platform/users-digest": digest}
-                    ),
-                    spec=_user_sync_pod(args),
-                ),
-            ),
-            # A fixed name: the old Job goes before its replacement comes.
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                # The passwords first: a new user's must be in the Secret when the Job reads it.
-                depends_on=[realm_import, config, self._passwords_secret, self._server],
-                delete_before_replace=True,
-            ),
-        )
-
-
-def _user_sync_pod(args: KeycloakArgs) -> k8s.core.v1.PodSpecArgs:
-    """Pod Security "restricted", a read-only root, no API token (it calls Keycloak only)."""
-    env = {
-        "KEYCLOAK_URL": default_hostname(),
-        "REALM": args.oidc.realm,
-        "ADMIN_DIR": "/etc/keycloak-admin",
-        "PASSWORDS_DIR": "/etc/keycloak-user-passwords",
-        "USERS_FILE": f"{_USER_SYNC_DIR}/users",
-        "TIERS_FILE": f"{_USER_SYNC_DIR}/tiers",
-        "KCADM": "/opt/keycloak/bin/kcadm.sh",
-        # The CLI's session file, beside the JVM's scratch files: the root is read-only.
-        "KCADM_CONFIG": "/tmp/kcadm.config",
-    }
-    volumes = {
-        _USER_SYNC_DIR: k8s.core.v1.VolumeArgs(
-            name="files", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=USER_SYNC)
-        ),
-        env["ADMIN_DIR"]: k8s.core.v1.VolumeArgs(
-            name="admin", secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=ADMIN_SECRET)
-        ),
-        env["PASSWORDS_DIR"]: k8s.core.v1.VolumeArgs(
-            name="passwords", secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=PASSWORDS_SECRET)
-        ),
-        "/tmp": k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
-    }
-    container = k8s.core.v1.ContainerArgs(
-        name="sync",
-        image=versions.KEYCLOAK_IMAGE,
-        # A tag, not yet a digest (README "Unverified"): pull what it names now.
-        image_pull_policy="Always",
-        command=["/bin/bash", f"{_USER_SYNC_DIR}/sync.sh"],
-        env=[k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in env.items()],
-        resources=k8s.core.v1.ResourceRequirementsArgs(
-            requests=_USER_SYNC_RESOURCES["requests"], limits=_USER_SYNC_RESOURCES["limits"]
-        ),
-        security_context=restricted_container(),
-        volume_mounts=[
-            k8s.core.v1.VolumeMountArgs(name=str(v.name), mount_path=path, read_only=path != "/tmp")
-            for path, v in volumes.items()
-        ],
-    )
-    return k8s.core.v1.PodSpecArgs(
-        restart_policy="Never",
-        security_context=args.flavour.pod_security(_KEYCLOAK_UID),
-        automount_service_account_token=False,
-        containers=[container],
-        volumes=list(volumes.values()),
-    )
-
-
-def user_sync_files(tiers: Sequence[TierConfig], users: Sequence[UserConfig], domain: str) -> dict[str, str]:
-    """What the user sync reads: its script, the users ("<user> <tier> <email>") and the tiers."""
-    return {
-        "sync.sh": USER_SYNC_SCRIPT.read_text(),
-        "users": "".join(f"{u.name} {u.tier} {email(u, domain)}\n" for u in users),
-        "tiers": "".join(f"{t.name}\n" for t in tiers),
-    }
-
-
-def email(user: UserConfig, domain: str) -> str:
-    """Keycloak refuses the password grant to users without one ("not fully set up")."""
-    return f"{user.name}@{domain}"
-
-
-def placeholder(user: str) -> str:
-    return "PASSWORD_" + re.sub(r"[^A-Z0-9]", "_", user.upper())
-
-
-def realm(
-    oidc: OidcConfig, tiers: Sequence[TierConfig], users: Sequence[UserConfig], domain: str
-) -> dict[str, Any]:
-    """The realm: one group per tier, users in their tier's group, a client mapping groups."""
-    return {
-        "realm": oidc.realm,
-        "enabled": True,
-        "groups": [{"name": tier.name} for tier in tiers],
-        "users": [
-            {
-                "username": user.name,
-                "enabled": True,
-                "email": email(user, domain),
-                "emailVerified": True,
-                "firstName": user.name,
-                "lastName": user.tier,
-                "credentials": [
-                    {"type": "password", "value": f"${{{placeholder(user.name)}}}", "temporary": False}
-                ],
-                "groups": [f"/{user.tier}"],
-            }
-            for user in users
-        ],
-        "clients": [
-            {
-                "clientId": oidc.client_id,
-                "enabled": True,
-                "protocol": "openid-connect",
-                "publicClient": True,
-                "standardFlowEnabled": False,
-                "directAccessGrantsEnabled": True,
-                "protocolMappers": [
-                    {
-                        "name": "groups",
-                        "protocol": "openid-connect",
-                        "protocolMapper": "oidc-group-membership-mapper",
-                        "consentRequired": False,
-                        # Keycloak reads mapper settings as strings.
-                        "config": {
-                            "claim.name": "groups",
-                            "full.path": "false",
-                            "access.token.claim": "true",
-                            "id.token.claim": "true",
-                            "userinfo.token.claim": "true",
-                        },
-                    }
-                ],
-            }
-        ],
-    }

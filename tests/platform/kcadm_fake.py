@@ -2,7 +2,7 @@
 
     kcadm_fake.py COMMAND ARGS...
 
-Answers the commands components/platform/keycloak_users.sh uses, the way Keycloak 26's CLI
+Answers the commands components/access/keycloak_users.sh uses, the way Keycloak 26's CLI
 and admin API do (sources in that script's test): a session from `config credentials` kept
 in the `--config` file, csv output without quotes or header, `-i` printing the new id, exact
 username lookup, group members. Its realm lives in $KCADM_STATE (JSON); each call is

@@ -1,6 +1,6 @@
 """Keycloak day 2: the user sync brings the realm in step with the stack file.
 
-The real script (components/platform/keycloak_users.sh), with the files the program gives
+The real script (components/access/keycloak_users.sh), with the files the program gives
 it, runs against a stand-in of Keycloak's admin CLI that holds a realm (kcadm_fake.py);
 each test asserts on the realm afterwards and on the commands sent.
 """
@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from components.access.realm import USER_SYNC, user_sync_files
 from components.config import TierConfig, UserConfig
 from components.platform import keycloak
 from harness.program import Evaluation, typed_config
@@ -65,7 +66,7 @@ class Realm:
         admin: tuple[str, str] = ADMIN,
         passwords: dict[str, str] | None = None,
     ) -> str:
-        files = keycloak.user_sync_files(tiers, users, "maas.local")
+        files = user_sync_files(tiers, users, "maas.local")
         for name, text in files.items():
             (self.root / name).write_text(text)
         (self.root / "admin").mkdir(exist_ok=True)
@@ -232,7 +233,7 @@ def test_the_job_reruns_exactly_when_the_users_change(stack_of: Any) -> None:
     from tests.support.configs import evaluate_variant
 
     stack: Evaluation = stack_of("dev-oidc")
-    job = stack.one("Job", keycloak.USER_SYNC)
+    job = stack.one("Job", USER_SYNC)
     # Its name is fixed: the old Job goes first. One that failed is replaced at the next up.
     assert job.delete_before_replace
     assert job.inputs["metadata"]["annotations"]["pulumi.com/replaceUnready"] == "true"
@@ -240,7 +241,7 @@ def test_the_job_reruns_exactly_when_the_users_change(stack_of: Any) -> None:
     users = [u.model_dump(by_alias=True, exclude_none=True) for u in typed_config("dev-oidc").users]
     same = evaluate_variant("dev-oidc", {"maas:users": users})
     more = evaluate_variant("dev-oidc", {"maas:users": [*users, {"name": "newuser", "tier": "free"}]})
-    assert same.one("Job", keycloak.USER_SYNC).inputs["spec"]["template"]["metadata"]["annotations"] == digest
-    changed = more.one("Job", keycloak.USER_SYNC).inputs["spec"]["template"]["metadata"]["annotations"]
+    assert same.one("Job", USER_SYNC).inputs["spec"]["template"]["metadata"]["annotations"] == digest
+    changed = more.one("Job", USER_SYNC).inputs["spec"]["template"]["metadata"]["annotations"]
     assert changed != digest
-    assert "newuser free newuser@" in more.one("ConfigMap", keycloak.USER_SYNC).inputs["data"]["users"]
+    assert "newuser free newuser@" in more.one("ConfigMap", USER_SYNC).inputs["data"]["users"]

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from components.access import realm
 from components.config import GATEWAY_NAME, KEYCLOAK_NAMESPACE, StackConfig
 from components.pins import upstream
 from components.platform import flavour, keycloak, monitoring
@@ -206,7 +207,7 @@ def _design(stack: Evaluation, cfg: StackConfig, pods: list[Endpoint]) -> set[tu
         needed |= {
             ("authorino", "keycloak", 8080),
             # Keycloak day 2: the user sync calls the admin API.
-            (keycloak.USER_SYNC, "keycloak", 8080),
+            (realm.USER_SYNC, "keycloak", 8080),
             ("keycloak", keycloak.DB_SERVICE, 5432),
             ("realm-import", keycloak.DB_SERVICE, 5432),
         }

@@ -1,0 +1,273 @@
+"""The Keycloak realm of the tiers and users: a group per tier, the users with generated
+passwords, the client whose tokens carry the groups, and the Job that keeps them in step."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.config import OidcConfig, TierConfig, UserConfig
+from components.pins import versions
+from components.platform.flavour import Flavour, restricted_container
+from components.platform.keycloak import (
+    ADMIN_CLIENT_LABELS,
+    ADMIN_SECRET,
+    KEYCLOAK_NAME,
+    Keycloak,
+    default_hostname,
+)
+
+PASSWORDS_SECRET = "keycloak-user-passwords"
+# Day 2: a Job of the Keycloak image runs this script with its admin CLI after every change
+# of the users, so the realm follows the stack file (the operator imports a realm once:
+# KeycloakRealmImportJobDependentResource creates its Job once, with `--override=false`).
+USER_SYNC = "keycloak-user-sync"
+USER_SYNC_SCRIPT = Path(__file__).with_name("keycloak_users.sh")
+# The Keycloak image's user (keycloak/keycloak quarkus/container/Dockerfile: USER 1000).
+_KEYCLOAK_UID = 1000
+_KEYCLOAK_UID_REASON = (
+    "the Keycloak image runs its CLI as its own user 1000 (quarkus/container/Dockerfile), "
+    "whose home and files it owns; another UID was not tried with the image"
+)
+_USER_SYNC_DIR = "/etc/keycloak-user-sync"
+_USER_SYNC_RESOURCES = {
+    "requests": {"cpu": "100m", "memory": "256Mi"},
+    "limits": {"cpu": "1", "memory": "512Mi"},
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealmArgs:
+    oidc: OidcConfig
+    tiers: Sequence[TierConfig]
+    users: Sequence[UserConfig]
+    domain: str
+    namespace: pulumi.Input[str]
+    # The server the realm lives in; until issue 28 it was also these resources' parent.
+    keycloak: Keycloak
+    flavour: Flavour
+
+
+class Realm(pulumi.ComponentResource):
+    """The realm, imported once by the operator and kept in step with the stack file by the
+    user sync Job. Its resources were Keycloak's children: each keeps that URN as an alias."""
+
+    TYPE: ClassVar[str] = "maas:access:Realm"
+    passwords: pulumi.Output[dict[str, str]]
+
+    def __init__(self, name: str, args: RealmArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(self.TYPE, name, None, opts)
+        self._keycloak = args.keycloak
+        passwords = {user.name: self._password(f"{name}-user-{user.name}") for user in args.users}
+        passwords_secret = k8s.core.v1.Secret(
+            f"{name}-user-passwords",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=PASSWORDS_SECRET, namespace=args.namespace),
+            string_data=passwords,
+            opts=self._moved(),
+        )
+        realm_import = k8s.apiextensions.CustomResource(
+            f"{name}-realm",
+            api_version="k8s.keycloak.org/v2beta1",
+            kind="KeycloakRealmImport",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"realm-{args.oidc.realm}",
+                namespace=args.namespace,
+                annotations={"pulumi.com/waitFor": "condition=Done"},
+            ),
+            spec={
+                "keycloakCRName": KEYCLOAK_NAME,
+                # The operator fills ${NAME} from these Secrets, so no password is in the CR.
+                "placeholders": {
+                    placeholder(user.name): {"secret": {"name": PASSWORDS_SECRET, "key": user.name}}
+                    for user in args.users
+                },
+                "realm": realm(args.oidc, args.tiers, args.users, args.domain),
+            },
+            opts=self._moved(depends_on=[args.keycloak.server]),
+        )
+        self.passwords = pulumi.Output.secret(pulumi.Output.all(**passwords) if passwords else {})
+        user_sync = self._user_sync(name, args, realm_import, passwords_secret)
+        self.register_outputs({"passwords": self.passwords, "userSync": user_sync})
+
+    def _moved(self, **options: Any) -> pulumi.ResourceOptions:
+        """Options of a child: known by the URN it had as Keycloak's child, so `pulumi up`
+        moves the live resource here instead of replacing it."""
+        return pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(parent=self._keycloak)], **options)
+
+    def _password(self, name: str) -> pulumi.Output[str]:
+        generated = random.RandomPassword(name, length=32, special=False, opts=self._moved())
+        return pulumi.Output.secret(generated.result)
+
+    def _user_sync(
+        self, name: str, args: RealmArgs, realm_import: pulumi.Resource, passwords: pulumi.Resource
+    ) -> k8s.batch.v1.Job:
+        """The Job that brings the realm's users in step with the stack file (keycloak_users.sh).
+        Why a Job of the Keycloak image: docs/architecture.md, "The realm's day 2"."""
+        files = user_sync_files(args.tiers, args.users, args.domain)
+        config = k8s.core.v1.ConfigMap(
+            f"{name}-user-sync-files",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=USER_SYNC, namespace=args.namespace),
+            data=files,
+            opts=self._moved(),
+        )
+        # A change of users, tiers or script changes the template, so a new Job runs.
+        digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+        return k8s.batch.v1.Job(
+            f"{name}-user-sync",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=USER_SYNC,
+                namespace=args.namespace,
+                labels=ADMIN_CLIENT_LABELS,
+                annotations={
+                    "checkov.io/skip1": f"CKV_K8S_40={_KEYCLOAK_UID_REASON}",
+                    # A Job that failed stays failed: the next `pulumi up` runs a new one
+                    # rather than wait on it (pulumi-kubernetes v4.32.0 metadata/annotations.go).
+                    "pulumi.com/replaceUnready": "true",
+                },
+            ),
+            spec=k8s.batch.v1.JobSpecArgs(
+                backoff_limit=3,
+                active_deadline_seconds=900,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=ADMIN_CLIENT_LABELS, annotations={"maas-platform/users-digest": digest}
+                    ),
+                    spec=_user_sync_pod(args),
+                ),
+            ),
+            # A fixed name: the old Job goes before its replacement comes.
+            opts=self._moved(
+                # The passwords first: a new user's must be in the Secret when the Job reads it.
+                depends_on=[realm_import, config, passwords, args.keycloak.server],
+                delete_before_replace=True,
+            ),
+        )
+
+
+def _user_sync_pod(args: RealmArgs) -> k8s.core.v1.PodSpecArgs:
+    """Pod Security "restricted", a read-only root, no API token (it calls Keycloak only)."""
+    env = {
+        "KEYCLOAK_URL": default_hostname(),
+        "REALM": args.oidc.realm,
+        "ADMIN_DIR": "/etc/keycloak-admin",
+        "PASSWORDS_DIR": "/etc/keycloak-user-passwords",
+        "USERS_FILE": f"{_USER_SYNC_DIR}/users",
+        "TIERS_FILE": f"{_USER_SYNC_DIR}/tiers",
+        "KCADM": "/opt/keycloak/bin/kcadm.sh",
+        # The CLI's session file, beside the JVM's scratch files: the root is read-only.
+        "KCADM_CONFIG": "/tmp/kcadm.config",
+    }
+    volumes = {
+        _USER_SYNC_DIR: k8s.core.v1.VolumeArgs(
+            name="files", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=USER_SYNC)
+        ),
+        env["ADMIN_DIR"]: k8s.core.v1.VolumeArgs(
+            name="admin", secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=ADMIN_SECRET)
+        ),
+        env["PASSWORDS_DIR"]: k8s.core.v1.VolumeArgs(
+            name="passwords", secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=PASSWORDS_SECRET)
+        ),
+        "/tmp": k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+    }
+    container = k8s.core.v1.ContainerArgs(
+        name="sync",
+        image=versions.KEYCLOAK_IMAGE,
+        # A tag, not yet a digest (README "Unverified"): pull what it names now.
+        image_pull_policy="Always",
+        command=["/bin/bash", f"{_USER_SYNC_DIR}/sync.sh"],
+        env=[k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in env.items()],
+        resources=k8s.core.v1.ResourceRequirementsArgs(
+            requests=_USER_SYNC_RESOURCES["requests"], limits=_USER_SYNC_RESOURCES["limits"]
+        ),
+        security_context=restricted_container(),
+        volume_mounts=[
+            k8s.core.v1.VolumeMountArgs(name=str(v.name), mount_path=path, read_only=path != "/tmp")
+            for path, v in volumes.items()
+        ],
+    )
+    return k8s.core.v1.PodSpecArgs(
+        restart_policy="Never",
+        security_context=args.flavour.pod_security(_KEYCLOAK_UID),
+        automount_service_account_token=False,
+        containers=[container],
+        volumes=list(volumes.values()),
+    )
+
+
+def user_sync_files(tiers: Sequence[TierConfig], users: Sequence[UserConfig], domain: str) -> dict[str, str]:
+    """What the user sync reads: its script, the users ("<user> <tier> <email>") and the tiers."""
+    return {
+        "sync.sh": USER_SYNC_SCRIPT.read_text(),
+        "users": "".join(f"{u.name} {u.tier} {email(u, domain)}\n" for u in users),
+        "tiers": "".join(f"{t.name}\n" for t in tiers),
+    }
+
+
+def email(user: UserConfig, domain: str) -> str:
+    """Keycloak refuses the password grant to users without one ("not fully set up")."""
+    return f"{user.name}@{domain}"
+
+
+def placeholder(user: str) -> str:
+    return "PASSWORD_" + re.sub(r"[^A-Z0-9]", "_", user.upper())
+
+
+def realm(
+    oidc: OidcConfig, tiers: Sequence[TierConfig], users: Sequence[UserConfig], domain: str
+) -> dict[str, Any]:
+    """The realm: one group per tier, users in their tier's group, a client mapping groups."""
+    return {
+        "realm": oidc.realm,
+        "enabled": True,
+        "groups": [{"name": tier.name} for tier in tiers],
+        "users": [
+            {
+                "username": user.name,
+                "enabled": True,
+                "email": email(user, domain),
+                "emailVerified": True,
+                "firstName": user.name,
+                "lastName": user.tier,
+                "credentials": [
+                    {"type": "password", "value": f"${{{placeholder(user.name)}}}", "temporary": False}
+                ],
+                "groups": [f"/{user.tier}"],
+            }
+            for user in users
+        ],
+        "clients": [
+            {
+                "clientId": oidc.client_id,
+                "enabled": True,
+                "protocol": "openid-connect",
+                "publicClient": True,
+                "standardFlowEnabled": False,
+                "directAccessGrantsEnabled": True,
+                "protocolMappers": [
+                    {
+                        "name": "groups",
+                        "protocol": "openid-connect",
+                        "protocolMapper": "oidc-group-membership-mapper",
+                        "consentRequired": False,
+                        # Keycloak reads mapper settings as strings.
+                        "config": {
+                            "claim.name": "groups",
+                            "full.path": "false",
+                            "access.token.claim": "true",
+                            "id.token.claim": "true",
+                            "userinfo.token.claim": "true",
+                        },
+                    }
+                ],
+            }
+        ],
+    }
