@@ -31,6 +31,12 @@ PURE = (
     "components.metering.dashboards",
 )
 RESOURCE_SDKS = ("pulumi_kubernetes", "pulumi_random")
+# The platform's layers install third-party software: a tier or a user among them would put
+# identity in a second place beside components/access/ (issue 28). What names one: the
+# config's types, the stack config's fields, and the access group.
+NO_IDENTITY = ("components.platform",)
+IDENTITY_TYPES = {"TierConfig", "UserConfig"}
+IDENTITY_FIELDS = {"tiers", "users", "tier_names"}
 
 
 def _module_name(path: Path) -> str:
@@ -112,3 +118,26 @@ def test_the_compilers_declare_no_resources() -> None:
         if imported.startswith(RESOURCE_SDKS)
     )
     assert not impure, impure
+
+
+def _identity(path: Path) -> Iterator[str]:
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in IDENTITY_TYPES:
+            yield f"line {node.lineno}: {node.id}"
+        elif isinstance(node, ast.Attribute) and node.attr in IDENTITY_TYPES | IDENTITY_FIELDS:
+            yield f"line {node.lineno}: .{node.attr}"
+        elif isinstance(node, ast.alias) and node.name in IDENTITY_TYPES:
+            yield f"imports {node.name}"
+    yield from (f"imports {i}" for i in _imports(path) if i.startswith("components.access"))
+
+
+def test_the_platform_knows_no_tier_and_no_user() -> None:
+    """No import, annotation or parameter of a tier or user type, no `cfg.tiers`/`cfg.users`."""
+    found = sorted(
+        f"{module}: {what}"
+        for module, path in _sources().items()
+        if module.startswith(NO_IDENTITY)
+        for what in _identity(path)
+    )
+    assert not found, "tiers and users belong to components/access/:\n" + "\n".join(found)

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from harness.program import Evaluation, stack_names
+from components.access.realm import Realm
+from components.platform.keycloak import Keycloak
+from harness.program import Evaluation, stack_names, typed_config
 from harness.urns import SNAPSHOTS, urns
 
 
@@ -45,3 +47,30 @@ def test_rewriting_the_snapshots_keeps_the_old_urns_aliases_still_reach(stack_of
     aliased = {alias for r in stack.resources for alias in r.aliases} & recorded
     assert aliased, "dev has renamed resources whose old URNs are snapshotted"
     assert aliased <= set(urns("dev"))
+
+
+def test_the_realm_s_resources_keep_the_urns_they_had_as_keycloak_s_children(stack_of: Any) -> None:
+    """The realm, its users and their sync moved from Keycloak (components/platform/keycloak.py)
+    to components/access/realm.py: each carries `pulumi.Alias(parent=<the Keycloak component>)`,
+    which the engine resolves to the URN it had there, so `pulumi up` moves the live resource
+    instead of replacing it (a new password, a lost realm)."""
+    oidc = [name for name in stack_names() if typed_config(name).auth.oidc.enabled]
+    assert oidc, "no stack turns OIDC on"
+    for name in oidc:
+        stack = stack_of(name)
+        recorded = set((SNAPSHOTS / f"{name}.txt").read_text().split())
+        [realm] = stack.of_type(Realm.TYPE)
+        moved = [r for r in stack.resources if r.parent == realm.urn]
+        passwords = [f"keycloak-user-{u.name}" for u in typed_config(name).users]
+        realm_and_sync = [
+            "keycloak-realm",
+            "keycloak-user-passwords",
+            "keycloak-user-sync",
+            "keycloak-user-sync-files",
+        ]
+        assert sorted(r.name for r in moved) == sorted([*realm_and_sync, *passwords])
+        for resource in moved:
+            # The URN of a child of the Keycloak component, as the snapshot recorded it.
+            old = f"urn:pulumi:{name}::maas-platform::{Keycloak.TYPE}${resource.type}::{resource.name}"
+            assert old in resource.aliases, f"{resource.urn}: no alias to {old}, only {resource.aliases}"
+            assert old in recorded, f"{name}.txt lost {old}"
