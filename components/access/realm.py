@@ -1,5 +1,6 @@
 """The Keycloak realm of the tiers and users: a group per tier, the users with generated
-passwords, the client whose tokens carry the groups, and the Job that keeps them in step."""
+passwords, a public client whose tokens carry the `groups` claim the AuthPolicy turns into
+a tier, and the Job that keeps the users in step with the stack file."""
 
 from __future__ import annotations
 

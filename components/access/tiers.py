@@ -1,8 +1,11 @@
 """The tier table, compiled: where a tier's limits become Kuadrant policy.
 
-Every place a tier appears (limits, the authorization rule, the tier derived from a
-Keycloak token, the labels metrics carry) is generated here from `maas:tiers`, so a tier
-cannot exist in one place and not another.
+Every place a tier appears in policy (limits, the authorization rule, the tier derived
+from a Keycloak token's groups, the labels metrics carry) is generated here from
+`maas:tiers`. The other places a tier appears read the same table and keep no list of
+their own: Keycloak's group per tier beside its users (realm.py), the gateway's caps and
+the model lists per tier (serving), the usage rules (metering). So a tier cannot exist in
+one place and not another.
 """
 
 from __future__ import annotations
