@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.program import PROJECT_DIR
+from harness.program import PROJECT_DIR, evaluate
+from tests.support.scripts import script_module
 
 README = PROJECT_DIR / "README.md"
 DOCS = PROJECT_DIR / "docs"
@@ -120,6 +121,14 @@ def test_readme_is_at_most_200_lines() -> None:
 def test_readmes_first_screen_names_the_two_commands() -> None:
     missing = set(TWO_COMMANDS) - first_screen_commands(README.read_text())
     assert missing == set(), f"not in a code block of README's first {FIRST_SCREEN} lines: {missing}"
+
+
+def test_readme_shows_the_try_it_block_devs_deploy_prints() -> None:
+    """As scripts/try_it.py prints it after `make deploy-dev`, with a fetched kubectl."""
+    shown = re.search(r'"Try it" block.*?```\n(.*?)```', README.read_text(), re.DOTALL)
+    assert shown, "README shows no Try it block"
+    printed = script_module("try_it").block("dev", ".tools/bin/kubectl", evaluate("dev").outputs)
+    assert shown.group(1).splitlines() == printed
 
 
 def test_every_page_of_docs_is_one_click_from_readme() -> None:
