@@ -98,7 +98,7 @@ def problems(values: dict[str, Any], kubectl: Kubectl) -> list[str]:
         found.append(
             f"Gateway API CRDs {bundle or 'absent'}: Istio 1.30 needs v1.5 or later, and on OpenShift "
             "the ingress operator installs them. Fix: use an OpenShift release whose ingress operator "
-            'ships Gateway API v1.5 (README "OpenShift")'
+            "ships Gateway API v1.5 (docs/openshift.md)"
         )
     found.extend(_foreign_operators(kubectl))
     if (values.get("maas:observability") or {}).get("enabled", True) is False:

@@ -7,8 +7,8 @@ resource it depends on is ready (harness/program.py records the edges), so `pulu
 lasts as long as the longest chain of the dependency graph, each resource weighed by how
 long the engine waits for it. The weights below are ESTIMATES for GitHub's ubuntu-24.04
 runner (4 vCPU, images pulled cold), not measurements: each says what the wait is made of
-and which upstream file makes it a wait. README "Time to the first authorized 200" and
-docs/architecture.md give the reasoning; tests/program/test_critical_path.py holds the chain
+and which upstream file makes it a wait. docs/delivery.md and docs/architecture.md
+"Time to the first authorized 200" give the reasoning; tests/program/test_critical_path.py holds the chain
 to the resources the serving path needs.
 """
 

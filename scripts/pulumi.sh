@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Pulumi CLI against this project's local state backend, for the commands README shows
+# The Pulumi CLI against this project's local state backend, for the commands README and docs/ show
 # after a deploy (outputs, keys, preview with the policy pack):
 #   scripts/pulumi.sh stack output -s dev models --json
 #   scripts/pulumi.sh config set --secret maas:huggingFaceToken --stack gpu

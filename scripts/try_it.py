@@ -55,7 +55,7 @@ def block(stack: str, kubectl: str, out: dict[str, Any]) -> list[str]:
         f"  {curl} -H \"Authorization: APIKEY $MAAS_API_KEY\" -H 'Content-Type: application/json' \\",
         f"    -d {shlex.quote(json.dumps(body))} \\",
         f"    {api.geturl().rstrip('/')}/chat/completions",
-        "More: make outputs (every model, its URL and a curl line); README, Models (the OpenAI SDK).",
+        "More: make outputs (every model, its URL and a curl line); README, 'Call a model' (the OpenAI SDK).",
     ]
     return lines
 

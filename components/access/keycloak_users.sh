@@ -12,7 +12,7 @@
 # kcadm.sh reads each `-s key=value` as JSON when it parses, so every string is quoted as
 # JSON ("123" would become a number); names are DNS labels (no quotes, commas or spaces), so
 # the csv output (no quoting with --noquotes) splits cleanly. Facts read in keycloak/keycloak
-# integration/admin-cli at commits near 26.7 (README "Unverified"): --config on every command
+# integration/admin-cli at commits near 26.7 (docs/unverified.md): --config on every command
 # (BaseAuthOptionsCmd), the admin password from KC_CLI_PASSWORD (BaseConfigCredentialsCmd),
 # `create -i` printing the id (AbstractRequestCmd), `update ... -n` not reading first, and
 # a group's members paged unless max is -1 (PaginationUtils).

@@ -182,7 +182,7 @@ def _user_sync_pod(args: RealmArgs) -> k8s.core.v1.PodSpecArgs:
     container = k8s.core.v1.ContainerArgs(
         name="sync",
         image=versions.KEYCLOAK_IMAGE,
-        # A tag, not yet a digest (README "Unverified"): pull what it names now.
+        # A tag, not yet a digest (docs/unverified.md): pull what it names now.
         image_pull_policy="Always",
         command=["/bin/bash", f"{_USER_SYNC_DIR}/sync.sh"],
         env=[k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in env.items()],

@@ -186,14 +186,14 @@ class SchedulerConfig(Section):
     """llm-d's endpoint picker, one per model with `scheduling: pool`."""
 
     saturation: SaturationConfig = SaturationConfig()
-    # Pickers per pooled model, each serving what the gateway sends it (README "Scheduling
+    # Pickers per pooled model, each serving what the gateway sends it (docs/models.md "Scheduling
     # and tier priority": what a request gets while one is gone).
     replicas: PositiveInt = 2
     # How long a request may wait in the picker's queue before it is refused with 429
     # (flow control's defaultRequestTTL; llm-d-router's default is 60s). The only bound on that
     # wait, the same for every tier: v0.10.0 has no per-band or per-request TTL
     # (pkg/epp/flowcontrol/controller/config.go DefaultRequestTTL), and nothing at the gateway
-    # times a request while the picker holds it (README "Scheduling and tier priority").
+    # times a request while the picker holds it (docs/models.md "Scheduling and tier priority").
     queue_timeout: Window = "60s"
     resources: ComputeResources = ComputeResources(
         requests={"cpu": "100m", "memory": "256Mi"}, limits={"cpu": "1", "memory": "1Gi"}
@@ -491,7 +491,7 @@ def _default_models() -> tuple[ModelConfig, ...]:
 class StackConfig(Section):
     cluster: ClusterConfig
     # How the platform is installed and exposed (components/platform/flavour.py): Helm
-    # charts and Services on any conformant cluster; or OpenShift (README "OpenShift"): operators from OLM,
+    # charts and Services on any conformant cluster; or OpenShift (docs/openshift.md): operators from OLM,
     # Routes on the apps domain (maas:domain), no fixed user ids, user-workload monitoring.
     flavour: typing.Literal["kubernetes", "openshift"] = "kubernetes"
     openshift: OpenShiftConfig = OpenShiftConfig()

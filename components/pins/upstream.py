@@ -166,7 +166,7 @@ PROMETHEUS_WEBHOOK_PODS = Workload(
     source="kube-prometheus-stack 88.3.0 templates/prometheus-operator/admission-webhooks/deployment",
 )
 # Keycloak operator (keycloak/keycloak operator/, read at commits around 26.7.4, not at the
-# tag: README "Unverified"): the server pods of the Keycloak CR "keycloak"
+# tag: docs/unverified.md): the server pods of the Keycloak CR "keycloak"
 # (KeycloakDeploymentDependentResource, Constants.DEFAULT_LABELS, INSTANCE_LABEL). The
 # realm-import Job's pods copy these labels with `app` set to "keycloak-realm-import"
 # (KeycloakRealmImportJobDependentResource) and reach the database themselves (`kc.sh import`).

@@ -213,7 +213,7 @@ class Keycloak(pulumi.ComponentResource):
                                         name="PGDATA", value="/var/lib/postgresql/data/pgdata"
                                     ),
                                 ],
-                                # A tag, not yet a digest (README "Unverified"): pull what it names now.
+                                # A tag, not yet a digest (docs/unverified.md): pull what it names now.
                                 image_pull_policy="Always",
                                 readiness_probe=ready,
                                 liveness_probe=ready,

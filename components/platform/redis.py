@@ -129,7 +129,7 @@ def _pod(flavour: Flavour) -> k8s.core.v1.PodSpecArgs:
             k8s.core.v1.ContainerArgs(
                 name="redis",
                 image=versions.REDIS_IMAGE,
-                # A tag, not yet a digest (README "Unverified"): pull what it names now.
+                # A tag, not yet a digest (docs/unverified.md): pull what it names now.
                 image_pull_policy="Always",
                 # The server itself, on our file: the image's entrypoint drops root (ours is
                 # not), sets umask 0077 and loads the bundled modules, none of which

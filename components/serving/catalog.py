@@ -286,7 +286,7 @@ def _pod(config: k8s.core.v1.ConfigMap, flavour: Flavour) -> k8s.core.v1.PodSpec
             k8s.core.v1.ContainerArgs(
                 name="nginx",
                 image=versions.MODEL_LIST_IMAGE,
-                # A tag, not yet a digest (README "Unverified"): pull what it names now.
+                # A tag, not yet a digest (docs/unverified.md): pull what it names now.
                 image_pull_policy="Always",
                 # nginx itself, not the image's entrypoint, whose scripts rewrite files under
                 # /etc/nginx (docker-entrypoint.sh, 10-listen-on-ipv6-by-default.sh).

@@ -316,7 +316,7 @@ class InferenceGateway(pulumi.ComponentResource):
         """Moves Istio's InferencePool filter after Kuadrant's, so that pooled models' pickers
         schedule with the priority Authorino sets and hold no request Kuadrant refuses. A
         refusal's reply still passes the filter on its way out (Envoy encodes a local reply
-        through every encoder filter) and opens a picker stream: README "Scheduling and tier
+        through every encoder filter) and opens a picker stream: docs/models.md "Scheduling and tier
         priority" says what a refusal gets while a picker is gone.
 
         Istio places the filter before the router with nothing after it but its own

@@ -45,7 +45,7 @@ PUBLIC_PATH = "/v1"
 METERED_PATHS = (*upstream.OPENAI_USAGE_PATHS, upstream.OPENAI_MODELS_PATH)
 SIMULATOR_MAX_MODEL_LEN = 32768
 # With it vLLM ends every stream with usage, whatever the client's stream_options say
-# (read at a vLLM commit newer than the pin: README "Unverified").
+# (read at a vLLM commit newer than the pin: docs/unverified.md).
 FORCE_USAGE_FLAG = "--enable-force-include-usage"
 
 # Pod Security: the simulator (a distroless non-root image) meets "restricted"; vLLM's

@@ -340,7 +340,7 @@ def _pod(picker: str, args: EndpointPickerArgs) -> k8s.core.v1.PodSpecArgs:
             k8s.core.v1.ContainerArgs(
                 name="epp",
                 image=versions.ENDPOINT_PICKER_IMAGE,
-                # A tag, not yet a digest (README "Unverified"): pull what it names now.
+                # A tag, not yet a digest (docs/unverified.md): pull what it names now.
                 image_pull_policy="Always",
                 # Flags: llm-d-router v0.10.0 pkg/epp/server/options.go AddFlags; --zap-encoder from
                 # controller-runtime, bound in pkg/common/observability/logging/options.go.

@@ -43,7 +43,7 @@ def _policy(result: Evaluation, kind: str) -> Declared:
     return found[0]
 
 
-# Limits and billing apply to the paths that produce tokens only (README "Tiers, keys and limits").
+# Limits and billing apply to the paths that produce tokens only (docs/access.md "Tiers, keys and limits").
 BILLED = "request.url_path in ['/v1/chat/completions', '/v1/completions', '/v1/embeddings']"
 
 

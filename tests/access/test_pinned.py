@@ -1,4 +1,4 @@
-"""Who may change the tier rules: only the platform (README "Tiers, keys and limits").
+"""Who may change the tier rules: only the platform (docs/access.md "Tiers, keys and limits").
 
 A Kuadrant policy on a model's route takes that host's requests from the tier rules, whether
 ours are `defaults` or `overrides` (kuadrant-operator v1.5.2 internal/controller/

@@ -163,8 +163,9 @@ def test_objective_names_never_collide_across_models_and_tiers() -> None:
     assert len(names) == len(set(names)) == 4
 
 
-def test_readme_names_objectives_as_the_code_does() -> None:
-    """README "Scheduling and tier priority" shows the objective header's value; it is objective_name's."""
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_the_docs_name_objectives_as_the_code_does() -> None:
+    """docs/models.md "Scheduling and tier priority" shows the objective header's value; it is
+    objective_name's."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "models.md").read_text()
     (shown,) = re.findall(rf"`{upstream.OBJECTIVE_HEADER}: ([^`]+)`", text)
     assert shown == tiers.objective_name("<model>", "<tier>")

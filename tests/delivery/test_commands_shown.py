@@ -1,6 +1,6 @@
-"""Every command a user is shown goes through make or scripts/pulumi.sh: a bare `pulumi`
-would use the reader's own login and backend, and a secret set that way lands where the
-deploy cannot read it."""
+"""Every command a user is shown (README, docs/, the stack files) goes through make or
+scripts/pulumi.sh: a bare `pulumi` would use the reader's own login and backend, and a secret
+set that way lands where the deploy cannot read it."""
 
 from __future__ import annotations
 
@@ -37,11 +37,20 @@ def bare_commands(name: str, text: str) -> list[str]:
 
 
 def _shown() -> list[Path]:
-    return [PROJECT_DIR / "README.md", *sorted(PROJECT_DIR.glob("Pulumi.*.yaml"))]
+    return [
+        PROJECT_DIR / "README.md",
+        *sorted((PROJECT_DIR / "docs").glob("*.md")),
+        *sorted(PROJECT_DIR.glob("Pulumi.*.yaml")),
+    ]
 
 
 def test_no_bare_pulumi_command_is_shown_to_a_user() -> None:
-    found = [hit for path in _shown() for hit in bare_commands(path.name, path.read_text())]
+    assert len(_shown()) > 10, "README, every page of docs/ and every stack file"
+    found = [
+        hit
+        for path in _shown()
+        for hit in bare_commands(str(path.relative_to(PROJECT_DIR)), path.read_text())
+    ]
     assert found == [], "use make or scripts/pulumi.sh:\n" + "\n".join(found)
 
 
@@ -57,10 +66,10 @@ def test_the_check_catches_each_form() -> None:
             "```",
         ]
     )
-    assert [h.split(": ", 1)[0] for h in bare_commands("README.md", readme)] == [
-        "README.md:1",
-        "README.md:2",
-        "README.md:5",
+    assert [h.split(": ", 1)[0] for h in bare_commands("docs/access.md", readme)] == [
+        "docs/access.md:1",
+        "docs/access.md:2",
+        "docs/access.md:5",
     ]
     stack = "# Set the context:\n#   pulumi config set --path 'maas:cluster.context' c -s gpu\nconfig: {}\n"
     assert bare_commands("Pulumi.gpu.yaml", stack) == [

@@ -690,7 +690,7 @@ class Live(Platform):
     def query(self, expr: str) -> float | None:
         """One instant query, as the usage export asks it (commands.usage.instant): the stack's
         Prometheus through a port-forward, or on OpenShift the cluster's Thanos querier through
-        its Route, with the export's token (README "OpenShift")."""
+        its Route, with the export's token (docs/openshift.md)."""
         from commands import usage
 
         result = usage.instant(self._prometheus_url(), expr)

@@ -540,7 +540,7 @@ def usage_tokens(reply: Response, stream: bool) -> int:
 
 
 def counters_reset_on_a_limitador_restart_in_memory(p: Platform) -> None:
-    """R5, as README documents for counters kept in memory (dev): a Limitador restart
+    """R5, as docs/access.md documents for counters kept in memory (dev): a Limitador restart
     forgets every spend, so a user at 429 gets 200 again in the same window."""
     requires(
         p.config.limitador.storage != "redis",
@@ -552,7 +552,7 @@ def counters_reset_on_a_limitador_restart_in_memory(p: Platform) -> None:
         assert statuses[-1] == 429, statuses
         p.restart("limitador")
         assert p.chat(p.open_model, key.header).status == 200, (
-            "in-memory counters survived a Limitador restart; README documents that they reset"
+            "in-memory counters survived a Limitador restart; docs/access.md documents that they reset"
         )
 
 
@@ -937,7 +937,7 @@ def only_the_gateway_is_exposed(p: Platform, gateway: str) -> None:
 
 
 def pods_meet_their_pod_security_level(p: Platform) -> None:
-    """S7: as README claims: every namespace of ours enforces its role's level ("restricted"
+    """S7: as docs/models.md claims: every namespace of ours enforces its role's level ("restricted"
     where every pod meets it, else "baseline") and reports what "restricted" would refuse;
     the simulator's pods are admitted under "restricted", vLLM's under "baseline" (its image
     runs as root)."""
@@ -958,7 +958,7 @@ def pods_meet_their_pod_security_level(p: Platform) -> None:
 
 
 def failure_modes(p: Platform) -> None:
-    """R6, as README documents: Authorino down fails closed (5xx, never 200); Limitador down
+    """R6, as docs/access.md documents: Authorino down fails closed (5xx, never 200); Limitador down
     fails as `maas:limitador.failureMode` says: open, a valid key gets 200; closed, 5xx. A
     missing key still gets 401 from Authorino."""
     model = p.open_model

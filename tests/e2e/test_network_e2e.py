@@ -1,5 +1,5 @@
 """Zero-trust ingress on a real cluster (CHECKLIST S11): kind's kindnetd enforces NetworkPolicy
-(kind images/kindnetd, kube-network-policies; README "Network")."""
+(kind images/kindnetd, kube-network-policies; docs/network.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """OpenShift only: clients reach the platform through the Routes on the apps domain, no
-port-forward, and the same keys and refusals hold there (README "OpenShift")."""
+port-forward, and the same keys and refusals hold there (docs/openshift.md)."""
 
 from __future__ import annotations
 

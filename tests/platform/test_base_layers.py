@@ -336,8 +336,8 @@ def test_limitador_may_fail_closed_on_dev_too() -> None:
     assert _operator_env(stack)["RATELIMIT_SERVICE_FAILURE_MODE"] == "deny"
 
 
-# The design: restricted where every pod meets it, baseline where one cannot (README "Pod
-# Security"); restricted is reported everywhere.
+# The design: restricted where every pod meets it, baseline where one cannot (docs/models.md,
+# "Pod Security"); restricted is reported everywhere.
 ENFORCED = {
     "cert-manager": "restricted",
     "kserve": "restricted",

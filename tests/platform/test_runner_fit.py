@@ -160,7 +160,7 @@ def _release_pods(chart: str, version: str, values: dict[str, Any], gateways: in
 
 
 # Keycloak's operator from keycloak-k8s-resources kubernetes/kubernetes.yml: 300m, 450Mi
-# (read at 26.0.0; 26.7.4 was not readable, README "Unverified").
+# (read at 26.0.0; 26.7.4 was not readable, docs/unverified.md).
 MANIFEST_PODS = {"keycloak-operator": [Pod.of("keycloak-operator", _requests("300m", "450Mi"))]}
 # Limitador's default requests when its CR sets none (limitador-operator api/v1alpha1/
 # limitador_types.go defaultResourceRequirements, read on main): 250m, 32Mi.
@@ -203,7 +203,7 @@ def pods(stack: Evaluation) -> Iterator[tuple[str, Pod]]:
             spec = r.inputs["spec"]
             yield "steady", Pod.of("keycloak", spec.get("resources"), int(spec.get("instances", 1)))
             # The realm import runs as a Job of the Keycloak image with the server's resources
-            # (README "Unverified").
+            # (docs/unverified.md).
             yield "deploy", Pod.of("keycloak-realm-import", spec.get("resources"))
         elif kind == "InferenceService":
             predictor = r.inputs["spec"]["predictor"]

@@ -156,14 +156,14 @@ def test_the_packs_copies_of_program_constants_match_the_originals() -> None:
 
 
 def _readme_policy_table() -> list[tuple[str, str]]:
-    """(rule, level) of each row of README.md's table under "## Policy pack", in order."""
-    text = (PROJECT_DIR / "README.md").read_text()
-    section = text.split("\n## Policy pack\n", 1)[1].split("\n## ", 1)[0]
+    """(rule, level) of each row of docs/policy-pack.md's table under "# Policy pack", in order."""
+    text = (PROJECT_DIR / "docs" / "policy-pack.md").read_text()
+    section = text.split("# Policy pack\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"^\| `([^`]+)` \| ([^|]+?) \|", section, re.MULTILINE)
 
 
 def _documented_level(policy: Any) -> str:
-    """The level as README.md writes it: the pack's enforcement level, and for a rule that
+    """The level as docs/policy-pack.md writes it: the pack's enforcement level, and for a rule that
     holds only outside the stacks its config names as dev (`devStacks`), which those are."""
     level = str(policy.enforcement_level.value)
     schema = policy.config_schema.properties if policy.config_schema else {}
@@ -174,5 +174,5 @@ def _documented_level(policy: Any) -> str:
 
 def test_the_readme_lists_every_policy_with_its_level() -> None:
     documented = _readme_policy_table()
-    assert documented, "README.md: no policy table under ## Policy pack"
+    assert documented, "docs/policy-pack.md: no policy table under # Policy pack"
     assert documented == [(p.name, _documented_level(p)) for p in POLICIES]

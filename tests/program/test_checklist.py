@@ -1,4 +1,4 @@
-"""README's "Guarantees and their tests" maps every CHECKLIST.md guarantee to real tests.
+"""docs/guarantees.md, "Guarantees and their tests", maps every CHECKLIST.md guarantee to real tests.
 
 The table has one row per ID of ../shared/CHECKLIST.md, in its order; each cell cites
 tests as `path::function` (a top-level function of that file, offline tests outside
@@ -20,8 +20,8 @@ from harness.program import PROJECT_DIR
 from tests.support.prerequisites import SHARED, skip_without_shared
 
 CHECKLIST = SHARED / "CHECKLIST.md"
-README = PROJECT_DIR / "README.md"
-SECTION = "## Guarantees and their tests"
+DOC = PROJECT_DIR / "docs" / "guarantees.md"
+SECTION = "# Guarantees and their tests"
 WORKFLOW = ".github/workflows/e2e.yml"
 OFFLINE, CLUSTER = "offline", "cluster"
 
@@ -37,15 +37,17 @@ def checklist_ids(text: str) -> list[str]:
 
 
 def guarantee_rows(text: str) -> list[tuple[str, str, str]]:
-    """(id, offline cell, cluster cell) of each row of README's table, in order."""
-    assert f"\n{SECTION}\n" in text, f"README.md has no section {SECTION!r}"
-    section = text.split(f"\n{SECTION}\n", 1)[1].split("\n## ", 1)[0]
+    """(id, offline cell, cluster cell) of each row of the page's table, in order: the rows
+    between its title and the next heading."""
+    found = re.search(rf"^{re.escape(SECTION)}\n", text, re.MULTILINE)
+    assert found, f"{DOC.name} has no heading {SECTION!r}"
+    section = re.split(r"^#{1,2} ", text[found.end() :], maxsplit=1, flags=re.MULTILINE)[0]
     rows = []
     for found in _ROW.finditer(section):
         cells = found.group(2).split("|")
         assert len(cells) == 2, f"row {found.group(1)}: {len(cells)} cells after the id, expected 2"
         rows.append((found.group(1), cells[0].strip(), cells[1].strip()))
-    assert rows, f"README.md: no table rows under {SECTION!r}"
+    assert rows, f"{DOC.name}: no table rows under {SECTION!r}"
     return rows
 
 
@@ -76,7 +78,7 @@ def _step_names() -> set[str]:
 
 
 def _rows() -> list[tuple[str, str, str]]:
-    return guarantee_rows(README.read_text())
+    return guarantee_rows(DOC.read_text())
 
 
 def _cells() -> list[tuple[str, str, str]]:
@@ -136,7 +138,7 @@ def test_the_parsers_read_what_they_are_given() -> None:
     checklist = "| id | x |\n|---|---|\n| A1 | a |\n| A10 | b |\n\n| L2 | c |\n"
     assert checklist_ids(checklist) == ["A1", "A10", "L2"]
     readme = (
-        f"# x\n{SECTION}\n\n| id | offline | cluster |\n|---|---|---|\n"
+        f"{SECTION}\n\n| id | offline | cluster |\n|---|---|---|\n"
         "| A1 | `tests/a/test_b.py::test_c`<br>`tests/d.py::test_e` (why) | "
         f"`{WORKFLOW}` step `Deploy ${{{{ matrix.stack }}}}` |\n"
         "| A2 | not built yet: issue 13 | not built yet: issue 13 |\n\n## Unverified\n| Z9 | x | y |\n"

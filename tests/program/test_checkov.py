@@ -35,7 +35,7 @@ def known_failures(images: Mapping[str, str]) -> dict[tuple[str, str], str]:
     """checkov's digest failures still expected: a workload's, while its image has none."""
     return {
         (resource, DIGEST): "pinned by tag until the pin-digests workflow's pull request lands "
-        "(scripts/pin_digests.py; README, Unverified)"
+        "(scripts/pin_digests.py; docs/unverified.md)"
         for resource, image in DIGEST_WORKLOADS.items()
         if "@sha256:" not in images[image]
     }

@@ -385,7 +385,7 @@ class FakeGateway:
         pickers = self.faults.picker_replicas or self.config.scheduler.replicas
         if model in self.pools and path in GENERATION_PATHS and self.pickers_gone.get(model, 0) >= pickers:
             # Every request on a pooled model's route opens a stream to its picker, a refusal
-            # too (Envoy runs a local reply through the ext_proc filter, README "Scheduling
+            # too (Envoy runs a local reply through the ext_proc filter, docs/models.md "Scheduling
             # and tier priority"); with none left, FailClose makes it a 500.
             return _json(500, {"error": "ext_proc stream failed"})
         if "authorino" in self.down:
@@ -857,7 +857,7 @@ class FakePlatform(Platform):
                 self.gateway.pickers_gone[model.name] -= 1
 
     def restart(self, component: Component) -> None:
-        # In memory, Limitador's counters go with its pod (README: dev's limits reset on restart).
+        # In memory, Limitador's counters go with its pod (docs/access.md: dev's limits reset on restart).
         in_memory = self.config.limitador.storage != "redis" and not self.faults.memory_counters_survive
         if component == "limitador" and (in_memory or self.faults.counters_reset_on_restart):
             self.gateway.counters.clear()
