@@ -41,7 +41,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 GATEWAY_CRD = "gateways.gateway.networking.k8s.io"
 BUNDLE_VERSION = "gateway.networking.k8s.io/bundle-version"
 MINIMUM_GATEWAY_API = (1, 5)
-# cluster-monitoring-operator release-4.22: cmd/operator/main.go (ConfigMap and namespace),
+# openshift/cluster-monitoring-operator@release-4.22: cmd/operator/main.go (ConfigMap and namespace),
 # pkg/manifests/config.go (key config.yaml), types.go (enableUserWorkload;
 # namespacesWithoutLabelEnforcement in the user-workload one).
 MONITORING = ("openshift-monitoring", "cluster-monitoring-config")
@@ -163,7 +163,7 @@ def _foreign_operators(kubectl: Kubectl) -> list[str]:
 def retention_note(values: dict[str, Any], kubectl: Kubectl) -> str | None:
     """Not a refusal: how much usage user-workload monitoring keeps, when shorter than the 30
     days the usage export asks for by default (its Prometheus keeps 24h unless told otherwise:
-    cluster-monitoring-operator release-4.19 pkg/manifests/types.go PrometheusRestrictedConfig)."""
+    openshift/cluster-monitoring-operator@release-4.19 pkg/manifests/types.go PrometheusRestrictedConfig)."""
     if values.get("maas:flavour") != "openshift":
         return None
     retention = str((_config_yaml(kubectl, USER_WORKLOAD).get("prometheus") or {}).get("retention") or "24h")

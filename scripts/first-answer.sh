@@ -57,7 +57,7 @@ ca=""
 if [ "$scheme" = https ]; then
   remote_port=443
   # A self-signed certificate's issuer, as cert-manager stores it beside it (ca.crt: the
-  # certificate itself, cert-manager v1.21.1 pkg/controller/certificaterequests/selfsigned/
+  # certificate itself, cert-manager/cert-manager@v1.21.1 pkg/controller/certificaterequests/selfsigned/
   # selfsigned.go returns CA: certPem); with a public issuer there is none, and curl
   # trusts the system's roots.
   if [ "$tls" != - ]; then

@@ -19,7 +19,7 @@ WAIT_ENFORCED = {"pulumi.com/waitFor": "condition=Enforced"}
 TELEMETRY_POLICY = f"{GATEWAY_NAME}-telemetry"
 # Policy kinds that decide who may call or what a request counts, by API group and resource:
 # Kuadrant's, and the extensions that write such policies themselves (PlanPolicy limits,
-# OIDCPolicy an AuthPolicy; kuadrant-operator v1.5.2 config/crd/bases).
+# OIDCPolicy an AuthPolicy; Kuadrant/kuadrant-operator@v1.5.2 config/crd/bases).
 PINNED_RESOURCES = (
     ("kuadrant.io", ("authpolicies", "ratelimitpolicies", "tokenratelimitpolicies")),
     ("extensions.kuadrant.io", ("telemetrypolicies", "planpolicies", "oidcpolicies")),

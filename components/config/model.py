@@ -203,7 +203,7 @@ class SchedulerConfig(Section):
     @classmethod
     def _bounds_the_wait(cls, value: str) -> str:
         # 0 switches the TTL off: a request would wait until its client gives up
-        # (llm-d-router v0.10.0 apix/config/v1alpha1/endpointpickerconfig_types.go DefaultRequestTTL).
+        # (llm-d/llm-d-router@v0.10.0 apix/config/v1alpha1/endpointpickerconfig_types.go DefaultRequestTTL).
         if window_seconds(value) <= 0:
             raise ValueError(
                 f"'{value}' must be above 0: it is the only bound on how long a request waits in the "
@@ -242,7 +242,7 @@ class ModelConfig(Section):
     # unset: every tier. Others get 403 with an OpenAI-shaped error.
     tiers: tuple[DnsLabel, ...] | None = None
     # Another simulator of the catalog that answers this model too (it serves every served
-    # name given to it: llm-d-inference-sim v0.10.2 pkg/common/parser.go --served-model-name
+    # name given to it: llm-d/llm-d-inference-sim@v0.10.2 pkg/common/parser.go --served-model-name
     # takes several, pkg/llm-d-inference-sim/helpers.go isValidModel accepts each). The model
     # keeps its own name, host, route, tiers, limits and metering; it runs no pod of its own,
     # so a catalog of many names fits a small cluster. Unset: the model has its own server.
@@ -262,7 +262,7 @@ class ModelConfig(Section):
         if self.autoscaling is not None and self.replicas != 1:
             raise ValueError("set autoscaling.minReplicas and maxReplicas, or replicas, not both")
         # KEDA names the HPA keda-hpa-<name>-predictor and refuses one past 63 characters
-        # (keda v2.20.2 apis/keda/v1alpha1/scaledobject_webhook.go verifyName).
+        # (kedacore/keda@v2.20.2 apis/keda/v1alpha1/scaledobject_webhook.go verifyName).
         if self.autoscaling is not None and len(self.name) > _SCALED_NAME_MAX:
             raise ValueError(
                 f"a model that scales on its queue has a name of at most {_SCALED_NAME_MAX} "

@@ -58,7 +58,7 @@ USAGE_LABELS = ("user", "tier", "model")
 # A tier is throttled hard when more than this share of its requests gets 429 for 10 minutes.
 THROTTLE_ALERT_RATIO = 0.5
 # The model servers' own token counters, per model: vLLM's, which llm-d-inference-sim exports
-# alike (v0.10.2 pkg/llm-d-inference-sim/metrics.go PromptTokensTotalMetricName,
+# alike (llm-d/llm-d-inference-sim@v0.10.2 pkg/llm-d-inference-sim/metrics.go PromptTokensTotalMetricName,
 # GenerationTokensTotalMetricName, added when a request's processing ends, whether or not
 # the client still reads it).
 SERVED_TOKEN_COUNTERS = ("vllm:prompt_tokens_total", "vllm:generation_tokens_total")
@@ -73,7 +73,7 @@ UNCHARGED_ALERT_SHARE = 0.05
 SCHEDULED = "maas:scheduled_requests:rate5m"
 SCHEDULER_QUEUE = "maas:scheduler_queue:size"
 # Outcomes that refuse a request because the pool is saturated: its band's queue was full,
-# or it waited past the queue timeout (llm-d-router v0.10.0 pkg/epp/flowcontrol/types/
+# or it waited past the queue timeout (llm-d/llm-d-router@v0.10.0 pkg/epp/flowcontrol/types/
 # outcomes.go). Not RejectedNoEndpoints (no replica: MaasModelDown) nor
 # EvictedContextCancelled (the client gave up).
 SHED_OUTCOMES = ("RejectedCapacity", "EvictedTTL")
@@ -91,10 +91,10 @@ def _increase(metric: str, interval: str) -> str:
     evaluations add up to exactly what the counter grew, with no extrapolation. A series
     that is lower than before restarted from 0 (its pod's process restarted); one with no
     earlier sample is new and counts from 0, as Limitador creates a series at its first
-    increment (limitador v2.4.0 limitador-server/src/prometheus_metrics.rs: `counter!(…)
+    increment (Kuadrant/limitador@v2.4.0 limitador-server/src/prometheus_metrics.rs: `counter!(…)
     .increment(…)` per label set). A series gone stale (its pod gone) yields nothing: an
     instant selector returns no value after a staleness marker, range selectors skip the
-    markers (prometheus docs/querying/basics.md "Staleness", functions.md `last_over_time`),
+    markers (prometheus/prometheus@main docs/querying/basics.md "Staleness", functions.md `last_over_time`),
     and `or` adds the right side's series with no match on the left (operators.md). Run in
     promtool by tests/metering/test_bill.py.
     """

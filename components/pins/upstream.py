@@ -23,7 +23,7 @@ class Workload:
 # limitador-operator pkg/limitador/k8s_objects.go (Labels(), DefaultServiceHTTPPort; the same
 # at v0.18.0-dev01 and main 7472d1c, the 0.18.3 tag not being readable): `http` serves the
 # metrics and the HTTP API, `grpc` the rate-limit service the gateway calls. The CR is
-# "limitador" (kuadrant-operator v1.5.2 internal/kuadrant/kuadrant.go).
+# "limitador" (Kuadrant/kuadrant-operator@v1.5.2 internal/kuadrant/kuadrant.go).
 LIMITADOR_PODS = Workload(
     labels={"app": "limitador", "limitador-resource": "limitador"},
     ports={"http": 8080, "grpc": 8081},
@@ -42,7 +42,7 @@ AUTHORINO_PODS = Workload(
     ports={"grpc": 50051, "http": 5001, "oidc": 8083, "metrics": 8080, "health": 8081},
     source="authorino-operator v0.25.2 pkg/resources/k8s_util.go; authorino v0.26.2 main.go",
 )
-# kuadrant-operator v1.5.2 charts/kuadrant-operator/templates/manifests.yaml: the gateway's
+# Kuadrant/kuadrant-operator@v1.5.2 charts/kuadrant-operator/templates/manifests.yaml: the gateway's
 # Envoy fetches Kuadrant's wasm module from `wasm` (internal/controller/
 # istio_extension_reconciler.go, remote http_uri kuadrant-operator-wasm:8082) and calls
 # `grpc` for extensions' descriptors (internal/kuadrant/kuadrant.go).
@@ -71,7 +71,7 @@ KUADRANT_OTHER_OPERATORS = (
         source="dns-operator 0.17.1 chart templates/manifests.yaml",
     ),
 )
-# istio 1.30.3 manifests/charts/istio-control/istio-discovery templates/deployment.yaml and
+# istio/istio@1.30.3 manifests/charts/istio-control/istio-discovery/templates/deployment.yaml and
 # service.yaml: gateways fetch config and certificates from `tls-xds` (templates/configmap.yaml
 # discoveryAddress, files/kube-gateway.yaml CA_ADDR: istiod.<ns>.svc:15012); the API server
 # calls the webhooks through the Service's 443 -> `https-webhooks`.
@@ -99,11 +99,11 @@ KUADRANT_OPERATOR_METRICS_SERVICE = Workload(
 )
 
 
-# istio 1.30.3 manifests/charts/istio-control/istio-discovery/files/kube-gateway.yaml: a
+# istio/istio@1.30.3 manifests/charts/istio-control/istio-discovery/files/kube-gateway.yaml: a
 # Gateway's pods. Each listener's port is served on the pod itself (the Service sets no
 # targetPort: pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go extractServicePorts;
 # ports below 1024 through the sysctl net.ipv4.ip_unprivileged_port_start=0, values.yaml).
-# cert-manager v1.21.1 deploy/charts/cert-manager/templates/webhook-deployment.yaml (release
+# cert-manager/cert-manager@v1.21.1 deploy/charts/cert-manager/templates/webhook-deployment.yaml (release
 # "cert-manager"): the API server calls the webhook Service's 443 -> `https`
 # (webhook-service.yaml; values.yaml webhook.securePort 10250).
 CERT_MANAGER_WEBHOOK_PODS = Workload(
@@ -124,7 +124,7 @@ ACME_SOLVER_PODS = Workload(
     ports={"http": 8089},
     source="cert-manager v1.21.1 pkg/issuer/acme/http/pod.go",
 )
-# kserve v0.20.0 charts/kserve-resources files/kserve/resources.yaml: the only Deployment of the
+# kserve/kserve@v0.20.0 charts/kserve-resources files/kserve/resources.yaml: the only Deployment of the
 # chart; every webhook goes to kserve-webhook-server-service 443 -> `webhook-server`, with
 # failurePolicy Fail (no InferenceService or model pod is admitted while it is unreachable).
 KSERVE_CONTROLLER_PODS = Workload(
@@ -157,7 +157,7 @@ GRAFANA_PODS = Workload(
 # The Prometheus operator's admission webhooks, in their own Deployment (the chart's
 # prometheusOperator.admissionWebhooks.deployment, which monitoring.py enables): the
 # operator's own port 10250 also serves /debug/pprof to anyone who reaches it
-# (prometheus-operator v0.93.0 cmd/operator/main.go), the webhook binary only the webhooks
+# (prometheus-operator/prometheus-operator@v0.93.0 cmd/operator/main.go), the webhook binary only the webhooks
 # (cmd/admission-webhook/main.go). kube-prometheus-stack 88.3.0
 # templates/prometheus-operator/admission-webhooks/deployment/deployment.yaml.
 PROMETHEUS_WEBHOOK_PODS = Workload(
@@ -190,7 +190,7 @@ KEYCLOAK_DATABASE_CLIENTS = {
 # HPA's questions to the operator's gRPC (`metricsservice`); the API server calls the
 # metrics API server (APIService v1beta1.external.metrics.k8s.io, Service 443 -> 6443) and
 # the admission webhooks (Service 443 -> 9443); the operator queries each trigger's
-# Prometheus (keda v2.20.2 pkg/scalers/prometheus_scaler.go).
+# Prometheus (kedacore/keda@v2.20.2 pkg/scalers/prometheus_scaler.go).
 KEDA_OPERATOR_PODS = Workload(
     labels={"app": "keda-operator"},
     ports={"metricsservice": 9666},
@@ -217,10 +217,11 @@ GATEWAY_STATUS_PORT = {"status-port": 15021}
 ENVOY_METRICS_PORT = {"http-envoy-prom": 15090}
 ENVOY_METRICS_PATH = "/stats/prometheus"
 
-# Model-server metrics the dashboard reads; both the simulator (llm-d-inference-sim
-# docs/metrics.md) and vLLM (vllm/v1/metrics/loggers.py) export them.
-# Requests waiting for a slot: what scaled models follow (llm-d-inference-sim v0.10.2
-# pkg/llm-d-inference-sim/metrics.go ReqWaitingMetricName).
+# Model-server metrics the dashboard reads; both the simulator
+# (llm-d/llm-d-inference-sim@v0.10.2 docs/metrics.md) and vLLM
+# (vllm-project/vllm@v0.31.0 vllm/v1/metrics/loggers.py) export them.
+# Requests waiting for a slot: what scaled models follow
+# (llm-d/llm-d-inference-sim@v0.10.2 pkg/llm-d-inference-sim/metrics.go ReqWaitingMetricName).
 QUEUE_METRIC = "vllm:num_requests_waiting"
 MODEL_SERVER_METRICS = (
     "vllm:e2e_request_latency_seconds_bucket",
@@ -231,7 +232,7 @@ MODEL_SERVER_METRICS = (
 )
 
 # The OpenAI API's paths (platform.openai.com/docs/api-reference), as vLLM and the simulator
-# serve them (llm-d-inference-sim v0.10.2 pkg/communication/http.go): the three that answer
+# serve them (llm-d/llm-d-inference-sim@v0.10.2 pkg/communication/http.go): the three that answer
 # with `usage.total_tokens` (what the token limits read; embeddings: pkg/api/embeddings.go
 # EmbeddingResponseUsage), and the model list, which produces no tokens.
 OPENAI_USAGE_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")

@@ -37,9 +37,10 @@ KIND_DOWNLOAD = "https://github.com/kubernetes-sigs/kind/releases/download"
 # kubernetes/website install-kubectl-{linux,macos}.md: <dl>/<version>/bin/<os>/<arch>/kubectl
 # and kubectl.sha256, which holds the hash alone.
 KUBECTL_DOWNLOAD = "https://dl.k8s.io/release"
-# pulumi/get.pulumi.com dist/install.sh: pulumi-v<version>-<linux|darwin>-<x64|arm64>.tar.gz
-# from the GitHub release (files wrapped in pulumi/, .goreleaser.yml); the release's
-# pulumi-<version>-checksums.txt lists "<sha256>  <tarball>" (.github/workflows/sign.yml).
+# pulumi/get.pulumi.com@main dist/install.sh: pulumi-v<version>-<linux|darwin>-<x64|arm64>.tar.gz
+# from the GitHub release (files wrapped in pulumi/, pulumi/pulumi@v3.272.0 .goreleaser.yml);
+# the release's pulumi-<version>-checksums.txt lists "<sha256>  <tarball>"
+# (pulumi/pulumi@v3.272.0 .github/workflows/sign.yml).
 PULUMI_DOWNLOAD = "https://github.com/pulumi/pulumi/releases/download"
 
 
@@ -85,7 +86,7 @@ class OlmPackage:
 # AllNamespaces only; channels stable and stable-3.N, Makefile.vendor.mk).
 # In openshift-operators, where OpenShift's own Service Mesh subscription goes: an ingress
 # operator that installs Gateway API support through OLM finds ours there and leaves it
-# (cluster-ingress-operator release-4.22 gatewayclass/subscription.go
+# (openshift/cluster-ingress-operator@release-4.22 gatewayclass/subscription.go
 # findConflictingSubscription; earlier releases would rewrite it, but ship Gateway API CRDs
 # too old for us: commands/preflight.py); a second Service Mesh operator elsewhere would own
 # the same CRDs, which OLM refuses.
@@ -129,7 +130,7 @@ OLM_CERT_MANAGER = OlmPackage(
 # Kuadrant at OpenShift's own gateway controller, whose Gateways (openshift-default) a shared
 # cluster may carry Kuadrant policies on; ours is Istio's. The Subscription's value replaces
 # the CSV's, so it names both: Kuadrant splits it at commas and adds Istio's when the value is
-# not Istio's alone (kuadrant-operator v1.5.2 internal/controller/
+# not Istio's alone (Kuadrant/kuadrant-operator@v1.5.2 internal/controller/
 # data_plane_policies_workflow.go getGatewayControllerNames).
 OPENSHIFT_GATEWAY_CONTROLLER = "openshift.io/gateway-controller/v1"
 ISTIO_GATEWAY_CONTROLLER = "istio.io/gateway-controller"
@@ -233,13 +234,14 @@ SIMULATOR_IMAGE = "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2"
 VLLM_IMAGE = "vllm/vllm-openai:v0.31.0"
 # The CPU build of the same release for `cpuServing` models: the CUDA image cannot start
 # without a GPU, and KServe swaps to "-cpu" only for runtimes of server type vllmserver
-# (kserve v0.20.0 pkg/controller/v1beta1/inferenceservice/utils/utils.go, UpdateImageTag),
-# which ours is not. Name per vLLM docs/getting_started/installation/cpu.*.inc.md.
+# (kserve/kserve@v0.20.0 pkg/controller/v1beta1/inferenceservice/utils/utils.go, UpdateImageTag),
+# which ours is not. Name per vllm-project/vllm@v0.31.0 docs/getting_started/installation/cpu.*.inc.md.
 VLLM_CPU_IMAGE = "vllm/vllm-openai-cpu:v0.31.0"
 
 # The shared host's model list (components/serving/catalog.py): NGINX's unprivileged image,
-# stable 1.30.4 (nginx/docker-nginx-unprivileged, commit 8b44229 "stable to 1.30.4"; the
-# tag per .github/workflows/alpine-stable.yml: <major>.<minor>.<patch>-alpine-slim).
+# stable 1.30.4 (nginx/docker-nginx-unprivileged@8b44229 "stable to 1.30.4"; the tag per
+# nginx/docker-nginx-unprivileged@8b44229 .github/workflows/alpine-stable.yml:
+# <major>.<minor>.<patch>-alpine-slim).
 MODEL_LIST_IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.30.4-alpine-slim"
 
 # Only the end-to-end tests run it: a throwaway pod that probes the network from outside.

@@ -23,7 +23,7 @@ DEFAULT_DENY = "default-deny-ingress"
 # and templates, pod-security-admission v0.36.2's checks), else "baseline" enforced with
 # "restricted" still warned and audited, so each pod short of it is reported.
 POD_SECURITY_LEVELS = {
-    # cert-manager v1.21.1 values.yaml: controller, webhook, cainjector, startupapicheck set
+    # cert-manager/cert-manager@v1.21.1 values.yaml: controller, webhook, cainjector, startupapicheck set
     # runAsNonRoot, RuntimeDefault seccomp, no privilege escalation, every capability dropped.
     "cert-manager": "restricted",
     # kserve v0.20.0 kserve-resources deployment-patch.yaml and values.yaml: the same.

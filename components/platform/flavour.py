@@ -42,7 +42,7 @@ class Metrics:
     usage_export: str
     # Whether Kuadrant may add monitors of its own (`Kuadrant` spec.observability): only where
     # this Prometheus reads just what carries our label. One that reads every monitor would
-    # scrape Limitador twice (kuadrant-operator v1.5.2 internal/controller/
+    # scrape Limitador twice (Kuadrant/kuadrant-operator@v1.5.2 internal/controller/
     # observability_reconciler.go selects the pods ours does) and count all usage twice.
     kuadrant_monitors: bool = False
 
@@ -290,8 +290,9 @@ def _istio(install: Chart, parent: pulumi.Resource) -> pulumi.Resource:
     # pkg/istiovalues/overrides.go) and refuses a different one.
     values = {key: value for key, value in install.values.items() if key != "global"}
     # Sail's OpenShift profile turns on the Istio CNI, which only sidecars need (the platform
-    # has none, only gateways): without an IstioCNI the Istio would never be healthy (Sail
-    # 1.30.3 resources/v1.30.3/charts/istiod/files/profile-platform-openshift.yaml,
+    # has none, only gateways): without an IstioCNI the Istio would never be healthy
+    # (openshift-service-mesh/sail-operator@v3.4.1
+    # resources/v1.30.3/charts/istiod/files/profile-platform-openshift.yaml,
     # pkg/revision/dependency.go).
     sail_values = {"pilot": {**values, "cni": {"enabled": False}}}
     return k8s.apiextensions.CustomResource(

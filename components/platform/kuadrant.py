@@ -24,12 +24,12 @@ OPERATOR_RELEASE = "kuadrant-operator"
 OPERATOR_DEPLOYMENT = "kuadrant-operator-controller-manager"
 OPERATOR_CONTAINER = "manager"
 # What the operator writes into the gateway's wasm config as each service's failure mode,
-# read from its environment (v1.5.2 internal/wasm/utils.go NewServiceBuilder,
+# read from its environment (Kuadrant/kuadrant-operator@v1.5.2 internal/wasm/utils.go NewServiceBuilder,
 # parseFailureModeValue: "allow" or "deny"; defaults deny for auth, allow for the rest).
 AUTH_FAILURE_MODE_ENV = "AUTH_SERVICE_FAILURE_MODE"
 LIMITS_FAILURE_MODE_ENV = ("RATELIMIT_SERVICE_FAILURE_MODE", "RATELIMIT_CHECK_SERVICE_FAILURE_MODE")
 REPORT_FAILURE_MODE_ENV = "RATELIMIT_REPORT_SERVICE_FAILURE_MODE"
-# What the operator uses when a variable is unset (v1.5.2 internal/wasm/utils.go
+# What the operator uses when a variable is unset (Kuadrant/kuadrant-operator@v1.5.2 internal/wasm/utils.go
 # AuthServiceFailureMode, Ratelimit*ServiceFailureMode: parseFailureModeValue's defaults).
 OPERATOR_DEFAULT_FAILURE_MODES = {
     AUTH_FAILURE_MODE_ENV: "deny",
@@ -61,7 +61,7 @@ class KuadrantArgs:
 
 class Kuadrant(pulumi.ComponentResource):
     """The operator looks for Gateway API, Istio, cert-manager and Prometheus-operator
-    CRDs once, when it starts (kuadrant-operator v1.5.2, state_of_the_world.go), and
+    CRDs once, when it starts (Kuadrant/kuadrant-operator@v1.5.2, state_of_the_world.go), and
     ignores what appears later. So it waits for all of them here: no restart needed.
     """
 
@@ -142,7 +142,7 @@ class Kuadrant(pulumi.ComponentResource):
 
         `telemetry: exhaustive` adds `limit_name` to Limitador's `limited_calls`, which is
         how usage metering tells a request-limit 429 from a token-limit 429.
-        `rateLimitHeaders: DRAFT_VERSION_03` (limitador-operator v0.17.1 limitador_types.go)
+        `rateLimitHeaders: DRAFT_VERSION_03` (Kuadrant/limitador-operator@v0.17.1 limitador_types.go)
         makes Limitador answer a request-limit check with X-RateLimit-Reset, which the
         gateway's refusals.lua turns into the 429's Retry-After.
         """
@@ -179,7 +179,8 @@ def failure_modes(limitador: LimitadorConfig) -> dict[str, str]:
     return {
         AUTH_FAILURE_MODE_ENV: "deny",
         **dict.fromkeys(LIMITS_FAILURE_MODE_ENV, limits),
-        # The report of a response's tokens comes after the model answered (kuadrant-operator
-        # v1.5.2 ratelimit_workflow_helpers.go): failing it would throw the answer away.
+        # The report of a response's tokens comes after the model answered
+        # (Kuadrant/kuadrant-operator@v1.5.2 ratelimit_workflow_helpers.go): failing it would throw the answer
+        # away.
         REPORT_FAILURE_MODE_ENV: "allow",
     }

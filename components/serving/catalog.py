@@ -53,7 +53,7 @@ NOT_FOUND_BODY = '{"error": {"message": "Not found.", "type": "invalid_request_e
 
 def model_list(models: Sequence[ModelConfig], tier: str) -> dict[str, Any]:
     """The OpenAI list (`GET /v1/models`: object "list", data of objects "model" with id,
-    created, owned_by; openai-python 3.57.0 src/openai/types/model.py) of a tier's models."""
+    created, owned_by; openai/openai-python@3.57.0 src/openai/types/model.py) of a tier's models."""
     return {
         "object": "list",
         "data": [
@@ -245,8 +245,8 @@ class ModelList(pulumi.ComponentResource):
         BuildActionSetsForPath; istio_extension_reconciler.go buildWasmConfigs skips a path
         without actions), so with the policies on this route alone there are 4 per listener,
         whatever the catalog. The wasm-shim picks a request's sets by the nearest host entry,
-        a wildcard included, then the first whose predicates (here the path) hold (wasm-shim
-        v0.14.1 src/kuadrant/pipeline/factory.rs select_blueprint): every host under the
+        a wildcard included, then the first whose predicates (here the path) hold
+        (Kuadrant/wasm-shim@v0.14.1 src/kuadrant/pipeline/factory.rs select_blueprint): every host under the
         domain, the shared one and each model's, gets these. Envoy routes a request here only
         for a host no other route names (Gateway API: the most specific hostname wins), to the
         model list, which answers its list or OpenAI's 404.

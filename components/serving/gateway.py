@@ -37,8 +37,8 @@ REQUEST_BODY_LUA = Path(__file__).parent / "lua" / "request_body.lua"
 # Its response half: plain-text refusals (Kuadrant's 429s, the picker's, Envoy's 413) in
 # OpenAI's error shape, with Retry-After where Limitador says when its window frees.
 REFUSALS_LUA = Path(__file__).parent / "lua" / "refusals.lua"
-# Istio applies EnvoyFilters in ascending priority (istio/api 1.30.3 envoy_filter.proto
-# `priority`); Kuadrant's (priority 0, kuadrant-operator v1.5.2 istio_extension_reconciler.go)
+# Istio applies EnvoyFilters in ascending priority (istio/api istio/istio@1.30.3 envoy_filter.proto
+# `priority`); Kuadrant's (priority 0, Kuadrant/kuadrant-operator@v1.5.2 istio_extension_reconciler.go)
 # is inserted before the router after ours, so ours runs first and Kuadrant's filter sees the
 # model header it sets.
 REQUEST_BODY_PRIORITY = -10
@@ -62,7 +62,7 @@ NO_POLICY_BODY = (
 )
 EXT_PROC = "envoy.filters.http.ext_proc"
 ROUTER = "envoy.filters.http.router"
-# Istio's own InferencePool ext_proc filter, as istio 1.30.3 pilot/pkg/xds/filters/filters.go
+# Istio's own InferencePool ext_proc filter, as istio/istio@1.30.3 pilot/pkg/xds/filters/filters.go
 # InferencePoolExtProc declares it: it does nothing until a pool's route configures it per
 # route (pilot/pkg/networking/core/route/route.go: the picker's cluster, headers and bodies
 # sent, FULL_DUPLEX_STREAMED), and hands the picked endpoint on in metadata namespace
@@ -256,7 +256,7 @@ class InferenceGateway(pulumi.ComponentResource):
         # The filter buffers each body, which Envoy bounds by the connection's buffer limit,
         # the listener's per_connection_buffer_limit_bytes, 413 past it (Envoy docs
         # faq/configuration/flow_control.rst; Istio 1.30.3 sets none, so 1 MiB): MERGEd
-        # into the Gateway's listeners (istio 1.30.3 envoyfilter/listener_patch.go patchListener).
+        # into the Gateway's listeners (istio/istio@1.30.3 envoyfilter/listener_patch.go patchListener).
         body_limit: dict[str, object] = {
             "applyTo": "LISTENER",
             "match": {"context": "GATEWAY"},
@@ -320,7 +320,7 @@ class InferenceGateway(pulumi.ComponentResource):
         priority" says what a refusal gets while a picker is gone.
 
         Istio places the filter before the router with nothing after it but its own
-        (istio 1.30.3 pilot/pkg/networking/core/listener_builder.go), and EnvoyFilters are
+        (istio/istio@1.30.3 pilot/pkg/networking/core/listener_builder.go), and EnvoyFilters are
         applied to the finished chain (envoyfilter/listener_patch.go patchHTTPFilters):
         Kuadrant's wasm-shim, inserted before the router (kuadrant-operator v1.5.2
         internal/istio/utils.go BuildEnvoyFilterWasmPatch), and our Lua filter land after it.

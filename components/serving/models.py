@@ -20,9 +20,9 @@ from components.serving import scheduler
 MODEL_PORT = 8080
 # KServe's predictor Service: <isvc>-predictor, port 80 -> the container's first port.
 PREDICTOR_PORT = 80
-# Set by KServe on every predictor pod (kserve v0.20 components/predictor.go).
+# Set by KServe on every predictor pod (kserve/kserve@v0.20 components/predictor.go).
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
-# kserve v0.20.0 pkg/constants/constants.go: AutoscalerClass, AutoscalerClassKeda.
+# kserve/kserve@v0.20.0 pkg/constants/constants.go: AutoscalerClass, AutoscalerClassKeda.
 AUTOSCALER_CLASS = "serving.kserve.io/autoscalerClass"
 QUEUE_METRIC = upstream.QUEUE_METRIC
 MODEL_LABEL = "maas-platform/model"
@@ -37,7 +37,7 @@ MODEL_SERVICE_ACCOUNT = "model-storage"
 PUBLIC_PATH = "/v1"
 # The only endpoints published: those whose usage the token limits read. Kuadrant reads
 # `usage.total_tokens` from the response (kuadrant-operator v1.5.2 ratelimit_workflow_
-# helpers.go; in a stream, the usage chunk before [DONE]: wasm-shim v0.14.1 token_usage.rs).
+# helpers.go; in a stream, the usage chunk before [DONE]: Kuadrant/wasm-shim@v0.14.1 token_usage.rs).
 # Chat and text completions and embeddings carry it, streamed ones once the gateway asks
 # for it (lua/request_body.lua); /v1/models produces no tokens. Everything else the servers
 # offer stays unrouted: /v1/responses streams put usage under `response.usage` (unread),
@@ -383,8 +383,8 @@ class ModelDeployment(pulumi.ComponentResource):
             spec={"predictor": predictor},
             # KServe keeps a model's HPA when its autoscaler class changes to keda, and KEDA then
             # refuses the ScaledObject ("already managed by the hpa"), the other way round two
-            # autoscalers would drive one Deployment (kserve v0.20.0 reconcilers/autoscaler
-            # shouldDeleteHPA; keda v2.20.2 scaledobject_webhook.go verifyHpas): switching
+            # autoscalers would drive one Deployment (kserve/kserve@v0.20.0 reconcilers/autoscaler
+            # shouldDeleteHPA; kedacore/keda@v2.20.2 scaledobject_webhook.go verifyHpas): switching
             # scaling on or off recreates the model.
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -398,11 +398,11 @@ class ModelDeployment(pulumi.ComponentResource):
 def _replicas(model: ModelConfig, args: ModelArgs) -> dict[str, Any]:
     """Fixed replicas, or bounds and the queue KServe's KEDA class scales on.
 
-    kserve v0.20.0 reconcilers/keda/keda_reconciler.go turns the External metric into a
+    kserve/kserve@v0.20.0 reconcilers/keda/keda_reconciler.go turns the External metric into a
     ScaledObject `prometheus` trigger (serverAddress, query, threshold = target.value) without
     a metricType, so KEDA compares the query's value per replica (AverageValue): a replica
     is added while more than `queueDepth` requests wait per replica. The query must return
-    one series (keda v2.20.2 pkg/scalers/prometheus_scaler.go), hence the sum.
+    one series (kedacore/keda@v2.20.2 pkg/scalers/prometheus_scaler.go), hence the sum.
     """
     scaling = model.autoscaling
     if scaling is None:

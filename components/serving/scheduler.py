@@ -1,9 +1,9 @@
 """A pooled model's scheduling: its InferencePool and the llm-d endpoint picker (EPP) behind it.
 
-The gateway asks the picker which replica serves each request (an ext_proc call, istio
-1.30.3 pilot/pkg/networking/core/route/route.go); the picker chooses by queue, KV cache and
+The gateway asks the picker which replica serves each request (an ext_proc call,
+istio/istio@1.30.3 pilot/pkg/networking/core/route/route.go); the picker chooses by queue, KV cache and
 prefix cache, and with flow control on holds requests while the pool is saturated,
-dispatching the highest priority band first (llm-d-router v0.10.0 pkg/epp/flowcontrol).
+dispatching the highest priority band first (llm-d/llm-d-router@v0.10.0 pkg/epp/flowcontrol).
 A request's priority is its InferenceObjective's, which Authorino names from the caller's
 tier (components/access/tiers.py).
 
@@ -43,7 +43,7 @@ PORTS = upstream.ENDPOINT_PICKER_PORTS
 CONFIG_ANNOTATION = "maas-platform/endpoint-picker-config"
 UTILIZATION_DETECTOR = "utilization-detector"
 # Which flow of a priority band (a flow: one fairness id, the user) dispatches next: in
-# turn, skipping empty ones (llm-d-router v0.10.0 pkg/epp/framework/plugins/flowcontrol/
+# turn, skipping empty ones (llm-d/llm-d-router@v0.10.0 pkg/epp/framework/plugins/flowcontrol/
 # fairness/roundrobin/roundrobin.go), so one user's burst does not hold the others of its
 # tier behind it as the default, global-strict-fairness-policy (oldest request of any flow
 # first; fairness/globalstrict/global_strict.go, registry/config.go), would.
@@ -58,7 +58,7 @@ _TOKEN_REASON = (
 
 
 # The picker labels its per-request counters and histograms, and its flow-control queues,
-# with the fairness id, the user (llm-d-router v0.10.0 pkg/epp/metrics/llm_d_router_metrics.go,
+# with the fairness id, the user (llm-d/llm-d-router@v0.10.0 pkg/epp/metrics/llm_d_router_metrics.go,
 # metrics.go), up to 1000 ids per process (cardinality.go maxFairnessLabelValues): users
 # times priorities times buckets series. Our monitor keeps none of them but the queue size, which the
 # scaled model's query and the picker-queue rule sum (models.py, chargeback.py): the picker
@@ -98,7 +98,7 @@ def picker_labels(model: ModelConfig) -> dict[str, str]:
 
 
 def picker_config(scheduler: SchedulerConfig) -> dict[str, Any]:
-    """The EndpointPickerConfig (llm-d-router v0.10.0 apix/config/v1alpha1/
+    """The EndpointPickerConfig (llm-d/llm-d-router@v0.10.0 apix/config/v1alpha1/
     endpointpickerconfig_types.go): the default scorers and metrics source, flow control on
     (feature gate `flowControl`, cmd/epp/runner), the utilization detector deciding
     saturation with the stack's thresholds (saturationdetector/utilization/config.go), and
@@ -204,7 +204,7 @@ class EndpointPicker(pulumi.ComponentResource):
         role = k8s.rbac.v1.Role(
             f"{name}-role",
             metadata=metadata,
-            # What the chart grants (llm-d-router v0.10.0 config/charts/llm-d-router-gateway/
+            # What the chart grants (llm-d/llm-d-router@v0.10.0 config/charts/llm-d-router-gateway/
             # templates/rbac.yaml, routerlib _rbac.yaml) for the groups we install: reading, in
             # this namespace only.
             rules=[
@@ -342,7 +342,7 @@ def _pod(picker: str, args: EndpointPickerArgs) -> k8s.core.v1.PodSpecArgs:
                 image=versions.ENDPOINT_PICKER_IMAGE,
                 # A tag, not yet a digest (README "Unverified"): pull what it names now.
                 image_pull_policy="Always",
-                # Flags: llm-d-router v0.10.0 pkg/epp/server/options.go AddFlags; --zap-encoder from
+                # Flags: llm-d/llm-d-router@v0.10.0 pkg/epp/server/options.go AddFlags; --zap-encoder from
                 # controller-runtime, bound in pkg/common/observability/logging/options.go.
                 args=[
                     f"--pool-name={args.model.name}",

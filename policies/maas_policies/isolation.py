@@ -79,7 +79,7 @@ def _exposure(gateway: PolicyResource, routes: list[PolicyResource]) -> str | No
     """How a Gateway is reached from beyond the cluster, or None: its Service type, or an
     OpenShift Route to its Service (<name>-<class>, as Istio names it)."""
     metadata, spec = gateway.props.get("metadata") or {}, gateway.props.get("spec") or {}
-    # Without the annotation Istio makes a LoadBalancer (istio 1.30.3 pilot/pkg/config/kube/
+    # Without the annotation Istio makes a LoadBalancer (istio/istio@1.30.3 pilot/pkg/config/kube/
     # gatewaycommon/classinfo.go DefaultServiceType).
     service_type = (metadata.get("annotations") or {}).get(_SERVICE_TYPE, "LoadBalancer")
     if service_type in _EXPOSED_TYPES:
@@ -302,7 +302,7 @@ DOCUMENTED_CLIENTS = StackValidationPolicy(
 
 def _runs_as_root(pod: Mapping[str, Any], containers: list[Mapping[str, Any]]) -> bool:
     """Whether a container may run as root: neither it nor its pod says runAsNonRoot, or a
-    user id 0 is set (pod-security-admission v0.36.2 policy/check_runAsNonRoot.go and
+    user id 0 is set (kubernetes/pod-security-admission@v0.36.2 policy/check_runAsNonRoot.go and
     check_runAsUser.go read the same fields, the container's over the pod's)."""
     pod_context = pod.get("securityContext") or {}
     for container in containers:

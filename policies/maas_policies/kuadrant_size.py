@@ -31,7 +31,7 @@ CONFIGMAP_CAP = 1_048_576
 # The share of a cap a stack may use: growth (a model, a tier) must not silently pass it.
 SHARE = 0.5
 
-# kuadrant-operator v1.5.2 internal/wasm/utils.go NewServiceBuilder: the four services every
+# Kuadrant/kuadrant-operator@v1.5.2 internal/wasm/utils.go NewServiceBuilder: the four services every
 # config names, and their defaults (AUTH_SERVICE_FAILURE_MODE deny, the others allow).
 _SERVICES = {
     "auth-service": {
@@ -108,7 +108,7 @@ class Estimate:
     """What Kuadrant would generate for one gateway, and how big it is stored."""
 
     # Action sets in the wasm config, and the most on one hostname: the wasm-shim tries a
-    # host's sets in order (wasm-shim v0.14.1 src/kuadrant/pipeline/factory.rs), so this is
+    # host's sets in order (Kuadrant/wasm-shim@v0.14.1 src/kuadrant/pipeline/factory.rs), so this is
     # the per-request work on the busiest host.
     action_sets: int
     sets_per_host: Mapping[str, int]
@@ -259,7 +259,8 @@ def _when(block: Mapping[str, Any]) -> list[str]:
 
 def _source(policy: Mapping[str, Any]) -> str:
     """policy-machinery's locator of a policy: `<kind>.<group>:<namespace>/<name>` (as the
-    operator's tests expect it, tests/envoygateway/extension_reconciler_test.go)."""
+    operator's tests expect it,
+    Kuadrant/kuadrant-operator@v1.5.2 tests/envoygateway/extension_reconciler_test.go)."""
     return f"{_SOURCE_GROUP[str(policy.get('kind'))]}:{_key(policy)}"
 
 

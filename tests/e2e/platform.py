@@ -367,13 +367,13 @@ class Platform(abc.ABC):
 
 # The Deployments the operators make for the Kuadrant instance's Authorino and Limitador,
 # whose replicas follow their CRs' spec.replicas (applied with forced ownership):
-# authorino-operator 0.25.2 pkg/reconcilers/deployment.go (named after the CR, which
+# Kuadrant/authorino-operator@0.25.2 pkg/reconcilers/deployment.go (named after the CR, which
 # kuadrant-operator v1.5.2 names "authorino": internal/controller/authorino_reconciler.go),
-# limitador-operator 0.18 pkg/limitador/k8s_objects.go ("limitador-<name>"; also
+# Kuadrant/limitador-operator@0.18 pkg/limitador/k8s_objects.go ("limitador-<name>"; also
 # kuadrant-operator api/v1beta1/topology.go LinkLimitadorToDeployment).
 DEPLOYMENTS = {"authorino": "authorino", "limitador": "limitador-limitador"}
 OPERATOR_RESOURCES = {"authorino": "authorino/authorino", "limitador": "limitador/limitador"}
-# Their pods' labels: authorino-operator 0.25.2 pkg/resources/k8s_util.go, limitador-operator
+# Their pods' labels: Kuadrant/authorino-operator@0.25.2 pkg/resources/k8s_util.go, limitador-operator
 # 0.18 pkg/limitador/k8s_objects.go.
 POD_LABELS = {"authorino": "authorino-resource=authorino", "limitador": "limitador-resource=limitador"}
 
@@ -509,7 +509,7 @@ class Live(Platform):
     def _tls(self) -> ssl.SSLContext | None:
         """On an HTTPS-only gateway, what to trust: the certificate's issuer as cert-manager
         stores it beside the certificate (`ca.crt`, for a self-signed issuer the certificate
-        itself: cert-manager v1.21.1 certificaterequests/selfsigned/selfsigned.go), else
+        itself: cert-manager/cert-manager@v1.21.1 certificaterequests/selfsigned/selfsigned.go), else
         the system's roots (a public ClusterIssuer). Read once."""
         if self.gateway_listener[0] != "https":
             return None
@@ -581,10 +581,10 @@ class Live(Platform):
     def departed(self, model: str, within_s: float) -> dict[str, float]:
         """From the stack's Prometheus: each pod's last scrape of the served counter within
         the range. The model's PodMonitor labels it with `model` (components/metering/
-        observability.py) and the operator adds `namespace` and `pod` (prometheus-operator
-        v0.93.0 pkg/prometheus/promcfg.go generatePodMonitorConfig); a range skips a gone
-        pod's stale marker (prometheus promql/engine.go matrixIterSlice), so its last count
-        stays. A scaled-down pod idled its stabilization window first: its last scrape holds
+        observability.py) and the operator adds `namespace` and `pod`
+        (prometheus-operator/prometheus-operator@v0.93.0 pkg/prometheus/promcfg.go generatePodMonitorConfig);
+        a range skips a gone pod's stale marker (prometheus promql/engine.go matrixIterSlice), so its last
+        count stays. A scaled-down pod idled its stabilization window first: its last scrape holds
         everything it answered. Without observability nothing keeps a gone pod's count."""
         from commands import usage
 
@@ -592,7 +592,8 @@ class Live(Platform):
             return {}
         selector = f'{SERVED_METRIC}{{namespace="{self.models_namespace}", model="{model}"}}'
         # Whole seconds, and one scrape interval more, so the block's first scrape is in (30 s,
-        # prometheus-operator v0.93.0 pkg/apis/monitoring/v1/prometheus_types.go scrapeInterval).
+        # prometheus-operator/prometheus-operator@v0.93.0 pkg/apis/monitoring/v1/prometheus_types.go
+        # scrapeInterval).
         expr = f"sum by (pod) (last_over_time({selector}[{math.ceil(within_s) + 30}s]))"
         return {
             str(sample["metric"]["pod"]): float(sample["value"][1])
@@ -814,7 +815,7 @@ class Live(Platform):
                     "spec": spec,
                 }
                 # Pod Security admission judges a dry run like a create: ValidatePod has no
-                # dry-run exemption (pod-security-admission v0.36.2 admission/admission.go).
+                # dry-run exemption (kubernetes/pod-security-admission@v0.36.2 admission/admission.go).
                 done = self.kubectl(
                     "create", "--dry-run=server", "-f", "-", stdin=json.dumps(manifest), check=False
                 )

@@ -281,7 +281,7 @@ def test_the_diff_model_sees_an_env_patch_differ_on_every_run() -> None:
 
 def _failure_modes_in_force(stack: Evaluation) -> dict[str, str]:
     """What the operator runs with: its patched environment, or, where no patch is declared,
-    its defaults (kuadrant-operator v1.5.2 internal/wasm/utils.go parseFailureModeValue:
+    its defaults (Kuadrant/kuadrant-operator@v1.5.2 internal/wasm/utils.go parseFailureModeValue:
     AUTH_SERVICE_FAILURE_MODE deny, the RATELIMIT_* ones allow)."""
     patches = [r for r in stack.objects("Deployment") if r.object_name == kuadrant.OPERATOR_DEPLOYMENT]
     if not patches:

@@ -95,7 +95,7 @@ SYSTEM = [
 ]
 
 # The config reloader the Prometheus operator adds to each Prometheus and Alertmanager pod
-# (prometheus-operator v0.93.0 cmd/operator/main.go defaultReloaderCPU 10m, Memory 50Mi).
+# (prometheus-operator/prometheus-operator@v0.93.0 cmd/operator/main.go defaultReloaderCPU 10m, Memory 50Mi).
 RELOADER = _requests("10m", "50Mi")
 
 
@@ -105,19 +105,19 @@ def _release_pods(chart: str, version: str, values: dict[str, Any], gateways: in
     if chart in ("kserve-crd", "oci://ghcr.io/kserve/charts/kserve-crd", "prometheus-operator-crds", "base"):
         return []  # CRDs (and Istio's base: CRDs and cluster roles) only
     if chart == "cert-manager":
-        # cert-manager v1.21.1 deploy/charts/cert-manager/values.yaml: resources {} for the
+        # cert-manager/cert-manager@v1.21.1 deploy/charts/cert-manager/values.yaml: resources {} for the
         # controller, webhook and cainjector (lines 419, 938, 1351).
         return [Pod.of(f"cert-manager-{p}", _get(values, *k, "resources")) for p, k in
                 (("controller", ()), ("webhook", ("webhook",)), ("cainjector", ("cainjector",)))]  # fmt: skip
     if chart == "istiod":
-        # istio 1.30.3 manifests/charts/istio-control/istio-discovery/values.yaml: istiod's
+        # istio/istio@1.30.3 manifests/charts/istio-control/istio-discovery/values.yaml: istiod's
         # `resources` requests 500m, 2048Mi, one replica (autoscaleMin 1); each Gateway's
         # proxy pod takes `global.proxy.resources`, 100m, 128Mi (files/kube-gateway.yaml).
         istiod = _merged(_requests("500m", "2048Mi"), values.get("resources"))
         proxy = _merged(_requests("100m", "128Mi"), _get(values, "global", "proxy", "resources"))
         return [Pod.of("istiod", istiod), Pod.of("gateway-proxy", proxy, gateways)]
     if chart in ("kserve-resources", "oci://ghcr.io/kserve/charts/kserve-resources"):
-        # kserve v0.20.0 charts/kserve-resources/values.yaml: the controller 100m, 300Mi and
+        # kserve/kserve@v0.20.0 charts/kserve-resources/values.yaml: the controller 100m, 300Mi and
         # its kube-rbac-proxy 100m, 300Mi, in one pod (files/kserve/deployment-patch.yaml).
         manager = _merged(_requests("100m", "300Mi"), _get(values, "kserve", "controller", "resources"))
         proxy = _merged(
@@ -125,7 +125,7 @@ def _release_pods(chart: str, version: str, values: dict[str, Any], gateways: in
         )
         return [Pod.of("kserve-controller", manager) + Pod.of("kube-rbac-proxy", proxy)]
     if chart == "kuadrant-operator":
-        # kuadrant-operator v1.5.2 charts/kuadrant-operator/templates/manifests.yaml: the
+        # Kuadrant/kuadrant-operator@v1.5.2 charts/kuadrant-operator/templates/manifests.yaml: the
         # operator 200m, 200Mi; its dependencies (Chart.yaml): authorino-operator 0.25.2
         # (charts/authorino-operator/templates/manifests.yaml) 200m, 200Mi, limitador-operator
         # 0.18.3 (read on main, charts/limitador-operator/templates/manifests.yaml) 200m,

@@ -106,7 +106,7 @@ def test_a_redirect_that_also_reaches_a_backend_is_not_only_a_redirect(stack_of:
 
 
 def test_a_gateway_without_a_service_type_counts_as_exposed(stack_of: Any) -> None:
-    """Istio makes a LoadBalancer when the annotation is missing (1.30.3 classinfo.go)."""
+    """Istio makes a LoadBalancer when the annotation is missing (istio/istio@1.30.3 classinfo.go)."""
     stack = stack_of("dev")
 
     def unannotated(inputs: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ src/configuration/legacy_translation.rs build_ratelimit_on_reply: 429, "Too Many
 Limitador's response headers), the endpoint picker (llm-d-router v0.10.0
 pkg/common/error/error.go BuildErrResponse, pkg/epp/handlers/server.go eviction) and Envoy
 (413) leave in OpenAI's error shape; a request-limit 429 carries Retry-After from
-Limitador's X-RateLimit-Reset (limitador v2.4.0 limitador/src/lib.rs response_header); what
+Limitador's X-RateLimit-Reset (Kuadrant/limitador@v2.4.0 limitador/src/lib.rs response_header); what
 is already JSON, and every other status, passes untouched and unbuffered."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ would see a change.
   normalised by a typed round trip pruned back to their own shape (`normalizeInputs`), which
   changes nothing in the objects compared here.
 - `apply`: the API server's merge of an applied configuration into the live object
-  (kubernetes-sigs/structured-merge-diff v6.4.2 `typed/merge.go` `visitListItems`, the same
+  (kubernetes-sigs/structured-merge-diff@v6.4.2 `typed/merge.go` `visitListItems`, the same
   since v4.4.1): maps merge; a keyed list keeps the live items in their order, merges the
   shared ones in place and puts each new one before the next shared item (at the end when
   none follows); any other list is atomic and replaced. Shared items the applied list

@@ -1,7 +1,7 @@
 """Runs the policy pack in-process on what a stack declares, as `pulumi preview --policy-pack`
 hands it to the pack.
 
-The pack's own analyzer servicer (pulumi-policy 1.21.0 `pulumi_policy/policy.py`
+The pack's own analyzer servicer (pulumi/pulumi-policy@1.21.0 `pulumi_policy/policy.py`
 `_PolicyAnalyzerServicer`, the object `PolicyPack` serves over gRPC) is called with the
 requests the engine sends: `Configure` with the stack's `--policy-pack-config`, `Analyze` per
 resource with what the provider's Check made of its inputs, `AnalyzeStack` with every

@@ -17,8 +17,8 @@
 --    before it does).
 -- 2. A streamed OpenAI request ("stream": true) gets "stream_options": {"include_usage":
 --    true}, so the stream ends with a usage chunk that Kuadrant's token limits and metering
---    read. Without it llm-d-inference-sim sends no usage in a stream (v0.10.2 pkg/api/
---    request.go, IncludeUsage) and the wasm-shim counts no tokens (v0.14.1 token_usage.rs).
+--    read. Without it llm-d-inference-sim sends no usage in a stream (llm-d/llm-d-inference-sim@v0.10.2 pkg/api/
+--    request.go, IncludeUsage) and the wasm-shim counts no tokens (Kuadrant/wasm-shim@v0.14.1 token_usage.rs).
 -- 3. Loaded a second time after Kuadrant's filter (components/serving/gateway.py
 --    tier_caps_source, CATALOG.caps), it enforces the tier's caps on max_tokens,
 --    max_completion_tokens and n instead, and salts vLLM's prefix cache per user
@@ -365,7 +365,7 @@ local function on_request(handle)
     handle:clearRouteCache()
   end
   -- Host names are case-insensitive and Envoy picks a virtual host regardless of case, but
-  -- Kuadrant's filter picks a host's policies case-sensitively (wasm-shim v0.14.1 src/
+  -- Kuadrant's filter picks a host's policies case-sensitively (Kuadrant/wasm-shim@v0.14.1 src/
   -- kuadrant/pipeline/factory.rs select_blueprint): it must see the host in lower case.
   local authority = headers:get(":authority") or ""
   if string.lower(authority) ~= authority then
