@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STACK ?= dev
 
-.PHONY: check lint types test test-tools schemas urns bench critical-path e2e python-envs \
+.PHONY: check lint types test test-tools schemas urns citations bench critical-path e2e python-envs \
 	deploy-dev destroy-dev deploy destroy outputs keys preview converged
 
 check: lint types test
@@ -45,6 +45,10 @@ schemas: $(STAMP)
 # After an intended resource change: rewrite the URN snapshots tests/urns/<stack>.txt.
 urns: $(STAMP)
 	$(BIN)/python -m harness.urns --write
+
+# Every upstream file the comments cite (owner/repo@ref path): repo, ref, path, where cited.
+citations: $(STAMP)
+	$(BIN)/python -m harness.citations
 
 # The policy pack's module (maas_policies) holds the size estimator it prints with.
 bench: $(STAMP)
