@@ -85,19 +85,8 @@ def _by(labels: Sequence[str]) -> str:
 
 def _increase(metric: str, interval: str) -> str:
     """Per scraped series of a model's callers (`user` and `model`, from the TelemetryPolicy),
-    what the counter grew since the previous evaluation.
-
-    Against the series' last sample before the previous evaluation, so consecutive
-    evaluations add up to exactly what the counter grew, with no extrapolation. A series
-    that is lower than before restarted from 0 (its pod's process restarted); one with no
-    earlier sample is new and counts from 0, as Limitador creates a series at its first
-    increment (Kuadrant/limitador@v2.4.0 limitador-server/src/prometheus_metrics.rs: `counter!(…)
-    .increment(…)` per label set). A series gone stale (its pod gone) yields nothing: an
-    instant selector returns no value after a staleness marker, range selectors skip the
-    markers (prometheus/prometheus@main docs/querying/basics.md "Staleness", functions.md `last_over_time`),
-    and `or` adds the right side's series with no match on the left (operators.md). Run in
-    promtool by tests/metering/test_bill.py.
-    """
+    what the counter grew since the previous evaluation, restarts and new series counted from
+    0 (docs/architecture.md, "Usage counted across restarts")."""
     now = f'{metric}{{user!="", model!=""}}'
     before = f"last_over_time({now}[{BRIDGED_GAP}] offset {interval})"
     grown = f"(({now} - {before}) >= 0 or {now})"

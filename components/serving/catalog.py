@@ -237,20 +237,8 @@ class ModelList(pulumi.ComponentResource):
         self, name: str, args: ModelListArgs, service: k8s.core.v1.Service
     ) -> k8s.apiextensions.CustomResource:
         """What Kuadrant's policies attach to, so that its configuration does not grow with the
-        catalog: every host of each listener (no hostnames: the listener's, `*.<domain>`) and
-        each metered path, one Exact match each.
-
-        kuadrant-operator v1.5.2 builds wasm action sets only for the route rules a policy is
-        in force on, one per listener x rule x hostname x match (internal/wasm/utils.go
-        BuildActionSetsForPath; istio_extension_reconciler.go buildWasmConfigs skips a path
-        without actions), so with the policies on this route alone there are 4 per listener,
-        whatever the catalog. The wasm-shim picks a request's sets by the nearest host entry,
-        a wildcard included, then the first whose predicates (here the path) hold
-        (Kuadrant/wasm-shim@v0.14.1 src/kuadrant/pipeline/factory.rs select_blueprint): every host under the
-        domain, the shared one and each model's, gets these. Envoy routes a request here only
-        for a host no other route names (Gateway API: the most specific hostname wins), to the
-        model list, which answers its list or OpenAI's 404.
-        """
+        catalog: every host of each listener and each metered path, one Exact match each
+        (docs/architecture.md, "The policy route")."""
         return k8s.apiextensions.CustomResource(
             f"{name}-policy-route",
             api_version="gateway.networking.k8s.io/v1",
