@@ -37,7 +37,7 @@ from components.platform.cluster import PART_OF
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Istio 1.30 is documented against Gateway API v1.5 (components/pins/versions.py
 # GATEWAY_API_VERSION); the ingress operator stamps its bundle's release on each CRD
-# (cluster-ingress-operator pkg/manifests/assets/gateway-api/*.yaml).
+# (openshift/cluster-ingress-operator@main pkg/manifests/assets/gateway-api/*.yaml).
 GATEWAY_CRD = "gateways.gateway.networking.k8s.io"
 BUNDLE_VERSION = "gateway.networking.k8s.io/bundle-version"
 MINIMUM_GATEWAY_API = (1, 5)
@@ -109,8 +109,9 @@ def problems(values: dict[str, Any], kubectl: Kubectl) -> list[str]:
             "user-workload monitoring is off. Fix: set enableUserWorkload: true in config.yaml of "
             f"ConfigMap {MONITORING[1]} (namespace {MONITORING[0]})"
         )
-    # The exemption below counts only while this stays true, its default (cluster-monitoring-
-    # operator release-4.19 pkg/manifests/config.go; manifests.go excludedFromEnforcement).
+    # The exemption below counts only while this stays true, its default
+    # (openshift/cluster-monitoring-operator@release-4.19 pkg/manifests/config.go; manifests.go
+    # excludedFromEnforcement).
     if (monitoring.get("userWorkload") or {}).get("rulesWithoutLabelEnforcementAllowed") is False:
         found.append(
             "userWorkload.rulesWithoutLabelEnforcementAllowed is false, which voids every namespace's "

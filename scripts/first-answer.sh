@@ -83,7 +83,7 @@ keep_trying() {
   fi
   sleep 1
 }
-# kubectl prints "Forwarding from <address> -> <port>" once it listens (client-go v0.36.3
+# kubectl prints "Forwarding from <address> -> <port>" once it listens (kubernetes/client-go@v0.36.3
 # tools/portforward/portforward.go listenOnPort); a curl before that would find no listener.
 until grep -q '^Forwarding from' "$forward_log"; do
   keep_trying "the port-forward to $namespace/$service did not listen within ${timeout_s}s"

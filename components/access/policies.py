@@ -183,8 +183,9 @@ class TierPriorities(pulumi.ComponentResource):
         objectives = [
             k8s.apiextensions.CustomResource(
                 f"{name}-{objective}",
-                # llm-d-router v0.10.0's group, which its picker prefers (pkg/epp/server/
-                # controller_config.go); the Inference Extension's x-k8s.io one left in v1.6.0.
+                # llm-d-router's group, which its picker prefers (llm-d/llm-d-router@v0.10.0
+                # pkg/epp/server/controller_config.go); the Inference Extension's x-k8s.io one left
+                # in v1.6.0.
                 api_version="llm-d.ai/v1alpha2",
                 kind="InferenceObjective",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=objective, namespace=args.namespace),

@@ -27,7 +27,7 @@ USER_ID = "auth.identity.userid"
 TIER = "auth.identity.tier"
 # The body of a 403: OpenAI's error shape ({"error": {"message", "type", "code"}}); the
 # OpenAI SDK raises PermissionDeniedError on a 403 (openai/openai-python@3.57.0 src/openai/_client.py
-# _make_status_error). Authorino sends a static `value` body verbatim (authorino v0.26.2
+# _make_status_error). Authorino sends a static `value` body verbatim (Kuadrant/authorino@v0.26.2
 # pkg/service/auth_pipeline.go customizeDenyWith, pkg/json/json.go StringifyJSON).
 FORBIDDEN_BODY = (
     '{"error": {"message": "This model is not available to your tier.", '
@@ -160,7 +160,7 @@ def objective_name(model: str, tier: str) -> str:
 def objectives(model: str, tiers: Sequence[TierConfig]) -> dict[str, dict[str, Any]]:
     """One InferenceObjective spec per tier, in tier order, on the model's InferencePool
     (named like the model). The picker takes a request's objective by name from
-    OBJECTIVE_HEADER and only objectives whose poolRef is its own pool (llm-d-router v0.10.0
+    OBJECTIVE_HEADER and only objectives whose poolRef is its own pool (llm-d/llm-d-router@v0.10.0
     pkg/epp/controller/inferenceobjective_reconciler.go)."""
     pool = {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": model}
     return {

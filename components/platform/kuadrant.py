@@ -19,7 +19,7 @@ from components.platform.helm import Chart, OperatorEnv
 WAIT_READY = {"pulumi.com/waitFor": "condition=Ready"}
 LIMITADOR_REDIS_SECRET = "limitador-redis"
 OPERATOR_RELEASE = "kuadrant-operator"
-# The operator's Deployment and container (kuadrant-operator v1.5.2
+# The operator's Deployment and container (Kuadrant/kuadrant-operator@v1.5.2
 # charts/kuadrant-operator/templates/manifests.yaml, a chart with no values to set).
 OPERATOR_DEPLOYMENT = "kuadrant-operator-controller-manager"
 OPERATOR_CONTAINER = "manager"
@@ -44,8 +44,8 @@ class KuadrantArgs:
     limitador: LimitadorConfig
     flavour: Flavour
     # The Redis of the shared counters (storage: redis): the stack's, or the deployed one's,
-    # which Limitador waits for (it exits when it cannot reach Redis at start: limitador
-    # limitador-server/src/main.rs storage_using_async_redis).
+    # which Limitador waits for (it exits when it cannot reach Redis at start:
+    # Kuadrant/limitador@v2.4.0 limitador-server/src/main.rs storage_using_async_redis).
     redis_url: pulumi.Input[str] | None = None
     redis: pulumi.Resource | None = None
     # Kuadrant's own monitors (components/platform/flavour.py Metrics.kuadrant_monitors).
@@ -116,9 +116,9 @@ class Kuadrant(pulumi.ComponentResource):
     def _doors(self, name: str, args: KuadrantArgs) -> list[k8s.networking.v1.NetworkPolicy]:
         """Who reaches Kuadrant's pods: the gateway calls Authorino's and Limitador's gRPC and
         fetches the wasm module; Prometheus scrapes the metrics. Limitador's HTTP port, which
-        serves its metrics and also the API that spends and lists every budget (limitador
-        limitador-server/src/http_api/server.rs), admits Prometheus alone; the other
-        operators, which serve only metrics and no webhook, admit nobody."""
+        serves its metrics and also the API that spends and lists every budget
+        (Kuadrant/limitador@v2.4.0 limitador-server/src/http_api/server.rs), admits Prometheus
+        alone; the other operators, which serve only metrics and no webhook, admit nobody."""
         gateway = [cluster.pods(upstream.gateway_pod_labels(GATEWAY_NAME), args.gateway_namespace)]
         scraper = list(args.scrapers)
         authorino, limitador = upstream.AUTHORINO_PODS, upstream.LIMITADOR_PODS

@@ -1,7 +1,7 @@
 """OLM: how the OpenShift flavour installs an operator, as a Subscription pinned by channel and
 starting CSV, in an OperatorGroup of its own namespace.
 
-The objects follow operator-framework/api v0.45.0 (crds/operators.coreos.com_subscriptions.yaml,
+The objects follow operator-framework/api@v0.45.0 crds/operators.coreos.com_subscriptions.yaml (and
 operators.coreos.com_operatorgroups.yaml), the schemas the tests validate against.
 """
 

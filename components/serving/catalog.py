@@ -71,7 +71,8 @@ def _nginx_string(text: str) -> str:
     return f"'{text}'"
 
 
-# Words a `map` block reads as its own parameters (ngx_http_map_module.c ngx_http_map).
+# Words a `map` block reads as its own parameters (nginx/nginx@release-1.30.4
+# src/http/modules/ngx_http_map_module.c ngx_http_map).
 _MAP_PARAMETERS = ("default", "hostnames", "include", "volatile")
 
 
@@ -96,7 +97,8 @@ def server_files(
     (ngx_http_map_module `map`, ngx_http_core_module `try_files`), and one list per tier.
 
     The lists are files, not strings in the configuration: nginx refuses a configuration
-    token of 4 KiB or more (src/core/ngx_conf_file.c NGX_CONF_BUFFER), about 50 models.
+    token of 4 KiB or more (nginx/nginx@release-1.30.4 src/core/ngx_conf_file.c NGX_CONF_BUFFER),
+    about 50 models.
     """
     header = "$http_" + TIER_HEADER.replace("-", "_")
     entries = "\n".join(f"    {_map_key(t.name)} /{list_file(t.name)};" for t in tiers)

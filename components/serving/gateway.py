@@ -442,8 +442,9 @@ def tier_caps_source(tiers: Sequence[TierConfig], models: Sequence[ModelConfig] 
         "tier_header": TIER_HEADER,
         # vLLM shares its prefix cache across requests, and the picker steers like prefixes
         # to one replica: a user timing the first token could tell whether another user sent
-        # the same prefix. vLLM salts the cache per request (`cache_salt`, vllm/entrypoints/
-        # openai/chat_completion/protocol.py); the gateway sets it over any client's value.
+        # the same prefix. vLLM salts the cache per request (`cache_salt`, vllm-project/vllm@v0.31.0
+        # vllm/entrypoints/openai/chat_completion/protocol.py); the gateway sets it over any
+        # client's value.
         "salted": {m.served_name: True for m in models if m.runtime == "vllm"},
         "model_header": MODEL_HEADER,
         # Who the user is, where Authorino says: the pooled models' fairness id (components/

@@ -160,7 +160,8 @@ def _serving_runtime(
                     # The images' own entrypoint (vllm docker/Dockerfile and Dockerfile.cpu,
                     # target vllm-openai: ENTRYPOINT ["vllm", "serve"]); the CUDA image has
                     # python3 but no `python`. The model is the positional argument
-                    # (vllm/entrypoints/cli/serve.py: `vllm serve [model_tag] [options]`).
+                    # (vllm-project/vllm@v0.31.0 vllm/entrypoints/cli/serve.py: `vllm serve
+                    # [model_tag] [options]`).
                     "command": ["vllm", "serve"],
                     "args": [
                         "/mnt/models",
@@ -194,12 +195,13 @@ def _serving_runtime(
 
 def _cache_env(home: str | None) -> dict[str, str]:
     """Where vLLM and the libraries it loads keep their caches, all under `home`: its own
-    (vllm/envs.py VLLM_CACHE_ROOT, default under XDG_CACHE_HOME), Hugging Face's, Triton's and
-    FlashInfer's, as the maas-billing seed's OpenShift model sets them
-    (deployment/model_serving/qwen3-0.6b-vllm-raw-openshift.yaml); and a user name, since the
-    id the cluster assigns has no passwd entry and torch's inductor asks for one when neither
-    USER nor its cache directory is set (torch _inductor/runtime/cache_dir_utils.py; KServe
-    sets both for vllm-openai-cpu, test/e2e/llmisvc/fixtures.py)."""
+    (vllm-project/vllm@v0.31.0 vllm/envs.py VLLM_CACHE_ROOT, default under XDG_CACHE_HOME),
+    Hugging Face's, Triton's and FlashInfer's, as the maas-billing seed's OpenShift model sets
+    them (redhat-et/maas-billing@main deployment/model_serving/qwen3-0.6b-vllm-raw-openshift.yaml);
+    and a user name, since the id the cluster assigns has no passwd entry and torch's inductor
+    asks for one when neither USER nor its cache directory is set (pytorch/pytorch@main
+    torch/_inductor/runtime/cache_dir_utils.py; KServe sets both for vllm-openai-cpu,
+    kserve/kserve@v0.20.0 test/e2e/llmisvc/fixtures.py)."""
     if home is None:
         return {}
     return {
@@ -442,8 +444,8 @@ def _route_rules(
 ) -> list[dict[str, Any]]:
     """The route's rules: each metered path, for requests the gateway marked for this model.
 
-    A pooled model's inference paths go to its InferencePool (istio 1.30.3 routes a backendRef
-    of that kind through the pool's picker, pilot/pkg/config/kube/gateway/conversion.go);
+    A pooled model's inference paths go to its InferencePool (Istio routes a backendRef of that
+    kind through the pool's picker, istio/istio@1.30.3 pilot/pkg/config/kube/gateway/conversion.go);
     its model list, which schedules nothing, stays on KServe's Service.
     """
 
@@ -492,7 +494,8 @@ def resources(model: ModelConfig) -> dict[str, dict[str, str]]:
 def _simulator_container(model: ModelConfig, serves: Sequence[str] = ()) -> dict[str, Any]:
     probe = {"httpGet": {"path": "/health", "port": MODEL_PORT}, "periodSeconds": 10}
     # The names of the models it serves too, after its own: a multi-value flag whose values
-    # follow it as separate arguments (pkg/common/parser.go getParamValueFromArgs).
+    # follow it as separate arguments (llm-d/llm-d-inference-sim@v0.10.2 pkg/common/parser.go
+    # getParamValueFromArgs).
     more = ["--served-model-name", *serves] if len(serves) > 1 else []
     return {
         "name": "kserve-container",

@@ -69,11 +69,11 @@ def _anchors(
     anchor: Mapping[str, Any], route: Mapping[str, Any], gateway: str, args: StackValidationArgs
 ) -> bool:
     """Policies on `anchor` are in force on `route`'s requests: the anchor is on the route's
-    gateway and names no hostnames (so kuadrant-operator v1.5.2 gives its sets the listener's
-    `*.<domain>`, internal/gatewayapi/utils.go HostnamesFromListenerAndHTTPRoute, and the one
+    gateway and names no hostnames (so Kuadrant/kuadrant-operator@v1.5.2 gives its sets the
+    listener's `*.<domain>`, internal/gatewayapi/utils.go HostnamesFromListenerAndHTTPRoute, and the one
     wasm filter of the gateway applies them on every listener, internal/istio/utils.go
     BuildEnvoyFilterWasmPatch); no other route with policies names one of the route's hosts
-    (the wasm-shim takes a request's sets from the nearest host entry only, wasm-shim v0.14.1
+    (the wasm-shim takes a request's sets from the nearest host entry only, Kuadrant/wasm-shim@v0.14.1
     src/kuadrant/pipeline/factory.rs select_blueprint); and it matches each usage path the
     route serves exactly, with nothing more to match (PredicatesFromHTTPRouteMatch makes any
     further condition a predicate the route's requests might not meet)."""

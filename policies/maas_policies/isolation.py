@@ -69,7 +69,7 @@ MODELS_ISOLATED = StackValidationPolicy(
 )
 
 
-# Istio's annotation for the Service type of a Gateway's deployment (istio 1.30
+# Istio's annotation for the Service type of a Gateway's deployment (istio/istio@1.30
 # pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go, annotation.NetworkingServiceType).
 _SERVICE_TYPE = "networking.istio.io/service-type"
 _EXPOSED_TYPES = ("LoadBalancer", "NodePort")
@@ -315,7 +315,7 @@ def _runs_as_root(pod: Mapping[str, Any], containers: list[Mapping[str, Any]]) -
 
 
 _READING = frozenset({"get", "list", "watch"})
-# How RBAC names service accounts besides ServiceAccount subjects (kubernetes
+# How RBAC names service accounts besides ServiceAccount subjects (kubernetes/kubernetes@v1.36.4
 # pkg/apis/rbac/helpers.go, staging apiserver serviceaccount/util.go): the User
 # system:serviceaccount:<namespace>:<name>, the Groups system:serviceaccounts and
 # system:serviceaccounts:<namespace>, and system:authenticated, which holds them all.

@@ -177,7 +177,7 @@ class Platform(abc.ABC):
 
     def answers_as(self, model: Model) -> str:
         """The `model` an answer names: its server's own served name, which a simulator
-        reports for every name it serves (llm-d-inference-sim v0.10.2
+        reports for every name it serves (llm-d/llm-d-inference-sim@v0.10.2
         pkg/llm-d-inference-sim/context.go getDisplayedModelName)."""
         server = self.server_of(model.name)
         return next(m.served_name for m in self.config.models if m.name == server)
@@ -373,8 +373,8 @@ class Platform(abc.ABC):
 # kuadrant-operator api/v1beta1/topology.go LinkLimitadorToDeployment).
 DEPLOYMENTS = {"authorino": "authorino", "limitador": "limitador-limitador"}
 OPERATOR_RESOURCES = {"authorino": "authorino/authorino", "limitador": "limitador/limitador"}
-# Their pods' labels: Kuadrant/authorino-operator@0.25.2 pkg/resources/k8s_util.go, limitador-operator
-# 0.18 pkg/limitador/k8s_objects.go.
+# Their pods' labels: Kuadrant/authorino-operator@0.25.2 pkg/resources/k8s_util.go,
+# Kuadrant/limitador-operator@0.18 pkg/limitador/k8s_objects.go.
 POD_LABELS = {"authorino": "authorino-resource=authorino", "limitador": "limitador-resource=limitador"}
 
 

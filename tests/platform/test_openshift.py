@@ -297,7 +297,7 @@ def test_kuadrant_adds_no_monitors_that_would_count_usage_twice(ocp: Evaluation,
 
 
 def test_kserve_waits_for_cert_managers_webhook_not_just_its_operator(ocp: Evaluation) -> None:
-    """The Subscription is ready once the CSV exists (operator-lifecycle-manager v0.46.0
+    """The Subscription is ready once the CSV exists (operator-framework/operator-lifecycle-manager@v0.46.0
     catalog/operator.go); KServe's chart then creates an Issuer, which cert-manager's webhook
     must answer: the layer counts as ready when the operator reports that webhook available."""
     operand = ocp.one("CertManager", "cluster")

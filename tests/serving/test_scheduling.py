@@ -177,7 +177,7 @@ def test_the_picker_meets_restricted_and_may_only_read_its_namespace(stack: Eval
 
 
 def test_the_gateway_speaks_tls_to_the_picker(stack: Evaluation) -> None:
-    """The picker serves TLS with a certificate of its own (llm-d-router v0.10.0
+    """The picker serves TLS with a certificate of its own (llm-d/llm-d-router@v0.10.0
     pkg/epp/server/runserver.go), and Istio sets up none by itself."""
     namespace = typed_config(stack.stack).namespaces.models
     for model in _pooled(stack):

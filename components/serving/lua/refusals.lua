@@ -2,7 +2,8 @@
 -- (components/serving/gateway.py request_filter_source appends it), the first filter we put
 -- before Kuadrant's: so the replies of every filter after it pass through it. Envoy encodes
 -- a local reply through every encoder filter, whichever filter sent it (the audit's reading
--- of Envoy's filter_manager.cc sendLocalReplyViaFilterChain, issue 24).
+-- of envoyproxy/envoy@main source/common/http/filter_manager.cc
+-- sendLocalReplyViaFilterChain, issue 24).
 --
 -- Some refusals reach a client as plain text, which OpenAI's SDKs cannot read as an error:
 -- Kuadrant's 429s (Kuadrant/wasm-shim@v0.14.1 src/configuration/legacy_translation.rs: body

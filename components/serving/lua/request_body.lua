@@ -170,7 +170,7 @@ end
 
 -- A key as Go's encoding/json matches it to a field when no field has it exactly: case
 -- folded, ASCII and the two non-ASCII letters that fold to ASCII ones, ſ (U+017F) to s
--- and the Kelvin sign (U+212A) to k (go1.25 src/encoding/json/fold.go foldName:
+-- and the Kelvin sign (U+212A) to k (golang/go@go1.25 src/encoding/json/fold.go foldName:
 -- unicode.SimpleFold; go1.19's equalFoldRight special-cases the same two).
 local function go_fold(key)
   return (string.gsub(string.gsub(string.lower(key), "\197\191", "s"), "\226\132\170", "k"))
@@ -455,7 +455,8 @@ local function cap_request(handle)
       end
       -- /v1/completions reads max_tokens only (the simulator's and vLLM's requests alike).
       -- A max_completion_tokens of 0 is no bound to rely on: vLLM has read it both as set
-      -- (chat_completion/protocol.py build_tok_params: `is not None`) and as absent (`or`),
+      -- (vllm-project/vllm@v0.31.0 vllm/entrypoints/openai/chat_completion/protocol.py
+      -- build_tok_params: `is not None`) and as absent (`or`),
       -- so max_tokens is filled in as well.
       asked = asked
         or name == "max_tokens"
