@@ -94,9 +94,9 @@ preview:
 
 # After a deploy: proves a second `make deploy` would change nothing. The preview that
 # scripts/deploy.sh's `pulumi up` starts with (--refresh, the same policy pack flags), and
-# `--expect-no-changes` makes it fail when it proposes any change: pulumi/pulumi
-# pkg/cmd/pulumi/operations/preview.go:689 declares the flag, :635 returns
-# NoChangesExpectedError when engine.HasChanges; pkg/engine/update.go:531 HasChanges counts
+# `--expect-no-changes` makes it fail when it proposes any change:
+# pulumi/pulumi@v3.259.0-14-g1b59498 pkg/cmd/pulumi/operations/preview.go:689 declares the
+# flag, :635 returns NoChangesExpectedError when engine.HasChanges; pkg/engine/update.go:531 HasChanges counts
 # every step but same and reads, and a preview counts a refresh step only in `pulumi
 # refresh` (update.go:1555, previewActions.OnResourceStepPost: isRefresh is set by
 # pkg/engine/refresh.go alone, else record = step.Logical(), false for a RefreshStep:

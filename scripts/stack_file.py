@@ -25,7 +25,8 @@ from typing import Any
 
 import yaml
 
-# The ProjectStack fields of the secrets state (sdk/go/common/workspace/project.go).
+# The ProjectStack fields of the secrets state (pulumi/pulumi@v3.259.0-14-g1b59498
+# sdk/go/common/workspace/project.go).
 SECRETS_STATE = ("secretsprovider", "encryptedkey", "encryptionsalt")
 
 

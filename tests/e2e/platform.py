@@ -646,7 +646,7 @@ class Live(Platform):
                 check=False, timeout=180,
             )  # fmt: skip
             # `kubectl run -i --rm --restart=Never` exits with the container's exit code
-            # (kubernetes/kubectl v0.36.3 pkg/cmd/run/run.go: CodeExitError from the pod's status).
+            # (kubernetes/kubectl@v0.36.3 pkg/cmd/run/run.go: CodeExitError from the pod's status).
             return done.returncode
 
     @contextlib.contextmanager
@@ -666,7 +666,8 @@ class Live(Platform):
         """A namespace of no group of ours, ready for pods, deleted afterwards."""
         namespace = f"maas-e2e-{uuid.uuid4().hex[:8]}"
         # Created with its labels at once: Pod Security reads the namespace from a cache and
-        # would judge a pod by an unlabelled copy (pod-security-admission admission/namespace.go).
+        # would judge a pod by an unlabelled copy (kubernetes/pod-security-admission@v0.36.2
+        # admission/namespace.go).
         manifest = {
             "apiVersion": "v1",
             "kind": "Namespace",
@@ -675,7 +676,7 @@ class Live(Platform):
         self.kubectl("create", "-f", "-", stdin=json.dumps(manifest))
         try:
             # Pods are refused until the namespace's default ServiceAccount exists
-            # (kubernetes plugin/pkg/admission/serviceaccount/admission.go).
+            # (kubernetes/kubernetes@v1.36.4 plugin/pkg/admission/serviceaccount/admission.go).
             until(
                 lambda: (
                     self.kubectl("get", "serviceaccount", "default", "-n", namespace, check=False).returncode
@@ -724,8 +725,8 @@ class Live(Platform):
 
     def _replicas(self, component: Component, replicas: int | None) -> None:
         # Through the operator's CR, which its operator follows; scaling the Deployment
-        # would be undone by it. kuadrant-operator v1.5.2 sets neither CR's replicas
-        # (authorino_reconciler.go, limitador_reconciler.go).
+        # would be undone by it. Kuadrant sets neither CR's replicas
+        # (Kuadrant/kuadrant-operator@v1.5.2 authorino_reconciler.go, limitador_reconciler.go).
         self.kubectl(
             "patch", OPERATOR_RESOURCES[component], "-n", self.kuadrant_namespace, "--type=merge",
             "--field-manager=maas-e2e", "-p", json.dumps({"spec": {"replicas": replicas}}),
@@ -738,7 +739,8 @@ class Live(Platform):
         self._replicas(component, 0)
         try:
             # Gone, not only unready: kube-proxy still sends new connections to terminating
-            # endpoints when no ready one is left (kubernetes pkg/proxy/topology.go).
+            # endpoints when no ready one is left (kubernetes/kubernetes@v1.36.4
+            # pkg/proxy/topology.go).
             self.kubectl(
                 "wait", "--for=delete", "pod", "-l", POD_LABELS[component], "-n", self.kuadrant_namespace,
                 "--timeout=180s", timeout=210,

@@ -197,10 +197,10 @@ def _operator_env(stack: Evaluation) -> dict[str, str]:
     return dict(config_map.inputs["data"])
 
 
-# The operator's Deployment as kuadrant-operator v1.5.2's chart renders it
-# (charts/kuadrant-operator/templates/manifests.yaml, a chart with no values): the fields a
-# patch of its container meets, with the seven env entries in their order. Containers are
-# pruned by position too: the patch converges while `manager` is the chart's first container
+# The operator's Deployment as its chart renders it
+# (Kuadrant/kuadrant-operator@v1.5.2 charts/kuadrant-operator/templates/manifests.yaml, a chart with no
+# values): the fields a patch of its container meets, with the seven env entries in their order. Containers
+# are pruned by position too: the patch converges while `manager` is the chart's first container
 # (its only one at v1.5.2); a chart that put a sidecar first would bring the diff back.
 _CHART_OPERATOR: dict[str, Any] = {
     "apiVersion": "apps/v1",

@@ -170,8 +170,8 @@ def test_routes_point_at_the_gateway_service_and_port_for_every_host(ocp: Evalua
     ports = _service_ports(ocp)
     for route in routes.values():
         assert route["to"] == {"kind": "Service", "name": gw.SERVICE_NAME, "weight": 100}
-        # A string targetPort names the Service's port (openshift/router pkg/router/template/
-        # template_helper.go matches it against the endpoints' port name).
+        # A string targetPort names the Service's port (openshift/router@main
+        # pkg/router/template/template_helper.go matches it against the endpoints' port name).
         assert route["port"]["targetPort"] in ports
         # HTTPS only: the gateway's certificate, the TLS passed through.
         assert route["tls"] == {"termination": "passthrough", "insecureEdgeTerminationPolicy": "None"}

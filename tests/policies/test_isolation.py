@@ -245,7 +245,7 @@ def test_vllm_runs_as_root_only_where_the_stack_exempts_it_with_a_reason(stack_o
 
 
 def test_an_upstream_manifests_workload_is_not_ours_to_judge(stack_of: Any) -> None:
-    """In a real preview, a ConfigFile's objects are resources too (pulumi-kubernetes
+    """In a real preview, a ConfigFile's objects are resources too (pulumi/pulumi-kubernetes@v4.34.2
     provider/pkg/provider/yaml/v2/yaml.go registers each): the Keycloak operator's Deployment,
     which mounts its token and sets no runAsNonRoot, is upstream's, not refused."""
     stack = stack_of("dev-oidc")

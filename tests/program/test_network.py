@@ -108,7 +108,7 @@ def _third_party_pods(stack: Evaluation, cfg: StackConfig) -> Iterator[Endpoint]
         uwm = {**flavour.UWM_PROMETHEUS_PODS, "app.kubernetes.io/part-of": "openshift-monitoring"}
         yield _pod("prometheus", flavour.UWM_NAMESPACE, {**uwm, "prometheus": "user-workload"}, {})
     if cfg.flavour == "openshift":
-        # The router, which the Routes bring clients through (cluster-ingress-operator
+        # The router, which the Routes bring clients through (openshift/cluster-ingress-operator@main
         # pkg/operator/controller/names.go: deployment-ingresscontroller label).
         router = {"ingresscontroller.operator.openshift.io/deployment-ingresscontroller": "default"}
         yield _pod("router", "openshift-ingress", router, {})

@@ -78,8 +78,8 @@ def test_the_pool_holds_the_models_pods_on_their_port_and_names_its_picker(stack
         assert named[grpc["targetPort"]] == 9002 == picker["port"]["number"]
         assert container["readinessProbe"]["grpc"] == {"port": 9003, "service": "inference-extension"}
         # Active-active: every replica ready and serving (no --ha-enable-leader-election, so
-        # cmd/epp/runner/health.go answers "inference-extension" on each), none missing on an
-        # update; the gateway's calls, refusals' included, go to whichever is left.
+        # llm-d/llm-d-router@v0.10.0 cmd/epp/runner/health.go answers "inference-extension" on each), none
+        # missing on an update; the gateway's calls, refusals' included, go to whichever is left.
         assert deployment.inputs["spec"]["replicas"] == typed_config(stack.stack).scheduler.replicas == 2
         assert not [a for a in container["args"] if "leader-election" in a]
         assert deployment.inputs["spec"]["strategy"] == {
@@ -326,7 +326,8 @@ def test_impossible_scheduling_is_refused(model: dict[str, Any], expected: str) 
 
 
 def test_a_queue_longer_than_the_routes_timeout_is_accepted() -> None:
-    """The route's timeout starts once the request leaves the picker (Envoy router.cc
+    """The route's timeout starts once the request leaves the picker (envoyproxy/envoy@main
+    source/common/router/router.cc
     onRequestComplete, after ext_proc lets it through): the queue's wait and the model's
     answer add up, neither cuts the other short."""
     result = evaluate_variant("dev", {"maas:scheduler": {"queueTimeout": "400s"}})
@@ -375,7 +376,8 @@ def test_the_pickers_series_stay_bounded_as_users_grow(stack_of: Any, tmp_path: 
         for n, queued in enumerate((2, 1, 4)):
             user = {"fairness_id": f"user-{n}", "priority": "1", "inference_pool": "m", **model}
             values[series("llm_d_epp_flow_control_queue_size", **user)] = queued
-            # Its deprecated twin (metrics.go flowControlQueueSize) is not read.
+            # Its deprecated twin (llm-d/llm-d-router@v0.10.0 metrics.go
+            # flowControlQueueSize) is not read.
             values[series("inference_extension_flow_control_queue_size", **user)] = queued
         return values
 

@@ -138,15 +138,15 @@ CLUSTER_REFRESH_S = 0.05
 class _Pool:
     """A pooled model behind llm-d's endpoint picker (llm-d-router v0.10.0). The replicas run
     `slots` requests at once and queue the rest first come, first served. Flow control holds
-    a request back only while its saturation detector says the pool is saturated (the
-    replicas' mean queue at `depth`: saturationdetector/utilization/README.md), and the
-    detector reads the replicas' metrics every `refresh_s`, not at each arrival: a burst into
-    an idle pool is dispatched as it arrives, first come first served. Held requests wait in
-    their priority band, one queue per flow (the fairness id: the user) with its oldest
+    a request back only while its saturation detector says the pool is saturated (the replicas'
+    mean queue at `depth`: llm-d/llm-d-router@v0.10.0 saturationdetector/utilization/README.md),
+    and the detector reads the replicas' metrics every `refresh_s`, not at each arrival: a burst
+    into an idle pool is dispatched as it arrives, first come first served. Held requests wait
+    in their priority band, one queue per flow (the fairness id: the user) with its oldest
     request first (fcfs-ordering-policy, the default); the highest non-empty band goes first
-    once a replica is free and nobody dispatched waits for it, and within it the band's
-    fairness policy picks the flow: global-strict the oldest head of any flow
-    (fairness/globalstrict/global_strict.go), round-robin the next flow after the last one
+    once a replica is free and nobody dispatched waits for it, and within it the band's fairness
+    policy picks the flow: global-strict the oldest head of any flow (llm-d/llm-d-router@v0.10.0
+    fairness/globalstrict/global_strict.go), round-robin the next flow after the last one
     served, in sorted order, skipping empty ones (fairness/roundrobin/roundrobin.go). A held
     request waits at most the queue timeout (`ttl_s`), then is refused."""
 
