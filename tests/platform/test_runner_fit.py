@@ -127,7 +127,7 @@ def _release_pods(chart: str, version: str, values: dict[str, Any], gateways: in
         return [Pod.of("kserve-controller", manager) + Pod.of("kube-rbac-proxy", proxy)]
     if chart == "kuadrant-operator":
         # Kuadrant/kuadrant-operator@v1.5.2 charts/kuadrant-operator/templates/manifests.yaml: the
-        # operator 200m, 200Mi; its dependencies (Chart.yaml): Kuadrant/authorino-operator@0.25.2
+        # operator 200m, 200Mi; its dependencies (Chart.yaml): authorino-operator 0.25.2
         # (charts/authorino-operator/templates/manifests.yaml) 200m, 200Mi, limitador-operator
         # 0.18.3 (read on main, charts/limitador-operator/templates/manifests.yaml) 200m,
         # 200Mi, dns-operator 0.17.1 (charts/dns-operator/templates/manifests.yaml) 10m, 64Mi.
