@@ -14,18 +14,10 @@ A, H, L the counters and Lt the token-limit 429s:
 
     admitted requests = (A - Lt) / 2        tokens = H - (A + Lt) / 2
 
-The combinations are not counters. With two Limitador replicas, a request's check and its
-report go to either pod, and Prometheus scrapes the pods at different moments, so the
-combination of sums can dip; a restarted pod's counters start again from 0, so the sum across
-pods drops. `increase()` reads every dip as a counter reset and adds the whole count again.
-Hence the rules take each scraped series (one pod's counter for one user, tier and route) on
-its own, as the counter it is, and record what it grew since the previous evaluation; only
-those increases are summed and combined. The recorded series are per evaluation interval
-(`INTERVAL`, set on the group), and cost is each interval's usage at that interval's price,
-so a new price never reprices the past. The export and the dashboard sum them over a window
-(`sum_over_time`). The model is the catalog name the TelemetryPolicy labels each counter
-with (components/access/tiers.py telemetry_labels): every model's counters share one route's
-namespace.
+The combinations are not counters across pods, so each scraped series' growth per evaluation
+interval (`INTERVAL`) is recorded first and only those increases are summed, combined and
+priced: docs/metering.md, "From counters to requests, tokens and cost". The model label is the
+catalog name (components/access/tiers.py telemetry_labels).
 """
 
 from __future__ import annotations
