@@ -2,7 +2,8 @@
 
 An upstream citation reads `owner/repo@ref path` (docs/architecture.md, "Citations"); paths
 later in the same comment that are not this repo's belong to the repo named last. A path
-that starts with one of this repo's folders is this repo's, unless it follows a repo@ref.
+that starts with one of this repo's folders is this repo's, unless it follows a repo@ref;
+so is a code file under one of its inner folders (`serving/gateway.py`).
 
     python -m harness.citations     # every upstream citation: repo, ref, path, where cited
 """
@@ -158,6 +159,12 @@ class Reading:
     unclaimed: list[tuple[int, str]]
 
 
+def _is_repo_tail(path: str, tracked: set[str]) -> bool:
+    """`serving/gateway.py`: a code file under one of this repo's folders, named without its root."""
+    folders = {part for name in tracked for part in Path(name).parts[1:-1]}
+    return path.split("/")[0] in folders and path.endswith((".py", ".lua", ".sh"))
+
+
 def read(block: Block, tracked: set[str]) -> Reading:
     citations: list[Citation] = []
     repo_paths: list[tuple[int, str, str | None]] = []
@@ -178,6 +185,9 @@ def read(block: Block, tracked: set[str]) -> Reading:
         for match in UPSTREAM_PATH.finditer(line):
             path = match.group(1)
             if any(start <= match.start() < end for start, end in claimed):
+                continue
+            if _is_repo_tail(path, tracked):
+                repo_paths.append((number, path, None))
                 continue
             if "<" in path or _is_local(path) or _in_repo(path, tracked):
                 continue

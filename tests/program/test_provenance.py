@@ -25,7 +25,13 @@ PENDING = citations.PROJECT_DIR / "tests" / "program" / "citations_pending.txt"
 
 def _matches(path: str) -> list[str]:
     pattern = re.sub(r"<[^>]*>", "*", path)
-    return [name for name in FILES if fnmatch.fnmatch(name, pattern) or name.startswith(pattern + "/")]
+    return [
+        name
+        for name in FILES
+        if fnmatch.fnmatch(name, pattern)
+        or fnmatch.fnmatch(name, "*/" + pattern)
+        or name.startswith(pattern + "/")
+    ]
 
 
 @cache
@@ -94,6 +100,7 @@ def test_an_old_form_citation_names_a_known_repo_without_ref() -> None:
     [
         (" see components/serving/nowhere.py", "components/serving/nowhere.py does not exist"),
         (" tests/program/test_layers.py::test_nothing_here", "does not define test_nothing_here"),
+        (" (serving/nowhere.py)", "serving/nowhere.py does not exist"),
     ],
 )
 def test_a_bad_repo_path_fails(text: str, problem: str) -> None:
