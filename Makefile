@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STACK ?= dev
 
-.PHONY: check lint types test test-tools schemas urns bench critical-path e2e python-envs \
+.PHONY: check lint types test test-tools schemas urns citations bench critical-path e2e python-envs \
 	deploy-dev destroy-dev deploy destroy outputs keys preview converged
 
 check: lint types test
@@ -45,6 +45,10 @@ schemas: $(STAMP)
 # After an intended resource change: rewrite the URN snapshots tests/urns/<stack>.txt.
 urns: $(STAMP)
 	$(BIN)/python -m harness.urns --write
+
+# Every upstream file the comments cite (owner/repo@ref path): repo, ref, path, where cited.
+citations: $(STAMP)
+	$(BIN)/python -m harness.citations
 
 # The policy pack's module (maas_policies) holds the size estimator it prints with.
 bench: $(STAMP)
@@ -90,9 +94,9 @@ preview:
 
 # After a deploy: proves a second `make deploy` would change nothing. The preview that
 # scripts/deploy.sh's `pulumi up` starts with (--refresh, the same policy pack flags), and
-# `--expect-no-changes` makes it fail when it proposes any change: pulumi/pulumi
-# pkg/cmd/pulumi/operations/preview.go:689 declares the flag, :635 returns
-# NoChangesExpectedError when engine.HasChanges; pkg/engine/update.go:531 HasChanges counts
+# `--expect-no-changes` makes it fail when it proposes any change:
+# pulumi/pulumi@v3.259.0-14-g1b59498 pkg/cmd/pulumi/operations/preview.go:689 declares the
+# flag, :635 returns NoChangesExpectedError when engine.HasChanges; pkg/engine/update.go:531 HasChanges counts
 # every step but same and reads, and a preview counts a refresh step only in `pulumi
 # refresh` (update.go:1555, previewActions.OnResourceStepPost: isRefresh is set by
 # pkg/engine/refresh.go alone, else record = step.Logical(), false for a RefreshStep:

@@ -37,11 +37,11 @@ from components.platform.cluster import PART_OF
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Istio 1.30 is documented against Gateway API v1.5 (components/pins/versions.py
 # GATEWAY_API_VERSION); the ingress operator stamps its bundle's release on each CRD
-# (cluster-ingress-operator pkg/manifests/assets/gateway-api/*.yaml).
+# (openshift/cluster-ingress-operator@main pkg/manifests/assets/gateway-api/*.yaml).
 GATEWAY_CRD = "gateways.gateway.networking.k8s.io"
 BUNDLE_VERSION = "gateway.networking.k8s.io/bundle-version"
 MINIMUM_GATEWAY_API = (1, 5)
-# cluster-monitoring-operator release-4.22: cmd/operator/main.go (ConfigMap and namespace),
+# openshift/cluster-monitoring-operator@release-4.22: cmd/operator/main.go (ConfigMap and namespace),
 # pkg/manifests/config.go (key config.yaml), types.go (enableUserWorkload;
 # namespacesWithoutLabelEnforcement in the user-workload one).
 MONITORING = ("openshift-monitoring", "cluster-monitoring-config")
@@ -109,8 +109,9 @@ def problems(values: dict[str, Any], kubectl: Kubectl) -> list[str]:
             "user-workload monitoring is off. Fix: set enableUserWorkload: true in config.yaml of "
             f"ConfigMap {MONITORING[1]} (namespace {MONITORING[0]})"
         )
-    # The exemption below counts only while this stays true, its default (cluster-monitoring-
-    # operator release-4.19 pkg/manifests/config.go; manifests.go excludedFromEnforcement).
+    # The exemption below counts only while this stays true, its default
+    # (openshift/cluster-monitoring-operator@release-4.19 pkg/manifests/config.go; manifests.go
+    # excludedFromEnforcement).
     if (monitoring.get("userWorkload") or {}).get("rulesWithoutLabelEnforcementAllowed") is False:
         found.append(
             "userWorkload.rulesWithoutLabelEnforcementAllowed is false, which voids every namespace's "
@@ -163,7 +164,7 @@ def _foreign_operators(kubectl: Kubectl) -> list[str]:
 def retention_note(values: dict[str, Any], kubectl: Kubectl) -> str | None:
     """Not a refusal: how much usage user-workload monitoring keeps, when shorter than the 30
     days the usage export asks for by default (its Prometheus keeps 24h unless told otherwise:
-    cluster-monitoring-operator release-4.19 pkg/manifests/types.go PrometheusRestrictedConfig)."""
+    openshift/cluster-monitoring-operator@release-4.19 pkg/manifests/types.go PrometheusRestrictedConfig)."""
     if values.get("maas:flavour") != "openshift":
         return None
     retention = str((_config_yaml(kubectl, USER_WORKLOAD).get("prometheus") or {}).get("retention") or "24h")

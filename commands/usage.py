@@ -59,8 +59,9 @@ def instant(
     parameters = {"query": query, **({"time": repr(at)} if at is not None else {})}
     url = f"{prometheus.rstrip('/')}/api/v1/query?{urllib.parse.urlencode(parameters)}"
     token = os.environ.get(TOKEN_ENV)
-    # kube-rbac-proxy in front of the Thanos querier reads a bearer token (cluster-monitoring-
-    # operator release-4.22 assets/thanos-querier/kube-rbac-proxy-web-secret.yaml).
+    # kube-rbac-proxy in front of the Thanos querier reads a bearer token
+    # (openshift/cluster-monitoring-operator@release-4.22
+    # assets/thanos-querier/kube-rbac-proxy-web-secret.yaml).
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout_s) as response:
         body = json.load(response)

@@ -41,8 +41,8 @@ class Weight:
 
 
 # What the engine waits for, per Pulumi name (dev's). A Helm release waits for its workloads
-# (pulumi-kubernetes helm_release.go: `wait` unless skipAwait) and runs its hooks; a custom
-# resource with pulumi.com/waitFor waits for that condition; a Deployment for its rollout.
+# (pulumi/pulumi-kubernetes@v4.34.2 provider/pkg/provider/helm_release.go: `wait` unless skipAwait) and runs
+# its hooks; a custom resource with pulumi.com/waitFor waits for that condition; a Deployment for its rollout.
 WEIGHTS: dict[str, Weight] = {
     "cert-manager-release": Weight(
         60,

@@ -32,7 +32,8 @@ MAIN = PROJECT_DIR / "__main__.py"
 _SIG = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 _RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
-# What an unknown value is on the wire (pulumi sdk/python/lib/pulumi/runtime/rpc.py UNKNOWN).
+# What an unknown value is on the wire (pulumi/pulumi@v3.272.0 sdk/python/lib/pulumi/runtime/rpc.py
+# UNKNOWN).
 UNKNOWN = rpc.UNKNOWN
 
 # Resource types that are Pulumi machinery rather than Kubernetes objects.
@@ -170,7 +171,7 @@ class _Mocks(mocks.Mocks):
     In a preview (`preview=True`) a create has not happened: what the provider computes is
     unknown, and the SDK carries that into every input built from it (e.g. a Secret's
     `stringData` from a generated password). Computed in a create preview: a Helm release's
-    `status` and `resourceNames` (pulumi-kubernetes provider/pkg/provider/helm_release.go
+    `status` and `resourceNames` (pulumi/pulumi-kubernetes@v4.34.2 provider/pkg/provider/helm_release.go
     `checkpointRelease`, isPreview), a random resource's `result`.
     """
 
@@ -235,7 +236,8 @@ class _RecordingMonitor(mocks.MockMonitor):
 
     def _outputs(self, urn: str, inputs: dict[str, Any]) -> dict[str, Any]:
         """What the engine holds as the resource's outputs. In a preview, a Kubernetes object's
-        are its inputs, unknowns kept (pulumi-kubernetes provider.go `Create`: a preview whose
+        are its inputs, unknowns kept (pulumi/pulumi-kubernetes@v4.34.2 provider/pkg/provider/provider.go
+        `Create`: a preview whose
         inputs hold unknowns, of a kind not yet served, or of a patch returns the inputs as they
         came); the mocks' stand for the rest."""
         state = _plain(dict(self.resources[urn].state), "", set())
@@ -244,16 +246,16 @@ class _RecordingMonitor(mocks.MockMonitor):
 
 def _alias_urn(monitor: mocks.MockMonitor, request: Any, alias: Any) -> str:
     """The URN an alias names. The SDK sends a spec when the monitor supports them
-    (pulumi sdk/python/lib/pulumi/runtime/resource.py `create_alias_spec`; an
-    `Alias(parent=<resource>)` goes as that resource's URN, `parentUrn`). A spec keeps
-    whatever it leaves unset: the resource's name, type, parent, stack and project
-    (pulumi/resource.py `Alias`), and names the URN a resource of that parent, type and name
-    would have (pulumi/resource.py `collapse_alias_to_urn` -> `create_urn`), as the engine
-    resolves it (pulumi/pulumi pkg/resource/deploy/step_generator.go `collapseAliasToUrn`).
-    Here the monitor makes that URN as it made every other (pulumi/runtime/mocks.py
-    `make_urn`), so an alias names a URN of the snapshots. pulumi-kubernetes sets only
-    `type` (its API-version aliases); this program `name`, or `parent` (components/access/
-    realm.py, whose resources were Keycloak's children)."""
+    (pulumi/pulumi@v3.272.0 sdk/python/lib/pulumi/runtime/resource.py `create_alias_spec`; an
+    `Alias(parent=<resource>)` goes as that resource's URN, `parentUrn`). A spec keeps whatever it
+    leaves unset: the resource's name, type, parent, stack and project (sdk/python/lib/pulumi/
+    resource.py `Alias`), and names the URN a resource of that parent, type and name would have
+    (`collapse_alias_to_urn` -> `create_urn`), as the engine resolves it
+    (pkg/resource/deploy/step_generator.go `collapseAliasToUrn`). Here the monitor makes that URN
+    as it made every other (sdk/python/lib/pulumi/runtime/mocks.py `make_urn`), so an alias names
+    a URN of the snapshots. pulumi-kubernetes sets only `type` (its API-version aliases); this
+    program `name`, or `parent` (components/access/realm.py, whose resources were Keycloak's
+    children). URN: `urn:pulumi:<stack>::<project>::<parent types $ type>::<name>`."""
     if alias.urn:
         return str(alias.urn)
     spec = alias.spec

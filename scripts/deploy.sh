@@ -37,7 +37,7 @@ config_file=$(stack_file "$stack")
 create_stack "$stack" "$config_file"
 # No --skip-preview: the stack-level rules (routes-protected, tiers-limited, ...) run when
 # the preview ends; without it they would run only after every resource is applied
-# (pulumi/pulumi pkg/resource/deploy/deployment_executor.go). --refresh reads the cluster
+# (pulumi/pulumi@v3.272.0 pkg/resource/deploy/deployment_executor.go). --refresh reads the cluster
 # first, so a cluster recreated under a surviving state (or anything deleted by hand)
 # is seen as gone and created again, instead of being reported as deployed.
 pulumi up --stack "$stack" --config-file "$config_file" --yes --refresh --non-interactive \

@@ -57,7 +57,7 @@ ca=""
 if [ "$scheme" = https ]; then
   remote_port=443
   # A self-signed certificate's issuer, as cert-manager stores it beside it (ca.crt: the
-  # certificate itself, cert-manager v1.21.1 pkg/controller/certificaterequests/selfsigned/
+  # certificate itself, cert-manager/cert-manager@v1.21.1 pkg/controller/certificaterequests/selfsigned/
   # selfsigned.go returns CA: certPem); with a public issuer there is none, and curl
   # trusts the system's roots.
   if [ "$tls" != - ]; then
@@ -83,7 +83,7 @@ keep_trying() {
   fi
   sleep 1
 }
-# kubectl prints "Forwarding from <address> -> <port>" once it listens (client-go v0.36.3
+# kubectl prints "Forwarding from <address> -> <port>" once it listens (kubernetes/client-go@v0.36.3
 # tools/portforward/portforward.go listenOnPort); a curl before that would find no listener.
 until grep -q '^Forwarding from' "$forward_log"; do
   keep_trying "the port-forward to $namespace/$service did not listen within ${timeout_s}s"

@@ -3,9 +3,9 @@ every action set the cluster's Gateway, HTTPRoutes and policies call for, else f
 
     pulumi stack output --stack STACK --json | python3 scripts/kuadrant_written.py STACK
 
-kuadrant-operator v1.5.2 writes a gateway's whole wasm config as one EnvoyFilter,
-`kuadrant-<gateway>` in the gateway's namespace (internal/wasm/utils.go ExtensionName,
-internal/controller/istio_extension_reconciler.go buildIstioEnvoyFilterForGateway), the
+Kuadrant (Kuadrant/kuadrant-operator@v1.5.2) writes a gateway's whole wasm config as one
+EnvoyFilter, `kuadrant-<gateway>` in the gateway's namespace (internal/wasm/utils.go
+ExtensionName, internal/controller/istio_extension_reconciler.go buildIstioEnvoyFilterForGateway), the
 config as a JSON string in the wasm filter's `configuration` (internal/istio/utils.go
 buildWasmFilterConfig). When the write fails it only logs it and keeps the old filter (or,
 fresh, has none); the policies stay Enforced, so `pulumi up` succeeds while the wasm-shim
@@ -14,8 +14,9 @@ failed deploy.
 
 The expected sets come from the estimator (policies/maas_policies/kuadrant_size.py, which
 rebuilds them the way the operator's code does) applied to what the cluster holds after the
-update: each set by its name (sha256 of path, match and hostname: wasm/utils.go
-ActionSetNameForPath) with its AuthConfig scope and limit identifiers, so a config kept from
+update: each set by its name (sha256 of path, match and hostname:
+Kuadrant/kuadrant-operator@v1.5.2 internal/wasm/utils.go ActionSetNameForPath) with its AuthConfig scope and
+limit identifiers, so a config kept from
 before a new tier or limit is caught as well as a missing one. Standard library only: it
 runs before any virtualenv is needed, with the scripts' kubectl.
 """
@@ -41,7 +42,8 @@ KINDS = (
     "ratelimitpolicies.kuadrant.io",
     "tokenratelimitpolicies.kuadrant.io",
 )
-# A limit's identifier in the actions' data (ratelimit_workflow_helpers.go
+# A limit's identifier in the actions' data (Kuadrant/kuadrant-operator@v1.5.2
+# internal/controller/ratelimit_workflow_helpers.go
 # LimitNameToLimitadorIdentifier, TokenLimitNameToLimitadorIdentifier).
 IDENTIFIER_PREFIXES = ("limit.", "tokenlimit.")
 

@@ -5,7 +5,7 @@
 # shellcheck shell=bash
 
 # The local kind cluster the deploy script creates. kind names its kubeconfig context
-# "kind-" + the cluster's name (kubernetes-sigs/kind
+# "kind-" + the cluster's name (kubernetes-sigs/kind@v0.33.0
 # pkg/cluster/internal/kubeconfig/internal/kubeconfig/helpers.go, KINDClusterKey): kind-maas,
 # the context Pulumi.dev.yaml and Pulumi.dev-oidc.yaml deploy to.
 MAAS_KIND_CLUSTER=maas
@@ -57,10 +57,11 @@ ensure_tools() {
   python3 scripts/tools.py --dir "$MAAS_TOOLS_DIR" $missing
 }
 
-# What each tool prints for its version: kind pkg/cmd/kind/version/version.go
-# DisplayVersion ("kind v0.33.0 go1.x os/arch"; a pre-release has "-alpha" before the
-# space), kubectl staging/src/k8s.io/kubectl/pkg/cmd/version/version.go ("Client Version:
-# v1.36.4"), pulumi pkg/cmd/pulumi/version/version.go (version.Version, which
+# What each tool prints for its version: kind (kubernetes-sigs/kind@v0.33.0
+# pkg/cmd/kind/version/version.go DisplayVersion: "kind v0.33.0 go1.x os/arch"; a
+# pre-release has "-alpha" before the space), kubectl (kubernetes/kubernetes@v1.36.4
+# staging/src/k8s.io/kubectl/pkg/cmd/version/version.go: "Client Version: v1.36.4"), pulumi
+# (pulumi/pulumi@v3.272.0 pkg/cmd/pulumi/version/version.go: version.Version, which
 # .goreleaser.yml sets to "v<version>").
 has_pinned() {
   local reported wanted
@@ -95,8 +96,8 @@ prepare_venv() {
 
 # The program's virtualenv (Pulumi.yaml: .venv) and the policy pack's (PulumiPolicy.yaml:
 # venv). For a local pack the CLI starts <pack>/venv/bin/python without creating it
-# (pulumi/pulumi sdk/python/cmd/pulumi-language-python/main.go, RunPlugin; pkg/engine
-# update.go installs nothing for a local pack), so it must exist before --policy-pack.
+# (pulumi/pulumi@v3.272.0 sdk/python/cmd/pulumi-language-python/main.go, RunPlugin;
+# pkg/engine/update.go installs nothing for a local pack), so it must exist before --policy-pack.
 prepare_python() {
   prepare_venv .venv requirements.txt
   prepare_venv policies/venv policies/requirements.txt
@@ -129,8 +130,8 @@ stack_file() {
 
 # Creates the stack when missing. Run beside the copies: `stack select --create` has no
 # --config-file and saves the new stack's salt into Pulumi.<stack>.yaml of the project it
-# finds from its working directory (pkg/cmd/pulumi/stack/stack_select.go InitStack, io.go
-# CreateStack), here the per-user copy.
+# finds from its working directory (pulumi/pulumi@v3.259.0-14-g1b59498
+# pkg/cmd/pulumi/stack/stack_select.go InitStack, io.go CreateStack), here the per-user copy.
 # Arguments: the stack, its copy (stack_file's answer).
 create_stack() {
   (cd "$(dirname "$2")" && pulumi stack select "$1" --create --non-interactive)

@@ -21,7 +21,7 @@ for arg in "$@"; do
   case "$arg" in --stack=*) stack=${arg#--stack=} ;; esac
   previous=$arg
 done
-# The commands with a --config-file flag (pulumi/pulumi pkg/cmd/pulumi/config/config.go,
+# The commands with a --config-file flag (pulumi/pulumi@v3.272.0 pkg/cmd/pulumi/config/config.go,
 # operations/{up,preview,destroy,refresh,import,watch}.go, logs/logs.go).
 case "${1:-}" in
   config | up | preview | destroy | refresh | import | watch | logs)

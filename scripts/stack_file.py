@@ -8,7 +8,7 @@ project the CLI finds from that folder, where scripts/lib.sh create_stack runs).
 
 The CLI saves a stack's secrets state (the passphrase manager's `encryptionsalt`) and the
 values of `config set` into the stack's config file: the `--config-file` path when given,
-else Pulumi.<stack>.yaml beside Pulumi.yaml (pulumi/pulumi v3.259.0-14-g1b59498
+else Pulumi.<stack>.yaml beside Pulumi.yaml (pulumi/pulumi@v3.259.0-14-g1b59498
 pkg/cmd/pulumi/stack/io.go SaveProjectStack, sdk/go/common/workspace/paths.go
 DetectProjectStackPath; pkg/secrets/passphrase/manager.go sets EncryptionSalt). The copy is
 the tracked file's content, plus what only this user's state knows, kept from the previous
@@ -25,7 +25,8 @@ from typing import Any
 
 import yaml
 
-# The ProjectStack fields of the secrets state (sdk/go/common/workspace/project.go).
+# The ProjectStack fields of the secrets state (pulumi/pulumi@v3.259.0-14-g1b59498
+# sdk/go/common/workspace/project.go).
 SECRETS_STATE = ("secretsprovider", "encryptedkey", "encryptionsalt")
 
 

@@ -19,7 +19,7 @@ WAIT_ENFORCED = {"pulumi.com/waitFor": "condition=Enforced"}
 TELEMETRY_POLICY = f"{GATEWAY_NAME}-telemetry"
 # Policy kinds that decide who may call or what a request counts, by API group and resource:
 # Kuadrant's, and the extensions that write such policies themselves (PlanPolicy limits,
-# OIDCPolicy an AuthPolicy; kuadrant-operator v1.5.2 config/crd/bases).
+# OIDCPolicy an AuthPolicy; Kuadrant/kuadrant-operator@v1.5.2 config/crd/bases).
 PINNED_RESOURCES = (
     ("kuadrant.io", ("authpolicies", "ratelimitpolicies", "tokenratelimitpolicies")),
     ("extensions.kuadrant.io", ("telemetrypolicies", "planpolicies", "oidcpolicies")),
@@ -183,8 +183,9 @@ class TierPriorities(pulumi.ComponentResource):
         objectives = [
             k8s.apiextensions.CustomResource(
                 f"{name}-{objective}",
-                # llm-d-router v0.10.0's group, which its picker prefers (pkg/epp/server/
-                # controller_config.go); the Inference Extension's x-k8s.io one left in v1.6.0.
+                # llm-d-router's group, which its picker prefers (llm-d/llm-d-router@v0.10.0
+                # pkg/epp/server/controller_config.go); the Inference Extension's x-k8s.io one left
+                # in v1.6.0.
                 api_version="llm-d.ai/v1alpha2",
                 kind="InferenceObjective",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=objective, namespace=args.namespace),

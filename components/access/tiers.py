@@ -29,8 +29,8 @@ API_KEY_DATA = "api_key"
 USER_ID = "auth.identity.userid"
 TIER = "auth.identity.tier"
 # The body of a 403: OpenAI's error shape ({"error": {"message", "type", "code"}}); the
-# OpenAI SDK raises PermissionDeniedError on a 403 (openai-python 3.57.0 src/openai/_client.py
-# _make_status_error). Authorino sends a static `value` body verbatim (authorino v0.26.2
+# OpenAI SDK raises PermissionDeniedError on a 403 (openai/openai-python@3.57.0 src/openai/_client.py
+# _make_status_error). Authorino sends a static `value` body verbatim (Kuadrant/authorino@v0.26.2
 # pkg/service/auth_pipeline.go customizeDenyWith, pkg/json/json.go StringifyJSON).
 FORBIDDEN_BODY = (
     '{"error": {"message": "This model is not available to your tier.", '
@@ -39,7 +39,7 @@ FORBIDDEN_BODY = (
 # The body of a 401 (no credential, or one Authorino does not accept), in the same shape;
 # the SDK raises AuthenticationError on a 401 (same function). AuthPolicy's
 # response.unauthenticated takes it
-# (kuadrant-operator v1.5.2 api/v1/authpolicy_types.go, internal/controller/
+# (Kuadrant/kuadrant-operator@v1.5.2 api/v1/authpolicy_types.go, internal/controller/
 # authconfigs_reconciler.go: Authorino's DenyWithSpec).
 UNAUTHENTICATED_BODY = (
     '{"error": {"message": "Missing or invalid API key or token.", '
@@ -76,7 +76,7 @@ def _cel_list(values: Sequence[str]) -> str:
 
 # Only requests that produce tokens are limited and billed: listing models spends nothing.
 # `request.url_path` (the path without its query) is a well-known attribute of Kuadrant's
-# predicates (wasm-shim v0.14.1 src/data/cel.rs, new_well_known_attribute_map).
+# predicates (Kuadrant/wasm-shim@v0.14.1 src/data/cel.rs, new_well_known_attribute_map).
 BILLED = f"request.url_path in {_cel_list(OPENAI_USAGE_PATHS)}"
 
 
@@ -148,7 +148,7 @@ def model_rules(models: Sequence[ModelConfig]) -> dict[str, dict[str, Any]]:
 def priorities(tiers: Sequence[TierConfig]) -> dict[str, int]:
     """A tier's priority in a pooled model's flow control: its place in the table, lowest 0.
     The endpoint picker dispatches the highest non-empty priority band first and holds the
-    rest while the pool is saturated (llm-d-router v0.10.0 pkg/epp/flowcontrol/controller/
+    rest while the pool is saturated (llm-d/llm-d-router@v0.10.0 pkg/epp/flowcontrol/controller/
     internal/processor.go), so lower tiers wait first and, past the queue timeout, get 429."""
     return {t.name: index for index, t in enumerate(tiers)}
 
@@ -163,7 +163,7 @@ def objective_name(model: str, tier: str) -> str:
 def objectives(model: str, tiers: Sequence[TierConfig]) -> dict[str, dict[str, Any]]:
     """One InferenceObjective spec per tier, in tier order, on the model's InferencePool
     (named like the model). The picker takes a request's objective by name from
-    OBJECTIVE_HEADER and only objectives whose poolRef is its own pool (llm-d-router v0.10.0
+    OBJECTIVE_HEADER and only objectives whose poolRef is its own pool (llm-d/llm-d-router@v0.10.0
     pkg/epp/controller/inferenceobjective_reconciler.go)."""
     pool = {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": model}
     return {
@@ -191,7 +191,7 @@ def objective_expression(pooled: Sequence[ModelConfig]) -> str:
 def scheduling_headers(pooled: Sequence[ModelConfig]) -> dict[str, Any]:
     """What Authorino tells a pooled model's endpoint picker after authentication: the tier's
     objective (its priority) and the user as the flow shared fairly within it. The wasm-shim
-    sets each over any value a client sent (v0.14.1 src/kuadrant/pipeline/tasks/headers.rs,
+    sets each over any value a client sent (Kuadrant/wasm-shim@v0.14.1 src/kuadrant/pipeline/tasks/headers.rs,
     HeaderOperation::Set), and the gateway has removed those already (lua/request_body.lua)."""
     if not pooled:
         return {}
@@ -258,7 +258,7 @@ def auth_spec(
                 },
                 "success": {
                     # The tier, for the model list (components/serving/catalog.py); the
-                    # wasm-shim sets it over any value a client sent (v0.14.1 src/kuadrant/
+                    # wasm-shim sets it over any value a client sent (Kuadrant/wasm-shim@v0.14.1 src/kuadrant/
                     # pipeline/tasks/headers.rs, HeaderOperation::Set).
                     "headers": {
                         TIER_HEADER: {"plain": {"expression": TIER}},

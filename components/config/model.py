@@ -173,8 +173,8 @@ class AutoscalingConfig(Section):
 
 class SaturationConfig(Section):
     """When a pool counts as saturated, so that flow control holds requests back and serves
-    higher tiers first: llm-d-router v0.10.0's utilization detector (saturationdetector/
-    utilization/config.go; these are its defaults). A replica's load is the larger of its
+    higher tiers first: llm-d-router's utilization detector (llm-d/llm-d-router@v0.10.0
+    saturationdetector/utilization/config.go; these are its defaults). A replica's load is the larger of its
     queue over `queueDepth` and its KV cache use over `kvCacheUtilization`; the pool's is the
     replicas' mean, and at 1 it is saturated."""
 
@@ -192,8 +192,8 @@ class SchedulerConfig(Section):
     # How long a request may wait in the picker's queue before it is refused with 429
     # (flow control's defaultRequestTTL; llm-d-router's default is 60s). The only bound on that
     # wait, the same for every tier: v0.10.0 has no per-band or per-request TTL
-    # (pkg/epp/flowcontrol/controller/config.go DefaultRequestTTL), and nothing at the gateway
-    # times a request while the picker holds it (docs/models.md "Scheduling and tier priority").
+    # (llm-d/llm-d-router@v0.10.0 pkg/epp/flowcontrol/controller/config.go DefaultRequestTTL), and nothing at
+    # the gateway times a request while the picker holds it (docs/models.md "Scheduling and tier priority").
     queue_timeout: Window = "60s"
     resources: ComputeResources = ComputeResources(
         requests={"cpu": "100m", "memory": "256Mi"}, limits={"cpu": "1", "memory": "1Gi"}
@@ -203,7 +203,7 @@ class SchedulerConfig(Section):
     @classmethod
     def _bounds_the_wait(cls, value: str) -> str:
         # 0 switches the TTL off: a request would wait until its client gives up
-        # (llm-d-router v0.10.0 apix/config/v1alpha1/endpointpickerconfig_types.go DefaultRequestTTL).
+        # (llm-d/llm-d-router@v0.10.0 apix/config/v1alpha1/endpointpickerconfig_types.go DefaultRequestTTL).
         if window_seconds(value) <= 0:
             raise ValueError(
                 f"'{value}' must be above 0: it is the only bound on how long a request waits in the "
@@ -242,7 +242,7 @@ class ModelConfig(Section):
     # unset: every tier. Others get 403 with an OpenAI-shaped error.
     tiers: tuple[DnsLabel, ...] | None = None
     # Another simulator of the catalog that answers this model too (it serves every served
-    # name given to it: llm-d-inference-sim v0.10.2 pkg/common/parser.go --served-model-name
+    # name given to it: llm-d/llm-d-inference-sim@v0.10.2 pkg/common/parser.go --served-model-name
     # takes several, pkg/llm-d-inference-sim/helpers.go isValidModel accepts each). The model
     # keeps its own name, host, route, tiers, limits and metering; it runs no pod of its own,
     # so a catalog of many names fits a small cluster. Unset: the model has its own server.
@@ -262,7 +262,7 @@ class ModelConfig(Section):
         if self.autoscaling is not None and self.replicas != 1:
             raise ValueError("set autoscaling.minReplicas and maxReplicas, or replicas, not both")
         # KEDA names the HPA keda-hpa-<name>-predictor and refuses one past 63 characters
-        # (keda v2.20.2 apis/keda/v1alpha1/scaledobject_webhook.go verifyName).
+        # (kedacore/keda@v2.20.2 apis/keda/v1alpha1/scaledobject_webhook.go verifyName).
         if self.autoscaling is not None and len(self.name) > _SCALED_NAME_MAX:
             raise ValueError(
                 f"a model that scales on its queue has a name of at most {_SCALED_NAME_MAX} "
@@ -623,7 +623,8 @@ class StackConfig(Section):
 
     def served_names(self, model: ModelConfig) -> tuple[str, ...]:
         """The names `model`'s server answers: its own first (the simulator reports it in
-        every answer: pkg/llm-d-inference-sim/context.go getDisplayedModelName), then those of
+        every answer: llm-d/llm-d-inference-sim@v0.10.2 pkg/llm-d-inference-sim/context.go
+        getDisplayedModelName), then those of
         the models it serves too, in catalog order."""
         return (model.served_name, *(m.served_name for m in self.models if m.served_by == model.name))
 
@@ -642,8 +643,9 @@ class StackConfig(Section):
             for index, entry in enumerate(self.models)
             if entry.autoscaling is not None
         ]
-        # The operator runs cert-manager in this namespace whatever its own is (openshift/
-        # cert-manager-operator pkg/operator/operatorclient/interfaces.go TargetNamespace).
+        # The operator runs cert-manager in this namespace whatever its own is
+        # (openshift/cert-manager-operator@cert-manager-1.18
+        # pkg/operator/operatorclient/interfaces.go TargetNamespace).
         if self.namespaces.cert_manager != OPENSHIFT_CERT_MANAGER_NAMESPACE:
             problems.append(
                 f"{NAMESPACE}:namespaces.certManager: the cert-manager Operator for Red Hat OpenShift "

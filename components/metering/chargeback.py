@@ -14,18 +14,10 @@ A, H, L the counters and Lt the token-limit 429s:
 
     admitted requests = (A - Lt) / 2        tokens = H - (A + Lt) / 2
 
-The combinations are not counters. With two Limitador replicas, a request's check and its
-report go to either pod, and Prometheus scrapes the pods at different moments, so the
-combination of sums can dip; a restarted pod's counters start again from 0, so the sum across
-pods drops. `increase()` reads every dip as a counter reset and adds the whole count again.
-Hence the rules take each scraped series (one pod's counter for one user, tier and route) on
-its own, as the counter it is, and record what it grew since the previous evaluation; only
-those increases are summed and combined. The recorded series are per evaluation interval
-(`INTERVAL`, set on the group), and cost is each interval's usage at that interval's price,
-so a new price never reprices the past. The export and the dashboard sum them over a window
-(`sum_over_time`). The model is the catalog name the TelemetryPolicy labels each counter
-with (components/access/tiers.py telemetry_labels): every model's counters share one route's
-namespace.
+The combinations are not counters across pods, so each scraped series' growth per evaluation
+interval (`INTERVAL`) is recorded first and only those increases are summed, combined and
+priced: docs/metering.md, "From counters to requests, tokens and cost". The model label is the
+catalog name (components/access/tiers.py telemetry_labels).
 """
 
 from __future__ import annotations
@@ -58,7 +50,7 @@ USAGE_LABELS = ("user", "tier", "model")
 # A tier is throttled hard when more than this share of its requests gets 429 for 10 minutes.
 THROTTLE_ALERT_RATIO = 0.5
 # The model servers' own token counters, per model: vLLM's, which llm-d-inference-sim exports
-# alike (v0.10.2 pkg/llm-d-inference-sim/metrics.go PromptTokensTotalMetricName,
+# alike (llm-d/llm-d-inference-sim@v0.10.2 pkg/llm-d-inference-sim/metrics.go PromptTokensTotalMetricName,
 # GenerationTokensTotalMetricName, added when a request's processing ends, whether or not
 # the client still reads it).
 SERVED_TOKEN_COUNTERS = ("vllm:prompt_tokens_total", "vllm:generation_tokens_total")
@@ -73,7 +65,7 @@ UNCHARGED_ALERT_SHARE = 0.05
 SCHEDULED = "maas:scheduled_requests:rate5m"
 SCHEDULER_QUEUE = "maas:scheduler_queue:size"
 # Outcomes that refuse a request because the pool is saturated: its band's queue was full,
-# or it waited past the queue timeout (llm-d-router v0.10.0 pkg/epp/flowcontrol/types/
+# or it waited past the queue timeout (llm-d/llm-d-router@v0.10.0 pkg/epp/flowcontrol/types/
 # outcomes.go). Not RejectedNoEndpoints (no replica: MaasModelDown) nor
 # EvictedContextCancelled (the client gave up).
 SHED_OUTCOMES = ("RejectedCapacity", "EvictedTTL")
@@ -85,19 +77,8 @@ def _by(labels: Sequence[str]) -> str:
 
 def _increase(metric: str, interval: str) -> str:
     """Per scraped series of a model's callers (`user` and `model`, from the TelemetryPolicy),
-    what the counter grew since the previous evaluation.
-
-    Against the series' last sample before the previous evaluation, so consecutive
-    evaluations add up to exactly what the counter grew, with no extrapolation. A series
-    that is lower than before restarted from 0 (its pod's process restarted); one with no
-    earlier sample is new and counts from 0, as Limitador creates a series at its first
-    increment (limitador v2.4.0 limitador-server/src/prometheus_metrics.rs: `counter!(…)
-    .increment(…)` per label set). A series gone stale (its pod gone) yields nothing: an
-    instant selector returns no value after a staleness marker, range selectors skip the
-    markers (prometheus docs/querying/basics.md "Staleness", functions.md `last_over_time`),
-    and `or` adds the right side's series with no match on the left (operators.md). Run in
-    promtool by tests/metering/test_bill.py.
-    """
+    what the counter grew since the previous evaluation, restarts and new series counted from
+    0 (docs/architecture.md, "Usage counted across restarts")."""
     now = f'{metric}{{user!="", model!=""}}'
     before = f"last_over_time({now}[{BRIDGED_GAP}] offset {interval})"
     grown = f"(({now} - {before}) >= 0 or {now})"

@@ -20,36 +20,41 @@ class Workload:
     paths: tuple[str, ...] = field(default=("/metrics",))
 
 
-# limitador-operator pkg/limitador/k8s_objects.go (Labels(), DefaultServiceHTTPPort; the same
-# at v0.18.0-dev01 and main 7472d1c, the 0.18.3 tag not being readable): `http` serves the
+# Kuadrant/limitador-operator@7472d1c pkg/limitador/k8s_objects.go (Labels(),
+# DefaultServiceHTTPPort; main at 7472d1c, the same at v0.18.0-dev01, the 0.18.3 tag not
+# being readable): `http` serves the
 # metrics and the HTTP API, `grpc` the rate-limit service the gateway calls. The CR is
-# "limitador" (kuadrant-operator v1.5.2 internal/kuadrant/kuadrant.go).
+# "limitador" (Kuadrant/kuadrant-operator@v1.5.2 internal/kuadrant/kuadrant.go).
 LIMITADOR_PODS = Workload(
     labels={"app": "limitador", "limitador-resource": "limitador"},
     ports={"http": 8080, "grpc": 8081},
-    source="limitador-operator pkg/limitador/k8s_objects.go",
+    source="Kuadrant/limitador-operator@7472d1c pkg/limitador/k8s_objects.go",
 )
-# Its Service (headless; limitador-operator pkg/limitador/k8s_objects.go Service()).
+# Its Service (headless; Kuadrant/limitador-operator@7472d1c pkg/limitador/k8s_objects.go
+# Service()).
 LIMITADOR_SERVICE = "limitador-limitador"
-# The Authorino kuadrant-operator v1.5.2 creates ("authorino": internal/controller/
-# authorino_reconciler.go), as authorino-operator v0.25.2 deploys it (pkg/resources/k8s_util.go
-# defaultAuthorinoLabels). It declares no container ports; Authorino v0.26.2 listens on these
-# (main.go flag defaults): the gateway calls `grpc` (kuadrant-operator v1.5.2
+# The Authorino that Kuadrant creates ("authorino": Kuadrant/kuadrant-operator@v1.5.2
+# internal/controller/authorino_reconciler.go), as Kuadrant/authorino-operator@v0.25.2
+# pkg/resources/k8s_util.go defaultAuthorinoLabels deploys it. It declares no container
+# ports; Authorino listens on these (Kuadrant/authorino@v0.26.2 main.go flag defaults): the
+# gateway calls `grpc` (Kuadrant/kuadrant-operator@v1.5.2
 # internal/controller/auth_workflow_helpers.go: authorino-authorino-authorization:50051).
 AUTHORINO_SERVICE = "authorino-authorino-authorization"
 AUTHORINO_PODS = Workload(
     labels={"authorino-resource": "authorino", "control-plane": "controller-manager"},
     ports={"grpc": 50051, "http": 5001, "oidc": 8083, "metrics": 8080, "health": 8081},
-    source="authorino-operator v0.25.2 pkg/resources/k8s_util.go; authorino v0.26.2 main.go",
+    source=(
+        "Kuadrant/authorino-operator@v0.25.2 pkg/resources/k8s_util.go; Kuadrant/authorino@v0.26.2 main.go"
+    ),
 )
-# kuadrant-operator v1.5.2 charts/kuadrant-operator/templates/manifests.yaml: the gateway's
-# Envoy fetches Kuadrant's wasm module from `wasm` (internal/controller/
-# istio_extension_reconciler.go, remote http_uri kuadrant-operator-wasm:8082) and calls
+# Kuadrant/kuadrant-operator@v1.5.2 charts/kuadrant-operator/templates/manifests.yaml: the gateway's
+# Envoy fetches Kuadrant's wasm module from `wasm`
+# (internal/controller/istio_extension_reconciler.go, remote http_uri kuadrant-operator-wasm:8082) and calls
 # `grpc` for extensions' descriptors (internal/kuadrant/kuadrant.go).
 KUADRANT_OPERATOR_PODS = Workload(
     labels={"app": "kuadrant", "control-plane": "controller-manager"},
     ports={"metrics": 8080, "grpc": 50051, "wasm": 8082},
-    source="kuadrant-operator v1.5.2 charts/kuadrant-operator/templates/manifests.yaml",
+    source="Kuadrant/kuadrant-operator@v1.5.2 charts/kuadrant-operator/templates/manifests.yaml",
 )
 # The chart's other operators (its subcharts authorino-operator 0.25.2, limitador-operator
 # 0.18.3, dns-operator 0.17.1): each serves only metrics, which this program does not scrape,
@@ -71,16 +76,17 @@ KUADRANT_OTHER_OPERATORS = (
         source="dns-operator 0.17.1 chart templates/manifests.yaml",
     ),
 )
-# istio 1.30.3 manifests/charts/istio-control/istio-discovery templates/deployment.yaml and
+# istio/istio@1.30.3 manifests/charts/istio-control/istio-discovery/templates/deployment.yaml and
 # service.yaml: gateways fetch config and certificates from `tls-xds` (templates/configmap.yaml
 # discoveryAddress, files/kube-gateway.yaml CA_ADDR: istiod.<ns>.svc:15012); the API server
 # calls the webhooks through the Service's 443 -> `https-webhooks`.
 ISTIOD_PODS = Workload(
     labels={"app": "istiod", "istio": "pilot"},
     ports={"grpc-xds": 15010, "tls-xds": 15012, "http-monitoring": 15014, "https-webhooks": 15017},
-    source="istio 1.30.3 manifests/charts/istio-control/istio-discovery/templates/deployment.yaml",
+    source="istio/istio@1.30.3 manifests/charts/istio-control/istio-discovery/templates/deployment.yaml",
 )
-# authorino-operator pkg/resources/k8s_services.go; /server-metrics: authorino main.go
+# Kuadrant/authorino-operator@v0.25.2 pkg/resources/k8s_services.go; /server-metrics:
+# Kuadrant/authorino@v0.26.2 main.go
 AUTHORINO_METRICS_SERVICE = Workload(
     labels={
         "control-plane": "controller-manager",
@@ -88,23 +94,25 @@ AUTHORINO_METRICS_SERVICE = Workload(
         "app.kubernetes.io/part-of": "authorino",
     },
     ports={"http": 8080},
-    source="authorino-operator pkg/resources/k8s_services.go",
+    source="Kuadrant/authorino-operator@v0.25.2 pkg/resources/k8s_services.go",
     paths=("/metrics", "/server-metrics"),
 )
-# kuadrant-operator charts/kuadrant-operator/templates/manifests.yaml (kuadrant-operator-metrics)
+# Kuadrant/kuadrant-operator@v1.5.2 charts/kuadrant-operator/templates/manifests.yaml
+# (kuadrant-operator-metrics)
 KUADRANT_OPERATOR_METRICS_SERVICE = Workload(
     labels={"app": "kuadrant", "control-plane": "controller-manager"},
     ports={"metrics": 8080},
-    source="kuadrant-operator charts/kuadrant-operator/templates/manifests.yaml",
+    source="Kuadrant/kuadrant-operator@v1.5.2 charts/kuadrant-operator/templates/manifests.yaml",
 )
 
 
-# istio 1.30.3 manifests/charts/istio-control/istio-discovery/files/kube-gateway.yaml: a
+# istio/istio@1.30.3 manifests/charts/istio-control/istio-discovery/files/kube-gateway.yaml: a
 # Gateway's pods. Each listener's port is served on the pod itself (the Service sets no
-# targetPort: pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go extractServicePorts;
+# targetPort: istio/istio@1.30.3 pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go
+# extractServicePorts;
 # ports below 1024 through the sysctl net.ipv4.ip_unprivileged_port_start=0, values.yaml).
-# cert-manager v1.21.1 deploy/charts/cert-manager/templates/webhook-deployment.yaml (release
-# "cert-manager"): the API server calls the webhook Service's 443 -> `https`
+# cert-manager/cert-manager@v1.21.1 deploy/charts/cert-manager/templates/webhook-deployment.yaml
+# (release "cert-manager"): the API server calls the webhook Service's 443 -> `https`
 # (webhook-service.yaml; values.yaml webhook.securePort 10250).
 CERT_MANAGER_WEBHOOK_PODS = Workload(
     labels={
@@ -113,51 +121,53 @@ CERT_MANAGER_WEBHOOK_PODS = Workload(
         "app.kubernetes.io/component": "webhook",
     },
     ports={"https": 10250},
-    source="cert-manager v1.21.1 deploy/charts/cert-manager/templates/webhook-deployment.yaml",
+    source="cert-manager/cert-manager@v1.21.1 deploy/charts/cert-manager/templates/webhook-deployment.yaml",
 )
-# The pods cert-manager v1.21.1 runs to answer an ACME HTTP-01 challenge, in the
-# Certificate's namespace (pkg/apis/acme/v1/types.go SolverIdentificationLabelKey;
+# The pods cert-manager runs to answer an ACME HTTP-01 challenge, in the Certificate's
+# namespace (cert-manager/cert-manager@v1.21.1 pkg/apis/acme/v1/types.go SolverIdentificationLabelKey;
 # pkg/issuer/acme/http/http.go acmeSolverListenPort, pod.go). With a Gateway API solver the
 # gateway routes the CA's (and cert-manager's self-check's) request to them.
 ACME_SOLVER_PODS = Workload(
     labels={"acme.cert-manager.io/http01-solver": "true"},
     ports={"http": 8089},
-    source="cert-manager v1.21.1 pkg/issuer/acme/http/pod.go",
+    source="cert-manager/cert-manager@v1.21.1 pkg/issuer/acme/http/pod.go",
 )
-# kserve v0.20.0 charts/kserve-resources files/kserve/resources.yaml: the only Deployment of the
-# chart; every webhook goes to kserve-webhook-server-service 443 -> `webhook-server`, with
+# kserve/kserve@v0.20.0 charts/kserve-resources/files/kserve/resources.yaml: the only
+# Deployment of the chart; every webhook goes to kserve-webhook-server-service 443 -> `webhook-server`, with
 # failurePolicy Fail (no InferenceService or model pod is admitted while it is unreachable).
 KSERVE_CONTROLLER_PODS = Workload(
     labels={"control-plane": "kserve-controller-manager"},
     ports={"webhook-server": 9443},
-    source="kserve v0.20.0 charts/kserve-resources/files/kserve/resources.yaml",
+    source="kserve/kserve@v0.20.0 charts/kserve-resources/files/kserve/resources.yaml",
 )
 # kube-prometheus-stack 88.3.0 with fullnameOverride "maas", release "monitoring". Prometheus
-# and Alertmanager pods as prometheus-operator v0.93.0 labels them (pkg/prometheus/server/
-# operator.go makeSelectorLabels, pkg/alertmanager/operator.go); Prometheus sends alerts to
-# Alertmanager's `http-web` (templates/prometheus/prometheus.yaml alerting), and Grafana's
-# datasources query both (templates/grafana/configmaps-datasources.yaml).
+# and Alertmanager pods as the operator labels them (prometheus-operator/prometheus-operator@v0.93.0
+# pkg/prometheus/server/operator.go makeSelectorLabels, pkg/alertmanager/operator.go);
+# Prometheus sends alerts to Alertmanager's `http-web`, and Grafana's datasources query both
+# (prometheus-community/helm-charts@kube-prometheus-stack-88.3.0
+# charts/kube-prometheus-stack/templates/prometheus/prometheus.yaml alerting,
+# charts/kube-prometheus-stack/templates/grafana/configmaps-datasources.yaml).
 PROMETHEUS_PODS = Workload(
     labels={"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": "maas-prometheus"},
     ports={"http-web": 9090, "reloader-web": 8080},
-    source="prometheus-operator v0.93.0 pkg/prometheus/server/operator.go",
+    source="prometheus-operator/prometheus-operator@v0.93.0 pkg/prometheus/server/operator.go",
 )
 ALERTMANAGER_PODS = Workload(
     labels={"app.kubernetes.io/name": "alertmanager", "alertmanager": "maas-alertmanager"},
     ports={"http-web": 9093, "reloader-web": 8080},
-    source="prometheus-operator v0.93.0 pkg/alertmanager/operator.go, statefulset.go",
+    source="prometheus-operator/prometheus-operator@v0.93.0 pkg/alertmanager/operator.go, statefulset.go",
 )
-# grafana chart 12.10.4 (grafana-community/helm-charts) templates/_pod.tpl, as kube-prometheus-stack
-# 88.3.0 pins it.
+# The grafana chart as kube-prometheus-stack 88.3.0 pins it, 12.10.4
+# (grafana-community/helm-charts@grafana-12.10.4 charts/grafana/templates/_pod.tpl).
 GRAFANA_PODS = Workload(
     labels={"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": "monitoring"},
     ports={"grafana": 3000},
-    source="grafana-community/helm-charts grafana-12.10.4 charts/grafana/templates/_pod.tpl",
+    source="grafana-community/helm-charts@grafana-12.10.4 charts/grafana/templates/_pod.tpl",
 )
 # The Prometheus operator's admission webhooks, in their own Deployment (the chart's
 # prometheusOperator.admissionWebhooks.deployment, which monitoring.py enables): the
 # operator's own port 10250 also serves /debug/pprof to anyone who reaches it
-# (prometheus-operator v0.93.0 cmd/operator/main.go), the webhook binary only the webhooks
+# (prometheus-operator/prometheus-operator@v0.93.0 cmd/operator/main.go), the webhook binary only the webhooks
 # (cmd/admission-webhook/main.go). kube-prometheus-stack 88.3.0
 # templates/prometheus-operator/admission-webhooks/deployment/deployment.yaml.
 PROMETHEUS_WEBHOOK_PODS = Workload(
@@ -190,7 +200,7 @@ KEYCLOAK_DATABASE_CLIENTS = {
 # HPA's questions to the operator's gRPC (`metricsservice`); the API server calls the
 # metrics API server (APIService v1beta1.external.metrics.k8s.io, Service 443 -> 6443) and
 # the admission webhooks (Service 443 -> 9443); the operator queries each trigger's
-# Prometheus (keda v2.20.2 pkg/scalers/prometheus_scaler.go).
+# Prometheus (kedacore/keda@v2.20.2 pkg/scalers/prometheus_scaler.go).
 KEDA_OPERATOR_PODS = Workload(
     labels={"app": "keda-operator"},
     ports={"metricsservice": 9666},
@@ -217,10 +227,11 @@ GATEWAY_STATUS_PORT = {"status-port": 15021}
 ENVOY_METRICS_PORT = {"http-envoy-prom": 15090}
 ENVOY_METRICS_PATH = "/stats/prometheus"
 
-# Model-server metrics the dashboard reads; both the simulator (llm-d-inference-sim
-# docs/metrics.md) and vLLM (vllm/v1/metrics/loggers.py) export them.
-# Requests waiting for a slot: what scaled models follow (llm-d-inference-sim v0.10.2
-# pkg/llm-d-inference-sim/metrics.go ReqWaitingMetricName).
+# Model-server metrics the dashboard reads; both the simulator
+# (llm-d/llm-d-inference-sim@v0.10.2 docs/metrics.md) and vLLM
+# (vllm-project/vllm@v0.31.0 vllm/v1/metrics/loggers.py) export them.
+# Requests waiting for a slot: what scaled models follow
+# (llm-d/llm-d-inference-sim@v0.10.2 pkg/llm-d-inference-sim/metrics.go ReqWaitingMetricName).
 QUEUE_METRIC = "vllm:num_requests_waiting"
 MODEL_SERVER_METRICS = (
     "vllm:e2e_request_latency_seconds_bucket",
@@ -231,22 +242,25 @@ MODEL_SERVER_METRICS = (
 )
 
 # The OpenAI API's paths (platform.openai.com/docs/api-reference), as vLLM and the simulator
-# serve them (llm-d-inference-sim v0.10.2 pkg/communication/http.go): the three that answer
+# serve them (llm-d/llm-d-inference-sim@v0.10.2 pkg/communication/http.go): the three that answer
 # with `usage.total_tokens` (what the token limits read; embeddings: pkg/api/embeddings.go
 # EmbeddingResponseUsage), and the model list, which produces no tokens.
 OPENAI_USAGE_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 OPENAI_MODELS_PATH = "/v1/models"
 
-# llm-d-router v0.10.0's endpoint picker (EPP). Its ports (pkg/epp/server/options.go
-# DefaultGrpcPort; the chart's container ports, config/charts/routerlib/templates/
-# _deployment.yaml): the gateway calls `grpc` (ext_proc, TLS with a self-signed certificate
-# unless --cert-path: pkg/epp/server/runserver.go), the kubelet probes `grpc-health`, and
+# llm-d-router's endpoint picker (EPP). Its ports (llm-d/llm-d-router@v0.10.0
+# pkg/epp/server/options.go DefaultGrpcPort; the chart's container ports,
+# config/charts/routerlib/templates/_deployment.yaml): the gateway calls `grpc` (ext_proc,
+# TLS with a self-signed certificate unless --cert-path: pkg/epp/server/runserver.go), the
+# kubelet probes `grpc-health`, and
 # `metrics` serves Prometheus (and pprof unless --enable-pprof=false).
 ENDPOINT_PICKER_PORTS = {"grpc": 9002, "grpc-health": 9003, "metrics": 9090}
-# The gRPC health service the chart probes a single replica with (config/charts/routerlib/
-# templates/_deployment.yaml; cmd/epp/runner/health.go answers it once the pool has synced).
+# The gRPC health service the chart probes a single replica with (llm-d/llm-d-router@v0.10.0
+# config/charts/routerlib/templates/_deployment.yaml; cmd/epp/runner/health.go answers it
+# once the pool has synced).
 ENDPOINT_PICKER_HEALTH_SERVICE = "inference-extension"
-# Every header name the picker defines (pkg/epp/metadata/consts.go): the InferenceObjective
+# Every header name the picker defines (llm-d/llm-d-router@v0.10.0
+# pkg/epp/metadata/consts.go): the InferenceObjective
 # whose priority a request gets (by the objective's name; none or unknown: priority 0,
 # pkg/epp/requestcontrol/director.go), the flow it shares its priority band fairly with, a
 # model rewrite, latency objectives, video hints (each with its deprecated alias where it
@@ -273,7 +287,8 @@ ENDPOINT_PICKER_HEADERS = (
     "x-gateway-destination-endpoint-served",
 )
 # Flow control's outcome per request, by priority band and pool
-# (pkg/epp/metrics/llm_d_router_metrics.go; outcomes: pkg/epp/flowcontrol/types QueueOutcome).
+# (llm-d/llm-d-router@v0.10.0 pkg/epp/metrics/llm_d_router_metrics.go; outcomes:
+# pkg/epp/flowcontrol/types QueueOutcome).
 FLOW_CONTROL_REQUESTS = "llm_d_epp_flow_control_requests_total"
 FLOW_CONTROL_DISPATCHED = "Dispatched"
 FLOW_CONTROL_QUEUE_SIZE = "llm_d_epp_flow_control_queue_size"

@@ -32,14 +32,15 @@ KIND_NODE_IMAGE = (
 KUBECTL_VERSION = "v1.36.4"
 PULUMI_VERSION = "3.272.0"
 # kind's release assets: kind-<os>-<arch> and kind-<os>-<arch>.sha256sum ("<hash>  <asset>";
-# kubernetes-sigs/kind hack/release/build/cross.sh, RELEASE.md).
+# kubernetes-sigs/kind@v0.33.0 hack/release/build/cross.sh, RELEASE.md).
 KIND_DOWNLOAD = "https://github.com/kubernetes-sigs/kind/releases/download"
 # kubernetes/website install-kubectl-{linux,macos}.md: <dl>/<version>/bin/<os>/<arch>/kubectl
 # and kubectl.sha256, which holds the hash alone.
 KUBECTL_DOWNLOAD = "https://dl.k8s.io/release"
-# pulumi/get.pulumi.com dist/install.sh: pulumi-v<version>-<linux|darwin>-<x64|arm64>.tar.gz
-# from the GitHub release (files wrapped in pulumi/, .goreleaser.yml); the release's
-# pulumi-<version>-checksums.txt lists "<sha256>  <tarball>" (.github/workflows/sign.yml).
+# pulumi/get.pulumi.com@main dist/install.sh: pulumi-v<version>-<linux|darwin>-<x64|arm64>.tar.gz
+# from the GitHub release (files wrapped in pulumi/, pulumi/pulumi@v3.272.0 .goreleaser.yml);
+# the release's pulumi-<version>-checksums.txt lists "<sha256>  <tarball>"
+# (pulumi/pulumi@v3.272.0 .github/workflows/sign.yml).
 PULUMI_DOWNLOAD = "https://github.com/pulumi/pulumi/releases/download"
 
 
@@ -63,9 +64,9 @@ class OlmPackage:
 
     package: str
     channel: str
-    # The CSV a first install resolves to (operator-lifecycle-manager v0.46.0
-    # pkg/controller/registry/resolver/resolver.go: startingCSV filters only while nothing
-    # is installed; updates then follow the channel, each approved when approval is Manual).
+    # The CSV a first install resolves to (operator-framework/operator-lifecycle-manager@v0.46.0
+    # pkg/controller/registry/resolver/resolver.go: startingCSV filters only while nothing is
+    # installed; updates then follow the channel, each approved when approval is Manual).
     starting_csv: str
     # The CatalogSource in openshift-marketplace that serves it.
     source: str
@@ -80,12 +81,13 @@ class OlmPackage:
 
 
 # OpenShift Service Mesh 3.4, Red Hat's build of Sail: the Istio resource's default and newest
-# version is v1.30.3, ISTIO_VERSION (openshift-service-mesh/sail-operator v3.4.1
-# pkg/istioversion/versions.ossm.yaml, bundle/manifests/servicemeshoperator3.clusterserviceversion.yaml:
-# AllNamespaces only; channels stable and stable-3.N, Makefile.vendor.mk).
+# version is v1.30.3, ISTIO_VERSION (openshift-service-mesh/sail-operator@v3.4.1
+# pkg/istioversion/versions.ossm.yaml,
+# bundle/manifests/servicemeshoperator3.clusterserviceversion.yaml: AllNamespaces only;
+# channels stable and stable-3.N, Makefile.vendor.mk).
 # In openshift-operators, where OpenShift's own Service Mesh subscription goes: an ingress
 # operator that installs Gateway API support through OLM finds ours there and leaves it
-# (cluster-ingress-operator release-4.22 gatewayclass/subscription.go
+# (openshift/cluster-ingress-operator@release-4.22 gatewayclass/subscription.go
 # findConflictingSubscription; earlier releases would rewrite it, but ship Gateway API CRDs
 # too old for us: commands/preflight.py); a second Service Mesh operator elsewhere would own
 # the same CRDs, which OLM refuses.
@@ -96,25 +98,28 @@ OLM_SERVICE_MESH = OlmPackage(
     "redhat-operators",
     namespace="openshift-operators",
 )
-# cert-manager Operator for Red Hat OpenShift (redhat-cop/gitops-catalog
-# openshift-cert-manager-operator/operator: package and catalog; openshift/cert-manager-operator
-# branch cert-manager-1.18 bundle/manifests: CSV and channels stable-v1, stable-v1.18). It runs
-# cert-manager in namespace cert-manager whatever its own (pkg/operator/operatorclient
-# interfaces.go TargetNamespace), with the chart's webhook labels.
+# cert-manager Operator for Red Hat OpenShift (redhat-cop/gitops-catalog@main
+# openshift-cert-manager-operator/operator: package and catalog;
+# openshift/cert-manager-operator@cert-manager-1.18 bundle/manifests: CSV and channels
+# stable-v1, stable-v1.18). It runs cert-manager in namespace cert-manager whatever its own
+# (pkg/operator/operatorclient/interfaces.go TargetNamespace), with the chart's webhook labels.
 OLM_CERT_MANAGER = OlmPackage(
     "openshift-cert-manager-operator",
     "stable-v1.18",
     "cert-manager-operator.v1.18.1",
     "redhat-operators",
     # Its CSV supports Own, Single and AllNamespaces; none of its code reads its own namespace
-    # (pkg/operator/operatorclient/interfaces.go OperatorNamespace is unused).
+    # (openshift/cert-manager-operator@cert-manager-1.18 pkg/operator/operatorclient/interfaces.go
+    # OperatorNamespace is unused).
     install_mode="OwnNamespace",
     # KServe's chart creates an Issuer and a Certificate, which cert-manager's webhook
     # (failurePolicy Fail) must answer: wait for it. The operator makes CertManager "cluster"
-    # with this spec when absent (pkg/controller/deployment/default_cert_manager_controller.go)
-    # and reports each Deployment as <controller>Available (openshift/library-go a7eec173a623
+    # with this spec when absent (openshift/cert-manager-operator@cert-manager-1.18
+    # pkg/controller/deployment/default_cert_manager_controller.go) and reports each Deployment
+    # as <controller>Available (openshift/library-go@a7eec173a623
     # pkg/operator/deploymentcontroller/deployment_controller.go; controller
-    # "cert-manager-webhook-deployment", cert_manager_webhook_deployment.go).
+    # "cert-manager-webhook-deployment", openshift/cert-manager-operator@cert-manager-1.18
+    # cert_manager_webhook_deployment.go).
     operand=Operand(
         "operator.openshift.io/v1alpha1",
         "CertManager",
@@ -129,7 +134,7 @@ OLM_CERT_MANAGER = OlmPackage(
 # Kuadrant at OpenShift's own gateway controller, whose Gateways (openshift-default) a shared
 # cluster may carry Kuadrant policies on; ours is Istio's. The Subscription's value replaces
 # the CSV's, so it names both: Kuadrant splits it at commas and adds Istio's when the value is
-# not Istio's alone (kuadrant-operator v1.5.2 internal/controller/
+# not Istio's alone (Kuadrant/kuadrant-operator@v1.5.2 internal/controller/
 # data_plane_policies_workflow.go getGatewayControllerNames).
 OPENSHIFT_GATEWAY_CONTROLLER = "openshift.io/gateway-controller/v1"
 ISTIO_GATEWAY_CONTROLLER = "istio.io/gateway-controller"
@@ -162,7 +167,7 @@ KSERVE_CRDS = HelmChart("kserve-crd", KSERVE_VERSION, "oci://ghcr.io/kserve/char
 # The controller, its webhooks and `inferenceservice-config` (there is no chart named "kserve").
 KSERVE_RESOURCES = HelmChart("kserve-resources", KSERVE_VERSION, "oci://ghcr.io/kserve/charts")
 
-# KEDA, for models that scale on their queue (kedacore/charts keda/Chart.yaml v2.20.2:
+# KEDA, for models that scale on their queue (kedacore/charts@v2.20.2 keda/Chart.yaml:
 # appVersion 2.20.2, the ScaledObject schema's release). KServe v0.20.0 builds against KEDA
 # 2.18.0 (its go.mod); the keda.sh/v1alpha1 ScaledObject it writes is the same in both.
 KEDA = HelmChart("keda", "2.20.2", "https://kedacore.github.io/charts")
@@ -171,8 +176,8 @@ KEDA = HelmChart("keda", "2.20.2", "https://kedacore.github.io/charts")
 # Inference Extension's release (the schemas' v1.6.0; Istio 1.30 reads only v1); the
 # endpoint picker and its InferenceObjective CRDs from llm-d-router v0.10.0, their home since
 # v0.9.0 (GIE v1.6.0 ships no EPP and no objectives). The CRDs from the tags' own files, as
-# the releases ship no bundle of exactly these (llm-d-router's artifacts/manifests.yaml is
-# made by `make artifacts`, Makefile).
+# the releases ship no bundle of exactly these (llm-d/llm-d-router@v0.10.0
+# artifacts/manifests.yaml is made by `make artifacts`, Makefile).
 INFERENCE_EXTENSION_VERSION = "v1.6.0"
 LLM_D_ROUTER_VERSION = "v0.10.0"
 INFERENCE_CRDS_URLS = (
@@ -184,8 +189,8 @@ INFERENCE_CRDS_URLS = (
         for plural in ("inferenceobjectives", "inferencemodelrewrites")
     ),
 )
-# The release's image (llm-d-router v0.10.0 Makefile EPP_IMAGE_NAME; hack/push-chart.sh sets
-# the chart's tag to the release's).
+# The release's image (llm-d/llm-d-router@v0.10.0 Makefile EPP_IMAGE_NAME; hack/push-chart.sh
+# sets the chart's tag to the release's).
 ENDPOINT_PICKER_IMAGE = f"ghcr.io/llm-d/llm-d-router-endpoint-picker:{LLM_D_ROUTER_VERSION}"
 
 KUADRANT_OPERATOR = HelmChart("kuadrant-operator", "1.5.2", "https://kuadrant.io/helm-charts")
@@ -218,13 +223,14 @@ KEYCLOAK_OPERATOR_URL = f"{_KEYCLOAK_RESOURCES}/kubernetes.yml"
 KEYCLOAK_IMAGE = f"quay.io/keycloak/keycloak:{KEYCLOAK_VERSION}"
 # Keycloak's database (Keycloak supports PostgreSQL 14-18): 17.11, a maintained 17.x (17.6 is
 # no longer built), by the digest of its image index as docker-library/repo-info records it
-# (repos/postgres/remote/17.11.md at 8c2b57bce198; user 999, PGDATA /var/lib/postgresql/data).
+# (docker-library/repo-info@8c2b57bce198 repos/postgres/remote/17.11.md; user 999, PGDATA
+# /var/lib/postgresql/data).
 POSTGRES_IMAGE = "postgres:17.11@sha256:f86c774c7a51d0f05133f2ab70e4c384b589170458ab1df1ba83426d7cc30da7"
 
 # Limitador's shared counters when the program deploys their Redis: the official image's
 # newest release (docker-library/official-images library/redis: "8.10.2-alpine", from
 # redis/docker-library-redis v8.10.2), by the digest of its image index in
-# docker-library/repo-info repos/redis/remote/8.10.2-alpine.md at 0bdd94409df0 (user 999).
+# docker-library/repo-info@0bdd94409df0 repos/redis/remote/8.10.2-alpine.md (user 999).
 REDIS_IMAGE = "redis:8.10.2-alpine@sha256:72cedd9603038893af961e90ac5e1a1a0d8377d5e338dbdad8fe284ea25de18f"
 
 # Model servers. The simulator's tag is its newest release (v0.10.2, 2026-07); vLLM's is
@@ -233,13 +239,14 @@ SIMULATOR_IMAGE = "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2"
 VLLM_IMAGE = "vllm/vllm-openai:v0.31.0"
 # The CPU build of the same release for `cpuServing` models: the CUDA image cannot start
 # without a GPU, and KServe swaps to "-cpu" only for runtimes of server type vllmserver
-# (kserve v0.20.0 pkg/controller/v1beta1/inferenceservice/utils/utils.go, UpdateImageTag),
-# which ours is not. Name per vLLM docs/getting_started/installation/cpu.*.inc.md.
+# (kserve/kserve@v0.20.0 pkg/controller/v1beta1/inferenceservice/utils/utils.go, UpdateImageTag),
+# which ours is not. Name per vllm-project/vllm@v0.31.0 docs/getting_started/installation/cpu.*.inc.md.
 VLLM_CPU_IMAGE = "vllm/vllm-openai-cpu:v0.31.0"
 
 # The shared host's model list (components/serving/catalog.py): NGINX's unprivileged image,
-# stable 1.30.4 (nginx/docker-nginx-unprivileged, commit 8b44229 "stable to 1.30.4"; the
-# tag per .github/workflows/alpine-stable.yml: <major>.<minor>.<patch>-alpine-slim).
+# stable 1.30.4 (nginx/docker-nginx-unprivileged@8b44229 "stable to 1.30.4"; the tag per
+# nginx/docker-nginx-unprivileged@8b44229 .github/workflows/alpine-stable.yml:
+# <major>.<minor>.<patch>-alpine-slim).
 MODEL_LIST_IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.30.4-alpine-slim"
 
 # Only the end-to-end tests run it: a throwaway pod that probes the network from outside.

@@ -23,13 +23,13 @@ DEFAULT_DENY = "default-deny-ingress"
 # and templates, pod-security-admission v0.36.2's checks), else "baseline" enforced with
 # "restricted" still warned and audited, so each pod short of it is reported.
 POD_SECURITY_LEVELS = {
-    # cert-manager v1.21.1 values.yaml: controller, webhook, cainjector, startupapicheck set
+    # cert-manager/cert-manager@v1.21.1 values.yaml: controller, webhook, cainjector, startupapicheck set
     # runAsNonRoot, RuntimeDefault seccomp, no privilege escalation, every capability dropped.
     "cert-manager": "restricted",
     # kserve v0.20.0 kserve-resources deployment-patch.yaml and values.yaml: the same.
     "kserve": "restricted",
-    # istiod, once given its seccomp profile (components/platform/istio.py): istio 1.30.3
-    # istio-discovery templates/deployment.yaml sets the rest.
+    # istiod, once given its seccomp profile (components/platform/istio.py): istio/istio@1.30.3
+    # manifests/charts/istio-control/istio-discovery/templates/deployment.yaml sets the rest.
     "istio": "restricted",
     # kube-prometheus-stack 88.3.0 values.yaml: operator, webhook, its Jobs, Prometheus and
     # Alertmanager (with prometheus-operator v0.93.0's containers); Grafana 12.10.4 sets
@@ -41,8 +41,9 @@ POD_SECURITY_LEVELS = {
     # vLLM's image runs as root (its pods meet baseline); the simulator and the model list
     # meet restricted, which the end-to-end suite checks.
     "models": "baseline",
-    # Authorino's and Limitador's pods get no security context (authorino-operator v0.25.2
-    # pkg/resources/k8s_deployment.go, limitador-operator pkg/limitador/k8s_objects.go) and
+    # Authorino's and Limitador's pods get no security context (Kuadrant/authorino-operator@v0.25.2
+    # pkg/resources/k8s_deployment.go, Kuadrant/limitador-operator@7472d1c
+    # pkg/limitador/k8s_objects.go) and
     # their CRs have no field for one; kuadrant-operator 1.5.2's and dns-operator 0.17.1's
     # set no seccomp profile. Redis, ours, meets restricted.
     "kuadrant": "baseline",
@@ -95,7 +96,7 @@ class ClusterAccess(pulumi.ComponentResource):
             for role, namespace in args.namespaces.items()
         }
         # An empty pod selector isolates every pod of the namespace for ingress, and a policy
-        # without rules admits nothing itself (kubernetes/api networking/v1 types.go).
+        # without rules admits nothing itself (kubernetes/api@v0.36.4 networking/v1/types.go).
         deny = {
             role: k8s.networking.v1.NetworkPolicy(
                 f"{name}-deny-{role}",
@@ -136,9 +137,9 @@ class ClusterAccess(pulumi.ComponentResource):
             namespace=namespace,
             enable_server_side_apply=True,
             # A ConfigMap or Secret whose data changes is updated in place, not deleted and made
-            # again under the same name, which leaves seconds with no object (pulumi-kubernetes
-            # provider/pkg/provider/diff.go forceNewProperties, provider.go Diff
-            # deleteBeforeReplace). Readers that load one at start and whose content follows the
+            # again under the same name, which leaves seconds with no object
+            # (pulumi/pulumi-kubernetes@v4.34.2 provider/pkg/provider/diff.go forceNewProperties, provider.go
+            # Diff deleteBeforeReplace). Readers that load one at start and whose content follows the
             # stack file roll on a digest of it (docs/upgrades.md).
             enable_config_map_mutable=True,
             enable_secret_mutable=True,
@@ -185,7 +186,7 @@ def ingress_only(
     one rule per peer; with the namespace's default deny, nothing else reaches them (where
     the CNI enforces NetworkPolicy). `peers` None admits every source: for what no pod
     selector can name, the API server calling a webhook (a node's address) and the gateway's
-    clients ("from" left out matches all sources: kubernetes/api networking/v1 types.go)."""
+    clients ("from" left out matches all sources: kubernetes/api@v0.36.4 networking/v1/types.go)."""
     allowed = [k8s.networking.v1.NetworkPolicyPortArgs(port=port, protocol="TCP") for port in ports]
     rules = (
         [k8s.networking.v1.NetworkPolicyIngressRuleArgs(ports=allowed)]

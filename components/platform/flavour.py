@@ -42,7 +42,7 @@ class Metrics:
     usage_export: str
     # Whether Kuadrant may add monitors of its own (`Kuadrant` spec.observability): only where
     # this Prometheus reads just what carries our label. One that reads every monitor would
-    # scrape Limitador twice (kuadrant-operator v1.5.2 internal/controller/
+    # scrape Limitador twice (Kuadrant/kuadrant-operator@v1.5.2 internal/controller/
     # observability_reconciler.go selects the pods ours does) and count all usage twice.
     kuadrant_monitors: bool = False
 
@@ -122,7 +122,7 @@ class Kubernetes:
 
     def gateway_annotations(self, gateway: GatewayConfig) -> dict[str, str]:
         # Istio reads the Service type of a Gateway's deployment from this annotation
-        # (istio pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go,
+        # (istio/istio@1.30.3 pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go,
         # annotation.NetworkingServiceType).
         return {"networking.istio.io/service-type": gateway.service_type}
 
@@ -158,7 +158,7 @@ class Kubernetes:
         return None
 
 
-# User-workload monitoring's Prometheus (cluster-monitoring-operator release-4.22
+# User-workload monitoring's Prometheus (openshift/cluster-monitoring-operator@release-4.22
 # assets/prometheus-user-workload/prometheus.yaml: namespace, podMetadata labels).
 UWM_NAMESPACE = "openshift-user-workload-monitoring"
 UWM_PROMETHEUS_PODS = {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": "user-workload"}
@@ -166,8 +166,9 @@ UWM_PROMETHEUS_PODS = {"app.kubernetes.io/name": "prometheus", "app.kubernetes.i
 # evaluates them instead, through the querier. Our rules read only what UWM scrapes.
 UWM_RULE_SCOPE = {"openshift.io/prometheus-rule-evaluation-scope": "leaf-prometheus"}
 # The usage export asks the cluster's Thanos querier, through its Route (port web, 9091),
-# with a bearer token of someone granted cluster-monitoring-view (cluster-monitoring-operator
-# release-4.22 assets/thanos-querier/route.yaml, kube-rbac-proxy-web-secret.yaml).
+# with a bearer token of someone granted cluster-monitoring-view
+# (openshift/cluster-monitoring-operator@release-4.22 assets/thanos-querier/route.yaml,
+# kube-rbac-proxy-web-secret.yaml).
 UWM_USAGE_EXPORT = (
     "MAAS_PROMETHEUS_TOKEN=$(oc whoami -t) python -m commands.usage --prometheus "
     "https://$(oc get route thanos-querier -n openshift-monitoring -o jsonpath='{.spec.host}') "
@@ -221,7 +222,7 @@ class OpenShift:
 
     def pod_security(self, uid: int) -> k8s.core.v1.PodSecurityContextArgs:
         # No user, group or fsGroup: restricted-v2 assigns the user and fsGroup from the
-        # namespace's range and refuses others (openshift/cluster-kube-apiserver-operator
+        # namespace's range and refuses others (openshift/cluster-kube-apiserver-operator@main
         # bindata/bootkube/scc-manifests/0000_20_kube-apiserver-operator_00_scc-restricted-v2.yaml);
         # the images we run write only their emptyDirs, which that fsGroup opens to them.
         return k8s.core.v1.PodSecurityContextArgs(
@@ -231,7 +232,8 @@ class OpenShift:
 
     def gateway_api_bundle(self) -> str | None:
         # OpenShift's ingress operator (4.19 on) installs the Gateway API CRDs and refuses others'
-        # changes to them (cluster-ingress-operator manifests/01-validating-admission-policy.yaml,
+        # changes to them (openshift/cluster-ingress-operator@main
+        # manifests/01-validating-admission-policy.yaml,
         # pkg/operator/controller/gatewayapi); commands/preflight.py checks their release.
         return None
 
@@ -279,19 +281,23 @@ class OpenShift:
     def model_server_home(self) -> str | None:
         # The user restricted-v2 picks has no home in the image, and the root filesystem is not
         # its to write: an emptyDir instead (the maas-billing seed's OpenShift runtime,
-        # deployment/model_serving/vllm-latest-runtime-openshift.yaml, uses /tmp the same way).
+        # redhat-et/maas-billing@main deployment/model_serving/vllm-latest-runtime-openshift.yaml,
+        # uses /tmp the same way).
         return "/tmp"
 
 
 def _istio(install: Chart, parent: pulumi.Resource) -> pulumi.Resource:
-    """istiod as Sail's `Istio` resource: the chart's values are the resource's (Sail 1.30.3
-    api/v1/values_types.go mirrors istio-discovery's), the chart's top-level ones under `pilot`."""
-    # Not `global.istioNamespace`: Sail sets it from spec.namespace (Sail 1.30.3
-    # pkg/istiovalues/overrides.go) and refuses a different one.
+    """istiod as Sail's `Istio` resource: the chart's values are the resource's
+    (openshift-service-mesh/sail-operator@v3.4.1 api/v1/values_types.go mirrors
+    istio-discovery's), the chart's top-level ones under `pilot`."""
+    # Not `global.istioNamespace`: Sail sets it from spec.namespace
+    # (openshift-service-mesh/sail-operator@v3.4.1 pkg/istiovalues/overrides.go) and refuses a
+    # different one.
     values = {key: value for key, value in install.values.items() if key != "global"}
     # Sail's OpenShift profile turns on the Istio CNI, which only sidecars need (the platform
-    # has none, only gateways): without an IstioCNI the Istio would never be healthy (Sail
-    # 1.30.3 resources/v1.30.3/charts/istiod/files/profile-platform-openshift.yaml,
+    # has none, only gateways): without an IstioCNI the Istio would never be healthy
+    # (openshift-service-mesh/sail-operator@v3.4.1
+    # resources/v1.30.3/charts/istiod/files/profile-platform-openshift.yaml,
     # pkg/revision/dependency.go).
     sail_values = {"pilot": {**values, "cni": {"enabled": False}}}
     return k8s.apiextensions.CustomResource(

@@ -9,11 +9,11 @@ from typing import Any
 
 from components.config import Footprint
 
-# Requests on a small node, against the standard ones: istiod 500m, 2048Mi (istio 1.30.3
+# Requests on a small node, against the standard ones: istiod 500m, 2048Mi (istio/istio@1.30.3
 # manifests/charts/istio-control/istio-discovery/values.yaml `resources`), sized for a mesh
 # where here it programs one gateway; Keycloak 500m, 1Gi and its PostgreSQL 250m, 256Mi
 # (components/platform/keycloak.py), for a platform's users where CI has five; KEDA's three
-# pods 100m each (kedacore/charts keda 2.20.2 keda/values.yaml `resources`).
+# pods 100m each (kedacore/charts@v2.20.2 keda/values.yaml `resources`).
 SMALL: dict[str, dict[str, str]] = {
     "istiod": {"cpu": "100m", "memory": "256Mi"},
     "keycloak": {"cpu": "100m", "memory": "512Mi"},

@@ -45,8 +45,8 @@ class InferenceExtensionArgs:
 class InferenceExtensionCrds(pulumi.ComponentResource):
     """InferencePool (Gateway API Inference Extension) and llm-d's InferenceObjective and
     InferenceModelRewrite, for stacks with pooled models: Istio routes to the pools and the
-    endpoint pickers read the objectives (and watch the rewrites, RBAC in llm-d-router
-    v0.10.0 config/charts/llm-d-router-gateway/templates/rbac.yaml)."""
+    endpoint pickers read the objectives (and watch the rewrites, RBAC in
+    llm-d/llm-d-router@v0.10.0 config/charts/llm-d-router-gateway/templates/rbac.yaml)."""
 
     TYPE: ClassVar[str] = "maas:gateway-api:InferenceExtensionCrds"
 

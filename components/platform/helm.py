@@ -93,11 +93,8 @@ def _with_env(install: Chart, release: pulumi.Resource, parent: pulumi.Resource)
         immutable=True,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[release]),
     )
-    # `envFrom`, which the chart leaves empty, rather than entries of its `env`: pulumi-kubernetes
-    # diffs a patch against the live object pruned to the patch's shape, list items by position
-    # (provider/pkg/provider/util.go pruneSlice), and server-side apply keeps the chart's env
-    # entries before ours (structured-merge-diff v6.4.2 typed/merge.go visitListItems), so
-    # entries of ours would be compared with the chart's and differ on every run.
+    # `envFrom`, which the chart leaves empty, not entries of its `env`, which would differ on
+    # every run (docs/architecture.md, "Operator environment through envFrom").
     # tests/platform/test_base_layers.py::test_a_second_up_proposes_no_change_to_the_operator_env
     return k8s.apps.v1.DeploymentPatch(
         env.name,

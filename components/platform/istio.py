@@ -44,7 +44,7 @@ class Istio(pulumi.ComponentResource):
         super().__init__(self.TYPE, name, None, opts)
         # Both charts place istiod's ServiceAccount, RBAC and webhook service reference in
         # global.istioNamespace (default istio-system), not in the release namespace; the
-        # gateways' CA address comes from it too (istio 1.30.3 manifests/charts/base and
+        # gateways' CA address comes from it too (istio/istio@1.30.3 manifests/charts/base and
         # istio-control/istio-discovery templates, files/kube-gateway.yaml).
         where = {"global": {"istioNamespace": args.namespace_name}}
         base = args.flavour.install_chart(
@@ -76,7 +76,7 @@ class Istio(pulumi.ComponentResource):
                     ),
                     "seccompProfile": {"type": "RuntimeDefault"},
                     # InferencePool backends need istiod's ENABLE_GATEWAY_API_INFERENCE_EXTENSION
-                    # (istio 1.30.3 pilot/pkg/features/experimental.go, default false); the chart
+                    # (istio/istio@1.30.3 pilot/pkg/features/experimental.go, default false); the chart
                     # renders top-level `env` into istiod's container (istio-discovery
                     # templates/deployment.yaml), not `pilot.env`.
                     **(

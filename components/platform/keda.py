@@ -27,7 +27,7 @@ class Keda(pulumi.ComponentResource):
     """The operator, its metrics API server and admission webhooks, from the pinned chart.
 
     KServe writes a ScaledObject for each scaled model; the ScaledObject CRD must exist before
-    (kserve v0.20.0 reconcilers/keda/keda_reconciler.go fails the model's reconcile without
+    (kserve/kserve@v0.20.0 reconcilers/keda/keda_reconciler.go fails the model's reconcile without
     it), so model deployments wait for this component.
     """
 

@@ -19,17 +19,17 @@ from components.platform.helm import Chart, OperatorEnv
 WAIT_READY = {"pulumi.com/waitFor": "condition=Ready"}
 LIMITADOR_REDIS_SECRET = "limitador-redis"
 OPERATOR_RELEASE = "kuadrant-operator"
-# The operator's Deployment and container (kuadrant-operator v1.5.2
+# The operator's Deployment and container (Kuadrant/kuadrant-operator@v1.5.2
 # charts/kuadrant-operator/templates/manifests.yaml, a chart with no values to set).
 OPERATOR_DEPLOYMENT = "kuadrant-operator-controller-manager"
 OPERATOR_CONTAINER = "manager"
 # What the operator writes into the gateway's wasm config as each service's failure mode,
-# read from its environment (v1.5.2 internal/wasm/utils.go NewServiceBuilder,
+# read from its environment (Kuadrant/kuadrant-operator@v1.5.2 internal/wasm/utils.go NewServiceBuilder,
 # parseFailureModeValue: "allow" or "deny"; defaults deny for auth, allow for the rest).
 AUTH_FAILURE_MODE_ENV = "AUTH_SERVICE_FAILURE_MODE"
 LIMITS_FAILURE_MODE_ENV = ("RATELIMIT_SERVICE_FAILURE_MODE", "RATELIMIT_CHECK_SERVICE_FAILURE_MODE")
 REPORT_FAILURE_MODE_ENV = "RATELIMIT_REPORT_SERVICE_FAILURE_MODE"
-# What the operator uses when a variable is unset (v1.5.2 internal/wasm/utils.go
+# What the operator uses when a variable is unset (Kuadrant/kuadrant-operator@v1.5.2 internal/wasm/utils.go
 # AuthServiceFailureMode, Ratelimit*ServiceFailureMode: parseFailureModeValue's defaults).
 OPERATOR_DEFAULT_FAILURE_MODES = {
     AUTH_FAILURE_MODE_ENV: "deny",
@@ -44,8 +44,8 @@ class KuadrantArgs:
     limitador: LimitadorConfig
     flavour: Flavour
     # The Redis of the shared counters (storage: redis): the stack's, or the deployed one's,
-    # which Limitador waits for (it exits when it cannot reach Redis at start: limitador
-    # limitador-server/src/main.rs storage_using_async_redis).
+    # which Limitador waits for (it exits when it cannot reach Redis at start:
+    # Kuadrant/limitador@v2.4.0 limitador-server/src/main.rs storage_using_async_redis).
     redis_url: pulumi.Input[str] | None = None
     redis: pulumi.Resource | None = None
     # Kuadrant's own monitors (components/platform/flavour.py Metrics.kuadrant_monitors).
@@ -61,7 +61,7 @@ class KuadrantArgs:
 
 class Kuadrant(pulumi.ComponentResource):
     """The operator looks for Gateway API, Istio, cert-manager and Prometheus-operator
-    CRDs once, when it starts (kuadrant-operator v1.5.2, state_of_the_world.go), and
+    CRDs once, when it starts (Kuadrant/kuadrant-operator@v1.5.2, state_of_the_world.go), and
     ignores what appears later. So it waits for all of them here: no restart needed.
     """
 
@@ -116,9 +116,9 @@ class Kuadrant(pulumi.ComponentResource):
     def _doors(self, name: str, args: KuadrantArgs) -> list[k8s.networking.v1.NetworkPolicy]:
         """Who reaches Kuadrant's pods: the gateway calls Authorino's and Limitador's gRPC and
         fetches the wasm module; Prometheus scrapes the metrics. Limitador's HTTP port, which
-        serves its metrics and also the API that spends and lists every budget (limitador
-        limitador-server/src/http_api/server.rs), admits Prometheus alone; the other
-        operators, which serve only metrics and no webhook, admit nobody."""
+        serves its metrics and also the API that spends and lists every budget
+        (Kuadrant/limitador@v2.4.0 limitador-server/src/http_api/server.rs), admits Prometheus
+        alone; the other operators, which serve only metrics and no webhook, admit nobody."""
         gateway = [cluster.pods(upstream.gateway_pod_labels(GATEWAY_NAME), args.gateway_namespace)]
         scraper = list(args.scrapers)
         authorino, limitador = upstream.AUTHORINO_PODS, upstream.LIMITADOR_PODS
@@ -142,7 +142,7 @@ class Kuadrant(pulumi.ComponentResource):
 
         `telemetry: exhaustive` adds `limit_name` to Limitador's `limited_calls`, which is
         how usage metering tells a request-limit 429 from a token-limit 429.
-        `rateLimitHeaders: DRAFT_VERSION_03` (limitador-operator v0.17.1 limitador_types.go)
+        `rateLimitHeaders: DRAFT_VERSION_03` (Kuadrant/limitador-operator@v0.17.1 limitador_types.go)
         makes Limitador answer a request-limit check with X-RateLimit-Reset, which the
         gateway's refusals.lua turns into the 429's Retry-After.
         """
@@ -179,7 +179,8 @@ def failure_modes(limitador: LimitadorConfig) -> dict[str, str]:
     return {
         AUTH_FAILURE_MODE_ENV: "deny",
         **dict.fromkeys(LIMITS_FAILURE_MODE_ENV, limits),
-        # The report of a response's tokens comes after the model answered (kuadrant-operator
-        # v1.5.2 ratelimit_workflow_helpers.go): failing it would throw the answer away.
+        # The report of a response's tokens comes after the model answered
+        # (Kuadrant/kuadrant-operator@v1.5.2 ratelimit_workflow_helpers.go): failing it would throw the answer
+        # away.
         REPORT_FAILURE_MODE_ENV: "allow",
     }

@@ -150,7 +150,8 @@ class MonitoringStack(pulumi.ComponentResource):
         Alertmanager, Prometheus sends alerts to Alertmanager,
         the API server calls the admission webhooks (from a node's address). Nobody
         reaches Grafana: users port-forward to it, which enters the pod's own network
-        namespace (containerd v2.3 internal/cri/server/sandbox_portforward_linux.go)."""
+        namespace (containerd/containerd@v2.3
+        internal/cri/server/sandbox_portforward_linux.go)."""
         grafana = [cluster.pods(upstream.GRAFANA_PODS.labels)]
         prometheus = [cluster.pods(upstream.PROMETHEUS_PODS.labels)]
         keda = (

@@ -1,7 +1,7 @@
 """OLM: how the OpenShift flavour installs an operator, as a Subscription pinned by channel and
 starting CSV, in an OperatorGroup of its own namespace.
 
-The objects follow operator-framework/api v0.45.0 (crds/operators.coreos.com_subscriptions.yaml,
+The objects follow operator-framework/api@v0.45.0 crds/operators.coreos.com_subscriptions.yaml (and
 operators.coreos.com_operatorgroups.yaml), the schemas the tests validate against.
 """
 
@@ -19,7 +19,7 @@ from components.platform.helm import Chart
 # Where OpenShift's default CatalogSources live (redhat-operators, community-operators).
 MARKETPLACE = "openshift-marketplace"
 # The readiness signal: OLM sets the Subscription's status.installedCSV once the approved
-# InstallPlan has created the CSV (operator-lifecycle-manager v0.46.0 catalog/operator.go,
+# InstallPlan has created the CSV (operator-framework/operator-lifecycle-manager@v0.46.0 catalog/operator.go,
 # resolver/step_resolver.go); the same plan creates the CRDs right after it (operator-framework
 # api v0.45.0 installplan_types.go OrderSteps). A custom resource created in between is
 # retried by the provider for about a minute while its kind is not served (pulumi-kubernetes

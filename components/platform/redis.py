@@ -133,7 +133,8 @@ def _pod(flavour: Flavour) -> k8s.core.v1.PodSpecArgs:
                 image_pull_policy="Always",
                 # The server itself, on our file: the image's entrypoint drops root (ours is
                 # not), sets umask 0077 and loads the bundled modules, none of which
-                # Limitador's counters need (alpine/docker-entrypoint.sh).
+                # Limitador's counters need (redis/docker-library-redis@v8.10.2
+                # alpine/docker-entrypoint.sh).
                 command=["redis-server", f"{CONFIG_DIR}/redis.conf"],
                 ports=[k8s.core.v1.ContainerPortArgs(name="redis", container_port=PORT, protocol="TCP")],
                 readiness_probe=probe,

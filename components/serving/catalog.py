@@ -53,7 +53,7 @@ NOT_FOUND_BODY = '{"error": {"message": "Not found.", "type": "invalid_request_e
 
 def model_list(models: Sequence[ModelConfig], tier: str) -> dict[str, Any]:
     """The OpenAI list (`GET /v1/models`: object "list", data of objects "model" with id,
-    created, owned_by; openai-python 3.57.0 src/openai/types/model.py) of a tier's models."""
+    created, owned_by; openai/openai-python@3.57.0 src/openai/types/model.py) of a tier's models."""
     return {
         "object": "list",
         "data": [
@@ -71,7 +71,8 @@ def _nginx_string(text: str) -> str:
     return f"'{text}'"
 
 
-# Words a `map` block reads as its own parameters (ngx_http_map_module.c ngx_http_map).
+# Words a `map` block reads as its own parameters (nginx/nginx@release-1.30.4
+# src/http/modules/ngx_http_map_module.c ngx_http_map).
 _MAP_PARAMETERS = ("default", "hostnames", "include", "volatile")
 
 
@@ -96,7 +97,8 @@ def server_files(
     (ngx_http_map_module `map`, ngx_http_core_module `try_files`), and one list per tier.
 
     The lists are files, not strings in the configuration: nginx refuses a configuration
-    token of 4 KiB or more (src/core/ngx_conf_file.c NGX_CONF_BUFFER), about 50 models.
+    token of 4 KiB or more (nginx/nginx@release-1.30.4 src/core/ngx_conf_file.c NGX_CONF_BUFFER),
+    about 50 models.
     """
     header = "$http_" + TIER_HEADER.replace("-", "_")
     entries = "\n".join(f"    {_map_key(t.name)} /{list_file(t.name)};" for t in tiers)
@@ -237,20 +239,8 @@ class ModelList(pulumi.ComponentResource):
         self, name: str, args: ModelListArgs, service: k8s.core.v1.Service
     ) -> k8s.apiextensions.CustomResource:
         """What Kuadrant's policies attach to, so that its configuration does not grow with the
-        catalog: every host of each listener (no hostnames: the listener's, `*.<domain>`) and
-        each metered path, one Exact match each.
-
-        kuadrant-operator v1.5.2 builds wasm action sets only for the route rules a policy is
-        in force on, one per listener x rule x hostname x match (internal/wasm/utils.go
-        BuildActionSetsForPath; istio_extension_reconciler.go buildWasmConfigs skips a path
-        without actions), so with the policies on this route alone there are 4 per listener,
-        whatever the catalog. The wasm-shim picks a request's sets by the nearest host entry,
-        a wildcard included, then the first whose predicates (here the path) hold (wasm-shim
-        v0.14.1 src/kuadrant/pipeline/factory.rs select_blueprint): every host under the
-        domain, the shared one and each model's, gets these. Envoy routes a request here only
-        for a host no other route names (Gateway API: the most specific hostname wins), to the
-        model list, which answers its list or OpenAI's 404.
-        """
+        catalog: every host of each listener and each metered path, one Exact match each
+        (docs/architecture.md, "The policy route")."""
         return k8s.apiextensions.CustomResource(
             f"{name}-policy-route",
             api_version="gateway.networking.k8s.io/v1",

@@ -37,21 +37,22 @@ REQUEST_BODY_LUA = Path(__file__).parent / "lua" / "request_body.lua"
 # Its response half: plain-text refusals (Kuadrant's 429s, the picker's, Envoy's 413) in
 # OpenAI's error shape, with Retry-After where Limitador says when its window frees.
 REFUSALS_LUA = Path(__file__).parent / "lua" / "refusals.lua"
-# Istio applies EnvoyFilters in ascending priority (istio/api 1.30.3 envoy_filter.proto
-# `priority`); Kuadrant's (priority 0, kuadrant-operator v1.5.2 istio_extension_reconciler.go)
+# Istio applies EnvoyFilters in ascending priority (istio/api@1.30.3 envoy_filter.proto
+# `priority`); Kuadrant's (priority 0, Kuadrant/kuadrant-operator@v1.5.2 istio_extension_reconciler.go)
 # is inserted before the router after ours, so ours runs first and Kuadrant's filter sees the
 # model header it sets.
 REQUEST_BODY_PRIORITY = -10
 # After Kuadrant's (0), which authenticates and sets the tier header, and before the
 # picker's (10): the same Lua file enforcing the tier's caps (tier_caps_source).
 TIER_CAPS_PRIORITY = 5
-# After Kuadrant's (0): see _picker_after_auth.
+# After Kuadrant's (0): docs/architecture.md, "Filter order on the gateway".
 PICKER_ORDER_PRIORITY = 10
 # What a /v1/completions request without max_tokens may generate: OpenAI's default for the
 # endpoint, 16, which vLLM applies too (vllm sampling_params.py `max_tokens: int | None = 16`);
 # a chat request without one may generate its tier's whole cap.
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
-# After Kuadrant's (0), before the tier caps (5) and the pool filter (10): see _policy_guard.
+# After Kuadrant's (0), so it sees what Authorino's success sets, and before the tier caps (5),
+# which would read a missing tier as the smallest, and the pool filter (10).
 POLICY_GUARD_PRIORITY = 4
 POLICY_GUARD_LUA = Path(__file__).parent / "lua" / "policy_guard.lua"
 # What a request that no policy judged gets: Kuadrant has not (or could not) configure its host.
@@ -62,7 +63,7 @@ NO_POLICY_BODY = (
 )
 EXT_PROC = "envoy.filters.http.ext_proc"
 ROUTER = "envoy.filters.http.router"
-# Istio's own InferencePool ext_proc filter, as istio 1.30.3 pilot/pkg/xds/filters/filters.go
+# Istio's own InferencePool ext_proc filter, as istio/istio@1.30.3 pilot/pkg/xds/filters/filters.go
 # InferencePoolExtProc declares it: it does nothing until a pool's route configures it per
 # route (pilot/pkg/networking/core/route/route.go: the picker's cluster, headers and bodies
 # sent, FULL_DUPLEX_STREAMED), and hands the picked endpoint on in metadata namespace
@@ -94,7 +95,6 @@ class GatewayArgs:
     models: Sequence[ModelConfig]
     # Each tier's caps on what one request may ask for, enforced after authentication.
     tiers: Sequence[TierConfig] = ()
-    # Prometheus's namespace (None: no Prometheus), which scrapes Envoy's metrics port.
     # The Prometheus pods that scrape Envoy; none: no Prometheus.
     scrapers: Sequence[k8s.networking.v1.NetworkPolicyPeerArgs] = ()
     # The Gateway API CRDs, Istio (which programs the Gateway and reads the EnvoyFilter)
@@ -241,14 +241,8 @@ class InferenceGateway(pulumi.ComponentResource):
 
     def _request_body(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
         """The Lua filter that routes by model and puts `stream_options.include_usage` into
-        streamed requests.
-
-        Inserted before the router on the Gateway's own Envoy, the way kuadrant-operator
-        v1.5.2 inserts its wasm-shim (internal/istio/utils.go): EnvoyFilter `targetRefs` to
-        the Gateway (istio/api envoy_filter.proto: "kind: Gateway with group
-        gateway.networking.k8s.io in the same namespace"). Model routes depend on this
-        component, so no route is served before streams are metered.
-        """
+        streamed requests. Model routes depend on it, so no route is served before streams are
+        metered; where it sits: docs/architecture.md, "Filter order on the gateway"."""
         lua = _lua_filter(
             "envoy.filters.http.lua",
             request_filter_source(self.api_host, args.models, args.domain, args.tiers),
@@ -256,7 +250,7 @@ class InferenceGateway(pulumi.ComponentResource):
         # The filter buffers each body, which Envoy bounds by the connection's buffer limit,
         # the listener's per_connection_buffer_limit_bytes, 413 past it (Envoy docs
         # faq/configuration/flow_control.rst; Istio 1.30.3 sets none, so 1 MiB): MERGEd
-        # into the Gateway's listeners (istio 1.30.3 envoyfilter/listener_patch.go patchListener).
+        # into the Gateway's listeners (istio/istio@1.30.3 envoyfilter/listener_patch.go patchListener).
         body_limit: dict[str, object] = {
             "applyTo": "LISTENER",
             "match": {"context": "GATEWAY"},
@@ -277,12 +271,9 @@ class InferenceGateway(pulumi.ComponentResource):
         )
 
     def _tier_caps(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
-        """The same Lua file, run after Kuadrant's filter: it reads the tier Authorino sets
-        (the wasm-shim sets the header over any value a client sent, see
-        components/access/tiers.py) and refuses a generation request that asks for more
-        tokens or choices than the tier allows, or fills in max_tokens. Inserted before the
-        router after Kuadrant's (priorities ascend), and before the pool filter, which
-        _picker_after_auth moves before the router last."""
+        """The same Lua file, after Kuadrant's filter: it reads the tier Authorino sets and
+        refuses a generation request that asks for more tokens or choices than the tier
+        allows, or fills in max_tokens."""
         lua = _lua_filter("envoy.filters.http.lua", tier_caps_source(args.tiers, args.models))
         return self._envoy_filter(
             f"{name}-tier-caps",
@@ -294,15 +285,8 @@ class InferenceGateway(pulumi.ComponentResource):
 
     def _policy_guard(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
         """Fails closed where Kuadrant has no policy for a request (lua/policy_guard.lua): a
-        metered request without the marker only Authorino's success sets is refused.
-
-        Inserted before the router after Kuadrant's wasm-shim (priority 4, between Kuadrant's
-        0 and the tier caps' 5: Istio applies EnvoyFilters in ascending priority, each
-        insertion landing just before the router), so it sees the headers Authorino's
-        success response set, and a request no policy judged is refused as such before the
-        caps would read its missing tier as the smallest. Its own name, not the request-body
-        filter's, so no patch that matches one by name touches the other.
-        """
+        metered request without the marker only Authorino's success sets is refused. Its own
+        filter name, so no patch that matches the request-body filter by name touches it."""
         lua = _lua_filter("maas.policy_guard", policy_guard_source())
         return self._envoy_filter(
             f"{name}-policy-guard",
@@ -314,23 +298,9 @@ class InferenceGateway(pulumi.ComponentResource):
 
     def _picker_after_auth(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
         """Moves Istio's InferencePool filter after Kuadrant's, so that pooled models' pickers
-        schedule with the priority Authorino sets and hold no request Kuadrant refuses. A
-        refusal's reply still passes the filter on its way out (Envoy encodes a local reply
-        through every encoder filter) and opens a picker stream: docs/models.md "Scheduling and tier
-        priority" says what a refusal gets while a picker is gone.
-
-        Istio places the filter before the router with nothing after it but its own
-        (istio 1.30.3 pilot/pkg/networking/core/listener_builder.go), and EnvoyFilters are
-        applied to the finished chain (envoyfilter/listener_patch.go patchHTTPFilters):
-        Kuadrant's wasm-shim, inserted before the router (kuadrant-operator v1.5.2
-        internal/istio/utils.go BuildEnvoyFilterWasmPatch), and our Lua filter land after it.
-        So the picker would schedule before authentication, with the client's headers. This
-        EnvoyFilter, applied after Kuadrant's (priorities ascend, model/push_context.go
-        EnvoyFilters), removes Istio's filter and inserts the same filter, under the same name,
-        right before the router: the routes' per-filter configuration, keyed by that name,
-        still applies. Chain: ... Lua (-10), Kuadrant (0), the policy guard (4), the tier caps (5),
-        the pool filter (10), router.
-        """
+        schedule with the priority Authorino sets and hold no request Kuadrant refuses
+        (docs/architecture.md, "Filter order on the gateway"); docs/models.md "Scheduling and tier
+        priority" says what a refusal gets while a picker is gone."""
         return self._envoy_filter(
             f"{name}-picker-order",
             "picker-order",
@@ -473,8 +443,9 @@ def tier_caps_source(tiers: Sequence[TierConfig], models: Sequence[ModelConfig] 
         "tier_header": TIER_HEADER,
         # vLLM shares its prefix cache across requests, and the picker steers like prefixes
         # to one replica: a user timing the first token could tell whether another user sent
-        # the same prefix. vLLM salts the cache per request (`cache_salt`, vllm/entrypoints/
-        # openai/chat_completion/protocol.py); the gateway sets it over any client's value.
+        # the same prefix. vLLM salts the cache per request (`cache_salt`, vllm-project/vllm@v0.31.0
+        # vllm/entrypoints/openai/chat_completion/protocol.py); the gateway sets it over any
+        # client's value.
         "salted": {m.served_name: True for m in models if m.runtime == "vllm"},
         "model_header": MODEL_HEADER,
         # Who the user is, where Authorino says: the pooled models' fairness id (components/

@@ -20,9 +20,9 @@ from components.serving import scheduler
 MODEL_PORT = 8080
 # KServe's predictor Service: <isvc>-predictor, port 80 -> the container's first port.
 PREDICTOR_PORT = 80
-# Set by KServe on every predictor pod (kserve v0.20 components/predictor.go).
+# Set by KServe on every predictor pod (kserve/kserve@v0.20 components/predictor.go).
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
-# kserve v0.20.0 pkg/constants/constants.go: AutoscalerClass, AutoscalerClassKeda.
+# kserve/kserve@v0.20.0 pkg/constants/constants.go: AutoscalerClass, AutoscalerClassKeda.
 AUTOSCALER_CLASS = "serving.kserve.io/autoscalerClass"
 QUEUE_METRIC = upstream.QUEUE_METRIC
 MODEL_LABEL = "maas-platform/model"
@@ -37,7 +37,7 @@ MODEL_SERVICE_ACCOUNT = "model-storage"
 PUBLIC_PATH = "/v1"
 # The only endpoints published: those whose usage the token limits read. Kuadrant reads
 # `usage.total_tokens` from the response (kuadrant-operator v1.5.2 ratelimit_workflow_
-# helpers.go; in a stream, the usage chunk before [DONE]: wasm-shim v0.14.1 token_usage.rs).
+# helpers.go; in a stream, the usage chunk before [DONE]: Kuadrant/wasm-shim@v0.14.1 token_usage.rs).
 # Chat and text completions and embeddings carry it, streamed ones once the gateway asks
 # for it (lua/request_body.lua); /v1/models produces no tokens. Everything else the servers
 # offer stays unrouted: /v1/responses streams put usage under `response.usage` (unread),
@@ -160,7 +160,8 @@ def _serving_runtime(
                     # The images' own entrypoint (vllm docker/Dockerfile and Dockerfile.cpu,
                     # target vllm-openai: ENTRYPOINT ["vllm", "serve"]); the CUDA image has
                     # python3 but no `python`. The model is the positional argument
-                    # (vllm/entrypoints/cli/serve.py: `vllm serve [model_tag] [options]`).
+                    # (vllm-project/vllm@v0.31.0 vllm/entrypoints/cli/serve.py: `vllm serve
+                    # [model_tag] [options]`).
                     "command": ["vllm", "serve"],
                     "args": [
                         "/mnt/models",
@@ -194,12 +195,13 @@ def _serving_runtime(
 
 def _cache_env(home: str | None) -> dict[str, str]:
     """Where vLLM and the libraries it loads keep their caches, all under `home`: its own
-    (vllm/envs.py VLLM_CACHE_ROOT, default under XDG_CACHE_HOME), Hugging Face's, Triton's and
-    FlashInfer's, as the maas-billing seed's OpenShift model sets them
-    (deployment/model_serving/qwen3-0.6b-vllm-raw-openshift.yaml); and a user name, since the
-    id the cluster assigns has no passwd entry and torch's inductor asks for one when neither
-    USER nor its cache directory is set (torch _inductor/runtime/cache_dir_utils.py; KServe
-    sets both for vllm-openai-cpu, test/e2e/llmisvc/fixtures.py)."""
+    (vllm-project/vllm@v0.31.0 vllm/envs.py VLLM_CACHE_ROOT, default under XDG_CACHE_HOME),
+    Hugging Face's, Triton's and FlashInfer's, as the maas-billing seed's OpenShift model sets
+    them (redhat-et/maas-billing@main deployment/model_serving/qwen3-0.6b-vllm-raw-openshift.yaml);
+    and a user name, since the id the cluster assigns has no passwd entry and torch's inductor
+    asks for one when neither USER nor its cache directory is set (pytorch/pytorch@main
+    torch/_inductor/runtime/cache_dir_utils.py; KServe sets both for vllm-openai-cpu,
+    kserve/kserve@v0.20.0 test/e2e/llmisvc/fixtures.py)."""
     if home is None:
         return {}
     return {
@@ -383,8 +385,8 @@ class ModelDeployment(pulumi.ComponentResource):
             spec={"predictor": predictor},
             # KServe keeps a model's HPA when its autoscaler class changes to keda, and KEDA then
             # refuses the ScaledObject ("already managed by the hpa"), the other way round two
-            # autoscalers would drive one Deployment (kserve v0.20.0 reconcilers/autoscaler
-            # shouldDeleteHPA; keda v2.20.2 scaledobject_webhook.go verifyHpas): switching
+            # autoscalers would drive one Deployment (kserve/kserve@v0.20.0 reconcilers/autoscaler
+            # shouldDeleteHPA; kedacore/keda@v2.20.2 scaledobject_webhook.go verifyHpas): switching
             # scaling on or off recreates the model.
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -398,11 +400,11 @@ class ModelDeployment(pulumi.ComponentResource):
 def _replicas(model: ModelConfig, args: ModelArgs) -> dict[str, Any]:
     """Fixed replicas, or bounds and the queue KServe's KEDA class scales on.
 
-    kserve v0.20.0 reconcilers/keda/keda_reconciler.go turns the External metric into a
+    kserve/kserve@v0.20.0 reconcilers/keda/keda_reconciler.go turns the External metric into a
     ScaledObject `prometheus` trigger (serverAddress, query, threshold = target.value) without
     a metricType, so KEDA compares the query's value per replica (AverageValue): a replica
     is added while more than `queueDepth` requests wait per replica. The query must return
-    one series (keda v2.20.2 pkg/scalers/prometheus_scaler.go), hence the sum.
+    one series (kedacore/keda@v2.20.2 pkg/scalers/prometheus_scaler.go), hence the sum.
     """
     scaling = model.autoscaling
     if scaling is None:
@@ -442,8 +444,8 @@ def _route_rules(
 ) -> list[dict[str, Any]]:
     """The route's rules: each metered path, for requests the gateway marked for this model.
 
-    A pooled model's inference paths go to its InferencePool (istio 1.30.3 routes a backendRef
-    of that kind through the pool's picker, pilot/pkg/config/kube/gateway/conversion.go);
+    A pooled model's inference paths go to its InferencePool (Istio routes a backendRef of that
+    kind through the pool's picker, istio/istio@1.30.3 pilot/pkg/config/kube/gateway/conversion.go);
     its model list, which schedules nothing, stays on KServe's Service.
     """
 
@@ -492,7 +494,8 @@ def resources(model: ModelConfig) -> dict[str, dict[str, str]]:
 def _simulator_container(model: ModelConfig, serves: Sequence[str] = ()) -> dict[str, Any]:
     probe = {"httpGet": {"path": "/health", "port": MODEL_PORT}, "periodSeconds": 10}
     # The names of the models it serves too, after its own: a multi-value flag whose values
-    # follow it as separate arguments (pkg/common/parser.go getParamValueFromArgs).
+    # follow it as separate arguments (llm-d/llm-d-inference-sim@v0.10.2 pkg/common/parser.go
+    # getParamValueFromArgs).
     more = ["--served-model-name", *serves] if len(serves) > 1 else []
     return {
         "name": "kserve-container",

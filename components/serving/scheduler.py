@@ -1,9 +1,9 @@
 """A pooled model's scheduling: its InferencePool and the llm-d endpoint picker (EPP) behind it.
 
-The gateway asks the picker which replica serves each request (an ext_proc call, istio
-1.30.3 pilot/pkg/networking/core/route/route.go); the picker chooses by queue, KV cache and
+The gateway asks the picker which replica serves each request (an ext_proc call,
+istio/istio@1.30.3 pilot/pkg/networking/core/route/route.go); the picker chooses by queue, KV cache and
 prefix cache, and with flow control on holds requests while the pool is saturated,
-dispatching the highest priority band first (llm-d-router v0.10.0 pkg/epp/flowcontrol).
+dispatching the highest priority band first (llm-d/llm-d-router@v0.10.0 pkg/epp/flowcontrol).
 A request's priority is its InferenceObjective's, which Authorino names from the caller's
 tier (components/access/tiers.py).
 
@@ -43,13 +43,14 @@ PORTS = upstream.ENDPOINT_PICKER_PORTS
 CONFIG_ANNOTATION = "maas-platform/endpoint-picker-config"
 UTILIZATION_DETECTOR = "utilization-detector"
 # Which flow of a priority band (a flow: one fairness id, the user) dispatches next: in
-# turn, skipping empty ones (llm-d-router v0.10.0 pkg/epp/framework/plugins/flowcontrol/
+# turn, skipping empty ones (llm-d/llm-d-router@v0.10.0 pkg/epp/framework/plugins/flowcontrol/
 # fairness/roundrobin/roundrobin.go), so one user's burst does not hold the others of its
 # tier behind it as the default, global-strict-fairness-policy (oldest request of any flow
 # first; fairness/globalstrict/global_strict.go, registry/config.go), would.
 FAIRNESS_POLICY = "round-robin-fairness-policy"
-# The scorers and their weights llm-d-router v0.10.0 uses by default
-# (pkg/epp/config/loader/defaults.go loadDefaultConfig; the chart's default-plugins.yaml).
+# The scorers and their weights llm-d-router uses by default
+# (llm-d/llm-d-router@v0.10.0 pkg/epp/config/loader/defaults.go loadDefaultConfig; the chart's
+# default-plugins.yaml).
 _SCORERS = {"queue-scorer": 2, "kv-cache-utilization-scorer": 2, "prefix-cache-scorer": 3}
 _TOKEN_REASON = (
     "the picker watches its InferencePool, the objectives and the model pods through the API, "
@@ -58,7 +59,7 @@ _TOKEN_REASON = (
 
 
 # The picker labels its per-request counters and histograms, and its flow-control queues,
-# with the fairness id, the user (llm-d-router v0.10.0 pkg/epp/metrics/llm_d_router_metrics.go,
+# with the fairness id, the user (llm-d/llm-d-router@v0.10.0 pkg/epp/metrics/llm_d_router_metrics.go,
 # metrics.go), up to 1000 ids per process (cardinality.go maxFairnessLabelValues): users
 # times priorities times buckets series. Our monitor keeps none of them but the queue size, which the
 # scaled model's query and the picker-queue rule sum (models.py, chargeback.py): the picker
@@ -98,7 +99,7 @@ def picker_labels(model: ModelConfig) -> dict[str, str]:
 
 
 def picker_config(scheduler: SchedulerConfig) -> dict[str, Any]:
-    """The EndpointPickerConfig (llm-d-router v0.10.0 apix/config/v1alpha1/
+    """The EndpointPickerConfig (llm-d/llm-d-router@v0.10.0 apix/config/v1alpha1/
     endpointpickerconfig_types.go): the default scorers and metrics source, flow control on
     (feature gate `flowControl`, cmd/epp/runner), the utilization detector deciding
     saturation with the stack's thresholds (saturationdetector/utilization/config.go), and
@@ -120,7 +121,8 @@ def picker_config(scheduler: SchedulerConfig) -> dict[str, Any]:
                     "kvCacheUtilThreshold": saturation.kv_cache_utilization,
                 },
             },
-            # Registered by type in cmd/epp/runner/runner.go; the name defaults to the type.
+            # Registered by type (llm-d/llm-d-router@v0.10.0 cmd/epp/runner/runner.go); the name
+            # defaults to the type.
             {"type": FAIRNESS_POLICY},
         ],
         "schedulingProfiles": [
@@ -129,15 +131,17 @@ def picker_config(scheduler: SchedulerConfig) -> dict[str, Any]:
                 "plugins": [{"pluginRef": scorer, "weight": weight} for scorer, weight in _SCORERS.items()],
             }
         ],
-        # Priority bands come from the InferenceObjectives (one per tier; registry/registry.go);
-        # a request waits in its band at most the queue timeout, then gets 429, or 503 if the
-        # pool has no endpoint (requestcontrol/admission.go, pkg/common/error/error.go).
+        # Priority bands come from the InferenceObjectives (one per tier; llm-d/llm-d-router@v0.10.0
+        # registry/registry.go); a request waits in its band at most the queue timeout, then
+        # gets 429, or 503 if the pool has no endpoint (requestcontrol/admission.go,
+        # pkg/common/error/error.go).
         "flowControl": {
             "defaultRequestTTL": scheduler.queue_timeout,
             "saturationDetector": {"pluginRef": UTILIZATION_DETECTOR},
             # The template of every band: band 0 is a copy of it and the tiers' bands are made
-            # from it when their objectives appear (registry/config.go NewConfig,
-            # registry/registry.go provisionPriorityBandLocked; config/loader/flowcontrol.go
+            # from it when their objectives appear (llm-d/llm-d-router@v0.10.0 registry/config.go
+            # NewConfig, registry/registry.go provisionPriorityBandLocked;
+            # config/loader/flowcontrol.go
             # resolves the ref among the plugins above). Its priority is overwritten per band.
             "defaultPriorityBand": {"fairnessPolicyRef": FAIRNESS_POLICY},
         },
@@ -190,7 +194,7 @@ class EndpointPicker(pulumi.ComponentResource):
                 "selector": {"matchLabels": args.model_pods},
                 "targetPorts": [{"number": args.model_port}],
                 # FailClose (the API's default, spelled out): without its picker no request
-                # bypasses the priorities (gateway-api-inference-extension v1.6.0
+                # bypasses the priorities (kubernetes-sigs/gateway-api-inference-extension@v1.6.0
                 # api/v1/inferencepool_types.go EndpointPickerFailureMode).
                 "endpointPickerRef": {
                     "name": picker,
@@ -204,7 +208,7 @@ class EndpointPicker(pulumi.ComponentResource):
         role = k8s.rbac.v1.Role(
             f"{name}-role",
             metadata=metadata,
-            # What the chart grants (llm-d-router v0.10.0 config/charts/llm-d-router-gateway/
+            # What the chart grants (llm-d/llm-d-router@v0.10.0 config/charts/llm-d-router-gateway/
             # templates/rbac.yaml, routerlib _rbac.yaml) for the groups we install: reading, in
             # this namespace only.
             rules=[
@@ -245,8 +249,9 @@ class EndpointPicker(pulumi.ComponentResource):
             ),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 # Active-active (the chart's mode with ha-enable-leader-election off,
-                # config/charts/README.md): all ready, so losing one leaves the others serving
-                # every call, refusals' included. Why not leader election: docs/architecture.md.
+                # llm-d/llm-d-router@v0.10.0 config/charts/README.md): all ready, so losing one
+                # leaves the others serving every call, refusals' included. Why not leader
+                # election: docs/architecture.md.
                 replicas=args.scheduler.replicas,
                 # A new picker is ready before an old one goes: none is missing on an update.
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(
@@ -269,7 +274,7 @@ class EndpointPicker(pulumi.ComponentResource):
             spec=k8s.core.v1.ServiceSpecArgs(
                 selector=labels,
                 ports=[
-                    # h2c: Istio treats the port as HTTP/2, which gRPC needs (istio 1.30.3
+                    # h2c: Istio treats the port as HTTP/2, which gRPC needs (istio/istio@1.30.3
                     # pkg/config/kube/conversion.go; the chart's _service.yaml).
                     k8s.core.v1.ServicePortArgs(
                         name="grpc-ext-proc",
@@ -285,8 +290,8 @@ class EndpointPicker(pulumi.ComponentResource):
             opts=after,
         )
         # The picker serves TLS with a certificate it makes itself at start
-        # (pkg/epp/server/runserver.go); Istio sets up no TLS to it (nothing in istio 1.30.3
-        # pilot/pkg/networking does), so the gateway is told to, as the chart's istio.yaml
+        # (llm-d/llm-d-router@v0.10.0 pkg/epp/server/runserver.go); Istio sets up no TLS to it (nothing in
+        # istio/istio@1.30.3 pilot/pkg/networking does), so the gateway is told to, as the chart's istio.yaml
         # does. Its door admits only the gateway's pods.
         tls = k8s.apiextensions.CustomResource(
             f"{name}-tls",
@@ -342,7 +347,7 @@ def _pod(picker: str, args: EndpointPickerArgs) -> k8s.core.v1.PodSpecArgs:
                 image=versions.ENDPOINT_PICKER_IMAGE,
                 # A tag, not yet a digest (docs/unverified.md): pull what it names now.
                 image_pull_policy="Always",
-                # Flags: llm-d-router v0.10.0 pkg/epp/server/options.go AddFlags; --zap-encoder from
+                # Flags: llm-d/llm-d-router@v0.10.0 pkg/epp/server/options.go AddFlags; --zap-encoder from
                 # controller-runtime, bound in pkg/common/observability/logging/options.go.
                 args=[
                     f"--pool-name={args.model.name}",

@@ -69,19 +69,20 @@ def _anchors(
     anchor: Mapping[str, Any], route: Mapping[str, Any], gateway: str, args: StackValidationArgs
 ) -> bool:
     """Policies on `anchor` are in force on `route`'s requests: the anchor is on the route's
-    gateway and names no hostnames (so kuadrant-operator v1.5.2 gives its sets the listener's
-    `*.<domain>`, internal/gatewayapi/utils.go HostnamesFromListenerAndHTTPRoute, and the one
+    gateway and names no hostnames (so Kuadrant/kuadrant-operator@v1.5.2 gives its sets the
+    listener's `*.<domain>`, internal/gatewayapi/utils.go HostnamesFromListenerAndHTTPRoute, and the one
     wasm filter of the gateway applies them on every listener, internal/istio/utils.go
     BuildEnvoyFilterWasmPatch); no other route with policies names one of the route's hosts
-    (the wasm-shim takes a request's sets from the nearest host entry only, wasm-shim v0.14.1
+    (the wasm-shim takes a request's sets from the nearest host entry only, Kuadrant/wasm-shim@v0.14.1
     src/kuadrant/pipeline/factory.rs select_blueprint); and it matches each usage path the
     route serves exactly, with nothing more to match (PredicatesFromHTTPRouteMatch makes any
     further condition a predicate the route's requests might not meet)."""
     spec = anchor.get("spec") or {}
     if _hosts(anchor) or not any(p.get("name") == gateway for p in spec.get("parentRefs") or []):
         return False
-    # A policy on the Gateway gives every route of it sets of its own hosts (kuadrant-operator
-    # v1.5.2 internal/wasm/utils.go BuildActionSetsForPath per path), nearer than `*.<domain>`.
+    # A policy on the Gateway gives every route of it sets of its own hosts
+    # (Kuadrant/kuadrant-operator@v1.5.2 internal/wasm/utils.go BuildActionSetsForPath per path), nearer than
+    # `*.<domain>`.
     if any(
         _targets_gateway(policy.props, gateway)
         for kind in _KUADRANT_POLICIES
@@ -113,8 +114,9 @@ def _targets_gateway(policy: Mapping[str, Any], gateway: str) -> bool:
 
 
 def _host_matches(pattern: str, host: str) -> bool:
-    """A route hostname takes `host`: the same name, or a wildcard over it (Gateway API
-    v1.5.1 httproute_types.go Hostnames: `*.example.com` matches any name under it)."""
+    """A route hostname takes `host`: the same name, or a wildcard over it
+    (kubernetes-sigs/gateway-api@v1.5.1 httproute_types.go Hostnames: `*.example.com` matches any
+    name under it)."""
     return pattern == host or (pattern.startswith("*.") and host.endswith(pattern[1:]))
 
 
@@ -130,13 +132,13 @@ _OPEN_DOORS = ("anonymous", "plain")
 
 def _effective(spec: Mapping[str, Any]) -> Mapping[str, Any]:
     """A Kuadrant policy's own settings: its `overrides` or `defaults` block when it has one
-    (kuadrant-operator v1.5.2 api/v1 AuthPolicySpec, RateLimitPolicySpec: same fields)."""
+    (Kuadrant/kuadrant-operator@v1.5.2 api/v1 AuthPolicySpec, RateLimitPolicySpec: same fields)."""
     return spec.get("overrides") or spec.get("defaults") or spec
 
 
 def match_usage_paths(match: Mapping[str, Any]) -> set[str]:
     """The usage paths one route match takes (no path: PathPrefix "/"). A prefix matches by
-    whole path elements, a trailing slash ignored (gateway-api v1.5.1 apis/v1/
+    whole path elements, a trailing slash ignored (kubernetes-sigs/gateway-api@v1.5.1 apis/v1/
     httproute_types.go PathMatchPathPrefix); a regular expression is not judged: all."""
     path = match.get("path") or {"type": "PathPrefix", "value": "/"}
     value, kind = str(path.get("value", "/")), path.get("type", "PathPrefix")

@@ -2,8 +2,8 @@
 
 Past its cap the operator only logs a failed write and keeps the old EnvoyFilter (or, on
 a fresh install, writes none), policies stay Enforced and the wasm-shim lets every host it
-has no action set for through (kuadrant-operator v1.5.2 istio_extension_reconciler.go,
-wasm-shim v0.14.1 kuadrant_filter.rs): new models would be served unauthenticated and
+has no action set for through (Kuadrant/kuadrant-operator@v1.5.2 istio_extension_reconciler.go,
+Kuadrant/wasm-shim@v0.14.1 kuadrant_filter.rs): new models would be served unauthenticated and
 unmetered. So a stack is refused while its estimate (kuadrant_size.py) is past a share of
 each cap, before anything is applied.
 """

@@ -69,7 +69,7 @@ MODELS_ISOLATED = StackValidationPolicy(
 )
 
 
-# Istio's annotation for the Service type of a Gateway's deployment (istio 1.30
+# Istio's annotation for the Service type of a Gateway's deployment (istio/istio@1.30
 # pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go, annotation.NetworkingServiceType).
 _SERVICE_TYPE = "networking.istio.io/service-type"
 _EXPOSED_TYPES = ("LoadBalancer", "NodePort")
@@ -79,7 +79,7 @@ def _exposure(gateway: PolicyResource, routes: list[PolicyResource]) -> str | No
     """How a Gateway is reached from beyond the cluster, or None: its Service type, or an
     OpenShift Route to its Service (<name>-<class>, as Istio names it)."""
     metadata, spec = gateway.props.get("metadata") or {}, gateway.props.get("spec") or {}
-    # Without the annotation Istio makes a LoadBalancer (istio 1.30.3 pilot/pkg/config/kube/
+    # Without the annotation Istio makes a LoadBalancer (istio/istio@1.30.3 pilot/pkg/config/kube/
     # gatewaycommon/classinfo.go DefaultServiceType).
     service_type = (metadata.get("annotations") or {}).get(_SERVICE_TYPE, "LoadBalancer")
     if service_type in _EXPOSED_TYPES:
@@ -302,7 +302,7 @@ DOCUMENTED_CLIENTS = StackValidationPolicy(
 
 def _runs_as_root(pod: Mapping[str, Any], containers: list[Mapping[str, Any]]) -> bool:
     """Whether a container may run as root: neither it nor its pod says runAsNonRoot, or a
-    user id 0 is set (pod-security-admission v0.36.2 policy/check_runAsNonRoot.go and
+    user id 0 is set (kubernetes/pod-security-admission@v0.36.2 policy/check_runAsNonRoot.go and
     check_runAsUser.go read the same fields, the container's over the pod's)."""
     pod_context = pod.get("securityContext") or {}
     for container in containers:
@@ -315,7 +315,7 @@ def _runs_as_root(pod: Mapping[str, Any], containers: list[Mapping[str, Any]]) -
 
 
 _READING = frozenset({"get", "list", "watch"})
-# How RBAC names service accounts besides ServiceAccount subjects (kubernetes
+# How RBAC names service accounts besides ServiceAccount subjects (kubernetes/kubernetes@v1.36.4
 # pkg/apis/rbac/helpers.go, staging apiserver serviceaccount/util.go): the User
 # system:serviceaccount:<namespace>:<name>, the Groups system:serviceaccounts and
 # system:serviceaccounts:<namespace>, and system:authenticated, which holds them all.

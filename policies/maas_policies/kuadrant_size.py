@@ -31,7 +31,7 @@ CONFIGMAP_CAP = 1_048_576
 # The share of a cap a stack may use: growth (a model, a tier) must not silently pass it.
 SHARE = 0.5
 
-# kuadrant-operator v1.5.2 internal/wasm/utils.go NewServiceBuilder: the four services every
+# Kuadrant/kuadrant-operator@v1.5.2 internal/wasm/utils.go NewServiceBuilder: the four services every
 # config names, and their defaults (AUTH_SERVICE_FAILURE_MODE deny, the others allow).
 _SERVICES = {
     "auth-service": {
@@ -59,11 +59,11 @@ _SERVICES = {
         "timeout": "100ms",
     },
 }
-# internal/controller/ratelimit_workflow_helpers.go wasmActionsFromTokenLimit: what the
-# response phase adds to the hits.
+# Kuadrant/kuadrant-operator@v1.5.2 internal/controller/ratelimit_workflow_helpers.go
+# wasmActionsFromTokenLimit: what the response phase adds to the hits.
 _TOKEN_USAGE = 'responseBodyJSON("/usage/total_tokens")'
-# api/v1 ratelimitpolicy_types.go RulesKeyTopLevelPredicates is the key of a policy's own
-# `when`; here it is simply the policy's top-level `when`.
+# Kuadrant/kuadrant-operator@v1.5.2 api/v1 ratelimitpolicy_types.go RulesKeyTopLevelPredicates is the key of a
+# policy's own `when`; here it is simply the policy's top-level `when`.
 _SOURCE_GROUP = {
     "AuthPolicy": "authpolicy.kuadrant.io",
     "RateLimitPolicy": "ratelimitpolicy.kuadrant.io",
@@ -77,7 +77,8 @@ _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 @dataclass(frozen=True)
 class Path:
     """One topological path the operator builds policies for: gateway class, gateway,
-    listener, route, rule (api/v1 merge_strategies.go PathID joins them with '|')."""
+    listener, route, rule (Kuadrant/kuadrant-operator@v1.5.2 api/v1 merge_strategies.go PathID joins them with
+    '|')."""
 
     gateway_class: str
     gateway: str
@@ -108,7 +109,7 @@ class Estimate:
     """What Kuadrant would generate for one gateway, and how big it is stored."""
 
     # Action sets in the wasm config, and the most on one hostname: the wasm-shim tries a
-    # host's sets in order (wasm-shim v0.14.1 src/kuadrant/pipeline/factory.rs), so this is
+    # host's sets in order (Kuadrant/wasm-shim@v0.14.1 src/kuadrant/pipeline/factory.rs), so this is
     # the per-request work on the busiest host.
     action_sets: int
     sets_per_host: Mapping[str, int]
@@ -137,7 +138,8 @@ class Estimate:
 
 def plain(value: Any) -> Any:
     """Plain data from what the policy analyzer hands a rule (read-only proxies, numbers as
-    floats, pulumi_policy/proxy.py) or from the program: dicts, lists, whole numbers as int."""
+    floats, pulumi/pulumi-policy@v1.21.0 sdk/python/lib/pulumi_policy/proxy.py) or from the program: dicts,
+    lists, whole numbers as int."""
     if isinstance(value, Mapping):
         return {str(k): plain(value[k]) for k in value}
     if isinstance(value, Sequence) and not isinstance(value, str):
@@ -164,8 +166,8 @@ def _go_json(value: Any) -> str:
 
 
 def _proto_json(value: Any) -> str:
-    """protojson of a google.protobuf.Struct (how internal/istio/utils.go buildWasmFilterConfig
-    writes the config string): compact, keys sorted, no HTML escaping."""
+    """protojson of a google.protobuf.Struct (how Kuadrant/kuadrant-operator@v1.5.2 internal/istio/utils.go
+    buildWasmFilterConfig writes the config string): compact, keys sorted, no HTML escaping."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
@@ -183,8 +185,8 @@ def _subset(hostname: str, of: str) -> bool:
 
 
 def hostnames(listener_hostname: str, route: Mapping[str, Any]) -> list[str]:
-    """internal/gatewayapi/utils.go HostnamesFromListenerAndHTTPRoute: the route's hostnames
-    that fall under the listener's, or the listener's when the route names none."""
+    """Kuadrant/kuadrant-operator@v1.5.2 internal/gatewayapi/utils.go HostnamesFromListenerAndHTTPRoute: the
+    route's hostnames that fall under the listener's, or the listener's when the route names none."""
     own = list((route.get("spec") or {}).get("hostnames") or [])
     if not own:
         return [listener_hostname]
@@ -228,7 +230,8 @@ def _effective(
 ) -> Mapping[str, Any] | None:
     """The policy of one kind in force on a path: one targeting the route wins over the
     gateway's `defaults`, the gateway's `overrides` over everything (the operator's atomic
-    merge strategy, api/v1 merge_strategies.go, the default of both blocks)."""
+    merge strategy, Kuadrant/kuadrant-operator@v1.5.2 api/v1 merge_strategies.go, the default of both
+    blocks)."""
     on_gateway = on_route = None
     route_meta = path.route.get("metadata") or {}
     for policy in policies:
@@ -259,7 +262,8 @@ def _when(block: Mapping[str, Any]) -> list[str]:
 
 def _source(policy: Mapping[str, Any]) -> str:
     """policy-machinery's locator of a policy: `<kind>.<group>:<namespace>/<name>` (as the
-    operator's tests expect it, tests/envoygateway/extension_reconciler_test.go)."""
+    operator's tests expect it,
+    Kuadrant/kuadrant-operator@v1.5.2 tests/envoygateway/extension_reconciler_test.go)."""
     return f"{_SOURCE_GROUP[str(policy.get('kind'))]}:{_key(policy)}"
 
 
@@ -267,8 +271,8 @@ def _source(policy: Mapping[str, Any]) -> str:
 
 
 def predicates_of_match(match: Mapping[str, Any]) -> list[str]:
-    """internal/wasm/utils.go PredicatesFromHTTPRouteMatch: method, path, each header, each
-    query parameter (the first of a name), in that order."""
+    """Kuadrant/kuadrant-operator@v1.5.2 internal/wasm/utils.go PredicatesFromHTTPRouteMatch: method, path,
+    each header, each query parameter (the first of a name), in that order."""
     found = []
     if match.get("method"):
         found.append(f"request.method == '{match['method']}'")
@@ -299,9 +303,9 @@ def predicates_of_match(match: Mapping[str, Any]) -> list[str]:
 
 
 def _limit_identifier(prefix: str, policy: Mapping[str, Any], name: str) -> str:
-    """ratelimit_workflow_helpers.go LimitNameToLimitadorIdentifier (prefix "limit.") and
-    TokenLimitNameToLimitadorIdentifier ("tokenlimit."): the name, non-word characters as
-    `_`, and 4 bytes of a hash of "<namespace>/<policy>/<name>"."""
+    """Kuadrant/kuadrant-operator@v1.5.2 ratelimit_workflow_helpers.go LimitNameToLimitadorIdentifier (prefix
+    "limit.") and TokenLimitNameToLimitadorIdentifier ("tokenlimit."): the name, non-word characters as `_`,
+    and 4 bytes of a hash of "<namespace>/<policy>/<name>"."""
     sanitized = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
     return f"{prefix}{sanitized}__{_sha256(f'{_key(policy)}/{name}')[:8]}"
 
@@ -317,7 +321,8 @@ def _counters(limit: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _has_auth_access(actions: Sequence[Mapping[str, Any]]) -> bool:
-    """types.go Action.HasAuthAccess: a predicate or an expression reads `auth.`."""
+    """Kuadrant/kuadrant-operator@v1.5.2 types.go Action.HasAuthAccess: a predicate or an expression reads
+    `auth.`."""
     for action in actions:
         for block in action.get("conditionalData") or []:
             if any("auth." in p for p in block.get("predicates") or []):
@@ -328,10 +333,10 @@ def _has_auth_access(actions: Sequence[Mapping[str, Any]]) -> bool:
 
 
 def _rate_limit_actions(policy: Mapping[str, Any], scope: str) -> list[dict[str, Any]]:
-    """ratelimit_workflow_helpers.go buildWasmActionsForAnyRateLimit / wasmActionFromLimit:
-    one action per limit, in the order of the limits' names, each with one block of
-    predicates (the policy's `when`, then the limit's) and data (the limit's identifier = 1,
-    then its counters)."""
+    """Kuadrant/kuadrant-operator@v1.5.2 ratelimit_workflow_helpers.go buildWasmActionsForAnyRateLimit /
+    wasmActionFromLimit: one action per limit, in the order of the limits' names, each with one block of
+    predicates (the policy's `when`, then the limit's) and data (the limit's identifier = 1, then its
+    counters)."""
     spec = proper(policy)
     top = _when(spec)
     return [
@@ -385,8 +390,8 @@ def _without_empty(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def _merge(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """data_plane_policies_workflow.go mergeAndVerify: consecutive actions of one scope and
-    service (not auth) become one, their blocks sorted by their joined predicates."""
+    """Kuadrant/kuadrant-operator@v1.5.2 data_plane_policies_workflow.go mergeAndVerify: consecutive actions
+    of one scope and service (not auth) become one, their blocks sorted by their joined predicates."""
     merged: list[dict[str, Any]] = []
     for action in actions:
         last = merged[-1] if merged else None
@@ -409,12 +414,13 @@ def _merge(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def actions_for_path(
     path: Path, gateway_name: str, policies: Mapping[str, Sequence[Mapping[str, Any]]]
 ) -> list[dict[str, Any]]:
-    """istio_extension_reconciler.go buildWasmConfigs: the auth action, then the rate limit
-    and token actions (after auth when they read `auth.`, else before it), merged."""
+    """Kuadrant/kuadrant-operator@v1.5.2 istio_extension_reconciler.go buildWasmConfigs: the auth action, then
+    the rate limit and token actions (after auth when they read `auth.`, else before it), merged."""
     actions: list[dict[str, Any]] = []
     auth = _effective(policies.get("AuthPolicy", ()), path, gateway_name)
     if auth is not None:
-        # auth_workflow_helpers.go buildWasmActionsForAuth: the AuthConfig named by the path.
+        # Kuadrant/kuadrant-operator@v1.5.2 auth_workflow_helpers.go buildWasmActionsForAuth: the AuthConfig
+        # named by the path.
         actions.append(
             _without_empty(
                 {
@@ -425,7 +431,8 @@ def actions_for_path(
                 }
             )
         )
-    # ratelimit_workflow_helpers.go LimitsNamespaceFromRoute: limits are scoped by route.
+    # Kuadrant/kuadrant-operator@v1.5.2 ratelimit_workflow_helpers.go LimitsNamespaceFromRoute: limits are
+    # scoped by route.
     scope = path.route_key
     for kind, build in (
         ("RateLimitPolicy", _rate_limit_actions),
@@ -444,9 +451,9 @@ def action_sets(
     routes: Sequence[Mapping[str, Any]],
     policies: Mapping[str, Sequence[Mapping[str, Any]]],
 ) -> list[dict[str, Any]]:
-    """internal/wasm/utils.go BuildActionSetsForPath: for each path with actions, one set
-    per hostname x match (no match: PathPrefix "/"), each with the path's whole action
-    list; named ActionSetNameForPath (sha256 of "<path>|<match index + 1>|<hostname>")."""
+    """Kuadrant/kuadrant-operator@v1.5.2 internal/wasm/utils.go BuildActionSetsForPath: for each path with
+    actions, one set per hostname x match (no match: PathPrefix "/"), each with the path's whole action list;
+    named ActionSetNameForPath (sha256 of "<path>|<match index + 1>|<hostname>")."""
     gateway_name = str((gateway.get("metadata") or {}).get("name"))
     return [s for path in paths(gateway, routes) for s in sets_for_path(path, gateway_name, policies)]
 
@@ -474,7 +481,8 @@ def sets_for_path(
 
 
 def wasm_config(sets: list[dict[str, Any]], request_data: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """types.go Config: services, action sets and (from a TelemetryPolicy) requestData."""
+    """Kuadrant/kuadrant-operator@v1.5.2 types.go Config: services, action sets and (from a TelemetryPolicy)
+    requestData."""
     config: dict[str, Any] = {"services": _SERVICES, "actionSets": sets}
     if request_data:
         config["requestData"] = dict(request_data)
@@ -482,8 +490,8 @@ def wasm_config(sets: list[dict[str, Any]], request_data: Mapping[str, str] | No
 
 
 def envoy_filter(gateway: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
-    """istio_extension_reconciler.go buildIstioEnvoyFilterForGateway and internal/istio/
-    utils.go BuildEnvoyFilterWasmPatch: the config, as one string, in the wasm filter's
+    """Kuadrant/kuadrant-operator@v1.5.2 istio_extension_reconciler.go buildIstioEnvoyFilterForGateway and
+    internal/istio/utils.go BuildEnvoyFilterWasmPatch: the config, as one string, in the wasm filter's
     patch, beside the cluster of the operator's wasm server; with what the API server adds
     (uid, versions, one managedFields entry)."""
     meta = gateway.get("metadata") or {}
@@ -611,9 +619,9 @@ def envoy_filter(gateway: Mapping[str, Any], config: Mapping[str, Any]) -> dict[
 
 
 def auth_config(path: Path, policy: Mapping[str, Any], namespace: str) -> dict[str, Any]:
-    """authconfigs_reconciler.go buildDesiredAuthConfig: named by the path's hash, which is
-    also its only host; the policy's rules as Authorino's spec (response.success.filters
-    become dynamicMetadata), with the route rule's locator as an annotation."""
+    """Kuadrant/kuadrant-operator@v1.5.2 authconfigs_reconciler.go buildDesiredAuthConfig: named by the path's
+    hash, which is also its only host; the policy's rules as Authorino's spec (response.success.filters become
+    dynamicMetadata), with the route rule's locator as an annotation."""
     name = _sha256(path.id)
     rules = dict(proper(policy).get("rules") or {})
     spec: dict[str, Any] = {"hosts": [name]}
@@ -653,10 +661,10 @@ def _window_seconds(window: str) -> int:
 def limitador_limits(
     paths_: Sequence[Path], gateway_name: str, policies: Mapping[str, Sequence[Mapping[str, Any]]]
 ) -> list[dict[str, Any]]:
-    """limitador_limits_reconciler.go processPolicyRules: per route (the limits' namespace)
-    and limit, one Limitador limit per rate, indexed by namespace and identifier, so one
-    route's rules and listeners share them; counters as `descriptors[0]["<expression>"]`
-    (internal/cel TransformCounterVariable)."""
+    """Kuadrant/kuadrant-operator@v1.5.2 limitador_limits_reconciler.go processPolicyRules: per route (the
+    limits' namespace) and limit, one Limitador limit per rate, indexed by namespace and identifier, so one
+    route's rules and listeners share them; counters as `descriptors[0]["<expression>"]` (internal/cel
+    TransformCounterVariable)."""
     index: dict[str, list[dict[str, Any]]] = {}
     for path in paths_:
         for kind, prefix in (("RateLimitPolicy", "limit."), ("TokenRateLimitPolicy", "tokenlimit.")):
@@ -690,7 +698,7 @@ def _yaml_string(text: str) -> str:
 
 
 def limits_yaml(limits: Sequence[Mapping[str, Any]]) -> str:
-    """pkg/limitador/k8s_objects.go LimitsConfigMap (limitador-operator): sigs.k8s.io/yaml of
+    """Kuadrant/limitador-operator@7472d1c pkg/limitador/k8s_objects.go LimitsConfigMap: sigs.k8s.io/yaml of
     the limits, keys sorted, a list item's keys indented under its dash."""
     lines = []
     for limit in limits:

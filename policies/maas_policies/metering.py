@@ -1,8 +1,8 @@
 """Metering: every token a model produces through the gateway is counted.
 
-Kuadrant's token limits read `usage.total_tokens` from the response (kuadrant-operator
-v1.5.2 ratelimit_workflow_helpers.go); a stream carries it only when the request asked
-for it (llm-d-inference-sim v0.10.2 pkg/api/request.go) or vLLM forces it. So: routes
+Kuadrant's token limits read `usage.total_tokens` from the response
+(Kuadrant/kuadrant-operator@v1.5.2 ratelimit_workflow_helpers.go); a stream carries it only when the request
+asked for it (llm-d/llm-d-inference-sim@v0.10.2 pkg/api/request.go) or vLLM forces it. So: routes
 publish only endpoints whose usage is read, vLLM forces usage into streams, and the
 gateway asks for it in every streamed request.
 """

@@ -1,6 +1,6 @@
 """NetworkPolicies read as the API server and a conforming CNI read them (ingress only).
 
-The semantics, from the networking.k8s.io/v1 API (kubernetes/api networking/v1/types.go,
+The semantics, from the networking.k8s.io/v1 API (kubernetes/api@v0.36.4 networking/v1/types.go,
 NetworkPolicySpec, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort):
 - a pod is isolated for ingress once any policy in its namespace selects it and has
   "Ingress" among its policyTypes (which default to ["Ingress"], plus "Egress" when the
@@ -38,7 +38,8 @@ class Endpoint:
 
 
 def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """A metav1.LabelSelector against labels (apimachinery labels/selector.go semantics)."""
+    """A metav1.LabelSelector against labels (kubernetes/apimachinery@v0.36.4 pkg/labels/selector.go
+    semantics)."""
     if selector is None:
         return False
     for key, value in (selector.get("matchLabels") or {}).items():
@@ -57,7 +58,8 @@ def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bo
         if operator == "DoesNotExist" and present:
             return False
         if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            # The API server refuses any other operator (apimachinery labels/selector.go).
+            # The API server refuses any other operator (kubernetes/apimachinery@v0.36.4
+            # pkg/labels/selector.go).
             raise ValueError(f"label selector operator {operator!r}")
     return True
 

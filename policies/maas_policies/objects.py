@@ -115,8 +115,9 @@ def targets_gpu_nodes(spec: Mapping[str, Any]) -> tuple[bool, bool]:
 
 def known(props: Mapping[str, Any], key: str) -> Any:
     """props[key], or None where a preview cannot know it: under the CLI, reading a value only a
-    create computes raises UnknownValueError and ends the policy (pulumi_policy/proxy.py,
-    policy.py `Analyze`). A rule that calls this says beside it what it does then."""
+    create computes raises UnknownValueError and ends the policy (pulumi/pulumi-policy@v1.21.0
+    sdk/python/lib/pulumi_policy/proxy.py, policy.py `Analyze`). A rule that calls this says beside it what it
+    does then."""
     try:
         return props.get(key)
     except UnknownValueError:
@@ -127,7 +128,8 @@ def string_leaves(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
     """(path, text) of every string inside a nested object, e.g. ("values.grafana.adminPassword", "...").
 
     Under the CLI a list arrives as pulumi-policy's `_ListProxy`, a Sequence and not a list
-    (pulumi_policy/proxy.py), so lists are recognised as sequences."""
+    (pulumi/pulumi-policy@v1.21.0 sdk/python/lib/pulumi_policy/proxy.py), so lists are
+    recognised as sequences."""
     if isinstance(value, str):
         yield path, value
     elif isinstance(value, Mapping):

@@ -19,12 +19,12 @@ from maas_policies import objects, relaxation
 from maas_policies.access import covers, match_usage_paths
 
 # KServe's label on a predictor's pods, and its predictor Service's name
-# (kserve v0.20.0 pkg/constants/constants.go InferenceServicePodLabelKey, PredictorServiceName).
+# (kserve/kserve@v0.20.0 pkg/constants/constants.go InferenceServicePodLabelKey, PredictorServiceName).
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 PREDICTOR_SUFFIX = "-predictor"
 # Copy of components/pins/upstream.py ENDPOINT_PICKER_HEADERS and OBJECTIVE_HEADER (a test ties
 # them): the request headers llm-d's endpoint picker takes priority, fairness, model rewrites
-# and latency objectives from (llm-d-router v0.10.0 pkg/epp/metadata/consts.go).
+# and latency objectives from (llm-d/llm-d-router@v0.10.0 pkg/epp/metadata/consts.go).
 PICKER_HEADERS = (
     "x-llm-d-inference-objective",
     "x-gateway-inference-objective",

@@ -108,7 +108,7 @@ CONTAINER_RESOURCES = ResourceValidationPolicy(
 
 
 def _replicas_bounded(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    """A model KServe scales (kserve v0.20.0 reconcilers/keda: maxReplicaCount is raised to
+    """A model KServe scales (kserve/kserve@v0.20.0 reconcilers/keda: maxReplicaCount is raised to
     minReplicas when below it, so a wrong pair silently never scales) keeps at least one
     replica and can grow."""
     if objects.kind(args.resource_type, args.props) != "InferenceService":

@@ -190,7 +190,7 @@ def test_request_and_token_limits_have_distinct_names(stack: Evaluation) -> None
 def test_every_host_and_metered_path_of_every_route_gets_the_policies(stack: Evaluation) -> None:
     """Model routes have no policies of their own: the policy route's, on every host of each
     listener, cover them and any route added later. Checked the way the wasm-shim picks a
-    request's action sets (v0.14.1 src/kuadrant/pipeline/factory.rs select_blueprint: the
+    request's action sets (Kuadrant/wasm-shim@v0.14.1 src/kuadrant/pipeline/factory.rs select_blueprint: the
     nearest host entry, a wildcard included, then the first set whose predicates hold) over
     the sets kuadrant-operator would build (maas_policies/kuadrant_size.py)."""
     objects = [r.inputs for r in stack.objects()]

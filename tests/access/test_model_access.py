@@ -90,7 +90,7 @@ def _bodies(node: Any) -> list[str]:
 
 def test_every_refusal_body_survives_kuadrants_code_strings(stack: Evaluation) -> None:
     """Kuadrant pastes a refusal's body into the code of the response it builds
-    (kuadrant-operator v1.5.2 internal/extension/registry.go buildDenyResponseExpr: `body: `
+    (Kuadrant/kuadrant-operator@v1.5.2 internal/extension/registry.go buildDenyResponseExpr: `body: `
     and the text as it is): a backslash or `'''` would end or escape the string it sits in.
     Every body we give a Kuadrant policy has neither, and is OpenAI's error shape."""
     bodies = [

@@ -1,7 +1,7 @@
 """Who may change the tier rules: only the platform (docs/access.md "Tiers, keys and limits").
 
 A Kuadrant policy on a model's route takes that host's requests from the tier rules, whether
-ours are `defaults` or `overrides` (kuadrant-operator v1.5.2 internal/controller/
+ours are `defaults` or `overrides` (Kuadrant/kuadrant-operator@v1.5.2 internal/controller/
 effective_auth_policies_reconciler.go merges policies along one topology path, gateway to
 route rule, and a model's route is not on our route's path); the admission policy refuses any
 such policy in the models' namespace but ours.
@@ -29,7 +29,7 @@ ROGUE: dict[str, Any] = {
 
 def _nearest(sets: list[dict[str, Any]], host: str) -> list[dict[str, Any]]:
     """The sets the wasm-shim chooses among for a request to `host`: the nearest host entry's,
-    a wildcard included, and no other (v0.14.1 src/kuadrant/pipeline/factory.rs
+    a wildcard included, and no other (Kuadrant/wasm-shim@v0.14.1 src/kuadrant/pipeline/factory.rs
     select_blueprint)."""
     labels = host.split(".")
     for name in [host, *("*." + ".".join(labels[i:]) for i in range(1, len(labels)))]:

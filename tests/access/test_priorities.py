@@ -4,9 +4,10 @@ Keycloak tokens alike.
 
 The objective is evaluated as Authorino would (cel-python), from the identity as each way in
 normalises it (the AuthPolicy's `overrides`), and looked up among the objectives the stack
-declares, as llm-d-router v0.10.0's picker looks it up: by name (pkg/epp/datastore), only
-those of its own pool (pkg/epp/controller/inferenceobjective_reconciler.go), priority 0 when
-none (pkg/epp/requestcontrol/director.go).
+declares, as llm-d-router's picker looks it up (llm-d/llm-d-router@v0.10.0): by name
+(pkg/epp/datastore), only those of its own pool
+(pkg/epp/controller/inferenceobjective_reconciler.go), priority 0 when none
+(pkg/epp/requestcontrol/director.go).
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ def test_pull_requests_get_a_pulumi_preview_diff_with_the_policy_pack() -> None:
 
 
 def test_the_preview_action_finds_the_pack_and_its_venv_where_the_cli_looks() -> None:
-    """pulumi/actions v7 src/main.ts: `resolve(GITHUB_WORKSPACE, work-dir)` is the CLI's cwd,
+    """pulumi/actions@v7 src/main.ts: `resolve(GITHUB_WORKSPACE, work-dir)` is the CLI's cwd,
     and policyPacks / policyPackConfigs are passed unchanged, so they resolve against
     work-dir. The CLI then starts <pack>/venv/bin/python, which nothing but a step before
     it creates (the action installs no dependencies)."""
@@ -157,7 +157,7 @@ _MATRIX_REFERENCE = re.compile(r"\$\{\{\s*matrix\.([A-Za-z_][\w-]*)\s*\}\}")
 
 
 def _matrix_combinations(matrix: dict[str, Any]) -> list[dict[str, Any]]:
-    """The job instances a `strategy.matrix` makes, as GitHub documents it (github/docs
+    """The job instances a `strategy.matrix` makes, as GitHub documents it (github/docs@main
     data/reusables/actions/jobs/using-matrix-strategy.md, matrix-exclude.md,
     matrix-include.md): every combination of the variables, first variable slowest; minus
     those an `exclude` object matches in part; then each `include` object is added to every
@@ -295,7 +295,7 @@ class _Instance:
 
     @property
     def suite_stack(self) -> str:
-        """MAAS_E2E_STACK as the step sees it (the most specific env wins: github/docs
+        """MAAS_E2E_STACK as the step sees it (the most specific env wins: github/docs@main
         content/actions/using-workflows/workflow-syntax-for-github-actions.md, `env`), else
         the default scripts/e2e.sh gives it."""
         default = re.search(r"MAAS_E2E_STACK:-([^}]+)\}", (PROJECT_DIR / "scripts" / "e2e.sh").read_text())
@@ -342,7 +342,7 @@ def _deploy_pulumi_up_flags(stack: str) -> dict[str, str | None]:
 
 
 def test_the_matrix_expansion_is_githubs_documented_one() -> None:
-    """The examples of github/docs data/reusables/actions/jobs/matrix-include.md,
+    """The examples of github/docs@main data/reusables/actions/jobs/matrix-include.md,
     matrix-exclude.md and matrix-add-with-include.md, with the results they list."""
     assert _matrix_combinations(
         {
@@ -492,8 +492,8 @@ def test_every_e2e_instance_caches_pip_the_fetched_tools_and_pulumis_plugins() -
 
 
 def _github_glob(pattern: str) -> re.Pattern[str]:
-    """A workflow path filter as GitHub matches it (github/docs content/actions/reference/
-    workflows-and-actions/workflow-syntax.md, filter pattern cheat sheet): `*` any
+    """A workflow path filter as GitHub matches it (github/docs@main
+    content/actions/reference/workflows-and-actions/workflow-syntax.md, filter pattern cheat sheet): `*` any
     characters but `/`, `**` any characters, `?` one character."""
     out = ""
     i = 0

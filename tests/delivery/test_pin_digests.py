@@ -50,7 +50,7 @@ def _tag(value: str) -> str:
 
 
 def _run(tmp_path: Path, down: tuple[str, ...] = (), salt: str = "") -> tuple[int, dict[str, Any], list[Any]]:
-    """The script on tmp_path/versions.py: (exit status, the module's values, docker's calls)."""
+    """The script on a versions.py in tmp_path: (exit status, the module's values, docker's calls)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "docker").write_text(DOCKER.replace("/usr/bin/env python3", sys.executable))

@@ -596,7 +596,8 @@ def _stack_files(sandbox: Sandbox) -> dict[str, bytes]:
 
 def test_a_deploy_never_writes_the_tracked_stack_file(sandbox: Sandbox) -> None:
     """The CLI saves a new stack's salt into its config file (the stand-in does as
-    pkg/cmd/pulumi/stack/io.go SaveProjectStack does): every command that loads the stack's
+    pulumi/pulumi@v3.259.0-14-g1b59498 pkg/cmd/pulumi/stack/io.go SaveProjectStack does): every command that
+    loads the stack's
     config gets the per-user copy, which keeps its salt and secrets across deploys."""
     tracked = _stack_files(sandbox)
     sandbox.run("make", "deploy-dev")

@@ -156,13 +156,14 @@ def request(
         connection.close()
 
 
-# The model servers' count of answered requests: vLLM's (vllm/v1/metrics/loggers.py) and the
-# simulator's (llm-d-inference-sim docs/metrics.md) `vllm:request_success_total`.
+# The model servers' count of answered requests, `vllm:request_success_total`: vLLM's
+# (vllm-project/vllm@v0.31.0 vllm/v1/metrics/loggers.py) and the simulator's
+# (llm-d/llm-d-inference-sim@v0.10.2 docs/metrics.md).
 SERVED_METRIC = "vllm:request_success_total"
 
 
 # The tokens they generated: vLLM's and the simulator's `vllm:generation_tokens_total`
-# (llm-d-inference-sim v0.10.2 pkg/llm-d-inference-sim/metrics.go, added when a request's
+# (llm-d/llm-d-inference-sim@v0.10.2 pkg/llm-d-inference-sim/metrics.go, added when a request's
 # processing ends).
 GENERATED_METRIC = "vllm:generation_tokens_total"
 

@@ -57,7 +57,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Every e2e test skipped for want of a stack reports from here, so that the summary
-    folds them into one line (pytest 9.2 _pytest/terminal.py _folded_skips: by path and
+    folds them into one line (pytest-dev/pytest@9.2 src/_pytest/terminal.py _folded_skips: by path and
     reason) instead of one per test."""
     report = yield
     longrepr = report.longrepr

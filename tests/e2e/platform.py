@@ -177,7 +177,7 @@ class Platform(abc.ABC):
 
     def answers_as(self, model: Model) -> str:
         """The `model` an answer names: its server's own served name, which a simulator
-        reports for every name it serves (llm-d-inference-sim v0.10.2
+        reports for every name it serves (llm-d/llm-d-inference-sim@v0.10.2
         pkg/llm-d-inference-sim/context.go getDisplayedModelName)."""
         server = self.server_of(model.name)
         return next(m.served_name for m in self.config.models if m.name == server)
@@ -367,14 +367,14 @@ class Platform(abc.ABC):
 
 # The Deployments the operators make for the Kuadrant instance's Authorino and Limitador,
 # whose replicas follow their CRs' spec.replicas (applied with forced ownership):
-# authorino-operator 0.25.2 pkg/reconcilers/deployment.go (named after the CR, which
+# Kuadrant/authorino-operator@0.25.2 pkg/reconcilers/deployment.go (named after the CR, which
 # kuadrant-operator v1.5.2 names "authorino": internal/controller/authorino_reconciler.go),
-# limitador-operator 0.18 pkg/limitador/k8s_objects.go ("limitador-<name>"; also
+# Kuadrant/limitador-operator@0.18 pkg/limitador/k8s_objects.go ("limitador-<name>"; also
 # kuadrant-operator api/v1beta1/topology.go LinkLimitadorToDeployment).
 DEPLOYMENTS = {"authorino": "authorino", "limitador": "limitador-limitador"}
 OPERATOR_RESOURCES = {"authorino": "authorino/authorino", "limitador": "limitador/limitador"}
-# Their pods' labels: authorino-operator 0.25.2 pkg/resources/k8s_util.go, limitador-operator
-# 0.18 pkg/limitador/k8s_objects.go.
+# Their pods' labels: Kuadrant/authorino-operator@0.25.2 pkg/resources/k8s_util.go,
+# Kuadrant/limitador-operator@0.18 pkg/limitador/k8s_objects.go.
 POD_LABELS = {"authorino": "authorino-resource=authorino", "limitador": "limitador-resource=limitador"}
 
 
@@ -509,7 +509,7 @@ class Live(Platform):
     def _tls(self) -> ssl.SSLContext | None:
         """On an HTTPS-only gateway, what to trust: the certificate's issuer as cert-manager
         stores it beside the certificate (`ca.crt`, for a self-signed issuer the certificate
-        itself: cert-manager v1.21.1 certificaterequests/selfsigned/selfsigned.go), else
+        itself: cert-manager/cert-manager@v1.21.1 certificaterequests/selfsigned/selfsigned.go), else
         the system's roots (a public ClusterIssuer). Read once."""
         if self.gateway_listener[0] != "https":
             return None
@@ -581,10 +581,10 @@ class Live(Platform):
     def departed(self, model: str, within_s: float) -> dict[str, float]:
         """From the stack's Prometheus: each pod's last scrape of the served counter within
         the range. The model's PodMonitor labels it with `model` (components/metering/
-        observability.py) and the operator adds `namespace` and `pod` (prometheus-operator
-        v0.93.0 pkg/prometheus/promcfg.go generatePodMonitorConfig); a range skips a gone
-        pod's stale marker (prometheus promql/engine.go matrixIterSlice), so its last count
-        stays. A scaled-down pod idled its stabilization window first: its last scrape holds
+        observability.py) and the operator adds `namespace` and `pod`
+        (prometheus-operator/prometheus-operator@v0.93.0 pkg/prometheus/promcfg.go generatePodMonitorConfig);
+        a range skips a gone pod's stale marker (prometheus promql/engine.go matrixIterSlice), so its last
+        count stays. A scaled-down pod idled its stabilization window first: its last scrape holds
         everything it answered. Without observability nothing keeps a gone pod's count."""
         from commands import usage
 
@@ -592,7 +592,8 @@ class Live(Platform):
             return {}
         selector = f'{SERVED_METRIC}{{namespace="{self.models_namespace}", model="{model}"}}'
         # Whole seconds, and one scrape interval more, so the block's first scrape is in (30 s,
-        # prometheus-operator v0.93.0 pkg/apis/monitoring/v1/prometheus_types.go scrapeInterval).
+        # prometheus-operator/prometheus-operator@v0.93.0 pkg/apis/monitoring/v1/prometheus_types.go
+        # scrapeInterval).
         expr = f"sum by (pod) (last_over_time({selector}[{math.ceil(within_s) + 30}s]))"
         return {
             str(sample["metric"]["pod"]): float(sample["value"][1])
@@ -645,7 +646,7 @@ class Live(Platform):
                 check=False, timeout=180,
             )  # fmt: skip
             # `kubectl run -i --rm --restart=Never` exits with the container's exit code
-            # (kubernetes/kubectl v0.36.3 pkg/cmd/run/run.go: CodeExitError from the pod's status).
+            # (kubernetes/kubectl@v0.36.3 pkg/cmd/run/run.go: CodeExitError from the pod's status).
             return done.returncode
 
     @contextlib.contextmanager
@@ -665,7 +666,8 @@ class Live(Platform):
         """A namespace of no group of ours, ready for pods, deleted afterwards."""
         namespace = f"maas-e2e-{uuid.uuid4().hex[:8]}"
         # Created with its labels at once: Pod Security reads the namespace from a cache and
-        # would judge a pod by an unlabelled copy (pod-security-admission admission/namespace.go).
+        # would judge a pod by an unlabelled copy (kubernetes/pod-security-admission@v0.36.2
+        # admission/namespace.go).
         manifest = {
             "apiVersion": "v1",
             "kind": "Namespace",
@@ -674,7 +676,7 @@ class Live(Platform):
         self.kubectl("create", "-f", "-", stdin=json.dumps(manifest))
         try:
             # Pods are refused until the namespace's default ServiceAccount exists
-            # (kubernetes plugin/pkg/admission/serviceaccount/admission.go).
+            # (kubernetes/kubernetes@v1.36.4 plugin/pkg/admission/serviceaccount/admission.go).
             until(
                 lambda: (
                     self.kubectl("get", "serviceaccount", "default", "-n", namespace, check=False).returncode
@@ -723,8 +725,8 @@ class Live(Platform):
 
     def _replicas(self, component: Component, replicas: int | None) -> None:
         # Through the operator's CR, which its operator follows; scaling the Deployment
-        # would be undone by it. kuadrant-operator v1.5.2 sets neither CR's replicas
-        # (authorino_reconciler.go, limitador_reconciler.go).
+        # would be undone by it. Kuadrant sets neither CR's replicas
+        # (Kuadrant/kuadrant-operator@v1.5.2 authorino_reconciler.go, limitador_reconciler.go).
         self.kubectl(
             "patch", OPERATOR_RESOURCES[component], "-n", self.kuadrant_namespace, "--type=merge",
             "--field-manager=maas-e2e", "-p", json.dumps({"spec": {"replicas": replicas}}),
@@ -737,7 +739,8 @@ class Live(Platform):
         self._replicas(component, 0)
         try:
             # Gone, not only unready: kube-proxy still sends new connections to terminating
-            # endpoints when no ready one is left (kubernetes pkg/proxy/topology.go).
+            # endpoints when no ready one is left (kubernetes/kubernetes@v1.36.4
+            # pkg/proxy/topology.go).
             self.kubectl(
                 "wait", "--for=delete", "pod", "-l", POD_LABELS[component], "-n", self.kuadrant_namespace,
                 "--timeout=180s", timeout=210,
@@ -814,7 +817,7 @@ class Live(Platform):
                     "spec": spec,
                 }
                 # Pod Security admission judges a dry run like a create: ValidatePod has no
-                # dry-run exemption (pod-security-admission v0.36.2 admission/admission.go).
+                # dry-run exemption (kubernetes/pod-security-admission@v0.36.2 admission/admission.go).
                 done = self.kubectl(
                     "create", "--dry-run=server", "-f", "-", stdin=json.dumps(manifest), check=False
                 )

@@ -726,7 +726,7 @@ def model_scales_on_its_queue(p: Platform, burst_s: float = 90.0, callers: int =
             grown = p.until(lambda: len(p.pods(model.name)) >= bounds.max_replicas, 240, "a scale-up")
         assert grown, f"{model.name} stayed at {len(p.pods(model.name))} replicas after {sent} requests"
     # Idle again, it shrinks back: after the scale-down stabilization, 300 s in KServe's chart
-    # (kserve v0.20.0 charts/_common/common-sections.yaml scaleDownStabilizationWindowSeconds)
+    # (kserve/kserve@v0.20.0 charts/_common/common-sections.yaml scaleDownStabilizationWindowSeconds)
     # and the HPA's own default.
     shrunk = p.until(lambda: len(p.pods(model.name)) == bounds.min_replicas, 900, "a scale-down")
     assert shrunk, f"{model.name} stayed at {len(p.pods(model.name))} replicas when idle"
@@ -741,7 +741,7 @@ def _saturated(p: Platform, model: Model, tier: str) -> Iterator[None]:
     refreshes.
 
     The detector is reactive: it reads the replicas' metrics every 50 ms and dispatches what
-    arrives in between (llm-d-router v0.10.0 saturationdetector/utilization/README.md,
+    arrives in between (llm-d/llm-d-router@v0.10.0 saturationdetector/utilization/README.md,
     datalayer/runtime.go), so a burst into an idle pool is served first come, first served;
     sent into a pool seen saturated, it is held in the picker's queues, by priority and flow."""
     import concurrent.futures

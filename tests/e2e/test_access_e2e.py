@@ -80,7 +80,7 @@ def test_each_higher_tier_gets_its_configured_token_limit_then_429(platform: Liv
 
 @pytest.mark.parametrize("path", ["/v1/responses", "/metrics", "/tokenize", "/health"])
 def test_only_metered_endpoints_are_published(platform: Live, path: str) -> None:
-    """The simulator serves these (llm-d-inference-sim v0.10.2 pkg/communication/http.go)."""
+    """The simulator serves these (llm-d/llm-d-inference-sim@v0.10.2 pkg/communication/http.go)."""
     scenarios.only_metered_endpoints_are_published(platform, path)
 
 

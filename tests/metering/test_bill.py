@@ -7,7 +7,7 @@ Each scenario evaluates the export's own queries (`commands.usage.queries`) with
 recording rules, and asks for the truth: what the pods counted, at the price of the time.
 The export rounds as `commands.usage.collect` does.
 
-The shape of the counters (limitador v2.4.0 limitador-server/src/prometheus_metrics.rs):
+The shape of the counters (Kuadrant/limitador@v2.4.0 limitador-server/src/prometheus_metrics.rs):
 a counter per label set, created at its first increment, per process; the request limit's
 check and the token limit's report are separate calls to Limitador (wasm-shim v0.14.1),
 each answered by whichever replica the gateway's connection reaches.

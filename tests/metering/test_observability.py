@@ -117,7 +117,8 @@ def test_kuadrant_observability_is_on_and_its_operator_sees_the_monitoring_crds(
 
 
 def test_the_monitoring_stack_is_off_kuadrants_critical_path(kubernetes_stack: Evaluation) -> None:
-    """Kuadrant needs the CRDs (state_of_the_world.go checks ServiceMonitor and PodMonitor at
+    """Kuadrant needs the CRDs (Kuadrant/kuadrant-operator@v1.5.2 state_of_the_world.go checks ServiceMonitor
+    and PodMonitor at
     start-up), not a running Prometheus: the chart installs beside it, after the CRDs."""
     release = kubernetes_stack.release("monitoring")
     assert not kubernetes_stack.waits_for(kubernetes_stack.release("kuadrant-operator"), release)

@@ -197,10 +197,10 @@ def _operator_env(stack: Evaluation) -> dict[str, str]:
     return dict(config_map.inputs["data"])
 
 
-# The operator's Deployment as kuadrant-operator v1.5.2's chart renders it
-# (charts/kuadrant-operator/templates/manifests.yaml, a chart with no values): the fields a
-# patch of its container meets, with the seven env entries in their order. Containers are
-# pruned by position too: the patch converges while `manager` is the chart's first container
+# The operator's Deployment as its chart renders it
+# (Kuadrant/kuadrant-operator@v1.5.2 charts/kuadrant-operator/templates/manifests.yaml, a chart with no
+# values): the fields a patch of its container meets, with the seven env entries in their order. Containers
+# are pruned by position too: the patch converges while `manager` is the chart's first container
 # (its only one at v1.5.2); a chart that put a sidecar first would bring the diff back.
 _CHART_OPERATOR: dict[str, Any] = {
     "apiVersion": "apps/v1",
@@ -281,7 +281,7 @@ def test_the_diff_model_sees_an_env_patch_differ_on_every_run() -> None:
 
 def _failure_modes_in_force(stack: Evaluation) -> dict[str, str]:
     """What the operator runs with: its patched environment, or, where no patch is declared,
-    its defaults (kuadrant-operator v1.5.2 internal/wasm/utils.go parseFailureModeValue:
+    its defaults (Kuadrant/kuadrant-operator@v1.5.2 internal/wasm/utils.go parseFailureModeValue:
     AUTH_SERVICE_FAILURE_MODE deny, the RATELIMIT_* ones allow)."""
     patches = [r for r in stack.objects("Deployment") if r.object_name == kuadrant.OPERATOR_DEPLOYMENT]
     if not patches:

@@ -96,7 +96,8 @@ def test_kuadrant_reads_its_failure_modes_and_our_gateway_controller_from_the_su
     ocp: Evaluation,
 ) -> None:
     """OLM puts the Subscription's env into the operator's containers and reverts edits to its
-    Deployment (operator-lifecycle-manager v0.46.0 olm/overrides/inject/inject.go), so no patch."""
+    Deployment (operator-framework/operator-lifecycle-manager@v0.46.0 olm/overrides/inject/inject.go),
+    so no patch."""
     env = {e["name"]: e["value"] for e in _subscription(ocp, "rhcl-operator").inputs["spec"]["config"]["env"]}
     names = env.pop("ISTIO_GATEWAY_CONTROLLER_NAMES")
     assert env == kuadrant.failure_modes(typed_config("ocp").limitador)
@@ -112,7 +113,7 @@ def test_kuadrant_reads_its_failure_modes_and_our_gateway_controller_from_the_su
 
 def _kuadrant_istio_controllers(value: str) -> set[str]:
     """The gateway controllers Kuadrant treats as Istio's, from the variable's value
-    (kuadrant-operator v1.5.2 internal/controller/data_plane_policies_workflow.go
+    (Kuadrant/kuadrant-operator@v1.5.2 internal/controller/data_plane_policies_workflow.go
     getGatewayControllerNames): split at commas, trimmed, and Istio's own added unless the
     value is exactly it."""
     default = "istio.io/gateway-controller"
@@ -156,7 +157,7 @@ def test_no_gateway_api_bundle_no_monitoring_stack(ocp: Evaluation) -> None:
 
 def _service_ports(stack: Evaluation) -> dict[str, int]:
     """The gateway Service's ports as Istio makes them: one per listener, named after it
-    (istio 1.30.3 pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go extractServicePorts)."""
+    (istio/istio@1.30.3 pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go extractServicePorts)."""
     listeners = stack.one("Gateway", GATEWAY_NAME).inputs["spec"]["listeners"]
     return {listener["name"]: listener["port"] for listener in listeners}
 
@@ -169,8 +170,8 @@ def test_routes_point_at_the_gateway_service_and_port_for_every_host(ocp: Evalua
     ports = _service_ports(ocp)
     for route in routes.values():
         assert route["to"] == {"kind": "Service", "name": gw.SERVICE_NAME, "weight": 100}
-        # A string targetPort names the Service's port (openshift/router pkg/router/template/
-        # template_helper.go matches it against the endpoints' port name).
+        # A string targetPort names the Service's port (openshift/router@main
+        # pkg/router/template/template_helper.go matches it against the endpoints' port name).
         assert route["port"]["targetPort"] in ports
         # HTTPS only: the gateway's certificate, the TLS passed through.
         assert route["tls"] == {"termination": "passthrough", "insecureEdgeTerminationPolicy": "None"}
@@ -199,7 +200,7 @@ def test_clients_are_given_the_route_hosts_over_https(ocp: Evaluation) -> None:
 def test_monitors_and_rules_carry_what_user_workload_monitoring_selects(ocp: Evaluation) -> None:
     """UWM reads monitors in every namespace not labelled openshift.io/cluster-monitoring=true or
     openshift.io/user-monitoring=false, and rules only with the leaf-prometheus scope
-    (cluster-monitoring-operator release-4.22 assets/prometheus-user-workload/prometheus.yaml)."""
+    (openshift/cluster-monitoring-operator@release-4.22 assets/prometheus-user-workload/prometheus.yaml)."""
     namespaces = {n.object_name: n.inputs["metadata"].get("labels", {}) for n in ocp.objects("Namespace")}
     monitors = ocp.objects("PodMonitor") + ocp.objects("ServiceMonitor")
     assert monitors
@@ -289,14 +290,14 @@ def test_what_outlives_our_namespaces_carries_our_label(ocp: Evaluation) -> None
 
 def test_kuadrant_adds_no_monitors_that_would_count_usage_twice(ocp: Evaluation, stack_of: Any) -> None:
     """User-workload monitoring reads every monitor: Kuadrant's own Limitador monitor
-    (kuadrant-operator v1.5.2 observability_reconciler.go) beside ours would double every
+    (Kuadrant/kuadrant-operator@v1.5.2 observability_reconciler.go) beside ours would double every
     counter the usage rules sum. The plain stacks' Prometheus reads only ours, so theirs stays."""
     assert ocp.one("Kuadrant", "kuadrant").inputs["spec"]["observability"] == {"enable": False}
     assert stack_of("dev").one("Kuadrant", "kuadrant").inputs["spec"]["observability"] == {"enable": True}
 
 
 def test_kserve_waits_for_cert_managers_webhook_not_just_its_operator(ocp: Evaluation) -> None:
-    """The Subscription is ready once the CSV exists (operator-lifecycle-manager v0.46.0
+    """The Subscription is ready once the CSV exists (operator-framework/operator-lifecycle-manager@v0.46.0
     catalog/operator.go); KServe's chart then creates an Issuer, which cert-manager's webhook
     must answer: the layer counts as ready when the operator reports that webhook available."""
     operand = ocp.one("CertManager", "cluster")

@@ -19,11 +19,11 @@ import pytest
 from harness.program import Declared, Evaluation, evaluate, typed_config
 from tests.support.configs import kind_stacks
 
-# ubuntu-24.04 runner: 4 vCPU, 16 GB (github/docs content/actions/reference/runners/
-# github-hosted-runners.md, standard runners for public repositories). kind reserves nothing
-# for the system: its kubelet config sets no systemReserved or kubeReserved (kind
-# pkg/cluster/internal/kubeadm/config.go), so allocatable CPU is the node's; memory less the
-# kubelet's default hard eviction threshold (100Mi) and what the host itself keeps (the
+# ubuntu-24.04 runner: 4 vCPU, 16 GB (github/docs@main
+# content/actions/reference/runners/github-hosted-runners.md, standard runners for public repositories). kind
+# reserves nothing for the system: its kubelet config sets no systemReserved or kubeReserved
+# (kubernetes-sigs/kind@v0.33.0 pkg/cluster/internal/kubeadm/config.go), so allocatable CPU is the node's;
+# memory less the kubelet's default hard eviction threshold (100Mi) and what the host itself keeps (the
 # runner's agent, Docker, this suite: 1 GiB kept here).
 ALLOCATABLE = {"cpu": 4.0, "memory": 15 * 2**30}
 # Kept free beyond what the disruptive tests add (disruption_headroom): a pod still
@@ -35,7 +35,7 @@ _SUFFIXES = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, 
 
 
 def parse_quantity(amount: str) -> float:
-    """A Kubernetes quantity ("250m", "2", "128Mi") as a number (apimachinery
+    """A Kubernetes quantity ("250m", "2", "128Mi") as a number (kubernetes/apimachinery@v0.36.4
     pkg/api/resource/quantity.go: decimal and binary suffixes)."""
     for suffix in sorted(_SUFFIXES, key=len, reverse=True):
         if amount.endswith(suffix):
@@ -80,10 +80,11 @@ def _get(values: dict[str, Any], *path: str) -> Any:
     return values
 
 
-# Kubernetes' own pods on kind's node: kubeadm's static pods (kubernetes cmd/kubeadm/app/
-# phases/controlplane/manifests.go: apiserver 250m, controller-manager 200m, scheduler 100m;
-# phases/etcd/local.go: etcd 100m, 100Mi), CoreDNS (kubeadm phases/addons/dns/manifests.go:
-# 2 replicas of 100m, 70Mi), kindnet (kind pkg/build/nodeimage/const_cni.go: 100m, 50Mi);
+# Kubernetes' own pods on kind's node: kubeadm's static pods (kubernetes/kubernetes@v1.36.4
+# cmd/kubeadm/app/phases/controlplane/manifests.go: apiserver 250m, controller-manager 200m,
+# scheduler 100m; cmd/kubeadm/app/phases/etcd/local.go: etcd 100m, 100Mi), CoreDNS
+# (cmd/kubeadm/app/phases/addons/dns/manifests.go: 2 replicas of 100m, 70Mi), kindnet
+# (kubernetes-sigs/kind@v0.33.0 pkg/build/nodeimage/const_cni.go: 100m, 50Mi);
 # kube-proxy and kind's local-path-provisioner request nothing.
 SYSTEM = [
     Pod.of("kube-apiserver", _requests("250m", "0")),
@@ -95,7 +96,7 @@ SYSTEM = [
 ]
 
 # The config reloader the Prometheus operator adds to each Prometheus and Alertmanager pod
-# (prometheus-operator v0.93.0 cmd/operator/main.go defaultReloaderCPU 10m, Memory 50Mi).
+# (prometheus-operator/prometheus-operator@v0.93.0 cmd/operator/main.go defaultReloaderCPU 10m, Memory 50Mi).
 RELOADER = _requests("10m", "50Mi")
 
 
@@ -105,19 +106,19 @@ def _release_pods(chart: str, version: str, values: dict[str, Any], gateways: in
     if chart in ("kserve-crd", "oci://ghcr.io/kserve/charts/kserve-crd", "prometheus-operator-crds", "base"):
         return []  # CRDs (and Istio's base: CRDs and cluster roles) only
     if chart == "cert-manager":
-        # cert-manager v1.21.1 deploy/charts/cert-manager/values.yaml: resources {} for the
+        # cert-manager/cert-manager@v1.21.1 deploy/charts/cert-manager/values.yaml: resources {} for the
         # controller, webhook and cainjector (lines 419, 938, 1351).
         return [Pod.of(f"cert-manager-{p}", _get(values, *k, "resources")) for p, k in
                 (("controller", ()), ("webhook", ("webhook",)), ("cainjector", ("cainjector",)))]  # fmt: skip
     if chart == "istiod":
-        # istio 1.30.3 manifests/charts/istio-control/istio-discovery/values.yaml: istiod's
+        # istio/istio@1.30.3 manifests/charts/istio-control/istio-discovery/values.yaml: istiod's
         # `resources` requests 500m, 2048Mi, one replica (autoscaleMin 1); each Gateway's
         # proxy pod takes `global.proxy.resources`, 100m, 128Mi (files/kube-gateway.yaml).
         istiod = _merged(_requests("500m", "2048Mi"), values.get("resources"))
         proxy = _merged(_requests("100m", "128Mi"), _get(values, "global", "proxy", "resources"))
         return [Pod.of("istiod", istiod), Pod.of("gateway-proxy", proxy, gateways)]
     if chart in ("kserve-resources", "oci://ghcr.io/kserve/charts/kserve-resources"):
-        # kserve v0.20.0 charts/kserve-resources/values.yaml: the controller 100m, 300Mi and
+        # kserve/kserve@v0.20.0 charts/kserve-resources/values.yaml: the controller 100m, 300Mi and
         # its kube-rbac-proxy 100m, 300Mi, in one pod (files/kserve/deployment-patch.yaml).
         manager = _merged(_requests("100m", "300Mi"), _get(values, "kserve", "controller", "resources"))
         proxy = _merged(
@@ -125,7 +126,7 @@ def _release_pods(chart: str, version: str, values: dict[str, Any], gateways: in
         )
         return [Pod.of("kserve-controller", manager) + Pod.of("kube-rbac-proxy", proxy)]
     if chart == "kuadrant-operator":
-        # kuadrant-operator v1.5.2 charts/kuadrant-operator/templates/manifests.yaml: the
+        # Kuadrant/kuadrant-operator@v1.5.2 charts/kuadrant-operator/templates/manifests.yaml: the
         # operator 200m, 200Mi; its dependencies (Chart.yaml): authorino-operator 0.25.2
         # (charts/authorino-operator/templates/manifests.yaml) 200m, 200Mi, limitador-operator
         # 0.18.3 (read on main, charts/limitador-operator/templates/manifests.yaml) 200m,
@@ -138,9 +139,9 @@ def _release_pods(chart: str, version: str, values: dict[str, Any], gateways: in
         ]
     if chart == "kube-prometheus-stack":
         # kube-prometheus-stack 88.3.0 values.yaml: the operator, its webhook Deployment and
-        # Alertmanager request nothing (resources {}), nor does Grafana (grafana 12.10.4
-        # charts/grafana/values.yaml, sidecars included); Prometheus takes ours. Each of
-        # Prometheus and Alertmanager carries the operator's config reloader.
+        # Alertmanager request nothing (resources {}), nor does Grafana
+        # (grafana-community/helm-charts@grafana-12.10.4 charts/grafana/values.yaml, sidecars included);
+        # Prometheus takes ours. Each of Prometheus and Alertmanager carries the operator's config reloader.
         prometheus = _get(values, "prometheus", "prometheusSpec", "resources")
         return [
             Pod.of("prometheus", prometheus) + Pod.of("reloader", RELOADER),
@@ -150,7 +151,7 @@ def _release_pods(chart: str, version: str, values: dict[str, Any], gateways: in
             Pod.of("grafana", None),
         ]
     if chart == "keda":
-        # keda 2.20.2 (kedacore/charts keda/values.yaml `resources`): the operator, the
+        # keda 2.20.2 (kedacore/charts@v2.20.2 keda/values.yaml `resources`): the operator, the
         # metrics server and the webhooks, each 100m, 100Mi.
         return [
             Pod.of(f"keda-{p}", _merged(_requests("100m", "100Mi"), _get(values, "resources", p)))
@@ -159,11 +160,11 @@ def _release_pods(chart: str, version: str, values: dict[str, Any], gateways: in
     raise AssertionError(f"chart {chart} {version}: its pods are not counted here; add them, cited")
 
 
-# Keycloak's operator from keycloak-k8s-resources kubernetes/kubernetes.yml: 300m, 450Mi
-# (read at 26.0.0; 26.7.4 was not readable, docs/unverified.md).
+# Keycloak's operator from keycloak/keycloak-k8s-resources@26.0.0 kubernetes/kubernetes.yml:
+# 300m, 450Mi (26.7.4 was not readable, docs/unverified.md).
 MANIFEST_PODS = {"keycloak-operator": [Pod.of("keycloak-operator", _requests("300m", "450Mi"))]}
-# Limitador's default requests when its CR sets none (limitador-operator api/v1alpha1/
-# limitador_types.go defaultResourceRequirements, read on main): 250m, 32Mi.
+# Limitador's default requests when its CR sets none (Kuadrant/limitador-operator@main
+# api/v1alpha1/limitador_types.go defaultResourceRequirements): 250m, 32Mi.
 LIMITADOR_DEFAULT = _requests("250m", "32Mi")
 
 
@@ -216,7 +217,7 @@ def pods(stack: Evaluation) -> Iterator[tuple[str, Pod]]:
 
 def disruption_headroom(stack: str, steady: list[Pod]) -> Pod:
     """What the disruptive tests add while they run: L10's `rollout restart` of Limitador
-    surges one pod (a Deployment's default maxSurge, 25% rounded up: kubernetes
+    surges one pod (a Deployment's default maxSurge, 25% rounded up: kubernetes/kubernetes@v1.36.4
     pkg/apis/apps/v1/defaults.go), L18 grows each model that follows its queue to
     maxReplicas, and every other test's probe pods request nothing."""
     config = typed_config(stack)

@@ -99,7 +99,7 @@ def _wildcard_route_with_a_policy(stack: Any) -> list[Any]:
 
 @pytest.mark.parametrize("change", [_limits_on_the_gateway, _wildcard_route_with_a_policy])
 def test_a_nearer_host_entry_takes_the_model_hosts_from_the_policy_route(stack_of: Any, change: Any) -> None:
-    """The wasm-shim takes a request's sets from the nearest host entry (wasm-shim v0.14.1
+    """The wasm-shim takes a request's sets from the nearest host entry (Kuadrant/wasm-shim@v0.14.1
     src/kuadrant/pipeline/factory.rs select_blueprint): a policy on the Gateway gives the
     model hosts entries of their own, and so does a policy on a route over `*.<domain>`."""
     stack = stack_of("dev")

@@ -106,7 +106,7 @@ def test_a_redirect_that_also_reaches_a_backend_is_not_only_a_redirect(stack_of:
 
 
 def test_a_gateway_without_a_service_type_counts_as_exposed(stack_of: Any) -> None:
-    """Istio makes a LoadBalancer when the annotation is missing (1.30.3 classinfo.go)."""
+    """Istio makes a LoadBalancer when the annotation is missing (istio/istio@1.30.3 classinfo.go)."""
     stack = stack_of("dev")
 
     def unannotated(inputs: dict[str, Any]) -> None:
@@ -245,7 +245,7 @@ def test_vllm_runs_as_root_only_where_the_stack_exempts_it_with_a_reason(stack_o
 
 
 def test_an_upstream_manifests_workload_is_not_ours_to_judge(stack_of: Any) -> None:
-    """In a real preview, a ConfigFile's objects are resources too (pulumi-kubernetes
+    """In a real preview, a ConfigFile's objects are resources too (pulumi/pulumi-kubernetes@v4.34.2
     provider/pkg/provider/yaml/v2/yaml.go registers each): the Keycloak operator's Deployment,
     which mounts its token and sets no runAsNonRoot, is upstream's, not refused."""
     stack = stack_of("dev-oidc")

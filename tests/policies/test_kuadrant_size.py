@@ -130,8 +130,9 @@ def test_a_route_no_policy_covers_has_no_set() -> None:
 
 
 def test_the_operators_own_case_a_route_with_one_limit() -> None:
-    """tests/istio/extension_reconciler_test.go "Simple RLP targeting HTTPRoute creates
-    envoyfilter": its route (tests/commons.go BuildBasicHttpRoute: GET, PathPrefix /toy)
+    """Kuadrant/kuadrant-operator@v1.5.2 tests/istio/extension_reconciler_test.go "Simple RLP
+    targeting HTTPRoute creates envoyfilter": its route
+    (Kuadrant/kuadrant-operator@v1.5.2 tests/commons.go BuildBasicHttpRoute: GET, PathPrefix /toy)
     and policy, and the action set the operator's test expects."""
     route = _route("toystore", [[{"path": {"type": "PathPrefix", "value": "/toy"}, "method": "GET"}]])
     route["spec"]["hostnames"] = ["*.example.com"]

@@ -1,8 +1,8 @@
 """The NetworkPolicy reader the matrix and the pack rely on, against the API's own cases.
 
-Each case is a sentence of the networking.k8s.io/v1 API reference (kubernetes/api
+Each case is a sentence of the networking.k8s.io/v1 API reference (kubernetes/api@v0.36.4
 networking/v1/types.go doc comments) or of the "Network Policies" concept page
-(kubernetes/website content/en/docs/concepts/services-networking/network-policies.md).
+(kubernetes/website@main content/en/docs/concepts/services-networking/network-policies.md).
 """
 
 from __future__ import annotations

@@ -57,7 +57,8 @@ def _plain(value: Any) -> Any:
 
 
 def test_each_policy_sees_what_the_analyzer_hands_it(stack_of: Any) -> None:
-    """For one resource of every type: proxies (pulumi_policy/proxy.py), floats (protobuf's
+    """For one resource of every type: proxies (pulumi/pulumi-policy@v1.21.0
+    sdk/python/lib/pulumi_policy/proxy.py), floats (protobuf's
     Struct has no integers), secrets opened (deserialize.py), the inputs to a resource rule
     and the outputs to a stack rule; and a read of an unknown ends the rule with its path."""
     stack = stack_of("dev")

@@ -19,8 +19,8 @@ SERVING = {
     "istio-istiod": "programs the gateway",
     "kuadrant-operator": "Authorino's and Limitador's operators; the wasm config",
     "kuadrant-instance": "Authorino and Limitador running",
-    # A patch, kept: Kuadrant v1.5.2's CRD takes no Limitador settings (api/v1beta1/
-    # kuadrant_types.go KuadrantSpec), and the ways to give them before it creates Limitador
+    # A patch, kept: Kuadrant's CRD takes no Limitador settings (Kuadrant/kuadrant-operator@v1.5.2
+    # api/v1beta1/kuadrant_types.go KuadrantSpec), and the ways to give them before it creates Limitador
     # fail a deployed stack's upgrade or its teardown (docs/architecture.md).
     "kuadrant-limitador": "Limitador's settings (telemetry for metering, replicas, storage)",
     "tier-policies-auth": "keys checked",

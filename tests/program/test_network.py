@@ -104,12 +104,12 @@ def _third_party_pods(stack: Evaluation, cfg: StackConfig) -> Iterator[Endpoint]
     kserve = upstream.KSERVE_CONTROLLER_PODS
     yield _pod("kserve-controller", ns.kserve, kserve.labels, {**kserve.ports, "https": 8443})
     if cfg.observability.enabled and cfg.flavour == "openshift":
-        # User-workload monitoring's Prometheus (cluster-monitoring-operator release-4.22
+        # User-workload monitoring's Prometheus (openshift/cluster-monitoring-operator@release-4.22
         # assets/prometheus-user-workload/prometheus.yaml podMetadata, and the operator's labels).
         uwm = {**flavour.UWM_PROMETHEUS_PODS, "app.kubernetes.io/part-of": "openshift-monitoring"}
         yield _pod("prometheus", flavour.UWM_NAMESPACE, {**uwm, "prometheus": "user-workload"}, {})
     if cfg.flavour == "openshift":
-        # The router, which the Routes bring clients through (cluster-ingress-operator
+        # The router, which the Routes bring clients through (openshift/cluster-ingress-operator@main
         # pkg/operator/controller/names.go: deployment-ingresscontroller label).
         router = {"ingresscontroller.operator.openshift.io/deployment-ingresscontroller": "default"}
         yield _pod("router", "openshift-ingress", router, {})

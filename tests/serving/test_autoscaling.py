@@ -56,7 +56,7 @@ def test_fixed_models_and_stacks_without_scaling_have_no_keda(stack_of: Any) -> 
 def test_the_queue_query_returns_one_series_the_models_waiting_requests(
     stack_of: Any, tmp_path: Path
 ) -> None:
-    """KEDA refuses a query with several series (keda v2.20.2 prometheus_scaler.go): the
+    """KEDA refuses a query with several series (kedacore/keda@v2.20.2 prometheus_scaler.go): the
     query, run in a real Prometheus, sums this model's pods in its namespace, nothing else."""
     query = _external(stack_of("dev-oidc"), "simulator")["metric"]["query"]
     exporter = Exporter()

@@ -99,7 +99,8 @@ def test_each_tier_lists_exactly_the_models_its_rules_admit(
 def test_without_a_known_tier_nothing_is_listed(nginx: str, tmp_path: Path) -> None:
     models = [simulator("m")]
     for server in _serve(nginx, tmp_path, models, [_tier("free")]):
-        # (nginx's map compares in lower case, ngx_http_map_module.c; tiers are lower-case
+        # (nginx's map compares in lower case, nginx/nginx@release-1.30.4
+        # src/http/modules/ngx_http_map_module.c; tiers are lower-case
         # DNS labels, so no two collide)
         for tier in (None, "", "gold", "free-", "fre"):
             status, _, body = server.get("/v1/models", tier)
@@ -146,7 +147,8 @@ def test_the_deployed_server_is_this_config_behind_the_shared_host(stack: Evalua
 
 
 def test_a_large_catalog_is_served(nginx: str, tmp_path: Path) -> None:
-    """Far past the 4 KiB an nginx configuration token may hold (ngx_conf_file.c)."""
+    """Far past the 4 KiB an nginx configuration token may hold (nginx/nginx@release-1.30.4
+    src/core/ngx_conf_file.c)."""
     models = [simulator(f"m{i}", servedModelName=f"org/model-{i:03d}" * 4) for i in range(150)]
     for server in _serve(nginx, tmp_path, models, [_tier("free")]):
         status, _, listed = server.get("/v1/models", "free")

@@ -233,7 +233,7 @@ def test_vllm_on_cpu_only_when_asked() -> None:
     assert "nodeSelector" not in predictor
     assert _gpu_mentions(predictor) == []
     # The CUDA image cannot start without a GPU, and KServe would not swap it for ours
-    # (kserve v0.20.0 utils.go UpdateImageTag: server type vllmserver only).
+    # (kserve/kserve@v0.20.0 utils.go UpdateImageTag: server type vllmserver only).
     assert predictor["model"]["runtime"] == "vllm-openai-cpu"
     (runtime,) = result.objects("ServingRuntime")
     assert runtime.object_name == "vllm-openai-cpu"
@@ -384,7 +384,7 @@ def test_https_only_leaves_no_plain_http_listener() -> None:
 
 def _flag_values(args: list[str], name: str) -> list[str]:
     """A multi-value flag's values as the simulator reads them: the arguments after `--name`
-    up to the next `--` (llm-d-inference-sim v0.10.2 pkg/common/parser.go
+    up to the next `--` (llm-d/llm-d-inference-sim@v0.10.2 pkg/common/parser.go
     getParamValueFromArgs)."""
     if f"--{name}" not in args:
         return []

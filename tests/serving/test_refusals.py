@@ -1,11 +1,11 @@
 """The response half of the gateway's request-body filter (lua/refusals.lua), run in LuaJIT
 (Envoy's Lua runtime) as part of the filter's whole source, on the replies it meets as Envoy
-encodes them: the plain-text refusals of Kuadrant (wasm-shim v0.14.1
+encodes them: the plain-text refusals of Kuadrant (Kuadrant/wasm-shim@v0.14.1
 src/configuration/legacy_translation.rs build_ratelimit_on_reply: 429, "Too Many Requests\\n",
-Limitador's response headers), the endpoint picker (llm-d-router v0.10.0
+Limitador's response headers), the endpoint picker (llm-d/llm-d-router@v0.10.0
 pkg/common/error/error.go BuildErrResponse, pkg/epp/handlers/server.go eviction) and Envoy
 (413) leave in OpenAI's error shape; a request-limit 429 carries Retry-After from
-Limitador's X-RateLimit-Reset (limitador v2.4.0 limitador/src/lib.rs response_header); what
+Limitador's X-RateLimit-Reset (Kuadrant/limitador@v2.4.0 limitador/src/lib.rs response_header); what
 is already JSON, and every other status, passes untouched and unbuffered."""
 
 from __future__ import annotations

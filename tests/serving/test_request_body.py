@@ -319,7 +319,7 @@ def test_a_model_we_do_not_serve_is_404(luajit: str, tmp_path: Path, model: str)
 def test_no_client_sent_gateway_header_survives(luajit: str, tmp_path: Path) -> None:
     """Neither the model or tier header nor any header llm-d's endpoint picker defines
     (priority objective, fairness, model rewrite, latency objectives, video hints, old and new
-    names, endpoint keys; llm-d-router v0.10.0 pkg/epp/metadata/consts.go): only the gateway
+    names, endpoint keys; llm-d/llm-d-router@v0.10.0 pkg/epp/metadata/consts.go): only the gateway
     and Authorino set those."""
     picker = (
         "x-llm-d-inference-objective",

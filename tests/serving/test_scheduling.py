@@ -18,7 +18,7 @@ from tests.support.configs import assert_refused, evaluate_variant
 from tests.support.labels import predictor_pod_labels
 from tests.support.prometheus import Exporter, Series, prometheus, series, serve
 
-# istio 1.30.3 pilot/pkg/xds/filters/filters.go InferencePoolExtProc, in Envoy's JSON.
+# istio/istio@1.30.3 pilot/pkg/xds/filters/filters.go InferencePoolExtProc, in Envoy's JSON.
 ISTIO_POOL_FILTER = {
     "name": "envoy.filters.http.ext_proc",
     "typed_config": {
@@ -33,7 +33,7 @@ ISTIO_POOL_FILTER = {
         },
     },
 }
-# kuadrant-operator v1.5.2 internal/istio/utils.go: its wasm filter's EnvoyFilter sets no priority.
+# Kuadrant/kuadrant-operator@v1.5.2 internal/istio/utils.go: its wasm filter's EnvoyFilter sets no priority.
 KUADRANT_PRIORITY = 0
 
 
@@ -68,18 +68,18 @@ def test_the_pool_holds_the_models_pods_on_their_port_and_names_its_picker(stack
         assert picker["failureMode"] == "FailClose"
         service = stack.one("Service", picker["name"])
         (grpc,) = [p for p in service.inputs["spec"]["ports"] if p["port"] == picker["port"]["number"]]
-        # The gateway speaks gRPC (HTTP/2) to it (istio 1.30.3 pkg/config/kube/conversion.go).
+        # The gateway speaks gRPC (HTTP/2) to it (istio/istio@1.30.3 pkg/config/kube/conversion.go).
         assert grpc["appProtocol"] == "kubernetes.io/h2c"
         deployment, pod = _picker(stack, model)
         assert selects({"matchLabels": service.inputs["spec"]["selector"]}, pod_labels(deployment))
         (container,) = pod["containers"]
         named = {p["name"]: p["containerPort"] for p in container["ports"]}
-        # llm-d-router v0.10.0 pkg/epp/server/options.go: ext_proc on 9002, health 9003.
+        # llm-d/llm-d-router@v0.10.0 pkg/epp/server/options.go: ext_proc on 9002, health 9003.
         assert named[grpc["targetPort"]] == 9002 == picker["port"]["number"]
         assert container["readinessProbe"]["grpc"] == {"port": 9003, "service": "inference-extension"}
         # Active-active: every replica ready and serving (no --ha-enable-leader-election, so
-        # cmd/epp/runner/health.go answers "inference-extension" on each), none missing on an
-        # update; the gateway's calls, refusals' included, go to whichever is left.
+        # llm-d/llm-d-router@v0.10.0 cmd/epp/runner/health.go answers "inference-extension" on each), none
+        # missing on an update; the gateway's calls, refusals' included, go to whichever is left.
         assert deployment.inputs["spec"]["replicas"] == typed_config(stack.stack).scheduler.replicas == 2
         assert not [a for a in container["args"] if "leader-election" in a]
         assert deployment.inputs["spec"]["strategy"] == {
@@ -109,7 +109,7 @@ def test_the_picker_runs_its_pool_with_the_stacks_thresholds(stack: Evaluation) 
         (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
         config_map = stack.one("ConfigMap", volume["configMap"]["name"])
         config = yaml.safe_load(config_map.inputs["data"][config_file.rsplit("/", 1)[1]])
-        # llm-d-router v0.10.0 apix/config/v1alpha1 and cmd/epp/runner (feature gate flowControl).
+        # llm-d/llm-d-router@v0.10.0 apix/config/v1alpha1 and cmd/epp/runner (feature gate flowControl).
         assert (config["apiVersion"], config["kind"]) == ("llm-d.ai/v1alpha1", "EndpointPickerConfig")
         assert config["featureGates"] == ["flowControl"]
         (detector,) = [p for p in config["plugins"] if p["type"] == "utilization-detector"]
@@ -177,7 +177,7 @@ def test_the_picker_meets_restricted_and_may_only_read_its_namespace(stack: Eval
 
 
 def test_the_gateway_speaks_tls_to_the_picker(stack: Evaluation) -> None:
-    """The picker serves TLS with a certificate of its own (llm-d-router v0.10.0
+    """The picker serves TLS with a certificate of its own (llm-d/llm-d-router@v0.10.0
     pkg/epp/server/runserver.go), and Istio sets up none by itself."""
     namespace = typed_config(stack.stack).namespaces.models
     for model in _pooled(stack):
@@ -188,7 +188,7 @@ def test_the_gateway_speaks_tls_to_the_picker(stack: Evaluation) -> None:
 
 def test_the_pools_filter_runs_after_kuadrants_and_the_lua_filter(stack: Evaluation) -> None:
     """Istio puts its pool filter before Kuadrant's wasm-shim and our Lua filter; EnvoyFilters
-    apply in ascending priority (istio 1.30.3 pilot/pkg/model/push_context.go EnvoyFilters),
+    apply in ascending priority (istio/istio@1.30.3 pilot/pkg/model/push_context.go EnvoyFilters),
     each patch in order (envoyfilter/listener_patch.go patchHTTPFilters). Ours must run after
     Kuadrant's and the Lua filter, remove Istio's filter, then insert the same one, by the
     same name, before the router."""
@@ -214,7 +214,7 @@ def test_the_pools_filter_runs_after_kuadrants_and_the_lua_filter(stack: Evaluat
 
 def istiod_env(stack: Evaluation) -> dict[str, str]:
     """istiod's extra environment: the chart's top-level `env`, or on OpenShift the Sail
-    `Istio` resource's `pilot.env` (Sail 1.30.3 api/v1/values_types.go)."""
+    `Istio` resource's `pilot.env` (Sail istio/istio@1.30.3 api/v1/values_types.go)."""
     istio = [r for r in stack.objects("Istio") if r.inputs["apiVersion"] == "sailoperator.io/v1"]
     if istio:
         (sail,) = istio
@@ -231,7 +231,7 @@ def test_a_pooled_model_on_openshift_turns_routing_to_pools_on_in_sails_istio() 
 
 
 def test_istiod_routes_to_pools_only_where_models_are_pooled(stack: Evaluation) -> None:
-    """istio 1.30.3 pilot/pkg/features/experimental.go: off by default; the istiod chart puts
+    """istio/istio@1.30.3 pilot/pkg/features/experimental.go: off by default; the istiod chart puts
     top-level `env` into istiod's container (istio-discovery templates/deployment.yaml)."""
     env = istiod_env(stack)
     pooled = bool(_pooled(stack))
@@ -326,7 +326,8 @@ def test_impossible_scheduling_is_refused(model: dict[str, Any], expected: str) 
 
 
 def test_a_queue_longer_than_the_routes_timeout_is_accepted() -> None:
-    """The route's timeout starts once the request leaves the picker (Envoy router.cc
+    """The route's timeout starts once the request leaves the picker (envoyproxy/envoy@main
+    source/common/router/router.cc
     onRequestComplete, after ext_proc lets it through): the queue's wait and the model's
     answer add up, neither cuts the other short."""
     result = evaluate_variant("dev", {"maas:scheduler": {"queueTimeout": "400s"}})
@@ -351,7 +352,7 @@ def test_saturation_thresholds_are_checked() -> None:
 
 def test_the_pickers_series_stay_bounded_as_users_grow(stack_of: Any, tmp_path: Path) -> None:
     """The picker labels per-request metrics and its queues with the fairness id, the user
-    (llm-d-router v0.10.0 pkg/epp/metrics/llm_d_router_metrics.go). Scraped by a real
+    (llm-d/llm-d-router@v0.10.0 pkg/epp/metrics/llm_d_router_metrics.go). Scraped by a real
     Prometheus through the declared monitor's metricRelabelings, as prometheus-operator
     v0.93.0 writes them: no series keeps a user but the queue size (deleted with its idle
     flow, metrics.go DeleteFlowControlFlowSeries), whose sum, what the scaled model's query
@@ -375,7 +376,8 @@ def test_the_pickers_series_stay_bounded_as_users_grow(stack_of: Any, tmp_path: 
         for n, queued in enumerate((2, 1, 4)):
             user = {"fairness_id": f"user-{n}", "priority": "1", "inference_pool": "m", **model}
             values[series("llm_d_epp_flow_control_queue_size", **user)] = queued
-            # Its deprecated twin (metrics.go flowControlQueueSize) is not read.
+            # Its deprecated twin (llm-d/llm-d-router@v0.10.0 metrics.go
+            # flowControlQueueSize) is not read.
             values[series("inference_extension_flow_control_queue_size", **user)] = queued
         return values
 

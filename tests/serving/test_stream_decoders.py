@@ -28,7 +28,7 @@ from tests.serving.test_request_body import OPENAI_ERROR_KEYS, Request, _run
 
 
 class _StreamOptions(BaseModel):
-    """vLLM's StreamOptions (vllm/entrypoints/openai generate/base/protocol.py)."""
+    """vLLM's StreamOptions (vllm-project/vllm@v0.31.0 vllm/entrypoints/openai/generate/base/protocol.py)."""
 
     model_config = ConfigDict(extra="allow")
     include_usage: bool | None = True
@@ -37,9 +37,9 @@ class _StreamOptions(BaseModel):
 
 class _VllmChatRequest(BaseModel):
     """The fields of vLLM's ChatCompletionRequest that the filter reads or writes
-    (vllm/entrypoints/openai/chat_completion/protocol.py: OpenAIBaseModel allows extra
-    fields; `stream: bool | None = False`; validate_stream_options refuses stream_options
-    without a stream)."""
+    (vllm-project/vllm@v0.31.0 vllm/entrypoints/openai/chat_completion/protocol.py:
+    OpenAIBaseModel allows extra fields; `stream: bool | None = False`; validate_stream_options
+    refuses stream_options without a stream)."""
 
     model_config = ConfigDict(extra="allow")
     messages: list[dict[str, Any]]

@@ -130,7 +130,7 @@ CLUSTER_SERVICE_S = 0.2
 
 
 # How often the picker's saturation detector reads the replicas' metrics on the cluster
-# (llm-d-router v0.10.0 pkg/epp/datalayer/runtime.go: a 50 ms refresh); scaled like the
+# (llm-d/llm-d-router@v0.10.0 pkg/epp/datalayer/runtime.go: a 50 ms refresh); scaled like the
 # service time in the fake.
 CLUSTER_REFRESH_S = 0.05
 
@@ -138,15 +138,15 @@ CLUSTER_REFRESH_S = 0.05
 class _Pool:
     """A pooled model behind llm-d's endpoint picker (llm-d-router v0.10.0). The replicas run
     `slots` requests at once and queue the rest first come, first served. Flow control holds
-    a request back only while its saturation detector says the pool is saturated (the
-    replicas' mean queue at `depth`: saturationdetector/utilization/README.md), and the
-    detector reads the replicas' metrics every `refresh_s`, not at each arrival: a burst into
-    an idle pool is dispatched as it arrives, first come first served. Held requests wait in
-    their priority band, one queue per flow (the fairness id: the user) with its oldest
+    a request back only while its saturation detector says the pool is saturated (the replicas'
+    mean queue at `depth`: llm-d/llm-d-router@v0.10.0 saturationdetector/utilization/README.md),
+    and the detector reads the replicas' metrics every `refresh_s`, not at each arrival: a burst
+    into an idle pool is dispatched as it arrives, first come first served. Held requests wait
+    in their priority band, one queue per flow (the fairness id: the user) with its oldest
     request first (fcfs-ordering-policy, the default); the highest non-empty band goes first
-    once a replica is free and nobody dispatched waits for it, and within it the band's
-    fairness policy picks the flow: global-strict the oldest head of any flow
-    (fairness/globalstrict/global_strict.go), round-robin the next flow after the last one
+    once a replica is free and nobody dispatched waits for it, and within it the band's fairness
+    policy picks the flow: global-strict the oldest head of any flow (llm-d/llm-d-router@v0.10.0
+    fairness/globalstrict/global_strict.go), round-robin the next flow after the last one
     served, in sorted order, skipping empty ones (fairness/roundrobin/roundrobin.go). A held
     request waits at most the queue timeout (`ttl_s`), then is refused."""
 
@@ -393,7 +393,7 @@ class FakeGateway:
         identity = self._identity(headers)
         if self.unwritten.get(host, 0) > 0:
             # Kuadrant has no action set for the host yet (or could not write it): its filter
-            # passes the request unjudged (wasm-shim v0.14.1 kuadrant_filter.rs), and the
+            # passes the request unjudged (Kuadrant/wasm-shim@v0.14.1 kuadrant_filter.rs), and the
             # gateway's guard refuses it for the missing marker (lua/policy_guard.lua).
             self.unwritten[host] -= 1
             if not self.faults.no_policy_guard:
@@ -439,7 +439,7 @@ class FakeGateway:
             metered[0] += 1
         if headers.get(CUT_HEADER) and request_body.get("stream"):
             # The wasm-shim reads usage from a stream's last chunk, which a cut stream never
-            # delivers (wasm-shim v0.14.1 token_usage.rs): nothing is reported.
+            # delivers (Kuadrant/wasm-shim@v0.14.1 token_usage.rs): nothing is reported.
             tokens = 0
         tokens_billed = _Tokens(counted, metered, tokens, _completion(request_body))
         if model in self.pools and path in GENERATION_PATHS:
@@ -567,7 +567,7 @@ class FakeGateway:
         forged = [t for t in self.priorities if tiers.objective_name(model, t) == named]
         if self.faults.client_priority_trusted and forged:
             return self.priorities[forged[0]]
-        # An unknown objective is priority 0 (llm-d-router v0.10.0 requestcontrol/director.go).
+        # An unknown objective is priority 0 (llm-d/llm-d-router@v0.10.0 requestcontrol/director.go).
         return self.priorities.get(tier, 0)
 
     def _deny(self, model: str, reply: Response, path: str) -> Response:

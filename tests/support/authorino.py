@@ -1,4 +1,4 @@
-"""Authorization rules evaluated as Authorino evaluates them (authorino v0.26.2
+"""Authorization rules evaluated as Authorino evaluates them (Kuadrant/authorino@v0.26.2
 pkg/service/auth_pipeline.go): a rule holds for a request when all its `when` predicates do
 (a predicate that errors, e.g. on a missing header, skips the rule); the request is admitted
 when every rule that holds admits it.

@@ -2,14 +2,14 @@
 apply leaves in the cluster: ports of the upstream code, so a test can ask whether a second run
 would see a change.
 
-- `diff`: pulumi-kubernetes `provider/pkg/provider/provider.go` `Diff` (read after 4.32.0;
-  no 4.34.2 tag in the mirror): the live object is pruned to the shape of the old inputs
+- `diff`: pulumi/pulumi-kubernetes@main `provider/pkg/provider/provider.go` `Diff` (read
+  after 4.32.0; no 4.34.2 tag in the mirror): the live object is pruned to the shape of the old inputs
   (`util.go` `pruneMap`, `pruneSlice`: list items by position) and compared with the new
   inputs by a JSON merge patch (`inputPatch`, RFC 7386: lists compared whole). Inputs are
   normalised by a typed round trip pruned back to their own shape (`normalizeInputs`), which
   changes nothing in the objects compared here.
 - `apply`: the API server's merge of an applied configuration into the live object
-  (kubernetes-sigs/structured-merge-diff v6.4.2 `typed/merge.go` `visitListItems`, the same
+  (kubernetes-sigs/structured-merge-diff@v6.4.2 `typed/merge.go` `visitListItems`, the same
   since v4.4.1): maps merge; a keyed list keeps the live items in their order, merges the
   shared ones in place and puts each new one before the next shared item (at the end when
   none follows); any other list is atomic and replaced. Shared items the applied list
@@ -22,8 +22,8 @@ import copy
 import json
 from typing import Any
 
-# Keyed list fields of a pod spec and their keys (`+listType=map`, `+listMapKey` in k8s.io/api
-# core/v1 types.go); any other list, `envFrom` and `args` among them, is atomic.
+# Keyed list fields of a pod spec and their keys (`+listType=map`, `+listMapKey` in
+# kubernetes/api@v0.36.4 core/v1/types.go); any other list, `envFrom` and `args` among them, is atomic.
 LIST_KEYS: dict[str, tuple[str, ...]] = {
     "containers": ("name",),
     "initContainers": ("name",),
@@ -35,7 +35,8 @@ LIST_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def prune_map(source: dict[str, Any] | None, target: dict[str, Any] | None) -> dict[str, Any] | None:
-    """util.go pruneMap: the keys of `source` that `target` has, recursively."""
+    """pulumi/pulumi-kubernetes@main provider/pkg/provider/util.go pruneMap: the keys of `source` that
+    `target` has, recursively."""
     if source is None or target is None:
         return None
     result: dict[str, Any] = {}
@@ -55,7 +56,8 @@ def prune_map(source: dict[str, Any] | None, target: dict[str, Any] | None) -> d
 
 
 def prune_slice(source: list[Any] | None, target: list[Any] | None) -> list[Any] | None:
-    """util.go pruneSlice: item i of `source` pruned to item i of `target`, by position."""
+    """pulumi/pulumi-kubernetes@main provider/pkg/provider/util.go pruneSlice: item i of `source` pruned to
+    item i of `target`, by position."""
     if source is None or target is None:
         return None
     if not source or not target:
@@ -145,7 +147,8 @@ def _merge_keyed(live: list[Any], applied: list[Any], field: str) -> list[Any]:
 
 def replaced_on_data_change(obj: dict[str, Any], provider: dict[str, Any]) -> bool:
     """Whether the provider replaces a ConfigMap or Secret whose data changes, rather than
-    updating it (provider/pkg/provider/diff.go forceNewProperties): unless the provider is told
+    updating it (pulumi/pulumi-kubernetes@main provider/pkg/provider/diff.go forceNewProperties): unless the
+    provider is told
     they are mutable (enableConfigMapMutable, enableSecretMutable), or when the object itself
     is immutable. A replacement under the same name deletes first (provider.go Diff)."""
     setting = {"ConfigMap": "enableConfigMapMutable", "Secret": "enableSecretMutable"}[obj["kind"]]

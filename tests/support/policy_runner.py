@@ -1,7 +1,7 @@
 """Runs the policy pack in-process on what a stack declares, as `pulumi preview --policy-pack`
 hands it to the pack.
 
-The pack's own analyzer servicer (pulumi-policy 1.21.0 `pulumi_policy/policy.py`
+The pack's own analyzer servicer (pulumi/pulumi-policy@1.21.0 `pulumi_policy/policy.py`
 `_PolicyAnalyzerServicer`, the object `PolicyPack` serves over gRPC) is called with the
 requests the engine sends: `Configure` with the stack's `--policy-pack-config`, `Analyze` per
 resource with what the provider's Check made of its inputs, `AnalyzeStack` with every
@@ -40,7 +40,7 @@ from pulumi_policy.policy import _PolicyAnalyzerServicer
 from harness.program import PROJECT_DIR, UNKNOWN, Declared, Evaluation
 from maas_policies import PACK_NAME, POLICIES
 
-# pulumi sdk/go/common/resource/properties.go: how a secret travels in a property map.
+# pulumi/pulumi@v3.272.0 sdk/go/common/resource/properties.go: how a secret travels in a property map.
 _SIG, _SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
 # What the servicer says when a policy read a value unknown in a preview (policy.py, Analyze).
 CANNOT_RUN = "can't run policy"
@@ -95,7 +95,7 @@ def _struct(props: Mapping[str, Any], secret_paths: frozenset[str]) -> struct_pb
 def _configure(servicer: _PolicyAnalyzerServicer, config: Mapping[str, Any]) -> None:
     """Configures the pack as the engine does: every policy's level and its schema's defaults
     from the pack's own info, the stack's file over them (`all` first), each policy's
-    properties validated against its schema, all of it sent to `Configure` (pulumi/pulumi
+    properties validated against its schema, all of it sent to `Configure` (pulumi/pulumi@v3.272.0
     pkg/resource/analyzer/config.go `ReconcilePolicyPackConfig`, `applyConfig`,
     `validatePolicyConfig`). An invalid file stops the run, as it stops the CLI's."""
     info = servicer.GetAnalyzerInfo(None, None)
@@ -105,7 +105,8 @@ def _configure(servicer: _PolicyAnalyzerServicer, config: Mapping[str, Any]) -> 
         name: {k: v["default"] for k, v in schema.get("properties", {}).items() if "default" in v}
         for name, schema in schemas.items()
     }
-    # An entry may be a level alone (pkg/resource/analyzer/config.go parsePolicyPackConfig).
+    # An entry may be a level alone (pulumi/pulumi@v3.272.0 pkg/resource/analyzer/config.go
+    # parsePolicyPackConfig).
     given = {k: {"enforcementLevel": v} if isinstance(v, str) else v for k, v in config.items()}
     if "all" in given and "enforcementLevel" in given["all"]:
         levels = dict.fromkeys(levels, _CONFIG_LEVELS[str(given["all"]["enforcementLevel"])])
@@ -155,7 +156,8 @@ def _violations(response: Any, descriptions: Mapping[str, str]) -> list[Violatio
 
 def checked(resource: Declared) -> tuple[dict[str, Any], frozenset[str]]:
     """A resource's inputs as the provider's Check returns them, which is what resource rules
-    see, with their secret paths. pulumi-kubernetes (provider.go Check, normalizeInputs;
+    see, with their secret paths. pulumi-kubernetes (pulumi/pulumi-kubernetes@v4.34.2
+    provider/pkg/provider/provider.go Check, normalizeInputs;
     clients/unstructured.go normalizeSecretStringData) moves a Secret's known `stringData` into
     `data`, base64-encoded; inputs holding an unknown are left as they are."""
     inputs = resource.inputs

@@ -116,8 +116,8 @@ class Prometheus:
             time.sleep(0.5)
 
 
-# prometheus-operator v0.93.0 pkg/prometheus/promcfg.go generateRelabelConfig: each field of a
-# monitor's RelabelConfig under its Prometheus name, set ones only, the action lower-cased.
+# prometheus-operator/prometheus-operator@v0.93.0 pkg/prometheus/promcfg.go generateRelabelConfig: each field
+# of a monitor's RelabelConfig under its Prometheus name, set ones only, the action lower-cased.
 _RELABEL_FIELDS = {
     "sourceLabels": "source_labels",
     "separator": "separator",

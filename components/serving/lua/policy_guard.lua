@@ -3,7 +3,7 @@
 -- generated chunk that defines GUARD: the metered paths, the marker header and the reply.
 --
 -- Kuadrant's filter passes a request for a host it has no action set for untouched
--- (wasm-shim v0.14.1 src/filter/kuadrant_filter.rs: "no matching route found"): a host or
+-- (Kuadrant/wasm-shim@v0.14.1 src/filter/kuadrant_filter.rs: "no matching route found"): a host or
 -- route it has not configured yet, or a configuration it failed to write (past etcd's object
 -- cap the operator only logs the error). Such a request would reach a model with no
 -- authentication, limits or metering. Every request a policy admits carries the marker,

@@ -2,19 +2,20 @@
 -- (components/serving/gateway.py request_filter_source appends it), the first filter we put
 -- before Kuadrant's: so the replies of every filter after it pass through it. Envoy encodes
 -- a local reply through every encoder filter, whichever filter sent it (the audit's reading
--- of Envoy's filter_manager.cc sendLocalReplyViaFilterChain, issue 24).
+-- of envoyproxy/envoy@main source/common/http/filter_manager.cc
+-- sendLocalReplyViaFilterChain, issue 24).
 --
 -- Some refusals reach a client as plain text, which OpenAI's SDKs cannot read as an error:
--- Kuadrant's 429s (wasm-shim v0.14.1 src/configuration/legacy_translation.rs: body
+-- Kuadrant's 429s (Kuadrant/wasm-shim@v0.14.1 src/configuration/legacy_translation.rs: body
 -- "Too Many Requests\n", Limitador's response headers added), the endpoint picker's 429 when
--- it sheds a request (llm-d-router v0.10.0 pkg/common/error/error.go BuildErrResponse,
+-- it sheds a request (llm-d/llm-d-router@v0.10.0 pkg/common/error/error.go BuildErrResponse,
 -- pkg/epp/handlers/server.go: "inference error: ..." or "request evicted ..."), and Envoy's
 -- 413 past the buffer limit ("Payload Too Large"). Each such reply (a status in
 -- REFUSALS, not already JSON) gets OpenAI's {"error": {"message", "type", "code"}} body.
 --
 -- A request-limit 429 carries Limitador's X-RateLimit-Reset (the seconds until the counter
 -- that refused it expires; Limitador answers Kuadrant's ShouldRateLimit with its
--- DRAFT_VERSION_03 headers, limitador v2.4.0 limitador/src/lib.rs response_header, which
+-- DRAFT_VERSION_03 headers, Kuadrant/limitador@v2.4.0 limitador/src/lib.rs response_header, which
 -- components/platform/kuadrant.py turns on): that becomes Retry-After. The token limit's
 -- check (CheckRateLimit) returns no headers (limitador-server src/envoy_rls/
 -- kuadrant_service.rs), and this filter runs before authentication, so it never learns the

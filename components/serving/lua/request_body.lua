@@ -17,8 +17,8 @@
 --    before it does).
 -- 2. A streamed OpenAI request ("stream": true) gets "stream_options": {"include_usage":
 --    true}, so the stream ends with a usage chunk that Kuadrant's token limits and metering
---    read. Without it llm-d-inference-sim sends no usage in a stream (v0.10.2 pkg/api/
---    request.go, IncludeUsage) and the wasm-shim counts no tokens (v0.14.1 token_usage.rs).
+--    read. Without it llm-d-inference-sim sends no usage in a stream (llm-d/llm-d-inference-sim@v0.10.2 pkg/api/
+--    request.go, IncludeUsage) and the wasm-shim counts no tokens (Kuadrant/wasm-shim@v0.14.1 token_usage.rs).
 -- 3. Loaded a second time after Kuadrant's filter (components/serving/gateway.py
 --    tier_caps_source, CATALOG.caps), it enforces the tier's caps on max_tokens,
 --    max_completion_tokens and n instead, and salts vLLM's prefix cache per user
@@ -170,7 +170,7 @@ end
 
 -- A key as Go's encoding/json matches it to a field when no field has it exactly: case
 -- folded, ASCII and the two non-ASCII letters that fold to ASCII ones, ſ (U+017F) to s
--- and the Kelvin sign (U+212A) to k (go1.25 src/encoding/json/fold.go foldName:
+-- and the Kelvin sign (U+212A) to k (golang/go@go1.25 src/encoding/json/fold.go foldName:
 -- unicode.SimpleFold; go1.19's equalFoldRight special-cases the same two).
 local function go_fold(key)
   return (string.gsub(string.gsub(string.lower(key), "\197\191", "s"), "\226\132\170", "k"))
@@ -365,7 +365,7 @@ local function on_request(handle)
     handle:clearRouteCache()
   end
   -- Host names are case-insensitive and Envoy picks a virtual host regardless of case, but
-  -- Kuadrant's filter picks a host's policies case-sensitively (wasm-shim v0.14.1 src/
+  -- Kuadrant's filter picks a host's policies case-sensitively (Kuadrant/wasm-shim@v0.14.1 src/
   -- kuadrant/pipeline/factory.rs select_blueprint): it must see the host in lower case.
   local authority = headers:get(":authority") or ""
   if string.lower(authority) ~= authority then
@@ -455,7 +455,8 @@ local function cap_request(handle)
       end
       -- /v1/completions reads max_tokens only (the simulator's and vLLM's requests alike).
       -- A max_completion_tokens of 0 is no bound to rely on: vLLM has read it both as set
-      -- (chat_completion/protocol.py build_tok_params: `is not None`) and as absent (`or`),
+      -- (vllm-project/vllm@v0.31.0 vllm/entrypoints/openai/chat_completion/protocol.py
+      -- build_tok_params: `is not None`) and as absent (`or`),
       -- so max_tokens is filled in as well.
       asked = asked
         or name == "max_tokens"

@@ -99,7 +99,7 @@ CONFIG_COMMANDS = ("config", "up", "preview", "destroy", "refresh", "import", "w
 def save_salt(argv: list[str]) -> None:
     """As the passphrase secrets manager does for a stack file without a salt: writes one
     into the --config-file, else into Pulumi.<stack>.yaml beside the Pulumi.yaml of the
-    working directory (pulumi/pulumi pkg/cmd/pulumi/stack/io.go SaveProjectStack)."""
+    working directory (pulumi/pulumi@v3.259.0-14-g1b59498 pkg/cmd/pulumi/stack/io.go SaveProjectStack)."""
     if argv[:2] == ["stack", "select"] and "--create" in argv:
         stack = argv[2]
     elif argv[:1] and argv[0] in CONFIG_COMMANDS:
@@ -174,7 +174,7 @@ def kubectl(argv: list[str]) -> int:
             print("error: lost connection to pod", file=sys.stderr)
             return 1
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        # client-go tools/portforward/portforward.go prints this once it listens
+        # kubernetes/client-go@v0.36.3 tools/portforward/portforward.go prints this once it listens
         if not (STATE / "port-forward-silent").exists():
             local, remote = argv[-1].split(":")
             print(f"Forwarding from 127.0.0.1:{local} -> {remote}", flush=True)

@@ -1,5 +1,5 @@
 -- What both runners (run_filter.lua, run_response.lua) share: files in and out, and a stand-in
--- of Envoy's header map wrapper (filters/common/lua/wrappers.h): get, remove (every value),
+-- of Envoy's header map wrapper (envoyproxy/envoy@main source/extensions/filters/common/lua/wrappers.h): get, remove (every value),
 -- replace (the first value, or add), names kept lower case as Envoy keeps them (HTTP/2
 -- requires it; HTTP/1 is normalised).
 local M = {}
