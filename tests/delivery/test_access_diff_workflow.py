@@ -5,7 +5,6 @@ stand-in of the GitHub API, push after push."""
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -15,6 +14,7 @@ import yaml
 
 from commands import access_diff
 from harness.program import PROJECT_DIR, stack_config, stack_names, typed_config
+from tests.delivery.test_delivery import _github_glob, _imported_files
 from tests.support.prerequisites import tool
 
 WORKFLOW = PROJECT_DIR / ".github" / "workflows" / "access-diff.yml"
@@ -84,31 +84,24 @@ def _on() -> dict[str, Any]:
     return on
 
 
-def _matches(pattern: str, path: str) -> bool:
-    """GitHub's path filter: `**` matches anything, `*` anything but `/` (docs.github.com
-    workflow-syntax-for-github-actions, "Filter pattern cheat sheet")."""
-    regex = "".join(
-        ".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part)
-        for part in re.split(r"(\*\*|\*)", pattern)
-    )
-    return re.fullmatch(regex, path) is not None
-
-
-def test_it_runs_on_pull_requests_that_change_a_stack_file_or_the_defaults() -> None:
+def test_it_runs_on_pull_requests_that_change_what_the_diff_reads() -> None:
+    """The path filter matches every stack file, the project file, and every file of this
+    project the command and the loader it runs in each tree import; nothing else triggers it."""
     on = _on()
-    assert set(on) == {"pull_request"}, "pull_request_target would hand a fork's code a write token"
-    paths = on["pull_request"]["paths"]
-    changed = [
-        *(f"Pulumi.{stack}.yaml" for stack in stack_names()),
+    assert set(on) == {"pull_request"}, "pull_request_target would hand the head's code a write token"
+    matchers = [_github_glob(p) for p in on["pull_request"]["paths"]]
+    read = _imported_files(
+        [PROJECT_DIR / "commands" / "access_diff.py", PROJECT_DIR / "harness" / "program.py"]
+    )
+    read |= {f"Pulumi.{stack}.yaml" for stack in stack_names()} | {
         "Pulumi.yaml",
-        "components/config/model.py",
-        "components/config/loader.py",
-        "commands/access_diff.py",
-    ]
-    for path in changed:
-        assert any(_matches(p, path) for p in paths), path
+        ".github/workflows/access-diff.yml",
+    }
+    assert "components/config/model.py" in read
+    unmatched = sorted(f for f in read if not any(m.fullmatch(f) for m in matchers))
+    assert not unmatched, f"a pull request changing these gets no access diff: {unmatched}"
     for path in ["README.md", "components/serving/gateway.py", "tests/access/test_access.py"]:
-        assert not any(_matches(p, path) for p in paths), path
+        assert not any(m.fullmatch(path) for m in matchers), path
 
 
 def test_it_may_write_pull_request_comments_and_nothing_else() -> None:
