@@ -9,6 +9,8 @@ A golden file is the whole comment; after an intended change of the wording, rew
 from __future__ import annotations
 
 import copy
+import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -112,6 +114,14 @@ def _scaling(c: dict[str, Any]) -> None:
     simulator["autoscaling"] = {"minReplicas": 1, "maxReplicas": 4}
 
 
+def _sample(c: dict[str, Any]) -> None:
+    """docs/access-diff.md's sample: several kinds of change in one pull request."""
+    _gains_and_losses(c)
+    _users(c)
+    _limits(c)
+    _prices(c)
+
+
 # Case -> (how the head differs from dev's file, whether the usage export is given).
 CASES: dict[str, tuple[Callable[[dict[str, Any]], None], bool]] = {
     "no_change": (lambda c: None, False),
@@ -124,6 +134,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], bool]] = {
     "prices_with_usage": (_prices, True),
     "priority": (_priority, False),
     "scaling": (_scaling, False),
+    "sample": (_sample, True),
 }
 
 
@@ -138,6 +149,26 @@ def _comment(case: str) -> str:
 @pytest.mark.parametrize("case", CASES)
 def test_the_comment_of_each_kind_of_change_is_its_golden_file(case: str) -> None:
     assert _comment(case) == (GOLDEN / f"{case}.md").read_text()
+
+
+def test_the_documented_sample_comment_is_the_commands_output() -> None:
+    text = (PROJECT_DIR / "docs" / "access-diff.md").read_text()
+    shown = re.search(r"```markdown\n(.*?)```", text, re.DOTALL)
+    assert shown, "docs/access-diff.md shows no sample comment"
+    assert shown.group(1) == (GOLDEN / "sample.md").read_text()
+
+
+def test_make_access_diff_runs_the_command_on_the_stack_and_ref_given() -> None:
+    done = subprocess.run(
+        ["make", "-n", "access-diff", "STACK=gpu", "BASE=origin/main", "USAGE=june.csv"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (line,) = [shlex.split(x) for x in done.stdout.splitlines() if "commands.access_diff" in x]
+    expected = ["commands.access_diff", "--stack", "gpu", "--base", "origin/main", "--usage", "june.csv"]
+    assert line[1:] == ["-m", *expected]
 
 
 def test_a_stack_the_base_lacks_is_new_in_one_line() -> None:
