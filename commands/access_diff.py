@@ -276,30 +276,30 @@ def tiers_section(before: StackConfig, after: StackConfig, usage: Sequence[Used]
 
 def _price_change(a: Price, b: Price, was_currency: str, currency: str) -> str:
     """The parts of a price that change, each before → after with its factor."""
-    parts = [
+    return ", ".join(
         f"{label} {_number(x)} {was_currency} → {_number(y)} {currency} {factor(x, y)}"
         for label, x, y in (
             ("per request", a.per_request, b.per_request),
             ("per 1k tokens", a.per_thousand_tokens, b.per_thousand_tokens),
         )
-        if x != y or was_currency != currency
-    ]
-    return ", ".join(parts)
+        if x != y
+    )
 
 
 def prices_section(before: StackConfig, after: StackConfig, usage: Sequence[Used] | None) -> list[str]:
-    """Each (tier, model) pair reachable on both sides whose price changes, grouped by tier and
-    change; with the usage export, what that usage cost at the old price and would at the new."""
+    """The currency; then each (tier, model) pair reachable on both sides whose price changes,
+    grouped by tier and change; with the usage export, what that usage cost at the old price
+    and would at the new."""
     was_currency, currency = before.prices.currency, after.prices.currency
+    lines = [f"- currency: {was_currency} → {currency}"] if was_currency != currency else []
     both = reachable(before) & reachable(after)
     alike: dict[tuple[str, Price, Price], list[str]] = defaultdict(list)
     for tier in after.tier_names:
         for model in after.models:
             if (tier, model.name) in both:
                 a, b = before.prices.price(tier, model.name), after.prices.price(tier, model.name)
-                if a != b or was_currency != currency:
+                if a != b:
                     alike[tier, a, b].append(model.name)
-    lines = []
     for (tier, a, b), models in alike.items():
         line = f"- `{tier}` on {_code(models)}: {_price_change(a, b, was_currency, currency)}"
         if usage is not None:

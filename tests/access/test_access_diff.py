@@ -103,6 +103,11 @@ def _prices(c: dict[str, Any]) -> None:
     c["maas:prices"]["models"] = {"simulator-large": large}
 
 
+def _currency(c: dict[str, Any]) -> None:
+    c["maas:prices"]["currency"] = "EUR"
+    c["maas:prices"]["tiers"]["enterprise"]["perRequest"] = 0.0004
+
+
 def _priority(c: dict[str, Any]) -> None:
     free, premium, enterprise = _tiers()
     c["maas:tiers"] = [free, enterprise, premium]
@@ -132,6 +137,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], bool]] = {
     "limits": (_limits, False),
     "tiers_added_and_removed": (_tiers_added_and_removed, False),
     "prices_with_usage": (_prices, True),
+    "currency": (_currency, False),
     "priority": (_priority, False),
     "scaling": (_scaling, False),
     "sample": (_sample, True),
