@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 STACK ?= dev
 
 .PHONY: check lint types test test-tools schemas urns citations bench critical-path e2e python-envs \
-	deploy-dev destroy-dev deploy destroy outputs keys preview converged
+	deploy-dev destroy-dev deploy destroy outputs keys preview converged access-diff
 
 check: lint types test
 
@@ -86,6 +86,12 @@ outputs:
 # Every user's generated API key, as JSON.
 keys:
 	scripts/pulumi.sh stack output --stack $(STACK) apiKeys --show-secrets --json
+
+# What the working tree's change to the stack does to people, against BASE (a git ref; default
+# HEAD: the uncommitted change); USAGE, a usage export, prices it (docs/access-diff.md).
+BASE ?= HEAD
+access-diff: $(STAMP)
+	$(BIN)/python -m commands.access_diff --stack $(STACK) --base $(BASE) $(if $(USAGE),--usage $(USAGE))
 
 # What an update would change, with the policy pack's verdict.
 preview:

@@ -107,7 +107,9 @@ def _scenarios(runs: int, models: int) -> list[tuple[str, str, Mapping[str, Any]
     ]  # fmt: skip
     names = [t["name"] for t in tiers]
     restricted = [{**m, "tiers": names[i % 10 :]} if i % 2 else m for i, m in enumerate(catalog)]
-    wide = {**dev, "maas:models": restricted, "maas:tiers": tiers, "maas:users": [], "maas:prices": {}}
+    # One user: a stack nobody could call is refused (StackConfig.cross_problems).
+    one_user = [{"name": "user0", "tier": "t0"}]
+    wide = {**dev, "maas:models": restricted, "maas:tiers": tiers, "maas:users": one_user, "maas:prices": {}}
     found.append((f"dev+{models}models-10tiers", "dev", wide, runs))
     # Pooled models: a picker, a pool and one objective per tier each.
     pooled = [{**m, "scheduling": "pool"} for m in catalog[:20]]
