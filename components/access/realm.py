@@ -131,7 +131,7 @@ class Realm(pulumi.ComponentResource):
                 annotations={
                     "checkov.io/skip1": f"CKV_K8S_40={_KEYCLOAK_UID_REASON}",
                     # A Job that failed stays failed: the next `pulumi up` runs a new one
-                    # rather than wait on it (pulumi-kubernetes v4.32.0 metadata/annotations.go).
+                    # rather than wait on it (pulumi/pulumi-kubernetes@v4.32.0 provider/pkg/metadata/annotations.go).
                     "pulumi.com/replaceUnready": "true",
                 },
             ),

@@ -184,7 +184,7 @@ class Keycloak(pulumi.ComponentResource):
                 name=DB_SERVICE,
                 namespace=args.namespace,
                 labels=labels,
-                # checkov's inline skip (checkov 3.3.30 kubernetes/kubernetes_utils.py: "<check>=<why>").
+                # checkov's inline skip (bridgecrewio/checkov@3.3.30 checkov/kubernetes/kubernetes_utils.py: "<check>=<why>").
                 annotations={"checkov.io/skip1": f"CKV_K8S_40={_UID_REASON}"},
             ),
             spec=k8s.apps.v1.StatefulSetSpecArgs(
