@@ -10,7 +10,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.access import tiers
-from components.config import GATEWAY_NAME, ModelConfig, TierConfig
+from components.config import ModelConfig, TierConfig
+from components.names import GATEWAY_NAME
 from components.serving.catalog import POLICY_ROUTE
 
 # Kuadrant reports a policy Enforced once the gateway's data plane applies it.

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from components.config import MODEL_HEADER, TIER_HEADER, ModelConfig, Rate, TierConfig
+from components.config import ModelConfig, Rate, TierConfig
+from components.names import MODEL_HEADER, TIER_HEADER
 from components.pins.upstream import FAIRNESS_HEADER, OBJECTIVE_HEADER, OPENAI_USAGE_PATHS
 
 # Labels and annotations of the API-key Secrets. Authorino follows changes only to Secrets

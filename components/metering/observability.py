@@ -12,8 +12,9 @@ import pulumi_kubernetes as k8s
 
 from components.access import tiers
 from components.access.policies import TELEMETRY_POLICY
-from components.config import GATEWAY_NAME, ModelConfig, PricesConfig, TierConfig
+from components.config import ModelConfig, PricesConfig, TierConfig
 from components.metering import chargeback, dashboards
+from components.names import GATEWAY_NAME
 from components.pins import upstream
 from components.platform import monitoring
 from components.serving import gateway, models, scheduler
@@ -29,7 +30,7 @@ class ObservabilityArgs:
     observability_namespace: pulumi.Input[str]
     kuadrant_namespace: pulumi.Input[str]
     models_namespace: pulumi.Input[str]
-    # What the Prometheus the rules go to selects them by (components/platform/flavour.py Metrics).
+    # What the Prometheus the rules go to selects them by (components/flavour/protocol.py Metrics).
     rule_labels: dict[str, str]
     # The monitoring stack (its CRDs and Prometheus), Kuadrant (TelemetryPolicy and what
     # is scraped) and the gateway.

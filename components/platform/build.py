@@ -7,11 +7,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GATEWAY_NAME, StackConfig
-from components.platform import flavour as flavours
+from components.cluster.access import ClusterAccess, ClusterArgs
+from components.config import StackConfig
+from components.flavour.choice import choose
+from components.flavour.protocol import Flavour, Metrics
+from components.names import GATEWAY_NAME
 from components.platform.cert_manager import CertManager, CertManagerArgs
-from components.platform.cluster import ClusterAccess, ClusterArgs
-from components.platform.flavour import Flavour, Metrics
 from components.platform.gateway_api import (
     GatewayApiArgs,
     GatewayApiCrds,
@@ -54,7 +55,7 @@ class Platform:
 
 
 def build(cfg: StackConfig) -> Platform:
-    flavour = flavours.choose(cfg)
+    flavour = choose(cfg)
     cluster = ClusterAccess("cluster", ClusterArgs(cluster=cfg.cluster, namespaces=cfg.namespaces_in_use()))
     on_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
     gateway_api = GatewayApiCrds(

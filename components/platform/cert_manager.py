@@ -7,10 +7,10 @@ from typing import ClassVar
 
 import pulumi
 
+from components.cluster import network
+from components.flavour.helm import Chart
+from components.flavour.protocol import Flavour
 from components.pins import upstream, versions
-from components.platform import cluster
-from components.platform.flavour import Flavour
-from components.platform.helm import Chart
 
 RELEASE = "cert-manager"
 
@@ -40,6 +40,6 @@ class CertManager(pulumi.ComponentResource):
             self,
         )
         # The API server calls the webhook from a node's address, which no pod selector names.
-        webhook = cluster.Door("cert-manager-webhook", upstream.CERT_MANAGER_WEBHOOK_PODS, ("https",), None)
-        doors = cluster.doors(name, args.namespace, [webhook], self)
+        webhook = network.Door("cert-manager-webhook", upstream.CERT_MANAGER_WEBHOOK_PODS, ("https",), None)
+        doors = network.doors(name, args.namespace, [webhook], self)
         self.register_outputs({"release": release, "networkPolicies": doors})

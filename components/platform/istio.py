@@ -9,11 +9,13 @@ from typing import ClassVar
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GATEWAY_NAME, Footprint
+from components.cluster import network
+from components.config import Footprint
+from components.flavour.helm import Chart
+from components.flavour.protocol import Flavour
+from components.names import GATEWAY_NAME
 from components.pins import upstream, versions
-from components.platform import cluster, footprint
-from components.platform.flavour import Flavour
-from components.platform.helm import Chart
+from components.platform import footprint
 
 BASE_RELEASE = "istio-base"
 ISTIOD_RELEASE = "istiod"
@@ -66,7 +68,7 @@ class Istio(pulumi.ComponentResource):
                 namespace=args.namespace,
                 # istiod's container gets a seccomp profile only when asked (istio 1.30.3
                 # istio-discovery values.yaml `seccompProfile: {}`), which Pod Security
-                # "restricted" requires (components/platform/cluster.py).
+                # "restricted" requires (components/cluster/security.py).
                 values={
                     **where,
                     **(
@@ -96,13 +98,13 @@ class Istio(pulumi.ComponentResource):
     def _doors(self, name: str, args: IstioArgs) -> list[k8s.networking.v1.NetworkPolicy]:
         """istiod admits the gateway's pods to its xDS and CA port, and anyone to its webhook
         port: the API server calls it from a node's address, which no pod selector names."""
-        gateway = [cluster.pods(upstream.gateway_pod_labels(GATEWAY_NAME), args.gateway_namespace)]
-        return cluster.doors(
+        gateway = [network.pods(upstream.gateway_pod_labels(GATEWAY_NAME), args.gateway_namespace)]
+        return network.doors(
             name,
             args.namespace,
             [
-                cluster.Door("istiod-xds", upstream.ISTIOD_PODS, ("tls-xds",), gateway),
-                cluster.Door("istiod-webhooks", upstream.ISTIOD_PODS, ("https-webhooks",), None),
+                network.Door("istiod-xds", upstream.ISTIOD_PODS, ("tls-xds",), gateway),
+                network.Door("istiod-webhooks", upstream.ISTIOD_PODS, ("https-webhooks",), None),
             ],
             self,
         )

@@ -14,10 +14,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.config import KEYCLOAK_NAMESPACE, Footprint, OidcConfig, TierConfig, UserConfig
+from components.cluster import network, storage
+from components.cluster.security import restricted_container
+from components.config import Footprint, OidcConfig, TierConfig, UserConfig
+from components.flavour.protocol import Flavour
+from components.names import KEYCLOAK_NAMESPACE
 from components.pins import upstream, versions
-from components.platform import cluster, footprint
-from components.platform.flavour import Flavour, restricted_container
+from components.platform import footprint
 
 KEYCLOAK_NAME = "keycloak"
 # The operator names the server's Service "<name>-service"; HTTP is on 8080.
@@ -158,17 +161,17 @@ class Keycloak(pulumi.ComponentResource):
         self.admin = pulumi.Output.secret(pulumi.Output.all(username="maas-admin", password=admin_password))
         user_sync = self._user_sync(name, args, realm_import)
         clients = [
-            cluster.pods(upstream.AUTHORINO_PODS.labels, args.authorino_namespace),
-            cluster.pods(USER_SYNC_LABELS),
+            network.pods(upstream.AUTHORINO_PODS.labels, args.authorino_namespace),
+            network.pods(USER_SYNC_LABELS),
         ]
-        database_clients = [cluster.pods(upstream.KEYCLOAK_DATABASE_CLIENTS)]
+        database_clients = [network.pods(upstream.KEYCLOAK_DATABASE_CLIENTS)]
         postgres = upstream.Workload(labels=_DB_LABELS, ports={"postgres": 5432}, source="declared here")
-        doors = cluster.doors(
+        doors = network.doors(
             name,
             args.namespace,
             [
-                cluster.Door("keycloak-http", upstream.KEYCLOAK_SERVER_PODS, ("http",), clients),
-                cluster.Door("keycloak-postgres", postgres, ("postgres",), database_clients),
+                network.Door("keycloak-http", upstream.KEYCLOAK_SERVER_PODS, ("http",), clients),
+                network.Door("keycloak-postgres", postgres, ("postgres",), database_clients),
             ],
             self,
         )
@@ -284,7 +287,7 @@ class Keycloak(pulumi.ComponentResource):
                     ),
                 ),
                 volume_claim_templates=[
-                    cluster.data_volume(args.oidc.database_storage, args.oidc.storage_class)
+                    storage.data_volume(args.oidc.database_storage, args.oidc.storage_class)
                 ],
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials, service]),

@@ -8,10 +8,10 @@ from typing import ClassVar
 
 import pulumi
 
+from components.cluster import network
+from components.flavour.helm import Chart
+from components.flavour.protocol import Flavour
 from components.pins import upstream, versions
-from components.platform import cluster
-from components.platform.flavour import Flavour
-from components.platform.helm import Chart
 
 CRD_RELEASE = "kserve-crd"
 CONTROLLER_RELEASE = "kserve-resources"
@@ -81,6 +81,6 @@ class KServe(pulumi.ComponentResource):
             self,
         )
         # The API server calls the webhooks from a node's address, which no pod selector names.
-        webhook = cluster.Door("kserve-webhook", upstream.KSERVE_CONTROLLER_PODS, ("webhook-server",), None)
-        doors = cluster.doors(name, args.namespace, [webhook], self)
+        webhook = network.Door("kserve-webhook", upstream.KSERVE_CONTROLLER_PODS, ("webhook-server",), None)
+        doors = network.doors(name, args.namespace, [webhook], self)
         self.register_outputs({"crds": crds, "controller": controller, "networkPolicies": doors})

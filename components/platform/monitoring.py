@@ -17,11 +17,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.cluster import network
 from components.config import ObservabilityConfig
+from components.flavour.helm import Chart
+from components.flavour.protocol import Flavour, Metrics
 from components.pins import upstream, versions
-from components.platform import cluster
-from components.platform.flavour import Flavour, Metrics
-from components.platform.helm import Chart
 
 RELEASE = "monitoring"
 CRDS_RELEASE = "monitoring-operator-crds"
@@ -130,7 +130,7 @@ class MonitoringStack(pulumi.ComponentResource):
     def metrics(self) -> Metrics:
         """This stack as the platform's Prometheus."""
         return Metrics(
-            scrapers=(cluster.pods(PROMETHEUS_POD_LABELS, self._namespace),),
+            scrapers=(network.pods(PROMETHEUS_POD_LABELS, self._namespace),),
             query_url=query_url(self._namespace),
             rule_labels=SCRAPE_LABEL,
             crds=self.crds,
@@ -151,19 +151,19 @@ class MonitoringStack(pulumi.ComponentResource):
         the API server calls the admission webhooks (from a node's address). Nobody
         reaches Grafana: users port-forward to it, which enters the pod's own network
         namespace (containerd v2.3 internal/cri/server/sandbox_portforward_linux.go)."""
-        grafana = [cluster.pods(upstream.GRAFANA_PODS.labels)]
-        prometheus = [cluster.pods(upstream.PROMETHEUS_PODS.labels)]
+        grafana = [network.pods(upstream.GRAFANA_PODS.labels)]
+        prometheus = [network.pods(upstream.PROMETHEUS_PODS.labels)]
         keda = (
             []
             if args.autoscaler_namespace is None
-            else [cluster.pods(upstream.KEDA_OPERATOR_PODS.labels, args.autoscaler_namespace)]
+            else [network.pods(upstream.KEDA_OPERATOR_PODS.labels, args.autoscaler_namespace)]
         )
         doors = [
-            cluster.Door("prometheus-queries", upstream.PROMETHEUS_PODS, ("http-web",), [*grafana, *keda]),
-            cluster.Door("alertmanager", upstream.ALERTMANAGER_PODS, ("http-web",), [*prometheus, *grafana]),
-            cluster.Door("prometheus-operator-webhook", upstream.PROMETHEUS_WEBHOOK_PODS, ("https",), None),
+            network.Door("prometheus-queries", upstream.PROMETHEUS_PODS, ("http-web",), [*grafana, *keda]),
+            network.Door("alertmanager", upstream.ALERTMANAGER_PODS, ("http-web",), [*prometheus, *grafana]),
+            network.Door("prometheus-operator-webhook", upstream.PROMETHEUS_WEBHOOK_PODS, ("https",), None),
         ]
-        return cluster.doors(name, args.namespace, doors, self)
+        return network.doors(name, args.namespace, doors, self)
 
 
 def chart_values(config: ObservabilityConfig) -> dict[str, Any]:

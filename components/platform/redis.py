@@ -15,10 +15,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.cluster import network, storage
+from components.cluster.security import restricted_container
 from components.config import LimitadorConfig
+from components.flavour.protocol import Flavour
 from components.pins import upstream, versions
-from components.platform import cluster
-from components.platform.flavour import Flavour, restricted_container
 
 NAME = "limitador-redis"
 # Its configuration, with the password (not "limitador-redis": Kuadrant's URL Secret).
@@ -88,18 +89,18 @@ class CounterStore(pulumi.ComponentResource):
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=LABELS), spec=_pod(args.flavour)
                 ),
                 volume_claim_templates=[
-                    cluster.data_volume(args.limitador.redis_storage, args.limitador.redis_storage_class)
+                    storage.data_volume(args.limitador.redis_storage, args.limitador.redis_storage_class)
                 ],
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, config]),
         )
-        isolation = cluster.ingress_only(
+        isolation = network.ingress_only(
             f"{name}-isolation",
             name=f"{NAME}-ingress",
             namespace=args.namespace,
             selects=LABELS,
             ports=[PORT],
-            peers=[cluster.pods(upstream.LIMITADOR_PODS.labels)],
+            peers=[network.pods(upstream.LIMITADOR_PODS.labels)],
             opts=child,
         )
         host = f"{NAME}.{args.namespace_name}.svc.cluster.local"

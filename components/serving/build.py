@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.cluster import network
 from components.config import StackConfig
-from components.platform import cluster
 from components.platform.build import Platform
 from components.serving.catalog import ModelList, ModelListArgs
 from components.serving.gateway import POD_LABELS, TLS_SECRET, GatewayArgs, InferenceGateway
@@ -79,7 +79,7 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
                 flavour=platform.flavour,
                 model_pods={ISVC_LABEL: m.name},
                 model_port=MODEL_PORT,
-                callers=[cluster.pods(POD_LABELS)],
+                callers=[network.pods(POD_LABELS)],
                 scrapers=platform.scrapers,
                 after=[platform.istio, *([platform.inference_crds] if platform.inference_crds else [])],
             ),

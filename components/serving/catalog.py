@@ -19,11 +19,13 @@ from typing import Any, ClassVar
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GATEWAY_NAME, TIER_HEADER, ModelConfig, TierConfig
+from components.cluster import network
+from components.cluster.security import restricted_container
+from components.config import ModelConfig, TierConfig
+from components.flavour.protocol import Flavour
+from components.names import GATEWAY_NAME, TIER_HEADER
 from components.pins import versions
 from components.pins.upstream import OPENAI_MODELS_PATH, OPENAI_USAGE_PATHS
-from components.platform import cluster
-from components.platform.flavour import Flavour, restricted_container
 from components.serving import gateway as gw
 
 NAME = "model-list"
@@ -213,13 +215,13 @@ class ModelList(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gateway, service]),
         )
         self.policy_route = self._policy_route(name, args, service)
-        network_policy = cluster.ingress_only(
+        network_policy = network.ingress_only(
             f"{name}-isolation",
             name=f"{NAME}-ingress",
             namespace=args.namespace,
             selects=LABELS,
             ports=[PORT],
-            peers=[cluster.pods(gw.POD_LABELS)],
+            peers=[network.pods(gw.POD_LABELS)],
             opts=child,
         )
         self.register_outputs(

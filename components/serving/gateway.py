@@ -11,12 +11,13 @@ from typing import ClassVar
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GATEWAY_NAME, MODEL_HEADER, TIER_HEADER, GatewayConfig, ModelConfig, TierConfig
+from components.cluster import network
+from components.config import GatewayConfig, ModelConfig, TierConfig
 from components.config.types import window_seconds
+from components.flavour.protocol import Client, Exposure, Flavour
+from components.names import GATEWAY_NAME, MODEL_HEADER, TIER_HEADER
 from components.pins import upstream
 from components.pins.upstream import OPENAI_USAGE_PATHS
-from components.platform import cluster
-from components.platform.flavour import Client, Exposure, Flavour
 
 GATEWAY_CLASS = "istio"
 # What Istio names and labels the Deployment, Service and pods it runs for a Gateway
@@ -228,16 +229,16 @@ class InferenceGateway(pulumi.ComponentResource):
             source="istio 1.30.3 manifests/charts/istio-control/istio-discovery/files/kube-gateway.yaml",
         )
         public = (*(f"listener-{port}" for port in listening), "status-port")
-        doors = [cluster.Door(f"{GATEWAY_NAME}-public", pods, public, None)]
+        doors = [network.Door(f"{GATEWAY_NAME}-public", pods, public, None)]
         if args.config.https.issuer is not None:
             # A ClusterIssuer may answer ACME HTTP-01 challenges through this gateway.
-            gateway = [cluster.pods(POD_LABELS)]
-            doors.append(cluster.Door("acme-http01-solver", upstream.ACME_SOLVER_PODS, ("http",), gateway))
+            gateway = [network.pods(POD_LABELS)]
+            doors.append(network.Door("acme-http01-solver", upstream.ACME_SOLVER_PODS, ("http",), gateway))
         if args.scrapers:
             doors.append(
-                cluster.Door(f"{GATEWAY_NAME}-metrics", pods, ("http-envoy-prom",), list(args.scrapers))
+                network.Door(f"{GATEWAY_NAME}-metrics", pods, ("http-envoy-prom",), list(args.scrapers))
             )
-        return cluster.doors(name, args.namespace, doors, self)
+        return network.doors(name, args.namespace, doors, self)
 
     def _request_body(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
         """The Lua filter that routes by model and puts `stream_options.include_usage` into

@@ -10,9 +10,10 @@ from typing import Any, ClassVar
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GATEWAY_NAME, MODEL_HEADER, ComputeResources, ModelConfig
+from components.cluster import network
+from components.config import ComputeResources, ModelConfig
+from components.names import GATEWAY_NAME, MODEL_HEADER
 from components.pins import upstream, versions
-from components.platform import cluster
 from components.serving import gateway as gw
 from components.serving import scheduler
 
@@ -300,7 +301,7 @@ class ModelDeployment(pulumi.ComponentResource):
             ),
         )
         network_policy = (
-            cluster.ingress_only(
+            network.ingress_only(
                 f"{name}-isolation",
                 name=f"{model.name}-ingress",
                 namespace=args.namespace,
@@ -471,8 +472,8 @@ def _admitted(
 ) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
     """Who may open the model port: the gateway's pods, a pooled model's picker (it reads the
     servers' /metrics), and Prometheus when there is one."""
-    picker = [cluster.pods(scheduler.picker_labels(model))] if model.scheduling == "pool" else []
-    return [cluster.pods(gw.POD_LABELS), *picker, *scrapers]
+    picker = [network.pods(scheduler.picker_labels(model))] if model.scheduling == "pool" else []
+    return [network.pods(gw.POD_LABELS), *picker, *scrapers]
 
 
 def model_labels(model: ModelConfig) -> dict[str, str]:

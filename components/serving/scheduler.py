@@ -24,10 +24,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from components.cluster import network
+from components.cluster.security import restricted_container
 from components.config import ModelConfig, SchedulerConfig
+from components.flavour.protocol import Flavour
+from components.names import PART_OF
 from components.pins import upstream, versions
-from components.platform import cluster
-from components.platform.flavour import Flavour, restricted_container
 
 POOL_GROUP = "inference.networking.k8s.io"
 POOL_API_VERSION = f"{POOL_GROUP}/v1"
@@ -94,7 +96,7 @@ def picker_name(model: ModelConfig) -> str:
 
 
 def picker_labels(model: ModelConfig) -> dict[str, str]:
-    return {**cluster.PART_OF, PICKER_LABEL: model.name}
+    return {**PART_OF, PICKER_LABEL: model.name}
 
 
 def picker_config(scheduler: SchedulerConfig) -> dict[str, Any]:
@@ -184,7 +186,7 @@ class EndpointPicker(pulumi.ComponentResource):
             api_version=POOL_API_VERSION,
             kind="InferencePool",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=self.pool_name, namespace=args.namespace, labels=cluster.PART_OF
+                name=self.pool_name, namespace=args.namespace, labels=PART_OF
             ),
             spec={
                 "selector": {"matchLabels": args.model_pods},
@@ -302,10 +304,10 @@ class EndpointPicker(pulumi.ComponentResource):
         workload = upstream.Workload(
             labels=labels, ports=dict(PORTS), source="components/serving/scheduler.py (ours)"
         )
-        wanted = [cluster.Door(picker, workload, (GRPC,), list(args.callers))]
+        wanted = [network.Door(picker, workload, (GRPC,), list(args.callers))]
         if args.scrapers:
-            wanted.append(cluster.Door(f"{picker}-metrics", workload, (METRICS,), list(args.scrapers)))
-        doors = cluster.doors(name, args.namespace, wanted, self)
+            wanted.append(network.Door(f"{picker}-metrics", workload, (METRICS,), list(args.scrapers)))
+        doors = network.doors(name, args.namespace, wanted, self)
         self.register_outputs(
             {
                 "pool": self.pool,

@@ -420,7 +420,7 @@ def _shared_counters(args: StackValidationArgs, report: ReportViolation) -> None
             )
 
 
-# Copies of components/serving/models.py TIERS_ANNOTATION, components/config MODEL_HEADER and
+# Copies of components/serving/models.py TIERS_ANNOTATION, components/names.py MODEL_HEADER and
 # components/access/tiers.py model_predicate (a test ties them).
 TIERS_ANNOTATION = "maas-platform/tiers"
 MODEL_HEADER = "x-maas-model"

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from components.access import tiers
-from components.config import TIER_HEADER, Rate, TierConfig
+from components.config import Rate, TierConfig
 from components.config.model import ModelConfig
+from components.names import TIER_HEADER
 from components.serving import catalog
 from harness.program import Evaluation, typed_config
 from tests.support.authorino import admitted, admitted_models

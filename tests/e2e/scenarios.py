@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from components.access import tiers
-from components.config import KEYCLOAK_NAMESPACE, MODEL_HEADER, TIER_HEADER
+from components.names import KEYCLOAK_NAMESPACE, MODEL_HEADER, TIER_HEADER
 from tests.e2e.cluster import Response
 from tests.e2e.platform import Key, Model, Platform, Sent, chat_body, seconds, token_claims
 
@@ -941,7 +941,7 @@ def pods_meet_their_pod_security_level(p: Platform) -> None:
     where every pod meets it, else "baseline") and reports what "restricted" would refuse;
     the simulator's pods are admitted under "restricted", vLLM's under "baseline" (its image
     runs as root)."""
-    from components.platform.cluster import POD_SECURITY_LEVELS
+    from components.cluster.security import POD_SECURITY_LEVELS
 
     for role, namespace in p.config.namespaces_in_use().items():
         labels = p.namespace_labels(namespace)

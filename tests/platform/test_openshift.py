@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from components.config import GATEWAY_NAME
+from components.flavour import olm, openshift
+from components.names import GATEWAY_NAME
 from components.pins import versions
-from components.platform import flavour, kuadrant, olm
+from components.platform import kuadrant
 from components.serving import gateway as gw
 from components.serving import models
 from harness.program import Declared, Evaluation, typed_config
@@ -208,7 +209,7 @@ def test_monitors_and_rules_carry_what_user_workload_monitoring_selects(ocp: Eva
         assert labels.get("openshift.io/user-monitoring") != "false"
         assert namespaces[monitor.namespace].get("openshift.io/cluster-monitoring") != "true"
     (rules,) = ocp.objects("PrometheusRule")
-    assert rules.inputs["metadata"]["labels"] == flavour.UWM_RULE_SCOPE
+    assert rules.inputs["metadata"]["labels"] == openshift.UWM_RULE_SCOPE
 
 
 def test_metrics_doors_admit_user_workload_monitorings_prometheus(ocp: Evaluation) -> None:
@@ -218,10 +219,10 @@ def test_metrics_doors_admit_user_workload_monitorings_prometheus(ocp: Evaluatio
         for rule in policy.inputs["spec"].get("ingress", [])
         for peer in rule.get("from", [])
     ]
-    uwm = [p for p in peers if p.get("podSelector", {}).get("matchLabels") == flavour.UWM_PROMETHEUS_PODS]
+    uwm = [p for p in peers if p.get("podSelector", {}).get("matchLabels") == openshift.UWM_PROMETHEUS_PODS]
     assert uwm
     assert all(
-        p["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": flavour.UWM_NAMESPACE}
+        p["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": openshift.UWM_NAMESPACE}
         for p in uwm
     )
 

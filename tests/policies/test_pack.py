@@ -19,7 +19,7 @@ from pulumi_policy import (
 )
 
 from components.access import tiers
-from components.config import GATEWAY_NAME, MODEL_HEADER
+from components.names import GATEWAY_NAME, MODEL_HEADER
 from components.pins import upstream
 from components.serving import gateway, models
 from harness.program import PROJECT_DIR, UNKNOWN, Evaluation, evaluate, stack_names

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from components.config import MODEL_HEADER
+from components.names import MODEL_HEADER
 from components.pins import upstream
 from components.serving import models
 from maas_policies import pools

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from components.config import TIER_HEADER, ModelConfig, Rate, TierConfig
+from components.config import ModelConfig, Rate, TierConfig
+from components.names import TIER_HEADER
 from components.serving import catalog, gateway
 from harness.program import Evaluation, stack_config, typed_config
 from tests.support.authorino import admitted_models

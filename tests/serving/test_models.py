@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from components.config import GATEWAY_NAME, MODEL_HEADER
+from components.names import GATEWAY_NAME, MODEL_HEADER
 from components.pins import versions
 from components.serving import catalog
 from components.serving import gateway as gw

@@ -25,10 +25,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from components.access import tiers
-from components.config import MODEL_HEADER, TIER_HEADER, StackConfig, TierConfig
+from components.cluster.security import pod_security
+from components.config import StackConfig, TierConfig
 from components.config.types import window_seconds
+from components.names import MODEL_HEADER, TIER_HEADER
 from components.pins import upstream
-from components.platform.cluster import pod_security
 from components.serving import gateway as gw
 from components.serving import scheduler
 from tests.e2e.cluster import GENERATED_METRIC, SERVED_METRIC, Response, request
