@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 from components.access import tiers
 from components.config import ModelConfig, TierConfig
 from components.names import GATEWAY_NAME
-from components.serving.catalog import POLICY_ROUTE
+from components.serving.model_list import POLICY_ROUTE
 
 # Kuadrant reports a policy Enforced once the gateway's data plane applies it.
 WAIT_ENFORCED = {"pulumi.com/waitFor": "condition=Enforced"}
@@ -60,7 +60,7 @@ class TierPoliciesArgs:
 class TierPolicies(pulumi.ComponentResource):
     """AuthPolicy, RateLimitPolicy and TokenRateLimitPolicy, from the tier table.
 
-    Attached to the route of every host's metered paths (components/serving/catalog.py
+    Attached to the route of every host's metered paths (components/serving/model_list.py
     POLICY_ROUTE), they cover every request for a metered path on any host of the gateway,
     including hosts and routes added later. Counters are per user and model (tiers.MODEL): a
     user's budget applies to each model separately.

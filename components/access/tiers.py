@@ -255,7 +255,7 @@ def auth_spec(
                     "body": {"value": FORBIDDEN_BODY},
                 },
                 "success": {
-                    # The tier, for the model list (components/serving/catalog.py); the
+                    # The tier, for the model list (components/serving/model_list.py); the
                     # wasm-shim sets it over any value a client sent (v0.14.1 src/kuadrant/
                     # pipeline/tasks/headers.rs, HeaderOperation::Set).
                     "headers": {

@@ -17,7 +17,7 @@ from components.metering import chargeback, dashboards
 from components.names import GATEWAY_NAME
 from components.pins import upstream
 from components.platform import monitoring
-from components.serving import gateway, models, scheduler
+from components.serving import endpoint_picker, gateway, model_deployment
 
 DASHBOARD_FILE = f"{dashboards.UID}.json"
 
@@ -101,7 +101,7 @@ class Observability(pulumi.ComponentResource):
             args.models_namespace,
             {
                 "matchLabels": {"component": "predictor", "app.kubernetes.io/part-of": "maas-platform"},
-                "matchExpressions": [{"key": models.MODEL_LABEL, "operator": "Exists"}],
+                "matchExpressions": [{"key": model_deployment.MODEL_LABEL, "operator": "Exists"}],
             },
             [
                 {
@@ -125,10 +125,10 @@ class Observability(pulumi.ComponentResource):
                 "PodMonitor",
                 "endpoint-pickers",
                 args.models_namespace,
-                {"matchExpressions": [{"key": scheduler.PICKER_LABEL, "operator": "Exists"}]},
+                {"matchExpressions": [{"key": endpoint_picker.PICKER_LABEL, "operator": "Exists"}]},
                 [
                     {
-                        "port": scheduler.METRICS,
+                        "port": endpoint_picker.METRICS,
                         "path": "/metrics",
                         "relabelings": [
                             *_static("endpoint-picker"),
@@ -139,8 +139,8 @@ class Observability(pulumi.ComponentResource):
                                 "action": "replace",
                             },
                         ],
-                        # Bounded as users grow (scheduler.metric_relabelings).
-                        "metricRelabelings": scheduler.metric_relabelings(),
+                        # Bounded as users grow (endpoint_picker.metric_relabelings).
+                        "metricRelabelings": endpoint_picker.metric_relabelings(),
                     }
                 ],
             )

@@ -13,6 +13,7 @@ from components.flavour.choice import choose
 from components.flavour.protocol import Flavour, Metrics
 from components.names import GATEWAY_NAME
 from components.platform.cert_manager import CertManager, CertManagerArgs
+from components.platform.counter_store import CounterStore, CounterStoreArgs
 from components.platform.gateway_api import (
     GatewayApiArgs,
     GatewayApiCrds,
@@ -25,7 +26,6 @@ from components.platform.keycloak import Keycloak, KeycloakArgs, issuer_url
 from components.platform.kserve import KServe, KServeArgs
 from components.platform.kuadrant import Kuadrant, KuadrantArgs
 from components.platform.monitoring import MonitoringArgs, MonitoringStack
-from components.platform.redis import CounterStore, CounterStoreArgs
 
 
 @dataclass(frozen=True)

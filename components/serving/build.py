@@ -10,17 +10,11 @@ import pulumi
 from components.cluster import network
 from components.config import StackConfig
 from components.platform.build import Platform
-from components.serving.catalog import ModelList, ModelListArgs
+from components.serving.endpoint_picker import EndpointPicker, EndpointPickerArgs
 from components.serving.gateway import POD_LABELS, TLS_SECRET, GatewayArgs, InferenceGateway
-from components.serving.models import (
-    ISVC_LABEL,
-    MODEL_PORT,
-    ModelArgs,
-    ModelDeployment,
-    RuntimeArgs,
-    VllmServingRuntime,
-)
-from components.serving.scheduler import EndpointPicker, EndpointPickerArgs
+from components.serving.model_deployment import ISVC_LABEL, ModelArgs, ModelDeployment
+from components.serving.model_list import ModelList, ModelListArgs
+from components.serving.vllm_serving_runtime import MODEL_PORT, RuntimeArgs, VllmServingRuntime
 
 
 @dataclass(frozen=True)

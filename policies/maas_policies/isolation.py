@@ -15,7 +15,7 @@ from pulumi_policy import (
 
 from maas_policies import network, objects, relaxation
 
-# Set by KServe on every predictor pod. A copy of components/serving/models.py ISVC_LABEL
+# Set by KServe on every predictor pod. A copy of components/serving/model_deployment.py ISVC_LABEL
 # (tests/policies/test_pack.py ties them): the pack runs without the program's modules.
 _ISVC_LABEL = "serving.kserve.io/inferenceservice"
 

@@ -657,7 +657,7 @@ def models_only_through_the_gateway(p: Platform, namespace: str, gateway: str) -
 def servers_strangers_must_not_reach(p: Platform) -> dict[str, tuple[str, int]]:
     """S11: what the issue lists as reachable only from documented clients: name -> (host, port)."""
     from components.pins import upstream
-    from components.platform import keycloak, redis
+    from components.platform import counter_store, keycloak
 
     kuadrant = p.config.namespaces.kuadrant
     servers = {
@@ -675,7 +675,7 @@ def servers_strangers_must_not_reach(p: Platform) -> dict[str, tuple[str, int]]:
         servers["Keycloak"] = (f"{keycloak.SERVICE}.{KEYCLOAK_NAMESPACE}", keycloak.HTTP_PORT)
         servers["PostgreSQL"] = (f"{keycloak.DB_SERVICE}.{KEYCLOAK_NAMESPACE}", 5432)
     if p.config.limitador.storage == "redis" and p.config.limitador_redis_url is None:
-        servers["Redis"] = (f"{redis.NAME}.{kuadrant}", redis.PORT)
+        servers["Redis"] = (f"{counter_store.NAME}.{kuadrant}", counter_store.PORT)
     return servers
 
 

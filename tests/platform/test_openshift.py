@@ -13,7 +13,7 @@ from components.names import GATEWAY_NAME
 from components.pins import versions
 from components.platform import kuadrant
 from components.serving import gateway as gw
-from components.serving import models
+from components.serving import vllm_serving_runtime
 from harness.program import Declared, Evaluation, typed_config
 from tests.support.configs import evaluate_variant
 
@@ -243,7 +243,7 @@ def test_our_pods_leave_user_ids_to_the_cluster(ocp: Evaluation) -> None:
 
 
 def test_vllm_writes_its_caches_to_an_emptydir_as_a_non_root_user(ocp: Evaluation) -> None:
-    runtime = ocp.one("ServingRuntime", models.VLLM_CPU_RUNTIME).inputs["spec"]
+    runtime = ocp.one("ServingRuntime", vllm_serving_runtime.VLLM_CPU_RUNTIME).inputs["spec"]
     (container,) = runtime["containers"]
     env = {e["name"]: e["value"] for e in container["env"]}
     home = "/tmp"
@@ -273,7 +273,7 @@ def test_vllm_writes_its_caches_to_an_emptydir_as_a_non_root_user(ocp: Evaluatio
 
 
 def test_the_plain_stacks_keep_vllm_as_its_image_runs_it(stack_of: Any) -> None:
-    runtime = stack_of("gpu").one("ServingRuntime", models.VLLM_RUNTIME).inputs["spec"]
+    runtime = stack_of("gpu").one("ServingRuntime", vllm_serving_runtime.VLLM_RUNTIME).inputs["spec"]
     (container,) = runtime["containers"]
     assert "HOME" not in {e["name"] for e in container["env"]}
     assert [v["name"] for v in runtime["volumes"]] == ["devshm"]

@@ -61,7 +61,7 @@ def _declared_pods(stack: Evaluation) -> Iterator[Endpoint]:
             labels = template["metadata"]["labels"]
             yield _pod(workload.object_name, workload.namespace, labels, _template_ports(template["spec"]))
     for isvc in stack.objects("InferenceService"):
-        # Both runtimes serve on the port named "http" (models.py MODEL_PORT; the vLLM runtime).
+        # Both runtimes serve on the port named "http" (vllm_serving_runtime.py MODEL_PORT).
         yield _pod(f"model:{isvc.object_name}", isvc.namespace, predictor_pod_labels(isvc), {"http": 8080})
 
 

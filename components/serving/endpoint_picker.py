@@ -63,7 +63,7 @@ _TOKEN_REASON = (
 # with the fairness id, the user (llm-d-router v0.10.0 pkg/epp/metrics/llm_d_router_metrics.go,
 # metrics.go), up to 1000 ids per process (cardinality.go maxFairnessLabelValues): users
 # times priorities times buckets series. Our monitor keeps none of them but the queue size, which the
-# scaled model's query and the picker-queue rule sum (models.py, chargeback.py): the picker
+# scaled model's query and the picker-queue rule sum (model_deployment.py, chargeback.py): the picker
 # deletes a flow's queue series when it collects the idle flow (registry/registry.go gcFlows,
 # metrics.go DeleteFlowControlFlowSeries), so those count the users queued in the last
 # minutes, not every user. Relabeling cannot sum series, so it drops rather than strips the
@@ -302,7 +302,7 @@ class EndpointPicker(pulumi.ComponentResource):
             opts=after,
         )
         workload = upstream.Workload(
-            labels=labels, ports=dict(PORTS), source="components/serving/scheduler.py (ours)"
+            labels=labels, ports=dict(PORTS), source="components/serving/endpoint_picker.py (ours)"
         )
         wanted = [network.Door(picker, workload, (GRPC,), list(args.callers))]
         if args.scrapers:
