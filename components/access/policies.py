@@ -66,6 +66,7 @@ class TierPolicies(pulumi.ComponentResource):
     user's budget applies to each model separately.
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:access:TierPolicies"
 
     def __init__(self, name: str, args: TierPoliciesArgs, opts: pulumi.ResourceOptions | None = None):
@@ -177,6 +178,7 @@ class TierPriorities(pulumi.ComponentResource):
     model's endpoint picker gives the tier's requests (components/access/tiers.py objectives).
     The AuthPolicy names each request's objective from the validated tier."""
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:access:TierPriorities"
 
     def __init__(self, name: str, args: TierPrioritiesArgs, opts: pulumi.ResourceOptions | None = None):

@@ -30,6 +30,7 @@ class ClusterAccess(pulumi.ComponentResource):
     them last: every namespaced resource depends on its namespace's name output.
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:cluster:ClusterAccess"
     provider: k8s.Provider
 

@@ -47,6 +47,7 @@ class Observability(pulumi.ComponentResource):
     model server; a TelemetryPolicy labelling Limitador's counters with user and tier; the
     usage, cost and alert rules; and the usage dashboard."""
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:observability:Observability"
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None):

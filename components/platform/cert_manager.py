@@ -22,6 +22,7 @@ class CertManagerArgs:
 
 
 class CertManager(pulumi.ComponentResource):
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:cert-manager:CertManager"
 
     def __init__(self, name: str, args: CertManagerArgs, opts: pulumi.ResourceOptions | None = None):

@@ -48,6 +48,7 @@ class CounterStore(pulumi.ComponentResource):
     environment), an append-only file on a volume, and a NetworkPolicy that admits
     Limitador's pods only."""
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:kuadrant:CounterStore"
     # redis://:<password>@<service>:6379, a secret: what Limitador is given.
     url: pulumi.Output[str]

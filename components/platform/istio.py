@@ -40,6 +40,7 @@ class IstioArgs:
 class Istio(pulumi.ComponentResource):
     """istiod programs the Envoy of every Gateway of class `istio`."""
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:istio:Istio"
 
     def __init__(self, name: str, args: IstioArgs, opts: pulumi.ResourceOptions | None = None):

@@ -32,6 +32,7 @@ class Keda(pulumi.ComponentResource):
     it), so model deployments wait for this component.
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:keda:Keda"
 
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None):

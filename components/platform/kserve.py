@@ -38,6 +38,7 @@ class KServe(pulumi.ComponentResource):
     the one route per model this program declares and protects (see the models layer).
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:kserve:KServe"
 
     def __init__(self, name: str, args: KServeArgs, opts: pulumi.ResourceOptions | None = None):

@@ -66,6 +66,7 @@ class Kuadrant(pulumi.ComponentResource):
     ignores what appears later. So it waits for all of them here: no restart needed.
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:kuadrant:Kuadrant"
 
     def __init__(self, name: str, args: KuadrantArgs, opts: pulumi.ResourceOptions | None = None):

@@ -63,6 +63,7 @@ class MonitoringArgs:
 
 
 class MonitoringStack(pulumi.ComponentResource):
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:monitoring:MonitoringStack"
     # The Prometheus-operator CRDs, which Kuadrant's operator must find when it starts.
     crds: pulumi.Resource

@@ -168,6 +168,7 @@ class EndpointPicker(pulumi.ComponentResource):
     reading the pool, the objectives and the pods with a read-only Role, its Service, the
     DestinationRule that lets the gateway speak TLS to it, and its doors."""
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:models:EndpointPicker"
     # The InferencePool, named like the model: what the model's route sends requests to.
     pool: pulumi.Resource

@@ -110,6 +110,7 @@ class InferenceGateway(pulumi.ComponentResource):
     Routes are admitted from its own namespace only; policies attached to it cover them all.
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:gateway:InferenceGateway"
     listeners: tuple[str, ...]
     # The shared host, <apiHost>.<domain>: every model route and the model list hold it.

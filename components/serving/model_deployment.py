@@ -88,6 +88,7 @@ class ModelDeployment(pulumi.ComponentResource):
     NetworkPolicy already isolates.
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:models:ModelDeployment"
     url: str
     curl: str

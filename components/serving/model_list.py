@@ -155,6 +155,7 @@ class ModelListArgs:
 class ModelList(pulumi.ComponentResource):
     """GET /v1/models on the shared host: the caller's tier's models, in OpenAI's list format."""
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:models:ModelList"
     # The list's HTTPRoute: the tier policies wait for it, as for the model routes.
     route: pulumi.Resource

@@ -57,6 +57,7 @@ class VllmServingRuntime(pulumi.ComponentResource):
     configured, reaches KServe's storage initializer through the service account.
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:models:VllmServingRuntime"
     service_account: str | None
     # vLLM's writable home (RuntimeArgs.home); None: the image user's.
