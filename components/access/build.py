@@ -26,7 +26,9 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
         ApiKeys(
             "api-keys",
             ApiKeysArgs(
-                users=cfg.users, namespace=platform.cluster.namespace("kuadrant"), after=[platform.kuadrant]
+                users=cfg.users,
+                namespace=platform.cluster.namespace("kuadrant").output,
+                after=[platform.kuadrant],
             ),
             platform.on_cluster,
         )
@@ -37,7 +39,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
         "tier-policies",
         TierPoliciesArgs(
             tiers=cfg.tiers,
-            namespace=platform.cluster.namespace("models"),
+            namespace=platform.cluster.namespace("models").output,
             api_keys=cfg.auth.api_keys,
             oidc_issuer=platform.oidc_issuer,
             models=cfg.models,
@@ -59,7 +61,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
             TierPrioritiesArgs(
                 tiers=cfg.tiers,
                 pooled=pooled,
-                namespace=platform.cluster.namespace("models"),
+                namespace=platform.cluster.namespace("models").output,
                 after=[serving.pickers[m.name].pool for m in pooled],
             ),
             platform.on_cluster,

@@ -16,6 +16,15 @@ from components.config import ClusterConfig
 from components.names import PART_OF
 
 
+@dataclass(frozen=True)
+class Namespace:
+    """A namespace of ours as one value: `name` where plain text is wanted (a command, a query,
+    a chart value), `output` for what is declared in it, which then waits for the namespace."""
+
+    name: str
+    output: pulumi.Output[str]
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClusterArgs:
     cluster: ClusterConfig
@@ -40,13 +49,16 @@ class ClusterAccess(pulumi.ComponentResource):
         self._cluster = args.cluster
         self.provider = self._new_provider(f"{name}-provider")
         self._namespaces = {
-            role: k8s.core.v1.Namespace(
-                f"{name}-ns-{role}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=namespace,
-                    labels={**PART_OF, **pod_security(role)},
-                ),
-                opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+            role: Namespace(
+                namespace,
+                k8s.core.v1.Namespace(
+                    f"{name}-ns-{role}",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        name=namespace,
+                        labels={**PART_OF, **pod_security(role)},
+                    ),
+                    opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+                ).metadata.name,
             )
             for role, namespace in args.namespaces.items()
         }
@@ -55,7 +67,7 @@ class ClusterAccess(pulumi.ComponentResource):
         deny = {
             role: k8s.networking.v1.NetworkPolicy(
                 f"{name}-deny-{role}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=DEFAULT_DENY, namespace=self.namespace(role)),
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=DEFAULT_DENY, namespace=self.namespace(role).output),
                 spec=k8s.networking.v1.NetworkPolicySpecArgs(
                     pod_selector=k8s.meta.v1.LabelSelectorArgs(), policy_types=["Ingress"]
                 ),
@@ -66,14 +78,14 @@ class ClusterAccess(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "provider": self.provider,
-                "namespaces": {r: n.metadata.name for r, n in self._namespaces.items()},
+                "namespaces": {r: n.output for r, n in self._namespaces.items()},
                 "defaultDeny": deny,
             }
         )
 
-    def namespace(self, role: str) -> pulumi.Output[str]:
-        """The namespace's name as an output, so that users of it depend on it."""
-        return self._namespaces[role].metadata.name
+    def namespace(self, role: str) -> Namespace:
+        """The namespace of `role`, whose output makes its users depend on it."""
+        return self._namespaces[role]
 
     def provider_in(self, role: str) -> k8s.Provider:
         """A provider like the main one whose default namespace is the role's namespace.
@@ -81,7 +93,7 @@ class ClusterAccess(pulumi.ComponentResource):
         For upstream manifests that leave namespaces out. It takes the namespace's name as
         an input, so everything it creates comes after the namespace and goes before it.
         """
-        return self._new_provider(f"{self._name}-provider-{role}", self.namespace(role))
+        return self._new_provider(f"{self._name}-provider-{role}", self.namespace(role).output)
 
     def _new_provider(self, name: str, namespace: pulumi.Input[str] | None = None) -> k8s.Provider:
         kubeconfig = self._cluster.kubeconfig

@@ -68,14 +68,13 @@ def build(cfg: StackConfig) -> Platform:
     )
     cert_manager = CertManager(
         "cert-manager",
-        CertManagerArgs(namespace=cluster.namespace("cert-manager"), flavour=flavour),
+        CertManagerArgs(namespace=cluster.namespace("cert-manager").output, flavour=flavour),
         on_cluster,
     )
     istio = Istio(
         "istio",
         IstioArgs(
             namespace=cluster.namespace("istio"),
-            namespace_name=cfg.namespaces.istio,
             flavour=flavour,
             gateway_namespace=cfg.namespaces.models,
             inference_pools=inference_crds is not None,
@@ -87,7 +86,7 @@ def build(cfg: StackConfig) -> Platform:
     kserve = KServe(
         "kserve",
         KServeArgs(
-            namespace=cluster.namespace("kserve"),
+            namespace=cluster.namespace("kserve").output,
             domain=cfg.domain,
             inference_gateway=f"{cfg.namespaces.models}/{GATEWAY_NAME}",
             flavour=flavour,
@@ -102,7 +101,6 @@ def build(cfg: StackConfig) -> Platform:
                 "monitoring",
                 MonitoringArgs(
                     namespace=cluster.namespace("observability"),
-                    namespace_name=cfg.namespaces.observability,
                     config=cfg.observability,
                     flavour=flavour,
                     autoscaler_namespace=cfg.namespaces.keda if autoscaled else None,
@@ -116,7 +114,9 @@ def build(cfg: StackConfig) -> Platform:
     keda = (
         Keda(
             "keda",
-            KedaArgs(namespace=cluster.namespace("keda"), flavour=flavour, footprint=cfg.cluster.footprint),
+            KedaArgs(
+                namespace=cluster.namespace("keda").output, flavour=flavour, footprint=cfg.cluster.footprint
+            ),
             on_cluster,
         )
         if autoscaled
@@ -128,7 +128,6 @@ def build(cfg: StackConfig) -> Platform:
             "limitador-redis",
             CounterStoreArgs(
                 namespace=cluster.namespace("kuadrant"),
-                namespace_name=cfg.namespaces.kuadrant,
                 limitador=cfg.limitador,
                 flavour=flavour,
             ),
@@ -140,7 +139,7 @@ def build(cfg: StackConfig) -> Platform:
     kuadrant = Kuadrant(
         "kuadrant",
         KuadrantArgs(
-            namespace=cluster.namespace("kuadrant"),
+            namespace=cluster.namespace("kuadrant").output,
             limitador=cfg.limitador,
             flavour=flavour,
             redis_url=counters.url if counters else cfg.limitador_redis_url,
@@ -160,7 +159,7 @@ def build(cfg: StackConfig) -> Platform:
                 tiers=cfg.tiers,
                 users=cfg.users,
                 domain=cfg.domain,
-                namespace=cluster.namespace("keycloak"),
+                namespace=cluster.namespace("keycloak").output,
                 namespaced_provider=cluster.provider_in("keycloak"),
                 flavour=flavour,
                 authorino_namespace=cfg.namespaces.kuadrant,

@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.cluster import network, storage
+from components.cluster.access import Namespace
 from components.cluster.security import restricted_container
 from components.config import LimitadorConfig
 from components.flavour.protocol import Flavour
@@ -36,8 +37,7 @@ LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "maas-pla
 
 @dataclass(frozen=True, kw_only=True)
 class CounterStoreArgs:
-    namespace: pulumi.Input[str]
-    namespace_name: str
+    namespace: Namespace
     limitador: LimitadorConfig
     flavour: Flavour
     after: Sequence[pulumi.Resource] = ()
@@ -59,14 +59,16 @@ class CounterStore(pulumi.ComponentResource):
         password = random.RandomPassword(
             f"{name}-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
-        metadata = k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=args.namespace, labels=LABELS)
+        metadata = k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=args.namespace.output, labels=LABELS)
         # redis.conf directives (redis.io docs, "redis.conf"): the password, and every write
         # logged to the append-only file on the volume, so counters survive a restart.
         secret: pulumi.Output[str] = pulumi.Output.secret(password.result)
         config_file = secret.apply(_config_file)
         config = k8s.core.v1.Secret(
             f"{name}-config",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=CONFIG_SECRET, namespace=args.namespace, labels=LABELS),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=CONFIG_SECRET, namespace=args.namespace.output, labels=LABELS
+            ),
             string_data={"redis.conf": config_file},
             opts=child,
         )
@@ -98,13 +100,13 @@ class CounterStore(pulumi.ComponentResource):
         isolation = network.ingress_only(
             f"{name}-isolation",
             name=f"{NAME}-ingress",
-            namespace=args.namespace,
+            namespace=args.namespace.output,
             selects=LABELS,
             ports=[PORT],
             peers=[network.pods(upstream.LIMITADOR_PODS.labels)],
             opts=child,
         )
-        host = f"{NAME}.{args.namespace_name}.svc.cluster.local"
+        host = f"{NAME}.{args.namespace.name}.svc.cluster.local"
         self.url = secret.apply(lambda value: f"redis://:{value}@{host}:{PORT}")
         self.register_outputs(
             {

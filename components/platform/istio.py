@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster import network
+from components.cluster.access import Namespace
 from components.config import Footprint
 from components.flavour.helm import Chart
 from components.flavour.protocol import Flavour
@@ -23,9 +24,8 @@ ISTIOD_RELEASE = "istiod"
 
 @dataclass(frozen=True, kw_only=True)
 class IstioArgs:
-    namespace: pulumi.Input[str]
-    # The namespace's name, which both charts must be told (values below).
-    namespace_name: str
+    # The namespace, whose name both charts must be told (values below).
+    namespace: Namespace
     flavour: Flavour
     # Where the gateway's pods run: they fetch their configuration from istiod.
     gateway_namespace: str
@@ -49,13 +49,13 @@ class Istio(pulumi.ComponentResource):
         # global.istioNamespace (default istio-system), not in the release namespace; the
         # gateways' CA address comes from it too (istio 1.30.3 manifests/charts/base and
         # istio-control/istio-discovery templates, files/kube-gateway.yaml).
-        where = {"global": {"istioNamespace": args.namespace_name}}
+        where = {"global": {"istioNamespace": args.namespace.name}}
         base = args.flavour.install_chart(
             Chart(
                 name=f"{name}-base",
                 release_name=BASE_RELEASE,
                 chart=versions.ISTIO_BASE,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 values={"defaultRevision": "default", **where},
                 after=args.after,
             ),
@@ -66,7 +66,7 @@ class Istio(pulumi.ComponentResource):
                 name=f"{name}-istiod",
                 release_name=ISTIOD_RELEASE,
                 chart=versions.ISTIOD,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 # istiod's container gets a seccomp profile only when asked (istio 1.30.3
                 # istio-discovery values.yaml `seccompProfile: {}`), which Pod Security
                 # "restricted" requires (components/cluster/security.py).
@@ -102,7 +102,7 @@ class Istio(pulumi.ComponentResource):
         gateway = [network.pods(upstream.gateway_pod_labels(GATEWAY_NAME), args.gateway_namespace)]
         return network.doors(
             name,
-            args.namespace,
+            args.namespace.output,
             [
                 network.Door("istiod-xds", upstream.ISTIOD_PODS, ("tls-xds",), gateway),
                 network.Door("istiod-webhooks", upstream.ISTIOD_PODS, ("https-webhooks",), None),

@@ -18,6 +18,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.cluster import network
+from components.cluster.access import Namespace
 from components.config import ObservabilityConfig
 from components.flavour.helm import Chart
 from components.flavour.protocol import Flavour, Metrics
@@ -54,8 +55,7 @@ def query_url(namespace: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class MonitoringArgs:
-    namespace: pulumi.Input[str]
-    namespace_name: str
+    namespace: Namespace
     config: ObservabilityConfig
     flavour: Flavour
     # KEDA's namespace, whose operator queries Prometheus for scaled models; None: no KEDA.
@@ -79,7 +79,7 @@ class MonitoringStack(pulumi.ComponentResource):
         password: pulumi.Output[str] = pulumi.Output.secret(generated.result)
         admin = k8s.core.v1.Secret(
             f"{name}-grafana-admin",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=GRAFANA_ADMIN_SECRET, namespace=args.namespace),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=GRAFANA_ADMIN_SECRET, namespace=args.namespace.output),
             string_data={"admin-user": "admin", "admin-password": password},
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -91,7 +91,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 name=f"{name}-operator-crds",
                 release_name=CRDS_RELEASE,
                 chart=versions.PROMETHEUS_OPERATOR_CRDS,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
             ),
             self,
         )
@@ -100,7 +100,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 name=f"{name}-release",
                 release_name=RELEASE,
                 chart=versions.KUBE_PROMETHEUS_STACK,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 values=chart_values(args.config),
                 after=[admin, self.crds],
                 # Was named like its component, outside the `<component>-…` rule; the alias keeps
@@ -112,11 +112,11 @@ class MonitoringStack(pulumi.ComponentResource):
         doors = self._doors(name, args)
         reach = args.flavour.reach
         self.port_forward_prometheus = reach(
-            args.namespace_name, PROMETHEUS_SERVICE, PROMETHEUS_PORT, PROMETHEUS_PORT
+            args.namespace.name, PROMETHEUS_SERVICE, PROMETHEUS_PORT, PROMETHEUS_PORT
         )
-        self.port_forward_grafana = reach(args.namespace_name, GRAFANA_SERVICE, GRAFANA_PORT, 3000)
+        self.port_forward_grafana = reach(args.namespace.name, GRAFANA_SERVICE, GRAFANA_PORT, 3000)
         self.grafana_admin = pulumi.Output.secret(pulumi.Output.all(username="admin", password=password))
-        self._namespace = args.namespace_name
+        self._namespace = args.namespace.name
         self.register_outputs(
             {
                 "release": stack,
@@ -164,7 +164,7 @@ class MonitoringStack(pulumi.ComponentResource):
             network.Door("alertmanager", upstream.ALERTMANAGER_PODS, ("http-web",), [*prometheus, *grafana]),
             network.Door("prometheus-operator-webhook", upstream.PROMETHEUS_WEBHOOK_PODS, ("https",), None),
         ]
-        return network.doors(name, args.namespace, doors, self)
+        return network.doors(name, args.namespace.output, doors, self)
 
 
 def chart_values(config: ObservabilityConfig) -> dict[str, Any]:

@@ -34,7 +34,6 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
         "inference-gateway",
         GatewayArgs(
             namespace=models_namespace,
-            namespace_name=cfg.namespaces.models,
             domain=cfg.domain,
             config=cfg.gateway,
             flavour=platform.flavour,
@@ -50,7 +49,7 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
         VllmServingRuntime(
             "vllm-runtime",
             RuntimeArgs(
-                namespace=models_namespace,
+                namespace=models_namespace.output,
                 hugging_face_token=cfg.hugging_face_token,
                 gpu=any(not m.cpu_serving for m in vllm_models),
                 cpu=any(m.cpu_serving for m in vllm_models),
@@ -69,7 +68,6 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
                 model=m,
                 scheduler=cfg.scheduler,
                 namespace=models_namespace,
-                namespace_name=cfg.namespaces.models,
                 flavour=platform.flavour,
                 model_pods={ISVC_LABEL: m.name},
                 model_port=MODEL_PORT,
@@ -92,7 +90,6 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
                 domain=cfg.domain,
                 gateway=gateway,
                 runtime=runtime,
-                namespace_name=cfg.namespaces.models,
                 scrapers=platform.scrapers,
                 query_url=platform.metrics.query_url if platform.metrics else None,
                 after=[platform.kserve, *([platform.keda] if platform.keda and m.autoscaling else [])],
@@ -108,7 +105,7 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
         ModelListArgs(
             models=cfg.models,
             tiers=cfg.tiers,
-            namespace=models_namespace,
+            namespace=models_namespace.output,
             gateway=gateway,
             flavour=platform.flavour,
         ),

@@ -25,6 +25,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.cluster import network
+from components.cluster.access import Namespace
 from components.cluster.security import restricted_container
 from components.config import ModelConfig, SchedulerConfig
 from components.flavour.protocol import Flavour
@@ -150,8 +151,7 @@ def picker_config(scheduler: SchedulerConfig) -> dict[str, Any]:
 class EndpointPickerArgs:
     model: ModelConfig
     scheduler: SchedulerConfig
-    namespace: pulumi.Input[str]
-    namespace_name: str
+    namespace: Namespace
     flavour: Flavour
     # The model's pods, as KServe labels them, and the port they serve (and export metrics) on.
     model_pods: dict[str, str]
@@ -179,7 +179,7 @@ class EndpointPicker(pulumi.ComponentResource):
         model = args.model
         picker = picker_name(model)
         labels = picker_labels(model)
-        metadata = k8s.meta.v1.ObjectMetaArgs(name=picker, namespace=args.namespace, labels=labels)
+        metadata = k8s.meta.v1.ObjectMetaArgs(name=picker, namespace=args.namespace.output, labels=labels)
         after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         self.pool_name = model.name
         self.pool = k8s.apiextensions.CustomResource(
@@ -187,7 +187,7 @@ class EndpointPicker(pulumi.ComponentResource):
             api_version=POOL_API_VERSION,
             kind="InferencePool",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=self.pool_name, namespace=args.namespace, labels=PART_OF
+                name=self.pool_name, namespace=args.namespace.output, labels=PART_OF
             ),
             spec={
                 "selector": {"matchLabels": args.model_pods},
@@ -230,7 +230,7 @@ class EndpointPicker(pulumi.ComponentResource):
             metadata=metadata,
             role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=picker),
             subjects=[
-                k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=picker, namespace=args.namespace_name)
+                k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=picker, namespace=args.namespace.name)
             ],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role, account]),
         )
@@ -242,7 +242,7 @@ class EndpointPicker(pulumi.ComponentResource):
             f"{name}-deployment",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=picker,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 labels=labels,
                 annotations={"checkov.io/skip1": f"CKV_K8S_38={_TOKEN_REASON}"},
             ),
@@ -297,7 +297,7 @@ class EndpointPicker(pulumi.ComponentResource):
             kind="DestinationRule",
             metadata=metadata,
             spec={
-                "host": f"{picker}.{args.namespace_name}.svc.cluster.local",
+                "host": f"{picker}.{args.namespace.name}.svc.cluster.local",
                 "trafficPolicy": {"tls": {"mode": "SIMPLE", "insecureSkipVerify": True}},
             },
             opts=after,
@@ -308,7 +308,7 @@ class EndpointPicker(pulumi.ComponentResource):
         wanted = [network.Door(picker, workload, (GRPC,), list(args.callers))]
         if args.scrapers:
             wanted.append(network.Door(f"{picker}-metrics", workload, (METRICS,), list(args.scrapers)))
-        doors = network.doors(name, args.namespace, wanted, self)
+        doors = network.doors(name, args.namespace.output, wanted, self)
         self.register_outputs(
             {
                 "pool": self.pool,
@@ -349,7 +349,7 @@ def _pod(picker: str, args: EndpointPickerArgs) -> k8s.core.v1.PodSpecArgs:
                 # controller-runtime, bound in pkg/common/observability/logging/options.go.
                 args=[
                     f"--pool-name={args.model.name}",
-                    f"--pool-namespace={args.namespace_name}",
+                    f"--pool-namespace={args.namespace.name}",
                     f"--pool-group={POOL_GROUP}",
                     f"--config-file={CONFIG_DIR}/{CONFIG_FILE}",
                     f"--grpc-port={PORTS[GRPC]}",

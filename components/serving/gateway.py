@@ -12,6 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster import network
+from components.cluster.access import Namespace
 from components.config import GatewayConfig, ModelConfig, TierConfig
 from components.config.types import window_seconds
 from components.flavour.protocol import Client, Exposure, Flavour
@@ -86,8 +87,7 @@ INFERENCE_POOL_EXT_PROC = {
 
 @dataclass(frozen=True, kw_only=True)
 class GatewayArgs:
-    namespace: pulumi.Input[str]
-    namespace_name: str
+    namespace: Namespace
     domain: str
     config: GatewayConfig
     flavour: Flavour
@@ -158,7 +158,7 @@ class InferenceGateway(pulumi.ComponentResource):
             kind="Gateway",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=GATEWAY_NAME,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 annotations={
                     **args.flavour.gateway_annotations(args.config),
                     "pulumi.com/waitFor": "condition=Programmed",
@@ -180,14 +180,14 @@ class InferenceGateway(pulumi.ComponentResource):
         # What clients are given: plain HTTP where it is served, else HTTPS.
         self.scheme = "https" if https.only else "http"
         served_port = HTTPS_PORT if https.only else HTTP_PORT
-        self.port_forward = args.flavour.reach(args.namespace_name, SERVICE_NAME, served_port, LOCAL_PORT)
+        self.port_forward = args.flavour.reach(args.namespace.name, SERVICE_NAME, served_port, LOCAL_PORT)
         self._flavour = args.flavour
         doors = self._doors(name, args, [int(str(listener["port"])) for listener in listeners])
         # Clients call the shared host and each model's own host.
         exposure = args.flavour.expose(
             f"{name}-exposure",
             Exposure(
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 service=SERVICE_NAME,
                 ports={str(listener["name"]): int(str(listener["port"])) for listener in listeners},
                 hostnames=(self.api_host, *(f"{m.host}.{args.domain}" for m in args.models)),
@@ -239,7 +239,7 @@ class InferenceGateway(pulumi.ComponentResource):
             doors.append(
                 network.Door(f"{GATEWAY_NAME}-metrics", pods, ("http-envoy-prom",), list(args.scrapers))
             )
-        return network.doors(name, args.namespace, doors, self)
+        return network.doors(name, args.namespace.output, doors, self)
 
     def _request_body(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
         """The Lua filter that routes by model and puts `stream_options.include_usage` into
@@ -359,7 +359,9 @@ class InferenceGateway(pulumi.ComponentResource):
             name,
             api_version="networking.istio.io/v1alpha3",
             kind="EnvoyFilter",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{GATEWAY_NAME}-{purpose}", namespace=args.namespace),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{GATEWAY_NAME}-{purpose}", namespace=args.namespace.output
+            ),
             spec={
                 "targetRefs": [
                     {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME}
@@ -380,7 +382,7 @@ class InferenceGateway(pulumi.ComponentResource):
                 api_version="cert-manager.io/v1",
                 kind="Issuer",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=f"{GATEWAY_NAME}-selfsigned", namespace=args.namespace
+                    name=f"{GATEWAY_NAME}-selfsigned", namespace=args.namespace.output
                 ),
                 spec={"selfSigned": {}},
                 opts=after_cert_manager,
@@ -393,7 +395,7 @@ class InferenceGateway(pulumi.ComponentResource):
             kind="Certificate",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=TLS_SECRET,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 annotations={"pulumi.com/waitFor": "condition=Ready"},
             ),
             spec={"secretName": TLS_SECRET, "dnsNames": [hostname], "issuerRef": issuer},

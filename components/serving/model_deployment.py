@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster import network
+from components.cluster.access import Namespace
 from components.config import ComputeResources, ModelConfig
 from components.names import GATEWAY_NAME, MODEL_HEADER
 from components.pins import upstream, versions
@@ -52,10 +53,9 @@ SIMULATOR_MAX_MODEL_LEN = 32768
 @dataclass(frozen=True, kw_only=True)
 class ModelArgs:
     model: ModelConfig
-    namespace: pulumi.Input[str]
+    # The models' namespace, whose name is the queue query's label.
+    namespace: Namespace
     domain: str
-    # The models' namespace by name, as the queue query's label.
-    namespace_name: str
     # The gateway the route attaches to (to each of its listeners).
     gateway: gw.InferenceGateway
     # The vLLM runtimes, for vLLM models; None for a catalog without them.
@@ -115,7 +115,7 @@ class ModelDeployment(pulumi.ComponentResource):
             kind="HTTPRoute",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=model.name,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 labels=model_labels(model),
                 annotations={TIERS_ANNOTATION: ",".join(model.tiers)} if model.tiers else None,
             ),
@@ -139,7 +139,7 @@ class ModelDeployment(pulumi.ComponentResource):
             network.ingress_only(
                 f"{name}-isolation",
                 name=f"{model.name}-ingress",
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 selects={ISVC_LABEL: model.name},
                 ports=[MODEL_PORT],
                 peers=_admitted(model, args.scrapers),
@@ -207,7 +207,7 @@ class ModelDeployment(pulumi.ComponentResource):
             kind="InferenceService",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=model.name,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 labels=model_labels(model),
                 annotations={
                     **({AUTOSCALER_CLASS: "keda"} if model.autoscaling else {}),
@@ -245,7 +245,7 @@ def _replicas(model: ModelConfig, args: ModelArgs) -> dict[str, Any]:
         return {"minReplicas": model.replicas, "maxReplicas": model.replicas}
     if args.query_url is None:
         raise ValueError(f"model {model.name}: autoscaling reads the queue from the stack's Prometheus")
-    selector = f'namespace="{args.namespace_name}",model="{model.name}"'
+    selector = f'namespace="{args.namespace.name}",model="{model.name}"'
     waiting = f"sum({QUEUE_METRIC}{{{selector}}})"
     if model.scheduling == "pool":
         # A saturated pool's picker holds requests in its own queue (flow control), out of
