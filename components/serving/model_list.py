@@ -157,10 +157,9 @@ class ModelList(pulumi.ComponentResource):
 
     # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:models:ModelList"
-    # The list's HTTPRoute: the tier policies wait for it, as for the model routes.
-    route: pulumi.Resource
-    # The route the tier policies target (POLICY_ROUTE): see _policy_route.
-    policy_route: pulumi.Resource
+    # What the tier policies wait for: the list's HTTPRoute, as for the model routes, and the
+    # route they target (POLICY_ROUTE): see _policy_route.
+    routes: tuple[pulumi.Resource, pulumi.Resource]
 
     def __init__(self, name: str, args: ModelListArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(self.TYPE, name, None, opts)
@@ -194,7 +193,7 @@ class ModelList(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.route = k8s.apiextensions.CustomResource(
+        route = k8s.apiextensions.CustomResource(
             f"{name}-route",
             api_version="gateway.networking.k8s.io/v1",
             kind="HTTPRoute",
@@ -215,7 +214,8 @@ class ModelList(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gateway, service]),
         )
-        self.policy_route = self._policy_route(name, args, service)
+        policy_route = self._policy_route(name, args, service)
+        self.routes = (route, policy_route)
         network_policy = network.ingress_only(
             f"{name}-isolation",
             name=f"{NAME}-ingress",
@@ -230,8 +230,7 @@ class ModelList(pulumi.ComponentResource):
                 "config": config,
                 "deployment": deployment,
                 "service": service,
-                "route": self.route,
-                "policyRoute": self.policy_route,
+                "routes": self.routes,
                 "networkPolicy": network_policy,
             }
         )
