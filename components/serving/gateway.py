@@ -95,7 +95,6 @@ class GatewayArgs:
     models: Sequence[ModelConfig]
     # Each tier's caps on what one request may ask for, enforced after authentication.
     tiers: Sequence[TierConfig] = ()
-    # Prometheus's namespace (None: no Prometheus), which scrapes Envoy's metrics port.
     # The Prometheus pods that scrape Envoy; none: no Prometheus.
     scrapers: Sequence[k8s.networking.v1.NetworkPolicyPeerArgs] = ()
     # The Gateway API CRDs, Istio (which programs the Gateway and reads the EnvoyFilter)
