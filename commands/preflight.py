@@ -30,9 +30,8 @@ from typing import Any
 import yaml
 
 from components.config import Namespaces
-from components.config.model import OPENSHIFT_CERT_MANAGER_NAMESPACE
+from components.names import OPENSHIFT_CERT_MANAGER_NAMESPACE, PART_OF
 from components.pins import versions
-from components.platform.cluster import PART_OF
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Istio 1.30 is documented against Gateway API v1.5 (components/pins/versions.py

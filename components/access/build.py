@@ -29,7 +29,9 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
         ApiKeys(
             "api-keys",
             ApiKeysArgs(
-                users=cfg.users, namespace=platform.cluster.namespace("kuadrant"), after=[platform.kuadrant]
+                users=cfg.users,
+                namespace=platform.cluster.namespace("kuadrant").output,
+                after=[platform.kuadrant],
             ),
             platform.on_cluster,
         )
@@ -44,7 +46,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
                 tiers=cfg.tiers,
                 users=cfg.users,
                 domain=cfg.domain,
-                namespace=platform.cluster.namespace("keycloak"),
+                namespace=platform.cluster.namespace("keycloak").output,
                 keycloak=platform.keycloak,
                 flavour=platform.flavour,
             ),
@@ -57,7 +59,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
         "tier-policies",
         TierPoliciesArgs(
             tiers=cfg.tiers,
-            namespace=platform.cluster.namespace("models"),
+            namespace=platform.cluster.namespace("models").output,
             api_keys=cfg.auth.api_keys,
             oidc_issuer=platform.oidc_issuer,
             models=cfg.models,
@@ -65,8 +67,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
                 platform.kuadrant,
                 serving.gateway,
                 *(m.route for m in serving.models.values()),
-                serving.model_list.route,
-                serving.model_list.policy_route,
+                *serving.model_list.routes,
                 *([platform.keycloak, realm] if platform.keycloak and realm else []),
             ],
         ),
@@ -79,7 +80,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
             TierPrioritiesArgs(
                 tiers=cfg.tiers,
                 pooled=pooled,
-                namespace=platform.cluster.namespace("models"),
+                namespace=platform.cluster.namespace("models").output,
                 after=[serving.pickers[m.name].pool for m in pooled],
             ),
             platform.on_cluster,

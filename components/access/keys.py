@@ -34,6 +34,7 @@ class ApiKeys(pulumi.ComponentResource):
     user's `keyVersion` replaces the key.
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:identity:ApiKeys"
     keys: pulumi.Output[dict[str, str]]
 

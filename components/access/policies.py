@@ -10,8 +10,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.access import tiers
-from components.config import GATEWAY_NAME, ModelConfig, TierConfig
-from components.serving.catalog import POLICY_ROUTE
+from components.config import ModelConfig, TierConfig
+from components.names import GATEWAY_NAME
+from components.serving.model_list import POLICY_ROUTE
 
 # Kuadrant reports a policy Enforced once the gateway's data plane applies it.
 WAIT_ENFORCED = {"pulumi.com/waitFor": "condition=Enforced"}
@@ -59,12 +60,13 @@ class TierPoliciesArgs:
 class TierPolicies(pulumi.ComponentResource):
     """AuthPolicy, RateLimitPolicy and TokenRateLimitPolicy, from the tier table.
 
-    Attached to the route of every host's metered paths (components/serving/catalog.py
+    Attached to the route of every host's metered paths (components/serving/model_list.py
     POLICY_ROUTE), they cover every request for a metered path on any host of the gateway,
     including hosts and routes added later. Counters are per user and model (tiers.MODEL): a
     user's budget applies to each model separately.
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:access:TierPolicies"
 
     def __init__(self, name: str, args: TierPoliciesArgs, opts: pulumi.ResourceOptions | None = None):
@@ -176,6 +178,7 @@ class TierPriorities(pulumi.ComponentResource):
     model's endpoint picker gives the tier's requests (components/access/tiers.py objectives).
     The AuthPolicy names each request's objective from the validated tier."""
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:access:TierPriorities"
 
     def __init__(self, name: str, args: TierPrioritiesArgs, opts: pulumi.ResourceOptions | None = None):

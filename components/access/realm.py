@@ -16,9 +16,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.cluster.security import restricted_container
 from components.config import OidcConfig, TierConfig, UserConfig
+from components.flavour.protocol import Flavour
 from components.pins import versions
-from components.platform.flavour import Flavour, restricted_container
 from components.platform.keycloak import (
     ADMIN_CLIENT_LABELS,
     ADMIN_SECRET,
@@ -62,6 +63,7 @@ class Realm(pulumi.ComponentResource):
     """The realm, imported once by the operator and kept in step with the stack file by the
     user sync Job. Its resources were Keycloak's children: each keeps that URN as an alias."""
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:access:Realm"
     passwords: pulumi.Output[dict[str, str]]
 
@@ -130,8 +132,9 @@ class Realm(pulumi.ComponentResource):
                 labels=ADMIN_CLIENT_LABELS,
                 annotations={
                     "checkov.io/skip1": f"CKV_K8S_40={_KEYCLOAK_UID_REASON}",
-                    # A Job that failed stays failed: the next `pulumi up` runs a new one
-                    # rather than wait on it (pulumi/pulumi-kubernetes@v4.32.0 provider/pkg/metadata/annotations.go).
+                    # A Job that failed stays failed: the next `pulumi up` runs a new one rather
+                    # than wait on it (pulumi/pulumi-kubernetes@v4.32.0
+                    # provider/pkg/metadata/annotations.go).
                     "pulumi.com/replaceUnready": "true",
                 },
             ),

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from components.config import MODEL_HEADER, TIER_HEADER, ModelConfig, Rate, TierConfig
+from components.config import ModelConfig, Rate, TierConfig
+from components.names import MODEL_HEADER, TIER_HEADER
 from components.pins.upstream import FAIRNESS_HEADER, OBJECTIVE_HEADER, OPENAI_USAGE_PATHS
 
 # Labels and annotations of the API-key Secrets. Authorino follows changes only to Secrets
@@ -257,7 +258,7 @@ def auth_spec(
                     "body": {"value": FORBIDDEN_BODY},
                 },
                 "success": {
-                    # The tier, for the model list (components/serving/catalog.py); the
+                    # The tier, for the model list (components/serving/model_list.py); the
                     # wasm-shim sets it over any value a client sent (Kuadrant/wasm-shim@v0.14.1 src/kuadrant/
                     # pipeline/tasks/headers.rs, HeaderOperation::Set).
                     "headers": {

@@ -6,13 +6,9 @@ problems (`loader.py`). Layers import from here.
 from components.config.loader import ConfigError, load
 from components.config.model import (
     DEFAULT_TIERS,
-    GATEWAY_NAME,
-    KEYCLOAK_NAMESPACE,
-    MODEL_HEADER,
     NAMESPACE,
     RUNTIME_RESOURCES,
     SECRET_KEYS,
-    TIER_HEADER,
     AuthConfig,
     AutoscalingConfig,
     ClusterConfig,
@@ -39,13 +35,9 @@ from components.config.model import (
 
 __all__ = [
     "DEFAULT_TIERS",
-    "GATEWAY_NAME",
-    "KEYCLOAK_NAMESPACE",
-    "MODEL_HEADER",
     "NAMESPACE",
     "RUNTIME_RESOURCES",
     "SECRET_KEYS",
-    "TIER_HEADER",
     "AuthConfig",
     "AutoscalingConfig",
     "ClusterConfig",

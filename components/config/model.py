@@ -26,22 +26,12 @@ from components.config.types import (
     no_repeats,
     window_seconds,
 )
+from components.names import KEYCLOAK_NAMESPACE, OPENSHIFT_CERT_MANAGER_NAMESPACE
 
+# The Pulumi config namespace every key lives under (`maas:<key>`), not a Kubernetes namespace.
 NAMESPACE = "maas"
 # Keys whose values are credentials: accepted only as Pulumi secrets (`config set --secret`).
 SECRET_KEYS = ("huggingFaceToken", "limitadorRedisUrl")
-# The Gateway every model route attaches to; KServe is told its "<namespace>/<name>".
-GATEWAY_NAME = "inference-gateway"
-# Request headers only the gateway sets (any a client sends are removed first): the model a
-# request is for, which the routes and the model access rules match on (set by the gateway's
-# Lua filter, components/serving/lua/request_body.lua), and the caller's tier (set by
-# Authorino after authentication, components/access/tiers.py), which picks the model list.
-MODEL_HEADER = "x-maas-model"
-TIER_HEADER = "x-maas-tier"
-# Not configurable: the Keycloak operator's manifest binds its ClusterRole to a service
-# account in namespace "keycloak".
-KEYCLOAK_NAMESPACE = "keycloak"
-OPENSHIFT_CERT_MANAGER_NAMESPACE = "cert-manager"
 # 63 - len("keda-hpa-") - len("-predictor")
 _SCALED_NAME_MAX = 44
 # 63 - len("-epp"): a pooled model's endpoint picker Service is <name>-epp.
@@ -490,7 +480,7 @@ def _default_models() -> tuple[ModelConfig, ...]:
 
 class StackConfig(Section):
     cluster: ClusterConfig
-    # How the platform is installed and exposed (components/platform/flavour.py): Helm
+    # How the platform is installed and exposed (components/flavour/): Helm
     # charts and Services on any conformant cluster; or OpenShift (docs/openshift.md): operators from OLM,
     # Routes on the apps domain (maas:domain), no fixed user ids, user-workload monitoring.
     flavour: typing.Literal["kubernetes", "openshift"] = "kubernetes"

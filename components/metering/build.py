@@ -26,9 +26,9 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Metering | 
             tiers=cfg.tiers,
             models=cfg.models,
             prices=cfg.prices,
-            observability_namespace=platform.cluster.namespace("observability"),
-            kuadrant_namespace=platform.cluster.namespace("kuadrant"),
-            models_namespace=platform.cluster.namespace("models"),
+            observability_namespace=platform.cluster.namespace("observability").output,
+            kuadrant_namespace=platform.cluster.namespace("kuadrant").output,
+            models_namespace=platform.cluster.namespace("models").output,
             rule_labels=platform.metrics.rule_labels,
             after=[
                 *([platform.metrics.installed] if platform.metrics.installed else []),

@@ -12,11 +12,12 @@ import pulumi_kubernetes as k8s
 
 from components.access import tiers
 from components.access.policies import TELEMETRY_POLICY
-from components.config import GATEWAY_NAME, ModelConfig, PricesConfig, TierConfig
+from components.config import ModelConfig, PricesConfig, TierConfig
 from components.metering import chargeback, dashboards
+from components.names import GATEWAY_NAME
 from components.pins import upstream
 from components.platform import monitoring
-from components.serving import gateway, models, scheduler
+from components.serving import endpoint_picker, gateway, model_deployment
 
 DASHBOARD_FILE = f"{dashboards.UID}.json"
 
@@ -29,7 +30,7 @@ class ObservabilityArgs:
     observability_namespace: pulumi.Input[str]
     kuadrant_namespace: pulumi.Input[str]
     models_namespace: pulumi.Input[str]
-    # What the Prometheus the rules go to selects them by (components/platform/flavour.py Metrics).
+    # What the Prometheus the rules go to selects them by (components/flavour/protocol.py Metrics).
     rule_labels: dict[str, str]
     # The monitoring stack (its CRDs and Prometheus), Kuadrant (TelemetryPolicy and what
     # is scraped) and the gateway.
@@ -46,6 +47,7 @@ class Observability(pulumi.ComponentResource):
     model server; a TelemetryPolicy labelling Limitador's counters with user and tier; the
     usage, cost and alert rules; and the usage dashboard."""
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:observability:Observability"
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None):
@@ -100,7 +102,7 @@ class Observability(pulumi.ComponentResource):
             args.models_namespace,
             {
                 "matchLabels": {"component": "predictor", "app.kubernetes.io/part-of": "maas-platform"},
-                "matchExpressions": [{"key": models.MODEL_LABEL, "operator": "Exists"}],
+                "matchExpressions": [{"key": model_deployment.MODEL_LABEL, "operator": "Exists"}],
             },
             [
                 {
@@ -124,10 +126,10 @@ class Observability(pulumi.ComponentResource):
                 "PodMonitor",
                 "endpoint-pickers",
                 args.models_namespace,
-                {"matchExpressions": [{"key": scheduler.PICKER_LABEL, "operator": "Exists"}]},
+                {"matchExpressions": [{"key": endpoint_picker.PICKER_LABEL, "operator": "Exists"}]},
                 [
                     {
-                        "port": scheduler.METRICS,
+                        "port": endpoint_picker.METRICS,
                         "path": "/metrics",
                         "relabelings": [
                             *_static("endpoint-picker"),
@@ -138,8 +140,8 @@ class Observability(pulumi.ComponentResource):
                                 "action": "replace",
                             },
                         ],
-                        # Bounded as users grow (scheduler.metric_relabelings).
-                        "metricRelabelings": scheduler.metric_relabelings(),
+                        # Bounded as users grow (endpoint_picker.metric_relabelings).
+                        "metricRelabelings": endpoint_picker.metric_relabelings(),
                     }
                 ],
             )

@@ -243,7 +243,7 @@ VLLM_IMAGE = "vllm/vllm-openai:v0.31.0"
 # which ours is not. Name per vllm-project/vllm@v0.31.0 docs/getting_started/installation/cpu.*.inc.md.
 VLLM_CPU_IMAGE = "vllm/vllm-openai-cpu:v0.31.0"
 
-# The shared host's model list (components/serving/catalog.py): NGINX's unprivileged image,
+# The shared host's model list (components/serving/model_list.py): NGINX's unprivileged image,
 # stable 1.30.4 (nginx/docker-nginx-unprivileged@8b44229 "stable to 1.30.4"; the tag per
 # nginx/docker-nginx-unprivileged@8b44229 .github/workflows/alpine-stable.yml:
 # <major>.<minor>.<patch>-alpine-slim).

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GATEWAY_NAME, StackConfig
-from components.platform import flavour as flavours
+from components.cluster.access import ClusterAccess, ClusterArgs
+from components.config import StackConfig
+from components.flavour.choice import choose
+from components.flavour.protocol import Flavour, Metrics
+from components.names import GATEWAY_NAME
 from components.platform.cert_manager import CertManager, CertManagerArgs
-from components.platform.cluster import ClusterAccess, ClusterArgs
-from components.platform.flavour import Flavour, Metrics
+from components.platform.counter_store import CounterStore, CounterStoreArgs
 from components.platform.gateway_api import (
     GatewayApiArgs,
     GatewayApiCrds,
@@ -24,7 +26,6 @@ from components.platform.keycloak import Keycloak, KeycloakArgs, issuer_url
 from components.platform.kserve import KServe, KServeArgs
 from components.platform.kuadrant import Kuadrant, KuadrantArgs
 from components.platform.monitoring import MonitoringArgs, MonitoringStack
-from components.platform.redis import CounterStore, CounterStoreArgs
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Platform:
 
 
 def build(cfg: StackConfig) -> Platform:
-    flavour = flavours.choose(cfg)
+    flavour = choose(cfg)
     cluster = ClusterAccess("cluster", ClusterArgs(cluster=cfg.cluster, namespaces=cfg.namespaces_in_use()))
     on_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
     gateway_api = GatewayApiCrds(
@@ -67,14 +68,13 @@ def build(cfg: StackConfig) -> Platform:
     )
     cert_manager = CertManager(
         "cert-manager",
-        CertManagerArgs(namespace=cluster.namespace("cert-manager"), flavour=flavour),
+        CertManagerArgs(namespace=cluster.namespace("cert-manager").output, flavour=flavour),
         on_cluster,
     )
     istio = Istio(
         "istio",
         IstioArgs(
             namespace=cluster.namespace("istio"),
-            namespace_name=cfg.namespaces.istio,
             flavour=flavour,
             gateway_namespace=cfg.namespaces.models,
             inference_pools=inference_crds is not None,
@@ -86,7 +86,7 @@ def build(cfg: StackConfig) -> Platform:
     kserve = KServe(
         "kserve",
         KServeArgs(
-            namespace=cluster.namespace("kserve"),
+            namespace=cluster.namespace("kserve").output,
             domain=cfg.domain,
             inference_gateway=f"{cfg.namespaces.models}/{GATEWAY_NAME}",
             flavour=flavour,
@@ -101,7 +101,6 @@ def build(cfg: StackConfig) -> Platform:
                 "monitoring",
                 MonitoringArgs(
                     namespace=cluster.namespace("observability"),
-                    namespace_name=cfg.namespaces.observability,
                     config=cfg.observability,
                     flavour=flavour,
                     autoscaler_namespace=cfg.namespaces.keda if autoscaled else None,
@@ -115,7 +114,9 @@ def build(cfg: StackConfig) -> Platform:
     keda = (
         Keda(
             "keda",
-            KedaArgs(namespace=cluster.namespace("keda"), flavour=flavour, footprint=cfg.cluster.footprint),
+            KedaArgs(
+                namespace=cluster.namespace("keda").output, flavour=flavour, footprint=cfg.cluster.footprint
+            ),
             on_cluster,
         )
         if autoscaled
@@ -127,7 +128,6 @@ def build(cfg: StackConfig) -> Platform:
             "limitador-redis",
             CounterStoreArgs(
                 namespace=cluster.namespace("kuadrant"),
-                namespace_name=cfg.namespaces.kuadrant,
                 limitador=cfg.limitador,
                 flavour=flavour,
             ),
@@ -139,7 +139,7 @@ def build(cfg: StackConfig) -> Platform:
     kuadrant = Kuadrant(
         "kuadrant",
         KuadrantArgs(
-            namespace=cluster.namespace("kuadrant"),
+            namespace=cluster.namespace("kuadrant").output,
             limitador=cfg.limitador,
             flavour=flavour,
             redis_url=counters.url if counters else cfg.limitador_redis_url,
@@ -156,7 +156,7 @@ def build(cfg: StackConfig) -> Platform:
             "keycloak",
             KeycloakArgs(
                 oidc=cfg.auth.oidc,
-                namespace=cluster.namespace("keycloak"),
+                namespace=cluster.namespace("keycloak").output,
                 namespaced_provider=cluster.provider_in("keycloak"),
                 flavour=flavour,
                 authorino_namespace=cfg.namespaces.kuadrant,

@@ -7,10 +7,10 @@ from typing import ClassVar
 
 import pulumi
 
+from components.cluster import network
+from components.flavour.helm import Chart
+from components.flavour.protocol import Flavour
 from components.pins import upstream, versions
-from components.platform import cluster
-from components.platform.flavour import Flavour
-from components.platform.helm import Chart
 
 RELEASE = "cert-manager"
 
@@ -22,6 +22,7 @@ class CertManagerArgs:
 
 
 class CertManager(pulumi.ComponentResource):
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:cert-manager:CertManager"
 
     def __init__(self, name: str, args: CertManagerArgs, opts: pulumi.ResourceOptions | None = None):
@@ -40,6 +41,6 @@ class CertManager(pulumi.ComponentResource):
             self,
         )
         # The API server calls the webhook from a node's address, which no pod selector names.
-        webhook = cluster.Door("cert-manager-webhook", upstream.CERT_MANAGER_WEBHOOK_PODS, ("https",), None)
-        doors = cluster.doors(name, args.namespace, [webhook], self)
+        webhook = network.Door("cert-manager-webhook", upstream.CERT_MANAGER_WEBHOOK_PODS, ("https",), None)
+        doors = network.doors(name, args.namespace, [webhook], self)
         self.register_outputs({"release": release, "networkPolicies": doors})

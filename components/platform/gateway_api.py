@@ -25,6 +25,7 @@ class GatewayApiCrds(pulumi.ComponentResource):
     chart; it reads the pinned URL when the program runs against a cluster.
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:gateway-api:GatewayApiCrds"
 
     def __init__(self, name: str, args: GatewayApiArgs, opts: pulumi.ResourceOptions | None = None):
@@ -48,6 +49,7 @@ class InferenceExtensionCrds(pulumi.ComponentResource):
     endpoint pickers read the objectives (and watch the rewrites, RBAC in
     llm-d/llm-d-router@v0.10.0 config/charts/llm-d-router-gateway/templates/rbac.yaml)."""
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:gateway-api:InferenceExtensionCrds"
 
     def __init__(self, name: str, args: InferenceExtensionArgs, opts: pulumi.ResourceOptions | None = None):

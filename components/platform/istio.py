@@ -9,11 +9,14 @@ from typing import ClassVar
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GATEWAY_NAME, Footprint
+from components.cluster import network
+from components.cluster.access import Namespace
+from components.config import Footprint
+from components.flavour.helm import Chart
+from components.flavour.protocol import Flavour
+from components.names import GATEWAY_NAME
 from components.pins import upstream, versions
-from components.platform import cluster, footprint
-from components.platform.flavour import Flavour
-from components.platform.helm import Chart
+from components.platform import footprint
 
 BASE_RELEASE = "istio-base"
 ISTIOD_RELEASE = "istiod"
@@ -21,9 +24,8 @@ ISTIOD_RELEASE = "istiod"
 
 @dataclass(frozen=True, kw_only=True)
 class IstioArgs:
-    namespace: pulumi.Input[str]
-    # The namespace's name, which both charts must be told (values below).
-    namespace_name: str
+    # The namespace, whose name both charts must be told (values below).
+    namespace: Namespace
     flavour: Flavour
     # Where the gateway's pods run: they fetch their configuration from istiod.
     gateway_namespace: str
@@ -38,6 +40,7 @@ class IstioArgs:
 class Istio(pulumi.ComponentResource):
     """istiod programs the Envoy of every Gateway of class `istio`."""
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:istio:Istio"
 
     def __init__(self, name: str, args: IstioArgs, opts: pulumi.ResourceOptions | None = None):
@@ -46,13 +49,13 @@ class Istio(pulumi.ComponentResource):
         # global.istioNamespace (default istio-system), not in the release namespace; the
         # gateways' CA address comes from it too (istio/istio@1.30.3 manifests/charts/base and
         # istio-control/istio-discovery templates, files/kube-gateway.yaml).
-        where = {"global": {"istioNamespace": args.namespace_name}}
+        where = {"global": {"istioNamespace": args.namespace.name}}
         base = args.flavour.install_chart(
             Chart(
                 name=f"{name}-base",
                 release_name=BASE_RELEASE,
                 chart=versions.ISTIO_BASE,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 values={"defaultRevision": "default", **where},
                 after=args.after,
             ),
@@ -63,10 +66,10 @@ class Istio(pulumi.ComponentResource):
                 name=f"{name}-istiod",
                 release_name=ISTIOD_RELEASE,
                 chart=versions.ISTIOD,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 # istiod's container gets a seccomp profile only when asked (istio 1.30.3
                 # istio-discovery values.yaml `seccompProfile: {}`), which Pod Security
-                # "restricted" requires (components/platform/cluster.py).
+                # "restricted" requires (components/cluster/security.py).
                 values={
                     **where,
                     **(
@@ -96,13 +99,13 @@ class Istio(pulumi.ComponentResource):
     def _doors(self, name: str, args: IstioArgs) -> list[k8s.networking.v1.NetworkPolicy]:
         """istiod admits the gateway's pods to its xDS and CA port, and anyone to its webhook
         port: the API server calls it from a node's address, which no pod selector names."""
-        gateway = [cluster.pods(upstream.gateway_pod_labels(GATEWAY_NAME), args.gateway_namespace)]
-        return cluster.doors(
+        gateway = [network.pods(upstream.gateway_pod_labels(GATEWAY_NAME), args.gateway_namespace)]
+        return network.doors(
             name,
-            args.namespace,
+            args.namespace.output,
             [
-                cluster.Door("istiod-xds", upstream.ISTIOD_PODS, ("tls-xds",), gateway),
-                cluster.Door("istiod-webhooks", upstream.ISTIOD_PODS, ("https-webhooks",), None),
+                network.Door("istiod-xds", upstream.ISTIOD_PODS, ("tls-xds",), gateway),
+                network.Door("istiod-webhooks", upstream.ISTIOD_PODS, ("https-webhooks",), None),
             ],
             self,
         )

@@ -7,11 +7,12 @@ from typing import ClassVar
 
 import pulumi
 
+from components.cluster import network
 from components.config import Footprint
+from components.flavour.helm import Chart
+from components.flavour.protocol import Flavour
 from components.pins import upstream, versions
-from components.platform import cluster, footprint
-from components.platform.flavour import Flavour
-from components.platform.helm import Chart
+from components.platform import footprint
 
 RELEASE = "keda"
 
@@ -31,6 +32,7 @@ class Keda(pulumi.ComponentResource):
     it), so model deployments wait for this component.
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:keda:Keda"
 
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None):
@@ -55,17 +57,17 @@ class Keda(pulumi.ComponentResource):
             ),
             self,
         )
-        metrics_server = [cluster.pods(upstream.KEDA_METRICS_SERVER_PODS.labels)]
-        doors = cluster.doors(
+        metrics_server = [network.pods(upstream.KEDA_METRICS_SERVER_PODS.labels)]
+        doors = network.doors(
             name,
             args.namespace,
             [
-                cluster.Door(
+                network.Door(
                     "keda-operator", upstream.KEDA_OPERATOR_PODS, ("metricsservice",), metrics_server
                 ),
                 # Called by the API server, from a node's address.
-                cluster.Door("keda-metrics-apiserver", upstream.KEDA_METRICS_SERVER_PODS, ("https",), None),
-                cluster.Door("keda-admission-webhooks", upstream.KEDA_WEBHOOK_PODS, ("http",), None),
+                network.Door("keda-metrics-apiserver", upstream.KEDA_METRICS_SERVER_PODS, ("https",), None),
+                network.Door("keda-admission-webhooks", upstream.KEDA_WEBHOOK_PODS, ("http",), None),
             ],
             self,
         )

@@ -9,10 +9,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.config import KEYCLOAK_NAMESPACE, Footprint, OidcConfig
+from components.cluster import network, storage
+from components.cluster.security import restricted_container
+from components.config import Footprint, OidcConfig
+from components.flavour.protocol import Flavour
+from components.names import KEYCLOAK_NAMESPACE
 from components.pins import upstream, versions
-from components.platform import cluster, footprint
-from components.platform.flavour import Flavour, restricted_container
+from components.platform import footprint
 
 KEYCLOAK_NAME = "keycloak"
 # The operator names the server's Service "<name>-service"; HTTP is on 8080.
@@ -75,6 +78,7 @@ class Keycloak(pulumi.ComponentResource):
     It knows no tier and no user: the realm and its users are access's (components/access/realm.py).
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:keycloak:Keycloak"
     # The Keycloak CR: the realm waits for the server it is imported into.
     server: pulumi.Resource
@@ -134,17 +138,17 @@ class Keycloak(pulumi.ComponentResource):
         )
         self.admin = pulumi.Output.secret(pulumi.Output.all(username="maas-admin", password=admin_password))
         clients = [
-            cluster.pods(upstream.AUTHORINO_PODS.labels, args.authorino_namespace),
-            cluster.pods(ADMIN_CLIENT_LABELS),
+            network.pods(upstream.AUTHORINO_PODS.labels, args.authorino_namespace),
+            network.pods(ADMIN_CLIENT_LABELS),
         ]
-        database_clients = [cluster.pods(upstream.KEYCLOAK_DATABASE_CLIENTS)]
+        database_clients = [network.pods(upstream.KEYCLOAK_DATABASE_CLIENTS)]
         postgres = upstream.Workload(labels=_DB_LABELS, ports={"postgres": 5432}, source="declared here")
-        doors = cluster.doors(
+        doors = network.doors(
             name,
             args.namespace,
             [
-                cluster.Door("keycloak-http", upstream.KEYCLOAK_SERVER_PODS, ("http",), clients),
-                cluster.Door("keycloak-postgres", postgres, ("postgres",), database_clients),
+                network.Door("keycloak-http", upstream.KEYCLOAK_SERVER_PODS, ("http",), clients),
+                network.Door("keycloak-postgres", postgres, ("postgres",), database_clients),
             ],
             self,
         )
@@ -184,7 +188,8 @@ class Keycloak(pulumi.ComponentResource):
                 name=DB_SERVICE,
                 namespace=args.namespace,
                 labels=labels,
-                # checkov's inline skip (bridgecrewio/checkov@3.3.30 checkov/kubernetes/kubernetes_utils.py: "<check>=<why>").
+                # checkov's inline skip (bridgecrewio/checkov@3.3.30
+                # checkov/kubernetes/kubernetes_utils.py: "<check>=<why>").
                 annotations={"checkov.io/skip1": f"CKV_K8S_40={_UID_REASON}"},
             ),
             spec=k8s.apps.v1.StatefulSetSpecArgs(
@@ -253,7 +258,7 @@ class Keycloak(pulumi.ComponentResource):
                     ),
                 ),
                 volume_claim_templates=[
-                    cluster.data_volume(args.oidc.database_storage, args.oidc.storage_class)
+                    storage.data_volume(args.oidc.database_storage, args.oidc.storage_class)
                 ],
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials, service]),

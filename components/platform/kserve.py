@@ -8,10 +8,10 @@ from typing import ClassVar
 
 import pulumi
 
+from components.cluster import network
+from components.flavour.helm import Chart
+from components.flavour.protocol import Flavour
 from components.pins import upstream, versions
-from components.platform import cluster
-from components.platform.flavour import Flavour
-from components.platform.helm import Chart
 
 CRD_RELEASE = "kserve-crd"
 CONTROLLER_RELEASE = "kserve-resources"
@@ -38,6 +38,7 @@ class KServe(pulumi.ComponentResource):
     the one route per model this program declares and protects (see the models layer).
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:kserve:KServe"
 
     def __init__(self, name: str, args: KServeArgs, opts: pulumi.ResourceOptions | None = None):
@@ -81,6 +82,6 @@ class KServe(pulumi.ComponentResource):
             self,
         )
         # The API server calls the webhooks from a node's address, which no pod selector names.
-        webhook = cluster.Door("kserve-webhook", upstream.KSERVE_CONTROLLER_PODS, ("webhook-server",), None)
-        doors = cluster.doors(name, args.namespace, [webhook], self)
+        webhook = network.Door("kserve-webhook", upstream.KSERVE_CONTROLLER_PODS, ("webhook-server",), None)
+        doors = network.doors(name, args.namespace, [webhook], self)
         self.register_outputs({"crds": crds, "controller": controller, "networkPolicies": doors})

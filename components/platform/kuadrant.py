@@ -9,11 +9,12 @@ from typing import ClassVar
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GATEWAY_NAME, LimitadorConfig
+from components.cluster import network
+from components.config import LimitadorConfig
+from components.flavour.helm import Chart, OperatorEnv
+from components.flavour.protocol import Flavour
+from components.names import GATEWAY_NAME
 from components.pins import upstream, versions
-from components.platform import cluster
-from components.platform.flavour import Flavour
-from components.platform.helm import Chart, OperatorEnv
 
 # Custom resources count as created at once unless told what "ready" means.
 WAIT_READY = {"pulumi.com/waitFor": "condition=Ready"}
@@ -48,7 +49,7 @@ class KuadrantArgs:
     # Kuadrant/limitador@v2.4.0 limitador-server/src/main.rs storage_using_async_redis).
     redis_url: pulumi.Input[str] | None = None
     redis: pulumi.Resource | None = None
-    # Kuadrant's own monitors (components/platform/flavour.py Metrics.kuadrant_monitors).
+    # Kuadrant's own monitors (components/flavour/protocol.py Metrics.kuadrant_monitors).
     observability: bool = False
     # Where the gateway's pods run, which call Authorino, Limitador and the operator's wasm
     # server; and the Prometheus pods (none: no Prometheus), which scrape all three.
@@ -65,6 +66,7 @@ class Kuadrant(pulumi.ComponentResource):
     ignores what appears later. So it waits for all of them here: no restart needed.
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:kuadrant:Kuadrant"
 
     def __init__(self, name: str, args: KuadrantArgs, opts: pulumi.ResourceOptions | None = None):
@@ -119,23 +121,23 @@ class Kuadrant(pulumi.ComponentResource):
         serves its metrics and also the API that spends and lists every budget
         (Kuadrant/limitador@v2.4.0 limitador-server/src/http_api/server.rs), admits Prometheus
         alone; the other operators, which serve only metrics and no webhook, admit nobody."""
-        gateway = [cluster.pods(upstream.gateway_pod_labels(GATEWAY_NAME), args.gateway_namespace)]
+        gateway = [network.pods(upstream.gateway_pod_labels(GATEWAY_NAME), args.gateway_namespace)]
         scraper = list(args.scrapers)
         authorino, limitador = upstream.AUTHORINO_PODS, upstream.LIMITADOR_PODS
         operator = upstream.KUADRANT_OPERATOR_PODS
         doors = [
-            cluster.Door("authorino-authorization", authorino, ("grpc",), gateway),
-            cluster.Door("limitador-rate-limits", limitador, ("grpc",), gateway),
-            cluster.Door("kuadrant-operator-wasm", operator, ("wasm",), gateway),
-            cluster.Door("kuadrant-operator-grpc", operator, ("grpc",), gateway),
+            network.Door("authorino-authorization", authorino, ("grpc",), gateway),
+            network.Door("limitador-rate-limits", limitador, ("grpc",), gateway),
+            network.Door("kuadrant-operator-wasm", operator, ("wasm",), gateway),
+            network.Door("kuadrant-operator-grpc", operator, ("grpc",), gateway),
         ]
         if scraper:
             doors += [
-                cluster.Door("authorino-metrics", authorino, ("metrics",), scraper),
-                cluster.Door("limitador-metrics", limitador, ("http",), scraper),
-                cluster.Door("kuadrant-operator-metrics", operator, ("metrics",), scraper),
+                network.Door("authorino-metrics", authorino, ("metrics",), scraper),
+                network.Door("limitador-metrics", limitador, ("http",), scraper),
+                network.Door("kuadrant-operator-metrics", operator, ("metrics",), scraper),
             ]
-        return cluster.doors(name, args.namespace, doors, self)
+        return network.doors(name, args.namespace, doors, self)
 
     def _limitador(self, name: str, args: KuadrantArgs) -> k8s.apiextensions.CustomResourcePatch:
         """Settings on the Limitador the instance creates (Kuadrant owns only its metric labels).

@@ -17,11 +17,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.cluster import network
+from components.cluster.access import Namespace
 from components.config import ObservabilityConfig
+from components.flavour.helm import Chart
+from components.flavour.protocol import Flavour, Metrics
 from components.pins import upstream, versions
-from components.platform import cluster
-from components.platform.flavour import Flavour, Metrics
-from components.platform.helm import Chart
 
 RELEASE = "monitoring"
 CRDS_RELEASE = "monitoring-operator-crds"
@@ -54,8 +55,7 @@ def query_url(namespace: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class MonitoringArgs:
-    namespace: pulumi.Input[str]
-    namespace_name: str
+    namespace: Namespace
     config: ObservabilityConfig
     flavour: Flavour
     # KEDA's namespace, whose operator queries Prometheus for scaled models; None: no KEDA.
@@ -63,6 +63,7 @@ class MonitoringArgs:
 
 
 class MonitoringStack(pulumi.ComponentResource):
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:monitoring:MonitoringStack"
     # The Prometheus-operator CRDs, which Kuadrant's operator must find when it starts.
     crds: pulumi.Resource
@@ -78,7 +79,7 @@ class MonitoringStack(pulumi.ComponentResource):
         password: pulumi.Output[str] = pulumi.Output.secret(generated.result)
         admin = k8s.core.v1.Secret(
             f"{name}-grafana-admin",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=GRAFANA_ADMIN_SECRET, namespace=args.namespace),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=GRAFANA_ADMIN_SECRET, namespace=args.namespace.output),
             string_data={"admin-user": "admin", "admin-password": password},
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -90,7 +91,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 name=f"{name}-operator-crds",
                 release_name=CRDS_RELEASE,
                 chart=versions.PROMETHEUS_OPERATOR_CRDS,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
             ),
             self,
         )
@@ -99,7 +100,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 name=f"{name}-release",
                 release_name=RELEASE,
                 chart=versions.KUBE_PROMETHEUS_STACK,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 values=chart_values(args.config),
                 after=[admin, self.crds],
                 # Was named like its component, outside the `<component>-…` rule; the alias keeps
@@ -111,11 +112,11 @@ class MonitoringStack(pulumi.ComponentResource):
         doors = self._doors(name, args)
         reach = args.flavour.reach
         self.port_forward_prometheus = reach(
-            args.namespace_name, PROMETHEUS_SERVICE, PROMETHEUS_PORT, PROMETHEUS_PORT
+            args.namespace.name, PROMETHEUS_SERVICE, PROMETHEUS_PORT, PROMETHEUS_PORT
         )
-        self.port_forward_grafana = reach(args.namespace_name, GRAFANA_SERVICE, GRAFANA_PORT, 3000)
+        self.port_forward_grafana = reach(args.namespace.name, GRAFANA_SERVICE, GRAFANA_PORT, 3000)
         self.grafana_admin = pulumi.Output.secret(pulumi.Output.all(username="admin", password=password))
-        self._namespace = args.namespace_name
+        self._namespace = args.namespace.name
         self.register_outputs(
             {
                 "release": stack,
@@ -130,7 +131,7 @@ class MonitoringStack(pulumi.ComponentResource):
     def metrics(self) -> Metrics:
         """This stack as the platform's Prometheus."""
         return Metrics(
-            scrapers=(cluster.pods(PROMETHEUS_POD_LABELS, self._namespace),),
+            scrapers=(network.pods(PROMETHEUS_POD_LABELS, self._namespace),),
             query_url=query_url(self._namespace),
             rule_labels=SCRAPE_LABEL,
             crds=self.crds,
@@ -152,19 +153,19 @@ class MonitoringStack(pulumi.ComponentResource):
         reaches Grafana: users port-forward to it, which enters the pod's own network
         namespace (containerd/containerd@v2.3
         internal/cri/server/sandbox_portforward_linux.go)."""
-        grafana = [cluster.pods(upstream.GRAFANA_PODS.labels)]
-        prometheus = [cluster.pods(upstream.PROMETHEUS_PODS.labels)]
+        grafana = [network.pods(upstream.GRAFANA_PODS.labels)]
+        prometheus = [network.pods(upstream.PROMETHEUS_PODS.labels)]
         keda = (
             []
             if args.autoscaler_namespace is None
-            else [cluster.pods(upstream.KEDA_OPERATOR_PODS.labels, args.autoscaler_namespace)]
+            else [network.pods(upstream.KEDA_OPERATOR_PODS.labels, args.autoscaler_namespace)]
         )
         doors = [
-            cluster.Door("prometheus-queries", upstream.PROMETHEUS_PODS, ("http-web",), [*grafana, *keda]),
-            cluster.Door("alertmanager", upstream.ALERTMANAGER_PODS, ("http-web",), [*prometheus, *grafana]),
-            cluster.Door("prometheus-operator-webhook", upstream.PROMETHEUS_WEBHOOK_PODS, ("https",), None),
+            network.Door("prometheus-queries", upstream.PROMETHEUS_PODS, ("http-web",), [*grafana, *keda]),
+            network.Door("alertmanager", upstream.ALERTMANAGER_PODS, ("http-web",), [*prometheus, *grafana]),
+            network.Door("prometheus-operator-webhook", upstream.PROMETHEUS_WEBHOOK_PODS, ("https",), None),
         ]
-        return cluster.doors(name, args.namespace, doors, self)
+        return network.doors(name, args.namespace.output, doors, self)
 
 
 def chart_values(config: ObservabilityConfig) -> dict[str, Any]:

@@ -7,20 +7,14 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.cluster import network
 from components.config import StackConfig
-from components.platform import cluster
 from components.platform.build import Platform
-from components.serving.catalog import ModelList, ModelListArgs
+from components.serving.endpoint_picker import EndpointPicker, EndpointPickerArgs
 from components.serving.gateway import POD_LABELS, TLS_SECRET, GatewayArgs, InferenceGateway
-from components.serving.models import (
-    ISVC_LABEL,
-    MODEL_PORT,
-    ModelArgs,
-    ModelDeployment,
-    RuntimeArgs,
-    VllmServingRuntime,
-)
-from components.serving.scheduler import EndpointPicker, EndpointPickerArgs
+from components.serving.model_deployment import ISVC_LABEL, ModelArgs, ModelDeployment
+from components.serving.model_list import ModelList, ModelListArgs
+from components.serving.vllm_serving_runtime import MODEL_PORT, RuntimeArgs, VllmServingRuntime
 
 
 @dataclass(frozen=True)
@@ -40,7 +34,6 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
         "inference-gateway",
         GatewayArgs(
             namespace=models_namespace,
-            namespace_name=cfg.namespaces.models,
             domain=cfg.domain,
             config=cfg.gateway,
             flavour=platform.flavour,
@@ -56,7 +49,7 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
         VllmServingRuntime(
             "vllm-runtime",
             RuntimeArgs(
-                namespace=models_namespace,
+                namespace=models_namespace.output,
                 hugging_face_token=cfg.hugging_face_token,
                 gpu=any(not m.cpu_serving for m in vllm_models),
                 cpu=any(m.cpu_serving for m in vllm_models),
@@ -75,11 +68,10 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
                 model=m,
                 scheduler=cfg.scheduler,
                 namespace=models_namespace,
-                namespace_name=cfg.namespaces.models,
                 flavour=platform.flavour,
                 model_pods={ISVC_LABEL: m.name},
                 model_port=MODEL_PORT,
-                callers=[cluster.pods(POD_LABELS)],
+                callers=[network.pods(POD_LABELS)],
                 scrapers=platform.scrapers,
                 after=[platform.istio, *([platform.inference_crds] if platform.inference_crds else [])],
             ),
@@ -98,7 +90,6 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
                 domain=cfg.domain,
                 gateway=gateway,
                 runtime=runtime,
-                namespace_name=cfg.namespaces.models,
                 scrapers=platform.scrapers,
                 query_url=platform.metrics.query_url if platform.metrics else None,
                 after=[platform.kserve, *([platform.keda] if platform.keda and m.autoscaling else [])],
@@ -114,7 +105,7 @@ def build(cfg: StackConfig, platform: Platform) -> Serving:
         ModelListArgs(
             models=cfg.models,
             tiers=cfg.tiers,
-            namespace=models_namespace,
+            namespace=models_namespace.output,
             gateway=gateway,
             flavour=platform.flavour,
         ),

@@ -11,12 +11,14 @@ from typing import ClassVar
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GATEWAY_NAME, MODEL_HEADER, TIER_HEADER, GatewayConfig, ModelConfig, TierConfig
+from components.cluster import network
+from components.cluster.access import Namespace
+from components.config import GatewayConfig, ModelConfig, TierConfig
 from components.config.types import window_seconds
+from components.flavour.protocol import Client, Exposure, Flavour
+from components.names import GATEWAY_NAME, MODEL_HEADER, TIER_HEADER
 from components.pins import upstream
 from components.pins.upstream import OPENAI_USAGE_PATHS
-from components.platform import cluster
-from components.platform.flavour import Client, Exposure, Flavour
 
 GATEWAY_CLASS = "istio"
 # What Istio names and labels the Deployment, Service and pods it runs for a Gateway
@@ -86,8 +88,7 @@ INFERENCE_POOL_EXT_PROC = {
 
 @dataclass(frozen=True, kw_only=True)
 class GatewayArgs:
-    namespace: pulumi.Input[str]
-    namespace_name: str
+    namespace: Namespace
     domain: str
     config: GatewayConfig
     flavour: Flavour
@@ -109,6 +110,7 @@ class InferenceGateway(pulumi.ComponentResource):
     Routes are admitted from its own namespace only; policies attached to it cover them all.
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:gateway:InferenceGateway"
     listeners: tuple[str, ...]
     # The shared host, <apiHost>.<domain>: every model route and the model list hold it.
@@ -156,7 +158,7 @@ class InferenceGateway(pulumi.ComponentResource):
             kind="Gateway",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=GATEWAY_NAME,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 annotations={
                     **args.flavour.gateway_annotations(args.config),
                     "pulumi.com/waitFor": "condition=Programmed",
@@ -178,14 +180,14 @@ class InferenceGateway(pulumi.ComponentResource):
         # What clients are given: plain HTTP where it is served, else HTTPS.
         self.scheme = "https" if https.only else "http"
         served_port = HTTPS_PORT if https.only else HTTP_PORT
-        self.port_forward = args.flavour.reach(args.namespace_name, SERVICE_NAME, served_port, LOCAL_PORT)
+        self.port_forward = args.flavour.reach(args.namespace.name, SERVICE_NAME, served_port, LOCAL_PORT)
         self._flavour = args.flavour
         doors = self._doors(name, args, [int(str(listener["port"])) for listener in listeners])
         # Clients call the shared host and each model's own host.
         exposure = args.flavour.expose(
             f"{name}-exposure",
             Exposure(
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 service=SERVICE_NAME,
                 ports={str(listener["name"]): int(str(listener["port"])) for listener in listeners},
                 hostnames=(self.api_host, *(f"{m.host}.{args.domain}" for m in args.models)),
@@ -228,16 +230,16 @@ class InferenceGateway(pulumi.ComponentResource):
             source="istio 1.30.3 manifests/charts/istio-control/istio-discovery/files/kube-gateway.yaml",
         )
         public = (*(f"listener-{port}" for port in listening), "status-port")
-        doors = [cluster.Door(f"{GATEWAY_NAME}-public", pods, public, None)]
+        doors = [network.Door(f"{GATEWAY_NAME}-public", pods, public, None)]
         if args.config.https.issuer is not None:
             # A ClusterIssuer may answer ACME HTTP-01 challenges through this gateway.
-            gateway = [cluster.pods(POD_LABELS)]
-            doors.append(cluster.Door("acme-http01-solver", upstream.ACME_SOLVER_PODS, ("http",), gateway))
+            gateway = [network.pods(POD_LABELS)]
+            doors.append(network.Door("acme-http01-solver", upstream.ACME_SOLVER_PODS, ("http",), gateway))
         if args.scrapers:
             doors.append(
-                cluster.Door(f"{GATEWAY_NAME}-metrics", pods, ("http-envoy-prom",), list(args.scrapers))
+                network.Door(f"{GATEWAY_NAME}-metrics", pods, ("http-envoy-prom",), list(args.scrapers))
             )
-        return cluster.doors(name, args.namespace, doors, self)
+        return network.doors(name, args.namespace.output, doors, self)
 
     def _request_body(self, name: str, args: GatewayArgs) -> k8s.apiextensions.CustomResource:
         """The Lua filter that routes by model and puts `stream_options.include_usage` into
@@ -327,7 +329,9 @@ class InferenceGateway(pulumi.ComponentResource):
             name,
             api_version="networking.istio.io/v1alpha3",
             kind="EnvoyFilter",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{GATEWAY_NAME}-{purpose}", namespace=args.namespace),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{GATEWAY_NAME}-{purpose}", namespace=args.namespace.output
+            ),
             spec={
                 "targetRefs": [
                     {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME}
@@ -348,7 +352,7 @@ class InferenceGateway(pulumi.ComponentResource):
                 api_version="cert-manager.io/v1",
                 kind="Issuer",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=f"{GATEWAY_NAME}-selfsigned", namespace=args.namespace
+                    name=f"{GATEWAY_NAME}-selfsigned", namespace=args.namespace.output
                 ),
                 spec={"selfSigned": {}},
                 opts=after_cert_manager,
@@ -361,7 +365,7 @@ class InferenceGateway(pulumi.ComponentResource):
             kind="Certificate",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=TLS_SECRET,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 annotations={"pulumi.com/waitFor": "condition=Ready"},
             ),
             spec={"secretName": TLS_SECRET, "dnsNames": [hostname], "issuerRef": issuer},

@@ -267,7 +267,7 @@ def _routes_protected(args: StackValidationArgs, report: ReportViolation) -> Non
                             f"HTTPRoute {subject} on Gateway {gateway}",
                             f"no {kind} covers it, so the model is reachable without {missing}",
                             f"a {kind} targeting the Gateway, this route, or a route of every host that "
-                            "matches its usage paths exactly (components/serving/catalog.py POLICY_ROUTE)",
+                            "matches its usage paths exactly (components/serving/model_list.py POLICY_ROUTE)",
                         ),
                         route.urn,
                     )
@@ -422,7 +422,7 @@ def _shared_counters(args: StackValidationArgs, report: ReportViolation) -> None
             )
 
 
-# Copies of components/serving/models.py TIERS_ANNOTATION, components/config MODEL_HEADER and
+# Copies of components/serving/model_deployment.py TIERS_ANNOTATION, components/names.py MODEL_HEADER and
 # components/access/tiers.py model_predicate (a test ties them).
 TIERS_ANNOTATION = "maas-platform/tiers"
 MODEL_HEADER = "x-maas-model"
@@ -494,7 +494,7 @@ def _model_tiers_enforced(args: StackValidationArgs, report: ReportViolation) ->
                     f"do not require the {MODEL_HEADER} header its authorization rule keys on, so every "
                     "tier reaches the model through them",
                     f"an exact {MODEL_HEADER} header match (the model's served name) in every match "
-                    "(components/serving/models.py)",
+                    "(components/serving/model_deployment.py)",
                 ),
                 route.urn,
             )

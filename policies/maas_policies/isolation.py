@@ -15,7 +15,7 @@ from pulumi_policy import (
 
 from maas_policies import network, objects, relaxation
 
-# Set by KServe on every predictor pod. A copy of components/serving/models.py ISVC_LABEL
+# Set by KServe on every predictor pod. A copy of components/serving/model_deployment.py ISVC_LABEL
 # (tests/policies/test_pack.py ties them): the pack runs without the program's modules.
 _ISVC_LABEL = "serving.kserve.io/inferenceservice"
 
@@ -183,7 +183,7 @@ def _deny_by_default(args: StackValidationArgs, report: ReportViolation) -> None
                 "no NetworkPolicy denies ingress by default, so every pod in it admits any caller "
                 "its own policies do not select",
                 "a NetworkPolicy with podSelector {} and policyTypes [Ingress] and no rules "
-                "(components/platform/cluster.py DEFAULT_DENY)",
+                "(components/cluster/network.py DEFAULT_DENY)",
             ),
             namespace.urn,
         )
@@ -284,7 +284,7 @@ def _documented_clients(args: StackValidationArgs, report: ReportViolation) -> N
                         f"{stranger.name} reaches its ports {', '.join(map(str, reached))}: it must admit "
                         "its documented clients only",
                         "the namespace's default deny, and doors naming its clients' pods "
-                        "(components/platform/cluster.py Door)",
+                        "(components/cluster/network.py Door)",
                     ),
                     None,
                 )
@@ -402,8 +402,8 @@ def _least_privilege(args: StackValidationArgs, report: ReportViolation) -> None
                         f"{kind} {subject}",
                         "; ".join(problems),
                         "runAsNonRoot: true with the image's non-root user, and "
-                        "automountServiceAccountToken: false (components/platform/flavour.py "
-                        "restricted_container, pod_security), or, for a workload that reads the "
+                        "automountServiceAccountToken: false (components/cluster/security.py "
+                        "restricted_container, Flavour.pod_security), or, for a workload that reads the "
                         "API, a service account of its own bound to a Role that only gets, lists "
                         "and watches; an image that must run as root is exempted by name in the "
                         "stack's pack config, with the reason",

@@ -16,7 +16,8 @@ from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs
 
 from maas_policies import objects, relaxation
 
-# Copies of components/serving/models.py METERED_PATHS and VLLM force flag (a test ties them):
+# Copies of components/serving/model_deployment.py METERED_PATHS and the vLLM force flag of
+# components/serving/vllm_serving_runtime.py (a test ties them):
 # the pack runs in its own virtualenv, without the program's modules.
 METERED_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models")
 FORCE_USAGE_FLAG = "--enable-force-include-usage"

@@ -19,7 +19,7 @@ _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
 }
 
-# A copy of components/config GATEWAY_NAME (tests/policies/test_pack.py ties them).
+# A copy of components/names.py GATEWAY_NAME (tests/policies/test_pack.py ties them).
 GATEWAY_NAME = "inference-gateway"
 
 

@@ -103,7 +103,7 @@ def _no_fixed_ids(args: StackValidationArgs, report: ReportViolation) -> None:
                         f"{kind} {objects.name(resource.props)}",
                         f"asks for fixed ids on OpenShift ({', '.join(fixed)}), which restricted-v2 "
                         "refuses unless they fall in the namespace's range",
-                        "leave them out and let the cluster assign them (components/platform/flavour.py "
+                        "leave them out and let the cluster assign them (components/flavour/openshift.py "
                         "OpenShift.pod_security); never grant anyuid",
                     ),
                     resource.urn,

@@ -45,7 +45,7 @@ PICKER_HEADERS = (
     "x-gateway-destination-endpoint-served",
 )
 OBJECTIVE_HEADER = "x-llm-d-inference-objective"
-# A copy of components/config MODEL_HEADER (a test ties them): set by the gateway alone.
+# A copy of components/names.py MODEL_HEADER (a test ties them): set by the gateway alone.
 MODEL_HEADER = "x-maas-model"
 _REQUEST_HEADER = re.compile(r"request\.headers\[\s*['\"]([^'\"]+)['\"]\s*\]")
 _MODELS_PATH = "/v1/models"

@@ -9,7 +9,7 @@ import pytest
 
 from components.config import DEFAULT_TIERS
 from components.pins import upstream, versions
-from components.platform import redis
+from components.platform import counter_store
 from harness.program import Declared, Evaluation, evaluate, stack_config, typed_config
 from maas_policies import KNOWN_DEFAULT_CREDENTIALS, kuadrant_size
 from tests.support import cel
@@ -429,19 +429,19 @@ def test_shared_counters_without_a_url_live_in_a_redis_only_limitador_reaches(st
     file and in Limitador's URL, both secrets; a volume for the append-only file; only
     Limitador's pods admitted; Pod Security "restricted"."""
     stack = stack_of("gpu")
-    server = stack.one("StatefulSet", redis.NAME)
+    server = stack.one("StatefulSet", counter_store.NAME)
     pod = server.inputs["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == versions.REDIS_IMAGE
-    assert container["command"] == ["redis-server", f"{redis.CONFIG_DIR}/redis.conf"]
-    assert pod["securityContext"]["runAsUser"] == redis.REDIS_UID
+    assert container["command"] == ["redis-server", f"{counter_store.CONFIG_DIR}/redis.conf"]
+    assert pod["securityContext"]["runAsUser"] == counter_store.REDIS_UID
     assert pod["automountServiceAccountToken"] is False
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert not any("REDIS" in e.get("name", "") for e in container.get("env", []))
     (claim,) = server.inputs["spec"]["volumeClaimTemplates"]
     assert claim["spec"]["resources"]["requests"] == {"storage": "1Gi"}
-    config = stack.one("Secret", redis.CONFIG_SECRET)
-    assert {"name": "config", "secret": {"secretName": redis.CONFIG_SECRET}} in pod["volumes"]
+    config = stack.one("Secret", counter_store.CONFIG_SECRET)
+    assert {"name": "config", "secret": {"secretName": counter_store.CONFIG_SECRET}} in pod["volumes"]
     assert config.is_secret("stringData.redis.conf")
     text = config.inputs["stringData"]["redis.conf"]
     password = next(line.split(" ", 1)[1] for line in text.splitlines() if line.startswith("requirepass "))
@@ -450,9 +450,9 @@ def test_shared_counters_without_a_url_live_in_a_redis_only_limitador_reaches(st
     url = stack.one("Secret", "limitador-redis")
     assert url.is_secret("stringData.URL")
     assert url.inputs["stringData"]["URL"] == (
-        f"redis://:{password}@{redis.NAME}.kuadrant-system.svc.cluster.local:{redis.PORT}"
+        f"redis://:{password}@{counter_store.NAME}.kuadrant-system.svc.cluster.local:{counter_store.PORT}"
     )
-    isolation = stack.one("NetworkPolicy", f"{redis.NAME}-ingress")
+    isolation = stack.one("NetworkPolicy", f"{counter_store.NAME}-ingress")
     (rule,) = isolation.inputs["spec"]["ingress"]
     assert rule["from"] == [{"podSelector": {"matchLabels": upstream.LIMITADOR_PODS.labels}}]
     assert selects(
@@ -463,7 +463,7 @@ def test_shared_counters_without_a_url_live_in_a_redis_only_limitador_reaches(st
         "gpu", {}, secrets={"maas:limitadorRedisUrl": "redis://:pw@redis.example:6379"}
     )
     assert external.error is None
-    assert all(o.object_name != redis.NAME for o in external.objects("StatefulSet"))
+    assert all(o.object_name != counter_store.NAME for o in external.objects("StatefulSet"))
     assert (
         external.one("Secret", "limitador-redis").inputs["stringData"]["URL"]
         == "redis://:pw@redis.example:6379"

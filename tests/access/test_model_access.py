@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from components.access import tiers
-from components.config import TIER_HEADER, Rate, TierConfig
+from components.config import Rate, TierConfig
 from components.config.model import ModelConfig
-from components.serving import catalog
+from components.names import TIER_HEADER
+from components.serving import model_list
 from harness.program import Evaluation, typed_config
 from tests.support.authorino import admitted, admitted_models
 from tests.support.configs import assert_refused, simulator
@@ -52,7 +53,7 @@ def test_a_ten_tier_fifty_model_table_compiles_to_a_rule_per_restricted_model() 
     _check_every_pair(rules, names, models)
     # Each tier's model list is exactly what its rules admit: one table, no disagreement.
     for tier in names:
-        listed = [m["id"] for m in catalog.model_list(models, tier)["data"]]
+        listed = [m["id"] for m in model_list.model_list(models, tier)["data"]]
         assert listed == admitted_models(rules, tier, models), tier
 
 
@@ -188,7 +189,7 @@ def test_a_restricted_model_reachable_without_its_model_header_is_refused(stack_
 
 
 def test_the_tier_header_is_set_by_authorino_from_the_validated_tier(stack: Evaluation) -> None:
-    """The model list reads the tier from this header (components/serving/catalog.py)."""
+    """The model list reads the tier from this header (components/serving/model_list.py)."""
     (policy,) = stack.objects("AuthPolicy")
     headers = policy.inputs["spec"]["rules"]["response"]["success"]["headers"]
     assert headers[TIER_HEADER] == {"plain": {"expression": tiers.TIER}}

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from components.access import tiers
-from components.config import MODEL_HEADER
+from components.names import MODEL_HEADER
 from components.pins import upstream
 from harness.program import Evaluation, evaluate, stack_config, typed_config
 from tests.support import cel

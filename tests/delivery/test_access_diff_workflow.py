@@ -23,11 +23,12 @@ GITHUB_SCRIPT = "actions/github-script@ed597411d8f924073f98dfc5c65a23a2325f34cd"
 OWNER, REPO, NUMBER = "acme", "maas-platform", 7
 
 # Runs a github-script `script` as the action does: the body of an async function whose
-# parameters are, in order, the keys of the object actions/github-script@v8.0.0 src/main.ts passes to callAsyncFunction
-# (src/async-function.ts: new AsyncFunction(...Object.keys(args), source)). `github` records
-# every call and keeps the pull request's comments in a JSON file across runs; `context` holds
-# what actions/toolkit@main packages/github/src/context.ts derives from GITHUB_REPOSITORY and the
-# pull_request payload (repo, and issue.number = payload.pull_request.number).
+# parameters are, in order, the keys of the object actions/github-script@v8.0.0 src/main.ts
+# passes to callAsyncFunction (src/async-function.ts: new AsyncFunction(...Object.keys(args),
+# source)). `github` records every call and keeps the pull request's comments in a JSON file
+# across runs; `context` holds what actions/toolkit@main packages/github/src/context.ts derives
+# from GITHUB_REPOSITORY and the pull_request payload (repo, and issue.number =
+# payload.pull_request.number).
 _RUNNER = r"""
 const fs = require('fs');
 const [scriptFile, stateFile] = process.argv.slice(2);

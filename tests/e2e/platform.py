@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from components.access import tiers as tier_labels
-from components.config import MODEL_HEADER, TIER_HEADER, ModelConfig, StackConfig, TierConfig
-from components.serving.scheduler import PICKER_LABEL
+from components.config import ModelConfig, StackConfig, TierConfig
+from components.names import MODEL_HEADER, TIER_HEADER
+from components.serving.endpoint_picker import PICKER_LABEL
 from tests.e2e.cluster import (
     GENERATED_METRIC,
     SERVED_METRIC,

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from components.access import tiers
-from components.config import KEYCLOAK_NAMESPACE, MODEL_HEADER, TIER_HEADER
+from components.names import KEYCLOAK_NAMESPACE, MODEL_HEADER, TIER_HEADER
 from tests.e2e.cluster import Response
 from tests.e2e.platform import Key, Model, Platform, Sent, chat_body, seconds, token_claims
 
@@ -657,7 +657,7 @@ def models_only_through_the_gateway(p: Platform, namespace: str, gateway: str) -
 def servers_strangers_must_not_reach(p: Platform) -> dict[str, tuple[str, int]]:
     """S11: what the issue lists as reachable only from documented clients: name -> (host, port)."""
     from components.pins import upstream
-    from components.platform import keycloak, redis
+    from components.platform import counter_store, keycloak
 
     kuadrant = p.config.namespaces.kuadrant
     servers = {
@@ -675,7 +675,7 @@ def servers_strangers_must_not_reach(p: Platform) -> dict[str, tuple[str, int]]:
         servers["Keycloak"] = (f"{keycloak.SERVICE}.{KEYCLOAK_NAMESPACE}", keycloak.HTTP_PORT)
         servers["PostgreSQL"] = (f"{keycloak.DB_SERVICE}.{KEYCLOAK_NAMESPACE}", 5432)
     if p.config.limitador.storage == "redis" and p.config.limitador_redis_url is None:
-        servers["Redis"] = (f"{redis.NAME}.{kuadrant}", redis.PORT)
+        servers["Redis"] = (f"{counter_store.NAME}.{kuadrant}", counter_store.PORT)
     return servers
 
 
@@ -941,7 +941,7 @@ def pods_meet_their_pod_security_level(p: Platform) -> None:
     where every pod meets it, else "baseline") and reports what "restricted" would refuse;
     the simulator's pods are admitted under "restricted", vLLM's under "baseline" (its image
     runs as root)."""
-    from components.platform.cluster import POD_SECURITY_LEVELS
+    from components.cluster.security import POD_SECURITY_LEVELS
 
     for role, namespace in p.config.namespaces_in_use().items():
         labels = p.namespace_labels(namespace)

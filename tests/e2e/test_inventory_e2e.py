@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from components.access import tiers as tier_labels
-from components.config import KEYCLOAK_NAMESPACE
+from components.names import KEYCLOAK_NAMESPACE
 from harness.program import Evaluation, evaluate
 from tests.e2e import inventory
 from tests.e2e.platform import Live

@@ -19,7 +19,7 @@ def test_an_https_only_gateway_keeps_no_plain_http_listener(platform: Live) -> N
     """S12, where the config says HTTPS only (dev-oidc in CI, gpu): every listener of the
     Gateway is HTTPS and its Service has no port 80, while every other test of the suite
     speaks HTTPS to it, checking its certificate (tests/e2e/platform.py `_tls`)."""
-    from components.config import GATEWAY_NAME
+    from components.names import GATEWAY_NAME
 
     if not platform.config.gateway.https.only:
         pytest.skip(

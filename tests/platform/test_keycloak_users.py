@@ -229,7 +229,8 @@ def test_it_stops_at_the_first_failing_call(realm: Realm) -> None:
 
 def test_the_job_reruns_exactly_when_the_users_change(stack_of: Any) -> None:
     """The digest in the pod template follows the users file: pulumi-kubernetes replaces a
-    Job whose template changed (pulumi/pulumi-kubernetes@v4.32.0 provider/pkg/provider/diff.go), so a change of users runs a new sync."""
+    Job whose template changed (pulumi/pulumi-kubernetes@v4.32.0 provider/pkg/provider/diff.go),
+    so a change of users runs a new sync."""
     from tests.support.configs import evaluate_variant
 
     stack: Evaluation = stack_of("dev-oidc")

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from components.config import GATEWAY_NAME
+from components.flavour import olm, openshift
+from components.names import GATEWAY_NAME
 from components.pins import versions
-from components.platform import flavour, kuadrant, olm
+from components.platform import kuadrant
 from components.serving import gateway as gw
-from components.serving import models
+from components.serving import vllm_serving_runtime
 from harness.program import Declared, Evaluation, typed_config
 from tests.support.configs import evaluate_variant
 
@@ -209,7 +210,7 @@ def test_monitors_and_rules_carry_what_user_workload_monitoring_selects(ocp: Eva
         assert labels.get("openshift.io/user-monitoring") != "false"
         assert namespaces[monitor.namespace].get("openshift.io/cluster-monitoring") != "true"
     (rules,) = ocp.objects("PrometheusRule")
-    assert rules.inputs["metadata"]["labels"] == flavour.UWM_RULE_SCOPE
+    assert rules.inputs["metadata"]["labels"] == openshift.UWM_RULE_SCOPE
 
 
 def test_metrics_doors_admit_user_workload_monitorings_prometheus(ocp: Evaluation) -> None:
@@ -219,10 +220,10 @@ def test_metrics_doors_admit_user_workload_monitorings_prometheus(ocp: Evaluatio
         for rule in policy.inputs["spec"].get("ingress", [])
         for peer in rule.get("from", [])
     ]
-    uwm = [p for p in peers if p.get("podSelector", {}).get("matchLabels") == flavour.UWM_PROMETHEUS_PODS]
+    uwm = [p for p in peers if p.get("podSelector", {}).get("matchLabels") == openshift.UWM_PROMETHEUS_PODS]
     assert uwm
     assert all(
-        p["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": flavour.UWM_NAMESPACE}
+        p["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": openshift.UWM_NAMESPACE}
         for p in uwm
     )
 
@@ -243,7 +244,7 @@ def test_our_pods_leave_user_ids_to_the_cluster(ocp: Evaluation) -> None:
 
 
 def test_vllm_writes_its_caches_to_an_emptydir_as_a_non_root_user(ocp: Evaluation) -> None:
-    runtime = ocp.one("ServingRuntime", models.VLLM_CPU_RUNTIME).inputs["spec"]
+    runtime = ocp.one("ServingRuntime", vllm_serving_runtime.VLLM_CPU_RUNTIME).inputs["spec"]
     (container,) = runtime["containers"]
     env = {e["name"]: e["value"] for e in container["env"]}
     home = "/tmp"
@@ -273,7 +274,7 @@ def test_vllm_writes_its_caches_to_an_emptydir_as_a_non_root_user(ocp: Evaluatio
 
 
 def test_the_plain_stacks_keep_vllm_as_its_image_runs_it(stack_of: Any) -> None:
-    runtime = stack_of("gpu").one("ServingRuntime", models.VLLM_RUNTIME).inputs["spec"]
+    runtime = stack_of("gpu").one("ServingRuntime", vllm_serving_runtime.VLLM_RUNTIME).inputs["spec"]
     (container,) = runtime["containers"]
     assert "HOME" not in {e["name"] for e in container["env"]}
     assert [v["name"] for v in runtime["volumes"]] == ["devshm"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from components.config import GATEWAY_NAME
+from components.names import GATEWAY_NAME
 from harness.program import stack_config
 from tests.support import policy_runner
 from tests.support.configs import evaluate_variant

@@ -252,7 +252,7 @@ def test_the_shape_before_issue_27_matches_its_measured_size(name: str, stack_of
 
 @pytest.mark.parametrize("name", ["dev", "gpu"])
 def test_a_real_stack_is_4_sets_per_listener(name: str, stack_of: Any) -> None:
-    """The tier policies are on the policy route alone (components/serving/catalog.py): one
+    """The tier policies are on the policy route alone (components/serving/model_list.py): one
     set per metered path on every host, per listener. (Before issue 27, with the policies on
     the Gateway, dev and gpu carried 17 sets, 92 KB.)"""
     stack: Evaluation = stack_of(name)

@@ -108,7 +108,7 @@ def test_a_fixed_id_on_openshift_is_refused(
 
 
 def test_fixed_ids_stay_allowed_off_openshift(stack_of: Any) -> None:
-    """On plain Kubernetes the images' own user ids are written down (flavour.Kubernetes)."""
+    """On plain Kubernetes the images' own user ids are written down (flavour/kubernetes.py)."""
     stack = stack_of("dev")
     pod = stack.one("Deployment", "model-list").inputs["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsUser"]

@@ -19,9 +19,9 @@ from pulumi_policy import (
 )
 
 from components.access import tiers
-from components.config import GATEWAY_NAME, MODEL_HEADER
+from components.names import GATEWAY_NAME, MODEL_HEADER
 from components.pins import upstream
-from components.serving import gateway, models
+from components.serving import gateway, model_deployment, vllm_serving_runtime
 from harness.program import PROJECT_DIR, UNKNOWN, Evaluation, evaluate, stack_names
 from maas_policies import POLICIES, access, isolation, metering, objects
 from tests.support import policy_runner
@@ -134,11 +134,11 @@ def test_the_pack_and_the_program_use_the_same_pulumi() -> None:
 def test_the_packs_copies_of_program_constants_match_the_originals() -> None:
     """The pack runs in its own virtualenv without the program's modules, so it copies them."""
     assert objects.GATEWAY_NAME == GATEWAY_NAME
-    assert isolation._ISVC_LABEL == models.ISVC_LABEL
-    assert metering.METERED_PATHS == models.METERED_PATHS
+    assert isolation._ISVC_LABEL == model_deployment.ISVC_LABEL
+    assert metering.METERED_PATHS == model_deployment.METERED_PATHS
     assert metering.STREAM_USAGE_MARK in gateway.REQUEST_BODY_LUA.read_text()
-    assert metering.FORCE_USAGE_FLAG == models.FORCE_USAGE_FLAG
-    assert access.TIERS_ANNOTATION == models.TIERS_ANNOTATION
+    assert metering.FORCE_USAGE_FLAG == vllm_serving_runtime.FORCE_USAGE_FLAG
+    assert access.TIERS_ANNOTATION == model_deployment.TIERS_ANNOTATION
     assert access.MODEL_HEADER == MODEL_HEADER
     assert access.USAGE_PATHS == upstream.OPENAI_USAGE_PATHS
     for what, pods in (("Authorino", upstream.AUTHORINO_PODS), ("Limitador", upstream.LIMITADOR_PODS)):

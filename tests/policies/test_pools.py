@@ -6,9 +6,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from components.config import MODEL_HEADER
+from components.names import MODEL_HEADER
 from components.pins import upstream
-from components.serving import models
+from components.serving import model_deployment
 from maas_policies import pools
 from tests.support.policy_runner import added, assert_only, edited, violations
 
@@ -18,7 +18,7 @@ _AUTH = "inference-gateway-authpolicy"
 def test_the_packs_copies_are_the_programs() -> None:
     assert pools.PICKER_HEADERS == upstream.ENDPOINT_PICKER_HEADERS
     assert pools.OBJECTIVE_HEADER == upstream.OBJECTIVE_HEADER
-    assert pools.ISVC_LABEL == models.ISVC_LABEL
+    assert pools.ISVC_LABEL == model_deployment.ISVC_LABEL
     assert pools.MODEL_HEADER == MODEL_HEADER
 
 
@@ -56,7 +56,7 @@ def test_a_second_route_around_the_pool_is_refused_even_through_a_service_of_its
     stack = stack_of("dev")
     service = copy.deepcopy(stack.one("Service", "model-list").inputs)
     service["metadata"] = {"name": "side-door", "namespace": "llm"}
-    service["spec"]["selector"] = {models.ISVC_LABEL: "simulator"}
+    service["spec"]["selector"] = {model_deployment.ISVC_LABEL: "simulator"}
     route = _route("side", {"name": "side-door", "port": 80}, {"type": "PathPrefix", "value": "/v1"})
     resources = [*stack.resources, added(stack, "Service", service), added(stack, "HTTPRoute", route)]
     assert_only(
@@ -74,7 +74,9 @@ def test_the_model_list_may_stay_on_the_service(stack_of: Any) -> None:
     found = violations(stack, stack.resources)
     assert not [v for v in found if v.policy in ("pools-not-bypassed", "priority-from-identity")]
     route = stack.one("HTTPRoute", "simulator").inputs["spec"]["rules"]
-    assert route[-1]["backendRefs"] == [{"name": "simulator-predictor", "port": models.PREDICTOR_PORT}]
+    assert route[-1]["backendRefs"] == [
+        {"name": "simulator-predictor", "port": model_deployment.PREDICTOR_PORT}
+    ]
 
 
 def test_a_route_setting_a_priority_header_is_refused(stack_of: Any) -> None:

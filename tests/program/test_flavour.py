@@ -12,8 +12,9 @@ import pulumi
 import pytest
 
 from components.config import GatewayConfig
-from components.platform import flavour
-from components.platform.helm import Chart
+from components.flavour import choice
+from components.flavour.helm import Chart
+from components.flavour.protocol import Client, Flavour
 from harness.program import PROJECT_DIR, evaluate, stack_names
 
 
@@ -21,7 +22,7 @@ from harness.program import PROJECT_DIR, evaluate, stack_names
 class Marked:
     """The stack's own flavour, leaving a mark on everything it decides."""
 
-    inner: flavour.Flavour
+    inner: Flavour
     name: str = "marked"
 
     def install_chart(self, install: Chart, parent: pulumi.Resource) -> pulumi.Resource:
@@ -34,8 +35,8 @@ class Marked:
     def reach(self, namespace: str, service: str, port: int, local_port: int) -> str:
         return f"marked {namespace}/{service}"
 
-    def client(self, host: str, scheme: str, local_port: int) -> flavour.Client:
-        return flavour.Client(f"marked://{host}", "--marked ")
+    def client(self, host: str, scheme: str, local_port: int) -> Client:
+        return Client(f"marked://{host}", "--marked ")
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
@@ -45,8 +46,8 @@ class Marked:
 def test_every_install_and_exposure_goes_through_the_chosen_flavour(
     stack: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, make in list(flavour.FLAVOURS.items()):
-        monkeypatch.setitem(flavour.FLAVOURS, key, lambda config, make=make: Marked(make(config)))
+    for key, make in list(choice.FLAVOURS.items()):
+        monkeypatch.setitem(choice.FLAVOURS, key, lambda config, make=make: Marked(make(config)))
     result = evaluate(stack)
     assert result.error is None, result.error
     releases = result.releases()
@@ -68,8 +69,6 @@ def test_no_layer_asks_which_flavour_it_was_given() -> None:
     asking = []
     layers = ("platform", "serving", "access", "metering")
     for path in [p for layer in layers for p in (PROJECT_DIR / "components" / layer).glob("*.py")]:
-        if path.name == "flavour.py":
-            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Attribute)
@@ -85,5 +84,5 @@ def test_no_layer_asks_which_flavour_it_was_given() -> None:
 def test_the_flavour_is_chosen_from_the_stack_config() -> None:
     from harness.program import typed_config
 
-    chosen = {stack: flavour.choose(typed_config(stack)).name for stack in stack_names()}
+    chosen = {stack: choice.choose(typed_config(stack)).name for stack in stack_names()}
     assert chosen == {**dict.fromkeys(stack_names(), "kubernetes"), "ocp": "openshift"}

@@ -1,7 +1,9 @@
 """The import graph reads like the layer table: no cycles, and no layer imports one above it.
 
-Ranks, lowest first: pins, config, platform, serving, access, metering, then the usage
-command and `__main__.py`. A module may import its own group and any group below.
+Ranks, lowest first: pins and the fixed names, config, the cluster's shared ground (access,
+network, security, storage), the flavours and their install mechanisms, the third-party
+platform layers, serving, access, metering, then the usage command and `__main__.py`. A
+module may import its own group and any group below.
 """
 
 from __future__ import annotations
@@ -14,17 +16,21 @@ from harness.program import PROJECT_DIR
 
 RANKS = {
     "components.pins": 0,
+    "components.names": 0,
     "components.config": 1,
-    "components.platform": 2,
-    "components.serving": 3,
-    "components.access": 4,
-    "components.metering": 5,
-    "commands": 6,
-    "__main__": 7,
+    "components.cluster": 2,
+    "components.flavour": 3,
+    "components.platform": 4,
+    "components.serving": 5,
+    "components.access": 6,
+    "components.metering": 7,
+    "commands": 8,
+    "__main__": 9,
 }
 # Compilers turn config into plain data (policy specs, rules, dashboards): no resources.
 PURE = (
     "components.pins",
+    "components.names",
     "components.config",
     "components.access.tiers",
     "components.metering.chargeback",
@@ -34,7 +40,7 @@ RESOURCE_SDKS = ("pulumi_kubernetes", "pulumi_random")
 # The platform's layers install third-party software: a tier or a user among them would put
 # identity in a second place beside components/access/ (issue 28). What names one: the
 # config's types, the stack config's fields, and the access group.
-NO_IDENTITY = ("components.platform",)
+NO_IDENTITY = ("components.platform", "components.cluster", "components.flavour")
 IDENTITY_TYPES = {"TierConfig", "UserConfig"}
 IDENTITY_FIELDS = {"tiers", "users", "tier_names"}
 

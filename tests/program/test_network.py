@@ -21,9 +21,11 @@ from typing import Any
 import pytest
 
 from components.access import realm
-from components.config import GATEWAY_NAME, KEYCLOAK_NAMESPACE, StackConfig
+from components.config import StackConfig
+from components.flavour import openshift
+from components.names import GATEWAY_NAME, KEYCLOAK_NAMESPACE
 from components.pins import upstream
-from components.platform import flavour, keycloak, monitoring
+from components.platform import keycloak, monitoring
 from harness.program import Evaluation, typed_config
 from maas_policies.network import Endpoint, admits, denies_by_default
 from tests.support import configs
@@ -60,7 +62,7 @@ def _declared_pods(stack: Evaluation) -> Iterator[Endpoint]:
             labels = template["metadata"]["labels"]
             yield _pod(workload.object_name, workload.namespace, labels, _template_ports(template["spec"]))
     for isvc in stack.objects("InferenceService"):
-        # Both runtimes serve on the port named "http" (models.py MODEL_PORT; the vLLM runtime).
+        # Both runtimes serve on the port named "http" (vllm_serving_runtime.py MODEL_PORT).
         yield _pod(f"model:{isvc.object_name}", isvc.namespace, predictor_pod_labels(isvc), {"http": 8080})
 
 
@@ -106,8 +108,8 @@ def _third_party_pods(stack: Evaluation, cfg: StackConfig) -> Iterator[Endpoint]
     if cfg.observability.enabled and cfg.flavour == "openshift":
         # User-workload monitoring's Prometheus (openshift/cluster-monitoring-operator@release-4.22
         # assets/prometheus-user-workload/prometheus.yaml podMetadata, and the operator's labels).
-        uwm = {**flavour.UWM_PROMETHEUS_PODS, "app.kubernetes.io/part-of": "openshift-monitoring"}
-        yield _pod("prometheus", flavour.UWM_NAMESPACE, {**uwm, "prometheus": "user-workload"}, {})
+        uwm = {**openshift.UWM_PROMETHEUS_PODS, "app.kubernetes.io/part-of": "openshift-monitoring"}
+        yield _pod("prometheus", openshift.UWM_NAMESPACE, {**uwm, "prometheus": "user-workload"}, {})
     if cfg.flavour == "openshift":
         # The router, which the Routes bring clients through (openshift/cluster-ingress-operator@main
         # pkg/operator/controller/names.go: deployment-ingresscontroller label).
@@ -224,7 +226,7 @@ def _evaluate(
         # The cluster's own namespaces our doors name, with the label Kubernetes sets on all.
         namespaces |= {
             name: {"kubernetes.io/metadata.name": name}
-            for name in (flavour.UWM_NAMESPACE, "openshift-ingress")
+            for name in (openshift.UWM_NAMESPACE, "openshift-ingress")
         }
     pods = [*_declared_pods(stack), *_third_party_pods(stack, cfg)]
     assert {p.namespace for p in pods} <= set(namespaces), "a pod outside the stack's namespaces"

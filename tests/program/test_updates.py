@@ -9,7 +9,7 @@ from harness.program import Declared, Evaluation, provider_urn
 from tests.support import k8s_diff
 from tests.support.configs import evaluate_variant
 
-# A name that ends in a digest of the content (components/platform/helm.py env_config_map).
+# A name that ends in a digest of the content (components/flavour/helm.py env_config_map).
 _VERSIONED = re.compile(r"-[0-9a-f]{10}$")
 OPERATOR = "kuadrant-operator-controller-manager"
 

@@ -11,7 +11,7 @@ import pytest
 from components.config import Namespaces
 from components.pins import versions
 from components.platform import monitoring
-from components.serving import models
+from components.serving import model_deployment
 from harness.program import Evaluation
 from tests.support.configs import assert_refused
 from tests.support.prometheus import Exporter, prometheus, series, serve
@@ -28,7 +28,7 @@ def _external(stack: Evaluation, name: str) -> dict[str, Any]:
 def test_a_scaled_model_is_given_to_keda_with_its_bounds_and_queue(stack_of: Any) -> None:
     stack = stack_of("dev-oidc")
     isvc = stack.one("InferenceService", "simulator")
-    assert isvc.inputs["metadata"]["annotations"][models.AUTOSCALER_CLASS] == "keda"
+    assert isvc.inputs["metadata"]["annotations"][model_deployment.AUTOSCALER_CLASS] == "keda"
     predictor = isvc.inputs["spec"]["predictor"]
     assert (predictor["minReplicas"], predictor["maxReplicas"]) == (1, 2)
     external = _external(stack, "simulator")
@@ -49,7 +49,7 @@ def test_fixed_models_and_stacks_without_scaling_have_no_keda(stack_of: Any) -> 
         assert [r for r in stack.releases() if r.inputs["name"] == "keda"] == []
         assert {ns.object_name for ns in stack.objects("Namespace")}.isdisjoint({Namespaces().keda})
         for isvc in stack.objects("InferenceService"):
-            assert models.AUTOSCALER_CLASS not in isvc.inputs["metadata"]["annotations"]
+            assert model_deployment.AUTOSCALER_CLASS not in isvc.inputs["metadata"]["annotations"]
             assert "autoScaling" not in isvc.inputs["spec"]["predictor"]
 
 
@@ -62,10 +62,10 @@ def test_the_queue_query_returns_one_series_the_models_waiting_requests(
     exporter = Exporter()
     exporter.set(
         {
-            series(models.QUEUE_METRIC, namespace="llm", model="simulator", pod="a"): 3,
-            series(models.QUEUE_METRIC, namespace="llm", model="simulator", pod="b"): 2,
-            series(models.QUEUE_METRIC, namespace="llm", model="other", pod="c"): 7,
-            series(models.QUEUE_METRIC, namespace="elsewhere", model="simulator", pod="d"): 11,
+            series(model_deployment.QUEUE_METRIC, namespace="llm", model="simulator", pod="a"): 3,
+            series(model_deployment.QUEUE_METRIC, namespace="llm", model="simulator", pod="b"): 2,
+            series(model_deployment.QUEUE_METRIC, namespace="llm", model="other", pod="c"): 7,
+            series(model_deployment.QUEUE_METRIC, namespace="elsewhere", model="simulator", pod="d"): 11,
         }
     )
     with serve(exporter) as address, prometheus(tmp_path, {"groups": []}, {"model": address}) as server:
@@ -107,7 +107,9 @@ def test_switching_scaling_on_or_off_recreates_the_model(stack_of: Any) -> None:
     deleting it first (its name stays)."""
     for name in ("dev", "dev-oidc"):
         for isvc in stack_of(name).objects("InferenceService"):
-            assert isvc.replace_on_changes == (f'metadata.annotations["{models.AUTOSCALER_CLASS}"]',)
+            assert isvc.replace_on_changes == (
+                f'metadata.annotations["{model_deployment.AUTOSCALER_CLASS}"]',
+            )
             assert isvc.delete_before_replace
 
 

@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from components.config import TIER_HEADER, ModelConfig, Rate, TierConfig
-from components.serving import catalog, gateway
+from components.config import ModelConfig, Rate, TierConfig
+from components.names import TIER_HEADER
+from components.serving import gateway, model_list
 from harness.program import Evaluation, stack_config, typed_config
 from tests.support.authorino import admitted_models
 from tests.support.configs import evaluate_variant, simulator
@@ -51,7 +52,7 @@ def _serve(
     port = free_port()
     root = tmp_path / "files"
     root.mkdir()
-    for name, text in catalog.server_files(models, tiers, port, str(tmp_path), str(root)).items():
+    for name, text in model_list.server_files(models, tiers, port, str(tmp_path), str(root)).items():
         (root / name).write_text(text)
     # The container's command, with the files where the test put them. The pod runs nginx as
     # one unprivileged user; run as root, nginx would start its workers as `nobody`, who
@@ -124,24 +125,28 @@ def test_any_tier_name_is_a_plain_tier(nginx: str, tmp_path: Path) -> None:
 
 def test_the_deployed_server_is_this_config_behind_the_shared_host(stack: Evaluation) -> None:
     config = typed_config(stack.stack)
-    config_map = stack.one("ConfigMap", catalog.NAME)
-    assert config_map.inputs["data"] == catalog.server_files(config.models, config.tiers)
-    deployment = stack.one("Deployment", catalog.NAME)
+    config_map = stack.one("ConfigMap", model_list.NAME)
+    assert config_map.inputs["data"] == model_list.server_files(config.models, config.tiers)
+    deployment = stack.one("Deployment", model_list.NAME)
     pod = deployment.inputs["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["command"][:5] == ["nginx", "-e", "stderr", "-c", f"{catalog.CONFIG_DIR}/nginx.conf"]
-    assert {"name": "config", "mountPath": catalog.CONFIG_DIR, "readOnly": True} in container["volumeMounts"]
-    route = stack.one("HTTPRoute", catalog.NAME)
+    assert container["command"][:5] == ["nginx", "-e", "stderr", "-c", f"{model_list.CONFIG_DIR}/nginx.conf"]
+    assert {"name": "config", "mountPath": model_list.CONFIG_DIR, "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    route = stack.one("HTTPRoute", model_list.NAME)
     assert route.inputs["spec"]["hostnames"] == [f"{config.gateway.api_host}.{config.domain}"]
     (rule,) = route.inputs["spec"]["rules"]
     assert rule["matches"] == [{"path": {"type": "Exact", "value": "/v1/models"}, "method": "GET"}]
-    service = stack.one("Service", catalog.NAME)
-    assert rule["backendRefs"] == [{"name": catalog.NAME, "port": service.inputs["spec"]["ports"][0]["port"]}]
-    assert service.inputs["spec"]["ports"][0]["targetPort"] == catalog.PORT
+    service = stack.one("Service", model_list.NAME)
+    assert rule["backendRefs"] == [
+        {"name": model_list.NAME, "port": service.inputs["spec"]["ports"][0]["port"]}
+    ]
+    assert service.inputs["spec"]["ports"][0]["targetPort"] == model_list.PORT
     pod_labels = deployment.inputs["spec"]["template"]["metadata"]["labels"]
     assert selects({"matchLabels": service.inputs["spec"]["selector"]}, pod_labels)
     # Only the gateway's pods may open it.
-    isolation = stack.one("NetworkPolicy", f"{catalog.NAME}-ingress")
+    isolation = stack.one("NetworkPolicy", f"{model_list.NAME}-ingress")
     (ingress,) = isolation.inputs["spec"]["ingress"]
     assert ingress["from"] == [{"podSelector": {"matchLabels": gateway.POD_LABELS}}]
 
@@ -160,12 +165,12 @@ def test_a_changed_catalog_rolls_the_servers_pods(stack_of: Any) -> None:
     """nginx reads its files at start: the pod template carries their digest."""
 
     def digest(stack: Evaluation) -> str:
-        template = stack.one("Deployment", catalog.NAME).inputs["spec"]["template"]
-        annotation: str = template["metadata"]["annotations"][catalog.FILES_ANNOTATION]
+        template = stack.one("Deployment", model_list.NAME).inputs["spec"]["template"]
+        annotation: str = template["metadata"]["annotations"][model_list.FILES_ANNOTATION]
         return annotation
 
     base = stack_of("dev")
-    data = base.one("ConfigMap", catalog.NAME).inputs["data"]
+    data = base.one("ConfigMap", model_list.NAME).inputs["data"]
     assert digest(base) == hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     models = [*stack_config("dev")["maas:models"], {"name": "extra", "host": "extra", "runtime": "simulator"}]
     assert digest(evaluate_variant("dev", {"maas:models": models})) != digest(base)
@@ -174,7 +179,7 @@ def test_a_changed_catalog_rolls_the_servers_pods(stack_of: Any) -> None:
 def test_the_server_meets_pod_security_restricted(stack: Evaluation) -> None:
     """restricted (pod-security-admission v0.36.2 policy checks): non-root, no privilege
     escalation, every capability dropped, RuntimeDefault seccomp; and no API token."""
-    pod = stack.one("Deployment", catalog.NAME).inputs["spec"]["template"]["spec"]
+    pod = stack.one("Deployment", model_list.NAME).inputs["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["automountServiceAccountToken"] is False

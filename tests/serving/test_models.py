@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 
-from components.config import GATEWAY_NAME, MODEL_HEADER
+from components.names import GATEWAY_NAME, MODEL_HEADER
 from components.pins import versions
-from components.serving import catalog
 from components.serving import gateway as gw
-from components.serving.models import MODEL_PORT, PREDICTOR_PORT
+from components.serving import model_list
+from components.serving.model_deployment import PREDICTOR_PORT
+from components.serving.vllm_serving_runtime import MODEL_PORT
 from harness.program import Declared, Evaluation, evaluate, stack_config, typed_config
 from tests.support.configs import assert_refused, evaluate_variant
 
@@ -91,7 +92,7 @@ def test_every_model_has_exactly_one_route_with_its_host_and_backend(stack: Eval
 def test_each_model_host_has_one_route_and_the_shared_host_has_them_all(stack: Evaluation) -> None:
     domain = stack_config(stack.stack).get("maas:domain", "maas.local")
     # The tier policies' route names no host: it routes only hosts no other route names.
-    (policy_route,) = [r for r in stack.objects("HTTPRoute") if r.object_name == catalog.POLICY_ROUTE]
+    (policy_route,) = [r for r in stack.objects("HTTPRoute") if r.object_name == model_list.POLICY_ROUTE]
     assert "hostnames" not in policy_route.inputs["spec"]
     routes = [r for r in stack.objects("HTTPRoute") if r is not policy_route]
     hosts = [h for route in routes for h in route.inputs["spec"]["hostnames"] if h != f"api.{domain}"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from components.config import TIER_HEADER
+from components.names import TIER_HEADER
 from components.serving import gateway
 from tests.support.configs import simulator
 

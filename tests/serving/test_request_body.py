@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from components.config import MODEL_HEADER, TIER_HEADER
+from components.names import MODEL_HEADER, TIER_HEADER
 from components.serving.gateway import request_filter_source
 from tests.support.configs import simulator
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from components.config import MODEL_HEADER, TIER_HEADER, Rate, TierConfig
+from components.config import Rate, TierConfig
+from components.names import MODEL_HEADER, TIER_HEADER
 from components.pins.upstream import FAIRNESS_HEADER
 from components.serving.gateway import COMPLETIONS_DEFAULT_MAX_TOKENS, tier_caps_source
 from tests.serving.test_request_body import CATALOG, CHAT, OPENAI_ERROR_KEYS, Request, Result, _run

@@ -25,12 +25,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from components.access import tiers
-from components.config import MODEL_HEADER, TIER_HEADER, StackConfig, TierConfig
+from components.cluster.security import pod_security
+from components.config import StackConfig, TierConfig
 from components.config.types import window_seconds
+from components.names import MODEL_HEADER, TIER_HEADER
 from components.pins import upstream
-from components.platform.cluster import pod_security
+from components.serving import endpoint_picker
 from components.serving import gateway as gw
-from components.serving import scheduler
 from tests.e2e.cluster import GENERATED_METRIC, SERVED_METRIC, Response, request
 from tests.e2e.platform import (
     CUT_AFTER_BYTES,
@@ -302,7 +303,7 @@ class FakeGateway:
         # No service time, no queue worth timing out (a request waits only for a free slot).
         ttl_s = window_seconds(config.scheduler.queue_timeout) * service_s / CLUSTER_SERVICE_S or None
         # The policy the picker's config gives every band (none named: the picker's default).
-        band = scheduler.picker_config(config.scheduler)["flowControl"].get("defaultPriorityBand", {})
+        band = endpoint_picker.picker_config(config.scheduler)["flowControl"].get("defaultPriorityBand", {})
         fairness = faults.fairness or band.get("fairnessPolicyRef", "global-strict-fairness-policy")
         self.pools = {
             m.name: _Pool(

@@ -10,8 +10,8 @@ from typing import Any
 
 from celpy.evaluation import CELEvalError
 
-from components.config import MODEL_HEADER
 from components.config.model import ModelConfig
+from components.names import MODEL_HEADER
 from tests.support import cel
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.serving.models import ISVC_LABEL
+from components.serving.model_deployment import ISVC_LABEL
 from harness.program import Declared
 
 # Label selectors as the API server reads them: one reader, the policy pack's.

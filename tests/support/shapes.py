@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 from components.access import tiers
-from components.serving.catalog import POLICY_ROUTE
+from components.serving.model_list import POLICY_ROUTE
 from harness.program import Declared, Evaluation
 
 GATEWAY = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "inference-gateway"}

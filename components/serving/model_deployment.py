@@ -10,14 +10,22 @@ from typing import Any, ClassVar
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GATEWAY_NAME, MODEL_HEADER, ComputeResources, ModelConfig
+from components.cluster import network
+from components.cluster.access import Namespace
+from components.config import ComputeResources, ModelConfig
+from components.names import GATEWAY_NAME, MODEL_HEADER
 from components.pins import upstream, versions
-from components.platform import cluster
+from components.serving import endpoint_picker
 from components.serving import gateway as gw
-from components.serving import scheduler
+from components.serving.vllm_serving_runtime import (
+    HARDENED_POD,
+    MODEL_PORT,
+    RESTRICTED_CONTAINER,
+    RESTRICTED_POD,
+    VllmServingRuntime,
+    runtime_name,
+)
 
-# Both runtimes serve the OpenAI API and /metrics on this container port.
-MODEL_PORT = 8080
 # KServe's predictor Service: <isvc>-predictor, port 80 -> the container's first port.
 PREDICTOR_PORT = 80
 # Set by KServe on every predictor pod (kserve/kserve@v0.20 components/predictor.go).
@@ -29,10 +37,6 @@ MODEL_LABEL = "maas-platform/model"
 # On a model's route: the tiers it is restricted to, for the policy pack to check that an
 # authorization rule enforces them (components/access/tiers.py model_rules).
 TIERS_ANNOTATION = "maas-platform/tiers"
-VLLM_RUNTIME = "vllm-openai"
-VLLM_CPU_RUNTIME = "vllm-openai-cpu"
-HF_TOKEN_SECRET = "hugging-face-token"
-MODEL_SERVICE_ACCOUNT = "model-storage"
 # The base URL clients are given: http(s)://<host>.<domain>:8000/v1
 PUBLIC_PATH = "/v1"
 # The only endpoints published: those whose usage the token limits read. Kuadrant reads
@@ -44,185 +48,14 @@ PUBLIC_PATH = "/v1"
 # and /metrics, /tokenize, the admin and health endpoints are not for clients.
 METERED_PATHS = (*upstream.OPENAI_USAGE_PATHS, upstream.OPENAI_MODELS_PATH)
 SIMULATOR_MAX_MODEL_LEN = 32768
-# With it vLLM ends every stream with usage, whatever the client's stream_options say
-# (read at a vLLM commit newer than the pin: docs/unverified.md).
-FORCE_USAGE_FLAG = "--enable-force-include-usage"
-
-# Pod Security: the simulator (a distroless non-root image) meets "restricted"; vLLM's
-# upstream image runs as root, so its pods stop at "baseline" plus these hardenings.
-_HARDENED_CONTAINER = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-_HARDENED_POD = {"seccompProfile": {"type": "RuntimeDefault"}}
-_RESTRICTED_CONTAINER = {**_HARDENED_CONTAINER, "runAsNonRoot": True}
-_RESTRICTED_POD = {**_HARDENED_POD, "runAsNonRoot": True}
-
-
-@dataclass(frozen=True, kw_only=True)
-class RuntimeArgs:
-    namespace: pulumi.Input[str]
-    hugging_face_token: str | None
-    # Which runtimes the catalog needs: vLLM's CUDA image for GPU models, its CPU build
-    # for `cpuServing` models.
-    gpu: bool = True
-    cpu: bool = False
-    # A writable directory for vLLM's home and caches (the flavour's); None: the image's.
-    home: str | None = None
-    # KServe, whose CRDs define ServingRuntime.
-    after: Sequence[pulumi.Resource] = ()
-
-
-class VllmServingRuntime(pulumi.ComponentResource):
-    """The vLLM ServingRuntimes the namespace's vLLM models use: CUDA and/or CPU build.
-
-    Usage is forced into streamed responses (`--enable-force-include-usage`) so the token
-    limits and metering count streaming clients too. A Hugging Face token, when
-    configured, reaches KServe's storage initializer through the service account.
-    """
-
-    TYPE: ClassVar[str] = "maas:models:VllmServingRuntime"
-    service_account: str | None
-    # vLLM's writable home (RuntimeArgs.home); None: the image user's.
-    home: str | None
-
-    def __init__(self, name: str, args: RuntimeArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(self.TYPE, name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        self.service_account = None
-        self.home = args.home
-        if args.hugging_face_token is not None:
-            token = k8s.core.v1.Secret(
-                f"{name}-hf-token",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=HF_TOKEN_SECRET, namespace=args.namespace),
-                string_data={"HF_TOKEN": pulumi.Output.secret(args.hugging_face_token)},
-                opts=child,
-            )
-            k8s.core.v1.ServiceAccount(
-                f"{name}-storage-sa",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=MODEL_SERVICE_ACCOUNT, namespace=args.namespace),
-                secrets=[k8s.core.v1.ObjectReferenceArgs(name=HF_TOKEN_SECRET)],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[token]),
-            )
-            self.service_account = MODEL_SERVICE_ACCOUNT
-        # The CUDA runtime was named like its component, outside the `<component>-…` rule;
-        # the alias keeps the live ServingRuntime.
-        wanted = [
-            (pulumi_name, runtime, image, aliases)
-            for needed, pulumi_name, runtime, image, aliases in (
-                (args.gpu, f"{name}-cuda", VLLM_RUNTIME, versions.VLLM_IMAGE, [pulumi.Alias(name=name)]),
-                (args.cpu, f"{name}-cpu", VLLM_CPU_RUNTIME, versions.VLLM_CPU_IMAGE, []),
-            )
-            if needed
-        ]
-        for runtime in wanted:
-            _serving_runtime(*runtime, args, self)
-        self.register_outputs(
-            {
-                "runtimes": [runtime for _, runtime, _, _ in wanted],
-                "serviceAccount": self.service_account,
-                "home": self.home,
-            }
-        )
-
-
-def runtime_name(model: ModelConfig) -> str:
-    return VLLM_CPU_RUNTIME if model.cpu_serving else VLLM_RUNTIME
-
-
-def _serving_runtime(
-    name: str,
-    runtime: str,
-    image: str,
-    aliases: list[pulumi.Alias],
-    args: RuntimeArgs,
-    parent: pulumi.Resource,
-) -> k8s.apiextensions.CustomResource:
-    probe = {
-        "httpGet": {"path": "/v1/models", "port": MODEL_PORT},
-        "periodSeconds": 10,
-        "timeoutSeconds": 5,
-    }
-    return k8s.apiextensions.CustomResource(
-        name,
-        api_version="serving.kserve.io/v1alpha1",
-        kind="ServingRuntime",
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=runtime, namespace=args.namespace),
-        spec={
-            # Only models that name this runtime use it (runtime_name); never auto-selected,
-            # so a CPU model cannot land on the CUDA image or the reverse.
-            "supportedModelFormats": [{"name": "vLLM", "version": "1", "autoSelect": False}],
-            "containers": [
-                {
-                    "name": "kserve-container",
-                    "image": image,
-                    # The images' own entrypoint (vllm docker/Dockerfile and Dockerfile.cpu,
-                    # target vllm-openai: ENTRYPOINT ["vllm", "serve"]); the CUDA image has
-                    # python3 but no `python`. The model is the positional argument
-                    # (vllm-project/vllm@v0.31.0 vllm/entrypoints/cli/serve.py: `vllm serve
-                    # [model_tag] [options]`).
-                    "command": ["vllm", "serve"],
-                    "args": [
-                        "/mnt/models",
-                        f"--port={MODEL_PORT}",
-                        FORCE_USAGE_FLAG,
-                    ],
-                    "env": [
-                        {"name": "VLLM_WORKER_MULTIPROC_METHOD", "value": "spawn"},
-                        *[{"name": k, "value": v} for k, v in _cache_env(args.home).items()],
-                    ],
-                    "ports": [{"name": "http", "containerPort": MODEL_PORT, "protocol": "TCP"}],
-                    "readinessProbe": probe,
-                    "livenessProbe": {**probe, "failureThreshold": 6},
-                    # Loading weights can take minutes: 30 min before liveness counts.
-                    "startupProbe": {**probe, "periodSeconds": 30, "failureThreshold": 60},
-                    "securityContext": _RESTRICTED_CONTAINER if args.home else _HARDENED_CONTAINER,
-                    "volumeMounts": [
-                        {"name": "devshm", "mountPath": "/dev/shm"},
-                        *([{"name": "home", "mountPath": args.home}] if args.home else []),
-                    ],
-                }
-            ],
-            "volumes": [
-                {"name": "devshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}},
-                *([{"name": "home", "emptyDir": {}}] if args.home else []),
-            ],
-        },
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(args.after), aliases=aliases),
-    )
-
-
-def _cache_env(home: str | None) -> dict[str, str]:
-    """Where vLLM and the libraries it loads keep their caches, all under `home`: its own
-    (vllm-project/vllm@v0.31.0 vllm/envs.py VLLM_CACHE_ROOT, default under XDG_CACHE_HOME),
-    Hugging Face's, Triton's and FlashInfer's, as the maas-billing seed's OpenShift model sets
-    them (redhat-et/maas-billing@main deployment/model_serving/qwen3-0.6b-vllm-raw-openshift.yaml);
-    and a user name, since the id the cluster assigns has no passwd entry and torch's inductor
-    asks for one when neither USER nor its cache directory is set (pytorch/pytorch@main
-    torch/_inductor/runtime/cache_dir_utils.py; KServe sets both for vllm-openai-cpu,
-    kserve/kserve@v0.20.0 test/e2e/llmisvc/fixtures.py)."""
-    if home is None:
-        return {}
-    return {
-        "HOME": home,
-        "USER": "vllm",
-        "XDG_CACHE_HOME": f"{home}/.cache",
-        "VLLM_CACHE_ROOT": f"{home}/vllm_cache",
-        "HF_HOME": f"{home}/hf_home",
-        "TRITON_CACHE_DIR": f"{home}/triton_cache",
-        "FLASHINFER_WORKSPACE_DIR": f"{home}/flashinfer_cache",
-        "TORCHINDUCTOR_CACHE_DIR": f"{home}/torchinductor_cache",
-    }
 
 
 @dataclass(frozen=True, kw_only=True)
 class ModelArgs:
     model: ModelConfig
-    namespace: pulumi.Input[str]
+    # The models' namespace, whose name is the queue query's label.
+    namespace: Namespace
     domain: str
-    # The models' namespace by name, as the queue query's label.
-    namespace_name: str
     # The gateway the route attaches to (to each of its listeners).
     gateway: gw.InferenceGateway
     # The vLLM runtimes, for vLLM models; None for a catalog without them.
@@ -235,7 +68,7 @@ class ModelArgs:
     # that scales on its queue: its ScaledObject CRD must exist first).
     after: Sequence[pulumi.Resource] = ()
     # A pooled model's InferencePool and endpoint picker, which its route sends requests to.
-    picker: scheduler.EndpointPicker | None = None
+    picker: endpoint_picker.EndpointPicker | None = None
     # The served names a simulator answers: its own and those of the models it serves too
     # (StackConfig.served_names); empty: its own only.
     serves: Sequence[str] = ()
@@ -250,11 +83,12 @@ class ModelDeployment(pulumi.ComponentResource):
     The route holds the model's own host and the shared host, and matches only requests the
     gateway marked for this model (MODEL_HEADER), which the limits count by: one budget,
     whichever host a request came by. It carries no policy of its own: the tier policies'
-    route covers every host (components/serving/catalog.py POLICY_ROUTE). A model served by
+    route covers every host (components/serving/model_list.py POLICY_ROUTE). A model served by
     another (ModelConfig.served_by) has the route only, to that model's server, which its
     NetworkPolicy already isolates.
     """
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:models:ModelDeployment"
     url: str
     curl: str
@@ -281,7 +115,7 @@ class ModelDeployment(pulumi.ComponentResource):
             kind="HTTPRoute",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=model.name,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 labels=model_labels(model),
                 annotations={TIERS_ANNOTATION: ",".join(model.tiers)} if model.tiers else None,
             ),
@@ -302,10 +136,10 @@ class ModelDeployment(pulumi.ComponentResource):
             ),
         )
         network_policy = (
-            cluster.ingress_only(
+            network.ingress_only(
                 f"{name}-isolation",
                 name=f"{model.name}-ingress",
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 selects={ISVC_LABEL: model.name},
                 ports=[MODEL_PORT],
                 peers=_admitted(model, args.scrapers),
@@ -341,7 +175,7 @@ class ModelDeployment(pulumi.ComponentResource):
             "automountServiceAccountToken": False,
         }
         if model.runtime == "simulator":
-            predictor["securityContext"] = _RESTRICTED_POD
+            predictor["securityContext"] = RESTRICTED_POD
             predictor["containers"] = [_simulator_container(model, args.serves)]
             depends: list[pulumi.Resource] = list(args.after)
             ready_within = 600
@@ -358,7 +192,7 @@ class ModelDeployment(pulumi.ComponentResource):
             # KServe adds its storage initializer to this pod; it keeps its own user. Where the
             # flavour gives vLLM a writable home, the cluster picks a non-root user for it
             # (OpenShift's restricted-v2), so the pod can say non-root.
-            predictor["securityContext"] = _RESTRICTED_POD if args.runtime.home else _HARDENED_POD
+            predictor["securityContext"] = RESTRICTED_POD if args.runtime.home else HARDENED_POD
             if args.runtime.service_account:
                 predictor["serviceAccountName"] = args.runtime.service_account
             if model.gpu is not None:
@@ -373,7 +207,7 @@ class ModelDeployment(pulumi.ComponentResource):
             kind="InferenceService",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=model.name,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 labels=model_labels(model),
                 annotations={
                     **({AUTOSCALER_CLASS: "keda"} if model.autoscaling else {}),
@@ -411,7 +245,7 @@ def _replicas(model: ModelConfig, args: ModelArgs) -> dict[str, Any]:
         return {"minReplicas": model.replicas, "maxReplicas": model.replicas}
     if args.query_url is None:
         raise ValueError(f"model {model.name}: autoscaling reads the queue from the stack's Prometheus")
-    selector = f'namespace="{args.namespace_name}",model="{model.name}"'
+    selector = f'namespace="{args.namespace.name}",model="{model.name}"'
     waiting = f"sum({QUEUE_METRIC}{{{selector}}})"
     if model.scheduling == "pool":
         # A saturated pool's picker holds requests in its own queue (flow control), out of
@@ -440,7 +274,7 @@ def _replicas(model: ModelConfig, args: ModelArgs) -> dict[str, Any]:
 
 
 def _route_rules(
-    model: ModelConfig, service: dict[str, Any], picker: scheduler.EndpointPicker | None
+    model: ModelConfig, service: dict[str, Any], picker: endpoint_picker.EndpointPicker | None
 ) -> list[dict[str, Any]]:
     """The route's rules: each metered path, for requests the gateway marked for this model.
 
@@ -464,7 +298,7 @@ def _route_rules(
 
     if picker is None:
         return [rule(METERED_PATHS, service)]
-    pool = {"group": scheduler.POOL_GROUP, "kind": "InferencePool", "name": picker.pool_name}
+    pool = {"group": endpoint_picker.POOL_GROUP, "kind": "InferencePool", "name": picker.pool_name}
     return [rule(upstream.OPENAI_USAGE_PATHS, pool), rule([upstream.OPENAI_MODELS_PATH], service)]
 
 
@@ -473,8 +307,8 @@ def _admitted(
 ) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
     """Who may open the model port: the gateway's pods, a pooled model's picker (it reads the
     servers' /metrics), and Prometheus when there is one."""
-    picker = [cluster.pods(scheduler.picker_labels(model))] if model.scheduling == "pool" else []
-    return [cluster.pods(gw.POD_LABELS), *picker, *scrapers]
+    picker = [network.pods(endpoint_picker.picker_labels(model))] if model.scheduling == "pool" else []
+    return [network.pods(gw.POD_LABELS), *picker, *scrapers]
 
 
 def model_labels(model: ModelConfig) -> dict[str, str]:
@@ -515,5 +349,5 @@ def _simulator_container(model: ModelConfig, serves: Sequence[str] = ()) -> dict
         "readinessProbe": {**probe, "httpGet": {"path": "/health/ready", "port": MODEL_PORT}},
         "livenessProbe": probe,
         "resources": resources(model),
-        "securityContext": _RESTRICTED_CONTAINER,
+        "securityContext": RESTRICTED_CONTAINER,
     }

@@ -1,162 +1,20 @@
-"""Flavours: how one kind of cluster installs and exposes the platform, as a strategy.
-
-A flavour is chosen once, from `maas:flavour`, by the platform's builder and handed to
-every layer whose installation, exposure or monitoring depends on the kind of cluster. The
-layers call it and never test which flavour they were given: plain Kubernetes and OpenShift
-(operators from OLM, Routes, no fixed user ids, user-workload monitoring) are a class each
-here, not a branch in each layer.
-"""
+"""The OpenShift flavour."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GatewayConfig, OpenShiftConfig, StackConfig
+from components.cluster import network
+from components.config import GatewayConfig, OpenShiftConfig
+from components.flavour import helm, olm
+from components.flavour.helm import Chart
+from components.flavour.protocol import Client, Exposure, Metrics
+from components.names import PART_OF
 from components.pins import versions
-from components.platform import cluster, helm, olm
-from components.platform.helm import Chart
-
-
-@dataclass(frozen=True, kw_only=True)
-class Metrics:
-    """Where the platform's metrics go, whichever Prometheus the flavour gives them to: what
-    the layers need to know of it, not how it was installed."""
-
-    # The Prometheus pods, as the peers every metrics door admits.
-    scrapers: tuple[k8s.networking.v1.NetworkPolicyPeerArgs, ...]
-    # Where PromQL is asked inside the cluster, without credentials (KEDA); None: nowhere.
-    query_url: str | None
-    # Labels on every PrometheusRule, so that this Prometheus evaluates it.
-    rule_labels: dict[str, str]
-    # What Kuadrant's operator must find when it starts (the Prometheus-operator CRDs), and
-    # what the monitors and rules wait for (the stack); None: the cluster has them already.
-    crds: pulumi.Resource | None
-    installed: pulumi.Resource | None
-    # Stack outputs telling users how to reach it, and the usage export's command line.
-    exports: dict[str, pulumi.Input[Any]]
-    usage_export: str
-    # Whether Kuadrant may add monitors of its own (`Kuadrant` spec.observability): only where
-    # this Prometheus reads just what carries our label. One that reads every monitor would
-    # scrape Limitador twice (Kuadrant/kuadrant-operator@v1.5.2 internal/controller/
-    # observability_reconciler.go selects the pods ours does) and count all usage twice.
-    kuadrant_monitors: bool = False
-
-
-@dataclass(frozen=True)
-class Client:
-    """A base URL for clients, and the curl options that make it reachable."""
-
-    base_url: str
-    curl_options: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Exposure:
-    """The inference gateway's Service and the hostnames clients call it by."""
-
-    namespace: pulumi.Input[str]
-    service: str
-    # The Service's ports by listener name ("http", "https"; Istio names them so).
-    ports: dict[str, int]
-    hostnames: tuple[str, ...]
-    after: tuple[pulumi.Resource, ...] = ()
-
-
-class Flavour(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    def install_chart(self, install: Chart, parent: pulumi.Resource) -> pulumi.Resource:
-        """Installs a third-party component from its pinned chart."""
-        ...
-
-    def gateway_annotations(self, gateway: GatewayConfig) -> dict[str, str]:
-        """Annotations on the inference Gateway that decide how its Service is exposed."""
-        ...
-
-    def reach(self, namespace: str, service: str, port: int, local_port: int) -> str:
-        """The command a user runs to reach a Service of the platform from their machine."""
-        ...
-
-    def pod_security(self, uid: int) -> k8s.core.v1.PodSecurityContextArgs:
-        """The pod security context of our own workloads whose image runs as user `uid`."""
-        ...
-
-    def client(self, host: str, scheme: str, local_port: int) -> Client:
-        """How a user on their machine calls the gateway by `host` (served as `scheme`), given
-        the port `reach` forwards to."""
-        ...
-
-    def gateway_api_bundle(self) -> str | None:
-        """The Gateway API CRD bundle to install; None: the cluster brings its own."""
-        ...
-
-    def metrics(self, bundled: Callable[[], Metrics]) -> Metrics:
-        """The Prometheus the platform's monitors and rules go to: the cluster's own, or the
-        stack `bundled` installs (components/platform/monitoring.py)."""
-        ...
-
-    def expose(self, name: str, exposure: Exposure, parent: pulumi.Resource) -> list[pulumi.Resource]:
-        """What carries clients' requests to the gateway's Service, beyond the Service itself."""
-        ...
-
-    def model_server_home(self) -> str | None:
-        """A writable directory for vLLM's home and caches; None: the image user's own home."""
-        ...
-
-
-@dataclass(frozen=True)
-class Kubernetes:
-    """Any conformant cluster, kind included: Helm charts, the Service type from config,
-    `kubectl port-forward`, and the fixed user ids the images document."""
-
-    name: str = "kubernetes"
-
-    def install_chart(self, install: Chart, parent: pulumi.Resource) -> pulumi.Resource:
-        return helm.install(install, parent)
-
-    def gateway_annotations(self, gateway: GatewayConfig) -> dict[str, str]:
-        # Istio reads the Service type of a Gateway's deployment from this annotation
-        # (istio/istio@1.30.3 pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go,
-        # annotation.NetworkingServiceType).
-        return {"networking.istio.io/service-type": gateway.service_type}
-
-    def reach(self, namespace: str, service: str, port: int, local_port: int) -> str:
-        return f"kubectl port-forward -n {namespace} svc/{service} {local_port}:{port}"
-
-    def client(self, host: str, scheme: str, local_port: int) -> Client:
-        # Through the port-forward: curl resolves the host to it, no /etc/hosts edit.
-        return Client(f"{scheme}://{host}:{local_port}", f"--resolve {host}:{local_port}:127.0.0.1 ")
-
-    def pod_security(self, uid: int) -> k8s.core.v1.PodSecurityContextArgs:
-        # The image's user, fixed: volumes are made writable for it through fsGroup.
-        return k8s.core.v1.PodSecurityContextArgs(
-            run_as_non_root=True,
-            run_as_user=uid,
-            run_as_group=uid,
-            fs_group=uid,
-            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-        )
-
-    def gateway_api_bundle(self) -> str | None:
-        return versions.GATEWAY_API_CRDS_URL
-
-    def metrics(self, bundled: Callable[[], Metrics]) -> Metrics:
-        return bundled()
-
-    def expose(self, name: str, exposure: Exposure, parent: pulumi.Resource) -> list[pulumi.Resource]:
-        # The Service alone: its type comes from gateway_annotations, or a port-forward.
-        return []
-
-    def model_server_home(self) -> str | None:
-        # vLLM's image runs as root and writes its caches under /root (gpu stack's exemption).
-        return None
-
 
 # User-workload monitoring's Prometheus (openshift/cluster-monitoring-operator@release-4.22
 # assets/prometheus-user-workload/prometheus.yaml: namespace, podMetadata labels).
@@ -182,7 +40,7 @@ class OpenShift:
     operators from OLM where a catalog has the pinned release, Routes on the apps domain, user
     ids the restricted-v2 SCC picks, and user-workload monitoring.
 
-    Charts with an OLM equivalent become Subscriptions (components/platform/olm.py); the rest
+    Charts with an OLM equivalent become Subscriptions (components/flavour/olm.py); the rest
     (KServe, KEDA, and Kuadrant when `maas:openshift.kuadrant` is community, whose OpenShift
     catalog stops at 0.11.1) stay Helm releases.
     """
@@ -242,7 +100,7 @@ class OpenShift:
         # monitors in every namespace not marked otherwise, without label selectors, so
         # Kuadrant adds none of its own.
         return Metrics(
-            scrapers=(cluster.pods(UWM_PROMETHEUS_PODS, UWM_NAMESPACE),),
+            scrapers=(network.pods(UWM_PROMETHEUS_PODS, UWM_NAMESPACE),),
             query_url=None,
             rule_labels=UWM_RULE_SCOPE,
             crds=None,
@@ -264,7 +122,7 @@ class OpenShift:
                 api_version="route.openshift.io/v1",
                 kind="Route",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=host.split(".", 1)[0], namespace=exposure.namespace, labels=cluster.PART_OF
+                    name=host.split(".", 1)[0], namespace=exposure.namespace, labels=PART_OF
                 ),
                 spec={
                     "host": host,
@@ -305,7 +163,7 @@ def _istio(install: Chart, parent: pulumi.Resource) -> pulumi.Resource:
         api_version="sailoperator.io/v1",
         kind="Istio",
         metadata=k8s.meta.v1.ObjectMetaArgs(
-            name="default", labels=cluster.PART_OF, annotations={"pulumi.com/waitFor": "condition=Ready"}
+            name="default", labels=PART_OF, annotations={"pulumi.com/waitFor": "condition=Ready"}
         ),
         spec={
             "version": f"v{versions.ISTIO_VERSION}",
@@ -315,26 +173,3 @@ def _istio(install: Chart, parent: pulumi.Resource) -> pulumi.Resource:
         },
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(install.after)),
     )
-
-
-def restricted_container() -> k8s.core.v1.SecurityContextArgs:
-    """The container security context of our own workloads, on every flavour: Pod Security
-    "restricted" (pod-security-admission v0.36.2 policy checks: no privilege escalation,
-    every capability dropped, non-root, RuntimeDefault seccomp) and a read-only root."""
-    return k8s.core.v1.SecurityContextArgs(
-        allow_privilege_escalation=False,
-        read_only_root_filesystem=True,
-        run_as_non_root=True,
-        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-    )
-
-
-FLAVOURS: dict[str, Callable[[StackConfig], Flavour]] = {
-    "kubernetes": lambda _: Kubernetes(),
-    "openshift": lambda config: OpenShift(operators=config.openshift),
-}
-
-
-def choose(config: StackConfig) -> Flavour:
-    return FLAVOURS[config.flavour](config)

@@ -24,10 +24,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from components.cluster import network
+from components.cluster.access import Namespace
+from components.cluster.security import restricted_container
 from components.config import ModelConfig, SchedulerConfig
+from components.flavour.protocol import Flavour
+from components.names import PART_OF
 from components.pins import upstream, versions
-from components.platform import cluster
-from components.platform.flavour import Flavour, restricted_container
 
 POOL_GROUP = "inference.networking.k8s.io"
 POOL_API_VERSION = f"{POOL_GROUP}/v1"
@@ -62,7 +65,7 @@ _TOKEN_REASON = (
 # with the fairness id, the user (llm-d/llm-d-router@v0.10.0 pkg/epp/metrics/llm_d_router_metrics.go,
 # metrics.go), up to 1000 ids per process (cardinality.go maxFairnessLabelValues): users
 # times priorities times buckets series. Our monitor keeps none of them but the queue size, which the
-# scaled model's query and the picker-queue rule sum (models.py, chargeback.py): the picker
+# scaled model's query and the picker-queue rule sum (model_deployment.py, chargeback.py): the picker
 # deletes a flow's queue series when it collects the idle flow (registry/registry.go gcFlows,
 # metrics.go DeleteFlowControlFlowSeries), so those count the users queued in the last
 # minutes, not every user. Relabeling cannot sum series, so it drops rather than strips the
@@ -95,7 +98,7 @@ def picker_name(model: ModelConfig) -> str:
 
 
 def picker_labels(model: ModelConfig) -> dict[str, str]:
-    return {**cluster.PART_OF, PICKER_LABEL: model.name}
+    return {**PART_OF, PICKER_LABEL: model.name}
 
 
 def picker_config(scheduler: SchedulerConfig) -> dict[str, Any]:
@@ -152,8 +155,7 @@ def picker_config(scheduler: SchedulerConfig) -> dict[str, Any]:
 class EndpointPickerArgs:
     model: ModelConfig
     scheduler: SchedulerConfig
-    namespace: pulumi.Input[str]
-    namespace_name: str
+    namespace: Namespace
     flavour: Flavour
     # The model's pods, as KServe labels them, and the port they serve (and export metrics) on.
     model_pods: dict[str, str]
@@ -170,6 +172,7 @@ class EndpointPicker(pulumi.ComponentResource):
     reading the pool, the objectives and the pods with a read-only Role, its Service, the
     DestinationRule that lets the gateway speak TLS to it, and its doors."""
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:models:EndpointPicker"
     # The InferencePool, named like the model: what the model's route sends requests to.
     pool: pulumi.Resource
@@ -180,7 +183,7 @@ class EndpointPicker(pulumi.ComponentResource):
         model = args.model
         picker = picker_name(model)
         labels = picker_labels(model)
-        metadata = k8s.meta.v1.ObjectMetaArgs(name=picker, namespace=args.namespace, labels=labels)
+        metadata = k8s.meta.v1.ObjectMetaArgs(name=picker, namespace=args.namespace.output, labels=labels)
         after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         self.pool_name = model.name
         self.pool = k8s.apiextensions.CustomResource(
@@ -188,7 +191,7 @@ class EndpointPicker(pulumi.ComponentResource):
             api_version=POOL_API_VERSION,
             kind="InferencePool",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=self.pool_name, namespace=args.namespace, labels=cluster.PART_OF
+                name=self.pool_name, namespace=args.namespace.output, labels=PART_OF
             ),
             spec={
                 "selector": {"matchLabels": args.model_pods},
@@ -231,7 +234,7 @@ class EndpointPicker(pulumi.ComponentResource):
             metadata=metadata,
             role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=picker),
             subjects=[
-                k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=picker, namespace=args.namespace_name)
+                k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=picker, namespace=args.namespace.name)
             ],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role, account]),
         )
@@ -243,7 +246,7 @@ class EndpointPicker(pulumi.ComponentResource):
             f"{name}-deployment",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=picker,
-                namespace=args.namespace,
+                namespace=args.namespace.output,
                 labels=labels,
                 annotations={"checkov.io/skip1": f"CKV_K8S_38={_TOKEN_REASON}"},
             ),
@@ -299,18 +302,18 @@ class EndpointPicker(pulumi.ComponentResource):
             kind="DestinationRule",
             metadata=metadata,
             spec={
-                "host": f"{picker}.{args.namespace_name}.svc.cluster.local",
+                "host": f"{picker}.{args.namespace.name}.svc.cluster.local",
                 "trafficPolicy": {"tls": {"mode": "SIMPLE", "insecureSkipVerify": True}},
             },
             opts=after,
         )
         workload = upstream.Workload(
-            labels=labels, ports=dict(PORTS), source="components/serving/scheduler.py (ours)"
+            labels=labels, ports=dict(PORTS), source="components/serving/endpoint_picker.py (ours)"
         )
-        wanted = [cluster.Door(picker, workload, (GRPC,), list(args.callers))]
+        wanted = [network.Door(picker, workload, (GRPC,), list(args.callers))]
         if args.scrapers:
-            wanted.append(cluster.Door(f"{picker}-metrics", workload, (METRICS,), list(args.scrapers)))
-        doors = cluster.doors(name, args.namespace, wanted, self)
+            wanted.append(network.Door(f"{picker}-metrics", workload, (METRICS,), list(args.scrapers)))
+        doors = network.doors(name, args.namespace.output, wanted, self)
         self.register_outputs(
             {
                 "pool": self.pool,
@@ -351,7 +354,7 @@ def _pod(picker: str, args: EndpointPickerArgs) -> k8s.core.v1.PodSpecArgs:
                 # controller-runtime, bound in pkg/common/observability/logging/options.go.
                 args=[
                     f"--pool-name={args.model.name}",
-                    f"--pool-namespace={args.namespace_name}",
+                    f"--pool-namespace={args.namespace.name}",
                     f"--pool-group={POOL_GROUP}",
                     f"--config-file={CONFIG_DIR}/{CONFIG_FILE}",
                     f"--grpc-port={PORTS[GRPC]}",

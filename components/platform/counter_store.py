@@ -15,10 +15,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.cluster import network, storage
+from components.cluster.access import Namespace
+from components.cluster.security import restricted_container
 from components.config import LimitadorConfig
+from components.flavour.protocol import Flavour
 from components.pins import upstream, versions
-from components.platform import cluster
-from components.platform.flavour import Flavour, restricted_container
 
 NAME = "limitador-redis"
 # Its configuration, with the password (not "limitador-redis": Kuadrant's URL Secret).
@@ -35,8 +37,7 @@ LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "maas-pla
 
 @dataclass(frozen=True, kw_only=True)
 class CounterStoreArgs:
-    namespace: pulumi.Input[str]
-    namespace_name: str
+    namespace: Namespace
     limitador: LimitadorConfig
     flavour: Flavour
     after: Sequence[pulumi.Resource] = ()
@@ -47,6 +48,7 @@ class CounterStore(pulumi.ComponentResource):
     environment), an append-only file on a volume, and a NetworkPolicy that admits
     Limitador's pods only."""
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:kuadrant:CounterStore"
     # redis://:<password>@<service>:6379, a secret: what Limitador is given.
     url: pulumi.Output[str]
@@ -57,14 +59,16 @@ class CounterStore(pulumi.ComponentResource):
         password = random.RandomPassword(
             f"{name}-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
-        metadata = k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=args.namespace, labels=LABELS)
+        metadata = k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=args.namespace.output, labels=LABELS)
         # redis.conf directives (redis.io docs, "redis.conf"): the password, and every write
         # logged to the append-only file on the volume, so counters survive a restart.
         secret: pulumi.Output[str] = pulumi.Output.secret(password.result)
         config_file = secret.apply(_config_file)
         config = k8s.core.v1.Secret(
             f"{name}-config",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=CONFIG_SECRET, namespace=args.namespace, labels=LABELS),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=CONFIG_SECRET, namespace=args.namespace.output, labels=LABELS
+            ),
             string_data={"redis.conf": config_file},
             opts=child,
         )
@@ -88,21 +92,21 @@ class CounterStore(pulumi.ComponentResource):
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=LABELS), spec=_pod(args.flavour)
                 ),
                 volume_claim_templates=[
-                    cluster.data_volume(args.limitador.redis_storage, args.limitador.redis_storage_class)
+                    storage.data_volume(args.limitador.redis_storage, args.limitador.redis_storage_class)
                 ],
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, config]),
         )
-        isolation = cluster.ingress_only(
+        isolation = network.ingress_only(
             f"{name}-isolation",
             name=f"{NAME}-ingress",
-            namespace=args.namespace,
+            namespace=args.namespace.output,
             selects=LABELS,
             ports=[PORT],
-            peers=[cluster.pods(upstream.LIMITADOR_PODS.labels)],
+            peers=[network.pods(upstream.LIMITADOR_PODS.labels)],
             opts=child,
         )
-        host = f"{NAME}.{args.namespace_name}.svc.cluster.local"
+        host = f"{NAME}.{args.namespace.name}.svc.cluster.local"
         self.url = secret.apply(lambda value: f"redis://:{value}@{host}:{PORT}")
         self.register_outputs(
             {

@@ -19,11 +19,13 @@ from typing import Any, ClassVar
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import GATEWAY_NAME, TIER_HEADER, ModelConfig, TierConfig
+from components.cluster import network
+from components.cluster.security import restricted_container
+from components.config import ModelConfig, TierConfig
+from components.flavour.protocol import Flavour
+from components.names import GATEWAY_NAME, TIER_HEADER
 from components.pins import versions
 from components.pins.upstream import OPENAI_MODELS_PATH, OPENAI_USAGE_PATHS
-from components.platform import cluster
-from components.platform.flavour import Flavour, restricted_container
 from components.serving import gateway as gw
 
 NAME = "model-list"
@@ -155,11 +157,11 @@ class ModelListArgs:
 class ModelList(pulumi.ComponentResource):
     """GET /v1/models on the shared host: the caller's tier's models, in OpenAI's list format."""
 
+    # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:models:ModelList"
-    # The list's HTTPRoute: the tier policies wait for it, as for the model routes.
-    route: pulumi.Resource
-    # The route the tier policies target (POLICY_ROUTE): see _policy_route.
-    policy_route: pulumi.Resource
+    # What the tier policies wait for: the list's HTTPRoute, as for the model routes, and the
+    # route they target (POLICY_ROUTE): see _policy_route.
+    routes: tuple[pulumi.Resource, pulumi.Resource]
 
     def __init__(self, name: str, args: ModelListArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(self.TYPE, name, None, opts)
@@ -193,7 +195,7 @@ class ModelList(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.route = k8s.apiextensions.CustomResource(
+        route = k8s.apiextensions.CustomResource(
             f"{name}-route",
             api_version="gateway.networking.k8s.io/v1",
             kind="HTTPRoute",
@@ -214,14 +216,15 @@ class ModelList(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gateway, service]),
         )
-        self.policy_route = self._policy_route(name, args, service)
-        network_policy = cluster.ingress_only(
+        policy_route = self._policy_route(name, args, service)
+        self.routes = (route, policy_route)
+        network_policy = network.ingress_only(
             f"{name}-isolation",
             name=f"{NAME}-ingress",
             namespace=args.namespace,
             selects=LABELS,
             ports=[PORT],
-            peers=[cluster.pods(gw.POD_LABELS)],
+            peers=[network.pods(gw.POD_LABELS)],
             opts=child,
         )
         self.register_outputs(
@@ -229,8 +232,7 @@ class ModelList(pulumi.ComponentResource):
                 "config": config,
                 "deployment": deployment,
                 "service": service,
-                "route": self.route,
-                "policyRoute": self.policy_route,
+                "routes": self.routes,
                 "networkPolicy": network_policy,
             }
         )

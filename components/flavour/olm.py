@@ -12,9 +12,9 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.flavour.helm import Chart
+from components.names import PART_OF
 from components.pins.versions import OlmPackage
-from components.platform.cluster import PART_OF
-from components.platform.helm import Chart
 
 # Where OpenShift's default CatalogSources live (redhat-operators, community-operators).
 MARKETPLACE = "openshift-marketplace"
