@@ -15,7 +15,8 @@ import pytest
 
 from components.access import tiers
 from components.access.key_service import server
-from tests.support.key_service import NAMESPACE, KeyService, Reply, key_service
+from tests.support.key_service import NAMESPACE, KeyService, Reply, key_service, wait_for
+from tests.support.keycloak_admin import keycloak
 from tests.support.kube_api import KubeApi, kube_api
 
 TIERS = {"free": {"maxKeys": 3, "maxLifetimeDays": 30}, "premium": {"maxKeys": 5, "maxLifetimeDays": 90}}
@@ -104,6 +105,12 @@ def test_revoke_tombstones_the_key_and_frees_its_slot(service: KeyService, kube:
     assert meta["labels"][server.TOMBSTONE_LABEL] == "true"
     assert meta["annotations"][server.REVOKED_BY] == "alice"
     assert meta["annotations"][server.REVOKED_REASON] == "revoked"
+    # What Authorino's watch sees: the key turned into a tombstone without its data in one
+    # write, a record created, the slot deleted.
+    slot = [(kind, o) for kind, o in kube.store.events if o["metadata"]["name"].startswith("mk-")]
+    assert [kind for kind, _ in slot] == ["ADDED", "MODIFIED", "DELETED"]
+    assert server.API_KEY_LABEL not in slot[1][1]["metadata"]["labels"]
+    assert server.API_KEY_DATA not in slot[1][1].get("data", {})
     # Revoking again is a 404 like any unknown key.
     _openai_error(
         service.call("DELETE", f"/v1/api-keys/{key['id']}"), 404, "not_found_error", "key_not_found"
@@ -119,6 +126,24 @@ def test_another_users_key_can_be_neither_listed_nor_revoked(service: KeyService
     # The same answer as an unknown id: nothing tells alice the key exists.
     assert stolen.body["error"]["type"] == unknown.body["error"]["type"]
     assert len(_live(kube)) == 1
+
+
+def test_a_secret_with_my_owner_label_but_another_user_is_not_mine(
+    service: KeyService, kube: KubeApi
+) -> None:
+    # The owner label is a truncated hash; the user annotation is what decides.
+    forged = {
+        "metadata": {
+            "name": "mk-forged-0",
+            "labels": {server.OWNER_LABEL: server.owner_hash("alice"), server.API_KEY_LABEL: "true"},
+            "annotations": {server.USER_ANNOTATION: "mallory", server.KEY_ID: "f0f0f0f0f0f0f0f0"},
+        }
+    }
+    kube.store.create(NAMESPACE, forged)
+    assert service.call("GET", "/v1/api-keys").body["data"] == []
+    _openai_error(
+        service.call("DELETE", "/v1/api-keys/f0f0f0f0f0f0f0f0"), 404, "not_found_error", "key_not_found"
+    )
 
 
 def test_cap_refuses_the_key_over_the_tier_maximum(service: KeyService, kube: KubeApi) -> None:
@@ -186,8 +211,195 @@ def test_a_key_authenticated_caller_can_neither_list_nor_revoke(service: KeyServ
     assert len(service.call("GET", "/v1/api-keys").body["data"]) == 1
 
 
-def test_unknown_route_and_missing_page_answer_in_openai_shape(service: KeyService) -> None:
+def test_unknown_route_answers_in_openai_shape(service: KeyService) -> None:
     _openai_error(service.call("GET", "/v1/nothing"), 404, "not_found_error", "not_found")
-    # No page.html beside server.py in this tree yet: the page route says so, in the shape.
-    if not (Path(server.__file__).parent / "page.html").exists():
+
+
+def _expire(kube: KubeApi, key_id: str) -> None:
+    """Move a key's expiry into the past, as time passing would."""
+    (secret,) = [s for s in _live(kube) if s["metadata"]["annotations"][server.KEY_ID] == key_id]
+    past = {server.EXPIRES: "2000-01-01T00:00:00Z"}
+    meta = {"resourceVersion": secret["metadata"]["resourceVersion"], "annotations": past}
+    kube.store.patch(NAMESPACE, secret["metadata"]["name"], {"metadata": meta})
+
+
+def test_sweeper_revokes_expired_keys_only(kube: KubeApi, tmp_path: Path) -> None:
+    with key_service(kube, tmp_path, TIERS, {"SWEEP_INTERVAL_SECONDS": "0.1"}) as service:
+        old = service.call("POST", "/v1/api-keys", {"name": "old"}).body
+        new = service.call("POST", "/v1/api-keys", {"name": "new"}).body
+        _expire(kube, old["id"])
+        wait_for(lambda: len(_live(kube)) == 1)
+        assert [k["id"] for k in service.call("GET", "/v1/api-keys").body["data"]] == [new["id"]]
+        (tombstone,) = [
+            s for s in kube.store.secrets(NAMESPACE) if s["metadata"]["name"] == f"mt-{old['id']}"
+        ]
+        assert tombstone["metadata"]["annotations"][server.REVOKED_REASON] == "expired"
+        wait_for(
+            lambda: any(e["event"] == "audit.revoke" and e["reason"] == "expired" for e in service.audit())
+        )
+
+
+def test_tombstones_go_after_retention(kube: KubeApi, tmp_path: Path) -> None:
+    with key_service(
+        kube, tmp_path, TIERS, {"SWEEP_INTERVAL_SECONDS": "0.1", "TOMBSTONE_RETENTION_DAYS": "0"}
+    ) as service:
+        keep = service.call("POST", "/v1/api-keys", {"name": "keep"}).body
+        gone = service.call("POST", "/v1/api-keys", {"name": "gone"}).body
+        service.call("DELETE", f"/v1/api-keys/{gone['id']}")
+        wait_for(lambda: len(kube.store.secrets(NAMESPACE)) == 1)
+        (left,) = kube.store.secrets(NAMESPACE)
+        assert left["metadata"]["annotations"][server.KEY_ID] == keep["id"]
+
+
+def test_revoke_retries_when_another_writer_changed_the_key(service: KeyService, kube: KubeApi) -> None:
+    key = service.call("POST", "/v1/api-keys", {"name": "k"}).body
+    # A tier sync relabels the key between the service's read and its patch: 409 Conflict.
+    kube.store.before_patch.append(lambda s: s["metadata"]["labels"].update({server.TIER_LABEL: "premium"}))
+    assert service.call("DELETE", f"/v1/api-keys/{key['id']}").status == 200
+    assert kube.store.before_patch == []
+    assert _live(kube) == []
+
+
+def test_a_leftover_tombstone_in_a_slot_is_retired_by_the_sweeper(kube: KubeApi, tmp_path: Path) -> None:
+    with key_service(kube, tmp_path, TIERS, {"SWEEP_INTERVAL_SECONDS": "0.1"}) as service:
+        key = service.call("POST", "/v1/api-keys", {"name": "k"}).body
+        # A replica that died between the tombstone patch and the move leaves this behind.
+        (secret,) = _live(kube)
+        meta = {
+            "resourceVersion": secret["metadata"]["resourceVersion"],
+            "labels": {server.API_KEY_LABEL: None},
+            "annotations": {server.REVOKED_AT: server.rfc3339(server.now())},
+        }
+        kube.store.patch(NAMESPACE, secret["metadata"]["name"], {"metadata": meta, "data": {"api_key": None}})
+        wait_for(
+            lambda: [s["metadata"]["name"] for s in kube.store.secrets(NAMESPACE)] == [f"mt-{key['id']}"]
+        )
+
+
+def test_tier_follows_the_keycloak_group(kube: KubeApi, tmp_path: Path) -> None:
+    with keycloak({"free": ["alice", "bob"], "premium": []}) as kc:
+        secret_file = tmp_path / "client-secret"
+        secret_file.write_text(kc.realm.client_secret)
+        env = {
+            "KEYCLOAK_URL": kc.url,
+            "KEYCLOAK_REALM": kc.realm.name,
+            "KEYCLOAK_CLIENT_ID": kc.realm.client_id,
+            "KEYCLOAK_CLIENT_SECRET_FILE": str(secret_file),
+            "TIER_SYNC_INTERVAL_SECONDS": "0.1",
+        }
+        with key_service(kube, tmp_path, TIERS, env) as service:
+            alices = service.call("POST", "/v1/api-keys", {"name": "a"}).body
+            service.call("POST", "/v1/api-keys", {"name": "b"}, user="bob")
+
+            def tier_of(user: str) -> set[str]:
+                return {k["tier"] for k in service.call("GET", "/v1/api-keys", user=user).body["data"]}
+
+            kc.realm.move("alice", "premium")
+            wait_for(lambda: tier_of("alice") == {"premium"})
+            assert tier_of("bob") == {"free"}
+            wait_for(
+                lambda: any(
+                    e["event"] == "audit.tier" and e["id"] == alices["id"] and e["new"] == "premium"
+                    for e in service.audit()
+                )
+            )
+            # Out of every tier group: the user's keys are revoked, nobody else's.
+            kc.realm.move("alice", None)
+            wait_for(lambda: tier_of("alice") == set())
+            assert tier_of("bob") == {"free"}
+            tombstone = kube.store.get(NAMESPACE, f"mt-{alices['id']}")
+            assert tombstone["metadata"]["annotations"][server.REVOKED_REASON] == "no-tier"
+
+
+def test_admin_lists_and_bulk_revokes_with_a_dry_run(service: KeyService, kube: KubeApi) -> None:
+    a = service.call("POST", "/v1/api-keys", {"name": "a"}).body
+    b = service.call("POST", "/v1/api-keys", {"name": "b"}, user="bob", tier="premium").body
+    c = service.call("POST", "/v1/api-keys", {"name": "c"}, user="carol", tier="premium").body
+    listed = service.call("GET", "/v1/admin/api-keys", user="root", admin=True).body["data"]
+    assert {(k["id"], k["user"]) for k in listed} == {
+        (a["id"], "alice"),
+        (b["id"], "bob"),
+        (c["id"], "carol"),
+    }
+    premium = service.call("GET", "/v1/admin/api-keys?tier=premium", user="root", admin=True).body["data"]
+    assert {k["id"] for k in premium} == {b["id"], c["id"]}
+    bobs = service.call("GET", "/v1/admin/api-keys?user=bob", user="root", admin=True).body["data"]
+    assert [k["id"] for k in bobs] == [b["id"]]
+
+    dry = service.call("POST", "/v1/admin/api-keys/revoke", {"tier": "premium", "dryRun": True}, admin=True)
+    assert dry.status == 200
+    assert dry.body["dryRun"] is True
+    assert sorted(dry.body["revoked"]) == sorted([b["id"], c["id"]])
+    assert len(_live(kube)) == 3  # a dry run revokes nothing
+
+    done = service.call("POST", "/v1/admin/api-keys/revoke", {"tier": "premium", "dryRun": False}, admin=True)
+    assert sorted(done.body["revoked"]) == sorted([b["id"], c["id"]])
+    assert [s["metadata"]["annotations"][server.KEY_ID] for s in _live(kube)] == [a["id"]]
+    wait_for(
+        lambda: [e["dryRun"] for e in service.audit() if e["event"] == "audit.bulk_revoke"] == [True, False]
+    )
+    _openai_error(
+        service.call("POST", "/v1/admin/api-keys/revoke", {"dryRun": False}, admin=True),
+        400,
+        "invalid_request_error",
+        "no_target",
+    )
+    _openai_error(
+        service.call("POST", "/v1/admin/api-keys/revoke", {"user": "alice"}, admin=True),
+        400,
+        "invalid_request_error",
+        "invalid_dry_run",
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/v1/admin/api-keys", None),
+        ("POST", "/v1/admin/api-keys/revoke", {"user": "bob", "dryRun": False}),
+        ("GET", "/v1/admin/audit", None),
+    ],
+)
+def test_admin_routes_refuse_others(
+    service: KeyService, kube: KubeApi, method: str, path: str, body: Any
+) -> None:
+    service.call("POST", "/v1/api-keys", {"name": "b"}, user="bob")
+    _openai_error(service.call(method, path, body), 403, "permission_error", "admin_required")
+    # An administrator's key is no administrator's login.
+    _openai_error(
+        service.call(method, path, body, admin=True, via="key"), 403, "permission_error", "token_required"
+    )
+    assert len(_live(kube)) == 1
+
+
+def test_audit_records_each_event(service: KeyService) -> None:
+    kept = service.call("POST", "/v1/api-keys", {"name": "kept"}).body
+    dropped = service.call("POST", "/v1/api-keys", {"name": "dropped"}).body
+    service.call("DELETE", f"/v1/api-keys/{dropped['id']}")
+    service.call("POST", "/v1/api-keys", {"name": "bob's"}, user="bob")
+    trail = service.call("GET", "/v1/admin/audit?user=alice", user="root", admin=True).body["data"]
+    assert {e["id"] for e in trail if e["event"] == "mint"} == {kept["id"], dropped["id"]}
+    (revoke,) = [e for e in trail if e["event"] == "revoke"]
+    assert revoke["id"] == dropped["id"]
+    assert revoke["by"] == "alice"
+    assert revoke["from"] == "127.0.0.1"
+    assert {e["user"] for e in trail} == {"alice"}
+    # The same events as JSON lines on stdout, for the log pipeline.
+    wanted = {("audit.mint", kept["id"]), ("audit.revoke", dropped["id"])}
+    wait_for(lambda: wanted <= {(e["event"], e.get("id")) for e in service.audit()})
+
+
+def test_probes_and_the_page(kube: KubeApi, tmp_path: Path) -> None:
+    program = tmp_path / "app" / "server.py"
+    program.parent.mkdir()
+    program.write_text(Path(server.__file__).read_text())
+    with key_service(kube, tmp_path, TIERS, program=program) as service:
         _openai_error(service.call("GET", "/portal/"), 404, "not_found_error", "not_found")
+        (program.parent / "page.html").write_text("<!doctype html><title>keys</title>")
+        page = service.call("GET", "/portal/")
+        assert page.status == 200
+        assert page.body == "<!doctype html><title>keys</title>"
+        assert service.call("GET", "/readyz", user=None).status == 200
+        # Not ready without the key store (here: a token the API server refuses).
+        (tmp_path / "serviceaccount" / "token").write_text("rotated-away")
+        _openai_error(service.call("GET", "/readyz", user=None), 502, "api_error", "store_unavailable")

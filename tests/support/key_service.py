@@ -71,9 +71,14 @@ class KeyService:
 
 @contextlib.contextmanager
 def key_service(
-    kube: KubeApi, tmp: Path, tiers: dict[str, dict[str, int]], **env: str
+    kube: KubeApi,
+    tmp: Path,
+    tiers: dict[str, dict[str, int]],
+    env: dict[str, str] | None = None,
+    program: Path = SERVER,
 ) -> Iterator[KeyService]:
-    """server.py on a free port; its stdout lines are collected; stopped after the block."""
+    """server.py (or a copy at `program`) on a free port; its stdout lines are collected;
+    stopped after the block."""
     sa = tmp / "serviceaccount"
     sa.mkdir(exist_ok=True)
     (sa / "token").write_text(kube.token)
@@ -85,10 +90,10 @@ def key_service(
         "PORT": str(port),
         "KUBE_API_URL": kube.url,
         "KUBE_SA_DIR": str(sa),
-        **env,
+        **(env or {}),
     }
     process = subprocess.Popen(
-        [sys.executable, str(SERVER)], env=environment, stdout=subprocess.PIPE, text=True, bufsize=1
+        [sys.executable, str(program)], env=environment, stdout=subprocess.PIPE, text=True, bufsize=1
     )
     assert process.stdout is not None
     service = KeyService(f"http://127.0.0.1:{port}", process)

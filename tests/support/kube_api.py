@@ -32,7 +32,7 @@ import re
 import threading
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -139,6 +139,11 @@ class Store:
     objects: dict[tuple[str, str], JSON] = field(default_factory=dict)
     revision: int = 1
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Another writer's change, made just before the next patch lands: a test's way to make
+    # the service's resourceVersion stale.
+    before_patch: list[Callable[[JSON], None]] = field(default_factory=list)
+    # What a watcher such as Authorino would be sent: (ADDED|MODIFIED|DELETED, object).
+    events: list[tuple[str, JSON]] = field(default_factory=list)
 
     def _bump(self, obj: JSON) -> JSON:
         self.revision += 1
@@ -169,6 +174,7 @@ class Store:
                 creationTimestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             )
             self.objects[(namespace, name)] = self._bump(obj)
+            self.events.append(("ADDED", copy.deepcopy(obj)))
             return copy.deepcopy(obj)
 
     def get(self, namespace: str, name: str) -> JSON:
@@ -198,6 +204,9 @@ class Store:
         with self.lock:
             if (namespace, name) not in self.objects:
                 raise self._missing(name)
+            while self.before_patch:
+                self.before_patch.pop()(self.objects[(namespace, name)])
+                self._bump(self.objects[(namespace, name)])
             existing = self.objects[(namespace, name)]
             updated = merge_patch(existing, patch)
             if updated["metadata"].get("resourceVersion") != existing["metadata"]["resourceVersion"]:
@@ -205,6 +214,7 @@ class Store:
                 raise ApiStatusError(status(409, "Conflict", message, name))
             self._validate(updated)
             self.objects[(namespace, name)] = self._bump(updated)
+            self.events.append(("MODIFIED", copy.deepcopy(updated)))
             return copy.deepcopy(updated)
 
     def delete(self, namespace: str, name: str, options: JSON) -> None:
@@ -219,7 +229,7 @@ class Store:
                     f"ResourceVersion in precondition: {want}, ResourceVersion in object meta: {have}"
                 )
                 raise ApiStatusError(status(409, "Conflict", message, name))
-            del self.objects[(namespace, name)]
+            self.events.append(("DELETED", self.objects.pop((namespace, name))))
             self.revision += 1
 
     def secrets(self, namespace: str) -> list[JSON]:
