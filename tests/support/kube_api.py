@@ -144,6 +144,17 @@ class Store:
     before_patch: list[Callable[[JSON], None]] = field(default_factory=list)
     # What a watcher such as Authorino would be sent: (ADDED|MODIFIED|DELETED, object).
     events: list[tuple[str, JSON]] = field(default_factory=list)
+    # (namespace, label, value) -> names: lets an equality selector skip a full scan, so the
+    # benchmark times the service rather than this stand-in. Results are the same either way.
+    by_label: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
+
+    def _index(self, namespace: str, obj: JSON, add: bool) -> None:
+        for key, value in (obj["metadata"].get("labels") or {}).items():
+            names = self.by_label.setdefault((namespace, key, value), set())
+            if add:
+                names.add(obj["metadata"]["name"])
+            else:
+                names.discard(obj["metadata"]["name"])
 
     def _bump(self, obj: JSON) -> JSON:
         self.revision += 1
@@ -174,6 +185,7 @@ class Store:
                 creationTimestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             )
             self.objects[(namespace, name)] = self._bump(obj)
+            self._index(namespace, obj, add=True)
             self.events.append(("ADDED", copy.deepcopy(obj)))
             return copy.deepcopy(obj)
 
@@ -189,7 +201,13 @@ class Store:
         except SelectorError as error:
             raise ApiStatusError(status(400, "BadRequest", str(error))) from None
         with self.lock:
-            names = sorted(n for (ns, n) in self.objects if ns == namespace and n > after)
+            equal = [r for r in requirements if r.operator in ("=", "==")]
+            candidates = (
+                self.by_label.get((namespace, equal[0].key, next(iter(equal[0].values))), set())
+                if equal
+                else {n for (ns, n) in self.objects if ns == namespace}
+            )
+            names = sorted(n for n in candidates if n > after)
             items: list[JSON] = []
             for name in names:
                 obj = self.objects[(namespace, name)]
@@ -205,14 +223,17 @@ class Store:
             if (namespace, name) not in self.objects:
                 raise self._missing(name)
             while self.before_patch:
+                self._index(namespace, self.objects[(namespace, name)], add=False)
                 self.before_patch.pop()(self.objects[(namespace, name)])
-                self._bump(self.objects[(namespace, name)])
+                self._index(namespace, self._bump(self.objects[(namespace, name)]), add=True)
             existing = self.objects[(namespace, name)]
             updated = merge_patch(existing, patch)
             if updated["metadata"].get("resourceVersion") != existing["metadata"]["resourceVersion"]:
                 message = f'Operation cannot be fulfilled on secrets "{name}": {CONFLICT}'
                 raise ApiStatusError(status(409, "Conflict", message, name))
             self._validate(updated)
+            self._index(namespace, existing, add=False)
+            self._index(namespace, updated, add=True)
             self.objects[(namespace, name)] = self._bump(updated)
             self.events.append(("MODIFIED", copy.deepcopy(updated)))
             return copy.deepcopy(updated)
@@ -229,6 +250,7 @@ class Store:
                     f"ResourceVersion in precondition: {want}, ResourceVersion in object meta: {have}"
                 )
                 raise ApiStatusError(status(409, "Conflict", message, name))
+            self._index(namespace, self.objects[(namespace, name)], add=False)
             self.events.append(("DELETED", self.objects.pop((namespace, name))))
             self.revision += 1
 
