@@ -1,5 +1,5 @@
 """The key service: users mint, list and revoke their own API keys; administrators list,
-bulk-revoke and read the audit trail.
+bulk-revoke and read the audit trail (docs/self-service.md).
 
 Runs alone in a pod from a ConfigMap on a stock python image, so it imports the standard
 library only and repeats the label names of components/access/tiers.py (a test keeps them equal).
