@@ -4,9 +4,11 @@ as the gateway would call it. Each test names the misbehaviour it catches."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import concurrent.futures
 import datetime
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from components.access.key_service import server
 from tests.support.key_service import NAMESPACE, KeyService, Reply, key_service, wait_for
 from tests.support.keycloak_admin import keycloak
 from tests.support.kube_api import KubeApi, kube_api
+from tests.support.ports import free_port
 
 TIERS = {"free": {"maxKeys": 3, "maxLifetimeDays": 30}, "premium": {"maxKeys": 5, "maxLifetimeDays": 90}}
 
@@ -56,6 +59,14 @@ def test_labels_match_the_policy_side() -> None:
     assert server.API_KEY_LABEL == tiers.API_KEY_LABEL
     assert server.USER_ANNOTATION == tiers.USER_ANNOTATION
     assert server.API_KEY_DATA == tiers.API_KEY_DATA
+
+
+def test_server_imports_the_standard_library_only() -> None:
+    # It runs on a stock python image from a ConfigMap: nothing can be pip-installed there.
+    tree = ast.parse(Path(server.__file__).read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert {name.split(".")[0] for name in imported} - {"__future__"} <= sys.stdlib_module_names
 
 
 def test_mint_shows_the_key_once_and_stores_it_for_authorino(service: KeyService, kube: KubeApi) -> None:
@@ -189,6 +200,7 @@ def test_lifetime_beyond_the_tier_maximum_is_refused(service: KeyService, kube: 
         ({"body": {"name": ""}}, 400, "invalid_request_error", "invalid_name"),
         ({"body": {"name": "k", "expiresInDays": "7"}}, 400, "invalid_request_error", "invalid_expiry"),
         ({"body": [1]}, 400, "invalid_request_error", "invalid_json"),
+        ({"body": {"name": "x" * 20_000}}, 400, "invalid_request_error", "body_too_large"),
     ],
 )
 def test_refused_mints_answer_in_openai_shape(
@@ -403,3 +415,12 @@ def test_probes_and_the_page(kube: KubeApi, tmp_path: Path) -> None:
         # Not ready without the key store (here: a token the API server refuses).
         (tmp_path / "serviceaccount" / "token").write_text("rotated-away")
         _openai_error(service.call("GET", "/readyz", user=None), 502, "api_error", "store_unavailable")
+
+
+def test_an_unreachable_api_server_is_a_502_in_openai_shape(kube: KubeApi, tmp_path: Path) -> None:
+    nowhere = {"KUBE_API_URL": f"http://127.0.0.1:{free_port()}"}
+    with key_service(kube, tmp_path, TIERS, nowhere) as service:
+        _openai_error(service.call("GET", "/readyz", user=None), 502, "api_error", "store_unavailable")
+        _openai_error(
+            service.call("POST", "/v1/api-keys", {"name": "k"}), 502, "api_error", "store_unavailable"
+        )

@@ -47,6 +47,7 @@ REVOKED_REASON = "maas-platform/revoked-reason"
 API_KEY_DATA = "api_key"
 KEY_PREFIX = "sk-maas-"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+MAX_BODY = 16 * 1024
 
 
 def now() -> datetime.datetime:
@@ -148,6 +149,9 @@ class Kube:
             except ValueError:
                 status = {}
             raise KubeError(error.code, status.get("reason", ""), status.get("message", "")) from None
+        except OSError as error:
+            # Unreachable or timed out (URLError is an OSError): no answer is one more failure.
+            raise KubeError(0, "Unreachable", str(error)) from None
 
     def create(self, secret: JSON) -> JSON:
         return self._call("POST", "", secret)
@@ -491,6 +495,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> JSON:
         length = int(self.headers.get("Content-Length") or 0)
+        # A mint or bulk revoke is a few dozen bytes; refuse before reading a large body.
+        if length > MAX_BODY:
+            raise ApiError(
+                400, "invalid_request_error", "body_too_large", f"The body exceeds {MAX_BODY} bytes."
+            )
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
         except ValueError:
