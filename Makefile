@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STACK ?= dev
 
-.PHONY: check lint types test test-tools schemas urns citations bench critical-path e2e python-envs \
+.PHONY: check lint types test test-tools schemas urns citations bench key-bench critical-path e2e python-envs \
 	deploy-dev destroy-dev deploy destroy outputs keys preview converged access-diff
 
 check: lint types test
@@ -53,6 +53,11 @@ citations: $(STAMP)
 # The policy pack's module (maas_policies) holds the size estimator it prints with.
 bench: $(STAMP)
 	PYTHONPATH=policies $(BIN)/python -m harness.bench
+
+# 10,000 keys minted and listed through the key service against the stand-in Kubernetes API:
+# time and memory per key, and what Authorino holds per key (harness/key_bench.py).
+key-bench: $(STAMP)
+	$(BIN)/python -m harness.key_bench --keys 10000
 
 # The estimated time to the first authorized 200 and the chain that makes it (estimates, each
 # with its reason): harness/critical_path.py.
