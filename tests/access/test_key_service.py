@@ -240,11 +240,14 @@ def test_sweeper_revokes_expired_keys_only(kube: KubeApi, tmp_path: Path) -> Non
         old = service.call("POST", "/v1/api-keys", {"name": "old"}).body
         new = service.call("POST", "/v1/api-keys", {"name": "new"}).body
         _expire(kube, old["id"])
-        wait_for(lambda: len(_live(kube)) == 1)
+
+        def tombstones() -> list[dict[str, Any]]:
+            return [s for s in kube.store.secrets(NAMESPACE) if s["metadata"]["name"] == f"mt-{old['id']}"]
+
+        # A revoke is three writes (the tombstone patch, its copy, the slot's delete): wait for all.
+        wait_for(lambda: len(_live(kube)) == 1 and tombstones())
         assert [k["id"] for k in service.call("GET", "/v1/api-keys").body["data"]] == [new["id"]]
-        (tombstone,) = [
-            s for s in kube.store.secrets(NAMESPACE) if s["metadata"]["name"] == f"mt-{old['id']}"
-        ]
+        (tombstone,) = tombstones()
         assert tombstone["metadata"]["annotations"][server.REVOKED_REASON] == "expired"
         wait_for(
             lambda: any(e["event"] == "audit.revoke" and e["reason"] == "expired" for e in service.audit())
