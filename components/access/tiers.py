@@ -85,15 +85,19 @@ MODEL = f"'{MODEL_HEADER}' in request.headers ? request.headers['{MODEL_HEADER}'
 
 
 def _limits(
-    tiers: Sequence[TierConfig], route: str, name: Callable[[str], str], rate: Callable[[TierConfig], Rate]
+    tiers: Sequence[TierConfig],
+    route: str,
+    name: Callable[[str], str],
+    rates: Callable[[TierConfig], Sequence[Rate]],
 ) -> dict[str, Any]:
-    """One limit per tier, named by `name`, of the tier's `rate`, on billed requests, counted
-    per user and model."""
+    """One limit per tier, named by `name`, with the tier's `rates` (one per window, each a
+    Limitador counter of its own: components/config/model.py Rates), on billed requests,
+    counted per user and model."""
     return {
         "targetRef": _route_target(route),
         "limits": {
             name(t.name): {
-                "rates": [{"limit": rate(t).limit, "window": rate(t).window}],
+                "rates": [{"limit": rate.limit, "window": rate.window} for rate in rates(t)],
                 "when": [{"predicate": tier_predicate(t.name)}, {"predicate": BILLED}],
                 "counters": [{"expression": USER_ID}, {"expression": MODEL}],
             }

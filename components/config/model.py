@@ -7,10 +7,11 @@ here and nowhere else; stack files hold only what differs between stacks. The lo
 
 from __future__ import annotations
 
+import itertools
 import json
 import typing
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from components.config.types import (
     Currency,
@@ -327,6 +328,72 @@ class Rate(Section):
     limit: PositiveInt
     window: Window
 
+    @field_validator("window")
+    @classmethod
+    def _whole_seconds(cls, value: str) -> str:
+        # Kuadrant hands Limitador whole seconds, truncated (kuadrant-operator v1.5.2
+        # api/v1/ratelimitpolicy_types.go Duration.Seconds: int(duration.Seconds())), and a
+        # counter of 0 seconds expires as it is made, so it never limits (limitador v2.4.0
+        # limitador/src/storage/atomic_expiring_value.rs value_at).
+        seconds = window_seconds(value)
+        if seconds < 1 or seconds != int(seconds):
+            raise ValueError(
+                f"'{value}' is not a whole number of seconds, and Limitador counts in whole seconds "
+                f"(it would hold {int(seconds)}s): use a window of at least 1s in whole seconds, e.g. 1s, 90s"
+            )
+        return value
+
+
+def _one_or_more(value: object) -> object:
+    """A limit's rates: one `{limit, window}` (the form every stack had), or a list of them."""
+    if isinstance(value, dict):
+        return (value,)
+    # A list read from the stack file: strict validation after this one takes tuples only.
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _some_rates(rates: tuple[Rate, ...]) -> tuple[Rate, ...]:
+    if not rates:
+        raise ValueError("a limit needs at least one {limit, window}; an empty list would limit nothing")
+    return rates
+
+
+# One or more windows of one limit, all enforced at once: Kuadrant makes each rate a Limitador
+# limit of its own with the limit's name, conditions and counters (kuadrant-operator v1.5.2
+# internal/controller/limitador_limits_reconciler.go processPolicyRules), and Limitador admits
+# a request only if every counter that applies has room, updating none otherwise (limitador
+# v2.4.0 limitador/src/storage/in_memory.rs check_and_update).
+Rates = typing.Annotated[tuple[Rate, ...], BeforeValidator(_one_or_more), AfterValidator(_some_rates)]
+
+
+def rates_problems(key: str, rates: typing.Sequence[Rate]) -> list[str]:
+    """Rates of one limit that Limitador would not keep apart, or that could never bind."""
+    problems = []
+    seen: dict[float, int] = {}
+    for index, rate in enumerate(rates):
+        seconds = window_seconds(rate.window)
+        if seconds in seen:
+            # Limitador tells limits apart by namespace, seconds, conditions and variables, not
+            # by their maximum (limitador v2.4.0 limitador/src/limit.rs impl PartialEq, Hash):
+            # two rates of one window are one limit, and one of them is dropped.
+            problems.append(
+                f"{key}[{index}].window: '{rate.window}' is the window of {key}[{seen[seconds]}] too "
+                f"({int(seconds)}s); Limitador keeps one limit per window: keep one of them"
+            )
+        else:
+            seen[seconds] = index
+    ordered = sorted(range(len(rates)), key=lambda i: window_seconds(rates[i].window))
+    for shorter, longer in itertools.pairwise(ordered):
+        same = window_seconds(rates[longer].window) == window_seconds(rates[shorter].window)
+        if rates[longer].limit < rates[shorter].limit and not same:
+            problems.append(
+                f"{key}[{longer}].limit: {rates[longer].limit} per {rates[longer].window} is less than "
+                f"{key}[{shorter}]'s {rates[shorter].limit} per {rates[shorter].window}, so the shorter "
+                f"window could never bind: raise it to at least {rates[shorter].limit}, or lower "
+                f"{key}[{shorter}].limit"
+            )
+    return problems
+
 
 # What one request may ask a model to generate when a tier does not say: tokens
 # (max_tokens, max_completion_tokens) and choices (n).
@@ -343,18 +410,27 @@ class TierConfig(Section):
     beyond the budget (docs/metering.md)."""
 
     name: DnsLabel
-    requests: Rate
-    tokens: Rate
+    requests: Rates
+    tokens: Rates
     description: str = ""
     max_tokens: PositiveInt = DEFAULT_MAX_TOKENS
     max_choices: PositiveInt = DEFAULT_MAX_CHOICES
+
+    @property
+    def shortest_requests(self) -> Rate:
+        """The request rate of the shortest window: the one a burst meets first."""
+        return min(self.requests, key=lambda rate: window_seconds(rate.window))
+
+    @property
+    def shortest_tokens(self) -> Rate:
+        return min(self.tokens, key=lambda rate: window_seconds(rate.window))
 
 
 def _tier(name: str, requests: int, tokens: int, max_tokens: int, description: str) -> TierConfig:
     return TierConfig(
         name=name,
-        requests=Rate(limit=requests, window="2m"),
-        tokens=Rate(limit=tokens, window="1m"),
+        requests=(Rate(limit=requests, window="2m"),),
+        tokens=(Rate(limit=tokens, window="1m"),),
         description=description,
         maxTokens=max_tokens,
     )
@@ -577,6 +653,10 @@ class StackConfig(Section):
             )
         problems.extend(self._served_by_problems())
         problems.extend(self._flavour_problems())
+        for index, table in enumerate(self.tiers):
+            for kind in ("requests", "tokens"):
+                key = f"{NAMESPACE}:tiers[{index}] (name: {table.name}).{kind}"
+                problems.extend(rates_problems(key, getattr(table, kind)))
         redis = self.limitador.storage == "redis"
         if not redis and self.limitador_redis_url is not None:
             problems.append(f"{NAMESPACE}:limitadorRedisUrl: set, but limitador.storage is not redis")

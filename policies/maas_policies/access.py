@@ -340,6 +340,7 @@ def _tier_tables(
 
 
 def _tiers_limited(args: StackValidationArgs, report: ReportViolation) -> None:
+    _limit_windows_held(args, report)
     for auth, tiers, requests, tokens in _tier_tables(args):
         for tier in tiers:
             for what, limits in (("request", requests), ("token", tokens)):
@@ -369,6 +370,33 @@ def _tiers_grow(args: StackValidationArgs, report: ReportViolation) -> None:
                         ),
                         auth.urn,
                     )
+
+
+def _limit_windows_held(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Each rate of a limit is a Limitador limit of whole seconds: Kuadrant truncates its
+    window (kuadrant-operator v1.5.2 api/v1/ratelimitpolicy_types.go Duration.Seconds), a
+    0-second counter expires as it is made (limitador v2.4.0 limitador/src/storage/
+    atomic_expiring_value.rs), and two rates of one window are one Limitador limit, one
+    of them dropped (limitador/src/limit.rs: a limit's identity leaves its maximum out)."""
+    for kind in ("RateLimitPolicy", "TokenRateLimitPolicy"):
+        for policy in objects.of_kind(args, kind):
+            for name, limit in ((policy.props.get("spec") or {}).get("limits") or {}).items():
+                subject = f"{kind} {objects.name(policy.props)} (limit {name})"
+                seen: dict[float, str] = {}
+                for rate in limit.get("rates") or []:
+                    window = str(rate.get("window", ""))
+                    seconds = sum(int(n) * _SECONDS[unit] for n, unit in _WINDOW_PART.findall(window))
+                    if seconds < 1 or seconds != int(seconds):
+                        held = f"Limitador counts whole seconds and would hold {int(seconds)}s"
+                        why = f"window {window} is {seconds:g}s; {held}"
+                        fix = "a window of at least 1s in whole seconds (maas:tiers[].requests/tokens)"
+                    elif seconds in seen:
+                        why = f"windows {seen[seconds]} and {window} are one Limitador limit, which keeps one"
+                        fix = "one rate per window"
+                    else:
+                        seen[seconds] = window
+                        continue
+                    report(objects.refusal(subject, why, fix), policy.urn)
 
 
 def _limitador_storage(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -531,7 +559,8 @@ ROUTES_PROTECTED = StackValidationPolicy(
 
 TIERS_LIMITED = StackValidationPolicy(
     name="tiers-limited",
-    description="Every tier an AuthPolicy admits has a request limit and a token limit.",
+    description="Every tier an AuthPolicy admits has a request limit and a token limit, and every "
+    "window of a limit is one Limitador can hold.",
     validate=_tiers_limited,
     enforcement_level=EnforcementLevel.MANDATORY,
 )

@@ -50,7 +50,10 @@ BILLED = "request.url_path in ['/v1/chat/completions', '/v1/completions', '/v1/e
 def _expected_limits(tiers: list[dict[str, Any]], what: str) -> dict[str, Any]:
     return {
         f"{t['name']}-{what}": {
-            "rates": [{"limit": t[what]["limit"], "window": t[what]["window"]}],
+            "rates": [
+                {"limit": r["limit"], "window": r["window"]}
+                for r in (t[what] if isinstance(t[what], list | tuple) else [t[what]])
+            ],
             "when": [{"predicate": f"auth.identity.tier == '{t['name']}'"}, {"predicate": BILLED}],
             "counters": [{"expression": "auth.identity.userid"}, {"expression": MODEL_COUNTER}],
         }
@@ -384,6 +387,45 @@ BAD_ACCESS: dict[str, tuple[dict[str, Any], str]] = {
         "maas:tiers[0] (name: trial).tokens.window: '1d' is not a Kuadrant window "
         "('d' is not a unit: write 24h)",
     ),
+    "window Limitador would hold as 0s": (
+        {"maas:tiers": [{**FIVE_TIERS[0], "requests": {"limit": 5, "window": "500ms"}}]},
+        "maas:tiers[0] (name: trial).requests.window: '500ms' is not a whole number of seconds, and "
+        "Limitador counts in whole seconds (it would hold 0s)",
+    ),
+    "window Limitador would truncate": (
+        {
+            "maas:tiers": [
+                {**FIVE_TIERS[0], "tokens": [{"limit": 5, "window": "1m"}, {"limit": 9, "window": "90500ms"}]}
+            ]
+        },
+        "maas:tiers[0] (name: trial).tokens[1].window: '90500ms' is not a whole number of seconds",
+    ),
+    "no window at all": (
+        {"maas:tiers": [{**FIVE_TIERS[0], "requests": []}]},
+        "maas:tiers[0] (name: trial).requests: a limit needs at least one {limit, window}",
+    ),
+    "one window twice": (
+        {
+            "maas:tiers": [
+                {**FIVE_TIERS[0], "requests": [{"limit": 2, "window": "1m"}, {"limit": 4, "window": "60s"}]}
+            ]
+        },
+        "maas:tiers[0] (name: trial).requests[1].window: '60s' is the window of "
+        "maas:tiers[0] (name: trial).requests[0] too (60s); Limitador keeps one limit per window",
+    ),
+    "a longer window allowing less": (
+        {
+            "maas:tiers": [
+                {
+                    **FIVE_TIERS[0],
+                    "tokens": [{"limit": 500, "window": "730h"}, {"limit": 900, "window": "1h"}],
+                }
+            ]
+        },
+        "maas:tiers[0] (name: trial).tokens[0].limit: 500 per 730h is less than "
+        "maas:tiers[0] (name: trial).tokens[1]'s 900 per 1h, so the shorter window could never bind: "
+        "raise it to at least 900",
+    ),
     "user in an unknown tier": (
         {"maas:users": [{"name": "alice", "tier": "gold"}]},
         "maas:users[0] (name: alice).tier: 'gold' is not a tier of maas:tiers (free, premium, enterprise)",
@@ -413,6 +455,28 @@ BAD_ACCESS: dict[str, tuple[dict[str, Any], str]] = {
 def test_bad_access_config_stops_with_its_message_and_declares_nothing(case: str) -> None:
     changes, expected = BAD_ACCESS[case]
     assert_refused("dev", changes, expected)
+
+
+def test_each_problem_of_a_limits_windows_is_its_own_message() -> None:
+    rates = [{"limit": 9, "window": "1m"}, {"limit": 8, "window": "60s"}, {"limit": 3, "window": "1h"}]
+    message = assert_refused("dev", {"maas:tiers": [{**FIVE_TIERS[0], "requests": rates}]}, "requests[1]")
+    problems = [line for line in message.splitlines() if "maas:tiers[0] (name: trial).requests" in line]
+    assert len(problems) == 2, message
+    assert "requests[1].window: '60s' is the window of" in problems[0]
+    assert "requests[2].limit: 3 per 1h is less than" in problems[1]
+
+
+def test_a_single_window_and_a_list_of_one_compile_alike() -> None:
+    rest = {
+        "maas:users": [{"name": "alice", "tier": "gold"}],
+        "maas:prices": REMOVE,
+        "maas:models": _open_models("gpu"),
+    }
+    single = evaluate_variant("gpu", {"maas:tiers": FIVE_TIERS, **rest})
+    listed = [{**t, "requests": [t["requests"]], "tokens": [t["tokens"]]} for t in FIVE_TIERS]
+    as_list = evaluate_variant("gpu", {"maas:tiers": listed, **rest})
+    for kind in ("RateLimitPolicy", "TokenRateLimitPolicy"):
+        assert _policy(single, kind).inputs["spec"] == _policy(as_list, kind).inputs["spec"]
 
 
 def test_a_redis_url_without_redis_storage_is_refused() -> None:

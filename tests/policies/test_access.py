@@ -218,6 +218,35 @@ def test_a_tier_without_a_token_limit_is_refused(stack_of: Any) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("rates", "why"),
+    [
+        (
+            [{"limit": 500, "window": "500ms"}],
+            "window 500ms is 0.5s; Limitador counts whole seconds and would hold 0s",
+        ),
+        (
+            [{"limit": 500, "window": "1500ms"}],
+            "window 1500ms is 1.5s; Limitador counts whole seconds and would hold 1s",
+        ),
+        (
+            [{"limit": 500, "window": "2m"}, {"limit": 900, "window": "120s"}],
+            "windows 2m and 120s are one Limitador limit, which keeps one",
+        ),
+    ],
+)
+def test_a_window_limitador_cannot_hold_is_refused(stack_of: Any, rates: list[Any], why: str) -> None:
+    stack = stack_of("dev")
+    (requests,) = stack.objects("RateLimitPolicy")
+    resources = edited(
+        stack,
+        "RateLimitPolicy",
+        requests.object_name,
+        lambda i: i["spec"]["limits"]["enterprise-requests"].update(rates=rates),
+    )
+    assert_only(violations(stack, resources), "tiers-limited", f"(limit enterprise-requests): {why}")
+
+
 def test_a_higher_tier_with_lower_limits_only_warns() -> None:
     tiers = copy.deepcopy(stack_config("dev").get("maas:tiers")) or [
         {"name": t, "requests": {"limit": r, "window": "2m"}, "tokens": {"limit": k, "window": "1m"}}
