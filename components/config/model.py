@@ -213,117 +213,6 @@ class SchedulerConfig(Section):
         return value
 
 
-# What only a model with a server of its own sets (ModelConfig.served_by).
-_SERVER_KEYS = ("replicas", "autoscaling", "scheduling", "resources", "args", "request_timeout")
-
-
-class ModelConfig(Section):
-    name: DnsLabel
-    # The model answers on <host>.<domain>.
-    host: DnsLabel
-    runtime: typing.Literal["simulator", "vllm"]
-    # Weights for vLLM, e.g. hf://Qwen/Qwen3-0.6B; the simulator has none.
-    source: str | None = None
-    # The `model` clients send; default: the model's name.
-    served_model_name: ServedName | None = None
-    replicas: PositiveInt = 1
-    # Unset: `replicas`, fixed. Set: replicas follow the queue (then leave `replicas` out).
-    autoscaling: AutoscalingConfig | None = None
-    # How the gateway picks a replica: "service" (round robin through KServe's Service) or
-    # "pool" (an InferencePool whose llm-d endpoint picker picks by load and prefix cache,
-    # and under saturation serves higher tiers first).
-    scheduling: typing.Literal["service", "pool"] = "service"
-    resources: ComputeResources | None = None
-    args: tuple[str, ...] = ()
-    gpu: GpuConfig | None = None
-    # vLLM on CPU is slow; it has to be asked for, it never happens by omission.
-    cpu_serving: bool = False
-    request_timeout: Window = "300s"
-    # The tiers that may use the model (e.g. a large model for paying tiers only);
-    # unset: every tier. Others get 403 with an OpenAI-shaped error.
-    tiers: tuple[DnsLabel, ...] | None = None
-    # Another simulator of the catalog that answers this model too (it serves every served
-    # name given to it: llm-d-inference-sim v0.10.2 pkg/common/parser.go --served-model-name
-    # takes several, pkg/llm-d-inference-sim/helpers.go isValidModel accepts each). The model
-    # keeps its own name, host, route, tiers, limits and metering; it runs no pod of its own,
-    # so a catalog of many names fits a small cluster. Unset: the model has its own server.
-    served_by: DnsLabel | None = None
-
-    @field_validator("tiers")
-    @classmethod
-    def _some_tiers(cls, tiers: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if tiers is not None:
-            if not tiers:
-                raise ValueError("an empty list would admit nobody: list tiers, or remove the key for all")
-            no_repeats(list(tiers), "tiers", "tier")
-        return tiers
-
-    @model_validator(mode="after")
-    def _one_way_to_size(self) -> ModelConfig:
-        if self.autoscaling is not None and self.replicas != 1:
-            raise ValueError("set autoscaling.minReplicas and maxReplicas, or replicas, not both")
-        # KEDA names the HPA keda-hpa-<name>-predictor and refuses one past 63 characters
-        # (keda v2.20.2 apis/keda/v1alpha1/scaledobject_webhook.go verifyName).
-        if self.autoscaling is not None and len(self.name) > _SCALED_NAME_MAX:
-            raise ValueError(
-                f"a model that scales on its queue has a name of at most {_SCALED_NAME_MAX} "
-                f"characters (KEDA's HPA name): shorten '{self.name}'"
-            )
-        if self.scheduling == "pool" and len(self.name) > _POOLED_NAME_MAX:
-            raise ValueError(
-                f"a pooled model has a name of at most {_POOLED_NAME_MAX} characters (its endpoint "
-                f"picker's Service is <name>-epp): shorten '{self.name}'"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _served_by_fits(self) -> ModelConfig:
-        if self.served_by is None:
-            return self
-        if self.runtime != "simulator":
-            raise ValueError(
-                "servedBy names a simulator that answers this model too: runtime must be simulator"
-            )
-        own = [key for key in _SERVER_KEYS if key in self.model_fields_set]
-        if own:
-            keys = ", ".join(ModelConfig.model_fields[key].alias or key for key in own)
-            raise ValueError(f"a model served by '{self.served_by}' runs no server of its own: remove {keys}")
-        return self
-
-    @model_validator(mode="after")
-    def _runtime_fits(self) -> ModelConfig:
-        if self.runtime == "simulator":
-            if self.gpu is not None:
-                raise ValueError("a simulator needs no GPU: remove its gpu block")
-            if self.source is not None:
-                raise ValueError("a simulator serves no weights: remove its source")
-            if self.cpu_serving:
-                raise ValueError("cpuServing applies to vllm models only")
-        else:
-            if self.source is None:
-                raise ValueError("a vllm model needs a source, e.g. source: hf://Qwen/Qwen3-0.6B")
-            if not self.source.startswith(_MODEL_SOURCES):
-                raise ValueError(f"source '{self.source}' must start with one of {', '.join(_MODEL_SOURCES)}")
-            if self.gpu is None and not self.cpu_serving:
-                raise ValueError("a vllm model needs a gpu block (e.g. gpu: {count: 1}), or cpuServing: true")
-            if self.gpu is not None and self.cpu_serving:
-                raise ValueError("set either a gpu block or cpuServing: true, not both")
-        return self
-
-    @property
-    def served_name(self) -> str:
-        return self.served_model_name or self.name
-
-    def admits(self, tier: str) -> bool:
-        """Whether callers of `tier` may use the model: the one table the access rules and
-        each tier's model list are both compiled from."""
-        return self.tiers is None or tier in self.tiers
-
-    @property
-    def compute(self) -> ComputeResources:
-        return self.resources or RUNTIME_RESOURCES[self.runtime]
-
-
 class Rate(Section):
     limit: PositiveInt
     window: Window
@@ -393,6 +282,140 @@ def rates_problems(key: str, rates: typing.Sequence[Rate]) -> list[str]:
                 f"{key}[{shorter}].limit"
             )
     return problems
+
+
+class ModelLimits(Section):
+    """A model's own quota in one tier, in place of the tier's limits for that model: its
+    requests, its tokens or both (what it leaves out follows the tier's)."""
+
+    requests: Rates | None = None
+    tokens: Rates | None = None
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> ModelLimits:
+        if self.requests is None and self.tokens is None:
+            raise ValueError("set requests, tokens or both, or remove the tier's entry")
+        return self
+
+
+# What only a model with a server of its own sets (ModelConfig.served_by).
+_SERVER_KEYS = ("replicas", "autoscaling", "scheduling", "resources", "args", "request_timeout")
+
+
+class ModelConfig(Section):
+    name: DnsLabel
+    # The model answers on <host>.<domain>.
+    host: DnsLabel
+    runtime: typing.Literal["simulator", "vllm"]
+    # Weights for vLLM, e.g. hf://Qwen/Qwen3-0.6B; the simulator has none.
+    source: str | None = None
+    # The `model` clients send; default: the model's name.
+    served_model_name: ServedName | None = None
+    replicas: PositiveInt = 1
+    # Unset: `replicas`, fixed. Set: replicas follow the queue (then leave `replicas` out).
+    autoscaling: AutoscalingConfig | None = None
+    # How the gateway picks a replica: "service" (round robin through KServe's Service) or
+    # "pool" (an InferencePool whose llm-d endpoint picker picks by load and prefix cache,
+    # and under saturation serves higher tiers first).
+    scheduling: typing.Literal["service", "pool"] = "service"
+    resources: ComputeResources | None = None
+    args: tuple[str, ...] = ()
+    gpu: GpuConfig | None = None
+    # vLLM on CPU is slow; it has to be asked for, it never happens by omission.
+    cpu_serving: bool = False
+    request_timeout: Window = "300s"
+    # The tiers that may use the model (e.g. a large model for paying tiers only);
+    # unset: every tier. Others get 403 with an OpenAI-shaped error.
+    tiers: tuple[DnsLabel, ...] | None = None
+    # Another simulator of the catalog that answers this model too (it serves every served
+    # name given to it: llm-d-inference-sim v0.10.2 pkg/common/parser.go --served-model-name
+    # takes several, pkg/llm-d-inference-sim/helpers.go isValidModel accepts each). The model
+    # keeps its own name, host, route, tiers, limits and metering; it runs no pod of its own,
+    # so a catalog of many names fits a small cluster. Unset: the model has its own server.
+    served_by: DnsLabel | None = None
+    # tier -> the model's own request and/or token limits for that tier's users, in place of
+    # the tier's (e.g. an expensive model gets a smaller share); counted per user, apart
+    # from the user's other models as every limit is (docs/limits.md).
+    limits: dict[str, ModelLimits] = Field(default_factory=dict)
+
+    @field_validator("tiers")
+    @classmethod
+    def _some_tiers(cls, tiers: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if tiers is not None:
+            if not tiers:
+                raise ValueError("an empty list would admit nobody: list tiers, or remove the key for all")
+            no_repeats(list(tiers), "tiers", "tier")
+        return tiers
+
+    @model_validator(mode="after")
+    def _one_way_to_size(self) -> ModelConfig:
+        if self.autoscaling is not None and self.replicas != 1:
+            raise ValueError("set autoscaling.minReplicas and maxReplicas, or replicas, not both")
+        # KEDA names the HPA keda-hpa-<name>-predictor and refuses one past 63 characters
+        # (keda v2.20.2 apis/keda/v1alpha1/scaledobject_webhook.go verifyName).
+        if self.autoscaling is not None and len(self.name) > _SCALED_NAME_MAX:
+            raise ValueError(
+                f"a model that scales on its queue has a name of at most {_SCALED_NAME_MAX} "
+                f"characters (KEDA's HPA name): shorten '{self.name}'"
+            )
+        if self.scheduling == "pool" and len(self.name) > _POOLED_NAME_MAX:
+            raise ValueError(
+                f"a pooled model has a name of at most {_POOLED_NAME_MAX} characters (its endpoint "
+                f"picker's Service is <name>-epp): shorten '{self.name}'"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _served_by_fits(self) -> ModelConfig:
+        if self.served_by is None:
+            return self
+        if self.runtime != "simulator":
+            raise ValueError(
+                "servedBy names a simulator that answers this model too: runtime must be simulator"
+            )
+        own = [key for key in _SERVER_KEYS if key in self.model_fields_set]
+        if own:
+            keys = ", ".join(ModelConfig.model_fields[key].alias or key for key in own)
+            raise ValueError(f"a model served by '{self.served_by}' runs no server of its own: remove {keys}")
+        return self
+
+    @model_validator(mode="after")
+    def _runtime_fits(self) -> ModelConfig:
+        if self.runtime == "simulator":
+            if self.gpu is not None:
+                raise ValueError("a simulator needs no GPU: remove its gpu block")
+            if self.source is not None:
+                raise ValueError("a simulator serves no weights: remove its source")
+            if self.cpu_serving:
+                raise ValueError("cpuServing applies to vllm models only")
+        else:
+            if self.source is None:
+                raise ValueError("a vllm model needs a source, e.g. source: hf://Qwen/Qwen3-0.6B")
+            if not self.source.startswith(_MODEL_SOURCES):
+                raise ValueError(f"source '{self.source}' must start with one of {', '.join(_MODEL_SOURCES)}")
+            if self.gpu is None and not self.cpu_serving:
+                raise ValueError("a vllm model needs a gpu block (e.g. gpu: {count: 1}), or cpuServing: true")
+            if self.gpu is not None and self.cpu_serving:
+                raise ValueError("set either a gpu block or cpuServing: true, not both")
+        return self
+
+    @property
+    def served_name(self) -> str:
+        return self.served_model_name or self.name
+
+    def own_rates(self, tier: str, kind: typing.Literal["requests", "tokens"]) -> tuple[Rate, ...] | None:
+        """The model's own `kind` limit in `tier`, None where it follows the tier's."""
+        entry = self.limits.get(tier)
+        return getattr(entry, kind) if entry is not None else None
+
+    def admits(self, tier: str) -> bool:
+        """Whether callers of `tier` may use the model: the one table the access rules and
+        each tier's model list are both compiled from."""
+        return self.tiers is None or tier in self.tiers
+
+    @property
+    def compute(self) -> ComputeResources:
+        return self.resources or RUNTIME_RESOURCES[self.runtime]
 
 
 # What one request may ask a model to generate when a tier does not say: tokens
@@ -657,6 +680,7 @@ class StackConfig(Section):
             for kind in ("requests", "tokens"):
                 key = f"{NAMESPACE}:tiers[{index}] (name: {table.name}).{kind}"
                 problems.extend(rates_problems(key, getattr(table, kind)))
+        problems.extend(self._model_limits_problems())
         redis = self.limitador.storage == "redis"
         if not redis and self.limitador_redis_url is not None:
             problems.append(f"{NAMESPACE}:limitadorRedisUrl: set, but limitador.storage is not redis")
@@ -676,6 +700,25 @@ class StackConfig(Section):
                 for tier in by_tier
                 if tier not in tiers
             )
+        return problems
+
+    def _model_limits_problems(self) -> list[str]:
+        """A model's own limits name a tier of the table that may use the model."""
+        tiers = self.tier_names
+        problems = []
+        for index, entry in enumerate(self.models):
+            for tier, own in entry.limits.items():
+                key = f"{NAMESPACE}:models[{index}] (name: {entry.name}).limits.{tier}"
+                if tier not in tiers:
+                    problems.append(f"{key}: '{tier}' is not a tier of maas:tiers ({', '.join(tiers)})")
+                elif not entry.admits(tier):
+                    problems.append(
+                        f"{key}: the model's tiers leave '{tier}' out, so the quota would limit nobody: "
+                        f"add '{tier}' to maas:models[{index}].tiers or remove the quota"
+                    )
+                for kind in ("requests", "tokens"):
+                    rates = getattr(own, kind)
+                    problems.extend(rates_problems(f"{key}.{kind}", rates or ()))
         return problems
 
     def _served_by_problems(self) -> list[str]:

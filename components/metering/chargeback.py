@@ -110,7 +110,8 @@ def usage_rules(
     """Recording rules, in evaluation order: what each counter grew, usage, prices, cost; all
     per evaluation `interval`, which must be the group's."""
     by_usage = _by(USAGE_LABELS)
-    token_limits = "|".join(tier_names.token_limit_name(t.name) for t in tiers)
+    # A model's own quota is named <tier>.<model>-tokens: the dot, escaped, matches itself only.
+    token_limits = "|".join(n.replace(".", "\\\\.") for n in tier_names.limit_names(tiers, models, "tokens"))
     token_rejections = f'sum without (limit_name) ({_LIMITED}{{limit_name=~"{token_limits}"}})'
     # Users who were never refused by a token limit have no such series: count them as 0.
     token_rejections_or_zero = f"({token_rejections} or {_CALLS} * 0)"

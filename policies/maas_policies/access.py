@@ -23,6 +23,14 @@ from maas_policies import objects, relaxation
 _TIER_IN = re.compile(r"auth\.identity\.tier\s+in\s+\[([^\]]*)\]")
 _TIER_IS = re.compile(r"auth\.identity\.tier\s*==\s*'([^']+)'")
 _WINDOW_PART = re.compile(r"([0-9]+)(ms|h|m|s)")
+# A model's quota and the tier's limit for its other models: components/access/tiers.py
+# model_predicate and _limits, on the model header MODEL_HEADER (a test ties them).
+_MODEL_IS = re.compile(
+    r"'x-maas-model' in request\.headers && request\.headers\['x-maas-model'\] == '([^']+)'"
+)
+_MODELS_OUT = re.compile(
+    r"!\(\('x-maas-model' in request\.headers \? request\.headers\['x-maas-model'\] : ''\) in \[([^\]]*)\]\)"
+)
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
@@ -201,8 +209,13 @@ def _path_filter(limit: Mapping[str, Any]) -> set[str] | str | None:
     admitted: set[str] | None = None
     for condition in limit.get("when") or []:
         predicate = str(condition.get("predicate", "")).strip()
-        # A tier's limit (components/access/tiers.py): it holds for that tier's requests.
-        if _TIER_IS.fullmatch(predicate):
+        # A tier's limit (components/access/tiers.py): it holds for that tier's requests; a
+        # model's quota in it, or the tier's limit for its other models (_models_partitioned).
+        if (
+            _TIER_IS.fullmatch(predicate)
+            or _MODEL_IS.fullmatch(predicate)
+            or _MODELS_OUT.fullmatch(predicate)
+        ):
             continue
         if listed := _PATH_IN.match(predicate):
             paths = set(re.findall(r"'([^']*)'", listed.group(1)))
@@ -239,7 +252,26 @@ def _limit_weakness(policy: PolicyResource, paths: set[str]) -> str | None:
             )
         covered |= set(USAGE_PATHS) if admitted is None else admitted
     skipped = sorted(paths - covered)
-    return f"no limit counts requests to {', '.join(skipped)}" if skipped else None
+    if skipped:
+        return f"no limit counts requests to {', '.join(skipped)}"
+    return _models_partitioned(counting)
+
+
+def _models_partitioned(limits: list[Mapping[str, Any]]) -> str | None:
+    """A tier's limit that leaves some models out (they have quotas of their own: components/
+    access/tiers.py _limits) leaves their requests to a limit of that tier for each of them."""
+    own: set[tuple[str, str]] = set()
+    left_out: list[tuple[str, str]] = []
+    for limit in limits:
+        predicates = [str(c.get("predicate", "")).strip() for c in limit.get("when") or []]
+        tier = next((m.group(1) for p in predicates if (m := _TIER_IS.fullmatch(p))), "")
+        for predicate in predicates:
+            if model := _MODEL_IS.fullmatch(predicate):
+                own.add((tier, model.group(1)))
+            elif out := _MODELS_OUT.fullmatch(predicate):
+                left_out.extend((tier, name) for name in re.findall(r"'([^']*)'", out.group(1)))
+    missing = [f"tier '{tier}' on model {model}" for tier, model in left_out if (tier, model) not in own]
+    return f"no limit counts requests of {', '.join(missing)}" if missing else None
 
 
 def _routes_protected(args: StackValidationArgs, report: ReportViolation) -> None:
@@ -303,8 +335,12 @@ def _tiers_listed(pattern: Mapping[str, Any]) -> list[str] | None:
 
 
 def _limits_by_tier(policy: PolicyResource) -> dict[str, dict[str, Any]]:
+    """A tier's own limits: not a model's quota within it (whose `when` names the model)."""
     found: dict[str, dict[str, Any]] = {}
     for limit in ((policy.props.get("spec") or {}).get("limits") or {}).values():
+        predicates = [str(c.get("predicate", "")) for c in limit.get("when") or []]
+        if any(f"request.headers['{MODEL_HEADER}'] ==" in p for p in predicates):
+            continue
         for condition in limit.get("when") or []:
             matched = _TIER_IS.search(str(condition.get("predicate", "")))
             if matched:

@@ -162,6 +162,23 @@ def _gets_only(inputs: dict[str, Any]) -> None:
         limit["when"].append({"predicate": "request.method == 'GET'"})
 
 
+def test_a_model_left_out_of_its_tiers_limit_needs_a_quota_of_its_own(stack_of: Any) -> None:
+    """Dev's premium request limit leaves the large model to its own quota: without that
+    quota, premium's requests for it would be counted by nothing."""
+    stack = stack_of("dev")
+    resources = edited(
+        stack,
+        "RateLimitPolicy",
+        _LIMITS,
+        lambda i: i["spec"]["limits"].pop("premium.simulator-large-requests"),
+    )
+    assert_only(
+        violations(stack, resources),
+        "routes-protected",
+        "no limit counts requests of tier 'premium' on model simulator-large-model",
+    )
+
+
 def test_a_deny_all_default_is_not_taken_for_an_open_door(stack_of: Any) -> None:
     """Kuadrant's documented gateway default that refuses everyone (OPA `allow = false`, no
     authentication) protects; the same policy allowing everyone does not."""
