@@ -528,6 +528,25 @@ def longer_window_outlasts_a_shorter_one(p: Platform) -> None:
         )
 
 
+def a_models_own_quota_holds_apart(p: Platform) -> None:
+    """L21: a model's own request quota in a tier holds exactly, in place of the tier's limit
+    for that model, and apart from it: past the quota the model refuses while the tier's
+    other models still answer."""
+    found = [(m, t) for m in p.config.models for t in p.tier_names if m.own_rates(t, "requests")]
+    requires(bool(found), "no model has a request quota of its own in a tier")
+    config, tier = found[0]
+    model = next(m for m in p.models if m.name == config.name)
+    quota = min(config.own_rates(tier, "requests") or (), key=lambda rate: seconds(rate.window))
+    with live_key(p, tier, model) as key:
+        statuses = [p.chat(model, key.header).status for _ in range(quota.limit - key.requests + 1)]
+        assert statuses == exactly(quota.limit, key), (
+            f"{tier} on {model.name}, its own {quota.limit} per {quota.window}: {statuses}"
+        )
+        assert p.chat(p.open_model, key.header).status == 200, (
+            f"{model.name}'s own quota held back {tier}'s other models"
+        )
+
+
 # A client that streams without stream_options is charged too (L16): the gateway adds it.
 STREAMING: dict[str, dict[str, Any]] = {
     "not streamed": {},

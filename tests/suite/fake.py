@@ -75,6 +75,7 @@ class Faults:
     users_share_counters: bool = False  # L3
     window_never_resets: bool = False  # L2
     only_shortest_window: bool = False  # L20: a limit's longer windows are not enforced
+    model_quotas_ignored: bool = False  # L21: a model's own quota in a tier gives way to the tier's
     tokens_per_word: float = 1.3  # the tokenizer
     token_limit_late: int = 0  # L5: tokens admitted beyond the limit
     stream_usage_unrequested: bool = True  # L16: False, the gateway does not ask streams for usage
@@ -569,8 +570,18 @@ class FakeGateway:
         )
         table = self._tier(tier)
         if key not in self.counters:
-            requests = self._windows(table.requests, self.faults.deployed_limits.get(tier)) if table else []
-            self.counters[key] = _Counter(requests, self._windows(table.tokens) if table else [])
+            # The one limit of each kind a request meets: the model's own quota in the tier,
+            # else the tier's (components/access/tiers.py _limits).
+            config = next(m for m in self.config.models if m.name == model)
+            ignored = self.faults.model_quotas_ignored
+            requests = (None if ignored else config.own_rates(tier, "requests")) or (
+                table.requests if table else ()
+            )
+            tokens = (None if ignored else config.own_rates(tier, "tokens")) or (
+                table.tokens if table else ()
+            )
+            deployed = self.faults.deployed_limits.get(tier)
+            self.counters[key] = _Counter(self._windows(requests, deployed), self._windows(tokens))
         return self.counters[key]
 
     def _too_many(self, counter: _Counter, tier: str, now: float) -> Response:

@@ -41,7 +41,24 @@ def _config(stack: str = "dev") -> StackConfig:
         tier.model_copy(update={"requests": _short(tier.requests), "tokens": _short(tier.tokens)})
         for tier in config.tiers
     )
-    return config.model_copy(update={"tiers": tiers})
+    models = tuple(
+        m.model_copy(
+            update={
+                "limits": {
+                    tier: own.model_copy(
+                        update={
+                            kind: _short(getattr(own, kind))
+                            for kind in ("requests", "tokens")
+                            if getattr(own, kind)
+                        }
+                    )
+                    for tier, own in m.limits.items()
+                }
+            }
+        )
+        for m in config.models
+    )
+    return config.model_copy(update={"tiers": tiers, "models": models})
 
 
 Scenario = Callable[[Platform], None]
@@ -80,6 +97,7 @@ SCENARIOS: dict[str, Scenario] = {
     "L3 users apart": scenarios.users_are_counted_apart,
     "L2 window": scenarios.window_resets,
     "L20 several windows": scenarios.longer_window_outlasts_a_shorter_one,
+    "L21 a model's own quota": scenarios.a_models_own_quota_holds_apart,
     **{
         f"L5 L6 L16 tokens, {m}": functools.partial(scenarios.token_limit, mode=m)
         for m in scenarios.STREAMING
@@ -149,6 +167,7 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
     "L3 users apart": (Faults(users_share_counters=True), "limited by the first"),
     "L2 window": (Faults(window_never_resets=True), "a new window"),
     "L20 several windows": (Faults(only_shortest_window=True), r"after the 2s window reset: \[200, 200, 200"),
+    "L21 a model's own quota": (Faults(model_quotas_ignored=True), r"its own 3 per 2s: \[200, 200, 200\]"),
     "L5 L6 L16 tokens, not streamed": (Faults(token_limit_late=5000), "no 429 after|admitted after"),
     "L5 L6 L16 tokens, streamed without stream_options": (
         Faults(stream_usage_unrequested=False),
