@@ -25,6 +25,7 @@ from components.config.types import (
     ServedName,
     Window,
     no_repeats,
+    prometheus_seconds,
     window_seconds,
 )
 
@@ -213,6 +214,20 @@ class SchedulerConfig(Section):
         return value
 
 
+def limitador_window(value: str) -> str:
+    """A window Limitador can hold. Kuadrant hands Limitador whole seconds, truncated
+    (kuadrant-operator v1.5.2 api/v1/ratelimitpolicy_types.go Duration.Seconds:
+    int(duration.Seconds())), and a counter of 0 seconds expires as it is made, so it never
+    limits (limitador v2.4.0 limitador/src/storage/atomic_expiring_value.rs value_at)."""
+    seconds = window_seconds(value)
+    if seconds < 1 or seconds != int(seconds):
+        raise ValueError(
+            f"'{value}' is not a whole number of seconds, and Limitador counts in whole seconds "
+            f"(it would hold {int(seconds)}s): use a window of at least 1s in whole seconds, e.g. 1s, 90s"
+        )
+    return value
+
+
 class Rate(Section):
     limit: PositiveInt
     window: Window
@@ -220,17 +235,7 @@ class Rate(Section):
     @field_validator("window")
     @classmethod
     def _whole_seconds(cls, value: str) -> str:
-        # Kuadrant hands Limitador whole seconds, truncated (kuadrant-operator v1.5.2
-        # api/v1/ratelimitpolicy_types.go Duration.Seconds: int(duration.Seconds())), and a
-        # counter of 0 seconds expires as it is made, so it never limits (limitador v2.4.0
-        # limitador/src/storage/atomic_expiring_value.rs value_at).
-        seconds = window_seconds(value)
-        if seconds < 1 or seconds != int(seconds):
-            raise ValueError(
-                f"'{value}' is not a whole number of seconds, and Limitador counts in whole seconds "
-                f"(it would hold {int(seconds)}s): use a window of at least 1s in whole seconds, e.g. 1s, 90s"
-            )
-        return value
+        return limitador_window(value)
 
 
 def _one_or_more(value: object) -> object:
@@ -555,6 +560,56 @@ class Price(Section):
     per_thousand_tokens: float = Field(default=0.0, ge=0)
 
 
+class Budget(Section):
+    """At most `amount` of the price table's currency per `window` (docs/metering.md
+    "Budgets"): alerted on, never a hard stop."""
+
+    amount: float = Field(gt=0)
+    # A window a limit could have too, so that a token cap derived from the budget could be
+    # held by Limitador.
+    window: Window
+    # Optional; when given it must be the price table's (maas:prices.currency).
+    currency: Currency | None = None
+
+    @field_validator("window")
+    @classmethod
+    def _whole_seconds(cls, value: str) -> str:
+        return limitador_window(value)
+
+
+# The fractions of a budget spent at which an alert fires (each alert while spend is between
+# its fraction and the next).
+DEFAULT_BUDGET_ALERTS = (0.5, 0.8, 1.0)
+
+
+class BudgetsConfig(Section):
+    # tier -> what each of its users may spend (as the tier's limits are per user)
+    tiers: dict[str, tuple[Budget, ...]] = Field(default_factory=dict)
+    # user -> the user's own budgets, in place of its tier's
+    users: dict[str, tuple[Budget, ...]] = Field(default_factory=dict)
+    alert_at: tuple[float, ...] = DEFAULT_BUDGET_ALERTS
+
+    @field_validator("alert_at")
+    @classmethod
+    def _fractions(cls, fractions: tuple[float, ...]) -> tuple[float, ...]:
+        if not fractions:
+            raise ValueError("list at least one fraction, e.g. [0.5, 0.8, 1.0], or remove the key")
+        for index, fraction in enumerate(fractions):
+            if fraction <= 0:
+                raise ValueError(
+                    f"entry {index} ({fraction:g}) must be above 0, e.g. 0.5 for half the budget"
+                )
+        no_repeats([str(f) for f in fractions], "alertAt", "fraction")
+        return tuple(sorted(fractions))
+
+    def entries(self) -> list[tuple[str, str, Budget]]:
+        """(kind, name, budget) of every budget: ("tier", tier, …) and ("user", user, …)."""
+        return [
+            *((("tier", name, b) for name, budgets in self.tiers.items() for b in budgets)),
+            *((("user", name, b) for name, budgets in self.users.items() for b in budgets)),
+        ]
+
+
 class PricesConfig(Section):
     """What usage costs, per tier, optionally per model and tier. Unpriced usage costs 0."""
 
@@ -562,6 +617,7 @@ class PricesConfig(Section):
     tiers: dict[str, Price] = Field(default_factory=dict)
     # model name -> tier -> price, overriding the tier's price for that model
     models: dict[str, dict[str, Price]] = Field(default_factory=dict)
+    budgets: BudgetsConfig = BudgetsConfig()
 
     def price(self, tier: str, model: str) -> Price:
         return self.models.get(model, {}).get(tier) or self.tiers.get(tier) or Price()
@@ -690,6 +746,7 @@ class StackConfig(Section):
                 problems.append(
                     f"{NAMESPACE}:prices.tiers.{tier}: no such tier in maas:tiers ({', '.join(tiers)})"
                 )
+        problems.extend(self._budget_problems())
         for model, by_tier in self.prices.models.items():
             if model not in models:
                 problems.append(
@@ -719,6 +776,60 @@ class StackConfig(Section):
                 for kind in ("requests", "tokens"):
                     rates = getattr(own, kind)
                     problems.extend(rates_problems(f"{key}.{kind}", rates or ()))
+        return problems
+
+    def _budget_problems(self) -> list[str]:
+        """A budget names a tier or user of the stack, is in the price table's currency, is
+        for usage with a price, and its window is one the stack's Prometheus keeps."""
+        budgets = self.prices.budgets
+        problems = []
+        users = {u.name: u.tier for u in self.users}
+        paying = set(self.prices.paying(self.tier_names))
+        retention = prometheus_seconds(self.observability.retention)
+        for kind, entries, known in (
+            ("tiers", budgets.tiers, self.tier_names),
+            ("users", budgets.users, users),
+        ):
+            for name, listed in entries.items():
+                key = f"{NAMESPACE}:prices.budgets.{kind}.{name}"
+                if name not in known:
+                    where = "maas:tiers" if kind == "tiers" else "maas:users"
+                    problems.append(f"{key}: '{name}' is not in {where}; remove the budget or add it there")
+                    continue
+                tier = name if kind == "tiers" else users[name]
+                if tier not in paying:
+                    problems.append(
+                        f"{key}: tier '{tier}' has no price in maas:prices, so nothing is ever spent "
+                        "against the budget: price its usage or remove the budget"
+                    )
+                seen: dict[float, int] = {}
+                for index, budget in enumerate(listed):
+                    at = f"{key}[{index}]"
+                    if budget.currency is not None and budget.currency != self.prices.currency:
+                        problems.append(
+                            f"{at}.currency: {budget.currency}, but the price table is in "
+                            f"{self.prices.currency} (maas:prices.currency): state the budget in "
+                            f"{self.prices.currency} or remove its currency"
+                        )
+                    seconds = window_seconds(budget.window)
+                    if seconds in seen:
+                        problems.append(
+                            f"{at}.window: '{budget.window}' is the window of {key}[{seen[seconds]}] too"
+                        )
+                    seen.setdefault(seconds, index)
+                    if not self.observability.enabled:
+                        problems.append(
+                            f"{at}: budgets are summed by the stack's Prometheus; enable maas:observability "
+                            "or remove the budget"
+                        )
+                    elif seconds > retention and self.flavour == "kubernetes":
+                        # On OpenShift, user-workload monitoring keeps its own retention.
+                        kept = self.observability.retention
+                        problems.append(
+                            f"{at}.window: '{budget.window}' is longer than the {kept} Prometheus keeps "
+                            "(maas:observability.retention), so its spend could not be summed: raise "
+                            "the retention or shorten the window"
+                        )
         return problems
 
     def _served_by_problems(self) -> list[str]:
