@@ -349,8 +349,13 @@ def _limits_by_tier(policy: PolicyResource) -> dict[str, dict[str, Any]]:
 
 
 def _per_second(limit: Mapping[str, Any]) -> float:
-    rate = (limit.get("rates") or [{}])[0]
-    window = sum(int(n) * _SECONDS[unit] for n, unit in _WINDOW_PART.findall(str(rate.get("window", ""))))
+    """The rate of the limit's shortest window (the one a burst meets first)."""
+
+    def seconds(rate: Mapping[str, Any]) -> float:
+        return sum(int(n) * _SECONDS[unit] for n, unit in _WINDOW_PART.findall(str(rate.get("window", ""))))
+
+    rate = min(limit.get("rates") or [{}], key=seconds)
+    window = seconds(rate)
     return float(rate.get("limit", 0)) / window if window else 0.0
 
 

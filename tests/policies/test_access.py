@@ -280,6 +280,19 @@ def test_a_higher_tier_with_lower_limits_only_warns() -> None:
     )
 
 
+def test_tiers_are_ranked_by_their_shortest_window_whatever_the_order_of_rates() -> None:
+    tiers = copy.deepcopy(stack_config("dev")["maas:tiers"])
+    tiers[1]["requests"] = [{"limit": 200, "window": "1h"}, {"limit": 2, "window": "2m"}]
+    result = evaluate_variant("dev", {"maas:tiers": tiers})
+    assert result.error is None
+    assert_only(
+        violations(result),
+        "tier-limits-grow",
+        "tier 'premium': gets fewer requests per second than 'free'",
+        level="advisory",
+    )
+
+
 def test_limitador_replicas_without_redis_are_refused(stack_of: Any) -> None:
     stack = stack_of("dev")
     resources = edited(stack, "Limitador", "limitador", lambda i: i["spec"].update(replicas=3))
