@@ -27,12 +27,15 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from components.access.tiers import priorities
 from components.config import ModelConfig, Price, Rate, StackConfig, TierConfig
+from components.config.model import Budget
 from components.config.types import window_seconds
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+K = TypeVar("K")
 TIMES = "\N{MULTIPLICATION SIGN}"
 TO = "\N{EN DASH}"
 
@@ -131,10 +134,19 @@ def reachable(config: StackConfig) -> set[tuple[str, str]]:
     return {(t.name, m.name) for t in config.tiers for m in config.models if m.admits(t.name)}
 
 
-def limits(tier: TierConfig) -> dict[str, Rate]:
-    """A tier's limits, by name. Each is one rate today; a limit of several windows adds one
-    entry per window here, and every line below follows."""
+def limits(tier: TierConfig) -> dict[str, tuple[Rate, ...]]:
+    """A tier's limits, by name: each one or more windows, all enforced at once."""
     return {"requests": tier.requests, "tokens": tier.tokens}
+
+
+def quotas(model: ModelConfig) -> dict[tuple[str, str], tuple[Rate, ...]]:
+    """A model's own quotas, by (tier, limit): what it sets in place of the tier's limit."""
+    return {
+        (tier, kind): rates
+        for tier, own in model.limits.items()
+        for kind, rates in (("requests", own.requests), ("tokens", own.tokens))
+        if rates is not None
+    }
 
 
 def caps(tier: TierConfig) -> dict[str, int]:
@@ -186,7 +198,42 @@ def _rate(rate: Rate) -> str:
     return f"{_number(rate.limit)} per {rate.window}"
 
 
-def _ordered(before: Iterable[str], after: Iterable[str]) -> list[str]:
+def _rates(rates: Sequence[Rate]) -> str:
+    return " and ".join(_rate(r) for r in rates)
+
+
+def _by_window(rates: Sequence[Rate]) -> list[Rate]:
+    return sorted(rates, key=lambda r: window_seconds(r.window))
+
+
+def rates_change(what: str, a: Sequence[Rate], b: Sequence[Rate]) -> list[str]:
+    """Lines for one limit whose windows changed: the same number of windows compares them
+    shortest with shortest (a window of another length per second); otherwise windows are
+    matched by length, and the others are added or removed."""
+    if tuple(a) == tuple(b):
+        return []
+    if len(a) == len(b):
+        return [
+            f"- {what}: {_rate(x)} → {_rate(y)} "
+            f"{factor(x.limit / window_seconds(x.window), y.limit / window_seconds(y.window))}"
+            for x, y in zip(_by_window(a), _by_window(b), strict=True)
+            if x != y
+        ]
+    old = {window_seconds(r.window): r for r in a}
+    new = {window_seconds(r.window): r for r in b}
+    lines = []
+    for seconds in sorted(old.keys() | new.keys()):
+        x, y = old.get(seconds), new.get(seconds)
+        if x is None and y is not None:
+            lines.append(f"- {what}: window {y.window} added, {_rate(y)}")
+        elif y is None and x is not None:
+            lines.append(f"- {what}: window {x.window} removed (was {_rate(x)})")
+        elif x is not None and y is not None and x.limit != y.limit:
+            lines.append(f"- {what}: {_rate(x)} → {_rate(y)} {factor(x.limit, y.limit)}")
+    return lines
+
+
+def _ordered(before: Iterable[K], after: Iterable[K]) -> list[K]:
     """Names of both sides, the new side's order first, then what only the old one had."""
     after = list(after)
     return [*after, *(name for name in before if name not in after)]
@@ -251,7 +298,7 @@ def tiers_section(before: StackConfig, after: StackConfig, usage: Sequence[Used]
     lines = []
     for name in _ordered(old, new):
         if name not in old:
-            said = ", ".join(f"{key} {_rate(rate)}" for key, rate in limits(new[name]).items())
+            said = ", ".join(f"{key} {_rates(rates)}" for key, rates in limits(new[name]).items())
             lines.append(f"- tier `{name}` added: {said}")
             continue
         if name not in new:
@@ -259,17 +306,71 @@ def tiers_section(before: StackConfig, after: StackConfig, usage: Sequence[Used]
             continue
         was_limits, now_limits = limits(old[name]), limits(new[name])
         for key in now_limits:
-            a, b = was_limits[key], now_limits[key]
-            if a != b:
-                # The factor of the rate: a limit per window of another length compares per second.
-                per_second = factor(a.limit / window_seconds(a.window), b.limit / window_seconds(b.window))
-                lines.append(f"- `{name}` {key}: {_rate(a)} → {_rate(b)} {per_second}")
+            lines.extend(rates_change(f"`{name}` {key}", was_limits[key], now_limits[key]))
         was_caps, now_caps = caps(old[name]), caps(new[name])
         lines.extend(
             f"- `{name}` {key}: {_number(was_caps[key])} → {_number(now_caps[key])} "
             f"{factor(was_caps[key], now_caps[key])}"
             for key in now_caps
             if was_caps[key] != now_caps[key]
+        )
+    return lines
+
+
+def quotas_section(before: StackConfig, after: StackConfig, usage: Sequence[Used] | None) -> list[str]:
+    """Each model's own quota per tier and limit, before → after; a quota added or removed
+    compares with the tier's limit it replaces or falls back to."""
+    old_models = {m.name: m for m in before.models}
+    old_tiers = {t.name: limits(t) for t in before.tiers}
+    new_tiers = {t.name: limits(t) for t in after.tiers}
+    lines = []
+    for model in after.models:
+        was = quotas(old_models[model.name]) if model.name in old_models else {}
+        now = quotas(model)
+        for tier, kind in _ordered(was, now):
+            what = f"`{model.name}` for `{tier}` {kind}"
+            if (tier, kind) not in was:
+                tiers = old_tiers.get(tier)
+                instead = f" (the tier's {_rates(tiers[kind])} before)" if tiers else ""
+                lines.append(f"- {what}: a quota of its own, {_rates(now[tier, kind])}{instead}")
+            elif (tier, kind) not in now:
+                tiers = new_tiers.get(tier)
+                back = f"; the tier's {_rates(tiers[kind])} applies" if tiers else ""
+                lines.append(f"- {what}: its quota removed (was {_rates(was[tier, kind])}){back}")
+            else:
+                lines.extend(rates_change(what, was[tier, kind], now[tier, kind]))
+    return lines
+
+
+def _budget(budget: Budget, currency: str) -> str:
+    return f"{_number(budget.amount)} {currency} per {budget.window}"
+
+
+def budgets_section(before: StackConfig, after: StackConfig, usage: Sequence[Used] | None) -> list[str]:
+    """Money budgets of tiers and users (alerted on, never a hard stop), each window before →
+    after, and the fractions alerted at."""
+    was_currency, currency = before.prices.currency, after.prices.currency
+    lines = []
+    for kind in ("tier", "user"):
+        old = getattr(before.prices.budgets, f"{kind}s")
+        new = getattr(after.prices.budgets, f"{kind}s")
+        for name in _ordered(old, new):
+            a = {window_seconds(b.window): b for b in old.get(name, ())}
+            b = {window_seconds(x.window): x for x in new.get(name, ())}
+            for seconds in sorted(a.keys() | b.keys()):
+                x, y = a.get(seconds), b.get(seconds)
+                what = f"- {kind} `{name}` budget"
+                if x is None and y is not None:
+                    lines.append(f"{what}: {_budget(y, currency)} added")
+                elif y is None and x is not None:
+                    lines.append(f"{what}: {_budget(x, was_currency)} removed")
+                elif x is not None and y is not None and (x.amount, was_currency) != (y.amount, currency):
+                    change = f"{_budget(x, was_currency)} → {_budget(y, currency)}"
+                    lines.append(f"{what}: {change} {factor(x.amount, y.amount)}")
+    alerts = before.prices.budgets.alert_at, after.prices.budgets.alert_at
+    if alerts[0] != alerts[1]:
+        lines.append(
+            f"- alerts at {', '.join(f'{f:g}' for f in alerts[0])} → {', '.join(f'{f:g}' for f in alerts[1])}"
         )
     return lines
 
@@ -338,13 +439,14 @@ def scaling_section(before: StackConfig, after: StackConfig, usage: Sequence[Use
     ]
 
 
-# Title and section, in the comment's order; a new kind of change (a budget, a quota per
-# model) is one more function here.
+# Title and section, in the comment's order; a new kind of change is one more function here.
 SECTIONS: tuple[tuple[str, Compare], ...] = (
     ("Models", models_section),
     ("Users", users_section),
     ("Tier limits", tiers_section),
+    ("Model quotas", quotas_section),
     ("Prices", prices_section),
+    ("Budgets", budgets_section),
     ("Scheduling priority", priority_section),
     ("Scaling", scaling_section),
 )
@@ -363,7 +465,9 @@ def render(
         if lines:
             body.extend([f"**{title}**", "", *lines, ""])
     if not body:
-        return "\n".join([*head, "No change to models, users, limits, prices, priority or scaling.", ""])
+        return "\n".join(
+            [*head, "No change to models, users, limits, quotas, prices, budgets, priority or scaling.", ""]
+        )
     return "\n".join([*head, *body])
 
 

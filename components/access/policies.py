@@ -50,7 +50,8 @@ class TierPoliciesArgs:
     namespace: pulumi.Input[str]
     api_keys: bool
     oidc_issuer: str | None
-    # The catalog: models that restrict their tiers get a rule each.
+    # The catalog: models that restrict their tiers get a rule each, models with their own
+    # quota in a tier a limit each.
     models: Sequence[ModelConfig] = ()
     # Kuadrant (its operator serves the policy CRDs), the gateway they target, and what
     # must exist before they can be enforced (the routes, the identity provider).
@@ -82,14 +83,14 @@ class TierPolicies(pulumi.ComponentResource):
             f"{name}-requests",
             "kuadrant.io/v1",
             "RateLimitPolicy",
-            tiers.rate_limit_spec(args.tiers, POLICY_ROUTE),
+            tiers.rate_limit_spec(args.tiers, POLICY_ROUTE, args.models),
             args,
         )
         tokens = self._policy(
             f"{name}-tokens",
             "kuadrant.io/v1alpha1",
             "TokenRateLimitPolicy",
-            tiers.token_limit_spec(args.tiers, POLICY_ROUTE),
+            tiers.token_limit_spec(args.tiers, POLICY_ROUTE, args.models),
             args,
         )
         pinned = self._pin(name, args)

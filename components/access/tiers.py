@@ -10,8 +10,8 @@ one place and not another.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from components.config import ModelConfig, Rate, TierConfig
 from components.names import MODEL_HEADER, TIER_HEADER
@@ -46,6 +46,9 @@ UNAUTHENTICATED_BODY = (
     '{"error": {"message": "Missing or invalid API key or token.", '
     '"type": "invalid_request_error", "code": "invalid_api_key"}}'
 )
+
+
+Kind = Literal["requests", "tokens"]
 
 
 def request_limit_name(tier: str) -> str:
@@ -88,33 +91,87 @@ BILLED = f"request.url_path in {_cel_list(OPENAI_USAGE_PATHS)}"
 MODEL = f"'{MODEL_HEADER}' in request.headers ? request.headers['{MODEL_HEADER}'] : ''"
 
 
+def model_limit_name(tier: str, model: str, kind: Kind) -> str:
+    """The limit of a model's own quota in a tier: a dot between two DNS labels, so no other
+    tier and model make the same name, and the kind's suffix as the tier's limits have."""
+    name = request_limit_name if kind == "requests" else token_limit_name
+    return name(f"{tier}.{model}")
+
+
+def _own_quota(models: Sequence[ModelConfig], tier: str, kind: Kind) -> list[ModelConfig]:
+    return [m for m in models if m.own_rates(tier, kind) is not None]
+
+
+def limit_names(tiers: Sequence[TierConfig], models: Sequence[ModelConfig], kind: Kind) -> list[str]:
+    """Every limit of `kind`, as Limitador reports it in `limit_name`: each tier's and each
+    model's own quota in a tier."""
+    name = request_limit_name if kind == "requests" else token_limit_name
+    return [
+        limit
+        for t in tiers
+        for limit in (
+            name(t.name),
+            *(model_limit_name(t.name, m.name, kind) for m in _own_quota(models, t.name, kind)),
+        )
+    ]
+
+
+def _rates(rates: Sequence[Rate]) -> list[dict[str, Any]]:
+    """One rate per window, each a Limitador counter of its own (components/config/model.py Rates)."""
+    return [{"limit": rate.limit, "window": rate.window} for rate in rates]
+
+
+# Every limit counts per user and model. Counters of a tier's limit and of a model's quota
+# are the same two expressions, so when Kuadrant merges the limits' actions into one call
+# to Limitador their data keys agree (Kuadrant/kuadrant-operator@v1.5.2
+# internal/controller/data_plane_policies_workflow.go mergeAndVerify refuses one key with two
+# values).
+COUNTERS = [{"expression": USER_ID}, {"expression": MODEL}]
+
+
 def _limits(
-    tiers: Sequence[TierConfig], route: str, name: Callable[[str], str], rate: Callable[[TierConfig], Rate]
+    tiers: Sequence[TierConfig], models: Sequence[ModelConfig], route: str, kind: Kind
 ) -> dict[str, Any]:
-    """One limit per tier, named by `name`, of the tier's `rate`, on billed requests, counted
-    per user and model."""
-    return {
-        "targetRef": _route_target(route),
-        "limits": {
-            name(t.name): {
-                "rates": [{"limit": rate(t).limit, "window": rate(t).window}],
-                "when": [{"predicate": tier_predicate(t.name)}, {"predicate": BILLED}],
-                "counters": [{"expression": USER_ID}, {"expression": MODEL}],
+    """Per tier, its `kind` limit on billed requests for every model without a quota of its
+    own in the tier, and one limit per model that has one. Their conditions exclude each
+    other, so each request meets one limit of each kind, and Limitador's calls per request,
+    which metering counts on, are the same as with tier limits alone
+    (components/metering/chargeback.py). Limits grow with tiers plus the quotas declared."""
+    name = request_limit_name if kind == "requests" else token_limit_name
+    limits: dict[str, Any] = {}
+    for t in tiers:
+        own = _own_quota(models, t.name, kind)
+        when = [{"predicate": tier_predicate(t.name)}, {"predicate": BILLED}]
+        if own:
+            others = f"!(({MODEL}) in {_cel_list([m.served_name for m in own])})"
+            when = [*when, {"predicate": others}]
+        limits[name(t.name)] = {"rates": _rates(getattr(t, kind)), "when": when, "counters": COUNTERS}
+        for m in own:
+            limits[model_limit_name(t.name, m.name, kind)] = {
+                "rates": _rates(m.own_rates(t.name, kind) or ()),
+                "when": [
+                    {"predicate": tier_predicate(t.name)},
+                    {"predicate": BILLED},
+                    {"predicate": model_predicate(m.served_name)},
+                ],
+                "counters": COUNTERS,
             }
-            for t in tiers
-        },
-    }
+    return {"targetRef": _route_target(route), "limits": limits}
 
 
-def rate_limit_spec(tiers: Sequence[TierConfig], route: str) -> dict[str, Any]:
-    """The RateLimitPolicy: one request limit per tier."""
-    return _limits(tiers, route, request_limit_name, lambda t: t.requests)
+def rate_limit_spec(
+    tiers: Sequence[TierConfig], route: str, models: Sequence[ModelConfig] = ()
+) -> dict[str, Any]:
+    """The RateLimitPolicy: the request limits."""
+    return _limits(tiers, models, route, "requests")
 
 
-def token_limit_spec(tiers: Sequence[TierConfig], route: str) -> dict[str, Any]:
-    """The TokenRateLimitPolicy: one token limit per tier; Kuadrant counts usage.total_tokens
-    of each response."""
-    return _limits(tiers, route, token_limit_name, lambda t: t.tokens)
+def token_limit_spec(
+    tiers: Sequence[TierConfig], route: str, models: Sequence[ModelConfig] = ()
+) -> dict[str, Any]:
+    """The TokenRateLimitPolicy: the token limits; Kuadrant counts usage.total_tokens of each
+    response."""
+    return _limits(tiers, models, route, "tokens")
 
 
 def tier_from_groups(tiers: Sequence[TierConfig], groups: str = "auth.identity.groups") -> str:

@@ -136,6 +136,8 @@ def _render_path(loc: tuple[Any, ...], values: Mapping[str, Any] | None = None) 
     current: Any = (values or {}).get(loc[0])
     rest = loc[1:]
     for position, part in enumerate(rest):
+        if isinstance(part, int) and isinstance(current, dict):
+            continue  # the one-entry form of a list (a limit's single rate): no index in the file
         if isinstance(part, int):
             text += f"[{part}]"
             current = current[part] if isinstance(current, list) and 0 <= part < len(current) else None

@@ -7,10 +7,11 @@ here and nowhere else; stack files hold only what differs between stacks. The lo
 
 from __future__ import annotations
 
+import itertools
 import json
 import typing
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from components.config.types import (
     Currency,
@@ -24,6 +25,7 @@ from components.config.types import (
     ServedName,
     Window,
     no_repeats,
+    prometheus_seconds,
     window_seconds,
 )
 from components.names import KEYCLOAK_NAMESPACE, OPENSHIFT_CERT_MANAGER_NAMESPACE
@@ -202,6 +204,96 @@ class SchedulerConfig(Section):
         return value
 
 
+def limitador_window(value: str) -> str:
+    """A window Limitador can hold. Kuadrant hands Limitador whole seconds, truncated
+    (Kuadrant/kuadrant-operator@v1.5.2 api/v1/ratelimitpolicy_types.go Duration.Seconds:
+    int(duration.Seconds())), and a counter of 0 seconds expires as it is made, so it never
+    limits (Kuadrant/limitador@v2.4.0 limitador/src/storage/atomic_expiring_value.rs value_at)."""
+    seconds = window_seconds(value)
+    if seconds < 1 or seconds != int(seconds):
+        raise ValueError(
+            f"'{value}' is not a whole number of seconds, and Limitador counts in whole seconds "
+            f"(it would hold {int(seconds)}s): use a window of at least 1s in whole seconds, e.g. 1s, 90s"
+        )
+    return value
+
+
+class Rate(Section):
+    limit: PositiveInt
+    window: Window
+
+    @field_validator("window")
+    @classmethod
+    def _whole_seconds(cls, value: str) -> str:
+        return limitador_window(value)
+
+
+def _one_or_more(value: object) -> object:
+    """A limit's rates: one `{limit, window}` (the form every stack had), or a list of them."""
+    if isinstance(value, dict):
+        return (value,)
+    # A list read from the stack file: strict validation after this one takes tuples only.
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _some_rates(rates: tuple[Rate, ...]) -> tuple[Rate, ...]:
+    if not rates:
+        raise ValueError("a limit needs at least one {limit, window}; an empty list would limit nothing")
+    return rates
+
+
+# One or more windows of one limit, all enforced at once: Kuadrant makes each rate a Limitador
+# limit of its own with the limit's name, conditions and counters
+# (Kuadrant/kuadrant-operator@v1.5.2 internal/controller/limitador_limits_reconciler.go
+# processPolicyRules), and Limitador admits a request only if every counter that applies has
+# room, updating none otherwise (Kuadrant/limitador@v2.4.0 limitador/src/storage/in_memory.rs
+# check_and_update).
+Rates = typing.Annotated[tuple[Rate, ...], BeforeValidator(_one_or_more), AfterValidator(_some_rates)]
+
+
+def rates_problems(key: str, rates: typing.Sequence[Rate]) -> list[str]:
+    """Rates of one limit that Limitador would not keep apart, or that could never bind."""
+    problems = []
+    seen: dict[float, int] = {}
+    for index, rate in enumerate(rates):
+        seconds = window_seconds(rate.window)
+        if seconds in seen:
+            # Limitador tells limits apart by namespace, seconds, conditions and variables, not
+            # by their maximum (Kuadrant/limitador@v2.4.0 limitador/src/limit.rs PartialEq, Hash):
+            # two rates of one window are one limit, and one of them is dropped.
+            problems.append(
+                f"{key}[{index}].window: '{rate.window}' is the window of {key}[{seen[seconds]}] too "
+                f"({int(seconds)}s); Limitador keeps one limit per window: keep one of them"
+            )
+        else:
+            seen[seconds] = index
+    ordered = sorted(range(len(rates)), key=lambda i: window_seconds(rates[i].window))
+    for shorter, longer in itertools.pairwise(ordered):
+        same = window_seconds(rates[longer].window) == window_seconds(rates[shorter].window)
+        if rates[longer].limit < rates[shorter].limit and not same:
+            problems.append(
+                f"{key}[{longer}].limit: {rates[longer].limit} per {rates[longer].window} is less than "
+                f"{key}[{shorter}]'s {rates[shorter].limit} per {rates[shorter].window}, so the shorter "
+                f"window could never bind: raise it to at least {rates[shorter].limit}, or lower "
+                f"{key}[{shorter}].limit"
+            )
+    return problems
+
+
+class ModelLimits(Section):
+    """A model's own quota in one tier, in place of the tier's limits for that model: its
+    requests, its tokens or both (what it leaves out follows the tier's)."""
+
+    requests: Rates | None = None
+    tokens: Rates | None = None
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> ModelLimits:
+        if self.requests is None and self.tokens is None:
+            raise ValueError("set requests, tokens or both, or remove the tier's entry")
+        return self
+
+
 # What only a model with a server of its own sets (ModelConfig.served_by).
 _SERVER_KEYS = ("replicas", "autoscaling", "scheduling", "resources", "args", "request_timeout")
 
@@ -237,6 +329,10 @@ class ModelConfig(Section):
     # keeps its own name, host, route, tiers, limits and metering; it runs no pod of its own,
     # so a catalog of many names fits a small cluster. Unset: the model has its own server.
     served_by: DnsLabel | None = None
+    # tier -> the model's own request and/or token limits for that tier's users, in place of
+    # the tier's (e.g. an expensive model gets a smaller share); counted per user, apart
+    # from the user's other models as every limit is (docs/limits.md).
+    limits: dict[str, ModelLimits] = Field(default_factory=dict)
 
     @field_validator("tiers")
     @classmethod
@@ -303,6 +399,11 @@ class ModelConfig(Section):
     def served_name(self) -> str:
         return self.served_model_name or self.name
 
+    def own_rates(self, tier: str, kind: typing.Literal["requests", "tokens"]) -> tuple[Rate, ...] | None:
+        """The model's own `kind` limit in `tier`, None where it follows the tier's."""
+        entry = self.limits.get(tier)
+        return getattr(entry, kind) if entry is not None else None
+
     def admits(self, tier: str) -> bool:
         """Whether callers of `tier` may use the model: the one table the access rules and
         each tier's model list are both compiled from."""
@@ -311,11 +412,6 @@ class ModelConfig(Section):
     @property
     def compute(self) -> ComputeResources:
         return self.resources or RUNTIME_RESOURCES[self.runtime]
-
-
-class Rate(Section):
-    limit: PositiveInt
-    window: Window
 
 
 # What one request may ask a model to generate when a tier does not say: tokens
@@ -333,18 +429,27 @@ class TierConfig(Section):
     beyond the budget (docs/metering.md)."""
 
     name: DnsLabel
-    requests: Rate
-    tokens: Rate
+    requests: Rates
+    tokens: Rates
     description: str = ""
     max_tokens: PositiveInt = DEFAULT_MAX_TOKENS
     max_choices: PositiveInt = DEFAULT_MAX_CHOICES
+
+    @property
+    def shortest_requests(self) -> Rate:
+        """The request rate of the shortest window: the one a burst meets first."""
+        return min(self.requests, key=lambda rate: window_seconds(rate.window))
+
+    @property
+    def shortest_tokens(self) -> Rate:
+        return min(self.tokens, key=lambda rate: window_seconds(rate.window))
 
 
 def _tier(name: str, requests: int, tokens: int, max_tokens: int, description: str) -> TierConfig:
     return TierConfig(
         name=name,
-        requests=Rate(limit=requests, window="2m"),
-        tokens=Rate(limit=tokens, window="1m"),
+        requests=(Rate(limit=requests, window="2m"),),
+        tokens=(Rate(limit=tokens, window="1m"),),
         description=description,
         maxTokens=max_tokens,
     )
@@ -446,6 +551,56 @@ class Price(Section):
     per_thousand_tokens: float = Field(default=0.0, ge=0)
 
 
+class Budget(Section):
+    """At most `amount` of the price table's currency per `window` (docs/metering.md
+    "Budgets"): alerted on, never a hard stop."""
+
+    amount: float = Field(gt=0)
+    # A window a limit could have too, so that a token cap derived from the budget could be
+    # held by Limitador.
+    window: Window
+    # Optional; when given it must be the price table's (maas:prices.currency).
+    currency: Currency | None = None
+
+    @field_validator("window")
+    @classmethod
+    def _whole_seconds(cls, value: str) -> str:
+        return limitador_window(value)
+
+
+# The fractions of a budget spent at which an alert fires (each alert while spend is between
+# its fraction and the next).
+DEFAULT_BUDGET_ALERTS = (0.5, 0.8, 1.0)
+
+
+class BudgetsConfig(Section):
+    # tier -> what each of its users may spend (as the tier's limits are per user)
+    tiers: dict[str, tuple[Budget, ...]] = Field(default_factory=dict)
+    # user -> the user's own budgets, in place of its tier's
+    users: dict[str, tuple[Budget, ...]] = Field(default_factory=dict)
+    alert_at: tuple[float, ...] = DEFAULT_BUDGET_ALERTS
+
+    @field_validator("alert_at")
+    @classmethod
+    def _fractions(cls, fractions: tuple[float, ...]) -> tuple[float, ...]:
+        if not fractions:
+            raise ValueError("list at least one fraction, e.g. [0.5, 0.8, 1.0], or remove the key")
+        for index, fraction in enumerate(fractions):
+            if fraction <= 0:
+                raise ValueError(
+                    f"entry {index} ({fraction:g}) must be above 0, e.g. 0.5 for half the budget"
+                )
+        no_repeats([str(f) for f in fractions], "alertAt", "fraction")
+        return tuple(sorted(fractions))
+
+    def entries(self) -> list[tuple[str, str, Budget]]:
+        """(kind, name, budget) of every budget: ("tier", tier, …) and ("user", user, …)."""
+        return [
+            *((("tier", name, b) for name, budgets in self.tiers.items() for b in budgets)),
+            *((("user", name, b) for name, budgets in self.users.items() for b in budgets)),
+        ]
+
+
 class PricesConfig(Section):
     """What usage costs, per tier, optionally per model and tier. Unpriced usage costs 0."""
 
@@ -453,6 +608,7 @@ class PricesConfig(Section):
     tiers: dict[str, Price] = Field(default_factory=dict)
     # model name -> tier -> price, overriding the tier's price for that model
     models: dict[str, dict[str, Price]] = Field(default_factory=dict)
+    budgets: BudgetsConfig = BudgetsConfig()
 
     def price(self, tier: str, model: str) -> Price:
         return self.models.get(model, {}).get(tier) or self.tiers.get(tier) or Price()
@@ -567,6 +723,11 @@ class StackConfig(Section):
             )
         problems.extend(self._served_by_problems())
         problems.extend(self._flavour_problems())
+        for index, table in enumerate(self.tiers):
+            for kind in ("requests", "tokens"):
+                key = f"{NAMESPACE}:tiers[{index}] (name: {table.name}).{kind}"
+                problems.extend(rates_problems(key, getattr(table, kind)))
+        problems.extend(self._model_limits_problems())
         redis = self.limitador.storage == "redis"
         if not redis and self.limitador_redis_url is not None:
             problems.append(f"{NAMESPACE}:limitadorRedisUrl: set, but limitador.storage is not redis")
@@ -576,6 +737,7 @@ class StackConfig(Section):
                 problems.append(
                     f"{NAMESPACE}:prices.tiers.{tier}: no such tier in maas:tiers ({', '.join(tiers)})"
                 )
+        problems.extend(self._budget_problems())
         for model, by_tier in self.prices.models.items():
             if model not in models:
                 problems.append(
@@ -586,6 +748,79 @@ class StackConfig(Section):
                 for tier in by_tier
                 if tier not in tiers
             )
+        return problems
+
+    def _model_limits_problems(self) -> list[str]:
+        """A model's own limits name a tier of the table that may use the model."""
+        tiers = self.tier_names
+        problems = []
+        for index, entry in enumerate(self.models):
+            for tier, own in entry.limits.items():
+                key = f"{NAMESPACE}:models[{index}] (name: {entry.name}).limits.{tier}"
+                if tier not in tiers:
+                    problems.append(f"{key}: '{tier}' is not a tier of maas:tiers ({', '.join(tiers)})")
+                elif not entry.admits(tier):
+                    problems.append(
+                        f"{key}: the model's tiers leave '{tier}' out, so the quota would limit nobody: "
+                        f"add '{tier}' to maas:models[{index}].tiers or remove the quota"
+                    )
+                for kind in ("requests", "tokens"):
+                    rates = getattr(own, kind)
+                    problems.extend(rates_problems(f"{key}.{kind}", rates or ()))
+        return problems
+
+    def _budget_problems(self) -> list[str]:
+        """A budget names a tier or user of the stack, is in the price table's currency, is
+        for usage with a price, and its window is one the stack's Prometheus keeps."""
+        budgets = self.prices.budgets
+        problems = []
+        users = {u.name: u.tier for u in self.users}
+        paying = set(self.prices.paying(self.tier_names))
+        retention = prometheus_seconds(self.observability.retention)
+        for kind, entries, known in (
+            ("tiers", budgets.tiers, self.tier_names),
+            ("users", budgets.users, users),
+        ):
+            for name, listed in entries.items():
+                key = f"{NAMESPACE}:prices.budgets.{kind}.{name}"
+                if name not in known:
+                    where = "maas:tiers" if kind == "tiers" else "maas:users"
+                    problems.append(f"{key}: '{name}' is not in {where}; remove the budget or add it there")
+                    continue
+                tier = name if kind == "tiers" else users[name]
+                if tier not in paying:
+                    problems.append(
+                        f"{key}: tier '{tier}' has no price in maas:prices, so nothing is ever spent "
+                        "against the budget: price its usage or remove the budget"
+                    )
+                seen: dict[float, int] = {}
+                for index, budget in enumerate(listed):
+                    at = f"{key}[{index}]"
+                    if budget.currency is not None and budget.currency != self.prices.currency:
+                        problems.append(
+                            f"{at}.currency: {budget.currency}, but the price table is in "
+                            f"{self.prices.currency} (maas:prices.currency): state the budget in "
+                            f"{self.prices.currency} or remove its currency"
+                        )
+                    seconds = window_seconds(budget.window)
+                    if seconds in seen:
+                        problems.append(
+                            f"{at}.window: '{budget.window}' is the window of {key}[{seen[seconds]}] too"
+                        )
+                    seen.setdefault(seconds, index)
+                    if not self.observability.enabled:
+                        problems.append(
+                            f"{at}: budgets are summed by the stack's Prometheus; enable maas:observability "
+                            "or remove the budget"
+                        )
+                    elif seconds > retention and self.flavour == "kubernetes":
+                        # On OpenShift, user-workload monitoring keeps its own retention.
+                        kept = self.observability.retention
+                        problems.append(
+                            f"{at}.window: '{budget.window}' is longer than the {kept} Prometheus keeps "
+                            "(maas:observability.retention), so its spend could not be summed: raise "
+                            "the retention or shorten the window"
+                        )
         return problems
 
     def _served_by_problems(self) -> list[str]:

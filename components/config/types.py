@@ -17,7 +17,7 @@ _WINDOW = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
 _QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$")
 _SERVED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
 # Prometheus durations (retention): 12h, 15d, 1w.
-_PROMETHEUS_DURATION = re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$")
+_PROMETHEUS_DURATION = re.compile(r"^([0-9]+)(ms|s|m|h|d|w|y)$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
@@ -51,6 +51,12 @@ def window_seconds(window: str) -> float:
     """A window ("2m", "1h30m", "500ms", already validated) in seconds."""
     units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
     return sum(int(number) * units[unit] for number, unit in re.findall(r"([0-9]+)(ms|h|m|s)", window))
+
+
+def prometheus_seconds(duration: str) -> float:
+    """A Prometheus duration ("15d", "1w", already validated) in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    return sum(int(number) * units[unit] for number, unit in _PROMETHEUS_DURATION.findall(duration))
 
 
 def _window(value: str) -> str:

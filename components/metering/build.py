@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.config import StackConfig
+from components.metering import chargeback
 from components.metering.observability import Observability, ObservabilityArgs
 from components.platform.build import Platform
 from components.serving.build import Serving
@@ -39,4 +40,10 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Metering | 
         platform.on_cluster,
     )
     pulumi.export("usageExport", platform.metrics.usage_export)
+    # What each budget is held to, for the preview (docs/metering.md "Budgets").
+    budgets = chargeback.budget_statements(
+        cfg.tiers, cfg.models, cfg.prices, {u.name: u.tier for u in cfg.users}
+    )
+    if budgets:
+        pulumi.export("budgets", budgets)
     return Metering(observability=observability)

@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from components.access import tiers as tier_names
-from components.config import ModelConfig, PricesConfig, TierConfig
+from components.config import ModelConfig, PricesConfig, Rate, TierConfig
+from components.config.types import window_seconds
 from components.pins import upstream
 
 # Per user, tier and model, what each evaluation interval added: sum them over a window.
@@ -91,7 +92,8 @@ def usage_rules(
     """Recording rules, in evaluation order: what each counter grew, usage, prices, cost; all
     per evaluation `interval`, which must be the group's."""
     by_usage = _by(USAGE_LABELS)
-    token_limits = "|".join(tier_names.token_limit_name(t.name) for t in tiers)
+    # A model's own quota is named <tier>.<model>-tokens: the dot, escaped, matches itself only.
+    token_limits = "|".join(n.replace(".", "\\\\.") for n in tier_names.limit_names(tiers, models, "tokens"))
     token_rejections = f'sum without (limit_name) ({_LIMITED}{{limit_name=~"{token_limits}"}})'
     # Users who were never refused by a token limit have no such series: count them as 0.
     token_rejections_or_zero = f"({token_rejections} or {_CALLS} * 0)"
@@ -138,6 +140,116 @@ def usage_rules(
         }
     )
     return rules
+
+
+# Budgets (maas:prices.budgets): per user, tier, currency and budget window, what was spent
+# in the window, the budgets as series, and the share of its budget each user has spent.
+BUDGET_SPEND = "maas:budget_spend:sum"
+BUDGET_AMOUNT = "maas:budget_amount"
+BUDGET_SPENT = "maas:budget_spent:ratio"
+# How often the budget group sums its windows: a month of 30 s increases is a large range.
+BUDGET_INTERVAL = "1m"
+
+
+def budget_rules(prices: PricesConfig) -> list[dict[str, Any]]:
+    """What each user spent per budget window, against the user's own budget if the stack
+    file names one, else the tier's; an alert per configured fraction, firing while the
+    share spent is between it and the next, so one fires at a time. Alerts only: Limitador
+    counts requests and tokens, not money (docs/metering.md "Budgets")."""
+    entries = prices.budgets.entries()
+    if not entries:
+        return []
+    windows = sorted({b.window for _, _, b in entries}, key=window_seconds)
+    own = f'{BUDGET_AMOUNT}{{user!=""}}'
+    rules: list[dict[str, Any]] = [
+        {
+            "record": BUDGET_SPEND,
+            "expr": f"sum by (user, tier, currency) (sum_over_time({COST}[{window}]))",
+            "labels": {"window": window},
+        }
+        for window in windows
+    ]
+    rules.extend(
+        {
+            "record": BUDGET_AMOUNT,
+            "expr": f"vector({budget.amount!r})",
+            "labels": {kind: name, "window": budget.window, "currency": prices.currency},
+        }
+        for kind, name, budget in entries
+    )
+    rules.append(
+        {
+            "record": BUDGET_SPENT,
+            "expr": (
+                f"{BUDGET_SPEND} / on (user, window) group_left () {own}"
+                f" or ({BUDGET_SPEND} unless on (user) {own})"
+                f' / on (tier, window) group_left () {BUDGET_AMOUNT}{{tier!=""}}'
+            ),
+        }
+    )
+    fractions = prices.budgets.alert_at
+    for index, fraction in enumerate(fractions):
+        below = f" < {fractions[index + 1]!r}" if index + 1 < len(fractions) else ""
+        rules.append(
+            {
+                "alert": "MaasBudgetSpent",
+                "expr": f"{BUDGET_SPENT} >= {fraction!r}{below}",
+                "labels": {
+                    "severity": "critical" if fraction >= 1 else "warning",
+                    "fraction": f"{fraction!r}",
+                },
+                "annotations": {
+                    "summary": "{{ $labels.user }} (tier {{ $labels.tier }}) has spent "
+                    f"{fraction:.0%} or more of a budget per {{{{ $labels.window }}}} in "
+                    "{{ $labels.currency }}. Nothing stops spending at the budget: the tier's "
+                    'request and token limits are what is enforced (docs/metering.md "Budgets").',
+                },
+            }
+        )
+    return rules
+
+
+def _most_in(rates: Sequence[Rate], seconds: float) -> int:
+    """The most a limit of `rates` admits in any `seconds`: a window starts at the first hit
+    after the last one expired (Kuadrant/limitador@v2.4.0
+    limitador/src/storage/atomic_expiring_value.rs), so at most floor(seconds / window) + 1
+    of its windows start in that time; the tightest rate bounds it."""
+    return min(r.limit * (int(seconds // window_seconds(r.window)) + 1) for r in rates)
+
+
+def budget_statements(
+    tiers: Sequence[TierConfig], models: Sequence[ModelConfig], prices: PricesConfig, users: dict[str, str]
+) -> dict[str, str]:
+    """What the preview says of each budget (stack output `budgets`): alerted, never stopped,
+    and what the limits do enforce: at most this much spend per budget window for one user,
+    summed over the models the tier may use at their prices. `users`: user -> tier."""
+    by_name = {t.name: t for t in tiers}
+    alerts = ", ".join(f"{f:.0%}" for f in prices.budgets.alert_at)
+    found = {}
+    for kind, name, budget in prices.budgets.entries():
+        tier = by_name[name if kind == "tier" else users[name]]
+        seconds = window_seconds(budget.window)
+        most = 0.0
+        for model in (m for m in models if m.admits(tier.name)):
+            price = prices.price(tier.name, model.name)
+            requests = _most_in(model.own_rates(tier.name, "requests") or tier.requests, seconds)
+            tokens = _most_in(model.own_rates(tier.name, "tokens") or tier.tokens, seconds)
+            most += requests * price.per_request + tokens / 1000 * price.per_thousand_tokens
+        who = f"each user of tier {name}" if kind == "tier" else f"user {name}"
+        held = (
+            "the limits alone keep the spend under the budget"
+            if most <= budget.amount
+            else f"the spend can pass the budget by up to {most - budget.amount:.2f} {prices.currency}"
+        )
+        found[f"{kind} {name} per {budget.window}"] = (
+            f"{budget.amount:g} {prices.currency} per {budget.window} for {who}: alerts at {alerts} of it "
+            "(Prometheus, from the billing rules); no hard stop, since Limitador counts requests and "
+            f"tokens, not money. Enforced instead: tier {tier.name}'s request and token limits and its "
+            f"models' own quotas, at most {most:.2f} {prices.currency} per {budget.window} at these prices, "
+            f"so {held}, give or take what the last request of each token window takes past its limit "
+            "(docs/metering.md)."
+        )
+    return found
 
 
 def _down(alert: str, selector: str, summary: str, minutes: int = 5, **labels: str) -> dict[str, Any]:
@@ -277,6 +389,9 @@ def rule_groups(
         {"name": "maas-usage", "interval": interval, "rules": usage_rules(tiers, models, prices, interval)},
         {"name": "maas-alerts", "rules": alert_rules(models)},
     ]
+    budgets = budget_rules(prices)
+    if budgets:
+        groups.append({"name": "maas-budgets", "interval": BUDGET_INTERVAL, "rules": budgets})
     if any(m.scheduling == "pool" for m in models):
         paying = prices.paying([t.name for t in tiers])
         groups.append({"name": "maas-scheduling", "rules": scheduling_rules(tiers, paying)})

@@ -429,7 +429,9 @@ def request_filter_source(
     if tiers:
         # A token-limit 429's Retry-After: the longest token window, a bound on any tier's
         # wait (this filter runs before authentication and never learns the tier).
-        catalog["token_window_s"] = max(math.ceil(window_seconds(t.tokens.window)) for t in tiers)
+        catalog["token_window_s"] = max(
+            math.ceil(window_seconds(rate.window)) for t in tiers for rate in t.tokens
+        )
     return f"local CATALOG = {_lua(catalog)}\n\n{REQUEST_BODY_LUA.read_text()}\n{REFUSALS_LUA.read_text()}"
 
 

@@ -23,6 +23,14 @@ from maas_policies import objects, relaxation
 _TIER_IN = re.compile(r"auth\.identity\.tier\s+in\s+\[([^\]]*)\]")
 _TIER_IS = re.compile(r"auth\.identity\.tier\s*==\s*'([^']+)'")
 _WINDOW_PART = re.compile(r"([0-9]+)(ms|h|m|s)")
+# A model's quota and the tier's limit for its other models: components/access/tiers.py
+# model_predicate and _limits, on the model header MODEL_HEADER (a test ties them).
+_MODEL_IS = re.compile(
+    r"'x-maas-model' in request\.headers && request\.headers\['x-maas-model'\] == '([^']+)'"
+)
+_MODELS_OUT = re.compile(
+    r"!\(\('x-maas-model' in request\.headers \? request\.headers\['x-maas-model'\] : ''\) in \[([^\]]*)\]\)"
+)
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
@@ -203,8 +211,13 @@ def _path_filter(limit: Mapping[str, Any]) -> set[str] | str | None:
     admitted: set[str] | None = None
     for condition in limit.get("when") or []:
         predicate = str(condition.get("predicate", "")).strip()
-        # A tier's limit (components/access/tiers.py): it holds for that tier's requests.
-        if _TIER_IS.fullmatch(predicate):
+        # A tier's limit (components/access/tiers.py): it holds for that tier's requests; a
+        # model's quota in it, or the tier's limit for its other models (_models_partitioned).
+        if (
+            _TIER_IS.fullmatch(predicate)
+            or _MODEL_IS.fullmatch(predicate)
+            or _MODELS_OUT.fullmatch(predicate)
+        ):
             continue
         if listed := _PATH_IN.match(predicate):
             paths = set(re.findall(r"'([^']*)'", listed.group(1)))
@@ -241,7 +254,26 @@ def _limit_weakness(policy: PolicyResource, paths: set[str]) -> str | None:
             )
         covered |= set(USAGE_PATHS) if admitted is None else admitted
     skipped = sorted(paths - covered)
-    return f"no limit counts requests to {', '.join(skipped)}" if skipped else None
+    if skipped:
+        return f"no limit counts requests to {', '.join(skipped)}"
+    return _models_partitioned(counting)
+
+
+def _models_partitioned(limits: list[Mapping[str, Any]]) -> str | None:
+    """A tier's limit that leaves some models out (they have quotas of their own: components/
+    access/tiers.py _limits) leaves their requests to a limit of that tier for each of them."""
+    own: set[tuple[str, str]] = set()
+    left_out: list[tuple[str, str]] = []
+    for limit in limits:
+        predicates = [str(c.get("predicate", "")).strip() for c in limit.get("when") or []]
+        tier = next((m.group(1) for p in predicates if (m := _TIER_IS.fullmatch(p))), "")
+        for predicate in predicates:
+            if model := _MODEL_IS.fullmatch(predicate):
+                own.add((tier, model.group(1)))
+            elif out := _MODELS_OUT.fullmatch(predicate):
+                left_out.extend((tier, name) for name in re.findall(r"'([^']*)'", out.group(1)))
+    missing = [f"tier '{tier}' on model {model}" for tier, model in left_out if (tier, model) not in own]
+    return f"no limit counts requests of {', '.join(missing)}" if missing else None
 
 
 def _routes_protected(args: StackValidationArgs, report: ReportViolation) -> None:
@@ -305,8 +337,12 @@ def _tiers_listed(pattern: Mapping[str, Any]) -> list[str] | None:
 
 
 def _limits_by_tier(policy: PolicyResource) -> dict[str, dict[str, Any]]:
+    """A tier's own limits: not a model's quota within it (whose `when` names the model)."""
     found: dict[str, dict[str, Any]] = {}
     for limit in ((policy.props.get("spec") or {}).get("limits") or {}).values():
+        predicates = [str(c.get("predicate", "")) for c in limit.get("when") or []]
+        if any(f"request.headers['{MODEL_HEADER}'] ==" in p for p in predicates):
+            continue
         for condition in limit.get("when") or []:
             matched = _TIER_IS.search(str(condition.get("predicate", "")))
             if matched:
@@ -315,8 +351,13 @@ def _limits_by_tier(policy: PolicyResource) -> dict[str, dict[str, Any]]:
 
 
 def _per_second(limit: Mapping[str, Any]) -> float:
-    rate = (limit.get("rates") or [{}])[0]
-    window = sum(int(n) * _SECONDS[unit] for n, unit in _WINDOW_PART.findall(str(rate.get("window", ""))))
+    """The rate of the limit's shortest window (the one a burst meets first)."""
+
+    def seconds(rate: Mapping[str, Any]) -> float:
+        return sum(int(n) * _SECONDS[unit] for n, unit in _WINDOW_PART.findall(str(rate.get("window", ""))))
+
+    rate = min(limit.get("rates") or [{}], key=seconds)
+    window = seconds(rate)
     return float(rate.get("limit", 0)) / window if window else 0.0
 
 
@@ -342,6 +383,7 @@ def _tier_tables(
 
 
 def _tiers_limited(args: StackValidationArgs, report: ReportViolation) -> None:
+    _limit_windows_held(args, report)
     for auth, tiers, requests, tokens in _tier_tables(args):
         for tier in tiers:
             for what, limits in (("request", requests), ("token", tokens)):
@@ -371,6 +413,34 @@ def _tiers_grow(args: StackValidationArgs, report: ReportViolation) -> None:
                         ),
                         auth.urn,
                     )
+
+
+def _limit_windows_held(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Each rate of a limit is a Limitador limit of whole seconds: Kuadrant truncates its
+    window (Kuadrant/kuadrant-operator@v1.5.2 api/v1/ratelimitpolicy_types.go Duration.Seconds),
+    a 0-second counter expires as it is made (Kuadrant/limitador@v2.4.0
+    limitador/src/storage/atomic_expiring_value.rs), and two rates of one window are one
+    Limitador limit, one of them dropped (limitador/src/limit.rs: a limit's identity leaves
+    its maximum out)."""
+    for kind in ("RateLimitPolicy", "TokenRateLimitPolicy"):
+        for policy in objects.of_kind(args, kind):
+            for name, limit in ((policy.props.get("spec") or {}).get("limits") or {}).items():
+                subject = f"{kind} {objects.name(policy.props)} (limit {name})"
+                seen: dict[float, str] = {}
+                for rate in limit.get("rates") or []:
+                    window = str(rate.get("window", ""))
+                    seconds = sum(int(n) * _SECONDS[unit] for n, unit in _WINDOW_PART.findall(window))
+                    if seconds < 1 or seconds != int(seconds):
+                        held = f"Limitador counts whole seconds and would hold {int(seconds)}s"
+                        why = f"window {window} is {seconds:g}s; {held}"
+                        fix = "a window of at least 1s in whole seconds (maas:tiers[].requests/tokens)"
+                    elif seconds in seen:
+                        why = f"windows {seen[seconds]} and {window} are one Limitador limit, which keeps one"
+                        fix = "one rate per window"
+                    else:
+                        seen[seconds] = window
+                        continue
+                    report(objects.refusal(subject, why, fix), policy.urn)
 
 
 def _limitador_storage(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -533,7 +603,8 @@ ROUTES_PROTECTED = StackValidationPolicy(
 
 TIERS_LIMITED = StackValidationPolicy(
     name="tiers-limited",
-    description="Every tier an AuthPolicy admits has a request limit and a token limit.",
+    description="Every tier an AuthPolicy admits has a request limit and a token limit, and every "
+    "window of a limit is one Limitador can hold.",
     validate=_tiers_limited,
     enforcement_level=EnforcementLevel.MANDATORY,
 )

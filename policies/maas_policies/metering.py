@@ -9,6 +9,7 @@ gateway asks for it in every streamed request.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,12 @@ from maas_policies import objects, relaxation
 # the pack runs in its own virtualenv, without the program's modules.
 METERED_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models")
 FORCE_USAGE_FLAG = "--enable-force-include-usage"
+# Copies of components/metering/chargeback.py PRICE_PER_REQUEST and BUDGET_AMOUNT (a test
+# ties them): the price rules carry the table's currency, the budget rules theirs.
+PRICE_RECORD = "maas:price_per_request"
+BUDGET_RECORD = "maas:budget_amount"
+_WINDOW_PART = re.compile(r"([0-9]+)(ms|h|m|s)")
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 # What the gateway's Lua filter must set (components/serving/lua/request_body.lua).
 STREAM_USAGE_MARK = '"include_usage":true'
 
@@ -57,7 +64,47 @@ def _vllm_containers(runtime: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [c for c in containers if "vllm" in str(c.get("image", "")).lower()]
 
 
+def _budgets_priced(args: StackValidationArgs, report: ReportViolation) -> None:
+    """A budget's amount is in a currency the price rules bill in, and its window is whole
+    seconds (Kuadrant/kuadrant-operator@v1.5.2 api/v1/ratelimitpolicy_types.go Duration.Seconds
+    truncates, should a cap be derived from it for Limitador)."""
+    for rule in objects.of_kind(args, "PrometheusRule"):
+        rules = [r for g in (rule.props.get("spec") or {}).get("groups") or [] for r in g.get("rules") or []]
+        currencies = {
+            (r.get("labels") or {}).get("currency") for r in rules if r.get("record") == PRICE_RECORD
+        }
+        for budget in (r for r in rules if r.get("record") == BUDGET_RECORD):
+            labels = budget.get("labels") or {}
+            who = f"tier {labels['tier']}" if labels.get("tier") else f"user {labels.get('user')}"
+            subject = (
+                f"PrometheusRule {objects.name(rule.props)} (budget of {who} per {labels.get('window')})"
+            )
+            if labels.get("currency") not in currencies - {None}:
+                report(
+                    objects.refusal(
+                        subject,
+                        f"its currency {labels.get('currency')} is not one the price table bills in "
+                        f"({', '.join(sorted(c for c in currencies if c)) or 'none'}), so no spend is "
+                        "ever compared with it",
+                        "state budgets in maas:prices.currency, and price the usage (maas:prices)",
+                    ),
+                    rule.urn,
+                )
+            window = str(labels.get("window", ""))
+            seconds = sum(int(n) * _SECONDS[unit] for n, unit in _WINDOW_PART.findall(window))
+            if seconds < 1 or seconds != int(seconds):
+                report(
+                    objects.refusal(
+                        subject,
+                        f"window {window} is not whole seconds: Limitador could not hold a cap from it",
+                        "a window of at least 1s in whole seconds",
+                    ),
+                    rule.urn,
+                )
+
+
 def _usage_metered(args: StackValidationArgs, report: ReportViolation) -> None:
+    _budgets_priced(args, report)
     config = args.get_config()
     routes = [r for r in objects.of_kind(args, "HTTPRoute") if _on_gateway(r.props)]
     for route in routes:
@@ -102,7 +149,8 @@ def _usage_metered(args: StackValidationArgs, report: ReportViolation) -> None:
 
 USAGE_METERED = StackValidationPolicy(
     name="usage-metered",
-    description="Model routes publish only metered endpoints, and every stream carries its usage.",
+    description="Model routes publish only metered endpoints, every stream carries its usage, and "
+    "every budget is in the price table's currency, over a window Limitador can hold.",
     validate=_usage_metered,
     enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=relaxation.SCHEMA,

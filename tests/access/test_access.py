@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from components.access import tiers as tier_policies
 from components.config import DEFAULT_TIERS
 from components.pins import upstream, versions
 from components.platform import counter_store
@@ -50,7 +51,10 @@ BILLED = "request.url_path in ['/v1/chat/completions', '/v1/completions', '/v1/e
 def _expected_limits(tiers: list[dict[str, Any]], what: str) -> dict[str, Any]:
     return {
         f"{t['name']}-{what}": {
-            "rates": [{"limit": t[what]["limit"], "window": t[what]["window"]}],
+            "rates": [
+                {"limit": r["limit"], "window": r["window"]}
+                for r in (t[what] if isinstance(t[what], list | tuple) else [t[what]])
+            ],
             "when": [{"predicate": f"auth.identity.tier == '{t['name']}'"}, {"predicate": BILLED}],
             "counters": [{"expression": "auth.identity.userid"}, {"expression": MODEL_COUNTER}],
         }
@@ -67,8 +71,15 @@ def _assert_policies_follow(result: Evaluation, tiers: list[dict[str, Any]]) -> 
     requests = _policy(result, "RateLimitPolicy").inputs["spec"]
     tokens = _policy(result, "TokenRateLimitPolicy").inputs["spec"]
     auth = _policy(result, "AuthPolicy").inputs["spec"]
-    assert requests == {"targetRef": gateway_target, "limits": _expected_limits(tiers, "requests")}
-    assert tokens == {"targetRef": gateway_target, "limits": _expected_limits(tiers, "tokens")}
+    for spec, what in ((requests, "requests"), (tokens, "tokens")):
+        assert spec["targetRef"] == gateway_target
+        # The tiers' own limits; a model's quota adds a limit, and a condition leaving the
+        # model out of its tier's (tests/access/test_model_quotas.py).
+        expected = _expected_limits(tiers, what)
+        found = {
+            name: {**spec["limits"][name], "when": spec["limits"][name]["when"][:2]} for name in expected
+        }
+        assert found == expected
     assert auth["targetRef"] == gateway_target
     allowed = auth["rules"]["authorization"]["allowed-tiers"]["patternMatching"]["patterns"]
     names = ", ".join(f"'{t['name']}'" for t in tiers)
@@ -172,13 +183,16 @@ def test_only_configured_tiers_pass_authorization_and_each_meets_only_its_limits
     allowed = rules["authorization"]["allowed-tiers"]["patternMatching"]["patterns"][0]["predicate"]
     limits = _policy(stack, "RateLimitPolicy").inputs["spec"]["limits"]
     tiers = [t["name"] for t in _raw_tiers(stack.stack)]
+    config = typed_config(stack.stack)
+    named = tier_policies.limit_names(config.tiers, config.models, "requests")
     for tier in [*tiers, "gold-plated", ""]:
         identity = {"auth": {"identity": {"userid": "u", "tier": tier}}}
         assert cel.evaluate(allowed, identity) == (tier in tiers)
         matching = [
             name for name, limit in limits.items() if cel.evaluate(limit["when"][0]["predicate"], identity)
         ]
-        assert matching == ([f"{tier}-requests"] if tier in tiers else [])
+        # The tier's limit, and its models' own quotas (<tier>.<model>-requests).
+        assert matching == [n for n in named if n == f"{tier}-requests" or n.startswith(f"{tier}.")]
 
 
 def test_request_and_token_limits_have_distinct_names(stack: Evaluation) -> None:
@@ -384,6 +398,45 @@ BAD_ACCESS: dict[str, tuple[dict[str, Any], str]] = {
         "maas:tiers[0] (name: trial).tokens.window: '1d' is not a Kuadrant window "
         "('d' is not a unit: write 24h)",
     ),
+    "window Limitador would hold as 0s": (
+        {"maas:tiers": [{**FIVE_TIERS[0], "requests": {"limit": 5, "window": "500ms"}}]},
+        "maas:tiers[0] (name: trial).requests.window: '500ms' is not a whole number of seconds, and "
+        "Limitador counts in whole seconds (it would hold 0s)",
+    ),
+    "window Limitador would truncate": (
+        {
+            "maas:tiers": [
+                {**FIVE_TIERS[0], "tokens": [{"limit": 5, "window": "1m"}, {"limit": 9, "window": "90500ms"}]}
+            ]
+        },
+        "maas:tiers[0] (name: trial).tokens[1].window: '90500ms' is not a whole number of seconds",
+    ),
+    "no window at all": (
+        {"maas:tiers": [{**FIVE_TIERS[0], "requests": []}]},
+        "maas:tiers[0] (name: trial).requests: a limit needs at least one {limit, window}",
+    ),
+    "one window twice": (
+        {
+            "maas:tiers": [
+                {**FIVE_TIERS[0], "requests": [{"limit": 2, "window": "1m"}, {"limit": 4, "window": "60s"}]}
+            ]
+        },
+        "maas:tiers[0] (name: trial).requests[1].window: '60s' is the window of "
+        "maas:tiers[0] (name: trial).requests[0] too (60s); Limitador keeps one limit per window",
+    ),
+    "a longer window allowing less": (
+        {
+            "maas:tiers": [
+                {
+                    **FIVE_TIERS[0],
+                    "tokens": [{"limit": 500, "window": "730h"}, {"limit": 900, "window": "1h"}],
+                }
+            ]
+        },
+        "maas:tiers[0] (name: trial).tokens[0].limit: 500 per 730h is less than "
+        "maas:tiers[0] (name: trial).tokens[1]'s 900 per 1h, so the shorter window could never bind: "
+        "raise it to at least 900",
+    ),
     "user in an unknown tier": (
         {"maas:users": [{"name": "alice", "tier": "gold"}]},
         "maas:users[0] (name: alice).tier: 'gold' is not a tier of maas:tiers (free, premium, enterprise)",
@@ -413,6 +466,28 @@ BAD_ACCESS: dict[str, tuple[dict[str, Any], str]] = {
 def test_bad_access_config_stops_with_its_message_and_declares_nothing(case: str) -> None:
     changes, expected = BAD_ACCESS[case]
     assert_refused("dev", changes, expected)
+
+
+def test_each_problem_of_a_limits_windows_is_its_own_message() -> None:
+    rates = [{"limit": 9, "window": "1m"}, {"limit": 8, "window": "60s"}, {"limit": 3, "window": "1h"}]
+    message = assert_refused("dev", {"maas:tiers": [{**FIVE_TIERS[0], "requests": rates}]}, "requests[1]")
+    problems = [line for line in message.splitlines() if "maas:tiers[0] (name: trial).requests" in line]
+    assert len(problems) == 2, message
+    assert "requests[1].window: '60s' is the window of" in problems[0]
+    assert "requests[2].limit: 3 per 1h is less than" in problems[1]
+
+
+def test_a_single_window_and_a_list_of_one_compile_alike() -> None:
+    rest = {
+        "maas:users": [{"name": "alice", "tier": "gold"}],
+        "maas:prices": REMOVE,
+        "maas:models": _open_models("gpu"),
+    }
+    single = evaluate_variant("gpu", {"maas:tiers": FIVE_TIERS, **rest})
+    listed = [{**t, "requests": [t["requests"]], "tokens": [t["tokens"]]} for t in FIVE_TIERS]
+    as_list = evaluate_variant("gpu", {"maas:tiers": listed, **rest})
+    for kind in ("RateLimitPolicy", "TokenRateLimitPolicy"):
+        assert _policy(single, kind).inputs["spec"] == _policy(as_list, kind).inputs["spec"]
 
 
 def test_a_redis_url_without_redis_storage_is_refused() -> None:

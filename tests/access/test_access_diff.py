@@ -21,17 +21,13 @@ import pytest
 import yaml
 
 from commands import access_diff
-from components.config import DEFAULT_TIERS, StackConfig
+from components.config import StackConfig
 from harness import bench
 from harness.program import PROJECT_DIR, Evaluation, evaluate, stack_config, stack_names, typed_config
 from tests.support.authorino import admitted
 
 GOLDEN = Path(__file__).parent / "golden"
 USAGE = GOLDEN / "usage.csv"
-
-
-def _tiers() -> list[dict[str, Any]]:
-    return [t.model_dump(by_alias=True) for t in DEFAULT_TIERS]
 
 
 def _entry(config: dict[str, Any], key: str, name: str) -> dict[str, Any]:
@@ -76,14 +72,37 @@ def _users(c: dict[str, Any]) -> None:
 
 
 def _limits(c: dict[str, Any]) -> None:
-    c["maas:tiers"] = _tiers()
     _tier(c, "enterprise")["tokens"]["limit"] = 100_000
-    _tier(c, "free")["requests"]["window"] = "1m"
+    _tier(c, "premium")["requests"]["window"] = "1m"
     _tier(c, "premium")["maxTokens"] = 2048
 
 
+def _windows(c: dict[str, Any]) -> None:
+    """A window removed from one limit, one added to another, one changed in place."""
+    _tier(c, "free")["requests"] = [{"limit": 5, "window": "2m"}]
+    _tier(c, "premium")["tokens"] = [{"limit": 50_000, "window": "1m"}, {"limit": 10**7, "window": "730h"}]
+    _tier(c, "enterprise")["tokens"] = {"limit": 150_000, "window": "1m"}
+
+
+def _quotas(c: dict[str, Any]) -> None:
+    """A model's quota changed for one tier, added for another; another model's removed."""
+    large = _model(c, "simulator-large")
+    large["limits"] = {
+        "premium": {"requests": {"limit": 2, "window": "2m"}},
+        "enterprise": {"tokens": {"limit": 100_000, "window": "1m"}},
+    }
+
+
+def _budgets(c: dict[str, Any]) -> None:
+    c["maas:prices"]["budgets"] = {
+        "tiers": {"premium": [{"amount": 5, "window": "24h"}]},
+        "users": {"enterpriseuser1": [{"amount": 50, "window": "24h"}]},
+        "alertAt": [0.8, 1.0],
+    }
+
+
 def _tiers_added_and_removed(c: dict[str, Any]) -> None:
-    tiers = [t for t in _tiers() if t["name"] != "enterprise"]
+    tiers = [t for t in c["maas:tiers"] if t["name"] != "enterprise"]
     gold = {
         "name": "gold",
         "requests": {"limit": 500, "window": "1m"},
@@ -109,7 +128,7 @@ def _currency(c: dict[str, Any]) -> None:
 
 
 def _priority(c: dict[str, Any]) -> None:
-    free, premium, enterprise = _tiers()
+    free, premium, enterprise = c["maas:tiers"]
     c["maas:tiers"] = [free, enterprise, premium]
 
 
@@ -135,6 +154,9 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], bool]] = {
     "routing": (_routing, False),
     "users": (_users, False),
     "limits": (_limits, False),
+    "windows": (_windows, False),
+    "quotas": (_quotas, False),
+    "budgets": (_budgets, False),
     "tiers_added_and_removed": (_tiers_added_and_removed, False),
     "prices_with_usage": (_prices, True),
     "currency": (_currency, False),
@@ -216,11 +238,12 @@ def test_a_git_ref_is_compared_with_the_working_tree_each_by_its_own_code(
     document["config"]["maas:users"][0]["tier"] = "premium"
     stack_file.write_text(yaml.safe_dump(document))
     model = tree / "components" / "config" / "model.py"
-    model.write_text(model.read_text().replace('_tier("free", 5, 10_000,', '_tier("free", 7, 10_000,'))
+    # Dev's premium tier takes the default cap of one request's tokens.
+    model.write_text(model.read_text().replace("DEFAULT_MAX_TOKENS = 4096", "DEFAULT_MAX_TOKENS = 3072"))
     assert access_diff.main(["--stack", "dev", "--base", "HEAD", "--head-dir", str(tree)]) == 0
     out = capsys.readouterr().out
     assert "- user `freeuser1` moved: tier `free` → `premium`" in out
-    assert f"- `free` requests: 5 per 2m → 7 per 2m ({access_diff.TIMES}1.4)" in out
+    assert f"- `premium` max tokens per request: 4,096 → 3,072 ({access_diff.TIMES}0.75)" in out
 
 
 def test_a_side_its_loader_refuses_is_an_error_not_a_diff(

@@ -42,8 +42,8 @@ def test_every_tier_reaches_exactly_its_models_in_every_stack(stack: Evaluation)
 
 
 def test_a_ten_tier_fifty_model_table_compiles_to_a_rule_per_restricted_model() -> None:
-    table = [TierConfig(name=f"t{i}", requests=Rate(limit=10 * (i + 1), window="1m"),
-                        tokens=Rate(limit=1000 * (i + 1), window="1m")) for i in range(10)]  # fmt: skip
+    table = [TierConfig(name=f"t{i}", requests=(Rate(limit=10 * (i + 1), window="1m"),),
+                        tokens=(Rate(limit=1000 * (i + 1), window="1m"),)) for i in range(10)]  # fmt: skip
     names = [t.name for t in table]
     models = [simulator(f"m{i}", **({"tiers": names[i % 10 :]} if i % 2 else {})) for i in range(50)]
     spec = tiers.auth_spec(table, "inference-gateway", True, None, models)

@@ -244,11 +244,11 @@ def listing_models_is_free(p: Platform) -> None:
     with live_key(p, tier.name) as key:
         listings = [
             p.call(p.open_model.host, "/v1/models", None, key.header).status
-            for _ in range(tier.requests.limit + 1)
+            for _ in range(tier.shortest_requests.limit + 1)
         ]
         assert set(listings) == {200}, f"listing models was limited: {listings}"
-        statuses = rest_of_window(p, key, tier.requests.limit)
-        assert statuses == exactly(tier.requests.limit, key), f"listings were billed: {statuses}"
+        statuses = rest_of_window(p, key, tier.shortest_requests.limit)
+        assert statuses == exactly(tier.shortest_requests.limit, key), f"listings were billed: {statuses}"
 
 
 def oidc_tokens_work_like_keys(p: Platform) -> None:
@@ -262,11 +262,11 @@ def oidc_tokens_work_like_keys(p: Platform) -> None:
     # A realm user's counter may hold an earlier run's requests: start in a fresh window.
     p.until(
         lambda: p.chat(model, bearer).status == 200,
-        seconds(tier.requests.window) * 1.5,
+        seconds(tier.shortest_requests.window) * 1.5,
         "200 with a token",
         scaled=False,
     )
-    statuses = [p.chat(model, bearer).status for _ in range(tier.requests.limit)]
+    statuses = [p.chat(model, bearer).status for _ in range(tier.shortest_requests.limit)]
     assert 429 in statuses, f"{user} never limited: {statuses}"
     assert set(statuses[: statuses.index(429)]) == {200}, statuses
 
@@ -349,8 +349,9 @@ def shared_host_refuses_what_it_cannot_route(p: Platform) -> None:
         for model in p.models:
             if not p.model_config(model).admits(tier.name):
                 _openai_error(p.chat(model, key.header, host=p.api_host), 403, f"{tier.name} on {model.name}")
-        statuses = rest_of_window(p, key, tier.requests.limit)
-        assert statuses == exactly(tier.requests.limit, key), f"refused requests were billed: {statuses}"
+        limit = tier.shortest_requests.limit
+        statuses = rest_of_window(p, key, limit)
+        assert statuses == exactly(limit, key), f"refused requests were billed: {statuses}"
 
 
 def client_routing_headers_change_nothing(p: Platform) -> None:
@@ -381,7 +382,8 @@ def budgets_span_both_hosts(p: Platform) -> None:
     tier = p.tier(p.tier_names[0])
     model = p.open_model
     with live_key(p, tier.name) as key:
-        hosts = [p.api_host if i % 2 else model.host for i in range(tier.requests.limit - key.requests)]
+        left = tier.shortest_requests.limit - key.requests
+        hosts = [p.api_host if i % 2 else model.host for i in range(left)]
         statuses = [p.chat(model, key.header, host=h).status for h in hosts]
         assert statuses == [200] * len(hosts), statuses
         after = [p.chat(model, key.header, host=h).status for h in (model.host, p.api_host)]
@@ -437,7 +439,7 @@ def openai_sdk_example(p: Platform) -> None:
 
 def request_limit(p: Platform, tier_name: str) -> None:
     """L1: a tier's request limit from the stack config, exactly: then 429."""
-    limit = p.tier(tier_name).requests.limit
+    limit = p.tier(tier_name).shortest_requests.limit
     with live_key(p, tier_name) as key:
         statuses = rest_of_window(p, key, limit)
         assert statuses == exactly(limit, key), f"{tier_name} (limit {limit}): {statuses}"
@@ -449,14 +451,14 @@ def limited_request_gets_an_openai_shaped_429(p: Platform) -> None:
     (components/serving/lua/refusals.lua: Limitador's X-RateLimit-Reset)."""
     tier = p.tier(p.tier_names[0])
     with live_key(p, tier.name) as key:
-        statuses = rest_of_window(p, key, tier.requests.limit)
+        statuses = rest_of_window(p, key, tier.shortest_requests.limit)
         assert statuses[-1] == 429, f"never limited: {statuses}"
         reply = p.chat(p.open_model, key.header)
         error = _openai_error(reply, 429, "past the request limit")
         assert (error["type"], error["code"]) == ("requests", "rate_limit_exceeded"), error
         wait = reply.headers.get("retry-after", "")
         assert wait.isdigit(), f"Retry-After {wait!r}"
-        assert int(wait) <= seconds(tier.requests.window), f"Retry-After {wait!r}"
+        assert int(wait) <= seconds(tier.shortest_requests.window), f"Retry-After {wait!r}"
 
 
 def an_oversized_body_gets_an_openai_shaped_413(p: Platform) -> None:
@@ -475,7 +477,7 @@ def an_oversized_body_gets_an_openai_shaped_413(p: Platform) -> None:
 def users_are_counted_apart(p: Platform) -> None:
     """L3: one user at 429 while another of the same tier still gets 200."""
     tier = p.tier_names[0]
-    limit = p.tier(tier).requests.limit
+    limit = p.tier(tier).shortest_requests.limit
     with live_key(p, tier) as first, live_key(p, tier) as second:
         statuses = rest_of_window(p, first, limit)
         assert statuses[-1] == 429, f"the first user was never limited: {statuses}"
@@ -488,13 +490,60 @@ def window_resets(p: Platform) -> None:
     """L2: after the window, 200 again (waits at most a window and a half)."""
     tier = p.tier(p.tier_names[0])
     with live_key(p, tier.name) as key:
-        statuses = rest_of_window(p, key, tier.requests.limit)
+        statuses = rest_of_window(p, key, tier.shortest_requests.limit)
         assert statuses[-1] == 429, statuses
         p.until(
             lambda: p.chat(p.open_model, key.header).status == 200,
-            seconds(tier.requests.window) * 1.5,
+            seconds(tier.shortest_requests.window) * 1.5,
             "a new window",
             scaled=False,
+        )
+
+
+def longer_window_outlasts_a_shorter_one(p: Platform) -> None:
+    """L20: a request limit of several windows holds each: the shortest refuses at its limit,
+    and once it has reset the next one, still counting what was spent, refuses at its own
+    limit while the shortest has room (waits at most a short window and a half)."""
+    tier = next((t for t in p.config.tiers if len(t.requests) > 1), None)
+    requires(tier is not None, "no tier has a request limit of several windows")
+    assert tier is not None
+    short, long = sorted(tier.requests, key=lambda rate: seconds(rate.window))[:2]
+    requires(
+        long.limit - short.limit - 1 < short.limit,
+        f"{tier.name}'s second window ({long.limit} per {long.window}) outlasts two of its first",
+    )
+    with live_key(p, tier.name) as key:
+        statuses = rest_of_window(p, key, short.limit)
+        assert statuses == exactly(short.limit, key), f"{tier.name} per {short.window}: {statuses}"
+        p.until(
+            lambda: p.chat(p.open_model, key.header).status == 200,
+            seconds(short.window) * 1.5,
+            f"the {short.window} window to reset",
+            scaled=False,
+        )
+        left = long.limit - short.limit - 1
+        statuses = [p.chat(p.open_model, key.header).status for _ in range(left + 1)]
+        assert statuses == [200] * left + [429], (
+            f"{tier.name}: {long.limit} per {long.window} after the {short.window} window reset: {statuses}"
+        )
+
+
+def a_models_own_quota_holds_apart(p: Platform) -> None:
+    """L21: a model's own request quota in a tier holds exactly, in place of the tier's limit
+    for that model, and apart from it: past the quota the model refuses while the tier's
+    other models still answer."""
+    found = [(m, t) for m in p.config.models for t in p.tier_names if m.own_rates(t, "requests")]
+    requires(bool(found), "no model has a request quota of its own in a tier")
+    config, tier = found[0]
+    model = next(m for m in p.models if m.name == config.name)
+    quota = min(config.own_rates(tier, "requests") or (), key=lambda rate: seconds(rate.window))
+    with live_key(p, tier, model) as key:
+        statuses = [p.chat(model, key.header).status for _ in range(quota.limit - key.requests + 1)]
+        assert statuses == exactly(quota.limit, key), (
+            f"{tier} on {model.name}, its own {quota.limit} per {quota.window}: {statuses}"
+        )
+        assert p.chat(p.open_model, key.header).status == 200, (
+            f"{model.name}'s own quota held back {tier}'s other models"
         )
 
 
@@ -513,7 +562,7 @@ def token_limit(p: Platform, mode: str, tier_name: str | None = None) -> None:
     The prompt is sized from what the warm-up cost, so the token limit is passed after
     about half the request limit, whatever the tokenizer makes of a word."""
     tier = p.tier(tier_name or p.tier_names[0])
-    tokens, requests = tier.tokens.limit, tier.requests.limit
+    tokens, requests = tier.shortest_tokens.limit, tier.shortest_requests.limit
     extra, stream = STREAMING[mode], "stream" in STREAMING[mode]
     with live_key(p, tier.name) as key:
         target = math.ceil(tokens / max((requests - key.requests) // 2, 1))
@@ -548,7 +597,7 @@ def counters_reset_on_a_limitador_restart_in_memory(p: Platform) -> None:
     )
     tier = p.tier(p.tier_names[0])
     with live_key(p, tier.name) as key:
-        statuses = rest_of_window(p, key, tier.requests.limit)
+        statuses = rest_of_window(p, key, tier.shortest_requests.limit)
         assert statuses[-1] == 429, statuses
         p.restart("limitador")
         assert p.chat(p.open_model, key.header).status == 200, (
@@ -567,8 +616,8 @@ def counters_survive_a_limitador_restart(p: Platform) -> None:
         assert p.chat(p.open_model, key.header).status == 200
         key.requests += 1
         p.restart("limitador")
-        statuses = rest_of_window(p, key, tier.requests.limit)
-        assert statuses == exactly(tier.requests.limit, key), statuses
+        statuses = rest_of_window(p, key, tier.shortest_requests.limit)
+        assert statuses == exactly(tier.shortest_requests.limit, key), statuses
 
 
 # --- Metering ---------------------------------------------------------------------------
@@ -766,7 +815,7 @@ def _saturated(p: Platform, model: Model, tier: str) -> Iterator[None]:
     answered: list[float] = []
 
     def fill(key: Key) -> None:
-        while not stop.is_set() and key.requests < p.tier(tier).requests.limit - 1:
+        while not stop.is_set() and key.requests < p.tier(tier).shortest_requests.limit - 1:
             with lock:
                 inflight[0] += 1
                 if inflight[0] >= saturating and not saturated_at:
@@ -814,7 +863,7 @@ def higher_tiers_are_served_first_when_saturated(p: Platform, callers: int = 8) 
     admitted = [t for t in p.tier_names if p.model_config(model).admits(t)]
     low, middle, top = admitted[0], admitted[len(admitted) // 2], admitted[-1]
     # Within every key's request budget: its warm-up request counts too.
-    each = min(4, p.tier(low).requests.limit - 1, p.tier(top).requests.limit - 1)
+    each = min(4, p.tier(low).shortest_requests.limit - 1, p.tier(top).shortest_requests.limit - 1)
     forged = {
         name: tiers.objective_name(model.name, top)
         for name in ("x-llm-d-inference-objective", "x-gateway-inference-objective")
@@ -878,7 +927,7 @@ def one_users_burst_does_not_hold_back_another(
     admitted = [t for t in p.tier_names if p.model_config(model).admits(t)]
     # The tier with the largest budget the model admits: the burst fits in one window.
     tier = admitted[-1]
-    size = min(burst, p.tier(tier).requests.limit - 1)
+    size = min(burst, p.tier(tier).shortest_requests.limit - 1)
     with (
         live_key(p, tier, model) as bursting,
         live_key(p, tier, model) as other,

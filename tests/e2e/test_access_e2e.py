@@ -60,6 +60,15 @@ def test_the_window_resets_the_count(platform: Live) -> None:
     scenarios.window_resets(platform)
 
 
+@pytest.mark.window
+def test_a_longer_window_refuses_after_the_shorter_one_reset(platform: Live) -> None:
+    scenarios.longer_window_outlasts_a_shorter_one(platform)
+
+
+def test_a_models_own_quota_in_a_tier_holds_apart_from_the_tiers_limit(platform: Live) -> None:
+    scenarios.a_models_own_quota_holds_apart(platform)
+
+
 @pytest.mark.parametrize("mode", list(scenarios.STREAMING))
 def test_token_limits_count_usage_total_tokens(platform: Live, mode: str) -> None:
     scenarios.token_limit(platform, mode)

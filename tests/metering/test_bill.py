@@ -92,12 +92,16 @@ class Cluster:
         row[1] += 1
         row[3] += price_at(at)[0]
 
-    def refused_by_tokens(self, at: int, user: str, tier: str, model: str, check: str, limit: str) -> None:
-        """The request limit admits on one pod, the token limit refuses on another: 429, free."""
+    def refused_by_tokens(
+        self, at: int, user: str, tier: str, model: str, check: str, limit: str, limit_name: str = ""
+    ) -> None:
+        """The request limit admits on one pod, the token limit (the tier's unless named)
+        refuses on another: 429, free."""
         labels = {"user": user, "tier": tier, "model": model}
         self._count(at, check, "authorized_calls", labels, 1)
         self._count(at, check, "authorized_hits", labels, 1)
-        self._count(at, limit, "limited_calls", {**labels, "limit_name": f"{tier}-tokens"}, 1)
+        refused = {**labels, "limit_name": limit_name or f"{tier}-tokens"}
+        self._count(at, limit, "limited_calls", refused, 1)
         self.truth.setdefault(user, [tier, 0, 0, 0.0])
 
     def input_series(self) -> list[dict[str, str]]:
@@ -228,6 +232,21 @@ def test_out_of_step_scrapes_of_a_sparse_user_bill_what_was_used(
     for at in (400, 1000, 1400):
         cluster.refused_by_tokens(at, "dave", tier, model, "a", "b")
     _bill(promtool, stack, cluster, model, tmp_path)
+
+
+def test_a_429_of_a_models_own_token_quota_is_free(promtool: str, stack_of: Any, tmp_path: Path) -> None:
+    """dev's premium users have a token quota of their own on the large model (its limit is
+    premium.simulator-large-tokens): its 429s are token refusals, billed nothing, as the
+    tier's are."""
+    stack = stack_of("dev")
+    cluster = Cluster({"a": Pod("a", 25), "b": Pod("b", 5)})
+    for at in (60, 300, 545, 900):
+        cluster.admitted(at, "gina", "premium", "simulator-large", 100, "a", "b")
+    for at in (400, 1000, 1400):
+        cluster.refused_by_tokens(
+            at, "gina", "premium", "simulator-large", "a", "b", "premium.simulator-large-tokens"
+        )
+    _bill(promtool, stack, cluster, "simulator-large", tmp_path)
 
 
 def test_a_price_change_bills_each_interval_at_its_own_price(

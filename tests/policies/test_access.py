@@ -162,6 +162,23 @@ def _gets_only(inputs: dict[str, Any]) -> None:
         limit["when"].append({"predicate": "request.method == 'GET'"})
 
 
+def test_a_model_left_out_of_its_tiers_limit_needs_a_quota_of_its_own(stack_of: Any) -> None:
+    """Dev's premium request limit leaves the large model to its own quota: without that
+    quota, premium's requests for it would be counted by nothing."""
+    stack = stack_of("dev")
+    resources = edited(
+        stack,
+        "RateLimitPolicy",
+        _LIMITS,
+        lambda i: i["spec"]["limits"].pop("premium.simulator-large-requests"),
+    )
+    assert_only(
+        violations(stack, resources),
+        "routes-protected",
+        "no limit counts requests of tier 'premium' on model simulator-large-model",
+    )
+
+
 def test_a_deny_all_default_is_not_taken_for_an_open_door(stack_of: Any) -> None:
     """Kuadrant's documented gateway default that refuses everyone (OPA `allow = false`, no
     authentication) protects; the same policy allowing everyone does not."""
@@ -218,12 +235,54 @@ def test_a_tier_without_a_token_limit_is_refused(stack_of: Any) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("rates", "why"),
+    [
+        (
+            [{"limit": 500, "window": "500ms"}],
+            "window 500ms is 0.5s; Limitador counts whole seconds and would hold 0s",
+        ),
+        (
+            [{"limit": 500, "window": "1500ms"}],
+            "window 1500ms is 1.5s; Limitador counts whole seconds and would hold 1s",
+        ),
+        (
+            [{"limit": 500, "window": "2m"}, {"limit": 900, "window": "120s"}],
+            "windows 2m and 120s are one Limitador limit, which keeps one",
+        ),
+    ],
+)
+def test_a_window_limitador_cannot_hold_is_refused(stack_of: Any, rates: list[Any], why: str) -> None:
+    stack = stack_of("dev")
+    (requests,) = stack.objects("RateLimitPolicy")
+    resources = edited(
+        stack,
+        "RateLimitPolicy",
+        requests.object_name,
+        lambda i: i["spec"]["limits"]["enterprise-requests"].update(rates=rates),
+    )
+    assert_only(violations(stack, resources), "tiers-limited", f"(limit enterprise-requests): {why}")
+
+
 def test_a_higher_tier_with_lower_limits_only_warns() -> None:
     tiers = copy.deepcopy(stack_config("dev").get("maas:tiers")) or [
         {"name": t, "requests": {"limit": r, "window": "2m"}, "tokens": {"limit": k, "window": "1m"}}
         for t, r, k in (("free", 5, 10000), ("premium", 20, 50000), ("enterprise", 100, 200000))
     ]
     tiers[1]["requests"]["limit"] = 2
+    result = evaluate_variant("dev", {"maas:tiers": tiers})
+    assert result.error is None
+    assert_only(
+        violations(result),
+        "tier-limits-grow",
+        "tier 'premium': gets fewer requests per second than 'free'",
+        level="advisory",
+    )
+
+
+def test_tiers_are_ranked_by_their_shortest_window_whatever_the_order_of_rates() -> None:
+    tiers = copy.deepcopy(stack_config("dev")["maas:tiers"])
+    tiers[1]["requests"] = [{"limit": 200, "window": "1h"}, {"limit": 2, "window": "2m"}]
     result = evaluate_variant("dev", {"maas:tiers": tiers})
     assert result.error is None
     assert_only(

@@ -12,9 +12,10 @@ import pytest
 import yaml
 
 from harness.bench import catalog, sizes
-from harness.program import Evaluation
+from harness.program import Evaluation, stack_config
 from maas_policies import kuadrant_size as ks
 from tests.support import shapes
+from tests.support.configs import REMOVE, evaluate_variant
 
 NS = "maas"
 TIERS = ("free", "premium", "enterprise")
@@ -243,8 +244,11 @@ def test_limitador_limits_are_per_route_not_per_listener_and_valid_yaml() -> Non
 def test_the_shape_before_issue_27_matches_its_measured_size(name: str, stack_of: Any) -> None:
     """Issue 27 measured the wasm config of dev and gpu (2 models x 3 tiers) with the policies
     on the Gateway at 92 KB; the sets were the listeners x (8 per model: 2 hostnames x 4
-    matches, + the model list)."""
-    before = shapes.on_the_gateway(stack_of(name))
+    matches, + the model list). Then every limit had one window and no model a quota of its
+    own (dev has both since issue 30)."""
+    models = [{k: v for k, v in m.items() if k != "limits"} for m in stack_config(name)["maas:models"]]
+    then = evaluate_variant(name, {"maas:tiers": REMOVE, "maas:models": models})
+    before = shapes.on_the_gateway(then)
     (estimate,) = ks.estimate(r.inputs for r in before.objects()).values()
     assert estimate.action_sets == 8 * 2 + 1
     assert abs(estimate.wasm_config_bytes - 92_000) <= 0.05 * 92_000

@@ -6,6 +6,9 @@ from typing import Any
 
 import pytest
 
+from harness.program import stack_config
+from tests.support import policy_runner
+from tests.support.configs import evaluate_variant
 from tests.support.policy_runner import assert_only, edited, violations
 
 
@@ -49,3 +52,52 @@ def test_vllm_without_forced_usage_is_refused(stack_of: Any) -> None:
 
     resources = edited(stack, "ServingRuntime", "vllm-openai", unforce)
     assert_only(violations(stack, resources), "usage-metered", "ServingRuntime llm/vllm-openai", "Fix: add")
+
+
+def _budgeted() -> Any:
+    budgets = {"tiers": {"premium": [{"amount": 10, "window": "1h"}]}}
+    result = evaluate_variant(
+        "dev", {"maas:prices": {**stack_config("dev")["maas:prices"], "budgets": budgets}}
+    )
+    assert result.error is None, result.error
+    assert policy_runner.run(result) == []
+    return result
+
+
+def _budget_rule(edit: Any) -> Any:
+    def change(inputs: dict[str, Any]) -> None:
+        for group in inputs["spec"]["groups"]:
+            for rule in group["rules"]:
+                if rule.get("record") == "maas:budget_amount":
+                    edit(rule)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        (
+            lambda rule: rule["labels"].update(currency="EUR"),
+            "its currency EUR is not one the price table bills in (USD)",
+        ),
+        (lambda rule: rule["labels"].update(window="1500ms"), "window 1500ms is not whole seconds"),
+    ],
+)
+def test_a_budget_outside_the_price_table_or_limitadors_seconds_is_refused(edit: Any, why: str) -> None:
+    stack = _budgeted()
+    (rule,) = stack.objects("PrometheusRule")
+    resources = edited(stack, "PrometheusRule", rule.object_name, _budget_rule(edit))
+    assert_only(violations(stack, resources), "usage-metered", "(budget of tier premium per", why)
+
+
+def test_a_budget_with_no_price_rules_is_refused() -> None:
+    stack = _budgeted()
+    (rule,) = stack.objects("PrometheusRule")
+
+    def unpriced(inputs: dict[str, Any]) -> None:
+        for group in inputs["spec"]["groups"]:
+            group["rules"] = [r for r in group["rules"] if r.get("record") != "maas:price_per_request"]
+
+    resources = edited(stack, "PrometheusRule", rule.object_name, unpriced)
+    assert_only(violations(stack, resources), "usage-metered", "bills in (none)")

@@ -19,12 +19,15 @@ from pulumi_policy import (
 )
 
 from components.access import tiers
+from components.config import DEFAULT_TIERS
+from components.metering import chargeback
 from components.names import GATEWAY_NAME, MODEL_HEADER
 from components.pins import upstream
 from components.serving import gateway, model_deployment, vllm_serving_runtime
 from harness.program import PROJECT_DIR, UNKNOWN, Evaluation, evaluate, stack_names
 from maas_policies import POLICIES, access, isolation, metering, objects
 from tests.support import policy_runner
+from tests.support.configs import simulator
 
 
 def test_every_real_stack_passes_the_pack(stack: Evaluation) -> None:
@@ -154,6 +157,17 @@ def test_the_packs_copies_of_program_constants_match_the_originals() -> None:
     matched = access._TIER_IS.search(tiers.tier_predicate("gold"))
     assert matched is not None
     assert matched.group(1) == "gold"
+    assert metering.PRICE_RECORD == chargeback.PRICE_PER_REQUEST
+    assert metering.BUDGET_RECORD == chargeback.BUDGET_AMOUNT
+    # A model's quota and its tier's limit for the other models (components/access/tiers.py _limits).
+    model = access._MODEL_IS.fullmatch(tiers.model_predicate("org/m-1"))
+    assert model is not None
+    assert model.group(1) == "org/m-1"
+    spec = tiers.rate_limit_spec(
+        DEFAULT_TIERS, "r", [simulator("m", limits={"free": {"requests": {"limit": 1, "window": "1m"}}})]
+    )
+    left_out = spec["limits"]["free-requests"]["when"][-1]["predicate"]
+    assert access._MODELS_OUT.fullmatch(left_out) is not None, left_out
 
 
 def _readme_policy_table() -> list[tuple[str, str]]:

@@ -78,7 +78,7 @@ def _serve(
 
 
 def _tier(name: str) -> TierConfig:
-    return TierConfig(name=name, requests=Rate(limit=1, window="1m"), tokens=Rate(limit=1, window="1m"))
+    return TierConfig(name=name, requests=(Rate(limit=1, window="1m"),), tokens=(Rate(limit=1, window="1m"),))
 
 
 def test_each_tier_lists_exactly_the_models_its_rules_admit(

@@ -24,8 +24,8 @@ RUNNER = Path(__file__).parent / "lua" / "run_response.lua"
 DOMAIN = "maas.local"
 # Token windows of one minute and one hour: a token-limit 429 waits at most the longest.
 TIERS = (
-    TierConfig(name="free", requests=Rate(limit=5, window="1m"), tokens=Rate(limit=100, window="1h")),
-    TierConfig(name="gold", requests=Rate(limit=50, window="1m"), tokens=Rate(limit=1000, window="1m")),
+    TierConfig(name="free", requests=(Rate(limit=5, window="1m"),), tokens=(Rate(limit=100, window="1h"),)),
+    TierConfig(name="gold", requests=(Rate(limit=50, window="1m"),), tokens=(Rate(limit=1000, window="1m"),)),
 )
 SOURCE = gateway.request_filter_source(f"api.{DOMAIN}", (simulator("small"),), DOMAIN, TIERS)
 

@@ -27,9 +27,9 @@ from tests.serving.test_stream_decoders import vllm_request
 from tests.support.configs import simulator
 
 TIERS = (
-    TierConfig(name="free", requests=Rate(limit=5, window="1m"), tokens=Rate(limit=10_000, window="1m"),
+    TierConfig(name="free", requests=(Rate(limit=5, window="1m"),), tokens=(Rate(limit=10_000, window="1m"),),
                maxTokens=100, maxChoices=1),
-    TierConfig(name="gold", requests=Rate(limit=5, window="1m"), tokens=Rate(limit=10_000, window="1m"),
+    TierConfig(name="gold", requests=(Rate(limit=5, window="1m"),), tokens=(Rate(limit=10_000, window="1m"),),
                maxTokens=2000, maxChoices=3),
 )  # fmt: skip
 CAPS = {t.name: (t.max_tokens, t.max_choices) for t in TIERS}

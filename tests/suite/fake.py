@@ -19,14 +19,14 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from components.access import tiers
 from components.cluster.security import pod_security
-from components.config import StackConfig, TierConfig
+from components.config import Rate, StackConfig, TierConfig
 from components.config.types import window_seconds
 from components.names import MODEL_HEADER, TIER_HEADER
 from components.pins import upstream
@@ -75,6 +75,8 @@ class Faults:
     deployed_limits: dict[str, int] = field(default_factory=dict)  # L1: limits unlike the config's
     users_share_counters: bool = False  # L3
     window_never_resets: bool = False  # L2
+    only_shortest_window: bool = False  # L20: a limit's longer windows are not enforced
+    model_quotas_ignored: bool = False  # L21: a model's own quota in a tier gives way to the tier's
     tokens_per_word: float = 1.3  # the tokenizer
     token_limit_late: int = 0  # L5: tokens admitted beyond the limit
     stream_usage_unrequested: bool = True  # L16: False, the gateway does not ask streams for usage
@@ -240,7 +242,7 @@ class _Tokens:
 
     def bill(self) -> None:
         if self.counter is not None:
-            self.counter.tokens += self.tokens
+            self.counter.spend(self.tokens, time.monotonic())
         if self.metered is not None:
             self.metered[1] += self.tokens
 
@@ -254,10 +256,43 @@ def _completion(body: dict[str, Any]) -> int:
 
 
 @dataclass
+class _Window:
+    """One Limitador counter: its value until it expires, `seconds` after the hit that found
+    it expired (Kuadrant/limitador@v2.4.0 limitador/src/storage/atomic_expiring_value.rs: `update`
+    stores the delta and a new expiry once expired, `value_at` reads 0 after it)."""
+
+    limit: int
+    seconds: float
+    never_resets: bool
+    value: int = 0
+    expires: float = 0.0
+
+    def value_at(self, now: float) -> int:
+        return self.value if self.never_resets or now < self.expires else 0
+
+    def add(self, delta: int, now: float) -> None:
+        if now >= self.expires and not (self.never_resets and self.expires):
+            self.value, self.expires = 0, now + self.seconds
+        self.value += delta
+
+
+@dataclass
 class _Counter:
-    requests: int = 0
-    tokens: int = 0
-    started: float = 0.0
+    """The counters one user's requests for one model meet: one per rate (window) of the
+    request limit and of the token limit that apply. Limitador admits a request only if
+    every counter has room, and then adds to every one of them (Kuadrant/limitador@v2.4.0
+    limitador/src/storage/in_memory.rs check_and_update)."""
+
+    requests: list[_Window]
+    tokens: list[_Window]
+
+    def count(self, now: float) -> None:
+        for window in self.requests:
+            window.add(1, now)
+
+    def spend(self, tokens: int, now: float) -> None:
+        for window in self.tokens:
+            window.add(tokens, now)
 
 
 class FakeGateway:
@@ -412,7 +447,7 @@ class FakeGateway:
             closed = self.config.limitador.failure_mode == "closed"
             if closed != self.faults.limits_failure_inverted:
                 return self._deny(model, _json(500, {"error": "limits unavailable"}), path)
-        elif self._limited(counter, tier) and (path in GENERATION_PATHS or self.faults.listing_billed):
+        elif self._limited(counter, now) and (path in GENERATION_PATHS or self.faults.listing_billed):
             return self._deny(model, self._too_many(counter, tier, now), path)
         if path in GENERATION_PATHS and not self.faults.tier_caps_ignored:
             # The Lua filter after Kuadrant (lua/request_body.lua cap_request): the tier's caps.
@@ -435,7 +470,7 @@ class FakeGateway:
             else None
         )
         if counted is not None:
-            counted.requests += 1
+            counted.count(now)
         if metered is not None:
             metered[0] += 1
         if headers.get(CUT_HEADER) and request_body.get("stream"):
@@ -514,36 +549,59 @@ class FakeGateway:
             return None
         return record[0], record[1]
 
+    def _windows(self, rates: Sequence[Rate], deployed: int | None = None) -> list[_Window]:
+        """A limit's counters, one per rate; misbehaving, the shortest window only, or its
+        limit as `deployed` rather than the config's."""
+        ordered = sorted(rates, key=lambda rate: seconds(rate.window))
+        kept = ordered[:1] if self.faults.only_shortest_window else ordered
+        return [
+            _Window(
+                deployed if deployed is not None and index == 0 else rate.limit,
+                seconds(rate.window),
+                self.faults.window_never_resets,
+            )
+            for index, rate in enumerate(kept)
+        ]
+
     def _counter(self, user: str, model: str, tier: str, now: float, host: str) -> _Counter:
         key = (
             "shared" if self.faults.users_share_counters else user,
             model,
             host if self.faults.hosts_counted_apart else "",
         )
-        counter = self.counters.setdefault(key, _Counter(started=now))
         table = self._tier(tier)
-        expired = table is not None and now - counter.started >= seconds(table.requests.window)
-        if expired and not self.faults.window_never_resets:
-            counter.requests, counter.tokens, counter.started = 0, 0, now
-        return counter
+        if key not in self.counters:
+            # The one limit of each kind a request meets: the model's own quota in the tier,
+            # else the tier's (components/access/tiers.py _limits).
+            config = next(m for m in self.config.models if m.name == model)
+            ignored = self.faults.model_quotas_ignored
+            requests = (None if ignored else config.own_rates(tier, "requests")) or (
+                table.requests if table else ()
+            )
+            tokens = (None if ignored else config.own_rates(tier, "tokens")) or (
+                table.tokens if table else ()
+            )
+            deployed = self.faults.deployed_limits.get(tier)
+            self.counters[key] = _Counter(self._windows(requests, deployed), self._windows(tokens))
+        return self.counters[key]
 
     def _too_many(self, counter: _Counter, tier: str, now: float) -> Response:
         """Kuadrant's 429 as the gateway's refusals.lua leaves it: a request limit's says when
-        its window frees (Retry-After, from Limitador's X-RateLimit-Reset), a token limit's
-        gives the longest token window of any tier (the filter never learns the tier)."""
+        its window frees (Retry-After, from Limitador's X-RateLimit-Reset: the longest wait of
+        the full windows), a token limit's gives the longest token window of any tier (the
+        filter never learns the tier)."""
         if self.faults.plain_429:
             return Response(429, {"content-type": "text/plain"}, b"Too Many Requests\n")
-        table = self._tier(tier)
-        assert table is not None
-        if counter.requests < self.faults.deployed_limits.get(tier, table.requests.limit):
-            longest = max(math.ceil(seconds(t.tokens.window)) for t in self.config.tiers)
+        full = [w for w in counter.requests if w.value_at(now) + 1 > w.limit]
+        if not full:
+            longest = max(math.ceil(seconds(r.window)) for t in self.config.tiers for r in t.tokens)
             body = _error(_REFUSALS["tokens"])
             return Response(
                 429,
                 {"content-type": "application/json", "retry-after": str(longest)},
                 json.dumps(body).encode(),
             )
-        reset = max(0, math.ceil(seconds(table.requests.window) - (now - counter.started)))
+        reset = max(0, max(math.ceil(w.expires - now) for w in full))
         body = _error({**_REFUSALS["requests"], "message": f"Try again in {reset}s."})
         return Response(
             429, {"content-type": "application/json", "retry-after": str(reset)}, json.dumps(body).encode()
@@ -552,13 +610,13 @@ class FakeGateway:
     def _tier(self, name: str) -> TierConfig | None:
         return next((t for t in self.config.tiers if t.name == name), None)
 
-    def _limited(self, counter: _Counter, tier: str) -> bool:
-        table = self._tier(tier)
-        if table is None:
-            return False
-        limit = self.faults.deployed_limits.get(tier, table.requests.limit)
-        return (
-            counter.requests >= limit or counter.tokens >= table.tokens.limit + self.faults.token_limit_late
+    def _limited(self, counter: _Counter, now: float) -> bool:
+        """A request is refused when any of its request counters has no room for it, or any
+        of its token counters has reached its limit (the token check adds nothing:
+        Kuadrant/kuadrant-operator@v1.5.2 internal/controller/ratelimit_workflow_helpers.go,
+        hits_addend 0)."""
+        return any(w.value_at(now) + 1 > w.limit for w in counter.requests) or any(
+            w.value_at(now) >= w.limit + self.faults.token_limit_late for w in counter.tokens
         )
 
     def _priority(self, model: str, tier: str, headers: dict[str, str]) -> int:

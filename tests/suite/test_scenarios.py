@@ -16,6 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from components.config import AutoscalingConfig, Rate, StackConfig
+from components.config.types import window_seconds
 from components.serving import gateway as gw
 from harness.program import typed_config
 from tests.e2e import scenarios
@@ -23,23 +24,41 @@ from tests.e2e.platform import Platform
 from tests.suite.fake import FakePlatform, Faults, fake_platform
 from tests.support.configs import kind_stacks
 
-# The fake keeps each stack's tiers, with windows short enough to wait for offline.
-WINDOW = "2s"
+# The fake keeps each stack's tiers, with windows short enough to wait for offline: a
+# limit's shortest window becomes WINDOW_S, each longer one three times the one before.
+WINDOW_S = 2
 KIND_STACKS = kind_stacks()
+
+
+def _short(rates: tuple[Rate, ...]) -> tuple[Rate, ...]:
+    ordered = sorted(rates, key=lambda rate: window_seconds(rate.window))
+    return tuple(Rate(limit=r.limit, window=f"{WINDOW_S * 3**i}s") for i, r in enumerate(ordered))
 
 
 def _config(stack: str = "dev") -> StackConfig:
     config = typed_config(stack)
     tiers = tuple(
-        tier.model_copy(
-            update={
-                "requests": Rate(limit=tier.requests.limit, window=WINDOW),
-                "tokens": Rate(limit=tier.tokens.limit, window=WINDOW),
-            }
-        )
+        tier.model_copy(update={"requests": _short(tier.requests), "tokens": _short(tier.tokens)})
         for tier in config.tiers
     )
-    return config.model_copy(update={"tiers": tiers})
+    models = tuple(
+        m.model_copy(
+            update={
+                "limits": {
+                    tier: own.model_copy(
+                        update={
+                            kind: _short(getattr(own, kind))
+                            for kind in ("requests", "tokens")
+                            if getattr(own, kind)
+                        }
+                    )
+                    for tier, own in m.limits.items()
+                }
+            }
+        )
+        for m in config.models
+    )
+    return config.model_copy(update={"tiers": tiers, "models": models})
 
 
 Scenario = Callable[[Platform], None]
@@ -77,6 +96,8 @@ SCENARIOS: dict[str, Scenario] = {
     },
     "L3 users apart": scenarios.users_are_counted_apart,
     "L2 window": scenarios.window_resets,
+    "L20 several windows": scenarios.longer_window_outlasts_a_shorter_one,
+    "L21 a model's own quota": scenarios.a_models_own_quota_holds_apart,
     **{
         f"L5 L6 L16 tokens, {m}": functools.partial(scenarios.token_limit, mode=m)
         for m in scenarios.STREAMING
@@ -145,6 +166,8 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
     "L1 request limit free": (Faults(deployed_limits={"free": 6}), r"free \(limit 5\)"),
     "L3 users apart": (Faults(users_share_counters=True), "limited by the first"),
     "L2 window": (Faults(window_never_resets=True), "a new window"),
+    "L20 several windows": (Faults(only_shortest_window=True), r"after the 2s window reset: \[200, 200, 200"),
+    "L21 a model's own quota": (Faults(model_quotas_ignored=True), r"its own 3 per 2s: \[200, 200, 200\]"),
     "L5 L6 L16 tokens, not streamed": (Faults(token_limit_late=5000), "no 429 after|admitted after"),
     "L5 L6 L16 tokens, streamed without stream_options": (
         Faults(stream_usage_unrequested=False),
