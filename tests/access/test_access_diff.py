@@ -179,11 +179,12 @@ def test_the_comment_of_each_kind_of_change_is_its_golden_file(case: str) -> Non
     assert _comment(case) == (GOLDEN / f"{case}.md").read_text()
 
 
-def test_the_documented_sample_comment_is_the_commands_output() -> None:
-    text = (PROJECT_DIR / "docs" / "access-diff.md").read_text()
+@pytest.mark.parametrize(("page", "case"), [("docs/access-diff.md", "sample"), ("README.md", "limits")])
+def test_the_documented_sample_comments_are_the_commands_output(page: str, case: str) -> None:
+    text = (PROJECT_DIR / page).read_text()
     shown = re.search(r"```markdown\n(.*?)```", text, re.DOTALL)
-    assert shown, "docs/access-diff.md shows no sample comment"
-    assert shown.group(1) == (GOLDEN / "sample.md").read_text()
+    assert shown, f"{page} shows no sample comment"
+    assert shown.group(1) == (GOLDEN / f"{case}.md").read_text()
 
 
 def test_make_access_diff_runs_the_command_on_the_stack_and_ref_given() -> None:
