@@ -1,4 +1,5 @@
-"""The key service: users mint, list and revoke their own API keys; administrators list,
+"""The key service: users mint, list and revoke their own API keys and read what they used
+and have left (from Limitador's counters and the billing rules); administrators list,
 bulk-revoke and read the audit trail (docs/self-service.md).
 
 Runs alone in a pod from a ConfigMap on a stock python image, so it imports the standard
