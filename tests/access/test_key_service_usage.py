@@ -12,10 +12,13 @@ is a copy of server.py with that one change, and the oracle must fail on it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -324,6 +327,49 @@ def test_unreachable_sources_are_a_502_never_a_number(world: World, kube: KubeAp
             reply = service.call("GET", "/v1/usage", user="premiumuser1", tier="premium")
             _openai_error(reply, 502, code)
             assert reply.body["error"]["type"] == "api_error"
+
+
+@contextlib.contextmanager
+def _answering(body: object) -> Iterator[str]:
+    """A server answering 200 with `body` as JSON at every path."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_answers_of_another_shape_are_a_502_never_a_number(
+    world: World, kube: KubeApi, tmp_path: Path
+) -> None:
+    for variable_name, body, code in (
+        ("LIMITADOR_URL", [{"name": "premium-requests"}], "limitador_unavailable"),
+        ("LIMITADOR_URL", {"counters": []}, "limitador_unavailable"),
+        ("PROMETHEUS_URL", {"status": "success", "data": {}}, "prometheus_unavailable"),
+        ("PROMETHEUS_URL", {"status": "success", "data": {"result": [{"value": [0, "x"]}]}},
+         "prometheus_unavailable"),
+    ):  # fmt: skip
+        with (
+            _answering(body) as url,
+            key_service(kube, tmp_path, TIERS, env={**world.env(), variable_name: url}) as service,
+        ):
+            reply = service.call("GET", "/v1/usage", user="premiumuser1", tier="premium")
+            _openai_error(reply, 502, code)
 
 
 def test_usage_needs_a_caller_and_its_sources(kube: KubeApi, tmp_path: Path) -> None:

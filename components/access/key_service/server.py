@@ -567,7 +567,7 @@ class Usage:
                     }
                 )
             limit_values = {(limit["name"], limit["seconds"]): limit["max_value"] for limit in limits}
-        except (KeyError, TypeError) as error:
+        except (AttributeError, KeyError, TypeError) as error:
             raise UsageError("limitador", f"unexpected answer: {error!r}") from None
         result = []
         for (name, seconds), kind in sorted(mine.items(), key=lambda i: (LIMIT_KINDS.index(i[1]), i[0][1])):
@@ -586,15 +586,17 @@ class Usage:
                 )
         return result
 
-    def _vector(self, query: str) -> list[JSON]:
+    def _vector(self, query: str) -> list[tuple[dict[str, str], float]]:
         """An instant query's result: status, data.result[].value [time, "v"]
         (prometheus/prometheus@01db19c docs/querying/api.md, "Instant queries")."""
         url = f"{self.config.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
         body = self._get("prometheus", url)
         if not isinstance(body, dict) or body.get("status") != "success":
             raise UsageError("prometheus", f"refused {query!r}")
-        result: list[JSON] = body["data"]["result"]
-        return result
+        try:
+            return [(dict(s["metric"]), float(s["value"][1])) for s in body["data"]["result"]]
+        except (AttributeError, KeyError, TypeError, IndexError, ValueError) as error:
+            raise UsageError("prometheus", f"unexpected answer: {error!r}") from None
 
     def used(self, user: str, seconds: int) -> JSON:
         """Requests, tokens and cost the billing rules recorded for the user over the window
@@ -604,10 +606,12 @@ class Usage:
         totals = {}
         for measure, rule in (("requests", REQUESTS_RULE), ("tokens", TOKENS_RULE)):
             found = self._vector(f"sum(sum_over_time({rule}{selector}[{window}]))")
-            totals[measure] = round(float(found[0]["value"][1])) if found else 0
+            totals[measure] = round(found[0][1]) if found else 0
         cost = {
-            sample["metric"].get("currency", ""): round(float(sample["value"][1]), 6)
-            for sample in self._vector(f"sum by (currency) (sum_over_time({COST_RULE}{selector}[{window}]))")
+            labels.get("currency", ""): round(value, 6)
+            for labels, value in self._vector(
+                f"sum by (currency) (sum_over_time({COST_RULE}{selector}[{window}]))"
+            )
         }
         return {"window": window, "window_seconds": seconds, **totals, "cost": cost}
 
