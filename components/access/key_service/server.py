@@ -1,4 +1,5 @@
-"""The key service: users mint, list and revoke their own API keys; administrators list,
+"""The key service: users mint, list and revoke their own API keys and read what they used
+and have left (from Limitador's counters and the billing rules); administrators list,
 bulk-revoke and read the audit trail (docs/self-service.md).
 
 Runs alone in a pod from a ConfigMap on a stock python image, so it imports the standard
@@ -49,6 +50,31 @@ KEY_PREFIX = "sk-maas-"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 MAX_BODY = 16 * 1024
 
+# Usage. Kuadrant writes one Limitador limit per rate of each policy limit, named by the
+# policy's limit key (components/access/tiers.py request_limit_name, token_limit_name), in the
+# namespace "<policy route namespace>/<policy route name>"
+# (Kuadrant/kuadrant-operator@v1.5.2 internal/controller/limitador_limits_reconciler.go
+# processPolicyRules).
+LIMIT_KINDS = ("requests", "tokens")
+# A counter expression becomes the limit variable `descriptors[0]["<expression>"]`
+# (Kuadrant/kuadrant-operator@v1.5.2 internal/cel/transformer.go TransformCounterVariable), and
+# a counter's `set_variables` is keyed by that source
+# (Kuadrant/limitador@v2.4.0 limitador/src/limit.rs resolve_variables): this one holds the
+# user (components/access/tiers.py USER_ID).
+USER_VARIABLE = 'descriptors[0]["auth.identity.userid"]'
+# Limitador computes `remaining` as max_value - value in u64, which a token report past the
+# limit wraps in its release build
+# (Kuadrant/limitador@v2.4.0 limitador/src/storage/in_memory.rs get_counters, and
+# Kuadrant/limitador@v2.4.0 limitador/src/storage/redis/redis_async.rs get_counters; its
+# Cargo.toml sets no overflow-checks).
+U64 = 2**64
+# The billing rules (components/metering/chargeback.py REQUESTS, TOKENS, COST): what each
+# evaluation added per user, tier and model, summed over a window as commands/usage.py does.
+REQUESTS_RULE = "maas:requests:increase"
+TOKENS_RULE = "maas:tokens:increase"
+COST_RULE = "maas:cost:increase"
+USAGE_TIMEOUT_SECONDS = 5
+
 
 def now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
@@ -91,6 +117,9 @@ class Config:
     keycloak_client_id: str
     keycloak_secret_file: str
     sync_seconds: float
+    limitador_url: str = ""
+    limitador_namespace: str = ""
+    prometheus_url: str = ""
 
     @staticmethod
     def from_env(env: dict[str, str]) -> Config:
@@ -111,6 +140,9 @@ class Config:
             keycloak_client_id=env.get("KEYCLOAK_CLIENT_ID", ""),
             keycloak_secret_file=env.get("KEYCLOAK_CLIENT_SECRET_FILE", ""),
             sync_seconds=float(env.get("TIER_SYNC_INTERVAL_SECONDS", "60")),
+            limitador_url=env.get("LIMITADOR_URL", "").rstrip("/"),
+            limitador_namespace=env.get("LIMITADOR_NAMESPACE", ""),
+            prometheus_url=env.get("PROMETHEUS_URL", "").rstrip("/"),
         )
 
 
@@ -453,6 +485,151 @@ class Keycloak:
         return result
 
 
+def duration(seconds: int) -> str:
+    """A window in seconds as a Prometheus duration, in its largest whole unit."""
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def promql_string(text: str) -> str:
+    # PromQL string literals take Go's escapes
+    # (prometheus/prometheus@main docs/querying/basics.md, "String literals"); json.dumps
+    # without ensure_ascii writes only \\, \", \n-style and \u00XX ones, never a surrogate pair.
+    return json.dumps(text, ensure_ascii=False)
+
+
+def limit_kind(name: Any, tier: str) -> str | None:
+    """The kind of one of the tier's own limits (tiers.py names): "requests", "tokens" or None."""
+    for kind in LIMIT_KINDS:
+        if name == f"{tier}-{kind}":
+            return kind
+    return None
+
+
+class UsageError(Exception):
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+
+
+class Usage:
+    """What a caller used and has left, read where it is enforced (Limitador's counters) and
+    where it is billed (Prometheus's recording rules); nothing is computed from the tier table."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def _get(self, source: str, url: str) -> Any:
+        try:
+            with urllib.request.urlopen(url, timeout=USAGE_TIMEOUT_SECONDS) as response:
+                return json.loads(response.read())
+        except (OSError, ValueError) as error:
+            # HTTPError and URLError are OSErrors: any failure is no answer, never a zero.
+            raise UsageError(source, str(error)) from None
+
+    def limits(self, user: str, tier: str) -> list[JSON]:
+        """One entry per rate of the tier's limits and model the caller has a counter for in
+        the current window; a rate without one has its whole value left (model null).
+
+        GET /limits/{namespace} and /counters/{namespace}
+        (Kuadrant/limitador@v2.4.0 limitador-server/src/http_api/server.rs; the JSON:
+        Kuadrant/limitador@v2.4.0 limitador-server/src/http_api/request_types.rs Limit,
+        Counter). The namespace holds a slash: percent-encoded, and the path parameter is
+        decoded in full (actix/actix-web@1505730 actix-router/src/de.rs FULL_QUOTER)."""
+        base = self.config.limitador_url
+        namespace = urllib.parse.quote(self.config.limitador_namespace, safe="")
+        limits = self._get("limitador", f"{base}/limits/{namespace}")
+        counters = self._get("limitador", f"{base}/counters/{namespace}")
+        try:
+            mine = {
+                (limit["name"], limit["seconds"]): kind
+                for limit in limits
+                if (kind := limit_kind(limit.get("name"), tier)) and USER_VARIABLE in limit["variables"]
+            }
+            entries: dict[tuple[str, int], list[JSON]] = {key: [] for key in mine}
+            for counter in counters:
+                limit = counter["limit"]
+                key = (limit.get("name"), limit["seconds"])
+                # Counted for this user only: every user's counters share the namespace.
+                if key not in mine or counter["set_variables"].get(USER_VARIABLE) != user:
+                    continue
+                others = [v for k, v in counter["set_variables"].items() if k != USER_VARIABLE]
+                used = (limit["max_value"] - counter["remaining"]) % U64
+                entries[key].append(
+                    {
+                        "model": others[0] if len(others) == 1 else None,
+                        "limit_value": limit["max_value"],
+                        "used": used,
+                        "remaining": max(limit["max_value"] - used, 0),
+                        "resets_in_seconds": counter["expires_in_seconds"],
+                    }
+                )
+            limit_values = {(limit["name"], limit["seconds"]): limit["max_value"] for limit in limits}
+        except (AttributeError, KeyError, TypeError) as error:
+            raise UsageError("limitador", f"unexpected answer: {error!r}") from None
+        result = []
+        for (name, seconds), kind in sorted(mine.items(), key=lambda i: (LIMIT_KINDS.index(i[1]), i[0][1])):
+            found = entries[(name, seconds)] or [
+                {
+                    "model": None,
+                    "limit_value": limit_values[(name, seconds)],
+                    "used": 0,
+                    "remaining": limit_values[(name, seconds)],
+                    "resets_in_seconds": None,
+                }
+            ]
+            for entry in sorted(found, key=lambda e: str(e["model"])):
+                result.append(
+                    {"limit": kind, "window": duration(seconds), "window_seconds": seconds, **entry}
+                )
+        return result
+
+    def _vector(self, query: str) -> list[tuple[dict[str, str], float]]:
+        """An instant query's result: status, data.result[].value [time, "v"]
+        (prometheus/prometheus@01db19c docs/querying/api.md, "Instant queries")."""
+        url = f"{self.config.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+        body = self._get("prometheus", url)
+        if not isinstance(body, dict) or body.get("status") != "success":
+            raise UsageError("prometheus", f"refused {query!r}")
+        try:
+            return [(dict(s["metric"]), float(s["value"][1])) for s in body["data"]["result"]]
+        except (AttributeError, KeyError, TypeError, IndexError, ValueError) as error:
+            raise UsageError("prometheus", f"unexpected answer: {error!r}") from None
+
+    def used(self, user: str, seconds: int) -> JSON:
+        """Requests, tokens and cost the billing rules recorded for the user over the window
+        ending now, every tier and model together; rounded as the usage export rounds."""
+        window = duration(seconds)
+        selector = f"{{user={promql_string(user)}}}"
+        totals = {}
+        for measure, rule in (("requests", REQUESTS_RULE), ("tokens", TOKENS_RULE)):
+            found = self._vector(f"sum(sum_over_time({rule}{selector}[{window}]))")
+            totals[measure] = round(found[0][1]) if found else 0
+        cost = {
+            labels.get("currency", ""): round(value, 6)
+            for labels, value in self._vector(
+                f"sum by (currency) (sum_over_time({COST_RULE}{selector}[{window}]))"
+            )
+        }
+        return {"window": window, "window_seconds": seconds, **totals, "cost": cost}
+
+    def of(self, user: str, tier: str, via: str) -> JSON:
+        limits = self.limits(user, tier)
+        windows = sorted({entry["window_seconds"] for entry in limits})
+        used = [self.used(user, seconds) for seconds in windows]
+        return {
+            "object": "usage",
+            "user": user,
+            "tier": tier,
+            "via": via,
+            "windows": limits,
+            "usage": used,
+            "cost": {entry["window"]: entry["cost"] for entry in used},
+        }
+
+
 def every(seconds: float, work: Callable[[], None], name: str, stop: threading.Event) -> None:
     def loop() -> None:
         while not stop.is_set():
@@ -467,6 +644,7 @@ def every(seconds: float, work: Callable[[], None], name: str, stop: threading.E
 
 class Handler(BaseHTTPRequestHandler):
     keys: Keys
+    usage: Usage
     page: Path
     protocol_version = "HTTP/1.1"
 
@@ -557,6 +735,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(200, {"object": "list", "data": [key_view(s) for s in self.keys.own(user)]})
             elif path.startswith("/v1/api-keys/") and method == "DELETE":
                 self._revoke_own(path.removeprefix("/v1/api-keys/"))
+            elif path == "/v1/usage" and method == "GET":
+                self._usage()
             elif path == "/v1/admin/api-keys" and method == "GET":
                 self._admin()
                 self._json(200, {"object": "list", "data": [key_view(s, True) for s in self._select(query)]})
@@ -572,6 +752,26 @@ class Handler(BaseHTTPRequestHandler):
         except KubeError as error:
             print(json.dumps({"event": "kube.error", "error": str(error)}), flush=True)
             self._error(ApiError(502, "api_error", "store_unavailable", "The key store did not answer."))
+        except UsageError as error:
+            print(json.dumps({"event": "usage.error", "error": str(error)}), flush=True)
+            self._error(
+                ApiError(
+                    502,
+                    "api_error",
+                    f"{error.source}_unavailable",
+                    f"Usage is read from {error.source.capitalize()}, which did not answer.",
+                )
+            )
+
+    def _usage(self) -> None:
+        user = self._caller(token_only=False)
+        c = self.usage.config
+        if not (c.limitador_url and c.limitador_namespace and c.prometheus_url):
+            raise ApiError(
+                503, "api_error", "usage_not_configured", "Usage is not available on this platform."
+            )
+        via = self.headers.get("x-maas-via", "")
+        self._json(200, self.usage.of(user, self.headers.get("x-maas-tier", ""), via))
 
     def _mint(self) -> None:
         user = self._caller(token_only=True)
@@ -675,6 +875,7 @@ def main() -> None:
         keycloak = Keycloak(config)
         every(config.sync_seconds, lambda: keys.set_tiers(keycloak.tier_of()), "tier-sync", stop)
     Handler.keys = keys
+    Handler.usage = Usage(config)
     Handler.page = Path(__file__).with_name("page.html")
     server = ThreadingHTTPServer(("0.0.0.0", config.port), Handler)
     server.daemon_threads = True

@@ -1,0 +1,135 @@
+"""A stand-in for Limitador's HTTP API: the two reads the key service makes, answered as
+Limitador v2.4.0 answers them, over limits written as Kuadrant v1.5.2 writes ours.
+
+- `GET /limits/{namespace}`: every limit of the namespace, as `Limit` (`id`, `namespace`,
+  `max_value`, `seconds`, `name`, `conditions`, `variables`); an unknown namespace answers
+  `[]` (Kuadrant/limitador@v2.4.0 limitador-server/src/http_api/server.rs get_limits;
+  Kuadrant/limitador@v2.4.0 limitador-server/src/http_api/request_types.rs Limit).
+- `GET /counters/{namespace}`: one `Counter` per limit and set of variable values (`limit`,
+  `set_variables`, `remaining`, `expires_in_seconds`; same files, get_counters, Counter); a
+  counter whose window has ended is left out, and `remaining` is `max_value - value` in u64,
+  which wraps once a token report has taken the value past the limit
+  (Kuadrant/limitador@v2.4.0 limitador/src/storage/in_memory.rs get_counters).
+- The namespace arrives percent-encoded and is decoded in full
+  (actix/actix-web@1505730 actix-router/src/de.rs FULL_QUOTER).
+- Limits from a policy spec as Kuadrant writes them: one per rate, named by the limit's key,
+  conditioned on its identifier, variables `descriptors[0]["<counter expression>"]`
+  (Kuadrant/kuadrant-operator@v1.5.2 internal/controller/limitador_limits_reconciler.go
+  processPolicyRules; the identifier:
+  Kuadrant/kuadrant-operator@v1.5.2 internal/controller/ratelimit_workflow_helpers.go
+  LimitNameToLimitadorIdentifier, TokenLimitNameToLimitadorIdentifier; the variables:
+  Kuadrant/kuadrant-operator@v1.5.2 internal/cel/transformer.go TransformCounterVariable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from components.config.types import window_seconds
+
+JSON = dict[str, Any]
+U64 = 2**64
+
+
+def variable(expression: str) -> str:
+    return f'descriptors[0]["{expression.strip()}"]'
+
+
+def _identifier(prefix: str, policy: str, namespace: str, key: str) -> str:
+    sanitized = re.sub(r"[^\w]", "_", key)
+    digest = hashlib.sha256(f"{namespace}/{policy}/{key}".encode()).hexdigest()[:8]
+    return f"{prefix}.{sanitized}__{digest}"
+
+
+def limits_of(spec: JSON, policy: str, policy_namespace: str, token: bool) -> list[JSON]:
+    """The Limitador limits Kuadrant writes for one (Token)RateLimitPolicy spec."""
+    route = spec["targetRef"]["name"]
+    namespace = f"{policy_namespace}/{route}"
+    written = []
+    for key, limit in spec["limits"].items():
+        identifier = _identifier("tokenlimit" if token else "limit", policy, policy_namespace, key)
+        for rate in limit["rates"]:
+            written.append(
+                {
+                    "id": None,
+                    "namespace": namespace,
+                    "max_value": rate["limit"],
+                    "seconds": int(window_seconds(rate["window"])),
+                    "name": key,
+                    "conditions": [f'descriptors[0]["{identifier}"] == "1"'],
+                    "variables": [variable(c["expression"]) for c in limit.get("counters", [])],
+                }
+            )
+    return written
+
+
+@dataclass(frozen=True)
+class Count:
+    """One counter's state: its limit, the variables' values, the value, seconds left."""
+
+    limit: JSON
+    set_variables: dict[str, str]
+    value: int
+    expires_in: float
+
+
+@dataclass
+class LimitadorApi:
+    url: str
+    limits: list[JSON]
+    counts: Callable[[], list[Count]]
+
+
+def _counter(count: Count) -> JSON:
+    return {
+        "limit": count.limit,
+        "set_variables": dict(sorted(count.set_variables.items())),
+        "remaining": (count.limit["max_value"] - count.value) % U64,
+        "expires_in_seconds": int(count.expires_in),
+    }
+
+
+@contextlib.contextmanager
+def limitador_api(limits: list[JSON], counts: Callable[[], list[Count]]) -> Iterator[LimitadorApi]:
+    """Serves `limits` and whatever `counts()` holds at each read, on a free local port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            match = re.fullmatch(r"/(limits|counters)/([^/]+)", self.path)
+            if match is None:
+                self.send_error(404)
+                return
+            namespace = urllib.parse.unquote(match[2])
+            if match[1] == "limits":
+                body: list[JSON] = [limit for limit in limits if limit["namespace"] == namespace]
+            else:
+                body = [
+                    _counter(c) for c in counts() if c.limit["namespace"] == namespace and c.expires_in > 0
+                ]
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LimitadorApi(f"http://127.0.0.1:{server.server_address[1]}", limits, counts)
+    finally:
+        server.shutdown()
+        server.server_close()
