@@ -96,8 +96,10 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
     context.close()
 
 
-def log_in(page: Page, stack: Stack, user: str = "alice") -> None:
+def log_in(page: Page, stack: Stack, user: str = "alice", shot: str = "") -> None:
     page.goto(stack.page_url)
+    if shot:
+        page.screenshot(path=stack.shots / shot, full_page=True)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{stack.realm.issuer}/**")
     page.get_by_label("Username").fill(user)
@@ -124,7 +126,7 @@ def test_a_person_logs_in_mints_sees_the_key_once_lists_and_revokes(page: Page, 
     bobs = stack.service.call("POST", "/v1/api-keys", {"name": "bobs-ci"}, user="bob", tier="premium")
     assert bobs.status == 201, bobs
 
-    log_in(page, stack)
+    log_in(page, stack, shot="00-login.png")
     assert stack.realm.exchanges == [("alice", "S256")]
     # The code is spent; the address bar keeps none of it.
     assert page.url == stack.page_url
@@ -209,6 +211,7 @@ def test_an_ended_session_sends_the_person_back_to_login(page: Page, stack: Stac
     expect(page.get_by_role("heading", name="Your keys")).to_be_hidden()
     assert "token" not in json.loads(storage(page))[0]
     assert stack.gateway.refused == [("GET", "/v1/usage", 401)]
+    page.screenshot(path=stack.shots / "08-session-ended.png", full_page=True)
 
 
 def test_usage_shows_what_the_service_answers(page: Page, stack: Stack) -> None:
@@ -223,6 +226,8 @@ def test_usage_shows_what_the_service_answers(page: Page, stack: Stack) -> None:
     for row, window in zip(rows.all(), answer.body["windows"], strict=True):
         cells = [window[k] for k in ("limit", "window", "limit_value", "used", "remaining")]
         expect(row.locator("td")).to_have_text([str(c) for c in cells])
+    for name, value in answer.body.get("cost", {}).items():
+        expect(page.locator("#cost")).to_contain_text(f"Cost: {name}{value}")
     page.screenshot(path=stack.shots / "07-usage.png", full_page=True)
 
 
