@@ -9,9 +9,11 @@ tmp_path; each test names the misbehaviour it catches.
 from __future__ import annotations
 
 import base64
+import html
 import http.client
 import json
 import os
+import re
 import shutil
 import urllib.parse
 from collections.abc import Iterator
@@ -290,9 +292,19 @@ def test_the_stand_in_keycloak_checks_pkce_as_keycloak_does() -> None:
 def test_the_page_is_rendered_with_the_login_server_escaped() -> None:
     """Catches an issuer or client id that could close the attribute and inject markup."""
     text = portal.render('https://sso.example/realms/maas"><script>x()</script>', "maas-portal")
-    assert (
-        '<meta name="maas-oidc-issuer" content="https://sso.example/realms/maas&quot;&gt;&lt;script&gt;'
-        in text
-    )
+    assert '<meta name="maas-oidc-issuer" content="https://sso.example/realms/maas&quot;&gt;&lt;' in text
     assert "<script>x()" not in text
     assert '<meta name="maas-oidc-client-id" content="maas-portal">' in text
+
+
+def test_the_rendered_page_runs_its_own_script_only_and_talks_to_the_issuer_only() -> None:
+    """Catches a policy that lets an injected script run or send the token elsewhere; the
+    browser tests above fail if it blocks the page's own script or its token request."""
+    text = portal.render("https://sso.example:8443/realms/maas", "maas-portal")
+    (content,) = re.findall(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', text)
+    rules = dict(rule.strip().split(" ", 1) for rule in html.unescape(content).split(";"))
+    assert rules["default-src"] == "'none'"
+    assert rules["script-src"].startswith("'sha256-")
+    assert rules["connect-src"] == "'self' https://sso.example:8443"
+    with pytest.raises(ValueError, match="http"):
+        portal.render("javascript:alert(1)", "maas-portal")
