@@ -124,7 +124,8 @@ def storage(page: Page) -> str:
 def test_a_person_logs_in_mints_sees_the_key_once_lists_and_revokes(page: Page, stack: Stack) -> None:
     """Catches: a login without PKCE S256, the code left in the address bar, a minted key that
     is not the stored one, the key still shown after hiding or reloading, another user's key
-    listed, a revoke without confirmation (or despite Cancel), a revoked key still listed."""
+    listed, a revoke without confirmation (or despite Cancel), a revoked key still listed, a
+    logout that keeps the token."""
     bobs = stack.service.call("POST", "/v1/api-keys", {"name": "bobs-ci"}, user="bob", tier="premium")
     assert bobs.status == 201, bobs
 
@@ -178,6 +179,10 @@ def test_a_person_logs_in_mints_sees_the_key_once_lists_and_revokes(page: Page, 
     assert [s["metadata"]["annotations"]["maas-platform/name"] for s in stack.live("bob")] == ["bobs-ci"]
     page.screenshot(path=stack.shots / "05-revoked.png", full_page=True)
     assert stack.gateway.refused == []
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("button", name="Log in")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('token')") is None
 
 
 def test_the_service_error_message_is_shown_at_the_cap(page: Page, stack: Stack) -> None:
