@@ -238,17 +238,18 @@ def test_usage_shows_what_the_service_answers(page: Page, stack: Stack) -> None:
     page.screenshot(path=stack.shots / "07-usage.png", full_page=True)
 
 
-def _authorize(realm: Realm, challenge: str) -> str:
-    """A code for alice, as the browser gets it: the login form posted, the redirect read."""
+def _authorize(realm: Realm, challenge: str | None) -> dict[str, str]:
+    """What the login form posted for alice sends back to the page: a code, or an error."""
     redirect = realm.redirect_uris[0]
     request = {
         "response_type": "code",
         "client_id": CLIENT,
         "redirect_uri": redirect,
         "state": "s",
-        "code_challenge": challenge,
         "code_challenge_method": "S256",
     }
+    if challenge is not None:
+        request["code_challenge"] = challenge
     form = {"request": urllib.parse.urlencode(request), "username": "alice", "password": "alice-pw"}
     where = urllib.parse.urlsplit(realm.issuer)
     connection = http.client.HTTPConnection(where.netloc, timeout=5)
@@ -261,7 +262,7 @@ def _authorize(realm: Realm, challenge: str) -> str:
     answer = connection.getresponse()
     connection.close()
     assert answer.status == 302
-    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(answer.headers["Location"]).query))["code"]
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(answer.headers["Location"]).query))
 
 
 def test_the_stand_in_keycloak_checks_pkce_as_keycloak_does() -> None:
@@ -274,16 +275,20 @@ def test_the_stand_in_keycloak_checks_pkce_as_keycloak_does() -> None:
             "client_id": CLIENT,
             "redirect_uri": "http://page/portal/",
         }
-        wrong = realm.exchange({**base, "code": _authorize(realm, s256(verifier)), "code_verifier": "w" * 43})
+        wrong = realm.exchange(
+            {**base, "code": _authorize(realm, s256(verifier))["code"], "code_verifier": "w" * 43}
+        )
         assert wrong == (
             400,
             {"error": "invalid_grant", "error_description": "PKCE verification failed: Code mismatch"},
         )
-        missing = realm.exchange({**base, "code": _authorize(realm, s256(verifier))})
+        missing = realm.exchange({**base, "code": _authorize(realm, s256(verifier))["code"]})
         assert missing[1]["error_description"] == "PKCE code verifier not specified"
-        short = realm.exchange({**base, "code": _authorize(realm, s256("v" * 42)), "code_verifier": "v" * 42})
+        short = realm.exchange(
+            {**base, "code": _authorize(realm, s256("v" * 42))["code"], "code_verifier": "v" * 42}
+        )
         assert short[1]["error_description"] == "PKCE verification failed: Invalid code verifier"
-        code = _authorize(realm, s256(verifier))
+        code = _authorize(realm, s256(verifier))["code"]
         status, token = realm.exchange({**base, "code": code, "code_verifier": verifier})
         assert status == 200
         claims = realm.verify(token["access_token"])
@@ -291,7 +296,25 @@ def test_the_stand_in_keycloak_checks_pkce_as_keycloak_does() -> None:
         assert claims["preferred_username"] == "alice"
         again = realm.exchange({**base, "code": code, "code_verifier": verifier})
         assert again[1]["error_description"] == "Code not valid"
+        refused = _authorize(realm, None)
+        assert refused["error_description"] == "Missing parameter: code_challenge"
+        assert "code" not in refused
     assert realm.exchanges == [("alice", "S256")]
+
+
+def test_a_login_keycloak_refuses_shows_its_reason(page: Page, stack: Stack) -> None:
+    """Catches a page that hangs or says nothing when Keycloak sends back an error (here: a
+    client whose required PKCE method is not the one the page sends)."""
+    stack.realm.pkce_method = "plain"
+    page.goto(stack.page_url)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert").filter(has_text="Login failed")).to_have_text(
+        "Login failed: Invalid parameter: code challenge method is not matching the configured one"
+    )
+    expect(page.get_by_role("button", name="Log in")).to_be_visible()
+    assert page.url == stack.page_url
+    assert stack.realm.exchanges == []
+    page.screenshot(path=stack.shots / "09-login-refused.png", full_page=True)
 
 
 def test_the_page_is_rendered_with_the_login_server_escaped() -> None:

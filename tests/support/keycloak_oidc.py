@@ -11,6 +11,13 @@ components/pins/versions.py pins):
   (services/src/main/java/org/keycloak/protocol/oidc/grants/AuthorizationCodeGrantType.java
   process; services/src/main/java/org/keycloak/protocol/oidc/utils/PkceUtils.java
   verifyCodeVerifier, generateS256CodeChallenge: base64url of SHA-256 over the verifier).
+- the authorization request, for a client whose `pkce.code.challenge.method` is set
+  (`pkce_method` here; services/src/main/java/org/keycloak/protocol/oidc/OIDCConfigAttributes.java
+  PKCE_CODE_CHALLENGE_METHOD): no method, another method, no challenge or a malformed one are
+  refused as invalid_request with Keycloak's descriptions
+  (services/src/main/java/org/keycloak/protocol/oidc/endpoints/AuthorizationEndpointChecker.java
+  checkParamsForPkceEnforcedClient), sent back to the client's redirect URI; an unregistered
+  redirect URI gets a 400 page and no redirect (same file, checkRedirectUri).
 - CORS on the token endpoint only for the client's web origins, so a page on an origin the
   client does not list cannot read the token.
 Access tokens are JWTs signed HS256 with a per-run secret (Keycloak signs RS256; the
@@ -35,6 +42,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+# RFC 7636's alphabet and lengths, for verifiers and challenges alike.
 VERIFIER = re.compile(r"^[0-9a-zA-Z\-.~_]{43,128}$")
 
 
@@ -61,6 +69,7 @@ class Realm:
     # username -> (password, groups)
     users: dict[str, tuple[str, list[str]]]
     redirect_uris: list[str] = field(default_factory=list)
+    pkce_method: str = "S256"
     web_origins: list[str] = field(default_factory=list)
     url: str = ""
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
@@ -176,55 +185,66 @@ def _handler(realm: Realm) -> type[BaseHTTPRequestHandler]:
             )
             self._send(200, page.encode(), "text/html; charset=utf-8")
 
-        def _check(self, params: dict[str, str]) -> str:
-            """Why Keycloak would refuse this authorization request, or ''."""
-            if params.get("client_id") != realm.client_id:
-                return "Client not found."
-            if params.get("redirect_uri") not in realm.redirect_uris:
-                return "Invalid parameter: redirect_uri"
-            if params.get("response_type") != "code":
-                return "Invalid parameter: response_type"
-            # The portal's client requires S256 (attribute pkce.code.challenge.method).
-            if params.get("code_challenge_method") != "S256" or not params.get("code_challenge"):
+        def _pkce(self, params: dict[str, str]) -> str:
+            """Why Keycloak refuses the PKCE parameters of this authorization request, or ''."""
+            method, challenge = params.get("code_challenge_method"), params.get("code_challenge")
+            if method is None:
                 return "Missing parameter: code_challenge_method"
+            if method != realm.pkce_method:
+                return "Invalid parameter: code challenge method is not matching the configured one"
+            if challenge is None:
+                return "Missing parameter: code_challenge"
+            if not VERIFIER.match(challenge):
+                return "Invalid parameter: code_challenge"
             return ""
+
+        def _authorize(self, query: str, login: dict[str, str] | None) -> None:
+            """The authorization request in `query`: the login form, or (login posted) a code."""
+            params = dict(urllib.parse.parse_qsl(query))
+            if params.get("client_id") != realm.client_id:
+                self._send(400, b"Client not found.", "text/plain")
+                return
+            redirect = params.get("redirect_uri", "")
+            if redirect not in realm.redirect_uris:
+                self._send(400, b"Invalid parameter: redirect_uri", "text/plain")
+                return
+            back: dict[str, str] = {"state": params.get("state", ""), "iss": realm.issuer}
+            problem = self._pkce(params)
+            user = (login or {}).get("username", "")
+            signed_in = (
+                login is not None and user in realm.users and realm.users[user][0] == login.get("password")
+            )
+            if params.get("response_type") != "code":
+                back.update(error="unsupported_response_type")
+            elif problem:
+                back.update(error="invalid_request", error_description=problem)
+            elif login is None:
+                self._login_page(query)
+                return
+            elif not signed_in:
+                self._login_page(query, "Invalid username or password.")
+                return
+            else:
+                code = secrets.token_urlsafe(24)
+                with realm.lock:
+                    realm.codes[code] = Grant(
+                        user, redirect, params["code_challenge"], params["code_challenge_method"]
+                    )
+                back.update(code=code)
+            self._send(302, b"", "text/plain", {"Location": f"{redirect}?{urllib.parse.urlencode(back)}"})
 
         def do_GET(self) -> None:
             url = urllib.parse.urlsplit(self.path)
-            if url.path != f"{base}/auth":
+            if url.path == f"{base}/auth":
+                self._authorize(url.query, None)
+            else:
                 self._send(404, b"not found", "text/plain")
-                return
-            problem = self._check(dict(urllib.parse.parse_qsl(url.query)))
-            if problem:
-                self._send(400, problem.encode(), "text/plain")
-                return
-            self._login_page(url.query)
 
         def do_POST(self) -> None:
             url = urllib.parse.urlsplit(self.path)
             form = self._form()
             if url.path == f"{base}/auth":
-                params = dict(urllib.parse.parse_qsl(form.get("request", "")))
-                problem = self._check(params)
-                if problem:
-                    self._send(400, problem.encode(), "text/plain")
-                    return
-                user = form.get("username", "")
-                if realm.users.get(user, ("", []))[0] != form.get("password") or not user:
-                    self._login_page(form.get("request", ""), "Invalid username or password.")
-                    return
-                code = secrets.token_urlsafe(24)
-                with realm.lock:
-                    realm.codes[code] = Grant(
-                        user,
-                        params["redirect_uri"],
-                        params["code_challenge"],
-                        params["code_challenge_method"],
-                    )
-                back = urllib.parse.urlencode(
-                    {"state": params.get("state", ""), "iss": realm.issuer, "code": code}
-                )
-                self._send(302, b"", "text/plain", {"Location": f"{params['redirect_uri']}?{back}"})
+                self._authorize(form.get("request", ""), form)
             elif url.path == f"{base}/token":
                 status, body = realm.exchange(form)
                 origin = self.headers.get("Origin", "")
