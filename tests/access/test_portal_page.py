@@ -211,6 +211,9 @@ def test_an_ended_session_sends_the_person_back_to_login(page: Page, stack: Stac
     """Catches: a page that keeps showing keys (or retries without a token) once the gateway
     refuses its token."""
     log_in(page, stack)
+    # The first loads of keys and usage are done, so the one refused call is the refresh.
+    expect(page.get_by_text("You have no live keys.")).to_be_visible()
+    expect(page.locator("#usage-error:not(:empty), #usage:not([hidden])")).to_have_count(1)
     stack.realm.secret = b"rotated"  # every token issued so far no longer verifies
     page.get_by_role("button", name="Refresh usage").click()
     expect(page.get_by_role("button", name="Log in")).to_be_visible()
