@@ -28,8 +28,8 @@ types: $(STAMP)
 test: $(STAMP) test-tools
 	$(BIN)/pytest
 
-# promtool, a Prometheus server, ShellCheck, LuaJIT, nginx and openssl for the tests that run
-# them; checkov in a virtualenv of its own.
+# promtool, a Prometheus server, ShellCheck, LuaJIT, nginx, openssl and Chromium for the
+# tests that run them; checkov in a virtualenv of its own.
 test-tools: $(CHECKOV)
 	scripts/install-test-tools.sh
 

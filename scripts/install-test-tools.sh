@@ -2,8 +2,8 @@
 # Installs what some tests run for real: promtool and a Prometheus server (the
 # distribution's `prometheus` package), ShellCheck for the scripts and workflow steps,
 # LuaJIT (Envoy's Lua runtime) for the gateway's Lua filter, Go for the simulator's request
-# decoding that the filter is tested against, nginx for the model list's configuration, and
-# openssl for a test certificate (Debian/Ubuntu). Does nothing when they
+# decoding that the filter is tested against, nginx for the model list's configuration,
+# openssl for a test certificate, and Chromium for the key page's browser test (Debian/Ubuntu). Does nothing when they
 # are already there. Without apt-get (or root/sudo) it says so; the tests then skip, except
 # in CI (CI=true), where they fail.
 set -euo pipefail
@@ -14,6 +14,8 @@ command -v shellcheck >/dev/null 2>&1 || packages="$packages shellcheck"
 command -v luajit >/dev/null 2>&1 || packages="$packages luajit"
 command -v go >/dev/null 2>&1 || packages="$packages golang-go"
 command -v openssl >/dev/null 2>&1 || packages="$packages openssl"
+# Playwright drives this browser; its own builds cannot be downloaded (requirements-dev.txt).
+command -v chromium >/dev/null 2>&1 || packages="$packages chromium"
 # Debian installs nginx in /usr/sbin, outside a user's PATH.
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || packages="$packages nginx"
 [ -z "$packages" ] && exit 0

@@ -17,7 +17,7 @@ from harness.program import PROJECT_DIR
 STANDIN = Path(__file__).parent / "scripts" / "standin.py"
 SCRIPT = PROJECT_DIR / "scripts" / "install-test-tools.sh"
 # The commands the script looks up; a test puts a stand-in for those a machine already has.
-LOOKED_UP = ("promtool", "prometheus", "shellcheck", "luajit", "go", "openssl", "nginx")
+LOOKED_UP = ("promtool", "prometheus", "shellcheck", "luajit", "go", "openssl", "nginx", "chromium")
 MUTATING = ("stop", "disable", "mask", "kill", "restart", "reload", "try-restart")
 
 
@@ -112,3 +112,15 @@ def test_nothing_missing_installs_nothing_and_touches_no_service(machine: Machin
     machine.unit("prometheus")
     calls = machine.run()
     assert [c for c in calls if c[0] in ("apt-get", "systemctl", "sudo")] == []
+
+
+def test_a_machine_without_chromium_gets_debians_chromium_only(machine: Machine) -> None:
+    """The key page's browser test needs Chromium (tests/access/test_portal_page.py)."""
+    for name in LOOKED_UP:
+        if name != "chromium":
+            machine.put(name)
+    calls = machine.run()
+    installs = [c for c in calls if c[:2] == ["apt-get", "install"]]
+    assert installs
+    assert all([a for a in c[2:] if not a.startswith("-")] == ["chromium"] for c in installs)
+    assert [c for c in calls if c[0] == "systemctl" and c[1] in MUTATING] == []
