@@ -6,10 +6,11 @@ Limitador v2.4.0 answers them, over limits written as Kuadrant v1.5.2 writes our
   `[]` (Kuadrant/limitador@v2.4.0 limitador-server/src/http_api/server.rs get_limits;
   Kuadrant/limitador@v2.4.0 limitador-server/src/http_api/request_types.rs Limit).
 - `GET /counters/{namespace}`: one `Counter` per limit and set of variable values (`limit`,
-  `set_variables`, `remaining`, `expires_in_seconds`; same files, get_counters, Counter); a
-  counter whose window has ended is left out, and `remaining` is `max_value - value` in u64,
-  which wraps once a token report has taken the value past the limit
-  (Kuadrant/limitador@v2.4.0 limitador/src/storage/in_memory.rs get_counters).
+  `set_variables`, `remaining`, `expires_in_seconds` in whole seconds, truncated; same files,
+  get_counters, Counter); a limit of several rates is a limit per rate, so a user's requests
+  for a model meet one counter per window; a counter whose window has ended is left out,
+  and `remaining` is `max_value - value` in u64, which wraps once a token report has taken
+  the value past the limit (Kuadrant/limitador@v2.4.0 limitador/src/storage/in_memory.rs get_counters).
 - The namespace arrives percent-encoded and is decoded in full
   (actix/actix-web@1505730 actix-router/src/de.rs FULL_QUOTER).
 - Limits from a policy spec as Kuadrant writes them: one per rate, named by the limit's key,
@@ -19,6 +20,10 @@ Limitador v2.4.0 answers them, over limits written as Kuadrant v1.5.2 writes our
   Kuadrant/kuadrant-operator@v1.5.2 internal/controller/ratelimit_workflow_helpers.go
   LimitNameToLimitadorIdentifier, TokenLimitNameToLimitadorIdentifier; the variables:
   Kuadrant/kuadrant-operator@v1.5.2 internal/cel/transformer.go TransformCounterVariable).
+- The counters of the fake gateway (tests/suite/fake.py), served as Limitador holds them:
+  each `_Window` of a user's and model's `_Counter` is the counter of the limit of its kind
+  that applies (the model's own quota in the tier, else the tier's: tiers.py _limits) and
+  its window's seconds.
 """
 
 from __future__ import annotations
@@ -32,9 +37,13 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from components.access import tiers
 from components.config.types import window_seconds
+
+if TYPE_CHECKING:
+    from tests.suite.fake import FakeGateway, _Window
 
 JSON = dict[str, Any]
 U64 = 2**64
@@ -80,6 +89,45 @@ class Count:
     set_variables: dict[str, str]
     value: int
     expires_in: float
+
+
+def fake_counts(
+    gateway: FakeGateway, limits: list[JSON], tier_of: Callable[[str], str], now: float
+) -> list[Count]:
+    """The fake's counters at `now` (its clock) as Limitador's: one per limit, window, user and
+    model. A window the written limits do not hold is an error, never left out."""
+    served = {m.name: m for m in gateway.config.models}
+    found = []
+    with gateway.lock:
+        for (user, model, _), counter in gateway.counters.items():
+            tier = tier_of(user)
+            kinds: list[tuple[tiers.Kind, list[_Window]]] = [
+                ("requests", counter.requests),
+                ("tokens", counter.tokens),
+            ]
+            for kind, windows in kinds:
+                if served[model].own_rates(tier, kind) is not None:
+                    name = tiers.model_limit_name(tier, model, kind)
+                else:
+                    name = (
+                        tiers.request_limit_name(tier) if kind == "requests" else tiers.token_limit_name(tier)
+                    )
+                for window in windows:
+                    (limit,) = [
+                        x for x in limits if x["name"] == name and x["seconds"] == int(window.seconds)
+                    ]
+                    found.append(
+                        Count(
+                            limit,
+                            {
+                                variable(tiers.USER_ID): user,
+                                variable(tiers.MODEL): served[model].served_name,
+                            },
+                            window.value_at(now),
+                            window.expires - now,
+                        )
+                    )
+    return found
 
 
 @dataclass
