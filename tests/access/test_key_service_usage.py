@@ -26,6 +26,7 @@ import pytest
 from components.access import tiers
 from components.access.key_service import server
 from components.config import StackConfig
+from components.config.types import window_seconds
 from components.metering import chargeback
 from components.serving.model_list import POLICY_ROUTE
 from harness.program import typed_config
@@ -33,12 +34,26 @@ from tests.e2e.cluster import Response
 from tests.suite.fake import FakeGateway, Faults
 from tests.support.key_service import KeyService, Reply, key_service
 from tests.support.kube_api import KubeApi, kube_api
-from tests.support.limitador import Count, LimitadorApi, limitador_api, limits_of, variable
+from tests.support.limitador import (
+    JSON,
+    Count,
+    LimitadorApi,
+    fake_counts,
+    limitador_api,
+    limits_of,
+    variable,
+)
 from tests.support.ports import free_port
 from tests.support.prometheus import Exporter, Prometheus, Series, prometheus, series, serve
 
 TIERS = {"free": {"maxKeys": 3, "maxLifetimeDays": 30}, "premium": {"maxKeys": 5, "maxLifetimeDays": 90}}
 KEY = "sk-maas-0123456789abcdef_secret"
+KINDS: tuple[tiers.Kind, ...] = ("requests", "tokens")
+
+
+def own_name(tier: str, kind: tiers.Kind) -> str:
+    """The tier's own limit of `kind` (tiers.py)."""
+    return tiers.request_limit_name(tier) if kind == "requests" else tiers.token_limit_name(tier)
 
 
 def _token(user: str) -> str:
@@ -57,6 +72,24 @@ class World:
     limitador: LimitadorApi
     prometheus: Prometheus
     namespace: str
+    exporter: Exporter
+
+    def bill(self) -> None:
+        """Limitador's metrics of what the fake metered so far, and the wait until
+        Prometheus's rules have billed all of it."""
+        self.exporter.set(self.metered())
+        totals: dict[str, list[int]] = {}
+        with self.gateway.lock:
+            for (user, _, _), (requests, tokens) in self.gateway.metered.items():
+                total = totals.setdefault(user, [0, 0])
+                total[0], total[1] = total[0] + requests, total[1] + tokens
+        for user, (requests, tokens) in totals.items():
+            self.prometheus.wait_for(
+                f'sum(sum_over_time(maas:requests:increase{{user="{user}"}}[1m])) == {requests}'
+            )
+            self.prometheus.wait_for(
+                f'sum(sum_over_time(maas:tokens:increase{{user="{user}"}}[1m])) == {tokens}'
+            )
 
     def tier_of(self, user: str) -> str:
         return next(u.tier for u in self.config.users if u.name == user)
@@ -76,30 +109,8 @@ class World:
         )
 
     def counts(self) -> list[Count]:
-        """The fake's counters, as Limitador holds them: one per limit, user and model."""
-        served = {m.name: m.served_name for m in self.config.models}
-        found = []
-        with self.gateway.lock:
-            for (user, model, _), counter in self.gateway.counters.items():
-                tier = self.tier_of(user)
-                for limit in self.limitador.limits:
-                    kind = {
-                        tiers.request_limit_name(tier): "requests",
-                        tiers.token_limit_name(tier): "tokens",
-                    }
-                    if limit["name"] not in kind:
-                        continue
-                    value = counter.requests if kind[limit["name"]] == "requests" else counter.tokens
-                    left = counter.started + limit["seconds"] - time.monotonic()
-                    found.append(
-                        Count(
-                            limit,
-                            {variable(tiers.USER_ID): user, variable(tiers.MODEL): served[model]},
-                            value,
-                            left,
-                        )
-                    )
-        return found
+        """The fake's counters, as Limitador holds them: one per limit, window, user and model."""
+        return fake_counts(self.gateway, self.limitador.limits, self.tier_of, time.monotonic())
 
     def metered(self) -> Series:
         """What Limitador's metrics would count for what the fake metered (docs/metering.md:
@@ -126,14 +137,22 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """dev's tiers and models after some traffic: premiumuser1 by token on both models,
-    premiumuser2 by key, freeuser1 by token; Prometheus has billed all of it."""
+    """dev's tiers and models after some traffic: premiumuser1 by token on both models (premium
+    has its own quota on simulator-large), premiumuser2 by key, freeuser1 by token (free has two
+    request windows); Prometheus has billed all of it."""
     config = typed_config("dev")
     namespace = f"{config.namespaces_in_use()['models']}/{POLICY_ROUTE}"
     policies = config.namespaces_in_use()["models"]
     limits = [
-        *limits_of(tiers.rate_limit_spec(config.tiers, POLICY_ROUTE), "tiers-requests", policies, False),
-        *limits_of(tiers.token_limit_spec(config.tiers, POLICY_ROUTE), "tiers-tokens", policies, True),
+        *limits_of(
+            tiers.rate_limit_spec(config.tiers, POLICY_ROUTE, config.models),
+            "tiers-requests",
+            policies,
+            False,
+        ),
+        *limits_of(
+            tiers.token_limit_spec(config.tiers, POLICY_ROUTE, config.models), "tiers-tokens", policies, True
+        ),
     ]
     gateway = FakeGateway(config, Faults(), propagation=0)
     gateway.change_key(KEY, ("premiumuser2", "premium", True))
@@ -145,7 +164,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         serve(exporter) as address,
         prometheus(tmp_path_factory.mktemp("prometheus"), rules, {"limitador": address}) as server,
     ):
-        world = World(config, gateway, limitador, server, namespace)
+        world = World(config, gateway, limitador, server, namespace, exporter)
         holder.append(world)
         traffic = [("premiumuser1", "token", "simulator")] * 3 + [
             ("premiumuser1", "token", "simulator-large")
@@ -153,15 +172,54 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         traffic += [("premiumuser2", "key", "simulator")] * 2 + [("freeuser1", "token", "simulator")] * 2
         for user, via, model in traffic:
             assert world.send(user, via, model).status == 200
-        exporter.set(world.metered())
-        totals: dict[str, list[int]] = {}
-        for (user, _, _), (requests, tokens) in gateway.metered.items():
-            total = totals.setdefault(user, [0, 0])
-            total[0], total[1] = total[0] + requests, total[1] + tokens
-        for user, (requests, tokens) in totals.items():
-            server.wait_for(f'sum(sum_over_time(maas:requests:increase{{user="{user}"}}[1m])) == {requests}')
-            server.wait_for(f'sum(sum_over_time(maas:tokens:increase{{user="{user}"}}[1m])) == {tokens}')
+        world.bill()
         yield world
+
+
+def expected_windows(world: World, user: str) -> dict[tuple[str, str, str | None, int, str | None], JSON]:
+    """What the fake enforces for `user`, from the config's limits and the fake's windows:
+    per kind, the tier's limit (quota None) and each model's own quota in the tier, one entry
+    per window and model counted, or one with model None and the limit whole where none is.
+    Keyed (kind, limit name, quota, window seconds, served model)."""
+    tier = world.tier_of(user)
+    table = next(t for t in world.config.tiers if t.name == tier)
+    models = {m.name: m for m in world.config.models}
+    now = time.monotonic()
+    expected: dict[tuple[str, str, str | None, int, str | None], JSON] = {}
+    for kind in KINDS:
+        limits = [(own_name(tier, kind), None, getattr(table, kind))] + [
+            (tiers.model_limit_name(tier, m.name, kind), m.name, rates)
+            for m in world.config.models
+            if (rates := m.own_rates(tier, kind)) is not None
+        ]
+        for name, quota, rates in limits:
+            for rate in rates:
+                seconds = int(window_seconds(rate.window))
+                counted: dict[str | None, JSON] = {}
+                with world.gateway.lock:
+                    for (who, model, _), counter in world.gateway.counters.items():
+                        applies = models[model].own_rates(tier, kind) is not None
+                        if who != user or (model if applies else None) != quota:
+                            continue
+                        for window in getattr(counter, kind):
+                            if int(window.seconds) == seconds and window.expires > now:
+                                used = window.value_at(now)
+                                counted[models[model].served_name] = {
+                                    "limit_value": rate.limit,
+                                    "used": used,
+                                    "remaining": max(rate.limit - used, 0),
+                                    "resets_in": window.expires - now,
+                                }
+                if not counted:
+                    counted[None] = {
+                        "limit_value": rate.limit,
+                        "used": 0,
+                        "remaining": rate.limit,
+                        "resets_in": None,
+                    }
+                for served, entry in counted.items():
+                    expected[(kind, name, quota, seconds, served)] = entry
+    return expected
 
 
 def check_usage(service: KeyService, world: World, user: str, via: str) -> None:
@@ -172,26 +230,26 @@ def check_usage(service: KeyService, world: World, user: str, via: str) -> None:
     assert reply.status == 200, reply
     body = reply.body
     assert (body["user"], body["tier"], body["via"]) == (user, tier, via)
-    table = next(t for t in world.config.tiers if t.name == tier)
-    served = {m.name: m.served_name for m in world.config.models}
-    expected = {}
-    with world.gateway.lock:
-        for (who, model, _), counter in world.gateway.counters.items():
-            if who != user:
-                continue
-            for kind, rate, used in (
-                ("requests", table.requests, counter.requests),
-                ("tokens", table.tokens, counter.tokens),
-            ):
-                expected[(kind, rate.window, served[model])] = (rate.limit, used, max(rate.limit - used, 0))
+    expected = expected_windows(world, user)
     answered = {
-        (w["limit"], w["window"], w["model"]): (w["limit_value"], w["used"], w["remaining"])
-        for w in body["windows"]
+        (w["limit"], w["name"], w["quota"], w["window_seconds"], w["model"]): w for w in body["windows"]
     }
     assert len(answered) == len(body["windows"]), body["windows"]
-    assert answered == expected
-    for w in body["windows"]:
-        assert 0 < w["resets_in_seconds"] <= w["window_seconds"]
+    assert set(answered) == set(expected), body["windows"]
+    for key, w in answered.items():
+        want = expected[key]
+        assert (w["limit_value"], w["used"], w["remaining"]) == (
+            want["limit_value"],
+            want["used"],
+            want["remaining"],
+        ), (key, w)
+        assert w["window"] == server.duration(w["window_seconds"])
+        if want["resets_in"] is None:
+            assert w["resets_in_seconds"] is None, w
+        else:
+            # Limitador's whole seconds, truncated, read a moment before the oracle's clock.
+            assert abs(w["resets_in_seconds"] - want["resets_in"]) <= 2, (w, want)
+            assert 0 <= w["resets_in_seconds"] <= w["window_seconds"], w
     with world.gateway.lock:
         rows = [(t, m, r, k) for (u, t, m), (r, k) in world.gateway.metered.items() if u == user]
     cost = sum(
@@ -199,12 +257,14 @@ def check_usage(service: KeyService, world: World, user: str, via: str) -> None:
         + k / 1000 * world.config.prices.price(t, m).per_thousand_tokens
         for t, m, r, k in rows
     )
-    windows = sorted({(w["window_seconds"], w["window"]) for w in body["windows"]})
+    windows = sorted({(seconds, server.duration(seconds)) for _, _, _, seconds, _ in expected})
     assert [(u["window_seconds"], u["window"]) for u in body["usage"]] == windows
     for used in body["usage"]:
         assert used["requests"] == sum(r for _, _, r, _ in rows)
         assert used["tokens"] == sum(k for _, _, _, k in rows)
-        assert used["cost"] == {world.config.prices.currency: pytest.approx(round(cost, 6), abs=1e-9)}
+        # Nothing billed is no cost series at all (docs/self-service.md).
+        billed = {world.config.prices.currency: pytest.approx(round(cost, 6), abs=1e-9)} if rows else {}
+        assert used["cost"] == billed
         assert body["cost"][used["window"]] == used["cost"]
 
 
@@ -217,9 +277,35 @@ def kube() -> Iterator[KubeApi]:
 def test_names_match_the_policies_and_the_billing_rules() -> None:
     # server.py cannot import the program: the limits it reads and the rules it sums are these.
     assert variable(tiers.USER_ID) == server.USER_VARIABLE
-    assert server.limit_kind(tiers.request_limit_name("gold"), "gold") == "requests"
-    assert server.limit_kind(tiers.token_limit_name("gold"), "gold") == "tokens"
-    assert server.limit_kind(tiers.token_limit_name("gold"), "silver") is None
+    assert server.limit_of(tiers.request_limit_name("gold"), "gold") == ("requests", None)
+    assert server.limit_of(tiers.token_limit_name("gold"), "gold") == ("tokens", None)
+    assert server.limit_of(tiers.token_limit_name("gold"), "silver") is None
+    assert server.limit_of(tiers.token_limit_name("gold"), "gol") is None
+    # A model's own quota in a tier, whatever its name ends in.
+    for model in ("big", "big-requests", "tokens-2"):
+        for kind in KINDS:
+            name = tiers.model_limit_name("gold", model, kind)
+            assert server.limit_of(name, "gold") == (kind, model)
+            assert server.limit_of(name, "silver") is None
+    # Every limit dev's policies hold is one of its tier's, the tier's own or a model's quota.
+    config = typed_config("dev")
+    for kind in KINDS:
+        spec = (tiers.rate_limit_spec if kind == "requests" else tiers.token_limit_spec)(
+            config.tiers, POLICY_ROUTE, config.models
+        )
+        assert set(spec["limits"]) == set(tiers.limit_names(config.tiers, config.models, kind))
+        read = {
+            name: [(t.name, server.limit_of(name, t.name)) for t in config.tiers] for name in spec["limits"]
+        }
+        quotas: set[str | None] = set()
+        for name, found in read.items():
+            ((tier, (which, quota)),) = [(t, r) for t, r in found if r is not None]
+            assert which == kind, (name, found)
+            assert name == (tiers.model_limit_name(tier, quota, kind) if quota else own_name(tier, kind))
+            quotas.add(quota)
+        assert quotas - {None} == {
+            m.name for m in config.models if any(m.own_rates(t.name, kind) for t in config.tiers)
+        }
     assert (server.REQUESTS_RULE, server.TOKENS_RULE, server.COST_RULE) == (
         chargeback.REQUESTS,
         chargeback.TOKENS,
@@ -249,44 +335,115 @@ def test_usage_of_a_key_caller_is_what_enforced_and_what_billed(
 def test_a_caller_without_counters_has_every_limit_whole(world: World, kube: KubeApi, tmp_path: Path) -> None:
     with key_service(kube, tmp_path, TIERS, env=world.env()) as service:
         body = service.call("GET", "/v1/usage", user="enterpriseuser1", tier="enterprise").body
-    table = next(t for t in world.config.tiers if t.name == "enterprise")
-    assert [(w["limit"], w["window"], w["model"], w["used"], w["remaining"]) for w in body["windows"]] == [
-        ("requests", table.requests.window, None, 0, table.requests.limit),
-        ("tokens", table.tokens.window, None, 0, table.tokens.limit),
+        check_usage(service, world, "enterpriseuser1", "token")
+    (table,) = [(t.requests, t.tokens) for t in world.config.tiers if t.name == "enterprise"]
+    assert [
+        (w["limit"], w["quota"], w["window"], w["model"], w["used"], w["remaining"]) for w in body["windows"]
+    ] == [
+        (kind, None, rate.window, None, 0, rate.limit)
+        for kind, rates in zip(("requests", "tokens"), table, strict=True)
+        for rate in rates
     ]
     assert all(u["requests"] == 0 and u["tokens"] == 0 and u["cost"] == {} for u in body["usage"])
 
 
 def test_remaining_is_what_the_gateway_still_admits(world: World, kube: KubeApi, tmp_path: Path) -> None:
-    """freeuser2 spends the request limit: while usage says some remain, the gateway admits;
-    when it says none, the gateway refuses with 429."""
+    """freeuser2 spends free's request windows (5 per 2m, 8 per 10m): while usage says some
+    remain in every window, the gateway admits; when one has none, it refuses with 429."""
+    free = next(t for t in world.config.tiers if t.name == "free")
+    assert len(free.requests) > 1
     with key_service(kube, tmp_path, TIERS, env=world.env()) as service:
 
-        def remaining() -> int:
+        def remaining() -> dict[int, int]:
             reply = service.call("GET", "/v1/usage", user="freeuser2", tier="free")
             assert reply.status == 200, reply
-            left = [w for w in reply.body["windows"] if w["limit"] == "requests"]
-            assert len(left) == 1, left
-            value: int = left[0]["remaining"]
-            return value
+            return {
+                w["window_seconds"]: w["remaining"] for w in reply.body["windows"] if w["limit"] == "requests"
+            }
 
+        assert set(remaining()) == {int(window_seconds(r.window)) for r in free.requests}
         spent = 0
-        while remaining() > 0:
+        while min(remaining().values()) > 0:
             assert world.send("freeuser2", "token", "simulator").status == 200
             spent += 1
-        assert spent == next(t for t in world.config.tiers if t.name == "free").requests.limit
+        assert spent == min(r.limit for r in free.requests)
+        left = remaining()
+        assert left == {int(window_seconds(r.window)): max(r.limit - spent, 0) for r in free.requests}
         assert world.send("freeuser2", "token", "simulator").status == 429
+        world.bill()
+        check_usage(service, world, "freeuser2", "token")
+
+
+def test_a_model_quota_replaces_the_tier_limit_for_that_model(
+    world: World, kube: KubeApi, tmp_path: Path
+) -> None:
+    """premiumuser2 (by key) spends premium's own quota on simulator-large: usage shows it on
+    the quota's entries, labelled with the model, until the gateway refuses, and the tier's
+    limit, which counts premiumuser2's other model, does not move."""
+    large = next(m for m in world.config.models if m.name == "simulator-large")
+    quota = large.own_rates("premium", "requests")
+    assert quota is not None
+    name = tiers.model_limit_name("premium", large.name, "requests")
+    with key_service(kube, tmp_path, TIERS, env=world.env()) as service:
+
+        def windows() -> list[JSON]:
+            reply = service.call("GET", "/v1/usage", user="premiumuser2", tier="premium", via="key")
+            assert reply.status == 200, reply
+            found: list[JSON] = reply.body["windows"]
+            return found
+
+        def of_quota() -> list[JSON]:
+            return [w for w in windows() if w["limit"] == "requests" and w["quota"] == large.name]
+
+        tier_before = [w for w in windows() if w["quota"] is None]
+        assert [(w["name"], w["model"], w["used"]) for w in of_quota()] == [(name, None, 0)]
+        spent = 0
+        while min(w["remaining"] for w in of_quota()) > 0:
+            assert world.send("premiumuser2", "key", large.name).status == 200
+            spent += 1
+        assert spent == min(r.limit for r in quota)
+        assert {(w["name"], w["model"], w["used"]) for w in of_quota()} == {(name, large.served_name, spent)}
+        assert world.send("premiumuser2", "key", large.name).status == 429
+        tier_after = [w for w in windows() if w["quota"] is None]
+        assert [(w["name"], w["model"], w["used"]) for w in tier_after] == [
+            (w["name"], w["model"], w["used"]) for w in tier_before
+        ]
+        assert large.served_name not in {w["model"] for w in tier_after}
+        world.bill()
+        check_usage(service, world, "premiumuser2", "key")
 
 
 # Each: what server.py gets wrong, as one replacement in its source.
+PREMIUM = ("premiumuser1", "premiumuser2")
 MISBEHAVIOURS = {
     "counts another user's counter": (
         ' or counter["set_variables"].get(USER_VARIABLE) != user:',
         ":",
+        PREMIUM,
     ),
-    "bills every user": ('selector = f"{{user={promql_string(user)}}}"', 'selector = ""'),
-    "reads a wrong limit": ('limit_kind(limit.get("name"), tier)', 'limit_kind(limit.get("name"), "free")'),
-    "costs from another rule": ('COST_RULE = "maas:cost:increase"', 'COST_RULE = "maas:price_per_request"'),
+    "bills every user": ('selector = f"{{user={promql_string(user)}}}"', 'selector = ""', PREMIUM),
+    "reads a wrong limit": (
+        'limit_of(limit.get("name"), tier)',
+        'limit_of(limit.get("name"), "free")',
+        PREMIUM,
+    ),
+    "costs from another rule": (
+        'COST_RULE = "maas:cost:increase"',
+        'COST_RULE = "maas:price_per_request"',
+        PREMIUM,
+    ),
+    # The old model: one limit of each kind per tier, no quotas, one window per limit.
+    "ignores model quotas": ("            return kind, model\n", "            return None\n", PREMIUM),
+    "reads a quota as the tier's": (
+        "            return kind, model\n",
+        "            return kind, None\n",
+        PREMIUM,
+    ),
+    "matches a counter to its limit by name only": (
+        'key = (limit.get("name"), limit["seconds"])',
+        'key = next((k for k in mine if k[0] == limit.get("name")), None)',
+        ("freeuser1",),
+    ),
 }
 
 
@@ -294,17 +451,20 @@ MISBEHAVIOURS = {
 def test_each_misbehaviour_fails_the_oracle(
     misbehaviour: str, world: World, kube: KubeApi, tmp_path: Path
 ) -> None:
-    old, new = MISBEHAVIOURS[misbehaviour]
+    old, new, callers = MISBEHAVIOURS[misbehaviour]
     source = Path(server.__file__).read_text()
     assert source.count(old) == 1, old
     program = tmp_path / "app" / "server.py"
     program.parent.mkdir()
     program.write_text(source.replace(old, new))
     with key_service(kube, tmp_path, TIERS, env=world.env(), program=program) as service:
-        with pytest.raises(AssertionError):
-            check_usage(service, world, "premiumuser1", "token")
-        with pytest.raises(AssertionError):
-            check_usage(service, world, "premiumuser2", "key")
+        for caller in callers:
+            via = "key" if caller == "premiumuser2" else "token"
+            with pytest.raises(AssertionError):
+                check_usage(service, world, caller, via)
+    with key_service(kube, tmp_path, TIERS, env=world.env()) as service:
+        for caller in callers:
+            check_usage(service, world, caller, "key" if caller == "premiumuser2" else "token")
 
 
 def _openai_error(reply: Reply, status: int, code: str) -> None:

@@ -51,7 +51,8 @@ SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 MAX_BODY = 16 * 1024
 
 # Usage. Kuadrant writes one Limitador limit per rate of each policy limit, named by the
-# policy's limit key (components/access/tiers.py request_limit_name, token_limit_name), in the
+# policy's limit key (components/access/tiers.py request_limit_name, token_limit_name,
+# model_limit_name; limit_of reads them back), in the
 # namespace "<policy route namespace>/<policy route name>"
 # (Kuadrant/kuadrant-operator@v1.5.2 internal/controller/limitador_limits_reconciler.go
 # processPolicyRules).
@@ -500,11 +501,20 @@ def promql_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def limit_kind(name: Any, tier: str) -> str | None:
-    """The kind of one of the tier's own limits (tiers.py names): "requests", "tokens" or None."""
+def limit_of(name: Any, tier: str) -> tuple[str, str | None] | None:
+    """Which of the tier's limits a Limitador limit is, by its name as tiers.py compiles it:
+    (kind, None) for the tier's own (`<tier>-requests`, `<tier>-tokens`: request_limit_name,
+    token_limit_name), (kind, model) for a model's own quota in the tier
+    (`<tier>.<model>-<kind>`: model_limit_name), None for another tier's or anything else.
+    A tier and a model are DNS labels, so neither holds the dot."""
+    if not isinstance(name, str):
+        return None
     for kind in LIMIT_KINDS:
         if name == f"{tier}-{kind}":
-            return kind
+            return kind, None
+        model = name.removeprefix(f"{tier}.").removesuffix(f"-{kind}")
+        if name == f"{tier}.{model}-{kind}" and model and "." not in model:
+            return kind, model
     return None
 
 
@@ -530,8 +540,14 @@ class Usage:
             raise UsageError(source, str(error)) from None
 
     def limits(self, user: str, tier: str) -> list[JSON]:
-        """One entry per rate of the tier's limits and model the caller has a counter for in
-        the current window; a rate without one has its whole value left (model null).
+        """One entry per rate (window) of each of the caller's limits and model the caller has
+        a counter for in that window; a rate without one has its whole value left (model null).
+
+        The caller's limits are the tier's (`quota` null), which count every model without a
+        quota of its own in the tier, and each model's own quota in the tier (`quota` the
+        model's catalog name), which counts that model in place of the tier's: each billed
+        request meets one limit of each kind (components/access/tiers.py _limits). `name` is
+        the limit's name in Limitador.
 
         GET /limits/{namespace} and /counters/{namespace}
         (Kuadrant/limitador@v2.4.0 limitador-server/src/http_api/server.rs; the JSON:
@@ -543,10 +559,11 @@ class Usage:
         limits = self._get("limitador", f"{base}/limits/{namespace}")
         counters = self._get("limitador", f"{base}/counters/{namespace}")
         try:
+            # Limitador tells limits apart by their seconds, not their names: one per rate.
             mine = {
-                (limit["name"], limit["seconds"]): kind
+                (limit["name"], limit["seconds"]): (which, limit["max_value"])
                 for limit in limits
-                if (kind := limit_kind(limit.get("name"), tier)) and USER_VARIABLE in limit["variables"]
+                if (which := limit_of(limit.get("name"), tier)) and USER_VARIABLE in limit["variables"]
             }
             entries: dict[tuple[str, int], list[JSON]] = {key: [] for key in mine}
             for counter in counters:
@@ -566,23 +583,34 @@ class Usage:
                         "resets_in_seconds": counter["expires_in_seconds"],
                     }
                 )
-            limit_values = {(limit["name"], limit["seconds"]): limit["max_value"] for limit in limits}
         except (AttributeError, KeyError, TypeError) as error:
             raise UsageError("limitador", f"unexpected answer: {error!r}") from None
+
+        def order(item: tuple[tuple[str, int], tuple[tuple[str, str | None], int]]) -> tuple[Any, ...]:
+            (_, seconds), ((kind, quota), _) = item
+            return LIMIT_KINDS.index(kind), quota is not None, str(quota), seconds
+
         result = []
-        for (name, seconds), kind in sorted(mine.items(), key=lambda i: (LIMIT_KINDS.index(i[1]), i[0][1])):
+        for (name, seconds), ((kind, quota), max_value) in sorted(mine.items(), key=order):
             found = entries[(name, seconds)] or [
                 {
                     "model": None,
-                    "limit_value": limit_values[(name, seconds)],
+                    "limit_value": max_value,
                     "used": 0,
-                    "remaining": limit_values[(name, seconds)],
+                    "remaining": max_value,
                     "resets_in_seconds": None,
                 }
             ]
             for entry in sorted(found, key=lambda e: str(e["model"])):
                 result.append(
-                    {"limit": kind, "window": duration(seconds), "window_seconds": seconds, **entry}
+                    {
+                        "limit": kind,
+                        "name": name,
+                        "quota": quota,
+                        "window": duration(seconds),
+                        "window_seconds": seconds,
+                        **entry,
+                    }
                 )
         return result
 
