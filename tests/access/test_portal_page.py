@@ -9,31 +9,101 @@ tmp_path; each test names the misbehaviour it catches.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import http.client
 import json
 import os
 import re
 import shutil
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from components.access import tiers
 from components.access.key_service import portal
+from components.serving.model_list import POLICY_ROUTE
+from harness.program import typed_config
 from tests.support.key_service import NAMESPACE, KeyService, key_service
 from tests.support.keycloak_oidc import Realm, keycloak_oidc, s256
 from tests.support.kube_api import KubeApi, kube_api
+from tests.support.limitador import Count, limitador_api, limits_of, variable
 from tests.support.portal_gateway import Gateway, portal_gateway
 from tests.support.prerequisites import tool
 
 TIERS = {"free": {"maxKeys": 2, "maxLifetimeDays": 30}, "premium": {"maxKeys": 5, "maxLifetimeDays": 90}}
 USERS = {"alice": ("alice-pw", ["free"]), "bob": ("bob-pw", ["premium"])}
 CLIENT = "maas-portal"
+# dev's limits: free's two request windows, premium's quota on simulator-large.
+DEV = typed_config("dev")
+MODELS_NS = DEV.namespaces_in_use()["models"]
+LIMITS = [
+    *limits_of(tiers.rate_limit_spec(DEV.tiers, POLICY_ROUTE, DEV.models), "r", MODELS_NS, False),
+    *limits_of(tiers.token_limit_spec(DEV.tiers, POLICY_ROUTE, DEV.models), "t", MODELS_NS, True),
+]
+
+
+def _counts() -> list[Count]:
+    """alice has called simulator (both of free's request windows and its token window); bob
+    has called simulator-large, which premium's own quota for it counts."""
+    found = []
+    called = [
+        ("alice", "free", "simulator-model", None),
+        ("bob", "premium", "simulator-large-model", "simulator-large"),
+    ]
+    for user, tier, model, quota in called:
+        for limit in LIMITS:
+            kind: tiers.Kind = "requests" if limit["name"].endswith("-requests") else "tokens"
+            own = tiers.request_limit_name(tier) if kind == "requests" else tiers.token_limit_name(tier)
+            name = tiers.model_limit_name(tier, quota, kind) if quota else own
+            if limit["name"] == name:
+                used = 2 if kind == "requests" else 1234
+                variables = {variable(tiers.USER_ID): user, variable(tiers.MODEL): model}
+                found.append(Count(limit, variables, used, limit["seconds"] - 5))
+    return found
+
+
+@contextlib.contextmanager
+def _prometheus() -> Iterator[str]:
+    """Prometheus's instant query API (prometheus/prometheus@01db19c docs/querying/api.md):
+    2 requests, 1234 tokens and 0.003144 USD in every window."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)["query"][0]
+            sample = (
+                ({"currency": "USD"}, "0.003144")
+                if "cost" in query
+                else ({}, "2" if "requests" in query else "1234")
+            )
+            body = {
+                "status": "success",
+                "data": {"resultType": "vector", "result": [{"metric": sample[0], "value": [0, sample[1]]}]},
+            }
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @dataclass
@@ -80,7 +150,19 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         shutil.copy(server, app / "server.py")
         (app / "page.html").write_text(portal.render(realm.issuer, CLIENT))
         with (
-            key_service(kube, tmp_path, TIERS, program=app / "server.py") as service,
+            limitador_api(LIMITS, _counts) as limitador,
+            _prometheus() as prometheus_url,
+            key_service(
+                kube,
+                tmp_path,
+                TIERS,
+                program=app / "server.py",
+                env={
+                    "LIMITADOR_URL": limitador.url,
+                    "LIMITADOR_NAMESPACE": f"{MODELS_NS}/{POLICY_ROUTE}",
+                    "PROMETHEUS_URL": prometheus_url,
+                },
+            ) as service,
             portal_gateway(realm, service.url, list(TIERS)) as gateway,
         ):
             realm.redirect_uris.append(f"{gateway.url}/portal/")
@@ -224,21 +306,36 @@ def test_an_ended_session_sends_the_person_back_to_login(page: Page, stack: Stac
     page.screenshot(path=stack.shots / "08-session-ended.png", full_page=True)
 
 
-def test_usage_shows_what_the_service_answers(page: Page, stack: Stack) -> None:
-    """Catches: usage rows that disagree with the service's own answer."""
-    answer = stack.service.call("GET", "/v1/usage")
-    if answer.status == 404 and answer.body["error"]["code"] == "not_found":
-        pytest.skip("server.py serves no GET /v1/usage yet")
+@pytest.mark.parametrize("user", ["alice", "bob"])
+def test_usage_shows_what_the_service_answers(page: Page, stack: Stack, user: str) -> None:
+    """Catches: usage rows that disagree with the service's own answer, a quota's row shown as
+    the tier's, and a cost a person cannot read. alice (free) has two request windows; bob
+    (premium) has called a model with its own quota."""
+    tier = USERS[user][1][0]
+    answer = stack.service.call("GET", "/v1/usage", user=user, tier=tier)
     assert answer.status == 200, answer
-    log_in(page, stack)
+    quotas = {w["quota"] for w in answer.body["windows"]} - {None}
+    assert quotas == ({"simulator-large"} if user == "bob" else set()), answer.body
+    log_in(page, stack, user)
     rows = page.locator("#usage tbody tr")
     expect(rows).to_have_count(len(answer.body["windows"]))
     for row, window in zip(rows.all(), answer.body["windows"], strict=True):
-        cells = [window[k] for k in ("limit", "window", "limit_value", "used", "remaining")]
+        limit = (
+            window["limit"]
+            if window["quota"] is None
+            else f"{window['limit']} ({window['quota']}'s own quota)"
+        )
+        model = "none called yet" if window["model"] is None else window["model"]
+        cells = [limit, model, *(window[k] for k in ("window", "limit_value", "used", "remaining"))]
         expect(row.locator("td")).to_have_text([str(c) for c in cells])
-    for name, value in answer.body.get("cost", {}).items():
-        expect(page.locator("#cost")).to_contain_text(f"Cost: {name}{value}")
-    page.screenshot(path=stack.shots / "07-usage.png", full_page=True)
+    costs = page.locator("#cost dd")
+    expect(costs).to_have_count(len(answer.body["cost"]))
+    for (name, value), shown in zip(answer.body["cost"].items(), costs.all(), strict=True):
+        # What a person reads: each currency's amount to the service's 1e-6, then the currency.
+        amounts = ", ".join(f"{amount:.6f} {currency}" for currency, amount in value.items())
+        expect(page.locator("#cost")).to_contain_text(f"Cost: {name}")
+        expect(shown).to_have_text(amounts or "nothing billed")
+    page.screenshot(path=stack.shots / f"07-usage-{user}.png", full_page=True)
 
 
 def _authorize(realm: Realm, challenge: str | None) -> dict[str, str]:
