@@ -10,17 +10,25 @@ tier each.
 First it prints what Kuadrant would generate for synthetic catalogs of 20, 50 and 100
 models at 3 and 10 tiers (maas_policies/kuadrant_size.py): the wasm config's EnvoyFilter,
 the largest AuthConfig and Limitador's limits ConfigMap, each against its cap.
+
+Last, 1,000 users of 10 tiers on 20 models (some restricted, some with a quota of their own,
+some tiers with budgets) against the SDK's floor: the CPU time the same SDK under the same
+mocks takes to declare as many one-key ConfigMaps (`versus_floor`), and the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from harness.program import evaluate, stack_config, stack_names
+import pulumi_kubernetes as k8s
+
+from harness.program import Evaluation, evaluate, stack_config, stack_names
 from maas_policies import kuadrant_size
 
 
@@ -39,9 +47,110 @@ def median_seconds(
         if result.error is not None:
             raise SystemExit(f"{stack}: {result.error}")
         count = len(result.resources)
-        policies = len([r for r in result.objects() if "kuadrant.io/" in r.inputs["apiVersion"]])
+        policies = policy_objects(result)
         rules = sum(len(r.inputs["spec"]["rules"]["authorization"]) for r in result.objects("AuthPolicy"))
     return statistics.median(times), count, policies, rules
+
+
+def policy_objects(result: Evaluation) -> int:
+    """Kuadrant's objects declared: RateLimitPolicy, TokenRateLimitPolicy, AuthPolicy and the rest."""
+    return len([r for r in result.objects() if "kuadrant.io/" in r.inputs["apiVersion"]])
+
+
+def crowded(users: int, models: int = 20, tiers: int = 10) -> dict[str, Any]:
+    """`dev` with `users` users spread over `tiers` tiers and `models` simulators: every other
+    model restricted to the upper tiers, every fourth with its own quota in its lowest tier,
+    tokens limited per minute and per day, the upper half of the tiers priced with a daily
+    budget (a day: what `dev`'s Prometheus keeps)."""
+    names = [f"t{i}" for i in range(tiers)]
+    table = [
+        {"name": name, "requests": {"limit": 10 * (i + 1), "window": "1m"},
+         "tokens": [{"limit": 1000 * (i + 1), "window": "1m"}, {"limit": 100_000 * (i + 1), "window": "24h"}]}
+        for i, name in enumerate(names)
+    ]  # fmt: skip
+    listed: list[dict[str, Any]] = []
+    for i in range(models):
+        entry: dict[str, Any] = {"name": f"m{i}", "host": f"m{i}", "runtime": "simulator"}
+        allowed = names[i % tiers :] if i % 2 else names
+        if i % 2:
+            entry["tiers"] = allowed
+        if i % 4 == 1:
+            own = {"requests": {"limit": 2, "window": "1m"}, "tokens": {"limit": 500, "window": "1m"}}
+            entry["limits"] = {allowed[0]: own}
+        listed.append(entry)
+    paying = names[tiers // 2 :]
+    prices = {
+        "currency": "USD",
+        "tiers": {name: {"perThousandTokens": 0.001 * (i + 1)} for i, name in enumerate(paying)},
+        "budgets": {
+            "tiers": {name: [{"amount": 10.0 * (i + 1), "window": "24h"}] for i, name in enumerate(paying)}
+        },
+    }
+    return {
+        **stack_config("dev"),
+        "maas:models": listed,
+        "maas:tiers": table,
+        "maas:users": [{"name": f"user{i}", "tier": names[i % tiers]} for i in range(users)],
+        "maas:prices": prices,
+    }
+
+
+def floor(count: int) -> Callable[[], None]:
+    """A program that declares `count` ConfigMaps of one key each: what the SDK charges per
+    resource and nothing a program adds. Each is a custom resource of the provider SDK the
+    program uses, so it pays the whole registration: the resource's constructor and
+    `register_resource` (pulumi/pulumi@v3.272.0 sdk/python/lib/pulumi/runtime/resource.py
+    `register_resource`, `prepare_resource`: stack trace, URN, inputs serialized, outputs
+    resolved) and the mock monitor's round trip (pulumi/pulumi@v3.272.0
+    sdk/python/lib/pulumi/runtime/mocks.py `MockMonitor.RegisterResource`: inputs decoded, the
+    mocks' `new_resource`, state encoded), recorded by harness/program.py as the program's are.
+    A ComponentResource would skip the provider's half (no `new_resource`, no outputs to
+    resolve), while the program's resources are nearly all custom."""
+
+    def program() -> None:
+        for index in range(count):
+            k8s.core.v1.ConfigMap(f"floor-{index}", data={"key": "value"})
+
+    return program
+
+
+@dataclass(frozen=True)
+class Versus:
+    """Median CPU seconds of the program and of the floor for as many resources."""
+
+    seconds: float
+    floor_seconds: float
+    resources: int
+    policies: int
+
+    @property
+    def ratio(self) -> float:
+        return self.seconds / self.floor_seconds
+
+
+def versus_floor(config: Mapping[str, Any], runs: int) -> Versus:
+    """The program for `dev` with `config`, and the floor for as many resources, run in turns
+    `runs` times each after one of each unmeasured (imports, first-run caches). CPU time, not
+    wall time: on shared cores other jobs' load shows in wall time and differs from turn to
+    turn; the SDK's executor threads are this process's, so their time counts."""
+    result = evaluate("dev", config)
+    if result.error is not None:
+        raise SystemExit(f"dev: {result.error}")
+    count, policies = len(result.resources), policy_objects(result)
+    del result
+    trivial = floor(count)
+    evaluate("dev", config, main=trivial)
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(runs):
+        for is_floor in (False, True):
+            gc.collect()  # the previous run's garbage is not this run's cost
+            start = time.process_time()
+            found = evaluate("dev", config, main=trivial if is_floor else None)
+            times[is_floor].append(time.process_time() - start)
+            if found.error is not None or len(found.resources) != count:
+                raise SystemExit(f"dev: {found.error or f'{len(found.resources)} resources, not {count}'}")
+            del found
+    return Versus(statistics.median(times[False]), statistics.median(times[True]), count, policies)
 
 
 def catalog(models: int, tiers: int, stack: str = "dev", both_listeners: bool = False) -> dict[str, Any]:
@@ -134,6 +243,12 @@ def main() -> None:
             f"{label:>24}: median {seconds * 1000:8.1f} ms over {runs:2} runs, "
             f"{count:5} resources, {policies} Kuadrant policy objects, {rules} authorization rules"
         )
+    found = versus_floor(crowded(1000), max(3, args.runs // 5))
+    print(
+        f"{'dev+1000users-20models-10tiers':>24}: median {found.seconds * 1000:8.1f} ms CPU, "
+        f"{found.resources:5} resources, {found.policies} Kuadrant policy objects; the SDK's floor "
+        f"({found.resources} one-key ConfigMaps) {found.floor_seconds * 1000:.1f} ms CPU: {found.ratio:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import runpy
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,12 +318,14 @@ def evaluate(
     config: Mapping[str, Any] | None = None,
     secrets: Mapping[str, str] | None = None,
     preview: bool = False,
+    main: Callable[[], None] | None = None,
 ) -> Evaluation:
     """Runs the program for `stack` with its file's config (or `config`) and records it.
 
     `secrets` are extra config values passed as Pulumi secrets, as `pulumi config set
     --secret` would. `preview`: as the first preview of a new stack sees it, with what
-    only a create computes still unknown (`UNKNOWN` in inputs and outputs).
+    only a create computes still unknown (`UNKNOWN` in inputs and outputs). `main`: another
+    program in place of `__main__.py`, run the same way (the bench's floor, harness/bench.py).
     """
     config = stack_config(stack) if config is None else config
     wire = _wire_config(config) | dict(secrets or {})
@@ -335,7 +337,10 @@ def evaluate(
     error: BaseException | None = None
 
     def program() -> None:
-        runpy.run_path(str(MAIN), run_name="__main__")
+        if main is not None:
+            main()
+        else:
+            runpy.run_path(str(MAIN), run_name="__main__")
 
     try:
         _sync_await(run_pulumi_func(program))
