@@ -235,7 +235,7 @@ def test_a_side_its_loader_refuses_is_an_error_not_a_diff(
 
 def _admitted_pairs(evaluation: Evaluation, config: StackConfig) -> set[tuple[str, str]]:
     """(tier, model) pairs the declared AuthPolicy's CEL admits, evaluated as Authorino does."""
-    (policy,) = evaluation.objects("AuthPolicy")
+    policy = evaluation.one("AuthPolicy", "inference-gateway-authpolicy")
     rules = policy.inputs["spec"]["rules"]["authorization"]
     return {
         (t, m.name) for t in config.tier_names for m in config.models if admitted(rules, t, m.served_name)

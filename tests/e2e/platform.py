@@ -530,6 +530,7 @@ class Live(Platform):
         labels = {
             **tier_labels.AUTHORINO_WATCH,
             **({tier_labels.API_KEY_LABEL: "true"} if key.selected else {}),
+            tier_labels.TIER_LABEL: key.tier,
         }
         return json.dumps(
             {
@@ -539,10 +540,7 @@ class Live(Platform):
                     "name": key.secret,
                     "namespace": self.kuadrant_namespace,
                     "labels": labels,
-                    "annotations": {
-                        tier_labels.USER_ANNOTATION: key.user,
-                        tier_labels.TIER_ANNOTATION: key.tier,
-                    },
+                    "annotations": {tier_labels.USER_ANNOTATION: key.user},
                 },
                 "data": {tier_labels.API_KEY_DATA: base64.b64encode(key.value.encode()).decode()},
             }
