@@ -59,6 +59,8 @@ API_PATHS = ("/v1/api-keys", "/v1/usage", "/v1/admin")
 KEY_PATHS = ("/v1/usage",)
 PAGE_PATH = "/portal"
 CLIENT_SECRET_DIR = "/etc/key-service/keycloak"
+# Each tier's key cap and lifetime, as JSON (the policy pack reads it: keys-expire).
+KEY_TIERS_ENV = "KEY_TIERS"
 CLIENT_SECRET = f"{KEY_SERVICE}-keycloak-client"
 
 
@@ -341,7 +343,7 @@ def environment(args: KeyServiceArgs) -> dict[str, str]:
     """What server.py reads (key_service/server.py Config.from_env)."""
     return {
         "KEYS_NAMESPACE": args.keys_namespace,
-        "KEY_TIERS": key_tiers(args.tiers),
+        KEY_TIERS_ENV: key_tiers(args.tiers),
         "PORT": str(PORT),
         "SWEEP_INTERVAL_SECONDS": str(window_seconds(args.config.sweep_interval)),
         "TIER_SYNC_INTERVAL_SECONDS": str(window_seconds(args.config.tier_sync_interval)),
