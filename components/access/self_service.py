@@ -65,12 +65,16 @@ CLIENT_SECRET = f"{KEY_SERVICE}-keycloak-client"
 
 
 def code_files(directory: Path = CODE_DIR) -> dict[str, str]:
-    """Every file the service runs from: all of key_service/ but the package marker."""
-    return {
+    """Every file the service runs from: all of key_service/ but the package marker (and
+    Python's caches, which are folders)."""
+    files = {
         path.name: path.read_text()
         for path in sorted(directory.iterdir())
         if path.is_file() and path.name != "__init__.py"
     }
+    if ENTRYPOINT not in files:
+        raise FileNotFoundError(f"{directory / ENTRYPOINT} is missing: the key service has no program to run")
+    return files
 
 
 def code_digest(files: dict[str, str]) -> str:
@@ -345,8 +349,8 @@ def environment(args: KeyServiceArgs) -> dict[str, str]:
         "KEYS_NAMESPACE": args.keys_namespace,
         KEY_TIERS_ENV: key_tiers(args.tiers),
         "PORT": str(PORT),
-        "SWEEP_INTERVAL_SECONDS": str(window_seconds(args.config.sweep_interval)),
-        "TIER_SYNC_INTERVAL_SECONDS": str(window_seconds(args.config.tier_sync_interval)),
+        "SWEEP_INTERVAL_SECONDS": f"{window_seconds(args.config.sweep_interval):g}",
+        "TIER_SYNC_INTERVAL_SECONDS": f"{window_seconds(args.config.tier_sync_interval):g}",
         "TOMBSTONE_RETENTION_DAYS": str(args.config.audit_retention_days),
         "KEYCLOAK_URL": args.oidc.hostname or default_hostname(),
         "KEYCLOAK_REALM": args.oidc.realm,
