@@ -14,7 +14,7 @@ import pytest
 
 from components.access import self_service, tiers
 from components.names import KEY_SERVICE_LABELS, KEYCLOAK_NAMESPACE
-from components.pins import upstream
+from components.pins import upstream, versions
 from components.serving import gateway
 from harness.program import Evaluation, typed_config
 from maas_policies import network
@@ -46,7 +46,7 @@ def test_two_restricted_replicas_of_the_pinned_image_with_probes_limits_and_a_bu
     assert deployment["spec"]["replicas"] == 2
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["image"] == self_service.versions.PYTHON_IMAGE
+    assert container["image"] == versions.PYTHON_IMAGE
     assert "@sha256:" in container["image"]
     assert container["command"] == ["python3", "/app/server.py"]
     context = container["securityContext"]
