@@ -54,8 +54,8 @@ def api_key_identity(
     authentication: dict[str, Any], secret: dict[str, Any], path: str = "/v1/chat/completions"
 ) -> dict[str, Any] | None:
     """The identity a request presenting `secret`'s key to `path` gets, or None (401): each apiKey
-    rule holds the Secrets its selector matches in Authorino's namespace (api_key.go
-    loadSecrets), a rule whose `when` fails is skipped, and the identity is the Secret with
+    rule holds the Secrets its selector matches in Authorino's namespace (loadSecrets,
+    above), a rule whose `when` fails is skipped, and the identity is the Secret with
     the rule's overrides applied (auth.identity.* in later rules). Asserts that at most one rule
     takes the key: two would race, the first to answer winning."""
     request = cel.activation({"request": {"url_path": path, "headers": {}}})
