@@ -420,8 +420,9 @@ class KeyServiceConfig(Section):
     tier_sync_interval: Window = "60s"
     # How long a revoked key's record (its tombstone, the audit trail) is kept.
     audit_retention_days: int = Field(default=90, ge=1, le=3650)
+    # An idle standard-library server: small requests, so two fit a kind node beside the rest.
     resources: ComputeResources = ComputeResources(
-        requests={"cpu": "50m", "memory": "64Mi"}, limits={"cpu": "500m", "memory": "256Mi"}
+        requests={"cpu": "10m", "memory": "48Mi"}, limits={"cpu": "500m", "memory": "256Mi"}
     )
 
     @field_validator("sweep_interval", "tier_sync_interval")

@@ -80,6 +80,7 @@ def _limits(c: dict[str, Any]) -> None:
     _tier(c, "enterprise")["tokens"]["limit"] = 100_000
     _tier(c, "free")["requests"]["window"] = "1m"
     _tier(c, "premium")["maxTokens"] = 2048
+    _tier(c, "free")["keys"] = {"maxKeys": 2, "maxLifetimeDays": 30}
 
 
 def _tiers_added_and_removed(c: dict[str, Any]) -> None:
