@@ -18,7 +18,7 @@ import pulumi_random as random
 
 from components.access.tiers import ADMIN_GROUP
 from components.cluster.security import restricted_container
-from components.config import OidcConfig, TierConfig, UserConfig
+from components.config import OidcConfig, TierConfig, UserConfig, model
 from components.flavour.protocol import Flavour
 from components.pins import versions
 from components.platform.keycloak import (
@@ -30,6 +30,10 @@ from components.platform.keycloak import (
 )
 
 PASSWORDS_SECRET = "keycloak-user-passwords"
+# The stack file's users are members of this group too (the import and the user sync put
+# them there): the sync deletes only its members that the file no longer lists, never a
+# self-service user an administrator added to a tier group.
+STACK_USERS_GROUP = model.STACK_USERS_GROUP
 # The key service's confidential client (components/access/self_service.py): its service
 # account may view users and groups (realm-management's view-users), to read each tier
 # group's members for the tier sync, and nothing else. Its secret comes from this Secret
@@ -194,6 +198,7 @@ def _user_sync_pod(args: RealmArgs) -> k8s.core.v1.PodSpecArgs:
     env = {
         "KEYCLOAK_URL": default_hostname(),
         "REALM": args.oidc.realm,
+        "MANAGED_GROUP": STACK_USERS_GROUP,
         "ADMIN_DIR": "/etc/keycloak-admin",
         "PASSWORDS_DIR": "/etc/keycloak-user-passwords",
         "USERS_FILE": f"{_USER_SYNC_DIR}/users",
@@ -297,7 +302,9 @@ def realm(
     return {
         "realm": oidc.realm,
         "enabled": True,
-        "groups": [{"name": tier.name} for tier in tiers] + ([{"name": ADMIN_GROUP}] if key_service else []),
+        "groups": [{"name": tier.name} for tier in tiers]
+        + [{"name": STACK_USERS_GROUP}]
+        + ([{"name": ADMIN_GROUP}] if key_service else []),
         "users": [
             {
                 "username": user.name,
@@ -309,7 +316,7 @@ def realm(
                 "credentials": [
                     {"type": "password", "value": f"${{{placeholder(user.name)}}}", "temporary": False}
                 ],
-                "groups": [f"/{user.tier}"],
+                "groups": [f"/{user.tier}", f"/{STACK_USERS_GROUP}"],
             }
             for user in users
         ]

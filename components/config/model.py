@@ -36,8 +36,10 @@ SECRET_KEYS = ("huggingFaceToken", "limitadorRedisUrl")
 _SCALED_NAME_MAX = 44
 # 63 - len("-epp"): a pooled model's endpoint picker Service is <name>-epp.
 _POOLED_NAME_MAX = 59
-# The Keycloak group whose members administer every key (components/access/tiers.py ADMIN_GROUP).
+# The Keycloak group whose members administer every key (components/access/tiers.py ADMIN_GROUP),
+# and the one of the stack file's users (components/access/realm.py): no tier may take either name.
 KEY_ADMIN_GROUP = "maas-admins"
+STACK_USERS_GROUP = "maas-stack-users"
 # Where KServe's storage initializer can fetch model weights from.
 _MODEL_SOURCES = ("hf://", "s3://", "gs://", "pvc://", "oci://", "https://")
 
@@ -638,11 +640,14 @@ class StackConfig(Section):
 
     def _key_service_problems(self) -> list[str]:
         """The key service knows users by their Keycloak token and hands out API keys."""
+        reserved = {STACK_USERS_GROUP: "the realm's group of stack-file users"}
+        if self.key_service_on:
+            reserved[KEY_ADMIN_GROUP] = "the realm's group of key administrators"
         problems = [
-            f"{NAMESPACE}:tiers[{index}].name: '{tier.name}' is the realm's group of key administrators; "
+            f"{NAMESPACE}:tiers[{index}].name: '{tier.name}' is {reserved[tier.name]}; "
             "give the tier another name"
             for index, tier in enumerate(self.tiers)
-            if self.key_service_on and tier.name == KEY_ADMIN_GROUP
+            if self.auth.oidc.enabled and tier.name in reserved
         ]
         if self.key_service.enabled is not True:
             return problems

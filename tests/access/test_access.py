@@ -101,7 +101,10 @@ def test_policies_match_a_five_tier_table() -> None:
     _assert_policies_follow(result, FIVE_TIERS)
     realm = result.one("KeycloakRealmImport", "realm-maas").inputs["spec"]["realm"]
     # and, for the key service, the administrators' group
-    assert [g["name"] for g in realm["groups"]] == [t["name"] for t in FIVE_TIERS] + ["maas-admins"]
+    assert [g["name"] for g in realm["groups"]] == [t["name"] for t in FIVE_TIERS] + [
+        "maas-stack-users",
+        "maas-admins",
+    ]
 
 
 def test_the_identity_reaches_the_limiters_as_userid_and_tier(stack: Evaluation) -> None:
@@ -306,9 +309,15 @@ def test_the_realm_import_holds_every_tier_and_user(stack_of: Any) -> None:
     realm = spec["realm"]
     users = stack_config("gpu")["maas:users"]
     # the key service's administrators' group and client account: tests/access/test_key_service.py
-    assert [g["name"] for g in realm["groups"]] == [t["name"] for t in _raw_tiers("gpu")] + ["maas-admins"]
+    assert [g["name"] for g in realm["groups"]] == [t["name"] for t in _raw_tiers("gpu")] + [
+        "maas-stack-users",
+        "maas-admins",
+    ]
     people = [u for u in realm["users"] if "serviceAccountClientId" not in u]
-    assert {u["username"]: u["groups"] for u in people} == {u["name"]: [f"/{u['tier']}"] for u in users}
+    # each in its tier's group and the stack users' (which alone the user sync deletes from)
+    assert {u["username"]: u["groups"] for u in people} == {
+        u["name"]: [f"/{u['tier']}", "/maas-stack-users"] for u in users
+    }
     for user in people:
         (credential,) = user["credentials"]
         placeholder = credential["value"].removeprefix("${").removesuffix("}")
