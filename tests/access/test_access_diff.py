@@ -80,6 +80,10 @@ def _limits(c: dict[str, Any]) -> None:
     _tier(c, "enterprise")["tokens"]["limit"] = 100_000
     _tier(c, "free")["requests"]["window"] = "1m"
     _tier(c, "premium")["maxTokens"] = 2048
+
+
+def _keys(c: dict[str, Any]) -> None:
+    c["maas:tiers"] = _tiers()
     _tier(c, "free")["keys"] = {"maxKeys": 2, "maxLifetimeDays": 30}
 
 
@@ -138,6 +142,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], bool]] = {
     "limits": (_limits, False),
     "tiers_added_and_removed": (_tiers_added_and_removed, False),
     "prices_with_usage": (_prices, True),
+    "keys": (_keys, False),
     "currency": (_currency, False),
     "priority": (_priority, False),
     "scaling": (_scaling, False),
