@@ -308,7 +308,7 @@ def test_the_realm_import_holds_every_tier_and_user(stack_of: Any) -> None:
     spec = gpu.one("KeycloakRealmImport", "realm-maas").inputs["spec"]
     realm = spec["realm"]
     users = stack_config("gpu")["maas:users"]
-    # the key service's administrators' group and client account: tests/access/test_key_service.py
+    # the key service's administrators' group and client account: tests/access/test_key_service_deploy.py
     assert [g["name"] for g in realm["groups"]] == [t["name"] for t in _raw_tiers("gpu")] + [
         "maas-stack-users",
         "maas-admins",
