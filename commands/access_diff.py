@@ -150,8 +150,13 @@ def quotas(model: ModelConfig) -> dict[tuple[str, str], tuple[Rate, ...]]:
 
 
 def caps(tier: TierConfig) -> dict[str, int]:
-    """What one request of the tier may ask for."""
-    return {"max tokens per request": tier.max_tokens, "max choices per request": tier.max_choices}
+    """What one request of the tier may ask for, and the self-service keys a user may hold."""
+    return {
+        "max tokens per request": tier.max_tokens,
+        "max choices per request": tier.max_choices,
+        "max live keys per user": tier.keys.max_keys,
+        "max key lifetime (days)": tier.keys.max_lifetime_days,
+    }
 
 
 def routing(model: ModelConfig) -> dict[str, str]:

@@ -48,7 +48,9 @@ def median_seconds(
             raise SystemExit(f"{stack}: {result.error}")
         count = len(result.resources)
         policies = policy_objects(result)
-        rules = sum(len(r.inputs["spec"]["rules"]["authorization"]) for r in result.objects("AuthPolicy"))
+        rules = sum(
+            len(r.inputs["spec"]["rules"].get("authorization", {})) for r in result.objects("AuthPolicy")
+        )
     return statistics.median(times), count, policies, rules
 
 

@@ -9,6 +9,7 @@ import pulumi
 from components.access.keys import ApiKeys, ApiKeysArgs
 from components.access.policies import TierPolicies, TierPoliciesArgs, TierPriorities, TierPrioritiesArgs
 from components.access.realm import Realm, RealmArgs
+from components.access.self_service import KeyService, KeyServiceArgs
 from components.config import StackConfig
 from components.platform.build import Platform
 from components.serving.build import Serving
@@ -22,6 +23,8 @@ class Access:
     policies: TierPolicies
     # The tiers' priorities on pooled models, when there are any.
     priorities: TierPriorities | None
+    # Self-service keys (maas:keyService), on OIDC stacks.
+    key_service: KeyService | None
 
 
 def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
@@ -49,10 +52,31 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
                 namespace=platform.cluster.namespace("keycloak").output,
                 keycloak=platform.keycloak,
                 flavour=platform.flavour,
+                key_service=cfg.key_service_on,
             ),
             platform.on_cluster,
         )
         if platform.keycloak
+        else None
+    )
+    key_service = (
+        KeyService(
+            "key-service",
+            KeyServiceArgs(
+                config=cfg.key_service,
+                tiers=cfg.tiers,
+                oidc=cfg.auth.oidc,
+                oidc_issuer=platform.oidc_issuer,
+                namespace=platform.cluster.namespace("models").output,
+                keys_namespace=platform.cluster.namespace("kuadrant").output,
+                gateway=serving.gateway,
+                flavour=platform.flavour,
+                client_secret=realm.key_service_secret,
+                after=[platform.kuadrant, realm, *serving.model_list.routes],
+            ),
+            platform.on_cluster,
+        )
+        if realm and realm.key_service_secret is not None and platform.oidc_issuer
         else None
     )
     policies = TierPolicies(
@@ -69,6 +93,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
                 *(m.route for m in serving.models.values()),
                 *serving.model_list.routes,
                 *([platform.keycloak, realm] if platform.keycloak and realm else []),
+                *(key_service.routes if key_service else ()),
             ],
         ),
         platform.on_cluster,
@@ -94,4 +119,6 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
         pulumi.export("apiKeys", api_keys.keys)
     if realm:
         pulumi.export("keycloakPasswords", realm.passwords)
-    return Access(api_keys=api_keys, realm=realm, policies=policies, priorities=priorities)
+    return Access(
+        api_keys=api_keys, realm=realm, policies=policies, priorities=priorities, key_service=key_service
+    )

@@ -4,9 +4,10 @@
 # Runs in a Job of the pinned Keycloak image (its bash and kcadm.sh), after every change of
 # the stack's users: a listed user missing from the realm is created with the generated
 # password and joins its tier's group; a listed user in another tier's group leaves it; a
-# member of a tier group the file does not list is deleted. The tier groups belong to the
-# stack; users outside them (an administrator's own) are left alone, and a password is set
-# only when the user is created (a user may change it). Fails on the first error, so a
+# user of the stack file (a member of MANAGED_GROUP, which every listed user joins) that the
+# file no longer lists is deleted. Users outside that group (an administrator's own, and the
+# self-service users an administrator puts in a tier group, issue 29) are left alone, and a
+# password is set only when the user is created (a user may change it). Fails on the first error, so a
 # `pulumi up` whose sync failed says so.
 #
 # kcadm.sh reads each `-s key=value` as JSON when it parses, so every string is quoted as
@@ -17,7 +18,7 @@
 # `create -i` printing the id (AbstractRequestCmd), `update ... -n` not reading first, and
 # a group's members paged unless max is -1 (PaginationUtils).
 #
-# Environment: KEYCLOAK_URL, REALM, ADMIN_DIR (files username, password), PASSWORDS_DIR
+# Environment: KEYCLOAK_URL, REALM, MANAGED_GROUP, ADMIN_DIR (files username, password), PASSWORDS_DIR
 # (a file per user), USERS_FILE (lines "<user> <tier> <email>"), TIERS_FILE (a tier per
 # line), KCADM (the CLI), KCADM_CONFIG (a writable file: the root filesystem is read-only).
 set -euo pipefail
@@ -73,6 +74,10 @@ while read -r tier; do
         echo "group $tier created"
     fi
 done <"$TIERS_FILE"
+if [ -z "${group_of[$MANAGED_GROUP]:-}" ]; then
+    group_of[$MANAGED_GROUP]=$(kc create groups -r "$REALM" -s "name=$(json_string "$MANAGED_GROUP")" -i)
+    echo "group $MANAGED_GROUP created"
+fi
 
 while read -r user tier email; do
     [ -n "$user" ] || continue
@@ -90,11 +95,14 @@ while read -r user tier email; do
         echo "user $user created"
     fi
     in_tier=false
+    managed=false
     memberships=$(csv "users/$id/groups" -r "$REALM" --fields id,path)
     while IFS=, read -r group path; do
         [ -n "$group" ] || continue
         name=${path#/}
-        if [ "$path" = "/$tier" ]; then
+        if [ "$path" = "/$MANAGED_GROUP" ]; then
+            managed=true
+        elif [ "$path" = "/$tier" ]; then
             in_tier=true
         elif [[ $name != */* ]] && [ -n "${is_tier[$name]:-}" ]; then
             kc delete "users/$id/groups/$group" -r "$REALM"
@@ -107,14 +115,17 @@ while read -r user tier email; do
             -s "userId=$(json_string "$id")" -s "groupId=$(json_string "$group")" -n
         echo "user $user joined $tier"
     fi
+    if [ "$managed" = false ]; then
+        group=${group_of[$MANAGED_GROUP]}
+        kc update "users/$id/groups/$group" -r "$REALM" -s "realm=$(json_string "$REALM")" \
+            -s "userId=$(json_string "$id")" -s "groupId=$(json_string "$group")" -n
+    fi
 done <"$USERS_FILE"
 
-for tier in "${!is_tier[@]}"; do
-    members=$(csv "groups/${group_of[$tier]}/members" -r "$REALM" -q first=0 -q max=-1 --fields id,username)
-    while IFS=, read -r id user; do
-        if [ -n "$id" ] && [ -z "${listed[$user]:-}" ]; then
-            kc delete "users/$id" -r "$REALM"
-            echo "user $user deleted"
-        fi
-    done <<<"$members"
-done
+members=$(csv "groups/${group_of[$MANAGED_GROUP]}/members" -r "$REALM" -q first=0 -q max=-1 --fields id,username)
+while IFS=, read -r id user; do
+    if [ -n "$id" ] && [ -z "${listed[$user]:-}" ]; then
+        kc delete "users/$id" -r "$REALM"
+        echo "user $user deleted"
+    fi
+done <<<"$members"

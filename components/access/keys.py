@@ -54,8 +54,13 @@ class ApiKeys(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=f"apikey-{user.name}",
                     namespace=args.namespace,
-                    labels={**tiers.AUTHORINO_WATCH, tiers.API_KEY_LABEL: "true"},
-                    annotations={tiers.USER_ANNOTATION: user.name, tiers.TIER_ANNOTATION: user.tier},
+                    # The tier as a label: the AuthPolicy has one rule per tier (tiers.api_key_rules).
+                    labels={
+                        **tiers.AUTHORINO_WATCH,
+                        tiers.API_KEY_LABEL: "true",
+                        tiers.TIER_LABEL: user.tier,
+                    },
+                    annotations={tiers.USER_ANNOTATION: user.name},
                 ),
                 string_data={tiers.API_KEY_DATA: key.result},
                 type="Opaque",

@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 
 from components.access import tiers
 from components.config import ModelConfig, TierConfig
-from components.names import GATEWAY_NAME
+from components.names import GATEWAY_NAME, KEY_SERVICE
 from components.serving.model_list import POLICY_ROUTE
 
 # Kuadrant reports a policy Enforced once the gateway's data plane applies it.
@@ -34,7 +34,12 @@ def policy_name(kind: str) -> str:
 def pinned_names() -> list[str]:
     """`<Kind>/<name>` of the only such policies the models' namespace may hold: ours."""
     kinds = ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy")
-    return [*(f"{kind}/{policy_name(kind)}" for kind in kinds), f"TelemetryPolicy/{TELEMETRY_POLICY}"]
+    return [
+        *(f"{kind}/{policy_name(kind)}" for kind in kinds),
+        f"TelemetryPolicy/{TELEMETRY_POLICY}",
+        # The key service's, on its own route (components/access/self_service.py).
+        f"AuthPolicy/{KEY_SERVICE}",
+    ]
 
 
 def pinned_expression() -> str:

@@ -16,8 +16,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.access.tiers import ADMIN_GROUP
 from components.cluster.security import restricted_container
-from components.config import OidcConfig, TierConfig, UserConfig
+from components.config import OidcConfig, TierConfig, UserConfig, model
 from components.flavour.protocol import Flavour
 from components.pins import versions
 from components.platform.keycloak import (
@@ -29,6 +30,17 @@ from components.platform.keycloak import (
 )
 
 PASSWORDS_SECRET = "keycloak-user-passwords"
+# The stack file's users are members of this group too (the import and the user sync put
+# them there): the sync deletes only its members that the file no longer lists, never a
+# self-service user an administrator added to a tier group.
+STACK_USERS_GROUP = model.STACK_USERS_GROUP
+# The key service's confidential client (components/access/self_service.py): its service
+# account may view users and groups (realm-management's view-users), to read each tier
+# group's members for the tier sync, and nothing else. Its secret comes from this Secret
+# through a placeholder, as the users' passwords do.
+KEY_SERVICE_CLIENT = "maas-key-service"
+KEY_SERVICE_CLIENT_SECRET = "keycloak-key-service-client"
+_KEY_SERVICE_PLACEHOLDER = "KEY_SERVICE_CLIENT_SECRET"
 # Day 2: a Job of the Keycloak image runs this script with its admin CLI after every change
 # of the users, so the realm follows the stack file (the operator imports a realm once:
 # KeycloakRealmImportJobDependentResource creates its Job once, with `--override=false`).
@@ -57,6 +69,8 @@ class RealmArgs:
     # The server the realm lives in; until issue 28 it was also these resources' parent.
     keycloak: Keycloak
     flavour: Flavour
+    # The key service's client and the administrators' group (tiers.ADMIN_GROUP).
+    key_service: bool = False
 
 
 class Realm(pulumi.ComponentResource):
@@ -66,6 +80,8 @@ class Realm(pulumi.ComponentResource):
     # URN history, in every URN under this component: it does not follow the folders.
     TYPE: ClassVar[str] = "maas:access:Realm"
     passwords: pulumi.Output[dict[str, str]]
+    # The key service client's secret, when it has one (a secret output).
+    key_service_secret: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: RealmArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(self.TYPE, name, None, opts)
@@ -77,6 +93,27 @@ class Realm(pulumi.ComponentResource):
             string_data=passwords,
             opts=self._moved(),
         )
+        placeholders = {
+            placeholder(user.name): {"secret": {"name": PASSWORDS_SECRET, "key": user.name}}
+            for user in args.users
+        }
+        secrets: list[pulumi.Resource] = [passwords_secret]
+        self.key_service_secret = None
+        if args.key_service:
+            self.key_service_secret = self._password(f"{name}-key-service-client")
+            secrets.append(
+                k8s.core.v1.Secret(
+                    f"{name}-key-service-client",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        name=KEY_SERVICE_CLIENT_SECRET, namespace=args.namespace
+                    ),
+                    string_data={"secret": self.key_service_secret},
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
+            placeholders[_KEY_SERVICE_PLACEHOLDER] = {
+                "secret": {"name": KEY_SERVICE_CLIENT_SECRET, "key": "secret"}
+            }
         realm_import = k8s.apiextensions.CustomResource(
             f"{name}-realm",
             api_version="k8s.keycloak.org/v2beta1",
@@ -89,17 +126,16 @@ class Realm(pulumi.ComponentResource):
             spec={
                 "keycloakCRName": KEYCLOAK_NAME,
                 # The operator fills ${NAME} from these Secrets, so no password is in the CR.
-                "placeholders": {
-                    placeholder(user.name): {"secret": {"name": PASSWORDS_SECRET, "key": user.name}}
-                    for user in args.users
-                },
-                "realm": realm(args.oidc, args.tiers, args.users, args.domain),
+                "placeholders": placeholders,
+                "realm": realm(args.oidc, args.tiers, args.users, args.domain, key_service=args.key_service),
             },
-            opts=self._moved(depends_on=[args.keycloak.server]),
+            opts=self._moved(depends_on=[args.keycloak.server, *secrets]),
         )
         self.passwords = pulumi.Output.secret(pulumi.Output.all(**passwords) if passwords else {})
         user_sync = self._user_sync(name, args, realm_import, passwords_secret)
-        self.register_outputs({"passwords": self.passwords, "userSync": user_sync})
+        self.register_outputs(
+            {"passwords": self.passwords, "userSync": user_sync, "keyServiceSecret": self.key_service_secret}
+        )
 
     def _moved(self, **options: Any) -> pulumi.ResourceOptions:
         """Options of a child: known by the URN it had as Keycloak's child, so `pulumi up`
@@ -162,6 +198,7 @@ def _user_sync_pod(args: RealmArgs) -> k8s.core.v1.PodSpecArgs:
     env = {
         "KEYCLOAK_URL": default_hostname(),
         "REALM": args.oidc.realm,
+        "MANAGED_GROUP": STACK_USERS_GROUP,
         "ADMIN_DIR": "/etc/keycloak-admin",
         "PASSWORDS_DIR": "/etc/keycloak-user-passwords",
         "USERS_FILE": f"{_USER_SYNC_DIR}/users",
@@ -225,14 +262,49 @@ def placeholder(user: str) -> str:
     return "PASSWORD_" + re.sub(r"[^A-Z0-9]", "_", user.upper())
 
 
+def key_service_client() -> dict[str, Any]:
+    """The key service's client: confidential, client credentials only (its service account),
+    no user logs in through it."""
+    return {
+        "clientId": KEY_SERVICE_CLIENT,
+        "enabled": True,
+        "protocol": "openid-connect",
+        "publicClient": False,
+        "secret": f"${{{_KEY_SERVICE_PLACEHOLDER}}}",
+        "serviceAccountsEnabled": True,
+        "standardFlowEnabled": False,
+        "directAccessGrantsEnabled": False,
+    }
+
+
+def key_service_account() -> dict[str, Any]:
+    """The client's service-account user, as a realm export writes it (keycloak/keycloak@5ffdbd9
+    model/storage-private/src/main/java/org/keycloak/exportimport/util/ExportUtils.java exportUser:
+    `serviceAccountClientId`, `clientRoles`; not read at 26.7.4, docs/unverified.md):
+    realm-management's view-users."""
+    return {
+        "username": f"service-account-{KEY_SERVICE_CLIENT}",
+        "enabled": True,
+        "serviceAccountClientId": KEY_SERVICE_CLIENT,
+        "clientRoles": {"realm-management": ["view-users"]},
+    }
+
+
 def realm(
-    oidc: OidcConfig, tiers: Sequence[TierConfig], users: Sequence[UserConfig], domain: str
+    oidc: OidcConfig,
+    tiers: Sequence[TierConfig],
+    users: Sequence[UserConfig],
+    domain: str,
+    key_service: bool = False,
 ) -> dict[str, Any]:
-    """The realm: one group per tier, users in their tier's group, a client mapping groups."""
+    """The realm: one group per tier, users in their tier's group, a client mapping groups;
+    with the key service, its client and the administrators' group."""
     return {
         "realm": oidc.realm,
         "enabled": True,
-        "groups": [{"name": tier.name} for tier in tiers],
+        "groups": [{"name": tier.name} for tier in tiers]
+        + [{"name": STACK_USERS_GROUP}]
+        + ([{"name": ADMIN_GROUP}] if key_service else []),
         "users": [
             {
                 "username": user.name,
@@ -244,11 +316,13 @@ def realm(
                 "credentials": [
                     {"type": "password", "value": f"${{{placeholder(user.name)}}}", "temporary": False}
                 ],
-                "groups": [f"/{user.tier}"],
+                "groups": [f"/{user.tier}", f"/{STACK_USERS_GROUP}"],
             }
             for user in users
-        ],
+        ]
+        + ([key_service_account()] if key_service else []),
         "clients": [
+            *([key_service_client()] if key_service else []),
             {
                 "clientId": oidc.client_id,
                 "enabled": True,
@@ -272,6 +346,6 @@ def realm(
                         },
                     }
                 ],
-            }
+            },
         ],
     }

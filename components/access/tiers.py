@@ -14,15 +14,22 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from components.config import ModelConfig, Rate, TierConfig
-from components.names import MODEL_HEADER, TIER_HEADER
+from components.config.model import KEY_ADMIN_GROUP
+from components.names import ADMIN_HEADER, MODEL_HEADER, TIER_HEADER, USER_HEADER, VIA_HEADER
 from components.pins.upstream import FAIRNESS_HEADER, OBJECTIVE_HEADER, OPENAI_USAGE_PATHS
 
 # Labels and annotations of the API-key Secrets. Authorino follows changes only to Secrets
-# with its `managed-by` label; the AuthPolicy selects ours by `API_KEY_LABEL`.
+# with its `managed-by` label; the AuthPolicy selects ours by `API_KEY_LABEL`, and each
+# tier's rule by `TIER_LABEL`. The tier is a label, not an annotation: Authorino keeps its
+# old copy of a Secret whose key is unchanged, so an annotation edit never reaches it, while
+# a label edit moves the key from one rule's selector to another's (Kuadrant/authorino@v0.26.2
+# pkg/evaluators/identity/api_key.go AddK8sSecretBasedIdentity "api key unchanged";
+# controllers/secret_controller.go revokes from the rules it no longer matches). So the key
+# service (components/access/key_service/server.py) changes a key's tier with one label patch.
 AUTHORINO_WATCH = {"authorino.kuadrant.io/managed-by": "authorino"}
 API_KEY_LABEL = "maas-platform/api-key"
+TIER_LABEL = "maas-platform/tier"
 USER_ANNOTATION = "secret.kuadrant.io/user-id"
-TIER_ANNOTATION = "maas-platform/tier"
 # Authorino reads the key from this data key of the Secret.
 API_KEY_DATA = "api_key"
 
@@ -260,6 +267,28 @@ def scheduling_headers(pooled: Sequence[ModelConfig]) -> dict[str, Any]:
     }
 
 
+def api_key_rule_name(tier: str) -> str:
+    return f"api-keys-{tier}"
+
+
+def api_key_rules(tiers: Sequence[TierConfig], when: Sequence[dict[str, str]] = ()) -> dict[str, Any]:
+    """One apiKey rule per tier, selecting our key Secrets labelled with that tier: the tier is
+    the rule's, never read from the Secret, so a key whose label names no tier is no key."""
+    return {
+        api_key_rule_name(t.name): {
+            # allNamespaces stays false: Authorino reads key Secrets from its own namespace only.
+            "apiKey": {"selector": {"matchLabels": {API_KEY_LABEL: "true", TIER_LABEL: t.name}}},
+            "credentials": {"authorizationHeader": {"prefix": "APIKEY"}},
+            "overrides": {
+                "userid": {"expression": f"auth.identity.metadata.annotations['{USER_ANNOTATION}']"},
+                "tier": {"value": t.name},
+            },
+            **({"when": list(when)} if when else {}),
+        }
+        for t in tiers
+    }
+
+
 def auth_spec(
     tiers: Sequence[TierConfig],
     route: str,
@@ -272,17 +301,7 @@ def auth_spec(
     Each way in normalises the caller to `userid` and `tier`, which the response filter
     hands to the limiters (as auth.identity.*) and the TelemetryPolicy turns into labels.
     """
-    authentication: dict[str, Any] = {}
-    if api_keys:
-        authentication["api-keys"] = {
-            # allNamespaces stays false: Authorino reads key Secrets from its own namespace only.
-            "apiKey": {"selector": {"matchLabels": {API_KEY_LABEL: "true"}}},
-            "credentials": {"authorizationHeader": {"prefix": "APIKEY"}},
-            "overrides": {
-                "userid": {"expression": f"auth.identity.metadata.annotations['{USER_ANNOTATION}']"},
-                "tier": {"expression": f"auth.identity.metadata.annotations['{TIER_ANNOTATION}']"},
-            },
-        }
+    authentication: dict[str, Any] = api_key_rules(tiers) if api_keys else {}
     if oidc_issuer is not None:
         authentication["keycloak"] = {
             "jwt": {"issuerUrl": oidc_issuer},
@@ -348,3 +367,63 @@ def telemetry_labels(models: Sequence[ModelConfig]) -> dict[str, str]:
     """Labels Limitador adds to its counters (TelemetryPolicy): who called, in which tier,
     and the model (every model's counters share the policy route's namespace)."""
     return {"user": USER_ID, "tier": TIER, "model": model_name(models)}
+
+
+# The key service's caller, as Authorino hands it over (docs/access.md "Self-service keys").
+VIA = "auth.identity.via"
+ADMIN = "auth.identity.admin"
+# The realm group whose members administer every key (components/access/realm.py); no tier
+# may take its name (the config refuses it).
+ADMIN_GROUP = KEY_ADMIN_GROUP
+
+
+def key_service_auth_spec(
+    tiers: Sequence[TierConfig], route: str, oidc_issuer: str, key_paths: Sequence[str]
+) -> dict[str, Any]:
+    """The key service's AuthPolicy: a Keycloak token everywhere, an API key on `key_paths`
+    only (a key may read its usage, never mint another), and four request headers set from
+    the verified identity, which the service trusts and nothing else. The wasm-shim sets
+    Authorino's success headers over any a client sent (Kuadrant/wasm-shim@v0.14.1
+    src/kuadrant/pipeline/tasks/headers.rs, HeaderOperation::Set; Authorino returns them in
+    its OkHttpResponse, Kuadrant/authorino@v0.26.2 pkg/service/auth.go buildResponseHeaders),
+    and the gateway's Lua filter removes client copies first (components/serving/gateway.py
+    GATEWAY_HEADERS)."""
+    groups = "auth.identity.groups"
+    is_admin = f"has({groups}) && {groups}.exists(g, g == '{ADMIN_GROUP}') ? 'true' : 'false'"
+    on_key_paths = {"predicate": f"request.url_path in {_cel_list(key_paths)}"}
+    keys = api_key_rules(tiers, [on_key_paths])
+    for rule in keys.values():
+        rule["overrides"] |= {"via": {"value": "key"}, "admin": {"value": "false"}}
+    return {
+        "targetRef": _route_target(route),
+        "rules": {
+            "authentication": {
+                **keys,
+                "keycloak": {
+                    "jwt": {"issuerUrl": oidc_issuer},
+                    "credentials": {"authorizationHeader": {"prefix": "Bearer"}},
+                    "overrides": {
+                        "userid": {"expression": "auth.identity.preferred_username"},
+                        "tier": {"expression": tier_from_groups(tiers)},
+                        "via": {"value": "token"},
+                        "admin": {"expression": is_admin},
+                    },
+                },
+            },
+            "response": {
+                "unauthenticated": {
+                    "code": 401,
+                    "headers": {"content-type": {"value": "application/json"}},
+                    "body": {"value": UNAUTHENTICATED_BODY},
+                },
+                "success": {
+                    "headers": {
+                        USER_HEADER: {"plain": {"expression": USER_ID}},
+                        TIER_HEADER: {"plain": {"expression": TIER}},
+                        VIA_HEADER: {"plain": {"expression": VIA}},
+                        ADMIN_HEADER: {"plain": {"expression": ADMIN}},
+                    }
+                },
+            },
+        },
+    }

@@ -38,6 +38,10 @@ SECRET_KEYS = ("huggingFaceToken", "limitadorRedisUrl")
 _SCALED_NAME_MAX = 44
 # 63 - len("-epp"): a pooled model's endpoint picker Service is <name>-epp.
 _POOLED_NAME_MAX = 59
+# The Keycloak group whose members administer every key (components/access/tiers.py ADMIN_GROUP),
+# and the one of the stack file's users (components/access/realm.py): no tier may take either name.
+KEY_ADMIN_GROUP = "maas-admins"
+STACK_USERS_GROUP = "maas-stack-users"
 # Where KServe's storage initializer can fetch model weights from.
 _MODEL_SOURCES = ("hf://", "s3://", "gs://", "pvc://", "oci://", "https://")
 
@@ -420,6 +424,17 @@ DEFAULT_MAX_TOKENS = 4096
 DEFAULT_MAX_CHOICES = 1
 
 
+class TierKeys(Section):
+    """What a tier's users may mint from the key service (components/access/self_service.py):
+    live keys at once, and how long one lives at most (a request for longer is refused, none
+    gets this). A user whose tier shrinks `maxKeys` keeps their keys but mints no more."""
+
+    max_keys: int = Field(default=5, ge=1, le=100)
+    # Every key expires: a production stack (policies/maas_policies/keys.py) refuses a tier
+    # the service would mint keys for without a lifetime.
+    max_lifetime_days: int = Field(default=90, ge=1, le=3650)
+
+
 class TierConfig(Section):
     """A tier: how many requests and how many tokens (usage.total_tokens) a user may spend,
     and what one request may ask for (enforced at the gateway after authentication: a larger
@@ -434,6 +449,7 @@ class TierConfig(Section):
     description: str = ""
     max_tokens: PositiveInt = DEFAULT_MAX_TOKENS
     max_choices: PositiveInt = DEFAULT_MAX_CHOICES
+    keys: TierKeys = TierKeys()
 
     @property
     def shortest_requests(self) -> Rate:
@@ -493,6 +509,38 @@ class AuthConfig(Section):
         if not self.api_keys and not self.oidc.enabled:
             raise ValueError("enable apiKeys, oidc.enabled or both: with neither nobody can call a model")
         return self
+
+
+class KeyServiceConfig(Section):
+    """The self-service key service (components/access/self_service.py, docs/access.md "Self-service
+    keys"): users mint, list and revoke their own API keys after logging in with Keycloak.
+    Unset `enabled`: on exactly when OIDC is (it knows users by their token)."""
+
+    enabled: bool | None = None
+    # It serves requests: two, so one may go (a rollout, a node drain) while keys are minted.
+    replicas: int = Field(default=2, ge=1, le=10)
+    # How often expired keys are revoked: an expired key is refused at most this (plus the
+    # watch latency of Authorino) after it expires.
+    sweep_interval: Window = "30s"
+    # How often each tier group's members are read from Keycloak: a user moved to another
+    # group gets that tier on their keys at most this (plus the watch latency) later.
+    tier_sync_interval: Window = "60s"
+    # How long a revoked key's record (its tombstone, the audit trail) is kept.
+    audit_retention_days: int = Field(default=90, ge=1, le=3650)
+    # An idle standard-library server: small requests, so two fit a kind node beside the rest.
+    resources: ComputeResources = ComputeResources(
+        requests={"cpu": "10m", "memory": "48Mi"}, limits={"cpu": "500m", "memory": "256Mi"}
+    )
+
+    @field_validator("sweep_interval", "tier_sync_interval")
+    @classmethod
+    def _bounded_interval(cls, value: str) -> str:
+        if not 1 <= window_seconds(value) <= 3600:
+            raise ValueError(
+                f"'{value}' must be between 1s and 1h: it bounds how late an expired key or a group "
+                "change takes effect; e.g. 30s"
+            )
+        return value
 
 
 class LimitadorConfig(Section):
@@ -659,6 +707,7 @@ class StackConfig(Section):
     prices: PricesConfig = PricesConfig()
     # The endpoint picker of pooled models (maas:models[].scheduling: pool).
     scheduler: SchedulerConfig = SchedulerConfig()
+    key_service: KeyServiceConfig = KeyServiceConfig()
 
     @field_validator("tiers")
     @classmethod
@@ -721,6 +770,7 @@ class StackConfig(Section):
                 for index, entry in enumerate(self.models)
                 if entry.autoscaling is not None
             )
+        problems.extend(self._key_service_problems())
         problems.extend(self._served_by_problems())
         problems.extend(self._flavour_problems())
         for index, table in enumerate(self.tiers):
@@ -822,6 +872,39 @@ class StackConfig(Section):
                             "the retention or shorten the window"
                         )
         return problems
+
+    def _key_service_problems(self) -> list[str]:
+        """The key service knows users by their Keycloak token and hands out API keys."""
+        reserved = {STACK_USERS_GROUP: "the realm's group of stack-file users"}
+        if self.key_service_on:
+            reserved[KEY_ADMIN_GROUP] = "the realm's group of key administrators"
+        problems = [
+            f"{NAMESPACE}:tiers[{index}].name: '{tier.name}' is {reserved[tier.name]}; "
+            "give the tier another name"
+            for index, tier in enumerate(self.tiers)
+            if self.auth.oidc.enabled and tier.name in reserved
+        ]
+        if self.key_service.enabled is not True:
+            return problems
+        key = f"{NAMESPACE}:keyService.enabled"
+        if not self.auth.oidc.enabled:
+            problems.append(
+                f"{key}: the key service knows users by their Keycloak token, and maas:auth.oidc.enabled "
+                "is false; enable OIDC, or remove the key"
+            )
+        if not self.auth.api_keys:
+            problems.append(
+                f"{key}: the keys it mints would be refused, maas:auth.apiKeys is false; set apiKeys: "
+                "true, or remove the key"
+            )
+        return problems
+
+    @property
+    def key_service_on(self) -> bool:
+        """Whether the key service runs: as configured, else exactly when OIDC is on."""
+        if self.key_service.enabled is None:
+            return self.auth.oidc.enabled and self.auth.api_keys
+        return self.key_service.enabled
 
     def _served_by_problems(self) -> list[str]:
         """A model served by another names a simulator of the catalog with a server of its own,

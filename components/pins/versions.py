@@ -249,5 +249,11 @@ VLLM_CPU_IMAGE = "vllm/vllm-openai-cpu:v0.31.0"
 # <major>.<minor>.<patch>-alpine-slim).
 MODEL_LIST_IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.30.4-alpine-slim"
 
+# The key service (components/access/self_service.py) runs our standard-library program from
+# a ConfigMap on the official Python image: 3.13 (Python 3.13.14 on Debian trixie), by the
+# digest of its image index as docker-library/repo-info@2986dca3a80c
+# repos/python/remote/3.13-slim.md records it. It has no user of its own: the pod sets one.
+PYTHON_IMAGE = "python:3.13-slim@sha256:9662417aace5ae7b8e2609cce472b72a8958e134ba372808abe9cc1a0c0125e6"
+
 # Only the end-to-end tests run it: a throwaway pod that probes the network from outside.
 E2E_PROBE_IMAGE = "curlimages/curl:8.16.0"

@@ -160,6 +160,7 @@ def build(cfg: StackConfig) -> Platform:
                 namespaced_provider=cluster.provider_in("keycloak"),
                 flavour=flavour,
                 authorino_namespace=cfg.namespaces.kuadrant,
+                key_service_namespace=cfg.namespaces.models if cfg.key_service_on else None,
                 footprint=cfg.cluster.footprint,
             ),
             on_cluster,

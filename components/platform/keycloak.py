@@ -13,7 +13,7 @@ from components.cluster import network, storage
 from components.cluster.security import restricted_container
 from components.config import Footprint, OidcConfig
 from components.flavour.protocol import Flavour
-from components.names import KEYCLOAK_NAMESPACE
+from components.names import KEY_SERVICE_LABELS, KEYCLOAK_NAMESPACE
 from components.pins import upstream, versions
 from components.platform import footprint
 
@@ -69,6 +69,9 @@ class KeycloakArgs:
     flavour: Flavour
     # Where Authorino runs: it reads the realm's keys and discovery document from Keycloak.
     authorino_namespace: str
+    # Where the key service runs, when it does: it reads the tier groups' members
+    # (components/access/self_service.py).
+    key_service_namespace: str | None = None
     footprint: Footprint = "standard"
 
 
@@ -140,6 +143,11 @@ class Keycloak(pulumi.ComponentResource):
         clients = [
             network.pods(upstream.AUTHORINO_PODS.labels, args.authorino_namespace),
             network.pods(ADMIN_CLIENT_LABELS),
+            *(
+                [network.pods(KEY_SERVICE_LABELS, args.key_service_namespace)]
+                if args.key_service_namespace
+                else []
+            ),
         ]
         database_clients = [network.pods(upstream.KEYCLOAK_DATABASE_CLIENTS)]
         postgres = upstream.Workload(labels=_DB_LABELS, ports={"postgres": 5432}, source="declared here")

@@ -16,7 +16,7 @@ from components.cluster.access import Namespace
 from components.config import GatewayConfig, ModelConfig, TierConfig
 from components.config.types import window_seconds
 from components.flavour.protocol import Client, Exposure, Flavour
-from components.names import GATEWAY_NAME, MODEL_HEADER, TIER_HEADER
+from components.names import ADMIN_HEADER, GATEWAY_NAME, MODEL_HEADER, TIER_HEADER, USER_HEADER, VIA_HEADER
 from components.pins import upstream
 from components.pins.upstream import OPENAI_USAGE_PATHS
 
@@ -32,7 +32,16 @@ LOCAL_PORT = 8000
 TLS_SECRET = f"{GATEWAY_NAME}-tls"
 # Request headers only the gateway sets (the Lua filter, then Authorino): a client's are
 # removed before anything reads them.
-GATEWAY_HEADERS = (MODEL_HEADER, TIER_HEADER, *upstream.ENDPOINT_PICKER_HEADERS)
+GATEWAY_HEADERS = (
+    MODEL_HEADER,
+    TIER_HEADER,
+    *upstream.ENDPOINT_PICKER_HEADERS,
+    # The key service's caller (components/access/self_service.py): Authorino sets them over a
+    # client's, and a request whose policy sets none must not carry a client's either.
+    USER_HEADER,
+    VIA_HEADER,
+    ADMIN_HEADER,
+)
 # Envoy Lua that sets the model header and asks every streamed request for usage (see the
 # file); request_filter_source() puts the catalog before it.
 REQUEST_BODY_LUA = Path(__file__).parent / "lua" / "request_body.lua"

@@ -21,6 +21,7 @@ from maas_policies.isolation import (
     MODELS_ISOLATED,
     NAMESPACES_DENY_BY_DEFAULT,
 )
+from maas_policies.keys import KEY_WRITERS_CONFINED, KEYS_EXPIRE
 from maas_policies.metering import USAGE_METERED
 from maas_policies.openshift import NO_FIXED_IDS_ON_OPENSHIFT, OPERATORS_PINNED
 from maas_policies.pools import POOLS_NOT_BYPASSED, PRIORITY_FROM_IDENTITY
@@ -54,6 +55,8 @@ POLICIES: list[Policy] = [
     NAMESPACES_DENY_BY_DEFAULT,
     DOCUMENTED_CLIENTS,
     LEAST_PRIVILEGE,
+    KEY_WRITERS_CONFINED,
+    KEYS_EXPIRE,
     REPLICAS_BOUNDED,
     POOLS_NOT_BYPASSED,
     PRIORITY_FROM_IDENTITY,

@@ -13,7 +13,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from maas_policies import network, objects, relaxation
+from maas_policies import keys, network, objects, relaxation
 
 # Set by KServe on every predictor pod. A copy of components/serving/model_deployment.py ISVC_LABEL
 # (tests/policies/test_pack.py ties them): the pack runs without the program's modules.
@@ -375,7 +375,9 @@ def _readers(args: StackValidationArgs) -> set[tuple[str, str]]:
 
 
 def _least_privilege(args: StackValidationArgs, report: ReportViolation) -> None:
-    readers = _readers(args)
+    # A key service writes key Secrets: its account passes when that is all it may do
+    # (keys.py key-writers-confined refuses it otherwise).
+    readers = _readers(args) | keys.confined_key_writers(args)
     for resource in args.resources:
         kind = objects.kind(resource.resource_type, resource.props)
         if objects.is_patch(resource.resource_type) or kind == "ServingRuntime":

@@ -32,12 +32,29 @@ _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 STREAM_USAGE_MARK = '"include_usage":true'
 
 
+# Copies of components/access/self_service.py API_PATHS, PAGE_PATH and components/names.py
+# KEY_SERVICE (a test ties them): the key service's paths produce no tokens.
+KEY_SERVICE = "key-service"
+KEY_SERVICE_PATHS = ("/v1/api-keys", "/v1/usage", "/v1/admin", "/portal")
+
+
+def _key_service_only(rule: Mapping[str, Any]) -> bool:
+    """A rule that sends only the key service's own paths to the key service alone."""
+    backends = rule.get("backendRefs") or []
+    paths = [m.get("path") or {} for m in rule.get("matches") or [{}]]
+    return all(b.get("name") == KEY_SERVICE and not b.get("namespace") for b in backends) and all(
+        p.get("type") == "PathPrefix" and p.get("value") in KEY_SERVICE_PATHS for p in paths
+    )
+
+
 def _unmetered_matches(route: Mapping[str, Any]) -> list[str]:
     """The route's matches that publish more than the metered endpoints."""
     found = []
     for rule in (route.get("spec") or {}).get("rules") or []:
         if not rule.get("backendRefs"):
             continue  # it reaches no server (a redirect): it publishes nothing
+        if _key_service_only(rule):
+            continue  # keys and usage: no model answers there
         # A rule without matches matches every path (Gateway API: default PathPrefix "/").
         for match in rule.get("matches") or [{}]:
             path = match.get("path") or {"type": "PathPrefix", "value": "/"}

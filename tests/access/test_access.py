@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from components.access import policies as access_policies
 from components.access import tiers as tier_policies
 from components.config import DEFAULT_TIERS
 from components.pins import upstream, versions
@@ -39,7 +40,8 @@ def _raw_tiers(stack: str) -> list[dict[str, Any]]:
 
 
 def _policy(result: Evaluation, kind: str) -> Declared:
-    found = result.objects(kind)
+    """The tier policy of `kind` (the key service has an AuthPolicy of its own)."""
+    found = [o for o in result.objects(kind) if o.object_name == access_policies.policy_name(kind)]
     assert len(found) == 1, f"{result.stack}: {len(found)} {kind}s"
     return found[0]
 
@@ -109,7 +111,11 @@ def test_policies_match_a_five_tier_table() -> None:
     assert result.error is None
     _assert_policies_follow(result, FIVE_TIERS)
     realm = result.one("KeycloakRealmImport", "realm-maas").inputs["spec"]["realm"]
-    assert [g["name"] for g in realm["groups"]] == [t["name"] for t in FIVE_TIERS]
+    # and, for the key service, the administrators' group
+    assert [g["name"] for g in realm["groups"]] == [t["name"] for t in FIVE_TIERS] + [
+        "maas-stack-users",
+        "maas-admins",
+    ]
 
 
 def test_the_identity_reaches_the_limiters_as_userid_and_tier(stack: Evaluation) -> None:
@@ -123,10 +129,23 @@ def test_the_identity_reaches_the_limiters_as_userid_and_tier(stack: Evaluation)
         assert set(method["overrides"]) == {"userid", "tier"}
 
 
-def test_api_keys_are_selected_by_our_label_in_authorinos_namespace_only(stack: Evaluation) -> None:
-    api_keys = _policy(stack, "AuthPolicy").inputs["spec"]["rules"]["authentication"]["api-keys"]
-    assert api_keys["apiKey"] == {"selector": {"matchLabels": {"maas-platform/api-key": "true"}}}
-    assert api_keys["credentials"] == {"authorizationHeader": {"prefix": "APIKEY"}}
+def test_api_keys_are_selected_by_our_label_and_their_tier_in_authorinos_namespace_only(
+    stack: Evaluation,
+) -> None:
+    """One apiKey rule per tier, each selecting our keys labelled with it and giving that tier:
+    a label edit moves a key between rules (the tier follows the Keycloak group)."""
+    methods = _policy(stack, "AuthPolicy").inputs["spec"]["rules"]["authentication"]
+    key_rules = {name: m for name, m in methods.items() if "apiKey" in m}
+    tier_names = [t.name for t in typed_config(stack.stack).tiers]
+    assert sorted(key_rules) == sorted(f"api-keys-{t}" for t in tier_names)
+    for tier in tier_names:
+        rule = key_rules[f"api-keys-{tier}"]
+        assert rule["apiKey"] == {
+            "selector": {"matchLabels": {"maas-platform/api-key": "true", "maas-platform/tier": tier}}
+        }
+        assert rule["credentials"] == {"authorizationHeader": {"prefix": "APIKEY"}}
+        assert rule["overrides"]["tier"] == {"value": tier}
+        assert "when" not in rule
     kuadrant = stack.one("Kuadrant", "kuadrant")
     users = {u["name"]: u["tier"] for u in stack_config(stack.stack)["maas:users"]}
     secrets = [
@@ -140,10 +159,8 @@ def test_api_keys_are_selected_by_our_label_in_authorinos_namespace_only(stack: 
         user = secret.object_name.removeprefix("apikey-")
         assert metadata["namespace"] == kuadrant.namespace
         assert metadata["labels"]["authorino.kuadrant.io/managed-by"] == "authorino"
-        assert metadata["annotations"] == {
-            "secret.kuadrant.io/user-id": user,
-            "maas-platform/tier": users[user],
-        }
+        assert metadata["labels"]["maas-platform/tier"] == users[user]
+        assert metadata["annotations"] == {"secret.kuadrant.io/user-id": user}
         assert secret.is_secret("stringData.api_key")
         assert len(secret.inputs["stringData"]["api_key"]) >= 32
 
@@ -212,10 +229,14 @@ def test_every_host_and_metered_path_of_every_route_gets_the_policies(stack: Eva
     routes = [o for o in objects if o["kind"] == "HTTPRoute"]
     policies = {kind: [o for o in objects if o["kind"] == kind] for kind in POLICY_KINDS}
     sets = kuadrant_size.action_sets(gateway, routes, policies)
+    key_service = [
+        r for r in routes if r["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "key-service"
+    ]
     # a route per model (served by its own server or another's), the shared host's model
-    # list, and the policy route
-    assert len(routes) == len(typed_config(stack.stack).models) + 2
-    for route in routes:
+    # list, and the policy route; on OIDC stacks the key service's two (its API and its page)
+    assert len(routes) == len(typed_config(stack.stack).models) + 2 + len(key_service)
+    assert len(key_service) == (2 if typed_config(stack.stack).key_service_on else 0)
+    for route in (r for r in routes if r not in key_service):
         # A route without hostnames takes the listener's, *.<domain>: any host under it.
         listener_host = gateway["spec"]["listeners"][0]["hostname"]
         for host in route["spec"].get("hostnames") or ["any" + listener_host[1:]]:
@@ -301,18 +322,24 @@ def test_the_realm_import_holds_every_tier_and_user(stack_of: Any) -> None:
     spec = gpu.one("KeycloakRealmImport", "realm-maas").inputs["spec"]
     realm = spec["realm"]
     users = stack_config("gpu")["maas:users"]
-    assert [g["name"] for g in realm["groups"]] == [t["name"] for t in _raw_tiers("gpu")]
-    assert {u["username"]: u["groups"] for u in realm["users"]} == {
-        u["name"]: [f"/{u['tier']}"] for u in users
+    # the key service's administrators' group and client account: tests/access/test_key_service_deploy.py
+    assert [g["name"] for g in realm["groups"]] == [t["name"] for t in _raw_tiers("gpu")] + [
+        "maas-stack-users",
+        "maas-admins",
+    ]
+    people = [u for u in realm["users"] if "serviceAccountClientId" not in u]
+    # each in its tier's group and the stack users' (which alone the user sync deletes from)
+    assert {u["username"]: u["groups"] for u in people} == {
+        u["name"]: [f"/{u['tier']}", "/maas-stack-users"] for u in users
     }
-    for user in realm["users"]:
+    for user in people:
         (credential,) = user["credentials"]
         placeholder = credential["value"].removeprefix("${").removesuffix("}")
         assert spec["placeholders"][placeholder] == {
             "secret": {"name": "keycloak-user-passwords", "key": user["username"]}
         }
         assert all(user[field] for field in ("email", "firstName", "lastName"))
-    (client,) = realm["clients"]
+    (client,) = [c for c in realm["clients"] if c["clientId"] == "maas-cli"]
     assert client["publicClient"] is True
     assert client["directAccessGrantsEnabled"] is True
     mapper = client["protocolMappers"][0]

@@ -101,6 +101,10 @@ def _budgets(c: dict[str, Any]) -> None:
     }
 
 
+def _keys(c: dict[str, Any]) -> None:
+    _tier(c, "free")["keys"] = {"maxKeys": 2, "maxLifetimeDays": 30}
+
+
 def _tiers_added_and_removed(c: dict[str, Any]) -> None:
     tiers = [t for t in c["maas:tiers"] if t["name"] != "enterprise"]
     gold = {
@@ -159,6 +163,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], bool]] = {
     "budgets": (_budgets, False),
     "tiers_added_and_removed": (_tiers_added_and_removed, False),
     "prices_with_usage": (_prices, True),
+    "keys": (_keys, False),
     "currency": (_currency, False),
     "priority": (_priority, False),
     "scaling": (_scaling, False),
@@ -259,7 +264,7 @@ def test_a_side_its_loader_refuses_is_an_error_not_a_diff(
 
 def _admitted_pairs(evaluation: Evaluation, config: StackConfig) -> set[tuple[str, str]]:
     """(tier, model) pairs the declared AuthPolicy's CEL admits, evaluated as Authorino does."""
-    (policy,) = evaluation.objects("AuthPolicy")
+    policy = evaluation.one("AuthPolicy", "inference-gateway-authpolicy")
     rules = policy.inputs["spec"]["rules"]["authorization"]
     return {
         (t, m.name) for t in config.tier_names for m in config.models if admitted(rules, t, m.served_name)

@@ -37,7 +37,7 @@ def _check_every_pair(rules: dict[str, Any], tier_names: list[str], models: list
 
 def test_every_tier_reaches_exactly_its_models_in_every_stack(stack: Evaluation) -> None:
     config = typed_config(stack.stack)
-    (policy,) = stack.objects("AuthPolicy")
+    policy = stack.one("AuthPolicy", "inference-gateway-authpolicy")
     _check_every_pair(policy.inputs["spec"]["rules"]["authorization"], config.tier_names, list(config.models))
 
 
@@ -58,7 +58,7 @@ def test_a_ten_tier_fifty_model_table_compiles_to_a_rule_per_restricted_model() 
 
 
 def test_a_denied_caller_gets_an_openai_shaped_403(stack: Evaluation) -> None:
-    (policy,) = stack.objects("AuthPolicy")
+    policy = stack.one("AuthPolicy", "inference-gateway-authpolicy")
     unauthorized = policy.inputs["spec"]["rules"]["response"]["unauthorized"]
     assert unauthorized["code"] == 403
     assert unauthorized["headers"] == {"content-type": {"value": "application/json"}}
@@ -68,7 +68,7 @@ def test_a_denied_caller_gets_an_openai_shaped_403(stack: Evaluation) -> None:
 
 
 def test_an_unauthenticated_caller_gets_an_openai_shaped_401(stack: Evaluation) -> None:
-    (policy,) = stack.objects("AuthPolicy")
+    policy = stack.one("AuthPolicy", "inference-gateway-authpolicy")
     unauthenticated = policy.inputs["spec"]["rules"]["response"]["unauthenticated"]
     assert unauthenticated["code"] == 401
     assert unauthenticated["headers"] == {"content-type": {"value": "application/json"}}
@@ -190,7 +190,7 @@ def test_a_restricted_model_reachable_without_its_model_header_is_refused(stack_
 
 def test_the_tier_header_is_set_by_authorino_from_the_validated_tier(stack: Evaluation) -> None:
     """The model list reads the tier from this header (components/serving/model_list.py)."""
-    (policy,) = stack.objects("AuthPolicy")
+    policy = stack.one("AuthPolicy", "inference-gateway-authpolicy")
     headers = policy.inputs["spec"]["rules"]["response"]["success"]["headers"]
     assert headers[TIER_HEADER] == {"plain": {"expression": tiers.TIER}}
     # The rest are the pooled models' scheduling headers (tests/access/test_priorities.py).

@@ -69,7 +69,9 @@ def test_a_policy_on_a_models_route_takes_its_host_whether_ours_are_defaults_or_
     host = model_route["spec"]["hostnames"][0]
     for block in ("defaults", "overrides"):
         policies = copy.deepcopy(declared["policies"])
-        (ours,) = policies["AuthPolicy"]
+        (ours,) = [
+            p for p in policies["AuthPolicy"] if p["metadata"]["name"] == "inference-gateway-authpolicy"
+        ]
         ours["spec"] = {"targetRef": ours["spec"]["targetRef"], block: {"rules": ours["spec"]["rules"]}}
         sets = _nearest(kuadrant_size.action_sets(declared["gateway"], declared["routes"], policies), host)
         assert any(a["service"] == "ratelimit-service" for s in sets for a in s["actions"]), block

@@ -31,7 +31,7 @@ def _objectives(stack: Evaluation) -> dict[str, dict[str, Any]]:
 
 
 def _success_headers(stack: Evaluation) -> dict[str, Any]:
-    (policy,) = stack.objects("AuthPolicy")
+    policy = stack.one("AuthPolicy", "inference-gateway-authpolicy")
     headers: dict[str, Any] = policy.inputs["spec"]["rules"]["response"]["success"]["headers"]
     return headers
 
@@ -96,20 +96,21 @@ def test_adding_a_tier_adds_its_objective_above_the_others() -> None:
 
 @pytest.mark.parametrize("way_in", ["api-keys", "keycloak"])
 def test_the_priority_comes_from_the_validated_tier_for_api_keys_and_oidc(stack_of: Any, way_in: str) -> None:
-    """gpu takes both: a key Secret's annotation and a token's groups give the tier (the
-    AuthPolicy's overrides), and the tier alone gives the priority on the pooled Qwen3."""
+    """gpu takes both: the apiKey rule that selected a key Secret (by its tier label) and a
+    token's groups give the tier (the AuthPolicy's overrides), and the tier alone gives the
+    priority on the pooled Qwen3."""
     stack = stack_of("gpu")
-    (policy,) = stack.objects("AuthPolicy")
-    override = policy.inputs["spec"]["rules"]["authentication"][way_in]["overrides"]["tier"]["expression"]
+    policy = stack.one("AuthPolicy", "inference-gateway-authpolicy")
+    methods = policy.inputs["spec"]["rules"]["authentication"]
     served = next(m.served_name for m in typed_config("gpu").models if m.scheduling == "pool")
     ranks = []
     for tier in ("premium", "enterprise"):
-        identity = (
-            {"metadata": {"annotations": {tiers.TIER_ANNOTATION: tier, tiers.USER_ANNOTATION: "u"}}}
-            if way_in == "api-keys"
-            else {"preferred_username": "u", "groups": ["free", tier]}
-        )
-        validated = str(cel.evaluate(override, {"auth": {"identity": identity}}))
+        if way_in == "keycloak":
+            override = methods[way_in]["overrides"]["tier"]["expression"]
+            identity = {"preferred_username": "u", "groups": ["free", tier]}
+            validated = str(cel.evaluate(override, {"auth": {"identity": identity}}))
+        else:
+            validated = methods[tiers.api_key_rule_name(tier)]["overrides"]["tier"]["value"]
         assert validated == tier
         ranks.append(_priority(stack, validated, served))
     premium, enterprise = ranks

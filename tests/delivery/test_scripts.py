@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.access import self_service
 from components.pins import versions
 from harness.program import PROJECT_DIR, Evaluation, evaluate, stack_names, typed_config
 from maas_policies import kuadrant_size
@@ -373,7 +374,9 @@ def test_the_check_finds_every_stacks_declared_sets_in_a_complete_config(stack: 
     check = written.check()
     for gateway in (o for o in objects if o["kind"] == "Gateway"):
         due = check.expected(objects, gateway)
-        assert len(due) == 4 * len(gateway["spec"]["listeners"])
+        # a set per metered path, and per path of the key service's API where it runs
+        key_sets = len(self_service.API_PATHS) if typed_config(stack.stack).key_service_on else 0
+        assert len(due) == (4 + key_sets) * len(gateway["spec"]["listeners"])
         assert check.problems(objects, gateway, _written(objects)) == []
         for index, (where, _) in enumerate(due):
             lacking = _written(objects, lambda sets, i=index: sets[:i] + sets[i + 1 :])

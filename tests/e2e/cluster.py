@@ -133,10 +133,12 @@ def request(
     timeout_s: float = 60,
     tls: ssl.SSLContext | None = None,
     first: int | None = None,
+    method: str | None = None,
 ) -> Response:
     """One HTTP request to a forwarded port, addressed to `host` (a model's host name);
     over HTTPS when `tls` says what to trust. With `first`, only the response's first bytes
-    are read before the connection is closed (a client that stops reading a stream)."""
+    are read before the connection is closed (a client that stops reading a stream). The
+    method is GET without a body and POST with one, unless `method` says otherwise."""
     connection = (
         _Addressed(port, host, tls, timeout_s)
         if tls is not None
@@ -145,10 +147,10 @@ def request(
     try:
         sent = {"Host": host, **(headers or {})}
         if body is None:
-            connection.request("GET", path, headers=sent)
+            connection.request(method or "GET", path, headers=sent)
         else:
             sent["Content-Type"] = "application/json"
-            connection.request("POST", path, body=json.dumps(body), headers=sent)
+            connection.request(method or "POST", path, body=json.dumps(body), headers=sent)
         reply = connection.getresponse()
         read = reply.read(first) if first is not None else reply.read()
         return Response(reply.status, {k.lower(): v for k, v in reply.getheaders()}, read)

@@ -43,12 +43,12 @@ def key_secret_problems(secrets: Iterable[Mapping[str, Any]], config: StackConfi
         if secret is None:
             problems.append(f"{user.name}: no key Secret labelled {tier_labels.API_KEY_LABEL}=true")
             continue
-        labels, annotations = secret["metadata"].get("labels", {}), secret["metadata"].get("annotations", {})
+        labels = secret["metadata"].get("labels", {})
         for label, value in tier_labels.AUTHORINO_WATCH.items():
             if labels.get(label) != value:
                 problems.append(f"{user.name}: label {label}={labels.get(label)!r}, not {value!r}")
-        if annotations.get(tier_labels.TIER_ANNOTATION) != user.tier:
-            problems.append(f"{user.name}: tier annotation {annotations.get(tier_labels.TIER_ANNOTATION)!r}")
+        if labels.get(tier_labels.TIER_LABEL) != user.tier:
+            problems.append(f"{user.name}: tier label {labels.get(tier_labels.TIER_LABEL)!r}")
         if len(_key_value(secret)) < 32:
             problems.append(f"{user.name}: a key of {len(_key_value(secret))} characters, under 32")
     return problems

@@ -530,6 +530,7 @@ class Live(Platform):
         labels = {
             **tier_labels.AUTHORINO_WATCH,
             **({tier_labels.API_KEY_LABEL: "true"} if key.selected else {}),
+            tier_labels.TIER_LABEL: key.tier,
         }
         return json.dumps(
             {
@@ -539,10 +540,7 @@ class Live(Platform):
                     "name": key.secret,
                     "namespace": self.kuadrant_namespace,
                     "labels": labels,
-                    "annotations": {
-                        tier_labels.USER_ANNOTATION: key.user,
-                        tier_labels.TIER_ANNOTATION: key.tier,
-                    },
+                    "annotations": {tier_labels.USER_ANNOTATION: key.user},
                 },
                 "data": {tier_labels.API_KEY_DATA: base64.b64encode(key.value.encode()).decode()},
             }
@@ -874,6 +872,55 @@ class Live(Platform):
                 }
                 for group in groups
             }
+
+    def keys_call(
+        self, method: str, path: str, token: str, body: dict[str, Any] | None = None, scheme: str = "Bearer"
+    ) -> Response:
+        """A call to the key service on the shared host (components/access/self_service.py)."""
+        headers = {"Authorization": f"{scheme} {token}"}
+        return request(
+            self.gateway_port(), self.api_host, path, body, headers, tls=self._tls(), method=method
+        )
+
+    def move_to_group(self, user: str, leave: str, join: str) -> None:
+        """Moves a realm user from the top-level group `leave` to `join`, as an administrator
+        would in Keycloak's console (PUT/DELETE /admin/realms/<realm>/users/<id>/groups/<group>,
+        keycloak services UserResource)."""
+        admin = self.outputs["keycloakAdmin"]
+        issuer = str(self.outputs["oidcIssuer"])
+        service, namespace = issuer.split("//")[1].split(".")[:2]
+        realm = issuer.rstrip("/").rsplit("/", 1)[1]
+        with self.forward(namespace, f"svc/{service}", 8080) as forward:
+
+            def call(method: str, path: str, body: str | None = None, token: str = "") -> Any:
+                connection = http.client.HTTPConnection("127.0.0.1", forward.port, timeout=10)
+                headers = (
+                    {"Authorization": f"Bearer {token}"}
+                    if token
+                    else {"Content-Type": "application/x-www-form-urlencoded"}
+                )
+                try:
+                    connection.request(method, path, body, headers)
+                    return json.loads(connection.getresponse().read() or b"null")
+                finally:
+                    connection.close()
+
+            form = {
+                "grant_type": "password",
+                "client_id": "admin-cli",
+                "username": admin["username"],
+                "password": admin["password"],
+            }
+            token = call(
+                "POST", "/realms/master/protocol/openid-connect/token", urllib.parse.urlencode(form)
+            )["access_token"]
+            base = f"/admin/realms/{realm}"
+            (found,) = call(
+                "GET", f"{base}/users?exact=true&username={urllib.parse.quote(user)}", token=token
+            )
+            groups = {g["name"]: g["id"] for g in call("GET", f"{base}/groups?max=-1", token=token)}
+            call("DELETE", f"{base}/users/{found['id']}/groups/{groups[leave]}", token=token)
+            call("PUT", f"{base}/users/{found['id']}/groups/{groups[join]}", token=token)
 
     def oidc_token(self, user: str) -> str:
         password = self.outputs["keycloakPasswords"][user]

@@ -968,13 +968,19 @@ def refusals_keep_their_status_while_a_picker_is_gone(p: Platform) -> None:
 
 
 def realm_follows_the_stack_file(p: Platform) -> None:
-    """Keycloak day 2: after `pulumi up`, each tier's group in the realm holds exactly the
-    stack file's users of that tier (the user sync ran; no one removed is left)."""
+    """Keycloak day 2: after `pulumi up`, the realm's group of stack-file users holds exactly
+    the stack file's users (the user sync ran; no one removed is left), each in its tier's group
+    and no other tier's. Other members of a tier group are self-service users, not the file's."""
+    from components.access.realm import STACK_USERS_GROUP
+
     requires(p.config.auth.oidc.enabled, f"stack {p.stack} has no Keycloak (auth.oidc.enabled is false)")
     members = p.realm_members()
+    listed = {u.name for u in p.config.users}
+    assert members.get(STACK_USERS_GROUP, set()) == listed, f"realm group {STACK_USERS_GROUP}: {members}"
     for tier in p.config.tiers:
         wanted = {u.name for u in p.config.users if u.tier == tier.name}
-        assert members.get(tier.name, set()) == wanted, f"realm group {tier.name}: {members.get(tier.name)}"
+        found = members.get(tier.name, set())
+        assert found & listed == wanted, f"realm group {tier.name}: {found}"
 
 
 def only_the_gateway_is_exposed(p: Platform, gateway: str) -> None:

@@ -135,7 +135,7 @@ def test_limitadors_counters_carry_the_identity_the_auth_policy_exposes(stack: E
         "kind": "Gateway",
         "name": "inference-gateway",
     }
-    (auth,) = stack.objects("AuthPolicy")
+    auth = stack.one("AuthPolicy", "inference-gateway-authpolicy")
     exposed = auth.inputs["spec"]["rules"]["response"]["success"]["filters"]["identity"]["json"]["properties"]
     labels = spec["metrics"]["default"]["labels"]
     assert {k: labels[k] for k in ("user", "tier")} == {

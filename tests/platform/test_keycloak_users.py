@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from components.access.realm import USER_SYNC, user_sync_files
+from components.access.realm import STACK_USERS_GROUP, USER_SYNC, user_sync_files
 from components.config import TierConfig, UserConfig
 from components.platform import keycloak
 from harness.program import Evaluation, typed_config
@@ -45,7 +45,7 @@ class Realm:
         return dict(json.loads((self.root / "state.json").read_text()))
 
     def members(self) -> dict[str, list[str]]:
-        """username -> the names of its groups."""
+        """username -> the names of its groups, sorted."""
         state = self.state
         return {
             u["username"]: sorted(state["groups"][g].lstrip("/") for g in u["groups"])
@@ -85,6 +85,7 @@ class Realm:
             "PATH": os.environ["PATH"],
             "KEYCLOAK_URL": SERVER,
             "REALM": "maas",
+            "MANAGED_GROUP": STACK_USERS_GROUP,
             "ADMIN_DIR": str(self.root / "admin"),
             "PASSWORDS_DIR": str(self.root / "passwords"),
             "LOGIN_WAIT": "5",
@@ -110,17 +111,27 @@ class Realm:
 
 @pytest.fixture
 def realm(tmp_path: Path) -> Realm:
-    """The realm as the import leaves it: the tier groups, one user each in free and premium."""
+    """The realm as the import leaves it: the tier groups and the stack users' group, one stack
+    user each in free and premium, and users of others'."""
     state = {
         "server": SERVER,
         "realm": "maas",
         "admin": list(ADMIN),
-        "groups": {"g-free": "/free", "g-premium": "/premium", "g-ops": "/ops", "g-ops-free": "/ops/free"},
+        "groups": {
+            "g-free": "/free",
+            "g-premium": "/premium",
+            "g-ops": "/ops",
+            "g-ops-free": "/ops/free",
+            "g-stack": f"/{STACK_USERS_GROUP}",
+        },
         "users": {
-            "u-1": {"username": "freeuser1", "groups": ["g-free"], "password": "imported"},
-            "u-2": {"username": "premiumuser1", "groups": ["g-premium"], "password": "imported"},
+            "u-1": {"username": "freeuser1", "groups": ["g-free", "g-stack"], "password": "imported"},
+            "u-2": {"username": "premiumuser1", "groups": ["g-premium", "g-stack"], "password": "imported"},
             # An administrator's own user, in no tier group: never the sync's business.
             "u-3": {"username": "operator", "groups": ["g-ops", "g-ops-free"], "password": "theirs"},
+            # A self-service user an administrator put in a tier group (issue 29): not the
+            # stack file's, so never deleted by it.
+            "u-4": {"username": "selfserved", "groups": ["g-free"], "password": "theirs"},
         },
     }
     (tmp_path / "state.json").write_text(json.dumps(state))
@@ -133,11 +144,13 @@ IMPORTED = _users(freeuser1="free", premiumuser1="premium")
 
 def test_an_added_user_gets_an_account_with_its_password_in_its_tiers_group(realm: Realm) -> None:
     out = realm.sync(TIERS, [*IMPORTED, *_users(enterprise1="enterprise")])
+    stack = STACK_USERS_GROUP
     assert realm.members() == {
-        "freeuser1": ["free"],
-        "premiumuser1": ["premium"],
+        "freeuser1": ["free", stack],
+        "premiumuser1": [stack, "premium"],
         "operator": ["ops", "ops/free"],
-        "enterprise1": ["enterprise"],
+        "selfserved": ["free"],
+        "enterprise1": ["enterprise", stack],
     }
     added = realm.user("enterprise1")
     assert added["password"] == "password-of-enterprise1"
@@ -150,14 +163,34 @@ def test_an_added_user_gets_an_account_with_its_password_in_its_tiers_group(real
 
 def test_a_removed_user_loses_the_account_and_others_are_left_alone(realm: Realm) -> None:
     out = realm.sync(TIERS, _users(premiumuser1="premium"))
-    # A subgroup named like a tier is not the tier: its member stays.
-    assert realm.members() == {"premiumuser1": ["premium"], "operator": ["ops", "ops/free"]}
+    # Only the stack file's users go: an administrator's, and a self-service user in a tier
+    # group, stay.
+    assert realm.members() == {
+        "premiumuser1": [STACK_USERS_GROUP, "premium"],
+        "operator": ["ops", "ops/free"],
+        "selfserved": ["free"],
+    }
     assert out.strip() == "group enterprise created\nuser freeuser1 deleted"
+
+
+def test_a_stack_user_imported_before_the_stack_users_group_joins_it(realm: Realm) -> None:
+    """A realm imported before issue 29: its stack users are put in the group on the next run,
+    so a later removal from the file deletes them."""
+    state = realm.state
+    for user in state["users"].values():
+        user["groups"] = [g for g in user["groups"] if g != "g-stack"]
+    del state["groups"]["g-stack"]
+    (realm.root / "state.json").write_text(json.dumps(state))
+    out = realm.sync(TIERS, IMPORTED)
+    assert f"group {STACK_USERS_GROUP} created" in out
+    assert realm.members()["freeuser1"] == ["free", STACK_USERS_GROUP]
+    assert realm.members()["selfserved"] == ["free"]
+    assert "user freeuser1 deleted" in realm.sync(TIERS, _users(premiumuser1="premium"))
 
 
 def test_a_user_moved_to_another_tier_changes_group_and_keeps_its_password(realm: Realm) -> None:
     realm.sync(TIERS, _users(freeuser1="premium", premiumuser1="premium"))
-    assert realm.members()["freeuser1"] == ["premium"]
+    assert realm.members()["freeuser1"] == [STACK_USERS_GROUP, "premium"]
     assert realm.user("freeuser1")["password"] == "imported"
 
 
@@ -174,7 +207,7 @@ def test_a_second_run_changes_nothing(realm: Realm) -> None:
 def test_names_that_read_as_json_stay_strings(realm: Realm) -> None:
     """A DNS label may be all digits; kcadm would send an unquoted 123 as a number."""
     realm.sync(_tiers("free", "premium", "007"), [*IMPORTED, *_users(**{"123": "007"})])
-    assert realm.members()["123"] == ["007"]
+    assert realm.members()["123"] == ["007", STACK_USERS_GROUP]
     assert realm.user("123")["username"] == "123"
     assert realm.user("123")["lastName"] == "007"
 
@@ -199,7 +232,7 @@ def test_it_waits_for_keycloak_to_answer(realm: Realm) -> None:
     state["down_logins"] = 1
     (realm.root / "state.json").write_text(json.dumps(state))
     realm.sync(TIERS, [*IMPORTED, *_users(enterprise1="enterprise")])
-    assert realm.members()["enterprise1"] == ["enterprise"]
+    assert realm.members()["enterprise1"] == ["enterprise", STACK_USERS_GROUP]
 
 
 def test_a_user_whose_password_is_missing_is_not_created(realm: Realm) -> None:

@@ -83,7 +83,7 @@ def _wildcard_route_with_a_policy(stack: Any) -> list[Any]:
     inputs = copy.deepcopy(route.inputs)
     inputs["metadata"]["name"] = "wildcard"
     inputs["spec"]["hostnames"] = ["*.maas.local"]
-    auth = copy.deepcopy(stack.objects("AuthPolicy")[0].inputs)
+    auth = copy.deepcopy(stack.one("AuthPolicy", "inference-gateway-authpolicy").inputs)
     auth["metadata"]["name"] = "wildcard-auth"
     auth["spec"]["targetRef"] = {
         "group": "gateway.networking.k8s.io",

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
+from components.access import self_service
 from harness.bench import catalog, sizes
-from harness.program import Evaluation, stack_config
+from harness.program import Evaluation, stack_config, typed_config
 from maas_policies import kuadrant_size as ks
 from tests.support import shapes
 from tests.support.configs import REMOVE, evaluate_variant
@@ -257,12 +258,14 @@ def test_the_shape_before_issue_27_matches_its_measured_size(name: str, stack_of
 @pytest.mark.parametrize("name", ["dev", "gpu"])
 def test_a_real_stack_is_4_sets_per_listener(name: str, stack_of: Any) -> None:
     """The tier policies are on the policy route alone (components/serving/model_list.py): one
-    set per metered path on every host, per listener. (Before issue 27, with the policies on
-    the Gateway, dev and gpu carried 17 sets, 92 KB.)"""
+    set per metered path on every host, per listener; with the key service, one more per path
+    of its API (its AuthPolicy's). (Before issue 27, with the policies on the Gateway, dev and
+    gpu carried 17 sets, 92 KB.)"""
     stack: Evaluation = stack_of(name)
     (estimate,) = ks.estimate(r.inputs for r in stack.objects()).values()
     listeners = len(stack.one("Gateway", "inference-gateway").inputs["spec"]["listeners"])
-    assert estimate.action_sets == 4 * listeners
+    key_sets = len(self_service.API_PATHS) if typed_config(name).key_service_on else 0
+    assert estimate.action_sets == (4 + key_sets) * listeners
     assert estimate.over() == {}
 
 

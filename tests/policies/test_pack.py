@@ -18,14 +18,14 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from components.access import tiers
+from components.access import self_service, tiers
 from components.config import DEFAULT_TIERS
 from components.metering import chargeback
-from components.names import GATEWAY_NAME, MODEL_HEADER
+from components.names import GATEWAY_NAME, KEY_SERVICE, KEY_SERVICE_LABELS, MODEL_HEADER
 from components.pins import upstream
 from components.serving import gateway, model_deployment, vllm_serving_runtime
 from harness.program import PROJECT_DIR, UNKNOWN, Evaluation, evaluate, stack_names
-from maas_policies import POLICIES, access, isolation, metering, objects
+from maas_policies import POLICIES, access, isolation, keys, metering, objects
 from tests.support import policy_runner
 from tests.support.configs import simulator
 
@@ -151,6 +151,11 @@ def test_the_packs_copies_of_program_constants_match_the_originals() -> None:
     # Limitador's pods declare their ports' names; Authorino's declare none.
     assert isolation.KUADRANT_SERVERS["Limitador"][1] == upstream.LIMITADOR_PODS.ports
     assert access.model_predicate("org/m-1") == tiers.model_predicate("org/m-1")
+    assert keys.KEY_SERVICE_LABELS == KEY_SERVICE_LABELS
+    assert set(self_service.SECRET_VERBS) == keys.KEY_SECRET_VERBS
+    assert metering.KEY_SERVICE == KEY_SERVICE
+    assert (*self_service.API_PATHS, self_service.PAGE_PATH) == metering.KEY_SERVICE_PATHS
+    assert keys.KEY_TIERS_ENV == self_service.KEY_TIERS_ENV
     # The tier the access rules read from the limits' and the AuthPolicy's predicates.
     for pattern in (access._TIER_IS, access._TIER_IN):
         assert pattern.pattern.startswith(re.escape(tiers.TIER)), pattern.pattern

@@ -213,6 +213,9 @@ def _design(stack: Evaluation, cfg: StackConfig, pods: list[Endpoint]) -> set[tu
             ("keycloak", keycloak.DB_SERVICE, 5432),
             ("realm-import", keycloak.DB_SERVICE, 5432),
         }
+    if cfg.key_service_on:
+        # The key service: the gateway brings it its callers; it reads the tier groups' members.
+        needed |= {("gateway", "key-service", 8080), ("key-service", "keycloak", 8080)}
     return needed
 
 

@@ -86,7 +86,7 @@ def test_each_tier_lists_exactly_the_models_its_rules_admit(
 ) -> None:
     """The real server, on the stack's catalog, against the stack's declared AuthPolicy."""
     config = typed_config(stack.stack)
-    (policy,) = stack.objects("AuthPolicy")
+    policy = stack.one("AuthPolicy", "inference-gateway-authpolicy")
     rules = policy.inputs["spec"]["rules"]["authorization"]
     for server in _serve(nginx, tmp_path, config.models, config.tiers):
         for tier in config.tier_names:

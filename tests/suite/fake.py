@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from components.access import tiers
+from components.access.realm import STACK_USERS_GROUP
 from components.cluster.security import pod_security
 from components.config import Rate, StackConfig, TierConfig
 from components.config.types import window_seconds
@@ -945,10 +946,14 @@ class FakePlatform(Platform):
 
     def realm_members(self) -> dict[str, set[str]]:
         members: dict[str, set[str]] = {tier.name: set() for tier in self.config.tiers}
+        members[STACK_USERS_GROUP] = set()
         for user in self.config.users:
             members[user.tier].add(user.name)
+            members[STACK_USERS_GROUP].add(user.name)
+        # Users the sync failed to remove: the stack file's once, so still in its group.
         for tier, users in self.faults.realm_extra.items():
             members[tier] |= users
+            members[STACK_USERS_GROUP] |= users
         return members
 
 

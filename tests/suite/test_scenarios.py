@@ -207,7 +207,7 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
     "S7 Pod Security": (Faults(pod_security={"simulator-predictor-0": "runAsNonRoot != true"}), "restricted"),
     "S7 namespaces enforce Pod Security": (Faults(namespace_labels={"kserve": {}}), "kserve"),
     "R6 failure modes": (Faults(auth_down_status=200), "Authorino down: 200"),
-    "Keycloak day 2": (Faults(realm_extra={"free": {"removeduser"}}), "realm group free"),
+    "Keycloak day 2": (Faults(realm_extra={"free": {"removeduser"}}), "realm group maas-stack-users"),
     "autoscaling on the queue": (Faults(scaling_ignored=True), "a scale-up"),
     "autoscaling back down": (Faults(stays_scaled=True), "waiting for a scale-down"),
     "R6 failure modes, Limitador closed": (

@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 from components.access import tiers
+from components.names import KEY_SERVICE, KEY_SERVICE_LABELS
 from components.serving.model_list import POLICY_ROUTE
 from harness.program import Declared, Evaluation
 
@@ -15,6 +16,11 @@ GATEWAY = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "inf
 
 def _before(declared: Declared) -> Declared | None:
     if declared.is_k8s_object and declared.object_name == POLICY_ROUTE:
+        return None
+    # Nor was there a key service (issue 29).
+    if declared.is_k8s_object and declared.inputs.get("metadata", {}).get("labels") == KEY_SERVICE_LABELS:
+        return None
+    if declared.kind == "AuthPolicy" and declared.object_name == KEY_SERVICE:
         return None
     if declared.kind not in ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy"):
         return declared
