@@ -9,10 +9,12 @@ import pulumi
 from components.access.keys import ApiKeys, ApiKeysArgs
 from components.access.policies import TierPolicies, TierPoliciesArgs, TierPriorities, TierPrioritiesArgs
 from components.access.realm import Realm, RealmArgs
-from components.access.self_service import KeyService, KeyServiceArgs
+from components.access.self_service import KeyService, KeyServiceArgs, portal_urls
 from components.config import StackConfig
 from components.platform.build import Platform
+from components.platform.kuadrant import limitador_url
 from components.serving.build import Serving
+from components.serving.model_list import limits_namespace
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
                 keycloak=platform.keycloak,
                 flavour=platform.flavour,
                 key_service=cfg.key_service_on,
+                portal_urls=portal_urls(serving.gateway) if cfg.key_service_on else (),
             ),
             platform.on_cluster,
         )
@@ -72,6 +75,9 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
                 gateway=serving.gateway,
                 flavour=platform.flavour,
                 client_secret=realm.key_service_secret,
+                limitador_url=platform.cluster.namespace("kuadrant").output.apply(limitador_url),
+                limits_namespace=platform.cluster.namespace("models").output.apply(limits_namespace),
+                prometheus_url=platform.metrics.query_url if platform.metrics else None,
                 after=[platform.kuadrant, realm, *serving.model_list.routes],
             ),
             platform.on_cluster,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,9 @@ STACK_USERS_GROUP = model.STACK_USERS_GROUP
 KEY_SERVICE_CLIENT = "maas-key-service"
 KEY_SERVICE_CLIENT_SECRET = "keycloak-key-service-client"
 _KEY_SERVICE_PLACEHOLDER = "KEY_SERVICE_CLIENT_SECRET"
+# The key service's page (components/access/key_service/page.html): a public client, the
+# authorization code flow with PKCE (S256) only, back to the page on the shared host.
+PORTAL_CLIENT = "maas-portal"
 # Day 2: a Job of the Keycloak image runs this script with its admin CLI after every change
 # of the users, so the realm follows the stack file (the operator imports a realm once:
 # KeycloakRealmImportJobDependentResource creates its Job once, with `--override=false`).
@@ -71,6 +75,9 @@ class RealmArgs:
     flavour: Flavour
     # The key service's client and the administrators' group (tiers.ADMIN_GROUP).
     key_service: bool = False
+    # Where the page lives, every URL a browser may open it at (components/access/
+    # self_service.py portal_urls): the portal client's redirect URIs.
+    portal_urls: Sequence[str] = ()
 
 
 class Realm(pulumi.ComponentResource):
@@ -127,7 +134,14 @@ class Realm(pulumi.ComponentResource):
                 "keycloakCRName": KEYCLOAK_NAME,
                 # The operator fills ${NAME} from these Secrets, so no password is in the CR.
                 "placeholders": placeholders,
-                "realm": realm(args.oidc, args.tiers, args.users, args.domain, key_service=args.key_service),
+                "realm": realm(
+                    args.oidc,
+                    args.tiers,
+                    args.users,
+                    args.domain,
+                    key_service=args.key_service,
+                    portal_urls=args.portal_urls,
+                ),
             },
             opts=self._moved(depends_on=[args.keycloak.server, *secrets]),
         )
@@ -290,15 +304,62 @@ def key_service_account() -> dict[str, Any]:
     }
 
 
+def groups_mapper() -> dict[str, Any]:
+    """The `groups` claim (group names, no path) the AuthPolicy turns into a tier."""
+    return {
+        "name": "groups",
+        "protocol": "openid-connect",
+        "protocolMapper": "oidc-group-membership-mapper",
+        "consentRequired": False,
+        # Keycloak reads mapper settings as strings.
+        "config": {
+            "claim.name": "groups",
+            "full.path": "false",
+            "access.token.claim": "true",
+            "id.token.claim": "true",
+            "userinfo.token.claim": "true",
+        },
+    }
+
+
+def portal_client(urls: Sequence[str]) -> dict[str, Any]:
+    """The page's client: public (a browser keeps no secret), the authorization code flow with
+    PKCE S256 required and no password grant, redirects to the page only; its tokens carry
+    the same `groups` claim as the CLI's."""
+    if not urls:
+        raise ValueError("the portal client needs the page's URLs for its redirect URIs")
+    origins: list[str] = []
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in origins:
+            origins.append(origin)
+    return {
+        "clientId": PORTAL_CLIENT,
+        "enabled": True,
+        "protocol": "openid-connect",
+        "publicClient": True,
+        "standardFlowEnabled": True,
+        "implicitFlowEnabled": False,
+        "directAccessGrantsEnabled": False,
+        "serviceAccountsEnabled": False,
+        "redirectUris": list(urls),
+        "webOrigins": origins,
+        "attributes": {"pkce.code.challenge.method": "S256"},
+        "protocolMappers": [groups_mapper()],
+    }
+
+
 def realm(
     oidc: OidcConfig,
     tiers: Sequence[TierConfig],
     users: Sequence[UserConfig],
     domain: str,
     key_service: bool = False,
+    portal_urls: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The realm: one group per tier, users in their tier's group, a client mapping groups;
-    with the key service, its client and the administrators' group."""
+    with the key service, its client, the page's client and the administrators' group."""
     return {
         "realm": oidc.realm,
         "enabled": True,
@@ -322,7 +383,7 @@ def realm(
         ]
         + ([key_service_account()] if key_service else []),
         "clients": [
-            *([key_service_client()] if key_service else []),
+            *([key_service_client(), portal_client(portal_urls)] if key_service else []),
             {
                 "clientId": oidc.client_id,
                 "enabled": True,
@@ -330,22 +391,7 @@ def realm(
                 "publicClient": True,
                 "standardFlowEnabled": False,
                 "directAccessGrantsEnabled": True,
-                "protocolMappers": [
-                    {
-                        "name": "groups",
-                        "protocol": "openid-connect",
-                        "protocolMapper": "oidc-group-membership-mapper",
-                        "consentRequired": False,
-                        # Keycloak reads mapper settings as strings.
-                        "config": {
-                            "claim.name": "groups",
-                            "full.path": "false",
-                            "access.token.claim": "true",
-                            "id.token.claim": "true",
-                            "userinfo.token.claim": "true",
-                        },
-                    }
-                ],
+                "protocolMappers": [groups_mapper()],
             },
         ],
     }

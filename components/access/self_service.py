@@ -25,7 +25,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.access import tiers
-from components.access.realm import KEY_SERVICE_CLIENT
+from components.access.key_service import portal
+from components.access.realm import KEY_SERVICE_CLIENT, PORTAL_CLIENT
 from components.cluster import network
 from components.cluster.security import restricted_container
 from components.config import KeyServiceConfig, OidcConfig, TierConfig
@@ -63,6 +64,8 @@ SECRET_VERBS = ("get", "list", "watch", "create", "patch", "delete")
 API_PATHS = ("/v1/api-keys", "/v1/usage", "/v1/admin")
 KEY_PATHS = ("/v1/usage",)
 PAGE_PATH = "/portal"
+# The page, shipped rendered (shipped_files).
+PAGE_FILE = portal.PAGE.name
 CLIENT_SECRET_DIR = "/etc/key-service/keycloak"
 # Each tier's key cap and lifetime, as JSON (the policy pack reads it: keys-expire).
 KEY_TIERS_ENV = "KEY_TIERS"
@@ -80,6 +83,25 @@ def code_files(directory: Path = CODE_DIR) -> dict[str, str]:
     if ENTRYPOINT not in files:
         raise FileNotFoundError(f"{directory / ENTRYPOINT} is missing: the key service has no program to run")
     return files
+
+
+def shipped_files(issuer: str, directory: Path = CODE_DIR) -> dict[str, str]:
+    """What the ConfigMap holds: the code, and the page as served, with the realm's issuer,
+    the portal client and its Content-Security-Policy written in (key_service/portal.py
+    render). The digest is taken over these, so a change of issuer rolls the pods too."""
+    files = code_files(directory)
+    if PAGE_FILE in files:
+        files[PAGE_FILE] = portal.render(issuer, PORTAL_CLIENT, directory / PAGE_FILE)
+    return files
+
+
+def portal_urls(gateway: gw.InferenceGateway) -> tuple[str, ...]:
+    """Every URL a browser may open the page at: the shared host on each listener's scheme
+    (the listeners are named after them), and the way users reach the gateway from their
+    machine (the flavour's client: through the port-forward on kind)."""
+    urls = [f"{scheme}://{gateway.api_host}{PAGE_PATH}/" for scheme in gateway.listeners]
+    urls.append(f"{gateway.client(gateway.api_host).base_url}{PAGE_PATH}/")
+    return tuple(dict.fromkeys(urls))
 
 
 def code_digest(files: dict[str, str]) -> str:
@@ -125,6 +147,8 @@ class KeyServiceArgs:
     config: KeyServiceConfig
     tiers: Sequence[TierConfig]
     oidc: OidcConfig
+    # The realm's issuer: Keycloak's hostname is fixed, so it is the one URL of the realm,
+    # what Authorino checks tokens against and where the page sends browsers to log in.
     oidc_issuer: str
     # Where it runs (beside the gateway's routes), and where the keys are (Authorino's): the
     # namespaces' outputs, so everything waits for its namespace.
@@ -134,6 +158,13 @@ class KeyServiceArgs:
     flavour: Flavour
     # The secret of its Keycloak client (components/access/realm.py KEY_SERVICE_CLIENT).
     client_secret: pulumi.Input[str]
+    # Where `GET /v1/usage` reads what enforces and what bills: Limitador's HTTP API and the
+    # Limitador namespace of the tier limits (components/platform/kuadrant.py limitador_url,
+    # components/serving/model_list.py limits_namespace), and the flavour's Prometheus
+    # (Metrics.query_url; None: no Prometheus to ask, and usage answers 503).
+    limitador_url: pulumi.Input[str]
+    limits_namespace: pulumi.Input[str]
+    prometheus_url: str | None
     # Kuadrant (the AuthPolicy CRD, Authorino) and the realm its client lives in.
     after: Sequence[pulumi.Resource] = ()
 
@@ -151,7 +182,7 @@ class KeyService(pulumi.ComponentResource):
         metadata = k8s.meta.v1.ObjectMetaArgs(
             name=KEY_SERVICE, namespace=args.namespace, labels=KEY_SERVICE_LABELS
         )
-        files = code_files()
+        files = shipped_files(args.oidc_issuer)
         code = k8s.core.v1.ConfigMap(f"{name}-code", metadata=metadata, data=files, opts=child)
         account = k8s.core.v1.ServiceAccount(f"{name}-account", metadata=metadata, opts=child)
         client_secret = k8s.core.v1.Secret(
@@ -376,9 +407,13 @@ def environment(args: KeyServiceArgs) -> dict[str, pulumi.Input[str]]:
         "KEYCLOAK_REALM": args.oidc.realm,
         "KEYCLOAK_CLIENT_ID": KEY_SERVICE_CLIENT,
         "KEYCLOAK_CLIENT_SECRET_FILE": f"{CLIENT_SECRET_DIR}/secret",
+        "LIMITADOR_URL": args.limitador_url,
+        "LIMITADOR_NAMESPACE": args.limits_namespace,
         # The root is read-only: no bytecode cache to write.
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    if args.prometheus_url is not None:
+        environment["PROMETHEUS_URL"] = args.prometheus_url
     return environment
 
 

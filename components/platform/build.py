@@ -104,6 +104,7 @@ def build(cfg: StackConfig) -> Platform:
                     config=cfg.observability,
                     flavour=flavour,
                     autoscaler_namespace=cfg.namespaces.keda if autoscaled else None,
+                    key_service_namespace=cfg.namespaces.models if cfg.key_service_on else None,
                 ),
                 on_cluster,
             ).metrics()
@@ -147,6 +148,7 @@ def build(cfg: StackConfig) -> Platform:
             observability=metrics.kuadrant_monitors if metrics else False,
             gateway_namespace=cfg.namespaces.models,
             scrapers=metrics.scrapers if metrics else (),
+            key_service_namespace=cfg.namespaces.models if cfg.key_service_on else None,
             after=[gateway_api, istio, cert_manager, *([metrics.crds] if metrics and metrics.crds else [])],
         ),
         on_cluster,

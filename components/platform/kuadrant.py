@@ -13,13 +13,17 @@ from components.cluster import network
 from components.config import LimitadorConfig
 from components.flavour.helm import Chart, OperatorEnv
 from components.flavour.protocol import Flavour
-from components.names import GATEWAY_NAME
+from components.names import GATEWAY_NAME, KEY_SERVICE_LABELS
 from components.pins import upstream, versions
 
 # Custom resources count as created at once unless told what "ready" means.
 WAIT_READY = {"pulumi.com/waitFor": "condition=Ready"}
 LIMITADOR_REDIS_SECRET = "limitador-redis"
 OPERATOR_RELEASE = "kuadrant-operator"
+# The Limitador CR the Kuadrant instance creates and _limitador patches
+# (Kuadrant/kuadrant-operator@v1.5.2 internal/kuadrant/kuadrant.go); its Service is
+# `limitador-<CR name>` (Kuadrant/limitador-operator@7472d1c pkg/limitador/k8s_objects.go).
+LIMITADOR_NAME = "limitador"
 # The operator's Deployment and container (Kuadrant/kuadrant-operator@v1.5.2
 # charts/kuadrant-operator/templates/manifests.yaml, a chart with no values to set).
 OPERATOR_DEPLOYMENT = "kuadrant-operator-controller-manager"
@@ -55,6 +59,9 @@ class KuadrantArgs:
     # server; and the Prometheus pods (none: no Prometheus), which scrape all three.
     gateway_namespace: str
     scrapers: Sequence[k8s.networking.v1.NetworkPolicyPeerArgs] = ()
+    # Where the key service runs, when it does: it reads the caller's limits and counters
+    # from Limitador's HTTP API for `GET /v1/usage` (components/access/self_service.py).
+    key_service_namespace: str | None = None
     # Everything whose CRDs the operator must see when it starts: Gateway API, Istio,
     # cert-manager and, with observability, the Prometheus-operator CRDs.
     after: Sequence[pulumi.Resource] = ()
@@ -120,7 +127,8 @@ class Kuadrant(pulumi.ComponentResource):
         fetches the wasm module; Prometheus scrapes the metrics. Limitador's HTTP port, which
         serves its metrics and also the API that spends and lists every budget
         (Kuadrant/limitador@v2.4.0 limitador-server/src/http_api/server.rs), admits Prometheus
-        alone; the other operators, which serve only metrics and no webhook, admit nobody."""
+        and the key service (which reads the caller's limits and counters for `GET /v1/usage`);
+        the other operators, which serve only metrics and no webhook, admit nobody."""
         gateway = [network.pods(upstream.gateway_pod_labels(GATEWAY_NAME), args.gateway_namespace)]
         scraper = list(args.scrapers)
         authorino, limitador = upstream.AUTHORINO_PODS, upstream.LIMITADOR_PODS
@@ -137,6 +145,9 @@ class Kuadrant(pulumi.ComponentResource):
                 network.Door("limitador-metrics", limitador, ("http",), scraper),
                 network.Door("kuadrant-operator-metrics", operator, ("metrics",), scraper),
             ]
+        if args.key_service_namespace is not None:
+            key_service = [network.pods(KEY_SERVICE_LABELS, args.key_service_namespace)]
+            doors.append(network.Door("limitador-usage", limitador, ("http",), key_service))
         return network.doors(name, args.namespace, doors, self)
 
     def _limitador(self, name: str, args: KuadrantArgs) -> k8s.apiextensions.CustomResourcePatch:
@@ -167,10 +178,17 @@ class Kuadrant(pulumi.ComponentResource):
             f"{name}-limitador",
             api_version="limitador.kuadrant.io/v1alpha1",
             kind="Limitador",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name="limitador", namespace=args.namespace),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=LIMITADOR_NAME, namespace=args.namespace),
             spec=spec,
             opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for),
         )
+
+
+def limitador_url(namespace: str) -> str:
+    """Limitador's HTTP API inside the cluster: its Service, `limitador-<CR name>`, port `http`
+    (Kuadrant/limitador-operator@7472d1c pkg/limitador/k8s_objects.go Service(),
+    DefaultServiceHTTPPort)."""
+    return f"http://limitador-{LIMITADOR_NAME}.{namespace}.svc:{upstream.LIMITADOR_PODS.ports['http']}"
 
 
 def failure_modes(limitador: LimitadorConfig) -> dict[str, str]:

@@ -22,6 +22,7 @@ from components.cluster.access import Namespace
 from components.config import ObservabilityConfig
 from components.flavour.helm import Chart
 from components.flavour.protocol import Flavour, Metrics
+from components.names import KEY_SERVICE_LABELS
 from components.pins import upstream, versions
 
 RELEASE = "monitoring"
@@ -60,6 +61,9 @@ class MonitoringArgs:
     flavour: Flavour
     # KEDA's namespace, whose operator queries Prometheus for scaled models; None: no KEDA.
     autoscaler_namespace: str | None = None
+    # Where the key service runs, when it does: it reads what the caller was billed for
+    # `GET /v1/usage` (components/access/self_service.py).
+    key_service_namespace: str | None = None
 
 
 class MonitoringStack(pulumi.ComponentResource):
@@ -147,7 +151,8 @@ class MonitoringStack(pulumi.ComponentResource):
         )
 
     def _doors(self, name: str, args: MonitoringArgs) -> list[k8s.networking.v1.NetworkPolicy]:
-        """Grafana (and KEDA's operator, for scaled models) queries Prometheus, Grafana queries
+        """Grafana (and KEDA's operator, for scaled models, and the key service, for usage)
+        queries Prometheus, Grafana queries
         Alertmanager, Prometheus sends alerts to Alertmanager,
         the API server calls the admission webhooks (from a node's address). Nobody
         reaches Grafana: users port-forward to it, which enters the pod's own network
@@ -160,8 +165,15 @@ class MonitoringStack(pulumi.ComponentResource):
             if args.autoscaler_namespace is None
             else [network.pods(upstream.KEDA_OPERATOR_PODS.labels, args.autoscaler_namespace)]
         )
+        key_service = (
+            []
+            if args.key_service_namespace is None
+            else [network.pods(KEY_SERVICE_LABELS, args.key_service_namespace)]
+        )
         doors = [
-            network.Door("prometheus-queries", upstream.PROMETHEUS_PODS, ("http-web",), [*grafana, *keda]),
+            network.Door(
+                "prometheus-queries", upstream.PROMETHEUS_PODS, ("http-web",), [*grafana, *keda, *key_service]
+            ),
             network.Door("alertmanager", upstream.ALERTMANAGER_PODS, ("http-web",), [*prometheus, *grafana]),
             network.Door("prometheus-operator-webhook", upstream.PROMETHEUS_WEBHOOK_PODS, ("https",), None),
         ]

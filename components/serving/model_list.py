@@ -31,6 +31,15 @@ from components.serving import gateway as gw
 NAME = "model-list"
 # The HTTPRoute the tier policies attach to: every host of the gateway, the metered paths.
 POLICY_ROUTE = "metered-paths"
+
+
+def limits_namespace(namespace: str) -> str:
+    """The Limitador namespace of the tier limits: Kuadrant files a policy's limits under
+    `<route namespace>/<route name>` of the route it targets, here the policy route in
+    `namespace` (docs/self-service.md "Usage")."""
+    return f"{namespace}/{POLICY_ROUTE}"
+
+
 # The unprivileged image listens on 8080 (nginx/docker-nginx-unprivileged
 # stable/alpine-slim/Dockerfile: `listen 8080`). Its own user is 101, but nginx here reads
 # only /etc/maas and writes only /tmp (both ours), so it runs as a UID of its own, above the

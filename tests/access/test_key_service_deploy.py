@@ -12,13 +12,17 @@ from typing import Any
 
 import pytest
 
-from components.access import self_service, tiers
+from components.access import realm, self_service, tiers
+from components.access.key_service import portal
 from components.names import KEY_SERVICE_LABELS, KEYCLOAK_NAMESPACE
 from components.pins import upstream, versions
-from components.serving import gateway
+from components.platform import kuadrant, monitoring
+from components.platform.keycloak import issuer_url
+from components.serving import gateway, model_list
 from harness.program import Evaluation, typed_config
 from maas_policies import network
 from tests.support import authorino, cel
+from tests.support.configs import evaluate_variant
 from tests.support.policy_runner import added, assert_only, edited, violations
 
 # The stacks with Keycloak (ocp has none yet: its stack file does not enable OIDC).
@@ -83,27 +87,147 @@ def test_the_environment_is_what_server_py_reads(oidc_stack: Evaluation) -> None
     assert env["KEYCLOAK_CLIENT_SECRET_FILE"] == f"{secret_mount}/secret"
 
 
+def test_usage_reads_limitador_of_the_tier_limits_and_the_stacks_prometheus(oidc_stack: Evaluation) -> None:
+    """`GET /v1/usage` is configured: Limitador's HTTP API (the Service the operator makes for
+    the Limitador CR Kuadrant patches), the Limitador namespace Kuadrant files the tier limits
+    under (the policy route's), and the query URL of the stack's Prometheus."""
+    container = oidc_stack.one("Deployment", KEY_SERVICE).inputs["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    config = typed_config(oidc_stack.stack)
+    (limitador,) = oidc_stack.objects("Limitador")
+    cr_name = limitador.inputs["metadata"]["name"]
+    assert cr_name == kuadrant.LIMITADOR_NAME
+    # Kuadrant/limitador-operator@7472d1c pkg/limitador/k8s_objects.go: Service limitador-<CR>.
+    assert f"limitador-{cr_name}" == upstream.LIMITADOR_SERVICE
+    assert env["LIMITADOR_URL"] == (
+        f"http://{upstream.LIMITADOR_SERVICE}.{config.namespaces.kuadrant}.svc:"
+        f"{upstream.LIMITADOR_PODS.ports['http']}"
+    )
+    (policy_route,) = [r for r in oidc_stack.objects("HTTPRoute") if r.object_name == model_list.POLICY_ROUTE]
+    (rate_limits,) = [
+        p
+        for p in oidc_stack.objects("RateLimitPolicy")
+        if p.inputs["spec"]["targetRef"]["name"] == policy_route.object_name
+    ]
+    assert rate_limits.namespace == policy_route.namespace
+    assert env["LIMITADOR_NAMESPACE"] == f"{policy_route.namespace}/{policy_route.object_name}"
+    assert env["LIMITADOR_NAMESPACE"] == f"{config.namespaces.models}/metered-paths"
+    assert env["PROMETHEUS_URL"] == monitoring.query_url(config.namespaces.observability)
+    assert env["PROMETHEUS_URL"] == (
+        f"http://{monitoring.PROMETHEUS_SERVICE}.{config.namespaces.observability}.svc.cluster.local:9090"
+    )
+
+
+def test_without_a_prometheus_to_ask_usage_is_left_unconfigured() -> None:
+    """No Prometheus (OpenShift's asks for credentials: Metrics.query_url None): no
+    PROMETHEUS_URL, so usage answers 503 usage_not_configured rather than a made-up bill."""
+    # One model that does not scale on its queue, which needs the stack's Prometheus.
+    result = evaluate_variant(
+        "dev-oidc",
+        {
+            "maas:observability": {"enabled": False},
+            "maas:models": [{"name": "simulator", "host": "simulator", "runtime": "simulator"}],
+        },
+    )
+    assert result.error is None, result.error
+    container = result.one("Deployment", KEY_SERVICE).inputs["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"] for e in container["env"]}
+    assert "PROMETHEUS_URL" not in env
+    assert {"LIMITADOR_URL", "LIMITADOR_NAMESPACE"} <= env
+
+
+def test_the_portal_client_logs_people_in_with_pkce_back_to_the_page_only(oidc_stack: Evaluation) -> None:
+    config = typed_config(oidc_stack.stack)
+    spec = oidc_stack.one("KeycloakRealmImport", f"realm-{config.auth.oidc.realm}").inputs["spec"]
+    clients = {c["clientId"]: c for c in spec["realm"]["clients"]}
+    portal_client = clients[realm.PORTAL_CLIENT]
+    assert portal_client["publicClient"] is True
+    assert "secret" not in portal_client
+    assert portal_client["standardFlowEnabled"] is True
+    assert portal_client["directAccessGrantsEnabled"] is False
+    assert portal_client["implicitFlowEnabled"] is False
+    assert portal_client["serviceAccountsEnabled"] is False
+    assert portal_client["attributes"] == {"pkce.code.challenge.method": "S256"}
+    # The same groups claim as the CLI's client: the AuthPolicy reads the tier from it.
+    assert portal_client["protocolMappers"] == clients[config.auth.oidc.client_id]["protocolMappers"]
+    # dev-oidc and gpu serve HTTPS only: the shared host on 443, and through the port-forward.
+    host = f"{config.gateway.api_host}.{config.domain}"
+    assert config.gateway.https.only
+    assert portal_client["redirectUris"] == [
+        f"https://{host}/portal/",
+        f"https://{host}:{gateway.LOCAL_PORT}/portal/",
+    ]
+    assert portal_client["webOrigins"] == [f"https://{host}", f"https://{host}:{gateway.LOCAL_PORT}"]
+    assert not any(u.startswith("http:") or "*" in u for u in portal_client["redirectUris"])
+
+
+def test_the_key_services_authpolicy_takes_the_portals_tokens(oidc_stack: Evaluation) -> None:
+    """Authorino v0.26.2 checks neither a token's audience nor its `iss` claim, only its
+    signature against the issuer's keys (Kuadrant/authorino@v0.26.2
+    pkg/evaluators/identity/jwt.go tokenVerifierConfig: SkipClientIDCheck, SkipIssuerCheck):
+    a token of the portal client is taken like the CLI's as long as no rule names an audience
+    and the issuer the page logs in at is the one the rule discovers keys from."""
+    config = typed_config(oidc_stack.stack)
+    issuer = issuer_url(config.auth.oidc)
+    auth = oidc_stack.one("AuthPolicy", KEY_SERVICE).inputs["spec"]
+    jwt_rules = [
+        rule["jwt"]
+        for section in _every(auth)
+        if isinstance(section, dict)
+        for rule in section.values()
+        if isinstance(rule, dict) and "jwt" in rule
+    ]
+    assert jwt_rules, auth
+    for rule in jwt_rules:
+        assert rule == {"issuerUrl": issuer}, rule
+    page = oidc_stack.one("ConfigMap", KEY_SERVICE).inputs["data"]["page.html"]
+    assert f'<meta name="maas-oidc-issuer" content="{issuer}">' in page
+
+
+def _every(node: Any) -> Any:
+    yield node
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _every(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _every(value)
+
+
 def test_the_code_is_every_file_but_the_package_marker_and_its_digest_rolls_the_pods(
     oidc_stack: Evaluation, tmp_path: Path
 ) -> None:
     config_map = oidc_stack.one("ConfigMap", KEY_SERVICE).inputs
+    issuer = issuer_url(typed_config(oidc_stack.stack).auth.oidc)
     files = self_service.code_files()
-    assert config_map["data"] == files
     assert "__init__.py" not in files
+    # Every file as it is, but the page, which is shipped rendered for the realm's issuer and
+    # the portal client: the raw page has empty meta tags and no policy.
+    rendered = portal.render(issuer, realm.PORTAL_CLIENT)
+    assert config_map["data"] == {**files, "page.html": rendered}
+    assert config_map["data"]["page.html"] != files["page.html"]
+    assert f'<meta name="maas-oidc-issuer" content="{issuer}">' in rendered
+    assert '<meta name="maas-oidc-client-id" content="maas-portal">' in rendered
     template = oidc_stack.one("Deployment", KEY_SERVICE).inputs["spec"]["template"]
-    assert template["metadata"]["annotations"][self_service.CODE_ANNOTATION] == self_service.code_digest(
-        files
-    )
-    # A page beside it is shipped too, and an edit of any file gives another digest.
+    digest = template["metadata"]["annotations"][self_service.CODE_ANNOTATION]
+    assert digest == self_service.code_digest(config_map["data"])
+    assert digest != self_service.code_digest(files)
+    # A page beside it is shipped too, and an edit of any file, or another issuer, gives
+    # another digest.
     (tmp_path / "__init__.py").write_text('"""marker"""\n')
     (tmp_path / "server.py").write_text("print('v1')\n")
-    (tmp_path / "page.html").write_text("<html></html>\n")
+    (tmp_path / "page.html").write_text(portal.PAGE.read_text())
     (tmp_path / "__pycache__").mkdir()
-    shipped = self_service.code_files(tmp_path)
+    shipped = self_service.shipped_files(issuer, tmp_path)
     assert sorted(shipped) == ["page.html", "server.py"]
+    assert shipped["page.html"] == rendered
     before = self_service.code_digest(shipped)
-    (tmp_path / "page.html").write_text("<html>v2</html>\n")
-    assert self_service.code_digest(self_service.code_files(tmp_path)) != before
+    assert (
+        self_service.code_digest(self_service.shipped_files("https://sso.example/realms/maas", tmp_path))
+        != before
+    )
+    (tmp_path / "page.html").write_text(portal.PAGE.read_text().replace("</body>", "<p>v2</p></body>"))
+    assert self_service.code_digest(self_service.shipped_files(issuer, tmp_path)) != before
     (tmp_path / "server.py").unlink()
     with pytest.raises(FileNotFoundError, match=r"server\.py"):
         self_service.code_files(tmp_path)

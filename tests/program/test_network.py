@@ -23,7 +23,7 @@ import pytest
 from components.access import realm
 from components.config import StackConfig
 from components.flavour import openshift
-from components.names import GATEWAY_NAME, KEYCLOAK_NAMESPACE
+from components.names import GATEWAY_NAME, KEY_SERVICE_LABELS, KEYCLOAK_NAMESPACE
 from components.pins import upstream
 from components.platform import keycloak, monitoring
 from harness.program import Evaluation, typed_config
@@ -216,6 +216,12 @@ def _design(stack: Evaluation, cfg: StackConfig, pods: list[Endpoint]) -> set[tu
     if cfg.key_service_on:
         # The key service: the gateway brings it its callers; it reads the tier groups' members.
         needed |= {("gateway", "key-service", 8080), ("key-service", "keycloak", 8080)}
+        # GET /v1/usage: the caller's limits and counters from Limitador's HTTP API, and what
+        # they were billed from Prometheus (the monitoring stack's; OpenShift's asks for
+        # credentials the service has not, so no door there).
+        needed.add(("key-service", "limitador", 8080))
+        if cfg.observability.enabled and cfg.flavour == "kubernetes":
+            needed.add(("key-service", "prometheus", 9090))
     return needed
 
 
@@ -295,6 +301,34 @@ def test_strangers_reach_nothing_but_the_front_door_and_the_webhooks(stack: Eval
     assert {t for t, _ in reached} <= public, reached
     assert ("limitador", 8080) not in reached
     assert ("keycloak", 8080) not in reached
+
+
+def test_the_usage_doors_admit_the_key_services_pods_in_its_namespace_only(stack_of: Any) -> None:
+    """On dev-oidc the key service reaches Limitador's HTTP port and Prometheus' query port;
+    the doors name its labels in its namespace, so a pod with its labels elsewhere, or one of
+    its namespace without them, reaches neither."""
+    stack = stack_of("dev-oidc")
+    cfg = typed_config(stack.stack)
+    admitted, _ = _evaluate(stack, cfg)
+    assert {s for s, t, p in admitted if (t, p) == ("limitador", 8080)} == {"prometheus", "key-service"}
+    assert {s for s, t, p in admitted if (t, p) == ("prometheus", 9090)} == {
+        "grafana",
+        "keda-operator",
+        "key-service",
+    }
+    namespaces = {
+        ns.object_name: dict(ns.inputs["metadata"].get("labels", {})) for ns in stack.objects("Namespace")
+    }
+    policies = [p.inputs for p in stack.objects("NetworkPolicy")]
+    limitador = _workload("limitador", cfg.namespaces.kuadrant, upstream.LIMITADOR_PODS)
+    prometheus = _workload("prometheus", cfg.namespaces.observability, upstream.PROMETHEUS_PODS)
+    elsewhere = _pod("impostor", cfg.namespaces.kuadrant, dict(KEY_SERVICE_LABELS), {})
+    assert not admits(policies, namespaces, elsewhere, limitador, 8080)
+    assert not admits(policies, namespaces, elsewhere, prometheus, 9090)
+    genuine = _pod("key-service", cfg.namespaces.models, dict(KEY_SERVICE_LABELS), {})
+    assert admits(policies, namespaces, genuine, limitador, 8080)
+    assert admits(policies, namespaces, genuine, prometheus, 9090)
+    assert not admits(policies, namespaces, genuine, limitador, 8081)
 
 
 def test_every_namespace_of_ours_denies_by_default(stack: Evaluation) -> None:

@@ -41,9 +41,10 @@ def policy(text: str, issuer: str) -> str:
     )
 
 
-def render(issuer: str, client_id: str) -> str:
-    """page.html with the realm's issuer URL, the portal's public client id and its policy."""
-    text = PAGE.read_text()
+def render(issuer: str, client_id: str, page: Path = PAGE) -> str:
+    """page.html (or `page`) with the realm's issuer URL, the portal's public client id and its
+    policy."""
+    text = page.read_text()
     for name, value in ((ISSUER_META, issuer), (CLIENT_META, client_id)):
         text = _fill(
             text,
