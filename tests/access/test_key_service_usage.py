@@ -110,7 +110,7 @@ class World:
 
     def counts(self) -> list[Count]:
         """The fake's counters, as Limitador holds them: one per limit, window, user and model."""
-        return fake_counts(self.gateway, self.limitador.limits, self.tier_of, time.monotonic())
+        return fake_counts(self.gateway, self.limitador.limits, time.monotonic())
 
     def metered(self) -> Series:
         """What Limitador's metrics would count for what the fake metered (docs/metering.md:
@@ -197,7 +197,7 @@ def expected_windows(world: World, user: str) -> dict[tuple[str, str, str | None
                 seconds = int(window_seconds(rate.window))
                 counted: dict[str | None, JSON] = {}
                 with world.gateway.lock:
-                    for (who, model, _), counter in world.gateway.counters.items():
+                    for (who, model, _, _), counter in world.gateway.counters.items():
                         applies = models[model].own_rates(tier, kind) is not None
                         if who != user or (model if applies else None) != quota:
                             continue

@@ -362,6 +362,23 @@ class Platform(abc.ABC):
         """A Keycloak access token for a realm user."""
 
     @abc.abstractmethod
+    def keys_call(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        body: dict[str, Any] | None = None,
+        scheme: str = "Bearer",
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        """A call to the key service on the shared host (components/access/self_service.py),
+        with `token` (a Keycloak token, or a key with scheme APIKEY) and any other `headers`."""
+
+    @abc.abstractmethod
+    def move_to_group(self, user: str, leave: str, join: str) -> None:
+        """Moves a realm user from the tier group `leave` to `join`, as an administrator would."""
+
+    @abc.abstractmethod
     def realm_members(self) -> dict[str, set[str]]:
         """Each top-level group of the Keycloak realm -> the usernames of its members."""
 
@@ -874,13 +891,16 @@ class Live(Platform):
             }
 
     def keys_call(
-        self, method: str, path: str, token: str, body: dict[str, Any] | None = None, scheme: str = "Bearer"
+        self,
+        method: str,
+        path: str,
+        token: str,
+        body: dict[str, Any] | None = None,
+        scheme: str = "Bearer",
+        headers: dict[str, str] | None = None,
     ) -> Response:
-        """A call to the key service on the shared host (components/access/self_service.py)."""
-        headers = {"Authorization": f"{scheme} {token}"}
-        return request(
-            self.gateway_port(), self.api_host, path, body, headers, tls=self._tls(), method=method
-        )
+        sent = {**(headers or {}), "Authorization": f"{scheme} {token}"}
+        return request(self.gateway_port(), self.api_host, path, body, sent, tls=self._tls(), method=method)
 
     def move_to_group(self, user: str, leave: str, join: str) -> None:
         """Moves a realm user from the top-level group `leave` to `join`, as an administrator

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from components.access import tiers
-from components.names import KEYCLOAK_NAMESPACE, MODEL_HEADER, TIER_HEADER
+from components.names import KEYCLOAK_NAMESPACE, MODEL_HEADER, TIER_HEADER, USER_HEADER, VIA_HEADER
 from tests.e2e.cluster import Response
 from tests.e2e.platform import Key, Model, Platform, Sent, chat_body, seconds, token_claims
 
@@ -1032,3 +1032,143 @@ def failure_modes(p: Platform) -> None:
                 assert status == 200, f"Limitador down: {status} (configured: fail open)"
             assert p.chat(model, {}).status == 401
         p.until(lambda: p.chat(model, key.header).status == 200, 120, "Limitador back")
+
+
+# --- Self-service keys (components/access/self_service.py) --------------------------------
+
+# Authorino drops a deleted or relabelled key at its watch's latency, no cache in the path
+# (docs/access.md "Self-service keys"); tests/e2e/test_keys_e2e.py holds the same bound.
+KEY_WATCH_BOUND_S = 10
+
+
+def _runs_key_service(p: Platform) -> None:
+    requires(p.config.key_service_on, f"stack {p.stack} runs no key service (maas:keyService)")
+
+
+def _user_of(p: Platform, tier: str) -> str:
+    return next(u.name for u in p.config.users if u.tier == tier)
+
+
+@contextlib.contextmanager
+def minted_key(p: Platform, user: str, name: str) -> Iterator[dict[str, Any]]:
+    """A key the user mints after logging in, admitted once Authorino has seen its Secret;
+    revoked afterwards whatever happened (a 404 then: already revoked)."""
+    reply = p.keys_call("POST", "/v1/api-keys", p.oidc_token(user), {"name": name})
+    assert reply.status == 201, f"minting a key for {user}: {reply.status} {reply.body[:200]!r}"
+    minted: dict[str, Any] = reply.json()
+    try:
+        p.until(
+            lambda: _key_chat(p, minted["key"]).status == 200, KEY_WATCH_BOUND_S, "the minted key admitted"
+        )
+        yield minted
+    finally:
+        p.keys_call("DELETE", f"/v1/api-keys/{minted['id']}", p.oidc_token(user))
+
+
+def _key_chat(p: Platform, key: str) -> Response:
+    return p.chat(p.open_model, {"Authorization": f"APIKEY {key}"})
+
+
+def _listed(p: Platform, user: str, headers: dict[str, str] | None = None) -> list[str]:
+    reply = p.keys_call("GET", "/v1/api-keys", p.oidc_token(user), headers=headers)
+    assert reply.status == 200, f"{user}'s listing: {reply.status} {reply.body[:200]!r}"
+    return [key["id"] for key in reply.json()["data"]]
+
+
+def a_revoked_key_is_refused(p: Platform) -> None:
+    """A user revokes their own key: it leaves their list, and the gateway refuses it (401)
+    within the documented bound, with nothing restarted."""
+    _runs_key_service(p)
+    user = _user_of(p, p.tier_names[-1])
+    with minted_key(p, user, "revoke-me") as minted:
+        assert minted["id"] in _listed(p, user), "the minted key is not listed"
+        reply = p.keys_call("DELETE", f"/v1/api-keys/{minted['id']}", p.oidc_token(user))
+        assert reply.status == 200, f"revoking: {reply.status} {reply.body[:200]!r}"
+        assert minted["id"] not in _listed(p, user), "a revoked key is still listed"
+        p.until(
+            lambda: _key_chat(p, minted["key"]).status == 401, KEY_WATCH_BOUND_S, "the revoked key refused"
+        )
+
+
+def another_users_key_is_neither_listed_nor_revoked(p: Platform) -> None:
+    """Another user neither lists nor revokes a user's key, by their own token or with the
+    identity headers the service trusts forged on it (the gateway sets them from the token)."""
+    _runs_key_service(p)
+    owner, stranger = _user_of(p, p.tier_names[-1]), _user_of(p, p.tier_names[0])
+    forged = {USER_HEADER: owner, VIA_HEADER: "token"}
+    with minted_key(p, owner, "mine") as minted:
+        for how, headers in (("by token", {}), ("with a forged x-maas-user", forged)):
+            listed = _listed(p, stranger, headers)
+            assert minted["id"] not in listed, f"another user's key listed to {stranger} {how}: {listed}"
+            path = f"/v1/api-keys/{minted['id']}"
+            reply = p.keys_call("DELETE", path, p.oidc_token(stranger), headers=headers)
+            assert reply.status == 404, f"another user's key revoked by {stranger} {how}: {reply.status}"
+        assert minted["id"] in _listed(p, owner), "control: the owner lists the key"
+        assert _key_chat(p, minted["key"]).status == 200, "control: the owner's key is admitted"
+
+
+def usage_agrees_with_the_counters(p: Platform) -> None:
+    """GET /v1/usage with a key tells what the gateway enforces: after each admitted request
+    every request window of the model's limit shows it used, and the request after the one
+    that leaves none remaining is refused (429), not before."""
+    _runs_key_service(p)
+    tier = p.tier_names[0]
+    model = p.open_model
+    quota = model.name if p.model_config(model).own_rates(tier, "requests") else None
+
+    def windows(key: str) -> dict[int, tuple[int, int]]:
+        reply = p.keys_call("GET", "/v1/usage", key, scheme="APIKEY")
+        assert reply.status == 200, f"usage: {reply.status} {reply.body[:200]!r}"
+        return {
+            w["window_seconds"]: (w["used"], w["remaining"])
+            for w in reply.json()["windows"]
+            if w["limit"] == "requests" and w["quota"] == quota and w["model"] in (model.served, None)
+        }
+
+    with minted_key(p, _user_of(p, tier), "usage") as minted:
+        key = minted["key"]
+        start = windows(key)
+        assert start, f"usage shows no request window of {model.name}"
+        # Each round ends in a 200 (one more admitted) or returns.
+        for admitted in range(max(limit for _, limit in start.values()) + 1):
+            now = windows(key)
+            expected = {seconds: used + admitted for seconds, (used, _) in start.items()}
+            assert {s: used for s, (used, _) in now.items()} == expected, (
+                f"usage disagrees with the counters: {now} (used, remaining) per window, "
+                f"the gateway admitted {admitted} since {start}"
+            )
+            left = min(remaining for _, remaining in now.values())
+            status = _key_chat(p, key).status
+            if left == 0:
+                assert status == 429, f"usage said none remaining, the gateway answered {status}"
+                return
+            assert status == 200, f"usage said {left} remaining, the gateway answered {status}"
+        raise AssertionError(f"usage never said the limit was reached: {windows(key)}")
+
+
+def a_key_follows_its_users_tier(p: Platform) -> None:
+    """Moving a user to another tier's group moves their existing key to that tier's limits,
+    within the tier sync and the watch: it acts as the new tier (usage says so) and is
+    admitted past the old tier's request limit."""
+    _runs_key_service(p)
+    low, high = p.tier(p.tier_names[0]), p.tier(p.tier_names[-1])
+    assert high.shortest_requests.limit > low.shortest_requests.limit + 1, (
+        "no higher request limit to move to"
+    )
+    user = _user_of(p, low.name)
+    bound = seconds(p.config.key_service.tier_sync_interval) + KEY_WATCH_BOUND_S
+    with minted_key(p, user, "tier") as minted:
+        assert minted["tier"] == low.name, minted
+        key = minted["key"]
+
+        def tier_of_key() -> str:
+            reply = p.keys_call("GET", "/v1/usage", key, scheme="APIKEY")
+            return str(reply.json().get("tier")) if reply.status == 200 else f"{reply.status}"
+
+        p.move_to_group(user, leave=low.name, join=high.name)
+        try:
+            p.until(lambda: tier_of_key() == high.name, bound, f"the key to act as {high.name}")
+            statuses = [_key_chat(p, key).status for _ in range(low.shortest_requests.limit + 1)]
+            assert set(statuses) == {200}, f"the key kept {low.name}'s limit: {statuses}"
+        finally:
+            p.move_to_group(user, leave=high.name, join=low.name)

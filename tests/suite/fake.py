@@ -18,18 +18,20 @@ import re
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
-from collections.abc import Iterator, Sequence
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from components.access import tiers
+from components.access import self_service, tiers
 from components.access.realm import STACK_USERS_GROUP
 from components.cluster.security import pod_security
 from components.config import Rate, StackConfig, TierConfig
 from components.config.types import window_seconds
-from components.names import MODEL_HEADER, TIER_HEADER
+from components.names import ADMIN_HEADER, MODEL_HEADER, TIER_HEADER, USER_HEADER, VIA_HEADER
 from components.pins import upstream
 from components.serving import endpoint_picker
 from components.serving import gateway as gw
@@ -45,6 +47,7 @@ from tests.e2e.platform import (
     seconds,
     token_claims,
 )
+from tests.support.keycloak_admin import Realm
 
 # What the gateway's Lua filter answers on the shared host (components/serving/lua/request_body.lua).
 NO_MODEL = {"error": {"message": "no model", "type": "invalid_request_error", "code": "model_required"}}
@@ -120,6 +123,13 @@ class Faults:
     client_priority_trusted: bool = False  # a client's objective header sets its priority
     tier_caps_ignored: bool = False  # a request asks for as many tokens and choices as it likes
     max_tokens_unfilled: bool = False  # a request that names no max_tokens is not given one
+    # The key service's route (tests/suite/fake_keys.py): the gateway forwards a client's own
+    # x-maas-* headers instead of setting them from the verified identity.
+    identity_headers_trusted: bool = False
+    # Limitador's HTTP API answers each read with the counters as the read before found them.
+    usage_counters_stale: bool = False
+    # Authorino keeps the tier a key had when it first saw it: a relabelled key keeps it.
+    key_tier_cached: bool = False
 
 
 # A pooled model's replicas, as the fake runs them: two requests at a time each (dev's
@@ -304,6 +314,12 @@ class FakeGateway:
         self.lock = threading.Lock()
         self.clock = 0.0
         self.keys: dict[str, tuple[str, str, bool]] = {}  # value -> (user, tier, selected), as seen
+        # Each realm user's tier (Keycloak's groups), as a token carries it.
+        self.user_tiers: dict[str, str] = {u.name: u.tier for u in config.users}
+        # Where the stack runs a key service (tests/suite/fake_keys.py): its URL, and Authorino's
+        # watch of key Secrets, which gives the key changes seen since it was last asked.
+        self.key_service: str | None = None
+        self.watch: Callable[[], list[tuple[str, tuple[str, str, bool] | None]]] | None = None
         self.pending: list[
             tuple[int, str, tuple[str, str, bool] | None]
         ] = []  # (at request n, value, record)
@@ -319,7 +335,7 @@ class FakeGateway:
             if faults.unwritten_after is not None
             else {}
         )
-        self.counters: dict[tuple[str, str, str], _Counter] = {}
+        self.counters: dict[tuple[str, str, str, str], _Counter] = {}  # (user, model, host, tier)
         self.metered: dict[tuple[str, str, str], list[int]] = {}  # (user, tier, model) -> [requests, tokens]
         self.tokens_scraped: dict[tuple[str, str, str], int] = {}
         # Each model's running pods, what every pod (gone ones too) answered, and when a pod
@@ -361,8 +377,11 @@ class FakeGateway:
     # Authorino sees Secret changes a few gateway requests late, as a watch would.
     def change_key(self, value: str, record: tuple[str, str, bool] | None) -> None:
         with self.lock:
-            self.restarts += 1 if self.faults.authorino_restarts_on_key_change else 0
-            self.pending.append((self.requests_seen + self.propagation, value, record))
+            self._change_key(value, record)
+
+    def _change_key(self, value: str, record: tuple[str, str, bool] | None) -> None:
+        self.restarts += 1 if self.faults.authorino_restarts_on_key_change else 0
+        self.pending.append((self.requests_seen + self.propagation, value, record))
 
     def _catch_up(self) -> None:
         due = [p for p in self.pending if p[0] <= self.requests_seen]
@@ -379,9 +398,19 @@ class FakeGateway:
     ) -> Response:
         with self.lock:
             self.requests_seen += 1
+            for value, record in self.watch() if self.watch else ():
+                self._change_key(value, record)
             self._catch_up()
-            reply = self._handle(method, host.split(":")[0], path, headers, body, now)
+            service = self.key_service
+            if service is not None and _key_service_path(path):
+                judged = self._key_service_identity(path, headers)
+            else:
+                judged = None
+                reply = self._handle(method, host.split(":")[0], path, headers, body, now)
             scheduled, self._scheduled = self._scheduled, None
+        if judged is not None and service is not None:
+            # Forwarded outside the lock: the service reads Limitador, which reads the counters.
+            return judged if isinstance(judged, Response) else _forward(service, method, path, judged, body)
         if scheduled is not None:
             # Admitted to a pooled model: it waits its turn in the pool, outside the lock, and
             # reaches the model only if it gets one (the limits have counted it either way).
@@ -488,6 +517,37 @@ class FakeGateway:
             tokens_billed.bill()
         return reply
 
+    def _key_service_identity(self, path: str, headers: dict[str, str]) -> Response | dict[str, str]:
+        """The key service route's AuthPolicy (components/access/tiers.py key_service_auth_spec):
+        its page is public; elsewhere a Keycloak token, or an API key on the usage path only,
+        becomes the x-maas-* headers, set over any copy the client sent (misbehaving: the
+        client's copies win). The headers to forward, or Authorino's 401."""
+        sent = {k: v for k, v in headers.items() if k in ("content-type", "accept")}
+        # Envoy appends the address it saw (the service records it as the caller's source).
+        sent["x-forwarded-for"] = "127.0.0.1"
+        forged = {k: v for k, v in headers.items() if k in IDENTITY_HEADERS}
+        if urllib.parse.urlsplit(path).path.startswith(self_service.PAGE_PATH):
+            return {**sent, **forged} if self.faults.identity_headers_trusted else sent
+        auth = headers.get("authorization", "")
+        identity: dict[str, str] | None = None
+        if auth.startswith("Bearer "):
+            claims = token_claims(auth.removeprefix("Bearer ")) or {}
+            fresh = claims.get("exp", 0) >= time.time() or self.faults.expired_tokens_accepted
+            user = claims.get("preferred_username")
+            if fresh and user in self.user_tiers:
+                identity = {USER_HEADER: user, TIER_HEADER: self.user_tiers[user], VIA_HEADER: "token"}
+                identity[ADMIN_HEADER] = "false"
+        elif auth.startswith("APIKEY ") and urllib.parse.urlsplit(path).path in self_service.KEY_PATHS:
+            record = self.keys.get(auth.removeprefix("APIKEY "))
+            if record is not None and (record[2] or self.faults.ignore_selector):
+                identity = {USER_HEADER: record[0], TIER_HEADER: record[1], VIA_HEADER: "key"}
+                identity[ADMIN_HEADER] = "false"
+        if identity is None:
+            return self._unauthenticated()
+        return (
+            {**sent, **identity, **forged} if self.faults.identity_headers_trusted else {**sent, **identity}
+        )
+
     def _route_by_body(self, headers: dict[str, str], body: bytes) -> str | Response:
         """The gateway's Lua filter: the model the body names, or its 400/404."""
         forged = self.by_served.get(headers.get(MODEL_HEADER, ""))
@@ -542,7 +602,7 @@ class FakeGateway:
             if claims.get("exp", 0) < time.time() and not self.faults.expired_tokens_accepted:
                 return None
             user = claims.get("preferred_username")
-            return next(((u.name, u.tier) for u in self.config.users if u.name == user), None)
+            return (user, self.user_tiers[user]) if user in self.user_tiers else None
         if not auth.startswith("APIKEY "):
             return None
         record = self.keys.get(auth.removeprefix("APIKEY "))
@@ -565,10 +625,12 @@ class FakeGateway:
         ]
 
     def _counter(self, user: str, model: str, tier: str, now: float, host: str) -> _Counter:
+        # A tier's limits are its own Limitador limits: a user who changes tier meets new counters.
         key = (
             "shared" if self.faults.users_share_counters else user,
             model,
             host if self.faults.hosts_counted_apart else "",
+            tier,
         )
         table = self._tier(tier)
         if key not in self.counters:
@@ -756,6 +818,25 @@ class FakeGateway:
 
 
 FORBIDDEN = json.loads(tiers.FORBIDDEN_BODY)
+IDENTITY_HEADERS = (USER_HEADER, TIER_HEADER, VIA_HEADER, ADMIN_HEADER)
+
+
+def _forward(service: str, method: str, path: str, headers: dict[str, str], body: bytes) -> Response:
+    """The request as the route sends it to the key service at `service`, and its answer."""
+    sent = urllib.request.Request(service + path, data=body or None, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(sent, timeout=10) as answer:
+            status, data, kind = answer.status, answer.read(), answer.headers.get("content-type", "")
+    except urllib.error.HTTPError as error:
+        status, data, kind = error.code, error.read(), error.headers.get("content-type", "")
+    return Response(status, {"content-type": kind or "application/octet-stream"}, data)
+
+
+def _key_service_path(path: str) -> bool:
+    """Whether the key service's routes take the path (PathPrefix: whole segments)."""
+    path = urllib.parse.urlsplit(path).path
+    prefixes = (*self_service.API_PATHS, self_service.PAGE_PATH)
+    return any(path == prefix or path.startswith(prefix.rstrip("/") + "/") for prefix in prefixes)
 
 
 # The types and codes of lua/refusals.lua's replies (tests/serving/test_refusals.py runs it).
@@ -798,6 +879,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._reply("POST")
 
+    def do_DELETE(self) -> None:
+        self._reply("DELETE")
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
@@ -819,11 +903,19 @@ class FakePlatform(Platform):
     """The scenarios' Platform over a FakeGateway served on a local port."""
 
     def __init__(
-        self, config: StackConfig, faults: Faults, port: int, gateway: FakeGateway, stack: str = "fake"
+        self,
+        config: StackConfig,
+        faults: Faults,
+        port: int,
+        gateway: FakeGateway,
+        stack: str = "fake",
+        realm: Realm | None = None,
     ):
         models = [Model(m.name, f"{m.host}.{config.domain}", m.served_name) for m in config.models]
         super().__init__(stack, config, models, scale=0.02, poll_s=0.01)
         self.faults, self.port, self.gateway = faults, port, gateway
+        # The Keycloak admin API the key service's tier sync reads (where it runs).
+        self.realm = realm
 
     def _send(self, host: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]) -> Response:
         return request(self.port, host, path, body, headers, timeout_s=10)
@@ -944,6 +1036,26 @@ class FakePlatform(Platform):
             for part in ({"alg": "none"}, claims, {})
         )
 
+    def keys_call(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        body: dict[str, Any] | None = None,
+        scheme: str = "Bearer",
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        sent = {**(headers or {}), "Authorization": f"{scheme} {token}"}
+        return request(self.port, self.api_host, path, body, sent, timeout_s=10, method=method)
+
+    def move_to_group(self, user: str, leave: str, join: str) -> None:
+        assert self.realm is not None, "the fake runs no key service here (fake_platform(key_service=True))"
+        assert user in self.realm.groups[leave], (user, leave)
+        self.realm.move(user, join)
+        # Its next token carries the new group.
+        with self.gateway.lock:
+            self.gateway.user_tiers[user] = join
+
     def realm_members(self) -> dict[str, set[str]]:
         members: dict[str, set[str]] = {tier.name: set() for tier in self.config.tiers}
         members[STACK_USERS_GROUP] = set()
@@ -959,16 +1071,27 @@ class FakePlatform(Platform):
 
 @contextlib.contextmanager
 def fake_platform(
-    config: StackConfig, faults: Faults | None = None, service_s: float = 0.0, stack: str = "fake"
+    config: StackConfig,
+    faults: Faults | None = None,
+    service_s: float = 0.0,
+    stack: str = "fake",
+    key_service: bool = False,
 ) -> Iterator[FakePlatform]:
     """The fake, serving `stack`'s `config`; `service_s`: how long a pooled model takes per
-    request (0: at once; enough to saturate its pool where a scenario needs it)."""
+    request (0: at once; enough to saturate its pool where a scenario needs it); `key_service`:
+    the real key service behind the gateway where the config runs one (tests/suite/fake_keys.py)."""
+    from tests.suite.fake_keys import key_service_behind
+
     gateway = FakeGateway(config, faults or Faults(), service_s=service_s)
     server = _Server(gateway)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
-        yield FakePlatform(config, faults or Faults(), server.server_address[1], gateway, stack)
+        with contextlib.ExitStack() as stack_of:
+            realm = None
+            if key_service and config.key_service_on:
+                realm = stack_of.enter_context(key_service_behind(gateway))
+            yield FakePlatform(config, faults or Faults(), server.server_address[1], gateway, stack, realm)
     finally:
         server.shutdown()
         server.server_close()

@@ -135,6 +135,11 @@ SCENARIOS: dict[str, Scenario] = {
     "fairness within a tier when saturated": functools.partial(
         scenarios.one_users_burst_does_not_hold_back_another, burst=40, head_start_s=0.1
     ),
+    # On the real key service behind the fake (tests/suite/fake_keys.py), where a stack runs one.
+    "key service: a revoked key is refused": scenarios.a_revoked_key_is_refused,
+    "key service: another user's key": scenarios.another_users_key_is_neither_listed_nor_revoked,
+    "key service: usage agrees with the counters": scenarios.usage_agrees_with_the_counters,
+    "key service: a key follows its user's tier": scenarios.a_key_follows_its_users_tier,
 }
 
 # scenario -> (the misbehaviour it targets, what its failure says)
@@ -224,6 +229,22 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
         Faults(fairness="global-strict-fairness-policy"),
         "the second user's one request",
     ),
+    "key service: a revoked key is refused": (
+        Faults(revocation_ignored=True),
+        "timed out .* waiting for the revoked key refused",
+    ),
+    "key service: another user's key": (
+        Faults(identity_headers_trusted=True),
+        "another user's key listed to freeuser1 with a forged x-maas-user",
+    ),
+    "key service: usage agrees with the counters": (
+        Faults(usage_counters_stale=True),
+        "usage disagrees with the counters",
+    ),
+    "key service: a key follows its user's tier": (
+        Faults(key_tier_cached=True),
+        "waiting for the key to act as enterprise",
+    ),
 }
 
 
@@ -259,7 +280,9 @@ def _service_s(name: str) -> float:
 def _on(
     stack: str, name: str, faults: Faults | None = None
 ) -> contextlib.AbstractContextManager[FakePlatform]:
-    return fake_platform(_config_for(name, stack), faults, _service_s(name), stack)
+    return fake_platform(
+        _config_for(name, stack), faults, _service_s(name), stack, key_service=name.startswith("key service")
+    )
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

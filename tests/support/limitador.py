@@ -91,16 +91,14 @@ class Count:
     expires_in: float
 
 
-def fake_counts(
-    gateway: FakeGateway, limits: list[JSON], tier_of: Callable[[str], str], now: float
-) -> list[Count]:
+def fake_counts(gateway: FakeGateway, limits: list[JSON], now: float) -> list[Count]:
     """The fake's counters at `now` (its clock) as Limitador's: one per limit, window, user and
-    model. A window the written limits do not hold is an error, never left out."""
+    model, under the limits of the tier the counter was met in. A window the written limits do
+    not hold is an error, never left out."""
     served = {m.name: m for m in gateway.config.models}
     found = []
     with gateway.lock:
-        for (user, model, _), counter in gateway.counters.items():
-            tier = tier_of(user)
+        for (user, model, _, tier), counter in gateway.counters.items():
             kinds: list[tuple[tiers.Kind, list[_Window]]] = [
                 ("requests", counter.requests),
                 ("tokens", counter.tokens),
