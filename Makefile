@@ -25,8 +25,9 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
+# Two workers: the runner's two cores (pytest-dev/pytest-xdist@v3.8.0 README, `-n`).
 test: $(STAMP) test-tools
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 # promtool, a Prometheus server, ShellCheck, LuaJIT, nginx, openssl and Chromium for the
 # tests that run them; checkov in a virtualenv of its own.
