@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from components.access import tiers as tier_labels
 from components.config.types import window_seconds
+from tests.e2e import scenarios
 from tests.e2e.cluster import until
 from tests.e2e.platform import Live, chat_body
 
@@ -154,3 +155,19 @@ def test_a_key_follows_its_users_keycloak_group(live: Live) -> None:
             )
         finally:
             live.move_to_group(user, leave=high, join=low)
+
+
+# The scenarios the offline suite runs on the fake gateway (tests/suite/test_scenarios.py),
+# each of which fails there on the misbehaviour it targets, run here on the deployed stack.
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        scenarios.a_revoked_key_is_refused,
+        scenarios.another_users_key_is_neither_listed_nor_revoked,
+        scenarios.usage_agrees_with_the_counters,
+        scenarios.a_key_follows_its_users_tier,
+    ],
+    ids=lambda scenario: scenario.__name__,
+)
+def test_the_key_service_scenarios_hold_on_the_stack(live: Live, scenario: Callable[[Live], None]) -> None:
+    scenario(live)
