@@ -14,11 +14,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -32,6 +30,7 @@ from components.serving.model_list import POLICY_ROUTE
 from harness.program import typed_config
 from tests.e2e.cluster import Response
 from tests.suite.fake import FakeGateway, Faults
+from tests.support.json_server import json_server
 from tests.support.key_service import KeyService, Reply, key_service
 from tests.support.kube_api import KubeApi, kube_api
 from tests.support.limitador import (
@@ -492,26 +491,8 @@ def test_unreachable_sources_are_a_502_never_a_number(world: World, kube: KubeAp
 @contextlib.contextmanager
 def _answering(body: object) -> Iterator[str]:
     """A server answering 200 with `body` as JSON at every path."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with json_server(lambda path: body) as url:
+        yield url
 
 
 def test_answers_of_another_shape_are_a_502_never_a_number(

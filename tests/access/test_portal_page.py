@@ -16,11 +16,9 @@ import json
 import os
 import re
 import shutil
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from components.access import tiers
 from components.access.key_service import portal
 from components.serving.model_list import POLICY_ROUTE
 from harness.program import typed_config
+from tests.support.json_server import json_server
 from tests.support.key_service import NAMESPACE, KeyService, key_service
 from tests.support.keycloak_oidc import Realm, keycloak_oidc, s256
 from tests.support.kube_api import KubeApi, kube_api
@@ -75,35 +74,20 @@ def _prometheus() -> Iterator[str]:
     """Prometheus's instant query API (prometheus/prometheus@01db19c docs/querying/api.md):
     2 requests, 1234 tokens and 0.003144 USD in every window."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)["query"][0]
-            sample = (
-                ({"currency": "USD"}, "0.003144")
-                if "cost" in query
-                else ({}, "2" if "requests" in query else "1234")
-            )
-            body = {
-                "status": "success",
-                "data": {"resultType": "vector", "result": [{"metric": sample[0], "value": [0, sample[1]]}]},
-            }
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(path: str) -> object:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)["query"][0]
+        sample = (
+            ({"currency": "USD"}, "0.003144")
+            if "cost" in query
+            else ({}, "2" if "requests" in query else "1234")
+        )
+        return {
+            "status": "success",
+            "data": {"resultType": "vector", "result": [{"metric": sample[0], "value": [0, sample[1]]}]},
+        }
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with json_server(answer) as url:
+        yield url
 
 
 @dataclass

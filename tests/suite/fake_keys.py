@@ -16,19 +16,18 @@ import contextlib
 import json
 import re
 import tempfile
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from components.access import self_service, tiers
 from components.config import StackConfig
 from components.serving.model_list import POLICY_ROUTE
 from tests.support import authorino
+from tests.support.json_server import Refused, json_server
 from tests.support.key_service import NAMESPACE, key_service
 from tests.support.keycloak_admin import Realm, keycloak
 from tests.support.kube_api import JSON, Store, kube_api
@@ -104,39 +103,22 @@ def _prometheus(gateway: FakeGateway) -> Iterator[str]:
     service's sums of the billing rules: a user's requests and tokens, from what the fake
     metered (the fake has no windows there: everything metered so far); no cost series."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            url = urllib.parse.urlsplit(self.path)
-            query = dict(urllib.parse.parse_qsl(url.query)).get("query", "")
-            used = _USED.fullmatch(query)
-            result: list[JSON] = []
-            if used:
-                with gateway.lock:
-                    rows = [v for (u, _, _), v in gateway.metered.items() if u == used[2]]
-                if rows:
-                    total = sum(row[0 if used[1] == "requests" else 1] for row in rows)
-                    result = [{"metric": {}, "value": [time.time(), str(total)]}]
-            elif not query.startswith("sum by (currency)"):
-                self.send_error(400)
-                return
-            data = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data.encode())
+    def answer(path: str) -> object:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query)).get("query", "")
+        used = _USED.fullmatch(query)
+        result: list[JSON] = []
+        if used:
+            with gateway.lock:
+                rows = [v for (u, _, _), v in gateway.metered.items() if u == used[2]]
+            if rows:
+                total = sum(row[0 if used[1] == "requests" else 1] for row in rows)
+                result = [{"metric": {}, "value": [time.time(), str(total)]}]
+        elif not query.startswith("sum by (currency)"):
+            return Refused(400)
+        return {"status": "success", "data": {"resultType": "vector", "result": result}}
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with json_server(answer) as url:
+        yield url
 
 
 @contextlib.contextmanager

@@ -30,17 +30,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
-import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from components.access import tiers
 from components.config.types import window_seconds
+from tests.support.json_server import Refused, json_server
 
 if TYPE_CHECKING:
     from tests.suite.fake import FakeGateway, _Window
@@ -148,34 +146,14 @@ def _counter(count: Count) -> JSON:
 def limitador_api(limits: list[JSON], counts: Callable[[], list[Count]]) -> Iterator[LimitadorApi]:
     """Serves `limits` and whatever `counts()` holds at each read, on a free local port."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            match = re.fullmatch(r"/(limits|counters)/([^/]+)", self.path)
-            if match is None:
-                self.send_error(404)
-                return
-            namespace = urllib.parse.unquote(match[2])
-            if match[1] == "limits":
-                body: list[JSON] = [limit for limit in limits if limit["namespace"] == namespace]
-            else:
-                body = [
-                    _counter(c) for c in counts() if c.limit["namespace"] == namespace and c.expires_in > 0
-                ]
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(path: str) -> object:
+        match = re.fullmatch(r"/(limits|counters)/([^/]+)", path)
+        if match is None:
+            return Refused(404)
+        namespace = urllib.parse.unquote(match[2])
+        if match[1] == "limits":
+            return [limit for limit in limits if limit["namespace"] == namespace]
+        return [_counter(c) for c in counts() if c.limit["namespace"] == namespace and c.expires_in > 0]
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield LimitadorApi(f"http://127.0.0.1:{server.server_address[1]}", limits, counts)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with json_server(answer) as url:
+        yield LimitadorApi(url, limits, counts)

@@ -1,0 +1,49 @@
+"""A local HTTP server answering GETs with JSON: the stand-ins of the services the code under
+test reads (Limitador's HTTP API, Prometheus's query API)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An answer with this status and no JSON body."""
+
+    status: int
+
+
+@contextlib.contextmanager
+def json_server(answer: Callable[[str], object]) -> Iterator[str]:
+    """Serves `answer(path)` (the path with its query) as JSON, or its `Refused` status, on a
+    free local port; yields the base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = answer(self.path)
+            if isinstance(body, Refused):
+                self.send_error(body.status)
+                return
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
