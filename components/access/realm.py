@@ -4,8 +4,6 @@ a tier, and the Job that keeps the users in step with the stack file."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import urllib.parse
 from collections.abc import Sequence
@@ -18,6 +16,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.access.tiers import ADMIN_GROUP
+from components.cluster.rollout import content_digest
 from components.cluster.security import restricted_container
 from components.config import OidcConfig, TierConfig, UserConfig, model
 from components.flavour.protocol import Flavour
@@ -173,7 +172,7 @@ class Realm(pulumi.ComponentResource):
             opts=self._moved(),
         )
         # A change of users, tiers or script changes the template, so a new Job runs.
-        digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+        digest = content_digest(files)[:16]
         return k8s.batch.v1.Job(
             f"{name}-user-sync",
             metadata=k8s.meta.v1.ObjectMetaArgs(

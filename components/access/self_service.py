@@ -14,7 +14,6 @@ write by label. It can read the namespace's other Secrets (RBAC cannot narrow a 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from components.access import tiers
 from components.access.key_service import portal
 from components.access.realm import KEY_SERVICE_CLIENT, PORTAL_CLIENT
 from components.cluster import network
+from components.cluster.rollout import content_digest
 from components.cluster.security import restricted_container
 from components.config import KeyServiceConfig, OidcConfig, TierConfig
 from components.config.types import window_seconds
@@ -102,10 +102,6 @@ def portal_urls(gateway: gw.InferenceGateway) -> tuple[str, ...]:
     urls = [f"{scheme}://{gateway.api_host}{PAGE_PATH}/" for scheme in gateway.listeners]
     urls.append(f"{gateway.client(gateway.api_host).base_url}{PAGE_PATH}/")
     return tuple(dict.fromkeys(urls))
-
-
-def code_digest(files: dict[str, str]) -> str:
-    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
 
 def service_account_user(namespace: str) -> str:
@@ -207,7 +203,7 @@ class KeyService(pulumi.ComponentResource):
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=KEY_SERVICE_LABELS),
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(
-                        labels=KEY_SERVICE_LABELS, annotations={CODE_ANNOTATION: code_digest(files)}
+                        labels=KEY_SERVICE_LABELS, annotations={CODE_ANNOTATION: content_digest(files)}
                     ),
                     spec=_pod(args),
                 ),

@@ -8,8 +8,6 @@ policy pack, so the pack checks the release's pins and values instead.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cluster.rollout import content_digest
 from components.pins.versions import HelmChart
 
 
@@ -125,5 +124,5 @@ def env_config_map(env: OperatorEnv) -> str:
     """The ConfigMap of the operator's settings, named by its content: a change makes a new one,
     which changes the Deployment's pod template (the operator restarts on it) and leaves the
     old in place until the new is in use, where an edit in place would restart nothing."""
-    digest = hashlib.sha256(json.dumps(dict(env.values), sort_keys=True).encode()).hexdigest()
+    digest = content_digest(env.values)
     return f"{env.deployment}-env-{digest[:10]}"

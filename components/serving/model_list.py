@@ -10,7 +10,6 @@ removes any a client sends (lua/request_body.lua) and the wasm-shim sets Authori
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster import network
+from components.cluster.rollout import content_digest
 from components.cluster.security import restricted_container
 from components.config import ModelConfig, TierConfig
 from components.flavour.protocol import Flavour
@@ -179,7 +179,7 @@ class ModelList(pulumi.ComponentResource):
         files = server_files(args.models, args.tiers)
         config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=metadata, data=files, opts=child)
         # nginx reads its files once, at start: a changed catalog or tier table rolls the pods.
-        digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+        digest = content_digest(files)
         deployment = k8s.apps.v1.Deployment(
             f"{name}-server",
             metadata=metadata,

@@ -14,6 +14,7 @@ import pytest
 
 from components.access import realm, self_service, tiers
 from components.access.key_service import portal
+from components.cluster.rollout import content_digest
 from components.names import KEY_SERVICE_LABELS, KEYCLOAK_NAMESPACE
 from components.pins import upstream, versions
 from components.platform import kuadrant, monitoring
@@ -210,8 +211,8 @@ def test_the_code_is_every_file_but_the_package_marker_and_its_digest_rolls_the_
     assert '<meta name="maas-oidc-client-id" content="maas-portal">' in rendered
     template = oidc_stack.one("Deployment", KEY_SERVICE).inputs["spec"]["template"]
     digest = template["metadata"]["annotations"][self_service.CODE_ANNOTATION]
-    assert digest == self_service.code_digest(config_map["data"])
-    assert digest != self_service.code_digest(files)
+    assert digest == content_digest(config_map["data"])
+    assert digest != content_digest(files)
     # A page beside it is shipped too, and an edit of any file, or another issuer, gives
     # another digest.
     (tmp_path / "__init__.py").write_text('"""marker"""\n')
@@ -221,13 +222,10 @@ def test_the_code_is_every_file_but_the_package_marker_and_its_digest_rolls_the_
     shipped = self_service.shipped_files(issuer, tmp_path)
     assert sorted(shipped) == ["page.html", "server.py"]
     assert shipped["page.html"] == rendered
-    before = self_service.code_digest(shipped)
-    assert (
-        self_service.code_digest(self_service.shipped_files("https://sso.example/realms/maas", tmp_path))
-        != before
-    )
+    before = content_digest(shipped)
+    assert content_digest(self_service.shipped_files("https://sso.example/realms/maas", tmp_path)) != before
     (tmp_path / "page.html").write_text(portal.PAGE.read_text().replace("</body>", "<p>v2</p></body>"))
-    assert self_service.code_digest(self_service.shipped_files(issuer, tmp_path)) != before
+    assert content_digest(self_service.shipped_files(issuer, tmp_path)) != before
     (tmp_path / "server.py").unlink()
     with pytest.raises(FileNotFoundError, match=r"server\.py"):
         self_service.code_files(tmp_path)
