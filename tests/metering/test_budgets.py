@@ -208,3 +208,12 @@ def test_the_preview_says_no_hard_stop_and_what_the_limits_hold(budgeted: Evalua
         assert "at most 9.25 USD per 1h" in text
     assert "the limits alone keep the spend under the budget" in tier
     assert "the spend can pass the budget by up to 5.25 USD" in user
+
+
+def test_a_price_per_input_or_output_token_is_refused() -> None:
+    """Prices are per request and per 1,000 tokens, input and output together (docs/metering.md
+    "Input and output tokens are one price, on every stack"): a split price is no key."""
+    prices = {"currency": "USD", "tiers": {"premium": {"perThousandInputTokens": 0.001}}}
+    assert_refused(
+        "dev", {"maas:prices": prices}, "maas:prices.tiers.premium.perThousandInputTokens: unknown key"
+    )
