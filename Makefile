@@ -25,7 +25,8 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
-# Two workers: the runner's two cores (pytest-dev/pytest-xdist@v3.8.0 README, `-n`).
+# Two workers: the runner's two cores (pytest-dev/pytest-xdist@v3.8.0 src/xdist/plugin.py: `-n`,
+# `--numprocesses`, a number of worker processes).
 test: $(STAMP) test-tools
 	$(BIN)/pytest -n 2
 
