@@ -56,6 +56,8 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
                 flavour=platform.flavour,
                 key_service=cfg.key_service_on,
                 portal_urls=portal_urls(serving.gateway) if cfg.key_service_on else (),
+                gateway=serving.gateway,
+                route_namespace=platform.cluster.namespace("models"),
             ),
             platform.on_cluster,
         )
@@ -69,7 +71,8 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
                 config=cfg.key_service,
                 tiers=cfg.tiers,
                 oidc=cfg.auth.oidc,
-                oidc_issuer=platform.oidc_issuer,
+                oidc_issuer=realm.issuer,
+                oidc_keys=platform.oidc_keys_url,
                 namespace=platform.cluster.namespace("models").output,
                 keys_namespace=platform.cluster.namespace("kuadrant").output,
                 gateway=serving.gateway,
@@ -82,7 +85,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
             ),
             platform.on_cluster,
         )
-        if realm and realm.key_service_secret is not None and platform.oidc_issuer
+        if realm and realm.key_service_secret is not None and platform.oidc_keys_url
         else None
     )
     policies = TierPolicies(
@@ -91,7 +94,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
             tiers=cfg.tiers,
             namespace=platform.cluster.namespace("models").output,
             api_keys=cfg.auth.api_keys,
-            oidc_issuer=platform.oidc_issuer,
+            oidc_keys=platform.oidc_keys_url,
             models=cfg.models,
             after=[
                 platform.kuadrant,
@@ -124,6 +127,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
     if api_keys:
         pulumi.export("apiKeys", api_keys.keys)
     if realm:
+        pulumi.export("oidcIssuer", realm.issuer)
         pulumi.export("keycloakPasswords", realm.passwords)
     return Access(
         api_keys=api_keys, realm=realm, policies=policies, priorities=priorities, key_service=key_service

@@ -54,7 +54,8 @@ class TierPoliciesArgs:
     tiers: Sequence[TierConfig]
     namespace: pulumi.Input[str]
     api_keys: bool
-    oidc_issuer: str | None
+    # Where Authorino reads the realm's signing keys; None: no tokens, API keys only.
+    oidc_keys: str | None
     # The catalog: models that restrict their tiers get a rule each, models with their own
     # quota in a tier a limit each.
     models: Sequence[ModelConfig] = ()
@@ -81,7 +82,7 @@ class TierPolicies(pulumi.ComponentResource):
             f"{name}-auth",
             "kuadrant.io/v1",
             "AuthPolicy",
-            tiers.auth_spec(args.tiers, POLICY_ROUTE, args.api_keys, args.oidc_issuer, args.models),
+            tiers.auth_spec(args.tiers, POLICY_ROUTE, args.api_keys, args.oidc_keys, args.models),
             args,
         )
         requests = self._policy(

@@ -1,6 +1,7 @@
 """The Keycloak realm of the tiers and users: a group per tier, the users with generated
 passwords, a public client whose tokens carry the `groups` claim the AuthPolicy turns into
-a tier, and the Job that keeps the users in step with the stack file."""
+a tier, the Job that keeps the users in step with the stack file, and the route browsers
+reach the realm by, through the gateway."""
 
 from __future__ import annotations
 
@@ -16,18 +17,23 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.access.tiers import ADMIN_GROUP
+from components.cluster.access import Namespace
 from components.cluster.rollout import content_digest
 from components.cluster.security import restricted_container
 from components.config import OidcConfig, TierConfig, UserConfig, model
 from components.flavour.protocol import Flavour
+from components.names import GATEWAY_NAME
 from components.pins import versions
 from components.platform.keycloak import (
     ADMIN_CLIENT_LABELS,
     ADMIN_SECRET,
+    HTTP_PORT,
     KEYCLOAK_NAME,
+    SERVICE,
     Keycloak,
     default_hostname,
 )
+from components.serving import gateway as gw
 
 PASSWORDS_SECRET = "keycloak-user-passwords"
 # The stack file's users are members of this group too (the import and the user sync put
@@ -44,6 +50,8 @@ _KEY_SERVICE_PLACEHOLDER = "KEY_SERVICE_CLIENT_SECRET"
 # The key service's page (components/access/key_service/page.html): a public client, the
 # authorization code flow with PKCE (S256) only, back to the page on the shared host.
 PORTAL_CLIENT = "maas-portal"
+# The route browsers reach the realm by, in the gateway's namespace, and its ReferenceGrant.
+REALM_ROUTE = "keycloak-realm"
 # Day 2: a Job of the Keycloak image runs this script with its admin CLI after every change
 # of the users, so the realm follows the stack file (the operator imports a realm once:
 # KeycloakRealmImportJobDependentResource creates its Job once, with `--override=false`).
@@ -77,6 +85,9 @@ class RealmArgs:
     # Where the page lives, every URL a browser may open it at (components/access/
     # self_service.py portal_urls): the portal client's redirect URIs.
     portal_urls: Sequence[str] = ()
+    # The gateway browsers reach the realm through, and the namespace of its routes.
+    gateway: gw.InferenceGateway
+    route_namespace: Namespace
 
 
 class Realm(pulumi.ComponentResource):
@@ -88,10 +99,16 @@ class Realm(pulumi.ComponentResource):
     passwords: pulumi.Output[dict[str, str]]
     # The key service client's secret, when it has one (a secret output).
     key_service_secret: pulumi.Output[str] | None
+    # The realm's URL as browsers reach it and tokens carry it (`iss`).
+    issuer: str
+    # The route browsers reach the realm by: the page waits for it.
+    route: pulumi.Resource
 
     def __init__(self, name: str, args: RealmArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(self.TYPE, name, None, opts)
         self._keycloak = args.keycloak
+        frontend = frontend_url(args.oidc, args.gateway)
+        self.issuer = f"{frontend}/realms/{args.oidc.realm}"
         passwords = {user.name: self._password(f"{name}-user-{user.name}") for user in args.users}
         passwords_secret = k8s.core.v1.Secret(
             f"{name}-user-passwords",
@@ -140,14 +157,69 @@ class Realm(pulumi.ComponentResource):
                     args.domain,
                     key_service=args.key_service,
                     portal_urls=args.portal_urls,
+                    frontend=frontend,
                 ),
             },
             opts=self._moved(depends_on=[args.keycloak.server, *secrets]),
         )
         self.passwords = pulumi.Output.secret(pulumi.Output.all(**passwords) if passwords else {})
         user_sync = self._user_sync(name, args, realm_import, passwords_secret)
+        self.route = self._route(name, args, realm_import)
         self.register_outputs(
-            {"passwords": self.passwords, "userSync": user_sync, "keyServiceSecret": self.key_service_secret}
+            {
+                "passwords": self.passwords,
+                "userSync": user_sync,
+                "keyServiceSecret": self.key_service_secret,
+                "issuer": self.issuer,
+                "route": self.route,
+            }
+        )
+
+    def _route(self, name: str, args: RealmArgs, realm_import: pulumi.Resource) -> pulumi.Resource:
+        """The realm's pages and the static files they load, through the gateway on every host
+        like the key service's routes, and the grant that lets a route of the gateway's
+        namespace send to Keycloak's Service (Gateway API: a cross-namespace backendRef needs a
+        ReferenceGrant in the target's namespace; Istio reads v1beta1, istio/istio@1.30.3
+        pkg/config/schema/gvr/resources.gen.go ReferenceGrant). Nothing else of Keycloak is
+        routed: not the master realm, the admin console or the admin API."""
+        grant = k8s.apiextensions.CustomResource(
+            f"{name}-route-grant",
+            api_version="gateway.networking.k8s.io/v1beta1",
+            kind="ReferenceGrant",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=REALM_ROUTE, namespace=args.namespace),
+            spec={
+                "from": [
+                    {
+                        "group": "gateway.networking.k8s.io",
+                        "kind": "HTTPRoute",
+                        "namespace": args.route_namespace.output,
+                    }
+                ],
+                "to": [{"group": "", "kind": "Service", "name": SERVICE}],
+            },
+            # The gateway waits for the Gateway API release that serves ReferenceGrant.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gateway]),
+        )
+        return k8s.apiextensions.CustomResource(
+            f"{name}-route",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="HTTPRoute",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=REALM_ROUTE, namespace=args.route_namespace.output),
+            spec={
+                "parentRefs": [
+                    {"name": GATEWAY_NAME, "sectionName": listener} for listener in args.gateway.listeners
+                ],
+                "rules": [
+                    {
+                        "matches": [
+                            {"path": {"type": "PathPrefix", "value": prefix}}
+                            for prefix in realm_paths(args.oidc.realm)
+                        ],
+                        "backendRefs": [{"name": SERVICE, "namespace": args.namespace, "port": HTTP_PORT}],
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gateway, grant, realm_import]),
         )
 
     def _moved(self, **options: Any) -> pulumi.ResourceOptions:
@@ -349,6 +421,18 @@ def portal_client(urls: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def frontend_url(oidc: OidcConfig, gateway: gw.InferenceGateway) -> str:
+    """Where browsers reach the realm: as configured, else the shared host as users reach
+    the gateway (on kind, through its port-forward)."""
+    return oidc.hostname or gateway.client(gateway.api_host).base_url
+
+
+def realm_paths(name: str) -> tuple[str, ...]:
+    """What the gateway sends to Keycloak: the realm's endpoints and pages, and the static
+    files its pages load (Keycloak serves them under /resources/)."""
+    return (f"/realms/{name}", "/resources")
+
+
 def realm(
     oidc: OidcConfig,
     tiers: Sequence[TierConfig],
@@ -356,12 +440,18 @@ def realm(
     domain: str,
     key_service: bool = False,
     portal_urls: Sequence[str] = (),
+    *,
+    frontend: str,
 ) -> dict[str, Any]:
     """The realm: one group per tier, users in their tier's group, a client mapping groups;
-    with the key service, its client, the page's client and the administrators' group."""
+    with the key service, its client, the page's client and the administrators' group.
+    `frontend`: the realm's URL for browsers and its issuer; Keycloak's own hostname stays
+    in-cluster (keycloak/keycloak@main services/src/main/java/org/keycloak/url/HostnameV2Provider.java
+    getRealmFrontUriBuilder: a realm's `frontendUrl` attribute comes first)."""
     return {
         "realm": oidc.realm,
         "enabled": True,
+        "attributes": {"frontendUrl": frontend},
         "groups": [{"name": tier.name} for tier in tiers]
         + [{"name": STACK_USERS_GROUP}]
         + ([{"name": ADMIN_GROUP}] if key_service else []),

@@ -143,9 +143,10 @@ class KeyServiceArgs:
     config: KeyServiceConfig
     tiers: Sequence[TierConfig]
     oidc: OidcConfig
-    # The realm's issuer: Keycloak's hostname is fixed, so it is the one URL of the realm,
-    # what Authorino checks tokens against and where the page sends browsers to log in.
+    # The realm as browsers reach it, where the page sends them to log in (Realm.issuer),
+    # and where Authorino reads its signing keys, in-cluster.
     oidc_issuer: str
+    oidc_keys: str
     # Where it runs (beside the gateway's routes), and where the keys are (Authorino's): the
     # namespaces' outputs, so everything waits for its namespace.
     namespace: pulumi.Output[str]
@@ -249,7 +250,7 @@ class KeyService(pulumi.ComponentResource):
                 namespace=args.namespace,
                 annotations={"pulumi.com/waitFor": "condition=Enforced"},
             ),
-            spec=tiers.key_service_auth_spec(args.tiers, KEY_SERVICE, args.oidc_issuer, KEY_PATHS),
+            spec=tiers.key_service_auth_spec(args.tiers, KEY_SERVICE, args.oidc_keys, KEY_PATHS),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[route, *args.after]),
         )
         self.register_outputs(
@@ -399,7 +400,8 @@ def environment(args: KeyServiceArgs) -> dict[str, pulumi.Input[str]]:
         "SWEEP_INTERVAL_SECONDS": f"{window_seconds(args.config.sweep_interval):g}",
         "TIER_SYNC_INTERVAL_SECONDS": f"{window_seconds(args.config.tier_sync_interval):g}",
         "TOMBSTONE_RETENTION_DAYS": str(args.config.audit_retention_days),
-        "KEYCLOAK_URL": args.oidc.hostname or default_hostname(),
+        # In-cluster: its token and admin calls are backchannel (components/platform/keycloak.py).
+        "KEYCLOAK_URL": default_hostname(),
         "KEYCLOAK_REALM": args.oidc.realm,
         "KEYCLOAK_CLIENT_ID": KEY_SERVICE_CLIENT,
         "KEYCLOAK_CLIENT_SECRET_FILE": f"{CLIENT_SECRET_DIR}/secret",

@@ -293,7 +293,7 @@ def auth_spec(
     tiers: Sequence[TierConfig],
     route: str,
     api_keys: bool,
-    oidc_issuer: str | None,
+    oidc_keys: str | None,
     models: Sequence[ModelConfig] = (),
 ) -> dict[str, Any]:
     """Who may call: API keys (our Secrets only) and/or Keycloak tokens; only configured tiers.
@@ -302,9 +302,9 @@ def auth_spec(
     hands to the limiters (as auth.identity.*) and the TelemetryPolicy turns into labels.
     """
     authentication: dict[str, Any] = api_key_rules(tiers) if api_keys else {}
-    if oidc_issuer is not None:
+    if oidc_keys is not None:
         authentication["keycloak"] = {
-            "jwt": {"issuerUrl": oidc_issuer},
+            "jwt": token_keys(oidc_keys),
             "credentials": {"authorizationHeader": {"prefix": "Bearer"}},
             "overrides": {
                 "userid": {"expression": "auth.identity.preferred_username"},
@@ -377,8 +377,16 @@ ADMIN = "auth.identity.admin"
 ADMIN_GROUP = KEY_ADMIN_GROUP
 
 
+def token_keys(url: str) -> dict[str, str]:
+    """Where Authorino checks a token's signature: the realm's keys read in-cluster, not
+    discovered from the issuer browsers see, which Authorino need not reach. It checks neither
+    `iss` nor audience either way (Kuadrant/authorino@v0.26.2 pkg/evaluators/identity/jwt.go
+    tokenVerifierConfig, NewJwksVerifier; controllers/auth_config_controller.go jwksUrl)."""
+    return {"jwksUrl": url}
+
+
 def key_service_auth_spec(
-    tiers: Sequence[TierConfig], route: str, oidc_issuer: str, key_paths: Sequence[str]
+    tiers: Sequence[TierConfig], route: str, oidc_keys: str, key_paths: Sequence[str]
 ) -> dict[str, Any]:
     """The key service's AuthPolicy: a Keycloak token everywhere, an API key on `key_paths`
     only (a key may read its usage, never mint another), and four request headers set from
@@ -400,7 +408,7 @@ def key_service_auth_spec(
             "authentication": {
                 **keys,
                 "keycloak": {
-                    "jwt": {"issuerUrl": oidc_issuer},
+                    "jwt": token_keys(oidc_keys),
                     "credentials": {"authorizationHeader": {"prefix": "Bearer"}},
                     "overrides": {
                         "userid": {"expression": "auth.identity.preferred_username"},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import typing
+import urllib.parse
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
@@ -493,11 +494,27 @@ class OidcConfig(Section):
     realm: DnsLabel = "maas"
     # A public client: users get tokens with the password grant (no client secret to hand out).
     client_id: DnsLabel = "maas-cli"
-    # The URL Keycloak puts in tokens as issuer; Authorino must reach it. Default: the
-    # in-cluster Service, so tokens fetched through a port-forward validate too.
+    # Where browsers reach the realm (its login pages, and the issuer its tokens carry):
+    # scheme, host and port, no path. Default: the shared host as users reach the gateway
+    # (https://api.<domain>:8000 through kind's port-forward), which routes the realm there;
+    # set it when users reach the gateway another way, e.g. https://api.example.com behind a
+    # load balancer. Authorino and the key service reach Keycloak in-cluster either way.
     hostname: str | None = None
     database_storage: Quantity = "5Gi"
     storage_class: str | None = None
+
+    @field_validator("hostname")
+    @classmethod
+    def _an_origin(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        url = urllib.parse.urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.hostname or url.path or url.query or url.fragment:
+            raise ValueError(
+                f"'{value}' must be an http(s) origin, scheme, host and port with no path, "
+                "as browsers reach the gateway, e.g. https://api.example.com"
+            )
+        return value
 
 
 class AuthConfig(Section):

@@ -22,7 +22,7 @@ from components.platform.gateway_api import (
 )
 from components.platform.istio import Istio, IstioArgs
 from components.platform.keda import Keda, KedaArgs
-from components.platform.keycloak import Keycloak, KeycloakArgs, issuer_url
+from components.platform.keycloak import Keycloak, KeycloakArgs, default_hostname, keys_url
 from components.platform.kserve import KServe, KServeArgs
 from components.platform.kuadrant import Kuadrant, KuadrantArgs
 from components.platform.monitoring import MonitoringArgs, MonitoringStack
@@ -44,7 +44,8 @@ class Platform:
     # The Prometheus the monitors and rules go to; None: observability off.
     metrics: Metrics | None
     keycloak: Keycloak | None
-    oidc_issuer: str | None
+    # Where Authorino reads the realm's signing keys (in-cluster), when OIDC is on.
+    oidc_keys_url: str | None
     # KEDA, when a model scales on its queue; models wait for it.
     keda: Keda | None
 
@@ -163,6 +164,7 @@ def build(cfg: StackConfig) -> Platform:
                 flavour=flavour,
                 authorino_namespace=cfg.namespaces.kuadrant,
                 key_service_namespace=cfg.namespaces.models if cfg.key_service_on else None,
+                gateway_namespace=cfg.namespaces.models,
                 footprint=cfg.cluster.footprint,
             ),
             on_cluster,
@@ -182,7 +184,7 @@ def build(cfg: StackConfig) -> Platform:
         kuadrant=kuadrant,
         metrics=metrics,
         keycloak=keycloak,
-        oidc_issuer=issuer_url(cfg.auth.oidc) if keycloak else None,
+        oidc_keys_url=keys_url(cfg.auth.oidc) if keycloak else None,
         keda=keda,
     )
     _export(cfg, platform)
@@ -192,7 +194,7 @@ def build(cfg: StackConfig) -> Platform:
 def _export(cfg: StackConfig, platform: Platform) -> None:
     pulumi.export("kubeContext", cfg.cluster.context)
     if platform.keycloak:
-        pulumi.export("oidcIssuer", platform.oidc_issuer)
+        pulumi.export("keycloakUrl", default_hostname())
         pulumi.export("oidcClientId", cfg.auth.oidc.client_id)
         pulumi.export("keycloakAdmin", platform.keycloak.admin)
     for key, value in (platform.metrics.exports if platform.metrics else {}).items():

@@ -13,7 +13,7 @@ from components.cluster import network, storage
 from components.cluster.security import restricted_container
 from components.config import Footprint, OidcConfig
 from components.flavour.protocol import Flavour
-from components.names import KEY_SERVICE_LABELS, KEYCLOAK_NAMESPACE
+from components.names import GATEWAY_NAME, KEY_SERVICE_LABELS, KEYCLOAK_NAMESPACE
 from components.pins import upstream, versions
 from components.platform import footprint
 
@@ -51,13 +51,16 @@ _CREDENTIALS_DIR = "/etc/postgres-credentials"
 
 
 def default_hostname(namespace: str = KEYCLOAK_NAMESPACE) -> str:
-    """In-cluster URL: Authorino reaches it, and tokens fetched through a port-forward
-    carry it as issuer too (Keycloak's hostname is fixed, not taken from requests)."""
+    """In-cluster URL, Keycloak's hostname: in-cluster callers (Authorino, the key service,
+    the user sync) use it, and the master realm and admin console keep it. The user realm's
+    face for browsers is its own (components/access/realm.py frontend_url)."""
     return f"http://{SERVICE}.{namespace}.svc.cluster.local:{HTTP_PORT}"
 
 
-def issuer_url(oidc: OidcConfig) -> str:
-    return f"{oidc.hostname or default_hostname()}/realms/{oidc.realm}"
+def keys_url(oidc: OidcConfig) -> str:
+    """The realm's signing keys (JWKS), in-cluster: where Authorino checks tokens, whatever
+    issuer browsers see (Keycloak's OIDCLoginProtocolService certs endpoint)."""
+    return f"{default_hostname()}/realms/{oidc.realm}/protocol/openid-connect/certs"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +75,8 @@ class KeycloakArgs:
     # Where the key service runs, when it does: it reads the tier groups' members
     # (components/access/self_service.py).
     key_service_namespace: str | None = None
+    # Where the gateway runs: browsers reach the user realm through it (components/access/realm.py).
+    gateway_namespace: str | None = None
     footprint: Footprint = "standard"
 
 
@@ -127,8 +132,15 @@ class Keycloak(pulumi.ComponentResource):
                     "passwordSecret": {"name": DB_SECRET, "key": "password"},
                 },
                 "bootstrapAdmin": {"user": {"secret": ADMIN_SECRET}},
-                "hostname": {"hostname": args.oidc.hostname or default_hostname(), "strict": True},
-                # TLS ends at whatever fronts Keycloak; in-cluster callers use plain HTTP.
+                # A fixed URL for what the realm's frontendUrl does not set (the master realm,
+                # the admin console); backchannel URLs follow the request, so in-cluster callers
+                # are sent to the in-cluster URL (keycloak/keycloak@main
+                # services/src/main/java/org/keycloak/url/HostnameV2Provider.java getBaseUri).
+                "hostname": {"hostname": default_hostname(), "strict": True, "backchannelDynamic": True},
+                # TLS ends at the gateway, which browsers reach the realm through: Keycloak takes
+                # the scheme from X-Forwarded-Proto, or it marks no cookie Secure:
+                # keycloak/keycloak@main services/src/main/java/org/keycloak/cookie/DefaultCookieProvider.java
+                "proxy": {"headers": "xforwarded"},
                 "http": {"httpEnabled": True},
                 "ingress": {"enabled": False},
                 # Off: the operator's own policy admits every source to the HTTP and management
@@ -146,6 +158,11 @@ class Keycloak(pulumi.ComponentResource):
             *(
                 [network.pods(KEY_SERVICE_LABELS, args.key_service_namespace)]
                 if args.key_service_namespace
+                else []
+            ),
+            *(
+                [network.pods(upstream.gateway_pod_labels(GATEWAY_NAME), args.gateway_namespace)]
+                if args.gateway_namespace
                 else []
             ),
         ]

@@ -47,14 +47,37 @@ def _key_service_only(rule: Mapping[str, Any]) -> bool:
     )
 
 
+# Copies of components/platform/keycloak.py SERVICE and the prefixes of components/access/
+# realm.py realm_paths (a test ties them): the realm's pages, through which people log in.
+KEYCLOAK_SERVICE = "keycloak-service"
+REALM_PREFIX = "/realms/"
+REALM_STATIC = "/resources"
+
+
+def _keycloak_only(rule: Mapping[str, Any]) -> bool:
+    """A rule that sends one realm's pages and Keycloak's static files to Keycloak alone."""
+    backends = rule.get("backendRefs") or []
+    paths = [m.get("path") or {} for m in rule.get("matches") or [{}]]
+    return all(b.get("name") == KEYCLOAK_SERVICE for b in backends) and all(
+        p.get("type") == "PathPrefix" and (p.get("value") == REALM_STATIC or _one_realm(str(p.get("value"))))
+        for p in paths
+    )
+
+
+def _one_realm(path: str) -> bool:
+    name = path.removeprefix(REALM_PREFIX)
+    # Not master: it administers Keycloak itself.
+    return path.startswith(REALM_PREFIX) and name not in ("", "master") and "/" not in name
+
+
 def _unmetered_matches(route: Mapping[str, Any]) -> list[str]:
     """The route's matches that publish more than the metered endpoints."""
     found = []
     for rule in (route.get("spec") or {}).get("rules") or []:
         if not rule.get("backendRefs"):
             continue  # it reaches no server (a redirect): it publishes nothing
-        if _key_service_only(rule):
-            continue  # keys and usage: no model answers there
+        if _key_service_only(rule) or _keycloak_only(rule):
+            continue  # keys, usage and logging in: no model answers there
         # A rule without matches matches every path (Gateway API: default PathPrefix "/").
         for match in rule.get("matches") or [{}]:
             path = match.get("path") or {"type": "PathPrefix", "value": "/"}

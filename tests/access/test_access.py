@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from components.access import policies as access_policies
+from components.access import realm
 from components.access import tiers as tier_policies
 from components.config import DEFAULT_TIERS
 from components.pins import upstream, versions
@@ -168,11 +169,12 @@ def test_api_keys_are_selected_by_our_label_and_their_tier_in_authorinos_namespa
 def test_oidc_tokens_are_checked_against_the_keycloak_realm(stack_of: Any) -> None:
     gpu = stack_of("gpu")
     keycloak = _policy(gpu, "AuthPolicy").inputs["spec"]["rules"]["authentication"]["keycloak"]
+    # The realm's keys, read in-cluster: browsers see another issuer (the shared host).
     assert keycloak["jwt"] == {
-        "issuerUrl": "http://keycloak-service.keycloak.svc.cluster.local:8080/realms/maas"
+        "jwksUrl": "http://keycloak-service.keycloak.svc.cluster.local:8080/realms/maas/protocol/openid-connect/certs"
     }
     assert keycloak["credentials"] == {"authorizationHeader": {"prefix": "Bearer"}}
-    assert gpu.outputs["oidcIssuer"] == keycloak["jwt"]["issuerUrl"]
+    assert gpu.outputs["keycloakUrl"] == "http://keycloak-service.keycloak.svc.cluster.local:8080"
     assert "keycloak" not in _policy(stack_of("dev"), "AuthPolicy").inputs["spec"]["rules"]["authentication"]
 
 
@@ -232,11 +234,22 @@ def test_every_host_and_metered_path_of_every_route_gets_the_policies(stack: Eva
     key_service = [
         r for r in routes if r["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "key-service"
     ]
+    realm_routes = [r for r in routes if r["metadata"]["name"] == realm.REALM_ROUTE]
     # a route per model (served by its own server or another's), the shared host's model
     # list, and the policy route; on OIDC stacks the key service's two (its API and its page)
-    assert len(routes) == len(typed_config(stack.stack).models) + 2 + len(key_service)
-    assert len(key_service) == (2 if typed_config(stack.stack).key_service_on else 0)
-    for route in (r for r in routes if r not in key_service):
+    # and the realm's
+    config = typed_config(stack.stack)
+    assert len(routes) == len(config.models) + 2 + len(key_service) + len(realm_routes)
+    assert len(key_service) == (2 if config.key_service_on else 0)
+    assert len(realm_routes) == (1 if config.auth.oidc.enabled else 0)
+    for route in realm_routes:
+        # The login pages are public: no set of the tiers applies there, and no model path
+        # is under the realm's prefixes.
+        prefixes = [m["path"]["value"] for rule in route["spec"]["rules"] for m in rule["matches"]]
+        assert not any(p.startswith(("/v1", "/openai")) for p in prefixes), prefixes
+        for path in ("/realms/maas/protocol/openid-connect/auth", "/resources/x/login.css"):
+            assert _shim_selects(sets, "api" + gateway["spec"]["listeners"][0]["hostname"][1:], path) is None
+    for route in (r for r in routes if r not in key_service and r not in realm_routes):
         # A route without hostnames takes the listener's, *.<domain>: any host under it.
         listener_host = gateway["spec"]["listeners"][0]["hostname"]
         for host in route["spec"].get("hostnames") or ["any" + listener_host[1:]]:

@@ -18,7 +18,6 @@ from components.cluster.rollout import content_digest
 from components.names import KEY_SERVICE_LABELS, KEYCLOAK_NAMESPACE
 from components.pins import upstream, versions
 from components.platform import kuadrant, monitoring
-from components.platform.keycloak import issuer_url
 from components.serving import gateway, model_list
 from harness.program import Evaluation, typed_config
 from maas_policies import network
@@ -164,12 +163,12 @@ def test_the_portal_client_logs_people_in_with_pkce_back_to_the_page_only(oidc_s
 
 def test_the_key_services_authpolicy_takes_the_portals_tokens(oidc_stack: Evaluation) -> None:
     """Authorino v0.26.2 checks neither a token's audience nor its `iss` claim, only its
-    signature against the issuer's keys (Kuadrant/authorino@v0.26.2
-    pkg/evaluators/identity/jwt.go tokenVerifierConfig: SkipClientIDCheck, SkipIssuerCheck):
-    a token of the portal client is taken like the CLI's as long as no rule names an audience
-    and the issuer the page logs in at is the one the rule discovers keys from."""
-    config = typed_config(oidc_stack.stack)
-    issuer = issuer_url(config.auth.oidc)
+    signature against the realm's keys (Kuadrant/authorino@v0.26.2
+    pkg/evaluators/identity/jwt.go tokenVerifierConfig: SkipClientIDCheck, SkipIssuerCheck;
+    NewJwksVerifier): a token of the portal client is taken like the CLI's as long as no rule
+    names an audience and the rule reads the keys of the realm the page logs in at."""
+    issuer = oidc_stack.outputs["oidcIssuer"]
+    keys = f"http://keycloak-service.keycloak.svc.cluster.local:8080/realms/{issuer.rsplit('/', 1)[1]}"
     auth = oidc_stack.one("AuthPolicy", KEY_SERVICE).inputs["spec"]
     jwt_rules = [
         rule["jwt"]
@@ -180,7 +179,7 @@ def test_the_key_services_authpolicy_takes_the_portals_tokens(oidc_stack: Evalua
     ]
     assert jwt_rules, auth
     for rule in jwt_rules:
-        assert rule == {"issuerUrl": issuer}, rule
+        assert rule == {"jwksUrl": f"{keys}/protocol/openid-connect/certs"}, rule
     page = oidc_stack.one("ConfigMap", KEY_SERVICE).inputs["data"]["page.html"]
     assert f'<meta name="maas-oidc-issuer" content="{issuer}">' in page
 
@@ -199,7 +198,7 @@ def test_the_code_is_every_file_but_the_package_marker_and_its_digest_rolls_the_
     oidc_stack: Evaluation, tmp_path: Path
 ) -> None:
     config_map = oidc_stack.one("ConfigMap", KEY_SERVICE).inputs
-    issuer = issuer_url(typed_config(oidc_stack.stack).auth.oidc)
+    issuer = oidc_stack.outputs["oidcIssuer"]
     files = self_service.code_files()
     assert "__init__.py" not in files
     # Every file as it is, but the page, which is shipped rendered for the realm's issuer and
@@ -379,7 +378,9 @@ def _token_identity(rules: dict[str, Any], claims: dict[str, Any]) -> dict[str, 
 
 def test_a_token_gives_the_service_user_tier_way_in_and_admin(oidc_stack: Evaluation) -> None:
     rules = _key_service_auth(oidc_stack)
-    assert rules["authentication"]["keycloak"]["jwt"]["issuerUrl"].endswith("/realms/maas")
+    assert rules["authentication"]["keycloak"]["jwt"]["jwksUrl"].endswith(
+        "/realms/maas/protocol/openid-connect/certs"
+    )
     assert "when" not in rules["authentication"]["keycloak"]
     admin = _token_identity(
         rules, {"preferred_username": "alice", "groups": ["free", "premium", "maas-admins"]}

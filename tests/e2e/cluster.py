@@ -111,7 +111,7 @@ def until(check: Callable[[], T], timeout_s: float, what: str, every_s: float = 
         time.sleep(every_s)
 
 
-class _Addressed(http.client.HTTPSConnection):
+class Addressed(http.client.HTTPSConnection):
     """HTTPS to a forwarded local port, presenting `host` as SNI (the gateway picks its
     listener and certificate by it) and checking the certificate against `host`."""
 
@@ -140,7 +140,7 @@ def request(
     are read before the connection is closed (a client that stops reading a stream). The
     method is GET without a body and POST with one, unless `method` says otherwise."""
     connection = (
-        _Addressed(port, host, tls, timeout_s)
+        Addressed(port, host, tls, timeout_s)
         if tls is not None
         else http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
     )

@@ -34,6 +34,7 @@ from components.serving.endpoint_picker import PICKER_LABEL
 from tests.e2e.cluster import (
     GENERATED_METRIC,
     SERVED_METRIC,
+    Addressed,
     Forward,
     Response,
     counted,
@@ -524,6 +525,32 @@ class Live(Platform):
         finally:
             connection.close()
 
+    def browse(
+        self, method: str, url: str, form: dict[str, str] | None = None, cookies: str = ""
+    ) -> tuple[int, list[tuple[str, str]], str]:
+        """What a browser sends for `url` on the shared host, through the gateway's forward:
+        its Host (with the port, as typed), SNI, cookies and a form; the answer with every
+        header (Set-Cookie repeats) and its text."""
+        parts = urllib.parse.urlsplit(url)
+        host = str(parts.hostname)
+        tls = self._tls()
+        connection = (
+            Addressed(self.gateway_port(), host, tls, 60)
+            if tls is not None
+            else http.client.HTTPConnection("127.0.0.1", self.gateway_port(), timeout=60)
+        )
+        headers = {"Host": parts.netloc, **({"Cookie": cookies} if cookies else {})}
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            connection.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body, headers)
+            reply = connection.getresponse()
+            return reply.status, reply.getheaders(), reply.read().decode(errors="replace")
+        finally:
+            connection.close()
+
     def _tls(self) -> ssl.SSLContext | None:
         """On an HTTPS-only gateway, what to trust: the certificate's issuer as cert-manager
         stores it beside the certificate (`ca.crt`, for a self-signed issuer the certificate
@@ -842,14 +869,18 @@ class Live(Platform):
                     problems[pod] = done.stderr.strip()
         return problems
 
+    def keycloak_service(self) -> tuple[str, str, str]:
+        """Keycloak's Service and namespace, from its in-cluster URL (output keycloakUrl,
+        http://<service>.<namespace>.svc...), and the realm, the issuer's last segment."""
+        service, namespace = str(self.outputs["keycloakUrl"]).split("//")[1].split(".")[:2]
+        return service, namespace, str(self.outputs["oidcIssuer"]).rstrip("/").rsplit("/", 1)[1]
+
     def realm_members(self) -> dict[str, set[str]]:
         """Read through Keycloak's admin API as the stack's bootstrap admin (output
         keycloakAdmin), over a port-forward: GET /admin/realms/<realm>/groups and each
         group's /members with max=-1 (keycloak services UsersResource/GroupResource)."""
         admin = self.outputs["keycloakAdmin"]
-        issuer = str(self.outputs["oidcIssuer"])
-        service, namespace = issuer.split("//")[1].split(".")[:2]
-        realm = issuer.rstrip("/").rsplit("/", 1)[1]
+        service, namespace, realm = self.keycloak_service()
         with self.forward(namespace, f"svc/{service}", 8080) as forward:
 
             def call(method: str, path: str, body: str | None = None, token: str = "") -> Any:
@@ -907,9 +938,7 @@ class Live(Platform):
         would in Keycloak's console (PUT/DELETE /admin/realms/<realm>/users/<id>/groups/<group>,
         keycloak services UserResource)."""
         admin = self.outputs["keycloakAdmin"]
-        issuer = str(self.outputs["oidcIssuer"])
-        service, namespace = issuer.split("//")[1].split(".")[:2]
-        realm = issuer.rstrip("/").rsplit("/", 1)[1]
+        service, namespace, realm = self.keycloak_service()
         with self.forward(namespace, f"svc/{service}", 8080) as forward:
 
             def call(method: str, path: str, body: str | None = None, token: str = "") -> Any:
@@ -944,9 +973,8 @@ class Live(Platform):
 
     def oidc_token(self, user: str) -> str:
         password = self.outputs["keycloakPasswords"][user]
-        issuer = str(self.outputs["oidcIssuer"])
-        service, namespace = issuer.split("//")[1].split(".")[:2]
-        path = "/" + issuer.split("/", 3)[3] + "/protocol/openid-connect/token"
+        service, namespace, realm = self.keycloak_service()
+        path = f"/realms/{realm}/protocol/openid-connect/token"
         form = {
             "grant_type": "password",
             "client_id": self.outputs["oidcClientId"],

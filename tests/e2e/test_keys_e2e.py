@@ -5,13 +5,19 @@ documented bound (docs/access.md "Self-service keys"); an expired key; the cap; 
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import html.parser
 import json
+import secrets
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from components.access import realm
 from components.access import tiers as tier_labels
 from components.config.types import window_seconds
 from tests.e2e import scenarios
@@ -56,6 +62,79 @@ def _used_requests(p: Live, key: str) -> int:
     reply = p.keys_call("GET", "/v1/usage", key, scheme="APIKEY")
     assert reply.status == 200, (reply.status, reply.body)
     return sum(w["used"] for w in reply.json()["windows"] if w["limit"] == "requests")
+
+
+class _LoginForm(html.parser.HTMLParser):
+    """The action of Keycloak's login form (keycloak/keycloak@main
+    themes/src/main/resources/theme/keycloak.v2/login/login.ftl: form id kc-form-login)."""
+
+    action: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "form" and found.get("id") == "kc-form-login":
+            self.action = found.get("action")
+
+
+def _cookies(headers: list[tuple[str, str]], jar: dict[str, str]) -> str:
+    for name, value in headers:
+        if name.lower() == "set-cookie":
+            key, _, rest = value.partition("=")
+            jar[key] = rest.split(";", 1)[0]
+    return "; ".join(f"{k}={v}" for k, v in jar.items())
+
+
+def test_a_person_logs_in_through_the_gateway_as_the_page_does(live: Live) -> None:
+    """The page's login completes on the stack as deployed: the portal client's authorization
+    code flow with PKCE (S256), every step on the shared host through the gateway, as a
+    browser at the page's URL takes it (the page's script: key_service/page.html), then the
+    key service takes the token. The page itself runs in Chromium against stand-ins
+    (tests/access/test_portal_page.py); this is the realm's half, without a browser."""
+    user = _user_of(live, live.tier_names[-1])
+    issuer = str(live.outputs["oidcIssuer"])
+    origin = issuer.split("/realms/", 1)[0]
+    page = f"{origin}/portal/"
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = {
+        "client_id": realm.PORTAL_CLIENT,
+        "redirect_uri": page,
+        "response_type": "code",
+        "scope": "openid",
+        "state": "e2e",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    jar: dict[str, str] = {}
+    status, headers, text = live.browse(
+        "GET", f"{issuer}/protocol/openid-connect/auth?{urllib.parse.urlencode(query)}"
+    )
+    assert status == 200, (status, text[:500])
+    form = _LoginForm()
+    form.feed(text)
+    assert form.action, text[:500]
+    assert form.action.startswith(f"{issuer}/"), f"the login form posts to {form.action}"
+    password = live.outputs["keycloakPasswords"][user]
+    status, headers, text = live.browse(
+        "POST", form.action, {"username": user, "password": password}, _cookies(headers, jar)
+    )
+    location = dict((k.lower(), v) for k, v in headers).get("location", "")
+    assert status == 302, (status, text[:500])
+    assert location.startswith(page), location
+    code = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)["code"][0]
+    token_form = {
+        "grant_type": "authorization_code",
+        "client_id": realm.PORTAL_CLIENT,
+        "code": code,
+        "redirect_uri": page,
+        "code_verifier": verifier,
+    }
+    status, _, text = live.browse("POST", f"{issuer}/protocol/openid-connect/token", token_form)
+    assert status == 200, (status, text[:500])
+    token = json.loads(text)["access_token"]
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["iss"] == issuer
+    assert live.keys_call("GET", "/v1/api-keys", token).status == 200
 
 
 def test_a_user_mints_calls_sees_usage_and_revokes_without_an_administrator(live: Live) -> None:

@@ -36,6 +36,33 @@ def test_a_route_publishing_unmetered_endpoints_is_refused(
     assert_only(violations(stack, resources), "usage-metered", "HTTPRoute llm/simulator", fragment, "Fix:")
 
 
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("/admin", "PathPrefix /admin"),
+        ("/realms/master", "PathPrefix /realms/master"),
+        ("/realms", "PathPrefix /realms"),
+        ("/", "PathPrefix /"),
+    ],
+)
+def test_the_realm_route_publishes_one_realms_pages_and_nothing_more(
+    stack_of: Any, value: str, fragment: str
+) -> None:
+    """The login pages reach no model: the rule lets them by. Keycloak's admin console, its
+    master realm or all of it through the same route are refused."""
+    stack = stack_of("dev-oidc")
+    assert not [v for v in violations(stack) if v.policy == "usage-metered"]
+
+    def widen(inputs: dict[str, Any]) -> None:
+        rule = inputs["spec"]["rules"][0]
+        rule["matches"] = [*rule["matches"], {"path": {"type": "PathPrefix", "value": value}}]
+
+    resources = edited(stack, "HTTPRoute", "keycloak-realm", widen)
+    assert_only(
+        violations(stack, resources), "usage-metered", "HTTPRoute llm/keycloak-realm", fragment, "Fix:"
+    )
+
+
 def test_a_gateway_that_does_not_ask_streams_for_usage_is_refused(stack_of: Any) -> None:
     stack = stack_of("dev")
     without = [r for r in stack.resources if r.kind != "EnvoyFilter"]

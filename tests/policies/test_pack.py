@@ -18,11 +18,12 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from components.access import self_service, tiers
+from components.access import realm, self_service, tiers
 from components.config import DEFAULT_TIERS
 from components.metering import chargeback
 from components.names import GATEWAY_NAME, KEY_SERVICE, KEY_SERVICE_LABELS, MODEL_HEADER
 from components.pins import upstream
+from components.platform import keycloak
 from components.serving import gateway, model_deployment, vllm_serving_runtime
 from harness.program import PROJECT_DIR, UNKNOWN, Evaluation, evaluate, stack_names
 from maas_policies import POLICIES, access, isolation, keys, metering, objects
@@ -155,6 +156,8 @@ def test_the_packs_copies_of_program_constants_match_the_originals() -> None:
     assert set(self_service.SECRET_VERBS) == keys.KEY_SECRET_VERBS
     assert metering.KEY_SERVICE == KEY_SERVICE
     assert (*self_service.API_PATHS, self_service.PAGE_PATH) == metering.KEY_SERVICE_PATHS
+    assert metering.KEYCLOAK_SERVICE == keycloak.SERVICE
+    assert realm.realm_paths("maas") == (f"{metering.REALM_PREFIX}maas", metering.REALM_STATIC)
     assert keys.KEY_TIERS_ENV == self_service.KEY_TIERS_ENV
     # The tier the access rules read from the limits' and the AuthPolicy's predicates.
     for pattern in (access._TIER_IS, access._TIER_IN):

@@ -36,7 +36,8 @@ class Marked:
         return f"marked {namespace}/{service}"
 
     def client(self, host: str, scheme: str, local_port: int) -> Client:
-        return Client(f"marked://{host}", "--marked ")
+        # An http(s) URL: the realm's issuer is one too, and the page refuses any other.
+        return Client(f"https://marked.{host}", "--marked ")
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
@@ -59,9 +60,12 @@ def test_every_install_and_exposure_goes_through_the_chosen_flavour(
     assert forwards
     assert [v for v in forwards if not v.startswith("marked ")] == []
     models = result.outputs["models"]
-    assert [m["url"] for m in models.values() if not m["url"].startswith("marked://")] == []
+    assert [m["url"] for m in models.values() if not m["url"].startswith("https://marked.")] == []
     assert [m["curl"] for m in models.values() if "--marked " not in m["curl"]] == []
-    assert result.outputs["apiUrl"].startswith("marked://")
+    assert result.outputs["apiUrl"].startswith("https://marked.")
+    if "oidcIssuer" in result.outputs:
+        # Browsers reach the realm the way they reach the gateway.
+        assert result.outputs["oidcIssuer"].startswith("https://marked.")
 
 
 def test_no_layer_asks_which_flavour_it_was_given() -> None:

@@ -208,6 +208,9 @@ def _design(stack: Evaluation, cfg: StackConfig, pods: list[Endpoint]) -> set[tu
     if cfg.auth.oidc.enabled:
         needed |= {
             ("authorino", "keycloak", 8080),
+            # Browsers reach the user realm's pages through the gateway (issue 29: log in
+            # from the page on the shared host).
+            ("gateway", "keycloak", 8080),
             # Keycloak day 2: the user sync calls the admin API.
             (realm.USER_SYNC, "keycloak", 8080),
             ("keycloak", keycloak.DB_SERVICE, 5432),

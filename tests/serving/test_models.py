@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from components.access import realm
 from components.names import GATEWAY_NAME, MODEL_HEADER
 from components.pins import versions
 from components.serving import gateway as gw
@@ -94,11 +95,14 @@ def test_each_model_host_has_one_route_and_the_shared_host_has_them_all(stack: E
     # The tier policies' route names no host: it routes only hosts no other route names.
     (policy_route,) = [r for r in stack.objects("HTTPRoute") if r.object_name == model_list.POLICY_ROUTE]
     assert "hostnames" not in policy_route.inputs["spec"]
-    # The key service's routes name no host either (tests/access/test_key_service_deploy.py).
+    # The key service's routes and the realm's name no host either (tests/access/
+    # test_key_service_deploy.py, tests/access/test_realm_route.py).
     routes = [
         r
         for r in stack.objects("HTTPRoute")
-        if r is not policy_route and not r.object_name.startswith("key-service")
+        if r is not policy_route
+        and not r.object_name.startswith("key-service")
+        and r.object_name != realm.REALM_ROUTE
     ]
     hosts = [h for route in routes for h in route.inputs["spec"]["hostnames"] if h != f"api.{domain}"]
     assert len(hosts) == len(set(hosts)) == len(_models(stack))

@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 from components.access import tiers
+from components.access.realm import REALM_ROUTE
 from components.names import KEY_SERVICE, KEY_SERVICE_LABELS
 from components.serving.model_list import POLICY_ROUTE
 from harness.program import Declared, Evaluation
@@ -21,6 +22,9 @@ def _before(declared: Declared) -> Declared | None:
     if declared.is_k8s_object and declared.inputs.get("metadata", {}).get("labels") == KEY_SERVICE_LABELS:
         return None
     if declared.kind == "AuthPolicy" and declared.object_name == KEY_SERVICE:
+        return None
+    # Nor a route to the realm's pages (issue 29).
+    if declared.kind in ("HTTPRoute", "ReferenceGrant") and declared.object_name == REALM_ROUTE:
         return None
     if declared.kind not in ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy"):
         return declared
