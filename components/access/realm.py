@@ -1,6 +1,7 @@
 """The Keycloak realm of the tiers and users: a group per tier, the users with generated
 passwords, a public client whose tokens carry the `groups` claim the AuthPolicy turns into
-a tier, and the Job that keeps the users in step with the stack file."""
+a tier, and the Job that keeps the users, and the realm's declared clients and groups, in
+step with the stack."""
 
 from __future__ import annotations
 
