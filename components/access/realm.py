@@ -1,13 +1,14 @@
 """The Keycloak realm of the tiers and users: a group per tier, the users with generated
 passwords, a public client whose tokens carry the `groups` claim the AuthPolicy turns into
-a tier, the Job that keeps the users in step with the stack file, and the route browsers
-reach the realm by, through the gateway."""
+a tier, the Job that keeps the users, and the realm's declared clients and groups, in step
+with the stack, and the route browsers reach the realm by, through the gateway."""
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -64,6 +65,25 @@ _KEYCLOAK_UID_REASON = (
     "whose home and files it owns; another UID was not tried with the image"
 )
 _USER_SYNC_DIR = "/etc/keycloak-user-sync"
+# The clients' secrets the sync fills in (a file per placeholder, as the import's placeholders
+# name them): mounted from their Secrets, never in the ConfigMap.
+_CLIENT_SECRETS_DIR = "/etc/keycloak-client-secrets"
+# The fields of a declared client the sync brings in step on every run (how it is reached and
+# how it logs in, and its secret); the rest (enabled, mappers, an administrator's own
+# settings) is left as it is.
+# The realm's attributes the sync brings in step on every run: where browsers reach it.
+OWNED_REALM_ATTRIBUTES = ("frontendUrl",)
+OWNED_CLIENT_FIELDS = (
+    "publicClient",
+    "standardFlowEnabled",
+    "implicitFlowEnabled",
+    "directAccessGrantsEnabled",
+    "serviceAccountsEnabled",
+    "redirectUris",
+    "webOrigins",
+    "attributes",
+    "secret",
+)
 _USER_SYNC_RESOURCES = {
     "requests": {"cpu": "100m", "memory": "256Mi"},
     "limits": {"cpu": "1", "memory": "512Mi"},
@@ -121,6 +141,8 @@ class Realm(pulumi.ComponentResource):
             for user in args.users
         }
         secrets: list[pulumi.Resource] = [passwords_secret]
+        # The clients' placeholders (the sync fills them from the same Secrets as the operator).
+        client_secrets: dict[str, dict[str, str]] = {}
         self.key_service_secret = None
         if args.key_service:
             self.key_service_secret = self._password(f"{name}-key-service-client")
@@ -134,9 +156,17 @@ class Realm(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self),
                 )
             )
-            placeholders[_KEY_SERVICE_PLACEHOLDER] = {
-                "secret": {"name": KEY_SERVICE_CLIENT_SECRET, "key": "secret"}
-            }
+            client_secrets[_KEY_SERVICE_PLACEHOLDER] = {"name": KEY_SERVICE_CLIENT_SECRET, "key": "secret"}
+            placeholders[_KEY_SERVICE_PLACEHOLDER] = {"secret": client_secrets[_KEY_SERVICE_PLACEHOLDER]}
+        declared = realm(
+            args.oidc,
+            args.tiers,
+            args.users,
+            args.domain,
+            key_service=args.key_service,
+            portal_urls=args.portal_urls,
+            frontend=frontend,
+        )
         realm_import = k8s.apiextensions.CustomResource(
             f"{name}-realm",
             api_version="k8s.keycloak.org/v2beta1",
@@ -150,20 +180,12 @@ class Realm(pulumi.ComponentResource):
                 "keycloakCRName": KEYCLOAK_NAME,
                 # The operator fills ${NAME} from these Secrets, so no password is in the CR.
                 "placeholders": placeholders,
-                "realm": realm(
-                    args.oidc,
-                    args.tiers,
-                    args.users,
-                    args.domain,
-                    key_service=args.key_service,
-                    portal_urls=args.portal_urls,
-                    frontend=frontend,
-                ),
+                "realm": declared,
             },
             opts=self._moved(depends_on=[args.keycloak.server, *secrets]),
         )
         self.passwords = pulumi.Output.secret(pulumi.Output.all(**passwords) if passwords else {})
-        user_sync = self._user_sync(name, args, realm_import, passwords_secret)
+        user_sync = self._user_sync(name, args, declared, client_secrets, realm_import, secrets)
         self.route = self._route(name, args, realm_import)
         self.register_outputs(
             {
@@ -232,11 +254,18 @@ class Realm(pulumi.ComponentResource):
         return pulumi.Output.secret(generated.result)
 
     def _user_sync(
-        self, name: str, args: RealmArgs, realm_import: pulumi.Resource, passwords: pulumi.Resource
+        self,
+        name: str,
+        args: RealmArgs,
+        declared: Mapping[str, Any],
+        client_secrets: Mapping[str, Mapping[str, str]],
+        realm_import: pulumi.Resource,
+        secrets: Sequence[pulumi.Resource],
     ) -> k8s.batch.v1.Job:
-        """The Job that brings the realm's users in step with the stack file (keycloak_users.sh).
-        Why a Job of the Keycloak image: docs/architecture.md, "The realm's day 2"."""
-        files = user_sync_files(args.tiers, args.users, args.domain)
+        """The Job that brings the realm's users, and its declared clients and groups, in step
+        with the stack (keycloak_users.sh). Why a Job of the Keycloak image:
+        docs/architecture.md, "The realm's day 2"."""
+        files = user_sync_files(args.tiers, args.users, args.domain, declared)
         config = k8s.core.v1.ConfigMap(
             f"{name}-user-sync-files",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=USER_SYNC, namespace=args.namespace),
@@ -266,20 +295,25 @@ class Realm(pulumi.ComponentResource):
                     metadata=k8s.meta.v1.ObjectMetaArgs(
                         labels=ADMIN_CLIENT_LABELS, annotations={"maas-platform/users-digest": digest}
                     ),
-                    spec=_user_sync_pod(args),
+                    spec=_user_sync_pod(args, client_secrets),
                 ),
             ),
             # A fixed name: the old Job goes before its replacement comes.
             opts=self._moved(
-                # The passwords first: a new user's must be in the Secret when the Job reads it.
-                depends_on=[realm_import, config, passwords, args.keycloak.server],
+                # The Secrets first: a new user's password, a client's secret, must be there
+                # when the Job reads them.
+                depends_on=[realm_import, config, *secrets, args.keycloak.server],
                 delete_before_replace=True,
             ),
         )
 
 
-def _user_sync_pod(args: RealmArgs) -> k8s.core.v1.PodSpecArgs:
-    """Pod Security "restricted", a read-only root, no API token (it calls Keycloak only)."""
+def _user_sync_pod(
+    args: RealmArgs, client_secrets: Mapping[str, Mapping[str, str]]
+) -> k8s.core.v1.PodSpecArgs:
+    """Pod Security "restricted", a read-only root, no API token (it calls Keycloak only).
+    `client_secrets`: placeholder -> the Secret's name and key, mounted as a file named like
+    the placeholder."""
     env = {
         "KEYCLOAK_URL": default_hostname(),
         "REALM": args.oidc.realm,
@@ -288,6 +322,12 @@ def _user_sync_pod(args: RealmArgs) -> k8s.core.v1.PodSpecArgs:
         "PASSWORDS_DIR": "/etc/keycloak-user-passwords",
         "USERS_FILE": f"{_USER_SYNC_DIR}/users",
         "TIERS_FILE": f"{_USER_SYNC_DIR}/tiers",
+        "GROUPS_FILE": f"{_USER_SYNC_DIR}/groups",
+        "CLIENTS_FILE": f"{_USER_SYNC_DIR}/clients",
+        "CLIENTS_DIR": _USER_SYNC_DIR,
+        "ROLES_FILE": f"{_USER_SYNC_DIR}/roles",
+        "REALM_FILE": f"{_USER_SYNC_DIR}/realm.json",
+        "SECRETS_DIR": _CLIENT_SECRETS_DIR,
         "KCADM": "/opt/keycloak/bin/kcadm.sh",
         # The CLI's session file, beside the JVM's scratch files: the root is read-only.
         "KCADM_CONFIG": "/tmp/kcadm.config",
@@ -304,6 +344,21 @@ def _user_sync_pod(args: RealmArgs) -> k8s.core.v1.PodSpecArgs:
         ),
         "/tmp": k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
     }
+    if client_secrets:
+        # A file per placeholder, from each client's Secret, in one directory.
+        volumes[_CLIENT_SECRETS_DIR] = k8s.core.v1.VolumeArgs(
+            name="client-secrets",
+            projected=k8s.core.v1.ProjectedVolumeSourceArgs(
+                sources=[
+                    k8s.core.v1.VolumeProjectionArgs(
+                        secret=k8s.core.v1.SecretProjectionArgs(
+                            name=ref["name"], items=[k8s.core.v1.KeyToPathArgs(key=ref["key"], path=name)]
+                        )
+                    )
+                    for name, ref in client_secrets.items()
+                ]
+            ),
+        )
     container = k8s.core.v1.ContainerArgs(
         name="sync",
         image=versions.KEYCLOAK_IMAGE,
@@ -329,13 +384,47 @@ def _user_sync_pod(args: RealmArgs) -> k8s.core.v1.PodSpecArgs:
     )
 
 
-def user_sync_files(tiers: Sequence[TierConfig], users: Sequence[UserConfig], domain: str) -> dict[str, str]:
-    """What the user sync reads: its script, the users ("<user> <tier> <email>") and the tiers."""
-    return {
+def user_sync_files(
+    tiers: Sequence[TierConfig],
+    users: Sequence[UserConfig],
+    domain: str,
+    declared: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
+    """What the user sync reads: its script, the users ("<user> <tier> <email>") and the tiers;
+    from `declared`, the realm the import is made of (one source for both): its groups (a
+    name a line), its clients (`clients`: a clientId a line; `client.<clientId>.json`, the
+    import's representation, to create one; `owned.<clientId>.json`, its OWNED_CLIENT_FIELDS,
+    to update one), its service accounts' client roles (`roles`: "<clientId> <client>
+    <role>") and its OWNED_REALM_ATTRIBUTES (`realm.json`). A client's secret stays a
+    placeholder here."""
+    declared = declared or {}
+    files = {
         "sync.sh": USER_SYNC_SCRIPT.read_text(),
         "users": "".join(f"{u.name} {u.tier} {email(u, domain)}\n" for u in users),
         "tiers": "".join(f"{t.name}\n" for t in tiers),
+        "groups": "".join(f"{g['name']}\n" for g in declared.get("groups", [])),
+        "clients": "".join(f"{c['clientId']}\n" for c in declared.get("clients", [])),
+        "roles": "".join(
+            f"{u['serviceAccountClientId']} {client} {role}\n"
+            for u in declared.get("users", [])
+            if "serviceAccountClientId" in u
+            for client, roles in u.get("clientRoles", {}).items()
+            for role in roles
+        ),
     }
+    attributes = declared.get("attributes", {})
+    owned_attributes = {key: attributes[key] for key in OWNED_REALM_ATTRIBUTES if key in attributes}
+    if owned_attributes:
+        files["realm.json"] = _json({"attributes": owned_attributes})
+    for client in declared.get("clients", []):
+        owned = {key: client[key] for key in OWNED_CLIENT_FIELDS if key in client}
+        files[f"client.{client['clientId']}.json"] = _json(client)
+        files[f"owned.{client['clientId']}.json"] = _json(owned)
+    return files
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")) + "\n"
 
 
 def email(user: UserConfig, domain: str) -> str:

@@ -1,12 +1,16 @@
-"""A stand-in for Keycloak's admin CLI (kcadm.sh), holding one realm's users and groups.
+"""A stand-in for Keycloak's admin CLI (kcadm.sh), holding one realm's users, groups and
+clients.
 
     kcadm_fake.py COMMAND ARGS...
 
 Answers the commands components/access/keycloak_users.sh uses, the way Keycloak 26's CLI
 and admin API do (sources in that script's test): a session from `config credentials` kept
 in the `--config` file, csv output without quotes or header, `-i` printing the new id, exact
-username lookup, group members. Its realm lives in $KCADM_STATE (JSON); each call is
-appended to $KCADM_LOG. A command it does not know fails, as kcadm does.
+username and clientId lookups, group members, a body from standard input (`-f -`), `update
+-m` merging it over the stored client (objects deeply, arrays replaced) and without `-m`
+sending it as the whole client, a service account made with its client, `add-roles`. Its
+realm lives in $KCADM_STATE (JSON); each call is appended to $KCADM_LOG, and each body read
+from standard input to $KCADM_LOG.bodies. A command it does not know fails, as kcadm does.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ def _options(argv: list[str]) -> tuple[list[str], dict[str, list[str]], set[str]
     index = 0
     while index < len(argv):
         arg = argv[index]
-        if arg in ("-i", "-n", "--noquotes"):
+        if arg in ("-i", "-n", "-m", "--noquotes"):
             flags.add(arg)
         elif arg.startswith("-"):
             values.setdefault(arg, []).append(argv[index + 1])
@@ -59,6 +63,39 @@ def _csv(rows: list[dict[str, Any]], fields: str) -> str:
     return "".join(",".join(str(row[f]) for f in fields.split(",")) + "\n" for row in rows)
 
 
+def _merge(source: dict[str, Any], dest: dict[str, Any]) -> None:
+    """kcadm's `update -m`: the body over the stored representation, objects merged deeply,
+    anything else (arrays too) replaced."""
+    for name, node in source.items():
+        if isinstance(dest.get(name), dict) and isinstance(node, dict):
+            _merge(node, dest[name])
+        else:
+            dest[name] = node
+
+
+def _body(values: dict[str, list[str]]) -> dict[str, Any]:
+    """The JSON body of `-f -`: only standard input is read (the script passes no files)."""
+    assert values.get("-f") == ["-"], "a body comes through standard input"
+    text = sys.stdin.read()
+    with open(os.environ["KCADM_LOG"] + ".bodies", "a") as log:
+        log.write(text + "\n")
+    return dict(json.loads(text))
+
+
+def _service_account(state: dict[str, Any], client: dict[str, Any]) -> None:
+    """Keycloak makes a client's service-account user when its service accounts are enabled."""
+    users = state["users"]
+    if client.get("serviceAccountsEnabled") and not any(
+        u.get("serviceAccountClientId") == client["clientId"] for u in users.values()
+    ):
+        users[str(uuid.uuid4())] = {
+            "username": f"service-account-{client['clientId']}",
+            "serviceAccountClientId": client["clientId"],
+            "groups": [],
+            "clientRoles": {},
+        }
+
+
 def main(argv: list[str]) -> int:
     with open(os.environ["KCADM_LOG"], "a") as log:
         log.write(json.dumps(argv) + "\n")
@@ -82,10 +119,24 @@ def main(argv: list[str]) -> int:
     if not config.is_file():
         print("No server specified. Use --server, or 'kcadm.sh config credentials'", file=sys.stderr)
         return 1
+    if words[:2] == ["update", f"realms/{state['realm']}"] and "-r" not in values:
+        # The realm itself: a representation's attributes replace all of the realm's
+        # (DefaultExportImportManager updateRealm); with -m, kcadm sends the realm read first
+        # with the body merged over it.
+        realm = {"attributes": dict(state.setdefault("realm_attributes", {}))}
+        body = _body(values)
+        if "-m" in flags:
+            _merge(body, realm)
+        else:
+            realm = body
+        state["realm_attributes"] = realm.get("attributes", {})
+        STATE.write_text(json.dumps(state))
+        return 0
     if values.get("-r") != [state["realm"]]:
         print("Realm not found", file=sys.stderr)
         return 1
     users, groups = state["users"], state["groups"]
+    clients = state.setdefault("clients", {})
     query = _settings(values.get("-q", []))
     sets = _json_values(values.get("-s", []))
     verb, path = words[0], (words[1].split("/") if len(words) > 1 else [])
@@ -133,6 +184,53 @@ def main(argv: list[str]) -> int:
         out = _csv(rows, values["--fields"][0])
     elif verb == "delete" and len(path) == 2 and path[0] == "users":
         del users[path[1]]
+    elif verb == "get" and path == ["clients"]:
+        # Exact unless search=true (ClientsResource getClients).
+        assert "search" not in query
+        found = [
+            {"id": c, **client} for c, client in clients.items() if client["clientId"] == query["clientId"]
+        ]
+        out = _csv(found, values["--fields"][0])
+    elif verb == "create" and path == ["clients"]:
+        body = _body(values)
+        if any(c["clientId"] == body["clientId"] for c in clients.values()):
+            print(f"Client {body['clientId']} already exists", file=sys.stderr)
+            return 1
+        new = str(uuid.uuid4())
+        clients[new] = body
+        _service_account(state, body)
+        if "-i" in flags:
+            out = new + "\n"
+        else:
+            print(f"Created new client with id '{new}'", file=sys.stderr)
+    elif verb == "update" and len(path) == 2 and path[0] == "clients":
+        body = _body(values)
+        if "-m" in flags:
+            _merge(body, clients[path[1]])
+        else:
+            clients[path[1]] = body
+        _service_account(state, clients[path[1]])
+    elif verb == "get" and len(path) == 3 and path[0] == "clients" and path[2] == "service-account-user":
+        client_id = clients[path[1]]["clientId"]
+        found = [
+            {"id": u, **user} for u, user in users.items() if user.get("serviceAccountClientId") == client_id
+        ]
+        if not found:
+            print("Service account not enabled for the client", file=sys.stderr)
+            return 1
+        out = _csv(found, values["--fields"][0])
+    elif verb == "get" and len(path) == 5 and path[2:4] == ["role-mappings", "clients"]:
+        held = users[path[1]].get("clientRoles", {}).get(path[4], [])
+        out = _csv([{"name": name} for name in held], values["--fields"][0])
+    elif verb == "add-roles":
+        user, client = values["--uid"][0], values["--cid"][0]
+        for name in values["--rolename"]:
+            if name not in clients[client].get("roles", []):
+                print(f"Role not found for name: {name}", file=sys.stderr)
+                return 1
+            held = users[user].setdefault("clientRoles", {}).setdefault(client, [])
+            if name not in held:
+                held.append(name)
     else:
         print(f"unknown command: {argv}", file=sys.stderr)
         return 1

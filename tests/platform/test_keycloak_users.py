@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from components.access import realm as realm_module
 from components.access.realm import STACK_USERS_GROUP, USER_SYNC, user_sync_files
-from components.config import TierConfig, UserConfig
+from components.access.tiers import ADMIN_GROUP
+from components.config import OidcConfig, TierConfig, UserConfig
 from components.platform import keycloak
 from harness.program import Evaluation, typed_config
 
@@ -55,6 +57,18 @@ class Realm:
     def user(self, name: str) -> dict[str, Any]:
         return next(u for u in self.state["users"].values() if u["username"] == name)
 
+    def bodies(self) -> str:
+        """What kcadm read from standard input (`-f -`) in the last run."""
+        log = self.root / "calls.log.bodies"
+        return log.read_text() if log.exists() else ""
+
+    def client(self, client_id: str) -> dict[str, Any]:
+        return next(c for c in self.state["clients"].values() if c["clientId"] == client_id)
+
+    def writes(self) -> list[list[str]]:
+        """The calls that change the realm (all but the login and reads), without --config."""
+        return [call[: call.index("--config")] for call in self.calls() if call[0] not in ("config", "get")]
+
     def calls(self) -> list[list[str]]:
         log = self.root / "calls.log"
         return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
@@ -65,10 +79,19 @@ class Realm:
         users: list[UserConfig],
         admin: tuple[str, str] = ADMIN,
         passwords: dict[str, str] | None = None,
+        declared: dict[str, Any] | None = None,
+        secrets: dict[str, str] | None = None,
     ) -> str:
-        files = user_sync_files(tiers, users, "maas.local")
+        """Runs the script with the files the program gives it; `declared` is the realm the
+        import is made of, `secrets` the client Secrets' files (placeholder -> value)."""
+        files = user_sync_files(tiers, users, "maas.local", declared)
         for name, text in files.items():
             (self.root / name).write_text(text)
+        secrets_dir = self.root / "client-secrets"
+        if secrets:
+            secrets_dir.mkdir(exist_ok=True)
+            for name, value in secrets.items():
+                (secrets_dir / name).write_text(value)
         (self.root / "admin").mkdir(exist_ok=True)
         (self.root / "admin" / "username").write_text(admin[0])
         (self.root / "admin" / "password").write_text(admin[1])
@@ -80,6 +103,7 @@ class Realm:
         shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" "$@"\n')
         shim.chmod(0o755)
         (self.root / "calls.log").unlink(missing_ok=True)
+        (self.root / "calls.log.bodies").unlink(missing_ok=True)
         (self.root / "kcadm.config").unlink(missing_ok=True)
         env = {
             "PATH": os.environ["PATH"],
@@ -91,6 +115,12 @@ class Realm:
             "LOGIN_WAIT": "5",
             "USERS_FILE": str(self.root / "users"),
             "TIERS_FILE": str(self.root / "tiers"),
+            "GROUPS_FILE": str(self.root / "groups"),
+            "CLIENTS_FILE": str(self.root / "clients"),
+            "CLIENTS_DIR": str(self.root),
+            "ROLES_FILE": str(self.root / "roles"),
+            "REALM_FILE": str(self.root / "realm.json"),
+            "SECRETS_DIR": str(secrets_dir),
             "KCADM": str(shim),
             "KCADM_CONFIG": str(self.root / "kcadm.config"),
             "KCADM_STATE": str(self.root / "state.json"),
@@ -124,6 +154,8 @@ def realm(tmp_path: Path) -> Realm:
             "g-ops-free": "/ops/free",
             "g-stack": f"/{STACK_USERS_GROUP}",
         },
+        # As Keycloak makes every realm: realm-management, whose roles admin clients are granted.
+        "clients": {"c-rm": {"clientId": "realm-management", "roles": ["view-users", "manage-users"]}},
         "users": {
             "u-1": {"username": "freeuser1", "groups": ["g-free", "g-stack"], "password": "imported"},
             "u-2": {"username": "premiumuser1", "groups": ["g-premium", "g-stack"], "password": "imported"},
@@ -218,13 +250,33 @@ def test_no_password_is_on_a_command_line_but_the_new_users(realm: Realm) -> Non
 
 
 def test_every_call_uses_the_session_file_and_the_realm(realm: Realm) -> None:
-    realm.sync(TIERS, IMPORTED)
+    realm.sync(TIERS, IMPORTED, declared=_declared(), secrets={SECRET_FILE: SECRET})
     calls = realm.calls()
     assert calls[0][:2] == ["config", "credentials"]
     for call in calls:
         assert call[call.index("--config") + 1] == str(realm.root / "kcadm.config")
     for call in calls[1:]:
-        assert call[call.index("-r") + 1] == "maas"
+        # The realm itself is addressed by its path (kcadm: `realms/<realm>`, no -r).
+        if call[1] == "realms/maas":
+            assert "-r" not in call
+        else:
+            assert call[call.index("-r") + 1] == "maas"
+    assert any(call[1] == "realms/maas" for call in calls)
+
+
+def test_the_realms_origin_follows_the_stack_and_its_other_attributes_stay(realm: Realm) -> None:
+    """A realm imported before its frontendUrl was declared gets it; a new origin replaces
+    it; an attribute of the realm the program does not own stays (the realm's attributes
+    are sent merged over the realm as read: `update -m`)."""
+    state = realm.state
+    state["realm_attributes"] = {"displayNameHtml": "<b>ours</b>"}
+    (realm.root / "state.json").write_text(json.dumps(state))
+    realm.sync(TIERS, IMPORTED, declared=_declared(), secrets={SECRET_FILE: SECRET})
+    assert realm.state["realm_attributes"] == {"displayNameHtml": "<b>ours</b>", "frontendUrl": FRONTEND}
+    elsewhere = "https://api.example.com"
+    realm.sync(TIERS, IMPORTED, declared=_declared(frontend=elsewhere), secrets={SECRET_FILE: SECRET})
+    assert realm.state["realm_attributes"] == {"displayNameHtml": "<b>ours</b>", "frontendUrl": elsewhere}
+    assert ["update", "realms/maas", "-m", "-f", "-"] in realm.writes()
 
 
 def test_it_waits_for_keycloak_to_answer(realm: Realm) -> None:
@@ -279,3 +331,234 @@ def test_the_job_reruns_exactly_when_the_users_change(stack_of: Any) -> None:
     changed = more.one("Job", USER_SYNC).inputs["spec"]["template"]["metadata"]["annotations"]
     assert changed != digest
     assert "newuser free newuser@" in more.one("ConfigMap", USER_SYNC).inputs["data"]["users"]
+
+
+# The realm's declared clients and groups (issue 29): the import's own JSON, brought in step
+# by the same Job, so a realm imported before the key service gets them.
+KEY_SERVICE = realm_module.KEY_SERVICE_CLIENT
+PORTAL = realm_module.PORTAL_CLIENT
+ADMINS = ADMIN_GROUP
+PAGE = ["https://api.maas.local/portal/", "https://api.maas.local:8000/portal/"]
+FRONTEND = "https://api.maas.local:8000"
+# The key service client's placeholder (`${NAME}` in the import), the file the Job mounts.
+SECRET_FILE = realm_module.key_service_client()["secret"][2:-1]
+SECRET = "s3cretFromTheMountedSecretFile0"
+
+
+def _declared(key_service: bool = True, page: list[str] = PAGE, frontend: str = FRONTEND) -> dict[str, Any]:
+    """The realm the program imports (components/access/realm.py realm)."""
+    return realm_module.realm(
+        OidcConfig(),
+        TIERS,
+        IMPORTED,
+        "maas.local",
+        key_service=key_service,
+        portal_urls=page,
+        frontend=frontend,
+    )
+
+
+def _imported(client_id: str, page: list[str] = PAGE) -> dict[str, Any]:
+    """A client as the import made it, its secret filled."""
+    (client,) = [c for c in _declared(page=page)["clients"] if c["clientId"] == client_id]
+    return {**client, "secret": SECRET} if "secret" in client else dict(client)
+
+
+def _add(realm: Realm, clients: dict[str, dict[str, Any]], **more: Any) -> None:
+    state = realm.state
+    state["clients"].update(clients)
+    for key, value in more.items():
+        state[key].update(value)
+    (realm.root / "state.json").write_text(json.dumps(state))
+
+
+def _account(realm: Realm) -> tuple[str, dict[str, Any]]:
+    users = realm.state["users"].items()
+    return next((u, user) for u, user in users if user.get("serviceAccountClientId") == KEY_SERVICE)
+
+
+def _sync(realm: Realm, declared: dict[str, Any] | None = None) -> str:
+    return realm.sync(TIERS, IMPORTED, declared=declared or _declared(), secrets={SECRET_FILE: SECRET})
+
+
+@pytest.fixture
+def before_29(realm: Realm) -> Realm:
+    """A realm imported before issue 29: the CLI's client only, no key service, no page, no
+    administrators' group."""
+    _add(realm, {"c-cli": _imported("maas-cli")})
+    return realm
+
+
+def test_a_realm_imported_before_the_key_service_gets_its_clients_group_and_role(before_29: Realm) -> None:
+    out = _sync(before_29)
+    assert out.splitlines() == [
+        "group enterprise created",
+        f"group {ADMINS} created",
+        f"client {KEY_SERVICE} created",
+        f"client {PORTAL} created",
+        f"client {KEY_SERVICE} granted realm-management view-users",
+    ]
+    # Created whole from the import's JSON, the secret from the mounted file.
+    assert before_29.client(KEY_SERVICE) == {**_imported(KEY_SERVICE), "secret": SECRET}
+    assert before_29.client(PORTAL) == _imported(PORTAL)
+    assert before_29.client(PORTAL)["attributes"] == {"pkce.code.challenge.method": "S256"}
+    assert f"/{ADMINS}" in before_29.state["groups"].values()
+    account, user = _account(before_29)
+    assert user["clientRoles"] == {"c-rm": ["view-users"]}
+    r = ["-r", "maas"]
+    body = ["-f", "-"]
+    assert before_29.writes() == [
+        ["update", "realms/maas", "-m", *body],
+        ["create", "groups", *r, "-s", 'name="enterprise"', "-i"],
+        ["create", "groups", *r, "-s", f'name="{ADMINS}"', "-i"],
+        ["create", "clients", *r, *body],
+        ["create", "clients", *r, *body],
+        ["update", "clients/c-cli", *r, "-m", *body],
+        ["add-roles", *r, "--uid", account, "--cid", "c-rm", "--rolename", "view-users"],
+    ]
+
+
+def test_existing_clients_get_only_the_fields_the_program_owns(realm: Realm) -> None:
+    """New page URLs (Keycloak reached elsewhere), a PKCE method, flows and a secret that
+    drifted are brought back; what an administrator set beside them stays."""
+    theirs = {
+        "name": "groups",
+        "protocol": "openid-connect",
+        "protocolMapper": "oidc-audience-mapper",
+        "config": {"included.client.audience": "maas-key-service"},
+    }
+    old_page = ["https://keycloak.old.example/portal/"]
+    portal = {
+        **_imported(PORTAL, page=old_page),
+        "enabled": False,
+        "implicitFlowEnabled": True,
+        "description": "set by an administrator",
+        "attributes": {"pkce.code.challenge.method": "plain", "post.logout.redirect.uris": "+"},
+        "protocolMappers": [*_imported(PORTAL)["protocolMappers"], theirs],
+    }
+    key_service = {**_imported(KEY_SERVICE), "secret": "an-old-secret", "attributes": {"x": "1"}}
+    _add(
+        realm,
+        {"c-cli": _imported("maas-cli"), "c-ks": key_service, "c-portal": portal},
+        groups={"g-admins": f"/{ADMINS}", "g-enterprise": "/enterprise"},
+    )
+    state = realm.state
+    state["users"]["u-ks"] = {
+        "username": f"service-account-{KEY_SERVICE}",
+        "serviceAccountClientId": KEY_SERVICE,
+        "groups": [],
+        "clientRoles": {"c-rm": ["view-users"]},
+    }
+    (realm.root / "state.json").write_text(json.dumps(state))
+
+    assert _sync(realm) == ""
+    got = realm.client(PORTAL)
+    assert got["redirectUris"] == PAGE
+    assert got["webOrigins"] == ["https://api.maas.local", "https://api.maas.local:8000"]
+    assert got["implicitFlowEnabled"] is False
+    assert got["attributes"] == {"pkce.code.challenge.method": "S256", "post.logout.redirect.uris": "+"}
+    # Not the program's to change: enabled (an administrator may switch the page off), the
+    # description, the mappers.
+    assert got["enabled"] is False
+    assert got["description"] == "set by an administrator"
+    assert got["protocolMappers"] == portal["protocolMappers"]
+    assert realm.client(KEY_SERVICE) == {**key_service, "secret": SECRET}
+    r = ["-r", "maas"]
+    merged = ["-m", "-f", "-"]
+    assert realm.writes() == [
+        ["update", "realms/maas", *merged],
+        ["update", "clients/c-ks", *r, *merged],
+        ["update", "clients/c-portal", *r, *merged],
+        ["update", "clients/c-cli", *r, *merged],
+    ]
+    # Each update sends the owned fields only.
+    realm_body, *sent = [json.loads(line) for line in realm.bodies().splitlines()]
+    assert realm_body == {"attributes": {"frontendUrl": FRONTEND}}
+    assert [set(body) <= set(realm_module.OWNED_CLIENT_FIELDS) for body in sent] == [True] * 3
+
+
+def test_a_second_run_changes_no_client_or_group(before_29: Realm) -> None:
+    _sync(before_29)
+    before = before_29.state
+    assert _sync(before_29) == ""
+    assert before_29.state == before
+    # Only the owned fields are sent again, the same values: no create, no grant, no delete.
+    assert {tuple(call[:2]) for call in before_29.writes()} == {("update", "realms/maas")} | {
+        ("update", f"clients/{c}")
+        for c, client in before["clients"].items()
+        if client["clientId"] != "realm-management"
+    }
+
+
+def test_an_existing_admin_group_keeps_its_members(before_29: Realm) -> None:
+    state = before_29.state
+    state["groups"]["g-admins"] = f"/{ADMINS}"
+    state["users"]["u-3"]["groups"].append("g-admins")
+    (before_29.root / "state.json").write_text(json.dumps(state))
+    _sync(before_29)
+    assert before_29.members()["operator"] == [ADMINS, "ops", "ops/free"]
+    assert not any("g-admins" in arg for call in before_29.calls() for arg in call)
+    assert list(before_29.state["groups"].values()).count(f"/{ADMINS}") == 1
+
+
+def test_clients_and_groups_no_longer_declared_are_left(before_29: Realm) -> None:
+    """No rule tells the program's clients from an administrator's, so none is deleted: with
+    the key service switched off, its clients and the administrators' group stay."""
+    _sync(before_29)
+    before = before_29.state
+    before_29.sync(TIERS, IMPORTED, declared=_declared(key_service=False))
+    assert before_29.state["clients"] == before["clients"]
+    assert before_29.state["groups"] == before["groups"]
+    assert {call[0] for call in before_29.writes()} == {"update"}
+
+
+def test_the_client_secret_reaches_kcadm_only_from_the_mounted_file(before_29: Realm) -> None:
+    files = user_sync_files(TIERS, IMPORTED, "maas.local", _declared())
+    assert not any(SECRET in text for text in files.values())
+    assert f'"secret":"${{{SECRET_FILE}}}"' in files[f"client.{KEY_SERVICE}.json"]
+    _sync(before_29)
+    assert not any(SECRET in arg for call in before_29.calls() for arg in call)
+    assert SECRET in before_29.bodies()
+    assert before_29.client(KEY_SERVICE)["secret"] == SECRET
+
+
+def test_a_secret_with_json_specials_stays_one_string(before_29: Realm) -> None:
+    """Filled into the JSON escaped, and taken literally by bash (an `&` included)."""
+    odd = 'a"b\\c&d'
+    before_29.sync(TIERS, IMPORTED, declared=_declared(), secrets={SECRET_FILE: odd})
+    assert before_29.client(KEY_SERVICE)["secret"] == odd
+
+
+def test_a_client_whose_secret_is_not_mounted_is_not_created(before_29: Realm) -> None:
+    """Never a client whose secret is the placeholder's text."""
+    with pytest.raises(RuntimeError, match=f"client.{KEY_SERVICE}.json has no secret in"):
+        before_29.sync(TIERS, IMPORTED, declared=_declared())
+    assert [c["clientId"] for c in before_29.state["clients"].values()] == ["realm-management", "maas-cli"]
+
+
+def test_new_page_urls_change_the_sync_files_so_the_job_reruns() -> None:
+    """The Job's template carries the digest of these files (test above): new page URLs, as
+    when Keycloak is reached from browsers elsewhere, run a new sync."""
+    old = user_sync_files(TIERS, IMPORTED, "maas.local", _declared(page=["https://old.example/portal/"]))
+    new = user_sync_files(TIERS, IMPORTED, "maas.local", _declared())
+    assert old[f"owned.{PORTAL}.json"] != new[f"owned.{PORTAL}.json"]
+    assert json.loads(new[f"owned.{PORTAL}.json"])["redirectUris"] == PAGE
+
+
+def test_the_sync_gets_the_imports_clients_and_their_secret_file(stack_of: Any) -> None:
+    stack: Evaluation = stack_of("dev-oidc")
+    imported = stack.one("KeycloakRealmImport", "realm-maas").inputs["spec"]
+    data = stack.one("ConfigMap", USER_SYNC).inputs["data"]
+    for client in imported["realm"]["clients"]:
+        assert json.loads(data[f"client.{client['clientId']}.json"]) == client
+    assert data["groups"].split() == [g["name"] for g in imported["realm"]["groups"]]
+    assert data["roles"] == f"{KEY_SERVICE} realm-management view-users\n"
+    pod = stack.one("Job", USER_SYNC).inputs["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == env["SECRETS_DIR"]]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    (source,) = volume["projected"]["sources"]
+    # The operator's placeholder for this Secret, a file named like it.
+    ref = imported["placeholders"][SECRET_FILE]["secret"]
+    assert source["secret"] == {"name": ref["name"], "items": [{"key": ref["key"], "path": SECRET_FILE}]}
