@@ -571,3 +571,82 @@ def test_the_pack_refuses_keys_without_a_lifetime_outside_dev(stack_of: Any) -> 
     assert_only(violations(stack, resources), "keys-expire", "premium", "Fix:")
     # a dev stack may keep keys for ever
     assert not violations(stack, resources, **{"keys-expire": {"devStacks": ["dev", "dev-oidc"]}})
+
+
+def test_mints_and_every_call_are_limited_per_user_on_its_route(oidc_stack: Evaluation) -> None:
+    """A RateLimitPolicy on the service's API route counts, per user Authorino resolved, the
+    mints (POST /v1/api-keys, nothing else) and every call; its limits sit in a Limitador
+    namespace of their own, not the tier limits' that GET /v1/usage reads."""
+    policy = oidc_stack.one("RateLimitPolicy", KEY_SERVICE)
+    route = oidc_stack.one("HTTPRoute", KEY_SERVICE)
+    assert policy.namespace == route.namespace
+    spec = policy.inputs["spec"]
+    assert spec["targetRef"] == {
+        "group": "gateway.networking.k8s.io",
+        "kind": "HTTPRoute",
+        "name": KEY_SERVICE,
+    }
+    config = typed_config(oidc_stack.stack).key_service
+    mints, calls = spec["limits"][self_service.MINT_LIMIT], spec["limits"][self_service.CALL_LIMIT]
+    assert mints["rates"] == [{"limit": r.limit, "window": r.window} for r in config.mints]
+    assert calls["rates"] == [{"limit": r.limit, "window": r.window} for r in config.calls]
+    assert mints["counters"] == calls["counters"] == [{"expression": tiers.USER_ID}]
+    assert "when" not in calls
+
+    def minting(method: str, path: str) -> bool:
+        values = cel.activation({"request": {"method": method, "url_path": path}})
+        return all(cel.evaluate_in(c["predicate"], values) for c in mints["when"])
+
+    assert minting("POST", "/v1/api-keys")
+    for method, path in (
+        ("GET", "/v1/api-keys"),
+        ("DELETE", "/v1/api-keys/k1"),
+        ("POST", "/v1/admin/api-keys/revoke"),
+        ("GET", "/v1/usage"),
+    ):
+        assert not minting(method, path), (method, path)
+    container = oidc_stack.one("Deployment", KEY_SERVICE).inputs["spec"]["template"]["spec"]["containers"][0]
+    usage = {e["name"]: e["value"] for e in container["env"]}["LIMITADOR_NAMESPACE"]
+    assert f"{route.namespace}/{route.object_name}" != usage
+
+
+def test_the_counted_user_is_the_one_the_service_is_told(oidc_stack: Evaluation) -> None:
+    """Authorino hands the limiters `auth.identity.userid` and `.tier` (its success filter,
+    as the tier policy does): the user counted is the x-maas-user the service acts for,
+    whether a token or a key authenticated the call."""
+    rules = _key_service_auth(oidc_stack)
+    exposed = rules["response"]["success"]["filters"]["identity"]["json"]["properties"]
+    assert exposed == {"userid": {"expression": tiers.USER_ID}, "tier": {"expression": tiers.TIER}}
+    secret = {
+        "metadata": {
+            "labels": {"maas-platform/api-key": "true", "maas-platform/tier": "premium"},
+            "annotations": {"secret.kuadrant.io/user-id": "dave"},
+        }
+    }
+    by_key = authorino.api_key_identity(rules["authentication"], secret, "/v1/usage")
+    assert by_key is not None
+    by_token = _token_identity(rules, {"preferred_username": "alice", "groups": ["free"]})
+    for identity in (by_key, by_token):
+        values = cel.activation({"auth": {"identity": identity}})
+        counted = {name: str(cel.evaluate_in(p["expression"], values)) for name, p in exposed.items()}
+        told = _headers(rules, identity)
+        assert (counted["userid"], counted["tier"]) == (told["x-maas-user"], told["x-maas-tier"])
+
+
+def test_the_limits_follow_the_stack_config() -> None:
+    result = evaluate_variant(
+        "dev-oidc",
+        {
+            "maas:keyService": {
+                "mints": [{"limit": 2, "window": "1m"}, {"limit": 10, "window": "1h"}],
+                "calls": {"limit": 30, "window": "10s"},
+            }
+        },
+    )
+    assert result.error is None, result.error
+    limits = result.one("RateLimitPolicy", KEY_SERVICE).inputs["spec"]["limits"]
+    assert limits[self_service.MINT_LIMIT]["rates"] == [
+        {"limit": 2, "window": "1m"},
+        {"limit": 10, "window": "1h"},
+    ]
+    assert limits[self_service.CALL_LIMIT]["rates"] == [{"limit": 30, "window": "10s"}]
