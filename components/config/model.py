@@ -530,7 +530,8 @@ class KeyServiceConfig(Section):
     # Per user, enforced by Kuadrant on the service's route (self_service.py rate_limit_spec):
     # each mint writes a Secret every Authorino replica watches and holds, so churn (mint,
     # revoke, mint) is bounded apart from the live-key cap; every call of its API, mints too.
-    mints: Rates = (Rate(limit=5, window="1m"),)
+    # Mints above the default cap (5): a user fills it in one window and meets the cap's 403.
+    mints: Rates = (Rate(limit=10, window="1m"),)
     calls: Rates = (Rate(limit=120, window="1m"),)
     # An idle standard-library server: small requests, so two fit a kind node beside the rest.
     resources: ComputeResources = ComputeResources(

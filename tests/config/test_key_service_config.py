@@ -25,7 +25,7 @@ def test_defaults_follow_oidc() -> None:
         assert config.key_service.replicas == 2
         assert config.key_service.sweep_interval == "30s"
         assert config.key_service.tier_sync_interval == "60s"
-        assert [(r.limit, r.window) for r in config.key_service.mints] == [(5, "1m")]
+        assert [(r.limit, r.window) for r in config.key_service.mints] == [(10, "1m")]
         assert [(r.limit, r.window) for r in config.key_service.calls] == [(120, "1m")]
         assert all((t.keys.max_keys, t.keys.max_lifetime_days) == (5, 90) for t in config.tiers)
 
