@@ -15,13 +15,13 @@ import pytest
 from components.access import realm, self_service, tiers
 from components.access.key_service import portal
 from components.cluster.rollout import content_digest
-from components.names import KEY_SERVICE_LABELS, KEYCLOAK_NAMESPACE
+from components.names import GATEWAY_NAME, KEY_SERVICE_LABELS, KEYCLOAK_NAMESPACE
 from components.pins import upstream, versions
 from components.platform import kuadrant, monitoring
 from components.platform.keycloak import issuer_url
 from components.serving import gateway, model_list
 from harness.program import Evaluation, typed_config
-from maas_policies import network
+from maas_policies import network, objects
 from tests.support import authorino, cel
 from tests.support.configs import evaluate_variant
 from tests.support.policy_runner import added, assert_only, edited, violations
@@ -650,3 +650,27 @@ def test_the_limits_follow_the_stack_config() -> None:
         {"limit": 10, "window": "1h"},
     ]
     assert limits[self_service.CALL_LIMIT]["rates"] == [{"limit": 30, "window": "10s"}]
+
+
+def test_its_429_passes_the_gateways_refusals_filter(oidc_stack: Evaluation) -> None:
+    """A RateLimitPolicy cannot shape its 429 (RateLimitPolicy v1 has no response field; the
+    wasm-shim answers "Too Many Requests\\n" with Limitador's headers): the gateway's
+    refusals.lua does, on every listener of the Gateway, for every route on them, so the key
+    service's 429 is OpenAI-shaped with a Retry-After like a tier limit's
+    (tests/serving/test_refusals.py runs the filter)."""
+    refusals = gateway.REFUSALS_LUA.read_text()
+    (body_filter,) = [
+        f
+        for f in oidc_stack.objects("EnvoyFilter")
+        if any(refusals in text for _, text in objects.string_leaves(f.inputs["spec"]["configPatches"]))
+    ]
+    assert body_filter.inputs["spec"]["targetRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME}
+    ]
+    (lua,) = [p for p in body_filter.inputs["spec"]["configPatches"] if p["applyTo"] == "HTTP_FILTER"]
+    assert set(lua["match"]) == {"context", "listener"}
+    assert set(lua["match"]["listener"]) == {"filterChain"}, "the filter is on some listeners only"
+    listeners = [each["name"] for each in oidc_stack.one("Gateway", GATEWAY_NAME).inputs["spec"]["listeners"]]
+    parents = oidc_stack.one("HTTPRoute", KEY_SERVICE).inputs["spec"]["parentRefs"]
+    assert {p["name"] for p in parents} == {GATEWAY_NAME}
+    assert {p["sectionName"] for p in parents} <= set(listeners)
