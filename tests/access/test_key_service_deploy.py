@@ -15,7 +15,7 @@ import pytest
 from components.access import realm, self_service, tiers
 from components.access.key_service import portal
 from components.cluster.rollout import content_digest
-from components.names import GATEWAY_NAME, KEY_SERVICE_LABELS, KEYCLOAK_NAMESPACE
+from components.names import GATEWAY_NAME, KEY_SERVICE_LABELS, KEYCLOAK_NAMESPACE, MODEL_HEADER
 from components.pins import upstream, versions
 from components.platform import kuadrant, monitoring
 from components.platform.keycloak import issuer_url
@@ -674,3 +674,26 @@ def test_its_429_passes_the_gateways_refusals_filter(oidc_stack: Evaluation) -> 
     parents = oidc_stack.one("HTTPRoute", KEY_SERVICE).inputs["spec"]["parentRefs"]
     assert {p["name"] for p in parents} == {GATEWAY_NAME}
     assert {p["sectionName"] for p in parents} <= set(listeners)
+
+
+def test_its_limited_calls_are_never_billed(oidc_stack: Evaluation) -> None:
+    """Now that Limitador counts the key service's calls, the TelemetryPolicy on the Gateway
+    labels them too; with no model header (the gateway removes a client's on every request,
+    and sets one on model requests only) their `model` label is empty, and the billing rules
+    read only series with a model."""
+    (telemetry,) = oidc_stack.objects("TelemetryPolicy")
+    labels = telemetry.inputs["spec"]["metrics"]["default"]["labels"]
+    assert MODEL_HEADER in gateway.GATEWAY_HEADERS
+    values = cel.activation(
+        {"request": {"headers": {}}, "auth": {"identity": {"userid": "alice", "tier": "free"}}}
+    )
+    assert {name: str(cel.evaluate_in(expression, values)) for name, expression in labels.items()} == {
+        "user": "alice",
+        "tier": "free",
+        "model": "",
+    }
+    rules = oidc_stack.one("PrometheusRule", "maas-usage").inputs["spec"]
+    read = [r.get("expr", "") for g in rules["groups"] for r in g["rules"]]
+    billed = [expr for expr in read if "authorized_calls{" in expr or "limited_calls{" in expr]
+    assert billed, "no rule reads Limitador's authorized calls"
+    assert all('model!=""' in expr for expr in billed), billed
