@@ -193,7 +193,7 @@ class KeyServiceArgs:
     limitador_url: pulumi.Input[str]
     limits_namespace: pulumi.Input[str]
     prometheus_url: str | None
-    # Kuadrant (the AuthPolicy CRD, Authorino) and the realm its client lives in.
+    # Kuadrant (the AuthPolicy and RateLimitPolicy CRDs, Authorino) and the realm its client lives in.
     after: Sequence[pulumi.Resource] = ()
 
 
