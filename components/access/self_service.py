@@ -29,7 +29,7 @@ from components.access.realm import KEY_SERVICE_CLIENT, PORTAL_CLIENT
 from components.cluster import network
 from components.cluster.rollout import content_digest
 from components.cluster.security import restricted_container
-from components.config import KeyServiceConfig, OidcConfig, TierConfig
+from components.config import KeyServiceConfig, OidcConfig, Rate, TierConfig
 from components.config.types import window_seconds
 from components.flavour.protocol import Flavour
 from components.names import GATEWAY_NAME, KEY_SERVICE, KEY_SERVICE_LABELS
@@ -70,6 +70,13 @@ CLIENT_SECRET_DIR = "/etc/key-service/keycloak"
 # Each tier's key cap and lifetime, as JSON (the policy pack reads it: keys-expire).
 KEY_TIERS_ENV = "KEY_TIERS"
 CLIENT_SECRET = f"{KEY_SERVICE}-keycloak-client"
+# The RateLimitPolicy's limits (rate_limit_spec). Neither name ends in -requests or -tokens,
+# so GET /v1/usage could not take them for a tier's (key_service/server.py limit_of).
+MINT_LIMIT = "key-mints"
+CALL_LIMIT = "key-calls"
+# What mints: the one call that writes a Secret (key_service/server.py _route). The route
+# matches PathPrefix, so this predicate picks the exact path the service mints on.
+MINT_PATH = "/v1/api-keys"
 
 
 def code_files(directory: Path = CODE_DIR) -> dict[str, str]:
@@ -138,6 +145,31 @@ def key_tiers(tier_table: Sequence[TierConfig]) -> str:
     )
 
 
+def _rates(rates: Sequence[Rate]) -> list[dict[str, Any]]:
+    """One Limitador limit per rate (components/config/model.py Rates)."""
+    return [{"limit": rate.limit, "window": rate.window} for rate in rates]
+
+
+def rate_limit_spec(config: KeyServiceConfig, route: str) -> dict[str, Any]:
+    """The key service's RateLimitPolicy: per user (the identity Authorino resolved, as the
+    tier limits count it), mints and every call of its API. Kuadrant files these limits under
+    `<namespace>/<route>` (Kuadrant/kuadrant-operator@v1.5.2
+    internal/controller/ratelimit_workflow_helpers.go LimitsNamespaceFromRoute), the key
+    service's own route, so they never join the tier limits GET /v1/usage lists
+    (components/serving/model_list.py limits_namespace). `request.method` and
+    `request.url_path` are well-known attributes of the wasm-shim's predicates
+    (Kuadrant/wasm-shim@v0.14.1 src/data/cel.rs new_well_known_attribute_map)."""
+    counters = [{"expression": tiers.USER_ID}]
+    mints = [{"predicate": "request.method == 'POST'"}, {"predicate": f"request.url_path == '{MINT_PATH}'"}]
+    return {
+        "targetRef": {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": route},
+        "limits": {
+            MINT_LIMIT: {"rates": _rates(config.mints), "when": mints, "counters": counters},
+            CALL_LIMIT: {"rates": _rates(config.calls), "counters": counters},
+        },
+    }
+
+
 @dataclass(frozen=True, kw_only=True)
 class KeyServiceArgs:
     config: KeyServiceConfig
@@ -162,12 +194,13 @@ class KeyServiceArgs:
     limitador_url: pulumi.Input[str]
     limits_namespace: pulumi.Input[str]
     prometheus_url: str | None
-    # Kuadrant (the AuthPolicy CRD, Authorino) and the realm its client lives in.
+    # Kuadrant (the AuthPolicy and RateLimitPolicy CRDs, Authorino) and the realm its client lives in.
     after: Sequence[pulumi.Resource] = ()
 
 
 class KeyService(pulumi.ComponentResource):
-    """The key service: its code, pods, account, rights, doors, route and AuthPolicy."""
+    """The key service: its code, pods, account, rights, doors, route, AuthPolicy and
+    RateLimitPolicy."""
 
     TYPE: ClassVar[str] = "maas:access:KeyService"
     # Its API's route and its page's: the tier policies wait for them as for every route.
@@ -253,6 +286,18 @@ class KeyService(pulumi.ComponentResource):
             spec=tiers.key_service_auth_spec(args.tiers, KEY_SERVICE, args.oidc_keys, KEY_PATHS),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[route, *args.after]),
         )
+        limits = k8s.apiextensions.CustomResource(
+            f"{name}-limits",
+            api_version="kuadrant.io/v1",
+            kind="RateLimitPolicy",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=KEY_SERVICE,
+                namespace=args.namespace,
+                annotations={"pulumi.com/waitFor": "condition=Enforced"},
+            ),
+            spec=rate_limit_spec(args.config, KEY_SERVICE),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[route, *args.after]),
+        )
         self.register_outputs(
             {
                 "code": code,
@@ -265,6 +310,7 @@ class KeyService(pulumi.ComponentResource):
                 "door": door,
                 "routes": self.routes,
                 "auth": auth,
+                "limits": limits,
             }
         )
 

@@ -430,7 +430,20 @@ def key_service_auth_spec(
                         TIER_HEADER: {"plain": {"expression": TIER}},
                         VIA_HEADER: {"plain": {"expression": VIA}},
                         ADMIN_HEADER: {"plain": {"expression": ADMIN}},
-                    }
+                    },
+                    # Its RateLimitPolicy counts per auth.identity.userid (self_service.py
+                    # rate_limit_spec), and the TelemetryPolicy on the Gateway labels every
+                    # Limitador call with userid and tier: the same identity the tier policy hands over.
+                    "filters": {
+                        "identity": {
+                            "json": {
+                                "properties": {
+                                    "userid": {"expression": USER_ID},
+                                    "tier": {"expression": TIER},
+                                }
+                            }
+                        }
+                    },
                 },
             },
         },

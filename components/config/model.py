@@ -544,6 +544,12 @@ class KeyServiceConfig(Section):
     tier_sync_interval: Window = "60s"
     # How long a revoked key's record (its tombstone, the audit trail) is kept.
     audit_retention_days: int = Field(default=90, ge=1, le=3650)
+    # Per user, enforced by Kuadrant on the service's route (self_service.py rate_limit_spec):
+    # each mint writes a Secret every Authorino replica watches and holds, so churn (mint,
+    # revoke, mint) is bounded apart from the live-key cap; every call of its API, mints too.
+    # Mints above the default cap (5): a user fills it in one window and meets the cap's 403.
+    mints: Rates = (Rate(limit=10, window="1m"),)
+    calls: Rates = (Rate(limit=120, window="1m"),)
     # An idle standard-library server: small requests, so two fit a kind node beside the rest.
     resources: ComputeResources = ComputeResources(
         requests={"cpu": "10m", "memory": "48Mi"}, limits={"cpu": "500m", "memory": "256Mi"}
@@ -901,6 +907,10 @@ class StackConfig(Section):
             for index, tier in enumerate(self.tiers)
             if self.auth.oidc.enabled and tier.name in reserved
         ]
+        for limit in ("mints", "calls"):
+            problems.extend(
+                rates_problems(f"{NAMESPACE}:keyService.{limit}", getattr(self.key_service, limit))
+            )
         if self.key_service.enabled is not True:
             return problems
         key = f"{NAMESPACE}:keyService.enabled"

@@ -18,6 +18,7 @@ from pulumi_policy import (
 )
 
 from maas_policies import objects, relaxation
+from maas_policies.metering import KEY_SERVICE
 
 # The tier as the program's predicates name it: components/access/tiers.py TIER (a test ties them).
 _TIER_IN = re.compile(r"auth\.identity\.tier\s+in\s+\[([^\]]*)\]")
@@ -245,18 +246,84 @@ def _limit_weakness(policy: PolicyResource, paths: set[str]) -> str | None:
     if not counting:
         return "it has no limit with a rate, so it counts nothing"
     covered: set[str] = set()
+    unjudged: str | None = None
     for limit in counting:
         admitted = _path_filter(limit)
         if isinstance(admitted, str):
-            return (
-                f"a limit's condition `{admitted}` cannot be judged (conditions on the tier and "
-                "`request.url_path in [...]` can)"
-            )
+            # It counts nothing we can vouch for; the others may still count every path (the
+            # key service's mint limit beside its limit on every call).
+            unjudged = unjudged or admitted
+            continue
         covered |= set(USAGE_PATHS) if admitted is None else admitted
     skipped = sorted(paths - covered)
+    if skipped and unjudged is not None:
+        return (
+            f"a limit's condition `{unjudged}` cannot be judged (conditions on the tier and "
+            "`request.url_path in [...]` can)"
+        )
     if skipped:
         return f"no limit counts requests to {', '.join(skipped)}"
     return _models_partitioned(counting)
+
+
+# Copies of components/access/self_service.py MINT_PATH and rate_limit_spec's mint predicates,
+# and of components/access/tiers.py USER_ID (a test ties them): where the key service mints,
+# and the user Kuadrant counts by.
+MINT_PATH = "/v1/api-keys"
+MINT_PREDICATES = frozenset({"request.method == 'POST'", f"request.url_path == '{MINT_PATH}'"})
+USER_ID = "auth.identity.userid"
+
+
+def _mints(route: PolicyResource) -> bool:
+    """The route sends POST /v1/api-keys to the key service (a match of no path takes it)."""
+    for rule in (route.props.get("spec") or {}).get("rules") or []:
+        if not any(b.get("name") == KEY_SERVICE for b in rule.get("backendRefs") or []):
+            continue
+        for match in rule.get("matches") or [{}]:
+            path = match.get("path") or {"type": "PathPrefix", "value": "/"}
+            value, kind = str(path.get("value", "/")), path.get("type", "PathPrefix")
+            prefix = value.rstrip("/")
+            if (kind == "Exact" and value == MINT_PATH) or kind not in ("Exact", "PathPrefix"):
+                return True
+            if kind == "PathPrefix" and (prefix == MINT_PATH or MINT_PATH.startswith(prefix + "/")):
+                return True
+    return False
+
+
+def _counts_mints_per_user(policy: PolicyResource) -> bool:
+    """A limit with a rate, counted per user, on every request or on the mints exactly."""
+    spec = policy.props.get("spec") or {}
+    effective = _effective(spec)
+    if spec.get("when") or effective.get("when"):
+        return False
+    for limit in (effective.get("limits") or {}).values():
+        counters = {str(c.get("expression", "")).strip() for c in limit.get("counters") or []}
+        predicates = {str(c.get("predicate", "")).strip() for c in limit.get("when") or []}
+        rated = any(int(rate.get("limit", 0)) > 0 for rate in limit.get("rates") or [])
+        if rated and USER_ID in counters and predicates <= MINT_PREDICATES:
+            return True
+    return False
+
+
+def _mints_limited(route: PolicyResource, limits: list[PolicyResource], gateway: str) -> str | None:
+    """Why the key service's route lets a user mint without limit, if it does. Only a policy on
+    the route itself counts: the policy route's sets hold its exact usage paths only (_anchors)."""
+    meta = route.props.get("metadata") or {}
+    on_route = [
+        p
+        for p in limits
+        if (p.props.get("metadata") or {}).get("namespace") == meta.get("namespace")
+        and ((p.props.get("spec") or {}).get("targetRef") or {}).get("kind") == "HTTPRoute"
+        and ((p.props.get("spec") or {}).get("targetRef") or {}).get("name") == meta.get("name")
+    ]
+    on_gateway = [p for p in limits if _targets_gateway(p.props, gateway)]
+    if any(_counts_mints_per_user(p) for p in (*on_route, *on_gateway)):
+        return None
+    return (
+        "it mints API keys and no RateLimitPolicy on it counts mints per user "
+        f"({USER_ID}), so one user may mint and revoke as fast as they like, each mint a Secret "
+        "every Authorino replica watches and holds"
+    )
 
 
 def _models_partitioned(limits: list[Mapping[str, Any]]) -> str | None:
@@ -279,7 +346,8 @@ def _models_partitioned(limits: list[Mapping[str, Any]]) -> str | None:
 def _routes_protected(args: StackValidationArgs, report: ReportViolation) -> None:
     """Every route is covered by an AuthPolicy that authenticates every request and by a
     RateLimitPolicy that counts every usage path the route serves: one that lets everyone in,
-    skips the model's paths or counts nothing is refused like a missing one."""
+    skips the model's paths or counts nothing is refused like a missing one. A route that
+    mints API keys needs a limit of its own that counts mints per user."""
     auth, limits = objects.of_kind(args, "AuthPolicy"), objects.of_kind(args, "RateLimitPolicy")
     for route in objects.of_kind(args, "HTTPRoute"):
         subject = objects.name(route.props)
@@ -314,6 +382,17 @@ def _routes_protected(args: StackValidationArgs, report: ReportViolation) -> Non
                             ),
                             route.urn,
                         )
+            if _mints(route) and (why := _mints_limited(route, limits, gateway)):
+                report(
+                    objects.refusal(
+                        f"HTTPRoute {subject} on Gateway {gateway}",
+                        why,
+                        f"a RateLimitPolicy targeting the route, with a limit counted per {USER_ID} on "
+                        f"every request or on POST {MINT_PATH} (components/access/self_service.py "
+                        "rate_limit_spec; maas:keyService.mints)",
+                    ),
+                    route.urn,
+                )
 
 
 def _allowed_tiers(auth: PolicyResource) -> list[str]:
@@ -595,7 +674,8 @@ MODEL_TIERS_ENFORCED = StackValidationPolicy(
 ROUTES_PROTECTED = StackValidationPolicy(
     name="routes-protected",
     description="An AuthPolicy that authenticates every request and a RateLimitPolicy that counts "
-    "every usage path cover every HTTPRoute, on its Gateway, on the route or on a route of every host.",
+    "every usage path cover every HTTPRoute, on its Gateway, on the route or on a route of every host; "
+    "a route that mints API keys has a limit on mints per user.",
     validate=_routes_protected,
     enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=relaxation.SCHEMA,

@@ -15,12 +15,12 @@ import pytest
 from components.access import realm, self_service, tiers
 from components.access.key_service import portal
 from components.cluster.rollout import content_digest
-from components.names import KEY_SERVICE_LABELS, KEYCLOAK_NAMESPACE
+from components.names import GATEWAY_NAME, KEY_SERVICE_LABELS, KEYCLOAK_NAMESPACE, MODEL_HEADER
 from components.pins import upstream, versions
 from components.platform import kuadrant, monitoring
 from components.serving import gateway, model_list
 from harness.program import Evaluation, typed_config
-from maas_policies import network
+from maas_policies import network, objects
 from tests.support import authorino, cel
 from tests.support.configs import evaluate_variant
 from tests.support.policy_runner import added, assert_only, edited, violations
@@ -572,3 +572,129 @@ def test_the_pack_refuses_keys_without_a_lifetime_outside_dev(stack_of: Any) -> 
     assert_only(violations(stack, resources), "keys-expire", "premium", "Fix:")
     # a dev stack may keep keys for ever
     assert not violations(stack, resources, **{"keys-expire": {"devStacks": ["dev", "dev-oidc"]}})
+
+
+def test_mints_and_every_call_are_limited_per_user_on_its_route(oidc_stack: Evaluation) -> None:
+    """A RateLimitPolicy on the service's API route counts, per user Authorino resolved, the
+    mints (POST /v1/api-keys, nothing else) and every call; its limits sit in a Limitador
+    namespace of their own, not the tier limits' that GET /v1/usage reads."""
+    policy = oidc_stack.one("RateLimitPolicy", KEY_SERVICE)
+    route = oidc_stack.one("HTTPRoute", KEY_SERVICE)
+    assert policy.namespace == route.namespace
+    spec = policy.inputs["spec"]
+    assert spec["targetRef"] == {
+        "group": "gateway.networking.k8s.io",
+        "kind": "HTTPRoute",
+        "name": KEY_SERVICE,
+    }
+    config = typed_config(oidc_stack.stack).key_service
+    mints, calls = spec["limits"][self_service.MINT_LIMIT], spec["limits"][self_service.CALL_LIMIT]
+    assert mints["rates"] == [{"limit": r.limit, "window": r.window} for r in config.mints]
+    assert calls["rates"] == [{"limit": r.limit, "window": r.window} for r in config.calls]
+    assert mints["counters"] == calls["counters"] == [{"expression": tiers.USER_ID}]
+    assert "when" not in calls
+
+    def minting(method: str, path: str) -> bool:
+        values = cel.activation({"request": {"method": method, "url_path": path}})
+        return all(cel.evaluate_in(c["predicate"], values) for c in mints["when"])
+
+    assert minting("POST", "/v1/api-keys")
+    for method, path in (
+        ("GET", "/v1/api-keys"),
+        ("DELETE", "/v1/api-keys/k1"),
+        ("POST", "/v1/admin/api-keys/revoke"),
+        ("GET", "/v1/usage"),
+    ):
+        assert not minting(method, path), (method, path)
+    container = oidc_stack.one("Deployment", KEY_SERVICE).inputs["spec"]["template"]["spec"]["containers"][0]
+    usage = {e["name"]: e["value"] for e in container["env"]}["LIMITADOR_NAMESPACE"]
+    assert f"{route.namespace}/{route.object_name}" != usage
+
+
+def test_the_counted_user_is_the_one_the_service_is_told(oidc_stack: Evaluation) -> None:
+    """Authorino hands the limiters `auth.identity.userid` and `.tier` (its success filter,
+    as the tier policy does): the user counted is the x-maas-user the service acts for,
+    whether a token or a key authenticated the call."""
+    rules = _key_service_auth(oidc_stack)
+    exposed = rules["response"]["success"]["filters"]["identity"]["json"]["properties"]
+    assert exposed == {"userid": {"expression": tiers.USER_ID}, "tier": {"expression": tiers.TIER}}
+    secret = {
+        "metadata": {
+            "labels": {"maas-platform/api-key": "true", "maas-platform/tier": "premium"},
+            "annotations": {"secret.kuadrant.io/user-id": "dave"},
+        }
+    }
+    by_key = authorino.api_key_identity(rules["authentication"], secret, "/v1/usage")
+    assert by_key is not None
+    by_token = _token_identity(rules, {"preferred_username": "alice", "groups": ["free"]})
+    for identity in (by_key, by_token):
+        values = cel.activation({"auth": {"identity": identity}})
+        counted = {name: str(cel.evaluate_in(p["expression"], values)) for name, p in exposed.items()}
+        told = _headers(rules, identity)
+        assert (counted["userid"], counted["tier"]) == (told["x-maas-user"], told["x-maas-tier"])
+
+
+def test_the_limits_follow_the_stack_config() -> None:
+    result = evaluate_variant(
+        "dev-oidc",
+        {
+            "maas:keyService": {
+                "mints": [{"limit": 2, "window": "1m"}, {"limit": 10, "window": "1h"}],
+                "calls": {"limit": 30, "window": "10s"},
+            }
+        },
+    )
+    assert result.error is None, result.error
+    limits = result.one("RateLimitPolicy", KEY_SERVICE).inputs["spec"]["limits"]
+    assert limits[self_service.MINT_LIMIT]["rates"] == [
+        {"limit": 2, "window": "1m"},
+        {"limit": 10, "window": "1h"},
+    ]
+    assert limits[self_service.CALL_LIMIT]["rates"] == [{"limit": 30, "window": "10s"}]
+
+
+def test_its_429_passes_the_gateways_refusals_filter(oidc_stack: Evaluation) -> None:
+    """A RateLimitPolicy cannot shape its 429 (RateLimitPolicy v1 has no response field; the
+    wasm-shim answers "Too Many Requests\\n" with Limitador's headers): the gateway's
+    refusals.lua does, on every listener of the Gateway, for every route on them, so the key
+    service's 429 is OpenAI-shaped with a Retry-After like a tier limit's
+    (tests/serving/test_refusals.py runs the filter)."""
+    refusals = gateway.REFUSALS_LUA.read_text()
+    (body_filter,) = [
+        f
+        for f in oidc_stack.objects("EnvoyFilter")
+        if any(refusals in text for _, text in objects.string_leaves(f.inputs["spec"]["configPatches"]))
+    ]
+    assert body_filter.inputs["spec"]["targetRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME}
+    ]
+    (lua,) = [p for p in body_filter.inputs["spec"]["configPatches"] if p["applyTo"] == "HTTP_FILTER"]
+    assert set(lua["match"]) == {"context", "listener"}
+    assert set(lua["match"]["listener"]) == {"filterChain"}, "the filter is on some listeners only"
+    listeners = [each["name"] for each in oidc_stack.one("Gateway", GATEWAY_NAME).inputs["spec"]["listeners"]]
+    parents = oidc_stack.one("HTTPRoute", KEY_SERVICE).inputs["spec"]["parentRefs"]
+    assert {p["name"] for p in parents} == {GATEWAY_NAME}
+    assert {p["sectionName"] for p in parents} <= set(listeners)
+
+
+def test_its_limited_calls_are_never_billed(oidc_stack: Evaluation) -> None:
+    """Now that Limitador counts the key service's calls, the TelemetryPolicy on the Gateway
+    labels them too; with no model header (the gateway removes a client's on every request,
+    and sets one on model requests only) their `model` label is empty, and the billing rules
+    read only series with a model."""
+    (telemetry,) = oidc_stack.objects("TelemetryPolicy")
+    labels = telemetry.inputs["spec"]["metrics"]["default"]["labels"]
+    assert MODEL_HEADER in gateway.GATEWAY_HEADERS
+    values = cel.activation(
+        {"request": {"headers": {}}, "auth": {"identity": {"userid": "alice", "tier": "free"}}}
+    )
+    assert {name: str(cel.evaluate_in(expression, values)) for name, expression in labels.items()} == {
+        "user": "alice",
+        "tier": "free",
+        "model": "",
+    }
+    rules = oidc_stack.one("PrometheusRule", "maas-usage").inputs["spec"]
+    read = [r.get("expr", "") for g in rules["groups"] for r in g["rules"]]
+    billed = [expr for expr in read if "authorized_calls{" in expr or "limited_calls{" in expr]
+    assert billed, "no rule reads Limitador's authorized calls"
+    assert all('model!=""' in expr for expr in billed), billed

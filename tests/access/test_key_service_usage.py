@@ -15,18 +15,21 @@ import base64
 import contextlib
 import json
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from components.access import tiers
+from components.access import self_service, tiers
 from components.access.key_service import server
 from components.config import StackConfig
 from components.config.types import window_seconds
 from components.metering import chargeback
-from components.serving.model_list import POLICY_ROUTE
+from components.names import KEY_SERVICE
+from components.serving.model_list import POLICY_ROUTE, limits_namespace
 from harness.program import typed_config
 from tests.e2e.cluster import Response
 from tests.suite.fake import FakeGateway, Faults
@@ -533,3 +536,28 @@ def test_a_token_counter_past_its_limit_reads_as_spent(world: World, kube: KubeA
         body = service.call("GET", "/v1/usage", user="dora", tier="free").body
     (tokens,) = [w for w in body["windows"] if w["limit"] == "tokens"]
     assert (tokens["used"], tokens["remaining"]) == (limit["max_value"] + 500, 0)
+
+
+def test_the_key_services_own_limits_are_never_a_callers_model_limits(
+    world: World, kube: KubeApi, tmp_path: Path
+) -> None:
+    """The key service's RateLimitPolicy (self_service.py rate_limit_spec) puts its limits in
+    Limitador beside the tier limits, under its own route's namespace: with the caller's
+    counters of them spent in Limitador, usage lists what it listed without them. Their names
+    are no tier's either, should they ever share a namespace."""
+    models = world.config.namespaces_in_use()["models"]
+    own = limits_of(
+        self_service.rate_limit_spec(world.config.key_service, KEY_SERVICE), KEY_SERVICE, models, False
+    )
+    assert {limit["namespace"] for limit in own} == {f"{models}/{KEY_SERVICE}"}
+    assert world.namespace == limits_namespace(models) != f"{models}/{KEY_SERVICE}"
+    assert all(server.limit_of(limit["name"], t.name) is None for limit in own for t in world.config.tiers)
+    user = "premiumuser1"
+    spent = [Count(limit, {variable(tiers.USER_ID): user}, 1, limit["seconds"]) for limit in own]
+    with limitador_api([*world.limitador.limits, *own], lambda: [*world.counts(), *spent]) as limitador:
+        path = urllib.parse.quote(f"{models}/{KEY_SERVICE}", safe="")
+        with urllib.request.urlopen(f"{limitador.url}/counters/{path}") as answer:
+            assert len(json.load(answer)) == len(own), "the stand-in does not hold the caller's counters"
+        env = {**world.env(), "LIMITADOR_URL": limitador.url}
+        with key_service(kube, tmp_path, TIERS, env=env) as service:
+            check_usage(service, world, user, "token")

@@ -25,6 +25,8 @@ def test_defaults_follow_oidc() -> None:
         assert config.key_service.replicas == 2
         assert config.key_service.sweep_interval == "30s"
         assert config.key_service.tier_sync_interval == "60s"
+        assert [(r.limit, r.window) for r in config.key_service.mints] == [(10, "1m")]
+        assert [(r.limit, r.window) for r in config.key_service.calls] == [(120, "1m")]
         assert all((t.keys.max_keys, t.keys.max_lifetime_days) == (5, 90) for t in config.tiers)
 
 
@@ -60,6 +62,23 @@ def test_switched_off_it_declares_nothing() -> None:
         ),
         ("dev-oidc", {"maas:keyService": {"sweepInterval": "2h"}}, "must be between 1s and 1h"),
         ("dev-oidc", {"maas:keyService": {"replicas": 0}}, "replicas"),
+        ("dev-oidc", {"maas:keyService": {"mints": {"limit": 5, "window": "1d"}}}, "write 24h"),
+        (
+            "dev-oidc",
+            {"maas:keyService": {"calls": {"limit": 5, "window": "1500ms"}}},
+            "whole number of seconds",
+        ),
+        ("dev-oidc", {"maas:keyService": {"calls": []}}, "an empty list would limit nothing"),
+        (
+            "dev-oidc",
+            {"maas:keyService": {"mints": [{"limit": 5, "window": "1m"}, {"limit": 3, "window": "1h"}]}},
+            "maas:keyService.mints[1].limit: 3 per 1h is less than",
+        ),
+        (
+            "dev-oidc",
+            {"maas:keyService": {"calls": [{"limit": 5, "window": "60s"}, {"limit": 9, "window": "1m"}]}},
+            "maas:keyService.calls[1].window: '1m' is the window of maas:keyService.calls[0] too",
+        ),
         ("dev-oidc", {"maas:tiers": _tiers(maxLifetimeDays=0)}, "maxLifetimeDays"),
         ("dev-oidc", {"maas:tiers": _tiers(maxKeys=1000)}, "maxKeys"),
         (

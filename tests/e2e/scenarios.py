@@ -1172,3 +1172,41 @@ def a_key_follows_its_users_tier(p: Platform) -> None:
             assert set(statuses) == {200}, f"the key kept {low.name}'s limit: {statuses}"
         finally:
             p.move_to_group(user, leave=high.name, join=low.name)
+
+
+def minting_is_rate_limited(p: Platform) -> None:
+    """A user who mints (and revokes at once, so the live-key cap never refuses) past the
+    shortest window of maas:keyService.mints gets 429 in OpenAI's shape with a Retry-After
+    within the window, and nothing is minted; another user still mints (the limit counts per
+    user); after the window the first mints again (components/access/self_service.py
+    rate_limit_spec). Earlier mints in the window count too: the 429 may come sooner."""
+    _runs_key_service(p)
+    rate = min(p.config.key_service.mints, key=lambda r: seconds(r.window))
+    user, other = _user_of(p, p.tier_names[0]), _user_of(p, p.tier_names[-1])
+    assert user != other, "one user in the lowest and highest tiers: no second user to compare"
+
+    def mint(who: str) -> Response:
+        reply = p.keys_call("POST", "/v1/api-keys", p.oidc_token(who), {"name": "churn"})
+        if reply.status == 201:
+            p.keys_call("DELETE", f"/v1/api-keys/{reply.json()['id']}", p.oidc_token(who))
+        return reply
+
+    live = _listed(p, user)
+    statuses = []
+    for _ in range(rate.limit + 1):
+        statuses.append(mint(user).status)
+        if statuses[-1] != 201:
+            break
+    assert statuses[-1] == 429, f"minting was never limited ({rate.limit} per {rate.window}): {statuses}"
+    assert set(statuses[:-1]) <= {201}, f"mints refused otherwise before the limit: {statuses}"
+    refused = p.keys_call("POST", "/v1/api-keys", p.oidc_token(user), {"name": "churn"})
+    error = _openai_error(refused, 429, "a mint past the limit")
+    assert (error["type"], error["code"]) == ("requests", "rate_limit_exceeded"), error
+    wait = refused.headers.get("retry-after", "")
+    assert wait.isdigit(), f"Retry-After {wait!r}"
+    assert int(wait) <= seconds(rate.window), f"Retry-After {wait!r}"
+    assert _listed(p, user) == live, "a refused mint left a key"
+    assert mint(other).status == 201, f"{other} was limited by {user}'s mints"
+    p.until(
+        lambda: mint(user).status == 201, seconds(rate.window) * 1.5, "a mint in a new window", scaled=False
+    )

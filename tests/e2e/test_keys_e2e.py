@@ -245,6 +245,7 @@ def test_a_key_follows_its_users_keycloak_group(live: Live) -> None:
         scenarios.another_users_key_is_neither_listed_nor_revoked,
         scenarios.usage_agrees_with_the_counters,
         scenarios.a_key_follows_its_users_tier,
+        scenarios.minting_is_rate_limited,
     ],
     ids=lambda scenario: scenario.__name__,
 )

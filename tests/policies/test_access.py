@@ -320,3 +320,54 @@ def test_a_gpu_stack_with_counters_in_memory_is_refused(stack_of: Any) -> None:
     assert_only(found, "shared-counters", "Limitador kuadrant-system/limitador", "on GPUs", "Fix: ")
     # dev serves no model on GPUs: memory is fine there.
     assert violations(stack_of("dev")) == []
+
+
+def _mint_limit_only(inputs: dict[str, Any]) -> None:
+    inputs["spec"]["limits"].pop("key-calls")
+
+
+def _call_limit_only(inputs: dict[str, Any]) -> None:
+    inputs["spec"]["limits"].pop("key-mints")
+
+
+def _counted_for_everyone(inputs: dict[str, Any]) -> None:
+    """One budget shared by all users: nobody's churn is bounded apart from the others'."""
+    for limit in inputs["spec"]["limits"].values():
+        limit.pop("counters")
+
+
+def _mints_of_another_path(inputs: dict[str, Any]) -> None:
+    inputs["spec"]["limits"].pop("key-calls")
+    inputs["spec"]["limits"]["key-mints"]["when"][-1] = {"predicate": "request.url_path == '/v1/usage'"}
+
+
+def _no_rate(inputs: dict[str, Any]) -> None:
+    for limit in inputs["spec"]["limits"].values():
+        limit["rates"] = []
+
+
+@pytest.mark.parametrize("edit", [_counted_for_everyone, _mints_of_another_path, _no_rate])
+def test_a_key_service_route_without_a_limit_on_mints_per_user_is_refused(stack_of: Any, edit: Any) -> None:
+    """The key service's route (dev-oidc runs one) needs a RateLimitPolicy of its own that
+    counts mints per user: the tier policies' sets hold their exact usage paths only, and a
+    user who mints and revokes in a loop makes a Secret each time for Authorino to watch."""
+    stack = stack_of("dev-oidc")
+    for resources in (
+        [r for r in stack.resources if not (r.kind == "RateLimitPolicy" and r.object_name == "key-service")],
+        edited(stack, "RateLimitPolicy", "key-service", edit),
+    ):
+        assert_only(
+            violations(stack, resources),
+            "routes-protected",
+            "HTTPRoute llm/key-service on Gateway inference-gateway",
+            "no RateLimitPolicy on it counts mints per user (auth.identity.userid)",
+            "Fix: a RateLimitPolicy targeting the route",
+        )
+
+
+@pytest.mark.parametrize("edit", [_mint_limit_only, _call_limit_only])
+def test_a_limit_on_mints_or_on_every_call_counts_the_mints(stack_of: Any, edit: Any) -> None:
+    """Either limit alone bounds a user's mints, and the mint limit's method condition, which
+    no model request meets, does not make the policy a weak one for the routes it reaches."""
+    stack = stack_of("dev-oidc")
+    assert violations(stack, edited(stack, "RateLimitPolicy", "key-service", edit)) == []

@@ -19,7 +19,7 @@ from pulumi_policy import (
 )
 
 from components.access import realm, self_service, tiers
-from components.config import DEFAULT_TIERS
+from components.config import DEFAULT_TIERS, KeyServiceConfig
 from components.metering import chargeback
 from components.names import GATEWAY_NAME, KEY_SERVICE, KEY_SERVICE_LABELS, MODEL_HEADER
 from components.pins import upstream
@@ -159,6 +159,11 @@ def test_the_packs_copies_of_program_constants_match_the_originals() -> None:
     assert metering.KEYCLOAK_SERVICE == keycloak.SERVICE
     assert realm.realm_paths("maas") == (f"{metering.REALM_PREFIX}maas", metering.REALM_STATIC)
     assert keys.KEY_TIERS_ENV == self_service.KEY_TIERS_ENV
+    # What mints and whom the key service's limits count (self_service.py rate_limit_spec).
+    assert access.MINT_PATH == self_service.MINT_PATH
+    assert access.USER_ID == tiers.USER_ID
+    mints = self_service.rate_limit_spec(KeyServiceConfig(), "r")["limits"][self_service.MINT_LIMIT]
+    assert {c["predicate"] for c in mints["when"]} == access.MINT_PREDICATES
     # The tier the access rules read from the limits' and the AuthPolicy's predicates.
     for pattern in (access._TIER_IS, access._TIER_IN):
         assert pattern.pattern.startswith(re.escape(tiers.TIER)), pattern.pattern

@@ -130,6 +130,8 @@ class Faults:
     usage_counters_stale: bool = False
     # Authorino keeps the tier a key had when it first saw it: a relabelled key keeps it.
     key_tier_cached: bool = False
+    # The key service's RateLimitPolicy has no limit on mints (its limit on every call stays).
+    mints_unlimited: bool = False
 
 
 # A pooled model's replicas, as the fake runs them: two requests at a time each (dev's
@@ -336,6 +338,8 @@ class FakeGateway:
             else {}
         )
         self.counters: dict[tuple[str, str, str, str], _Counter] = {}  # (user, model, host, tier)
+        # The key service's limits (self_service.rate_limit_spec): (user, limit) -> its windows.
+        self.key_counters: dict[tuple[str, str], list[_Window]] = {}
         self.metered: dict[tuple[str, str, str], list[int]] = {}  # (user, tier, model) -> [requests, tokens]
         self.tokens_scraped: dict[tuple[str, str, str], int] = {}
         # Each model's running pods, what every pod (gone ones too) answered, and when a pod
@@ -403,7 +407,7 @@ class FakeGateway:
             self._catch_up()
             service = self.key_service
             if service is not None and _key_service_path(path):
-                judged = self._key_service_identity(path, headers)
+                judged = self._key_service_identity(method, path, headers, now)
             else:
                 judged = None
                 reply = self._handle(method, host.split(":")[0], path, headers, body, now)
@@ -517,11 +521,14 @@ class FakeGateway:
             tokens_billed.bill()
         return reply
 
-    def _key_service_identity(self, path: str, headers: dict[str, str]) -> Response | dict[str, str]:
+    def _key_service_identity(
+        self, method: str, path: str, headers: dict[str, str], now: float
+    ) -> Response | dict[str, str]:
         """The key service route's AuthPolicy (components/access/tiers.py key_service_auth_spec):
         its page is public; elsewhere a Keycloak token, or an API key on the usage path only,
         becomes the x-maas-* headers, set over any copy the client sent (misbehaving: the
-        client's copies win). The headers to forward, or Authorino's 401."""
+        client's copies win); then its RateLimitPolicy counts the verified user. The headers
+        to forward, or Authorino's 401, or the limits' 429."""
         sent = {k: v for k, v in headers.items() if k in ("content-type", "accept")}
         # Envoy appends the address it saw (the service records it as the caller's source).
         sent["x-forwarded-for"] = "127.0.0.1"
@@ -544,9 +551,33 @@ class FakeGateway:
                 identity[ADMIN_HEADER] = "false"
         if identity is None:
             return self._unauthenticated()
+        refused = self._key_service_limited(identity[USER_HEADER], method, path, now)
+        if refused is not None:
+            return refused
         return (
             {**sent, **identity, **forged} if self.faults.identity_headers_trusted else {**sent, **identity}
         )
+
+    def _key_service_limited(self, user: str, method: str, path: str, now: float) -> Response | None:
+        """The key service's RateLimitPolicy (components/access/self_service.py rate_limit_spec)
+        as Limitador applies it: the user's counters of every limit whose conditions hold, all
+        admitted and counted, or none counted and a 429."""
+        config = self.config.key_service
+        limits = [(self_service.CALL_LIMIT, config.calls)]
+        minting = method == "POST" and urllib.parse.urlsplit(path).path == self_service.MINT_PATH
+        if minting and not self.faults.mints_unlimited:
+            limits.append((self_service.MINT_LIMIT, config.mints))
+        windows = [
+            window
+            for name, rates in limits
+            for window in self.key_counters.setdefault((user, name), self._windows(rates))
+        ]
+        full = [w for w in windows if w.value_at(now) + 1 > w.limit]
+        if full:
+            return self._requests_429(full, now)
+        for window in windows:
+            window.add(1, now)
+        return None
 
     def _route_by_body(self, headers: dict[str, str], body: bytes) -> str | Response:
         """The gateway's Lua filter: the model the body names, or its 400/404."""
@@ -664,6 +695,13 @@ class FakeGateway:
                 {"content-type": "application/json", "retry-after": str(longest)},
                 json.dumps(body).encode(),
             )
+        return self._requests_429(full, now)
+
+    def _requests_429(self, full: list[_Window], now: float) -> Response:
+        """A request limit's 429 as refusals.lua leaves it, whichever route's limit it is: the
+        longest wait of the full windows as Retry-After."""
+        if self.faults.plain_429:
+            return Response(429, {"content-type": "text/plain"}, b"Too Many Requests\n")
         reset = max(0, max(math.ceil(w.expires - now) for w in full))
         body = _error({**_REFUSALS["requests"], "message": f"Try again in {reset}s."})
         return Response(
@@ -1013,6 +1051,7 @@ class FakePlatform(Platform):
         in_memory = self.config.limitador.storage != "redis" and not self.faults.memory_counters_survive
         if component == "limitador" and (in_memory or self.faults.counters_reset_on_restart):
             self.gateway.counters.clear()
+            self.gateway.key_counters.clear()
 
     def restarts(self, component: Component) -> dict[str, int]:
         return {f"{component}-0": self.gateway.restarts}

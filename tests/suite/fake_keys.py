@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from components.access import self_service, tiers
 from components.config import StackConfig
+from components.names import KEY_SERVICE
 from components.serving.model_list import POLICY_ROUTE
 from tests.support import authorino
 from tests.support.json_server import Refused, json_server
@@ -136,6 +137,10 @@ def key_service_behind(gateway: FakeGateway) -> Iterator[Realm]:
         ),
         *limits_of(
             tiers.token_limit_spec(config.tiers, POLICY_ROUTE, config.models), "tiers-tokens", policies, True
+        ),
+        # In the key service route's namespace, beside the tier limits' (the service runs there).
+        *limits_of(
+            self_service.rate_limit_spec(config.key_service, KEY_SERVICE), KEY_SERVICE, policies, False
         ),
     ]
     last: list[list[Count]] = []

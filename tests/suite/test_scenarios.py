@@ -58,7 +58,9 @@ def _config(stack: str = "dev") -> StackConfig:
         )
         for m in config.models
     )
-    return config.model_copy(update={"tiers": tiers, "models": models})
+    keys = config.key_service
+    key_service = keys.model_copy(update={"mints": _short(keys.mints), "calls": _short(keys.calls)})
+    return config.model_copy(update={"tiers": tiers, "models": models, "key_service": key_service})
 
 
 Scenario = Callable[[Platform], None]
@@ -140,6 +142,7 @@ SCENARIOS: dict[str, Scenario] = {
     "key service: another user's key": scenarios.another_users_key_is_neither_listed_nor_revoked,
     "key service: usage agrees with the counters": scenarios.usage_agrees_with_the_counters,
     "key service: a key follows its user's tier": scenarios.a_key_follows_its_users_tier,
+    "key service: minting is rate limited": scenarios.minting_is_rate_limited,
 }
 
 # scenario -> (the misbehaviour it targets, what its failure says)
@@ -245,6 +248,7 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
         Faults(key_tier_cached=True),
         "waiting for the key to act as enterprise",
     ),
+    "key service: minting is rate limited": (Faults(mints_unlimited=True), "minting was never limited"),
 }
 
 

@@ -23,7 +23,8 @@ Limitador v2.4.0 answers them, over limits written as Kuadrant v1.5.2 writes our
 - The counters of the fake gateway (tests/suite/fake.py), served as Limitador holds them:
   each `_Window` of a user's and model's `_Counter` is the counter of the limit of its kind
   that applies (the model's own quota in the tier, else the tier's: tiers.py _limits) and
-  its window's seconds.
+  its window's seconds; each of a user's key service windows, the counter of that limit of
+  the key service's policy (self_service.py rate_limit_spec), in its route's namespace.
 """
 
 from __future__ import annotations
@@ -123,6 +124,12 @@ def fake_counts(gateway: FakeGateway, limits: list[JSON], now: float) -> list[Co
                             window.expires - now,
                         )
                     )
+        for (user, name), windows in gateway.key_counters.items():
+            for window in windows:
+                (limit,) = [x for x in limits if x["name"] == name and x["seconds"] == int(window.seconds)]
+                found.append(
+                    Count(limit, {variable(tiers.USER_ID): user}, window.value_at(now), window.expires - now)
+                )
     return found
 
 

@@ -21,7 +21,7 @@ def _before(declared: Declared) -> Declared | None:
     # Nor was there a key service (issue 29).
     if declared.is_k8s_object and declared.inputs.get("metadata", {}).get("labels") == KEY_SERVICE_LABELS:
         return None
-    if declared.kind == "AuthPolicy" and declared.object_name == KEY_SERVICE:
+    if declared.kind in ("AuthPolicy", "RateLimitPolicy") and declared.object_name == KEY_SERVICE:
         return None
     # Nor a route to the realm's pages (issue 29).
     if declared.kind in ("HTTPRoute", "ReferenceGrant") and declared.object_name == REALM_ROUTE:
