@@ -31,7 +31,7 @@
 # PASSWORDS_DIR (a file per user), USERS_FILE (lines "<user> <tier> <email>"), TIERS_FILE
 # (a tier per line), GROUPS_FILE (a group per line), CLIENTS_FILE (a clientId per line),
 # CLIENTS_DIR (client.<clientId>.json, owned.<clientId>.json), ROLES_FILE (lines "<clientId>
-# <client> <role>", a service account's), REALM_FILE (the realm's owned attributes, JSON),
+# <client> <role>", a service account's), REALM_FILE (the realm's owned fields, JSON),
 # SECRETS_DIR (a file per ${NAME} placeholder of the
 # clients' JSON; absent when none has one), KCADM (the CLI), KCADM_CONFIG (a writable file:
 # the root filesystem is read-only).
@@ -123,8 +123,8 @@ until refused=$(KC_CLI_PASSWORD=$admin_password kc config credentials --server "
     waited=$((waited + 5))
 done
 
-# The realm's owned attributes (its frontendUrl: where browsers reach it), merged over the
-# realm as it is: a realm representation's attributes replace all of the realm's, removing
+# The realm's owned fields (its frontendUrl: where browsers reach it; brute-force lockout),
+# merged over the realm as it is: a realm representation's attributes replace all of the realm's, removing
 # those it lacks (keycloak/keycloak@main
 # model/storage-private/src/main/java/org/keycloak/storage/datastore/DefaultExportImportManager.java
 # updateRealm), so `-m` reads the realm first and sends them all back with ours set. The path

@@ -71,8 +71,10 @@ _CLIENT_SECRETS_DIR = "/etc/keycloak-client-secrets"
 # The fields of a declared client the sync brings in step on every run (how it is reached and
 # how it logs in, and its secret); the rest (enabled, mappers, an administrator's own
 # settings) is left as it is.
-# The realm's attributes the sync brings in step on every run: where browsers reach it.
+# What of the realm the sync brings in step on every run: where browsers reach it, and the
+# lockout of a user after repeated failed logins (its login pages are public).
 OWNED_REALM_ATTRIBUTES = ("frontendUrl",)
+OWNED_REALM_FIELDS = ("bruteForceProtected",)
 OWNED_CLIENT_FIELDS = (
     "publicClient",
     "standardFlowEnabled",
@@ -395,7 +397,7 @@ def user_sync_files(
     name a line), its clients (`clients`: a clientId a line; `client.<clientId>.json`, the
     import's representation, to create one; `owned.<clientId>.json`, its OWNED_CLIENT_FIELDS,
     to update one), its service accounts' client roles (`roles`: "<clientId> <client>
-    <role>") and its OWNED_REALM_ATTRIBUTES (`realm.json`). A client's secret stays a
+    <role>") and its OWNED_REALM_FIELDS and OWNED_REALM_ATTRIBUTES (`realm.json`). A client's secret stays a
     placeholder here."""
     declared = declared or {}
     files = {
@@ -413,9 +415,11 @@ def user_sync_files(
         ),
     }
     attributes = declared.get("attributes", {})
-    owned_attributes = {key: attributes[key] for key in OWNED_REALM_ATTRIBUTES if key in attributes}
-    if owned_attributes:
-        files["realm.json"] = _json({"attributes": owned_attributes})
+    owned: dict[str, Any] = {key: declared[key] for key in OWNED_REALM_FIELDS if key in declared}
+    if any(key in attributes for key in OWNED_REALM_ATTRIBUTES):
+        owned["attributes"] = {key: attributes[key] for key in OWNED_REALM_ATTRIBUTES if key in attributes}
+    if owned:
+        files["realm.json"] = _json(owned)
     for client in declared.get("clients", []):
         owned = {key: client[key] for key in OWNED_CLIENT_FIELDS if key in client}
         files[f"client.{client['clientId']}.json"] = _json(client)
@@ -541,6 +545,9 @@ def realm(
         "realm": oidc.realm,
         "enabled": True,
         "attributes": {"frontendUrl": frontend},
+        # Its login pages are public (through the gateway): a user is locked out for a while
+        # after repeated failed logins, with Keycloak's default steps.
+        "bruteForceProtected": True,
         "groups": [{"name": tier.name} for tier in tiers]
         + [{"name": STACK_USERS_GROUP}]
         + ([{"name": ADMIN_GROUP}] if key_service else []),

@@ -52,6 +52,8 @@ def test_the_realm_is_where_users_reach_the_gateway_and_its_tokens_say_so(oidc_s
     (portal,) = [c for c in imported["clients"] if c["clientId"] == realm.PORTAL_CLIENT]
     assert f"{reached}/portal/" in portal["redirectUris"]
     assert reached in portal["webOrigins"]
+    # Its login pages are public: repeated failed logins lock the user out for a while.
+    assert imported["bruteForceProtected"] is True
 
 
 def test_keycloak_itself_stays_in_cluster_behind_the_gateways_tls(oidc_stack: Evaluation) -> None:

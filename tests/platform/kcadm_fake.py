@@ -123,13 +123,12 @@ def main(argv: list[str]) -> int:
         # The realm itself: a representation's attributes replace all of the realm's
         # (DefaultExportImportManager updateRealm); with -m, kcadm sends the realm read first
         # with the body merged over it.
-        realm = {"attributes": dict(state.setdefault("realm_attributes", {}))}
+        realm = state.setdefault("realm_rep", {"attributes": {}})
         body = _body(values)
         if "-m" in flags:
             _merge(body, realm)
         else:
-            realm = body
-        state["realm_attributes"] = realm.get("attributes", {})
+            state["realm_rep"] = {**realm, **body}
         STATE.write_text(json.dumps(state))
         return 0
     if values.get("-r") != [state["realm"]]:

@@ -265,17 +265,25 @@ def test_every_call_uses_the_session_file_and_the_realm(realm: Realm) -> None:
 
 
 def test_the_realms_origin_follows_the_stack_and_its_other_attributes_stay(realm: Realm) -> None:
-    """A realm imported before its frontendUrl was declared gets it; a new origin replaces
-    it; an attribute of the realm the program does not own stays (the realm's attributes
-    are sent merged over the realm as read: `update -m`)."""
+    """A realm imported before its frontendUrl and lockout were declared gets them; a new
+    origin replaces the old; what an administrator set beside them stays (the realm's fields
+    are sent merged over the realm as read: `update -m`, since a realm's attributes are
+    replaced whole)."""
     state = realm.state
-    state["realm_attributes"] = {"displayNameHtml": "<b>ours</b>"}
+    state["realm_rep"] = {"displayName": "Ours", "attributes": {"displayNameHtml": "<b>ours</b>"}}
     (realm.root / "state.json").write_text(json.dumps(state))
     realm.sync(TIERS, IMPORTED, declared=_declared(), secrets={SECRET_FILE: SECRET})
-    assert realm.state["realm_attributes"] == {"displayNameHtml": "<b>ours</b>", "frontendUrl": FRONTEND}
+    assert realm.state["realm_rep"] == {
+        "displayName": "Ours",
+        "attributes": {"displayNameHtml": "<b>ours</b>", "frontendUrl": FRONTEND},
+        "bruteForceProtected": True,
+    }
     elsewhere = "https://api.example.com"
     realm.sync(TIERS, IMPORTED, declared=_declared(frontend=elsewhere), secrets={SECRET_FILE: SECRET})
-    assert realm.state["realm_attributes"] == {"displayNameHtml": "<b>ours</b>", "frontendUrl": elsewhere}
+    assert realm.state["realm_rep"]["attributes"] == {
+        "displayNameHtml": "<b>ours</b>",
+        "frontendUrl": elsewhere,
+    }
     assert ["update", "realms/maas", "-m", "-f", "-"] in realm.writes()
 
 
@@ -473,7 +481,7 @@ def test_existing_clients_get_only_the_fields_the_program_owns(realm: Realm) -> 
     ]
     # Each update sends the owned fields only.
     realm_body, *sent = [json.loads(line) for line in realm.bodies().splitlines()]
-    assert realm_body == {"attributes": {"frontendUrl": FRONTEND}}
+    assert realm_body == {"attributes": {"frontendUrl": FRONTEND}, "bruteForceProtected": True}
     assert [set(body) <= set(realm_module.OWNED_CLIENT_FIELDS) for body in sent] == [True] * 3
 
 
