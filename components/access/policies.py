@@ -37,8 +37,10 @@ def pinned_names() -> list[str]:
     return [
         *(f"{kind}/{policy_name(kind)}" for kind in kinds),
         f"TelemetryPolicy/{TELEMETRY_POLICY}",
-        # The key service's, on its own route (components/access/self_service.py).
+        # The key service's, on its own route (components/access/self_service.py): who calls it,
+        # and how often.
         f"AuthPolicy/{KEY_SERVICE}",
+        f"RateLimitPolicy/{KEY_SERVICE}",
     ]
 
 

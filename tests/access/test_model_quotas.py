@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from components.access import policies as access_policies
 from components.access import tiers
 from components.config import Rate, TierConfig
 from harness.program import Evaluation, typed_config
@@ -56,7 +57,8 @@ def test_every_tier_and_model_of_every_stack_meets_its_own_limit(stack: Evaluati
         ("tokens", "TokenRateLimitPolicy"),
     ]
     for kind, policy in kinds:
-        (found,) = stack.objects(policy)
+        # The tier policy (the key service's limits are per user of the service, not per tier).
+        found = stack.one(policy, access_policies.policy_name(policy))
         _check_each_request_meets_one_limit(found.inputs["spec"], kind, config.tiers, config.models)
 
 
