@@ -11,6 +11,7 @@ import pytest
 
 from components.access import tiers
 from components.config import Rate, TierConfig
+from components.serving import model_list
 from harness.program import Evaluation, typed_config
 from tests.support import cel
 from tests.support.configs import assert_refused, simulator
@@ -56,7 +57,12 @@ def test_every_tier_and_model_of_every_stack_meets_its_own_limit(stack: Evaluati
         ("tokens", "TokenRateLimitPolicy"),
     ]
     for kind, policy in kinds:
-        (found,) = stack.objects(policy)
+        # The tier limits, on the metered paths (the key service's own limits are on its route).
+        (found,) = [
+            p
+            for p in stack.objects(policy)
+            if p.inputs["spec"]["targetRef"]["name"] == model_list.POLICY_ROUTE
+        ]
         _check_each_request_meets_one_limit(found.inputs["spec"], kind, config.tiers, config.models)
 
 
