@@ -15,18 +15,19 @@ import pytest
 from components.access import realm, self_service, tiers
 from components.access.key_service import portal
 from components.cluster.rollout import content_digest
+from components.flavour.choice import choose
 from components.names import GATEWAY_NAME, KEY_SERVICE_LABELS, KEYCLOAK_NAMESPACE, MODEL_HEADER
 from components.pins import upstream, versions
 from components.platform import kuadrant, monitoring
 from components.serving import gateway, model_list
-from harness.program import Evaluation, typed_config
+from harness.program import Evaluation, stack_names, typed_config
 from maas_policies import network, objects
 from tests.support import authorino, cel
 from tests.support.configs import evaluate_variant
 from tests.support.policy_runner import added, assert_only, edited, violations
 
-# The stacks with Keycloak (ocp has none yet: its stack file does not enable OIDC).
-OIDC_STACKS = ["dev-oidc", "gpu"]
+# The stacks with Keycloak, as their stack files say.
+OIDC_STACKS = [s for s in stack_names() if typed_config(s).auth.oidc.enabled]
 KEY_SERVICE = "key-service"
 
 
@@ -90,7 +91,8 @@ def test_the_environment_is_what_server_py_reads(oidc_stack: Evaluation) -> None
 def test_usage_reads_limitador_of_the_tier_limits_and_the_stacks_prometheus(oidc_stack: Evaluation) -> None:
     """`GET /v1/usage` is configured: Limitador's HTTP API (the Service the operator makes for
     the Limitador CR Kuadrant patches), the Limitador namespace Kuadrant files the tier limits
-    under (the policy route's), and the query URL of the stack's Prometheus."""
+    under (the policy route's), and the query URL of the stack's Prometheus. OpenShift's asks
+    for credentials (Metrics.query_url None): no PROMETHEUS_URL there, usage answers 503."""
     container = oidc_stack.one("Deployment", KEY_SERVICE).inputs["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]}
     config = typed_config(oidc_stack.stack)
@@ -112,6 +114,9 @@ def test_usage_reads_limitador_of_the_tier_limits_and_the_stacks_prometheus(oidc
     assert rate_limits.namespace == policy_route.namespace
     assert env["LIMITADOR_NAMESPACE"] == f"{policy_route.namespace}/{policy_route.object_name}"
     assert env["LIMITADOR_NAMESPACE"] == f"{config.namespaces.models}/metered-paths"
+    if config.flavour == "openshift":
+        assert "PROMETHEUS_URL" not in env
+        return
     assert env["PROMETHEUS_URL"] == monitoring.query_url(config.namespaces.observability)
     assert env["PROMETHEUS_URL"] == (
         f"http://{monitoring.PROMETHEUS_SERVICE}.{config.namespaces.observability}.svc.cluster.local:9090"
@@ -150,14 +155,14 @@ def test_the_portal_client_logs_people_in_with_pkce_back_to_the_page_only(oidc_s
     assert portal_client["attributes"] == {"pkce.code.challenge.method": "S256"}
     # The same groups claim as the CLI's client: the AuthPolicy reads the tier from it.
     assert portal_client["protocolMappers"] == clients[config.auth.oidc.client_id]["protocolMappers"]
-    # dev-oidc and gpu serve HTTPS only: the shared host on 443, and through the port-forward.
+    # The OIDC stacks serve HTTPS only: the shared host on 443, and as users reach it (on kind
+    # through the port-forward; on OpenShift its Route, the same origin).
     host = f"{config.gateway.api_host}.{config.domain}"
     assert config.gateway.https.only
-    assert portal_client["redirectUris"] == [
-        f"https://{host}/portal/",
-        f"https://{host}:{gateway.LOCAL_PORT}/portal/",
-    ]
-    assert portal_client["webOrigins"] == [f"https://{host}", f"https://{host}:{gateway.LOCAL_PORT}"]
+    reached = choose(config).client(host, "https", gateway.LOCAL_PORT).base_url
+    origins = list(dict.fromkeys([f"https://{host}", reached]))
+    assert portal_client["redirectUris"] == [f"{origin}/portal/" for origin in origins]
+    assert portal_client["webOrigins"] == origins
     assert not any(u.startswith("http:") or "*" in u for u in portal_client["redirectUris"])
 
 

@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from components.access import realm
+from components.flavour.choice import choose
 from components.names import GATEWAY_NAME, KEYCLOAK_NAMESPACE
 from components.platform import keycloak
 from components.serving import gateway
-from harness.program import Evaluation, stack_config, typed_config
+from harness.program import Evaluation, stack_config, stack_names, typed_config
 from tests.support.configs import assert_refused, evaluate_variant
 
-OIDC_STACKS = ["dev-oidc", "gpu"]
+OIDC_STACKS = [s for s in stack_names() if typed_config(s).auth.oidc.enabled]
 IN_CLUSTER = "http://keycloak-service.keycloak.svc.cluster.local:8080"
 
 
@@ -39,10 +40,14 @@ def _env(stack: Evaluation, name: str) -> dict[str, str]:
 def test_the_realm_is_where_users_reach_the_gateway_and_its_tokens_say_so(oidc_stack: Evaluation) -> None:
     """One origin for the page and the realm (no cross-origin call, no mixed content): the
     realm's frontendUrl is the shared host as users reach it (on kind, the port-forward's
-    https://api.<domain>:8000), the page sends people there, and its redirect back to the
-    page is one the portal client allows."""
+    https://api.<domain>:8000; on OpenShift, its Route's https://api.<apps domain>), the page
+    sends people there, and its redirect back to the page is one the portal client allows."""
     config = typed_config(oidc_stack.stack)
-    reached = f"https://{config.gateway.api_host}.{config.domain}:{gateway.LOCAL_PORT}"
+    host = f"{config.gateway.api_host}.{config.domain}"
+    reached = choose(config).client(host, "https", gateway.LOCAL_PORT).base_url
+    assert reached == (
+        f"https://{host}" if config.flavour == "openshift" else f"https://{host}:{gateway.LOCAL_PORT}"
+    )
     imported = _realm_import(oidc_stack)
     assert imported["attributes"]["frontendUrl"] == reached
     issuer = oidc_stack.outputs["oidcIssuer"]

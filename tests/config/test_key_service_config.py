@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from components.config import DEFAULT_TIERS
-from harness.program import typed_config
+from harness.program import stack_names, typed_config
 from tests.support.configs import assert_refused, evaluate_variant
 
 
@@ -19,7 +19,7 @@ def _tiers(**keys: Any) -> list[dict[str, Any]]:
 
 
 def test_defaults_follow_oidc() -> None:
-    for stack in ("dev", "dev-oidc", "gpu"):
+    for stack in stack_names():
         config = typed_config(stack)
         assert config.key_service_on == config.auth.oidc.enabled
         assert config.key_service.replicas == 2

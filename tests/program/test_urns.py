@@ -49,6 +49,11 @@ def test_rewriting_the_snapshots_keeps_the_old_urns_aliases_still_reach(stack_of
     assert aliased <= set(urns("dev"))
 
 
+# The stacks that ran Keycloak before the realm moved; ocp turned OIDC on after it, so no
+# state of it holds the old URNs (its aliases reach nothing, harmlessly).
+_OIDC_BEFORE_THE_MOVE = {"dev-oidc", "gpu"}
+
+
 def test_the_realm_s_resources_keep_the_urns_they_had_as_keycloak_s_children(stack_of: Any) -> None:
     """The realm, its users and their sync moved from Keycloak (components/platform/keycloak.py)
     to components/access/realm.py: each carries `pulumi.Alias(parent=<the Keycloak component>)`,
@@ -76,4 +81,5 @@ def test_the_realm_s_resources_keep_the_urns_they_had_as_keycloak_s_children(sta
             # The URN of a child of the Keycloak component, as the snapshot recorded it.
             old = f"urn:pulumi:{name}::maas-platform::{Keycloak.TYPE}${resource.type}::{resource.name}"
             assert old in resource.aliases, f"{resource.urn}: no alias to {old}, only {resource.aliases}"
-            assert old in recorded, f"{name}.txt lost {old}"
+            if name in _OIDC_BEFORE_THE_MOVE:
+                assert old in recorded, f"{name}.txt lost {old}"
