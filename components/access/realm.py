@@ -188,7 +188,7 @@ class Realm(pulumi.ComponentResource):
         )
         self.passwords = pulumi.Output.secret(pulumi.Output.all(**passwords) if passwords else {})
         user_sync = self._user_sync(name, args, declared, client_secrets, realm_import, secrets)
-        self.route = self._route(name, args, realm_import)
+        self.route = self._route(name, args, realm_import, frontend)
         self.register_outputs(
             {
                 "passwords": self.passwords,
@@ -199,7 +199,9 @@ class Realm(pulumi.ComponentResource):
             }
         )
 
-    def _route(self, name: str, args: RealmArgs, realm_import: pulumi.Resource) -> pulumi.Resource:
+    def _route(
+        self, name: str, args: RealmArgs, realm_import: pulumi.Resource, frontend: str
+    ) -> pulumi.Resource:
         """The realm's pages and the static files they load, through the gateway on every host
         like the key service's routes, and the grant that lets a route of the gateway's
         namespace send to Keycloak's Service (Gateway API: a cross-namespace backendRef needs a
@@ -239,6 +241,7 @@ class Realm(pulumi.ComponentResource):
                             {"path": {"type": "PathPrefix", "value": prefix}}
                             for prefix in realm_paths(args.oidc.realm)
                         ],
+                        "filters": [as_frontend(frontend)],
                         "backendRefs": [{"name": SERVICE, "namespace": args.namespace, "port": HTTP_PORT}],
                     }
                 ],
@@ -518,6 +521,29 @@ def frontend_url(oidc: OidcConfig, gateway: gw.InferenceGateway) -> str:
     """Where browsers reach the realm: as configured, else the shared host as users reach
     the gateway (on kind, through its port-forward)."""
     return oidc.hostname or gateway.client(gateway.api_host).base_url
+
+
+def as_frontend(frontend: str) -> dict[str, Any]:
+    """The filter that makes every request through the gateway the realm's frontend URL to
+    Keycloak: scheme, host and port as browsers typed them, whatever a client or a port-forward
+    sent. Keycloak takes them from X-Forwarded-* (spec.proxy.headers), and a request that is not
+    exactly the frontend gets backchannel URLs of its own: Quarkus drops the port when only
+    X-Forwarded-Proto comes (quarkusio/quarkus@main
+    extensions/vertx-http/runtime/src/main/java/io/quarkus/vertx/http/runtime/ForwardedParser.java
+    processXForwarded), and Envoy adds no
+    X-Forwarded-Port (envoyproxy/envoy@main source/common/http/conn_manager_utility.cc), so
+    discovery through kind's port-forward would lose :8000 (keycloak/keycloak@main
+    services/src/main/java/org/keycloak/url/HostnameV2Provider.java isFrontendRequest)."""
+    url = urllib.parse.urlsplit(frontend)
+    return {
+        "type": "RequestHeaderModifier",
+        "requestHeaderModifier": {
+            "set": [
+                {"name": "X-Forwarded-Host", "value": url.netloc},
+                {"name": "X-Forwarded-Proto", "value": url.scheme},
+            ]
+        },
+    }
 
 
 def realm_paths(name: str) -> tuple[str, ...]:

@@ -508,13 +508,13 @@ class OidcConfig(Section):
     def _an_origin(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        url = urllib.parse.urlsplit(value)
+        url = urllib.parse.urlsplit(value.removesuffix("/"))
         if url.scheme not in ("http", "https") or not url.hostname or url.path or url.query or url.fragment:
             raise ValueError(
                 f"'{value}' must be an http(s) origin, scheme, host and port with no path, "
                 "as browsers reach the gateway, e.g. https://api.example.com"
             )
-        return value
+        return value.removesuffix("/")
 
 
 class AuthConfig(Section):

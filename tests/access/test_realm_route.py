@@ -5,6 +5,7 @@ key service still reach Keycloak in-cluster."""
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -95,6 +96,20 @@ def test_the_gateway_sends_the_realms_pages_to_keycloak_and_nothing_else(oidc_st
         {"path": {"type": "PathPrefix", "value": "/realms/maas"}},
         {"path": {"type": "PathPrefix", "value": "/resources"}},
     ]
+    # Every request through the gateway is the realm's frontend URL to Keycloak, whatever the
+    # client or a port-forward sent (components/access/realm.py as_frontend).
+    origin = urllib.parse.urlsplit(oidc_stack.outputs["oidcIssuer"])
+    assert rule["filters"] == [
+        {
+            "type": "RequestHeaderModifier",
+            "requestHeaderModifier": {
+                "set": [
+                    {"name": "X-Forwarded-Host", "value": origin.netloc},
+                    {"name": "X-Forwarded-Proto", "value": origin.scheme},
+                ]
+            },
+        }
+    ]
     (backend,) = rule["backendRefs"]
     assert backend == {"name": "keycloak-service", "namespace": KEYCLOAK_NAMESPACE, "port": 8080}
     grants = [
@@ -121,7 +136,10 @@ def test_a_stack_reached_another_way_names_its_realms_origin() -> None:
     the realm: the frontend, the issuer and the page follow it; the in-cluster URLs do not."""
     auth = stack_config("gpu")["maas:auth"]
     public = "https://api.example.com"
-    changed = evaluate_variant("gpu", {"maas:auth": {**auth, "oidc": {**auth["oidc"], "hostname": public}}})
+    # As typed, with or without the trailing slash.
+    changed = evaluate_variant(
+        "gpu", {"maas:auth": {**auth, "oidc": {**auth["oidc"], "hostname": f"{public}/"}}}
+    )
     assert changed.error is None, changed.error
     assert _realm_import(changed)["attributes"]["frontendUrl"] == public
     assert changed.outputs["oidcIssuer"] == f"{public}/realms/maas"
@@ -129,7 +147,7 @@ def test_a_stack_reached_another_way_names_its_realms_origin() -> None:
 
 
 @pytest.mark.parametrize(
-    "hostname", ["api.example.com", "https://api.example.com/", "https://api.example.com/auth", "ftp://api"]
+    "hostname", ["api.example.com", "https://api.example.com/auth", "https://api.example.com//", "ftp://api"]
 )
 def test_the_realms_origin_is_an_origin(hostname: str) -> None:
     auth = stack_config("gpu")["maas:auth"]

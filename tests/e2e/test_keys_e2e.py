@@ -105,6 +105,13 @@ def test_a_person_logs_in_through_the_gateway_as_the_page_does(live: Live) -> No
         "code_challenge": challenge,
         "code_challenge_method": "S256",
     }
+    # Discovery through the gateway names the endpoints on the same origin (Keycloak sees the
+    # frontend URL: components/access/realm.py as_frontend), as any OIDC client expects.
+    status, _, text = live.browse("GET", f"{issuer}/.well-known/openid-configuration")
+    assert status == 200, (status, text[:500])
+    discovered = json.loads(text)
+    assert discovered["issuer"] == issuer
+    assert discovered["token_endpoint"] == f"{issuer}/protocol/openid-connect/token"
     jar: dict[str, str] = {}
     status, headers, text = live.browse(
         "GET", f"{issuer}/protocol/openid-connect/auth?{urllib.parse.urlencode(query)}"
