@@ -41,7 +41,10 @@ UWM_USAGE_EXPORT = (
 # (openshift/cluster-monitoring-operator@release-4.23 assets/thanos-querier/service.yaml,
 # deployment.yaml, kube-rbac-proxy-secret.yaml; the same on release-4.19 and 4.22).
 THANOS_TENANCY = "https://thanos-querier.openshift-monitoring.svc:9092"
-TENANCY_RULE = k8s.rbac.v1.PolicyRuleArgs(api_groups=["metrics.k8s.io"], resources=["pods"], verbs=["get"])
+TENANCY_GROUP, TENANCY_RESOURCE, TENANCY_VERB = "metrics.k8s.io", "pods", "get"
+TENANCY_RULE = k8s.rbac.v1.PolicyRuleArgs(
+    api_groups=[TENANCY_GROUP], resources=[TENANCY_RESOURCE], verbs=[TENANCY_VERB]
+)
 # The querier's serving certificate is the service CA's (service.yaml:
 # service.beta.openshift.io/serving-cert-secret-name); a ConfigMap so annotated gets that CA
 # under service-ca.crt (openshift/service-ca-operator@0324055 pkg/controller/api/api.go
