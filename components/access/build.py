@@ -80,7 +80,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
                 client_secret=realm.key_service_secret,
                 limitador_url=platform.cluster.namespace("kuadrant").output.apply(limitador_url),
                 limits_namespace=platform.cluster.namespace("models").output.apply(limits_namespace),
-                prometheus_url=platform.metrics.query_url if platform.metrics else None,
+                prometheus=platform.metrics.reading if platform.metrics else None,
                 after=[platform.kuadrant, realm, *serving.model_list.routes],
             ),
             platform.on_cluster,

@@ -31,7 +31,7 @@ from components.cluster.rollout import content_digest
 from components.cluster.security import restricted_container
 from components.config import KeyServiceConfig, OidcConfig, Rate, TierConfig
 from components.config.types import window_seconds
-from components.flavour.protocol import Flavour
+from components.flavour.protocol import Flavour, Reading
 from components.names import GATEWAY_NAME, KEY_SERVICE, KEY_SERVICE_LABELS
 from components.pins import versions
 from components.platform.keycloak import default_hostname
@@ -67,6 +67,14 @@ PAGE_PATH = "/portal"
 # The page, shipped rendered (shipped_files).
 PAGE_FILE = portal.PAGE.name
 CLIENT_SECRET_DIR = "/etc/key-service/keycloak"
+# Where the pod's own account token is mounted (automounted: server.py reads it there too,
+# key_service/server.py SA_DIR).
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# The CA of the flavour's Prometheus, where it has one (Reading.ca_annotations), and the Role
+# its proxy checks (Reading.grants), named alike.
+PROMETHEUS_CA = f"{KEY_SERVICE}-prometheus-ca"
+PROMETHEUS_CA_DIR = "/etc/key-service/prometheus-ca"
+PROMETHEUS_READER = f"{KEY_SERVICE}-prometheus-reader"
 # Each tier's key cap and lifetime, as JSON (the policy pack reads it: keys-expire).
 KEY_TIERS_ENV = "KEY_TIERS"
 CLIENT_SECRET = f"{KEY_SERVICE}-keycloak-client"
@@ -190,10 +198,10 @@ class KeyServiceArgs:
     # Where `GET /v1/usage` reads what enforces and what bills: Limitador's HTTP API and the
     # Limitador namespace of the tier limits (components/platform/kuadrant.py limitador_url,
     # components/serving/model_list.py limits_namespace), and the flavour's Prometheus
-    # (Metrics.query_url; None: no Prometheus to ask, and usage answers 503).
+    # (Metrics.reading; None: no Prometheus to ask, and usage answers 503).
     limitador_url: pulumi.Input[str]
     limits_namespace: pulumi.Input[str]
-    prometheus_url: str | None
+    prometheus: Reading | None
     # Kuadrant (the AuthPolicy and RateLimitPolicy CRDs, Authorino) and the realm its client lives in.
     after: Sequence[pulumi.Resource] = ()
 
@@ -223,7 +231,7 @@ class KeyService(pulumi.ComponentResource):
             string_data={"secret": args.client_secret},
             opts=child,
         )
-        rights = self._rights(name, args, account)
+        rights = [*self._rights(name, args, account), *self._reading(name, args, account)]
         deployment = k8s.apps.v1.Deployment(
             f"{name}-server",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -402,6 +410,52 @@ class KeyService(pulumi.ComponentResource):
         )
         return [role, binding, policy, policy_binding]
 
+    def _reading(
+        self, name: str, args: KeyServiceArgs, account: k8s.core.v1.ServiceAccount
+    ) -> list[pulumi.Resource]:
+        """What the flavour's Prometheus asks of a reader: the CA of its certificate, and the
+        grants it checks, in the one namespace it names."""
+        reading = args.prometheus
+        child = pulumi.ResourceOptions(parent=self)
+        made: list[pulumi.Resource] = []
+        if reading is not None and reading.ca_annotations is not None:
+            made.append(
+                k8s.core.v1.ConfigMap(
+                    f"{name}-prometheus-ca",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        name=PROMETHEUS_CA,
+                        namespace=args.namespace,
+                        labels=KEY_SERVICE_LABELS,
+                        annotations=reading.ca_annotations,
+                    ),
+                    opts=child,
+                )
+            )
+        if reading is not None and reading.grants:
+            where = k8s.meta.v1.ObjectMetaArgs(
+                name=PROMETHEUS_READER, namespace=reading.grant_namespace, labels=KEY_SERVICE_LABELS
+            )
+            role = k8s.rbac.v1.Role(
+                f"{name}-prometheus-role", metadata=where, rules=list(reading.grants), opts=child
+            )
+            made += [
+                role,
+                k8s.rbac.v1.RoleBinding(
+                    f"{name}-prometheus-role-binding",
+                    metadata=where,
+                    role_ref=k8s.rbac.v1.RoleRefArgs(
+                        api_group="rbac.authorization.k8s.io", kind="Role", name=PROMETHEUS_READER
+                    ),
+                    subjects=[
+                        k8s.rbac.v1.SubjectArgs(
+                            kind="ServiceAccount", name=account.metadata.name, namespace=args.namespace
+                        )
+                    ],
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
+                ),
+            ]
+        return made
+
     def _route(
         self,
         name: str,
@@ -456,8 +510,14 @@ def environment(args: KeyServiceArgs) -> dict[str, pulumi.Input[str]]:
         # The root is read-only: no bytecode cache to write.
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-    if args.prometheus_url is not None:
-        environment["PROMETHEUS_URL"] = args.prometheus_url
+    reading = args.prometheus
+    if reading is not None:
+        environment["PROMETHEUS_URL"] = reading.url
+        if reading.bearer_token:
+            # Its own account's token, the one server.py sends the Kubernetes API.
+            environment["PROMETHEUS_BEARER_TOKEN_FILE"] = f"{SA_DIR}/token"
+        if reading.ca_annotations is not None:
+            environment["PROMETHEUS_CA_FILE"] = f"{PROMETHEUS_CA_DIR}/{reading.ca_key}"
     return environment
 
 
@@ -469,6 +529,7 @@ def _pod(args: KeyServiceArgs) -> k8s.core.v1.PodSpecArgs:
             http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port=PORT), period_seconds=10, timeout_seconds=5
         )
 
+    with_ca = args.prometheus is not None and args.prometheus.ca_annotations is not None
     resources: dict[str, Any] = {
         "requests": dict(args.config.resources.requests),
         "limits": dict(args.config.resources.limits),
@@ -492,6 +553,15 @@ def _pod(args: KeyServiceArgs) -> k8s.core.v1.PodSpecArgs:
                 volume_mounts=[
                     k8s.core.v1.VolumeMountArgs(name="code", mount_path=APP_DIR, read_only=True),
                     k8s.core.v1.VolumeMountArgs(name="client", mount_path=CLIENT_SECRET_DIR, read_only=True),
+                    *(
+                        [
+                            k8s.core.v1.VolumeMountArgs(
+                                name="prometheus-ca", mount_path=PROMETHEUS_CA_DIR, read_only=True
+                            )
+                        ]
+                        if with_ca
+                        else []
+                    ),
                 ],
             )
         ],
@@ -501,6 +571,16 @@ def _pod(args: KeyServiceArgs) -> k8s.core.v1.PodSpecArgs:
             ),
             k8s.core.v1.VolumeArgs(
                 name="client", secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=CLIENT_SECRET)
+            ),
+            *(
+                [
+                    k8s.core.v1.VolumeArgs(
+                        name="prometheus-ca",
+                        config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=PROMETHEUS_CA),
+                    )
+                ]
+                if with_ca
+                else []
             ),
         ],
     )

@@ -51,7 +51,7 @@ class Kubernetes:
     def gateway_api_bundle(self) -> str | None:
         return versions.GATEWAY_API_CRDS_URL
 
-    def metrics(self, bundled: Callable[[], Metrics]) -> Metrics:
+    def metrics(self, bundled: Callable[[], Metrics], rules_namespace: str) -> Metrics:
         return bundled()
 
     def expose(self, name: str, exposure: Exposure, parent: pulumi.Resource) -> list[pulumi.Resource]:

@@ -12,7 +12,7 @@ from components.cluster import network
 from components.config import GatewayConfig, OpenShiftConfig
 from components.flavour import helm, olm
 from components.flavour.helm import Chart
-from components.flavour.protocol import Client, Exposure, Metrics
+from components.flavour.protocol import Client, Exposure, Metrics, Reading
 from components.names import PART_OF
 from components.pins import versions
 
@@ -32,6 +32,25 @@ UWM_USAGE_EXPORT = (
     "https://$(oc get route thanos-querier -n openshift-monitoring -o jsonpath='{.spec.host}') "
     "--since 30d --format csv"
 )
+
+# The key service reads usage where OpenShift lets a namespace's workloads read their own
+# metrics: the Thanos querier's tenancy port. kube-rbac-proxy lets in a bearer token whose
+# subject may `get` `pods` of `metrics.k8s.io` in the namespace `?namespace=` names (GET is
+# `get`, none without the parameter: brancz/kube-rbac-proxy GetRequestAttributes), and
+# prom-label-proxy puts `namespace="<it>"` on every selector of the query
+# (openshift/cluster-monitoring-operator@release-4.23 assets/thanos-querier/service.yaml,
+# deployment.yaml, kube-rbac-proxy-secret.yaml; the same on release-4.19 and 4.22).
+THANOS_TENANCY = "https://thanos-querier.openshift-monitoring.svc:9092"
+TENANCY_GROUP, TENANCY_RESOURCE, TENANCY_VERB = "metrics.k8s.io", "pods", "get"
+TENANCY_RULE = k8s.rbac.v1.PolicyRuleArgs(
+    api_groups=[TENANCY_GROUP], resources=[TENANCY_RESOURCE], verbs=[TENANCY_VERB]
+)
+# The querier's serving certificate is the service CA's (service.yaml:
+# service.beta.openshift.io/serving-cert-secret-name); a ConfigMap so annotated gets that CA
+# under service-ca.crt (openshift/service-ca-operator@0324055 pkg/controller/api/api.go
+# InjectCABundleAnnotationName, InjectionDataKey).
+SERVICE_CA_ANNOTATIONS = {"service.beta.openshift.io/inject-cabundle": "true"}
+SERVICE_CA_KEY = "service-ca.crt"
 
 
 @dataclass(frozen=True)
@@ -95,10 +114,24 @@ class OpenShift:
         # pkg/operator/controller/gatewayapi); commands/preflight.py checks their release.
         return None
 
-    def metrics(self, bundled: Callable[[], Metrics]) -> Metrics:
+    def metrics(self, bundled: Callable[[], Metrics], rules_namespace: str) -> Metrics:
         # The cluster's user-workload monitoring: nothing to install. Its Prometheus reads
         # monitors in every namespace not marked otherwise, without label selectors, so
         # Kuadrant adds none of its own.
+        # The rules' namespace is exempt from UWM's namespace enforcement (docs/openshift.md),
+        # so their series carry no `namespace` unless the rules give it: the tenancy port
+        # shows a namespace only the series labelled with it
+        # (openshift/cluster-monitoring-operator@release-4.23 pkg/manifests/types.go
+        # NamespacesWithoutLabelEnforcement).
+        reading = Reading(
+            url=f"{THANOS_TENANCY}?namespace={rules_namespace}",
+            series_labels={"namespace": rules_namespace},
+            bearer_token=True,
+            ca_annotations=SERVICE_CA_ANNOTATIONS,
+            ca_key=SERVICE_CA_KEY,
+            grants=(TENANCY_RULE,),
+            grant_namespace=rules_namespace,
+        )
         return Metrics(
             scrapers=(network.pods(UWM_PROMETHEUS_PODS, UWM_NAMESPACE),),
             query_url=None,
@@ -107,6 +140,7 @@ class OpenShift:
             installed=None,
             exports={},
             usage_export=UWM_USAGE_EXPORT,
+            reading=reading,
         )
 
     def expose(self, name: str, exposure: Exposure, parent: pulumi.Resource) -> list[pulumi.Resource]:

@@ -10,7 +10,7 @@ here, not a branch in each layer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pulumi
@@ -18,6 +18,26 @@ import pulumi_kubernetes as k8s
 
 from components.config import GatewayConfig
 from components.flavour.helm import Chart
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reading:
+    """How a pod of ours asks PromQL of the series the usage rules record (the key service's
+    `GET /v1/usage`), and what it needs to be let in; the defaults: nothing."""
+
+    # With the query parameters every query carries (a tenancy proxy's namespace).
+    url: str
+    # Labels the usage rules give the series read, for the reader to be shown them.
+    series_labels: dict[str, str] = field(default_factory=dict)
+    # Whether the pod sends its own service account's token.
+    bearer_token: bool = False
+    # A ConfigMap the cluster fills, under `ca_key`, with the CA of the server's certificate,
+    # when it carries these annotations; None: the server speaks plain HTTP.
+    ca_annotations: dict[str, str] | None = None
+    ca_key: str = ""
+    # What the pod's account must be granted to be let in, in `grant_namespace` only.
+    grants: tuple[k8s.rbac.v1.PolicyRuleArgs, ...] = ()
+    grant_namespace: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +58,8 @@ class Metrics:
     # Stack outputs telling users how to reach it, and the usage export's command line.
     exports: dict[str, pulumi.Input[Any]]
     usage_export: str
+    # How the key service reads usage; None: it cannot, and usage answers 503.
+    reading: Reading | None
     # Whether Kuadrant may add monitors of its own (`Kuadrant` spec.observability): only where
     # this Prometheus reads just what carries our label. One that reads every monitor would
     # scrape Limitador twice (Kuadrant/kuadrant-operator@v1.5.2 internal/controller/
@@ -94,9 +116,10 @@ class Flavour(Protocol):
         """The Gateway API CRD bundle to install; None: the cluster brings its own."""
         ...
 
-    def metrics(self, bundled: Callable[[], Metrics]) -> Metrics:
+    def metrics(self, bundled: Callable[[], Metrics], rules_namespace: str) -> Metrics:
         """The Prometheus the platform's monitors and rules go to: the cluster's own, or the
-        stack `bundled` installs (components/platform/monitoring.py)."""
+        stack `bundled` installs (components/platform/monitoring.py); our rules live in
+        `rules_namespace`."""
         ...
 
     def expose(self, name: str, exposure: Exposure, parent: pulumi.Resource) -> list[pulumi.Resource]:

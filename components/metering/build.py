@@ -31,6 +31,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Metering | 
             kuadrant_namespace=platform.cluster.namespace("kuadrant").output,
             models_namespace=platform.cluster.namespace("models").output,
             rule_labels=platform.metrics.rule_labels,
+            read_labels=platform.metrics.reading.series_labels if platform.metrics.reading else {},
             after=[
                 *([platform.metrics.installed] if platform.metrics.installed else []),
                 platform.kuadrant,

@@ -22,7 +22,7 @@ catalog name (components/access/tiers.py telemetry_labels).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from components.access import tiers as tier_names
@@ -381,12 +381,20 @@ def rule_groups(
     models: Sequence[ModelConfig],
     prices: PricesConfig,
     interval: str = INTERVAL,
+    read_labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The PrometheusRule spec, which is also a plain Prometheus rule file (`promtool`).
 
-    `interval`: the usage group's evaluation interval (a test's Prometheus runs faster)."""
+    `interval`: the usage group's evaluation interval (a test's Prometheus runs faster).
+    `read_labels`: labels on the series the key service reads (REQUESTS, TOKENS, COST), which
+    a tenancy proxy shows it only so labelled (components/flavour/protocol.py Reading)."""
+    usage = usage_rules(tiers, models, prices, interval)
+    for rule in usage:
+        if read_labels and rule.get("record") in (REQUESTS, TOKENS, COST):
+            # Both sides of COST's sum carry them, so its vectors still match.
+            rule["labels"] = dict(read_labels)
     groups = [
-        {"name": "maas-usage", "interval": interval, "rules": usage_rules(tiers, models, prices, interval)},
+        {"name": "maas-usage", "interval": interval, "rules": usage},
         {"name": "maas-alerts", "rules": alert_rules(models)},
     ]
     budgets = budget_rules(prices)

@@ -32,6 +32,8 @@ class ObservabilityArgs:
     models_namespace: pulumi.Input[str]
     # What the Prometheus the rules go to selects them by (components/flavour/protocol.py Metrics).
     rule_labels: dict[str, str]
+    # Labels on the series the key service reads (components/flavour/protocol.py Reading).
+    read_labels: dict[str, str]
     # The monitoring stack (its CRDs and Prometheus), Kuadrant (TelemetryPolicy and what
     # is scraped) and the gateway.
     after: Sequence[pulumi.Resource] = ()
@@ -163,7 +165,7 @@ class Observability(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name="maas-usage", namespace=args.observability_namespace, labels=args.rule_labels
             ),
-            spec=chargeback.rule_groups(args.tiers, args.models, args.prices),
+            spec=chargeback.rule_groups(args.tiers, args.models, args.prices, read_labels=args.read_labels),
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._after),
         )
         dashboard = k8s.core.v1.ConfigMap(

@@ -108,7 +108,8 @@ def build(cfg: StackConfig) -> Platform:
                     key_service_namespace=cfg.namespaces.models if cfg.key_service_on else None,
                 ),
                 on_cluster,
-            ).metrics()
+            ).metrics(),
+            cfg.namespaces.observability,
         )
         if cfg.observability.enabled
         else None

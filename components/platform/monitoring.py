@@ -21,7 +21,7 @@ from components.cluster import network
 from components.cluster.access import Namespace
 from components.config import ObservabilityConfig
 from components.flavour.helm import Chart
-from components.flavour.protocol import Flavour, Metrics
+from components.flavour.protocol import Flavour, Metrics, Reading
 from components.names import KEY_SERVICE_LABELS
 from components.pins import upstream, versions
 
@@ -146,6 +146,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 "grafanaAdmin": self.grafana_admin,
             },
             usage_export=USAGE_EXPORT,
+            reading=Reading(url=query_url(self._namespace)),
             # Ignored by this Prometheus, which reads only monitors with SCRAPE_LABEL.
             kuadrant_monitors=True,
         )

@@ -30,6 +30,9 @@ from maas_policies import objects, relaxation
 # SECRET_VERBS (a test ties them): the pack runs without the program's modules.
 KEY_SERVICE_LABELS = {"app.kubernetes.io/name": "key-service", "app.kubernetes.io/part-of": "maas-platform"}
 KEY_SECRET_VERBS = frozenset({"get", "list", "watch", "create", "patch", "delete"})
+# The one read it may hold elsewhere: what OpenShift's Thanos querier checks before showing a
+# namespace's metrics (components/flavour/openshift.py TENANCY_RULE), writing nothing.
+METRICS_READ = ({"metrics.k8s.io"}, {"pods"}, {"get"})
 # The environment variable the key service reads its tiers' key caps and lifetimes from
 # (components/access/key_service/server.py Config.from_env).
 KEY_TIERS_ENV = "KEY_TIERS"
@@ -76,10 +79,12 @@ def grants(args: StackValidationArgs, account: tuple[str, str]) -> list[str]:
             if kind == "ClusterRoleBinding" or ref.get("kind") != "Role":
                 wider.append(f"{where} grants ClusterRole {ref.get('name')}")
                 continue
-            namespaces.add(namespace)
             for rule in roles.get((namespace, str(ref.get("name", ""))), []):
                 groups, resources = set(rule.get("apiGroups") or []), set(rule.get("resources") or [])
                 verbs = set(rule.get("verbs") or [])
+                if (groups, resources, verbs) == METRICS_READ:
+                    continue
+                namespaces.add(namespace)
                 if groups != {""} or resources != {"secrets"} or not verbs <= KEY_SECRET_VERBS:
                     wider.append(
                         f"{where} grants {sorted(verbs)} on {sorted(resources)} of groups {sorted(groups)}"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from components.access import realm, self_service, tiers
-from components.access.key_service import portal
+from components.access.key_service import portal, server
 from components.cluster.rollout import content_digest
 from components.flavour.choice import choose
 from components.names import GATEWAY_NAME, KEY_SERVICE_LABELS, KEYCLOAK_NAMESPACE, MODEL_HEADER
@@ -91,8 +91,8 @@ def test_the_environment_is_what_server_py_reads(oidc_stack: Evaluation) -> None
 def test_usage_reads_limitador_of_the_tier_limits_and_the_stacks_prometheus(oidc_stack: Evaluation) -> None:
     """`GET /v1/usage` is configured: Limitador's HTTP API (the Service the operator makes for
     the Limitador CR Kuadrant patches), the Limitador namespace Kuadrant files the tier limits
-    under (the policy route's), and the query URL of the stack's Prometheus. OpenShift's asks
-    for credentials (Metrics.query_url None): no PROMETHEUS_URL there, usage answers 503."""
+    under (the policy route's), and the query URL of the stack's Prometheus (OpenShift's:
+    test_on_openshift_usage_asks_the_tenancy_port_as_its_own_account)."""
     container = oidc_stack.one("Deployment", KEY_SERVICE).inputs["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]}
     config = typed_config(oidc_stack.stack)
@@ -115,17 +115,64 @@ def test_usage_reads_limitador_of_the_tier_limits_and_the_stacks_prometheus(oidc
     assert env["LIMITADOR_NAMESPACE"] == f"{policy_route.namespace}/{policy_route.object_name}"
     assert env["LIMITADOR_NAMESPACE"] == f"{config.namespaces.models}/metered-paths"
     if config.flavour == "openshift":
-        assert "PROMETHEUS_URL" not in env
         return
+    assert not {"PROMETHEUS_BEARER_TOKEN_FILE", "PROMETHEUS_CA_FILE"} & set(env)
     assert env["PROMETHEUS_URL"] == monitoring.query_url(config.namespaces.observability)
     assert env["PROMETHEUS_URL"] == (
         f"http://{monitoring.PROMETHEUS_SERVICE}.{config.namespaces.observability}.svc.cluster.local:9090"
     )
 
 
+def test_on_openshift_usage_asks_the_tenancy_port_as_its_own_account(stack_of: Any) -> None:
+    """ocp: the Thanos querier's tenancy port for the rules' namespace, with the pod's own
+    token (automounted, as for the API) and the service CA a ConfigMap of its own is filled
+    with; a Role there with exactly what kube-rbac-proxy checks; the read series labelled
+    with that namespace, which prom-label-proxy puts on every query."""
+    stack = stack_of("ocp")
+    config = typed_config(stack.stack)
+    rules_namespace = config.namespaces.observability
+    deployment = stack.one("Deployment", KEY_SERVICE).inputs["spec"]["template"]["spec"]
+    (container,) = deployment["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["PROMETHEUS_URL"] == (
+        f"https://thanos-querier.openshift-monitoring.svc:9092?namespace={rules_namespace}"
+    )
+    assert env["PROMETHEUS_BEARER_TOKEN_FILE"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    assert deployment.get("automountServiceAccountToken", True) is not False
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in deployment["volumes"]}
+    assert env["PROMETHEUS_CA_FILE"] == f"{mounts['prometheus-ca']['mountPath']}/service-ca.crt"
+    ca_name = volumes["prometheus-ca"]["configMap"]["name"]
+    (ca,) = [c for c in stack.objects("ConfigMap") if c.object_name == ca_name]
+    assert ca.namespace == config.namespaces.models
+    assert ca.inputs["metadata"]["annotations"] == {"service.beta.openshift.io/inject-cabundle": "true"}
+    # Filled by the operator: nothing of ours there for it to overwrite.
+    assert "data" not in ca.inputs
+    roles = [r for r in stack.objects("Role") if r.object_name == self_service.PROMETHEUS_READER]
+    (role,) = roles
+    assert role.namespace == rules_namespace
+    assert role.inputs["rules"] == [
+        {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get"]}
+    ]
+    (binding,) = [b for b in stack.objects("RoleBinding") if b.object_name == self_service.PROMETHEUS_READER]
+    assert binding.namespace == rules_namespace
+    assert binding.inputs["roleRef"]["name"] == role.object_name
+    assert binding.inputs["subjects"] == [
+        {"kind": "ServiceAccount", "name": KEY_SERVICE, "namespace": config.namespaces.models}
+    ]
+    assert not [
+        b for b in stack.objects("ClusterRoleBinding") if KEY_SERVICE in json.dumps(b.inputs["subjects"])
+    ]
+    (rules,) = [r for r in stack.objects("PrometheusRule") if r.object_name == "maas-usage"]
+    assert rules.namespace == rules_namespace
+    recorded = {r["record"]: r for g in rules.inputs["spec"]["groups"] for r in g["rules"] if "record" in r}
+    for name in (server.REQUESTS_RULE, server.TOKENS_RULE, server.COST_RULE):
+        assert recorded[name]["labels"] == {"namespace": rules_namespace}
+
+
 def test_without_a_prometheus_to_ask_usage_is_left_unconfigured() -> None:
-    """No Prometheus (OpenShift's asks for credentials: Metrics.query_url None): no
-    PROMETHEUS_URL, so usage answers 503 usage_not_configured rather than a made-up bill."""
+    """No Prometheus (observability off): no PROMETHEUS_URL, so usage answers 503
+    usage_not_configured rather than a made-up bill."""
     # One model that does not scale on its queue, which needs the stack's Prometheus.
     result = evaluate_variant(
         "dev-oidc",

@@ -20,6 +20,7 @@ from pulumi_policy import (
 
 from components.access import realm, self_service, tiers
 from components.config import DEFAULT_TIERS, KeyServiceConfig
+from components.flavour import openshift
 from components.metering import chargeback
 from components.names import GATEWAY_NAME, KEY_SERVICE, KEY_SERVICE_LABELS, MODEL_HEADER
 from components.pins import upstream
@@ -154,6 +155,8 @@ def test_the_packs_copies_of_program_constants_match_the_originals() -> None:
     assert access.model_predicate("org/m-1") == tiers.model_predicate("org/m-1")
     assert keys.KEY_SERVICE_LABELS == KEY_SERVICE_LABELS
     assert set(self_service.SECRET_VERBS) == keys.KEY_SECRET_VERBS
+    tenancy = ({openshift.TENANCY_GROUP}, {openshift.TENANCY_RESOURCE}, {openshift.TENANCY_VERB})
+    assert tenancy == keys.METRICS_READ
     assert metering.KEY_SERVICE == KEY_SERVICE
     assert (*self_service.API_PATHS, self_service.PAGE_PATH) == metering.KEY_SERVICE_PATHS
     assert metering.KEYCLOAK_SERVICE == keycloak.SERVICE

@@ -220,8 +220,8 @@ def _design(stack: Evaluation, cfg: StackConfig, pods: list[Endpoint]) -> set[tu
         # The key service: the gateway brings it its callers; it reads the tier groups' members.
         needed |= {("gateway", "key-service", 8080), ("key-service", "keycloak", 8080)}
         # GET /v1/usage: the caller's limits and counters from Limitador's HTTP API, and what
-        # they were billed from Prometheus (the monitoring stack's; OpenShift's asks for
-        # credentials the service has not, so no door there).
+        # they were billed from Prometheus (the monitoring stack's; OpenShift's Thanos querier
+        # is the cluster's, its door not ours, and our policies govern no egress).
         needed.add(("key-service", "limitador", 8080))
         if cfg.observability.enabled and cfg.flavour == "kubernetes":
             needed.add(("key-service", "prometheus", 9090))

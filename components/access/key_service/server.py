@@ -121,6 +121,10 @@ class Config:
     limitador_url: str = ""
     limitador_namespace: str = ""
     prometheus_url: str = ""
+    # A bearer token to send Prometheus, read from this file, and the CA its certificate is
+    # signed by: for a Prometheus behind an authorizing proxy (OpenShift's Thanos querier).
+    prometheus_token_file: str = ""
+    prometheus_ca_file: str = ""
 
     @staticmethod
     def from_env(env: dict[str, str]) -> Config:
@@ -144,6 +148,8 @@ class Config:
             limitador_url=env.get("LIMITADOR_URL", "").rstrip("/"),
             limitador_namespace=env.get("LIMITADOR_NAMESPACE", ""),
             prometheus_url=env.get("PROMETHEUS_URL", "").rstrip("/"),
+            prometheus_token_file=env.get("PROMETHEUS_BEARER_TOKEN_FILE", ""),
+            prometheus_ca_file=env.get("PROMETHEUS_CA_FILE", ""),
         )
 
 
@@ -530,10 +536,16 @@ class Usage:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        ca = config.prometheus_ca_file
+        self.prometheus_context = ssl.create_default_context(cafile=ca) if ca else None
 
-    def _get(self, source: str, url: str) -> Any:
+    def _get(self, source: str, url: str, token_file: str = "", context: ssl.SSLContext | None = None) -> Any:
+        request = urllib.request.Request(url)
         try:
-            with urllib.request.urlopen(url, timeout=USAGE_TIMEOUT_SECONDS) as response:
+            if token_file:
+                # A projected token is rotated by the kubelet, so it is read on every call.
+                request.add_header("Authorization", f"Bearer {Path(token_file).read_text().strip()}")
+            with urllib.request.urlopen(request, timeout=USAGE_TIMEOUT_SECONDS, context=context) as response:
                 return json.loads(response.read())
         except (OSError, ValueError) as error:
             # HTTPError and URLError are OSErrors: any failure is no answer, never a zero.
@@ -616,9 +628,14 @@ class Usage:
 
     def _vector(self, query: str) -> list[tuple[dict[str, str], float]]:
         """An instant query's result: status, data.result[].value [time, "v"]
-        (prometheus/prometheus@01db19c docs/querying/api.md, "Instant queries")."""
-        url = f"{self.config.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
-        body = self._get("prometheus", url)
+        (prometheus/prometheus@01db19c docs/querying/api.md, "Instant queries"). Query parameters
+        of PROMETHEUS_URL go with every query (a tenancy proxy's `namespace`)."""
+        base, _, fixed = self.config.prometheus_url.partition("?")
+        params = "&".join(p for p in (fixed, urllib.parse.urlencode({"query": query})) if p)
+        c = self.config
+        body = self._get(
+            "prometheus", f"{base}/api/v1/query?{params}", c.prometheus_token_file, self.prometheus_context
+        )
         if not isinstance(body, dict) or body.get("status") != "success":
             raise UsageError("prometheus", f"refused {query!r}")
         try:
