@@ -73,12 +73,24 @@ def _scenario(stack: Evaluation) -> tuple[list[dict[str, str]], list[dict[str, A
     }
     currency = stack_config(stack.stack).get("maas:prices", {}).get("currency", "USD")
 
+    # Labels a rule adds itself (on OpenShift, the namespace the key service's reads need:
+    # components/metering/chargeback.py), as the declared rules say.
+    added = {
+        rule["record"]: "".join(f', {k}="{v}"' for k, v in sorted(rule.get("labels", {}).items()))
+        for group in declared_rules(stack)["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+
     def over_the_run(metric: str, samples: list[tuple[str, Any]]) -> dict[str, Any]:
         """What the recorded series add up to over the whole run (as the export sums them)."""
         return {
             "expr": f"sum_over_time({metric}[30m])",
             "eval_time": "30m",
-            "exp_samples": [{"labels": f"{{{labels}}}", "value": value} for labels, value in samples],
+            "exp_samples": [
+                {"labels": f"{{{labels}{added.get(metric, '')}}}", "value": value}
+                for labels, value in samples
+            ],
         }
 
     tests: list[dict[str, Any]] = [
