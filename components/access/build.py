@@ -81,6 +81,9 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
                 limitador_url=platform.cluster.namespace("kuadrant").output.apply(limitador_url),
                 limits_namespace=platform.cluster.namespace("models").output.apply(limits_namespace),
                 prometheus=platform.metrics.reading if platform.metrics else None,
+                grants_namespace=platform.cluster.namespace("observability").output
+                if platform.metrics and platform.metrics.reading and platform.metrics.reading.grants
+                else None,
                 after=[platform.kuadrant, realm, *serving.model_list.routes],
             ),
             platform.on_cluster,

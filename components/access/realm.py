@@ -6,7 +6,6 @@ with the stack, and the route browsers reach the realm by, through the gateway."
 from __future__ import annotations
 
 import json
-import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -138,17 +137,15 @@ class Realm(pulumi.ComponentResource):
             string_data=passwords,
             opts=self._moved(),
         )
-        placeholders = {
-            placeholder(user.name): {"secret": {"name": PASSWORDS_SECRET, "key": user.name}}
-            for user in args.users
-        }
-        secrets: list[pulumi.Resource] = [passwords_secret]
+        # The operator fills ${NAME} in the import from these Secrets: the clients' only.
+        placeholders: dict[str, Any] = {}
+        client_secret_resources: list[pulumi.Resource] = []
         # The clients' placeholders (the sync fills them from the same Secrets as the operator).
         client_secrets: dict[str, dict[str, str]] = {}
         self.key_service_secret = None
         if args.key_service:
             self.key_service_secret = self._password(f"{name}-key-service-client")
-            secrets.append(
+            client_secret_resources.append(
                 k8s.core.v1.Secret(
                     f"{name}-key-service-client",
                     metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -163,8 +160,6 @@ class Realm(pulumi.ComponentResource):
         declared = realm(
             args.oidc,
             args.tiers,
-            args.users,
-            args.domain,
             key_service=args.key_service,
             portal_urls=args.portal_urls,
             frontend=frontend,
@@ -180,14 +175,16 @@ class Realm(pulumi.ComponentResource):
             ),
             spec={
                 "keycloakCRName": KEYCLOAK_NAME,
-                # The operator fills ${NAME} from these Secrets, so no password is in the CR.
+                # So no secret is in the CR.
                 "placeholders": placeholders,
                 "realm": declared,
             },
-            opts=self._moved(depends_on=[args.keycloak.server, *secrets]),
+            opts=self._moved(depends_on=[args.keycloak.server, *client_secret_resources]),
         )
         self.passwords = pulumi.Output.secret(pulumi.Output.all(**passwords) if passwords else {})
-        user_sync = self._user_sync(name, args, declared, client_secrets, realm_import, secrets)
+        user_sync = self._user_sync(
+            name, args, declared, client_secrets, realm_import, [passwords_secret, *client_secret_resources]
+        )
         self.route = self._route(name, args, realm_import, frontend)
         self.register_outputs(
             {
@@ -439,10 +436,6 @@ def email(user: UserConfig, domain: str) -> str:
     return f"{user.name}@{domain}"
 
 
-def placeholder(user: str) -> str:
-    return "PASSWORD_" + re.sub(r"[^A-Z0-9]", "_", user.upper())
-
-
 def key_service_client() -> dict[str, Any]:
     """The key service's client: confidential, client credentials only (its service account),
     no user logs in through it."""
@@ -555,15 +548,15 @@ def realm_paths(name: str) -> tuple[str, ...]:
 def realm(
     oidc: OidcConfig,
     tiers: Sequence[TierConfig],
-    users: Sequence[UserConfig],
-    domain: str,
     key_service: bool = False,
     portal_urls: Sequence[str] = (),
     *,
     frontend: str,
 ) -> dict[str, Any]:
-    """The realm: one group per tier, users in their tier's group, a client mapping groups;
-    with the key service, its client, the page's client and the administrators' group.
+    """The realm: one group per tier, a client mapping groups; with the key service, its
+    client, the page's client and the administrators' group. No user of the stack file: the
+    user sync creates them, so the import does not grow with users (it would pass the API
+    server's object size near 4,400 of them, issue 29).
     `frontend`: the realm's URL for browsers and its issuer; Keycloak's own hostname stays
     in-cluster (keycloak/keycloak@main services/src/main/java/org/keycloak/url/HostnameV2Provider.java
     getRealmFrontUriBuilder: a realm's `frontendUrl` attribute comes first)."""
@@ -577,22 +570,7 @@ def realm(
         "groups": [{"name": tier.name} for tier in tiers]
         + [{"name": STACK_USERS_GROUP}]
         + ([{"name": ADMIN_GROUP}] if key_service else []),
-        "users": [
-            {
-                "username": user.name,
-                "enabled": True,
-                "email": email(user, domain),
-                "emailVerified": True,
-                "firstName": user.name,
-                "lastName": user.tier,
-                "credentials": [
-                    {"type": "password", "value": f"${{{placeholder(user.name)}}}", "temporary": False}
-                ],
-                "groups": [f"/{user.tier}", f"/{STACK_USERS_GROUP}"],
-            }
-            for user in users
-        ]
-        + ([key_service_account()] if key_service else []),
+        "users": [key_service_account()] if key_service else [],
         "clients": [
             *([key_service_client(), portal_client(portal_urls)] if key_service else []),
             {

@@ -202,6 +202,9 @@ class KeyServiceArgs:
     limitador_url: pulumi.Input[str]
     limits_namespace: pulumi.Input[str]
     prometheus: Reading | None
+    # The namespace a reader's grants go to (Reading.grant_namespace), as the namespace's
+    # output, so they wait for it.
+    grants_namespace: pulumi.Output[str] | None = None
     # Kuadrant (the AuthPolicy and RateLimitPolicy CRDs, Authorino) and the realm its client lives in.
     after: Sequence[pulumi.Resource] = ()
 
@@ -432,8 +435,10 @@ class KeyService(pulumi.ComponentResource):
                 )
             )
         if reading is not None and reading.grants:
+            if args.grants_namespace is None:
+                raise ValueError(f"the reader's grants need the namespace {reading.grant_namespace}'s output")
             where = k8s.meta.v1.ObjectMetaArgs(
-                name=PROMETHEUS_READER, namespace=reading.grant_namespace, labels=KEY_SERVICE_LABELS
+                name=PROMETHEUS_READER, namespace=args.grants_namespace, labels=KEY_SERVICE_LABELS
             )
             role = k8s.rbac.v1.Role(
                 f"{name}-prometheus-role", metadata=where, rules=list(reading.grants), opts=child

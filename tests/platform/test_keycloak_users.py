@@ -358,8 +358,6 @@ def _declared(key_service: bool = True, page: list[str] = PAGE, frontend: str = 
     return realm_module.realm(
         OidcConfig(),
         TIERS,
-        IMPORTED,
-        "maas.local",
         key_service=key_service,
         portal_urls=page,
         frontend=frontend,

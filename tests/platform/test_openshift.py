@@ -149,7 +149,9 @@ def test_istiod_is_sails_istio_at_our_version_without_cni(ocp: Evaluation) -> No
 def test_no_gateway_api_bundle_no_monitoring_stack(ocp: Evaluation) -> None:
     """The ingress operator owns the Gateway API CRDs (and refuses others' changes); user-workload
     monitoring replaces kube-prometheus-stack."""
-    assert not ocp.of_type("kubernetes:yaml/v2:ConfigFile")
+    # A manifest applied whole: Keycloak's operator (OIDC is on), none of Gateway API's.
+    files = [r.inputs["file"] for r in ocp.of_type("kubernetes:yaml/v2:ConfigFile")]
+    assert files == [versions.KEYCLOAK_OPERATOR_URL]
     charts = {r.inputs["chart"] for r in ocp.releases()}
     assert not charts & {versions.KUBE_PROMETHEUS_STACK.name, versions.PROMETHEUS_OPERATOR_CRDS.name}
     assert "prometheusPortForward" not in ocp.outputs
