@@ -355,4 +355,7 @@ def evaluate(
             outputs[key] = _sync_await(out.future())
             if _sync_await(out.is_secret()):
                 secret_outputs.add(key)
+    # The stack, and through its outputs the resources they came from, stays this context's
+    # root until the next run sets another: that run (the bench's floor) would free it on its clock.
+    settings.ROOT.set(None)
     return Evaluation(stack, monitor.declared, outputs, frozenset(secret_outputs), error, monitor.registered)
