@@ -93,7 +93,13 @@ def usage_rules(
     per evaluation `interval`, which must be the group's."""
     by_usage = _by(USAGE_LABELS)
     # A model's own quota is named <tier>.<model>-tokens: the dot, escaped, matches itself only.
-    token_limits = "|".join(n.replace(".", "\\\\.") for n in tier_names.limit_names(tiers, models, "tokens"))
+    # A budget cap in tokens refuses as a token limit does (tiers.py budget_caps).
+    token_limits = "|".join(
+        [
+            *(n.replace(".", "\\\\.") for n in tier_names.limit_names(tiers, models, "tokens")),
+            tier_names.budget_limit_pattern("tokens"),
+        ]
+    )
     token_rejections = f'sum without (limit_name) ({_LIMITED}{{limit_name=~"{token_limits}"}})'
     # Users who were never refused by a token limit have no such series: count them as 0.
     token_rejections_or_zero = f"({token_rejections} or {_CALLS} * 0)"
@@ -107,11 +113,13 @@ def usage_rules(
         {"record": REQUESTS, "expr": f"({_CALLS} - {token_rejections_or_zero}) / 2"},
         {"record": TOKENS, "expr": f"{_HITS} - ({_CALLS} + {token_rejections_or_zero}) / 2"},
         {
-            # `limit`: which limit refused the request, "requests" or "tokens".
+            # `limit`: which limit refused the request, "requests", "tokens" or "budget" (a
+            # budget cap, tiers.py budget_limit_name).
             "record": REJECTED,
             "expr": (
-                "sum without (limit_name) "
-                f'(label_replace({_LIMITED}, "limit", "$1", "limit_name", ".*-(requests|tokens)"))'
+                "sum without (limit_name) (label_replace("
+                f'label_replace({_LIMITED}, "limit", "$1", "limit_name", ".*-(requests|tokens)"),'
+                ' "limit", "budget", "limit_name", "budget:.+"))'
             ),
         },
     ]
@@ -154,8 +162,8 @@ BUDGET_INTERVAL = "1m"
 def budget_rules(prices: PricesConfig) -> list[dict[str, Any]]:
     """What each user spent per budget window, against the user's own budget if the stack
     file names one, else the tier's; an alert per configured fraction, firing while the
-    share spent is between it and the next, so one fires at a time. Alerts only: Limitador
-    counts requests and tokens, not money (docs/metering.md "Budgets")."""
+    share spent is between it and the next, so one fires at a time. The stop, where a count
+    of Limitador's is the spend, is a limit of the tier policies (tiers.py budget_caps)."""
     entries = prices.budgets.entries()
     if not entries:
         return []
@@ -201,8 +209,8 @@ def budget_rules(prices: PricesConfig) -> list[dict[str, Any]]:
                 "annotations": {
                     "summary": "{{ $labels.user }} (tier {{ $labels.tier }}) has spent "
                     f"{fraction:.0%} or more of a budget per {{{{ $labels.window }}}} in "
-                    "{{ $labels.currency }}. Nothing stops spending at the budget: the tier's "
-                    'request and token limits are what is enforced (docs/metering.md "Budgets").',
+                    "{{ $labels.currency }}. Whether a cap stops spending at the budget, and what "
+                    'holds where none does, is in the stack output budgets (docs/metering.md "Budgets").',
                 },
             }
         )
@@ -220,14 +228,31 @@ def _most_in(rates: Sequence[Rate], seconds: float) -> int:
 def budget_statements(
     tiers: Sequence[TierConfig], models: Sequence[ModelConfig], prices: PricesConfig, users: dict[str, str]
 ) -> dict[str, str]:
-    """What the preview says of each budget (stack output `budgets`): alerted, never stopped,
-    and what the limits do enforce: at most this much spend per budget window for one user,
-    summed over the models the tier may use at their prices. `users`: user -> tier."""
+    """What the preview says of each budget (stack output `budgets`): alerted, and either
+    stopped by the cap the tier policies declare (tiers.py budget_caps, the same call) or, where
+    no Limitador count is the spend, what the limits enforce instead: at most this much spend
+    per budget window for one user, summed over the models the tier may use at their prices.
+    `users`: user -> tier."""
     by_name = {t.name: t for t in tiers}
+    caps = {
+        (c.tier if c.user is None else None, c.user): c
+        for c in tier_names.budget_caps(tiers, models, prices, users)
+    }
     alerts = ", ".join(f"{f:.0%}" for f in prices.budgets.alert_at)
     found = {}
     for kind, name, budget in prices.budgets.entries():
         tier = by_name[name if kind == "tier" else users[name]]
+        who = f"each user of tier {name}" if kind == "tier" else f"user {name}"
+        said = (
+            f"{budget.amount:g} {prices.currency} per {budget.window} for {who}: alerts at {alerts} "
+            "of it (Prometheus, from the billing rules); "
+        )
+        cap = caps.get((name, None) if kind == "tier" else (None, name))
+        if cap is not None:
+            (limit,) = [n for n, window in cap.rates if window == budget.window]
+            price = f"{cap.price:g} {prices.currency}"
+            found[f"{kind} {name} per {budget.window}"] = said + _stopped(cap, limit, budget.window, price)
+            continue
         seconds = window_seconds(budget.window)
         most = 0.0
         for model in (m for m in models if m.admits(tier.name)):
@@ -235,21 +260,45 @@ def budget_statements(
             requests = _most_in(model.own_rates(tier.name, "requests") or tier.requests, seconds)
             tokens = _most_in(model.own_rates(tier.name, "tokens") or tier.tokens, seconds)
             most += requests * price.per_request + tokens / 1000 * price.per_thousand_tokens
-        who = f"each user of tier {name}" if kind == "tier" else f"user {name}"
         held = (
             "the limits alone keep the spend under the budget"
             if most <= budget.amount
             else f"the spend can pass the budget by up to {most - budget.amount:.2f} {prices.currency}"
         )
-        found[f"{kind} {name} per {budget.window}"] = (
-            f"{budget.amount:g} {prices.currency} per {budget.window} for {who}: alerts at {alerts} of it "
-            "(Prometheus, from the billing rules); no hard stop, since Limitador counts requests and "
-            f"tokens, not money. Enforced instead: tier {tier.name}'s request and token limits and its "
-            f"models' own quotas, at most {most:.2f} {prices.currency} per {budget.window} at these prices, "
-            f"so {held}, give or take what the last request of each token window takes past its limit "
-            "(docs/metering.md)."
+        why = _why_no_cap(tier, models, prices)
+        found[f"{kind} {name} per {budget.window}"] = said + (
+            f"no hard stop: no one count Limitador keeps is the spend, since {why}. Enforced instead: tier "
+            f"{tier.name}'s request and token limits and its models' own quotas, at most {most:.2f} "
+            f"{prices.currency} per {budget.window} at these prices, so {held}, give or take what the last "
+            "request of each token window takes past its limit (docs/metering.md)."
         )
     return found
+
+
+def _why_no_cap(tier: TierConfig, models: Sequence[ModelConfig], prices: PricesConfig) -> str:
+    """Why no limit holds a budget of `tier` exactly (tiers.py budget_caps makes none)."""
+    found = {prices.price(tier.name, m.name) for m in models if m.admits(tier.name)}
+    if len(found) > 1:
+        return f"the models of tier {tier.name} are priced apart, and one token limit spans them"
+    if any(p.per_request > 0 and p.per_thousand_tokens > 0 for p in found):
+        return f"tier {tier.name} pays per request and per token both"
+    return f"tier {tier.name}'s usage is unpriced"
+
+
+def _stopped(cap: tier_names.BudgetCap, limit: int, window: str, price: str) -> str:
+    """The stop a cap holds, in the preview's words; `price`: what each model charges."""
+    if cap.kind == "tokens":
+        return (
+            f"enforced: a token cap of {limit} per user per {window} (limit {cap.name} of the "
+            f"TokenRateLimitPolicy), counted across the user's models, each at {price} per 1,000 tokens "
+            "and nothing per request, so spending stops at the budget, past it only by what the last "
+            "request takes: the cap is checked before a request and charged after (docs/metering.md)."
+        )
+    return (
+        f"enforced: a request cap of {limit} per user per {window} (limit {cap.name} of the "
+        f"RateLimitPolicy), counted across the user's models, each at {price} per request and nothing "
+        "per token, so spending stops at the budget."
+    )
 
 
 def _down(alert: str, selector: str, summary: str, minutes: int = 5, **labels: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.access import policies as access_policies
 from components.metering import chargeback
 from harness.program import Evaluation, stack_config
 from tests.support.configs import assert_refused, evaluate_variant
@@ -208,6 +209,79 @@ def test_the_preview_says_no_hard_stop_and_what_the_limits_hold(budgeted: Evalua
         assert "at most 9.25 USD per 1h" in text
     assert "the limits alone keep the spend under the budget" in tier
     assert "the spend can pass the budget by up to 5.25 USD" in user
+    # dev prices per request and per token both: no limit is the spend.
+    assert "tier premium pays per request and per token both" in tier
+    assert "enforced: a" not in tier + user
+
+
+# premium pays per token only (0.002 per 1,000): premium's 1 USD an hour is 500,000 tokens,
+# premiumuser2's 0.5 an hour 250,000; enterprise pays per request and per token both.
+EXACT_PRICES = {
+    "currency": "USD",
+    "tiers": {
+        "premium": {"perThousandTokens": 0.002},
+        "enterprise": {"perRequest": 0.0005, "perThousandTokens": 0.001},
+    },
+    "budgets": {
+        "tiers": {"premium": [{"amount": 1, "window": "1h"}], "enterprise": [{"amount": 3, "window": "1h"}]},
+        "users": {"premiumuser2": [{"amount": 0.5, "window": "1h"}]},
+    },
+}
+# "enforced: a token cap of N per user per W (limit NAME of the KIND)"
+CLAIM = re.compile(
+    r"enforced: a (token|request) cap of (\d+) per user per (\w+) \(limit (\S+) of the (\w+)\)"
+)
+
+
+def test_the_preview_claims_a_cap_only_where_the_policies_declare_it() -> None:
+    """Each `enforced:` in the output `budgets` names a limit of the declared tier policy with
+    that rate, counted per user alone; every declared cap is claimed; the budget without one
+    says no hard stop and by how much the spend can pass it."""
+    result = evaluate_variant("dev", {"maas:prices": EXACT_PRICES})
+    assert result.error is None, result.error
+    said = result.outputs["budgets"]
+    claims = {key: CLAIM.search(text) for key, text in said.items()}
+    assert {key for key, found in claims.items() if found} == {
+        "tier premium per 1h",
+        "user premiumuser2 per 1h",
+    }
+    claimed = set()
+    for found in filter(None, claims.values()):
+        unit, limit, window, name, kind = found.groups()
+        assert (unit, kind) == ("token", "TokenRateLimitPolicy")
+        (policy,) = [o for o in result.objects(kind) if o.object_name == access_policies.policy_name(kind)]
+        declared = policy.inputs["spec"]["limits"][name]
+        assert {"limit": int(limit), "window": window} in declared["rates"]
+        assert declared["counters"] == [{"expression": "auth.identity.userid"}]
+        claimed.add(name)
+    declared_caps = {
+        name
+        for kind in ("RateLimitPolicy", "TokenRateLimitPolicy")
+        for o in result.objects(kind)
+        for name in o.inputs["spec"].get("limits", {})
+        if name.startswith("budget:")
+    }
+    assert declared_caps == claimed
+    assert "500000 per user per 1h" in said["tier premium per 1h"]
+    assert "250000 per user per 1h" in said["user premiumuser2 per 1h"]
+    enterprise = said["tier enterprise per 1h"]
+    assert "no hard stop" in enterprise
+    assert "the spend can pass the budget by up to" in enterprise
+
+
+def test_a_token_caps_refusal_is_metered_as_a_token_limits() -> None:
+    """A token cap refuses before the request, as a token limit does (the request limit has
+    counted it): the usage rules subtract it as one, and label its 429s `limit="budget"`."""
+    result = evaluate_variant("dev", {"maas:prices": EXACT_PRICES})
+    rules = {r.get("record"): r["expr"] for g in declared_rules(result)["groups"] for r in g["rules"]}
+    (pattern,) = re.findall(r'limit_name=~"([^"]+)"', rules[chargeback.REQUESTS])
+    # Prometheus anchors its regexes; the expression's escapes are PromQL string escapes.
+    matcher = re.compile(pattern.replace("\\\\", "\\"))
+    assert matcher.fullmatch("budget:tokens:tier:premium")
+    assert matcher.fullmatch("budget:tokens:user:premiumuser2")
+    assert not matcher.fullmatch("budget:requests:tier:premium")
+    assert "label_replace(" in rules[chargeback.REJECTED]
+    assert '"limit", "budget", "limit_name", "budget:.+"' in rules[chargeback.REJECTED]
 
 
 def test_a_price_per_input_or_output_token_is_refused() -> None:
