@@ -97,7 +97,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
             api_keys=cfg.auth.api_keys,
             oidc_keys=platform.oidc_keys_url,
             models=cfg.models,
-            caps=tiers.budget_caps(cfg.tiers, cfg.models, cfg.prices, {u.name: u.tier for u in cfg.users}),
+            caps=tiers.stack_budget_caps(cfg),
             after=[
                 platform.kuadrant,
                 serving.gateway,

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.access import tiers
+from components.access.tiers import BudgetCap
 from components.config import ModelConfig, TierConfig
 from components.names import GATEWAY_NAME, KEY_SERVICE
 from components.serving.model_list import POLICY_ROUTE
@@ -62,7 +63,7 @@ class TierPoliciesArgs:
     # quota in a tier a limit each.
     models: Sequence[ModelConfig] = ()
     # The money budgets a limit holds exactly (tiers.budget_caps), each a limit of its kind.
-    caps: Sequence[tiers.BudgetCap] = ()
+    caps: Sequence[BudgetCap] = ()
     # Kuadrant (its operator serves the policy CRDs), the gateway they target, and what
     # must exist before they can be enforced (the routes, the identity provider).
     after: Sequence[pulumi.Resource] = ()

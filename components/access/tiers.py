@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from components.config import ModelConfig, PricesConfig, Rate, TierConfig
-from components.config.model import KEY_ADMIN_GROUP
+from components.config import ModelConfig, PricesConfig, Rate, StackConfig, TierConfig
+from components.config.model import KEY_ADMIN_GROUP, Budget
 from components.names import ADMIN_HEADER, MODEL_HEADER, TIER_HEADER, USER_HEADER, VIA_HEADER
 from components.pins.upstream import FAIRNESS_HEADER, OBJECTIVE_HEADER, OPENAI_USAGE_PATHS
 
@@ -162,15 +162,20 @@ class BudgetCap:
 
 
 def budget_limit_name(kind: Kind, tier: str, user: str | None) -> str:
-    """Colons, which no tier or user name (DNS labels) holds, and no `-requests`/`-tokens`
-    suffix: nothing that reads a tier's limits by name takes a cap for one. The kind is in
-    the name so metering tells a token cap's refusal from a request cap's (chargeback.py)."""
-    return f"budget:{kind}:tier:{tier}" if user is None else f"budget:{kind}:user:{user}"
+    """No `-requests`/`-tokens` suffix, so nothing that reads a tier's limits by name takes a
+    cap for one; the kind is in the name, so metering tells a token cap's refusal from a
+    request cap's. The leading `+` sorts it before every tier's and model's limit (DNS labels
+    start with a letter or digit): Kuadrant checks a request's token limits one call each, in
+    the order of their names (Kuadrant/kuadrant-operator@v1.5.2 internal/controller/
+    ratelimit_workflow_helpers.go buildWasmActionsForTokenRateLimit), and metering counts the
+    calls of a capped user in that order (components/metering/chargeback.py usage_rules)."""
+    return f"+budget:{kind}:tier:{tier}" if user is None else f"+budget:{kind}:user:{user}"
 
 
-def budget_limit_pattern(kind: Kind) -> str:
-    """A regex of every budget cap of `kind` as Limitador reports it in `limit_name`."""
-    return f"budget:{kind}:.+"
+def budget_limit_pattern(kind: Kind | None = None) -> str:
+    """A regex of every budget cap (of `kind`) as Limitador reports it in `limit_name`; no
+    backslash, so it reads the same in a PromQL string."""
+    return f"[+]budget:{kind or '[a-z]+'}:.+"
 
 
 def _budget_unit(prices: PricesConfig, tier: str, models: Sequence[ModelConfig]) -> tuple[Kind, float] | None:
@@ -199,7 +204,9 @@ def budget_caps(
     caps = []
     budgets = prices.budgets
     others = tuple(budgets.users)
-    owners = [(t.name, None, budgets.tiers.get(t.name, ())) for t in tiers]
+    owners: list[tuple[str, str | None, tuple[Budget, ...]]] = [
+        (t.name, None, budgets.tiers.get(t.name, ())) for t in tiers
+    ]
     owners += [(users[user], user, listed) for user, listed in budgets.users.items()]
     for tier, user, listed in owners:
         unit = _budget_unit(prices, tier, models) if listed else None
@@ -214,11 +221,21 @@ def budget_caps(
     return caps
 
 
+def stack_budget_caps(config: StackConfig) -> list[BudgetCap]:
+    """The caps of a stack's budgets, the one list the tier policies, the usage rules and the
+    preview all read."""
+    return budget_caps(config.tiers, config.models, config.prices, config.user_tiers)
+
+
 def _budget_limits(caps: Sequence[BudgetCap], kind: Kind) -> dict[str, Any]:
     """The caps of `kind`, each counted per user alone, across models: a tier's for its users
     without a budget of their own, a user's own wherever the user calls from."""
     limits = {}
     for cap in (c for c in caps if c.kind == kind):
+        # A cap in requests merges into the call of the tier's request limit (consecutive
+        # actions of one service: Kuadrant/kuadrant-operator@v1.5.2 internal/controller/
+        # data_plane_policies_workflow.go mergeAndVerify); one in tokens is a check and a
+        # report of its own (ratelimit_workflow_helpers.go wasmActionsFromTokenLimit).
         if cap.user is None:
             when = [{"predicate": tier_predicate(cap.tier)}, {"predicate": BILLED}]
             if cap.others:

@@ -1006,6 +1006,11 @@ class StackConfig(Section):
         return [t.name for t in self.tiers]
 
     @property
+    def user_tiers(self) -> dict[str, str]:
+        """user -> the tier the stack file puts the user in."""
+        return {u.name: u.tier for u in self.users}
+
+    @property
     def pooled_models(self) -> list[ModelConfig]:
         """The models an endpoint picker schedules, in catalog order."""
         return [m for m in self.models if m.scheduling == "pool"]

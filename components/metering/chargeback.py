@@ -86,23 +86,58 @@ def _increase(metric: str, interval: str) -> str:
     return grown
 
 
+def _refused(limits: str) -> str:
+    """Per user, tier and model, the calls limits matching the regex `limits` refused; 0 where
+    none did."""
+    return f'(sum without (limit_name) ({_LIMITED}{{limit_name=~"{limits}"}}) or {_CALLS} * 0)'
+
+
+def _capped(caps: Sequence[tier_names.BudgetCap]) -> str:
+    """The call series of the users a token cap counts (tiers.py _budget_limits): a tier's
+    users but those with budgets of their own, and each user with a cap of their own; '' for
+    none."""
+    selectors = []
+    for cap in caps:
+        if cap.user is not None:
+            selectors.append(f'{_CALLS}{{user="{cap.user}"}}')
+        elif cap.others:
+            selectors.append(f'{_CALLS}{{tier="{cap.tier}", user!~"{"|".join(cap.others)}"}}')
+        else:
+            selectors.append(f'{_CALLS}{{tier="{cap.tier}"}}')
+    return f"({' or '.join(selectors)})" if selectors else ""
+
+
 def usage_rules(
-    tiers: Sequence[TierConfig], models: Sequence[ModelConfig], prices: PricesConfig, interval: str
+    tiers: Sequence[TierConfig],
+    models: Sequence[ModelConfig],
+    prices: PricesConfig,
+    interval: str,
+    caps: Sequence[tier_names.BudgetCap] = (),
 ) -> list[dict[str, Any]]:
     """Recording rules, in evaluation order: what each counter grew, usage, prices, cost; all
-    per evaluation `interval`, which must be the group's."""
+    per evaluation `interval`, which must be the group's.
+
+    Limitador counts an authorized call for the request limit's call (one hit) and for each
+    token limit's check, and hits for each token report (Kuadrant/limitador@v2.4.0
+    limitador-server/src/envoy_rls/server.rs should_rate_limit, kuadrant_service.rs
+    check_rate_limit, report). So an admitted request is 2 calls and 1 + its tokens in hits,
+    one refused by a token limit 1 call and 1 hit; a user under a token cap (`caps`, checked
+    first: tiers.py budget_limit_name) 3 calls and 1 + twice its tokens, 1 call and 1 hit
+    when the cap refuses, 2 and 1 when the tier's token limit does."""
     by_usage = _by(USAGE_LABELS)
     # A model's own quota is named <tier>.<model>-tokens: the dot, escaped, matches itself only.
-    # A budget cap in tokens refuses as a token limit does (tiers.py budget_caps).
-    token_limits = "|".join(
-        [
-            *(n.replace(".", "\\\\.") for n in tier_names.limit_names(tiers, models, "tokens")),
-            tier_names.budget_limit_pattern("tokens"),
-        ]
-    )
-    token_rejections = f'sum without (limit_name) ({_LIMITED}{{limit_name=~"{token_limits}"}})'
+    token_limits = "|".join(n.replace(".", "\\\\.") for n in tier_names.limit_names(tiers, models, "tokens"))
     # Users who were never refused by a token limit have no such series: count them as 0.
-    token_rejections_or_zero = f"({token_rejections} or {_CALLS} * 0)"
+    refused = _refused(token_limits)
+    requests = f"({_CALLS} - {refused}) / 2"
+    tokens = f"{_HITS} - ({_CALLS} + {refused}) / 2"
+    capped = _capped([c for c in caps if c.kind == "tokens"])
+    if capped:
+        by_cap = _refused(tier_names.budget_limit_pattern("tokens"))
+        capped_requests = f"({_CALLS} - {by_cap} - 2 * {refused}) / 3"
+        capped_tokens = f"({_HITS} - {capped_requests} - {by_cap} - {refused}) / 2"
+        requests = f"(({requests}) unless {capped}) or (({capped_requests}) and {capped})"
+        tokens = f"(({tokens}) unless {capped}) or (({capped_tokens}) and {capped})"
     rules: list[dict[str, Any]] = [
         {"record": _CALLS, "expr": f"sum {by_usage} ({_increase('authorized_calls', interval)})"},
         {"record": _HITS, "expr": f"sum {by_usage} ({_increase('authorized_hits', interval)})"},
@@ -110,8 +145,8 @@ def usage_rules(
             "record": _LIMITED,
             "expr": (f"sum {_by((*USAGE_LABELS, 'limit_name'))} ({_increase('limited_calls', interval)})"),
         },
-        {"record": REQUESTS, "expr": f"({_CALLS} - {token_rejections_or_zero}) / 2"},
-        {"record": TOKENS, "expr": f"{_HITS} - ({_CALLS} + {token_rejections_or_zero}) / 2"},
+        {"record": REQUESTS, "expr": requests},
+        {"record": TOKENS, "expr": tokens},
         {
             # `limit`: which limit refused the request, "requests", "tokens" or "budget" (a
             # budget cap, tiers.py budget_limit_name).
@@ -119,7 +154,7 @@ def usage_rules(
             "expr": (
                 "sum without (limit_name) (label_replace("
                 f'label_replace({_LIMITED}, "limit", "$1", "limit_name", ".*-(requests|tokens)"),'
-                ' "limit", "budget", "limit_name", "budget:.+"))'
+                f' "limit", "budget", "limit_name", "{tier_names.budget_limit_pattern()}"))'
             ),
         },
     ]
@@ -250,8 +285,8 @@ def budget_statements(
         cap = caps.get((name, None) if kind == "tier" else (None, name))
         if cap is not None:
             (limit,) = [n for n, window in cap.rates if window == budget.window]
-            price = f"{cap.price:g} {prices.currency}"
-            found[f"{kind} {name} per {budget.window}"] = said + _stopped(cap, limit, budget.window, price)
+            each = f"{cap.price:g} {prices.currency}"
+            found[f"{kind} {name} per {budget.window}"] = said + _stopped(cap, limit, budget.window, each)
             continue
         seconds = window_seconds(budget.window)
         most = 0.0
@@ -430,12 +465,18 @@ def rule_groups(
     models: Sequence[ModelConfig],
     prices: PricesConfig,
     interval: str = INTERVAL,
+    caps: Sequence[tier_names.BudgetCap] = (),
 ) -> dict[str, Any]:
     """The PrometheusRule spec, which is also a plain Prometheus rule file (`promtool`).
 
-    `interval`: the usage group's evaluation interval (a test's Prometheus runs faster)."""
+    `interval`: the usage group's evaluation interval (a test's Prometheus runs faster);
+    `caps`: the budget caps of the tier policies (tiers.py budget_caps)."""
     groups = [
-        {"name": "maas-usage", "interval": interval, "rules": usage_rules(tiers, models, prices, interval)},
+        {
+            "name": "maas-usage",
+            "interval": interval,
+            "rules": usage_rules(tiers, models, prices, interval, caps),
+        },
         {"name": "maas-alerts", "rules": alert_rules(models)},
     ]
     budgets = budget_rules(prices)

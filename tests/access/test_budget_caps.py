@@ -52,7 +52,7 @@ def _spec(result: Evaluation, kind: str) -> dict[str, Any]:
 
 def _budget_limits(result: Evaluation, kind: str) -> dict[str, Any]:
     return {
-        name: limit for name, limit in _spec(result, kind)["limits"].items() if name.startswith("budget:")
+        name: limit for name, limit in _spec(result, kind)["limits"].items() if name.startswith("+budget:")
     }
 
 
@@ -75,8 +75,8 @@ def test_an_exact_budget_is_a_token_limit_per_user_across_models(capped: Evaluat
     rate per budget window; enterprise's budget and the request policy get none."""
     limits = _budget_limits(capped, "TokenRateLimitPolicy")
     assert _budget_limits(capped, "RateLimitPolicy") == {}
-    assert set(limits) == {"budget:tokens:tier:premium", "budget:tokens:user:premiumuser2"}
-    tier, user = limits["budget:tokens:tier:premium"], limits["budget:tokens:user:premiumuser2"]
+    assert set(limits) == {"+budget:tokens:tier:premium", "+budget:tokens:user:premiumuser2"}
+    tier, user = limits["+budget:tokens:tier:premium"], limits["+budget:tokens:user:premiumuser2"]
     assert tier["rates"] == [{"limit": 500_000, "window": "1h"}, {"limit": 5_000_000, "window": "24h"}]
     assert user["rates"] == [{"limit": 250_000, "window": "1h"}]
     for limit in (tier, user):
@@ -88,11 +88,11 @@ def test_each_user_meets_the_one_cap_that_is_theirs_on_every_model(capped: Evalu
     served = {m.name: m.served_name for m in typed_config("dev").models}[model]
     limits = _budget_limits(capped, "TokenRateLimitPolicy")
     usage = "/v1/chat/completions"
-    assert _applying(limits, "premiumuser1", "premium", served, usage) == ["budget:tokens:tier:premium"]
-    assert _applying(limits, "premiumuser2", "premium", served, usage) == ["budget:tokens:user:premiumuser2"]
+    assert _applying(limits, "premiumuser1", "premium", served, usage) == ["+budget:tokens:tier:premium"]
+    assert _applying(limits, "premiumuser2", "premium", served, usage) == ["+budget:tokens:user:premiumuser2"]
     # The user's own cap follows the user into any tier; the tier's reaches no other tier.
     assert _applying(limits, "premiumuser2", "enterprise", served, usage) == [
-        "budget:tokens:user:premiumuser2"
+        "+budget:tokens:user:premiumuser2"
     ]
     assert _applying(limits, "enterpriseuser1", "enterprise", served, usage) == []
     # Listing models spends nothing and meets no cap.
@@ -105,7 +105,7 @@ def _caps(prices: dict[str, Any], models: Any = None) -> list[tiers.BudgetCap]:
         config.tiers,
         config.models if models is None else models,
         PricesConfig.model_validate_json(json.dumps(prices)),
-        {u.name: u.tier for u in config.users},
+        config.user_tiers,
     )
 
 
@@ -116,7 +116,7 @@ def test_a_price_per_request_alone_is_a_request_cap_floored_in_decimal() -> None
     for amount in (0.3, 0.35):
         budgets = {"tiers": {"premium": [{"amount": amount, "window": "1h"}]}}
         (cap,) = _caps({**prices, "budgets": budgets})
-        assert (cap.name, cap.kind, cap.rates) == ("budget:requests:tier:premium", "requests", ((3, "1h"),))
+        assert (cap.name, cap.kind, cap.rates) == ("+budget:requests:tier:premium", "requests", ((3, "1h"),))
 
 
 NO_CAP: dict[str, dict[str, Any]] = {
@@ -150,7 +150,7 @@ def test_a_model_the_tier_does_not_reach_does_not_spoil_the_cap() -> None:
         "budgets": {"tiers": {"free": [{"amount": 2, "window": "24h"}]}},
     }
     (cap,) = _caps(prices, models)
-    assert (cap.name, cap.rates) == ("budget:tokens:tier:free", ((2_000_000, "24h"),))
+    assert (cap.name, cap.rates) == ("+budget:tokens:tier:free", ((2_000_000, "24h"),))
 
 
 def test_the_usage_api_takes_no_cap_for_a_tiers_limit(capped: Evaluation) -> None:
@@ -169,8 +169,6 @@ def test_each_stack_declares_the_caps_of_its_budgets_and_no_other(stack: Evaluat
     """Every stack's tier policies hold a budget limit exactly where budget_caps finds one
     (none in today's stack files, which declare no budget)."""
     config = typed_config(stack.stack)
-    caps = tiers.budget_caps(
-        config.tiers, config.models, config.prices, {u.name: u.tier for u in config.users}
-    )
+    caps = tiers.budget_caps(config.tiers, config.models, config.prices, config.user_tiers)
     for kind, policy in (("requests", "RateLimitPolicy"), ("tokens", "TokenRateLimitPolicy")):
         assert set(_budget_limits(stack, policy)) == {c.name for c in caps if c.kind == kind}
