@@ -14,6 +14,15 @@ A, H, L the counters and Lt the token-limit 429s:
 
     admitted requests = (A - Lt) / 2        tokens = H - (A + Lt) / 2
 
+A user under a money budget's token cap (components/access/tiers.py budget_caps) meets a
+second token limit, checked first, with a check and a report of its own: an admitted request
+is +3 calls and +1 + 2t hits, a 429 by the cap +1 and +1 (limit_name: +budget:tokens:…), a
+429 by the token limit +2 and +1. With Lb the cap's 429s:
+
+    admitted requests = (A - Lb - 2 Lt) / 3    tokens = (H - requests - Lb - Lt) / 2
+
+A cap in requests joins the request limit's call and changes none of this.
+
 The combinations are not counters across pods, so each scraped series' growth per evaluation
 interval (`INTERVAL`) is recorded first and only those increases are summed, combined and
 priced: docs/metering.md, "From counters to requests, tokens and cost". The model label is the

@@ -15,7 +15,7 @@ import yaml
 
 from components.access import policies as access_policies
 from components.metering import chargeback
-from harness.program import Evaluation, stack_config
+from harness.program import Evaluation, stack_config, typed_config
 from tests.support.configs import assert_refused, evaluate_variant
 from tests.support.prometheus import Exporter, declared_rules, prometheus, series, serve
 
@@ -191,8 +191,9 @@ def test_a_bad_budget_stops_with_its_message(case: str) -> None:
     assert_refused("dev", _with_budgets(budgets), expected)
 
 
-def test_a_stack_without_budgets_has_no_budget_rules(stack: Evaluation) -> None:
-    assert "maas-budgets" not in [g["name"] for g in declared_rules(stack)["groups"]]
+def test_a_stack_has_budget_rules_exactly_where_its_file_declares_budgets(stack: Evaluation) -> None:
+    declared = bool(typed_config(stack.stack).prices.budgets.entries())
+    assert ("maas-budgets" in [g["name"] for g in declared_rules(stack)["groups"]]) == declared
 
 
 def test_the_preview_says_no_hard_stop_and_what_the_limits_hold(budgeted: Evaluation) -> None:
