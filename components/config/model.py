@@ -624,11 +624,11 @@ class Price(Section):
 
 class Budget(Section):
     """At most `amount` of the price table's currency per `window` (docs/metering.md
-    "Budgets"): alerted on, never a hard stop."""
+    "Budgets"): alerted on, and stopped by a token or request cap where the tier's prices
+    make one exact (components/access/tiers.py budget_caps)."""
 
     amount: float = Field(gt=0)
-    # A window a limit could have too, so that a token cap derived from the budget could be
-    # held by Limitador.
+    # A window a limit could have too: an exact budget is a cap Limitador holds.
     window: Window
     # Optional; when given it must be the price table's (maas:prices.currency).
     currency: Currency | None = None
