@@ -132,7 +132,9 @@ def usage_rules(
     check_rate_limit, report). So an admitted request is 2 calls and 1 + its tokens in hits,
     one refused by a token limit 1 call and 1 hit; a user under a token cap (`caps`, checked
     first: tiers.py budget_limit_name) 3 calls and 1 + twice its tokens, 1 call and 1 hit
-    when the cap refuses, 2 and 1 when the tier's token limit does."""
+    when the cap refuses, 2 and 1 when the tier's token limit does: a refused check ends the
+    request with no further call (Kuadrant/wasm-shim@v0.14.1 src/configuration/
+    legacy_translation.rs build_ratelimit_on_reply, a terminal deny)."""
     by_usage = _by(USAGE_LABELS)
     # A model's own quota is named <tier>.<model>-tokens: the dot, escaped, matches itself only.
     token_limits = "|".join(n.replace(".", "\\\\.") for n in tier_names.limit_names(tiers, models, "tokens"))
