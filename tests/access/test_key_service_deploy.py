@@ -19,7 +19,7 @@ from components.names import GATEWAY_NAME, KEY_SERVICE_LABELS, KEYCLOAK_NAMESPAC
 from components.pins import upstream, versions
 from components.platform import kuadrant, monitoring
 from components.serving import gateway, model_list
-from harness.program import Evaluation, typed_config
+from harness.program import Evaluation, stack_config, typed_config
 from maas_policies import network, objects
 from tests.support import authorino, cel
 from tests.support.configs import evaluate_variant
@@ -121,12 +121,14 @@ def test_usage_reads_limitador_of_the_tier_limits_and_the_stacks_prometheus(oidc
 def test_without_a_prometheus_to_ask_usage_is_left_unconfigured() -> None:
     """No Prometheus (OpenShift's asks for credentials: Metrics.query_url None): no
     PROMETHEUS_URL, so usage answers 503 usage_not_configured rather than a made-up bill."""
-    # One model that does not scale on its queue, which needs the stack's Prometheus.
+    # One model that does not scale on its queue, and no budget: both need the stack's Prometheus.
+    prices = {k: v for k, v in stack_config("dev-oidc")["maas:prices"].items() if k != "budgets"}
     result = evaluate_variant(
         "dev-oidc",
         {
             "maas:observability": {"enabled": False},
             "maas:models": [{"name": "simulator", "host": "simulator", "runtime": "simulator"}],
+            "maas:prices": prices,
         },
     )
     assert result.error is None, result.error
