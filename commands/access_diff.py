@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from components.access.tiers import priorities
+from components.access.tiers import priorities, stack_budget_caps
 from components.config import ModelConfig, Price, Rate, StackConfig, TierConfig
 from components.config.model import Budget
 from components.config.types import window_seconds
@@ -351,9 +351,29 @@ def _budget(budget: Budget, currency: str) -> str:
     return f"{_number(budget.amount)} {currency} per {budget.window}"
 
 
+def _cap(config: StackConfig, kind: str, name: str, seconds: float) -> tuple[str, int] | None:
+    """The cap (unit, limit per user) the tier policies hold a budget's window to, as the
+    program declares it (components/access/tiers.py budget_caps); None: alerts only."""
+    for cap in stack_budget_caps(config):
+        if cap.user == name if kind == "user" else cap.user is None and cap.tier == name:
+            for limit, window in cap.rates:
+                if window_seconds(window) == seconds:
+                    return ("token" if cap.kind == "tokens" else "request"), limit
+    return None
+
+
+def _held(cap: tuple[str, int] | None) -> str:
+    return f"a {cap[0]} cap of {_number(cap[1])} per user" if cap else "alerts only, no cap"
+
+
+def _cap_change(was: tuple[str, int] | None, now: tuple[str, int] | None) -> str:
+    change = f"{_held(was)} → {_held(now)}"
+    return f"{change} {factor(was[1], now[1])}" if was and now and was[0] == now[0] else change
+
+
 def budgets_section(before: StackConfig, after: StackConfig, usage: Sequence[Used] | None) -> list[str]:
-    """Money budgets of tiers and users (alerted on, never a hard stop), each window before →
-    after, and the fractions alerted at."""
+    """Money budgets of tiers and users, each window before → after, with what holds it: a
+    cap where the prices make one exact, else alerts only; and the fractions alerted at."""
     was_currency, currency = before.prices.currency, after.prices.currency
     lines = []
     for kind in ("tier", "user"):
@@ -364,14 +384,21 @@ def budgets_section(before: StackConfig, after: StackConfig, usage: Sequence[Use
             b = {window_seconds(x.window): x for x in new.get(name, ())}
             for seconds in sorted(a.keys() | b.keys()):
                 x, y = a.get(seconds), b.get(seconds)
+                was, now = _cap(before, kind, name, seconds), _cap(after, kind, name, seconds)
                 what = f"- {kind} `{name}` budget"
                 if x is None and y is not None:
-                    lines.append(f"{what}: {_budget(y, currency)} added")
+                    lines.append(f"{what}: {_budget(y, currency)} added, {_held(now)}")
                 elif y is None and x is not None:
-                    lines.append(f"{what}: {_budget(x, was_currency)} removed")
-                elif x is not None and y is not None and (x.amount, was_currency) != (y.amount, currency):
-                    change = f"{_budget(x, was_currency)} → {_budget(y, currency)}"
-                    lines.append(f"{what}: {change} {factor(x.amount, y.amount)}")
+                    lines.append(f"{what}: {_budget(x, was_currency)} removed, {_held(was)} before")
+                elif x is not None and y is not None:
+                    changes = []
+                    if (x.amount, was_currency) != (y.amount, currency):
+                        amounts = f"{_budget(x, was_currency)} → {_budget(y, currency)}"
+                        changes.append(f"{amounts} {factor(x.amount, y.amount)}")
+                    if was != now:
+                        changes.append(_cap_change(was, now))
+                    if changes:
+                        lines.append(f"{what} per {y.window}: {'; '.join(changes)}")
     alerts = before.prices.budgets.alert_at, after.prices.budgets.alert_at
     if alerts[0] != alerts[1]:
         lines.append(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.access import tiers
 from components.access.keys import ApiKeys, ApiKeysArgs
 from components.access.policies import TierPolicies, TierPoliciesArgs, TierPriorities, TierPrioritiesArgs
 from components.access.realm import Realm, RealmArgs
@@ -99,6 +100,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Access:
             api_keys=cfg.auth.api_keys,
             oidc_keys=platform.oidc_keys_url,
             models=cfg.models,
+            caps=tiers.stack_budget_caps(cfg),
             after=[
                 platform.kuadrant,
                 serving.gateway,

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.access import tiers
+from components.access.tiers import BudgetCap
 from components.config import ModelConfig, TierConfig
 from components.names import GATEWAY_NAME, KEY_SERVICE
 from components.serving.model_list import POLICY_ROUTE
@@ -61,6 +62,8 @@ class TierPoliciesArgs:
     # The catalog: models that restrict their tiers get a rule each, models with their own
     # quota in a tier a limit each.
     models: Sequence[ModelConfig] = ()
+    # The money budgets a limit holds exactly (tiers.budget_caps), each a limit of its kind.
+    caps: Sequence[BudgetCap] = ()
     # Kuadrant (its operator serves the policy CRDs), the gateway they target, and what
     # must exist before they can be enforced (the routes, the identity provider).
     after: Sequence[pulumi.Resource] = ()
@@ -72,7 +75,7 @@ class TierPolicies(pulumi.ComponentResource):
     Attached to the route of every host's metered paths (components/serving/model_list.py
     POLICY_ROUTE), they cover every request for a metered path on any host of the gateway,
     including hosts and routes added later. Counters are per user and model (tiers.MODEL): a
-    user's budget applies to each model separately.
+    user's limits apply to each model separately; a budget cap counts per user, across models.
     """
 
     # URN history, in every URN under this component: it does not follow the folders.
@@ -91,14 +94,14 @@ class TierPolicies(pulumi.ComponentResource):
             f"{name}-requests",
             "kuadrant.io/v1",
             "RateLimitPolicy",
-            tiers.rate_limit_spec(args.tiers, POLICY_ROUTE, args.models),
+            tiers.rate_limit_spec(args.tiers, POLICY_ROUTE, args.models, args.caps),
             args,
         )
         tokens = self._policy(
             f"{name}-tokens",
             "kuadrant.io/v1alpha1",
             "TokenRateLimitPolicy",
-            tiers.token_limit_spec(args.tiers, POLICY_ROUTE, args.models),
+            tiers.token_limit_spec(args.tiers, POLICY_ROUTE, args.models, args.caps),
             args,
         )
         pinned = self._pin(name, args)

@@ -10,11 +10,13 @@ one place and not another.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import decimal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from components.config import ModelConfig, Rate, TierConfig
-from components.config.model import KEY_ADMIN_GROUP
+from components.config import ModelConfig, PricesConfig, Rate, StackConfig, TierConfig
+from components.config.model import KEY_ADMIN_GROUP, Budget
 from components.names import ADMIN_HEADER, MODEL_HEADER, TIER_HEADER, USER_HEADER, VIA_HEADER
 from components.pins.upstream import FAIRNESS_HEADER, OBJECTIVE_HEADER, OPENAI_USAGE_PATHS
 
@@ -134,16 +136,133 @@ def _rates(rates: Sequence[Rate]) -> list[dict[str, Any]]:
 # internal/controller/data_plane_policies_workflow.go mergeAndVerify refuses one key with two
 # values).
 COUNTERS = [{"expression": USER_ID}, {"expression": MODEL}]
+# A budget cap spans the user's models: the user alone, the same expression (so the same data
+# key and value) as COUNTERS' first, so it merges into the same call to Limitador.
+BUDGET_COUNTERS = [{"expression": USER_ID}]
+
+
+@dataclass(frozen=True)
+class BudgetCap:
+    """A money budget held exactly by one Limitador limit: where every model a tier reaches
+    costs the same per token and nothing per request (or per request and nothing per token),
+    spend is that price times one count, so `floor(amount / price)` of it is the budget."""
+
+    name: str
+    kind: Kind
+    # The tier whose prices make it exact; `user` None: each of its users without a budget
+    # of their own, else that user alone.
+    tier: str
+    user: str | None
+    # (limit, window) per budget window, each a counter of its own.
+    rates: tuple[tuple[int, str], ...]
+    # What every model the tier reaches charges per request, or per 1,000 tokens.
+    price: float
+    # A tier's cap: the users it leaves to budgets of their own.
+    others: tuple[str, ...] = ()
+
+
+def budget_limit_name(kind: Kind, tier: str, user: str | None) -> str:
+    """No `-requests`/`-tokens` suffix, so nothing that reads a tier's limits by name takes a
+    cap for one; the kind is in the name, so metering tells a token cap's refusal from a
+    request cap's. The leading `+` sorts it before every tier's and model's limit (DNS labels
+    start with a letter or digit): Kuadrant checks a request's token limits one call each, in
+    the order of their names (Kuadrant/kuadrant-operator@v1.5.2 internal/controller/
+    ratelimit_workflow_helpers.go buildWasmActionsForTokenRateLimit), and metering counts the
+    calls of a capped user in that order (components/metering/chargeback.py usage_rules)."""
+    return f"+budget:{kind}:tier:{tier}" if user is None else f"+budget:{kind}:user:{user}"
+
+
+def budget_limit_pattern(kind: Kind | None = None) -> str:
+    """A regex of every budget cap (of `kind`) as Limitador reports it in `limit_name`; no
+    backslash, so it reads the same in a PromQL string."""
+    return f"[+]budget:{kind or '[a-z]+'}:.+"
+
+
+def _budget_unit(prices: PricesConfig, tier: str, models: Sequence[ModelConfig]) -> tuple[Kind, float] | None:
+    """What one request or 1,000 tokens cost on every model `tier` reaches, where one part of
+    one price is all it pays; None where no single Limitador count is the spend."""
+    found = {
+        (p.per_request, p.per_thousand_tokens)
+        for p in (prices.price(tier, m.name) for m in models if m.admits(tier))
+    }
+    if len(found) != 1:
+        return None
+    ((per_request, per_thousand),) = found
+    if per_request == 0 and per_thousand > 0:
+        return "tokens", per_thousand
+    if per_thousand == 0 and per_request > 0:
+        return "requests", per_request
+    return None
+
+
+def budget_caps(
+    tiers: Sequence[TierConfig], models: Sequence[ModelConfig], prices: PricesConfig, users: Mapping[str, str]
+) -> list[BudgetCap]:
+    """The budgets (maas:prices.budgets) a limit holds exactly, at the prices of the tier the
+    stack file puts them in (`users`: user -> tier); the others are alerts only
+    (components/metering/chargeback.py budget_statements)."""
+    caps = []
+    budgets = prices.budgets
+    others = tuple(budgets.users)
+    owners: list[tuple[str, str | None, tuple[Budget, ...]]] = [
+        (t.name, None, budgets.tiers.get(t.name, ())) for t in tiers
+    ]
+    owners += [(users[user], user, listed) for user, listed in budgets.users.items()]
+    for tier, user, listed in owners:
+        unit = _budget_unit(prices, tier, models) if listed else None
+        if unit is None:
+            continue
+        kind, price = unit
+        # In decimal: 0.3 / 0.1 is 2.9999999999999996 in binary floating point.
+        each = decimal.Decimal(repr(price)) / (1000 if kind == "tokens" else 1)
+        rates = tuple((int(decimal.Decimal(repr(b.amount)) // each), b.window) for b in listed)
+        left = others if user is None else ()
+        caps.append(BudgetCap(budget_limit_name(kind, tier, user), kind, tier, user, rates, price, left))
+    return caps
+
+
+def stack_budget_caps(config: StackConfig) -> list[BudgetCap]:
+    """The caps of a stack's budgets, the one list the tier policies, the usage rules and the
+    preview all read."""
+    return budget_caps(config.tiers, config.models, config.prices, config.user_tiers)
+
+
+def _budget_limits(caps: Sequence[BudgetCap], kind: Kind) -> dict[str, Any]:
+    """The caps of `kind`, each counted per user alone, across models: a tier's for its users
+    without a budget of their own, a user's own wherever the user calls from."""
+    limits = {}
+    for cap in (c for c in caps if c.kind == kind):
+        # A cap in requests merges into the call of the tier's request limit (consecutive
+        # actions of one service: Kuadrant/kuadrant-operator@v1.5.2 internal/controller/
+        # data_plane_policies_workflow.go mergeAndVerify); one in tokens is a check and a
+        # report of its own (ratelimit_workflow_helpers.go wasmActionsFromTokenLimit).
+        if cap.user is None:
+            when = [{"predicate": tier_predicate(cap.tier)}, {"predicate": BILLED}]
+            if cap.others:
+                when.append({"predicate": f"!({USER_ID} in {_cel_list(cap.others)})"})
+        else:
+            when = [{"predicate": f"{USER_ID} == '{cap.user}'"}, {"predicate": BILLED}]
+        limits[cap.name] = {
+            "rates": [{"limit": limit, "window": window} for limit, window in cap.rates],
+            "when": when,
+            "counters": BUDGET_COUNTERS,
+        }
+    return limits
 
 
 def _limits(
-    tiers: Sequence[TierConfig], models: Sequence[ModelConfig], route: str, kind: Kind
+    tiers: Sequence[TierConfig],
+    models: Sequence[ModelConfig],
+    route: str,
+    kind: Kind,
+    caps: Sequence[BudgetCap] = (),
 ) -> dict[str, Any]:
     """Per tier, its `kind` limit on billed requests for every model without a quota of its
     own in the tier, and one limit per model that has one. Their conditions exclude each
-    other, so each request meets one limit of each kind, and Limitador's calls per request,
-    which metering counts on, are the same as with tier limits alone
-    (components/metering/chargeback.py). Limits grow with tiers plus the quotas declared."""
+    other, so each request meets one limit of each kind (and at most one budget cap, whose
+    data Kuadrant merges into the same call), and Limitador's calls per request, which
+    metering counts on, are the same as with tier limits alone
+    (components/metering/chargeback.py). Limits grow with tiers plus the quotas and caps declared."""
     name = request_limit_name if kind == "requests" else token_limit_name
     limits: dict[str, Any] = {}
     for t in tiers:
@@ -163,22 +282,28 @@ def _limits(
                 ],
                 "counters": COUNTERS,
             }
-    return {"targetRef": _route_target(route), "limits": limits}
+    return {"targetRef": _route_target(route), "limits": {**limits, **_budget_limits(caps, kind)}}
 
 
 def rate_limit_spec(
-    tiers: Sequence[TierConfig], route: str, models: Sequence[ModelConfig] = ()
+    tiers: Sequence[TierConfig],
+    route: str,
+    models: Sequence[ModelConfig] = (),
+    caps: Sequence[BudgetCap] = (),
 ) -> dict[str, Any]:
-    """The RateLimitPolicy: the request limits."""
-    return _limits(tiers, models, route, "requests")
+    """The RateLimitPolicy: the request limits, and the budget caps counted in requests."""
+    return _limits(tiers, models, route, "requests", caps)
 
 
 def token_limit_spec(
-    tiers: Sequence[TierConfig], route: str, models: Sequence[ModelConfig] = ()
+    tiers: Sequence[TierConfig],
+    route: str,
+    models: Sequence[ModelConfig] = (),
+    caps: Sequence[BudgetCap] = (),
 ) -> dict[str, Any]:
-    """The TokenRateLimitPolicy: the token limits; Kuadrant counts usage.total_tokens of each
-    response."""
-    return _limits(tiers, models, route, "tokens")
+    """The TokenRateLimitPolicy: the token limits, and the budget caps counted in tokens;
+    Kuadrant counts usage.total_tokens of each response."""
+    return _limits(tiers, models, route, "tokens", caps)
 
 
 def tier_from_groups(tiers: Sequence[TierConfig], groups: str = "auth.identity.groups") -> str:

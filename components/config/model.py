@@ -624,11 +624,11 @@ class Price(Section):
 
 class Budget(Section):
     """At most `amount` of the price table's currency per `window` (docs/metering.md
-    "Budgets"): alerted on, never a hard stop."""
+    "Budgets"): alerted on, and stopped by a token or request cap where the tier's prices
+    make one exact (components/access/tiers.py budget_caps)."""
 
     amount: float = Field(gt=0)
-    # A window a limit could have too, so that a token cap derived from the budget could be
-    # held by Limitador.
+    # A window a limit could have too: an exact budget is a cap Limitador holds.
     window: Window
     # Optional; when given it must be the price table's (maas:prices.currency).
     currency: Currency | None = None
@@ -1004,6 +1004,11 @@ class StackConfig(Section):
     @property
     def tier_names(self) -> list[str]:
         return [t.name for t in self.tiers]
+
+    @property
+    def user_tiers(self) -> dict[str, str]:
+        """user -> the tier the stack file puts the user in."""
+        return {u.name: u.tier for u in self.users}
 
     @property
     def pooled_models(self) -> list[ModelConfig]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.access import tiers
 from components.config import StackConfig
 from components.metering import chargeback
 from components.metering.observability import Observability, ObservabilityArgs
@@ -27,6 +28,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Metering | 
             tiers=cfg.tiers,
             models=cfg.models,
             prices=cfg.prices,
+            caps=tiers.stack_budget_caps(cfg),
             observability_namespace=platform.cluster.namespace("observability").output,
             kuadrant_namespace=platform.cluster.namespace("kuadrant").output,
             models_namespace=platform.cluster.namespace("models").output,
@@ -42,9 +44,7 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Metering | 
     )
     pulumi.export("usageExport", platform.metrics.usage_export)
     # What each budget is held to, for the preview (docs/metering.md "Budgets").
-    budgets = chargeback.budget_statements(
-        cfg.tiers, cfg.models, cfg.prices, {u.name: u.tier for u in cfg.users}
-    )
+    budgets = chargeback.budget_statements(cfg.tiers, cfg.models, cfg.prices, cfg.user_tiers)
     if budgets:
         pulumi.export("budgets", budgets)
     return Metering(observability=observability)

@@ -14,6 +14,15 @@ A, H, L the counters and Lt the token-limit 429s:
 
     admitted requests = (A - Lt) / 2        tokens = H - (A + Lt) / 2
 
+A user under a money budget's token cap (components/access/tiers.py budget_caps) meets a
+second token limit, checked first, with a check and a report of its own: an admitted request
+is +3 calls and +1 + 2t hits, a 429 by the cap +1 and +1 (limit_name: +budget:tokens:…), a
+429 by the token limit +2 and +1. With Lb the cap's 429s:
+
+    admitted requests = (A - Lb - 2 Lt) / 3    tokens = (H - requests - Lb - Lt) / 2
+
+A cap in requests joins the request limit's call and changes none of this.
+
 The combinations are not counters across pods, so each scraped series' growth per evaluation
 interval (`INTERVAL`) is recorded first and only those increases are summed, combined and
 priced: docs/metering.md, "From counters to requests, tokens and cost". The model label is the
@@ -86,17 +95,60 @@ def _increase(metric: str, interval: str) -> str:
     return grown
 
 
+def _refused(limits: str) -> str:
+    """Per user, tier and model, the calls limits matching the regex `limits` refused; 0 where
+    none did."""
+    return f'(sum without (limit_name) ({_LIMITED}{{limit_name=~"{limits}"}}) or {_CALLS} * 0)'
+
+
+def _capped(caps: Sequence[tier_names.BudgetCap]) -> str:
+    """The call series of the users a token cap counts (tiers.py _budget_limits): a tier's
+    users but those with budgets of their own, and each user with a cap of their own; '' for
+    none."""
+    selectors = []
+    for cap in caps:
+        if cap.user is not None:
+            selectors.append(f'{_CALLS}{{user="{cap.user}"}}')
+        elif cap.others:
+            selectors.append(f'{_CALLS}{{tier="{cap.tier}", user!~"{"|".join(cap.others)}"}}')
+        else:
+            selectors.append(f'{_CALLS}{{tier="{cap.tier}"}}')
+    return f"({' or '.join(selectors)})" if selectors else ""
+
+
 def usage_rules(
-    tiers: Sequence[TierConfig], models: Sequence[ModelConfig], prices: PricesConfig, interval: str
+    tiers: Sequence[TierConfig],
+    models: Sequence[ModelConfig],
+    prices: PricesConfig,
+    interval: str,
+    caps: Sequence[tier_names.BudgetCap] = (),
 ) -> list[dict[str, Any]]:
     """Recording rules, in evaluation order: what each counter grew, usage, prices, cost; all
-    per evaluation `interval`, which must be the group's."""
+    per evaluation `interval`, which must be the group's.
+
+    Limitador counts an authorized call for the request limit's call (one hit) and for each
+    token limit's check, and hits for each token report (Kuadrant/limitador@v2.4.0
+    limitador-server/src/envoy_rls/server.rs should_rate_limit, kuadrant_service.rs
+    check_rate_limit, report). So an admitted request is 2 calls and 1 + its tokens in hits,
+    one refused by a token limit 1 call and 1 hit; a user under a token cap (`caps`, checked
+    first: tiers.py budget_limit_name) 3 calls and 1 + twice its tokens, 1 call and 1 hit
+    when the cap refuses, 2 and 1 when the tier's token limit does: a refused check ends the
+    request with no further call (Kuadrant/wasm-shim@v0.14.1 src/configuration/
+    legacy_translation.rs build_ratelimit_on_reply, a terminal deny)."""
     by_usage = _by(USAGE_LABELS)
     # A model's own quota is named <tier>.<model>-tokens: the dot, escaped, matches itself only.
     token_limits = "|".join(n.replace(".", "\\\\.") for n in tier_names.limit_names(tiers, models, "tokens"))
-    token_rejections = f'sum without (limit_name) ({_LIMITED}{{limit_name=~"{token_limits}"}})'
     # Users who were never refused by a token limit have no such series: count them as 0.
-    token_rejections_or_zero = f"({token_rejections} or {_CALLS} * 0)"
+    refused = _refused(token_limits)
+    requests = f"({_CALLS} - {refused}) / 2"
+    tokens = f"{_HITS} - ({_CALLS} + {refused}) / 2"
+    capped = _capped([c for c in caps if c.kind == "tokens"])
+    if capped:
+        by_cap = _refused(tier_names.budget_limit_pattern("tokens"))
+        capped_requests = f"({_CALLS} - {by_cap} - 2 * {refused}) / 3"
+        capped_tokens = f"({_HITS} - {capped_requests} - {by_cap} - {refused}) / 2"
+        requests = f"(({requests}) unless {capped}) or (({capped_requests}) and {capped})"
+        tokens = f"(({tokens}) unless {capped}) or (({capped_tokens}) and {capped})"
     rules: list[dict[str, Any]] = [
         {"record": _CALLS, "expr": f"sum {by_usage} ({_increase('authorized_calls', interval)})"},
         {"record": _HITS, "expr": f"sum {by_usage} ({_increase('authorized_hits', interval)})"},
@@ -104,14 +156,16 @@ def usage_rules(
             "record": _LIMITED,
             "expr": (f"sum {_by((*USAGE_LABELS, 'limit_name'))} ({_increase('limited_calls', interval)})"),
         },
-        {"record": REQUESTS, "expr": f"({_CALLS} - {token_rejections_or_zero}) / 2"},
-        {"record": TOKENS, "expr": f"{_HITS} - ({_CALLS} + {token_rejections_or_zero}) / 2"},
+        {"record": REQUESTS, "expr": requests},
+        {"record": TOKENS, "expr": tokens},
         {
-            # `limit`: which limit refused the request, "requests" or "tokens".
+            # `limit`: which limit refused the request, "requests", "tokens" or "budget" (a
+            # budget cap, tiers.py budget_limit_name).
             "record": REJECTED,
             "expr": (
-                "sum without (limit_name) "
-                f'(label_replace({_LIMITED}, "limit", "$1", "limit_name", ".*-(requests|tokens)"))'
+                "sum without (limit_name) (label_replace("
+                f'label_replace({_LIMITED}, "limit", "$1", "limit_name", ".*-(requests|tokens)"),'
+                f' "limit", "budget", "limit_name", "{tier_names.budget_limit_pattern()}"))'
             ),
         },
     ]
@@ -154,8 +208,8 @@ BUDGET_INTERVAL = "1m"
 def budget_rules(prices: PricesConfig) -> list[dict[str, Any]]:
     """What each user spent per budget window, against the user's own budget if the stack
     file names one, else the tier's; an alert per configured fraction, firing while the
-    share spent is between it and the next, so one fires at a time. Alerts only: Limitador
-    counts requests and tokens, not money (docs/metering.md "Budgets")."""
+    share spent is between it and the next, so one fires at a time. The stop, where a count
+    of Limitador's is the spend, is a limit of the tier policies (tiers.py budget_caps)."""
     entries = prices.budgets.entries()
     if not entries:
         return []
@@ -201,8 +255,8 @@ def budget_rules(prices: PricesConfig) -> list[dict[str, Any]]:
                 "annotations": {
                     "summary": "{{ $labels.user }} (tier {{ $labels.tier }}) has spent "
                     f"{fraction:.0%} or more of a budget per {{{{ $labels.window }}}} in "
-                    "{{ $labels.currency }}. Nothing stops spending at the budget: the tier's "
-                    'request and token limits are what is enforced (docs/metering.md "Budgets").',
+                    "{{ $labels.currency }}. Whether a cap stops spending at the budget, and what "
+                    'holds where none does, is in the stack output budgets (docs/metering.md "Budgets").',
                 },
             }
         )
@@ -220,14 +274,31 @@ def _most_in(rates: Sequence[Rate], seconds: float) -> int:
 def budget_statements(
     tiers: Sequence[TierConfig], models: Sequence[ModelConfig], prices: PricesConfig, users: dict[str, str]
 ) -> dict[str, str]:
-    """What the preview says of each budget (stack output `budgets`): alerted, never stopped,
-    and what the limits do enforce: at most this much spend per budget window for one user,
-    summed over the models the tier may use at their prices. `users`: user -> tier."""
+    """What the preview says of each budget (stack output `budgets`): alerted, and either
+    stopped by the cap the tier policies declare (tiers.py budget_caps, the same call) or, where
+    no Limitador count is the spend, what the limits enforce instead: at most this much spend
+    per budget window for one user, summed over the models the tier may use at their prices.
+    `users`: user -> tier."""
     by_name = {t.name: t for t in tiers}
+    caps = {
+        (c.tier if c.user is None else None, c.user): c
+        for c in tier_names.budget_caps(tiers, models, prices, users)
+    }
     alerts = ", ".join(f"{f:.0%}" for f in prices.budgets.alert_at)
     found = {}
     for kind, name, budget in prices.budgets.entries():
         tier = by_name[name if kind == "tier" else users[name]]
+        who = f"each user of tier {name}" if kind == "tier" else f"user {name}"
+        said = (
+            f"{budget.amount:g} {prices.currency} per {budget.window} for {who}: alerts at {alerts} "
+            "of it (Prometheus, from the billing rules); "
+        )
+        cap = caps.get((name, None) if kind == "tier" else (None, name))
+        if cap is not None:
+            (limit,) = [n for n, window in cap.rates if window == budget.window]
+            each = f"{cap.price:g} {prices.currency}"
+            found[f"{kind} {name} per {budget.window}"] = said + _stopped(cap, limit, budget.window, each)
+            continue
         seconds = window_seconds(budget.window)
         most = 0.0
         for model in (m for m in models if m.admits(tier.name)):
@@ -235,21 +306,45 @@ def budget_statements(
             requests = _most_in(model.own_rates(tier.name, "requests") or tier.requests, seconds)
             tokens = _most_in(model.own_rates(tier.name, "tokens") or tier.tokens, seconds)
             most += requests * price.per_request + tokens / 1000 * price.per_thousand_tokens
-        who = f"each user of tier {name}" if kind == "tier" else f"user {name}"
         held = (
             "the limits alone keep the spend under the budget"
             if most <= budget.amount
             else f"the spend can pass the budget by up to {most - budget.amount:.2f} {prices.currency}"
         )
-        found[f"{kind} {name} per {budget.window}"] = (
-            f"{budget.amount:g} {prices.currency} per {budget.window} for {who}: alerts at {alerts} of it "
-            "(Prometheus, from the billing rules); no hard stop, since Limitador counts requests and "
-            f"tokens, not money. Enforced instead: tier {tier.name}'s request and token limits and its "
-            f"models' own quotas, at most {most:.2f} {prices.currency} per {budget.window} at these prices, "
-            f"so {held}, give or take what the last request of each token window takes past its limit "
-            "(docs/metering.md)."
+        why = _why_no_cap(tier, models, prices)
+        found[f"{kind} {name} per {budget.window}"] = said + (
+            f"no hard stop: no one count Limitador keeps is the spend, since {why}. Enforced instead: tier "
+            f"{tier.name}'s request and token limits and its models' own quotas, at most {most:.2f} "
+            f"{prices.currency} per {budget.window} at these prices, so {held}, give or take what the last "
+            "request of each token window takes past its limit (docs/metering.md)."
         )
     return found
+
+
+def _why_no_cap(tier: TierConfig, models: Sequence[ModelConfig], prices: PricesConfig) -> str:
+    """Why no limit holds a budget of `tier` exactly (tiers.py budget_caps makes none)."""
+    found = {prices.price(tier.name, m.name) for m in models if m.admits(tier.name)}
+    if len(found) > 1:
+        return f"the models of tier {tier.name} are priced apart, and one token limit spans them"
+    if any(p.per_request > 0 and p.per_thousand_tokens > 0 for p in found):
+        return f"tier {tier.name} pays per request and per token both"
+    return f"tier {tier.name}'s usage is unpriced"
+
+
+def _stopped(cap: tier_names.BudgetCap, limit: int, window: str, price: str) -> str:
+    """The stop a cap holds, in the preview's words; `price`: what each model charges."""
+    if cap.kind == "tokens":
+        return (
+            f"enforced: a token cap of {limit} per user per {window} (limit {cap.name} of the "
+            f"TokenRateLimitPolicy), counted across the user's models, each at {price} per 1,000 tokens "
+            "and nothing per request, so spending stops at the budget, past it only by what the last "
+            "request takes: the cap is checked before a request and charged after (docs/metering.md)."
+        )
+    return (
+        f"enforced: a request cap of {limit} per user per {window} (limit {cap.name} of the "
+        f"RateLimitPolicy), counted across the user's models, each at {price} per request and nothing "
+        "per token, so spending stops at the budget."
+    )
 
 
 def _down(alert: str, selector: str, summary: str, minutes: int = 5, **labels: str) -> dict[str, Any]:
@@ -382,13 +477,15 @@ def rule_groups(
     prices: PricesConfig,
     interval: str = INTERVAL,
     read_labels: Mapping[str, str] | None = None,
+    caps: Sequence[tier_names.BudgetCap] = (),
 ) -> dict[str, Any]:
     """The PrometheusRule spec, which is also a plain Prometheus rule file (`promtool`).
 
     `interval`: the usage group's evaluation interval (a test's Prometheus runs faster).
     `read_labels`: labels on the series the key service reads (REQUESTS, TOKENS, COST), which
-    a tenancy proxy shows it only so labelled (components/flavour/protocol.py Reading)."""
-    usage = usage_rules(tiers, models, prices, interval)
+    a tenancy proxy shows it only so labelled (components/flavour/protocol.py Reading).
+    `caps`: the budget caps of the tier policies (tiers.py budget_caps)."""
+    usage = usage_rules(tiers, models, prices, interval, caps)
     for rule in usage:
         if read_labels and rule.get("record") in (REQUESTS, TOKENS, COST):
             # Both sides of COST's sum carry them, so its vectors still match.

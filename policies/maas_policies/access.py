@@ -33,6 +33,9 @@ _MODELS_OUT = re.compile(
     r"!\(\('x-maas-model' in request\.headers \? request\.headers\['x-maas-model'\] : ''\) in \[([^\]]*)\]\)"
 )
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+# A money budget's cap (components/access/tiers.py budget_limit_name; a test ties them): it
+# names a tier in its `when` but counts per user across models, and is no tier's limit.
+_BUDGET_CAP = re.compile(r"\+budget:(requests|tokens):")
 
 
 _KUADRANT_POLICIES = ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy")
@@ -416,9 +419,12 @@ def _tiers_listed(pattern: Mapping[str, Any]) -> list[str] | None:
 
 
 def _limits_by_tier(policy: PolicyResource) -> dict[str, dict[str, Any]]:
-    """A tier's own limits: not a model's quota within it (whose `when` names the model)."""
+    """A tier's own limits: not a model's quota within it (whose `when` names the model), nor
+    a budget's cap."""
     found: dict[str, dict[str, Any]] = {}
-    for limit in ((policy.props.get("spec") or {}).get("limits") or {}).values():
+    for name, limit in ((policy.props.get("spec") or {}).get("limits") or {}).items():
+        if _BUDGET_CAP.match(str(name)):
+            continue
         predicates = [str(c.get("predicate", "")) for c in limit.get("when") or []]
         if any(f"request.headers['{MODEL_HEADER}'] ==" in p for p in predicates):
             continue

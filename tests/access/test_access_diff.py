@@ -101,6 +101,16 @@ def _budgets(c: dict[str, Any]) -> None:
     }
 
 
+def _budget_caps(c: dict[str, Any]) -> None:
+    """On dev-oidc, whose enterprise pays per token alone (a cap of 250,000 tokens per user an
+    hour): its price doubles, halving the cap; enterpriseuser1 gets a budget of its own, a cap
+    too; premium's, priced per request and per token both, alerts only."""
+    prices = c["maas:prices"]
+    prices["tiers"]["enterprise"]["perThousandTokens"] = 0.002
+    prices["budgets"]["tiers"]["premium"] = [{"amount": 5, "window": "24h"}]
+    prices["budgets"]["users"] = {"enterpriseuser1": [{"amount": 1, "window": "24h"}]}
+
+
 def _keys(c: dict[str, Any]) -> None:
     _tier(c, "free")["keys"] = {"maxKeys": 2, "maxLifetimeDays": 30}
 
@@ -161,6 +171,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], bool]] = {
     "windows": (_windows, False),
     "quotas": (_quotas, False),
     "budgets": (_budgets, False),
+    "budget_caps": (_budget_caps, False),
     "tiers_added_and_removed": (_tiers_added_and_removed, False),
     "prices_with_usage": (_prices, True),
     "keys": (_keys, False),
@@ -171,12 +182,17 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], bool]] = {
 }
 
 
+# The cases on another stack than dev: one whose budget a cap holds.
+CASE_STACKS = {"budget_caps": "dev-oidc"}
+
+
 def _comment(case: str) -> str:
     change, with_usage = CASES[case]
-    head = copy.deepcopy(stack_config("dev"))
+    stack = CASE_STACKS.get(case, "dev")
+    head = copy.deepcopy(stack_config(stack))
     change(head)
     usage = access_diff.read_usage(USAGE) if with_usage else None
-    return access_diff.render("dev", typed_config("dev"), typed_config("dev", head), usage)
+    return access_diff.render(stack, typed_config(stack), typed_config(stack, head), usage)
 
 
 @pytest.mark.parametrize("case", CASES)

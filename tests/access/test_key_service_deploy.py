@@ -20,7 +20,7 @@ from components.names import GATEWAY_NAME, KEY_SERVICE_LABELS, KEYCLOAK_NAMESPAC
 from components.pins import upstream, versions
 from components.platform import kuadrant, monitoring
 from components.serving import gateway, model_list
-from harness.program import Evaluation, stack_names, typed_config
+from harness.program import Evaluation, stack_config, stack_names, typed_config
 from maas_policies import network, objects
 from tests.support import authorino, cel
 from tests.support.configs import evaluate_variant
@@ -173,12 +173,14 @@ def test_on_openshift_usage_asks_the_tenancy_port_as_its_own_account(stack_of: A
 def test_without_a_prometheus_to_ask_usage_is_left_unconfigured() -> None:
     """No Prometheus (observability off): no PROMETHEUS_URL, so usage answers 503
     usage_not_configured rather than a made-up bill."""
-    # One model that does not scale on its queue, which needs the stack's Prometheus.
+    # One model that does not scale on its queue, and no budget: both need the stack's Prometheus.
+    prices = {k: v for k, v in stack_config("dev-oidc")["maas:prices"].items() if k != "budgets"}
     result = evaluate_variant(
         "dev-oidc",
         {
             "maas:observability": {"enabled": False},
             "maas:models": [{"name": "simulator", "host": "simulator", "runtime": "simulator"}],
+            "maas:prices": prices,
         },
     )
     assert result.error is None, result.error

@@ -147,13 +147,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     policies = config.namespaces_in_use()["models"]
     limits = [
         *limits_of(
-            tiers.rate_limit_spec(config.tiers, POLICY_ROUTE, config.models),
+            tiers.rate_limit_spec(config.tiers, POLICY_ROUTE, config.models, tiers.stack_budget_caps(config)),
             "tiers-requests",
             policies,
             False,
         ),
         *limits_of(
-            tiers.token_limit_spec(config.tiers, POLICY_ROUTE, config.models), "tiers-tokens", policies, True
+            tiers.token_limit_spec(
+                config.tiers, POLICY_ROUTE, config.models, tiers.stack_budget_caps(config)
+            ),
+            "tiers-tokens",
+            policies,
+            True,
         ),
     ]
     gateway = FakeGateway(config, Faults(), propagation=0)

@@ -547,6 +547,44 @@ def a_models_own_quota_holds_apart(p: Platform) -> None:
         )
 
 
+def a_budget_stops_spending(p: Platform) -> None:
+    """L23: a tier's money budget that a token cap holds exactly (every model the tier reaches
+    paid per token alone) stops a user's spending at the budget, counted across models: a
+    user alternating between two models is admitted until the cap's tokens are spent and
+    refused from then on, while each model's own token limit still has room."""
+    caps = [c for c in tiers.stack_budget_caps(p.config) if c.user is None and c.kind == "tokens"]
+    requires(bool(caps), "no tier's money budget is held exactly by a token cap")
+    cap = caps[0]
+    budget = min(limit for limit, _ in cap.rates)
+    tier = p.tier(cap.tier)
+    models = [
+        m
+        for m in p.models
+        if p.model_config(m).admits(tier.name)
+        and p.model_config(m).own_rates(tier.name, "tokens") is None
+        and p.model_config(m).own_rates(tier.name, "requests") is None
+    ][:2]
+    requires(len(models) == 2, f"tier {tier.name} reaches fewer than two models on its own limits")
+    # About 20 requests spend the budget, half on each model: under each model's limits.
+    each = math.ceil(budget / 20)
+    requires(
+        budget / 2 + 2 * each < tier.shortest_tokens.limit and tier.shortest_requests.limit > 12,
+        f"{tier.name}'s cap of {budget} tokens is not below what its limits admit on two models",
+    )
+    with live_key(p, tier.name, models[0]) as key:
+        prompt = warmup_prompt(max(1, math.ceil(each / key.tokens_per_word)))
+        spent, passed_before = key.tokens, []
+        for turn in range(40):
+            reply = p.chat(models[turn % 2], key.header, content=prompt)
+            if reply.status != 200:
+                break
+            passed_before.append(spent >= budget)
+            spent += usage_tokens(reply, False)
+        assert reply.status == 429, f"no 429 after {spent} tokens of a cap of {budget}: {reply.status}"
+        assert spent >= budget, f"429 at {spent} of the cap's {budget} tokens: not the budget"
+        assert not any(passed_before), f"requests admitted after the {budget}-token cap was spent"
+
+
 # A client that streams without stream_options is charged too (L16): the gateway adds it.
 STREAMING: dict[str, dict[str, Any]] = {
     "not streamed": {},

@@ -69,6 +69,10 @@ def test_a_models_own_quota_in_a_tier_holds_apart_from_the_tiers_limit(platform:
     scenarios.a_models_own_quota_holds_apart(platform)
 
 
+def test_a_money_budget_held_by_a_token_cap_stops_spending_across_models(platform: Live) -> None:
+    scenarios.a_budget_stops_spending(platform)
+
+
 @pytest.mark.parametrize("mode", list(scenarios.STREAMING))
 def test_token_limits_count_usage_total_tokens(platform: Live, mode: str) -> None:
     scenarios.token_limit(platform, mode)

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from components.access import policies as access_policies
 from components.metering import chargeback
-from harness.program import Evaluation, stack_config
+from harness.program import Evaluation, stack_config, typed_config
 from tests.support.configs import assert_refused, evaluate_variant
 from tests.support.prometheus import Exporter, declared_rules, prometheus, series, serve
 
@@ -190,8 +191,9 @@ def test_a_bad_budget_stops_with_its_message(case: str) -> None:
     assert_refused("dev", _with_budgets(budgets), expected)
 
 
-def test_a_stack_without_budgets_has_no_budget_rules(stack: Evaluation) -> None:
-    assert "maas-budgets" not in [g["name"] for g in declared_rules(stack)["groups"]]
+def test_a_stack_has_budget_rules_exactly_where_its_file_declares_budgets(stack: Evaluation) -> None:
+    declared = bool(typed_config(stack.stack).prices.budgets.entries())
+    assert ("maas-budgets" in [g["name"] for g in declared_rules(stack)["groups"]]) == declared
 
 
 def test_the_preview_says_no_hard_stop_and_what_the_limits_hold(budgeted: Evaluation) -> None:
@@ -208,6 +210,137 @@ def test_the_preview_says_no_hard_stop_and_what_the_limits_hold(budgeted: Evalua
         assert "at most 9.25 USD per 1h" in text
     assert "the limits alone keep the spend under the budget" in tier
     assert "the spend can pass the budget by up to 5.25 USD" in user
+    # dev prices per request and per token both: no limit is the spend.
+    assert "tier premium pays per request and per token both" in tier
+    assert "enforced: a" not in tier + user
+
+
+# premium pays per token only (0.002 per 1,000): premium's 1 USD an hour is 500,000 tokens,
+# premiumuser2's 0.5 an hour 250,000; enterprise pays per request and per token both.
+EXACT_PRICES = {
+    "currency": "USD",
+    "tiers": {
+        "premium": {"perThousandTokens": 0.002},
+        "enterprise": {"perRequest": 0.0005, "perThousandTokens": 0.001},
+    },
+    "budgets": {
+        "tiers": {"premium": [{"amount": 1, "window": "1h"}], "enterprise": [{"amount": 3, "window": "1h"}]},
+        "users": {"premiumuser2": [{"amount": 0.5, "window": "1h"}]},
+    },
+}
+# "enforced: a token cap of N per user per W (limit NAME of the KIND)"
+CLAIM = re.compile(
+    r"enforced: a (token|request) cap of (\d+) per user per (\w+) \(limit (\S+) of the (\w+)\)"
+)
+
+
+def test_the_preview_claims_a_cap_only_where_the_policies_declare_it() -> None:
+    """Each `enforced:` in the output `budgets` names a limit of the declared tier policy with
+    that rate, counted per user alone; every declared cap is claimed; the budget without one
+    says no hard stop and by how much the spend can pass it."""
+    result = evaluate_variant("dev", {"maas:prices": EXACT_PRICES})
+    assert result.error is None, result.error
+    said = result.outputs["budgets"]
+    claims = {key: CLAIM.search(text) for key, text in said.items()}
+    assert {key for key, found in claims.items() if found} == {
+        "tier premium per 1h",
+        "user premiumuser2 per 1h",
+    }
+    claimed = set()
+    for found in filter(None, claims.values()):
+        unit, limit, window, name, kind = found.groups()
+        assert (unit, kind) == ("token", "TokenRateLimitPolicy")
+        (policy,) = [o for o in result.objects(kind) if o.object_name == access_policies.policy_name(kind)]
+        declared = policy.inputs["spec"]["limits"][name]
+        assert {"limit": int(limit), "window": window} in declared["rates"]
+        assert declared["counters"] == [{"expression": "auth.identity.userid"}]
+        claimed.add(name)
+    declared_caps = {
+        name
+        for kind in ("RateLimitPolicy", "TokenRateLimitPolicy")
+        for o in result.objects(kind)
+        for name in o.inputs["spec"].get("limits", {})
+        if name.startswith("+budget:")
+    }
+    assert declared_caps == claimed
+    assert "500000 per user per 1h" in said["tier premium per 1h"]
+    assert "250000 per user per 1h" in said["user premiumuser2 per 1h"]
+    enterprise = said["tier enterprise per 1h"]
+    assert "no hard stop" in enterprise
+    assert "the spend can pass the budget by up to" in enterprise
+
+
+def test_a_capped_users_calls_are_metered_as_kuadrant_makes_them(promtool: str, tmp_path: Path) -> None:
+    """A token cap is a check and a report of its own, before the tier's (tiers.py
+    budget_limit_name): a capped request is 3 calls and 1 + twice its tokens in hits; one the
+    cap refuses 1 call and 1 hit, one the tier's token limit refuses 2 calls and 1 hit. Per
+    30 s: premiumuser1 (premium's cap) 1 request of 100 tokens on the simulator, and on the
+    large model 1 of 10 tokens and 1 its quota refuses; premiumuser2 (a cap of its own) 1 of
+    50 and 1 its cap refuses; enterpriseuser1 (no cap) 1 of 100. Each bills 1 request and its
+    tokens, and the cap's refusal is a 429 labelled limit="budget"."""
+    result = evaluate_variant("dev", {"maas:prices": EXACT_PRICES})
+    assert result.error is None, result.error
+    (usage,) = [g for g in declared_rules(result)["groups"] if g["name"] == "maas-usage"]
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": [usage]}))
+    quota = "premium.simulator-large-tokens"
+    traffic = {
+        # (user, tier, model): (calls, hits, {limit_name: refused}) per 30 s
+        ("premiumuser1", "premium", "simulator"): (3, 201, {}),
+        ("premiumuser1", "premium", "simulator-large"): (5, 22, {quota: 1}),
+        ("premiumuser2", "premium", "simulator"): (4, 102, {"+budget:tokens:user:premiumuser2": 1}),
+        ("enterpriseuser1", "enterprise", "simulator"): (2, 101, {}),
+    }
+    inputs = []
+    for (user, tier, model), (calls, hits, refused) in traffic.items():
+        labels = f'user="{user}", tier="{tier}", model="{model}"'
+        inputs.append({"series": f"authorized_calls{{{labels}}}", "values": f"0+{calls}x20"})
+        inputs.append({"series": f"authorized_hits{{{labels}}}", "values": f"0+{hits}x20"})
+        for name, count in refused.items():
+            inputs.append(
+                {"series": f'limited_calls{{{labels}, limit_name="{name}"}}', "values": f"0+{count}x20"}
+            )
+
+    def samples(record: str, values: dict[tuple[str, str, str], float]) -> dict[str, Any]:
+        return {
+            "expr": record,
+            "eval_time": "5m",
+            "exp_samples": [
+                {"labels": f'{record}{{user="{u}", tier="{t}", model="{m}"}}', "value": v}
+                for (u, t, m), v in values.items()
+            ],
+        }
+
+    unit = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": usage["interval"],
+        "tests": [
+            {
+                "interval": usage["interval"],
+                "input_series": inputs,
+                "promql_expr_test": [
+                    samples(chargeback.REQUESTS, dict.fromkeys(traffic, 1)),
+                    samples(chargeback.TOKENS, dict(zip(traffic, (100, 10, 50, 100), strict=True))),
+                    {
+                        "expr": f'{chargeback.REJECTED}{{limit="budget"}}',
+                        "eval_time": "5m",
+                        "exp_samples": [
+                            {
+                                "labels": f'{chargeback.REJECTED}{{user="premiumuser2", tier="premium", '
+                                'model="simulator", limit="budget"}',
+                                "value": 1,
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "usage.yml").write_text(yaml.safe_dump(unit, sort_keys=False))
+    tested = subprocess.run(
+        [promtool, "test", "rules", "usage.yml"],
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
 def test_a_price_per_input_or_output_token_is_refused() -> None:

@@ -132,6 +132,8 @@ class Faults:
     key_tier_cached: bool = False
     # The key service's RateLimitPolicy has no limit on mints (its limit on every call stays).
     mints_unlimited: bool = False
+    budget_caps_ignored: bool = False  # L23: a money budget's cap is declared but never enforced
+    budget_caps_per_model: bool = False  # L23: a budget's cap counts each model apart
 
 
 # A pooled model's replicas, as the fake runs them: two requests at a time each (dev's
@@ -298,14 +300,24 @@ class _Counter:
 
     requests: list[_Window]
     tokens: list[_Window]
+    # The money budget's cap the user meets (tiers.py _budget_limits), if any: its kind and
+    # windows, the same objects in each of the user's counters, as it counts across models.
+    budget_kind: tiers.Kind = "tokens"
+    budget: list[_Window] = field(default_factory=list)
 
     def count(self, now: float) -> None:
-        for window in self.requests:
+        for window in self.request_windows():
             window.add(1, now)
 
     def spend(self, tokens: int, now: float) -> None:
-        for window in self.tokens:
+        for window in self.token_windows():
             window.add(tokens, now)
+
+    def request_windows(self) -> list[_Window]:
+        return [*self.requests, *(self.budget if self.budget_kind == "requests" else ())]
+
+    def token_windows(self) -> list[_Window]:
+        return [*self.tokens, *(self.budget if self.budget_kind == "tokens" else ())]
 
 
 class FakeGateway:
@@ -340,6 +352,9 @@ class FakeGateway:
         self.counters: dict[tuple[str, str, str, str], _Counter] = {}  # (user, model, host, tier)
         # The key service's limits (self_service.rate_limit_spec): (user, limit) -> its windows.
         self.key_counters: dict[tuple[str, str], list[_Window]] = {}
+        # The money budgets a cap holds (tiers.py budget_caps): (user, cap) -> its windows.
+        self.caps = tiers.stack_budget_caps(config)
+        self.budget_counters: dict[tuple[str, str], list[_Window]] = {}
         self.metered: dict[tuple[str, str, str], list[int]] = {}  # (user, tier, model) -> [requests, tokens]
         self.tokens_scraped: dict[tuple[str, str, str], int] = {}
         # Each model's running pods, what every pod (gone ones too) answered, and when a pod
@@ -677,7 +692,28 @@ class FakeGateway:
             )
             deployed = self.faults.deployed_limits.get(tier)
             self.counters[key] = _Counter(self._windows(requests, deployed), self._windows(tokens))
+            self._add_budget(self.counters[key], user, tier, model)
         return self.counters[key]
+
+    def _add_budget(self, counter: _Counter, user: str, tier: str, model: str) -> None:
+        """The cap a user meets (components/access/tiers.py _budget_limits): the user's own
+        from any tier, else the tier's unless the user has a budget of their own; one set of
+        windows across the user's models (misbehaving: one per model, or none)."""
+        if self.faults.budget_caps_ignored:
+            return
+        own = user in self.config.prices.budgets.users
+        cap = next(
+            (c for c in self.caps if (c.user == user if own else c.user is None and c.tier == tier)), None
+        )
+        if cap is None:
+            return
+        key = (f"{user}/{model}" if self.faults.budget_caps_per_model else user, cap.name)
+        if key not in self.budget_counters:
+            self.budget_counters[key] = [
+                _Window(limit, seconds(window), self.faults.window_never_resets)
+                for limit, window in cap.rates
+            ]
+        counter.budget_kind, counter.budget = cap.kind, self.budget_counters[key]
 
     def _too_many(self, counter: _Counter, tier: str, now: float) -> Response:
         """Kuadrant's 429 as the gateway's refusals.lua leaves it: a request limit's says when
@@ -686,7 +722,7 @@ class FakeGateway:
         filter never learns the tier)."""
         if self.faults.plain_429:
             return Response(429, {"content-type": "text/plain"}, b"Too Many Requests\n")
-        full = [w for w in counter.requests if w.value_at(now) + 1 > w.limit]
+        full = [w for w in counter.request_windows() if w.value_at(now) + 1 > w.limit]
         if not full:
             longest = max(math.ceil(seconds(r.window)) for t in self.config.tiers for r in t.tokens)
             body = _error(_REFUSALS["tokens"])
@@ -716,8 +752,8 @@ class FakeGateway:
         of its token counters has reached its limit (the token check adds nothing:
         Kuadrant/kuadrant-operator@v1.5.2 internal/controller/ratelimit_workflow_helpers.go,
         hits_addend 0)."""
-        return any(w.value_at(now) + 1 > w.limit for w in counter.requests) or any(
-            w.value_at(now) >= w.limit + self.faults.token_limit_late for w in counter.tokens
+        return any(w.value_at(now) + 1 > w.limit for w in counter.request_windows()) or any(
+            w.value_at(now) >= w.limit + self.faults.token_limit_late for w in counter.token_windows()
         )
 
     def _priority(self, model: str, tier: str, headers: dict[str, str]) -> int:

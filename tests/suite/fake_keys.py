@@ -130,13 +130,18 @@ def key_service_behind(gateway: FakeGateway) -> Iterator[Realm]:
     policies = config.namespaces_in_use()["models"]
     limits = [
         *limits_of(
-            tiers.rate_limit_spec(config.tiers, POLICY_ROUTE, config.models),
+            tiers.rate_limit_spec(config.tiers, POLICY_ROUTE, config.models, tiers.stack_budget_caps(config)),
             "tiers-requests",
             policies,
             False,
         ),
         *limits_of(
-            tiers.token_limit_spec(config.tiers, POLICY_ROUTE, config.models), "tiers-tokens", policies, True
+            tiers.token_limit_spec(
+                config.tiers, POLICY_ROUTE, config.models, tiers.stack_budget_caps(config)
+            ),
+            "tiers-tokens",
+            policies,
+            True,
         ),
         # In the key service route's namespace, beside the tier limits' (the service runs there).
         *limits_of(

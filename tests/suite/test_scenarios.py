@@ -100,6 +100,8 @@ SCENARIOS: dict[str, Scenario] = {
     "L2 window": scenarios.window_resets,
     "L20 several windows": scenarios.longer_window_outlasts_a_shorter_one,
     "L21 a model's own quota": scenarios.a_models_own_quota_holds_apart,
+    "L23 a budget's cap stops spending": scenarios.a_budget_stops_spending,
+    "L23 a budget's cap spans models": scenarios.a_budget_stops_spending,
     **{
         f"L5 L6 L16 tokens, {m}": functools.partial(scenarios.token_limit, mode=m)
         for m in scenarios.STREAMING
@@ -176,6 +178,14 @@ MISBEHAVING: dict[str, tuple[Faults, str]] = {
     "L2 window": (Faults(window_never_resets=True), "a new window"),
     "L20 several windows": (Faults(only_shortest_window=True), r"after the 2s window reset: \[200, 200, 200"),
     "L21 a model's own quota": (Faults(model_quotas_ignored=True), r"its own 3 per 2s: \[200, 200, 200\]"),
+    "L23 a budget's cap stops spending": (
+        Faults(budget_caps_ignored=True),
+        "requests admitted after the 250000-token cap was spent",
+    ),
+    "L23 a budget's cap spans models": (
+        Faults(budget_caps_per_model=True),
+        "requests admitted after the 250000-token cap was spent",
+    ),
     "L5 L6 L16 tokens, not streamed": (Faults(token_limit_late=5000), "no 429 after|admitted after"),
     "L5 L6 L16 tokens, streamed without stream_options": (
         Faults(stream_usage_unrequested=False),

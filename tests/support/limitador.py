@@ -24,7 +24,8 @@ Limitador v2.4.0 answers them, over limits written as Kuadrant v1.5.2 writes our
   each `_Window` of a user's and model's `_Counter` is the counter of the limit of its kind
   that applies (the model's own quota in the tier, else the tier's: tiers.py _limits) and
   its window's seconds; each of a user's key service windows, the counter of that limit of
-  the key service's policy (self_service.py rate_limit_spec), in its route's namespace.
+  the key service's policy (self_service.py rate_limit_spec), in its route's namespace; each
+  window of a user's money budget cap, the counter of that cap (tiers.py budget_caps).
 """
 
 from __future__ import annotations
@@ -124,7 +125,8 @@ def fake_counts(gateway: FakeGateway, limits: list[JSON], now: float) -> list[Co
                             window.expires - now,
                         )
                     )
-        for (user, name), windows in gateway.key_counters.items():
+        # The key service's limits, and the money budgets' caps (tiers.py budget_caps): per user.
+        for (user, name), windows in [*gateway.key_counters.items(), *gateway.budget_counters.items()]:
             for window in windows:
                 (limit,) = [x for x in limits if x["name"] == name and x["seconds"] == int(window.seconds)]
                 found.append(
