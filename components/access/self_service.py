@@ -341,23 +341,17 @@ class KeyService(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        binding = k8s.rbac.v1.RoleBinding(
+        binding = self._binding(
             f"{name}-role-binding",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
+            k8s.meta.v1.ObjectMetaArgs(
                 name=KEY_SERVICE,
                 namespace=args.keys_namespace,
                 labels=KEY_SERVICE_LABELS,
                 annotations={"checkov.io/skip1": f"CKV2_K8S_5={_SECRETS_REASON}"},
             ),
-            role_ref=k8s.rbac.v1.RoleRefArgs(
-                api_group="rbac.authorization.k8s.io", kind="Role", name=KEY_SERVICE
-            ),
-            subjects=[
-                k8s.rbac.v1.SubjectArgs(
-                    kind="ServiceAccount", name=account.metadata.name, namespace=args.namespace
-                )
-            ],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
+            (KEY_SERVICE, role),
+            account,
+            args,
         )
         admission = f"{GATEWAY_NAME}-{KEY_SERVICE}-writes-own-keys"
         policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
@@ -445,21 +439,34 @@ class KeyService(pulumi.ComponentResource):
             )
             made += [
                 role,
-                k8s.rbac.v1.RoleBinding(
-                    f"{name}-prometheus-role-binding",
-                    metadata=where,
-                    role_ref=k8s.rbac.v1.RoleRefArgs(
-                        api_group="rbac.authorization.k8s.io", kind="Role", name=PROMETHEUS_READER
-                    ),
-                    subjects=[
-                        k8s.rbac.v1.SubjectArgs(
-                            kind="ServiceAccount", name=account.metadata.name, namespace=args.namespace
-                        )
-                    ],
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
+                self._binding(
+                    f"{name}-prometheus-role-binding", where, (PROMETHEUS_READER, role), account, args
                 ),
             ]
         return made
+
+    def _binding(
+        self,
+        name: str,
+        metadata: k8s.meta.v1.ObjectMetaArgs,
+        role: tuple[str, k8s.rbac.v1.Role],
+        account: k8s.core.v1.ServiceAccount,
+        args: KeyServiceArgs,
+    ) -> k8s.rbac.v1.RoleBinding:
+        """The service's account bound to `role` (its name and the resource)."""
+        return k8s.rbac.v1.RoleBinding(
+            name,
+            metadata=metadata,
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="Role", name=role[0]
+            ),
+            subjects=[
+                k8s.rbac.v1.SubjectArgs(
+                    kind="ServiceAccount", name=account.metadata.name, namespace=args.namespace
+                )
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role[1]]),
+        )
 
     def _route(
         self,

@@ -8,18 +8,15 @@ prom-label-proxy scoping the query to that namespace
 from __future__ import annotations
 
 import contextlib
-import json
-import ssl
 import subprocess
-import threading
 import urllib.parse
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from pathlib import Path
 
 import pytest
 
 from components.access.key_service import server
+from tests.support.json_server import Refused, json_server
 
 TOKEN = "the-pods-own-token"
 NAMESPACE = "llm-observability"
@@ -65,51 +62,27 @@ def _certificates(directory: Path) -> tuple[Path, Path, Path]:
     return ca, cert, key
 
 
-@contextlib.contextmanager
-def tenancy(cert: Path, key: Path, seen: list[str]) -> Iterator[str]:
+def tenancy(cert: Path, key: Path, seen: list[str]) -> contextlib.AbstractContextManager[str]:
     """HTTPS; 401 without the token, 403 without a namespace or with another token; else the
     recorded series of the namespace only, as prom-label-proxy would leave them."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-            authorization = self.headers.get("Authorization")
-            if authorization is None:
-                self.send_error(401)
-                return
-            if authorization != f"Bearer {TOKEN}" or query.get("namespace") != [NAMESPACE]:
-                self.send_error(403)
-                return
-            (promql,) = query["query"]
-            seen.append(promql)
-            value = {server.REQUESTS_RULE: "7", server.TOKENS_RULE: "420"}
-            if server.COST_RULE in promql:
-                result = [{"metric": {"currency": "USD"}, "value": [0, "0.25"]}]
-            else:
-                result = [{"metric": {}, "value": [0, v]} for k, v in value.items() if k in promql]
-            data = json.dumps(
-                {"status": "success", "data": {"resultType": "vector", "result": result}}
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(path: str, headers: Message) -> object:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+        authorization = headers.get("Authorization")
+        if authorization is None:
+            return Refused(401)
+        if authorization != f"Bearer {TOKEN}" or query.get("namespace") != [NAMESPACE]:
+            return Refused(403)
+        (promql,) = query["query"]
+        seen.append(promql)
+        value = {server.REQUESTS_RULE: "7", server.TOKENS_RULE: "420"}
+        if server.COST_RULE in promql:
+            result = [{"metric": {"currency": "USD"}, "value": [0, "0.25"]}]
+        else:
+            result = [{"metric": {}, "value": [0, v]} for k, v in value.items() if k in promql]
+        return {"status": "success", "data": {"resultType": "vector", "result": result}}
 
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        yield f"https://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    return json_server(answer, tls=(cert, key), headers=True)
 
 
 def _usage(url: str, token_file: Path | None, ca: Path | None) -> server.Usage:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -19,13 +21,16 @@ class Refused:
 
 
 @contextlib.contextmanager
-def json_server(answer: Callable[[str], object]) -> Iterator[str]:
+def json_server(
+    answer: Callable[..., object], tls: tuple[Path, Path] | None = None, headers: bool = False
+) -> Iterator[str]:
     """Serves `answer(path)` (the path with its query) as JSON, or its `Refused` status, on a
-    free local port; yields the base URL."""
+    free local port; yields the base URL. `tls`: a certificate and its key, to serve HTTPS;
+    `headers`: `answer` takes the request's headers too."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = answer(self.path)
+            body = answer(self.path, self.headers) if headers else answer(self.path)
             if isinstance(body, Refused):
                 self.send_error(body.status)
                 return
@@ -40,10 +45,14 @@ def json_server(answer: Callable[[str], object]) -> Iterator[str]:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
