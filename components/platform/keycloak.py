@@ -57,6 +57,14 @@ def default_hostname(namespace: str = KEYCLOAK_NAMESPACE) -> str:
     return f"http://{SERVICE}.{namespace}.svc.cluster.local:{HTTP_PORT}"
 
 
+def _with_root_mismatch_only(
+    context: k8s.core.v1.PodSecurityContextArgs,
+) -> k8s.core.v1.PodSecurityContextArgs:
+    """The flavour's pod security, its volumes' ownership changed only when their root's differs."""
+    context.fs_group_change_policy = "OnRootMismatch"
+    return context
+
+
 def keys_url(oidc: OidcConfig) -> str:
     """The realm's signing keys (JWKS), in-cluster: where Authorino checks tokens, whatever
     issuer browsers see (Keycloak's OIDCLoginProtocolService certs endpoint)."""
@@ -224,7 +232,11 @@ class Keycloak(pulumi.ComponentResource):
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
                     spec=k8s.core.v1.PodSpecArgs(
-                        security_context=args.flavour.pod_security(_POSTGRES_UID),
+                        # The kubelet's recursive fsGroup pass makes PGDATA group-writable on
+                        # every mount, which PostgreSQL refuses unless the entrypoint's chmod
+                        # repairs it: only when the volume's root does not match, read in
+                        # kubernetes/kubernetes@master pkg/volume/volume_linux.go SetVolumeOwnership.
+                        security_context=_with_root_mismatch_only(args.flavour.pod_security(_POSTGRES_UID)),
                         containers=[
                             k8s.core.v1.ContainerArgs(
                                 name="postgres",

@@ -126,6 +126,9 @@ def test_a_refusal_of_the_tenancy_port_is_no_answer_never_a_zero(tmp_path: Path)
             (_usage(scoped, tmp_path / "absent", ca), "No such file"),
             # The system's CAs do not sign the querier's certificate: the service CA must be given.
             (_usage(scoped, token, None), "CERTIFICATE_VERIFY_FAILED"),
+            # The cluster fills the CA's file after the pod may have started: no answer until
+            # then, and the service is up meanwhile (the Usage was made without it).
+            (_usage(scoped, token, tmp_path / "not-filled-yet.crt"), "no CA to trust yet"),
         ):
             with pytest.raises(server.UsageError, match=refusal) as error:
                 usage.used("alice", 3600)

@@ -536,8 +536,17 @@ class Usage:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        ca = config.prometheus_ca_file
-        self.prometheus_context = ssl.create_default_context(cafile=ca) if ca else None
+
+    def _prometheus_context(self) -> ssl.SSLContext | None:
+        """The CA is read on every query: the cluster may fill its file after the pod starts,
+        and rotates it; until it is there, usage has no answer, and minting is untouched."""
+        ca = self.config.prometheus_ca_file
+        if not ca:
+            return None
+        try:
+            return ssl.create_default_context(cafile=ca)
+        except (OSError, ssl.SSLError) as error:
+            raise UsageError("prometheus", f"no CA to trust yet: {error}") from None
 
     def _get(self, source: str, url: str, token_file: str = "", context: ssl.SSLContext | None = None) -> Any:
         request = urllib.request.Request(url)
@@ -634,7 +643,7 @@ class Usage:
         params = "&".join(p for p in (fixed, urllib.parse.urlencode({"query": query})) if p)
         c = self.config
         body = self._get(
-            "prometheus", f"{base}/api/v1/query?{params}", c.prometheus_token_file, self.prometheus_context
+            "prometheus", f"{base}/api/v1/query?{params}", c.prometheus_token_file, self._prometheus_context()
         )
         if not isinstance(body, dict) or body.get("status") != "success":
             raise UsageError("prometheus", f"refused {query!r}")
