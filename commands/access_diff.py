@@ -351,24 +351,24 @@ def _budget(budget: Budget, currency: str) -> str:
     return f"{_number(budget.amount)} {currency} per {budget.window}"
 
 
-def _cap(config: StackConfig, kind: str, name: str, seconds: float) -> tuple[str, int] | None:
-    """The cap (unit, limit per user) the tier policies hold a budget's window to, as the
+def _cap(config: StackConfig, kind: str, name: str, seconds: float) -> int | None:
+    """The request cap (limit per user) the tier policies hold a budget's window to, as the
     program declares it (components/access/tiers.py budget_caps); None: alerts only."""
     for cap in stack_budget_caps(config):
         if cap.user == name if kind == "user" else cap.user is None and cap.tier == name:
             for limit, window in cap.rates:
                 if window_seconds(window) == seconds:
-                    return ("token" if cap.kind == "tokens" else "request"), limit
+                    return limit
     return None
 
 
-def _held(cap: tuple[str, int] | None) -> str:
-    return f"a {cap[0]} cap of {_number(cap[1])} per user" if cap else "alerts only, no cap"
+def _held(cap: int | None) -> str:
+    return f"a request cap of {_number(cap)} per user" if cap is not None else "alerts only, no cap"
 
 
-def _cap_change(was: tuple[str, int] | None, now: tuple[str, int] | None) -> str:
+def _cap_change(was: int | None, now: int | None) -> str:
     change = f"{_held(was)} → {_held(now)}"
-    return f"{change} {factor(was[1], now[1])}" if was and now and was[0] == now[0] else change
+    return f"{change} {factor(was, now)}" if was is not None and now is not None else change
 
 
 def budgets_section(before: StackConfig, after: StackConfig, usage: Sequence[Used] | None) -> list[str]:

@@ -62,7 +62,7 @@ class TierPoliciesArgs:
     # The catalog: models that restrict their tiers get a rule each, models with their own
     # quota in a tier a limit each.
     models: Sequence[ModelConfig] = ()
-    # The money budgets a limit holds exactly (tiers.budget_caps), each a limit of its kind.
+    # The money budgets a request limit holds exactly (tiers.budget_caps).
     caps: Sequence[BudgetCap] = ()
     # Kuadrant (its operator serves the policy CRDs), the gateway they target, and what
     # must exist before they can be enforced (the routes, the identity provider).
@@ -101,7 +101,7 @@ class TierPolicies(pulumi.ComponentResource):
             f"{name}-tokens",
             "kuadrant.io/v1alpha1",
             "TokenRateLimitPolicy",
-            tiers.token_limit_spec(args.tiers, POLICY_ROUTE, args.models, args.caps),
+            tiers.token_limit_spec(args.tiers, POLICY_ROUTE, args.models),
             args,
         )
         pinned = self._pin(name, args)

@@ -137,50 +137,54 @@ def _rates(rates: Sequence[Rate]) -> list[dict[str, Any]]:
 # values).
 COUNTERS = [{"expression": USER_ID}, {"expression": MODEL}]
 # A budget cap spans the user's models: the user alone, the same expression (so the same data
-# key and value) as COUNTERS' first, so it merges into the same call to Limitador.
+# key and value) as COUNTERS' first, so it merges into the call of the tier's request limit.
 BUDGET_COUNTERS = [{"expression": USER_ID}]
 
 
 @dataclass(frozen=True)
 class BudgetCap:
     """A money budget held exactly by one Limitador limit: where every model a tier reaches
-    costs the same per token and nothing per request (or per request and nothing per token),
-    spend is that price times one count, so `floor(amount / price)` of it is the budget."""
+    costs the same per request and nothing per token, spend is that price times the requests,
+    so `floor(amount / price)` requests is the budget."""
 
     name: str
-    kind: Kind
     # The tier whose prices make it exact; `user` None: each of its users without a budget
     # of their own, else that user alone.
     tier: str
     user: str | None
     # (limit, window) per budget window, each a counter of its own.
     rates: tuple[tuple[int, str], ...]
-    # What every model the tier reaches charges per request, or per 1,000 tokens.
+    # What every model the tier reaches charges per request.
     price: float
     # A tier's cap: the users it leaves to budgets of their own.
     others: tuple[str, ...] = ()
 
 
-def budget_limit_name(kind: Kind, tier: str, user: str | None) -> str:
-    """No `-requests`/`-tokens` suffix, so nothing that reads a tier's limits by name takes a
-    cap for one; the kind is in the name, so metering tells a token cap's refusal from a
-    request cap's. The leading `+` sorts it before every tier's and model's limit (DNS labels
-    start with a letter or digit): Kuadrant checks a request's token limits one call each, in
-    the order of their names (Kuadrant/kuadrant-operator@v1.5.2 internal/controller/
-    ratelimit_workflow_helpers.go buildWasmActionsForTokenRateLimit), and metering counts the
-    calls of a capped user in that order (components/metering/chargeback.py usage_rules)."""
-    return f"+budget:{kind}:tier:{tier}" if user is None else f"+budget:{kind}:user:{user}"
+def budget_limit_name(tier: str, user: str | None) -> str:
+    """No `-requests` suffix, so nothing that reads a tier's limits by name takes a cap for
+    one, and metering tells a cap's refusal from the tier's (components/metering/chargeback.py
+    usage_rules). The leading `+` puts it apart from every tier's and model's limit (DNS
+    labels start with a letter or digit)."""
+    return f"+budget:requests:tier:{tier}" if user is None else f"+budget:requests:user:{user}"
 
 
-def budget_limit_pattern(kind: Kind | None = None) -> str:
-    """A regex of every budget cap (of `kind`) as Limitador reports it in `limit_name`; no
-    backslash, so it reads the same in a PromQL string."""
-    return f"[+]budget:{kind or '[a-z]+'}:.+"
+def budget_limit_pattern() -> str:
+    """A regex of every budget cap as Limitador reports it in `limit_name`; no backslash, so
+    it reads the same in a PromQL string."""
+    return "[+]budget:requests:.+"
 
 
-def _budget_unit(prices: PricesConfig, tier: str, models: Sequence[ModelConfig]) -> tuple[Kind, float] | None:
-    """What one request or 1,000 tokens cost on every model `tier` reaches, where one part of
-    one price is all it pays; None where no single Limitador count is the spend."""
+# Only a price per request alone makes a cap. A cap counts into the call of the tier's request
+# limit, checked before the request (Kuadrant/wasm-shim@v0.14.1 src/configuration/
+# legacy_translation.rs:107-121 merges the actions). A token cap would be a second token
+# limit, and the wasm-shim runs a request's actions as a chain, each after the one before
+# (src/kuadrant/pipeline/blueprint.rs:187-193, src/kuadrant/pipeline/executor.rs:106-114)
+# while a token limit's report waits for the response body (src/data/cel.rs:272-280,
+# src/kuadrant/pipeline/tasks/dynamic.rs:136-142): the tier's own token check would come
+# after the model answered. A budget priced per token is alerts only (docs/metering.md).
+def _budget_unit(prices: PricesConfig, tier: str, models: Sequence[ModelConfig]) -> float | None:
+    """What one request costs on every model `tier` reaches, where that is all it pays; None
+    where no count of requests is the spend."""
     found = {
         (p.per_request, p.per_thousand_tokens)
         for p in (prices.price(tier, m.name) for m in models if m.admits(tier))
@@ -188,18 +192,14 @@ def _budget_unit(prices: PricesConfig, tier: str, models: Sequence[ModelConfig])
     if len(found) != 1:
         return None
     ((per_request, per_thousand),) = found
-    if per_request == 0 and per_thousand > 0:
-        return "tokens", per_thousand
-    if per_thousand == 0 and per_request > 0:
-        return "requests", per_request
-    return None
+    return per_request if per_thousand == 0 and per_request > 0 else None
 
 
 def budget_caps(
     tiers: Sequence[TierConfig], models: Sequence[ModelConfig], prices: PricesConfig, users: Mapping[str, str]
 ) -> list[BudgetCap]:
-    """The budgets (maas:prices.budgets) a limit holds exactly, at the prices of the tier the
-    stack file puts them in (`users`: user -> tier); the others are alerts only
+    """The budgets (maas:prices.budgets) a request limit holds exactly, at the prices of the
+    tier the stack file puts them in (`users`: user -> tier); the others are alerts only
     (components/metering/chargeback.py budget_statements)."""
     caps = []
     budgets = prices.budgets
@@ -209,33 +209,30 @@ def budget_caps(
     ]
     owners += [(users[user], user, listed) for user, listed in budgets.users.items()]
     for tier, user, listed in owners:
-        unit = _budget_unit(prices, tier, models) if listed else None
-        if unit is None:
+        price = _budget_unit(prices, tier, models) if listed else None
+        if price is None:
             continue
-        kind, price = unit
         # In decimal: 0.3 / 0.1 is 2.9999999999999996 in binary floating point.
-        each = decimal.Decimal(repr(price)) / (1000 if kind == "tokens" else 1)
+        each = decimal.Decimal(repr(price))
         rates = tuple((int(decimal.Decimal(repr(b.amount)) // each), b.window) for b in listed)
         left = others if user is None else ()
-        caps.append(BudgetCap(budget_limit_name(kind, tier, user), kind, tier, user, rates, price, left))
+        caps.append(BudgetCap(budget_limit_name(tier, user), tier, user, rates, price, left))
     return caps
 
 
 def stack_budget_caps(config: StackConfig) -> list[BudgetCap]:
-    """The caps of a stack's budgets, the one list the tier policies, the usage rules and the
-    preview all read."""
+    """The caps of a stack's budgets, the one list the tier policies and the preview read."""
     return budget_caps(config.tiers, config.models, config.prices, config.user_tiers)
 
 
-def _budget_limits(caps: Sequence[BudgetCap], kind: Kind) -> dict[str, Any]:
-    """The caps of `kind`, each counted per user alone, across models: a tier's for its users
-    without a budget of their own, a user's own wherever the user calls from."""
+def _budget_limits(caps: Sequence[BudgetCap]) -> dict[str, Any]:
+    """The caps, each counted per user alone, across models: a tier's for its users without a
+    budget of their own, a user's own wherever the user calls from. Each merges into the call
+    of the tier's request limit, as consecutive actions of one service do
+    (Kuadrant/kuadrant-operator@v1.5.2 internal/controller/data_plane_policies_workflow.go
+    mergeAndVerify)."""
     limits = {}
-    for cap in (c for c in caps if c.kind == kind):
-        # A cap in requests merges into the call of the tier's request limit (consecutive
-        # actions of one service: Kuadrant/kuadrant-operator@v1.5.2 internal/controller/
-        # data_plane_policies_workflow.go mergeAndVerify); one in tokens is a check and a
-        # report of its own (ratelimit_workflow_helpers.go wasmActionsFromTokenLimit).
+    for cap in caps:
         if cap.user is None:
             when = [{"predicate": tier_predicate(cap.tier)}, {"predicate": BILLED}]
             if cap.others:
@@ -251,18 +248,13 @@ def _budget_limits(caps: Sequence[BudgetCap], kind: Kind) -> dict[str, Any]:
 
 
 def _limits(
-    tiers: Sequence[TierConfig],
-    models: Sequence[ModelConfig],
-    route: str,
-    kind: Kind,
-    caps: Sequence[BudgetCap] = (),
+    tiers: Sequence[TierConfig], models: Sequence[ModelConfig], route: str, kind: Kind
 ) -> dict[str, Any]:
     """Per tier, its `kind` limit on billed requests for every model without a quota of its
     own in the tier, and one limit per model that has one. Their conditions exclude each
-    other, so each request meets one limit of each kind (and at most one budget cap, whose
-    data Kuadrant merges into the same call), and Limitador's calls per request, which
-    metering counts on, are the same as with tier limits alone
-    (components/metering/chargeback.py). Limits grow with tiers plus the quotas and caps declared."""
+    other, so each request meets one limit of each kind, and Limitador's calls per request,
+    which metering counts on, are the same as with tier limits alone
+    (components/metering/chargeback.py). Limits grow with tiers plus the quotas declared."""
     name = request_limit_name if kind == "requests" else token_limit_name
     limits: dict[str, Any] = {}
     for t in tiers:
@@ -282,7 +274,7 @@ def _limits(
                 ],
                 "counters": COUNTERS,
             }
-    return {"targetRef": _route_target(route), "limits": {**limits, **_budget_limits(caps, kind)}}
+    return {"targetRef": _route_target(route), "limits": limits}
 
 
 def rate_limit_spec(
@@ -291,19 +283,19 @@ def rate_limit_spec(
     models: Sequence[ModelConfig] = (),
     caps: Sequence[BudgetCap] = (),
 ) -> dict[str, Any]:
-    """The RateLimitPolicy: the request limits, and the budget caps counted in requests."""
-    return _limits(tiers, models, route, "requests", caps)
+    """The RateLimitPolicy: the request limits, and the budget caps (at most one a request,
+    in the same call to Limitador as the request limit it meets)."""
+    spec = _limits(tiers, models, route, "requests")
+    spec["limits"].update(_budget_limits(caps))
+    return spec
 
 
 def token_limit_spec(
-    tiers: Sequence[TierConfig],
-    route: str,
-    models: Sequence[ModelConfig] = (),
-    caps: Sequence[BudgetCap] = (),
+    tiers: Sequence[TierConfig], route: str, models: Sequence[ModelConfig] = ()
 ) -> dict[str, Any]:
-    """The TokenRateLimitPolicy: the token limits, and the budget caps counted in tokens;
-    Kuadrant counts usage.total_tokens of each response."""
-    return _limits(tiers, models, route, "tokens", caps)
+    """The TokenRateLimitPolicy: the token limits; Kuadrant counts usage.total_tokens of each
+    response."""
+    return _limits(tiers, models, route, "tokens")
 
 
 def tier_from_groups(tiers: Sequence[TierConfig], groups: str = "auth.identity.groups") -> str:

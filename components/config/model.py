@@ -624,8 +624,8 @@ class Price(Section):
 
 class Budget(Section):
     """At most `amount` of the price table's currency per `window` (docs/metering.md
-    "Budgets"): alerted on, and stopped by a token or request cap where the tier's prices
-    make one exact (components/access/tiers.py budget_caps)."""
+    "Budgets"): alerted on, and stopped by a request cap where the tier's prices make one
+    exact (components/access/tiers.py budget_caps)."""
 
     amount: float = Field(gt=0)
     # A window a limit could have too: an exact budget is a cap Limitador holds.

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.access import tiers
 from components.config import StackConfig
 from components.metering import chargeback
 from components.metering.observability import Observability, ObservabilityArgs
@@ -28,7 +27,6 @@ def build(cfg: StackConfig, platform: Platform, serving: Serving) -> Metering | 
             tiers=cfg.tiers,
             models=cfg.models,
             prices=cfg.prices,
-            caps=tiers.stack_budget_caps(cfg),
             observability_namespace=platform.cluster.namespace("observability").output,
             kuadrant_namespace=platform.cluster.namespace("kuadrant").output,
             models_namespace=platform.cluster.namespace("models").output,

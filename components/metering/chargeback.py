@@ -14,14 +14,11 @@ A, H, L the counters and Lt the token-limit 429s:
 
     admitted requests = (A - Lt) / 2        tokens = H - (A + Lt) / 2
 
-A user under a money budget's token cap (components/access/tiers.py budget_caps) meets a
-second token limit, checked first, with a check and a report of its own: an admitted request
-is +3 calls and +1 + 2t hits, a 429 by the cap +1 and +1 (limit_name: +budget:tokens:…), a
-429 by the token limit +2 and +1. With Lb the cap's 429s:
-
-    admitted requests = (A - Lb - 2 Lt) / 3    tokens = (H - requests - Lb - Lt) / 2
-
-A cap in requests joins the request limit's call and changes none of this.
+A money budget's cap (components/access/tiers.py budget_caps, in requests only) joins the
+request limit's call and changes none of this: its 429 is the request limit's row, with
+limit_name +budget:requests:… when the cap is the full limit Limitador names (the first
+counter it finds full: Kuadrant/limitador@v2.4.0 limitador/src/storage/in_memory.rs
+check_and_update).
 
 The combinations are not counters across pods, so each scraped series' growth per evaluation
 interval (`INTERVAL`) is recorded first and only those increases are summed, combined and
@@ -101,27 +98,11 @@ def _refused(limits: str) -> str:
     return f'(sum without (limit_name) ({_LIMITED}{{limit_name=~"{limits}"}}) or {_CALLS} * 0)'
 
 
-def _capped(caps: Sequence[tier_names.BudgetCap]) -> str:
-    """The call series of the users a token cap counts (tiers.py _budget_limits): a tier's
-    users but those with budgets of their own, and each user with a cap of their own; '' for
-    none."""
-    selectors = []
-    for cap in caps:
-        if cap.user is not None:
-            selectors.append(f'{_CALLS}{{user="{cap.user}"}}')
-        elif cap.others:
-            selectors.append(f'{_CALLS}{{tier="{cap.tier}", user!~"{"|".join(cap.others)}"}}')
-        else:
-            selectors.append(f'{_CALLS}{{tier="{cap.tier}"}}')
-    return f"({' or '.join(selectors)})" if selectors else ""
-
-
 def usage_rules(
     tiers: Sequence[TierConfig],
     models: Sequence[ModelConfig],
     prices: PricesConfig,
     interval: str,
-    caps: Sequence[tier_names.BudgetCap] = (),
 ) -> list[dict[str, Any]]:
     """Recording rules, in evaluation order: what each counter grew, usage, prices, cost; all
     per evaluation `interval`, which must be the group's.
@@ -130,11 +111,10 @@ def usage_rules(
     token limit's check, and hits for each token report (Kuadrant/limitador@v2.4.0
     limitador-server/src/envoy_rls/server.rs should_rate_limit, kuadrant_service.rs
     check_rate_limit, report). So an admitted request is 2 calls and 1 + its tokens in hits,
-    one refused by a token limit 1 call and 1 hit; a user under a token cap (`caps`, checked
-    first: tiers.py budget_limit_name) 3 calls and 1 + twice its tokens, 1 call and 1 hit
-    when the cap refuses, 2 and 1 when the tier's token limit does: a refused check ends the
-    request with no further call (Kuadrant/wasm-shim@v0.14.1 src/configuration/
-    legacy_translation.rs build_ratelimit_on_reply, a terminal deny)."""
+    one refused by a token limit 1 call and 1 hit: a refused check ends the request with no
+    further call (Kuadrant/wasm-shim@v0.14.1 src/configuration/legacy_translation.rs
+    build_ratelimit_on_reply, a terminal deny). A budget cap is one more limit in the request
+    limit's call (tiers.py budget_caps), so its 429 is that call's, and adds no call or hit."""
     by_usage = _by(USAGE_LABELS)
     # A model's own quota is named <tier>.<model>-tokens: the dot, escaped, matches itself only.
     token_limits = "|".join(n.replace(".", "\\\\.") for n in tier_names.limit_names(tiers, models, "tokens"))
@@ -142,13 +122,6 @@ def usage_rules(
     refused = _refused(token_limits)
     requests = f"({_CALLS} - {refused}) / 2"
     tokens = f"{_HITS} - ({_CALLS} + {refused}) / 2"
-    capped = _capped([c for c in caps if c.kind == "tokens"])
-    if capped:
-        by_cap = _refused(tier_names.budget_limit_pattern("tokens"))
-        capped_requests = f"({_CALLS} - {by_cap} - 2 * {refused}) / 3"
-        capped_tokens = f"({_HITS} - {capped_requests} - {by_cap} - {refused}) / 2"
-        requests = f"(({requests}) unless {capped}) or (({capped_requests}) and {capped})"
-        tokens = f"(({tokens}) unless {capped}) or (({capped_tokens}) and {capped})"
     rules: list[dict[str, Any]] = [
         {"record": _CALLS, "expr": f"sum {by_usage} ({_increase('authorized_calls', interval)})"},
         {"record": _HITS, "expr": f"sum {by_usage} ({_increase('authorized_hits', interval)})"},
@@ -160,7 +133,7 @@ def usage_rules(
         {"record": TOKENS, "expr": tokens},
         {
             # `limit`: which limit refused the request, "requests", "tokens" or "budget" (a
-            # budget cap, tiers.py budget_limit_name).
+            # budget cap in the request limit's call, tiers.py budget_limit_name).
             "record": REJECTED,
             "expr": (
                 "sum without (limit_name) (label_replace("
@@ -313,7 +286,7 @@ def budget_statements(
         )
         why = _why_no_cap(tier, models, prices)
         found[f"{kind} {name} per {budget.window}"] = said + (
-            f"no hard stop: no one count Limitador keeps is the spend, since {why}. Enforced instead: tier "
+            f"no hard stop: {why}. Enforced instead: tier "
             f"{tier.name}'s request and token limits and its models' own quotas, at most {most:.2f} "
             f"{prices.currency} per {budget.window} at these prices, so {held}, give or take what the last "
             "request of each token window takes past its limit (docs/metering.md)."
@@ -324,26 +297,28 @@ def budget_statements(
 def _why_no_cap(tier: TierConfig, models: Sequence[ModelConfig], prices: PricesConfig) -> str:
     """Why no limit holds a budget of `tier` exactly (tiers.py budget_caps makes none)."""
     found = {prices.price(tier.name, m.name) for m in models if m.admits(tier.name)}
+    none = "no one count Limitador keeps is the spend, since"
     if len(found) > 1:
-        return f"the models of tier {tier.name} are priced apart, and one token limit spans them"
+        return f"{none} the models of tier {tier.name} are priced apart, and one token limit spans them"
     if any(p.per_request > 0 and p.per_thousand_tokens > 0 for p in found):
-        return f"tier {tier.name} pays per request and per token both"
-    return f"tier {tier.name}'s usage is unpriced"
+        return f"{none} tier {tier.name} pays per request and per token both"
+    if any(p.per_thousand_tokens > 0 for p in found):
+        return (
+            f"tier {tier.name} pays per token alone, and a cap in tokens would be a second token limit, "
+            "which the wasm-shim (v0.14.1) checks in a chain after the first, whose report waits for "
+            "the answer: the tier's own token limit would be checked after the model answered "
+            "(components/access/tiers.py _budget_unit)"
+        )
+    return f"{none} tier {tier.name}'s usage is unpriced"
 
 
 def _stopped(cap: tier_names.BudgetCap, limit: int, window: str, price: str) -> str:
     """The stop a cap holds, in the preview's words; `price`: what each model charges."""
-    if cap.kind == "tokens":
-        return (
-            f"enforced: a token cap of {limit} per user per {window} (limit {cap.name} of the "
-            f"TokenRateLimitPolicy), counted across the user's models, each at {price} per 1,000 tokens "
-            "and nothing per request, so spending stops at the budget, past it only by what the last "
-            "request takes: the cap is checked before a request and charged after (docs/metering.md)."
-        )
     return (
         f"enforced: a request cap of {limit} per user per {window} (limit {cap.name} of the "
-        f"RateLimitPolicy), counted across the user's models, each at {price} per request and nothing "
-        "per token, so spending stops at the budget."
+        f"RateLimitPolicy, in the same Limitador call as the tier's request limit, before the request), "
+        f"counted across the user's models, each at {price} per request and nothing per token, so "
+        "spending stops at the budget."
     )
 
 
@@ -477,15 +452,13 @@ def rule_groups(
     prices: PricesConfig,
     interval: str = INTERVAL,
     read_labels: Mapping[str, str] | None = None,
-    caps: Sequence[tier_names.BudgetCap] = (),
 ) -> dict[str, Any]:
     """The PrometheusRule spec, which is also a plain Prometheus rule file (`promtool`).
 
     `interval`: the usage group's evaluation interval (a test's Prometheus runs faster).
     `read_labels`: labels on the series the key service reads (REQUESTS, TOKENS, COST), which
-    a tenancy proxy shows it only so labelled (components/flavour/protocol.py Reading).
-    `caps`: the budget caps of the tier policies (tiers.py budget_caps)."""
-    usage = usage_rules(tiers, models, prices, interval, caps)
+    a tenancy proxy shows it only so labelled (components/flavour/protocol.py Reading)."""
+    usage = usage_rules(tiers, models, prices, interval)
     for rule in usage:
         if read_labels and rule.get("record") in (REQUESTS, TOKENS, COST):
             # Both sides of COST's sum carry them, so its vectors still match.

@@ -12,7 +12,6 @@ import pulumi_kubernetes as k8s
 
 from components.access import tiers
 from components.access.policies import TELEMETRY_POLICY
-from components.access.tiers import BudgetCap
 from components.config import ModelConfig, PricesConfig, TierConfig
 from components.metering import chargeback, dashboards
 from components.names import GATEWAY_NAME
@@ -28,8 +27,6 @@ class ObservabilityArgs:
     tiers: Sequence[TierConfig]
     models: Sequence[ModelConfig]
     prices: PricesConfig
-    # The budget caps of the tier policies: their users' calls are metered apart.
-    caps: Sequence[BudgetCap]
     observability_namespace: pulumi.Input[str]
     kuadrant_namespace: pulumi.Input[str]
     models_namespace: pulumi.Input[str]
@@ -168,9 +165,7 @@ class Observability(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name="maas-usage", namespace=args.observability_namespace, labels=args.rule_labels
             ),
-            spec=chargeback.rule_groups(
-                args.tiers, args.models, args.prices, read_labels=args.read_labels, caps=args.caps
-            ),
+            spec=chargeback.rule_groups(args.tiers, args.models, args.prices, read_labels=args.read_labels),
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._after),
         )
         dashboard = k8s.core.v1.ConfigMap(

@@ -35,7 +35,7 @@ _MODELS_OUT = re.compile(
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 # A money budget's cap (components/access/tiers.py budget_limit_name; a test ties them): it
 # names a tier in its `when` but counts per user across models, and is no tier's limit.
-_BUDGET_CAP = re.compile(r"\+budget:(requests|tokens):")
+_BUDGET_CAP = re.compile(r"\+budget:requests:")
 
 
 _KUADRANT_POLICIES = ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy")

@@ -102,13 +102,13 @@ def _budgets(c: dict[str, Any]) -> None:
 
 
 def _budget_caps(c: dict[str, Any]) -> None:
-    """On dev-oidc, whose enterprise pays per token alone (a cap of 250,000 tokens per user an
-    hour): its price doubles, halving the cap; enterpriseuser1 gets a budget of its own, a cap
-    too; premium's, priced per request and per token both, alerts only."""
+    """On dev-oidc, whose premium pays per request alone (premiumuser2's own cap of 5 requests
+    an hour): its price halves, doubling the cap; premium gets a budget, a cap too;
+    enterpriseuser1 gets one of its own, alerts only, as enterprise pays per token."""
     prices = c["maas:prices"]
-    prices["tiers"]["enterprise"]["perThousandTokens"] = 0.002
+    prices["tiers"]["premium"]["perRequest"] = 0.0005
     prices["budgets"]["tiers"]["premium"] = [{"amount": 5, "window": "24h"}]
-    prices["budgets"]["users"] = {"enterpriseuser1": [{"amount": 1, "window": "24h"}]}
+    prices["budgets"]["users"]["enterpriseuser1"] = [{"amount": 1, "window": "24h"}]
 
 
 def _keys(c: dict[str, Any]) -> None:

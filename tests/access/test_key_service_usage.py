@@ -153,9 +153,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             False,
         ),
         *limits_of(
-            tiers.token_limit_spec(
-                config.tiers, POLICY_ROUTE, config.models, tiers.stack_budget_caps(config)
-            ),
+            tiers.token_limit_spec(config.tiers, POLICY_ROUTE, config.models),
             "tiers-tokens",
             policies,
             True,

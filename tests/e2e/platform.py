@@ -282,10 +282,11 @@ class Platform(abc.ABC):
     def delete_key(self, key: Key) -> None: ...
 
     @contextlib.contextmanager
-    def new_key(self, tier: str, selected: bool = True) -> Iterator[Key]:
-        """A user no earlier run had (its counters start at zero), removed afterwards."""
+    def new_key(self, tier: str, selected: bool = True, user: str | None = None) -> Iterator[Key]:
+        """A user no earlier run had (its counters start at zero), or a new key of `user`
+        (whose counters earlier runs may have moved), removed afterwards."""
         run = uuid.uuid4().hex[:10]
-        key = Key(f"e2e-{run}", tier, secrets.token_urlsafe(36), f"apikey-e2e-{run}", selected)
+        key = Key(user or f"e2e-{run}", tier, secrets.token_urlsafe(36), f"apikey-e2e-{run}", selected)
         self.put_key(key)
         try:
             yield key

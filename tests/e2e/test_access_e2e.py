@@ -69,7 +69,7 @@ def test_a_models_own_quota_in_a_tier_holds_apart_from_the_tiers_limit(platform:
     scenarios.a_models_own_quota_holds_apart(platform)
 
 
-def test_a_money_budget_held_by_a_token_cap_stops_spending_across_models(platform: Live) -> None:
+def test_a_money_budget_held_by_a_request_cap_stops_spending_across_models(platform: Live) -> None:
     scenarios.a_budget_stops_spending(platform)
 
 

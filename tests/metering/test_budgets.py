@@ -215,12 +215,12 @@ def test_the_preview_says_no_hard_stop_and_what_the_limits_hold(budgeted: Evalua
     assert "enforced: a" not in tier + user
 
 
-# premium pays per token only (0.002 per 1,000): premium's 1 USD an hour is 500,000 tokens,
-# premiumuser2's 0.5 an hour 250,000; enterprise pays per request and per token both.
+# premium pays per request only (0.002 a request): premium's 1 USD an hour is 500 requests,
+# premiumuser2's 0.5 an hour 250; enterprise pays per request and per token both.
 EXACT_PRICES = {
     "currency": "USD",
     "tiers": {
-        "premium": {"perThousandTokens": 0.002},
+        "premium": {"perRequest": 0.002},
         "enterprise": {"perRequest": 0.0005, "perThousandTokens": 0.001},
     },
     "budgets": {
@@ -228,9 +228,9 @@ EXACT_PRICES = {
         "users": {"premiumuser2": [{"amount": 0.5, "window": "1h"}]},
     },
 }
-# "enforced: a token cap of N per user per W (limit NAME of the KIND)"
+# "enforced: a request cap of N per user per W (limit NAME of the KIND, ..."
 CLAIM = re.compile(
-    r"enforced: a (token|request) cap of (\d+) per user per (\w+) \(limit (\S+) of the (\w+)\)"
+    r"enforced: a (token|request) cap of (\d+) per user per (\w+) \(limit (\S+) of the (\w+)[,)]"
 )
 
 
@@ -249,7 +249,7 @@ def test_the_preview_claims_a_cap_only_where_the_policies_declare_it() -> None:
     claimed = set()
     for found in filter(None, claims.values()):
         unit, limit, window, name, kind = found.groups()
-        assert (unit, kind) == ("token", "TokenRateLimitPolicy")
+        assert (unit, kind) == ("request", "RateLimitPolicy")
         (policy,) = [o for o in result.objects(kind) if o.object_name == access_policies.policy_name(kind)]
         declared = policy.inputs["spec"]["limits"][name]
         assert {"limit": int(limit), "window": window} in declared["rates"]
@@ -263,21 +263,21 @@ def test_the_preview_claims_a_cap_only_where_the_policies_declare_it() -> None:
         if name.startswith("+budget:")
     }
     assert declared_caps == claimed
-    assert "500000 per user per 1h" in said["tier premium per 1h"]
-    assert "250000 per user per 1h" in said["user premiumuser2 per 1h"]
+    assert "500 per user per 1h" in said["tier premium per 1h"]
+    assert "250 per user per 1h" in said["user premiumuser2 per 1h"]
     enterprise = said["tier enterprise per 1h"]
     assert "no hard stop" in enterprise
     assert "the spend can pass the budget by up to" in enterprise
 
 
-def test_a_capped_users_calls_are_metered_as_kuadrant_makes_them(promtool: str, tmp_path: Path) -> None:
-    """A token cap is a check and a report of its own, before the tier's (tiers.py
-    budget_limit_name): a capped request is 3 calls and 1 + twice its tokens in hits; one the
-    cap refuses 1 call and 1 hit, one the tier's token limit refuses 2 calls and 1 hit. Per
-    30 s: premiumuser1 (premium's cap) 1 request of 100 tokens on the simulator, and on the
-    large model 1 of 10 tokens and 1 its quota refuses; premiumuser2 (a cap of its own) 1 of
-    50 and 1 its cap refuses; enterpriseuser1 (no cap) 1 of 100. Each bills 1 request and its
-    tokens, and the cap's refusal is a 429 labelled limit="budget"."""
+def test_a_request_caps_refusal_is_one_free_call_labelled_budget(promtool: str, tmp_path: Path) -> None:
+    """A request cap joins the request limit's call (tiers.py budget_caps): a capped user's
+    request is 2 calls and 1 + its tokens in hits as anyone's, and one the cap refuses is that
+    call refused, no authorized call or hit. Per 30 s: premiumuser1 (premium's cap) 1 request
+    of 100 tokens on the simulator, and on the large model 1 of 10 tokens and 1 its token
+    quota refuses; premiumuser2 (a cap of its own) 1 of 50 and 1 its cap refuses;
+    enterpriseuser1 (no cap) 1 of 100. Each bills 1 request and its tokens, and the cap's
+    refusal is a 429 labelled limit="budget"."""
     result = evaluate_variant("dev", {"maas:prices": EXACT_PRICES})
     assert result.error is None, result.error
     (usage,) = [g for g in declared_rules(result)["groups"] if g["name"] == "maas-usage"]
@@ -285,9 +285,9 @@ def test_a_capped_users_calls_are_metered_as_kuadrant_makes_them(promtool: str, 
     quota = "premium.simulator-large-tokens"
     traffic = {
         # (user, tier, model): (calls, hits, {limit_name: refused}) per 30 s
-        ("premiumuser1", "premium", "simulator"): (3, 201, {}),
-        ("premiumuser1", "premium", "simulator-large"): (5, 22, {quota: 1}),
-        ("premiumuser2", "premium", "simulator"): (4, 102, {"+budget:tokens:user:premiumuser2": 1}),
+        ("premiumuser1", "premium", "simulator"): (2, 101, {}),
+        ("premiumuser1", "premium", "simulator-large"): (3, 12, {quota: 1}),
+        ("premiumuser2", "premium", "simulator"): (2, 51, {"+budget:requests:user:premiumuser2": 1}),
         ("enterpriseuser1", "enterprise", "simulator"): (2, 101, {}),
     }
     inputs = []

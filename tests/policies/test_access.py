@@ -235,25 +235,25 @@ def test_a_tier_without_a_token_limit_is_refused(stack_of: Any) -> None:
     )
 
 
-def test_a_budget_cap_is_no_tiers_token_limit() -> None:
-    """premium's budget is a token cap (it pays per token only); without premium's own token
-    limit the cap, which names the tier too, does not stand in for it."""
+def test_a_budget_cap_is_no_tiers_request_limit() -> None:
+    """premium's budget is a request cap (it pays per request only); without premium's own
+    request limit the cap, which names the tier too, does not stand in for it."""
     prices = {
         "currency": "USD",
-        "tiers": {"premium": {"perThousandTokens": 0.002}},
+        "tiers": {"premium": {"perRequest": 0.002}},
         "budgets": {"tiers": {"premium": [{"amount": 1, "window": "1h"}]}},
     }
     stack = evaluate_variant("dev", {"maas:prices": prices})
     assert stack.error is None, stack.error
-    (tokens,) = stack.objects("TokenRateLimitPolicy")
-    assert "+budget:tokens:tier:premium" in tokens.inputs["spec"]["limits"]
+    (requests,) = stack.objects("RateLimitPolicy")
+    assert "+budget:requests:tier:premium" in requests.inputs["spec"]["limits"]
     resources = edited(
-        stack, "TokenRateLimitPolicy", tokens.object_name, lambda i: i["spec"]["limits"].pop("premium-tokens")
+        stack, "RateLimitPolicy", requests.object_name, lambda i: i["spec"]["limits"].pop("premium-requests")
     )
     assert_only(
         violations(stack, resources),
         "tiers-limited",
-        "admits tier 'premium', which has no token limit",
+        "admits tier 'premium', which has no request limit",
         "Fix:",
     )
 

@@ -175,11 +175,10 @@ def test_the_packs_copies_of_program_constants_match_the_originals() -> None:
     assert matched.group(1) == "gold"
     assert metering.PRICE_RECORD == chargeback.PRICE_PER_REQUEST
     assert metering.BUDGET_RECORD == chargeback.BUDGET_AMOUNT
-    # A budget's cap (components/access/tiers.py budget_limit_name), of either kind.
-    for kind in ("requests", "tokens"):
-        assert access._BUDGET_CAP.match(tiers.budget_limit_name(kind, "gold", None))
-        assert access._BUDGET_CAP.match(tiers.budget_limit_name(kind, "gold", "alice"))
-    assert not access._BUDGET_CAP.match(tiers.token_limit_name("gold"))
+    # A budget's cap (components/access/tiers.py budget_limit_name).
+    assert access._BUDGET_CAP.match(tiers.budget_limit_name("gold", None))
+    assert access._BUDGET_CAP.match(tiers.budget_limit_name("gold", "alice"))
+    assert not access._BUDGET_CAP.match(tiers.request_limit_name("gold"))
     # A model's quota and its tier's limit for the other models (components/access/tiers.py _limits).
     model = access._MODEL_IS.fullmatch(tiers.model_predicate("org/m-1"))
     assert model is not None

@@ -300,9 +300,8 @@ class _Counter:
 
     requests: list[_Window]
     tokens: list[_Window]
-    # The money budget's cap the user meets (tiers.py _budget_limits), if any: its kind and
+    # The money budget's request cap the user meets (tiers.py _budget_limits), if any: its
     # windows, the same objects in each of the user's counters, as it counts across models.
-    budget_kind: tiers.Kind = "tokens"
     budget: list[_Window] = field(default_factory=list)
 
     def count(self, now: float) -> None:
@@ -314,10 +313,10 @@ class _Counter:
             window.add(tokens, now)
 
     def request_windows(self) -> list[_Window]:
-        return [*self.requests, *(self.budget if self.budget_kind == "requests" else ())]
+        return [*self.requests, *self.budget]
 
     def token_windows(self) -> list[_Window]:
-        return [*self.tokens, *(self.budget if self.budget_kind == "tokens" else ())]
+        return self.tokens
 
 
 class FakeGateway:
@@ -713,7 +712,7 @@ class FakeGateway:
                 _Window(limit, seconds(window), self.faults.window_never_resets)
                 for limit, window in cap.rates
             ]
-        counter.budget_kind, counter.budget = cap.kind, self.budget_counters[key]
+        counter.budget = self.budget_counters[key]
 
     def _too_many(self, counter: _Counter, tier: str, now: float) -> Response:
         """Kuadrant's 429 as the gateway's refusals.lua leaves it: a request limit's says when

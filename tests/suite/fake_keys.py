@@ -136,9 +136,7 @@ def key_service_behind(gateway: FakeGateway) -> Iterator[Realm]:
             False,
         ),
         *limits_of(
-            tiers.token_limit_spec(
-                config.tiers, POLICY_ROUTE, config.models, tiers.stack_budget_caps(config)
-            ),
+            tiers.token_limit_spec(config.tiers, POLICY_ROUTE, config.models),
             "tiers-tokens",
             policies,
             True,
