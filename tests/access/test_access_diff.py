@@ -3,7 +3,8 @@ variants of the dev stack loaded by the real loader; that each side is loaded by
 code; and that what the diff says each tier may reach is what the declared AuthPolicy admits.
 
 A golden file is the whole comment; after an intended change of the wording, rewrite them with
-`PYTHONPATH=policies .venv/bin/python -m tests.access.test_access_diff` and review the diff of tests/access/golden/.
+`PYTHONPATH=policies .venv/bin/python -m tests.access.test_access_diff` and review the diff
+of tests/access/golden/.
 """
 
 from __future__ import annotations
