@@ -440,11 +440,7 @@ def auth_spec(
                 **model_rules(models),
             },
             "response": {
-                "unauthenticated": {
-                    "code": 401,
-                    "headers": {"content-type": {"value": "application/json"}},
-                    "body": {"value": UNAUTHENTICATED_BODY},
-                },
+                "unauthenticated": unauthenticated(),
                 "unauthorized": {
                     "code": 403,
                     "headers": {"content-type": {"value": "application/json"}},
@@ -458,16 +454,7 @@ def auth_spec(
                         TIER_HEADER: {"plain": {"expression": TIER}},
                         **scheduling_headers([m for m in models if m.scheduling == "pool"]),
                     },
-                    "filters": {
-                        "identity": {
-                            "json": {
-                                "properties": {
-                                    "userid": {"expression": USER_ID},
-                                    "tier": {"expression": TIER},
-                                }
-                            }
-                        }
-                    },
+                    "filters": identity_for_limiters(),
                 },
             },
         },
@@ -492,6 +479,25 @@ ADMIN = "auth.identity.admin"
 # The realm group whose members administer every key (components/access/realm.py); no tier
 # may take its name (the config refuses it).
 ADMIN_GROUP = KEY_ADMIN_GROUP
+
+
+def unauthenticated() -> dict[str, Any]:
+    """Authorino's answer to a caller it could not identify: 401 in OpenAI's error shape."""
+    return {
+        "code": 401,
+        "headers": {"content-type": {"value": "application/json"}},
+        "body": {"value": UNAUTHENTICATED_BODY},
+    }
+
+
+def identity_for_limiters() -> dict[str, Any]:
+    """The success filter that hands the caller's `userid` and `tier` on as Authorino's
+    dynamic metadata, which the limiters and the TelemetryPolicy read as auth.identity.*."""
+    return {
+        "identity": {
+            "json": {"properties": {"userid": {"expression": USER_ID}, "tier": {"expression": TIER}}}
+        }
+    }
 
 
 def token_keys(url: str) -> dict[str, str]:
@@ -536,11 +542,7 @@ def key_service_auth_spec(
                 },
             },
             "response": {
-                "unauthenticated": {
-                    "code": 401,
-                    "headers": {"content-type": {"value": "application/json"}},
-                    "body": {"value": UNAUTHENTICATED_BODY},
-                },
+                "unauthenticated": unauthenticated(),
                 "success": {
                     "headers": {
                         USER_HEADER: {"plain": {"expression": USER_ID}},
@@ -551,16 +553,7 @@ def key_service_auth_spec(
                     # Its RateLimitPolicy counts per auth.identity.userid (self_service.py
                     # rate_limit_spec), and the TelemetryPolicy on the Gateway labels every
                     # Limitador call with userid and tier: the same identity the tier policy hands over.
-                    "filters": {
-                        "identity": {
-                            "json": {
-                                "properties": {
-                                    "userid": {"expression": USER_ID},
-                                    "tier": {"expression": TIER},
-                                }
-                            }
-                        }
-                    },
+                    "filters": identity_for_limiters(),
                 },
             },
         },

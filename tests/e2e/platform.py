@@ -876,19 +876,17 @@ class Live(Platform):
         service, namespace = str(self.outputs["keycloakUrl"]).split("//")[1].split(".")[:2]
         return service, namespace, str(self.outputs["oidcIssuer"]).rstrip("/").rsplit("/", 1)[1]
 
-    def realm_members(self) -> dict[str, set[str]]:
-        """Read through Keycloak's admin API as the stack's bootstrap admin (output
-        keycloakAdmin), over a port-forward: GET /admin/realms/<realm>/groups and each
-        group's /members with max=-1 (keycloak services UsersResource/GroupResource)."""
+    @contextlib.contextmanager
+    def _keycloak_admin(self) -> Iterator[tuple[Callable[..., Any], str]]:
+        """Keycloak's admin API over a port-forward, as the stack's bootstrap admin (output
+        keycloakAdmin, a token of the master realm's admin-cli): a call(method, path, body)
+        answering JSON, and the realm's admin path."""
         admin = self.outputs["keycloakAdmin"]
         service, namespace, realm = self.keycloak_service()
         with self.forward(namespace, f"svc/{service}", 8080) as forward:
 
-            def call(method: str, path: str, body: str | None = None, token: str = "") -> Any:
+            def send(method: str, path: str, body: str | None, headers: dict[str, str]) -> Any:
                 connection = http.client.HTTPConnection("127.0.0.1", forward.port, timeout=10)
-                headers = {"Content-Type": "application/x-www-form-urlencoded"}
-                if token:
-                    headers = {"Authorization": f"Bearer {token}"}
                 try:
                     connection.request(method, path, body, headers)
                     return json.loads(connection.getresponse().read() or b"null")
@@ -901,25 +899,36 @@ class Live(Platform):
                 "username": admin["username"],
                 "password": admin["password"],
             }
-            token_path = "/realms/master/protocol/openid-connect/token"
 
             def admin_token() -> str:
                 try:
-                    answer = call("POST", token_path, urllib.parse.urlencode(form))
+                    answer = send(
+                        "POST",
+                        "/realms/master/protocol/openid-connect/token",
+                        urllib.parse.urlencode(form),
+                        {"Content-Type": "application/x-www-form-urlencoded"},
+                    )
                 except OSError:
                     return ""
                 return str((answer or {}).get("access_token", ""))
 
             token = until(admin_token, timeout_s=60, what="an admin token")
-            groups = call("GET", f"/admin/realms/{realm}/groups?max=-1", token=token)
+
+            def call(method: str, path: str, body: str | None = None) -> Any:
+                return send(method, path, body, {"Authorization": f"Bearer {token}"})
+
+            yield call, f"/admin/realms/{realm}"
+
+    def realm_members(self) -> dict[str, set[str]]:
+        """Read through Keycloak's admin API: GET /admin/realms/<realm>/groups and each
+        group's /members with max=-1 (keycloak services UsersResource/GroupResource)."""
+        with self._keycloak_admin() as (call, base):
             return {
                 group["name"]: {
                     member["username"]
-                    for member in call(
-                        "GET", f"/admin/realms/{realm}/groups/{group['id']}/members?max=-1", token=token
-                    )
+                    for member in call("GET", f"{base}/groups/{group['id']}/members?max=-1")
                 }
-                for group in groups
+                for group in call("GET", f"{base}/groups?max=-1")
             }
 
     def keys_call(
@@ -938,39 +947,11 @@ class Live(Platform):
         """Moves a realm user from the top-level group `leave` to `join`, as an administrator
         would in Keycloak's console (PUT/DELETE /admin/realms/<realm>/users/<id>/groups/<group>,
         keycloak services UserResource)."""
-        admin = self.outputs["keycloakAdmin"]
-        service, namespace, realm = self.keycloak_service()
-        with self.forward(namespace, f"svc/{service}", 8080) as forward:
-
-            def call(method: str, path: str, body: str | None = None, token: str = "") -> Any:
-                connection = http.client.HTTPConnection("127.0.0.1", forward.port, timeout=10)
-                headers = (
-                    {"Authorization": f"Bearer {token}"}
-                    if token
-                    else {"Content-Type": "application/x-www-form-urlencoded"}
-                )
-                try:
-                    connection.request(method, path, body, headers)
-                    return json.loads(connection.getresponse().read() or b"null")
-                finally:
-                    connection.close()
-
-            form = {
-                "grant_type": "password",
-                "client_id": "admin-cli",
-                "username": admin["username"],
-                "password": admin["password"],
-            }
-            token = call(
-                "POST", "/realms/master/protocol/openid-connect/token", urllib.parse.urlencode(form)
-            )["access_token"]
-            base = f"/admin/realms/{realm}"
-            (found,) = call(
-                "GET", f"{base}/users?exact=true&username={urllib.parse.quote(user)}", token=token
-            )
-            groups = {g["name"]: g["id"] for g in call("GET", f"{base}/groups?max=-1", token=token)}
-            call("DELETE", f"{base}/users/{found['id']}/groups/{groups[leave]}", token=token)
-            call("PUT", f"{base}/users/{found['id']}/groups/{groups[join]}", token=token)
+        with self._keycloak_admin() as (call, base):
+            (found,) = call("GET", f"{base}/users?exact=true&username={urllib.parse.quote(user)}")
+            groups = {g["name"]: g["id"] for g in call("GET", f"{base}/groups?max=-1")}
+            call("DELETE", f"{base}/users/{found['id']}/groups/{groups[leave]}")
+            call("PUT", f"{base}/users/{found['id']}/groups/{groups[join]}")
 
     def oidc_token(self, user: str) -> str:
         password = self.outputs["keycloakPasswords"][user]
