@@ -43,6 +43,7 @@ from tests.support.limitador import (
     fake_counts,
     limitador_api,
     limits_of,
+    tier_limits,
     variable,
 )
 from tests.support.ports import free_port
@@ -144,21 +145,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     request windows); Prometheus has billed all of it."""
     config = typed_config("dev")
     namespace = f"{config.namespaces_in_use()['models']}/{POLICY_ROUTE}"
-    policies = config.namespaces_in_use()["models"]
-    limits = [
-        *limits_of(
-            tiers.rate_limit_spec(config.tiers, POLICY_ROUTE, config.models, tiers.stack_budget_caps(config)),
-            "tiers-requests",
-            policies,
-            False,
-        ),
-        *limits_of(
-            tiers.token_limit_spec(config.tiers, POLICY_ROUTE, config.models),
-            "tiers-tokens",
-            policies,
-            True,
-        ),
-    ]
+    limits = tier_limits(config)
     gateway = FakeGateway(config, Faults(), propagation=0)
     gateway.change_key(KEY, ("premiumuser2", "premium", True))
     exporter = Exporter()

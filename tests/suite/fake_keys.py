@@ -32,7 +32,7 @@ from tests.support.json_server import Refused, json_server
 from tests.support.key_service import NAMESPACE, key_service
 from tests.support.keycloak_admin import Realm, keycloak
 from tests.support.kube_api import JSON, Store, kube_api
-from tests.support.limitador import Count, fake_counts, limitador_api, limits_of
+from tests.support.limitador import Count, fake_counts, limitador_api, limits_of, tier_limits
 
 if TYPE_CHECKING:
     from tests.suite.fake import FakeGateway
@@ -129,18 +129,7 @@ def key_service_behind(gateway: FakeGateway) -> Iterator[Realm]:
     config = gateway.config
     policies = config.namespaces_in_use()["models"]
     limits = [
-        *limits_of(
-            tiers.rate_limit_spec(config.tiers, POLICY_ROUTE, config.models, tiers.stack_budget_caps(config)),
-            "tiers-requests",
-            policies,
-            False,
-        ),
-        *limits_of(
-            tiers.token_limit_spec(config.tiers, POLICY_ROUTE, config.models),
-            "tiers-tokens",
-            policies,
-            True,
-        ),
+        *tier_limits(config),
         # In the key service route's namespace, beside the tier limits' (the service runs there).
         *limits_of(
             self_service.rate_limit_spec(config.key_service, KEY_SERVICE), KEY_SERVICE, policies, False

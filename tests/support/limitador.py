@@ -39,7 +39,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from components.access import tiers
+from components.config import StackConfig
 from components.config.types import window_seconds
+from components.serving.model_list import POLICY_ROUTE
 from tests.support.json_server import Refused, json_server
 
 if TYPE_CHECKING:
@@ -79,6 +81,20 @@ def limits_of(spec: JSON, policy: str, policy_namespace: str, token: bool) -> li
                 }
             )
     return written
+
+
+def tier_limits(config: StackConfig) -> list[JSON]:
+    """The Limitador limits of the stack's tier policies (components/access/tiers.py), as
+    Kuadrant writes them for the policy route in the models' namespace."""
+    policies = config.namespaces_in_use()["models"]
+    requests = tiers.rate_limit_spec(
+        config.tiers, POLICY_ROUTE, config.models, tiers.stack_budget_caps(config)
+    )
+    tokens = tiers.token_limit_spec(config.tiers, POLICY_ROUTE, config.models)
+    return [
+        *limits_of(requests, "tiers-requests", policies, False),
+        *limits_of(tokens, "tiers-tokens", policies, True),
+    ]
 
 
 @dataclass(frozen=True)
