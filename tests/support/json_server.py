@@ -20,6 +20,21 @@ class Refused:
     status: int
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """A stand-in's request handler: it logs nothing, and `reply` answers JSON."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def reply(self, code: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 @contextlib.contextmanager
 def json_server(
     answer: Callable[..., object], tls: tuple[Path, Path] | None = None, headers: bool = False
@@ -28,21 +43,13 @@ def json_server(
     free local port; yields the base URL. `tls`: a certificate and its key, to serve HTTPS;
     `headers`: `answer` takes the request's headers too."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_GET(self) -> None:
             body = answer(self.path, self.headers) if headers else answer(self.path)
             if isinstance(body, Refused):
                 self.send_error(body.status)
                 return
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
+            self.reply(200, body)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     if tls is not None:

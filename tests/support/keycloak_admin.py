@@ -10,15 +10,14 @@ max defaulting to 100); admin calls without the issued bearer token get 401.
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
 import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
+from tests.support.json_server import JsonHandler
 from tests.support.ports import free_port
 
 
@@ -42,21 +41,10 @@ class Realm:
 
 
 def _handler(realm: Realm) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def _reply(self, code: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
             if self.path != f"/realms/{realm.name}/protocol/openid-connect/token":
-                self._reply(404, {"error": "not found"})
+                self.reply(404, {"error": "not found"})
                 return
             form = dict(urllib.parse.parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
             if form != {
@@ -64,26 +52,26 @@ def _handler(realm: Realm) -> type[BaseHTTPRequestHandler]:
                 "client_id": realm.client_id,
                 "client_secret": realm.client_secret,
             }:
-                self._reply(401, {"error": "unauthorized_client"})
+                self.reply(401, {"error": "unauthorized_client"})
                 return
             token = secrets.token_hex(16)
             realm.tokens.add(token)
-            self._reply(200, {"access_token": token, "token_type": "Bearer", "expires_in": 300})
+            self.reply(200, {"access_token": token, "token_type": "Bearer", "expires_in": 300})
 
         def do_GET(self) -> None:
             url = urllib.parse.urlsplit(self.path)
             admin = f"/admin/realms/{realm.name}/"
             if self.headers.get("Authorization", "").removeprefix("Bearer ") not in realm.tokens:
-                self._reply(401, {"error": "HTTP 401 Unauthorized"})
+                self.reply(401, {"error": "HTTP 401 Unauthorized"})
                 return
             rest = url.path.removeprefix(admin)
             with realm.lock:
                 if rest.startswith("group-by-path/"):
                     name = urllib.parse.unquote(rest.removeprefix("group-by-path/")).strip("/")
                     if name not in realm.groups:
-                        self._reply(404, {"error": "Group path does not exist"})
+                        self.reply(404, {"error": "Group path does not exist"})
                         return
-                    self._reply(200, {"id": f"id-{name}", "name": name, "path": f"/{name}"})
+                    self.reply(200, {"id": f"id-{name}", "name": name, "path": f"/{name}"})
                     return
                 parts = rest.split("/")
                 if len(parts) == 3 and parts[0] == "groups" and parts[2] == "members":
@@ -91,9 +79,9 @@ def _handler(realm: Realm) -> type[BaseHTTPRequestHandler]:
                     query = dict(urllib.parse.parse_qsl(url.query))
                     first, count = int(query.get("first", 0)), int(query.get("max", 100))
                     members = realm.groups.get(name, [])[first : first + count]
-                    self._reply(200, [{"id": f"uid-{m}", "username": m} for m in members])
+                    self.reply(200, [{"id": f"uid-{m}", "username": m} for m in members])
                     return
-            self._reply(404, {"error": "not found"})
+            self.reply(404, {"error": "not found"})
 
     return Handler
 

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support.json_server import JsonHandler
 from tests.support.ports import free_port
 
 JSON = dict[str, Any]
@@ -263,19 +264,8 @@ PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/secrets(?:/([^/]+))?$")
 
 
 def _handler(store: Store, token: str) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def _reply(self, code: int, body: JSON) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
         def _body(self) -> JSON:
             length = int(self.headers.get("Content-Length") or 0)
@@ -286,17 +276,17 @@ def _handler(store: Store, token: str) -> type[BaseHTTPRequestHandler]:
             url = urllib.parse.urlsplit(self.path)
             body = self._body() if method in ("POST", "PATCH", "DELETE") else {}
             if self.headers.get("Authorization") != f"Bearer {token}":
-                self._reply(401, status(401, "Unauthorized", "Unauthorized"))
+                self.reply(401, status(401, "Unauthorized", "Unauthorized"))
                 return
             match = PATH.match(url.path)
             if not match:
-                self._reply(404, status(404, "NotFound", "the server could not find the requested resource"))
+                self.reply(404, status(404, "NotFound", "the server could not find the requested resource"))
                 return
             namespace, name = match[1], match[2]
             query = dict(urllib.parse.parse_qsl(url.query))
             try:
                 if method == "POST" and name is None:
-                    self._reply(201, store.create(namespace, body))
+                    self.reply(201, store.create(namespace, body))
                 elif method == "GET" and name is None:
                     after = (
                         base64.urlsafe_b64decode(query["continue"]).decode() if "continue" in query else ""
@@ -307,21 +297,21 @@ def _handler(store: Store, token: str) -> type[BaseHTTPRequestHandler]:
                     meta: JSON = {"resourceVersion": str(store.revision)}
                     if last:
                         meta["continue"] = base64.urlsafe_b64encode(last.encode()).decode()
-                    self._reply(
+                    self.reply(
                         200, {"kind": "SecretList", "apiVersion": "v1", "metadata": meta, "items": items}
                     )
                 elif method == "GET" and name:
-                    self._reply(200, store.get(namespace, name))
+                    self.reply(200, store.get(namespace, name))
                 elif method == "PATCH" and name:
                     if self.headers.get("Content-Type") != "application/merge-patch+json":
-                        self._reply(
+                        self.reply(
                             415, status(415, "UnsupportedMediaType", "the stand-in serves merge patch only")
                         )
                         return
-                    self._reply(200, store.patch(namespace, name, body))
+                    self.reply(200, store.patch(namespace, name, body))
                 elif method == "DELETE" and name:
                     store.delete(namespace, name, body)
-                    self._reply(
+                    self.reply(
                         200,
                         {
                             "kind": "Status",
@@ -331,9 +321,9 @@ def _handler(store: Store, token: str) -> type[BaseHTTPRequestHandler]:
                         },
                     )
                 else:
-                    self._reply(405, status(405, "MethodNotAllowed", f"{method} is not supported"))
+                    self.reply(405, status(405, "MethodNotAllowed", f"{method} is not supported"))
             except ApiStatusError as error:
-                self._reply(error.body["code"], error.body)
+                self.reply(error.body["code"], error.body)
 
         def do_GET(self) -> None:
             self._serve("GET")
