@@ -17,6 +17,8 @@ pytest.register_assert_rewrite("tests.support")
 STACKS = stack_names()
 # The stacks on plain Kubernetes: Helm charts, our own Prometheus, port-forwards.
 KUBERNETES_STACKS = [s for s in STACKS if typed_config(s).flavour == "kubernetes"]
+# The stacks with Keycloak, as their stack files say.
+OIDC_STACKS = [s for s in STACKS if typed_config(s).auth.oidc.enabled]
 
 
 class _Stacks:
@@ -50,6 +52,12 @@ def stack(request: pytest.FixtureRequest, stack_of: Callable[[str], Evaluation])
 @pytest.fixture(params=KUBERNETES_STACKS)
 def kubernetes_stack(request: pytest.FixtureRequest, stack_of: Callable[[str], Evaluation]) -> Evaluation:
     """Each stack of the plain-Kubernetes flavour (the OpenShift one: tests/platform/test_openshift.py)."""
+    return stack_of(str(request.param))
+
+
+@pytest.fixture(params=OIDC_STACKS)
+def oidc_stack(request: pytest.FixtureRequest, stack_of: Callable[[str], Evaluation]) -> Evaluation:
+    """Each stack with Keycloak (OIDC), and so the key service and its page."""
     return stack_of(str(request.param))
 
 

@@ -20,21 +20,13 @@ from components.names import GATEWAY_NAME, KEY_SERVICE_LABELS, KEYCLOAK_NAMESPAC
 from components.pins import upstream, versions
 from components.platform import kuadrant, monitoring
 from components.serving import gateway, model_list
-from harness.program import Evaluation, stack_config, stack_names, typed_config
+from harness.program import Evaluation, stack_config, typed_config
 from maas_policies import network, objects
 from tests.support import authorino, cel
 from tests.support.configs import evaluate_variant
 from tests.support.policy_runner import added, assert_only, edited, violations
 
-# The stacks with Keycloak, as their stack files say.
-OIDC_STACKS = [s for s in stack_names() if typed_config(s).auth.oidc.enabled]
 KEY_SERVICE = "key-service"
-
-
-@pytest.fixture(params=OIDC_STACKS)
-def oidc_stack(request: pytest.FixtureRequest, stack_of: Any) -> Evaluation:
-    stack: Evaluation = stack_of(request.param)
-    return stack
 
 
 def test_the_key_service_runs_on_oidc_stacks_only(stack: Evaluation) -> None:

@@ -15,17 +15,10 @@ from components.flavour.choice import choose
 from components.names import GATEWAY_NAME, KEYCLOAK_NAMESPACE
 from components.platform import keycloak
 from components.serving import gateway
-from harness.program import Evaluation, stack_config, stack_names, typed_config
+from harness.program import Evaluation, stack_config, typed_config
 from tests.support.configs import assert_refused, evaluate_variant
 
-OIDC_STACKS = [s for s in stack_names() if typed_config(s).auth.oidc.enabled]
 IN_CLUSTER = "http://keycloak-service.keycloak.svc.cluster.local:8080"
-
-
-@pytest.fixture(params=OIDC_STACKS)
-def oidc_stack(request: pytest.FixtureRequest, stack_of: Any) -> Evaluation:
-    stack: Evaluation = stack_of(request.param)
-    return stack
 
 
 def _realm_import(stack: Evaluation) -> dict[str, Any]:
