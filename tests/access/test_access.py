@@ -377,6 +377,15 @@ def test_keycloak_runs_in_production_mode_with_a_database_and_generated_admin(st
     }
 
 
+def test_postgresql_volumes_change_owner_only_on_a_root_mismatch(oidc_stack: Evaluation) -> None:
+    """The kubelet's recursive fsGroup pass would make PGDATA group-writable on every mount,
+    which PostgreSQL refuses (docs/openshift.md "Storage"): on every flavour, only when the
+    volume's root does not match."""
+    database = oidc_stack.one("StatefulSet", "keycloak-postgres")
+    context = database.inputs["spec"]["template"]["spec"]["securityContext"]
+    assert context["fsGroupChangePolicy"] == "OnRootMismatch"
+
+
 def test_keys_are_secret_outputs_and_rotate_with_their_version(stack: Evaluation) -> None:
     assert "apiKeys" in stack.secret_outputs
     assert set(stack.outputs["apiKeys"]) == {u["name"] for u in stack_config(stack.stack)["maas:users"]}
